@@ -1,0 +1,46 @@
+"""Error types of spu-sim.
+
+Every error a user can cause or meet carries one readable line (``str(err)``). The CLI maps
+``BadInputError`` (and its subclasses) to exit code 2 and every other ``SpuSimError`` to exit code 1,
+printing only that line -- never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SpuSimError(Exception):
+    """Base class of every error spu-sim raises on purpose."""
+
+
+class BadInputError(SpuSimError):
+    """The user's input (config, matrix, vector, option) cannot be used. CLI exit code 2."""
+
+
+class ConfigError(BadInputError):
+    """A config file or dict failed validation; the message names the field path and the fix."""
+
+
+class DesignError(BadInputError):
+    """The problem cannot be realised with the configured component ranges (values, swing, bits)."""
+
+
+class SimulationError(SpuSimError):
+    """ngspice failed (no convergence, parse error, crash). CLI exit code 1.
+
+    Carries ngspice's own message, the run folder and the netlist path so the user can rerun by hand.
+    """
+
+    def __init__(self, message: str, *, ngspice_message: str = "", run_dir: Path | None = None,
+                 netlist_path: Path | None = None):
+        self.ngspice_message = ngspice_message.strip()
+        self.run_dir = run_dir
+        self.netlist_path = netlist_path
+        line = message
+        if self.ngspice_message:
+            first = " | ".join(l.strip() for l in self.ngspice_message.splitlines() if l.strip())[:500]
+            line += f" (ngspice: {first})"
+        if run_dir is not None:
+            line += f" [run folder: {run_dir}]"
+        super().__init__(line)
