@@ -1,0 +1,74 @@
+"""Shared pieces of the optimisers: the ``Transform`` pair, the local problem, curvature helpers.
+
+Every optimiser module follows the posteriors/optax pattern::
+
+    transform = build(lr=0.1, ...)           # binds hyper-parameters
+    state = transform.init(params)           # immutable NamedTuple
+    updates, state = transform.update(problem, state)
+    params = params + updates
+
+``problem`` is a :class:`LocalProblem`: the mini-batch gradient and (lazily) a curvature factor ``U``
+with ``C = U^T U`` (the GGN ``J_f^T H_L J_f / batch`` or the empirical Fisher), so that
+``A = C + lambda I`` is the damped curvature. Digital first-order optimisers never touch the factor, so
+their measured wall time does not include it.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any, Callable, NamedTuple, Union
+
+import numpy as np
+
+Schedule = Callable[[int], float]
+LearningRate = Union[float, Schedule]
+
+
+class Transform(NamedTuple):
+    """An optimiser: ``init(params) -> state`` and ``update(problem, state) -> (updates, state)``."""
+
+    init: Callable[[np.ndarray], Any]
+    update: Callable[["LocalProblem", Any], tuple[np.ndarray, Any]]
+
+
+def lr_at(lr: LearningRate, step: int) -> float:
+    """The learning rate at ``step``: ``lr(step)`` if it is a schedule, else the number."""
+    return float(lr(step)) if callable(lr) else float(lr)
+
+
+class LocalProblem:
+    """The mini-batch problem an optimiser sees at one step.
+
+    Attributes:
+        loss: mini-batch loss (float).
+        grad: mini-batch gradient, shape (N,).
+        factor: curvature factor U, shape (rows, N), with curvature C = U^T U; computed on first access
+            by ``factor_fn`` (rows = batch * d_z for the GGN, batch for the empirical Fisher).
+        batch_size, d_z: mini-batch size and model output dimension (for the timing model).
+    """
+
+    def __init__(self, loss: float, grad: np.ndarray, factor_fn: Callable[[], np.ndarray], *,
+                 batch_size: int, d_z: int):
+        self.loss = float(loss)
+        self.grad = np.asarray(grad, dtype=float)
+        self._factor_fn = factor_fn
+        self.batch_size = int(batch_size)
+        self.d_z = int(d_z)
+
+    @cached_property
+    def factor(self) -> np.ndarray:
+        return np.asarray(self._factor_fn(), dtype=float)
+
+    @property
+    def n_params(self) -> int:
+        return int(self.grad.shape[0])
+
+    def damped_matrix(self, damping: float) -> np.ndarray:
+        """Dense ``A = U^T U + damping I``, shape (N, N); cost O(rows N^2)."""
+        u = self.factor
+        return u.T @ u + damping * np.eye(u.shape[1])
+
+    def damped_matvec(self, v: np.ndarray, damping: float) -> np.ndarray:
+        """``A v = U^T (U v) + damping v`` without forming A; cost O(rows N)."""
+        u = self.factor
+        return u.T @ (u @ v) + damping * v

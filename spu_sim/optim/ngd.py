@@ -1,0 +1,40 @@
+"""Exact natural gradient descent by a dense solve.
+
+    g_nat = (C + lambda I)^-1 grad,   theta <- theta - lr * g_nat
+
+with C = U^T U the GGN (or empirical Fisher). Cost O(b d_z N^2 + N^3).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import numpy as np
+import scipy.linalg
+
+from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
+
+
+class NGDState(NamedTuple):
+    count: int
+
+
+def init(params: np.ndarray) -> NGDState:
+    return NGDState(count=0)
+
+
+def natural_gradient(problem: LocalProblem, damping: float) -> np.ndarray:
+    """``(U^T U + damping I)^-1 grad`` by Cholesky (A is symmetric positive definite for damping > 0)."""
+    a = problem.damped_matrix(damping)
+    return scipy.linalg.solve(a, problem.grad, assume_a="pos")
+
+
+def update(problem: LocalProblem, state: NGDState, *, lr: LearningRate,
+           damping: float) -> tuple[np.ndarray, NGDState]:
+    return -lr_at(lr, state.count) * natural_gradient(problem, damping), NGDState(count=state.count + 1)
+
+
+def build(lr: LearningRate = 0.1, damping: float = 1e-2) -> Transform:
+    """Exact NGD with learning rate ``lr`` and damping ``lambda = damping`` (> 0)."""
+    return Transform(init, partial(update, lr=lr, damping=damping))

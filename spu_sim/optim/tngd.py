@@ -1,0 +1,153 @@
+"""Thermodynamic natural gradient descent (TNGD, Donatella et al. 2024) with an SPU in the loop.
+
+At step k the SPU holds the damped curvature and the gradient of the current mini-batch,
+
+    A_k = C_k + lambda I  (C = U^T U, the GGN or empirical Fisher),   b_k = grad_k,
+
+and runs the Ornstein-Uhlenbeck dynamics  dx = -(A x - b) dt / tau + sqrt(2 kappa / tau) dW  whose mean is
+
+    E[x(t)] = x* + expm(-A t) (x0 - x*),   x* = A^-1 b   (t in units of tau).
+
+The readout g_k = x(t) is the update direction: theta <- theta - lr * g_k.
+
+Convention for warm start and delay (what ``spu_step`` implements):
+  * warm start on (default): x0 is the previous step's final SPU state (at step 0: the gradient);
+    warm start off: x0 = grad_k at every step (t = 0 is then exactly an SGD step, t -> inf an NGD step).
+  * delay t_d = ``delay_tau`` (only meaningful with warm start): between reading theta and uploading
+    (A_k, b_k) the SPU keeps evolving under the previous (A_{k-1}, b_{k-1}) for t_d, then under
+    (A_k, b_k) for t = ``t_tau``; the readout is the final state. At step 0 there is no previous problem
+    and no delay. With warm start off the state is reset at upload, so the delay has no effect.
+
+Backends:
+  * ``ideal``: the exact OU transient by an eigendecomposition of the symmetric A (O(N^3)), mean only for
+    kappa = 0, else mean plus an exact Gaussian sample with covariance kappa A^-1 (I - expm(-2 A t)),
+    drawn from a generator seeded by (seed, step, phase) so runs are reproducible.
+  * ``circuit``: ``spu_sim.analog.AnalogSolver(circuit, kappa=, seed=, adc_bits=).solve(A, b, x0, t)``,
+    i.e. every step programs A and b into the op-amp integrator netlist and runs ngspice.
+``tngd_adam`` reuses ``spu_step`` and feeds the estimate to Adam's rule.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from spu_sim.errors import BadInputError
+from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
+
+BACKENDS = ("ideal", "circuit")
+DEFAULT_TAU_S = 1e3 * 1e-9  # R = 1 kOhm, C = 1 nF
+
+Evolve = Callable[[np.ndarray, np.ndarray, np.ndarray, float, int, int], np.ndarray]
+
+
+class SPUState(NamedTuple):
+    """The analog state carried between steps: x (SPU readout) and the last uploaded (A, b)."""
+
+    x: np.ndarray | None
+    a_prev: np.ndarray | None
+    b_prev: np.ndarray | None
+
+
+class TNGDState(NamedTuple):
+    count: int
+    spu: SPUState
+    tau_s: float  # seconds per tau of the (last programmed) circuit, for the timing model
+
+
+def ou_transient(a: np.ndarray, b: np.ndarray, x0: np.ndarray, t_tau: float, *, kappa: float = 0.0,
+                 rng: np.random.Generator | None = None) -> np.ndarray:
+    """Exact OU state after t_tau for symmetric positive-definite ``a`` (N, N); returns (N,).
+
+    Mean x* + Q exp(-w t) Q^T (x0 - x*) with a = Q diag(w) Q^T, x* = a^-1 b. For kappa > 0 adds a sample
+    of covariance kappa Q diag((1 - exp(-2 w t)) / w) Q^T (the exact transient covariance of a symmetric
+    drift, physics.md section 1, started from the deterministic x0).
+    """
+    if t_tau == 0.0:
+        return np.array(x0, dtype=float, copy=True)
+    w, q = np.linalg.eigh(a)
+    x_star = q @ ((q.T @ b) / w)
+    x = x_star + q @ (np.exp(-w * t_tau) * (q.T @ (x0 - x_star)))
+    if kappa > 0.0:
+        if rng is None:
+            raise BadInputError("ou_transient: kappa > 0 needs a random generator")
+        std = np.sqrt(kappa * -np.expm1(-2.0 * w * t_tau) / w)
+        x = x + q @ (std * rng.standard_normal(w.shape[0]))
+    return x
+
+
+def make_evolve(backend: str, *, kappa: float = 0.0, seed: int = 0, circuit: dict | None = None,
+                adc_bits: int | None = None) -> tuple[Evolve, Callable[[], float | None]]:
+    """The SPU of a backend as ``evolve(A, b, x0, t_tau, step, phase) -> x`` plus ``tau_s() -> float|None``.
+
+    The circuit backend imports ``spu_sim.analog`` here (lazily) and builds one ``AnalogSolver``.
+    """
+    if backend == "ideal":
+        def evolve_ideal(a, b, x0, t_tau, step, phase):
+            rng = np.random.default_rng([seed, step, phase]) if kappa > 0 else None
+            return ou_transient(a, b, x0, t_tau, kappa=kappa, rng=rng)
+        return evolve_ideal, lambda: None
+    if backend == "circuit":
+        from spu_sim.analog import AnalogSolver  # lazy: ngspice only when asked for
+
+        solver = AnalogSolver(circuit, kappa=kappa, seed=seed, adc_bits=adc_bits)
+
+        def evolve_circuit(a, b, x0, t_tau, step, phase):
+            if t_tau == 0.0:
+                return np.array(x0, dtype=float, copy=True)
+            return np.asarray(solver.solve(a, b, x0, t_tau), dtype=float)
+
+        return evolve_circuit, lambda: float(solver.tau_s)
+    raise BadInputError(f"{backend!r} is not a TNGD backend; choose one of: {', '.join(BACKENDS)}")
+
+
+def spu_step(problem: LocalProblem, spu: SPUState, step: int, evolve: Evolve, *, damping: float,
+             t_tau: float, delay_tau: float, warm_start: bool) -> tuple[np.ndarray, SPUState]:
+    """One SPU use (see the module docstring): returns the natural-gradient estimate and the new SPU state."""
+    a = problem.damped_matrix(damping)
+    b = problem.grad
+    if warm_start and spu.x is not None:
+        x0 = spu.x
+        if delay_tau > 0.0 and spu.a_prev is not None:
+            x0 = evolve(spu.a_prev, spu.b_prev, x0, delay_tau, step, 0)
+    else:
+        x0 = b
+    x = evolve(a, b, x0, t_tau, step, 1)
+    keep = delay_tau > 0.0 and warm_start
+    return x, SPUState(x=x, a_prev=a if keep else None, b_prev=b if keep else None)
+
+
+def init(params: np.ndarray, *, tau_s: float) -> TNGDState:
+    return TNGDState(count=0, spu=SPUState(None, None, None), tau_s=tau_s)
+
+
+def update(problem: LocalProblem, state: TNGDState, *, lr: LearningRate, damping: float, t_tau: float,
+           delay_tau: float, warm_start: bool, evolve: Evolve,
+           circuit_tau_s: Callable[[], float | None]) -> tuple[np.ndarray, TNGDState]:
+    g, spu = spu_step(problem, state.spu, state.count, evolve, damping=damping, t_tau=t_tau,
+                      delay_tau=delay_tau, warm_start=warm_start)
+    tau_s = circuit_tau_s() or state.tau_s
+    return -lr_at(lr, state.count) * g, TNGDState(count=state.count + 1, spu=spu, tau_s=tau_s)
+
+
+def check_hyper(damping: float, t_tau: float, delay_tau: float) -> None:
+    if damping <= 0:
+        raise BadInputError(f"damping must be > 0 (got {damping}); A = C + damping I must be positive definite")
+    if t_tau < 0 or delay_tau < 0:
+        raise BadInputError(f"t_tau and delay_tau must be >= 0 (got {t_tau}, {delay_tau})")
+
+
+def build(lr: LearningRate = 0.1, damping: float = 1e-2, t_tau: float = 50.0, delay_tau: float = 0.0,
+          warm_start: bool = True, backend: str = "ideal", kappa: float = 0.0, seed: int = 0,
+          circuit: dict[str, Any] | None = None, adc_bits: int | None = None,
+          tau_s: float = DEFAULT_TAU_S) -> Transform:
+    """TNGD with analog time ``t_tau`` and delay ``delay_tau`` (units of tau), warm start, damping, a
+    backend (``ideal`` or ``circuit``), noise ``kappa`` and ``seed``; ``tau_s`` is the seconds per tau
+    reported by the ideal backend (the circuit backend reports ``AnalogSolver.tau_s``)."""
+    check_hyper(damping, t_tau, delay_tau)
+    evolve, circuit_tau_s = make_evolve(backend, kappa=kappa, seed=seed, circuit=circuit, adc_bits=adc_bits)
+    return Transform(partial(init, tau_s=tau_s),
+                     partial(update, lr=lr, damping=damping, t_tau=t_tau, delay_tau=delay_tau,
+                             warm_start=warm_start, evolve=evolve, circuit_tau_s=circuit_tau_s))

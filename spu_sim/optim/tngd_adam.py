@@ -1,0 +1,51 @@
+"""TNGD-Adam: the SPU's natural-gradient estimate g (see ``tngd``) fed to Adam's rule.
+
+    g_k = SPU readout (tngd.spu_step),  theta <- theta - lr * adam_direction(g_k)
+
+The paper uses b1 = b2 = 0 (the default), i.e. theta <- theta - lr * g / (|g| + eps) elementwise.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from spu_sim.optim import adam, tngd
+from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
+
+
+class TNGDAdamState(NamedTuple):
+    count: int
+    spu: tngd.SPUState
+    adam: adam.AdamState
+    tau_s: float
+
+
+def init(params: np.ndarray, *, tau_s: float) -> TNGDAdamState:
+    return TNGDAdamState(count=0, spu=tngd.SPUState(None, None, None), adam=adam.init(params), tau_s=tau_s)
+
+
+def update(problem: LocalProblem, state: TNGDAdamState, *, lr: LearningRate, damping: float, t_tau: float,
+           delay_tau: float, warm_start: bool, b1: float, b2: float, eps: float, evolve: tngd.Evolve,
+           circuit_tau_s: Callable[[], float | None]) -> tuple[np.ndarray, TNGDAdamState]:
+    g, spu = tngd.spu_step(problem, state.spu, state.count, evolve, damping=damping, t_tau=t_tau,
+                           delay_tau=delay_tau, warm_start=warm_start)
+    direction, adam_state = adam.adam_direction(g, state.adam, b1=b1, b2=b2, eps=eps)
+    tau_s = circuit_tau_s() or state.tau_s
+    new = TNGDAdamState(count=state.count + 1, spu=spu, adam=adam_state, tau_s=tau_s)
+    return -lr_at(lr, state.count) * direction, new
+
+
+def build(lr: LearningRate = 1e-3, damping: float = 1e-2, t_tau: float = 50.0, delay_tau: float = 0.0,
+          warm_start: bool = True, backend: str = "ideal", kappa: float = 0.0, seed: int = 0,
+          circuit: dict[str, Any] | None = None, adc_bits: int | None = None,
+          tau_s: float = tngd.DEFAULT_TAU_S, b1: float = 0.0, b2: float = 0.0, eps: float = 1e-8) -> Transform:
+    """TNGD-Adam: the knobs of ``tngd.build`` plus Adam's ``b1, b2`` (default 0, 0) and ``eps``."""
+    tngd.check_hyper(damping, t_tau, delay_tau)
+    evolve, circuit_tau_s = tngd.make_evolve(backend, kappa=kappa, seed=seed, circuit=circuit, adc_bits=adc_bits)
+    return Transform(partial(init, tau_s=tau_s),
+                     partial(update, lr=lr, damping=damping, t_tau=t_tau, delay_tau=delay_tau,
+                             warm_start=warm_start, b1=b1, b2=b2, eps=eps, evolve=evolve,
+                             circuit_tau_s=circuit_tau_s))

@@ -1,0 +1,285 @@
+"""Config of ``spu-sim train``: one pydantic model per YAML section, unknown keys rejected.
+
+    data:   name (digits | blobs), test_fraction, seed, features (none | pca | pool), n_components, pool,
+            n_samples, n_features, n_classes, spread (blobs only)
+    model:  name (logreg | mlp), hidden, activation (tanh | relu), curvature (ggn | empirical_fisher), init_scale
+    train:  steps, batch_size, seed, eval_every, progress, optimizers: [ {name, label, lr, damping, ...} ]
+    timing: the TNGD hardware time model (spu_sim.train.timing)
+    plots:  groups: {plot name: [labels]} -> one extra plot per group
+
+Every validation error becomes one ``ConfigError`` line: "<dotted.path>: <problem>; <fix>".
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from spu_sim.errors import BadInputError, ConfigError
+
+OPTIMIZER_NAMES = ("sgd", "adam", "ngd", "ngd_cg", "ngd_woodbury", "tngd", "tngd_adam")
+
+# config key -> keyword of the optimiser's build(); keys not listed for a name are rejected
+_OPTIONS: dict[str, dict[str, str]] = {
+    "sgd": {"lr": "lr"},
+    "adam": {"lr": "lr", "b1": "b1", "b2": "b2", "eps": "eps"},
+    "ngd": {"lr": "lr", "damping": "damping"},
+    "ngd_cg": {"lr": "lr", "damping": "damping", "cg_iters": "max_iter", "cg_tol": "tol"},
+    "ngd_woodbury": {"lr": "lr", "damping": "damping"},
+    "tngd": {k: k for k in ("lr", "damping", "t_tau", "delay_tau", "warm_start", "backend", "kappa", "seed",
+                            "circuit", "adc_bits")},
+}
+_OPTIONS["tngd_adam"] = {**_OPTIONS["tngd"], "b1": "b1", "b2": "b2", "eps": "eps"}
+
+
+def _choice(value: str, choices: tuple[str, ...], what: str) -> str:
+    if value not in choices:
+        raise ValueError(f"{value!r} is not {what}; choose one of: {', '.join(choices)}")
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Section):
+    name: str = "digits"
+    test_fraction: float = Field(0.25, gt=0, lt=1)
+    seed: int = 0
+    features: str = "pca"
+    n_components: int = Field(12, ge=1)
+    pool: int = Field(2, ge=1)
+    n_samples: int = Field(400, ge=10)
+    n_features: int = Field(4, ge=1)
+    n_classes: int = Field(3, ge=2)
+    spread: float = Field(1.0, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _choice(v, ("digits", "blobs"), "a data set")
+
+    @field_validator("features")
+    @classmethod
+    def _features(cls, v: str) -> str:
+        return _choice(v, ("none", "pca", "pool"), "a feature reduction")
+
+
+class ModelConfig(_Section):
+    name: str = "logreg"
+    hidden: int = Field(16, ge=1)
+    activation: str = "tanh"
+    curvature: str = "ggn"
+    init_scale: float | None = Field(None, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _choice(v, ("logreg", "mlp"), "a model")
+
+    @field_validator("activation")
+    @classmethod
+    def _act(cls, v: str) -> str:
+        return _choice(v, ("tanh", "relu"), "an activation")
+
+    @field_validator("curvature")
+    @classmethod
+    def _curv(cls, v: str) -> str:
+        return _choice(v, ("ggn", "empirical_fisher"), "a curvature")
+
+
+class OptimizerConfig(_Section):
+    name: str
+    label: str | None = None
+    lr: float = Field(gt=0)
+    damping: float | None = Field(None, gt=0)
+    t_tau: float | None = Field(None, ge=0)
+    delay_tau: float | None = Field(None, ge=0)
+    backend: str | None = None
+    warm_start: bool | None = None
+    kappa: float | None = Field(None, ge=0)
+    seed: int | None = None
+    adc_bits: int | None = Field(None, ge=1, le=32)
+    circuit: dict[str, Any] | None = None
+    b1: float | None = Field(None, ge=0, lt=1)
+    b2: float | None = Field(None, ge=0, lt=1)
+    eps: float | None = Field(None, gt=0)
+    cg_iters: int | None = Field(None, ge=1)
+    cg_tol: float | None = Field(None, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _choice(v, OPTIMIZER_NAMES, "an optimizer")
+
+    @field_validator("backend")
+    @classmethod
+    def _backend(cls, v: str | None) -> str | None:
+        return None if v is None else _choice(v, ("ideal", "circuit"), "a TNGD backend")
+
+    @model_validator(mode="after")
+    def _options(self) -> "OptimizerConfig":
+        allowed = _OPTIONS[self.name]
+        for key in self.model_fields_set - {"name", "label"}:
+            if key not in allowed and getattr(self, key) is not None:
+                raise ValueError(f"{key!r} is not an option of {self.name}; remove it "
+                                 f"(options of {self.name}: label, {', '.join(allowed)})")
+        if self.label is None:
+            self.label = self.name
+        return self
+
+    def resolved(self) -> dict[str, Any]:
+        """The config keys of this optimiser with the ``build`` defaults filled in."""
+        from spu_sim.optim import OPTIMIZERS
+
+        params = inspect.signature(OPTIMIZERS[self.name].build).parameters
+        out = {}
+        for key, kw in _OPTIONS[self.name].items():
+            value = getattr(self, key)
+            out[key] = params[kw].default if value is None else value
+        return out
+
+    def hyper(self) -> dict[str, Any]:
+        """Keyword arguments of the optimiser's ``build``, with its defaults filled in."""
+        return {_OPTIONS[self.name][k]: v for k, v in self.resolved().items()}
+
+    @property
+    def is_tngd(self) -> bool:
+        return self.name in ("tngd", "tngd_adam")
+
+
+class TrainSection(_Section):
+    steps: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    seed: int = 0
+    eval_every: int = Field(1, ge=1)
+    progress: bool = True
+    optimizers: list[OptimizerConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_labels(self) -> "TrainSection":
+        seen: set[str] = set()
+        for entry in self.optimizers:
+            if entry.label in seen:
+                raise ValueError(f"label {entry.label!r} is used twice; give each optimizer entry a distinct "
+                                 "'label' (e.g. tngd_t5)")
+            seen.add(entry.label)
+        return self
+
+
+class TimingConfig(_Section):
+    """TNGD hardware time model (see spu_sim.train.timing); every term is a knob."""
+
+    r_ohm: float = Field(1e3, gt=0)
+    c_farad: float = Field(1e-9, gt=0)
+    link_bits_per_s: float = Field(50e9, gt=0)
+    dac_bits: int = Field(16, ge=1)
+    resistor_bits: int = Field(16, ge=1)
+    adc_bits: int = Field(16, ge=1)
+    dac_latency_s: float = Field(0.0, ge=0)
+    adc_latency_s: float = Field(0.0, ge=0)
+    include_digital: bool = True
+
+
+class PlotsConfig(_Section):
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class TrainConfig(_Section):
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainSection
+    timing: TimingConfig = Field(default_factory=TimingConfig)
+    plots: PlotsConfig = Field(default_factory=PlotsConfig)
+
+    @model_validator(mode="after")
+    def _groups(self) -> "TrainConfig":
+        labels = [o.label for o in self.train.optimizers]
+        for group, members in self.plots.groups.items():
+            for m in members:
+                if m not in labels:
+                    raise ValueError(f"plots.groups.{group}: {m!r} is not an optimizer label; "
+                                     f"choose among: {', '.join(labels)}")
+        return self
+
+
+def _path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model class that holds the field at ``loc`` (for listing valid keys)."""
+    cls: Any = TrainConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or part not in cls.model_fields:
+            return None
+        ann = cls.model_fields[part].annotation
+        while typing.get_origin(ann) is not None and not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            args = [a for a in typing.get_args(ann) if a is not type(None)]
+            ann = args[0] if args else None
+        cls = ann
+    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One readable line for the first error: '<path>: <problem>; <fix>' (+ count of the others)."""
+    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")  # unknown keys first
+    first = errors[0]
+    loc = tuple(first["loc"])
+    path = _path(loc) or "config"
+    kind, msg = first["type"], first["msg"]
+    if kind == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        keys = ", ".join(parent.model_fields) if parent else ""
+        line = f"{path}: unknown key; valid keys here: {keys}"
+    elif kind == "missing":
+        line = f"{path}: required key is missing; add it"
+    elif msg.startswith("Value error, "):
+        line = f"{path}: {msg[len('Value error, '):]}" if loc else msg[len("Value error, "):]
+    else:
+        line = f"{path}: {msg} (got {first.get('input')!r})"
+    extra = err.error_count() - 1
+    return line + (f" (and {extra} more error{'s' if extra > 1 else ''})" if extra else "")
+
+
+def validate_config(raw: dict[str, Any] | TrainConfig) -> TrainConfig:
+    """Validate a config dict (as loaded from YAML) into a ``TrainConfig``; raises ConfigError."""
+    if isinstance(raw, TrainConfig):
+        return raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: expected a mapping of sections (data, model, train, ...), got {type(raw).__name__}")
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err)) from None
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a YAML file (yaml.safe_load) and validate it."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInputError(f"{p}: config file not found")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    return validate_config(raw)
+
+
+def resolved_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """The config with every default filled in (optimiser hyper-parameters included), for config.yaml."""
+    out = cfg.model_dump(mode="json")
+    out["train"]["optimizers"] = [{"name": o.name, "label": o.label, **o.resolved()} for o in cfg.train.optimizers]
+    return out

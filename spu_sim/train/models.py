@@ -1,0 +1,192 @@
+"""NumPy classifiers with per-example Jacobians, softmax cross-entropy and its curvature.
+
+Parameters are one flat vector theta (N,). For inputs X (n, d) the model gives logits z (n, d_z) and
+
+    loss = (1/n) sum_i CE(softmax(z_i), y_i),     grad = (1/n) sum_i J_i^T (p_i - e_{y_i}),
+
+with J_i = dz_i / dtheta (d_z, N) and p_i = softmax(z_i). The loss Hessian in the outputs is
+H_L,i = diag(p_i) - p_i p_i^T = L_i L_i^T with the closed-form factor L_i = diag(sqrt p_i) - p_i sqrt(p_i)^T
+(check: L L^T = diag(p) - 2 p p^T + p p^T sum(p)). Curvature matrices, both as C = U^T U:
+
+    GGN = (1/n) sum_i J_i^T H_L,i J_i          U = stack_i(L_i^T J_i) / sqrt(n)   (n d_z, N)
+    empirical Fisher = (1/n) sum_i g_i g_i^T   U = stack_i(g_i^T) / sqrt(n)        (n, N),  g_i = J_i^T (p_i - e_{y_i})
+
+For softmax cross-entropy the GGN equals the Fisher.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from spu_sim.errors import BadInputError
+from spu_sim.optim.base import LocalProblem
+
+CURVATURES = ("ggn", "empirical_fisher")
+ACTIVATIONS = ("tanh", "relu")
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of logits (n, d_z)."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def cross_entropy(z: np.ndarray, y: np.ndarray) -> float:
+    """Mean softmax cross-entropy of logits (n, d_z) against integer labels (n,)."""
+    zs = z - z.max(axis=1, keepdims=True)
+    log_p = zs - np.log(np.exp(zs).sum(axis=1, keepdims=True))
+    return float(-log_p[np.arange(len(y)), y].mean())
+
+
+def loss_hessian_factor(p: np.ndarray) -> np.ndarray:
+    """L (n, d_z, d_z) with H_L = diag(p) - p p^T = L L^T for each row of p (n, d_z)."""
+    s = np.sqrt(p)
+    return np.einsum("ni,ij->nij", s, np.eye(p.shape[1])) - np.einsum("ni,nj->nij", p, s)
+
+
+class LogReg:
+    """Multinomial logistic regression z = X W + c; theta = [W (d, d_z) row-major, c (d_z)]."""
+
+    def __init__(self, d_in: int, n_classes: int):
+        self.d_in, self.d_z = int(d_in), int(n_classes)
+        self.n_params = self.d_in * self.d_z + self.d_z
+
+    def init(self, rng: np.random.Generator, scale: float = 0.01) -> np.ndarray:
+        theta = np.zeros(self.n_params)
+        theta[: self.d_in * self.d_z] = scale * rng.standard_normal(self.d_in * self.d_z)
+        return theta
+
+    def _unpack(self, theta):
+        k = self.d_in * self.d_z
+        return theta[:k].reshape(self.d_in, self.d_z), theta[k:]
+
+    def logits(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+        w, c = self._unpack(theta)
+        return x @ w + c
+
+    def backprop(self, theta: np.ndarray, x: np.ndarray, dz: np.ndarray) -> np.ndarray:
+        """sum_i J_i^T dz_i, shape (N,), for output cotangents dz (n, d_z)."""
+        return np.concatenate([(x.T @ dz).ravel(), dz.sum(axis=0)])
+
+    def jacobian(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Per-example Jacobians dz_i/dtheta, shape (n, d_z, N)."""
+        n, eye = x.shape[0], np.eye(self.d_z)
+        jw = np.einsum("ni,cd->ncid", x, eye).reshape(n, self.d_z, -1)
+        jc = np.broadcast_to(eye, (n, self.d_z, self.d_z))
+        return np.concatenate([jw, jc], axis=2)
+
+
+class MLP:
+    """One hidden layer: a = X W1 + c1, h = act(a), z = h W2 + c2; theta = [W1, c1, W2, c2] (row-major)."""
+
+    def __init__(self, d_in: int, hidden: int, n_classes: int, activation: str = "tanh"):
+        if activation not in ACTIVATIONS:
+            raise BadInputError(f"{activation!r} is not an activation; choose one of: {', '.join(ACTIVATIONS)}")
+        self.d_in, self.hidden, self.d_z, self.activation = int(d_in), int(hidden), int(n_classes), activation
+        self.sizes = [self.d_in * self.hidden, self.hidden, self.hidden * self.d_z, self.d_z]
+        self.n_params = int(sum(self.sizes))
+
+    def init(self, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
+        w1 = scale * rng.standard_normal(self.sizes[0]) / np.sqrt(self.d_in)
+        w2 = scale * rng.standard_normal(self.sizes[2]) / np.sqrt(self.hidden)
+        return np.concatenate([w1, np.zeros(self.hidden), w2, np.zeros(self.d_z)])
+
+    def _unpack(self, theta):
+        w1, c1, w2, c2 = np.split(theta, np.cumsum(self.sizes)[:-1])
+        return w1.reshape(self.d_in, self.hidden), c1, w2.reshape(self.hidden, self.d_z), c2
+
+    def _hidden(self, theta, x):
+        w1, c1, w2, c2 = self._unpack(theta)
+        a = x @ w1 + c1
+        if self.activation == "tanh":
+            h = np.tanh(a)
+            dh = 1.0 - h * h
+        else:
+            h = np.maximum(a, 0.0)
+            dh = (a > 0).astype(float)
+        return h, dh, w2, c2
+
+    def logits(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+        h, _, w2, c2 = self._hidden(theta, x)
+        return h @ w2 + c2
+
+    def backprop(self, theta: np.ndarray, x: np.ndarray, dz: np.ndarray) -> np.ndarray:
+        h, dh, w2, _ = self._hidden(theta, x)
+        da = (dz @ w2.T) * dh
+        return np.concatenate([(x.T @ da).ravel(), da.sum(axis=0), (h.T @ dz).ravel(), dz.sum(axis=0)])
+
+    def jacobian(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+        h, dh, w2, _ = self._hidden(theta, x)
+        n, eye = x.shape[0], np.eye(self.d_z)
+        d = np.einsum("jc,nj->ncj", w2, dh)  # dz_c / da_j
+        jw1 = np.einsum("ni,ncj->ncij", x, d).reshape(n, self.d_z, -1)
+        jw2 = np.einsum("nj,cd->ncjd", h, eye).reshape(n, self.d_z, -1)
+        jc2 = np.broadcast_to(eye, (n, self.d_z, self.d_z))
+        return np.concatenate([jw1, d, jw2, jc2], axis=2)
+
+
+Model = LogReg | MLP
+
+
+def make_model(name: str, d_in: int, n_classes: int, *, hidden: int = 16, activation: str = "tanh") -> Model:
+    """``logreg`` or ``mlp`` for inputs of dimension d_in and n_classes outputs."""
+    if name == "logreg":
+        return LogReg(d_in, n_classes)
+    if name == "mlp":
+        return MLP(d_in, hidden, n_classes, activation)
+    raise BadInputError(f"{name!r} is not a model; choose one of: logreg, mlp")
+
+
+def loss_and_grad(model: Model, theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy and its gradient by backpropagation, O(n N)."""
+    z = model.logits(theta, x)
+    p = softmax(z)
+    p[np.arange(len(y)), y] -= 1.0
+    return cross_entropy(z, y), model.backprop(theta, x, p / len(y))
+
+
+def ggn_factor(model: Model, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """U (n d_z, N) with GGN = U^T U = (1/n) sum_i J_i^T H_L,i J_i."""
+    j = model.jacobian(theta, x)
+    lf = loss_hessian_factor(softmax(model.logits(theta, x)))
+    return np.einsum("nck,ncp->nkp", lf, j).reshape(-1, j.shape[2]) / np.sqrt(x.shape[0])
+
+
+def empirical_fisher_factor(model: Model, theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """U (n, N) with empirical Fisher = U^T U = (1/n) sum_i g_i g_i^T (per-example gradients g_i)."""
+    j = model.jacobian(theta, x)
+    r = softmax(model.logits(theta, x))
+    r[np.arange(len(y)), y] -= 1.0
+    return np.einsum("ncp,nc->np", j, r) / np.sqrt(x.shape[0])
+
+
+def ggn(model: Model, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Dense GGN (N, N)."""
+    u = ggn_factor(model, theta, x)
+    return u.T @ u
+
+
+def empirical_fisher(model: Model, theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Dense empirical Fisher (N, N)."""
+    u = empirical_fisher_factor(model, theta, x, y)
+    return u.T @ u
+
+
+def make_problem(model: Model, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
+                 curvature: Literal["ggn", "empirical_fisher"] = "ggn") -> LocalProblem:
+    """The mini-batch problem for the optimisers: loss, gradient now, curvature factor on demand."""
+    loss, grad = loss_and_grad(model, theta, x, y)
+    if curvature == "ggn":
+        factor_fn = lambda: ggn_factor(model, theta, x)  # noqa: E731
+    elif curvature == "empirical_fisher":
+        factor_fn = lambda: empirical_fisher_factor(model, theta, x, y)  # noqa: E731
+    else:
+        raise BadInputError(f"{curvature!r} is not a curvature; choose one of: {', '.join(CURVATURES)}")
+    return LocalProblem(loss, grad, factor_fn, batch_size=x.shape[0], d_z=model.d_z)
+
+
+def accuracy(model: Model, theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of argmax(logits) == y."""
+    return float((model.logits(theta, x).argmax(axis=1) == y).mean())
