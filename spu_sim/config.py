@@ -1,0 +1,276 @@
+"""Validated configuration: one pydantic model per YAML section, unknown keys rejected.
+
+``load_config(path_or_dict)`` is the only way in: load -> validate -> resolve paths. Every failure is a
+``ConfigError`` with one line naming the dotted field path and the fix, e.g.
+
+    circuit.topology: 'opamp_x' is not a topology; choose one of: opamp, rlc
+
+The config never reaches a netlist as text: the generator emits only numbers it computed and names it
+chose (see spu_sim.netlist).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors, values are validated on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _finite(v: float | None, info: Any = None) -> float | None:
+    if v is not None and not math.isfinite(v):
+        raise ValueError("must be a finite number")
+    return v
+
+
+# ---------------------------------------------------------------- problem
+
+
+class RandomMatrixSpec(Strict):
+    """A reproducible random test matrix.
+
+    kind: ``spd`` -- Q diag(lam) Q^T with Q Haar-random orthogonal and lam log-spaced in
+    [scale, scale * condition]; ``m_matrix`` -- a symmetric M-matrix (non-positive off-diagonal,
+    diagonally dominant) with the given condition number (approximately) -- what passive RLC
+    coupling can realise.
+    """
+
+    kind: Literal["spd", "m_matrix"] = "spd"
+    d: int = Field(ge=1, le=512)
+    condition: float = Field(default=10.0, ge=1.0)
+    scale: float = Field(default=1.0, gt=0)
+    seed: int = 0
+
+    _fin = field_validator("condition", "scale")(_finite)
+
+
+class RandomVectorSpec(Strict):
+    """A reproducible random right-hand side: ``normal`` (standard normal entries times scale) or
+    ``ones`` (all entries equal to scale)."""
+
+    kind: Literal["normal", "ones"] = "normal"
+    scale: float = 1.0
+    seed: int = 0
+
+    _fin = field_validator("scale")(_finite)
+
+
+class RandomMatrix(Strict):
+    random: RandomMatrixSpec
+
+
+class RandomVector(Strict):
+    random: RandomVectorSpec
+
+
+MatrixSource = Union[str, list[list[float]], RandomMatrix]
+VectorSource = Union[str, list[float], RandomVector]
+
+
+class ProblemConfig(Strict):
+    """The linear-algebra problem: the SPU samples N(A^-1 b, kappa A^-1).
+
+    matrix / vector: a path to a .npy file (relative to the config file), an inline list, or
+    ``{random: {...}}``. kappa: the noise level in problem units (dx = -(A x - b) dt/tau +
+    sqrt(2 kappa/tau) dW); 0 switches the noise sources off. x0: the initial state of the transient:
+    ``zero``, ``b`` (the gradient, as in TNGD) or an inline list.
+    """
+
+    matrix: MatrixSource
+    vector: VectorSource
+    kappa: float = Field(default=0.01, ge=0)
+    x0: Union[Literal["zero", "b"], list[float]] = "zero"
+
+    _fin = field_validator("kappa")(_finite)
+
+
+# ---------------------------------------------------------------- circuit
+
+
+class IntegratorConfig(Strict):
+    """Element ranges of the op-amp integrator SPU (see spu_sim.design.opamp for the mapping).
+
+    c_farad: integrator feedback capacitor. r_min_ohm / r_max_ohm: realisable resistor range; the
+    largest |A_ij| maps to r_min_ohm. v_swing_v: the largest node voltage the scaling aims for
+    (mean + 4 sigma). v_dac_max_v: full scale of the DAC that drives b. noise_v_rms: rms of the
+    noise-DAC samples (sets the noise resistor). prune_below_relative: matrix entries with
+    |A_ij| < prune * max|A| get no resistor (reported in the realised matrix); 0 = never prune.
+    """
+
+    c_farad: float = Field(default=1e-9, gt=0)
+    r_min_ohm: float = Field(default=1e3, gt=0)
+    r_max_ohm: float = Field(default=1e8, gt=0)
+    v_swing_v: float = Field(default=1.0, gt=0)
+    v_dac_max_v: float = Field(default=1.0, gt=0)
+    noise_v_rms: float = Field(default=0.5, gt=0)
+    prune_below_relative: float = Field(default=0.0, ge=0, lt=1)
+
+    _fin = field_validator("c_farad", "r_min_ohm", "r_max_ohm", "v_swing_v", "v_dac_max_v",
+                           "noise_v_rms")(_finite)
+
+    @model_validator(mode="after")
+    def _range(self) -> "IntegratorConfig":
+        if self.r_max_ohm <= self.r_min_ohm:
+            raise ValueError(f"r_max_ohm ({self.r_max_ohm:g}) must exceed r_min_ohm ({self.r_min_ohm:g})")
+        return self
+
+
+class OpampConfig(Strict):
+    """The op-amp model. ``ideal``: a nullor (virtual ground held exactly, no gain error)."""
+
+    model: Literal["ideal"] = "ideal"
+
+
+class CircuitConfig(Strict):
+    topology: Literal["opamp", "rlc"] = "opamp"
+    integrator: IntegratorConfig = IntegratorConfig()
+    opamp: OpampConfig = OpampConfig()
+
+
+# ---------------------------------------------------------------- simulation and readout
+
+
+class SimulationConfig(Strict):
+    """What ngspice runs.
+
+    t_stop_tau: transient length in problem time units tau (the tau of dx = -(A x - b) dt/tau).
+    burn_in_tau: discarded before averaging; default: 5 relaxation times of the slowest mode, capped
+    at half the run. noise_dt_tau: step of the injected noise samples; default 1/(noise_oversample *
+    lambda_max). backend: ``ngspice-shared`` (in-process through PySpice) or ``ngspice-subprocess``
+    (plain ``ngspice -b -r``). analyses: which of op / tran to run.
+    """
+
+    t_stop_tau: float = Field(default=100.0, gt=0)
+    burn_in_tau: float | None = Field(default=None, ge=0)
+    seed: int = 0
+    noise_dt_tau: float | None = Field(default=None, gt=0)
+    noise_oversample: float = Field(default=50.0, ge=2)
+    max_noise_samples: int = Field(default=2_000_000, ge=10)
+    backend: Literal["ngspice-shared", "ngspice-subprocess"] = "ngspice-shared"
+    analyses: list[Literal["op", "tran"]] = ["op", "tran"]
+    timeout_s: float | None = Field(default=None, gt=0)
+    reltol: float = Field(default=1e-4, gt=0, le=1e-2)
+
+    _fin = field_validator("t_stop_tau", "burn_in_tau", "noise_dt_tau")(_finite)
+
+    @model_validator(mode="after")
+    def _burn(self) -> "SimulationConfig":
+        if self.burn_in_tau is not None and self.burn_in_tau >= self.t_stop_tau:
+            raise ValueError(f"burn_in_tau ({self.burn_in_tau:g}) must be below t_stop_tau ({self.t_stop_tau:g})")
+        if not self.analyses:
+            raise ValueError("analyses: name at least one of op, tran")
+        return self
+
+
+class AdcConfig(Strict):
+    """ADC of the readout: ``bits`` null = ideal (no quantisation); range_v: full scale +/- range_v
+    (default 1.25 * the design's voltage swing); values beyond it clip."""
+
+    bits: int | None = Field(default=None, ge=1, le=32)
+    range_v: float | None = Field(default=None, gt=0)
+
+
+class ReadoutConfig(Strict):
+    """sample_dt_tau: ADC sample period in tau (default: the noise step)."""
+
+    sample_dt_tau: float | None = Field(default=None, gt=0)
+    adc: AdcConfig = AdcConfig()
+
+
+class Config(Strict):
+    problem: ProblemConfig
+    circuit: CircuitConfig = CircuitConfig()
+    simulation: SimulationConfig = SimulationConfig()
+    readout: ReadoutConfig = ReadoutConfig()
+    # folder that relative paths in the config are resolved against (not a YAML key)
+    _base_dir: Path = PrivateAttr(default=Path("."))
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain data (what results are stored with)."""
+        return self.model_dump(mode="json")
+
+
+# ---------------------------------------------------------------- loading and error formatting
+
+_CHOICE_WORD = {"topology": "topology", "backend": "backend", "kind": "kind", "model": "model",
+                "name": "name"}
+
+
+def format_validation_error(err: ValidationError, root: str = "") -> str:
+    """One line for the first (most specific) error: dotted path, what is wrong, the fix."""
+    errors = err.errors(include_url=False)
+    # union types report one error per branch; prefer the most specific (longest path) message
+    first = max(errors, key=lambda e: (e["type"] != "literal_error" and 0 or 1, len(e["loc"])))
+    if any(e["type"] == "extra_forbidden" for e in errors):
+        first = next(e for e in errors if e["type"] == "extra_forbidden")
+    loc = [p for p in first["loc"] if not (isinstance(p, str) and (p.startswith("list[") or p.startswith("function-") or p in ("str", "RandomMatrix", "RandomVector") or "[" in p))]
+    path = root
+    for p in loc:
+        path += f"[{p}]" if isinstance(p, int) else (("." if path else "") + str(p))
+    kind = first["type"]
+    value = first.get("input")
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key; check the spelling (see the example configs in configs/)"
+    if kind == "literal_error":
+        choices = first.get("ctx", {}).get("expected", "")
+        choices = choices.replace("'", "").replace(" or ", ", ")
+        word = _CHOICE_WORD.get(str(loc[-1]) if loc else "", "valid value")
+        return f"{path}: {value!r} is not a {word}; choose one of: {choices}"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    msg = first["msg"].removeprefix("Value error, ")
+    shown = "" if isinstance(value, (dict, list)) else f" (got {value!r})"
+    return f"{path}: {msg}{shown}"
+
+
+def load_config(source: str | Path | dict[str, Any] | Config, *, model: type[BaseModel] = Config) -> Any:
+    """Load and validate a config from a YAML path, a dict or an existing Config.
+
+    Relative paths inside the config resolve against the YAML file's folder (or the current folder
+    for a dict).
+    """
+    if isinstance(source, model):
+        return source
+    base_dir = Path(".")
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(e, 'problem', e)})") from None
+        base_dir = path.resolve().parent
+    else:
+        data = source
+    if not isinstance(data, dict):
+        raise ConfigError("config: the top level must be a mapping of sections (problem, circuit, ...)")
+    try:
+        cfg = model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e)) from None
+    if hasattr(cfg, "_base_dir"):
+        cfg._base_dir = base_dir
+    return cfg
+
+
+def save_config(cfg: BaseModel) -> str:
+    """The resolved config as YAML text."""
+    data = cfg.to_dict() if hasattr(cfg, "to_dict") else cfg.model_dump(mode="json")
+    return yaml.safe_dump(data, sort_keys=False)

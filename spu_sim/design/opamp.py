@@ -1,0 +1,207 @@
+"""Design of the op-amp integrator SPU: problem (A, b, kappa) -> element values, scaling, realised matrix.
+
+The circuit (TNGD App. C style), one inverting integrator per variable i with output node x<i>:
+
+    C_f dV_i/dt = - sum_j G_ij s_ij V_j  -  G_in V_dac,i  -  V_noise,i / R_noise
+
+- s_ij = +1: the resistor R_ij = 1/G_ij is fed by V_j (node x<j>) -- realises A_ij > 0 (the diagonal
+  "leak" included); s_ij = -1: it is fed by the inverted copy -V_j (node xn<j>, a unity-gain inverter)
+  -- realises A_ij < 0. Exact zeros get no resistor.
+- b enters as a DAC voltage V_dac,i = -b_i / (alpha s_x G_in) through R_in = 1/G_in (the sign flip of
+  the inverting integrator).
+- noise: a noise-DAC voltage (samples of rms noise_v_rms, linearly interpolated) through R_noise.
+
+Scaling (chosen here, reported in the netlist header and result.npz):
+
+    alpha  [ohm * problem units of A]: G_ij = |A_ij| / alpha, alpha = max|A_ij| * r_min_ohm
+    s_x    [problem units of x per volt]: x = s_x V, chosen so |V| <= v_swing_v at mean + 4 sigma
+    tau_s  [s]: tau = alpha * C_f, so the circuit obeys dx = -(A x - b) dt / tau exactly
+
+so time in "tau" is the problem's own time unit: t_stop_tau of the config is t_stop_tau * tau_s seconds
+of circuit time, and the fastest mode of A relaxes in about r_min_ohm * C_f seconds whatever the
+magnitude of A's entries (a matrix with entries 1e4 and b = 1e-3 maps to the same voltages and
+resistors as one with entries 1 and b = 1e-7).
+
+Noise: a two-sided current intensity q_I at the summing node gives x the diffusion s_x^2 q_I / C_f^2
+per second; matching the OU's 2 kappa / tau_s gives q_I = 2 kappa C_f^2 / (tau_s s_x^2). Noise-DAC
+samples of rms v_n every h_s seconds, linearly interpolated, have low-frequency intensity v_n^2 h_s,
+through R_noise a current intensity v_n^2 h_s / R_noise^2, so R_noise = v_n sqrt(h_s / q_I).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import Config
+from ..errors import DesignError
+from ..problem import Problem
+
+SIGMA_HEADROOM = 4.0
+
+
+@dataclass(frozen=True)
+class OpampDesign:
+    """Every element value of the op-amp integrator SPU and the map back to problem units.
+
+    Arrays: r_ohm (d, d) coupling resistors (inf = no resistor), sign (d, d) +1 fed by V_j, -1 by -V_j,
+    v_dac_v (d,), x0_v (d,). Scalars: c_farad, r_in_ohm, r_noise_ohm (inf = no noise), noise_v_rms,
+    alpha (ohm * units of A), s_x (units of x per volt), tau_s (seconds per tau), noise_dt_tau.
+    """
+
+    problem: Problem
+    c_farad: float
+    r_ohm: np.ndarray
+    sign: np.ndarray
+    r_in_ohm: float
+    v_dac_v: np.ndarray
+    r_noise_ohm: float
+    noise_v_rms: float
+    alpha: float
+    s_x: float
+    tau_s: float
+    x0_v: np.ndarray
+    noise_dt_tau: float
+    v_swing_v: float
+    pruned: list[tuple[int, int]] = field(default_factory=list)
+    topology: str = "opamp"
+
+    @property
+    def d(self) -> int:
+        return self.r_ohm.shape[0]
+
+    @property
+    def needs_inverter(self) -> np.ndarray:
+        """(d,) bool: variable j drives at least one resistor through its inverted copy."""
+        return np.any((self.sign < 0) & np.isfinite(self.r_ohm), axis=0)
+
+    @property
+    def readout_nodes(self) -> list[str]:
+        return [f"x{i + 1}" for i in range(self.d)]
+
+    @property
+    def has_noise(self) -> bool:
+        return bool(np.isfinite(self.r_noise_ohm))
+
+    def to_problem_units(self, v: np.ndarray) -> np.ndarray:
+        """Node voltages (..., d) in volts -> x in problem units."""
+        return self.s_x * np.asarray(v)
+
+    @property
+    def A_realized(self) -> np.ndarray:
+        """The drift the element values implement, in problem units: alpha * s_ij / R_ij."""
+        g = np.where(np.isfinite(self.r_ohm), 1.0 / self.r_ohm, 0.0)
+        return self.alpha * self.sign * g
+
+    @property
+    def b_realized(self) -> np.ndarray:
+        """The right-hand side the DAC voltages implement: -alpha s_x V_dac / R_in."""
+        if not np.isfinite(self.r_in_ohm):
+            return np.zeros(self.d)
+        return -self.alpha * self.s_x * self.v_dac_v / self.r_in_ohm
+
+    @property
+    def kappa_realized(self) -> float:
+        """Noise level in problem units implemented by R_noise and the noise-DAC rms (low-frequency)."""
+        if not self.has_noise:
+            return 0.0
+        h_s = self.noise_dt_tau * self.tau_s
+        q_i = self.noise_v_rms ** 2 * h_s / self.r_noise_ohm ** 2
+        return q_i * self.tau_s * self.s_x ** 2 / (2.0 * self.c_farad ** 2)
+
+    def describe(self) -> dict[str, object]:
+        """Scalars of the mapping, for the netlist header and result files."""
+        r = self.r_ohm[np.isfinite(self.r_ohm)]
+        return {
+            "topology": "opamp", "d": self.d, "c_farad": self.c_farad, "alpha_ohm_units": self.alpha,
+            "s_x_units_per_volt": self.s_x, "tau_s": self.tau_s, "r_in_ohm": self.r_in_ohm,
+            "r_noise_ohm": self.r_noise_ohm, "noise_v_rms": self.noise_v_rms,
+            "noise_dt_tau": self.noise_dt_tau, "r_coupling_min_ohm": float(r.min()),
+            "r_coupling_max_ohm": float(r.max()), "n_resistors": int(r.size),
+            "n_inverters": int(self.needs_inverter.sum()), "pruned_entries": len(self.pruned),
+            "v_swing_v": self.v_swing_v,
+        }
+
+
+def design_opamp(problem: Problem, cfg: Config) -> OpampDesign:
+    """Choose every element value for the problem within the configured ranges (see module doc)."""
+    ic = cfg.circuit.integrator
+    A, b = problem.A, problem.b
+    d = problem.d
+    amax = float(np.abs(A).max())
+    alpha = amax * ic.r_min_ohm
+    tau_s = alpha * ic.c_farad
+
+    # coupling resistors, with range checks and optional pruning
+    r_ohm = np.full((d, d), np.inf)
+    sign = np.where(A < 0, -1.0, 1.0)
+    pruned: list[tuple[int, int]] = []
+    for i in range(d):
+        for j in range(d):
+            a = abs(A[i, j])
+            if a == 0.0:
+                continue
+            r = alpha / a
+            if r > ic.r_max_ohm:
+                if i != j and a < ic.prune_below_relative * amax:
+                    pruned.append((i, j))
+                    continue
+                raise DesignError(
+                    f"problem.matrix[{i}][{j}] = {A[i, j]:.3g} needs R = {r:.3g} ohm, above "
+                    f"circuit.integrator.r_max_ohm = {ic.r_max_ohm:.3g} (entries below "
+                    f"{ic.r_min_ohm / ic.r_max_ohm * amax:.3g} are not realisable); raise r_max_ohm, lower "
+                    f"r_min_ohm, or set circuit.integrator.prune_below_relative above {a / amax:.3g}")
+            r_ohm[i, j] = r
+    A_real = alpha * sign * np.where(np.isfinite(r_ohm), 1.0 / r_ohm, 0.0)
+
+    # voltage scale: mean + 4 sigma of the realised stationary law, and the initial state
+    lam = np.linalg.eigvals(A_real)
+    if np.any(lam.real <= 0):
+        raise DesignError("the realised matrix (after pruning) is not stable; lower prune_below_relative")
+    x_star = np.linalg.solve(A_real, b)
+    var = problem.kappa * np.clip(np.diag(np.linalg.inv(0.5 * (A_real + A_real.T))), 0, None)
+    x_range = float(max(np.max(np.abs(x_star) + SIGMA_HEADROOM * np.sqrt(var)),
+                        np.max(np.abs(problem.x0)) if d else 0.0))
+    s_x = x_range / ic.v_swing_v if x_range > 0 else 1.0
+
+    # right-hand side: one R_in, DAC at full scale for the largest |b_i|
+    bmax = float(np.abs(b).max())
+    if bmax > 0:
+        g_in = bmax / (alpha * s_x * ic.v_dac_max_v)
+        r_in = 1.0 / g_in
+        if r_in < ic.r_min_ohm:
+            r_in = ic.r_min_ohm
+        if r_in > ic.r_max_ohm:
+            raise DesignError(
+                f"problem.vector: |b| = {bmax:.3g} is too small for the DAC range: R_in = {r_in:.3g} ohm exceeds "
+                f"circuit.integrator.r_max_ohm; raise r_max_ohm or v_dac_max_v")
+        v_dac = -b / (alpha * s_x) * r_in
+    else:
+        r_in, v_dac = np.inf, np.zeros(d)
+
+    # noise step and noise resistor
+    lam_max = float(np.max(np.abs(lam)))
+    noise_dt_tau = cfg.simulation.noise_dt_tau or 1.0 / (cfg.simulation.noise_oversample * lam_max)
+    if problem.kappa > 0 and "tran" in cfg.simulation.analyses:
+        h_s = noise_dt_tau * tau_s
+        q_i = 2.0 * problem.kappa * ic.c_farad ** 2 / (tau_s * s_x ** 2)
+        v_n = ic.noise_v_rms
+        r_noise = v_n * np.sqrt(h_s / q_i)
+        if r_noise > ic.r_max_ohm:
+            r_noise = ic.r_max_ohm
+            v_n = r_noise * np.sqrt(q_i / h_s)
+        if r_noise < ic.r_min_ohm:
+            r_noise = ic.r_min_ohm
+            v_n = r_noise * np.sqrt(q_i / h_s)
+            if v_n > 20 * ic.noise_v_rms:
+                raise DesignError(
+                    f"problem.kappa = {problem.kappa:.3g} needs noise samples of {v_n:.3g} V rms even through "
+                    f"r_min_ohm; lower kappa or raise circuit.integrator.v_swing_v")
+    else:
+        r_noise, v_n = np.inf, 0.0
+
+    return OpampDesign(problem=problem, c_farad=ic.c_farad, r_ohm=r_ohm, sign=sign, r_in_ohm=float(r_in),
+                       v_dac_v=v_dac, r_noise_ohm=float(r_noise), noise_v_rms=float(v_n), alpha=alpha,
+                       s_x=s_x, tau_s=tau_s, x0_v=problem.x0 / s_x, noise_dt_tau=float(noise_dt_tau),
+                       v_swing_v=ic.v_swing_v, pruned=pruned)

@@ -1,0 +1,182 @@
+"""The chain, step by step: config -> problem -> design -> netlist -> backend -> waveforms -> readout.
+
+    result = simulate("configs/opamp_d8.yaml", out_dir="runs/x")      # ngspice, result.npz
+    metrics = spu_sim.compare.compare("configs/opamp_d8.yaml", "runs/x")  # + ideal OU + plots
+
+Each public function validates everything before it touches ``out_dir``; results are staged in a
+private folder and published atomically at the end (spu_sim.io).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import io
+from .backend import Waveforms, get_backend
+from .config import Config, load_config, save_config
+from .design import make_design
+from .errors import SimulationError
+from .netlist import NETLIST_NAME, NOISE_NAME, format_netlist, noise_samples, write_noise_file
+from .problem import Problem, build_problem
+from .readout import make_adc, read_op, read_transient
+
+RESULT_NAME = "result.npz"
+CONFIG_NAME = "config.yaml"
+DESIGN_NAME = "design.json"
+
+
+@dataclass
+class Prepared:
+    """A validated config with its problem and design: everything needed to write the netlist."""
+
+    cfg: Config
+    problem: Problem
+    design: Any
+
+    @property
+    def t_stop_s(self) -> float:
+        return self.cfg.simulation.t_stop_tau * self.design.tau_s
+
+    @property
+    def sample_dt_tau(self) -> float:
+        return self.cfg.readout.sample_dt_tau or self.design.noise_dt_tau
+
+    @property
+    def burn_in_tau(self) -> float:
+        sim = self.cfg.simulation
+        if sim.burn_in_tau is not None:
+            return sim.burn_in_tau
+        lam_min = float(np.min(np.real(np.linalg.eigvals(self.design.A_realized))))
+        return min(5.0 / lam_min, 0.5 * sim.t_stop_tau)
+
+    @property
+    def n_noise_steps(self) -> int:
+        return int(np.ceil(self.cfg.simulation.t_stop_tau / self.design.noise_dt_tau))
+
+
+@dataclass
+class SimulationResult:
+    """What ``simulate`` produced; ``arrays`` is exactly what result.npz holds."""
+
+    out_dir: Path | None
+    arrays: dict[str, np.ndarray]
+    timings_s: dict[str, float] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.arrays[key]
+
+
+def prepare(config: str | Path | dict | Config) -> Prepared:
+    """load -> validate -> problem -> design; raises BadInputError subclasses on bad input."""
+    cfg = load_config(config)
+    problem = build_problem(cfg)
+    design = make_design(problem, cfg)
+    prep = Prepared(cfg, problem, design)
+    if "tran" in cfg.simulation.analyses and design.has_noise and prep.n_noise_steps > cfg.simulation.max_noise_samples:
+        from .errors import BadInputError
+        raise BadInputError(
+            f"simulation.t_stop_tau: {cfg.simulation.t_stop_tau:g} tau needs {prep.n_noise_steps} noise samples of "
+            f"{design.noise_dt_tau:.3g} tau (limit simulation.max_noise_samples = {cfg.simulation.max_noise_samples}); "
+            "shorten the run or raise the limit")
+    return prep
+
+
+def write_run_files(prep: Prepared, folder: Path) -> Path:
+    """netlist.cir (+ noise.txt when the design injects noise) in folder; returns the netlist path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    netlist = folder / NETLIST_NAME
+    io.atomic_write_text(netlist, format_netlist(prep.design, prep.cfg))
+    if prep.design.has_noise and "tran" in prep.cfg.simulation.analyses:
+        w = noise_samples(prep.design.d, prep.n_noise_steps, prep.cfg.simulation.seed)
+        write_noise_file(folder / NOISE_NAME, prep.design.noise_dt_tau * prep.design.tau_s,
+                         prep.design.noise_v_rms * w)
+    io.atomic_write_text(folder / CONFIG_NAME, save_config(prep.cfg))
+    io.atomic_write_json(folder / DESIGN_NAME, prep.design.describe())
+    return netlist
+
+
+def write_netlist(config: str | Path | dict | Config, out_dir: str | Path) -> list[Path]:
+    """Write OUT/netlist.cir (and its noise file and resolved config); run nothing."""
+    prep = prepare(config)
+    stage = io.new_stage(Path(out_dir))
+    write_run_files(prep, stage)
+    return io.publish(stage, Path(out_dir))
+
+
+def run_backend(prep: Prepared, netlist: Path) -> tuple[dict[str, Waveforms], float]:
+    """Run ngspice on the netlist with the configured backend; returns plots and wall time."""
+    backend = get_backend(prep.cfg.simulation.backend)
+    t0 = time.perf_counter()
+    plots = backend.run(netlist, timeout_s=prep.cfg.simulation.timeout_s)
+    return plots, time.perf_counter() - t0
+
+
+def read_results(prep: Prepared, plots: dict[str, Waveforms]) -> dict[str, np.ndarray]:
+    """Readout of every analysis that ran, into the result.npz arrays (problem units)."""
+    d, design = prep.design.d, prep.design
+    arrays: dict[str, np.ndarray] = {
+        "A": prep.problem.A, "b": prep.problem.b, "x0": prep.problem.x0, "x_star": prep.problem.x_star,
+        "A_realized": design.A_realized, "b_realized": design.b_realized,
+        "kappa": np.array(design.kappa_realized), "kappa_target": np.array(prep.problem.kappa),
+        "tau_s": np.array(design.tau_s),
+    }
+    nan_vec = np.full(d, np.nan)
+    arrays["x_op"] = read_op(plots["op"], design) if "op" in plots else nan_vec
+    if "tran" in plots:
+        tr = read_transient(plots["tran"], design, make_adc(prep.cfg, design), prep.sample_dt_tau * design.tau_s,
+                            prep.t_stop_s, prep.burn_in_tau * design.tau_s)
+        arrays.update(t=tr.t_s, x=tr.x, x_mean=tr.x_mean, x_cov=tr.x_cov, burn_in_s=np.array(tr.burn_in_s),
+                      adc_clipped=np.array(tr.n_clipped), n_ngspice_points=np.array(len(plots["tran"].axis)))
+    else:
+        arrays.update(t=np.zeros(0), x=np.zeros((0, d)), x_mean=nan_vec, x_cov=np.full((d, d), np.nan))
+    return arrays
+
+
+def simulate(config: str | Path | dict | Config, out_dir: str | Path | None = None) -> SimulationResult:
+    """Run the configured analyses in ngspice and read them out (the main entry point from Python).
+
+    With out_dir, publishes netlist.cir, noise.txt, config.yaml, design.json and result.npz there;
+    without, runs in a temporary folder and returns the arrays only.
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    prep = prepare(config)
+    timings["design_s"] = time.perf_counter() - t0
+    if out_dir is None:
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="spu-sim-") as tmp:
+            return _simulate_in(prep, Path(tmp), None, timings)
+    out = Path(out_dir)
+    stage = io.new_stage(out)
+    try:
+        result = _simulate_in(prep, stage, out, timings)
+    except SimulationError as e:
+        failed = io.keep_failed_stage(stage, out)
+        raise SimulationError(str(e).split(" [run folder")[0].split(" (ngspice:")[0],
+                              ngspice_message=e.ngspice_message, run_dir=failed,
+                              netlist_path=failed / NETLIST_NAME) from None
+    except BaseException:
+        import shutil
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    result.files = io.publish(stage, out)
+    return result
+
+
+def _simulate_in(prep: Prepared, folder: Path, out: Path | None, timings: dict[str, float]) -> SimulationResult:
+    t0 = time.perf_counter()
+    netlist = write_run_files(prep, folder)
+    timings["netlist_s"] = time.perf_counter() - t0
+    plots, timings["ngspice_s"] = run_backend(prep, netlist)
+    t0 = time.perf_counter()
+    arrays = read_results(prep, plots)
+    timings["readout_s"] = time.perf_counter() - t0
+    arrays["timings_s"] = np.array([timings.get(k, np.nan) for k in ("design_s", "netlist_s", "ngspice_s", "readout_s")])
+    io.atomic_save_npz(folder / RESULT_NAME, **arrays)
+    return SimulationResult(out, arrays, timings)

@@ -1,0 +1,134 @@
+"""Problem: the matrix A, the vector b, the noise level kappa and the initial state x0, validated.
+
+First arrow of the chain: config -> Problem. Every rejection is a BadInputError naming the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config, ProblemConfig, RandomMatrix, RandomVector
+from .errors import BadInputError
+
+SYMMETRY_RTOL = 1e-9
+
+
+@dataclass(frozen=True)
+class Problem:
+    """SPD matrix A (d, d), vector b (d,), kappa >= 0 (problem units), x0 (d,)."""
+
+    A: np.ndarray
+    b: np.ndarray
+    kappa: float
+    x0: np.ndarray
+
+    @property
+    def d(self) -> int:
+        return self.A.shape[0]
+
+    @property
+    def x_star(self) -> np.ndarray:
+        return np.linalg.solve(self.A, self.b)
+
+
+def random_matrix(kind: str, d: int, condition: float, scale: float, seed: int) -> np.ndarray:
+    """Reproducible random test matrices (see RandomMatrixSpec)."""
+    rng = np.random.default_rng(seed)
+    if kind == "spd":
+        Q, R = np.linalg.qr(rng.standard_normal((d, d)))
+        Q = Q * np.sign(np.diag(R))
+        lam = scale * np.logspace(0.0, np.log10(condition), d) if d > 1 else np.array([scale])
+        A = (Q * lam) @ Q.T
+        return 0.5 * (A + A.T)
+    if kind == "m_matrix":
+        # graph Laplacian of random positive weights plus a diagonal shift: M-matrix, SPD.
+        W = rng.uniform(0.2, 1.0, (d, d))
+        W = np.triu(W, 1)
+        W = W + W.T
+        L = np.diag(W.sum(1)) - W
+        lam = np.linalg.eigvalsh(L)
+        lam_max = lam[-1] if d > 1 else 1.0
+        # choose shift s so that (lam_max + s) / s = condition (lam_min of L is 0)
+        shift = lam_max / (condition - 1.0) if condition > 1 else 1.0
+        A = L + shift * np.eye(d)
+        return scale * A / np.linalg.eigvalsh(A)[0]
+    raise BadInputError(f"problem.matrix.random.kind: {kind!r} is unknown")
+
+
+def _load_array(source: object, field: str, base_dir: Path, ndim: int) -> np.ndarray:
+    if isinstance(source, str):
+        path = (base_dir / source).resolve()
+        if path.suffix != ".npy":
+            raise BadInputError(f"{field}: {source!r} is not a .npy file; give a .npy path, an inline list or {{random: ...}}")
+        if not path.is_file():
+            raise BadInputError(f"{field}: file {str(path)!r} not found (paths are relative to the config file)")
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except Exception as e:  # noqa: BLE001 - any unreadable file is bad input
+            raise BadInputError(f"{field}: cannot read {str(path)!r} as .npy ({e})") from None
+    else:
+        try:
+            arr = np.array(source, dtype=float)
+        except (ValueError, TypeError):
+            raise BadInputError(f"{field}: rows of an inline matrix must all have the same length") from None
+    if arr.dtype.kind not in "fiu":
+        raise BadInputError(f"{field}: must hold real numbers (got dtype {arr.dtype})")
+    arr = arr.astype(float)
+    if arr.ndim != ndim:
+        raise BadInputError(f"{field}: must be {'a square matrix' if ndim == 2 else 'a vector'} (got shape {arr.shape})")
+    return arr
+
+
+def validate_spd(A: np.ndarray, field: str = "problem.matrix") -> None:
+    """Raise BadInputError unless A is finite, square, symmetric and positive definite."""
+    if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
+        raise BadInputError(f"{field}: must be a non-empty square matrix (got shape {A.shape})")
+    if not np.all(np.isfinite(A)):
+        i, j = np.argwhere(~np.isfinite(A))[0]
+        raise BadInputError(f"{field}[{i}][{j}]: is {A[i, j]}; every entry must be finite")
+    asym = np.abs(A - A.T)
+    tol = SYMMETRY_RTOL * max(np.abs(A).max(), np.finfo(float).tiny)
+    if asym.max() > tol:
+        i, j = np.unravel_index(np.argmax(asym), A.shape)
+        raise BadInputError(f"{field}: not symmetric (entry [{i}][{j}] = {A[i, j]:.6g} but [{j}][{i}] = {A[j, i]:.6g}); "
+                            "the SPU needs a symmetric positive-definite matrix")
+    try:
+        np.linalg.cholesky(A)
+    except np.linalg.LinAlgError:
+        lam = np.linalg.eigvalsh(A)[0]
+        raise BadInputError(f"{field}: not positive definite (smallest eigenvalue {lam:.3g}); "
+                            "add a damping term (A + lambda I) or fix the matrix") from None
+
+
+def build_problem(cfg: Config | ProblemConfig, base_dir: Path | None = None) -> Problem:
+    """Resolve the problem section into arrays and validate them."""
+    if isinstance(cfg, Config):
+        base_dir = cfg.base_dir if base_dir is None else base_dir
+        cfg = cfg.problem
+    base_dir = Path(".") if base_dir is None else base_dir
+    if isinstance(cfg.matrix, RandomMatrix):
+        r = cfg.matrix.random
+        A = random_matrix(r.kind, r.d, r.condition, r.scale, r.seed)
+    else:
+        A = _load_array(cfg.matrix, "problem.matrix", base_dir, 2)
+    validate_spd(A)
+    d = A.shape[0]
+    if isinstance(cfg.vector, RandomVector):
+        r = cfg.vector.random
+        b = (np.random.default_rng(r.seed).standard_normal(d) if r.kind == "normal" else np.ones(d)) * r.scale
+    else:
+        b = _load_array(cfg.vector, "problem.vector", base_dir, 1)
+    if b.shape != (d,):
+        raise BadInputError(f"problem.vector: has {b.shape[0]} entries but the matrix is {d}x{d}")
+    if not np.all(np.isfinite(b)):
+        raise BadInputError(f"problem.vector[{int(np.argmax(~np.isfinite(b)))}]: every entry must be finite")
+    if isinstance(cfg.x0, str):
+        x0 = np.zeros(d) if cfg.x0 == "zero" else b.copy()
+    else:
+        x0 = np.array(cfg.x0, dtype=float)
+        if x0.shape != (d,) or not np.all(np.isfinite(x0)):
+            raise BadInputError(f"problem.x0: must be 'zero', 'b' or a list of {d} finite numbers")
+    return Problem(A=A, b=b, kappa=float(cfg.kappa), x0=x0)

@@ -1,0 +1,94 @@
+"""Readout: waveforms (node voltages at ngspice's time points) -> estimates in problem units.
+
+    1. resample each readout node onto the ADC's uniform grid t_k = k * sample_dt (linear
+       interpolation between ngspice's own time points, which are at most one noise step apart);
+    2. ADC: clip to +/- range_v and round to 2 range_v / 2^bits steps (ideal when bits is None);
+    3. map volts to problem units with the design's scale (x = s_x V for the integrator SPU);
+    4. discard the burn-in, then the time average (mean) and the sample covariance.
+
+The ADC model is topology-agnostic: any design that has ``readout_nodes``, ``to_problem_units`` and
+``v_swing_v`` can be read out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import Waveforms
+
+
+@dataclass(frozen=True)
+class Adc:
+    """bits None = ideal; range_v: full scale +/- range_v; values outside clip (and are counted)."""
+
+    bits: int | None
+    range_v: float
+
+    @property
+    def step_v(self) -> float:
+        return 0.0 if self.bits is None else 2.0 * self.range_v / 2 ** self.bits
+
+    def convert(self, v: np.ndarray) -> tuple[np.ndarray, int]:
+        """Quantised voltages and the number of clipped samples."""
+        if self.bits is None:
+            return np.asarray(v, dtype=float), 0
+        clipped = int(np.count_nonzero(np.abs(v) > self.range_v))
+        q = np.clip(v, -self.range_v, self.range_v)
+        q = np.round(q / self.step_v) * self.step_v
+        return q, clipped
+
+
+def make_adc(cfg, design) -> Adc:
+    """The configured ADC; default range 1.25 x the design's swing."""
+    return Adc(bits=cfg.readout.adc.bits, range_v=cfg.readout.adc.range_v or 1.25 * design.v_swing_v)
+
+
+@dataclass(frozen=True)
+class TransientReadout:
+    """t_s (n,), x (n, d) problem units; x_mean (d,), x_cov (d, d) over t >= burn_in; n_clipped."""
+
+    t_s: np.ndarray
+    x: np.ndarray
+    x_mean: np.ndarray
+    x_cov: np.ndarray
+    burn_in_s: float
+    n_clipped: int
+
+
+def resample(axis: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Linear interpolation of one vector onto a grid (ngspice's time points are not uniform)."""
+    return np.interp(grid, axis, np.real(values))
+
+
+def read_node_voltages(wave: Waveforms, nodes: list[str], grid_s: np.ndarray) -> np.ndarray:
+    """(len(grid), len(nodes)) voltages on the grid."""
+    return np.column_stack([resample(wave.axis, wave.node(n), grid_s) for n in nodes])
+
+
+def estimate(x: np.ndarray, t_s: np.ndarray, burn_in_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Time average and sample covariance (ddof 1) of the samples after the burn-in."""
+    keep = x[t_s >= burn_in_s]
+    if keep.shape[0] < 2:
+        raise ValueError("fewer than two samples after the burn-in")
+    return keep.mean(axis=0), np.atleast_2d(np.cov(keep, rowvar=False))
+
+
+def read_transient(wave: Waveforms, design, adc: Adc, sample_dt_s: float, t_stop_s: float,
+                   burn_in_s: float) -> TransientReadout:
+    """The whole readout chain of a transient (see module doc)."""
+    n = int(np.floor(t_stop_s / sample_dt_s + 1e-9))
+    grid = np.arange(n + 1) * sample_dt_s
+    grid = grid[grid <= wave.axis[-1] * (1 + 1e-12)]
+    v = read_node_voltages(wave, design.readout_nodes, grid)
+    vq, clipped = adc.convert(v)
+    x = design.to_problem_units(vq)
+    mean, cov = estimate(x, grid, burn_in_s)
+    return TransientReadout(grid, x, mean, cov, burn_in_s, clipped)
+
+
+def read_op(wave: Waveforms, design) -> np.ndarray:
+    """The operating point in problem units (no ADC: .op is the exact equilibrium of the netlist)."""
+    v = np.array([float(np.real(wave.node(n))[0]) for n in design.readout_nodes])
+    return design.to_problem_units(v)

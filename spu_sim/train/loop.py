@@ -1,0 +1,249 @@
+"""The training loop: several optimisers on the same data, initial parameters, seeds and batches.
+
+    run_training_from_file(config_path, out_dir)  ==  load -> validate -> build -> run -> write
+
+Outputs in ``out_dir`` (each written atomically: temp file in the same folder, then os.replace):
+    config.yaml    the resolved config (all defaults filled in; re-loadable)
+    history.csv    optimizer,label,iteration,batch_loss,train_loss,train_accuracy,test_loss,test_accuracy,
+                   wall_time_s,modelled_time_s   (times cumulative from iteration 0)
+    summary.json   per label: final losses/accuracies, mean wall and modelled time per step, TNGD time terms
+    summary.md     the summary table (also printed by run_training_from_file)
+    *.png          plots made from history.csv by spu_sim.train.plots
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from spu_sim.errors import BadInputError, SpuSimError
+from spu_sim.optim import OPTIMIZERS, Transform
+from spu_sim.train import data as data_mod
+from spu_sim.train import models
+from spu_sim.train.config import OptimizerConfig, TrainConfig, load_config, resolved_dict, validate_config
+from spu_sim.train.timing import StepTime, format_step_time, tngd_step_time
+
+HISTORY_COLUMNS = ("optimizer", "label", "iteration", "batch_loss", "train_loss", "train_accuracy", "test_loss",
+                   "test_accuracy", "wall_time_s", "modelled_time_s")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder and os.replace."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def make_dataset(cfg: TrainConfig) -> data_mod.Dataset:
+    d = cfg.data
+    if d.name == "digits":
+        return data_mod.load_digits(test_fraction=d.test_fraction, seed=d.seed, features=d.features,
+                                    n_components=d.n_components, pool=d.pool)
+    return data_mod.make_blobs(n_samples=d.n_samples, n_features=d.n_features, n_classes=d.n_classes,
+                               spread=d.spread, test_fraction=d.test_fraction, seed=d.seed)
+
+
+def build_optimizer(entry: OptimizerConfig, cfg: TrainConfig) -> Transform:
+    """The optimiser of one config entry (TNGD's ideal backend reports tau = r_ohm * c_farad)."""
+    hyper = entry.hyper()
+    if entry.is_tngd:
+        hyper["tau_s"] = cfg.timing.r_ohm * cfg.timing.c_farad
+        if hyper["backend"] == "circuit":
+            try:
+                import spu_sim.analog  # noqa: F401
+            except ImportError as err:
+                raise BadInputError(f"train.optimizers[{entry.label}].backend: 'circuit' needs spu_sim.analog, "
+                                    f"which cannot be imported ({err}); use backend: ideal") from None
+    return OPTIMIZERS[entry.name].build(**hyper)
+
+
+def _evaluate(model, theta, ds) -> dict[str, float]:
+    with np.errstate(all="ignore"):
+        return {
+            "train_loss": models.cross_entropy(model.logits(theta, ds.x_train), ds.y_train),
+            "train_accuracy": models.accuracy(model, theta, ds.x_train, ds.y_train),
+            "test_loss": models.cross_entropy(model.logits(theta, ds.x_test), ds.y_test),
+            "test_accuracy": models.accuracy(model, theta, ds.x_test, ds.y_test),
+        }
+
+
+def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.ndarray, ds: data_mod.Dataset,
+              batches: np.ndarray, cfg: TrainConfig, progress=None) -> tuple[list[dict], dict[str, Any]]:
+    """Train one optimiser; returns (history rows, summary entry). Stops early if the loss is not finite.
+
+    Wall time of a step = loss/gradient (+ curvature factor) + optimiser update (the SPU simulation
+    included). Modelled time: the measured wall time for digital optimisers; for TNGD the digital part
+    (loss, gradient, curvature factor) measured plus the hardware model of spu_sim.train.timing.
+    """
+    theta = theta0.copy()
+    state = transform.init(theta)
+    wall = modelled = 0.0
+    rows = [{"optimizer": entry.name, "label": entry.label, "iteration": 0, "batch_loss": math.nan,
+             **_evaluate(model, theta, ds), "wall_time_s": 0.0, "modelled_time_s": 0.0}]
+    step_time: StepTime | None = None
+    terms = np.zeros(6)
+    diverged = False
+    for k, idx in enumerate(batches, start=1):
+        t0 = time.perf_counter()
+        with np.errstate(all="ignore"):
+            problem = models.make_problem(model, theta, ds.x_train[idx], ds.y_train[idx], cfg.model.curvature)
+            if entry.is_tngd:
+                problem.factor  # noqa: B018 -- the digital part of a TNGD step, timed on its own
+            t_digital = time.perf_counter() - t0
+            try:
+                updates, state = transform.update(problem, state)
+            except np.linalg.LinAlgError:
+                updates = np.full_like(theta, np.nan)
+            theta = theta + updates
+        dt = time.perf_counter() - t0
+        wall += dt
+        if entry.is_tngd:
+            hyper = entry.hyper()
+            step_time = tngd_step_time(n_params=theta.size, batch_size=len(idx), d_z=model.d_z,
+                                       t_tau=hyper["t_tau"], delay_tau=hyper["delay_tau"], tau_s=state.tau_s,
+                                       digital_s=t_digital, **cfg.timing.model_dump())
+            terms += np.array(step_time)
+            modelled += step_time.total_s
+        else:
+            modelled += dt
+        if progress is not None:
+            progress.update(1)
+        finite = bool(np.all(np.isfinite(theta)))
+        if k % cfg.train.eval_every == 0 or k == len(batches) or not finite:
+            rows.append({"optimizer": entry.name, "label": entry.label, "iteration": k,
+                         "batch_loss": problem.loss, **_evaluate(model, theta, ds),
+                         "wall_time_s": wall, "modelled_time_s": modelled})
+        if not finite or not math.isfinite(rows[-1]["train_loss"]):
+            diverged = True
+            if progress is not None:
+                progress.update(len(batches) - k)
+            break
+    steps_done = rows[-1]["iteration"]
+    last = rows[-1]
+    summary = {
+        "optimizer": entry.name, "steps": steps_done, "diverged": diverged,
+        "final_train_loss": last["train_loss"], "final_test_loss": last["test_loss"],
+        "final_train_accuracy": last["train_accuracy"], "final_test_accuracy": last["test_accuracy"],
+        "best_test_accuracy": max(r["test_accuracy"] for r in rows),
+        "wall_time_per_step_s": wall / max(steps_done, 1),
+        "modelled_time_per_step_s": modelled / max(steps_done, 1),
+        "modelled_time_kind": "hardware model (spu_sim.train.timing)" if entry.is_tngd else "measured wall time",
+    }
+    if entry.is_tngd and step_time is not None:
+        mean_terms = StepTime(*(terms / max(steps_done, 1)))
+        summary["modelled_terms_per_step_s"] = mean_terms._asdict()
+        summary["tau_s"] = state.tau_s
+        summary["timing_line"] = format_step_time(entry.label, mean_terms)
+    return rows, summary
+
+
+def format_history_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (f"{v:.10g}" if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def format_summary_table(summary: dict[str, Any]) -> str:
+    """A Markdown table of the final metrics and per-step times, then the TNGD time-model lines."""
+    head = ("| label | optimizer | steps | train loss | test loss | test acc | wall/step (ms) | "
+            "modelled/step (ms) |\n|---|---|---|---|---|---|---|---|\n")
+    lines = []
+    for label, s in summary["optimizers"].items():
+        lines.append(f"| {label} | {s['optimizer']} | {s['steps']}{' (diverged)' if s['diverged'] else ''} | "
+                     f"{s['final_train_loss']:.4f} | {s['final_test_loss']:.4f} | {s['final_test_accuracy']:.4f} | "
+                     f"{s['wall_time_per_step_s'] * 1e3:.3f} | {s['modelled_time_per_step_s'] * 1e3:.4f} |")
+    timing = [s["timing_line"] for s in summary["optimizers"].values() if "timing_line" in s]
+    text = head + "\n".join(lines) + "\n"
+    if timing:
+        text += "\nTNGD modelled time per step (mean):\n" + "\n".join(f"- {t}" for t in timing) + "\n"
+    text += "\nDigital optimisers: modelled time = measured wall time.\n"
+    return text
+
+
+def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
+    """Validate ``config``, train every optimiser on it and write the outputs to ``out_dir``.
+
+    Everything that can be checked (the config, the data, the optimisers' settings, the circuit
+    backend's import) is checked before ``out_dir`` is created or touched. Returns the summary dict.
+    """
+    cfg = validate_config(config)
+    ds = make_dataset(cfg)
+    model = models.make_model(cfg.model.name, ds.x_train.shape[1], ds.n_classes, hidden=cfg.model.hidden,
+                              activation=cfg.model.activation)
+    batches = data_mod.batch_indices(len(ds.y_train), cfg.train.batch_size, cfg.train.steps, cfg.train.seed)
+    rng = np.random.default_rng(cfg.train.seed)
+    theta0 = model.init(rng) if cfg.model.init_scale is None else model.init(rng, cfg.model.init_scale)
+    transforms = [build_optimizer(entry, cfg) for entry in cfg.train.optimizers]
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"{out}: exists and is not a folder; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "config.yaml", yaml.safe_dump(resolved_dict(cfg), sort_keys=False))
+
+    rows: list[dict] = []
+    per_opt: dict[str, Any] = {}
+    t_start = time.perf_counter()
+    progress = None
+    if cfg.train.progress:
+        from tqdm import tqdm
+        progress = tqdm(total=len(batches) * len(transforms), file=sys.stderr, unit="step", leave=False)
+    try:
+        for entry, transform in zip(cfg.train.optimizers, transforms):
+            if progress is not None:
+                progress.set_description(entry.label)
+            r, s = train_one(entry, transform, model, theta0, ds, batches, cfg, progress)
+            rows += r
+            per_opt[entry.label] = s
+    finally:
+        if progress is not None:
+            progress.close()
+    summary = {
+        "data": cfg.data.name, "model": cfg.model.name, "n_params": int(model.n_params),
+        "n_train": int(len(ds.y_train)), "n_test": int(len(ds.y_test)), "batch_size": cfg.train.batch_size,
+        "d_z": int(model.d_z), "steps": cfg.train.steps, "run_time_s": time.perf_counter() - t_start,
+        "optimizers": per_opt,
+    }
+    write_text_atomic(out / "history.csv", format_history_csv(rows))
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, allow_nan=True) + "\n")
+    write_text_atomic(out / "summary.md", format_summary_table(summary))
+    from spu_sim.train.plots import plot_run
+
+    summary["plots"] = [str(p) for p in plot_run(out)]
+    return summary
+
+
+def run_training_from_file(config_path: str | Path, out_dir: str | Path) -> dict[str, Any]:
+    """``spu-sim train CONFIG --out DIR``: load -> validate -> train -> write; prints the summary table.
+
+    Raises ConfigError / BadInputError for bad input (CLI exit 2), other SpuSimError on failure (exit 1).
+    """
+    cfg = load_config(config_path)
+    summary = run_training(cfg, out_dir)
+    print(format_summary_table(summary), end="")
+    print(f"run time {summary['run_time_s']:.1f} s; outputs in {out_dir}")
+    return summary
+
+
+__all__ = ["run_training", "run_training_from_file", "train_one", "build_optimizer", "make_dataset",
+           "HISTORY_COLUMNS", "SpuSimError"]

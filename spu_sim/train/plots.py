@@ -1,0 +1,86 @@
+"""Plots of a training run, made from the saved files only (history.csv, config.yaml); never trains.
+
+    plot_run(out_dir) -> [paths]:
+        loss_accuracy.png         train/test loss and test accuracy against iteration and modelled time
+        group_<name>.png          one per plots.groups entry of the config (e.g. the analog-time sweep)
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+
+def read_history(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """history.csv -> {label: {column: array}} (in file order)."""
+    cols: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            label = row.get("label") or row["optimizer"]
+            for k, v in row.items():
+                if k not in ("optimizer", "label"):
+                    cols[label][k].append(float(v) if v not in ("", None) else np.nan)
+    return {lab: {k: np.asarray(v) for k, v in c.items()} for lab, c in cols.items()}
+
+
+def _save(fig, path: Path) -> Path:
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(path)
+    return path
+
+
+def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, *, with_time: bool = True) -> Path:
+    """Loss and accuracy against iteration (and against modelled time) for the labels in ``hist``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["text.usetex"] = False
+    ncols = 3
+    nrows = 2 if with_time else 1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(15, 4.2 * nrows), squeeze=False)
+    xs = [("iteration", "iteration", "linear")]
+    if with_time:
+        xs.append(("modelled_time_s", "modelled time (s)", "log"))
+    for row, (xkey, xlabel, xscale) in enumerate(xs):
+        for col, (ykey, ylabel) in enumerate([("train_loss", "train loss"), ("test_loss", "test loss"),
+                                              ("test_accuracy", "test accuracy")]):
+            ax = axes[row][col]
+            for label, h in hist.items():
+                x, y = h[xkey], h[ykey]
+                keep = x > 0 if xscale == "log" else np.ones_like(x, dtype=bool)
+                ax.plot(x[keep], y[keep], label=label, lw=1.4)
+            ax.set_xscale(xscale)
+            if ykey != "test_accuracy":
+                ax.set_yscale("log")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
+def plot_run(out_dir: str | Path) -> list[Path]:
+    """All plots of a run folder; returns the written paths."""
+    out = Path(out_dir)
+    hist = read_history(out / "history.csv")
+    groups = {}
+    cfg_path = out / "config.yaml"
+    if cfg_path.is_file():
+        groups = (yaml.safe_load(cfg_path.read_text()).get("plots") or {}).get("groups") or {}
+    paths = [plot_curves(hist, out / "loss_accuracy.png", "all optimisers (modelled time: TNGD hardware model, "
+                                                            "digital = wall time)")]
+    for name, labels in groups.items():
+        sub = {lab: hist[lab] for lab in labels if lab in hist}
+        paths.append(plot_curves(sub, out / f"group_{name}.png", name, with_time=False))
+    return paths
