@@ -36,6 +36,7 @@ import numpy as np
 
 from ..config import Config
 from ..errors import DesignError
+from ..ideal import LinearSDE, ou_sde
 from ..problem import Problem
 
 SIGMA_HEADROOM = 4.0
@@ -109,6 +110,25 @@ class OpampDesign:
         h_s = self.noise_dt_tau * self.tau_s
         q_i = self.noise_v_rms ** 2 * h_s / self.r_noise_ohm ** 2
         return q_i * self.tau_s * self.s_x ** 2 / (2.0 * self.c_farad ** 2)
+
+    # ---- the design protocol used by pipeline/readout/compare (every topology provides these)
+    def target_sde(self) -> LinearSDE:
+        """The process the user asked for: dx = -(A x - b) dt + sqrt(2 kappa) dW (t in tau)."""
+        return ou_sde(self.problem.A, self.problem.b, self.problem.kappa)
+
+    def realized_sde(self) -> LinearSDE:
+        """The process the element values implement (realised A, b and kappa)."""
+        return ou_sde(self.A_realized, self.b_realized, self.kappa_realized)
+
+    @property
+    def x0_state(self) -> np.ndarray:
+        """Initial state of the SDE (the observed variables are its first d components)."""
+        return self.problem.x0
+
+    @property
+    def has_mean(self) -> bool:
+        """The integrator SPU has a non-trivial mean (A^-1 b) and .op equilibrium."""
+        return True
 
     def describe(self) -> dict[str, object]:
         """Scalars of the mapping, for the netlist header and result files."""

@@ -100,6 +100,7 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
     step_time: StepTime | None = None
     terms = np.zeros(6)
     diverged = False
+    hyper = entry.hyper()
     for k, idx in enumerate(batches, start=1):
         t0 = time.perf_counter()
         with np.errstate(all="ignore"):
@@ -115,7 +116,6 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
         dt = time.perf_counter() - t0
         wall += dt
         if entry.is_tngd:
-            hyper = entry.hyper()
             step_time = tngd_step_time(n_params=theta.size, batch_size=len(idx), d_z=model.d_z,
                                        t_tau=hyper["t_tau"], delay_tau=hyper["delay_tau"], tau_s=state.tau_s,
                                        digital_s=t_digital, **cfg.timing.model_dump())
