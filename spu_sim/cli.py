@@ -1,0 +1,156 @@
+"""The ``spu-sim`` command line.
+
+    spu-sim netlist    CONFIG --out DIR    write DIR/netlist.cir (and noise.txt), run nothing
+    spu-sim simulate   CONFIG --out DIR    run ngspice, write DIR/result.npz
+    spu-sim compare    CONFIG --out DIR    simulate + exact OU reference + metrics.json + plots
+    spu-sim noise      CONFIG --out DIR    small-signal .noise analysis vs OU theory
+    spu-sim sweep      CONFIG --out DIR    grid / Monte Carlo over config keys, in parallel, resumable
+    spu-sim train      CONFIG --out DIR    NGD training loop with the SPU in the loop
+    spu-sim experiment NAME CONFIG --out DIR   packaged experiments (RLC inversion, autocorrelation, ...)
+    spu-sim check                          is ngspice usable here?
+
+Exit codes: 0 ok, 1 simulation or internal failure, 2 bad input (config, matrix, unrealisable value).
+Errors print one line, never a traceback (set SPU_SIM_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _print_files(out: Path, files: list[Path] | None = None) -> None:
+    files = files or sorted(p for p in Path(out).iterdir() if p.is_file() and not p.name.startswith("."))
+    print(f"output folder: {Path(out).resolve()}")
+    for f in files:
+        print(f"  {Path(f).name}")
+
+
+def cmd_netlist(a) -> int:
+    from .pipeline import write_netlist
+    files = write_netlist(a.config, a.out)
+    print(f"netlist: {(Path(a.out) / 'netlist.cir').resolve()}")
+    _print_files(a.out, files)
+    return 0
+
+
+def cmd_simulate(a) -> int:
+    from .pipeline import simulate
+    res = simulate(a.config, a.out)
+    t = res.timings_s
+    print(f"ngspice: {t.get('ngspice_s', 0):.2f} s, readout {t.get('readout_s', 0):.2f} s")
+    print(f"netlist: {(Path(a.out) / 'netlist.cir').resolve()}")
+    print(f"results: {(Path(a.out) / 'result.npz').resolve()}")
+    return 0
+
+
+def cmd_compare(a) -> int:
+    from .compare import format_table, compare
+    m = compare(a.config, a.out)
+    print(format_table(m))
+    out = Path(a.out).resolve()
+    print(f"netlist: {out / 'netlist.cir'}")
+    print(f"results: {out / 'result.npz'}  metrics: {out / 'metrics.json'}")
+    print("plots:   " + ", ".join(str(p) for p in sorted(out.glob('*.png'))))
+    return 0
+
+
+def cmd_noise(a) -> int:
+    from .noise_analysis import run_noise
+    run_noise(a.config, a.out)
+    _print_files(a.out)
+    return 0
+
+
+def cmd_sweep(a) -> int:
+    from .sweep import run_sweep
+    path = run_sweep(a.config, a.out, scheduler=a.scheduler, workers=a.workers)
+    print(f"summary: {Path(path).resolve()}")
+    _print_files(a.out)
+    return 0
+
+
+def cmd_train(a) -> int:
+    from .train.loop import run_training_from_file
+    run_training_from_file(a.config, a.out)
+    _print_files(a.out)
+    return 0
+
+
+def cmd_experiment(a) -> int:
+    from .experiments import run_experiment
+    files = run_experiment(a.name, a.config, a.out)
+    _print_files(a.out, files)
+    return 0
+
+
+def cmd_check(a) -> int:
+    from .backend import available, get_backend
+    if not available():
+        print("ngspice: not found (apt-get install ngspice libngspice0 libngspice0-dev)")
+        return 1
+    from .pipeline import simulate
+    r = simulate({"problem": {"matrix": [[2.0, -1.0], [-1.0, 2.0]], "vector": [1.0, 0.0], "kappa": 0.0},
+                  "simulation": {"analyses": ["op"]}})
+    get_backend("ngspice-shared")
+    print(f"ngspice ok: .op of a 2x2 problem gives {r['x_op']} (exact {r['x_star']})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spu-sim", description=__doc__.split("\n\n")[0],
+                                epilog="Exit codes: 0 ok, 1 failure, 2 bad input.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, fn, help_, out=True):
+        s = sub.add_parser(name, help=help_, description=help_)
+        s.add_argument("config", help="YAML config file (see configs/)")
+        if out:
+            s.add_argument("--out", required=True, help="output folder (created; finished files are replaced atomically)")
+        s.set_defaults(fn=fn)
+        return s
+    add("netlist", cmd_netlist, "write the netlist only")
+    add("simulate", cmd_simulate, "run ngspice and write result.npz")
+    add("compare", cmd_compare, "simulate, compare with the exact OU reference, write metrics and plots")
+    add("noise", cmd_noise, "small-signal .noise analysis against the OU theory")
+    s = add("sweep", cmd_sweep, "grid and Monte Carlo sweeps in parallel processes (resumable)")
+    s.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:port)")
+    s.add_argument("--workers", type=int, default=None, help="local worker processes (default: all cores)")
+    add("train", cmd_train, "train a model with SGD, Adam, NGD variants and TNGD (SPU in the loop)")
+    e = sub.add_parser("experiment", help="run a packaged experiment", description="run a packaged experiment")
+    e.add_argument("name", help="experiment name (rlc_sampling, rlc_inversion, rlc_autocorrelation)")
+    e.add_argument("config", help="YAML config file")
+    e.add_argument("--out", required=True, help="output folder")
+    e.set_defaults(fn=cmd_experiment)
+    c = sub.add_parser("check", help="check that ngspice works here")
+    c.set_defaults(fn=cmd_check)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import BadInputError, SpuSimError
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except BadInputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except SpuSimError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; finished results were kept", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - last resort: one line, not a traceback
+        if os.environ.get("SPU_SIM_DEBUG"):
+            raise
+        print(f"error: internal failure: {type(e).__name__}: {e} (set SPU_SIM_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Plots of a compare run. They read OUT/result.npz, OUT/reference.npz and OUT/metrics.json only and
+never simulate. Agg backend, no LaTeX. Run again any time: ``python -m spu_sim.plots OUT``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+MAX_TRACES = 6
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def plot_waveforms(res, ref, path: Path) -> Path:
+    """Circuit x_i(t) against the exact transient mean with +/- 2 sigma bands."""
+    d = res["x"].shape[1]
+    n = min(d, MAX_TRACES)
+    fig, axes = plt.subplots(n, 1, figsize=(9, 1.8 * n + 0.6), sharex=True, squeeze=False)
+    sel = ref["plot_index"]
+    t = ref["t_tau"][sel]
+    for i in range(n):
+        ax = axes[i, 0]
+        ax.fill_between(t, ref["mean_t"][:, i] - 2 * ref["std_t"][:, i], ref["mean_t"][:, i] + 2 * ref["std_t"][:, i],
+                        color="tab:orange", alpha=0.25, label="exact mean +/- 2 sigma")
+        ax.plot(t, res["x"][sel, i], lw=0.6, color="tab:blue", label="circuit (ngspice)")
+        ax.plot(t, ref["mean_t"][:, i], lw=1.2, color="tab:orange", label="exact mean")
+        ax.set_ylabel(f"x{i + 1}")
+    axes[0, 0].legend(loc="upper right", fontsize=7, ncol=3)
+    axes[-1, 0].set_xlabel("t / tau")
+    fig.suptitle(f"Transient, {n} of {d} variables, problem units")
+    return _save(fig, path)
+
+
+def plot_covariance(res, ref, path: Path) -> Path:
+    """Heat maps: circuit sample covariance, exact stationary covariance, and their difference."""
+    c, s = res["x_cov"], ref["cov_stationary"]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    lim = np.abs(s).max()
+    for ax, mat, title in ((axes[0], c, "circuit (ngspice)"), (axes[1], s, "exact stationary"),
+                           (axes[2], c - s, "circuit - exact")):
+        im = ax.imshow(mat, cmap="RdBu_r", vmin=-lim if title != "circuit - exact" else -np.abs(c - s).max(),
+                       vmax=lim if title != "circuit - exact" else np.abs(c - s).max())
+        ax.set_title(title)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    return _save(fig, path)
+
+
+def plot_convergence(ref, path: Path) -> Path:
+    """Relative error of the running mean and covariance vs averaging time: circuit, ideal sampler, theory."""
+    T = ref["conv_T_tau"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, title in ((axes[0], "mean", "time average vs A^-1 b"), (axes[1], "cov", "covariance vs kappa A^-1")):
+        ax.loglog(T, ref[f"conv_{key}_err"], "o-", ms=3, label="circuit (ngspice)")
+        ax.loglog(T, ref[f"conv_{key}_err_ideal"], "s-", ms=3, label="ideal OU sampler")
+        if f"conv_{key}_err_expected" in ref:
+            ax.loglog(T, ref[f"conv_{key}_err_expected"], "k--", label="expected (theory, rms)")
+        ax.set_xlabel("averaging time / tau")
+        ax.set_ylabel("relative error")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_compare(out_dir: str | Path) -> list[Path]:
+    """All plots of a compare run folder."""
+    out = Path(out_dir)
+    res = dict(np.load(out / "result.npz"))
+    ref_path = out / "reference.npz"
+    if not ref_path.is_file():
+        return []
+    ref = dict(np.load(ref_path))
+    paths = [plot_waveforms(res, ref, out / "waveforms.png"), plot_convergence(ref, out / "error_vs_time.png")]
+    if np.all(np.isfinite(res["x_cov"])) and np.any(res.get("kappa", 0)):
+        paths.append(plot_covariance(res, ref, out / "covariance.png"))
+    metrics = out / "metrics.json"
+    if metrics.is_file():
+        json.loads(metrics.read_text())
+    return paths
+
+
+if __name__ == "__main__":
+    for p in plot_compare(sys.argv[1]):
+        print(p)
