@@ -11,7 +11,6 @@ from functools import partial
 from typing import NamedTuple
 
 import numpy as np
-import scipy.linalg
 
 from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
 
@@ -25,9 +24,9 @@ def init(params: np.ndarray) -> NGDState:
 
 
 def natural_gradient(problem: LocalProblem, damping: float) -> np.ndarray:
-    """``(U^T U + damping I)^-1 grad`` by Cholesky (A is symmetric positive definite for damping > 0)."""
+    """``(U^T U + damping I)^-1 grad`` by a dense LU solve (A is symmetric positive definite for damping > 0)."""
     a = problem.damped_matrix(damping)
-    return scipy.linalg.solve(a, problem.grad, assume_a="pos")
+    return np.linalg.solve(a, problem.grad)
 
 
 def update(problem: LocalProblem, state: NGDState, *, lr: LearningRate,

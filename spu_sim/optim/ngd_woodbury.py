@@ -13,7 +13,6 @@ from functools import partial
 from typing import NamedTuple
 
 import numpy as np
-import scipy.linalg
 
 from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
 
@@ -31,7 +30,7 @@ def natural_gradient(problem: LocalProblem, damping: float) -> np.ndarray:
     u = problem.factor
     g = problem.grad
     small = u @ u.T + damping * np.eye(u.shape[0])
-    y = scipy.linalg.solve(small, u @ g, assume_a="pos")
+    y = np.linalg.solve(small, u @ g)
     return (g - u.T @ y) / damping
 
 

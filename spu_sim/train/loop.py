@@ -5,7 +5,9 @@
 Outputs in ``out_dir`` (each written atomically: temp file in the same folder, then os.replace):
     config.yaml    the resolved config (all defaults filled in; re-loadable)
     history.csv    optimizer,label,iteration,batch_loss,train_loss,train_accuracy,test_loss,test_accuracy,
-                   wall_time_s,modelled_time_s   (times cumulative from iteration 0)
+                   wall_time_s,modelled_time_s,nat_grad_rel_error
+                   (times cumulative from iteration 0; nat_grad_rel_error = |SPU readout - exact natural
+                   gradient| / |exact natural gradient| of the step's mini-batch, TNGD only, untimed)
     summary.json   per label: final losses/accuracies, mean wall and modelled time per step, TNGD time terms
     summary.md     the summary table (also printed by run_training_from_file)
     *.png          plots made from history.csv by spu_sim.train.plots
@@ -28,14 +30,14 @@ import numpy as np
 import yaml
 
 from spu_sim.errors import BadInputError, SpuSimError
-from spu_sim.optim import OPTIMIZERS, Transform
+from spu_sim.optim import OPTIMIZERS, Transform, ngd
 from spu_sim.train import data as data_mod
 from spu_sim.train import models
 from spu_sim.train.config import OptimizerConfig, TrainConfig, load_config, resolved_dict, validate_config
 from spu_sim.train.timing import StepTime, format_step_time, tngd_step_time
 
 HISTORY_COLUMNS = ("optimizer", "label", "iteration", "batch_loss", "train_loss", "train_accuracy", "test_loss",
-                   "test_accuracy", "wall_time_s", "modelled_time_s")
+                   "test_accuracy", "wall_time_s", "modelled_time_s", "nat_grad_rel_error")
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -96,7 +98,9 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
     state = transform.init(theta)
     wall = modelled = 0.0
     rows = [{"optimizer": entry.name, "label": entry.label, "iteration": 0, "batch_loss": math.nan,
-             **_evaluate(model, theta, ds), "wall_time_s": 0.0, "modelled_time_s": 0.0}]
+             **_evaluate(model, theta, ds), "wall_time_s": 0.0, "modelled_time_s": 0.0,
+             "nat_grad_rel_error": math.nan}]
+    errors: list[float] = []
     step_time: StepTime | None = None
     terms = np.zeros(6)
     diverged = False
@@ -123,13 +127,22 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
             modelled += step_time.total_s
         else:
             modelled += dt
+        nat_err = math.nan
+        if entry.is_tngd and cfg.train.diagnostics:  # untimed: |SPU readout - exact NGD| / |exact NGD|
+            with np.errstate(all="ignore"):
+                try:
+                    exact = ngd.natural_gradient(problem, hyper["damping"])
+                    nat_err = float(np.linalg.norm(state.spu.x - exact) / np.linalg.norm(exact))
+                except (np.linalg.LinAlgError, ValueError):
+                    pass
+            errors.append(nat_err)
         if progress is not None:
             progress.update(1)
         finite = bool(np.all(np.isfinite(theta)))
         if k % cfg.train.eval_every == 0 or k == len(batches) or not finite:
             rows.append({"optimizer": entry.name, "label": entry.label, "iteration": k,
                          "batch_loss": problem.loss, **_evaluate(model, theta, ds),
-                         "wall_time_s": wall, "modelled_time_s": modelled})
+                         "wall_time_s": wall, "modelled_time_s": modelled, "nat_grad_rel_error": nat_err})
         if not finite or not math.isfinite(rows[-1]["train_loss"]):
             diverged = True
             if progress is not None:
@@ -151,6 +164,8 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
         summary["modelled_terms_per_step_s"] = mean_terms._asdict()
         summary["tau_s"] = state.tau_s
         summary["timing_line"] = format_step_time(entry.label, mean_terms)
+        if errors:
+            summary["mean_nat_grad_rel_error"] = float(np.nanmean(errors))
     return rows, summary
 
 
