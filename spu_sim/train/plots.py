@@ -1,7 +1,8 @@
 """Plots of a training run, made from the saved files only (history.csv, config.yaml); never trains.
 
     plot_run(out_dir) -> [paths]:
-        loss_accuracy.png         train/test loss and test accuracy against iteration and modelled time
+        loss_accuracy.png         train/test loss and test accuracy against iteration and modelled time (and,
+                                  for TNGD, the relative error of the SPU readout vs the exact natural gradient)
         group_<name>.png          one per plots.groups entry of the config (e.g. the analog-time sweep)
 """
 
@@ -42,18 +43,22 @@ def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, 
     import matplotlib.pyplot as plt
 
     plt.rcParams["text.usetex"] = False
-    ncols = 3
+    panels = [("train_loss", "train loss"), ("test_loss", "test loss"), ("test_accuracy", "test accuracy")]
+    if any(np.isfinite(h.get("nat_grad_rel_error", np.array([np.nan]))).any() for h in hist.values()):
+        panels.append(("nat_grad_rel_error", "|SPU readout - NGD| / |NGD|"))
+    ncols = len(panels)
     nrows = 2 if with_time else 1
-    fig, axes = plt.subplots(nrows, ncols, figsize=(15, 4.2 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 4.2 * nrows), squeeze=False)
     xs = [("iteration", "iteration", "linear")]
     if with_time:
         xs.append(("modelled_time_s", "modelled time (s)", "log"))
     for row, (xkey, xlabel, xscale) in enumerate(xs):
-        for col, (ykey, ylabel) in enumerate([("train_loss", "train loss"), ("test_loss", "test loss"),
-                                              ("test_accuracy", "test accuracy")]):
+        for col, (ykey, ylabel) in enumerate(panels):
             ax = axes[row][col]
             for label, h in hist.items():
-                x, y = h[xkey], h[ykey]
+                x, y = h[xkey], h.get(ykey, np.full_like(h[xkey], np.nan))
+                if not np.isfinite(y).any():
+                    continue
                 keep = x > 0 if xscale == "log" else np.ones_like(x, dtype=bool)
                 ax.plot(x[keep], y[keep], label=label, lw=1.4)
             ax.set_xscale(xscale)
