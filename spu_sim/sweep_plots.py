@@ -1,0 +1,159 @@
+"""Plots of a finished (or partial) sweep, read from DIR/summary.csv, mitigation.csv and plan.json only.
+
+    plot_sweep("runs/mc")   # -> [DIR/error_vs_<key>.png ..., DIR/mc_histogram.png, DIR/mc_yield.png]
+
+- error_vs_<key>.png: every error metric of the ok runs against each swept key (points, median line;
+  log axes where the values span more than a factor 20); failed runs marked at the bottom.
+- mc_histogram.png: histogram of the sweep metric over Monte Carlo draws (and of the mitigated,
+  group-averaged error when mitigation.csv exists).
+- mc_yield.png: yield (fraction of all runs, failed ones count as misses) against the threshold, the
+  configured threshold marked.
+Never simulates; matplotlib Agg, no LaTeX.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .sweep import MITIGATION_NAME, PLAN_NAME, SUMMARY_NAME
+
+ERROR_COLUMNS = ("mean_rel_err", "op_rel_err", "cov_rel_err")
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _num(v: str | None) -> float:
+    try:
+        return float(v) if v not in (None, "") else math.nan
+    except ValueError:
+        return math.nan
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def plot_sweep(out_dir: str | Path) -> list[Path]:
+    """Write the PNGs of the sweep in out_dir; returns their paths."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    plt.rcParams["text.usetex"] = False
+    out = Path(out_dir)
+    plan = json.loads((out / PLAN_NAME).read_text())
+    spec = plan["sweep"]
+    rows = read_csv(out / SUMMARY_NAME)
+    metric = spec.get("metric", "mean_rel_err")
+    files: list[Path] = []
+    if not rows:
+        return files
+    errors = [c for c in ERROR_COLUMNS if c in rows[0]] or ([metric] if metric in rows[0] else [])
+    ok = [r for r in rows if r["status"] == "ok"]
+
+    for key in spec.get("grid", {}):
+        values = spec["grid"][key]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        if numeric:
+            xs_all = np.array(values, dtype=float)
+            pos = lambda v: _num(v)  # noqa: E731
+        else:
+            labels = [json.dumps(v) if not isinstance(v, str) else v for v in values]
+            pos = lambda v: float(labels.index(v)) if v in labels else math.nan  # noqa: E731
+            xs_all = np.arange(len(values), dtype=float)
+        for name in errors:
+            x = np.array([pos(r[key]) for r in ok])
+            y = np.array([_num(r[name]) for r in ok])
+            keep = np.isfinite(x) & np.isfinite(y) & (y > 0)
+            if not keep.any():
+                continue
+            pts = ax.plot(x[keep], y[keep], "o", alpha=0.35, ms=4)[0]
+            xu = np.unique(x[keep])
+            med = [np.median(y[keep][x[keep] == u]) for u in xu]
+            ax.plot(xu, med, "-", color=pts.get_color(), label=f"{name} (median)")
+        failed = [r for r in rows if r["status"] != "ok"]
+        if failed:
+            xf = np.array([pos(r[key]) for r in failed])
+            ax.plot(xf, np.zeros_like(xf), "x", color="red", transform=ax.get_xaxis_transform(),
+                    clip_on=False, label=f"failed ({len(failed)})")
+        if numeric and np.all(xs_all > 0) and xs_all.max() / xs_all.min() > 20:
+            ax.set_xscale("log")
+        if not numeric:
+            ax.set_xticks(xs_all, labels, rotation=20)
+        ax.set_yscale("log")
+        ax.set_xlabel(key)
+        ax.set_ylabel("relative error")
+        ax.set_title(f"error vs {key} ({len(ok)} ok of {len(rows)} runs)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out / f"error_vs_{_safe(key)}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        files.append(path)
+
+    if spec.get("monte_carlo") and metric in rows[0]:
+        y = np.array([_num(r[metric]) for r in ok])
+        y = y[np.isfinite(y)]
+        mit_path = out / MITIGATION_NAME
+        mit = read_csv(mit_path) if mit_path.is_file() else []
+        y_avg = np.array([_num(r.get(f"{metric}_averaged")) for r in mit]) if mit else np.zeros(0)
+        y_avg = y_avg[np.isfinite(y_avg)]
+        if len(y):
+            fig, ax = plt.subplots(figsize=(6.4, 4.2))
+            lo = min(y.min(), y_avg.min() if len(y_avg) else np.inf)
+            hi = max(y.max(), y_avg.max() if len(y_avg) else -np.inf)
+            bins = np.geomspace(lo * 0.9, hi * 1.1, 30) if lo > 0 else 30
+            ax.hist(y, bins=bins, alpha=0.6, label=f"single realisation (n={len(y)}, median {np.median(y):.3g})")
+            if len(y_avg):
+                k = mit[0].get("group_size", "K")
+                ax.hist(y_avg, bins=bins, alpha=0.6,
+                        label=f"average of {k} realisations (n={len(y_avg)}, median {np.median(y_avg):.3g})")
+            if lo > 0:
+                ax.set_xscale("log")
+            if spec.get("threshold"):
+                ax.axvline(spec["threshold"], color="k", ls="--", label=f"threshold {spec['threshold']:g}")
+            ax.set_xlabel(metric)
+            ax.set_ylabel("runs")
+            ax.set_title(f"Monte Carlo: {metric} ({len(rows) - len(ok)} failed)")
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+            path = out / "mc_histogram.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            files.append(path)
+
+            fig, ax = plt.subplots(figsize=(6.4, 4.2))
+            n_all = len(rows)
+            thr = np.geomspace(max(y.min() * 0.5, 1e-300), y.max() * 2, 200) if y.min() > 0 else np.linspace(0, y.max() * 2, 200)
+            ax.plot(thr, [(y <= t).sum() / n_all for t in thr], label="single realisation")
+            if len(y_avg):
+                ax.plot(thr, [(y_avg <= t).sum() / len(mit) for t in thr], label="averaged (mitigation)")
+            if spec.get("threshold"):
+                t0 = spec["threshold"]
+                ax.axvline(t0, color="k", ls="--")
+                ax.annotate(f"yield {(y <= t0).sum() / n_all:.1%} at {t0:g}", (t0, 0.05), fontsize=8)
+            if y.min() > 0:
+                ax.set_xscale("log")
+            ax.set_ylim(0, 1.02)
+            ax.set_xlabel(f"threshold on {metric}")
+            ax.set_ylabel("yield")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+            path = out / "mc_yield.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            files.append(path)
+    return files
