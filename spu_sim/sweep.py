@@ -371,6 +371,11 @@ def _worker_main(conn: Any, fn: Callable[[Any], Any]) -> None:
         conn.send((key, out))
 
 
+def _death_reason(code: int | None) -> str:
+    how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
+    return f"worker process died ({how}); a crash of the ngspice library?"
+
+
 @dataclass
 class _Worker:
     proc: Any
@@ -444,8 +449,10 @@ def run_in_processes(fn: Callable[[Any], Any], tasks: Iterable[tuple[Any, Any]],
                     except (EOFError, OSError):
                         got_key, ok, value = key, False, None
                     if value is None and not ok:
+                        w.proc.join(timeout=5)
+                        why = _death_reason(w.proc.exitcode)
                         retire(w, kill=True)
-                        on_done(key, False, f"worker process died (exit code {w.proc.exitcode})")
+                        on_done(key, False, why)
                         continue
                     w.key = None
                     w.n_done += 1
@@ -453,10 +460,9 @@ def run_in_processes(fn: Callable[[Any], Any], tasks: Iterable[tuple[Any, Any]],
                     if max_tasks_per_worker and w.n_done >= max_tasks_per_worker:
                         retire(w, kill=False)
                 elif not w.proc.is_alive():
-                    code = w.proc.exitcode
-                    why = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
+                    why = _death_reason(w.proc.exitcode)
                     retire(w, kill=True)
-                    on_done(key, False, f"worker process died ({why}); a crash of the ngspice library?")
+                    on_done(key, False, why)
                 elif timeout_s is not None and now - w.started > timeout_s:
                     retire(w, kill=True)
                     on_done(key, False, f"timed out after {timeout_s:g} s (worker killed)")

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .sweep import MITIGATION_NAME, PLAN_NAME, SUMMARY_NAME
+from .sweep import MITIGATION_NAME, PLAN_NAME, SUMMARY_NAME, _fmt
 
 ERROR_COLUMNS = ("mean_rel_err", "op_rel_err", "cov_rel_err")
 
@@ -69,15 +69,17 @@ def plot_sweep(out_dir: str | Path) -> list[Path]:
             xs_all = np.array(values, dtype=float)
             pos = lambda v: _num(v)  # noqa: E731
         else:
-            labels = [json.dumps(v) if not isinstance(v, str) else v for v in values]
+            labels = [str(_fmt(v)) for v in values]  # as summary.csv spells them
             pos = lambda v: float(labels.index(v)) if v in labels else math.nan  # noqa: E731
             xs_all = np.arange(len(values), dtype=float)
+        plotted = False
         for name in errors:
             x = np.array([pos(r[key]) for r in ok])
             y = np.array([_num(r[name]) for r in ok])
             keep = np.isfinite(x) & np.isfinite(y) & (y > 0)
             if not keep.any():
                 continue
+            plotted = True
             pts = ax.plot(x[keep], y[keep], "o", alpha=0.35, ms=4)[0]
             xu = np.unique(x[keep])
             med = [np.median(y[keep][x[keep] == u]) for u in xu]
@@ -91,7 +93,8 @@ def plot_sweep(out_dir: str | Path) -> list[Path]:
             ax.set_xscale("log")
         if not numeric:
             ax.set_xticks(xs_all, labels, rotation=20)
-        ax.set_yscale("log")
+        if plotted:
+            ax.set_yscale("log")
         ax.set_xlabel(key)
         ax.set_ylabel("relative error")
         ax.set_title(f"error vs {key} ({len(ok)} ok of {len(rows)} runs)")
