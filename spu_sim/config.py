@@ -126,15 +126,76 @@ class IntegratorConfig(Strict):
 
 
 class OpampConfig(Strict):
-    """The op-amp model. ``ideal``: a nullor (virtual ground held exactly, no gain error)."""
+    """The op-amp model. ``ideal``: a nullor (virtual ground held exactly, no gain error).
 
-    model: Literal["ideal"] = "ideal"
+    ``macro``: a real op-amp subcircuit per integrator and inverter (see spu_sim.nonideal and
+    docs/nonideal.md): VCCS into a noiseless R-C pole (DC gain ``gain``, unity-gain frequency
+    ``gbw_hz``; null = no pole), an E-TABLE output stage clipped at +/- ``v_out_max_v`` (null = no
+    limit), input offset ``offset_v`` (plus a seeded per-op-amp Gaussian of rms ``offset_sigma_v``,
+    drawn from circuit.tolerance.seed), unity-gain inverters of two ``r_inverter_ohm`` resistors, and
+    supplies +/- ``supply_v`` that provide the output-stage load current plus ``i_quiescent_a`` per op-amp
+    (energy metric). The knobs other than ``model`` are ignored by the ideal model.
+    """
+
+    model: Literal["ideal", "macro"] = "ideal"
+    gain: float = Field(default=1e5, gt=1)
+    gbw_hz: float | None = Field(default=1e7, gt=0)
+    v_out_max_v: float | None = Field(default=None, gt=0)
+    offset_v: float = 0.0
+    offset_sigma_v: float = Field(default=0.0, ge=0)
+    r_inverter_ohm: float = Field(default=1e4, gt=0)
+    supply_v: float = Field(default=5.0, gt=0)
+    i_quiescent_a: float = Field(default=0.0, ge=0)
+
+    _fin = field_validator("gain", "gbw_hz", "v_out_max_v", "offset_v", "offset_sigma_v", "r_inverter_ohm",
+                           "supply_v", "i_quiescent_a")(_finite)
+
+
+class ToleranceConfig(Strict):
+    """Component tolerance and mismatch: each element value is multiplied by (1 + g)(1 + l), with g one
+    Gaussian draw of rms ``global_rel`` per element kind (process) and l one draw of rms ``local_rel`` per
+    element (mismatch). Drawn from ``seed`` (numpy PCG64, one stream per element group, so a draw is
+    reproducible and does not depend on which other elements exist). 0 and 0 = exact nominal values."""
+
+    global_rel: float = Field(default=0.0, ge=0, lt=0.5)
+    local_rel: float = Field(default=0.0, ge=0, lt=0.5)
+    seed: int = 0
+
+    _fin = field_validator("global_rel", "local_rel")(_finite)
+
+
+class QuantizationConfig(Strict):
+    """Programming resolution. r_bits: every programmable conductance (coupling resistors, R_in) is
+    rounded to the grid k * G_max / (2^bits - 1), G_max = 1 / circuit.integrator.r_min_ohm (k = 0 removes
+    the resistor). c_bits: capacitors on the grid k * C_nom / 2^(bits-1) (C_f itself is on the grid, so this
+    only matters with the RLC topology's coupling banks). dac_bits: the b-DAC voltages rounded to
+    2 v_dac_max_v / 2^bits steps and clipped to +/- v_dac_max_v. null = exact."""
+
+    r_bits: int | None = Field(default=None, ge=1, le=32)
+    c_bits: int | None = Field(default=None, ge=1, le=32)
+    dac_bits: int | None = Field(default=None, ge=1, le=32)
+
+
+class TemperatureConfig(Strict):
+    """Operating temperature. Resistors scale by 1 + r_tc1_per_k (temp_c - tnom_c), capacitors by
+    1 + c_tc1_per_k (temp_c - tnom_c) (values written into the netlist); temp_c also sets kT of the
+    thermal noise in the ``.noise`` analysis (ngspice ``.temp``)."""
+
+    temp_c: float = Field(default=27.0, gt=-273.15)
+    tnom_c: float = Field(default=27.0, gt=-273.15)
+    r_tc1_per_k: float = 0.0
+    c_tc1_per_k: float = 0.0
+
+    _fin = field_validator("temp_c", "tnom_c", "r_tc1_per_k", "c_tc1_per_k")(_finite)
 
 
 class CircuitConfig(Strict):
     topology: Literal["opamp", "rlc"] = "opamp"
     integrator: IntegratorConfig = IntegratorConfig()
     opamp: OpampConfig = OpampConfig()
+    tolerance: ToleranceConfig = ToleranceConfig()
+    quantization: QuantizationConfig = QuantizationConfig()
+    temperature: TemperatureConfig = TemperatureConfig()
 
 
 # ---------------------------------------------------------------- simulation and readout

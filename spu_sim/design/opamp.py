@@ -221,7 +221,10 @@ def design_opamp(problem: Problem, cfg: Config) -> OpampDesign:
     else:
         r_noise, v_n = np.inf, 0.0
 
-    return OpampDesign(problem=problem, c_farad=ic.c_farad, r_ohm=r_ohm, sign=sign, r_in_ohm=float(r_in),
-                       v_dac_v=v_dac, r_noise_ohm=float(r_noise), noise_v_rms=float(v_n), alpha=alpha,
-                       s_x=s_x, tau_s=tau_s, x0_v=problem.x0 / s_x, noise_dt_tau=float(noise_dt_tau),
-                       v_swing_v=ic.v_swing_v, pruned=pruned)
+    nominal = OpampDesign(problem=problem, c_farad=ic.c_farad, r_ohm=r_ohm, sign=sign, r_in_ohm=float(r_in),
+                          v_dac_v=v_dac, r_noise_ohm=float(r_noise), noise_v_rms=float(v_n), alpha=alpha,
+                          s_x=s_x, tau_s=tau_s, x0_v=problem.x0 / s_x, noise_dt_tau=float(noise_dt_tau),
+                          v_swing_v=ic.v_swing_v, pruned=pruned)
+    # tolerance, quantisation, temperature, op-amp macromodel (returns `nominal` itself at default knobs)
+    from ..nonideal import apply_opamp_nonidealities  # noqa: PLC0415 - nonideal subclasses OpampDesign
+    return apply_opamp_nonidealities(nominal, cfg)

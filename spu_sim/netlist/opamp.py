@@ -21,6 +21,7 @@ import numpy as np
 
 from ..config import Config
 from . import NOISE_NAME, fmt
+from .opamp_macro import element_value, macro_integrator, macro_inverter, nonideal_header, saved_currents, supplies
 
 
 def format_opamp_netlist(design, cfg: Config) -> str:
@@ -46,20 +47,29 @@ def format_opamp_netlist(design, cfg: Config) -> str:
             f" through R_noise = {design.r_noise_ohm:.6g} ohm")
     if design.pruned:
         add(f"* Pruned (no resistor, below prune_below_relative): {len(design.pruned)} entries")
+    L.extend(nonideal_header(design))
     add("* Units: ohm, farad, volt, second. Run: ngspice -b -r out.raw netlist.cir")
     add("")
+    macro = getattr(design, "macro", None)
     for i in range(1, d + 1):
+        if macro is not None:
+            L.extend(macro_integrator(design, i))
+            continue
         add(f"* integrator {i}")
         add(f"VSUM{i} sum{i} 0 DC 0")
         add(f"FINT{i} st{i} 0 VSUM{i} 1")
-        add(f"CF{i} st{i} 0 {fmt(design.c_farad)} IC={fmt(design.x0_v[i - 1])}")
+        add(f"CF{i} st{i} 0 {fmt(element_value(design, 'c_f_farad', i - 1, design.c_farad))} IC={fmt(design.x0_v[i - 1])}")
         add(f"EOUT{i} x{i} 0 st{i} 0 1")
     inv = design.needs_inverter
     if inv.any():
         add("* unity-gain inverters: xn<j> = -V_j")
         for j in range(1, d + 1):
-            if inv[j - 1]:
+            if inv[j - 1] and macro is not None:
+                L.extend(macro_inverter(design, j))
+            elif inv[j - 1]:
                 add(f"EINV{j} xn{j} 0 x{j} 0 -1")
+    if macro is not None:
+        L.extend(supplies(design))
     add("* coupling resistors R<i>_<j> realise A_ij")
     for i in range(1, d + 1):
         for j in range(1, d + 1):
@@ -71,7 +81,7 @@ def format_opamp_netlist(design, cfg: Config) -> str:
         add("* right-hand side b: DAC voltages through R_in")
         for i in range(1, d + 1):
             add(f"VDAC{i} dac{i} 0 DC {fmt(design.v_dac_v[i - 1])}")
-            add(f"RIN{i} dac{i} sum{i} {fmt(design.r_in_ohm)}")
+            add(f"RIN{i} dac{i} sum{i} {fmt(element_value(design, 'r_in_each_ohm', i - 1, design.r_in_ohm))}")
     if design.has_noise:
         add("* injected noise: one filesource output per integrator")
         ports = " ".join(f"nz{i} 0" for i in range(1, d + 1))
@@ -81,10 +91,10 @@ def format_opamp_netlist(design, cfg: Config) -> str:
         add(f".model noisesrc filesource (file=\"{NOISE_NAME}\" amploffset=[{zeros}] amplscale=[{ones}]"
             " timeoffset=0 timescale=1 timerelative=false amplstep=false)")
         for i in range(1, d + 1):
-            add(f"RN{i} nz{i} sum{i} {fmt(design.r_noise_ohm)}")
+            add(f"RN{i} nz{i} sum{i} {fmt(element_value(design, 'r_noise_each_ohm', i - 1, design.r_noise_ohm))}")
     add("")
     add(f".options reltol={fmt(sim.reltol)}")
-    add(".save " + " ".join(f"v(x{i})" for i in range(1, d + 1)))
+    add(".save " + " ".join([f"v(x{i})" for i in range(1, d + 1)] + saved_currents(design)))
     if "op" in sim.analyses:
         add(".op")
     if "tran" in sim.analyses:
