@@ -165,7 +165,8 @@ class NgspiceSubprocess:
 
     name = "ngspice-subprocess"
 
-    def run(self, netlist_path: Path, timeout_s: float | None = None) -> dict[str, Waveforms]:
+    def run(self, netlist_path: Path, timeout_s: float | None = None, progress=None) -> dict[str, Waveforms]:
+        """progress is accepted for interface parity and ignored (ngspice -b reports nothing usable)."""
         netlist_path = Path(netlist_path).resolve()
         run_dir = netlist_path.parent
         exe = shutil.which("ngspice")
@@ -190,6 +191,37 @@ class NgspiceSubprocess:
             raw.unlink(missing_ok=True)
 
 
+def _make_shared_class(base):
+    """PySpice's NgSpiceShared with two fixes: the background-thread callback returns an int (PySpice 1.5
+    returns None, which cffi reports on every bg_run), and simulation status messages ("tran: 45.2%")
+    are kept for progress bars."""
+
+    class _Shared(base):
+        last_stat = ""
+
+        @staticmethod
+        def _background_thread_running(is_running, ngspice_id, user_data):
+            from PySpice.Spice.NgSpice.Shared import ffi  # noqa: PLC0415
+            ffi.from_handle(user_data)._is_running = is_running
+            return 0
+
+        def send_stat(self, message, ngspice_id):
+            self.last_stat = message
+            return 0
+
+    return _Shared
+
+
+def _stat_fraction(message: str) -> float | None:
+    """'tran: 45.2%' -> 0.452."""
+    if "%" not in message:
+        return None
+    try:
+        return float(message.split(":")[-1].strip().rstrip("%")) / 100.0
+    except ValueError:
+        return None
+
+
 class NgspiceShared:
     """ngspice in-process via PySpice (one simulator per process: run parallel work in processes)."""
 
@@ -208,7 +240,7 @@ class NgspiceShared:
                     if Path(cand).exists():
                         _NS.LIBRARY_PATH = cand
             try:
-                self._ng = _NS.new_instance()
+                self._ng = _make_shared_class(_NS).new_instance()
             except OSError as e:
                 raise SimulationError(f"cannot load libngspice ({e}); apt-get install libngspice0-dev") from None
         return self._ng
@@ -223,7 +255,8 @@ class NgspiceShared:
             raise SimulationError(f"ngspice command {cmd!r} returned {rc}", ngspice_message="\n".join(out))
         return out
 
-    def run(self, netlist_path: Path, timeout_s: float | None = None) -> dict[str, Waveforms]:
+    def run(self, netlist_path: Path, timeout_s: float | None = None, progress=None) -> dict[str, Waveforms]:
+        """progress: optional callable(fraction in [0, 1]) fed from ngspice's status messages."""
         netlist_path = Path(netlist_path).resolve()
         run_dir = netlist_path.parent
         text = netlist_path.read_text()
@@ -242,7 +275,7 @@ class NgspiceShared:
                     raise SimulationError("ngspice could not load the netlist",
                                           ngspice_message="\n".join(errors or out[-5:]), run_dir=run_dir,
                                           netlist_path=netlist_path)
-                self._run_with_timeout(timeout_s, run_dir, netlist_path)
+                self._run_with_timeout(timeout_s, run_dir, netlist_path, progress)
                 return self._fetch_plots()
             finally:
                 with contextlib.suppress(Exception):
@@ -250,23 +283,27 @@ class NgspiceShared:
                 with contextlib.suppress(Exception):
                     self._command("remcirc")
 
-    def _run_with_timeout(self, timeout_s: float | None, run_dir: Path, netlist_path: Path) -> None:
+    def _run_with_timeout(self, timeout_s: float | None, run_dir: Path, netlist_path: Path, progress=None) -> None:
         ng = self._instance()
         ng.clear_output()
-        if timeout_s is None:
+        if timeout_s is None and progress is None:
             out = self._command("run")
         else:
             self._command("bg_run")
             t0 = time.monotonic()
             time.sleep(0.01)
             while ng._ngspice_shared.ngSpice_running():
-                if time.monotonic() - t0 > timeout_s:
+                if progress is not None:
+                    frac = _stat_fraction(ng.last_stat)
+                    if frac is not None:
+                        progress(frac)
+                if timeout_s is not None and time.monotonic() - t0 > timeout_s:
                     self._command("bg_halt")
                     while ng._ngspice_shared.ngSpice_running():
                         time.sleep(0.01)
                     raise SimulationError(f"ngspice did not finish within {timeout_s:g} s", run_dir=run_dir,
                                           netlist_path=netlist_path)
-                time.sleep(0.005)
+                time.sleep(0.02)
             out = list(ng._stdout) + list(ng._stderr)
         errors = _errors_in(out)
         if errors:

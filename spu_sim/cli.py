@@ -38,7 +38,7 @@ def cmd_netlist(a) -> int:
 
 def cmd_simulate(a) -> int:
     from .pipeline import simulate
-    res = simulate(a.config, a.out)
+    res = simulate(a.config, a.out, progress=True)
     t = res.timings_s
     print(f"ngspice: {t.get('ngspice_s', 0):.2f} s, readout {t.get('readout_s', 0):.2f} s")
     print(f"netlist: {(Path(a.out) / 'netlist.cir').resolve()}")
@@ -48,7 +48,7 @@ def cmd_simulate(a) -> int:
 
 def cmd_compare(a) -> int:
     from .compare import format_table, compare
-    m = compare(a.config, a.out)
+    m = compare(a.config, a.out, progress=True)
     print(format_table(m))
     out = Path(a.out).resolve()
     print(f"netlist: {out / 'netlist.cir'}")

@@ -162,12 +162,12 @@ def format_table(m: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def compare(config: str | Path | dict | Config, out_dir: str | Path) -> dict[str, Any]:
+def compare(config: str | Path | dict | Config, out_dir: str | Path, *, progress: bool = False) -> dict[str, Any]:
     """simulate + exact reference + metrics.json + reference.npz + PNG plots in out_dir."""
     from .plots import plot_compare  # noqa: PLC0415 - matplotlib is heavy
     prep = prepare(config)
     out = Path(out_dir)
-    result = simulate(prep.cfg, out)
+    result = simulate(prep.cfg, out, progress=progress)
     arrays = result.arrays
     ref = reference_arrays(prep, arrays) if len(arrays["t"]) > 1 else {}
     metrics = compute_metrics(prep, arrays, ref.get("x_ideal"))

@@ -51,8 +51,11 @@ class Prepared:
         sim = self.cfg.simulation
         if sim.burn_in_tau is not None:
             return sim.burn_in_tau
-        lam_min = float(np.min(np.real(np.linalg.eigvals(self.design.A_realized))))
-        return min(5.0 / lam_min, 0.5 * sim.t_stop_tau)
+        if self.design.topology == "rlc":  # second-order dynamics: the slowest decay rate of its 2d SDE
+            lam_min = self.design.slowest_rate_tau
+        else:
+            lam_min = float(np.min(np.real(np.linalg.eigvals(self.design.A_realized))))
+        return min(10.0 / lam_min, 0.5 * sim.t_stop_tau)
 
     @property
     def n_noise_steps(self) -> int:
@@ -109,11 +112,24 @@ def write_netlist(config: str | Path | dict | Config, out_dir: str | Path) -> li
     return io.publish(stage, Path(out_dir))
 
 
-def run_backend(prep: Prepared, netlist: Path) -> tuple[dict[str, Waveforms], float]:
-    """Run ngspice on the netlist with the configured backend; returns plots and wall time."""
+def run_backend(prep: Prepared, netlist: Path, progress: bool = False) -> tuple[dict[str, Waveforms], float]:
+    """Run ngspice on the netlist with the configured backend; returns plots and wall time.
+
+    progress: show a tqdm bar (stderr) fed by ngspice's own status for transients.
+    """
     backend = get_backend(prep.cfg.simulation.backend)
     t0 = time.perf_counter()
-    plots = backend.run(netlist, timeout_s=prep.cfg.simulation.timeout_s)
+    if progress and "tran" in prep.cfg.simulation.analyses and backend.name == "ngspice-shared":
+        from tqdm import tqdm  # noqa: PLC0415
+        with tqdm(total=100, desc="ngspice transient", unit="%", leave=False, mininterval=0.5, disable=None,
+                  bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}") as bar:
+            def update(frac: float) -> None:
+                step = int(100 * min(frac, 1.0)) - bar.n
+                if step > 0:
+                    bar.update(step)
+            plots = backend.run(netlist, timeout_s=prep.cfg.simulation.timeout_s, progress=update)
+    else:
+        plots = backend.run(netlist, timeout_s=prep.cfg.simulation.timeout_s)
     return plots, time.perf_counter() - t0
 
 
@@ -128,6 +144,10 @@ def read_results(prep: Prepared, plots: dict[str, Waveforms]) -> dict[str, np.nd
     }
     nan_vec = np.full(d, np.nan)
     arrays["x_op"] = read_op(plots["op"], design) if "op" in plots else nan_vec
+    # rlc: no mean (inductors short DC): x_op stays NaN and x_mean is stored but flagged by has_mean = False
+    arrays["has_mean"] = np.array(bool(getattr(design, "has_mean", True)))
+    if not arrays["has_mean"]:
+        arrays["x_star"] = np.zeros(d)  # the target mean of such a topology is 0: b cannot be realised
     if "tran" in plots:
         tr = read_transient(plots["tran"], design, make_adc(prep.cfg, design), prep.sample_dt_tau * design.tau_s,
                             prep.t_stop_s, prep.burn_in_tau * design.tau_s)
@@ -138,11 +158,12 @@ def read_results(prep: Prepared, plots: dict[str, Waveforms]) -> dict[str, np.nd
     return arrays
 
 
-def simulate(config: str | Path | dict | Config, out_dir: str | Path | None = None) -> SimulationResult:
+def simulate(config: str | Path | dict | Config, out_dir: str | Path | None = None, *,
+             progress: bool = False) -> SimulationResult:
     """Run the configured analyses in ngspice and read them out (the main entry point from Python).
 
     With out_dir, publishes netlist.cir, noise.txt, config.yaml, design.json and result.npz there;
-    without, runs in a temporary folder and returns the arrays only.
+    without, runs in a temporary folder and returns the arrays only. progress: a bar for the transient.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -151,11 +172,11 @@ def simulate(config: str | Path | dict | Config, out_dir: str | Path | None = No
     if out_dir is None:
         import tempfile
         with tempfile.TemporaryDirectory(prefix="spu-sim-") as tmp:
-            return _simulate_in(prep, Path(tmp), None, timings)
+            return _simulate_in(prep, Path(tmp), None, timings, progress)
     out = Path(out_dir)
     stage = io.new_stage(out)
     try:
-        result = _simulate_in(prep, stage, out, timings)
+        result = _simulate_in(prep, stage, out, timings, progress)
     except SimulationError as e:
         failed = io.keep_failed_stage(stage, out)
         raise SimulationError(str(e).split(" [run folder")[0].split(" (ngspice:")[0],
@@ -169,11 +190,12 @@ def simulate(config: str | Path | dict | Config, out_dir: str | Path | None = No
     return result
 
 
-def _simulate_in(prep: Prepared, folder: Path, out: Path | None, timings: dict[str, float]) -> SimulationResult:
+def _simulate_in(prep: Prepared, folder: Path, out: Path | None, timings: dict[str, float],
+                 progress: bool = False) -> SimulationResult:
     t0 = time.perf_counter()
     netlist = write_run_files(prep, folder)
     timings["netlist_s"] = time.perf_counter() - t0
-    plots, timings["ngspice_s"] = run_backend(prep, netlist)
+    plots, timings["ngspice_s"] = run_backend(prep, netlist, progress)
     t0 = time.perf_counter()
     arrays = read_results(prep, plots)
     timings["readout_s"] = time.perf_counter() - t0

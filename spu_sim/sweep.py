@@ -7,6 +7,7 @@ A sweep config is a normal spu-sim config plus a ``sweep:`` section (``SweepSpec
     sweep:
       grid: {circuit.integrator.c_farad: [1.0e-9, 1.0e-8]}     # dotted keys -> values; runs = their product
       monte_carlo: {runs: 200, seed: 0, seed_key: circuit.tolerance.seed}   # draw i sets seed_key = seed + i
+                                                              # (a list of keys: each set to seed + i)
       mitigation: {enabled: true, group_size: 4}              # average estimates over K perturbed draws
       threshold: 0.05                                         # yield: fraction of runs with metric <= threshold
       timeout_s: 300                                          # per run (the worker is killed after it)
@@ -70,11 +71,17 @@ class _Strict(BaseModel):
 
 
 class MonteCarloSpec(_Strict):
-    """N draws of the component tolerances: draw i sets the dotted key ``seed_key`` to ``seed + i``."""
+    """N draws of the component tolerances: draw i sets the dotted key ``seed_key`` to ``seed + i``
+    (a list of keys, e.g. [circuit.tolerance.seed, simulation.seed], sets each; then the noise record
+    differs between draws too)."""
 
     runs: int = Field(ge=1, le=1_000_000)
     seed: int = 0
-    seed_key: str = "circuit.tolerance.seed"
+    seed_key: str | list[str] = "circuit.tolerance.seed"
+
+    @property
+    def seed_keys(self) -> list[str]:
+        return [self.seed_key] if isinstance(self.seed_key, str) else list(self.seed_key)
 
 
 class MitigationSpec(_Strict):
@@ -122,8 +129,9 @@ class SweepSpec(_Strict):
             if self.monte_carlo.runs < self.mitigation.group_size:
                 raise ValueError(f"mitigation.group_size ({self.mitigation.group_size}) exceeds "
                                  f"monte_carlo.runs ({self.monte_carlo.runs})")
-        if self.monte_carlo is not None and self.monte_carlo.seed_key in self.grid:
-            raise ValueError(f"grid.{self.monte_carlo.seed_key}: is also the monte_carlo.seed_key; use one of them")
+        for key in self.monte_carlo.seed_keys if self.monte_carlo is not None else []:
+            if key in self.grid:
+                raise ValueError(f"grid.{key}: is also a monte_carlo.seed_key; use one of them")
         return self
 
 
@@ -224,7 +232,7 @@ def _points(spec: SweepSpec) -> list[tuple[dict[str, Any], int | None]]:
     if spec.monte_carlo is None:
         return [(g, None) for g in grid]
     mc = spec.monte_carlo
-    return [({**g, mc.seed_key: mc.seed + i}, i) for g in grid for i in range(mc.runs)]
+    return [({**g, **{k: mc.seed + i for k in mc.seed_keys}}, i) for g in grid for i in range(mc.runs)]
 
 
 def plan_runs(base: dict[str, Any], spec: SweepSpec, base_dir: Path) -> list[RunSpec]:
@@ -592,10 +600,10 @@ def _mitigation(sweep: Sweep, records: list[dict[str, Any]]) -> list[dict[str, A
     if not spec.mitigation.enabled or spec.monte_carlo is None:
         return []
     k = spec.mitigation.group_size
-    seed_key = spec.monte_carlo.seed_key
+    seed_keys = spec.monte_carlo.seed_keys
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for rec in records:
-        point = tuple((key, json.dumps(v)) for key, v in rec["params"].items() if key != seed_key)
+        point = tuple((key, json.dumps(v)) for key, v in rec["params"].items() if key not in seed_keys)
         groups.setdefault((point, rec["draw"] // k), []).append(rec)
     rows = []
     for (point, g), members in groups.items():
@@ -638,7 +646,7 @@ def write_summary(sweep: Sweep, out: Path) -> Path:
             records.append(rec)
     names = {k for r in records for k in r.get("metrics", {})}
     metrics = [m for m in METRIC_ORDER if m in names] + sorted(names - set(METRIC_ORDER))
-    param_keys = sweep.grid_keys + ([sweep.spec.monte_carlo.seed_key] if sweep.spec.monte_carlo else [])
+    param_keys = sweep.grid_keys + (sweep.spec.monte_carlo.seed_keys if sweep.spec.monte_carlo else [])
     header = ["index", "run_id", *param_keys, "draw", "seed", *metrics, "run_time_s", "status", "error"]
     rows = []
     for rec in records:

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Idempotent set-up on Debian 12: ngspice + libngspice from Debian's packages, then a virtual
+# environment in .venv with spu-sim and its test tools. Safe to run any number of times.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${SPU_SIM_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3}"
+
+die() { echo "setup: $*" >&2; exit 1; }
+
+have_lib() {
+  ls /usr/lib/*-linux-gnu/libngspice.so* >/dev/null 2>&1 || ls /usr/lib/libngspice.so* >/dev/null 2>&1
+}
+
+# 1. ngspice (Debian 12 ships ngspice 39, which PySpice 1.5 works with)
+if ! command -v ngspice >/dev/null 2>&1 || ! have_lib; then
+  echo "setup: installing ngspice and libngspice from Debian's packages"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || die "ngspice is missing and this user is not root and has no sudo; run as root: apt-get install ngspice libngspice0 libngspice0-dev"
+    SUDO="sudo -n"
+  fi
+  command -v apt-get >/dev/null 2>&1 || die "ngspice is missing and apt-get is not available; install ngspice 39 and libngspice by hand"
+  $SUDO apt-get update -qq || die "apt-get update failed (network or permissions)"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ngspice libngspice0 libngspice0-dev >/dev/null \
+    || die "apt-get install ngspice libngspice0 libngspice0-dev failed"
+fi
+command -v ngspice >/dev/null 2>&1 || die "ngspice still not on PATH after installing"
+
+# 2. Python >= 3.11 and the virtual environment
+"$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+  || die "Python 3.11 or newer is needed ($PY is $("$PY" --version 2>&1))"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV"
+  "$PY" -m venv "$VENV" || die "could not create a virtual environment (apt-get install python3-venv)"
+fi
+
+# 3. the package (reinstalled only when pyproject.toml changed)
+STAMP="$VENV/.spu-sim-installed"
+HASH="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ] || ! "$VENV/bin/python" -c 'import spu_sim, PySpice' 2>/dev/null; then
+  echo "setup: installing spu-sim and its dependencies into $VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]" \
+    || die "pip install failed (see the messages above)"
+  echo "$HASH" > "$STAMP"
+fi
+echo "setup: ok ($("$VENV/bin/python" --version), $(ngspice --version 2>/dev/null | grep -o 'ngspice-[0-9]*' | head -1))"
