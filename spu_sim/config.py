@@ -226,48 +226,10 @@ class RlcConfig(Strict):
         return self
 
 
-class RlcConfig(Strict):
-    """Element values of the RLC unit-cell SPU (see spu_sim.design.rlc for the mapping).
-
-    Cell i: grounded capacitor, inductor l_henry and resistor r_ohm (in series with the noise source) to
-    ground; cells coupled all-to-all by capacitors. c_cell_farad: the total (Maxwell diagonal) capacitance
-    of the cell with the largest A_ii; sets the scale gamma = c_cell_farad / max_i A_ii [F per unit of A],
-    Cm = gamma A, and the time unit tau = sqrt(l_henry * c_cell_farad). coupling: ``ideal`` (one capacitor
-    of the exact value per coupling) or ``switched`` (a bank of ``bits`` binary-weighted capacitors
-    c_unit_farad * 2^k, each in series with an ngspice S switch of r_on_ohm / r_off_ohm driven by a
-    control voltage of 0 or v_control_v; c_parasitic_farad from every switch node to ground).
-    compensate_parasitics: trim the cell capacitor by the known parasitic load of the bank (calibration).
-    v_swing_v: the node voltage of 4 standard deviations of the most variable cell.
-    """
-
-    c_cell_farad: float = Field(default=1e-9, gt=0)
-    l_henry: float = Field(default=10e-6, gt=0)
-    r_ohm: float = Field(default=100.0, gt=0)
-    coupling: Literal["ideal", "switched"] = "switched"
-    bits: int = Field(default=6, ge=1, le=16)
-    c_unit_farad: float = Field(default=10e-12, gt=0)
-    r_on_ohm: float = Field(default=1.0, gt=0)
-    r_off_ohm: float = Field(default=1e9, gt=0)
-    c_parasitic_farad: float = Field(default=1e-12, ge=0)
-    v_control_v: float = Field(default=1.0, gt=0)
-    compensate_parasitics: bool = True
-    v_swing_v: float = Field(default=1.0, gt=0)
-
-    _fin = field_validator("c_cell_farad", "l_henry", "r_ohm", "c_unit_farad", "r_on_ohm", "r_off_ohm",
-                           "c_parasitic_farad", "v_control_v", "v_swing_v")(_finite)
-
-    @model_validator(mode="after")
-    def _switch(self) -> "RlcConfig":
-        if self.r_off_ohm <= self.r_on_ohm:
-            raise ValueError(f"r_off_ohm ({self.r_off_ohm:g}) must exceed r_on_ohm ({self.r_on_ohm:g})")
-        return self
-
-
 class CircuitConfig(Strict):
     topology: Literal["opamp", "rlc"] = "opamp"
     integrator: IntegratorConfig = IntegratorConfig()
     opamp: OpampConfig = OpampConfig()
-    rlc: RlcConfig = RlcConfig()
     rlc: RlcConfig = RlcConfig()
     tolerance: ToleranceConfig = ToleranceConfig()
     quantization: QuantizationConfig = QuantizationConfig()

@@ -54,9 +54,6 @@ class Prepared:
         if self.design.topology == "rlc":  # second-order dynamics: the slowest decay rate of its 2d SDE
             lam_min = self.design.slowest_rate_tau
         else:
-            if self.design.topology == "rlc":  # second-order dynamics: the slowest decay rate of its 2d SDE
-            lam_min = self.design.slowest_rate_tau
-        else:
             lam_min = float(np.min(np.real(np.linalg.eigvals(self.design.A_realized))))
         return min(10.0 / lam_min, 0.5 * sim.t_stop_tau)
 
@@ -147,10 +144,6 @@ def read_results(prep: Prepared, plots: dict[str, Waveforms]) -> dict[str, np.nd
     }
     nan_vec = np.full(d, np.nan)
     arrays["x_op"] = read_op(plots["op"], design) if "op" in plots else nan_vec
-    # rlc: no mean (inductors short DC): x_op stays NaN and x_mean is stored but flagged by has_mean = False
-    arrays["has_mean"] = np.array(bool(getattr(design, "has_mean", True)))
-    if not arrays["has_mean"]:
-        arrays["x_star"] = np.zeros(d)  # the target mean of such a topology is 0: b cannot be realised
     # rlc: no mean (inductors short DC): x_op stays NaN and x_mean is stored but flagged by has_mean = False
     arrays["has_mean"] = np.array(bool(getattr(design, "has_mean", True)))
     if not arrays["has_mean"]:
