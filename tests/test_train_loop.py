@@ -126,3 +126,24 @@ def test_shipped_configs_validate(name):
     cfg = load_config(ROOT / "configs" / name)
     assert cfg.train.optimizers
     assert yaml.safe_load(yaml.safe_dump(resolved_dict(cfg))) == resolved_dict(cfg)
+
+
+def test_backend_failure_writes_partial_outputs_then_raises(tmp_path, monkeypatch):
+    from spu_sim.errors import SimulationError
+    from spu_sim.optim import tngd
+
+    calls = []
+    real = tngd.ou_transient
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise SimulationError("ngspice stopped", ngspice_message="timestep too small")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tngd, "ou_transient", flaky)
+    with pytest.raises(SimulationError, match="timestep too small"):
+        loop.run_training(_cfg(), tmp_path)
+    s = json.loads((tmp_path / "summary.json").read_text())["optimizers"]
+    assert "timestep too small" in s["tngd"]["error"] and s["tngd"]["steps"] == 2
+    assert s["sgd"]["steps"] == 6 and s["tadam"]["steps"] == 6 and "error" not in s["tadam"]

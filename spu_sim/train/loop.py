@@ -87,8 +87,12 @@ def _evaluate(model, theta, ds) -> dict[str, float]:
 
 
 def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.ndarray, ds: data_mod.Dataset,
-              batches: np.ndarray, cfg: TrainConfig, progress=None) -> tuple[list[dict], dict[str, Any]]:
-    """Train one optimiser; returns (history rows, summary entry). Stops early if the loss is not finite.
+              batches: np.ndarray, cfg: TrainConfig,
+              progress=None) -> tuple[list[dict], dict[str, Any], SpuSimError | None]:
+    """Train one optimiser; returns (history rows, summary entry, error or None).
+
+    Stops early if the parameters or the loss stop being finite (``diverged``) or if the SPU backend
+    raises a SpuSimError (returned, so the caller can write the partial outputs before re-raising).
 
     Wall time of a step = loss/gradient (+ curvature factor) + optimiser update (the SPU simulation
     included). Modelled time: the measured wall time for digital optimisers; for TNGD the digital part
@@ -104,6 +108,7 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
     step_time: StepTime | None = None
     terms = np.zeros(6)
     diverged = False
+    failure: SpuSimError | None = None
     hyper = entry.hyper()
     for k, idx in enumerate(batches, start=1):
         t0 = time.perf_counter()
@@ -116,6 +121,11 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
                 updates, state = transform.update(problem, state)
             except np.linalg.LinAlgError:
                 updates = np.full_like(theta, np.nan)
+            except SpuSimError as err:
+                failure = err
+                if progress is not None:
+                    progress.update(len(batches) - k + 1)
+                break
             theta = theta + updates
         dt = time.perf_counter() - t0
         wall += dt
@@ -159,6 +169,8 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
         "modelled_time_per_step_s": modelled / max(steps_done, 1),
         "modelled_time_kind": "hardware model (spu_sim.train.timing)" if entry.is_tngd else "measured wall time",
     }
+    if failure is not None:
+        summary["error"] = str(failure)
     if entry.is_tngd and step_time is not None:
         mean_terms = StepTime(*(terms / max(steps_done, 1)))
         summary["modelled_terms_per_step_s"] = mean_terms._asdict()
@@ -166,7 +178,7 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
         summary["timing_line"] = format_step_time(entry.label, mean_terms)
         if errors:
             summary["mean_nat_grad_rel_error"] = float(np.nanmean(errors))
-    return rows, summary
+    return rows, summary, failure
 
 
 def format_history_csv(rows: list[dict]) -> str:
@@ -200,6 +212,8 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
 
     Everything that can be checked (the config, the data, the optimisers' settings, the circuit
     backend's import) is checked before ``out_dir`` is created or touched. Returns the summary dict.
+    If an optimiser's SPU backend fails (SpuSimError), the other optimisers still run, the outputs are
+    written (the failed entry's summary carries ``error``) and then the first error is raised.
     """
     cfg = validate_config(config)
     ds = make_dataset(cfg)
@@ -218,6 +232,7 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
 
     rows: list[dict] = []
     per_opt: dict[str, Any] = {}
+    failures: list[SpuSimError] = []
     t_start = time.perf_counter()
     progress = None
     if cfg.train.progress:
@@ -227,9 +242,10 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
         for entry, transform in zip(cfg.train.optimizers, transforms):
             if progress is not None:
                 progress.set_description(entry.label)
-            r, s = train_one(entry, transform, model, theta0, ds, batches, cfg, progress)
+            r, s, err = train_one(entry, transform, model, theta0, ds, batches, cfg, progress)
             rows += r
             per_opt[entry.label] = s
+            failures += [err] if err is not None else []
     finally:
         if progress is not None:
             progress.close()
@@ -245,6 +261,8 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
     from spu_sim.train.plots import plot_run
 
     summary["plots"] = [str(p) for p in plot_run(out)]
+    if failures:  # partial outputs are written; report the first failure (CLI exit 1, or 2 for bad input)
+        raise failures[0]
     return summary
 
 
