@@ -155,6 +155,9 @@ def read_results(prep: Prepared, plots: dict[str, Waveforms]) -> dict[str, np.nd
                       adc_clipped=np.array(tr.n_clipped), n_ngspice_points=np.array(len(plots["tran"].axis)))
     else:
         arrays.update(t=np.zeros(0), x=np.zeros((0, d)), x_mean=nan_vec, x_cov=np.full((d, d), np.nan))
+    # non-ideal designs only (nominal designs add nothing): A_effective, b_effective, supply power/energy
+    from .metrics_circuit import circuit_arrays  # noqa: PLC0415
+    arrays.update(circuit_arrays(prep, plots, arrays))
     return arrays
 
 

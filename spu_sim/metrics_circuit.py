@@ -1,0 +1,156 @@
+"""Circuit metrics of one run: settling time and energy, from the result arrays (no simulation here).
+
+    metrics = circuit_metrics(prep, arrays)          # prep: pipeline.Prepared, arrays: result.npz contents
+
+Settling (problem time unit tau; tol = SETTLE_TOL of the initial distance e0 = max_i |x0_i - x_eq,i|):
+
+- measured: the first readout time after which every |x_i(t) - x_eq,i| stays <= tol e0 + n_sigma sqrt(S_ii)
+  for the rest of the run (x_eq: the .op equilibrium, else the time average; S: the stationary covariance of
+  the realised process -- the noise band, 0 without noise). NaN if the run never settles.
+- predicted_exact: the same criterion (without the noise band) on the exact mean trajectory
+  E[x(t)] = x* + expm(-A t)(x0 - x*) of the realised / effective drift.
+- predicted_slowest: ln(1 / tol) / Re(lambda_min), the slowest eigenvalue of that drift: the usual
+  single-mode estimate (exact when x0 - x* lies along the slowest eigenvector).
+
+Energy over the run (joules):
+
+- supply (op-amp macromodel only): each op-amp's output stage sources its load current from VCC and sinks it
+  into VEE (class-B), plus a quiescent current iq from both rails, so P(t) = V_s (I_cc(t) + I_ee(t)) with the
+  currents ngspice computed for the rail sources VCC / VEE; E = int P dt over ngspice's own time points.
+  Noise and b DACs are not included.
+- resistive (every model): the power dissipated in the coupling and input resistors, whose summing-node ends
+  sit at virtual ground: P_R = sum_ij G_ij u_j^2 + sum_i G_in,i V_dac,i^2 (u_j = +/- V_j from the readout).
+  A lower bound for any op-amp that drives those resistors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .ideal import LinearSDE, stationary_cov, stationary_mean, transient_mean
+
+SETTLE_TOL = 1e-2
+N_SIGMA = 4.0
+
+
+def drift_sde(design) -> LinearSDE:
+    """The effective linear SDE of a design (finite-gain op-amps included) or its realised one."""
+    if hasattr(design, "effective_sde"):
+        return design.effective_sde()
+    return design.realized_sde()
+
+
+def settling_time_measured(t_tau: np.ndarray, x: np.ndarray, x0: np.ndarray, x_eq: np.ndarray,
+                           band: np.ndarray, tol: float = SETTLE_TOL) -> float:
+    """First time after which |x(t) - x_eq| <= tol * max|x0 - x_eq| + band (per coordinate) for good."""
+    e0 = float(np.max(np.abs(x0 - x_eq)))
+    if t_tau.size == 0:
+        return float("nan")
+    if e0 == 0:
+        return 0.0
+    ok = np.all(np.abs(x - x_eq) <= tol * e0 + band, axis=1)
+    if not ok[-1]:
+        return float("nan")
+    bad = np.flatnonzero(~ok)
+    return float(t_tau[0]) if bad.size == 0 else float(t_tau[min(bad[-1] + 1, len(t_tau) - 1)])
+
+
+def settling_time_predicted(sde: LinearSDE, x0: np.ndarray, tol: float = SETTLE_TOL,
+                            n_grid: int = 4000) -> tuple[float, float]:
+    """(exact-mean criterion, ln(1/tol) / Re lambda_min) in tau for dx = -(K x - f) dt."""
+    lam = np.linalg.eigvals(sde.K)
+    rmin = float(np.min(lam.real))
+    slow = float(np.log(1.0 / tol) / rmin)
+    xs = stationary_mean(sde)
+    e0 = float(np.max(np.abs(x0 - xs)))
+    if e0 == 0:
+        return 0.0, slow
+    t = np.linspace(0.0, 3.0 * slow, n_grid)
+    m = transient_mean(sde, x0, t)
+    ok = np.all(np.abs(m - xs) <= tol * e0, axis=1)
+    bad = np.flatnonzero(~ok)
+    exact = 0.0 if bad.size == 0 else float(t[min(bad[-1] + 1, n_grid - 1)])
+    return exact, slow
+
+
+def _current(vectors: dict, source: str):
+    """A source's branch current under either name (raw file: i(vcc); shared library: vcc#branch)."""
+    for key in (f"i({source})", f"{source}#branch"):
+        if key in vectors:
+            return vectors[key]
+    return None
+
+
+def supply_power_w(tran_wave, supply_v: float) -> tuple[np.ndarray, np.ndarray]:
+    """(time_s, power_w) drawn from the +/- supply_v rails: P = -V_cc i(VCC) + V_ee i(VEE) (SPICE branch
+    currents flow into the + terminal, so a source that delivers power has a negative current)."""
+    icc = np.real(_current(tran_wave.vectors, "vcc"))
+    iee = np.real(_current(tran_wave.vectors, "vee"))
+    return np.real(tran_wave.axis), supply_v * (-icc + iee)
+
+
+def resistive_power_w(design, v: np.ndarray) -> np.ndarray:
+    """(n,) power dissipated in coupling and input resistors for node voltages v (n, d) (module doc)."""
+    g = np.where(np.isfinite(design.r_ohm), 1.0 / design.r_ohm, 0.0)
+    p = (v ** 2) @ g.sum(axis=0)            # sum_ij G_ij V_j^2 (u_j^2 = V_j^2 for either sign)
+    if np.isfinite(design.r_in_ohm):
+        r_in = getattr(design, "r_in_each_ohm", None)
+        r_in = np.full(design.d, design.r_in_ohm) if r_in is None else r_in
+        p = p + float(np.sum(design.v_dac_v ** 2 / r_in))
+    return p
+
+
+def circuit_arrays(prep, plots: dict, arrays: dict) -> dict[str, np.ndarray]:
+    """Extra result.npz arrays of a non-ideal design (empty for a nominal one, which keeps default
+    result files unchanged): A_effective, b_effective, and with the macromodel the supply power
+    (t_supply_s, p_supply_w) and energy_supply_j."""
+    design = prep.design
+    if not hasattr(design, "effective_sde"):
+        return {}
+    out: dict[str, np.ndarray] = {"A_effective": design.A_effective, "b_effective": design.b_effective}
+    if design.macro is not None and "tran" in plots and _current(plots["tran"].vectors, "vcc") is not None:
+        t, p = supply_power_w(plots["tran"], design.macro.supply_v)
+        out.update(t_supply_s=t, p_supply_w=p, energy_supply_j=np.array(np.trapezoid(p, t)))
+    return out
+
+
+def circuit_metrics(prep, arrays: dict) -> dict[str, float]:
+    """Settling time (measured and predicted, tau and seconds) and energy of one run (module doc)."""
+    design = prep.design
+    tau_s = float(design.tau_s)
+    sde = drift_sde(design)
+    x0 = np.asarray(arrays.get("x0", prep.problem.x0), dtype=float)
+    exact, slow = settling_time_predicted(sde, x0)
+    lam = np.linalg.eigvals(sde.K)
+    out: dict[str, float] = {
+        "settle_tol_relative": SETTLE_TOL,
+        "settle_predicted_exact_tau": exact, "settle_predicted_slowest_tau": slow,
+        "settle_predicted_exact_s": exact * tau_s,
+        "lambda_min_effective": float(np.min(lam.real)), "lambda_max_effective": float(np.max(lam.real)),
+    }
+    t = np.asarray(arrays.get("t", np.zeros(0)), dtype=float)
+    x = np.asarray(arrays.get("x", np.zeros((0, design.d))), dtype=float)
+    meas = float("nan")
+    if t.size:
+        x_eq = np.asarray(arrays.get("x_op", np.full(design.d, np.nan)), dtype=float)
+        if not np.all(np.isfinite(x_eq)):
+            x_eq = stationary_mean(sde)
+        band = 0.0
+        if np.any(np.diag(sde.D) > 0):
+            band = N_SIGMA * np.sqrt(np.clip(np.diag(stationary_cov(sde)), 0, None))
+        meas = settling_time_measured(t / tau_s, x, x0, x_eq, band)
+    out["settle_measured_tau"] = meas
+    out["settle_measured_s"] = meas * tau_s
+    if t.size:
+        v = x / design.s_x
+        p = resistive_power_w(design, v)
+        out["energy_resistive_j"] = float(np.trapezoid(p, t))
+        out["power_resistive_mean_w"] = float(np.mean(p))
+    else:
+        out["energy_resistive_j"] = out["power_resistive_mean_w"] = float("nan")
+    e = arrays.get("energy_supply_j")
+    out["energy_supply_j"] = float(e) if e is not None else float("nan")
+    if e is not None and t.size:
+        out["power_supply_mean_w"] = float(e) / float(t[-1] - t[0]) if t[-1] > t[0] else float("nan")
+    out["run_time_s"] = float(t[-1]) if t.size else float("nan")
+    return out
