@@ -1,0 +1,148 @@
+"""The op-amp integrator SPU in real ngspice against the exact OU reference.
+
+Tolerances come from theory: the time average has covariance ideal.time_average_cov (about
+2 kappa A^-2 / T), each sample-covariance entry has variance ideal.sample_cov_var; the thresholds are
+chi-square / normal quantiles at 1e-4, fixed seeds.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from spu_sim import ideal
+from spu_sim.backend import NgspiceSubprocess, parse_raw
+from spu_sim.errors import SimulationError
+from spu_sim.pipeline import prepare, simulate, write_netlist
+
+from conftest import spd_problem
+
+pytestmark = pytest.mark.ngspice
+
+
+def test_op_equals_solution_at_condition_1e3():
+    cfg = spd_problem(8, 1e3, seed=3, kappa=0.0, analyses=["op"])
+    cfg["circuit"] = {"integrator": {"r_max_ohm": 1e10}}
+    r = simulate(cfg)
+    assert np.linalg.cond(r["A"]) == pytest.approx(1e3, rel=1e-6)
+    err = np.linalg.norm(r["x_op"] - r["x_star"]) / np.linalg.norm(r["x_star"])
+    assert err < 1e-6, err
+
+
+def test_scaling_keeps_tiny_and_huge_problems_accurate():
+    """Entries of 1e4 and a right-hand side of 1e-3 map to the same voltages as an O(1) problem."""
+    A = np.array([[3.0, -1.0, 0.5], [-1.0, 2.5, -0.7], [0.5, -0.7, 2.0]])
+    b = np.array([1.0, -0.5, 0.25])
+    base = {"problem": {"kappa": 0.0}, "simulation": {"analyses": ["op"]}}
+    small = simulate(base | {"problem": {"matrix": A.tolist(), "vector": b.tolist(), "kappa": 0.0}})
+    big = simulate(base | {"problem": {"matrix": (1e4 * A).tolist(), "vector": (1e-3 * b).tolist(), "kappa": 0.0}})
+    x_big = np.linalg.solve(1e4 * A, 1e-3 * b)
+    assert np.linalg.norm(big["x_op"] - x_big) / np.linalg.norm(x_big) < 1e-12
+    assert np.linalg.norm(small["x_op"] - np.linalg.solve(A, b)) / np.linalg.norm(small["x_op"]) < 1e-12
+    # same circuit up to the scale factors
+    pb, ps = prepare(base | {"problem": {"matrix": (1e4 * A).tolist(), "vector": (1e-3 * b).tolist(), "kappa": 0.0}}), \
+        prepare(base | {"problem": {"matrix": A.tolist(), "vector": b.tolist(), "kappa": 0.0}})
+    assert np.allclose(pb.design.r_ohm, ps.design.r_ohm) and np.allclose(pb.design.v_dac_v, ps.design.v_dac_v)
+
+
+@pytest.fixture(scope="module")
+def transient_d4(tmp_path_factory):
+    cfg = spd_problem(4, 5.0, seed=1, kappa=0.05, t_stop_tau=400.0, burn_in_tau=20.0)
+    out = tmp_path_factory.mktemp("tran")
+    return cfg, simulate(cfg, out), out
+
+
+def test_transient_mean_and_cov_match_ou_within_sampling_error(transient_d4):
+    cfg, r, _ = transient_d4
+    prep = prepare(cfg)
+    sde = prep.design.target_sde()
+    T = (r["t"][-1] - float(r["burn_in_s"])) / float(r["tau_s"])
+    # mean: (xbar - x*)^T V^-1 (xbar - x*) ~ chi2(d), V = covariance of a time average over T
+    V = ideal.time_average_cov(sde, T)
+    diff = r["x_mean"] - ideal.stationary_mean(sde)
+    assert diff @ np.linalg.solve(V, diff) < stats.chi2.ppf(1 - 1e-4, 4)
+    # covariance: each entry within 4.4 sigma (normal two-sided 1e-4 per entry, 10 entries)
+    S = ideal.stationary_cov(sde)
+    z = (r["x_cov"] - S) / np.sqrt(ideal.sample_cov_var(sde, T))
+    assert np.all(np.abs(z) < 4.4), z
+    # and the realised diffusion is the target's (ideal components)
+    assert float(r["kappa"]) == pytest.approx(0.05, rel=1e-12)
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(transient_d4, tmp_path):
+    cfg, r, _ = transient_d4
+    again = simulate(cfg)
+    assert np.array_equal(again["x"], r["x"])
+    other = simulate(cfg | {"simulation": cfg["simulation"] | {"seed": 1}})
+    assert not np.allclose(other["x"], r["x"])
+
+
+def test_written_netlist_runs_in_plain_ngspice_and_matches_in_process(transient_d4):
+    """The published netlist.cir + noise.txt run with plain `ngspice -b -r` give the in-process waveforms."""
+    cfg, r, out = transient_d4
+    proc = subprocess.run([shutil.which("ngspice"), "-b", "-r", "plain.raw", "netlist.cir"], cwd=out,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    plots = parse_raw((out / "plain.raw").read_bytes())
+    t = plots["tran"].axis
+    prep = prepare(cfg)
+    x1 = np.interp(r["t"], t, plots["tran"].node("x1")) * prep.design.s_x
+    assert np.allclose(x1, r["x"][:, 0], rtol=0, atol=1e-9 * np.abs(r["x"]).max())
+    assert np.allclose(plots["op"].node("x2")[0] * prep.design.s_x, r["x_op"][1], rtol=1e-12)
+
+
+def test_subprocess_backend_gives_identical_results(transient_d4):
+    cfg, r, _ = transient_d4
+    sub = simulate(cfg | {"simulation": cfg["simulation"] | {"backend": "ngspice-subprocess"}})
+    assert np.allclose(sub["x"], r["x"], rtol=0, atol=1e-9 * np.abs(r["x"]).max())
+    assert np.allclose(sub["x_op"], r["x_op"], rtol=1e-12)
+
+
+def test_netlist_contains_only_generated_lines(tmp_path):
+    """No config text reaches the netlist: every line is a comment or matches the generator's grammar."""
+    cfg = spd_problem(5, 20.0, seed=4, kappa=0.02)
+    write_netlist(cfg, tmp_path)
+    text = (tmp_path / "netlist.cir").read_text()
+    num = r"-?\d+(\.\d+)?(e[-+]?\d+)?"
+    grammar = [rf"VSUM\d+ sum\d+ 0 DC 0", rf"FINT\d+ st\d+ 0 VSUM\d+ 1", rf"CF\d+ st\d+ 0 {num} IC={num}",
+               rf"EOUT\d+ x\d+ 0 st\d+ 0 1", rf"EINV\d+ xn\d+ 0 x\d+ 0 -1", rf"R\d+_\d+ xn?\d+ sum\d+ {num}",
+               rf"VDAC\d+ dac\d+ 0 DC {num}", rf"RIN\d+ dac\d+ sum\d+ {num}", r"ANOISE %vd\(\[(nz\d+ 0 ?)+\]\) noisesrc",
+               r'\.model noisesrc filesource \(file="noise\.txt" amploffset=\[[0 ]+\] amplscale=\[[1 ]+\] timeoffset=0 timescale=1 timerelative=false amplstep=false\)',
+               rf"RN\d+ nz\d+ sum\d+ {num}", rf"\.options reltol={num}", r"\.save( v\(x\d+\))+", r"\.op",
+               rf"\.tran {num} {num} 0 {num} uic", r"\.end"]
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("*"):
+            continue
+        assert any(re.fullmatch(g, line, flags=re.I) for g in grammar), line
+    assert text.count("\nR") >= 25  # 5x5 coupling resistors (random SPD: no zero entries)
+
+
+def test_ngspice_error_carries_its_message(tmp_path):
+    """A netlist ngspice rejects: both backends raise SimulationError with ngspice's own words."""
+    bad = tmp_path / "netlist.cir"
+    bad.write_text("broken\nR1 a 0 1k\nC1 a 0 1n\nX1 a b nosuchsubckt\n.op\n.end\n")
+    with pytest.raises(SimulationError) as e:
+        NgspiceSubprocess().run(bad)
+    assert "nosuchsubckt" in str(e.value).lower() and str(tmp_path) in str(e.value)
+    from spu_sim.backend import get_backend
+    with pytest.raises(SimulationError) as e2:
+        get_backend("ngspice-shared").run(bad)
+    assert "nosuchsubckt" in e2.value.ngspice_message.lower()
+    # the in-process simulator is still usable afterwards
+    assert np.isfinite(simulate(spd_problem(2, 2.0, kappa=0.0, analyses=["op"]))["x_op"]).all()
+
+
+def test_adc_quantises_readout(tmp_path):
+    cfg = spd_problem(3, 3.0, seed=2, kappa=0.02, t_stop_tau=20.0)
+    cfg["readout"] = {"adc": {"bits": 6, "range_v": 1.0}}
+    r = simulate(cfg)
+    prep = prepare(cfg)
+    v = r["x"] / prep.design.s_x
+    step = 2.0 / 2 ** 6
+    assert np.allclose(v / step, np.round(v / step), atol=1e-9)
+    assert len(np.unique(np.round(v / step))) <= 2 ** 6 + 1
