@@ -3,7 +3,7 @@
     data:   name (digits | blobs), test_fraction, seed, features (none | pca | pool), n_components, pool,
             n_samples, n_features, n_classes, spread (blobs only)
     model:  name (logreg | mlp), hidden, activation (tanh | relu), curvature (ggn | empirical_fisher), init_scale
-    train:  steps, batch_size, seed, eval_every, progress, diagnostics, optimizers: [ {name, label, lr, damping, ...} ]
+    train:  steps, batch_size, seed, eval_every, progress, diagnostics, blas_threads, optimizers: [ {name, label, lr, damping, ...} ]
     timing: the TNGD hardware time model (spu_sim.train.timing)
     plots:  groups: {plot name: [labels]} -> one extra plot per group
 
@@ -160,6 +160,7 @@ class TrainSection(_Section):
     eval_every: int = Field(1, ge=1)
     progress: bool = True
     diagnostics: bool = True  # TNGD: log |readout - exact natural gradient| / |exact| (untimed)
+    blas_threads: int | None = Field(1, ge=1)  # BLAS threads while training (stable timings); null = library default
     optimizers: list[OptimizerConfig] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -86,6 +86,17 @@ def _evaluate(model, theta, ds) -> dict[str, float]:
         }
 
 
+def _blas_threads(n: int | None):
+    """Limit BLAS/OpenMP threads to ``n`` for stable per-step timings of small matrices (None: leave as is)."""
+    if n is None:
+        return None
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    return threadpool_limits(limits=n)
+
+
 def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.ndarray, ds: data_mod.Dataset,
               batches: np.ndarray, cfg: TrainConfig,
               progress=None) -> tuple[list[dict], dict[str, Any], SpuSimError | None]:
@@ -234,11 +245,12 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
     per_opt: dict[str, Any] = {}
     failures: list[SpuSimError] = []
     t_start = time.perf_counter()
-    progress = None
+    progress = blas = None
     if cfg.train.progress:
         from tqdm import tqdm
         progress = tqdm(total=len(batches) * len(transforms), file=sys.stderr, unit="step", leave=False)
     try:
+        blas = _blas_threads(cfg.train.blas_threads)
         for entry, transform in zip(cfg.train.optimizers, transforms):
             if progress is not None:
                 progress.set_description(entry.label)
@@ -249,6 +261,8 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
     finally:
         if progress is not None:
             progress.close()
+        if blas is not None:
+            blas.restore_original_limits()
     summary = {
         "data": cfg.data.name, "model": cfg.model.name, "n_params": int(model.n_params),
         "n_train": int(len(ds.y_train)), "n_test": int(len(ds.y_test)), "batch_size": cfg.train.batch_size,
