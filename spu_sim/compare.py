@@ -98,7 +98,7 @@ def compute_metrics(prep: Prepared, arrays: dict[str, np.ndarray], x_ideal: np.n
         from .metrics_circuit import circuit_metrics  # noqa: PLC0415 - optional, added with non-idealities
     except ImportError:
         circuit_metrics = None
-    if circuit_metrics is not None:
+    if circuit_metrics is not None and design.topology == "opamp":  # settling/energy: op-amp designs only
         m.update(circuit_metrics(prep, arrays))
     if "timings_s" in arrays:
         for k, v in zip(("design_s", "netlist_s", "ngspice_s", "readout_s"), arrays["timings_s"]):
