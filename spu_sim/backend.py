@@ -104,8 +104,15 @@ def _in_dir(path: Path):
 
 
 def parse_raw(data: bytes) -> dict[str, Waveforms]:
-    """Parse an ngspice raw file (binary or ascii, one or more plots) into Waveforms keyed by kind."""
-    plots: dict[str, Waveforms] = {}
+    """Parse an ngspice raw file (binary or ascii, one or more plots) into Waveforms keyed by kind
+    (a later plot of the same kind replaces an earlier one; see parse_raw_list for all of them)."""
+    return {w.kind: w for w in parse_raw_list(data)}
+
+
+def parse_raw_list(data: bytes) -> list[Waveforms]:
+    """Every plot of an ngspice raw file in file order (several .noise lines give noise, noise_total,
+    noise, noise_total, ...)."""
+    plots: list[Waveforms] = []
     pos = 0
     while pos < len(data):
         header: dict[str, str] = {}
@@ -153,7 +160,7 @@ def parse_raw(data: bytes) -> dict[str, Waveforms]:
         axis = None
         if kind != "op" and names:
             axis = np.real(vectors[names[0]])
-        plots[kind] = Waveforms(kind, axis, vectors)
+        plots.append(Waveforms(kind, axis, vectors))
     return plots
 
 
