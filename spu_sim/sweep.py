@@ -644,13 +644,15 @@ def write_summary(sweep: Sweep, out: Path) -> Path:
         if rec is not None:
             rec["index"] = run.index
             records.append(rec)
-    names = {k for r in records for k in r.get("metrics", {})}
-    metrics = [m for m in METRIC_ORDER if m in names] + sorted(names - set(METRIC_ORDER))
     param_keys = sweep.grid_keys + (sweep.spec.monte_carlo.seed_keys if sweep.spec.monte_carlo else [])
+    fixed = ["index", "run_id", "draw", "seed", "run_time_s", "status", "error"]
+    names = {k for r in records for k in r.get("metrics", {})} - set(fixed) - set(param_keys)
+    metrics = [m for m in METRIC_ORDER if m in names] + sorted(names - set(METRIC_ORDER))
     header = ["index", "run_id", *param_keys, "draw", "seed", *metrics, "run_time_s", "status", "error"]
     rows = []
     for rec in records:
-        row = {**{k: rec["params"].get(k) for k in param_keys}, **rec.get("metrics", {})}
+        row = {**{k: v for k, v in rec.get("metrics", {}).items() if k in names},
+               **{k: rec["params"].get(k) for k in param_keys}}
         row.update({k: rec.get(k) for k in ("index", "run_id", "draw", "seed", "run_time_s", "status", "error")})
         rows.append(row)
     summary = out / SUMMARY_NAME
