@@ -9,7 +9,7 @@ Element and node names (i, j 1-based cell indices, i < j; k = 0..B-1 the bank bi
                   s<i>_<j>_<k>; SB<i>_<j>_<k> (S element, model swbank) from s<i>_<j>_<k> to n<j>, controlled
                   by VCTL<i>_<j>_<k> (node c<i>_<j>_<k>: v_control_v for a set bit, 0 V for a clear bit);
                   CP<i>_<j>_<k> parasitic capacitance from the switch node to ground
-    noise         ANOISE (XSPICE filesource reading noise.txt) drives nz<i>
+    noise         ANOISE<i> (XSPICE filesource reading noise_<i>.txt) drives nz<i>
 
 No .op: the inductors short DC, the operating point is v = 0 whatever the problem (has_mean = False).
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import Config
-from . import NOISE_NAME, fmt
+from . import fmt, noise_file_names
 
 
 def format_rlc_netlist(design, cfg: Config) -> str:
@@ -46,7 +46,7 @@ def format_rlc_netlist(design, cfg: Config) -> str:
             f" {desc['n_switches']} switches")
         add(f"* Realised vs target Maxwell matrix: relative error {desc['cm_rel_err']:.4g} (Frobenius)")
     if design.has_noise:
-        add(f"* Noise: filesource {NOISE_NAME}: samples of {design.noise_v_rms:.6g} V rms every"
+        add(f"* Noise: filesources noise_<i>.txt: samples of {design.noise_v_rms:.6g} V rms every"
             f" {design.noise_dt_tau * design.tau_s:.6g} s ({design.noise_dt_tau:.6g} tau), linearly interpolated,"
             " in series with each cell resistor (two-sided current intensity 2 kT_eff / R)")
     add("* Units: ohm, farad, henry, volt, second. Run: ngspice -b -r out.raw netlist.cir")
@@ -80,13 +80,11 @@ def format_rlc_netlist(design, cfg: Config) -> str:
                     if design.c_parasitic_farad > 0:
                         add(f"CP{tag} s{tag} 0 {fmt(design.c_parasitic_farad)}")
     if design.has_noise:
-        add("* injected noise: one filesource output per cell")
-        ports = " ".join(f"nz{i} 0" for i in range(1, d + 1))
-        add(f"ANOISE %vd([{ports}]) noisesrc")
-        zeros = " ".join("0" for _ in range(d))
-        ones = " ".join("1" for _ in range(d))
-        add(f".model noisesrc filesource (file=\"{NOISE_NAME}\" amploffset=[{zeros}] amplscale=[{ones}]"
-            " timeoffset=0 timescale=1 timerelative=false amplstep=false)")
+        add("* injected noise: one filesource (noise_<i>.txt) per cell, in series with RR<i>")
+        for i, name in enumerate(noise_file_names(d), start=1):
+            add(f"ANOISE{i} %vd([nz{i} 0]) noisesrc{i}")
+            add(f".model noisesrc{i} filesource (file=\"{name}\" amploffset=[0] amplscale=[1]"
+                " timeoffset=0 timescale=1 timerelative=false amplstep=false)")
     add("")
     x0 = design.x0_v
     if np.any(x0 != 0):

@@ -1,0 +1,503 @@
+"""RLC SPU experiments: Gaussian sampling, matrix inversion against bank resolution, autocorrelation.
+
+Each ``run_*`` function: load the config (its ``experiment:`` section validated here) -> simulate in
+ngspice -> save arrays (.npz), a summary (.json) and a table (.csv) next to the resolved config -> plot
+from the saved files (``plot_*``, which never simulate).
+
+Estimators (the voltage mean is 0 in this topology, so second moments use the known zero mean):
+  covariance      Shat = (1/n) sum_k x_k x_k^T over the samples after the burn-in
+  inverse         A^-1 estimate = Shat / kappa (kappa: the problem's noise level, known to the user)
+  autocovariance  chat(s) = (1/(n - m)) sum_k x_i(t_k) x_i(t_k + s),  s = m * sample_dt
+and the exact references come from spu_sim.ideal applied to the design's 2d-dimensional SDEs.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import numpy as np
+import yaml
+from pydantic import Field, ValidationError
+
+from .. import ideal, io
+from ..config import Config, Strict, format_validation_error, load_config, save_config
+from ..errors import ConfigError
+
+SUMMARY_NAME = "summary.json"
+
+
+# ---------------------------------------------------------------- experiment sections
+
+
+class SamplingExperiment(Strict):
+    """bins: histogram bins per cell; n_sigma: histogram range +/- n_sigma theoretical standard deviations."""
+
+    bins: int = Field(default=60, ge=5, le=1000)
+    n_sigma: float = Field(default=4.5, gt=0)
+
+
+class InversionExperiment(Strict):
+    """banks: coupling modes to compare ("ideal" or a number of bits); bank_full_scale_farad: the bank's
+    full scale, the same for every B (c_unit = full / (2^B - 1)); reference_t_tau / reference_dt_tau:
+    duration and step of the exact samplers (target process, and each bank's realised process) that
+    extend the curves beyond what ngspice can afford; n_points: points per error curve; workers:
+    ngspice processes in parallel."""
+
+    banks: list[Union[Literal["ideal"], int]] = ["ideal", 3, 4, 6, 8]
+    bank_full_scale_farad: float = Field(default=6.3e-10, gt=0)
+    reference_t_tau: float = Field(default=1e5, gt=0)
+    reference_dt_tau: float = Field(default=0.5, gt=0)
+    n_points: int = Field(default=30, ge=3, le=500)
+    workers: int = Field(default=2, ge=1, le=64)
+
+
+class AutocorrelationExperiment(Strict):
+    """cell: which cell's node voltage (1-based, node n<cell>); max_lag_tau: largest lag shown."""
+
+    cell: int = Field(default=1, ge=1)
+    max_lag_tau: float = Field(default=40.0, gt=0)
+
+
+def load_experiment(config_path: str | Path, model: type[Strict]) -> tuple[Config, Any, dict[str, Any]]:
+    """YAML -> (run Config, validated experiment section, the raw dict). Relative paths resolve against
+    the YAML's folder. The run config must use circuit.topology: rlc."""
+    path = Path(config_path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: is not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError("config: the top level must be a mapping of sections (problem, circuit, ...)")
+    section = data.pop("experiment", None) or {}
+    if not isinstance(section, dict):
+        raise ConfigError("experiment: must be a mapping of settings")
+    try:
+        exp = model.model_validate(section)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, root="experiment")) from None
+    cfg = load_config(data)
+    cfg._base_dir = path.resolve().parent
+    if cfg.circuit.topology != "rlc":
+        raise ConfigError(f"circuit.topology: {cfg.circuit.topology!r} is not supported by this experiment; use rlc")
+    return cfg, exp, data
+
+
+def _with(cfg: Config, **rlc: Any) -> Config:
+    """A copy of cfg with circuit.rlc fields replaced (validated), same base folder."""
+    data = cfg.to_dict()
+    data["circuit"]["rlc"].update(rlc)
+    new = load_config(data)
+    new._base_dir = cfg.base_dir
+    return new
+
+
+def _save_common(stage: Path, cfg: Config, exp: Any) -> None:
+    io.atomic_write_text(stage / "config.yaml", save_config(cfg) + yaml.safe_dump({"experiment": exp.model_dump(mode="json")}))
+
+
+def _stationary_x(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    t, x = arrays["t"], arrays["x"]
+    return x[t >= float(arrays["burn_in_s"])]
+
+
+def _rel(a: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.linalg.norm(a - ref) / np.linalg.norm(ref))
+
+
+# ---------------------------------------------------------------- sampling
+
+
+def run_sampling(config_path: str | Path, out_dir: str | Path) -> list[Path]:
+    """Sampling, d cells: histograms per cell vs N(0, kappa (A_r^-1)_ii) and the empirical covariance vs
+    kT_eff Cm^-1 of the realised circuit (volts^2), with per-entry standard errors from
+    ideal.sample_cov_var. Files: sampling.npz, summary.json, sampling.csv, config.yaml, netlist.cir,
+    design.json, plots."""
+    from ..pipeline import simulate  # noqa: PLC0415
+    cfg, exp, _ = load_experiment(config_path, SamplingExperiment)
+    out = Path(out_dir)
+    t0 = time.perf_counter()
+    res = simulate(cfg, out / "run")
+    wall = time.perf_counter() - t0
+    from ..pipeline import prepare  # noqa: PLC0415
+    design = prepare(cfg).design
+    d = design.d
+    x = _stationary_x(res.arrays)
+    window_tau = len(x) * (cfg.readout.sample_dt_tau or design.noise_dt_tau)
+    cov_emp = x.T @ x / len(x)
+    sde_r = design.realized_sde()
+    cov_th = ideal.stationary_cov(sde_r)[:d, :d]
+    sd = np.sqrt(ideal.sample_cov_var(sde_r, window_tau)[:d, :d])
+    v_scale = 1.0 / design.s_x ** 2                     # problem units^2 -> V^2
+    kt_cm_inv = design.kt_eff_joule * np.linalg.inv(design.cm_realized_farad)
+    z = (cov_emp - cov_th) / sd
+    stage = io.new_stage(out)
+    io.atomic_save_npz(stage / "sampling.npz", x=x, cov_emp=cov_emp, cov_theory=cov_th, cov_sd=sd,
+                       cov_emp_v2=cov_emp * v_scale, kt_cm_inv_v2=kt_cm_inv, z=z, s_x=np.array(design.s_x),
+                       cm_realized_farad=design.cm_realized_farad, cm_target_farad=design.cm_target_farad,
+                       bins=np.array(exp.bins), n_sigma=np.array(exp.n_sigma))
+    summary = {"d": d, "coupling": design.coupling, "bits": design.bits, "window_tau": window_tau,
+               "n_samples": len(x), "cov_rel_err_vs_kT_Cm_inv": _rel(cov_emp, cov_th),
+               "cov_rel_err_expected": float(np.sqrt((sd ** 2).sum()) / np.linalg.norm(cov_th)),
+               "cov_rel_err_vs_target": _rel(cov_emp, design.problem.kappa * np.linalg.inv(design.problem.A)),
+               "z_rms": float(np.sqrt(np.mean(z ** 2))), "z_max_abs": float(np.abs(z).max()),
+               "frac_within_2sd": float(np.mean(np.abs(z) <= 2)), "cm_rel_err": design.describe()["cm_rel_err"],
+               "kt_eff_joule": design.kt_eff_joule, "wall_s": wall}
+    io.atomic_write_json(stage / SUMMARY_NAME, summary)
+    rows = ["i,j,cov_emp_v2,kt_cm_inv_v2,sd_v2,z"] + [
+        f"{i},{j},{cov_emp[i, j] * v_scale:.6e},{kt_cm_inv[i, j]:.6e},{sd[i, j] * v_scale:.6e},{z[i, j]:.4f}"
+        for i in range(d) for j in range(d)]
+    io.atomic_write_text(stage / "sampling.csv", "\n".join(rows) + "\n")
+    _save_common(stage, cfg, exp)
+    files = io.publish(stage, out)
+    return files + plot_sampling(out)
+
+
+def plot_sampling(out: Path) -> list[Path]:
+    """Histograms and covariance plots from sampling.npz (no simulation)."""
+    plt = _plt()
+    f = np.load(out / "sampling.npz")
+    x, d = f["x"], f["x"].shape[1]
+    cols = min(4, d)
+    rows = int(np.ceil(d / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for i in range(d):
+        ax = axes[i // cols, i % cols]
+        s = float(np.sqrt(f["cov_theory"][i, i]))
+        lim = float(f["n_sigma"]) * s
+        ax.hist(x[:, i], bins=int(f["bins"]), range=(-lim, lim), density=True, color="tab:blue", alpha=0.6,
+                label="circuit (ngspice)")
+        g = np.linspace(-lim, lim, 200)
+        ax.plot(g, np.exp(-0.5 * (g / s) ** 2) / (s * np.sqrt(2 * np.pi)), color="tab:orange",
+                label="N(0, kT Cm^-1)")
+        ax.set_title(f"cell {i + 1}", fontsize=9)
+    for k in range(d, rows * cols):
+        axes[k // cols, k % cols].axis("off")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("Node samples (problem units) vs the exact stationary marginal")
+    files = [_save(fig, out / "sampling_histograms.png")]
+
+    emp, th, sd = f["cov_emp_v2"], f["kt_cm_inv_v2"], f["cov_sd"] / f["s_x"] ** 2
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    lim = float(np.abs(th).max())
+    for ax, mat, title in ((axes[0], emp, "empirical (V^2)"), (axes[1], th, "kT_eff Cm^-1 (V^2)")):
+        im = ax.imshow(mat, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        ax.set_title(title)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    zl = max(3.0, float(np.abs(f["z"]).max()))
+    im = axes[2].imshow(f["z"], cmap="RdBu_r", vmin=-zl, vmax=zl)
+    axes[2].set_title("(empirical - theory) / std. error")
+    fig.colorbar(im, ax=axes[2], fraction=0.046)
+    iu = np.triu_indices(emp.shape[0])
+    axes[3].errorbar(th[iu], emp[iu], yerr=2 * sd[iu], fmt="o", ms=3, lw=0.8, label="entries +/- 2 s.e.")
+    lo, hi = float(th[iu].min()), float(th[iu].max())
+    axes[3].plot([lo, hi], [lo, hi], color="k", lw=0.8, label="y = x")
+    axes[3].set_xlabel("kT_eff Cm^-1 (V^2)")
+    axes[3].set_ylabel("empirical (V^2)")
+    axes[3].legend(fontsize=7)
+    files.append(_save(fig, out / "sampling_covariance.png"))
+    return files
+
+
+# ---------------------------------------------------------------- inversion
+
+
+def _bank_label(bank: Union[str, int]) -> str:
+    return "ideal" if bank == "ideal" else f"{bank}-bit"
+
+
+def _inversion_worker(cfg_dict: dict[str, Any], base_dir: str) -> dict[str, Any]:
+    """One ngspice run in a fresh process (one simulator per process)."""
+    from ..pipeline import prepare, simulate  # noqa: PLC0415
+    cfg = load_config(cfg_dict)
+    cfg._base_dir = Path(base_dir)
+    t0 = time.perf_counter()
+    res = simulate(cfg, None)
+    wall = time.perf_counter() - t0
+    design = prepare(cfg).design
+    return {"x": _stationary_x(res.arrays), "A_realized": design.A_realized, "kappa_realized": design.kappa_realized,
+            "describe": {k: v for k, v in design.describe().items() if k not in ("code", "cm_realized_farad")},
+            "code": design.code, "wall_s": wall}
+
+
+def error_curve(x: np.ndarray, target_inv: np.ndarray, kappa: float, dt_tau: float,
+                n_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Relative Frobenius error of Shat_k / kappa against target_inv for prefixes of k samples (geometric k).
+    Returns (T_tau (m,), err (m,)). Cost O(n d^2)."""
+    n = len(x)
+    ks = np.unique(np.geomspace(min(20, n), n, n_points).astype(int))
+    err = np.empty(len(ks))
+    acc = np.zeros((x.shape[1], x.shape[1]))
+    prev = 0
+    for m, k in enumerate(ks):
+        acc += x[prev:k].T @ x[prev:k]
+        prev = k
+        err[m] = _rel(acc / k / kappa, target_inv)
+    return ks * dt_tau, err
+
+
+def run_inversion(config_path: str | Path, out_dir: str | Path) -> list[Path]:
+    """Matrix inversion: error of the estimated A^-1 against duration for each bank resolution.
+
+    Per bank: one ngspice run (error curve over nested prefixes), the exact bias floor
+    ||(kappa_r/kappa) A_r^-1 - A^-1|| / ||A^-1||, and a long exact sample of the bank's realised process
+    (how the hardware's error floors); plus the exact sampler of the target process at equal durations
+    and the expected sampling error (ideal.sample_cov_var). Files: inversion.npz, summary.json,
+    inversion.csv, config.yaml, inversion_error.png."""
+    from tqdm import tqdm  # noqa: PLC0415
+    from ..pipeline import prepare  # noqa: PLC0415
+    cfg, exp, _ = load_experiment(config_path, InversionExperiment)
+    out = Path(out_dir)
+    cfgs: dict[str, Config] = {}
+    for bank in exp.banks:
+        if bank == "ideal":
+            c = _with(cfg, coupling="ideal")
+        else:
+            c = _with(cfg, coupling="switched", bits=int(bank), c_unit_farad=exp.bank_full_scale_farad / (2 ** int(bank) - 1))
+        prepare(c)  # validate every design (range errors) before any simulation
+        cfgs[_bank_label(bank)] = c
+    prep0 = prepare(cfgs[next(iter(cfgs))])
+    A, kappa = prep0.problem.A, prep0.problem.kappa
+    A_inv = np.linalg.inv(A)
+    dt_tau = cfg.readout.sample_dt_tau or prep0.design.noise_dt_tau
+    results: dict[str, dict[str, Any]] = {}
+    t0 = time.perf_counter()
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(exp.workers, len(cfgs)), mp_context=ctx) as pool:
+        futs = {pool.submit(_inversion_worker, c.to_dict(), str(c.base_dir)): lab for lab, c in cfgs.items()}
+        for fut in tqdm(as_completed(futs), total=len(futs), desc="rlc_inversion ngspice runs", file=sys.stderr):
+            results[futs[fut]] = fut.result()
+    wall_ngspice = time.perf_counter() - t0
+
+    arrays: dict[str, np.ndarray] = {"A": A, "A_inv": A_inv, "kappa": np.array(kappa),
+                                     "labels": np.array(list(cfgs))}
+    summary: dict[str, Any] = {"d": int(A.shape[0]), "kappa": kappa, "sample_dt_tau": dt_tau,
+                               "reference_t_tau": exp.reference_t_tau, "wall_ngspice_s": wall_ngspice, "banks": {}}
+    n_ref = int(round(exp.reference_t_tau / exp.reference_dt_tau))
+    t_ref = np.arange(n_ref + 1) * exp.reference_dt_tau
+    seed = cfg.simulation.seed
+    # exact sampler of the target process (what an ideal SPU would give) at equal durations
+    target_sde = prep0.design.target_sde()
+    z = ideal.sample(target_sde, np.zeros(2 * A.shape[0]), t_ref, seed=seed + 1000)[:, :A.shape[0]]
+    arrays["ref_T_tau"], arrays["ref_err_target"] = error_curve(z, A_inv, kappa, exp.reference_dt_tau, exp.n_points)
+    Ts = arrays["ref_T_tau"]
+    if 2 * A.shape[0] <= 40:
+        v = np.array([ideal.sample_cov_var(target_sde, 1.0)[:A.shape[0], :A.shape[0]].sum()])
+        arrays["expected_err"] = np.sqrt(v[0] / Ts) / kappa / np.linalg.norm(A_inv)
+    for lab in tqdm(list(cfgs), desc="rlc_inversion exact samplers", file=sys.stderr):
+        r = results[lab]
+        T_c, e_c = error_curve(r["x"], A_inv, kappa, dt_tau, exp.n_points)
+        A_r, kap_r = r["A_realized"], r["kappa_realized"]
+        floor = _rel(kap_r / kappa * np.linalg.inv(A_r), A_inv)
+        design_r = prepare(cfgs[lab]).design
+        zr = ideal.sample(design_r.realized_sde(), np.zeros(2 * A.shape[0]), t_ref, seed=seed + 1000)[:, :A.shape[0]]
+        _, e_r = error_curve(zr, A_inv, kappa, exp.reference_dt_tau, exp.n_points)
+        arrays[f"{lab}/T_tau"], arrays[f"{lab}/err"] = T_c, e_c
+        arrays[f"{lab}/ref_err"] = e_r
+        arrays[f"{lab}/floor"] = np.array(floor)
+        arrays[f"{lab}/A_realized"] = A_r
+        summary["banks"][lab] = {
+            "floor_exact": floor, "matrix_rel_err": _rel(A_r, A), "err_ngspice_at_end": float(e_c[-1]),
+            "T_ngspice_tau": float(T_c[-1]), "err_realised_sampler_at_reference_t": float(e_r[-1]),
+            "err_ideal_sampler_at_reference_t": float(arrays["ref_err_target"][-1]),
+            "err_ideal_sampler_at_T_ngspice": float(np.interp(T_c[-1], Ts, arrays["ref_err_target"])),
+            "ngspice_wall_s": r["wall_s"], **{k: r["describe"][k] for k in ("coupling", "bits", "c_unit_farad", "n_switches")}}
+    stage = io.new_stage(out)
+    io.atomic_save_npz(stage / "inversion.npz", **arrays)
+    summary["wall_total_s"] = time.perf_counter() - t0
+    io.atomic_write_json(stage / SUMMARY_NAME, summary)
+    rows = ["bank,floor_exact,err_ngspice_at_end,T_ngspice_tau,err_realised_sampler_at_reference_t,"
+            "err_ideal_sampler_at_T_ngspice,matrix_rel_err"]
+    for lab, s in summary["banks"].items():
+        rows.append(f"{lab},{s['floor_exact']:.4e},{s['err_ngspice_at_end']:.4e},{s['T_ngspice_tau']:.4g},"
+                    f"{s['err_realised_sampler_at_reference_t']:.4e},{s['err_ideal_sampler_at_T_ngspice']:.4e},"
+                    f"{s['matrix_rel_err']:.4e}")
+    io.atomic_write_text(stage / "inversion.csv", "\n".join(rows) + "\n")
+    _save_common(stage, cfg, exp)
+    files = io.publish(stage, out)
+    return files + plot_inversion(out)
+
+
+def plot_inversion(out: Path) -> list[Path]:
+    """Error of the inverse estimate vs duration, all banks on one plot (from inversion.npz)."""
+    plt = _plt()
+    f = np.load(out / "inversion.npz")
+    labels = [str(s) for s in f["labels"]]
+    fig, ax = plt.subplots(figsize=(8.5, 5.5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, lab in enumerate(labels):
+        c = colors[k % len(colors)]
+        ax.loglog(f[f"{lab}/T_tau"], f[f"{lab}/err"], "o-", color=c, ms=3, lw=1.3, label=f"{lab}: ngspice")
+        ax.loglog(f["ref_T_tau"], f[f"{lab}/ref_err"], "--", color=c, lw=0.9,
+                  label=f"{lab}: exact sampler of the realised circuit")
+        fl = float(f[f"{lab}/floor"])
+        if fl > 0:
+            ax.axhline(fl, color=c, ls=":", lw=0.9)
+    ax.loglog(f["ref_T_tau"], f["ref_err_target"], "k-", lw=1.5, label="ideal sampler (target A, exact)")
+    if "expected_err" in f:
+        ax.loglog(f["ref_T_tau"], f["expected_err"], color="0.6", lw=1, label="expected sampling error (theory)")
+    ax.set_xlabel("averaging time T / tau")
+    ax.set_ylabel("||Shat/kappa - A^-1||_F / ||A^-1||_F")
+    ax.set_title(f"RLC SPU, {f['A'].shape[0]}x{f['A'].shape[0]} inversion: error vs duration (dotted: exact floors)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return [_save(fig, out / "inversion_error.png")]
+
+
+# ---------------------------------------------------------------- autocorrelation
+
+
+def autocovariance(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """Known-zero-mean autocovariance chat(m) = sum_k x_k x_{k+m} / (n - m), m = 0..max_lag (FFT)."""
+    n = len(x)
+    nfft = 1 << int(np.ceil(np.log2(2 * n)))
+    fx = np.fft.rfft(x, nfft)
+    c = np.fft.irfft(fx * np.conj(fx), nfft)[:max_lag + 1]
+    return c / (n - np.arange(max_lag + 1))
+
+
+def exact_autocovariance(sde: ideal.LinearSDE, i: int, lags: np.ndarray) -> np.ndarray:
+    """c_ii(s) = [expm(-K s) S]_ii, s >= 0."""
+    S = ideal.stationary_cov(sde)
+    P = ideal._propagators(sde.K, lags)
+    return np.einsum("tj,j->t", P[:, i, :], S[:, i])
+
+
+def bartlett_se(c_fn, lags: np.ndarray, T: float, dt: float, u_max: float) -> np.ndarray:
+    """Standard error of chat(s) over a window T (Bartlett): var = (1/T) int [c(u)^2 + c(u+s) c(u-s)] du."""
+    u = np.arange(-u_max, u_max + dt / 2, dt)
+    c_abs = c_fn(np.abs(u))
+    out = np.empty(len(lags))
+    for m, s in enumerate(lags):
+        out[m] = np.sum(c_abs ** 2 + c_fn(np.abs(u + s)) * c_fn(np.abs(u - s))) * dt / T
+    return np.sqrt(np.clip(out, 0, None))
+
+
+def _fit_damped_cosine(lags: np.ndarray, c: np.ndarray) -> dict[str, float]:
+    """Least-squares fit c(s) ~ a exp(-r s) cos(w s + phi): the dominant oscillation and its decay."""
+    from scipy.optimize import curve_fit  # noqa: PLC0415
+
+    def model(s, a, r, w, phi):
+        return a * np.exp(-r * s) * np.cos(w * s + phi)
+    spec = np.abs(np.fft.rfft(c - c.mean(), 8 * len(c)))
+    freqs = np.fft.rfftfreq(8 * len(c), lags[1] - lags[0]) * 2 * np.pi
+    w0 = float(freqs[np.argmax(spec[1:]) + 1])
+    try:
+        p, _ = curve_fit(model, lags, c, p0=[c[0], 0.2, w0, 0.0], maxfev=20000)
+        return {"amplitude": float(p[0]), "decay_per_tau": float(abs(p[1])), "omega_per_tau": float(abs(p[2])),
+                "phase": float(p[3])}
+    except RuntimeError:
+        return {"amplitude": float("nan"), "decay_per_tau": float("nan"), "omega_per_tau": w0, "phase": float("nan")}
+
+
+def run_autocorrelation(config_path: str | Path, out_dir: str | Path) -> list[Path]:
+    """Autocovariance of one node voltage vs the exact underdamped prediction of the realised circuit.
+
+    Reports the modes of the realised 2d SDE (eigenvalues -decay +/- i omega of -K and their weight in
+    c_ii), and the frequency and decay of a damped-cosine fit to the measured curve and to the exact
+    curve (same fit, same lags). Files: autocorrelation.npz, summary.json, autocorrelation.csv, plots."""
+    from ..pipeline import prepare, simulate  # noqa: PLC0415
+    cfg, exp, _ = load_experiment(config_path, AutocorrelationExperiment)
+    out = Path(out_dir)
+    t0 = time.perf_counter()
+    res = simulate(cfg, out / "run")
+    wall = time.perf_counter() - t0
+    design = prepare(cfg).design
+    if exp.cell > design.d:
+        raise ConfigError(f"experiment.cell: {exp.cell} exceeds the number of cells {design.d}")
+    i = exp.cell - 1
+    dt = cfg.readout.sample_dt_tau or design.noise_dt_tau
+    x = _stationary_x(res.arrays)[:, i]
+    m = int(round(exp.max_lag_tau / dt))
+    lags = np.arange(m + 1) * dt
+    c_emp = autocovariance(x, m)
+    sde_r, sde_t = design.realized_sde(), design.target_sde()
+    c_real = exact_autocovariance(sde_r, i, lags)
+    c_targ = exact_autocovariance(sde_t, i, lags)
+    T = len(x) * dt
+    slow = design.slowest_rate_tau
+    u_max = exp.max_lag_tau + 12.0 / slow
+
+    def c_fn(s):
+        return exact_autocovariance(sde_r, i, s)
+    se = bartlett_se(c_fn, lags, T, dt, u_max)
+    lam = np.linalg.eigvals(sde_r.K)
+    w, V = np.linalg.eig(sde_r.K)
+    weights = V[i, :] * (np.linalg.solve(V, ideal.stationary_cov(sde_r)[:, i]))
+    modes = sorted(({"decay_per_tau": float(l.real), "omega_per_tau": float(abs(l.imag)),
+                     "f_hz": float(abs(l.imag) / (2 * np.pi * design.tau_s)), "weight": float(abs(wt))}
+                    for l, wt in zip(w, weights) if l.imag >= 0), key=lambda d_: -d_["weight"])
+    fit_emp = _fit_damped_cosine(lags, c_emp)
+    fit_exact = _fit_damped_cosine(lags, c_real)
+    zres = (c_emp - c_real) / np.where(se > 0, se, np.inf)
+    stage = io.new_stage(out)
+    io.atomic_save_npz(stage / "autocorrelation.npz", lags_tau=lags, c_emp=c_emp, c_exact=c_real, c_target=c_targ,
+                       se=se, eig=lam, tau_s=np.array(design.tau_s), cell=np.array(exp.cell))
+    summary = {"cell": exp.cell, "d": design.d, "coupling": design.coupling, "bits": design.bits,
+               "window_tau": T, "eta": design.eta, "tau_s": design.tau_s,
+               "rms_z_of_residual": float(np.sqrt(np.mean(zres ** 2))), "max_abs_z": float(np.abs(zres).max()),
+               "fit_measured": fit_emp, "fit_exact": fit_exact, "modes_by_weight": modes, "wall_s": wall}
+    io.atomic_write_json(stage / SUMMARY_NAME, summary)
+    rows = ["lag_tau,c_measured,c_exact_realised,c_exact_target,std_err"] + [
+        f"{lags[k]:.4f},{c_emp[k]:.6e},{c_real[k]:.6e},{c_targ[k]:.6e},{se[k]:.3e}" for k in range(len(lags))]
+    io.atomic_write_text(stage / "autocorrelation.csv", "\n".join(rows) + "\n")
+    _save_common(stage, cfg, exp)
+    files = io.publish(stage, out)
+    return files + plot_autocorrelation(out)
+
+
+def plot_autocorrelation(out: Path) -> list[Path]:
+    """Measured vs exact autocovariance with a +/- 2 standard-error band, and the residual (from the npz)."""
+    plt = _plt()
+    f = np.load(out / "autocorrelation.npz")
+    s = json.loads((out / SUMMARY_NAME).read_text())
+    lags = f["lags_tau"]
+    fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax = axes[0]
+    ax.fill_between(lags, f["c_exact"] - 2 * f["se"], f["c_exact"] + 2 * f["se"], color="tab:orange", alpha=0.25,
+                    label="exact +/- 2 s.e.")
+    ax.plot(lags, f["c_emp"], color="tab:blue", lw=1.0, label="circuit (ngspice)")
+    ax.plot(lags, f["c_exact"], color="tab:orange", lw=1.2, label="exact underdamped (realised circuit)")
+    ax.plot(lags, f["c_target"], color="k", lw=0.7, ls="--", label="exact underdamped (target A)")
+    fm, fe = s["fit_measured"], s["fit_exact"]
+    ax.set_title(f"cell {int(f['cell'])}: fitted omega {fm['omega_per_tau']:.4f}/tau (exact {fe['omega_per_tau']:.4f}), "
+                 f"decay {fm['decay_per_tau']:.4f}/tau (exact {fe['decay_per_tau']:.4f})", fontsize=9)
+    ax.set_ylabel("autocovariance (problem units^2)")
+    ax.legend(fontsize=7)
+    axes[1].plot(lags, f["c_emp"] - f["c_exact"], color="tab:blue", lw=0.8)
+    axes[1].fill_between(lags, -2 * f["se"], 2 * f["se"], color="tab:orange", alpha=0.25)
+    axes[1].set_ylabel("measured - exact")
+    axes[1].set_xlabel("lag / tau")
+    return [_save(fig, out / "autocorrelation.png")]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _plt():
+    import matplotlib  # noqa: PLC0415
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    plt.rcParams["text.usetex"] = False
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+RUNNERS = {"rlc_sampling": run_sampling, "rlc_inversion": run_inversion, "rlc_autocorrelation": run_autocorrelation}
+PLOTTERS = {"rlc_sampling": plot_sampling, "rlc_inversion": plot_inversion, "rlc_autocorrelation": plot_autocorrelation}
