@@ -1,0 +1,124 @@
+"""RLC topology without ngspice: mapping, quantisation bounds, representability errors, the 2d SDE."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spu_sim import ideal
+from spu_sim.config import load_config
+from spu_sim.design import make_design
+from spu_sim.design.rlc import rlc_sde
+from spu_sim.errors import DesignError
+from spu_sim.netlist import format_netlist
+from spu_sim.problem import build_problem
+
+A3 = [[4.0, -1.0, -0.4], [-1.0, 3.0, -0.2], [-0.4, -0.2, 2.0]]   # gamma = 1 nF / 4: C_ij = 250, 100, 50 pF
+
+
+def rlc_cfg(matrix, **rlc) -> dict:
+    return {"problem": {"matrix": matrix, "vector": {"random": {"kind": "ones"}}, "kappa": 1.0},
+            "circuit": {"topology": "rlc", "rlc": rlc},
+            "simulation": {"t_stop_tau": 100.0, "noise_dt_tau": 0.05, "analyses": ["tran"]}}
+
+
+def design_of(cfg: dict):
+    c = load_config(cfg)
+    return make_design(build_problem(c), c)
+
+
+def test_ideal_coupling_realises_gamma_A_exactly():
+    d = design_of(rlc_cfg(A3, coupling="ideal"))
+    assert d.gamma == pytest.approx(1e-9 / 4)
+    np.testing.assert_allclose(d.c_coupling_farad[0, 1:], [250e-12, 100e-12], rtol=1e-12)
+    np.testing.assert_allclose(d.c_cell_farad, 0.25e-9 * np.array([2.6, 1.8, 1.4]), rtol=1e-12)
+    np.testing.assert_allclose(d.A_realized, A3, rtol=1e-12)
+    assert d.kappa_realized == pytest.approx(1.0, rel=1e-12)
+    assert not d.has_mean and np.all(d.b_realized == 0)
+
+
+@pytest.mark.parametrize("bits", [3, 4, 6, 8])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_quantisation_within_half_step(bits, seed):
+    """Off-diagonal entries move by at most half a bank step; compensation keeps the diagonal exact."""
+    m = {"random": {"kind": "m_matrix", "d": 6, "condition": 5, "seed": seed}}
+    full = 0.5e-9
+    d = design_of(rlc_cfg(m, bits=bits, c_unit_farad=full / (2 ** bits - 1)))
+    A = d.problem.A
+    off = ~np.eye(6, dtype=bool)
+    half = 0.5 * d.c_unit_farad / d.gamma
+    assert np.max(np.abs(d.A_realized - A)[off]) <= half * (1 + 1e-9)
+    np.testing.assert_allclose(np.diag(d.A_realized), np.diag(A), rtol=1e-12)
+    # the grid: every realised coupling is an integer number of steps
+    codes = -d.A_realized[off] / d.step_problem_units
+    np.testing.assert_allclose(codes, np.round(codes), atol=1e-9)
+    # finer banks: the worst error halves per bit
+    assert np.max(np.abs(d.A_realized - A)[off]) <= 0.5 * full / d.gamma / (2 ** bits - 1) * (1 + 1e-9)
+
+
+def test_positive_off_diagonal_is_a_clear_error():
+    A = [[2.0, 0.3], [0.3, 2.0]]
+    with pytest.raises(DesignError, match=r"problem\.matrix\[0\]\[1\] = 0\.3.*A_ij <= 0.*M-matrices"):
+        design_of(rlc_cfg(A))
+
+
+def test_positive_off_diagonal_exit_code_2(tmp_path, capsys):
+    import yaml
+    from spu_sim.cli import main
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(rlc_cfg([[2.0, 0.3], [0.3, 2.0]])))
+    assert main(["netlist", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "problem.matrix[0][1]" in capsys.readouterr().err
+
+
+def test_out_of_bank_range_is_an_error_not_clipping():
+    with pytest.raises(DesignError, match=r"problem\.matrix\[0\]\[1\].*full scale"):
+        design_of(rlc_cfg(A3, bits=3, c_unit_farad=10e-12))      # 250 pF > 70 pF full scale
+
+
+def test_not_diagonally_dominant_is_an_error():
+    A = [[1.0, -0.8, -0.5], [-0.8, 2.0, 0.0], [-0.5, 0.0, 2.0]]   # SPD M-matrix, row 0 sum < 0
+    with pytest.raises(DesignError, match="row 0"):
+        design_of(rlc_cfg(A, coupling="ideal"))
+
+
+def test_rlc_sde_stationary_law():
+    """K S + S K^T = D with S = blockdiag(kappa A^-1, kappa/a_ref I): the voltage covariance is kT Cm^-1."""
+    A = np.array(A3)
+    sde = rlc_sde(A, 0.7, 0.8, 4.0)
+    S = ideal.stationary_cov(sde)
+    np.testing.assert_allclose(S[:3, :3], 0.7 * np.linalg.inv(A), rtol=1e-10)
+    np.testing.assert_allclose(S[3:, 3:], 0.7 / 4.0 * np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(S[:3, 3:], 0.0, atol=1e-12)
+
+
+def test_design_sde_equals_circuit_equations():
+    """The problem-unit SDE is the circuit's: integrate Cm dv/dt = -i - v/R, L di/dt = v in SI units."""
+    d = design_of(rlc_cfg(A3, coupling="ideal"))
+    Cm, L, R = d.cm_realized_farad, d.l_henry, d.r_ohm
+    n = 3
+    # SI: d/dt [v, i] = J [v, i]
+    J = np.block([[-np.linalg.solve(Cm, np.eye(n)) / R, -np.linalg.inv(Cm)], [np.eye(n) / L, np.zeros((n, n))]])
+    # problem units: x = s_x v, p = s_x tau i / c_cell; time in tau
+    T = np.diag(np.r_[np.full(n, d.s_x), np.full(n, d.s_x * d.tau_s / 1e-9)])
+    K_si = -T @ J @ np.linalg.inv(T) * d.tau_s
+    np.testing.assert_allclose(d.realized_sde().K, K_si, rtol=1e-10, atol=1e-12)
+
+
+def test_netlist_structure():
+    d = design_of(rlc_cfg({"random": {"kind": "m_matrix", "d": 4, "condition": 5, "seed": 1}}, bits=5))
+    cfg = load_config(rlc_cfg({"random": {"kind": "m_matrix", "d": 4, "condition": 5, "seed": 1}}, bits=5))
+    text = format_netlist(d, cfg)
+    lines = text.splitlines()
+    assert sum(ln.startswith("SB") for ln in lines) == 6 * 5
+    assert sum(ln.startswith("CB") for ln in lines) == 6 * 5
+    assert sum(ln.startswith("CP") for ln in lines) == 6 * 5
+    assert sum(ln.startswith("LL") for ln in lines) == 4
+    assert ".op" not in [ln.strip() for ln in lines]
+    # control voltages encode the codes
+    for i in range(4):
+        for j in range(i + 1, 4):
+            code = int(d.code[i, j])
+            for k in range(5):
+                want = 1.0 if (code >> k) & 1 else 0.0
+                assert f"VCTL{i + 1}_{j + 1}_{k} c{i + 1}_{j + 1}_{k} 0 DC {want!r}" in text
