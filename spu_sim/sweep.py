@@ -176,6 +176,15 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def _get_dotted(data: dict[str, Any], key: str, default: Any) -> Any:
+    node: Any = data
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
 def _absolute_paths(data: dict[str, Any], base_dir: Path) -> None:
     """Make the file paths of the problem section absolute (load_config on a dict resolves against '.')."""
     problem = data.get("problem")
@@ -223,6 +232,8 @@ def load_sweep(config_path: str | Path) -> Sweep:
     load_config(copy.deepcopy(data))  # the base config alone must be valid: its errors are not the grid's
     sweep = Sweep(spec, [], path, data)
     sweep.runs = plan_runs(data, spec, base_dir)
+    for key in spec.grid:  # the validated values (YAML 1.1 reads 1.0e5 as a string; pydantic made it a float)
+        spec.grid[key] = list({json.dumps(r.params[key]): r.params[key] for r in sweep.runs}.values())
     return sweep
 
 
@@ -248,6 +259,7 @@ def plan_runs(base: dict[str, Any], spec: SweepSpec, base_dir: Path) -> list[Run
         except ConfigError as e:
             raise _grid_error(str(e), params) from None
         resolved = cfg.to_dict()
+        params = {k: _get_dotted(resolved, k, v) for k, v in params.items()}  # as validated: "1e4" -> 10000.0
         rid = run_id_of(resolved)
         if rid in seen:
             raise ConfigError(f"sweep.grid: runs {seen[rid]} and {index} have the same resolved config "
@@ -674,6 +686,9 @@ def write_summary(sweep: Sweep, out: Path) -> Path:
         _write_csv(out / MITIGATION_NAME, [*point_keys, "group", "group_size", "n_ok", *err_cols], mit)
         info["mitigation"] = {"group_size": sweep.spec.mitigation.group_size,
                               **{c: _stats([r.get(c) for r in mit]) for c in err_cols}}
+        col = f"{sweep.spec.metric}_averaged"
+        if sweep.spec.threshold is not None and col in err_cols:
+            info["mitigation"]["yield"] = sum(1 for r in mit if (r.get(col) or math.inf) <= sweep.spec.threshold) / len(mit)
     io.atomic_write_json(out / SUMMARY_JSON, info)
     return summary
 
