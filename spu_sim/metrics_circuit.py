@@ -14,9 +14,10 @@ Settling (problem time unit tau; tol = SETTLE_TOL of the initial distance e0 = m
 
 Energy over the run (joules):
 
-- supply (op-amp macromodel only): each op-amp's output stage sources its load current from VCC and sinks it
-  into VEE (class-B), plus a quiescent current iq from both rails, so P(t) = V_s (I_cc(t) + I_ee(t)) with the
-  currents ngspice computed for the rail sources VCC / VEE; E = int P dt over ngspice's own time points.
+- supply (op-amp macromodel only): each op-amp's output stage sources its load current from the + rail and
+  sinks it into the - rail (class-B), plus a quiescent current iq from both rails:
+  P(t) = V_s sum_k (|I_k(t)| + 2 iq), I_k the output current ngspice computed for op-amp k (saved sense
+  sources i(VO<k>), spu_sim.netlist.opamp_macro); E = int P dt over ngspice's own time points.
   Noise and b DACs are not included.
 - resistive (every model): the power dissipated in the coupling and input resistors, whose summing-node ends
   sit at virtual ground: P_R = sum_ij G_ij u_j^2 + sum_i G_in,i V_dac,i^2 (u_j = +/- V_j from the readout).
@@ -81,12 +82,15 @@ def _current(vectors: dict, source: str):
     return None
 
 
-def supply_power_w(tran_wave, supply_v: float) -> tuple[np.ndarray, np.ndarray]:
-    """(time_s, power_w) drawn from the +/- supply_v rails: P = -V_cc i(VCC) + V_ee i(VEE) (SPICE branch
-    currents flow into the + terminal, so a source that delivers power has a negative current)."""
-    icc = np.real(_current(tran_wave.vectors, "vcc"))
-    iee = np.real(_current(tran_wave.vectors, "vee"))
-    return np.real(tran_wave.axis), supply_v * (-icc + iee)
+def supply_power_w(tran_wave, design) -> tuple[np.ndarray, np.ndarray]:
+    """(time_s, power_w) drawn from the +/- supply_v rails by every op-amp (module doc)."""
+    from .netlist.opamp_macro import opamp_tags  # noqa: PLC0415
+    m = design.macro
+    p = np.zeros(len(tran_wave.axis))
+    for tag in opamp_tags(design):
+        i_out = np.real(_current(tran_wave.vectors, f"vo{tag.lower()}"))
+        p += m.supply_v * (np.abs(i_out) + 2.0 * m.i_quiescent_a)
+    return np.real(tran_wave.axis), p
 
 
 def resistive_power_w(design, v: np.ndarray) -> np.ndarray:
@@ -108,8 +112,8 @@ def circuit_arrays(prep, plots: dict, arrays: dict) -> dict[str, np.ndarray]:
     if not hasattr(design, "effective_sde"):
         return {}
     out: dict[str, np.ndarray] = {"A_effective": design.A_effective, "b_effective": design.b_effective}
-    if design.macro is not None and "tran" in plots and _current(plots["tran"].vectors, "vcc") is not None:
-        t, p = supply_power_w(plots["tran"], design.macro.supply_v)
+    if design.macro is not None and "tran" in plots and _current(plots["tran"].vectors, "voi1") is not None:
+        t, p = supply_power_w(plots["tran"], design)
         out.update(t_supply_s=t, p_supply_w=p, energy_supply_j=np.array(np.trapezoid(p, t)))
     return out
 
