@@ -168,3 +168,42 @@ def test_sweep_on_a_dask_local_cluster(tmp_path):
     import json
     records = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
     assert os.getpid() not in {r["pid"] for r in records}  # ran in the cluster's worker processes
+
+
+def test_summary_and_mitigation_from_stored_run_files(tmp_path):
+    """summary.csv / mitigation.csv / yield are rebuilt from the run files alone (no simulation here)."""
+    import json
+
+    import numpy as np
+
+    from spu_sim import io
+    from spu_sim.sweep import write_summary
+
+    cfg = write_cfg(tmp_path, {"monte_carlo": {"runs": 4, "seed_key": "simulation.seed"},
+                               "mitigation": {"enabled": True, "group_size": 2}, "threshold": 0.15})
+    sweep = load_sweep(cfg)
+    out = tmp_path / "out"
+    x_star = np.array([1.0, 0.0])
+    xs = [np.array([1.1, 0.0]), np.array([0.9, 0.0]), np.array([1.2, 0.0]), None]  # draw 3 failed
+    for run, x in zip(sweep.runs, xs):
+        rec = {"run_id": run.run_id, "index": run.index, "params": run.params, "draw": run.draw, "seed": 0,
+               "run_time_s": 1.0}
+        if x is None:
+            rec.update(status="failed", error="SimulationError: boom", metrics={})
+        else:
+            err = float(np.linalg.norm(x - x_star))
+            rec.update(status="ok", error="", metrics={"mean_rel_err": err},
+                       estimates={"x_mean": x.tolist(), "x_star": x_star.tolist()})
+        io.atomic_write_json(out / "runs" / f"{run.run_id}.json", rec)
+    write_summary(sweep, out)
+    rows = read_summary(out)
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok", "failed"]
+    assert rows[3]["error"] == "SimulationError: boom"
+    with open(out / "mitigation.csv", newline="") as fh:
+        mit = list(csv.DictReader(fh))
+    assert len(mit) == 2
+    assert float(mit[0]["mean_rel_err_single_mean"]) == pytest.approx(0.1)
+    assert float(mit[0]["mean_rel_err_averaged"]) == pytest.approx(0.0, abs=1e-12)
+    assert mit[1]["mean_rel_err_averaged"] == ""  # a group with a failed member is not averaged
+    info = json.loads((out / "summary.json").read_text())
+    assert info["yield"] == pytest.approx(2 / 4)  # 0.1, 0.1 pass; 0.2 and the failed run miss
