@@ -338,11 +338,14 @@ def plot_inversion(out: Path) -> list[Path]:
         ax.loglog(f["ref_T_tau"], f[f"{lab}/ref_err"], "--", color=c, lw=0.9,
                   label=f"{lab}: exact sampler of the realised circuit")
         fl = float(f[f"{lab}/floor"])
-        if fl > 0:
+        if fl > 1e-8:                      # the ideal bank's floor is round-off (1e-16): not drawn
             ax.axhline(fl, color=c, ls=":", lw=0.9)
     ax.loglog(f["ref_T_tau"], f["ref_err_target"], "k-", lw=1.5, label="ideal sampler (target A, exact)")
     if "expected_err" in f:
         ax.loglog(f["ref_T_tau"], f["expected_err"], color="0.6", lw=1, label="expected sampling error (theory)")
+    lows = [float(np.min(f["ref_err_target"]))] + [float(f[f"{lab}/floor"]) for lab in labels
+                                                   if float(f[f"{lab}/floor"]) > 1e-8]
+    ax.set_ylim(bottom=0.3 * min(lows))
     ax.set_xlabel("averaging time T / tau")
     ax.set_ylabel("||Shat/kappa - A^-1||_F / ||A^-1||_F")
     ax.set_title(f"RLC SPU, {f['A'].shape[0]}x{f['A'].shape[0]} inversion: error vs duration (dotted: exact floors)")
