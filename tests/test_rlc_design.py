@@ -122,3 +122,25 @@ def test_netlist_structure():
             for k in range(5):
                 want = 1.0 if (code >> k) & 1 else 0.0
                 assert f"VCTL{i + 1}_{j + 1}_{k} c{i + 1}_{j + 1}_{k} 0 DC {want!r}" in text
+
+
+def test_netlist_sde_is_the_realised_sde_for_ideal_coupling():
+    from spu_sim.design.rlc import netlist_sde
+    d = design_of(rlc_cfg({"random": {"kind": "m_matrix", "d": 4, "condition": 5, "seed": 1}}, coupling="ideal"))
+    ns, rs = netlist_sde(d), d.realized_sde()
+    np.testing.assert_allclose(ns.K, rs.K, atol=1e-12)
+    np.testing.assert_allclose(ns.D, rs.D, atol=1e-12)
+
+
+def test_netlist_covariance_tends_to_kT_Cm_inverse_as_r_on_vanishes():
+    """The switch resistance adds noiseless damping: a bias that scales with r_on (and vanishes with it)."""
+    from spu_sim.design.rlc import netlist_stationary_cov
+    m = {"random": {"kind": "m_matrix", "d": 4, "condition": 5, "seed": 1}}
+    errs = []
+    for r_on in (10.0, 1.0, 0.1):
+        d = design_of(rlc_cfg(m, bits=6, c_unit_farad=5e-12, r_on_ohm=r_on))
+        S_real = d.kappa_realized * np.linalg.inv(d.A_realized)
+        errs.append(np.linalg.norm(netlist_stationary_cov(d) - S_real) / np.linalg.norm(S_real))
+    assert errs[0] > errs[1] > errs[2]
+    assert errs[2] < 1e-4
+    assert 5 < errs[0] / errs[1] < 20 and 5 < errs[1] / errs[2] < 20        # about linear in r_on
