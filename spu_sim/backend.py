@@ -4,7 +4,7 @@
     plots = backend.run(netlist_path, timeout_s=None)   # {"op": Waveforms, "tran": Waveforms, ...}
 
 - ``NgspiceShared``: ngspice in-process through PySpice's NgSpiceShared (libngspice). Loads the
-  netlist, runs it in the netlist's folder (so relative file names such as noise.txt resolve), fetches
+  netlist, runs it in the netlist's folder (so relative file names such as noise_1.txt resolve), fetches
   every vector of every plot, then sends ``destroy all`` and ``remcirc`` so memory does not grow.
 - ``NgspiceSubprocess``: plain ``ngspice -b -r out.raw netlist.cir`` in a subprocess, raw file parsed
   here (isolation, a per-run timeout, and the reference for plain use).

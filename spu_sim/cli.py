@@ -1,6 +1,6 @@
 """The ``spu-sim`` command line.
 
-    spu-sim netlist    CONFIG --out DIR    write DIR/netlist.cir (and noise.txt), run nothing
+    spu-sim netlist    CONFIG --out DIR    write DIR/netlist.cir (and noise_<i>.txt), run nothing
     spu-sim simulate   CONFIG --out DIR    run ngspice, write DIR/result.npz
     spu-sim compare    CONFIG --out DIR    simulate + exact OU reference + metrics.json + plots
     spu-sim noise      CONFIG --out DIR    small-signal .noise analysis vs OU theory

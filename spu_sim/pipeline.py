@@ -21,7 +21,7 @@ from .backend import Waveforms, get_backend
 from .config import Config, load_config, save_config
 from .design import make_design
 from .errors import SimulationError
-from .netlist import NETLIST_NAME, NOISE_NAME, format_netlist, noise_samples, write_noise_file
+from .netlist import NETLIST_NAME, format_netlist, noise_samples, write_noise_files
 from .problem import Problem, build_problem
 from .readout import make_adc, read_op, read_transient
 
@@ -91,14 +91,13 @@ def prepare(config: str | Path | dict | Config) -> Prepared:
 
 
 def write_run_files(prep: Prepared, folder: Path) -> Path:
-    """netlist.cir (+ noise.txt when the design injects noise) in folder; returns the netlist path."""
+    """netlist.cir (+ noise_<i>.txt when the design injects noise) in folder; returns the netlist path."""
     folder.mkdir(parents=True, exist_ok=True)
     netlist = folder / NETLIST_NAME
     io.atomic_write_text(netlist, format_netlist(prep.design, prep.cfg))
     if prep.design.has_noise and "tran" in prep.cfg.simulation.analyses:
         w = noise_samples(prep.design.d, prep.n_noise_steps, prep.cfg.simulation.seed)
-        write_noise_file(folder / NOISE_NAME, prep.design.noise_dt_tau * prep.design.tau_s,
-                         prep.design.noise_v_rms * w)
+        write_noise_files(folder, prep.design.noise_dt_tau * prep.design.tau_s, prep.design.noise_v_rms * w)
     io.atomic_write_text(folder / CONFIG_NAME, save_config(prep.cfg))
     io.atomic_write_json(folder / DESIGN_NAME, prep.design.describe())
     return netlist
@@ -165,7 +164,7 @@ def simulate(config: str | Path | dict | Config, out_dir: str | Path | None = No
              progress: bool = False) -> SimulationResult:
     """Run the configured analyses in ngspice and read them out (the main entry point from Python).
 
-    With out_dir, publishes netlist.cir, noise.txt, config.yaml, design.json and result.npz there;
+    With out_dir, publishes netlist.cir, noise_<i>.txt, config.yaml, design.json and result.npz there;
     without, runs in a temporary folder and returns the arrays only. progress: a bar for the transient.
     """
     timings: dict[str, float] = {}

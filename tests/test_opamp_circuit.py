@@ -83,7 +83,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(transient_d4, tmp_path)
 
 
 def test_written_netlist_runs_in_plain_ngspice_and_matches_in_process(transient_d4):
-    """The published netlist.cir + noise.txt run with plain `ngspice -b -r` give the in-process waveforms."""
+    """The published netlist.cir + noise_<i>.txt run with plain `ngspice -b -r` give the in-process waveforms."""
     cfg, r, out = transient_d4
     proc = subprocess.run([shutil.which("ngspice"), "-b", "-r", "plain.raw", "netlist.cir"], cwd=out,
                           capture_output=True, text=True, timeout=300)
@@ -111,8 +111,8 @@ def test_netlist_contains_only_generated_lines(tmp_path):
     num = r"-?\d+(\.\d+)?(e[-+]?\d+)?"
     grammar = [rf"VSUM\d+ sum\d+ 0 DC 0", rf"FINT\d+ st\d+ 0 VSUM\d+ 1", rf"CF\d+ st\d+ 0 {num} IC={num}",
                rf"EOUT\d+ x\d+ 0 st\d+ 0 1", rf"EINV\d+ xn\d+ 0 x\d+ 0 -1", rf"R\d+_\d+ xn?\d+ sum\d+ {num}",
-               rf"VDAC\d+ dac\d+ 0 DC {num}", rf"RIN\d+ dac\d+ sum\d+ {num}", r"ANOISE %vd\(\[(nz\d+ 0 ?)+\]\) noisesrc",
-               r'\.model noisesrc filesource \(file="noise\.txt" amploffset=\[[0 ]+\] amplscale=\[[1 ]+\] timeoffset=0 timescale=1 timerelative=false amplstep=false\)',
+               rf"VDAC\d+ dac\d+ 0 DC {num}", rf"RIN\d+ dac\d+ sum\d+ {num}", r"ANOISE\d+ %vd\(\[nz\d+ 0\]\) noisesrc\d+",
+               r'\.model noisesrc\d+ filesource \(file="noise_\d+\.txt" amploffset=\[0\] amplscale=\[1\] timeoffset=0 timescale=1 timerelative=false amplstep=false\)',
                rf"RN\d+ nz\d+ sum\d+ {num}", rf"\.options reltol={num}", r"\.save( v\(x\d+\))+", r"\.op",
                rf"\.tran {num} {num} 0 {num} uic", r"\.end"]
     for line in text.splitlines():

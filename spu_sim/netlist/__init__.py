@@ -12,7 +12,8 @@ import numpy as np
 from ..config import Config
 
 NETLIST_NAME = "netlist.cir"
-NOISE_NAME = "noise.txt"
+NOISE_NAME = "noise.txt"  # multi-column file of one multi-output filesource (fine below 32 outputs)
+NOISE_NAME_PER_OUTPUT = "noise_{}.txt"  # one file per noise output, 1-based index
 
 
 def fmt(x: float) -> str:
@@ -55,9 +56,30 @@ def noise_samples(d: int, n_steps: int, seed: int) -> np.ndarray:
     return u
 
 
+def noise_file_names(n: int) -> list[str]:
+    return [NOISE_NAME_PER_OUTPUT.format(i) for i in range(1, n + 1)]
+
+
 def write_noise_file(path: Path, dt_s: float, values_v: np.ndarray) -> None:
-    """XSPICE filesource text: one row per sample, time in s then one column per output (volts)."""
+    """XSPICE filesource text for ONE multi-output filesource: time in s, then one column per output."""
     t = np.arange(values_v.shape[0]) * dt_s
-    data = np.column_stack([t, values_v])
     with open(path, "w") as fh:
-        np.savetxt(fh, data, fmt="%.10e")
+        np.savetxt(fh, np.column_stack([t, values_v]), fmt="%.10e")
+
+
+def write_noise_files(folder: Path, dt_s: float, values_v: np.ndarray) -> list[Path]:
+    """XSPICE filesource text, one file per output (column k of values_v -> noise_<k+1>.txt): one row
+    per sample, time in s then the value in volts.
+
+    One filesource element per output, not one element with d outputs: ngspice 39's operating point
+    fails to converge with a single filesource of 32 or more outputs (measured), while d single-output
+    elements are fine at d = 64.
+    """
+    t = np.arange(values_v.shape[0]) * dt_s
+    paths = []
+    for k, name in enumerate(noise_file_names(values_v.shape[1])):
+        path = Path(folder) / name
+        with open(path, "w") as fh:
+            np.savetxt(fh, np.column_stack([t, values_v[:, k]]), fmt="%.10e")
+        paths.append(path)
+    return paths

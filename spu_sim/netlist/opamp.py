@@ -8,7 +8,7 @@ Element and node names (i, j are 1-based variable indices):
     inverter j    EINV<j>: node xn<j> = -V_j (only where some A_ij < 0)
     coupling      R<i>_<j>: from x<j> (A_ij > 0) or xn<j> (A_ij < 0) into sum<i>
     input b       VDAC<i> (node dac<i>) and RIN<i> into sum<i>
-    noise         ANOISE (XSPICE filesource reading noise.txt) drives nz<i>; RN<i> into sum<i>
+    noise         ANOISE<i> (XSPICE filesource reading noise_<i>.txt) drives nz<i>; RN<i> into sum<i>
 
 The ideal op-amp is a nullor: VSUM holds the summing node at exactly 0 V and FINT passes the summed
 current to CF, so C_f dV_i/dt = -I_sum,i with no gain error; EOUT buffers the capacitor so that loads do
@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import Config
-from . import NOISE_NAME, fmt
+from . import fmt, noise_file_names
 from .opamp_macro import element_value, macro_integrator, macro_inverter, nonideal_header, saved_currents, supplies
 
 
@@ -42,7 +42,7 @@ def format_opamp_netlist(design, cfg: Config) -> str:
         f" [{desc['r_coupling_min_ohm']:.6g}, {desc['r_coupling_max_ohm']:.6g}] ohm;"
         f" {desc['n_inverters']} inverters; R_in = {design.r_in_ohm:.6g} ohm")
     if design.has_noise:
-        add(f"* Noise: filesource {NOISE_NAME}: samples of {design.noise_v_rms:.6g} V rms every"
+        add(f"* Noise: filesources noise_<i>.txt: samples of {design.noise_v_rms:.6g} V rms every"
             f" {design.noise_dt_tau * design.tau_s:.6g} s ({design.noise_dt_tau:.6g} tau), linearly interpolated,"
             f" through R_noise = {design.r_noise_ohm:.6g} ohm")
     if design.pruned:
@@ -83,14 +83,11 @@ def format_opamp_netlist(design, cfg: Config) -> str:
             add(f"VDAC{i} dac{i} 0 DC {fmt(design.v_dac_v[i - 1])}")
             add(f"RIN{i} dac{i} sum{i} {fmt(element_value(design, 'r_in_each_ohm', i - 1, design.r_in_ohm))}")
     if design.has_noise:
-        add("* injected noise: one filesource output per integrator")
-        ports = " ".join(f"nz{i} 0" for i in range(1, d + 1))
-        add(f"ANOISE %vd([{ports}]) noisesrc")
-        zeros = " ".join("0" for _ in range(d))
-        ones = " ".join("1" for _ in range(d))
-        add(f".model noisesrc filesource (file=\"{NOISE_NAME}\" amploffset=[{zeros}] amplscale=[{ones}]"
-            " timeoffset=0 timescale=1 timerelative=false amplstep=false)")
-        for i in range(1, d + 1):
+        add("* injected noise: one noise DAC (XSPICE filesource reading noise_<i>.txt) per integrator, via RN<i>")
+        for i, name in enumerate(noise_file_names(d), start=1):
+            add(f"ANOISE{i} %vd([nz{i} 0]) noisesrc{i}")
+            add(f".model noisesrc{i} filesource (file=\"{name}\" amploffset=[0] amplscale=[1]"
+                " timeoffset=0 timescale=1 timerelative=false amplstep=false)")
             add(f"RN{i} nz{i} sum{i} {fmt(element_value(design, 'r_noise_each_ohm', i - 1, design.r_noise_ohm))}")
     add("")
     add(f".options reltol={fmt(sim.reltol)}")
