@@ -359,6 +359,9 @@ def plot_inversion(out: Path) -> list[Path]:
         if fl > 1e-8:                      # the ideal bank's floor is round-off (1e-16): not drawn
             ax.axhline(fl, color=c, ls=":", lw=0.9)
     ax.loglog(f["ref_T_tau"], f["ref_err_target"], "k-", lw=1.5, label="ideal sampler (target A, exact)")
+    if "ideal/floor_noise_step" in f:        # the simulation's own bias: the filesource's finite noise step
+        ax.axhline(float(f["ideal/floor_noise_step"]), color="0.3", ls="-.", lw=0.9,
+                   label="floor of the simulation itself (noise step, ideal coupling)")
     if "expected_err" in f:
         ax.loglog(f["ref_T_tau"], f["expected_err"], color="0.6", lw=1, label="expected sampling error (theory)")
     lows = [float(np.min(f["ref_err_target"]))] + [float(f[f"{lab}/floor"]) for lab in labels

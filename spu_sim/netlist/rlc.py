@@ -90,8 +90,14 @@ def format_rlc_netlist(design, cfg: Config) -> str:
     if np.any(x0 != 0):
         ics = [f"v(n{i})={fmt(x0[i - 1])}" for i in range(1, d + 1)]
         if switched:
-            ics += [f"v(s{i}_{j}_{k})={fmt(x0[j - 1])}" for i in range(1, d + 1) for j in range(i + 1, d + 1)
-                    for k in range(design.bits)]
+            # on bit: the switch node sits at v_j; off bit: the capacitive divider C_k : c_par from v_i
+            for i in range(1, d + 1):
+                for j in range(i + 1, d + 1):
+                    for k in range(design.bits):
+                        ck = design.c_unit_farad * 2 ** k
+                        on = (int(design.code[i - 1, j - 1]) >> k) & 1
+                        v = x0[j - 1] if on else x0[i - 1] * ck / (ck + design.c_parasitic_farad)
+                        ics.append(f"v(s{i}_{j}_{k})={fmt(v)}")
         add(".ic " + " ".join(ics))
     add(f".options reltol={fmt(sim.reltol)}")
     add(".save " + " ".join(f"v(n{i})" for i in range(1, d + 1)))
