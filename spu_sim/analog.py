@@ -1,0 +1,82 @@
+"""AnalogSolver: the op-amp integrator SPU as a linear-solve primitive for optimisers (TNGD).
+
+    solver = AnalogSolver(circuit=None, kappa=0.0, seed=0, adc_bits=None)
+    x_t = solver.solve(A, b, x0, t_tau)      # state after analog time t_tau, read through the ADC
+
+Each call runs the whole chain of spu_sim.pipeline on a fresh netlist: validate (A must be SPD) ->
+design (element values, scaling) -> netlist -> ngspice transient from the initial condition x0 for
+t_tau (problem time units: dx = -(A x - b) dt/tau + sqrt(2 kappa/tau) dW) -> readout of the final
+state in problem units. With kappa = 0 the netlist has no noise sources, so ngspice takes large
+adaptive steps and a solve costs little more than loading the netlist.
+
+A new netlist per call rather than ``alter`` on a loaded circuit: the topology itself changes between
+calls (an entry changing sign moves its resistor to the inverted copy, and the scaling s_x, alpha and
+R_in follow the problem), and loading is cheap next to the transient (measured in docs/training.md).
+
+Defaults for training problems: r_max_ohm 1e9 and prune_below_relative 1e-6, because a GGN has entries
+many decades below its largest one; pruned entries are counted in ``last_pruned``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+DEFAULT_INTEGRATOR = {"r_max_ohm": 1e9, "prune_below_relative": 1e-6}
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    for k, v in (extra or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+class AnalogSolver:
+    """Programs (A, b) into the op-amp integrator netlist and runs ngspice for t_tau per call.
+
+    circuit: a dict for the config's ``circuit`` section (integrator ranges, op-amp model,
+    non-idealities); kappa: noise level in problem units (0 = noise-free); seed: first noise seed
+    (incremented per call so successive solves get independent noise); adc_bits: readout ADC
+    resolution (None = ideal); backend: ``ngspice-shared`` or ``ngspice-subprocess``.
+    """
+
+    def __init__(self, circuit: dict[str, Any] | None = None, *, kappa: float = 0.0, seed: int = 0,
+                 adc_bits: int | None = None, backend: str = "ngspice-shared") -> None:
+        self.circuit = _merge({"topology": "opamp", "integrator": dict(DEFAULT_INTEGRATOR)}, circuit)
+        self.kappa = float(kappa)
+        self.seed = int(seed)
+        self.adc_bits = adc_bits
+        self.backend = backend
+        self.calls = 0
+        self.tau_s = float("nan")
+        self.last_pruned = 0
+        self.last_ngspice_s = 0.0
+
+    def config(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray, t_tau: float) -> dict[str, Any]:
+        """The spu-sim config of one solve."""
+        return {
+            "problem": {"matrix": np.asarray(A, float).tolist(), "vector": np.asarray(b, float).tolist(),
+                        "kappa": self.kappa, "x0": np.asarray(x0, float).tolist()},
+            "circuit": self.circuit,
+            "simulation": {"t_stop_tau": float(t_tau), "burn_in_tau": 0.0, "seed": self.seed + self.calls,
+                           "analyses": ["tran"], "backend": self.backend},
+            "readout": {"sample_dt_tau": float(t_tau), "adc": {"bits": self.adc_bits}},
+        }
+
+    def solve(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray, t_tau: float) -> np.ndarray:
+        """x(t_tau) of the circuit started at x0, in problem units, shape (d,)."""
+        from .pipeline import prepare, simulate  # noqa: PLC0415
+        if t_tau <= 0:
+            return np.asarray(x0, float).copy()
+        prep = prepare(self.config(A, b, x0, t_tau))
+        result = simulate(prep.cfg)
+        self.calls += 1
+        self.tau_s = float(prep.design.tau_s)
+        self.last_pruned = len(prep.design.pruned)
+        self.last_ngspice_s = float(result.timings_s.get("ngspice_s", 0.0))
+        return np.array(result["x"][-1])
