@@ -372,4 +372,5 @@ def load_config(source: str | Path | dict[str, Any] | Config, *, model: type[Bas
 def save_config(cfg: BaseModel) -> str:
     """The resolved config as YAML text."""
     data = cfg.to_dict() if hasattr(cfg, "to_dict") else cfg.model_dump(mode="json")
-    return yaml.safe_dump(data, sort_keys=False)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # the C emitter: 10x faster on inline matrices
+    return yaml.dump(data, Dumper=dumper, sort_keys=False)
