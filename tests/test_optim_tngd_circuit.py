@@ -23,9 +23,10 @@ def _have_analog() -> bool:
 def test_circuit_estimate_matches_ideal_transient():
     """Three warm-started TNGD steps on an N = 8 logistic regression: same problems, same t_tau.
 
-    Both backends integrate the same OU drift from the same x0, so their readouts differ only by the
-    circuit's realisation and readout errors; 2 % of the estimate's norm covers a 12-bit ADC step plus
-    resistor quantisation, and is far below the differences between t_tau values (checked below).
+    Both backends integrate the same OU drift from the same x0 (kappa = 0, ideal ADC, ideal op-amps),
+    so the readouts differ only by ngspice's transient truncation error, bounded per step by its
+    RELTOL = 1e-3; 1e-2 (10 x RELTOL, for accumulation over the transient) is the tolerance. It is far
+    below the change from halving t_tau (checked at step 0). Measured here: 1.6e-3 to 2.7e-3.
     """
     ds = data.make_blobs(n_samples=80, n_features=3, n_classes=2, seed=3)
     model = models.make_model("logreg", 3, 2)
@@ -38,9 +39,9 @@ def test_circuit_estimate_matches_ideal_transient():
         u_i, s_i = ideal.update(p, s_i)
         u_c, s_c = circ.update(p, s_c)
         err = np.linalg.norm(u_c - u_i) / np.linalg.norm(u_i)
-        assert err < 2e-2, (k, err)
+        assert err < 1e-2, (k, err)
         if k == 0:  # the tolerance discriminates: half the analog time is far outside it
             half = tngd.ou_transient(p.damped_matrix(0.5), p.grad, p.grad, 1.0)
-            assert np.linalg.norm(half + u_i) / np.linalg.norm(u_i) > 0.05  # 0.105 here
+            assert np.linalg.norm(half + u_i) / np.linalg.norm(u_i) > 0.05  # 0.105 here, 10 x the tolerance
         theta = theta + u_i
     assert s_c.tau_s > 0
