@@ -336,6 +336,25 @@ def format_validation_error(err: ValidationError, root: str = "") -> str:
     return f"{path}: {msg}{shown}"
 
 
+def read_yaml(path: str | Path) -> tuple[dict[str, Any], Path]:
+    """A YAML config file as a dict (yaml.safe_load) and the folder its relative paths resolve against.
+
+    Raises ConfigError (one line) for a missing file, invalid YAML or a top level that is not a mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError("config: the top level must be a mapping of sections (problem, circuit, ...)")
+    return data, path.resolve().parent
+
+
 def load_config(source: str | Path | dict[str, Any] | Config, *, model: type[BaseModel] = Config) -> Any:
     """Load and validate a config from a YAML path, a dict or an existing Config.
 
@@ -346,16 +365,7 @@ def load_config(source: str | Path | dict[str, Any] | Config, *, model: type[Bas
         return source
     base_dir = Path(".")
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(e, 'problem', e)})") from None
-        base_dir = path.resolve().parent
+        data, base_dir = read_yaml(source)
     else:
         data = source
     if not isinstance(data, dict):

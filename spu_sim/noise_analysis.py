@@ -35,7 +35,6 @@ span_decades beyond the slowest and fastest mode, so the truncated tails are 2/p
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import time

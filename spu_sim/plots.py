@@ -16,7 +16,8 @@ import numpy as np  # noqa: E402
 MAX_TRACES = 6
 
 
-def _save(fig, path: Path) -> Path:
+def save_png(fig, path: Path) -> Path:
+    """tight_layout, write atomically (temp file + rename), close the figure."""
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110)
@@ -42,7 +43,7 @@ def plot_waveforms(res, ref, path: Path) -> Path:
     axes[0, 0].legend(loc="upper right", fontsize=7, ncol=3)
     axes[-1, 0].set_xlabel("t / tau")
     fig.suptitle(f"Transient, {n} of {d} variables, problem units")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_covariance(res, ref, path: Path) -> Path:
@@ -56,7 +57,7 @@ def plot_covariance(res, ref, path: Path) -> Path:
                        vmax=lim if title != "circuit - exact" else np.abs(c - s).max())
         ax.set_title(title)
         fig.colorbar(im, ax=ax, fraction=0.046)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_convergence(ref, path: Path) -> Path:
@@ -73,7 +74,7 @@ def plot_convergence(ref, path: Path) -> Path:
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_compare(out_dir: str | Path) -> list[Path]:

@@ -43,11 +43,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from . import io
-from .config import format_validation_error, load_config
+from .config import format_validation_error, load_config, read_yaml
 from .errors import BadInputError, ConfigError
 
 RUNS_DIR = "runs"
@@ -212,25 +211,16 @@ def _grid_error(msg: str, params: dict[str, Any]) -> ConfigError:
 
 def load_sweep(config_path: str | Path) -> Sweep:
     """Read the YAML, validate the sweep section and every run's config; no run starts on bad input."""
-    path = Path(config_path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: is not valid YAML ({getattr(e, 'problem', e)})") from None
-    if not isinstance(data, dict):
-        raise ConfigError("config: the top level must be a mapping of sections (problem, circuit, ..., sweep)")
+    data, base_dir = read_yaml(config_path)
     if "sweep" not in data:
         raise ConfigError("sweep: required section is missing (grid and/or monte_carlo)")
     try:
         spec = SweepSpec.model_validate(data.pop("sweep") or {})
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, root="sweep")) from None
-    base_dir = path.resolve().parent
     _absolute_paths(data, base_dir)
     load_config(copy.deepcopy(data))  # the base config alone must be valid: its errors are not the grid's
-    sweep = Sweep(spec, [], path, data)
+    sweep = Sweep(spec, [], Path(config_path), data)
     sweep.runs = plan_runs(data, spec, base_dir)
     for key in spec.grid:  # the validated values (YAML 1.1 reads 1.0e5 as a string; pydantic made it a float)
         spec.grid[key] = list({json.dumps(r.params[key]): r.params[key] for r in sweep.runs}.values())

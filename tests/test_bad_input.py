@@ -80,7 +80,6 @@ def test_missing_config_file(tmp_path, capsys):
 
 def test_npy_matrix_relative_to_config(tmp_path):
     np.save(tmp_path / "A.npy", np.array([[3.0, 1.0], [1.0, 2.0]]))
-    cfg = load_config(tmp_path / "c.yaml") if False else None
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(with_("problem.matrix", "A.npy")))
     from spu_sim.problem import build_problem
     p = build_problem(load_config(tmp_path / "c.yaml"))

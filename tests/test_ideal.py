@@ -1,7 +1,6 @@
 """The exact reference: closed forms checked against each other and against its exact sampler."""
 
 import numpy as np
-import pytest
 from scipy import stats
 
 from spu_sim import ideal

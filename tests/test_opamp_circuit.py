@@ -109,8 +109,8 @@ def test_netlist_contains_only_generated_lines(tmp_path):
     write_netlist(cfg, tmp_path)
     text = (tmp_path / "netlist.cir").read_text()
     num = r"-?\d+(\.\d+)?(e[-+]?\d+)?"
-    grammar = [rf"VSUM\d+ sum\d+ 0 DC 0", rf"FINT\d+ st\d+ 0 VSUM\d+ 1", rf"CF\d+ st\d+ 0 {num} IC={num}",
-               rf"EOUT\d+ x\d+ 0 st\d+ 0 1", rf"EINV\d+ xn\d+ 0 x\d+ 0 -1", rf"R\d+_\d+ xn?\d+ sum\d+ {num}",
+    grammar = [r"VSUM\d+ sum\d+ 0 DC 0", r"FINT\d+ st\d+ 0 VSUM\d+ 1", rf"CF\d+ st\d+ 0 {num} IC={num}",
+               r"EOUT\d+ x\d+ 0 st\d+ 0 1", r"EINV\d+ xn\d+ 0 x\d+ 0 -1", rf"R\d+_\d+ xn?\d+ sum\d+ {num}",
                rf"VDAC\d+ dac\d+ 0 DC {num}", rf"RIN\d+ dac\d+ sum\d+ {num}", r"ANOISE\d+ %vd\(\[nz\d+ 0\]\) noisesrc\d+",
                r'\.model noisesrc\d+ filesource \(file="noise_\d+\.txt" amploffset=\[0\] amplscale=\[1\] timeoffset=0 timescale=1 timerelative=false amplstep=false\)',
                rf"RN\d+ nz\d+ sum\d+ {num}", rf"\.options reltol={num}", r"\.save( v\(x\d+\))+", r"\.op",

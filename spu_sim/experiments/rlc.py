@@ -26,7 +26,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from .. import ideal, io
-from ..config import Config, Strict, format_validation_error, load_config, save_config
+from ..config import Config, Strict, format_validation_error, load_config, read_yaml, save_config
 from ..errors import ConfigError
 
 SUMMARY_NAME = "summary.json"
@@ -67,15 +67,7 @@ class AutocorrelationExperiment(Strict):
 def load_experiment(config_path: str | Path, model: type[Strict]) -> tuple[Config, Any, dict[str, Any]]:
     """YAML -> (run Config, validated experiment section, the raw dict). Relative paths resolve against
     the YAML's folder. The run config must use circuit.topology: rlc."""
-    path = Path(config_path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: is not valid YAML ({getattr(e, 'problem', e)})") from None
-    if not isinstance(data, dict):
-        raise ConfigError("config: the top level must be a mapping of sections (problem, circuit, ...)")
+    data, base_dir = read_yaml(config_path)
     section = data.pop("experiment", None) or {}
     if not isinstance(section, dict):
         raise ConfigError("experiment: must be a mapping of settings")
@@ -84,7 +76,7 @@ def load_experiment(config_path: str | Path, model: type[Strict]) -> tuple[Confi
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, root="experiment")) from None
     cfg = load_config(data)
-    cfg._base_dir = path.resolve().parent
+    cfg._base_dir = base_dir
     if cfg.circuit.topology != "rlc":
         raise ConfigError(f"circuit.topology: {cfg.circuit.topology!r} is not supported by this experiment; use rlc")
     return cfg, exp, data
@@ -515,13 +507,8 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    from ..plots import save_png  # noqa: PLC0415 - matplotlib is heavy
+    return save_png(fig, path)
 
 
 RUNNERS = {"rlc_sampling": run_sampling, "rlc_inversion": run_inversion, "rlc_autocorrelation": run_autocorrelation}

@@ -60,6 +60,17 @@ def noise_file_names(n: int) -> list[str]:
     return [NOISE_NAME_PER_OUTPUT.format(i) for i in range(1, n + 1)]
 
 
+def format_noise_sources(d: int) -> list[str]:
+    """Netlist lines of d noise DACs: ANOISE<i> (XSPICE filesource reading noise_<i>.txt) drives node nz<i>
+    with the linearly interpolated samples (the topology connects nz<i> to its circuit)."""
+    lines = []
+    for i, name in enumerate(noise_file_names(d), start=1):
+        lines.append(f"ANOISE{i} %vd([nz{i} 0]) noisesrc{i}")
+        lines.append(f".model noisesrc{i} filesource (file=\"{name}\" amploffset=[0] amplscale=[1]"
+                     " timeoffset=0 timescale=1 timerelative=false amplstep=false)")
+    return lines
+
+
 def write_noise_file(path: Path, dt_s: float, values_v: np.ndarray) -> None:
     """XSPICE filesource text for ONE multi-output filesource: time in s, then one column per output."""
     t = np.arange(values_v.shape[0]) * dt_s

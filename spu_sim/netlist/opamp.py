@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import Config
-from . import fmt, noise_file_names
+from . import fmt, format_noise_sources
 from .opamp_macro import element_value, macro_integrator, macro_inverter, nonideal_header, saved_currents, supplies
 
 
@@ -84,10 +84,8 @@ def format_opamp_netlist(design, cfg: Config) -> str:
             add(f"RIN{i} dac{i} sum{i} {fmt(element_value(design, 'r_in_each_ohm', i - 1, design.r_in_ohm))}")
     if design.has_noise:
         add("* injected noise: one noise DAC (XSPICE filesource reading noise_<i>.txt) per integrator, via RN<i>")
-        for i, name in enumerate(noise_file_names(d), start=1):
-            add(f"ANOISE{i} %vd([nz{i} 0]) noisesrc{i}")
-            add(f".model noisesrc{i} filesource (file=\"{name}\" amploffset=[0] amplscale=[1]"
-                " timeoffset=0 timescale=1 timerelative=false amplstep=false)")
+        L.extend(format_noise_sources(d))
+        for i in range(1, d + 1):
             add(f"RN{i} nz{i} sum{i} {fmt(element_value(design, 'r_noise_each_ohm', i - 1, design.r_noise_ohm))}")
     add("")
     add(f".options reltol={fmt(sim.reltol)}")

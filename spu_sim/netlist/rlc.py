@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import Config
-from . import fmt, noise_file_names
+from . import fmt, format_noise_sources
 
 
 def format_rlc_netlist(design, cfg: Config) -> str:
@@ -81,10 +81,7 @@ def format_rlc_netlist(design, cfg: Config) -> str:
                         add(f"CP{tag} s{tag} 0 {fmt(design.c_parasitic_farad)}")
     if design.has_noise:
         add("* injected noise: one filesource (noise_<i>.txt) per cell, in series with RR<i>")
-        for i, name in enumerate(noise_file_names(d), start=1):
-            add(f"ANOISE{i} %vd([nz{i} 0]) noisesrc{i}")
-            add(f".model noisesrc{i} filesource (file=\"{name}\" amploffset=[0] amplscale=[1]"
-                " timeoffset=0 timescale=1 timerelative=false amplstep=false)")
+        L.extend(format_noise_sources(d))
     add("")
     x0 = design.x0_v
     if np.any(x0 != 0):
