@@ -52,6 +52,7 @@ def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, 
     xs = [("iteration", "iteration", "linear")]
     if with_time:
         xs.append(("modelled_time_s", "modelled time (s)", "log"))
+    colors = {label: f"C{i % 10}" for i, label in enumerate(hist)}
     for row, (xkey, xlabel, xscale) in enumerate(xs):
         for col, (ykey, ylabel) in enumerate(panels):
             ax = axes[row][col]
@@ -60,7 +61,7 @@ def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, 
                 if not np.isfinite(y).any():
                     continue
                 keep = x > 0 if xscale == "log" else np.ones_like(x, dtype=bool)
-                ax.plot(x[keep], y[keep], label=label, lw=1.4)
+                ax.plot(x[keep], y[keep], label=label, lw=1.4, color=colors[label])
             ax.set_xscale(xscale)
             if ykey != "test_accuracy":
                 ax.set_yscale("log")
