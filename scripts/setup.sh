@@ -41,9 +41,10 @@ HASH="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ] || ! "$VENV/bin/python" -c 'import spu_sim, PySpice' 2>/dev/null; then
   echo "setup: installing spu-sim and its dependencies into $VENV"
   # (pip's "Location ... is ignored" lines come from this machine's pip config and say nothing useful)
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]" 2>&1 \
-    | { grep -v "^WARNING: Location 'file://" || true; }
-  [ "${PIPESTATUS[0]}" = 0 ] || die "pip install failed (see the messages above)"
+  if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]" 2>&1 \
+      | { grep -v "^WARNING: Location 'file://" || true; }; then
+    die "pip install failed (see the messages above)"
+  fi
   echo "$HASH" > "$STAMP"
 fi
 echo "setup: ok ($("$VENV/bin/python" --version), $(ngspice --version 2>/dev/null | grep -o 'ngspice-[0-9]*' | head -1))"
