@@ -178,15 +178,17 @@ class QuantizationConfig(Strict):
 
 class TemperatureConfig(Strict):
     """Operating temperature. Resistors scale by 1 + r_tc1_per_k (temp_c - tnom_c), capacitors by
-    1 + c_tc1_per_k (temp_c - tnom_c) (values written into the netlist); temp_c also sets kT of the
-    thermal noise in the ``.noise`` analysis (ngspice ``.temp``)."""
+    1 + c_tc1_per_k (temp_c - tnom_c), inductors (rlc topology only) by 1 + l_tc1_per_k (temp_c - tnom_c)
+    (values written into the netlist); temp_c also sets kT of the thermal noise in the ``.noise`` analysis
+    (ngspice ``.temp``)."""
 
     temp_c: float = Field(default=27.0, gt=-273.15)
     tnom_c: float = Field(default=27.0, gt=-273.15)
     r_tc1_per_k: float = 0.0
     c_tc1_per_k: float = 0.0
+    l_tc1_per_k: float = 0.0
 
-    _fin = field_validator("temp_c", "tnom_c", "r_tc1_per_k", "c_tc1_per_k")(_finite)
+    _fin = field_validator("temp_c", "tnom_c", "r_tc1_per_k", "c_tc1_per_k", "l_tc1_per_k")(_finite)
 
 
 class RlcConfig(Strict):
@@ -234,6 +236,26 @@ class CircuitConfig(Strict):
     tolerance: ToleranceConfig = ToleranceConfig()
     quantization: QuantizationConfig = QuantizationConfig()
     temperature: TemperatureConfig = TemperatureConfig()
+
+    @model_validator(mode="after")
+    def _knobs_of_topology(self) -> "CircuitConfig":
+        """A knob the chosen topology has no element for is an error, never silently ignored."""
+        if self.topology == "rlc":
+            why = {"r_bits": "it has no programmable resistors", "dac_bits": "it has no b-DAC (the mean is 0)"}
+            for key, reason in why.items():
+                if getattr(self.quantization, key) is not None:
+                    raise ValueError(f"quantization.{key} does not apply to topology rlc ({reason}); remove it "
+                                     "(rlc quantisation: rlc.bits for the coupling banks, quantization.c_bits "
+                                     "for the cell capacitors)")
+            for section, default in (("opamp", OpampConfig()), ("integrator", IntegratorConfig())):
+                got = getattr(self, section)
+                changed = [k for k in type(got).model_fields if getattr(got, k) != getattr(default, k)]
+                if changed:
+                    raise ValueError(f"{section}.{changed[0]} does not apply to topology rlc (no op-amps or "
+                                     f"integrators); remove the circuit.{section} section or use topology opamp")
+        elif self.temperature.l_tc1_per_k != 0 and self.temperature.temp_c != self.temperature.tnom_c:
+            raise ValueError("temperature.l_tc1_per_k does not apply to topology opamp (no inductors); remove it")
+        return self
 
 
 # ---------------------------------------------------------------- simulation and readout

@@ -56,7 +56,7 @@ Default noise_dt_tau = 1/(noise_oversample max|eig K|), about 0.008 for eta = 1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -78,6 +78,27 @@ def rlc_sde(A: np.ndarray, kappa: float, eta: float, a_ref: float) -> LinearSDE:
     D = np.zeros((2 * d, 2 * d))
     D[:d, :d] = 2.0 * kappa * eta / a_ref * (Mi @ Mi.T)
     return LinearSDE(K, np.zeros(2 * d), D)
+
+
+def rlc_cell_sde(A: np.ndarray, kappa_each: np.ndarray, eta_each: np.ndarray, l_ratio: np.ndarray,
+                 a_ref: float) -> LinearSDE:
+    """rlc_sde with per-cell resistors, inductors and noise levels (a mismatched circuit); z = (x, p).
+
+    Cell i with R_i, L_i and noise current of intensity 2 kT_i / R_i: eta_i = tau / (R_i c_ref),
+    l_ratio_i = L_nom / L_i, kappa_i = kT_i s_x^2 / gamma (tau, c_ref = gamma a_ref nominal):
+
+        K = [[M^-1 diag(eta), M^-1], [-diag(l_ratio), 0]],   D_xx = M^-1 diag(2 kappa_i eta_i / a_ref) M^-1
+
+    Equal kappa_i give the stationary voltage covariance kappa A^-1 whatever eta_i and l_ratio_i (each cell
+    is in equilibrium at one temperature); unequal ones (mismatched R with a common noise voltage) do not.
+    """
+    A = np.asarray(A, dtype=float)
+    d = A.shape[0]
+    Mi = np.linalg.inv(A / a_ref)
+    K = np.block([[Mi * np.asarray(eta_each)[None, :], Mi], [-np.diag(l_ratio), np.zeros((d, d))]])
+    D = np.zeros((2 * d, 2 * d))
+    D[:d, :d] = Mi @ np.diag(2.0 * np.asarray(kappa_each) * np.asarray(eta_each) / a_ref) @ Mi.T
+    return LinearSDE(K, np.zeros(2 * d), 0.5 * (D + D.T))
 
 
 def bank_values(code: np.ndarray | int, bits: int, c_unit: float) -> np.ndarray:
@@ -154,6 +175,37 @@ class RlcDesign:
     v_swing_v: float
     x0_v: np.ndarray
     topology: str = "rlc"
+    # non-idealities (spu_sim.design.rlc.apply_rlc_nonidealities); None = the nominal values above
+    c_bank_farad: np.ndarray | None = None     # (d, d, bits) realised bank capacitors (upper triangle)
+    l_each_henry: np.ndarray | None = None     # (d,) realised inductors
+    r_each_ohm: np.ndarray | None = None       # (d,) realised cell resistors
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def l_cells(self) -> np.ndarray:
+        """(d,) realised inductors (the nominal l_henry when no non-ideality is set)."""
+        return np.full(self.d, self.l_henry) if self.l_each_henry is None else self.l_each_henry
+
+    @property
+    def r_cells(self) -> np.ndarray:
+        """(d,) realised cell resistors (the nominal r_ohm when no non-ideality is set)."""
+        return np.full(self.d, self.r_ohm) if self.r_each_ohm is None else self.r_each_ohm
+
+    def bank_capacitor(self, i: int, j: int, k: int) -> float:
+        """Realised capacitor of bit k of bank (i, j), i < j (0-based): c_unit 2^k when nominal."""
+        return self.c_unit_farad * 2 ** k if self.c_bank_farad is None else float(self.c_bank_farad[i, j, k])
+
+    @property
+    def kt_each_joule(self) -> np.ndarray:
+        """(d,) kT of each cell's noise current 2 kT_i / R_i = e_n^2 h / R_i^2 (R_i realised)."""
+        if not self.has_noise:
+            return np.zeros(self.d)
+        return self.noise_v_rms ** 2 * self.noise_dt_tau * self.tau_s / (2.0 * self.r_cells)
+
+    @property
+    def kappa_each(self) -> np.ndarray:
+        """(d,) realised noise level of each cell in problem units, kT_i s_x^2 / gamma."""
+        return self.kt_each_joule * self.s_x ** 2 / self.gamma
 
     @property
     def d(self) -> int:
@@ -176,6 +228,8 @@ class RlcDesign:
         """kT of the injected noise: the noise current intensity is 2 kT_eff / R (low frequency)."""
         if not self.has_noise:
             return 0.0
+        if self.r_each_ohm is not None:       # mismatched resistors: cells differ; report the mean
+            return float(np.mean(self.kt_each_joule))
         h_s = self.noise_dt_tau * self.tau_s
         return self.noise_v_rms ** 2 * h_s / (2.0 * self.r_ohm)
 
@@ -205,8 +259,13 @@ class RlcDesign:
         return rlc_sde(self.problem.A, self.problem.kappa, self.eta, self.a_ref)
 
     def realized_sde(self) -> LinearSDE:
-        """The process of the realised capacitance matrix and noise level (r_on -> 0, r_off -> inf)."""
-        return rlc_sde(self.A_realized, self.kappa_realized, self.eta, self.a_ref)
+        """The process of the realised capacitance matrix and noise level (r_on -> 0, r_off -> inf); with
+        mismatched L or R the per-cell form rlc_cell_sde."""
+        if self.l_each_henry is None and self.r_each_ohm is None:
+            return rlc_sde(self.A_realized, self.kappa_realized, self.eta, self.a_ref)
+        c_ref = self.gamma * self.a_ref
+        return rlc_cell_sde(self.A_realized, self.kappa_each, self.tau_s / (self.r_cells * c_ref),
+                            self.l_henry / self.l_cells, self.a_ref)
 
     @property
     def x0_state(self) -> np.ndarray:
@@ -242,6 +301,8 @@ class RlcDesign:
                                 / np.linalg.norm(self.cm_target_farad)),
             "v_swing_v": self.v_swing_v, "has_mean": False,
             "code": self.code.tolist(), "cm_realized_farad": self.cm_realized_farad.tolist(),
+            **({"nonideal": {**self.notes, "l_each_henry": self.l_cells.tolist(), "r_each_ohm": self.r_cells.tolist(),
+                             "c_cell_farad": self.c_cell_farad.tolist()}} if self.notes else {}),
         }
 
 
@@ -268,9 +329,10 @@ def netlist_sde(design: "RlcDesign") -> LinearSDE:
             M[b, b] += val
             M[a, b] -= val
             M[b, a] -= val
+    r_cells, l_cells = design.r_cells, design.l_cells
     for i in range(d):
         stamp(Cn, i, None, design.c_cell_farad[i])
-        stamp(Gn, i, None, 1.0 / design.r_ohm)
+        stamp(Gn, i, None, 1.0 / r_cells[i])
     node = d
     for i in range(d):
         for j in range(i + 1, d):
@@ -279,7 +341,7 @@ def netlist_sde(design: "RlcDesign") -> LinearSDE:
                 continue
             code = int(design.code[i, j])
             for k in range(design.bits):
-                stamp(Cn, i, node, design.c_unit_farad * 2.0 ** k)
+                stamp(Cn, i, node, design.bank_capacitor(i, j, k))
                 stamp(Cn, node, None, design.c_parasitic_farad)
                 stamp(Gn, node, j, 1.0 / (design.r_on_ohm if (code >> k) & 1 else design.r_off_ohm))
                 node += 1
@@ -290,11 +352,11 @@ def netlist_sde(design: "RlcDesign") -> LinearSDE:
     # SI: d/dt (v, i) = -[[Ci Gn, Ci P], [-P^T / L, 0]] (v, i); rescale states and time (t = tau s)
     scale_p = design.s_x * tau / c_ref          # p = scale_p * i_L
     K = np.block([[Ci @ Gn * tau, Ci @ P * tau / scale_p * design.s_x],
-                  [-P.T * tau / design.l_henry * scale_p / design.s_x, np.zeros((d, d))]])
-    q = 2.0 * design.kt_eff_joule / design.r_ohm * tau   # current intensity per unit of tau
+                  [-P.T / l_cells[:, None] * tau * scale_p / design.s_x, np.zeros((d, d))]])
+    q = 2.0 * design.kt_each_joule / r_cells * tau   # current intensity of each cell per unit of tau
     B = np.zeros((n + d, d))
     B[:n] = design.s_x * (Ci @ P)
-    return LinearSDE(K, np.zeros(n + d), q * (B @ B.T))
+    return LinearSDE(K, np.zeros(n + d), (B * q[None, :]) @ B.T)
 
 
 def netlist_stationary_cov(design: "RlcDesign") -> np.ndarray:
@@ -404,10 +466,111 @@ def design_rlc(problem: Problem, cfg: Config) -> RlcDesign:
         noise_v = float(np.sqrt(2.0 * kt_eff * rc.r_ohm / h_s))
     else:
         noise_v = 0.0
-    return RlcDesign(
+    nominal = RlcDesign(
         problem=problem, coupling=rc.coupling, bits=rc.bits, c_unit_farad=rc.c_unit_farad, r_on_ohm=rc.r_on_ohm,
         r_off_ohm=rc.r_off_ohm, c_parasitic_farad=rc.c_parasitic_farad if rc.coupling == "switched" else 0.0,
         v_control_v=rc.v_control_v, l_henry=rc.l_henry, r_ohm=rc.r_ohm, c_cell_farad=c_cell,
         c_coupling_farad=c_coupling, code=code, c_load_farad=load, cm_target_farad=cm_target,
         cm_realized_farad=cm_real, gamma=gamma, a_ref=a_ref, s_x=float(s_x), tau_s=tau_s, eta=eta,
         noise_v_rms=noise_v, noise_dt_tau=float(noise_dt_tau), v_swing_v=rc.v_swing_v, x0_v=problem.x0 / s_x)
+    # tolerance, cell-capacitor quantisation, temperature (returns `nominal` itself at default knobs)
+    return apply_rlc_nonidealities(nominal, cfg)
+
+
+MAX_BANK_BITS = 16   # bank mismatch is drawn for this many bits, so bit k's error does not depend on `bits`
+
+
+def rlc_knobs_default(cfg: Config) -> bool:
+    """True when no non-ideality that applies to the rlc topology is set."""
+    c = cfg.circuit
+    tol, tmp = c.tolerance, c.temperature
+    return (tol.global_rel == 0 and tol.local_rel == 0 and c.quantization.c_bits is None
+            and (tmp.temp_c == tmp.tnom_c or (tmp.r_tc1_per_k == 0 and tmp.c_tc1_per_k == 0 and tmp.l_tc1_per_k == 0)))
+
+
+def apply_rlc_nonidealities(design: RlcDesign, cfg: Config) -> RlcDesign:
+    """The realised RLC design: the nominal one itself when every knob is at its default.
+
+    Order per element (as for the op-amp topology, spu_sim.nonideal): programmed value -> fab -> heat.
+
+        1. quantisation  the trimmed cell capacitor C_i -> round(C_i / lsb) lsb, lsb = c_cell_farad / 2^(c_bits - 1)
+                         (circuit.quantization.c_bits: the cell capacitor is a programmable bank too; the coupling
+                         banks are quantised by circuit.rlc.bits already, ideal coupling capacitors stay exact)
+        2. tolerance     every C_i, L_i, R_i, ideal coupling capacitor C_ij and bank capacitor (bit k of bank i-j)
+                         times (1 + g_kind)(1 + l_element), spu_sim.nonideal.element_errors with groups
+                         CCELL, CK, CB (kind C), LCELL (kind L), RCELL (kind R), seeded by circuit.tolerance.seed
+        3. temperature   C (1 + c_tc1 dT), L (1 + l_tc1 dT), R (1 + r_tc1 dT); parasitic capacitances,
+                         switches and the noise voltage stay nominal.
+
+    The design's choices made from nominal values stay: gamma, s_x, the bank codes, the compensation trim and
+    the noise voltage e_n. The realised Maxwell matrix is rebuilt from the realised capacitors (the grounded
+    load of an off bit uses its realised value); with mismatched R the cells' noise temperatures differ
+    (kT_i = e_n^2 h / (2 R_i): the filesource voltage is common), so the stationary covariance is the Lyapunov
+    solution of realized_sde() rather than kT Cm^-1.
+    """
+    import dataclasses  # noqa: PLC0415
+
+    from ..nonideal import element_errors, quantize_grid, temperature_factor  # noqa: PLC0415
+    if rlc_knobs_default(cfg):
+        return design
+    c = cfg.circuit
+    q, tol, tmp = c.quantization, c.tolerance, c.temperature
+    d, bits = design.d, design.bits
+    notes: dict[str, object] = {}
+    c_cell = np.array(design.c_cell_farad, dtype=float)
+    c_ck = np.array(design.c_coupling_farad, dtype=float)
+    l_each = np.full(d, design.l_henry)
+    r_each = np.full(d, design.r_ohm)
+    switched = design.coupling == "switched"
+    c_bank = c.rlc.c_unit_farad * 2.0 ** np.arange(bits)[None, None, :] * np.ones((d, d, 1)) if switched else None
+    if q.c_bits is not None:
+        lsb = c.rlc.c_cell_farad / 2 ** (q.c_bits - 1)
+        c_cell = quantize_grid(c_cell, lsb)
+        notes.update(c_bits=q.c_bits, c_cell_lsb_farad=lsb)
+    if tol.global_rel or tol.local_rel:
+        gr, lr, s = tol.global_rel, tol.local_rel, tol.seed
+        c_cell = c_cell * element_errors(s, "CCELL", (d,), gr, lr, kind="C")
+        l_each = l_each * element_errors(s, "LCELL", (d,), gr, lr, kind="L")
+        r_each = r_each * element_errors(s, "RCELL", (d,), gr, lr, kind="R")
+        if switched:
+            c_bank = c_bank * element_errors(s, "CB", (d, d, MAX_BANK_BITS), gr, lr, kind="C")[:, :, :bits]
+        else:
+            f = np.triu(element_errors(s, "CK", (d, d), gr, lr, kind="C"), 1)
+            c_ck = c_ck * (f + f.T)
+        notes.update(tolerance_global_rel=gr, tolerance_local_rel=lr, tolerance_seed=s)
+    fc = temperature_factor(tmp.c_tc1_per_k, tmp.temp_c, tmp.tnom_c)
+    fl = temperature_factor(tmp.l_tc1_per_k, tmp.temp_c, tmp.tnom_c)
+    fr = temperature_factor(tmp.r_tc1_per_k, tmp.temp_c, tmp.tnom_c)
+    if (fc, fl, fr) != (1.0, 1.0, 1.0):
+        c_cell, c_ck, l_each, r_each = c_cell * fc, c_ck * fc, l_each * fl, r_each * fr
+        c_bank = None if c_bank is None else c_bank * fc
+        notes.update(temp_c=tmp.temp_c, c_factor=fc, l_factor=fl, r_factor=fr)
+    if switched:
+        c_ck, load = _bank_capacitances(design.code, c_bank, design.c_parasitic_farad)
+    else:
+        load = np.zeros(d)
+    cm_real = maxwell_matrix(c_cell + load, c_ck)
+    try:
+        np.linalg.cholesky(cm_real)
+    except np.linalg.LinAlgError:
+        raise DesignError("the realised (non-ideal) capacitance matrix is not positive definite; lower "
+                          "circuit.tolerance or add circuit.quantization.c_bits") from None
+    return dataclasses.replace(design, c_cell_farad=c_cell, c_coupling_farad=c_ck, c_load_farad=load,
+                               cm_realized_farad=cm_real, c_bank_farad=c_bank, l_each_henry=l_each,
+                               r_each_ohm=r_each, notes=notes)
+
+
+def _bank_capacitances(code: np.ndarray, c_bank: np.ndarray, c_par: float) -> tuple[np.ndarray, np.ndarray]:
+    """realized_capacitances with per-bit capacitor values c_bank (d, d, bits) (upper triangle used)."""
+    d, bits = code.shape[0], c_bank.shape[2]
+    cc = np.zeros((d, d))
+    load = np.zeros(d)
+    for i in range(d):
+        for j in range(i + 1, d):
+            on = ((int(code[i, j]) >> np.arange(bits)) & 1).astype(bool)
+            cc[i, j] = cc[j, i] = c_bank[i, j, on].sum()
+            load[j] += c_par * on.sum()
+            off = c_bank[i, j, ~on]
+            if c_par > 0:
+                load[i] += float(np.sum(off * c_par / (off + c_par)))
+    return cc, load

@@ -49,6 +49,9 @@ def format_rlc_netlist(design, cfg: Config) -> str:
         add(f"* Noise: filesources noise_<i>.txt: samples of {design.noise_v_rms:.6g} V rms every"
             f" {design.noise_dt_tau * design.tau_s:.6g} s ({design.noise_dt_tau:.6g} tau), linearly interpolated,"
             " in series with each cell resistor (two-sided current intensity 2 kT_eff / R)")
+    if design.notes:
+        add("* Non-idealities (values below are realised element values): "
+            + "; ".join(f"{k} = {v}" for k, v in design.notes.items()))
     add("* Units: ohm, farad, henry, volt, second. Run: ngspice -b -r out.raw netlist.cir")
     add("")
     for i in range(1, d + 1):
@@ -56,8 +59,10 @@ def format_rlc_netlist(design, cfg: Config) -> str:
         c = design.c_cell_farad[i - 1]
         if c > 0:
             add(f"CC{i} n{i} 0 {fmt(c)}")
-        add(f"LL{i} n{i} 0 {fmt(design.l_henry)} IC=0")
-        add(f"RR{i} n{i} {'nz' + str(i) if design.has_noise else '0'} {fmt(design.r_ohm)}")
+        l_h = design.l_henry if design.l_each_henry is None else design.l_each_henry[i - 1]
+        r_o = design.r_ohm if design.r_each_ohm is None else design.r_each_ohm[i - 1]
+        add(f"LL{i} n{i} 0 {fmt(l_h)} IC=0")
+        add(f"RR{i} n{i} {'nz' + str(i) if design.has_noise else '0'} {fmt(r_o)}")
     if not switched:
         add("* ideal coupling capacitors CK<i>_<j> = -gamma A_ij")
         for i in range(1, d + 1):
@@ -74,7 +79,7 @@ def format_rlc_netlist(design, cfg: Config) -> str:
                 for k in range(design.bits):
                     tag = f"{i}_{j}_{k}"
                     on = (code >> k) & 1
-                    add(f"CB{tag} n{i} s{tag} {fmt(design.c_unit_farad * 2 ** k)}")
+                    add(f"CB{tag} n{i} s{tag} {fmt(design.bank_capacitor(i - 1, j - 1, k))}")
                     add(f"SB{tag} s{tag} n{j} c{tag} 0 swbank {'ON' if on else 'OFF'}")
                     add(f"VCTL{tag} c{tag} 0 DC {fmt(design.v_control_v if on else 0.0)}")
                     if design.c_parasitic_farad > 0:
@@ -91,7 +96,7 @@ def format_rlc_netlist(design, cfg: Config) -> str:
             for i in range(1, d + 1):
                 for j in range(i + 1, d + 1):
                     for k in range(design.bits):
-                        ck = design.c_unit_farad * 2 ** k
+                        ck = design.bank_capacitor(i - 1, j - 1, k)
                         on = (int(design.code[i - 1, j - 1]) >> k) & 1
                         v = x0[j - 1] if on else x0[i - 1] * ck / (ck + design.c_parasitic_farad)
                         ics.append(f"v(s{i}_{j}_{k})={fmt(v)}")
