@@ -61,7 +61,8 @@ def cmd_noise(a) -> int:
     from .noise_analysis import run_noise
     m = run_noise(a.config, a.out)
     for key in ("max_abs_var_error_relative", "cov_rel_error_vs_lyapunov", "cov_rel_error_vs_kappa_A_inv",
-                "spectrum_max_rel_error", "cov_rel_error_transient_vs_noise"):
+                "spectrum_max_rel_error", "cov_rel_error_vs_kT_Cm_inv_realized",
+                "cov_rel_error_transient_vs_noise"):
         if isinstance(m, dict) and key in m:
             print(f"{key:36s} {m[key]:.3e}")
     _print_files(a.out)

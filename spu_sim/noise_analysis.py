@@ -31,6 +31,15 @@ One-sided voltage spectrum in V^2/Hz: G(f) = 2 tau_s (i w tau_s + K)^-1 D_V (i w
 w = 2 pi f, D_V = D / s_x^2; for symmetric K and isotropic D it is a sum of Lorentzians, one per mode k:
 G_ii(f) = sum_k U_ik^2 2 tau_s D_V / (lambda_k^2 + (w tau_s)^2). The band [f_start, f_stop] spans
 span_decades beyond the slowest and fastest mode, so the truncated tails are 2/pi 10^-span_decades each.
+
+RLC topology (``circuit.rlc.coupling: ideal`` only): the same injection into each cell node n<i>, with
+g_i = sqrt(q_i R_aux / (2 kT)), q_i = 2 kT_eff,i / R_i the current intensity the filesource gives cell i
+(its realised R_i); the cell resistors RR<i> are the (noiseless unless element_noise) damping, the filesources
+are removed. Theory: the 2d-dimensional SDE realized_sde() (z = (x, p)), K S + S K^T = D, and the exact
+spectral density of the cell voltages, the x block of G(f) = 2 tau_s (i w tau_s + K)^-1 D_V (...)^H (a
+resonance per mode; at low frequency G ~ w^2: the inductors short DC). Outputs v(n<i>), v(n<i>, n<j>). With
+switched coupling ngspice 39 evaluates every S switch as OFF in small-signal analyses whatever its control
+voltage (docs/rlc.md): a BadInputError that says so.
 """
 
 from __future__ import annotations
@@ -60,6 +69,17 @@ def _noise_prep(config):
     """The validated config and the design used for .noise (analyses = op: no transient noise DAC)."""
     from .pipeline import prepare  # noqa: PLC0415
     cfg = load_config(config)
+    if cfg.circuit.topology == "rlc":
+        if cfg.circuit.rlc.coupling != "ideal":
+            raise BadInputError(
+                "circuit.rlc.coupling: switched: the noise analysis cannot see the switched banks -- ngspice 39 treats "
+                "S switches as OFF in small-signal analyses (.ac/.noise) whatever their control voltage. Use "
+                "circuit.rlc.coupling: ideal for .noise, or the transient (spu-sim simulate / compare) for the banks")
+        from .pipeline import prepare  # noqa: PLC0415
+        prep = prepare(cfg)        # keeps tran: the rlc design needs it (the filesources are removed below)
+        if prep.problem.kappa <= 0:
+            raise BadInputError("problem.kappa: must be > 0 for a noise analysis (kappa sets the injected noise)")
+        return cfg, prep
     data = cfg.to_dict()
     data["simulation"]["analyses"] = ["op"]
     cfg_op = load_config(data)
@@ -76,15 +96,20 @@ def _kT(cfg: Config) -> float:
     return K_BOLTZMANN * (cfg.circuit.temperature.temp_c + 273.15)
 
 
-def injection_gain(design, cfg: Config) -> float:
-    """CCCS gain g that turns R_AUX_OHM's thermal current into the OU noise current (module doc)."""
+def injection_gain(design, cfg: Config) -> float | np.ndarray:
+    """CCCS gain g that turns R_AUX_OHM's thermal current into the OU noise current (module doc); rlc: (d,)
+    one per cell, q_i = 2 kT_eff,i / R_i."""
+    if design.topology == "rlc":
+        q_cell = 2.0 * design.kt_each_joule / design.r_cells
+        return np.sqrt(q_cell * R_AUX_OHM / (2.0 * _kT(cfg)))
     q_i = 2.0 * design.problem.kappa * design.c_farad ** 2 / (design.tau_s * design.s_x ** 2)
     return float(np.sqrt(q_i * R_AUX_OHM / (2.0 * _kT(cfg))))
 
 
 def frequency_band(design, span_decades: float) -> tuple[float, float]:
     """[f_start, f_stop] in Hz: span_decades below the slowest and above the fastest mode (and the op-amp pole)."""
-    lam = np.abs(np.linalg.eigvals(_effective(design)[0]))
+    K = design.realized_sde().K if design.topology == "rlc" else _effective(design)[0]
+    lam = np.abs(np.linalg.eigvals(K))
     f_lo = lam.min() / (2 * np.pi * design.tau_s) / 10 ** span_decades
     f_hi = lam.max() / (2 * np.pi * design.tau_s) * 10 ** span_decades
     m = getattr(design, "macro", None)
@@ -113,26 +138,34 @@ def format_noise_netlist(prep, cfg: Config, pairs: list[tuple[int, int]], f_star
     """The circuit netlist with the noise injection and one .noise line per output pair (module doc)."""
     from .netlist import format_netlist  # noqa: PLC0415
     design = prep.design
-    text = format_netlist(design, prep.cfg)
+    rlc = design.topology == "rlc"
+    if rlc:   # the same circuit without its filesources (RR<i> to ground); .ic is a transient setting
+        import dataclasses  # noqa: PLC0415
+        text = format_netlist(dataclasses.replace(design, noise_v_rms=0.0), prep.cfg)
+    else:
+        text = format_netlist(design, prep.cfg)
     lines = text.splitlines()
     cut = next(k for k, ln in enumerate(lines) if ln.startswith(".options"))
-    body = lines[:cut]
+    body = [ln for ln in lines[:cut] if not ln.startswith(".ic")]
     if not element_noise:
         body = [ln + " noisy=0" if ln[:1] in ("R", "r") else ln for ln in body]
-    g = injection_gain(design, cfg)
+    g = np.broadcast_to(injection_gain(design, cfg), (design.d,))
+    inj, node = ("n", "n") if rlc else ("sum", "x")
     out = [f"* spu-sim .noise analysis of the circuit below ({len(pairs)} outputs)"] + body
     out.append(f"* noise injection: thermal current of RNQ<i> ({R_AUX_OHM:g} ohm, shorted by VNQ<i>) times"
-               f" {g:.6g} into sum<i> = the OU noise current")
+               f" {float(g[0]):.6g}{' (cell 1)' if rlc else ''} into {inj}<i> = the "
+               + ("cell's noise current 2 kT_eff,i / R_i" if rlc else "OU noise current"))
     for i in range(1, design.d + 1):
-        out += [f"RNQ{i} nq{i} 0 {R_AUX_OHM!r}", f"VNQ{i} nq{i} 0 DC 0", f"FNQ{i} 0 sum{i} VNQ{i} {g!r}"]
+        out += [f"RNQ{i} nq{i} 0 {R_AUX_OHM!r}", f"VNQ{i} nq{i} 0 DC 0",
+                f"FNQ{i} 0 {inj}{i} VNQ{i} {float(g[i - 1])!r}"]
     out.append("* .noise needs an AC input source: VNACIN drives only its own 1 ohm load (output noise is"
                " independent of it)")
     out += ["VNACIN nacin 0 DC 0 AC 1", "RNACIN nacin 0 1 noisy=0"]
     out.append(f".temp {cfg.circuit.temperature.temp_c!r}")
     out.append(f".options reltol={cfg.simulation.reltol!r}")
     for i, j in pairs:
-        node = f"v(x{i + 1})" if i == j else f"v(x{i + 1},x{j + 1})"
-        out.append(f".noise {node} VNACIN dec {int(points_per_decade)} {f_start!r} {f_stop!r}")
+        v = f"v({node}{i + 1})" if i == j else f"v({node}{i + 1},{node}{j + 1})"
+        out.append(f".noise {v} VNACIN dec {int(points_per_decade)} {f_start!r} {f_stop!r}")
     out.append(".end")
     return "\n".join(out) + "\n"
 
@@ -170,6 +203,8 @@ def run_noise_netlist(netlist: Path, n_outputs: int, timeout_s: float | None = N
 def theory(prep, cfg: Config, element_noise: bool = False) -> dict[str, Any]:
     """K, D (problem units, t in tau), S (Lyapunov) and the volt-scale spectrum function (module doc)."""
     design = prep.design
+    if design.topology == "rlc":
+        return _theory_rlc(design, cfg, element_noise)
     A, cf, a0 = _effective(design)
     gain_fac = 1.0 if not np.isfinite(a0) else 1.0 + 1.0 / a0
     q_i = 2.0 * design.problem.kappa * design.c_farad ** 2 / (design.tau_s * design.s_x ** 2)
@@ -184,8 +219,21 @@ def theory(prep, cfg: Config, element_noise: bool = False) -> dict[str, Any]:
     return {"K": A, "D": np.diag(Ddiag), "S": stationary_cov(sde)}
 
 
+def _theory_rlc(design, cfg: Config, element_noise: bool) -> dict[str, Any]:
+    """The 2d SDE of the realised RLC circuit (cells' own kT_i; + the room-temperature Johnson noise of R_i
+    with element_noise); S is the (d, d) voltage block of its stationary covariance."""
+    from .design.rlc import rlc_cell_sde  # noqa: PLC0415
+    kappa = design.kappa_each + (_kT(cfg) * design.s_x ** 2 / design.gamma if element_noise else 0.0)
+    c_ref = design.gamma * design.a_ref
+    sde = rlc_cell_sde(design.A_realized, kappa, design.tau_s / (design.r_cells * c_ref),
+                       design.l_henry / design.l_cells, design.a_ref)
+    d = design.d
+    return {"K": sde.K, "D": sde.D, "S": stationary_cov(sde)[:d, :d]}
+
+
 def spectrum_theory_v2(K: np.ndarray, D: np.ndarray, s_x: float, tau_s: float, f_hz: np.ndarray) -> np.ndarray:
-    """One-sided cross-spectral matrix of the node voltages, (len(f), d, d) in V^2/Hz (module doc)."""
+    """One-sided cross-spectral matrix of the node voltages, (len(f), d, d) in V^2/Hz (module doc). For a
+    larger state (rlc: z = (x, p), K of size 2d) it is the spectral matrix of the whole state; slice [:, :d, :d]."""
     d = K.shape[0]
     Dv = D / s_x ** 2
     out = np.empty((len(f_hz), d, d))
@@ -255,8 +303,8 @@ def run_noise(config: str | Path | dict | Config, out_dir: str | Path, *, points
         S_noise = S_v * design.s_x ** 2
         th = theory(prep, cfg, element_noise)
         S_th = th["S"]
-        S_band = _band_integral(th["K"], th["D"], design.s_x, design.tau_s, f1, f2) * design.s_x ** 2
-        G = spectrum_theory_v2(th["K"], th["D"], design.s_x, design.tau_s, freq)
+        S_band = _band_integral(th["K"], th["D"], design.s_x, design.tau_s, f1, f2)[:d, :d] * design.s_x ** 2
+        G = spectrum_theory_v2(th["K"], th["D"], design.s_x, design.tau_s, freq)[:, :d, :d]
         spec_th = np.array([G[:, i, i] if i == j else G[:, i, i] + G[:, j, j] - 2 * G[:, i, j] for i, j in pairs])
         lor = mode_lorentzians(th["K"], th["D"], design.s_x, design.tau_s, freq)
         kappa_Ainv = prep.problem.kappa * np.linalg.inv(prep.problem.A)
@@ -267,6 +315,11 @@ def run_noise(config: str | Path | dict | Config, out_dir: str | Path, *, points
             band_hz=np.array([f1, f2]))
         if lor is not None:
             arrays["mode_lorentzians_v2_hz"] = lor
+        rlc = design.topology == "rlc"
+        if rlc:
+            arrays["nodes"] = np.array(design.readout_nodes)
+            kt_cm_inv = design.kappa_realized * np.linalg.inv(design.A_realized)   # = s_x^2 kT_eff Cm^-1
+            arrays["kT_Cm_inv"] = kt_cm_inv
         cov_tran = None
         if transient:
             if existing.is_file():
@@ -291,6 +344,9 @@ def run_noise(config: str | Path | dict | Config, out_dir: str | Path, *, points
             "cov_rel_error_vs_kappa_A_inv": rel(S_noise, kappa_Ainv),
             "spectrum_max_rel_error": float(np.max(np.abs(spec / spec_th - 1))),
         }
+        if rlc:
+            metrics["topology"] = "rlc"
+            metrics["cov_rel_error_vs_kT_Cm_inv_realized"] = rel(S_noise, kt_cm_inv)
         if cov_tran is not None:
             metrics["cov_rel_error_transient_vs_noise"] = rel(cov_tran, S_noise)
             metrics["transient_source"] = tran_source
@@ -321,12 +377,14 @@ def plot_noise(npz_path: Path, out_dir: Path) -> list[Path]:
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
     for a, k in zip(axes.flat, diag):
         i = pairs[k][0]
+        name = str(z["nodes"][i]) if "nodes" in z else f"x{i + 1}"
         a.loglog(f, z["spectrum_v2_hz"][k], lw=2, label=".noise")
-        a.loglog(f, z["spectrum_theory_v2_hz"][k], "k--", lw=1, label="OU theory")
+        a.loglog(f, z["spectrum_theory_v2_hz"][k], "k--", lw=1,
+                 label="2d SDE theory" if "nodes" in z else "OU theory")
         if "mode_lorentzians_v2_hz" in z:
             for m in range(z["mode_lorentzians_v2_hz"].shape[1]):
                 a.loglog(f, z["mode_lorentzians_v2_hz"][i, m], ":", lw=0.8, alpha=0.7)
-        a.set_title(f"v(x{i + 1})")
+        a.set_title(f"v({name})")
         a.set_xlabel("f [Hz]")
         a.set_ylabel("V^2/Hz")
     axes.flat[0].legend(fontsize=7)
@@ -340,6 +398,8 @@ def plot_noise(npz_path: Path, out_dir: Path) -> list[Path]:
     S = z["cov_noise"].ravel()
     a.plot(z["cov_theory"].ravel(), S, "o", label="Lyapunov (realised)")
     a.plot(z["kappa_A_inv"].ravel(), S, "x", label="kappa A^-1 (target)")
+    if "kT_Cm_inv" in z:
+        a.plot(z["kT_Cm_inv"].ravel(), S, "s", mfc="none", ms=4, label="kT Cm^-1 (realised)")
     if "cov_transient" in z:
         a.plot(z["cov_transient"].ravel(), S, "^", mfc="none", label="transient estimate")
     lim = [min(S.min(), 0), S.max() * 1.05]
