@@ -12,6 +12,7 @@ chose (see spu_sim.netlist).
 from __future__ import annotations
 
 import math
+import typing
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -331,21 +332,51 @@ _CHOICE_WORD = {"topology": "topology", "backend": "backend", "kind": "kind", "m
                 "name": "name"}
 
 
-def format_validation_error(err: ValidationError, root: str = "") -> str:
-    """One line for the first (most specific) error: dotted path, what is wrong, the fix."""
+def _model_at(model: type[BaseModel] | None, loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model class that holds the field at ``loc`` (to list the valid keys there)."""
+    cls: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or part not in cls.model_fields:
+            return None
+        ann = cls.model_fields[part].annotation
+        while typing.get_origin(ann) is not None:
+            args = [a for a in typing.get_args(ann) if a is not type(None)]
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            ann = models[0] if models else (args[0] if args else None)
+        cls = ann
+    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+
+
+def _clean_loc(loc: tuple) -> list:
+    """Drop pydantic's union-branch tags (list[...], str, function-after[...], model names) from a location."""
+    return [p for p in loc if isinstance(p, int) or not (
+        p.startswith(("list[", "function-", "literal[")) or p in ("str", "float", "int") or "[" in p
+        or (p[:1].isupper() and p.isidentifier()))]
+
+
+def format_validation_error(err: ValidationError, root: str = "", model: type[BaseModel] | None = None) -> str:
+    """One line for the most useful error: dotted path, what is wrong, the fix.
+
+    Unknown keys come first and list the valid keys at that level (when ``model`` is given); a bad
+    choice lists the choices; the number of further errors is appended.
+    """
     errors = err.errors(include_url=False)
+    extra = [e for e in errors if e["type"] == "extra_forbidden"]
     # union types report one error per branch; prefer the most specific (longest path) message
-    first = max(errors, key=lambda e: (e["type"] != "literal_error" and 0 or 1, len(e["loc"])))
-    if any(e["type"] == "extra_forbidden" for e in errors):
-        first = next(e for e in errors if e["type"] == "extra_forbidden")
-    loc = [p for p in first["loc"] if not (isinstance(p, str) and (p.startswith("list[") or p.startswith("function-") or p in ("str", "RandomMatrix", "RandomVector") or "[" in p))]
+    first = extra[0] if extra else max(errors, key=lambda e: (e["type"] == "literal_error", len(e["loc"])))
+    loc = _clean_loc(tuple(first["loc"]))
     path = root
     for p in loc:
         path += f"[{p}]" if isinstance(p, int) else (("." if path else "") + str(p))
+    path = path or "config"
     kind = first["type"]
     value = first.get("input")
     if kind == "extra_forbidden":
-        return f"{path}: unknown key; check the spelling (see the example configs in configs/)"
+        parent = _model_at(model, tuple(loc[:-1]))
+        keys = f"; valid keys here: {', '.join(parent.model_fields)}" if parent else "; check the spelling"
+        return f"{path}: unknown key{keys}"
     if kind == "literal_error":
         choices = first.get("ctx", {}).get("expected", "")
         choices = choices.replace("'", "").replace(" or ", ", ")
@@ -395,7 +426,7 @@ def load_config(source: str | Path | dict[str, Any] | Config, *, model: type[Bas
     try:
         cfg = model.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e)) from None
+        raise ConfigError(format_validation_error(e, model=model)) from None
     if hasattr(cfg, "_base_dir"):
         cfg._base_dir = base_dir
     return cfg

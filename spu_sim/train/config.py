@@ -13,14 +13,13 @@ Every validation error becomes one ``ConfigError`` line: "<dotted.path>: <proble
 from __future__ import annotations
 
 import inspect
-import typing
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from spu_sim.errors import BadInputError, ConfigError
+from spu_sim.config import format_validation_error, read_yaml
+from spu_sim.errors import ConfigError
 
 OPTIMIZER_NAMES = ("sgd", "adam", "ngd", "ngd_cg", "ngd_woodbury", "tngd", "tngd_adam")
 
@@ -210,50 +209,6 @@ class TrainConfig(_Section):
         return self
 
 
-def _path(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    """The pydantic model class that holds the field at ``loc`` (for listing valid keys)."""
-    cls: Any = TrainConfig
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or part not in cls.model_fields:
-            return None
-        ann = cls.model_fields[part].annotation
-        while typing.get_origin(ann) is not None and not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            args = [a for a in typing.get_args(ann) if a is not type(None)]
-            ann = args[0] if args else None
-        cls = ann
-    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
-
-
-def format_validation_error(err: ValidationError) -> str:
-    """One readable line for the first error: '<path>: <problem>; <fix>' (+ count of the others)."""
-    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")  # unknown keys first
-    first = errors[0]
-    loc = tuple(first["loc"])
-    path = _path(loc) or "config"
-    kind, msg = first["type"], first["msg"]
-    if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
-        keys = ", ".join(parent.model_fields) if parent else ""
-        line = f"{path}: unknown key; valid keys here: {keys}"
-    elif kind == "missing":
-        line = f"{path}: required key is missing; add it"
-    elif msg.startswith("Value error, "):
-        line = f"{path}: {msg[len('Value error, '):]}" if loc else msg[len("Value error, "):]
-    else:
-        line = f"{path}: {msg} (got {first.get('input')!r})"
-    extra = err.error_count() - 1
-    return line + (f" (and {extra} more error{'s' if extra > 1 else ''})" if extra else "")
-
-
 def validate_config(raw: dict[str, Any] | TrainConfig) -> TrainConfig:
     """Validate a config dict (as loaded from YAML) into a ``TrainConfig``; raises ConfigError."""
     if isinstance(raw, TrainConfig):
@@ -263,20 +218,12 @@ def validate_config(raw: dict[str, Any] | TrainConfig) -> TrainConfig:
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err)) from None
+        raise ConfigError(format_validation_error(err, model=TrainConfig)) from None
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    """Read a YAML file (yaml.safe_load) and validate it."""
-    p = Path(path)
-    if not p.is_file():
-        raise BadInputError(f"{p}: config file not found")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{p}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    """Read a YAML file (spu_sim.config.read_yaml) and validate it."""
+    raw, _ = read_yaml(path)
     return validate_config(raw)
 
 
