@@ -90,16 +90,21 @@ def prepare(config: str | Path | dict | Config) -> Prepared:
     return prep
 
 
-def write_run_files(prep: Prepared, folder: Path) -> Path:
-    """netlist.cir (+ noise_<i>.txt when the design injects noise) in folder; returns the netlist path."""
+def write_run_files(prep: Prepared, folder: Path, metadata: bool = True) -> Path:
+    """netlist.cir (+ noise_<i>.txt when the design injects noise) in folder; returns the netlist path.
+
+    metadata: also config.yaml and design.json (skipped for throw-away runs: dumping a 130 x 130 inline
+    matrix as YAML costs more than loading the netlist into ngspice).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     netlist = folder / NETLIST_NAME
     io.atomic_write_text(netlist, format_netlist(prep.design, prep.cfg))
     if prep.design.has_noise and "tran" in prep.cfg.simulation.analyses:
         w = noise_samples(prep.design.d, prep.n_noise_steps, prep.cfg.simulation.seed)
         write_noise_files(folder, prep.design.noise_dt_tau * prep.design.tau_s, prep.design.noise_v_rms * w)
-    io.atomic_write_text(folder / CONFIG_NAME, save_config(prep.cfg))
-    io.atomic_write_json(folder / DESIGN_NAME, prep.design.describe())
+    if metadata:
+        io.atomic_write_text(folder / CONFIG_NAME, save_config(prep.cfg))
+        io.atomic_write_json(folder / DESIGN_NAME, prep.design.describe())
     return netlist
 
 
@@ -195,7 +200,7 @@ def simulate(config: str | Path | dict | Config, out_dir: str | Path | None = No
 def _simulate_in(prep: Prepared, folder: Path, out: Path | None, timings: dict[str, float],
                  progress: bool = False) -> SimulationResult:
     t0 = time.perf_counter()
-    netlist = write_run_files(prep, folder)
+    netlist = write_run_files(prep, folder, metadata=out is not None)
     timings["netlist_s"] = time.perf_counter() - t0
     plots, timings["ngspice_s"] = run_backend(prep, netlist, progress)
     t0 = time.perf_counter()
