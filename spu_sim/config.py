@@ -254,7 +254,7 @@ class CircuitConfig(Strict):
                 if changed:
                     raise ValueError(f"{section}.{changed[0]} does not apply to topology rlc (no op-amps or "
                                      f"integrators); remove the circuit.{section} section or use topology opamp")
-        elif self.temperature.l_tc1_per_k != 0 and self.temperature.temp_c != self.temperature.tnom_c:
+        elif self.temperature.l_tc1_per_k != 0:
             raise ValueError("temperature.l_tc1_per_k does not apply to topology opamp (no inductors); remove it")
         return self
 
