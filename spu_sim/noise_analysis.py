@@ -75,7 +75,6 @@ def _noise_prep(config):
                 "circuit.rlc.coupling: switched: the noise analysis cannot see the switched banks -- ngspice 39 treats "
                 "S switches as OFF in small-signal analyses (.ac/.noise) whatever their control voltage. Use "
                 "circuit.rlc.coupling: ideal for .noise, or the transient (spu-sim simulate / compare) for the banks")
-        from .pipeline import prepare  # noqa: PLC0415
         prep = prepare(cfg)        # keeps tran: the rlc design needs it (the filesources are removed below)
         if prep.problem.kappa <= 0:
             raise BadInputError("problem.kappa: must be > 0 for a noise analysis (kappa sets the injected noise)")

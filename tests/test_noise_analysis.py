@@ -61,7 +61,7 @@ def test_noise_with_finite_gain_matches_effective_drift(tmp_path):
 @pytest.mark.ngspice
 def test_element_thermal_noise_is_in_the_theory(tmp_path):
     """kappa small enough that the coupling resistors' 4kT/R is about 1e-3 of the injected noise."""
-    m0 = run_noise(_cfg(d=2, kappa=1e-9), tmp_path / "a", transient=False)
+    run_noise(_cfg(d=2, kappa=1e-9), tmp_path / "a", transient=False)
     m1 = run_noise(_cfg(d=2, kappa=1e-9), tmp_path / "b", transient=False, element_noise=True)
     assert m1["max_abs_var_error_relative"] < VAR_TOL
     z0, z1 = np.load(tmp_path / "a" / "noise.npz"), np.load(tmp_path / "b" / "noise.npz")

@@ -69,7 +69,7 @@ def build_optimizer(entry: OptimizerConfig, cfg: TrainConfig) -> Transform:
         hyper["tau_s"] = cfg.timing.r_ohm * cfg.timing.c_farad
         if hyper["backend"] == "circuit":
             try:
-                import spu_sim.analog  # noqa: F401
+                import spu_sim.analog  # noqa: F401  (fail early, before any output)
             except ImportError as err:
                 raise BadInputError(f"train.optimizers[{entry.label}].backend: 'circuit' needs spu_sim.analog, "
                                     f"which cannot be imported ({err}); use backend: ideal") from None
