@@ -11,7 +11,8 @@ adaptive steps and a solve costs little more than loading the netlist.
 
 A new netlist per call rather than ``alter`` on a loaded circuit: the topology itself changes between
 calls (an entry changing sign moves its resistor to the inverted copy, and the scaling s_x, alpha and
-R_in follow the problem), and loading is cheap next to the transient (measured in docs/training.md).
+R_in follow the problem), and ``alter`` is not cheaper anyway. Measured at N = 130 (17030 resistors):
+loading the netlist 0.068 s, altering every resistor 0.074 s (4.4 us each), the transient 0.27 s.
 
 Defaults for training problems: r_max_ohm 1e9 and prune_below_relative 1e-6, because a GGN has entries
 many decades below its largest one; pruned entries are counted in ``last_pruned``.
