@@ -105,8 +105,12 @@ def cmd_check(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="spu-sim", description=__doc__.split("\n\n")[0],
-                                epilog="Exit codes: 0 ok, 1 failure, 2 bad input.")
+    p = argparse.ArgumentParser(
+        prog="spu-sim",
+        description="Circuit-level simulator of thermodynamic computing hardware (stochastic processing "
+                    "units) on ngspice: YAML config -> netlist -> ngspice -> readout -> exact OU comparison.",
+        epilog="Exit codes: 0 ok, 1 simulation or internal failure, 2 bad input. "
+               "Example: spu-sim compare configs/opamp_d8.yaml --out runs/opamp_d8")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name, fn, help_, out=True):
