@@ -75,7 +75,7 @@ class AnalogSolver:
         if t_tau <= 0:
             return np.asarray(x0, float).copy()
         prep = prepare(self.config(A, b, x0, t_tau))
-        result = simulate(prep.cfg)
+        result = simulate(prep)
         self.calls += 1
         self.tau_s = float(prep.design.tau_s)
         self.last_pruned = len(prep.design.pruned)

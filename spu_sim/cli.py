@@ -92,14 +92,13 @@ def cmd_experiment(a) -> int:
 
 
 def cmd_check(a) -> int:
-    from .backend import available, get_backend
+    from .backend import available
     if not available():
         print("ngspice: not found (apt-get install ngspice libngspice0 libngspice0-dev)")
         return 1
     from .pipeline import simulate
     r = simulate({"problem": {"matrix": [[2.0, -1.0], [-1.0, 2.0]], "vector": [1.0, 0.0], "kappa": 0.0},
                   "simulation": {"analyses": ["op"]}})
-    get_backend("ngspice-shared")
     print(f"ngspice ok: .op of a 2x2 problem gives {r['x_op']} (exact {r['x_star']})")
     return 0
 

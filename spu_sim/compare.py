@@ -170,7 +170,7 @@ def compare(config: str | Path | dict | Config, out_dir: str | Path, *, progress
     from .plots import plot_compare  # noqa: PLC0415 - matplotlib is heavy
     prep = prepare(config)
     out = Path(out_dir)
-    result = simulate(prep.cfg, out, progress=progress)
+    result = simulate(prep, out, progress=progress)
     arrays = result.arrays
     ref = reference_arrays(prep, arrays) if len(arrays["t"]) > 1 else {}
     metrics = compute_metrics(prep, arrays, ref.get("x_ideal"))

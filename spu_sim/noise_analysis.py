@@ -363,9 +363,7 @@ def run_noise(config: str | Path | dict | Config, out_dir: str | Path, *, points
 def plot_noise(npz_path: Path, out_dir: Path) -> list[Path]:
     """noise_spectra.png (log-log spectra of every node vs theory and the per-mode Lorentzians) and
     noise_cov.png (covariance from .noise vs Lyapunov, kappa A^-1 and the transient). Reads files only."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    from .plots import plt, save_png  # noqa: PLC0415 - matplotlib (Agg) is heavy
     z = np.load(npz_path)
     pairs = z["pairs"]
     f = z["f_hz"]
@@ -389,10 +387,7 @@ def plot_noise(npz_path: Path, out_dir: Path) -> list[Path]:
     axes.flat[0].legend(fontsize=7)
     for a in list(axes.flat)[n:]:
         a.axis("off")
-    fig.tight_layout()
-    p1 = Path(out_dir) / "noise_spectra.png"
-    fig.savefig(p1, dpi=110)
-    plt.close(fig)
+    p1 = save_png(fig, Path(out_dir) / "noise_spectra.png")
     fig, a = plt.subplots(figsize=(4.5, 4.2))
     S = z["cov_noise"].ravel()
     a.plot(z["cov_theory"].ravel(), S, "o", label="Lyapunov (realised)")
@@ -406,8 +401,5 @@ def plot_noise(npz_path: Path, out_dir: Path) -> list[Path]:
     a.set_xlabel("reference covariance entry")
     a.set_ylabel(".noise covariance entry")
     a.legend(fontsize=7)
-    fig.tight_layout()
-    p2 = Path(out_dir) / "noise_cov.png"
-    fig.savefig(p2, dpi=110)
-    plt.close(fig)
+    p2 = save_png(fig, Path(out_dir) / "noise_cov.png")
     return [p1, p2]

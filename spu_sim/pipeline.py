@@ -21,7 +21,7 @@ from .backend import Waveforms, get_backend
 from .config import Config, load_config, save_config
 from .design import make_design
 from .errors import SimulationError
-from .netlist import NETLIST_NAME, format_netlist, noise_samples, write_noise_files
+from .netlist import NETLIST_NAME, format_netlist, noise_samples, sample_dt_tau, write_noise_files
 from .problem import Problem, build_problem
 from .readout import make_adc, read_op, read_transient
 
@@ -44,7 +44,7 @@ class Prepared:
 
     @property
     def sample_dt_tau(self) -> float:
-        return self.cfg.readout.sample_dt_tau or self.design.noise_dt_tau
+        return sample_dt_tau(self.design, self.cfg)
 
     @property
     def burn_in_tau(self) -> float:
@@ -75,8 +75,13 @@ class SimulationResult:
         return self.arrays[key]
 
 
-def prepare(config: str | Path | dict | Config) -> Prepared:
-    """load -> validate -> problem -> design; raises BadInputError subclasses on bad input."""
+def prepare(config: str | Path | dict | Config | Prepared) -> Prepared:
+    """load -> validate -> problem -> design; raises BadInputError subclasses on bad input.
+
+    A Prepared passes through unchanged, so callers that already hold one do not design twice.
+    """
+    if isinstance(config, Prepared):
+        return config
     cfg = load_config(config)
     problem = build_problem(cfg)
     design = make_design(problem, cfg)
@@ -165,7 +170,7 @@ def read_results(prep: Prepared, plots: dict[str, Waveforms]) -> dict[str, np.nd
     return arrays
 
 
-def simulate(config: str | Path | dict | Config, out_dir: str | Path | None = None, *,
+def simulate(config: str | Path | dict | Config | Prepared, out_dir: str | Path | None = None, *,
              progress: bool = False) -> SimulationResult:
     """Run the configured analyses in ngspice and read them out (the main entry point from Python).
 

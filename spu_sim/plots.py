@@ -3,7 +3,6 @@ never simulate. Agg backend, no LaTeX. Run again any time: ``python -m spu_sim.p
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -88,9 +87,6 @@ def plot_compare(out_dir: str | Path) -> list[Path]:
     paths = [plot_waveforms(res, ref, out / "waveforms.png"), plot_convergence(ref, out / "error_vs_time.png")]
     if np.all(np.isfinite(res["x_cov"])) and np.any(res.get("kappa", 0)):
         paths.append(plot_covariance(res, ref, out / "covariance.png"))
-    metrics = out / "metrics.json"
-    if metrics.is_file():
-        json.loads(metrics.read_text())
     return paths
 
 

@@ -267,47 +267,11 @@ def _rel(err: np.ndarray, ref: np.ndarray) -> float:
     return float(np.linalg.norm(err) / n) if n > 0 else float("nan")
 
 
-def _own_metrics(prep: Any, arrays: dict[str, np.ndarray]) -> dict[str, float]:
-    """Core errors vs the target OU process and vs the realised circuit (A_realized, b_realized, kappa)."""
-    from . import ideal  # noqa: PLC0415
-
-    A, b, kappa = prep.problem.A, prep.problem.b, prep.problem.kappa
-    target = ideal.ou_sde(A, b, kappa)
-    realized = ideal.ou_sde(arrays["A_realized"], arrays["b_realized"], float(arrays["kappa"]))
-    mean_t, mean_r = ideal.stationary_mean(target), ideal.stationary_mean(realized)
-    m = {"matrix_rel_err": _rel(arrays["A_realized"] - A, A),
-         "op_rel_err": _rel(arrays["x_op"] - mean_t, mean_t),
-         "op_rel_err_vs_realized": _rel(arrays["x_op"] - mean_r, mean_r),
-         "mean_rel_err": _rel(arrays["x_mean"] - mean_t, mean_t),
-         "mean_rel_err_vs_realized": _rel(arrays["x_mean"] - mean_r, mean_r)}
-    if kappa > 0:
-        cov_t, cov_r = ideal.stationary_cov(target), ideal.stationary_cov(realized)
-        m["cov_rel_err"] = _rel(arrays["x_cov"] - cov_t, cov_t)
-        m["cov_rel_err_vs_realized"] = _rel(arrays["x_cov"] - cov_r, cov_r)
-    return m
-
-
 def compute_run_metrics(prep: Any, arrays: dict[str, np.ndarray]) -> dict[str, float]:
-    """Scalar metrics of one run: spu_sim.compare.compute_metrics when available, else the core errors."""
-    try:
-        from .compare import compute_metrics  # noqa: PLC0415
-    except ImportError:
-        compute_metrics = None
-    metrics: dict[str, Any] = {}
-    if compute_metrics is not None:
-        try:
-            metrics = compute_metrics(prep, arrays)
-        except Exception:  # noqa: BLE001 - fall back to the core errors below
-            metrics = {}
-    if not metrics:
-        metrics = _own_metrics(prep, arrays)
-    out = {}
-    for k, v in metrics.items():
-        if isinstance(v, (bool, np.bool_)):
-            continue
-        if isinstance(v, (int, float, np.integer, np.floating)):
-            out[k] = float(v)
-    return out
+    """The scalar metrics of one run (spu_sim.compare.compute_metrics, booleans and strings dropped)."""
+    from .compare import compute_metrics  # noqa: PLC0415
+    return {k: float(v) for k, v in compute_metrics(prep, arrays).items()
+            if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))}
 
 
 def run_one(task: dict[str, Any]) -> dict[str, Any]:
@@ -331,7 +295,7 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
         if timeout_s and (cfg.simulation.timeout_s is None or cfg.simulation.timeout_s > timeout_s):
             cfg.simulation.timeout_s = timeout_s  # soft limit inside ngspice; the hard one kills the worker
         prep = prepare(cfg)
-        result = simulate(cfg)
+        result = simulate(prep)
         arrays = result.arrays
         record["metrics"] = compute_run_metrics(prep, arrays)
         d = prep.design.d

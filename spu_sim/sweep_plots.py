@@ -43,10 +43,7 @@ def _safe(name: str) -> str:
 
 def plot_sweep(out_dir: str | Path) -> list[Path]:
     """Write the PNGs of the sweep in out_dir; returns their paths."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    from .plots import plt, save_png  # noqa: PLC0415 - matplotlib (Agg) is heavy
 
     plt.rcParams["text.usetex"] = False
     out = Path(out_dir)
@@ -99,10 +96,8 @@ def plot_sweep(out_dir: str | Path) -> list[Path]:
         ax.set_title(f"error vs {key} ({len(ok)} ok of {len(rows)} runs)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
         path = out / f"error_vs_{_safe(key)}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        save_png(fig, path)
         files.append(path)
 
     if spec.get("monte_carlo") and metric in rows[0]:
@@ -130,10 +125,8 @@ def plot_sweep(out_dir: str | Path) -> list[Path]:
             ax.set_ylabel("runs")
             ax.set_title(f"Monte Carlo: {metric} ({len(rows) - len(ok)} failed)")
             ax.legend(fontsize=8)
-            fig.tight_layout()
             path = out / "mc_histogram.png"
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
+            save_png(fig, path)
             files.append(path)
 
             fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -153,9 +146,7 @@ def plot_sweep(out_dir: str | Path) -> list[Path]:
             ax.set_ylabel("yield")
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8)
-            fig.tight_layout()
             path = out / "mc_yield.png"
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
+            save_png(fig, path)
             files.append(path)
     return files

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import spd_problem
 from spu_sim.errors import ConfigError
 from spu_sim.ideal import sample_cov_var, ou_sde
 from spu_sim.noise_analysis import run_noise
@@ -18,11 +19,8 @@ VAR_TOL = 0.01
 
 
 def _cfg(d=4, kappa=0.01, **circuit) -> dict:
-    cfg = {"problem": {"matrix": {"random": {"kind": "spd", "d": d, "condition": 5, "seed": 1}},
-                       "vector": {"random": {"kind": "normal", "seed": 2}}, "kappa": kappa},
-           "simulation": {"t_stop_tau": 200.0, "seed": 3}}
-    if circuit:
-        cfg["circuit"] = circuit
+    cfg = spd_problem(d, 5, seed=1, kappa=kappa, circuit=circuit, t_stop_tau=200.0)
+    cfg["simulation"]["seed"] = 3
     return cfg
 
 

@@ -7,17 +7,15 @@ import copy
 import numpy as np
 import pytest
 
+from conftest import spd_problem
 from spu_sim.netlist import format_netlist
 from spu_sim.nonideal import element_errors, quantize_conductance
 from spu_sim.pipeline import prepare, simulate
 
 
 def _cfg(d=3, kappa=0.01, **circuit) -> dict:
-    cfg = {"problem": {"matrix": {"random": {"kind": "spd", "d": d, "condition": 4, "seed": 3}},
-                       "vector": {"random": {"kind": "normal", "seed": 4}}, "kappa": kappa},
-           "simulation": {"t_stop_tau": 15.0, "seed": 7}}
-    if circuit:
-        cfg["circuit"] = circuit
+    cfg = spd_problem(d, 4, seed=3, kappa=kappa, circuit=circuit, t_stop_tau=15.0)
+    cfg["simulation"]["seed"] = 7
     return cfg
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import rlc_problem
 from spu_sim import ideal
 from spu_sim.backend import available, get_backend
 from spu_sim.config import load_config
@@ -22,10 +23,7 @@ PF = 1e-12
 
 
 def rlc_cfg(matrix, t_stop_tau=100.0, **rlc) -> dict:
-    return {"problem": {"matrix": matrix, "vector": {"random": {"kind": "ones"}}, "kappa": 1.0},
-            "circuit": {"topology": "rlc", "rlc": rlc},
-            "simulation": {"t_stop_tau": t_stop_tau, "noise_dt_tau": 0.05, "analyses": ["tran"], "seed": 3},
-            "readout": {"sample_dt_tau": 0.1}}
+    return rlc_problem(matrix, rlc=rlc, t_stop_tau=t_stop_tau, seed=3, sample_dt_tau=0.1)
 
 
 def _series(c_pf: float, par_pf: float = 1.0) -> float:

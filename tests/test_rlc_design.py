@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import rlc_problem
 from spu_sim import ideal
 from spu_sim.config import load_config
 from spu_sim.design import make_design
@@ -17,9 +18,7 @@ A3 = [[4.0, -1.0, -0.4], [-1.0, 3.0, -0.2], [-0.4, -0.2, 2.0]]   # gamma = 1 nF 
 
 
 def rlc_cfg(matrix, **rlc) -> dict:
-    return {"problem": {"matrix": matrix, "vector": {"random": {"kind": "ones"}}, "kappa": 1.0},
-            "circuit": {"topology": "rlc", "rlc": rlc},
-            "simulation": {"t_stop_tau": 100.0, "noise_dt_tau": 0.05, "analyses": ["tran"]}}
+    return rlc_problem(matrix, rlc=rlc)
 
 
 def design_of(cfg: dict):

@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 
+from conftest import rlc_problem
 from spu_sim import ideal
 from spu_sim.backend import available
 from spu_sim.design.rlc import MAX_BANK_BITS, netlist_sde
@@ -23,10 +24,8 @@ VAR_TOL = 0.01   # .noise: band truncation 2 (2/pi) 1e-4 + ngspice's integration
 
 
 def rlc_cfg(matrix=M4, coupling="ideal", t_stop_tau=100.0, kappa=1.0, **circuit) -> dict:
-    return {"problem": {"matrix": matrix, "vector": {"random": {"kind": "ones"}}, "kappa": kappa},
-            "circuit": {"topology": "rlc", "rlc": {"coupling": coupling, "bits": 6}, **circuit},
-            "simulation": {"t_stop_tau": t_stop_tau, "noise_dt_tau": 0.05, "analyses": ["tran"], "seed": 3},
-            "readout": {"sample_dt_tau": 0.1}}
+    return rlc_problem(matrix, rlc={"coupling": coupling, "bits": 6}, circuit=circuit, kappa=kappa,
+                       t_stop_tau=t_stop_tau, seed=3, sample_dt_tau=0.1)
 
 
 def _values(text: str, prefix: str) -> dict[str, float]:

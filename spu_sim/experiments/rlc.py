@@ -28,6 +28,7 @@ from pydantic import Field, ValidationError
 from .. import ideal, io
 from ..config import Config, Strict, format_validation_error, load_config, read_yaml, save_config
 from ..errors import ConfigError
+from ..netlist import PRE_EMPHASIS, sample_dt_tau
 
 SUMMARY_NAME = "summary.json"
 
@@ -122,7 +123,7 @@ def run_sampling(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     design = prepare(cfg).design
     d = design.d
     x = _stationary_x(res.arrays)
-    window_tau = len(x) * (cfg.readout.sample_dt_tau or design.noise_dt_tau)
+    window_tau = len(x) * sample_dt_tau(design, cfg)
     cov_emp = x.T @ x / len(x)
     sde_r = design.realized_sde()
     cov_th = ideal.stationary_cov(sde_r)[:d, :d]
@@ -267,7 +268,7 @@ def run_inversion(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     prep0 = prepare(cfgs[next(iter(cfgs))])
     A, kappa = prep0.problem.A, prep0.problem.kappa
     A_inv = np.linalg.inv(A)
-    dt_tau = cfg.readout.sample_dt_tau or prep0.design.noise_dt_tau
+    dt_tau = prep0.sample_dt_tau
     results: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()
     ctx = multiprocessing.get_context("spawn")
@@ -430,7 +431,7 @@ def run_autocorrelation(config_path: str | Path, out_dir: str | Path) -> list[Pa
     if exp.cell > design.d:
         raise ConfigError(f"experiment.cell: {exp.cell} exceeds the number of cells {design.d}")
     i = exp.cell - 1
-    dt = cfg.readout.sample_dt_tau or design.noise_dt_tau
+    dt = sample_dt_tau(design, cfg)
     x = _stationary_x(res.arrays)[:, i]
     m = int(round(exp.max_lag_tau / dt))
     lags = np.arange(m + 1) * dt
@@ -528,8 +529,7 @@ def interpolated_noise_cov(sde: ideal.LinearSDE, h: float, pre_emphasis: float |
     """
     import scipy.linalg as sla  # noqa: PLC0415
     if pre_emphasis is None:
-        from .. import netlist  # noqa: PLC0415
-        pre_emphasis = float(getattr(netlist, "PRE_EMPHASIS", 0.0))
+        pre_emphasis = PRE_EMPHASIS
     c = pre_emphasis
     n = sde.K.shape[0]
     w_, V = np.linalg.eigh(0.5 * (sde.D + sde.D.T))

@@ -24,6 +24,12 @@ def fmt(x: float) -> str:
     return repr(x)
 
 
+def sample_dt_tau(design, cfg: Config) -> float:
+    """Readout (ADC) sample period in tau: readout.sample_dt_tau, else the design's noise step. The
+    transient's output step and the readout grid both use it."""
+    return cfg.readout.sample_dt_tau or design.noise_dt_tau
+
+
 def format_netlist(design, cfg: Config) -> str:
     """The netlist text of a design (dispatch on its topology)."""
     if design.topology == "opamp":

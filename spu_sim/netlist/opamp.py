@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import Config
-from . import fmt, format_noise_sources
+from . import fmt, format_noise_sources, sample_dt_tau
 from .opamp_macro import element_value, macro_integrator, macro_inverter, nonideal_header, saved_currents, supplies
 
 
@@ -99,8 +99,3 @@ def format_opamp_netlist(design, cfg: Config) -> str:
         add(f".tran {fmt(step_s)} {fmt(t_stop_s)} 0 {fmt(tmax)} uic")
     add(".end")
     return "\n".join(L) + "\n"
-
-
-def sample_dt_tau(design, cfg: Config) -> float:
-    """Readout sample period in tau: the configured one, else the noise step."""
-    return cfg.readout.sample_dt_tau or design.noise_dt_tau

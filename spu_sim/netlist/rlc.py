@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import Config
-from . import fmt, format_noise_sources
+from . import fmt, format_noise_sources, sample_dt_tau
 
 
 def format_rlc_netlist(design, cfg: Config) -> str:
@@ -106,7 +106,7 @@ def format_rlc_netlist(design, cfg: Config) -> str:
     add("* no .op: the inductors short DC (operating point v = 0)")
     if "tran" in sim.analyses:
         t_stop_s = sim.t_stop_tau * design.tau_s
-        step_s = (cfg.readout.sample_dt_tau or design.noise_dt_tau) * design.tau_s
+        step_s = sample_dt_tau(design, cfg) * design.tau_s
         tmax = design.noise_dt_tau * design.tau_s
         add(f".tran {fmt(step_s)} {fmt(t_stop_s)} 0 {fmt(tmax)} uic")
     add(".end")

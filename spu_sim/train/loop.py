@@ -19,9 +19,7 @@ import csv
 import io
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ import numpy as np
 import yaml
 
 from spu_sim.errors import BadInputError, SpuSimError
+from spu_sim.io import atomic_write_text
 from spu_sim.optim import OPTIMIZERS, Transform, ngd
 from spu_sim.train import data as data_mod
 from spu_sim.train import models
@@ -38,19 +37,6 @@ from spu_sim.train.timing import StepTime, format_step_time, tngd_step_time
 
 HISTORY_COLUMNS = ("optimizer", "label", "iteration", "batch_loss", "train_loss", "train_accuracy", "test_loss",
                    "test_accuracy", "wall_time_s", "modelled_time_s", "nat_grad_rel_error")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and os.replace."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def make_dataset(cfg: TrainConfig) -> data_mod.Dataset:
@@ -239,7 +225,7 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
     if out.exists() and not out.is_dir():
         raise BadInputError(f"{out}: exists and is not a folder; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "config.yaml", yaml.safe_dump(resolved_dict(cfg), sort_keys=False))
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(resolved_dict(cfg), sort_keys=False))
 
     rows: list[dict] = []
     per_opt: dict[str, Any] = {}
@@ -269,9 +255,9 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
         "d_z": int(model.d_z), "steps": cfg.train.steps, "run_time_s": time.perf_counter() - t_start,
         "optimizers": per_opt,
     }
-    write_text_atomic(out / "history.csv", format_history_csv(rows))
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, allow_nan=True) + "\n")
-    write_text_atomic(out / "summary.md", format_summary_table(summary))
+    atomic_write_text(out / "history.csv", format_history_csv(rows))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, allow_nan=True) + "\n")
+    atomic_write_text(out / "summary.md", format_summary_table(summary))
     from spu_sim.train.plots import plot_run
 
     summary["plots"] = [str(p) for p in plot_run(out)]

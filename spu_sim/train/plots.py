@@ -29,10 +29,8 @@ def read_history(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
 
 
 def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
-    return path
+    from spu_sim.plots import save_png  # noqa: PLC0415
+    return save_png(fig, path)
 
 
 def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, *, with_time: bool = True) -> Path:
@@ -70,9 +68,7 @@ def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, 
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
     out = _save(fig, path)
-    plt.close(fig)
     return out
 
 
