@@ -18,7 +18,7 @@ SYMMETRY_RTOL = 1e-9
 
 @dataclass(frozen=True)
 class Problem:
-    """SPD matrix A (d, d), vector b (d,), kappa >= 0 (problem units), x0 (d,)."""
+    """SPD matrix A (d, d), vector b (d,) (zeros when the topology has no mean), kappa >= 0 (problem units), x0 (d,)."""
 
     A: np.ndarray
     b: np.ndarray
@@ -116,7 +116,9 @@ def build_problem(cfg: Config | ProblemConfig, base_dir: Path | None = None) -> 
         A = _load_array(cfg.matrix, "problem.matrix", base_dir, 2)
     validate_spd(A)
     d = A.shape[0]
-    if isinstance(cfg.vector, RandomVector):
+    if cfg.vector is None:   # a topology without a mean (the config refuses a vector for it)
+        b = np.zeros(d)
+    elif isinstance(cfg.vector, RandomVector):
         r = cfg.vector.random
         b = (np.random.default_rng(r.seed).standard_normal(d) if r.kind == "normal" else np.ones(d)) * r.scale
     else:

@@ -25,10 +25,12 @@ _PREFIX = {Resistor: "R", Capacitor: "C", Inductor: "L", VoltageSource: "V", VCV
 
 
 def fmt(x: float) -> str:
-    """A float as exact SPICE text (shortest round-trip repr)."""
+    """A float as exact SPICE text: the shortest round-trip repr, integers without a decimal point."""
     x = float(x)
     if not np.isfinite(x):
         raise ValueError(f"non-finite value {x} cannot go into a netlist")
+    if x == int(x) and abs(x) < 1e15:
+        return str(int(x))
     return repr(x)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from ..circuit import Circuit
 from ..errors import SimulationError
 from ..spice import netlist_in
-from . import register
+from .base import register
 from .raw import Waveforms, errors_in, in_dir, kind_of, number_noise_plots, refine_kind
 
 LIB_CANDIDATES = ("/usr/lib/x86_64-linux-gnu/libngspice.so.0", "/usr/lib/aarch64-linux-gnu/libngspice.so.0",
@@ -94,7 +94,12 @@ class NgspiceShared:
     def run(self, circuit: Circuit, run_dir: Path, *, timeout_s: float | None = None,
             progress=None) -> dict[str, Waveforms]:
         """progress: optional callable(fraction in [0, 1]) fed from ngspice's status messages."""
-        netlist_path = netlist_in(circuit, run_dir)
+        return self.run_netlist(netlist_in(circuit, run_dir), timeout_s=timeout_s, progress=progress)
+
+    def run_netlist(self, netlist_path: Path, *, timeout_s: float | None = None,
+                    progress=None) -> dict[str, Waveforms]:
+        """Run a netlist file as it is, in its folder."""
+        netlist_path = Path(netlist_path).resolve()
         run_dir = netlist_path.parent
         text = netlist_path.read_text()
         with self._lock, in_dir(run_dir):

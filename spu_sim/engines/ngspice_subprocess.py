@@ -10,7 +10,7 @@ from pathlib import Path
 from ..circuit import Circuit, Noise
 from ..errors import SimulationError
 from ..spice import netlist_in
-from . import register
+from .base import register
 from .raw import Waveforms, errors_in, number_noise_plots, parse_raw_list
 
 
@@ -22,7 +22,16 @@ class NgspiceSubprocess:
     def run(self, circuit: Circuit, run_dir: Path, *, timeout_s: float | None = None,
             progress=None) -> dict[str, Waveforms]:
         """progress is accepted for interface parity and ignored (ngspice -b reports nothing usable)."""
-        netlist_path = netlist_in(circuit, run_dir)
+        plots = self.run_netlist(netlist_in(circuit, run_dir), timeout_s=timeout_s)
+        n_noise = sum(isinstance(a, Noise) for a in circuit.analyses)
+        got = sum(k.startswith("noise_total_") for k in plots)
+        if got != n_noise:
+            raise SimulationError(f"expected {n_noise} noise results, got {got}", run_dir=Path(run_dir))
+        return plots
+
+    def run_netlist(self, netlist_path: Path, *, timeout_s: float | None = None) -> dict[str, Waveforms]:
+        """Run a netlist file as it is (its folder is the working directory): what a user does by hand."""
+        netlist_path = Path(netlist_path).resolve()
         run_dir = netlist_path.parent
         exe = shutil.which("ngspice")
         if exe is None:
@@ -46,8 +55,4 @@ class NgspiceSubprocess:
             raw.unlink(missing_ok=True)
         out = {p.kind: p for p in plots if p.kind not in ("noise", "noise_total")}
         out.update(number_noise_plots(plots))
-        n_noise = sum(isinstance(a, Noise) for a in circuit.analyses)
-        if sum(k.startswith("noise_total_") for k in out) != n_noise:
-            raise SimulationError(f"expected {n_noise} noise results, got {sum(k.startswith('noise_total_') for k in out)}",
-                                  run_dir=run_dir, netlist_path=netlist_path)
         return out
