@@ -56,7 +56,7 @@ VectorSource = Union[str, list[float], RandomVector]
 
 
 class ProblemConfig(Strict):
-    """The linear-algebra problem: the SPU samples N(A^-1 b, kappa A^-1).
+    """The linear-algebra problem (``kind: linear``, the default): the SPU samples N(A^-1 b, kappa A^-1).
 
     matrix / vector: a path to a .npy file (relative to the config file), an inline list, or
     ``{random: {...}}``; the vector is required by topologies with a mean (opamp) and refused by those
@@ -65,6 +65,7 @@ class ProblemConfig(Strict):
     ``zero``, ``b`` (the gradient, as in TNGD) or an inline list.
     """
 
+    kind: Literal["linear"] = "linear"
     matrix: MatrixSource
     vector: VectorSource | None = None
     kappa: float = Field(default=0.01, ge=0)

@@ -76,12 +76,19 @@ class ReadoutConfig(Strict):
 class Config(Strict):
     """The whole run config. ``circuit`` holds an instance of the chosen topology's config model."""
 
-    problem: ProblemConfig
+    problem: Any
     circuit: Any = Field(default=None, validate_default=True)
     simulation: SimulationConfig = SimulationConfig()
     readout: ReadoutConfig = ReadoutConfig()
     # folder that relative paths in the config are resolved against (not a YAML key)
     _base_dir: Path = PrivateAttr(default=Path("."))
+
+    @field_validator("problem", mode="before")
+    @classmethod
+    def _problem(cls, v: Any) -> Any:
+        """Validate the section with the config model of the problem kind it names (default linear)."""
+        from ..problem import problem_config  # noqa: PLC0415 - the problem-kind registry
+        return problem_config(v)
 
     @field_validator("circuit", mode="before")
     @classmethod
@@ -96,6 +103,12 @@ class Config(Strict):
         needs it."""
         from ..topologies import get_topology  # noqa: PLC0415
         topo = get_topology(self.circuit.topology)
+        kind = getattr(self.problem, "kind", "linear")
+        if kind not in topo.problem_kinds:
+            raise ConfigError(f"problem.kind: {kind!r} does not apply to topology {topo.name} (it takes "
+                              f"{', '.join(topo.problem_kinds)}); change problem.kind or circuit.topology")
+        if not isinstance(self.problem, ProblemConfig):
+            return self
         if not topo.has_mean and self.problem.vector is not None:
             raise ConfigError(f"problem.vector: topology {topo.name} has no mean (it samples N(0, kappa A^-1)), so b "
                               "has no element; remove problem.vector")

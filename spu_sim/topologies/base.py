@@ -11,6 +11,7 @@ A topology is an instance of a ``Topology`` subclass with
     name            the ``circuit.topology`` value
     config_model    its ``circuit`` section: a subclass of elements.CircuitBase with ``topology: Literal[name]``
     has_mean        False for a topology that samples N(0, kappa A^-1) only (it then takes no problem.vector)
+    problem_kinds   the problem kinds it accepts (spu_sim.problem; default linear)
     design()        Problem + its section + the simulation section -> a design (the ``Design`` protocol)
     build_circuit() design + CircuitRequest -> Circuit
 and optional hooks with do-nothing defaults: ``circuit_arrays`` (extra result.npz arrays), ``circuit_metrics``
@@ -75,6 +76,8 @@ class Topology:
     name: str = ""
     config_model: type[CircuitBase] = CircuitBase
     has_mean: bool = True
+    #: the problem kinds (spu_sim.problem) this topology can realise
+    problem_kinds: tuple[str, ...] = ("linear",)
     #: the small-signal noise analysis hooks (an object with the methods spu_sim.analyses.noise uses) or None
     noise: Any = None
 
