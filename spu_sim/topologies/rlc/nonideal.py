@@ -10,7 +10,7 @@ import numpy as np
 from ...errors import DesignError
 from ..elements import element_errors, quantize_grid, temperature_factor
 from .config import RlcCircuitConfig
-from .design import RlcDesign, maxwell_matrix, realized_capacitances
+from .design import RlcDesign, maxwell_matrix
 
 
 MAX_BANK_BITS = 16   # bank mismatch is drawn for this many bits, so bit k's error does not depend on `bits`
