@@ -1,0 +1,77 @@
+"""One test per class of failure found by the adversarial pass (issue "Hardening"): each failed on the code
+before the fix."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import spd_problem
+from spu_sim import io
+from spu_sim.cli import main
+from spu_sim.compare import compare
+from spu_sim.errors import BadInputError
+from spu_sim.pipeline import simulate, write_netlist
+
+
+def _yaml(tmp_path, cfg, name="cfg.yaml") -> str:
+    import yaml
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+# ---------------------------------------------------------------- 1. a result folder never mixes two runs
+
+
+def test_stale_outputs_of_an_earlier_run_do_not_survive(tmp_path):
+    out = tmp_path / "o"
+    write_netlist(spd_problem(8, 5.0, t_stop_tau=2.0), out)
+    assert (out / "noise_8.txt").is_file()
+    write_netlist(spd_problem(4, 5.0, t_stop_tau=2.0), out)
+    assert (out / "noise_4.txt").is_file() and not (out / "noise_5.txt").exists()
+    compare(spd_problem(3, 5.0, t_stop_tau=5.0), out)
+    assert (out / "metrics.json").is_file() and list(out.glob("*.png"))
+    simulate(spd_problem(2, 5.0, t_stop_tau=5.0), out)          # a new run: the old metrics and plots go
+    assert not (out / "metrics.json").exists() and not list(out.glob("*.png"))
+    assert np.load(out / "result.npz")["x"].shape[1] == 2
+    manifest = json.loads((out / io.MANIFEST_NAME).read_text())
+    assert "result.npz" in manifest["run"]["files"] and "metrics.json" not in manifest["run"]["files"]
+
+
+def test_a_second_run_into_a_locked_folder_is_refused_and_orphan_stages_are_removed(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    orphan = out / ".stage-killed"
+    orphan.mkdir()
+    (orphan / "result.npz").write_bytes(b"half")
+    stage = io.new_stage(out)                                   # a run in progress holds the lock
+    assert not orphan.exists()
+    with pytest.raises(BadInputError, match="another spu-sim run is writing into this folder"):
+        simulate(spd_problem(2, 5.0, t_stop_tau=2.0), out)
+    io.discard(stage)
+    simulate(spd_problem(2, 5.0, t_stop_tau=2.0), out)          # released: the next run proceeds
+    assert (out / "result.npz").is_file() and not list(out.glob(".stage-*"))
+
+
+def test_compare_publishes_all_its_files_together(tmp_path, monkeypatch):
+    """A compare that fails after the simulation (here: in the plots) leaves the folder as it was."""
+    out = tmp_path / "o"
+    import spu_sim.plots as plots
+
+    def boom(*a, **k):
+        raise RuntimeError("plotting failed")
+    monkeypatch.setattr(plots, "plot_compare", boom)
+    with pytest.raises(RuntimeError):
+        compare(spd_problem(2, 5.0, t_stop_tau=5.0), out)
+    assert not (out / "result.npz").exists() and not (out / "metrics.json").exists()
+    assert not list(out.glob(".stage-*"))
+
+
+def test_out_dir_that_is_a_file_is_bad_input(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert main(["netlist", _yaml(tmp_path, spd_problem(2, 5.0)), "--out", str(f)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
