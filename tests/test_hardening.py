@@ -75,3 +75,45 @@ def test_out_dir_that_is_a_file_is_bad_input(tmp_path, capsys):
     f.write_text("x")
     assert main(["netlist", _yaml(tmp_path, spd_problem(2, 5.0)), "--out", str(f)]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- 6. bad input is exit 2, types are strict
+
+
+@pytest.mark.parametrize("patch, expect", [
+    ({"simulation": {"seed": True}}, "simulation.seed"),
+    ({"simulation": {"seed": "5"}}, "simulation.seed"),
+    ({"simulation": {"seed": -1}}, "simulation.seed"),
+    ({"problem": {"matrix": {"random": {"kind": "spd", "d": "4"}}}}, "problem.matrix"),
+    ({"circuit": {"tolerance": {"seed": -3}}}, "circuit.tolerance.seed"),
+])
+def test_strict_types_and_negative_seeds_are_config_errors(tmp_path, capsys, patch, expect):
+    cfg = spd_problem(2, 5.0)
+    for section, values in patch.items():
+        cfg[section] = {**cfg.get(section, {}), **values}
+    assert main(["netlist", _yaml(tmp_path, cfg), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expect in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_yaml_floats_without_a_dot_or_sign_are_numbers(tmp_path):
+    from spu_sim.config import load_config
+    path = tmp_path / "c.yaml"
+    path.write_text("problem: {matrix: [[2, 0], [0, 1]], vector: [1, 1], kappa: 1e-2}\n"
+                    "circuit: {integrator: {c_farad: 1e-9, r_min_ohm: 1.0e3}}\n")
+    cfg = load_config(path)
+    assert cfg.problem.kappa == 0.01 and cfg.circuit.integrator.r_min_ohm == 1000.0
+
+
+@pytest.mark.parametrize("content, expect", [
+    (b"problem: {matrix: [[1]], vector: [1]}\nproblem: {matrix: [[2]], vector: [1]}\n", "duplicate key 'problem'"),
+    (b"problem:\n  kappa: 0.1\n  kappa: 0.2\n  matrix: [[1]]\n  vector: [1]\n", "duplicate key 'kappa'"),
+    (bytes(range(256)) * 4, "not a text file"),
+])
+def test_duplicate_keys_and_binary_files_are_config_errors(tmp_path, capsys, content, expect):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(content)
+    assert main(["netlist", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expect in err, err

@@ -27,7 +27,7 @@ class ToleranceConfig(Strict):
 
     global_rel: float = Field(default=0.0, ge=0, lt=0.5)
     local_rel: float = Field(default=0.0, ge=0, lt=0.5)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
 
     _fin = field_validator("global_rel", "local_rel")(_finite)
 
