@@ -19,7 +19,7 @@ from typing import Callable, TypeVar
 import numpy as np
 
 from . import io
-from .circuit import Circuit
+from .circuit import Circuit, check_physical
 from .config import Config, load_config, save_config
 from .engines import Waveforms, get_engine
 from .errors import BadInputError, SimulationError
@@ -109,7 +109,9 @@ def build_circuit(prep: Prepared) -> Circuit:
     noise_u = noise_samples(design.d, prep.n_noise_steps, sim.seed) if tran and design.has_noise else None
     request = CircuitRequest(analyses=tuple(sim.analyses), t_stop_s=prep.t_stop_s,
                              step_s=prep.sample_dt_tau * design.tau_s, reltol=sim.reltol, noise_u=noise_u)
-    return prep.topology.build_circuit(design, request)
+    circuit = prep.topology.build_circuit(design, request)
+    check_physical(circuit)
+    return circuit
 
 
 def netlist_text(prep: Prepared) -> str:

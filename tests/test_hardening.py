@@ -117,3 +117,32 @@ def test_duplicate_keys_and_binary_files_are_config_errors(tmp_path, capsys, con
     assert main(["netlist", str(path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and expect in err, err
+
+
+# ---------------------------------------------------------------- 2. non-physical elements never reach a netlist
+
+
+def test_a_tolerance_draw_that_makes_an_element_negative_is_an_error_naming_the_knob(tmp_path, capsys):
+    cfg = spd_problem(4, 5.0, circuit={"tolerance": {"global_rel": 0.45, "local_rel": 0.49, "seed": 7}})
+    assert main(["netlist", _yaml(tmp_path, cfg), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "circuit.tolerance" in err and "<= 0, not physical" in err
+    assert not (tmp_path / "o" / "netlist.cir").exists()
+
+
+def test_an_extreme_temperature_is_an_error_naming_the_knob():
+    from spu_sim.errors import DesignError
+    from spu_sim.pipeline import prepare
+    cfg = spd_problem(3, 5.0, circuit={"temperature": {"temp_c": 1000.0, "r_tc1_per_k": -2e-3}})
+    with pytest.raises(DesignError, match=r"circuit\.temperature: .* <= 0 \(not physical\)"):
+        prepare(cfg)
+
+
+def test_every_circuit_is_checked_for_physical_values():
+    from spu_sim.circuit import Capacitor, Circuit, Resistor, check_physical
+    from spu_sim.errors import DesignError
+    ok = Circuit("t", [Resistor("R1", "a", "0", 1e3), Capacitor("C1", "a", "0", 1e-9)], ["a"])
+    check_physical(ok)
+    for bad in (Resistor("R1", "a", "0", -1e3), Resistor("R1", "a", "0", float("inf")), Capacitor("C1", "a", "0", 0.0)):
+        with pytest.raises(DesignError, match="element [RC]1"):
+            check_physical(Circuit("t", [bad], ["a"]))
