@@ -23,6 +23,8 @@ from .config import Config, ProblemConfig, RandomMatrix, RandomVector
 from .errors import BadInputError, ConfigError
 
 SYMMETRY_RTOL = 1e-9
+MAX_CONDITION = 1e12            # beyond it the element ratios and settling times of any SPU are not physical
+MAX_D_FOR_CONDITION_CHECK = 4096
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,11 @@ def validate_spd(A: np.ndarray, field: str = "problem.matrix") -> None:
         lam = np.linalg.eigvalsh(A)[0]
         raise BadInputError(f"{field}: not positive definite (smallest eigenvalue {lam:.3g}); "
                             "add a damping term (A + lambda I) or fix the matrix") from None
+    if A.shape[0] <= MAX_D_FOR_CONDITION_CHECK:
+        lam = np.linalg.eigvalsh(A)
+        if lam[-1] > MAX_CONDITION * lam[0]:
+            raise BadInputError(f"{field}: nearly singular (condition number {lam[-1] / lam[0]:.3g} > {MAX_CONDITION:g}): "
+                                "no analog circuit resolves it; add a damping term (A + lambda I) or rescale")
 
 
 _KINDS: dict[str, tuple[type[BaseModel], Callable[[Any, Path], Problem]]] = {}

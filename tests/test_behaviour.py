@@ -21,7 +21,7 @@ M3 = [[3.0, -1.0, -0.5], [-1.0, 2.5, -0.8], [-0.5, -0.8, 2.0]]   # an M-matrix: 
 
 
 def _opamp(**sim):
-    cfg = spd_problem(3, 5.0, seed=3, kappa=0.05, t_stop_tau=60.0)
+    cfg = spd_problem(3, 5.0, seed=3, kappa=0.02, t_stop_tau=60.0)
     cfg["simulation"].update(sim)
     return cfg
 

@@ -146,3 +146,25 @@ def test_every_circuit_is_checked_for_physical_values():
     for bad in (Resistor("R1", "a", "0", -1e3), Resistor("R1", "a", "0", float("inf")), Capacitor("C1", "a", "0", 0.0)):
         with pytest.raises(DesignError, match="element [RC]1"):
             check_physical(Circuit("t", [bad], ["a"]))
+
+
+# ---------------------------------------------------------------- 10. the noise DAC delivers what is configured
+
+
+@pytest.mark.parametrize("kappa", [0.05, 1.0, 100.0])
+def test_the_noise_dac_amplitude_never_exceeds_the_configured_rms(kappa):
+    from spu_sim.pipeline import prepare
+    cfg = {"problem": {"matrix": [[2.0, -0.5], [-0.5, 1.0]], "vector": [1.0, 0.5], "kappa": kappa},
+           "simulation": {"t_stop_tau": 10.0}}
+    d = prepare(cfg).design
+    assert d.noise_v_rms <= 0.5 * (1 + 1e-12)
+    # the intensity it delivers is still the one kappa asks for (R_noise follows the amplitude)
+    assert d.kappa_realized == pytest.approx(kappa, rel=1e-9)
+
+
+def test_a_noise_level_the_dac_cannot_deliver_is_an_error_naming_the_fix(tmp_path, capsys):
+    cfg = {"problem": {"matrix": [[2.0, -0.5], [-0.5, 1.0]], "vector": [1.0, 0.5], "kappa": 0.05},
+           "circuit": {"integrator": {"noise_v_rms": 0.01, "r_noise_min_ohm": 1000.0}}}
+    assert main(["netlist", _yaml(tmp_path, cfg), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "set noise_v_rms to at least" in err and "r_noise_min_ohm" in err

@@ -17,7 +17,8 @@ class IntegratorConfig(Strict):
     c_farad: integrator feedback capacitor. r_min_ohm / r_max_ohm: realisable resistor range; the
     largest |A_ij| maps to r_min_ohm. v_swing_v: the largest node voltage the scaling aims for
     (mean + 4 sigma). v_dac_max_v: full scale of the DAC that drives b. noise_v_rms: rms of the
-    noise-DAC samples (sets the noise resistor). prune_below_relative: matrix entries with
+    noise-DAC samples (sets the noise resistor; never exceeded). r_noise_min_ohm: the smallest (fixed) noise
+    resistor R_noise the design may use (it is not a programmable resistor, so it may lie below r_min_ohm). prune_below_relative: matrix entries with
     |A_ij| < prune * max|A| get no resistor (reported in the realised matrix); 0 = never prune.
     """
 
@@ -27,10 +28,11 @@ class IntegratorConfig(Strict):
     v_swing_v: float = Field(default=1.0, gt=0)
     v_dac_max_v: float = Field(default=1.0, gt=0)
     noise_v_rms: float = Field(default=0.5, gt=0)
+    r_noise_min_ohm: float = Field(default=10.0, gt=0)
     prune_below_relative: float = Field(default=0.0, ge=0, lt=1)
 
     _fin = field_validator("c_farad", "r_min_ohm", "r_max_ohm", "v_swing_v", "v_dac_max_v",
-                           "noise_v_rms")(_finite)
+                           "noise_v_rms", "r_noise_min_ohm")(_finite)
 
     @model_validator(mode="after")
     def _range(self) -> "IntegratorConfig":

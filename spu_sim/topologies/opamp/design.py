@@ -25,7 +25,11 @@ resistors as one with entries 1 and b = 1e-7).
 Noise: a two-sided current intensity q_I at the summing node gives x the diffusion s_x^2 q_I / C_f^2
 per second; matching the OU's 2 kappa / tau_s gives q_I = 2 kappa C_f^2 / (tau_s s_x^2). Noise-DAC
 samples of rms v_n every h_s seconds, linearly interpolated, have low-frequency intensity v_n^2 h_s,
-through R_noise a current intensity v_n^2 h_s / R_noise^2, so R_noise = v_n sqrt(h_s / q_I).
+through R_noise a current intensity v_n^2 h_s / R_noise^2, so R_noise = v_n sqrt(h_s / q_I) with v_n the
+configured noise_v_rms. R_noise is a fixed resistor, not a programmable one: it may lie below r_min_ohm,
+down to r_noise_min_ohm; below that the DAC cannot deliver the noise (a DesignError: the amplitude is never
+raised beyond noise_v_rms). Above r_max_ohm it is clamped and the amplitude lowered (reported in
+design.json as noise_v_rms).
 """
 
 from __future__ import annotations
@@ -194,8 +198,11 @@ def design_opamp(problem: Problem, circuit: OpampCircuitConfig, sim: SimulationC
         raise DesignError("the realised matrix (after pruning) is not stable; lower prune_below_relative")
     x_star = np.linalg.solve(A_real, b)
     var = problem.kappa * np.clip(np.diag(np.linalg.inv(0.5 * (A_real + A_real.T))), 0, None)
-    x_range = float(max(np.max(np.abs(x_star) + SIGMA_HEADROOM * np.sqrt(var)),
-                        np.max(np.abs(problem.x0)) if d else 0.0))
+    spans = {"the solution A^-1 b (problem.matrix, problem.vector)": float(np.max(np.abs(x_star))),
+             "4 sigma of the noise (problem.kappa)": float(np.max(SIGMA_HEADROOM * np.sqrt(var))),
+             "problem.x0": float(np.max(np.abs(problem.x0))) if d else 0.0}
+    x_range = float(max(np.max(np.abs(x_star) + SIGMA_HEADROOM * np.sqrt(var)), spans["problem.x0"]))
+    scale_cause = max(spans, key=spans.get)
     s_x = x_range / ic.v_swing_v if x_range > 0 else 1.0
 
     # right-hand side: one R_in, DAC at full scale for the largest |b_i|
@@ -207,8 +214,9 @@ def design_opamp(problem: Problem, circuit: OpampCircuitConfig, sim: SimulationC
             r_in = ic.r_min_ohm
         if r_in > ic.r_max_ohm:
             raise DesignError(
-                f"problem.vector: |b| = {bmax:.3g} is too small for the DAC range: R_in = {r_in:.3g} ohm exceeds "
-                f"circuit.integrator.r_max_ohm; raise r_max_ohm or v_dac_max_v")
+                f"problem.vector: |b| = {bmax:.3g} needs R_in = {r_in:.3g} ohm > circuit.integrator.r_max_ohm = "
+                f"{ic.r_max_ohm:g}, because the voltage scale s_x = {s_x:.3g} [x]/V is set by {scale_cause} "
+                f"(|x| up to {spans[scale_cause]:.3g}); fix that, or raise r_max_ohm or v_dac_max_v")
         v_dac = -b / (alpha * s_x) * r_in
     else:
         r_in, v_dac = np.inf, np.zeros(d)
@@ -224,13 +232,13 @@ def design_opamp(problem: Problem, circuit: OpampCircuitConfig, sim: SimulationC
         if r_noise > ic.r_max_ohm:
             r_noise = ic.r_max_ohm
             v_n = r_noise * np.sqrt(q_i / h_s)
-        if r_noise < ic.r_min_ohm:
-            r_noise = ic.r_min_ohm
-            v_n = r_noise * np.sqrt(q_i / h_s)
-            if v_n > 20 * ic.noise_v_rms:
-                raise DesignError(
-                    f"problem.kappa = {problem.kappa:.3g} needs noise samples of {v_n:.3g} V rms even through "
-                    f"r_min_ohm; lower kappa or raise circuit.integrator.v_swing_v")
+        if r_noise < ic.r_noise_min_ohm:   # the configured noise DAC cannot deliver it: never raise it silently
+            need = ic.r_noise_min_ohm * np.sqrt(q_i / h_s)
+            raise DesignError(
+                f"problem.kappa = {problem.kappa:.3g} needs noise-DAC samples of {need:.3g} V rms even through the "
+                f"smallest noise resistor (circuit.integrator.r_noise_min_ohm = {ic.r_noise_min_ohm:g}), above "
+                f"circuit.integrator.noise_v_rms = {ic.noise_v_rms:g}; set noise_v_rms to at least {need:.3g} if the "
+                "noise DAC can deliver it, lower r_noise_min_ohm, or lower kappa")
     else:
         r_noise, v_n = np.inf, 0.0
 
