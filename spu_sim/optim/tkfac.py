@@ -162,7 +162,7 @@ def direction_rel_error(problem: LocalProblem, state: TKFACState) -> float:
 
 
 def build(lr: LearningRate = 0.1, damping: float = 1e-2, decay: float = 0.95, inverse_every: int = 1,
-          backend: str = "ideal", t_tau: float = 200.0, kappa: float = 0.0, factor_bits: int | None = None,
+          backend: str = "ideal", t_tau: float = 50.0, kappa: float = 0.0, factor_bits: int | None = None,
           adc_bits: int | None = None, seed: int = 0, circuit: dict[str, Any] | None = None,
           tau_s: float = DEFAULT_TAU_S) -> Transform:
     """Thermodynamic K-FAC: kfac's ``lr``, ``damping``, ``decay``, ``inverse_every``; the SPU's ``backend``
