@@ -290,3 +290,16 @@ def test_spu_sim_train_runs_a_tiny_kfac_config(tmp_path, capsys):
 
 def test_kfac_is_registered():
     assert OPTIMIZERS["kfac"] is kfac and OPTIMIZERS["tkfac"] is tkfac
+
+
+@pytest.mark.parametrize("name", ["kfac_digits.yaml", "kfac_noise_sweep.yaml"])
+def test_shipped_kfac_configs_validate(name):
+    from pathlib import Path
+
+    from spu_sim.train.config import load_config, resolved_dict
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / name)
+    names = {o.name for o in cfg.train.optimizers}
+    assert {"kfac", "tkfac", "adam"} <= names
+    assert yaml.safe_load(yaml.safe_dump(resolved_dict(cfg))) == resolved_dict(cfg)
+    assert validate_config(resolved_dict(cfg)).train.optimizers[-1].name == "tkfac"

@@ -54,22 +54,38 @@ def tkfac_refresh_time(sizes: list[int], *, t_tau: float, tau_s: float, **timing
     return StepTime(*map(float, total))
 
 
-def measure_flop_rates(ns: list[int], repeats: int = 3) -> list[dict[str, float]]:
+def _best_time(fn, min_repeats: int, min_total_s: float) -> float:
+    fn()  # warm-up (thread pools, first-touch allocation)
+    best, total, k = np.inf, 0.0, 0
+    while k < min_repeats or total < min_total_s:
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        best, total, k = min(best, dt), total + dt, k + 1
+    return best
+
+
+def measure_flop_rates(ns: list[int], min_repeats: int = 5, min_total_s: float = 0.2,
+                       threads: int | None = 1) -> list[dict[str, float]]:
     """Measured rate of this CPU for the two digital kernels, per n: the product of two n x n matrices
-    (2 n^3 flops) and the SPD inverse by Cholesky (n^3 flops); best of ``repeats``."""
+    (2 n^3 flops) and the SPD inverse by Cholesky (n^3 flops); the best of at least ``min_repeats`` runs
+    and ``min_total_s`` seconds, after a warm-up (the minimum rejects interruptions by other processes).
+    ``threads``: BLAS threads while measuring (1 by default: multi-threaded BLAS on a shared 2-core machine
+    gave erratic minima, e.g. 12 ms for a 32 x 32 inverse; None leaves the library default)."""
+    if threads is not None:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+        with threadpool_limits(limits=threads):
+            return measure_flop_rates(ns, min_repeats, min_total_s, threads=None)
     rng = np.random.default_rng(0)
     rows = []
     for n in ns:
         x = rng.standard_normal((n, n))
         m = x @ x.T / n + np.eye(n)
-        t_mm = t_inv = np.inf
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            _ = x @ m
-            t1 = time.perf_counter()
-            scipy.linalg.cho_solve(scipy.linalg.cho_factor(m, lower=True), np.eye(n))
-            t2 = time.perf_counter()
-            t_mm, t_inv = min(t_mm, t1 - t0), min(t_inv, t2 - t1)
+        eye = np.eye(n)
+        t_mm = _best_time(lambda: x @ m, min_repeats, min_total_s)
+        t_inv = _best_time(lambda: scipy.linalg.cho_solve(scipy.linalg.cho_factor(m, lower=True), eye),
+                           min_repeats, min_total_s)
         rows.append({"n": int(n), "matmul_s": t_mm, "inverse_s": t_inv,
                      "matmul_flops_per_s": 2.0 * n ** 3 / t_mm, "inverse_flops_per_s": float(n) ** 3 / t_inv})
     return rows

@@ -193,7 +193,8 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
         summary["tau_s"] = state.tau_s
         summary["timing_line"] = format_step_time(entry.label, mean_terms)
         if errors:
-            summary["mean_nat_grad_rel_error"] = float(np.nanmean(errors))
+            finite = [e for e in errors if math.isfinite(e)]
+            summary["mean_nat_grad_rel_error"] = float(np.mean(finite)) if finite else math.nan
     return rows, summary, failure
 
 

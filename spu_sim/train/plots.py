@@ -43,7 +43,7 @@ def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, 
     plt.rcParams["text.usetex"] = False
     panels = [("train_loss", "train loss"), ("test_loss", "test loss"), ("test_accuracy", "test accuracy")]
     if any(np.isfinite(h.get("nat_grad_rel_error", np.array([np.nan]))).any() for h in hist.values()):
-        panels.append(("nat_grad_rel_error", "|SPU readout - NGD| / |NGD|"))
+        panels.append(("nat_grad_rel_error", "|SPU - exact| / |exact| (NGD; tkfac: K-FAC)"))
     ncols = len(panels)
     nrows = 2 if with_time else 1
     fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 4.2 * nrows), squeeze=False)
