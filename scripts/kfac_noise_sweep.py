@@ -158,10 +158,12 @@ def write_summary(out: Path) -> None:
     atomic_write_text(out / "noise_sweep.json", json.dumps({**meta, "rows": rows}, indent=2) + "\n")
     print(plot(rows, meta, out / "noise_sweep.png"))
     for k, v in meta["references"].items():
-        print(f"reference {k}: area {v['area']:.4f}, late loss {v['late']:.4f}, steps to {TARGET_LOSS} {v['steps']:.1f}")
+        print(f"reference {k}: area {v['area']:.4f}, late loss {v['late']:.4f}, "
+              f"steps to {TARGET_LOSS} {v['steps']:.1f}")
     for r in rows:
         print(f"{r['knob']:12s} {r['value']!s:8s} retained {r['benefit_retained']:+.2f} "
-              f"[{r['benefit_retained_min']:+.2f}, {r['benefit_retained_max']:+.2f}]  late loss {r['late_train_loss']:.4f}  "
+              f"[{r['benefit_retained_min']:+.2f}, {r['benefit_retained_max']:+.2f}]  "
+              f"late loss {r['late_train_loss']:.4f}  "
               f"steps {r['steps_to_target']:.1f}  test acc {r['final_test_accuracy']:.4f}  "
               f"dir err {r['mean_direction_rel_error']:.3g}  {'kept' if r['benefit_kept'] else 'LOST'}")
 

@@ -2,7 +2,8 @@
 
     data:   name (digits | blobs), test_fraction, seed, features (none | pca | pool), n_components, pool,
             n_samples, n_features, n_classes, spread (blobs only)
-    model:  name (logreg | mlp), hidden (int, or a list of widths: deeper MLP), activation (tanh | relu), curvature (ggn | empirical_fisher), init_scale
+    model:  name (logreg | mlp), hidden (int, or a list of widths: deeper MLP), activation (tanh | relu),
+            curvature (ggn | empirical_fisher), init_scale
     train:  steps, batch_size, seed, eval_every, progress, diagnostics, blas_threads, optimizers: [ {name, label, lr, damping, ...} ]
     timing: the TNGD hardware time model (spu_sim.train.timing)
     plots:  groups: {plot name: [labels]} -> one extra plot per group

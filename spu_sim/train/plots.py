@@ -80,8 +80,8 @@ def plot_run(out_dir: str | Path) -> list[Path]:
     cfg_path = out / "config.yaml"
     if cfg_path.is_file():
         groups = (yaml.safe_load(cfg_path.read_text()).get("plots") or {}).get("groups") or {}
-    paths = [plot_curves(hist, out / "loss_accuracy.png", "all optimisers (modelled time: TNGD hardware model, "
-                                                            "digital = wall time)")]
+    title = "all optimisers (modelled time: SPU hardware model for TNGD and tkfac, digital = wall time)"
+    paths = [plot_curves(hist, out / "loss_accuracy.png", title)]
     for name, labels in groups.items():
         sub = {lab: hist[lab] for lab in labels if lab in hist}
         paths.append(plot_curves(sub, out / f"group_{name}.png", name, with_time=False))
