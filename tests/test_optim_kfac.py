@@ -303,3 +303,37 @@ def test_shipped_kfac_configs_validate(name):
     assert {"kfac", "tkfac", "adam"} <= names
     assert yaml.safe_load(yaml.safe_dump(resolved_dict(cfg))) == resolved_dict(cfg)
     assert validate_config(resolved_dict(cfg)).train.optimizers[-1].name == "tkfac"
+
+
+def test_cli_linear_backend_without_engine_is_exit_2(tmp_path, capsys):
+    if tkfac._linear_engine_available():
+        pytest.skip("the linear engine is present; test_linear_backend_needs_the_linear_engine compares it")
+    path = tmp_path / "lin.yaml"
+    path.write_text(yaml.safe_dump(_cfg([{"name": "tkfac", "lr": 0.3, "backend": "linear"}])))
+    assert main(["train", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "needs the exact linear-circuit engine" in err and "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_noise_sweep_script_runs_and_summarises(tmp_path):
+    """scripts/kfac_noise_sweep.py on a 6-step copy of the sweep: one row per tkfac knob setting."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("kfac_noise_sweep", root / "scripts" / "kfac_noise_sweep.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    common = {"lr": 0.1, "damping": 0.01, "inverse_every": 2, "t_tau": 50}
+    cfg = _cfg([{"name": "adam", "lr": 0.03}, {"name": "kfac", **{k: common[k] for k in ("lr", "damping")}},
+                {"name": "tkfac", "label": "fb3", **common, "factor_bits": 3},
+                {"name": "tkfac", "label": "k1", **common, "kappa": 0.1}])
+    cfg["train"]["steps"] = 6
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert mod.main(["run", str(path), str(tmp_path / "out"), "--seeds", "0", "1"]) == 0
+    with open(tmp_path / "out" / "noise_sweep.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["knob"], r["value"], r["seeds"]) for r in rows] == [("factor_bits", "3", "2"), ("kappa", "0.1", "2")]
+    assert (tmp_path / "out" / "noise_sweep.png").is_file()
