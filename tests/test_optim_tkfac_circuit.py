@@ -75,3 +75,35 @@ def test_circuit_inverse_follows_the_ou_transient_with_warm_start():
         assert max(_norm2(a - b) / _norm2(b) for a, b in zip(s_i.kfac.a_inv + s_i.kfac.g_inv, exact)) > 1e-2
         assert np.linalg.norm(u_c - u_i) < 1e-2 * np.linalg.norm(u_i)
         theta = theta + u_i
+
+
+def test_ideal_adc_model_reads_the_same_codes_as_the_circuit():
+    """tkfac's ideal backend models the readout ADC with the circuit's range rule (1.25 x the larger of
+    |x*| + 4 sigma and |x0|, spu_sim.design.opamp / readout). With a 6-bit ADC (one code = 2.5 x_range / 64,
+    about 4 % of the largest entry) ngspice's 3e-6 solve error almost never moves a code, so the two
+    backends must give the same inverse entry for entry (at most 2 % of entries one code apart, none
+    further); a 7-bit ADC, by contrast, changes most entries."""
+    ds = data.make_blobs(n_samples=80, n_features=3, n_classes=2, seed=3)
+    model = models.make_model("mlp", 3, 2, hidden=[3])
+    theta = model.init(np.random.default_rng(0))
+    kw = dict(lr=0.5, damping=0.01, decay=0.9, inverse_every=1, t_tau=100.0)
+    ideal, circ, finer = (tkfac.build(**kw, adc_bits=6), tkfac.build(**kw, adc_bits=6, backend="circuit"),
+                          tkfac.build(**kw, adc_bits=7))
+    s_i, s_c, s_f = ideal.init(theta), circ.init(theta), finer.init(theta)
+    moved = total = changed = 0
+    for idx in data.batch_indices(len(ds.y_train), 8, 2, seed=1):
+        p = models.make_problem(model, theta, ds.x_train[idx], ds.y_train[idx])
+        u_i, s_i = ideal.update(p, s_i)
+        _, s_c = circ.update(p, s_c)
+        _, s_f = finer.update(p, s_f)
+        for a, c, f in zip(s_i.kfac.a_inv + s_i.kfac.g_inv, s_c.kfac.a_inv + s_c.kfac.g_inv,
+                           s_f.kfac.a_inv + s_f.kfac.g_inv):
+            code = 2.5 * 1.01 * np.abs(a).max() / 2 ** 6  # one code of the widest column (+1 % for ngspice)
+            diff = np.abs(c - a)
+            assert diff.max() <= code
+            moved += int(np.count_nonzero(diff > 1e-9 * np.abs(a).max()))
+            changed += int(np.count_nonzero(np.abs(f - a) > 1e-9 * np.abs(a).max()))
+            total += a.size
+        theta = theta + u_i
+    assert moved <= 0.02 * total, (moved, total)  # measured here: 0 of 90 (differences <= 5e-16 relative)
+    assert changed > 0.2 * total, (changed, total)
