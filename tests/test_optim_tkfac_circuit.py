@@ -107,3 +107,19 @@ def test_ideal_adc_model_reads_the_same_codes_as_the_circuit():
         theta = theta + u_i
     assert moved <= 0.02 * total, (moved, total)  # measured here: 0 of 90 (differences <= 5e-16 relative)
     assert changed > 0.2 * total, (changed, total)
+
+
+def test_unrealisable_quantised_factor_is_one_design_error():
+    """2-bit factors of the digits MLP are not positive definite (docs/kfac.md): the circuit cannot be
+    designed, and tkfac says which factor and knob, in one line (exit 2 through the CLI)."""
+    from spu_sim.errors import DesignError
+
+    ds = data.load_digits(test_fraction=0.25, seed=0, features="pca", n_components=12, pool=2)
+    model = models.make_model("mlp", 12, 10, hidden=[16, 16])
+    theta = model.init(np.random.default_rng(0))
+    idx = data.batch_indices(len(ds.y_train), 32, 1, 0)[0]
+    p = models.make_problem(model, theta, ds.x_train[idx], ds.y_train[idx])
+    t = tkfac.build(lr=0.1, damping=0.01, backend="circuit", factor_bits=2)
+    with pytest.raises(DesignError, match=r"tkfac: the 16 x 16 factor programmed with factor_bits = 2") as info:
+        t.update(p, t.init(theta))
+    assert "\n" not in str(info.value)

@@ -37,7 +37,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from spu_sim.errors import BadInputError
+from spu_sim.errors import BadInputError, DesignError
 from spu_sim.optim import kfac
 from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
 from spu_sim.optim.tngd import DEFAULT_TAU_S, ou_transient
@@ -124,7 +124,11 @@ def spu_invert(m: np.ndarray, previous: np.ndarray | None, solver, *, t_tau: flo
         e = np.zeros(n)
         e[j] = 1.0
         x0 = e if previous is None else s * previous[:, j]
-        cols.append(np.asarray(solver.solve(mq, e, x0, t_tau), dtype=float))
+        try:
+            cols.append(np.asarray(solver.solve(mq, e, x0, t_tau), dtype=float))
+        except DesignError as err:  # the circuit refuses an unstable (not positive-definite) programmed factor
+            raise DesignError(f"tkfac: the {n} x {n} factor programmed with factor_bits = {factor_bits} cannot be "
+                              f"realised ({err}); raise factor_bits or the damping") from None
     x = np.stack(cols, axis=1)
     return 0.5 * (x + x.T) / s
 
