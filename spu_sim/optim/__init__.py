@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from spu_sim.optim import adam, ngd, ngd_cg, ngd_woodbury, sgd, tngd, tngd_adam
+from spu_sim.optim import adam, kfac, ngd, ngd_cg, ngd_woodbury, sgd, tkfac, tngd, tngd_adam
 from spu_sim.optim.base import LocalProblem, Transform
 
 OPTIMIZERS: dict[str, ModuleType] = {
     "sgd": sgd, "adam": adam, "ngd": ngd, "ngd_cg": ngd_cg, "ngd_woodbury": ngd_woodbury,
-    "tngd": tngd, "tngd_adam": tngd_adam,
+    "tngd": tngd, "tngd_adam": tngd_adam, "kfac": kfac, "tkfac": tkfac,
 }
 
 

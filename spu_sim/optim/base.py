@@ -45,15 +45,22 @@ class LocalProblem:
         factor: curvature factor U, shape (rows, N), with curvature C = U^T U; computed on first access
             by ``factor_fn`` (rows = batch * d_z for the GGN, batch for the empirical Fisher).
         batch_size, d_z: mini-batch size and model output dimension (for the timing model).
+        layers: per-layer K-FAC statistics (``spu_sim.train.layers.KroneckerLayer``: index, a_cov, g_cov),
+            computed on first access by ``layers_fn`` (K-FAC only; None if the model gives none).
     """
 
     def __init__(self, loss: float, grad: np.ndarray, factor_fn: Callable[[], np.ndarray], *,
-                 batch_size: int, d_z: int):
+                 batch_size: int, d_z: int, layers_fn: Callable[[], list] | None = None):
         self.loss = float(loss)
         self.grad = np.asarray(grad, dtype=float)
         self._factor_fn = factor_fn
         self.batch_size = int(batch_size)
         self.d_z = int(d_z)
+        self._layers_fn = layers_fn
+
+    @cached_property
+    def layers(self) -> list | None:
+        return None if self._layers_fn is None else self._layers_fn()
 
     @cached_property
     def factor(self) -> np.ndarray:

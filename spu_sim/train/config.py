@@ -2,7 +2,8 @@
 
     data:   name (digits | blobs), test_fraction, seed, features (none | pca | pool), n_components, pool,
             n_samples, n_features, n_classes, spread (blobs only)
-    model:  name (logreg | mlp), hidden, activation (tanh | relu), curvature (ggn | empirical_fisher), init_scale
+    model:  name (logreg | mlp), hidden (int, or a list of widths: deeper MLP), activation (tanh | relu),
+            curvature (ggn | empirical_fisher), init_scale
     train:  steps, batch_size, seed, eval_every, progress, diagnostics, blas_threads, optimizers: [ {name, label, lr, damping, ...} ]
     timing: the TNGD hardware time model (spu_sim.train.timing)
     plots:  groups: {plot name: [labels]} -> one extra plot per group
@@ -16,12 +17,15 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from spu_sim.config import format_validation_error, read_yaml
 from spu_sim.errors import ConfigError
 
-OPTIMIZER_NAMES = ("sgd", "adam", "ngd", "ngd_cg", "ngd_woodbury", "tngd", "tngd_adam")
+OPTIMIZER_NAMES = ("sgd", "adam", "ngd", "ngd_cg", "ngd_woodbury", "tngd", "tngd_adam", "kfac", "tkfac")
+TNGD_BACKENDS = ("ideal", "circuit")
+TKFAC_BACKENDS = ("ideal", "circuit", "linear")  # spu_sim.optim.tkfac.BACKENDS
 
 # config key -> keyword of the optimiser's build(); keys not listed for a name are rejected
 _OPTIONS: dict[str, dict[str, str]] = {
@@ -34,6 +38,9 @@ _OPTIONS: dict[str, dict[str, str]] = {
                             "circuit", "adc_bits")},
 }
 _OPTIONS["tngd_adam"] = {**_OPTIONS["tngd"], "b1": "b1", "b2": "b2", "eps": "eps"}
+_OPTIONS["kfac"] = {k: k for k in ("lr", "damping", "decay", "inverse_every")}
+_OPTIONS["tkfac"] = {**_OPTIONS["kfac"], **{k: k for k in ("backend", "t_tau", "kappa", "factor_bits", "adc_bits",
+                                                              "seed")}}
 
 
 def _choice(value: str, choices: tuple[str, ...], what: str) -> str:
@@ -71,7 +78,7 @@ class DataConfig(_Section):
 
 class ModelConfig(_Section):
     name: str = "logreg"
-    hidden: int = Field(16, ge=1)
+    hidden: int | list[int] = 16  # an int: the one-hidden-layer MLP; a list: DeepMLP with these widths
     activation: str = "tanh"
     curvature: str = "ggn"
     init_scale: float | None = Field(None, ge=0)
@@ -80,6 +87,14 @@ class ModelConfig(_Section):
     @classmethod
     def _name(cls, v: str) -> str:
         return _choice(v, ("logreg", "mlp"), "a model")
+
+    @field_validator("hidden")
+    @classmethod
+    def _hidden(cls, v: int | list[int]) -> int | list[int]:
+        widths = v if isinstance(v, list) else [v]
+        if not widths or any(w < 1 for w in widths):
+            raise ValueError(f"{v!r} is not a width; give an integer >= 1 or a non-empty list of them (e.g. [32, 32])")
+        return v
 
     @field_validator("activation")
     @classmethod
@@ -110,6 +125,9 @@ class OptimizerConfig(_Section):
     eps: float | None = Field(None, gt=0)
     cg_iters: int | None = Field(None, ge=1)
     cg_tol: float | None = Field(None, ge=0)
+    decay: float | None = Field(None, ge=0, lt=1)
+    inverse_every: int | None = Field(None, ge=1)
+    factor_bits: int | None = Field(None, ge=1, le=32)
 
     @field_validator("name")
     @classmethod
@@ -118,8 +136,12 @@ class OptimizerConfig(_Section):
 
     @field_validator("backend")
     @classmethod
-    def _backend(cls, v: str | None) -> str | None:
-        return None if v is None else _choice(v, ("ideal", "circuit"), "a TNGD backend")
+    def _backend(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return None
+        if info.data.get("name") == "tkfac":
+            return _choice(v, TKFAC_BACKENDS, "a tkfac backend")
+        return _choice(v, TNGD_BACKENDS, "a TNGD backend")
 
     @model_validator(mode="after")
     def _options(self) -> "OptimizerConfig":
@@ -150,6 +172,10 @@ class OptimizerConfig(_Section):
     @property
     def is_tngd(self) -> bool:
         return self.name in ("tngd", "tngd_adam")
+
+    @property
+    def is_tkfac(self) -> bool:
+        return self.name == "tkfac"
 
 
 class TrainSection(_Section):

@@ -7,7 +7,8 @@ Outputs in ``out_dir`` (each written atomically: temp file in the same folder, t
     history.csv    optimizer,label,iteration,batch_loss,train_loss,train_accuracy,test_loss,test_accuracy,
                    wall_time_s,modelled_time_s,nat_grad_rel_error
                    (times cumulative from iteration 0; nat_grad_rel_error = |SPU readout - exact natural
-                   gradient| / |exact natural gradient| of the step's mini-batch, TNGD only, untimed)
+                   gradient| / |exact natural gradient| of the step's mini-batch, TNGD only; tkfac: |SPU K-FAC
+                   direction - exact K-FAC direction of the same factors| / |exact|; untimed)
     summary.json   per label: final losses/accuracies, mean wall and modelled time per step, TNGD time terms
     summary.md     the summary table (also printed by run_training_from_file)
     *.png          plots made from history.csv by spu_sim.train.plots
@@ -29,10 +30,11 @@ import yaml
 
 from spu_sim.errors import BadInputError, SpuSimError
 from spu_sim.io import atomic_write_text
-from spu_sim.optim import OPTIMIZERS, Transform, ngd
+from spu_sim.optim import OPTIMIZERS, Transform, ngd, tkfac
 from spu_sim.train import data as data_mod
 from spu_sim.train import models
 from spu_sim.train.config import OptimizerConfig, TrainConfig, load_config, resolved_dict, validate_config
+from spu_sim.train.kfac_timing import tkfac_refresh_time
 from spu_sim.train.timing import StepTime, format_step_time, tngd_step_time
 
 HISTORY_COLUMNS = ("optimizer", "label", "iteration", "batch_loss", "train_loss", "train_accuracy", "test_loss",
@@ -49,8 +51,10 @@ def make_dataset(cfg: TrainConfig) -> data_mod.Dataset:
 
 
 def build_optimizer(entry: OptimizerConfig, cfg: TrainConfig) -> Transform:
-    """The optimiser of one config entry (TNGD's ideal backend reports tau = r_ohm * c_farad)."""
+    """The optimiser of one config entry (the ideal SPU backends report tau = r_ohm * c_farad)."""
     hyper = entry.hyper()
+    if entry.is_tkfac:
+        hyper["tau_s"] = cfg.timing.r_ohm * cfg.timing.c_farad
     if entry.is_tngd:
         hyper["tau_s"] = cfg.timing.r_ohm * cfg.timing.c_farad
         if hyper["backend"] == "circuit":
@@ -93,7 +97,9 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
 
     Wall time of a step = loss/gradient (+ curvature factor) + optimiser update (the SPU simulation
     included). Modelled time: the measured wall time for digital optimisers; for TNGD the digital part
-    (loss, gradient, curvature factor) measured plus the hardware model of spu_sim.train.timing.
+    (loss, gradient, curvature factor) measured plus the hardware model of spu_sim.train.timing; for
+    tkfac the measured step minus the time spent simulating the SPU, plus the hardware model of the
+    refresh (spu_sim.train.kfac_timing) on the steps that refresh the inverses.
     """
     theta = theta0.copy()
     state = transform.init(theta)
@@ -126,7 +132,11 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
             theta = theta + updates
         dt = time.perf_counter() - t0
         wall += dt
-        if entry.is_tngd:
+        if entry.is_tkfac:
+            step_time = tkfac_step_time(state, dt, hyper, cfg)
+            terms += np.array(step_time)
+            modelled += step_time.total_s
+        elif entry.is_tngd:
             step_time = tngd_step_time(n_params=theta.size, batch_size=len(idx), d_z=model.d_z,
                                        t_tau=hyper["t_tau"], delay_tau=hyper["delay_tau"], tau_s=state.tau_s,
                                        digital_s=t_digital, **cfg.timing.model_dump())
@@ -140,6 +150,13 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
                 try:
                     exact = ngd.natural_gradient(problem, hyper["damping"])
                     nat_err = float(np.linalg.norm(state.spu.x - exact) / np.linalg.norm(exact))
+                except (np.linalg.LinAlgError, ValueError):
+                    pass
+            errors.append(nat_err)
+        if entry.is_tkfac and cfg.train.diagnostics:  # untimed: |SPU K-FAC direction - exact K-FAC| / |exact|
+            with np.errstate(all="ignore"):
+                try:
+                    nat_err = tkfac.direction_rel_error(problem, state)
                 except (np.linalg.LinAlgError, ValueError):
                     pass
             errors.append(nat_err)
@@ -164,18 +181,32 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
         "best_test_accuracy": max(r["test_accuracy"] for r in rows),
         "wall_time_per_step_s": wall / max(steps_done, 1),
         "modelled_time_per_step_s": modelled / max(steps_done, 1),
-        "modelled_time_kind": "hardware model (spu_sim.train.timing)" if entry.is_tngd else "measured wall time",
+        "modelled_time_kind": ("hardware model (spu_sim.train.timing)" if entry.is_tngd else
+                               "hardware model (spu_sim.train.kfac_timing)" if entry.is_tkfac else
+                               "measured wall time"),
     }
     if failure is not None:
         summary["error"] = str(failure)
-    if entry.is_tngd and step_time is not None:
+    if step_time is not None:
         mean_terms = StepTime(*(terms / max(steps_done, 1)))
         summary["modelled_terms_per_step_s"] = mean_terms._asdict()
         summary["tau_s"] = state.tau_s
         summary["timing_line"] = format_step_time(entry.label, mean_terms)
         if errors:
-            summary["mean_nat_grad_rel_error"] = float(np.nanmean(errors))
+            finite = [e for e in errors if math.isfinite(e)]
+            summary["mean_nat_grad_rel_error"] = float(np.mean(finite)) if finite else math.nan
     return rows, summary, failure
+
+
+def tkfac_step_time(state, dt: float, hyper: dict[str, Any], cfg: TrainConfig) -> StepTime:
+    """Modelled time of one tkfac step: the measured step without the SPU simulation, plus the hardware
+    time of the refresh (every factor uploaded and inverted column by column) when the step refreshed."""
+    digital = max(dt - state.spu_wall_s, 0.0) if cfg.timing.include_digital else 0.0
+    if not state.kfac.refreshed:
+        return StepTime(digital, 0.0, 0.0, 0.0, 0.0, 0.0)
+    sizes = [m.shape[0] for pair in state.damped for m in pair]
+    hw = tkfac_refresh_time(sizes, t_tau=hyper["t_tau"], tau_s=state.tau_s, **cfg.timing.model_dump())
+    return hw._replace(digital_s=digital)
 
 
 def format_history_csv(rows: list[dict]) -> str:
@@ -199,7 +230,7 @@ def format_summary_table(summary: dict[str, Any]) -> str:
     timing = [s["timing_line"] for s in summary["optimizers"].values() if "timing_line" in s]
     text = head + "\n".join(lines) + "\n"
     if timing:
-        text += "\nTNGD modelled time per step (mean):\n" + "\n".join(f"- {t}" for t in timing) + "\n"
+        text += "\nSPU modelled time per step (mean):\n" + "\n".join(f"- {t}" for t in timing) + "\n"
     text += "\nDigital optimisers: modelled time = measured wall time.\n"
     return text
 

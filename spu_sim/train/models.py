@@ -130,10 +130,15 @@ class MLP:
 Model = LogReg | MLP
 
 
-def make_model(name: str, d_in: int, n_classes: int, *, hidden: int = 16, activation: str = "tanh") -> Model:
-    """``logreg`` or ``mlp`` for inputs of dimension d_in and n_classes outputs."""
+def make_model(name: str, d_in: int, n_classes: int, *, hidden: int | list[int] = 16,
+               activation: str = "tanh") -> Model:
+    """``logreg`` or ``mlp`` for inputs of dimension d_in and n_classes outputs; ``mlp`` with a list of
+    widths is the deeper ``spu_sim.train.layers.DeepMLP`` (same theta layout, one block per layer)."""
     if name == "logreg":
         return LogReg(d_in, n_classes)
+    if name == "mlp" and isinstance(hidden, (list, tuple)):
+        from spu_sim.train.layers import DeepMLP  # noqa: PLC0415 (layers imports this module)
+        return DeepMLP(d_in, list(hidden), n_classes, activation)
     if name == "mlp":
         return MLP(d_in, hidden, n_classes, activation)
     raise BadInputError(f"{name!r} is not a model; choose one of: logreg, mlp")
@@ -184,7 +189,10 @@ def make_problem(model: Model, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
         factor_fn = lambda: empirical_fisher_factor(model, theta, x, y)  # noqa: E731
     else:
         raise BadInputError(f"{curvature!r} is not a curvature; choose one of: {', '.join(CURVATURES)}")
-    return LocalProblem(loss, grad, factor_fn, batch_size=x.shape[0], d_z=model.d_z)
+    from spu_sim.train.layers import kronecker_layers  # noqa: PLC0415 (layers imports this module)
+
+    layers_fn = lambda: kronecker_layers(model, theta, x, y, curvature)  # noqa: E731
+    return LocalProblem(loss, grad, factor_fn, batch_size=x.shape[0], d_z=model.d_z, layers_fn=layers_fn)
 
 
 def accuracy(model: Model, theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:

@@ -43,7 +43,7 @@ def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, 
     plt.rcParams["text.usetex"] = False
     panels = [("train_loss", "train loss"), ("test_loss", "test loss"), ("test_accuracy", "test accuracy")]
     if any(np.isfinite(h.get("nat_grad_rel_error", np.array([np.nan]))).any() for h in hist.values()):
-        panels.append(("nat_grad_rel_error", "|SPU readout - NGD| / |NGD|"))
+        panels.append(("nat_grad_rel_error", "|SPU - exact| / |exact| (NGD; tkfac: K-FAC)"))
     ncols = len(panels)
     nrows = 2 if with_time else 1
     fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 4.2 * nrows), squeeze=False)
@@ -80,8 +80,8 @@ def plot_run(out_dir: str | Path) -> list[Path]:
     cfg_path = out / "config.yaml"
     if cfg_path.is_file():
         groups = (yaml.safe_load(cfg_path.read_text()).get("plots") or {}).get("groups") or {}
-    paths = [plot_curves(hist, out / "loss_accuracy.png", "all optimisers (modelled time: TNGD hardware model, "
-                                                            "digital = wall time)")]
+    title = "all optimisers (modelled time: SPU hardware model for TNGD and tkfac, digital = wall time)"
+    paths = [plot_curves(hist, out / "loss_accuracy.png", title)]
     for name, labels in groups.items():
         sub = {lab: hist[lab] for lab in labels if lab in hist}
         paths.append(plot_curves(sub, out / f"group_{name}.png", name, with_time=False))

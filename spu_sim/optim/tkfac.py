@@ -1,0 +1,187 @@
+"""Thermodynamic K-FAC: the K-FAC update of ``kfac`` with every factor inverse computed by an SPU.
+
+Everything digital is as in ``spu_sim.optim.kfac`` (running factors, pi-heuristic damping, refresh every
+``inverse_every`` steps, D_l = M_A^-1 dWbar M_G^-1). At a refresh each damped factor M (n x n) is
+programmed into an SPU and inverted column by column:
+
+    s = max_ij |M_ij|,   Mq = Q_bits(M / s)      programmed matrix: largest entry 1, ``factor_bits``
+    x_j = x(t) of  dx = -(Mq x - e_j) dt/tau + sqrt(2 kappa/tau) dW,   x(0) = s Minv_prev e_j (warm start;
+          e_j at the first refresh),  j = 1..n, read out through an ``adc_bits`` ADC
+    Minv ~ sym([x_1 ... x_n]) / s               sym(X) = (X + X^T) / 2 (the exact inverse is symmetric)
+
+Normalising by s makes the largest entry the circuit's fastest conductance, so tau = r_min C whatever the
+factor's magnitude and ``t_tau`` means the same on every backend (the slowest mode decays as
+exp(-lambda_min(M) t / s)). Q_bits is the resistor quantisation of the op-amp SPU (README
+``circuit.quantization.r_bits``): |m| rounded to multiples of 1 / (2^bits - 1), the sign kept by the
+routing, None = exact. ``kappa`` is the noise level of the normalised problem.
+
+Why inverses, not solves with the gradient as right-hand side: an inverse costs n_in + 1 + n_out SPU runs
+per layer per refresh; solving M_A X = dWbar (n_out right-hand sides) and then M_G Y^T = X^T (n_in + 1)
+costs the same n_in + 1 + n_out runs but at every step, so for ``inverse_every`` = T the inverse needs T
+times fewer circuit runs (equal at T = 1). It also keeps tkfac equal to kfac when the SPU is exact.
+The price is the digital O(n^3) application of the inverses each step (see docs/kfac.md, timing).
+
+Backends (registry ``BACKENDS``): ``ideal`` = the exact OU transient (``spu_sim.optim.tngd.ou_transient``)
+with the same quantisation, exact Gaussian noise and an ADC of the circuit's range rule (1.25 x the
+larger of |x*| + 4 sigma and |x0|); ``circuit`` = ``spu_sim.analog.AnalogSolver`` on ngspice (the op-amp
+integrator netlist, one transient per column); ``linear`` = the same AnalogSolver on the exact linear
+circuit engine (``backend="linear"``), which needs ``spu_sim.engines`` to provide it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from functools import partial
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from spu_sim.errors import BadInputError, DesignError
+from spu_sim.optim import kfac
+from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
+from spu_sim.optim.tngd import DEFAULT_TAU_S, ou_transient
+from spu_sim.readout import Adc
+
+SIGMA_HEADROOM = 4.0  # as spu_sim.design.opamp: the range covers mean + 4 sigma
+
+
+class TKFACState(NamedTuple):
+    kfac: kfac.KFACState
+    damped: tuple  # (M_A, M_G) per layer at the last refresh (exact damped factors, for diagnostics)
+    spu_wall_s: float  # wall time spent in the SPU backend during the last update (simulation, not hardware)
+    solves: int  # SPU runs (columns) in the last update
+    tau_s: float  # seconds per tau of the SPU
+
+
+def quantize_factor(m: np.ndarray, bits: int | None) -> np.ndarray:
+    """Q_bits of the module docstring for a matrix with max |m| = 1 (None: unchanged)."""
+    if bits is None:
+        return m
+    levels = 2 ** int(bits) - 1
+    return np.sign(m) * np.round(np.abs(m) * levels) / levels
+
+
+class IdealSPU:
+    """The exact OU transient as a solver with AnalogSolver's call ``solve(A, b, x0, t_tau)``."""
+
+    def __init__(self, *, kappa: float = 0.0, seed: int = 0, adc_bits: int | None = None,
+                 tau_s: float = DEFAULT_TAU_S) -> None:
+        self.kappa, self.seed, self.adc_bits, self.tau_s = float(kappa), int(seed), adc_bits, float(tau_s)
+        self.calls = 0
+
+    def solve(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray, t_tau: float) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, self.calls]) if self.kappa > 0 else None
+        self.calls += 1
+        x = ou_transient(A, b, x0, t_tau, kappa=self.kappa, rng=rng)
+        if self.adc_bits is None:
+            return x
+        x_star = np.linalg.solve(A, b)
+        var = self.kappa * np.clip(np.diag(np.linalg.inv(A)), 0, None)
+        x_range = float(max(np.max(np.abs(x_star) + SIGMA_HEADROOM * np.sqrt(var)), np.max(np.abs(x0))))
+        return Adc(bits=self.adc_bits, range_v=1.25 * x_range).convert(x)[0]
+
+
+def _linear_engine_available() -> bool:
+    try:
+        if importlib.util.find_spec("spu_sim.engines.linear") is not None:
+            return True
+        import spu_sim.engines as engines  # noqa: PLC0415
+    except ImportError:
+        return False
+    return "linear" in (getattr(engines, "ENGINES", None) or {})
+
+
+def _ideal(*, kappa, seed, adc_bits, circuit, tau_s):
+    return IdealSPU(kappa=kappa, seed=seed, adc_bits=adc_bits, tau_s=tau_s)
+
+
+def _analog(engine: str):
+    def make(*, kappa, seed, adc_bits, circuit, tau_s):
+        from spu_sim.analog import AnalogSolver  # noqa: PLC0415 (ngspice only when asked for)
+        return AnalogSolver(circuit, kappa=kappa, seed=seed, adc_bits=adc_bits, backend=engine)
+    return make
+
+
+def _linear(**kw):
+    if not _linear_engine_available():
+        raise BadInputError("tkfac backend 'linear' needs the exact linear-circuit engine (spu_sim.engines "
+                            "with a 'linear' engine), which this installation lacks; use backend: circuit or ideal")
+    return _analog("linear")(**kw)
+
+
+BACKENDS: dict[str, Callable[..., Any]] = {"ideal": _ideal, "circuit": _analog("ngspice-shared"), "linear": _linear}
+
+
+def spu_invert(m: np.ndarray, previous: np.ndarray | None, solver, *, t_tau: float,
+               factor_bits: int | None) -> np.ndarray:
+    """Minv ~ sym([x_1 .. x_n]) / s of the module docstring, one ``solver.solve`` per column."""
+    n = m.shape[0]
+    s = float(np.max(np.abs(m)))
+    mq = quantize_factor(m / s, factor_bits)
+    cols = []
+    for j in range(n):
+        e = np.zeros(n)
+        e[j] = 1.0
+        x0 = e if previous is None else s * previous[:, j]
+        try:
+            cols.append(np.asarray(solver.solve(mq, e, x0, t_tau), dtype=float))
+        except DesignError as err:  # the circuit refuses an unstable (not positive-definite) programmed factor
+            raise DesignError(f"tkfac: the {n} x {n} factor programmed with factor_bits = {factor_bits} cannot be "
+                              f"realised ({err}); raise factor_bits or the damping") from None
+    x = np.stack(cols, axis=1)
+    return 0.5 * (x + x.T) / s
+
+
+def init(params: np.ndarray, *, tau_s: float) -> TKFACState:
+    return TKFACState(kfac=kfac.init(params), damped=(), spu_wall_s=0.0, solves=0, tau_s=tau_s)
+
+
+def update(problem: LocalProblem, state: TKFACState, *, lr: LearningRate, damping: float, decay: float,
+           inverse_every: int, t_tau: float, factor_bits: int | None, solver) -> tuple[np.ndarray, TKFACState]:
+    k = state.kfac
+    layers, a_avg, g_avg = kfac.running_averages(problem, k, decay)
+    refreshed = k.count % inverse_every == 0
+    a_inv, g_inv, damped, wall, calls = k.a_inv, k.g_inv, state.damped, 0.0, solver.calls
+    if refreshed:
+        t0 = time.perf_counter()
+        invert = lambda m, prev, key: spu_invert(m, prev, solver, t_tau=t_tau, factor_bits=factor_bits)  # noqa: E731
+        a_inv, g_inv, damped = kfac.refresh(a_avg, g_avg, a_inv, g_inv, damping, invert)
+        wall = time.perf_counter() - t0
+    direction = kfac.precondition(problem.grad, layers, a_inv, g_inv)
+    tau_s = float(solver.tau_s) if np.isfinite(solver.tau_s) else state.tau_s
+    new = kfac.KFACState(k.count + 1, a_avg, g_avg, a_inv, g_inv, refreshed)
+    return -lr_at(lr, k.count) * direction, TKFACState(new, damped, wall, solver.calls - calls, tau_s)
+
+
+def direction_rel_error(problem: LocalProblem, state: TKFACState) -> float:
+    """|D_spu - D_exact| / |D_exact| for this step's gradient, D_exact from the exact inverses of the same
+    damped factors (what kfac would apply); a diagnostic, not part of the update."""
+    layers = problem.layers
+    a_ex = [kfac.spd_inverse(ma) for ma, _ in state.damped]
+    g_ex = [kfac.spd_inverse(mg) for _, mg in state.damped]
+    exact = kfac.precondition(problem.grad, layers, a_ex, g_ex)
+    spu = kfac.precondition(problem.grad, layers, state.kfac.a_inv, state.kfac.g_inv)
+    return float(np.linalg.norm(spu - exact) / np.linalg.norm(exact))
+
+
+def build(lr: LearningRate = 0.1, damping: float = 1e-2, decay: float = 0.95, inverse_every: int = 1,
+          backend: str = "ideal", t_tau: float = 50.0, kappa: float = 0.0, factor_bits: int | None = None,
+          adc_bits: int | None = None, seed: int = 0, circuit: dict[str, Any] | None = None,
+          tau_s: float = DEFAULT_TAU_S) -> Transform:
+    """Thermodynamic K-FAC: kfac's ``lr``, ``damping``, ``decay``, ``inverse_every``; the SPU's ``backend``
+    (ideal | circuit | linear), analog time ``t_tau`` per column, noise ``kappa``, ``factor_bits`` of the
+    programmed factor, readout ``adc_bits`` and noise ``seed``; ``circuit`` is AnalogSolver's circuit
+    section, ``tau_s`` the seconds per tau the ideal backend reports."""
+    kfac.check_hyper(damping, decay, inverse_every)
+    if not t_tau >= 0 or not kappa >= 0:
+        raise BadInputError(f"t_tau and kappa must be >= 0 (got {t_tau}, {kappa})")
+    for name, bits in (("factor_bits", factor_bits), ("adc_bits", adc_bits)):
+        if bits is not None and (int(bits) != bits or not 1 <= bits <= 32):
+            raise BadInputError(f"{name} must be an integer in 1..32 or null (got {bits})")
+    if backend not in BACKENDS:
+        raise BadInputError(f"{backend!r} is not a tkfac backend; choose one of: {', '.join(BACKENDS)}")
+    solver = BACKENDS[backend](kappa=kappa, seed=seed, adc_bits=adc_bits, circuit=circuit, tau_s=tau_s)
+    return Transform(partial(init, tau_s=tau_s),
+                     partial(update, lr=lr, damping=damping, decay=decay, inverse_every=int(inverse_every),
+                             t_tau=t_tau, factor_bits=factor_bits, solver=solver))
