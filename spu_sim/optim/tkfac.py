@@ -25,12 +25,11 @@ Backends (registry ``BACKENDS``): ``ideal`` = the exact OU transient (``spu_sim.
 with the same quantisation, exact Gaussian noise and an ADC of the circuit's range rule (1.25 x the
 larger of |x*| + 4 sigma and |x0|); ``circuit`` = ``spu_sim.analog.AnalogSolver`` on ngspice (the op-amp
 integrator netlist, one transient per column); ``linear`` = the same AnalogSolver on the exact linear
-circuit engine (``backend="linear"``), which needs ``spu_sim.engines`` to provide it.
+circuit engine (``backend="linear"``; without that engine registered its config is refused with one line).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from functools import partial
 from typing import Any, Callable, NamedTuple
@@ -38,7 +37,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from spu_sim.errors import BadInputError, DesignError
-from spu_sim.optim import kfac
+import spu_sim.optim.kfac as kfac
 from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
 from spu_sim.optim.tngd import DEFAULT_TAU_S, ou_transient
 from spu_sim.readout import Adc
@@ -82,16 +81,6 @@ class IdealSPU:
         return Adc(bits=self.adc_bits, range_v=1.25 * x_range).convert(x)[0]
 
 
-def _linear_engine_available() -> bool:
-    try:
-        if importlib.util.find_spec("spu_sim.engines.linear") is not None:
-            return True
-        import spu_sim.engines as engines  # noqa: PLC0415
-    except ImportError:
-        return False
-    return "linear" in (getattr(engines, "ENGINES", None) or {})
-
-
 def _ideal(*, kappa, seed, adc_bits, circuit, tau_s):
     return IdealSPU(kappa=kappa, seed=seed, adc_bits=adc_bits, tau_s=tau_s)
 
@@ -103,14 +92,7 @@ def _analog(engine: str):
     return make
 
 
-def _linear(**kw):
-    if not _linear_engine_available():
-        raise BadInputError("tkfac backend 'linear' needs the exact linear-circuit engine (spu_sim.engines "
-                            "with a 'linear' engine), which this installation lacks; use backend: circuit or ideal")
-    return _analog("linear")(**kw)
-
-
-BACKENDS: dict[str, Callable[..., Any]] = {"ideal": _ideal, "circuit": _analog("ngspice-shared"), "linear": _linear}
+BACKENDS: dict[str, Callable[..., Any]] = {"ideal": _ideal, "circuit": _analog("ngspice-shared"), "linear": _analog("linear")}
 
 
 def spu_invert(m: np.ndarray, previous: np.ndarray | None, solver, *, t_tau: float,
@@ -126,7 +108,7 @@ def spu_invert(m: np.ndarray, previous: np.ndarray | None, solver, *, t_tau: flo
         x0 = e if previous is None else s * previous[:, j]
         try:
             cols.append(np.asarray(solver.solve(mq, e, x0, t_tau), dtype=float))
-        except DesignError as err:  # the circuit refuses an unstable (not positive-definite) programmed factor
+        except BadInputError as err:  # the circuit refuses a (numerically) singular or unstable programmed factor
             raise DesignError(f"tkfac: the {n} x {n} factor programmed with factor_bits = {factor_bits} cannot be "
                               f"realised ({err}); raise factor_bits or the damping") from None
     x = np.stack(cols, axis=1)
