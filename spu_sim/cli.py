@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import BadInputError, SpuSimError
+    from .errors import BadInputError, SpuSimError, one_line
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -155,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - last resort: one line, not a traceback
         if os.environ.get("SPU_SIM_DEBUG"):
             raise
-        print(f"error: internal failure: {type(e).__name__}: {e} (set SPU_SIM_DEBUG=1 for the traceback)",
-              file=sys.stderr)
+        print(f"error: internal failure: {type(e).__name__}: {one_line(str(e))} (set SPU_SIM_DEBUG=1 for the "
+              "traceback)", file=sys.stderr)
         return 1
 
 

@@ -10,8 +10,22 @@ from __future__ import annotations
 from pathlib import Path
 
 
+MAX_MESSAGE_CHARS = 600
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """text as one bounded line: newlines joined with ' | ', cut at limit characters (saying how much was cut)."""
+    line = " | ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    if len(line) > limit:
+        line = line[:limit] + f" ... ({len(line) - limit} more characters)"
+    return line
+
+
 class SpuSimError(Exception):
-    """Base class of every error spu-sim raises on purpose."""
+    """Base class of every error spu-sim raises on purpose; its message is one bounded line."""
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(one_line(str(message)), *args)
 
 
 class BadInputError(SpuSimError):

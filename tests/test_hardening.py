@@ -168,3 +168,26 @@ def test_a_noise_level_the_dac_cannot_deliver_is_an_error_naming_the_fix(tmp_pat
     assert main(["netlist", _yaml(tmp_path, cfg), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "set noise_v_rms to at least" in err and "r_noise_min_ohm" in err
+
+
+# ---------------------------------------------------------------- 7. messages are bounded and name the real cause
+
+
+def test_an_error_message_is_one_bounded_line(tmp_path, capsys):
+    cfg = spd_problem(2, 5.0)
+    cfg["circuit"] = {"topology": "x" * 1_000_000}
+    assert main(["netlist", _yaml(tmp_path, cfg), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and len(err) < 1000 and "is not a topology" in err
+
+
+@pytest.mark.parametrize("problem, cause", [
+    ({"matrix": [[1.0, 1 - 1e-13], [1 - 1e-13, 1.0]], "vector": [1.0, 0.5]}, "nearly singular"),
+    ({"matrix": [[2.0, -0.5], [-0.5, 1.0]], "vector": [1.0, 0.5], "kappa": 1e300}, "set by 4 sigma of the noise (problem.kappa)"),
+    ({"matrix": [[2.0, -0.5], [-0.5, 1.0]], "vector": [1.0, 0.5], "x0": [1e12, 0.0]}, "set by problem.x0"),
+])
+def test_scale_errors_name_their_real_cause(problem, cause):
+    from spu_sim.pipeline import prepare
+    with pytest.raises(BadInputError) as info:
+        prepare({"problem": problem})
+    assert cause in str(info.value)

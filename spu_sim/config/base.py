@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 import typing
 from pathlib import Path
 from typing import Any
@@ -91,11 +92,11 @@ def format_validation_error(err: ValidationError, root: str = "", model: type[Ba
         choices = first.get("ctx", {}).get("expected", "")
         choices = choices.replace("'", "").replace(" or ", ", ")
         word = _CHOICE_WORD.get(str(loc[-1]) if loc else "", "valid value")
-        return f"{path}: {value!r} is not a {word}; choose one of: {choices}"
+        return f"{path}: {reprlib.repr(value)} is not a {word}; choose one of: {choices}"
     if kind == "missing":
         return f"{path}: required key is missing"
     msg = first["msg"].removeprefix("Value error, ")
-    shown = "" if isinstance(value, (dict, list)) else f" (got {value!r})"
+    shown = "" if isinstance(value, (dict, list)) else f" (got {reprlib.repr(value)})"
     return f"{path}: {msg}{shown}"
 
 
