@@ -14,10 +14,12 @@ MAX_MESSAGE_CHARS = 600
 
 
 def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """text as one bounded line: newlines joined with ' | ', cut at limit characters (saying how much was cut)."""
+    """text as one bounded line: newlines joined with ' | '; beyond limit characters the middle is cut (the head
+    names the field, the tail usually the fix), saying how much."""
     line = " | ".join(part.strip() for part in str(text).splitlines() if part.strip())
     if len(line) > limit:
-        line = line[:limit] + f" ... ({len(line) - limit} more characters)"
+        head, tail = line[:2 * limit // 3], line[-(limit // 3):]
+        line = f"{head} ... ({len(line) - len(head) - len(tail)} characters cut) ... {tail}"
     return line
 
 

@@ -10,6 +10,8 @@ data, such as a posterior's X and y). A topology lists the kinds it accepts in `
 
 from __future__ import annotations
 
+import reprlib
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,7 +143,7 @@ def problem_config(section: Any) -> BaseModel:
         raise ConfigError("problem: must be a mapping (kind, and that kind's keys)")
     kind = section.get("kind", DEFAULT_KIND)
     if not isinstance(kind, str) or kind not in _KINDS:
-        raise ConfigError(f"problem.kind: {kind!r} is not a problem kind; choose one of: {', '.join(_KINDS)}")
+        raise ConfigError(f"problem.kind: {reprlib.repr(kind)} is not a problem kind; choose one of: {', '.join(_KINDS)}")
     model = _KINDS[kind][0]
     try:
         return model.model_validate(section)

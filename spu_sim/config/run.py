@@ -7,6 +7,8 @@ topology brings its section with it and nothing here changes.
 
 from __future__ import annotations
 
+import reprlib
+
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,7 +48,7 @@ class SimulationConfig(Strict):
     def _engine(cls, v: str) -> str:
         from .. import engines  # noqa: PLC0415 - the engine registry
         if v not in engines.names():
-            raise ValueError(f"{v!r} is not an engine; choose one of: {', '.join(engines.names())}")
+            raise ValueError(f"{reprlib.repr(v)} is not an engine; choose one of: {', '.join(engines.names())}")
         return v
 
     @model_validator(mode="after")

@@ -16,6 +16,8 @@ another. Nothing else compares engine names.
 
 from __future__ import annotations
 
+import reprlib
+
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -52,7 +54,7 @@ def get_engine(name: str) -> Engine:
     """The engine instance of that name (one per process)."""
     if name not in _ENGINES:
         from ..errors import BadInputError  # noqa: PLC0415
-        raise BadInputError(f"simulation.backend: {name!r} is not an engine; choose one of: {', '.join(_ENGINES)}")
+        raise BadInputError(f"simulation.backend: {reprlib.repr(name)} is not an engine; choose one of: {', '.join(_ENGINES)}")
     if name not in _INSTANCES:
         _INSTANCES[name] = _ENGINES[name]()
     return _INSTANCES[name]

@@ -23,6 +23,8 @@ validated by the registered model of the name it gives.
 
 from __future__ import annotations
 
+import reprlib
+
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -113,7 +115,7 @@ def names() -> tuple[str, ...]:
 
 def get_topology(name: str) -> Topology:
     if name not in _TOPOLOGIES:
-        raise BadInputError(f"circuit.topology: {name!r} is not a topology; choose one of: {', '.join(_TOPOLOGIES)}")
+        raise BadInputError(f"circuit.topology: {reprlib.repr(name)} is not a topology; choose one of: {', '.join(_TOPOLOGIES)}")
     return _TOPOLOGIES[name]
 
 
@@ -128,7 +130,7 @@ def circuit_config(section: Any) -> CircuitBase:
         raise ConfigError("circuit: must be a mapping (topology, and that topology's sections)")
     name = section.get("topology", DEFAULT_TOPOLOGY)
     if not isinstance(name, str) or name not in _TOPOLOGIES:
-        raise ConfigError(f"circuit.topology: {name!r} is not a topology; choose one of: {', '.join(_TOPOLOGIES)}")
+        raise ConfigError(f"circuit.topology: {reprlib.repr(name)} is not a topology; choose one of: {', '.join(_TOPOLOGIES)}")
     model = _TOPOLOGIES[name].config_model
     try:
         return model.model_validate({**section, "topology": name})
