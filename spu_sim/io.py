@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -59,6 +60,24 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+
+
+def safe_file_name(name: str, field: str) -> str:
+    """A name that becomes (part of) a file name inside an out folder: letters, digits, '_', '.', '-', not
+    starting with '.', at most 100 characters -- so no '/' or '..' can leave the folder. BadInputError otherwise."""
+    from .errors import BadInputError  # noqa: PLC0415
+    if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
+        raise BadInputError(f"{field}: {name!r:.60} cannot be a file name (use letters, digits, '_', '.', '-'; no "
+                            "'/', no '..', not starting with '.')")
+    return name
+
+
+def path_in(out_dir: Path, name: str, field: str) -> Path:
+    """out_dir/name for a checked name (see safe_file_name)."""
+    return Path(out_dir) / safe_file_name(name, field)
 
 
 LOCK_NAME = ".spu-sim.lock"

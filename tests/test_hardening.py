@@ -191,3 +191,23 @@ def test_scale_errors_name_their_real_cause(problem, cause):
     with pytest.raises(BadInputError) as info:
         prepare({"problem": problem})
     assert cause in str(info.value)
+
+
+# ---------------------------------------------------------------- 8. output paths stay inside the out folder
+
+
+@pytest.mark.parametrize("group", ["../escape", "a/b", ".hidden", "x" * 200])
+def test_a_plot_group_name_cannot_leave_the_out_folder(tmp_path, capsys, group):
+    cfg = {"data": {"name": "blobs", "n_samples": 60}, "model": {"name": "logreg"},
+           "train": {"steps": 2, "batch_size": 8, "progress": False, "optimizers": [{"name": "sgd", "lr": 0.1}]},
+           "plots": {"groups": {group: ["sgd"]}}}
+    assert main(["train", _yaml(tmp_path, cfg), "--out", str(tmp_path / "run")]) == 2
+    assert "plots.groups" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() and not list(tmp_path.parent.glob("*.png"))
+
+
+def test_safe_file_names():
+    assert io.safe_file_name("group_ab-1.png", "f") == "group_ab-1.png"
+    for bad in ("../x", "a/b", "..", ".x", ""):
+        with pytest.raises(BadInputError):
+            io.safe_file_name(bad, "f")

@@ -14,6 +14,7 @@ Every validation error becomes one ``ConfigError`` line: "<dotted.path>: <proble
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
 from spu_sim.config import format_validation_error, read_yaml
 from spu_sim.errors import ConfigError
 
+_FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 OPTIMIZER_NAMES = ("sgd", "adam", "ngd", "ngd_cg", "ngd_woodbury", "tngd", "tngd_adam", "kfac", "tkfac")
 TNGD_BACKENDS = ("ideal", "circuit")
 TKFAC_BACKENDS = ("ideal", "circuit", "linear")  # spu_sim.optim.tkfac.BACKENDS
@@ -228,6 +230,9 @@ class TrainConfig(_Section):
     def _groups(self) -> "TrainConfig":
         labels = [o.label for o in self.train.optimizers]
         for group, members in self.plots.groups.items():
+            if not _FILE_NAME.match(group) or ".." in group:
+                raise ValueError(f"plots.groups: {group!r:.60} becomes the file name group_<name>.png; use letters, "
+                                 "digits, '_', '.', '-' (no '/', no '..')")
             for m in members:
                 if m not in labels:
                     raise ValueError(f"plots.groups.{group}: {m!r} is not an optimizer label; "

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from spu_sim import io
+
 
 def read_history(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     """history.csv -> {label: {column: array}} (in file order)."""
@@ -84,5 +86,5 @@ def plot_run(out_dir: str | Path) -> list[Path]:
     paths = [plot_curves(hist, out / "loss_accuracy.png", title)]
     for name, labels in groups.items():
         sub = {lab: hist[lab] for lab in labels if lab in hist}
-        paths.append(plot_curves(sub, out / f"group_{name}.png", name, with_time=False))
+        paths.append(plot_curves(sub, io.path_in(out, f"group_{name}.png", "plots.groups"), name, with_time=False))
     return paths
