@@ -1,7 +1,5 @@
 """The circuit backend (ngspice through spu_sim.analog.AnalogSolver) against the ideal backend."""
 
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -11,15 +9,6 @@ from spu_sim.train import data, models
 pytestmark = pytest.mark.ngspice
 
 
-def _have_analog() -> bool:
-    try:
-        return importlib.util.find_spec("spu_sim.analog") is not None
-    except ImportError:
-        return False
-
-
-@pytest.mark.skipif(not _have_analog(), reason="spu_sim.analog (AnalogSolver, another engineer's module) is not "
-                                                "in this tree yet")
 def test_circuit_estimate_matches_ideal_transient():
     """Three warm-started TNGD steps on an N = 8 logistic regression: same problems, same t_tau.
 

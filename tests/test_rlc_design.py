@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -25,14 +27,25 @@ def design_of(cfg: dict):
     return prepare(c).design
 
 
-def test_ideal_coupling_realises_gamma_A_exactly():
+def test_ideal_coupling_realises_gamma_A_exactly(tmp_path):
     d = design_of(rlc_cfg(A3, coupling="ideal"))
     assert d.gamma == pytest.approx(1e-9 / 4)
     np.testing.assert_allclose(d.c_coupling_farad[0, 1:], [250e-12, 100e-12], rtol=1e-12)
     np.testing.assert_allclose(d.c_cell_farad, 0.25e-9 * np.array([2.6, 1.8, 1.4]), rtol=1e-12)
     np.testing.assert_allclose(d.A_realized, A3, rtol=1e-12)
-    assert d.kappa_realized == pytest.approx(1.0, rel=1e-12)
     assert not d.has_mean and np.all(d.b_realized == 0)
+    # the written files realise kappa = 1: kT_eff = e_n^2 h / (2 R) from RR1 and noise_1.txt, kappa = kT_eff s_x^2 /
+    # gamma (pre-emphasised samples have variance ((1 + c)^2 + c^2) e_n^2; relative sd of the mean square
+    # sqrt(2 (1 + 2 rho^2) / n), rho = -c (1 + c) / ((1 + c)^2 + c^2))
+    from spu_sim.pipeline import write_netlist
+    from spu_sim.topologies.noise_sources import PRE_EMPHASIS as c
+    write_netlist(rlc_cfg(A3, coupling="ideal"), tmp_path)
+    r_cell = float(re.search(r"^RR1 n1 nz1 (\S+)$", (tmp_path / "netlist.cir").read_text(), re.M).group(1))
+    t, u = np.loadtxt(tmp_path / "noise_1.txt", unpack=True)
+    e2 = np.mean(u[1:] ** 2) / ((1 + c) ** 2 + c ** 2)
+    kappa = e2 * (t[1] - t[0]) / (2 * r_cell) * d.s_x ** 2 / d.gamma
+    rho = -c * (1 + c) / ((1 + c) ** 2 + c ** 2)
+    assert abs(kappa - 1.0) < 5 * np.sqrt(2 * (1 + 2 * rho ** 2) / (len(u) - 1)), kappa
 
 
 @pytest.mark.parametrize("bits", [3, 4, 6, 8])
@@ -50,8 +63,26 @@ def test_quantisation_within_half_step(bits, seed):
     # the grid: every realised coupling is an integer number of steps
     codes = -d.A_realized[off] / d.step_problem_units
     np.testing.assert_allclose(codes, np.round(codes), atol=1e-9)
-    # finer banks: the worst error halves per bit
+    # the bound in absolute terms: half of full scale / (2^bits - 1)
     assert np.max(np.abs(d.A_realized - A)[off]) <= 0.5 * full / d.gamma / (2 ** bits - 1) * (1 + 1e-9)
+
+
+def test_quantisation_error_halves_per_bit():
+    """At a fixed full scale the bank step halves per bit, and so does the rounding error: its mean |error| is a
+    quarter step (uniform rounding), checked within 4 sd of that mean (|U| on [0, step/2]: sd step / sqrt(48))
+    over the 66 couplings of a 12-cell M-matrix, for 4..9 bits."""
+    m = {"random": {"kind": "m_matrix", "d": 12, "condition": 5, "seed": 3}}
+    full = 0.5e-9
+    off = ~np.eye(12, dtype=bool) & np.triu(np.ones((12, 12), dtype=bool))
+    means = []
+    for bits in range(4, 10):
+        d = design_of(rlc_cfg(m, bits=bits, c_unit_farad=full / (2 ** bits - 1)))
+        step = d.step_problem_units
+        err = np.abs(d.A_realized - d.problem.A)[off]
+        assert abs(err.mean() / step - 0.25) < 4 / np.sqrt(48 * err.size), (bits, err.mean() / step)
+        means.append(err.mean())
+    ratios = np.array(means[:-1]) / np.array(means[1:])
+    assert np.all((ratios > 1.3) & (ratios < 3.0)), ratios     # about 2 per bit (each mean within +-0.14 of it)
 
 
 def test_positive_off_diagonal_is_a_clear_error():
