@@ -174,4 +174,4 @@ def compare(config: str | Path | dict | Config, out_dir: str | Path, *, progress
         io.atomic_write_json(stage / METRICS_NAME, metrics)
         plot_compare(stage)
         return metrics
-    return staged(out_dir, work)[0]
+    return staged(out_dir, work, prep=prep)[0]

@@ -94,12 +94,53 @@ def prepare_problem(cfg: Config, problem: Problem) -> Prepared:
     topology = get_topology(cfg.circuit.topology)
     design = topology.design(problem, cfg.circuit, cfg.simulation)
     prep = Prepared(cfg, problem, topology, design)
-    if "tran" in cfg.simulation.analyses and design.has_noise and prep.n_noise_steps > cfg.simulation.max_noise_samples:
-        raise BadInputError(
-            f"simulation.t_stop_tau: {cfg.simulation.t_stop_tau:g} tau needs {prep.n_noise_steps} noise samples of "
-            f"{design.noise_dt_tau:.3g} tau (limit simulation.max_noise_samples = {cfg.simulation.max_noise_samples}); "
-            "shorten the run or raise the limit")
+    check_limits(prep)
     return prep
+
+
+BYTES_PER_NOISE_SAMPLE = 34    # "%.10e %.10e\n" of a noise file
+BYTES_PER_ELEMENT = 40         # a netlist line, on average
+
+
+def estimates(prep: Prepared) -> dict[str, float]:
+    """What the run will need, from the config and design alone: noise samples (all sources), readout values,
+    disk (netlist + noise files) in MB."""
+    sim, design = prep.cfg.simulation, prep.design
+    tran = "tran" in sim.analyses
+    noise = prep.n_noise_steps * design.d if tran and design.has_noise else 0
+    points = int(np.floor(sim.t_stop_tau / prep.sample_dt_tau)) + 1 if tran else 0
+    disk = (noise * BYTES_PER_NOISE_SAMPLE + prep.topology.n_elements(design) * BYTES_PER_ELEMENT) / 1e6
+    return {"noise_samples": noise, "readout_values": points * design.d, "disk_mb": disk}
+
+
+def check_limits(prep: Prepared, out_dir: Path | None = None) -> None:
+    """Refuse (BadInputError naming the knob and the estimate) a run beyond the configured limits, and, with
+    out_dir, one whose files would not fit on its disk -- before any work is done."""
+    sim = prep.cfg.simulation
+    est = estimates(prep)
+    if est["noise_samples"] > sim.max_noise_samples:
+        raise BadInputError(
+            f"simulation.t_stop_tau: {sim.t_stop_tau:g} tau needs {est['noise_samples']:.3g} noise samples "
+            f"({prep.n_noise_steps} steps of {prep.design.noise_dt_tau:.3g} tau x {prep.design.d} sources; limit "
+            f"simulation.max_noise_samples = {sim.max_noise_samples}); shorten the run, raise noise_dt_tau or the limit")
+    if est["readout_values"] > sim.max_readout_values:
+        raise BadInputError(
+            f"readout.sample_dt_tau: {prep.sample_dt_tau:.3g} tau over {sim.t_stop_tau:g} tau gives "
+            f"{est['readout_values']:.3g} readout values (limit simulation.max_readout_values = "
+            f"{sim.max_readout_values}); raise readout.sample_dt_tau, shorten the run or raise the limit")
+    if est["disk_mb"] > sim.max_disk_mb:
+        raise BadInputError(
+            f"simulation: the run would write about {est['disk_mb']:.4g} MB of netlist and noise files (limit "
+            f"simulation.max_disk_mb = {sim.max_disk_mb:g}); shorten the run, raise noise_dt_tau or the limit")
+    if out_dir is not None:
+        import shutil  # noqa: PLC0415
+        probe = Path(out_dir).resolve()
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        free_mb = shutil.disk_usage(probe).free / 1e6
+        if est["disk_mb"] > 0.9 * free_mb:
+            raise BadInputError(f"--out {out_dir}: the run needs about {est['disk_mb']:.4g} MB but the disk has "
+                                f"{free_mb:.4g} MB free; free space or choose another --out")
 
 
 def build_circuit(prep: Prepared) -> Circuit:
@@ -136,14 +177,17 @@ def write_run_files(prep: Prepared, folder: Path, metadata: bool = True) -> Circ
 def write_netlist(config: str | Path | dict | Config, out_dir: str | Path) -> list[Path]:
     """Write OUT/netlist.cir (and its noise file and resolved config); run nothing."""
     prep = prepare(config)
-    return staged(out_dir, lambda stage: write_run_files(prep, stage))[1]
+    return staged(out_dir, lambda stage: write_run_files(prep, stage), prep=prep)[1]
 
 
-def staged(out_dir: str | Path, work: Callable[[Path], T], family: str = "run") -> tuple[T, list[Path]]:
+def staged(out_dir: str | Path, work: Callable[[Path], T], family: str = "run",
+           prep: Prepared | None = None) -> tuple[T, list[Path]]:
     """Run ``work(stage)`` in a private stage of out_dir (locked for this run) and publish the stage whole
     (spu_sim.io.publish); returns work's value and the published files. A SimulationError keeps the stage
     as out_dir/failed-<time> (rerun it by hand); any other failure leaves out_dir as it was."""
     out = Path(out_dir)
+    if prep is not None:
+        check_limits(prep, out)
     stage = io.new_stage(out)
     try:
         value = work(stage)
@@ -222,7 +266,8 @@ def simulate(config: str | Path | dict | Config | Prepared, out_dir: str | Path 
         import tempfile
         with tempfile.TemporaryDirectory(prefix="spu-sim-") as tmp:
             return simulate_in(prep, Path(tmp), None, timings, progress)
-    result, result.files = staged(out_dir, lambda stage: simulate_in(prep, stage, Path(out_dir), timings, progress))
+    result, result.files = staged(out_dir, lambda stage: simulate_in(prep, stage, Path(out_dir), timings, progress),
+                                  prep=prep)
     return result
 
 

@@ -40,10 +40,19 @@ class Adc:
         return q, clipped
 
 
+NOISE_FREE_POINTS = 2000
+
+
 def sample_dt_tau(design, cfg) -> float:
-    """Readout (ADC) sample period in tau: readout.sample_dt_tau, else the design's noise step. The
-    transient's output step and the readout grid both use it."""
-    return cfg.readout.sample_dt_tau or design.noise_dt_tau
+    """Readout (ADC) sample period in tau: readout.sample_dt_tau, else the design's noise step (the noise is
+    what the readout must resolve); without noise the fastest mode's step only up to NOISE_FREE_POINTS
+    samples over the run (a noise-free transient of a badly scaled problem would otherwise ask for 1e9
+    points). The transient's output step and the readout grid both use it."""
+    if cfg.readout.sample_dt_tau:
+        return cfg.readout.sample_dt_tau
+    if design.has_noise:
+        return design.noise_dt_tau
+    return max(design.noise_dt_tau, cfg.simulation.t_stop_tau / NOISE_FREE_POINTS)
 
 
 def make_adc(cfg, design) -> Adc:

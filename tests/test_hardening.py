@@ -211,3 +211,74 @@ def test_safe_file_names():
     for bad in ("../x", "a/b", "..", ".x", ""):
         with pytest.raises(BadInputError):
             io.safe_file_name(bad, "f")
+
+
+# ---------------------------------------------------------------- 4. a timeout stops the run on every engine
+
+
+@pytest.mark.parametrize("engine", ["ngspice-shared", "ngspice-subprocess"])
+def test_a_timeout_stops_an_operating_point_within_a_small_multiple_of_the_limit(tmp_path, engine):
+    """A 100k-resistor ladder: its load and .op take seconds; ngspice's own halt cannot stop either."""
+    import time
+    from spu_sim.engines import get_engine
+    from spu_sim.errors import SimulationError
+    n = 100_000
+    lines = ["* ladder", "V1 n0 0 DC 1"] + [f"R{k} n{k} n{k + 1} 1000" for k in range(n)] + [f"RL n{n} 0 1000", ".op", ".end"]
+    (tmp_path / "netlist.cir").write_text("\n".join(lines) + "\n")
+    t0 = time.monotonic()
+    with pytest.raises(SimulationError, match="did not finish within 0.3 s"):
+        get_engine(engine).run_netlist(tmp_path / "netlist.cir", timeout_s=0.3)
+    assert time.monotonic() - t0 < 5 * 0.3
+
+
+# ---------------------------------------------------------------- 9. Ctrl-C exits 130 cleanly
+
+
+def test_ctrl_c_during_an_in_process_run_exits_130_every_time(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    cfg = _yaml(tmp_path, spd_problem(8, 5.0, t_stop_tau=2000.0, kappa=0.01))
+    for k in range(3):
+        out = tmp_path / f"o{k}"
+        proc = subprocess.Popen([sys.executable, "-m", "spu_sim.cli", "simulate", cfg, "--out", str(out)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not list(out.glob(".stage-*/netlist.cir")) and time.monotonic() < deadline:
+            time.sleep(0.05)                                   # the stage exists: the noise files are being written
+        time.sleep(1.0 + 0.5 * k)                              # and then ngspice runs
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, (k, proc.returncode, err[-500:])
+        assert "interrupted" in err and "Traceback" not in err
+        assert not (out / "result.npz").exists() and not list(out.glob(".stage-*"))
+
+
+# ---------------------------------------------------------------- 3. limits are checked from the config, before work
+
+
+def test_noise_free_runs_of_badly_scaled_problems_get_a_readout_step_from_the_dynamics():
+    from spu_sim.pipeline import estimates, prepare
+    cfg = {"problem": {"matrix": [[1e6, 0.0], [0.0, 1e4]], "vector": [1.0, 1.0], "kappa": 0.0},
+           "simulation": {"t_stop_tau": 20.0, "analyses": ["tran"]},
+           "circuit": {"integrator": {"r_max_ohm": 1e9}}}
+    prep = prepare(cfg)
+    assert estimates(prep)["readout_values"] <= 2 * 2001
+
+
+@pytest.mark.parametrize("patch, knob", [
+    ({"readout": {"sample_dt_tau": 1e-9}}, "readout.sample_dt_tau"),
+    ({"simulation": {"t_stop_tau": 50.0, "max_noise_samples": 50_000}}, "simulation.max_noise_samples"),
+    ({"simulation": {"t_stop_tau": 50.0, "max_disk_mb": 1.0}}, "simulation.max_disk_mb"),
+])
+def test_limits_are_refused_before_anything_runs(tmp_path, capsys, patch, knob):
+    """Each refused in well under a second (no design of noise, no netlist, no ngspice); the noise limit counts
+    every source (d = 8 sources x 12.5k steps, each source alone below the limit)."""
+    cfg = spd_problem(8, 5.0, kappa=0.01)
+    for section, values in patch.items():
+        cfg[section] = {**cfg.get(section, {}), **values}
+    assert main(["simulate", _yaml(tmp_path, cfg), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert knob in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()

@@ -21,13 +21,16 @@ from .problem import ProblemConfig
 
 
 class SimulationConfig(Strict):
-    """What ngspice runs.
+    """What the engine runs.
 
     t_stop_tau: transient length in problem time units tau (the tau of dx = -(A x - b) dt/tau).
     burn_in_tau: discarded before averaging; default: 10 relaxation times of the slowest mode, capped
     at half the run. noise_dt_tau: step of the injected noise samples; default 1/(noise_oversample *
-    lambda_max). backend: ``ngspice-shared`` (in-process through PySpice) or ``ngspice-subprocess``
-    (plain ``ngspice -b -r``). analyses: which of op / tran to run.
+    lambda_max). backend: a registered engine (spu_sim.engines): ``ngspice-shared`` (in-process through
+    PySpice), ``ngspice-subprocess`` (plain ``ngspice -b -r``). analyses: which of op / tran to run.
+    timeout_s: the engine run is stopped at this limit (every engine). Limits checked from the config before
+    any work: max_noise_samples (noise samples over all noise sources), max_readout_values (readout points
+    times variables), max_disk_mb (estimated netlist + noise files; the free space of --out is checked too).
     """
 
     t_stop_tau: float = Field(default=100.0, gt=0)
@@ -35,7 +38,9 @@ class SimulationConfig(Strict):
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     noise_dt_tau: float | None = Field(default=None, gt=0)
     noise_oversample: float = Field(default=50.0, ge=2)
-    max_noise_samples: int = Field(default=2_000_000, ge=10)
+    max_noise_samples: int = Field(default=20_000_000, ge=10)
+    max_readout_values: int = Field(default=50_000_000, ge=10)
+    max_disk_mb: float = Field(default=500.0, gt=0)
     backend: str = "ngspice-shared"
     analyses: list[Literal["op", "tran"]] = ["op", "tran"]
     timeout_s: float | None = Field(default=None, gt=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -33,10 +34,15 @@ def _make_shared_class(base):
     class _Shared(base):
         last_stat = ""
 
+        bg_done = threading.Event()     # set when ngspice's background thread reports that it ended
+
         @staticmethod
         def _background_thread_running(is_running, ngspice_id, user_data):
             from PySpice.Spice.NgSpice.Shared import ffi  # noqa: PLC0415
-            ffi.from_handle(user_data)._is_running = is_running
+            obj = ffi.from_handle(user_data)
+            obj._is_running = is_running
+            if not is_running:
+                obj.bg_done.set()
             return 0
 
         def send_stat(self, message, ngspice_id):
@@ -98,8 +104,64 @@ class NgspiceShared:
 
     def run_netlist(self, netlist_path: Path, *, timeout_s: float | None = None,
                     progress=None) -> dict[str, Waveforms]:
-        """Run a netlist file as it is, in its folder."""
+        """Run a netlist file as it is, in its folder.
+
+        With a timeout the run happens in a forked child process that is killed at the limit: ngspice's own
+        halt does not stop an operating point or a netlist load, a killed process does. Without one it runs
+        in this process, polled, so that Ctrl-C halts ngspice before the KeyboardInterrupt propagates.
+        """
         netlist_path = Path(netlist_path).resolve()
+        if timeout_s is not None:
+            return self._run_in_child(netlist_path, timeout_s, progress)
+        return self._run_here(netlist_path, progress)
+
+    def _run_in_child(self, netlist_path: Path, timeout_s: float, progress) -> dict[str, Waveforms]:
+        """Fork (os.fork: allowed in daemonic pool workers too), run there, stream progress and the plots back
+        through a pipe; kill the child at the deadline."""
+        import pickle  # noqa: PLC0415
+        import select  # noqa: PLC0415
+        import signal  # noqa: PLC0415
+        r, w = os.pipe()
+        with self._lock:                      # no other thread of ours is inside ngspice while we fork
+            pid = os.fork()
+        if pid == 0:                          # the child
+            os.close(r)
+            _child_main(self, netlist_path, os.fdopen(w, "wb"))
+        os.close(w)
+        reader = os.fdopen(r, "rb")
+        deadline = time.monotonic() + timeout_s
+        done = False
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise SimulationError(f"ngspice did not finish within {timeout_s:g} s (run stopped)",
+                                          run_dir=netlist_path.parent, netlist_path=netlist_path)
+                ready, _, _ = select.select([reader], [], [], min(left, 0.1))
+                if not ready:
+                    continue
+                try:
+                    kind, value = pickle.load(reader)
+                except EOFError:
+                    raise SimulationError("ngspice died without a result (crash)", run_dir=netlist_path.parent,
+                                          netlist_path=netlist_path) from None
+                if kind == "progress":
+                    if progress is not None:
+                        progress(value)
+                    continue
+                done = True
+                if kind == "ok":
+                    return value
+                raise value
+        finally:
+            if not done:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            reader.close()
+
+    def _run_here(self, netlist_path: Path, progress=None) -> dict[str, Waveforms]:
         run_dir = netlist_path.parent
         text = netlist_path.read_text()
         with self._lock, in_dir(run_dir):
@@ -117,7 +179,7 @@ class NgspiceShared:
                     raise SimulationError("ngspice could not load the netlist",
                                           ngspice_message="\n".join(errors or out[-5:]), run_dir=run_dir,
                                           netlist_path=netlist_path)
-                self._run_with_timeout(timeout_s, run_dir, netlist_path, progress)
+                self._run_polled(run_dir, netlist_path, progress)
                 return self._fetch_plots()
             finally:
                 with contextlib.suppress(Exception):
@@ -125,28 +187,34 @@ class NgspiceShared:
                 with contextlib.suppress(Exception):
                     self._command("remcirc")
 
-    def _run_with_timeout(self, timeout_s: float | None, run_dir: Path, netlist_path: Path, progress=None) -> None:
+    def _run_polled(self, run_dir: Path, netlist_path: Path, progress=None) -> None:
+        """bg_run and poll: progress from ngspice's status; any interruption (Ctrl-C) halts ngspice and waits for
+        its thread before it propagates (a live background thread at exit is what crashed the process)."""
         ng = self._instance()
         ng.clear_output()
-        if timeout_s is None and progress is None:
-            out = self._command("run")
-        else:
-            self._command("bg_run")
-            t0 = time.monotonic()
-            time.sleep(0.01)
-            while ng._ngspice_shared.ngSpice_running():
+        ng.bg_done = threading.Event()
+        self._command("bg_run")
+        try:
+            # the thread may not have started when bg_run returns: wait for its end signal, not for "not running"
+            # (bounded: a thread that never reports is taken as ended after 2 s of not running)
+            idle_since = time.monotonic()
+            while not ng.bg_done.wait(0.01) or ng._ngspice_shared.ngSpice_running():
+                if ng._ngspice_shared.ngSpice_running():
+                    idle_since = time.monotonic()
+                elif not ng.bg_done.is_set() and time.monotonic() - idle_since > 2.0:
+                    break
                 if progress is not None:
                     frac = _stat_fraction(ng.last_stat)
                     if frac is not None:
                         progress(frac)
-                if timeout_s is not None and time.monotonic() - t0 > timeout_s:
-                    self._command("bg_halt")
-                    while ng._ngspice_shared.ngSpice_running():
-                        time.sleep(0.01)
-                    raise SimulationError(f"ngspice did not finish within {timeout_s:g} s", run_dir=run_dir,
-                                          netlist_path=netlist_path)
-                time.sleep(0.02)
-            out = list(ng._stdout) + list(ng._stderr)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._command("bg_halt")
+            t0 = time.monotonic()
+            while ng._ngspice_shared.ngSpice_running() and time.monotonic() - t0 < 10.0:
+                time.sleep(0.01)
+            raise
+        out = list(ng._stdout) + list(ng._stderr)
         errors = errors_in(out)
         if errors:
             raise SimulationError("ngspice failed", ngspice_message="\n".join(errors), run_dir=run_dir,
@@ -182,3 +250,23 @@ class NgspiceShared:
         return plots
 
 
+
+
+def _child_main(engine: NgspiceShared, netlist_path: Path, conn) -> None:
+    """The forked child of a run with a timeout: run, send the plots (or the error) back, exit at once (no
+    interpreter teardown with libngspice loaded)."""
+    import pickle  # noqa: PLC0415
+    NgspiceShared._lock = threading.Lock()     # the parent held its lock across the fork
+
+    def send(obj) -> None:
+        pickle.dump(obj, conn, protocol=pickle.HIGHEST_PROTOCOL)
+        conn.flush()
+    try:
+        send(("ok", engine._run_here(netlist_path, progress=lambda f: send(("progress", f)))))
+    except BaseException as e:  # noqa: BLE001 - every failure goes back to the parent
+        with contextlib.suppress(Exception):
+            send(("error", e if isinstance(e, SimulationError) else SimulationError(f"ngspice failed: {e}")))
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+        os._exit(0)

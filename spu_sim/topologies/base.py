@@ -89,6 +89,10 @@ class Topology:
     def build_circuit(self, design, request: CircuitRequest):
         raise NotImplementedError
 
+    def n_elements(self, design) -> int:
+        """An estimate of the circuit's element count, for the limits checked before a run (default: dense)."""
+        return design.d ** 2 + 10 * design.d
+
     def circuit_arrays(self, design, problem, plots: dict, arrays: dict) -> dict[str, np.ndarray]:
         """Extra result.npz arrays (default none)."""
         return {}
