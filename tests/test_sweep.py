@@ -15,7 +15,9 @@ import pytest
 import yaml
 
 from spu_sim.errors import ConfigError
-from spu_sim.sweep import load_sweep, run_in_processes, run_sweep
+from spu_sim.runs.scheduler import run_in_processes
+from spu_sim.runs.spec import load_sweep
+from spu_sim.sweep import run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -179,7 +181,7 @@ def test_summary_and_mitigation_from_stored_run_files(tmp_path):
     import numpy as np
 
     from spu_sim import io
-    from spu_sim.sweep import write_summary
+    from spu_sim.runs.summary import write_summary
 
     cfg = write_cfg(tmp_path, {"monte_carlo": {"runs": 4, "seed_key": "simulation.seed"},
                                "mitigation": {"enabled": True, "group_size": 2}, "threshold": 0.15})
