@@ -14,10 +14,8 @@ and the exact references come from spu_sim.ideal applied to the design's 2d-dime
 from __future__ import annotations
 
 import json
-import multiprocessing
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -27,8 +25,8 @@ from pydantic import Field, ValidationError
 
 from .. import ideal, io
 from ..config import Config, Strict, format_validation_error, load_config, read_yaml, save_config
-from ..errors import ConfigError
-from ..netlist import PRE_EMPHASIS, sample_dt_tau
+from ..errors import ConfigError, SimulationError
+from ..netlist import PRE_EMPHASIS
 
 SUMMARY_NAME = "summary.json"
 
@@ -113,17 +111,17 @@ def run_sampling(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     kT_eff Cm^-1 of the realised circuit (volts^2), with per-entry standard errors from
     ideal.sample_cov_var. Files: sampling.npz, summary.json, sampling.csv, config.yaml, netlist.cir,
     design.json, plots."""
-    from ..pipeline import simulate  # noqa: PLC0415
+    from ..pipeline import prepare, simulate  # noqa: PLC0415
     cfg, exp, _ = load_experiment(config_path, SamplingExperiment)
     out = Path(out_dir)
+    prep = prepare(cfg)  # designed once: simulate and the analysis below share it
     t0 = time.perf_counter()
-    res = simulate(cfg, out / "run")
+    res = simulate(prep, out / "run")
     wall = time.perf_counter() - t0
-    from ..pipeline import prepare  # noqa: PLC0415
-    design = prepare(cfg).design
+    design = prep.design
     d = design.d
     x = _stationary_x(res.arrays)
-    window_tau = len(x) * sample_dt_tau(design, cfg)
+    window_tau = len(x) * prep.sample_dt_tau
     cov_emp = x.T @ x / len(x)
     sde_r = design.realized_sde()
     cov_th = ideal.stationary_cov(sde_r)[:d, :d]
@@ -210,20 +208,18 @@ def _bank_label(bank: Union[str, int]) -> str:
     return "ideal" if bank == "ideal" else f"{bank}-bit"
 
 
-def _inversion_worker(cfg_dict: dict[str, Any], base_dir: str) -> dict[str, Any]:
-    """One ngspice run in a fresh process (one simulator per process)."""
-    from ..pipeline import prepare, simulate  # noqa: PLC0415
-    cfg = load_config(cfg_dict)
-    cfg._base_dir = Path(base_dir)
+def _inversion_worker(prep: Any) -> dict[str, Any]:
+    """One ngspice run of a prepared (already designed) bank, in a worker process of spu_sim.runs."""
+    from ..pipeline import simulate  # noqa: PLC0415
     t0 = time.perf_counter()
-    res = simulate(cfg, None)
-    wall = time.perf_counter() - t0
-    design = prepare(cfg).design
-    from ..design.rlc import netlist_stationary_cov  # noqa: PLC0415
-    return {"x": _stationary_x(res.arrays), "A_realized": design.A_realized, "kappa_realized": design.kappa_realized,
-            "cov_netlist": netlist_stationary_cov(design),
-            "describe": {k: v for k, v in design.describe().items() if k not in ("code", "cm_realized_farad")},
-            "code": design.code, "wall_s": wall}
+    res = simulate(prep, None)
+    return {"x": _stationary_x(res.arrays), "wall_s": time.perf_counter() - t0}
+
+
+def _hard_timeout_s(cfg: Config) -> float | None:
+    """The scheduler's limit per bank run: twice ngspice's own (simulation.timeout_s) plus 30 s, or none."""
+    t = cfg.simulation.timeout_s
+    return None if t is None else 2.0 * t + 30.0
 
 
 def error_curve(x: np.ndarray, target_inv: np.ndarray, kappa: float, dt_tau: float,
@@ -254,32 +250,34 @@ def run_inversion(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     and the expected sampling error (ideal.sample_cov_var). Files: inversion.npz, summary.json,
     inversion.csv, config.yaml, inversion_error.png."""
     from tqdm import tqdm  # noqa: PLC0415
-    from ..pipeline import prepare  # noqa: PLC0415
+    from ..design.rlc import netlist_stationary_cov  # noqa: PLC0415
+    from ..pipeline import Prepared, prepare  # noqa: PLC0415
+    from ..runs.scheduler import run_tasks  # noqa: PLC0415
     cfg, exp, _ = load_experiment(config_path, InversionExperiment)
     out = Path(out_dir)
-    cfgs: dict[str, Config] = {}
+    preps: dict[str, Prepared] = {}  # each bank designed once, here; the worker and the analysis share it
     for bank in exp.banks:
         if bank == "ideal":
             c = _with(cfg, coupling="ideal")
         else:
             c = _with(cfg, coupling="switched", bits=int(bank), c_unit_farad=exp.bank_full_scale_farad / (2 ** int(bank) - 1))
-        prepare(c)  # validate every design (range errors) before any simulation
-        cfgs[_bank_label(bank)] = c
-    prep0 = prepare(cfgs[next(iter(cfgs))])
+        preps[_bank_label(bank)] = prepare(c)  # every design validated (range errors) before any simulation
+    prep0 = preps[next(iter(preps))]
     A, kappa = prep0.problem.A, prep0.problem.kappa
     A_inv = np.linalg.inv(A)
     dt_tau = prep0.sample_dt_tau
-    results: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(exp.workers, len(cfgs)), mp_context=ctx) as pool:
-        futs = {pool.submit(_inversion_worker, c.to_dict(), str(c.base_dir)): lab for lab, c in cfgs.items()}
-        for fut in tqdm(as_completed(futs), total=len(futs), desc="rlc_inversion ngspice runs", file=sys.stderr):
-            results[futs[fut]] = fut.result()
+    # spawn: this process may already hold ngspice (an earlier experiment in the same session)
+    outcomes = run_tasks(_inversion_worker, list(preps.items()), workers=exp.workers,
+                         timeout_s=_hard_timeout_s(cfg), progress="rlc_inversion ngspice runs", start_method="spawn")
+    for o in outcomes:
+        if not o.ok:
+            raise SimulationError(f"rlc_inversion: the {o.key} bank's ngspice run failed: {o.value}")
+    results = {o.key: o.value for o in outcomes}
     wall_ngspice = time.perf_counter() - t0
 
     arrays: dict[str, np.ndarray] = {"A": A, "A_inv": A_inv, "kappa": np.array(kappa),
-                                     "labels": np.array(list(cfgs))}
+                                     "labels": np.array(list(preps))}
     summary: dict[str, Any] = {"d": int(A.shape[0]), "kappa": kappa, "sample_dt_tau": dt_tau,
                                "reference_t_tau": exp.reference_t_tau, "wall_ngspice_s": wall_ngspice, "banks": {}}
     n_ref = int(round(exp.reference_t_tau / exp.reference_dt_tau))
@@ -293,17 +291,17 @@ def run_inversion(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     if 2 * A.shape[0] <= 40:
         v = np.array([ideal.sample_cov_var(target_sde, 1.0)[:A.shape[0], :A.shape[0]].sum()])
         arrays["expected_err"] = np.sqrt(v[0] / Ts) / kappa / np.linalg.norm(A_inv)
-    for lab in tqdm(list(cfgs), desc="rlc_inversion exact samplers", file=sys.stderr):
+    for lab in tqdm(list(preps), desc="rlc_inversion exact samplers", file=sys.stderr):
         r = results[lab]
+        design_r = preps[lab].design
+        describe = design_r.describe()
         T_c, e_c = error_curve(r["x"], A_inv, kappa, dt_tau, exp.n_points)
-        A_r, kap_r = r["A_realized"], r["kappa_realized"]
+        A_r, kap_r = design_r.A_realized, design_r.kappa_realized
         floor = _rel(kap_r / kappa * np.linalg.inv(A_r), A_inv)
-        floor_netlist = _rel(r["cov_netlist"] / kappa, A_inv)
+        floor_netlist = _rel(netlist_stationary_cov(design_r) / kappa, A_inv)
         d_ = A.shape[0]
-        noise_dt = float(r["describe"]["noise_dt_tau"])
-        floor_sim = _rel(interpolated_noise_cov(prepare(cfgs[lab]).design.realized_sde(), noise_dt)[:d_, :d_] / kappa,
-                         A_inv)
-        design_r = prepare(cfgs[lab]).design
+        noise_dt = float(describe["noise_dt_tau"])
+        floor_sim = _rel(interpolated_noise_cov(design_r.realized_sde(), noise_dt)[:d_, :d_] / kappa, A_inv)
         zr = ideal.sample(design_r.realized_sde(), np.zeros(2 * A.shape[0]), t_ref, seed=seed + 1000)[:, :A.shape[0]]
         _, e_r = error_curve(zr, A_inv, kappa, exp.reference_dt_tau, exp.n_points)
         arrays[f"{lab}/T_tau"], arrays[f"{lab}/err"] = T_c, e_c
@@ -318,7 +316,7 @@ def run_inversion(config_path: str | Path, out_dir: str | Path) -> list[Path]:
             "T_ngspice_tau": float(T_c[-1]), "err_realised_sampler_at_reference_t": float(e_r[-1]),
             "err_ideal_sampler_at_reference_t": float(arrays["ref_err_target"][-1]),
             "err_ideal_sampler_at_T_ngspice": float(np.interp(T_c[-1], Ts, arrays["ref_err_target"])),
-            "ngspice_wall_s": r["wall_s"], **{k: r["describe"][k] for k in ("coupling", "bits", "c_unit_farad", "n_switches")}}
+            "ngspice_wall_s": r["wall_s"], **{k: describe[k] for k in ("coupling", "bits", "c_unit_farad", "n_switches")}}
     stage = io.new_stage(out)
     io.atomic_save_npz(stage / "inversion.npz", **arrays)
     summary["wall_total_s"] = time.perf_counter() - t0
@@ -424,14 +422,15 @@ def run_autocorrelation(config_path: str | Path, out_dir: str | Path) -> list[Pa
     from ..pipeline import prepare, simulate  # noqa: PLC0415
     cfg, exp, _ = load_experiment(config_path, AutocorrelationExperiment)
     out = Path(out_dir)
-    t0 = time.perf_counter()
-    res = simulate(cfg, out / "run")
-    wall = time.perf_counter() - t0
-    design = prepare(cfg).design
-    if exp.cell > design.d:
+    prep = prepare(cfg)  # designed once: simulate and the analysis below share it
+    design = prep.design
+    if exp.cell > design.d:  # checked before the simulation, not after it
         raise ConfigError(f"experiment.cell: {exp.cell} exceeds the number of cells {design.d}")
+    t0 = time.perf_counter()
+    res = simulate(prep, out / "run")
+    wall = time.perf_counter() - t0
     i = exp.cell - 1
-    dt = sample_dt_tau(design, cfg)
+    dt = prep.sample_dt_tau
     x = _stationary_x(res.arrays)[:, i]
     m = int(round(exp.max_lag_tau / dt))
     lags = np.arange(m + 1) * dt
