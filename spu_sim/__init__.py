@@ -1,8 +1,8 @@
 """spu-sim: circuit-level simulator of thermodynamic computing hardware (stochastic processing units).
 
-Entry points (the chain problem -> design -> netlist -> ngspice -> readout -> compare):
+Entry points (the chain problem -> design -> circuit -> engine -> waveforms -> readout -> compare):
 
-    spu_sim.simulate(config, out_dir=None)   run ngspice, return the result arrays (spu_sim.pipeline)
+    spu_sim.simulate(config, out_dir=None)   run the configured engine, return the result arrays (spu_sim.pipeline)
     spu_sim.run_compare(config, out_dir)     simulate + exact OU reference + metrics + plots (spu_sim.compare)
     spu_sim.write_netlist(config, out_dir)   the netlist only
     spu_sim.load_config(path_or_dict)        the validated config

@@ -3,8 +3,8 @@
     solver = AnalogSolver(circuit=None, kappa=0.0, seed=0, adc_bits=None)
     x_t = solver.solve(A, b, x0, t_tau)      # state after analog time t_tau, read through the ADC
 
-Each call runs the whole chain of spu_sim.pipeline on a fresh netlist: validate (A must be SPD) ->
-design (element values, scaling) -> netlist -> ngspice transient from the initial condition x0 for
+Each call runs the whole chain of spu_sim.pipeline on a fresh netlist: validate (A must be SPD; the arrays go
+straight into a Problem, the circuit/simulation/readout sections are validated once at construction) -> design (element values, scaling) -> netlist -> ngspice transient from the initial condition x0 for
 t_tau (problem time units: dx = -(A x - b) dt/tau + sqrt(2 kappa/tau) dW) -> readout of the final
 state in problem units. With kappa = 0 the netlist has no noise sources, so ngspice takes large
 adaptive steps and a solve costs little more than loading the netlist.
@@ -23,6 +23,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from .errors import BadInputError
+from .problem import Problem, validate_spd
 
 DEFAULT_INTEGRATOR = {"r_max_ohm": 1e9, "prune_below_relative": 1e-6}
 
@@ -48,6 +51,7 @@ class AnalogSolver:
 
     def __init__(self, circuit: dict[str, Any] | None = None, *, kappa: float = 0.0, seed: int = 0,
                  adc_bits: int | None = None, backend: str = "ngspice-shared") -> None:
+        from .config import load_config  # noqa: PLC0415
         self.circuit = _merge({"topology": "opamp", "integrator": dict(DEFAULT_INTEGRATOR)}, circuit)
         self.kappa = float(kappa)
         self.seed = int(seed)
@@ -57,24 +61,35 @@ class AnalogSolver:
         self.tau_s = float("nan")
         self.last_pruned = 0
         self.last_ngspice_s = 0.0
-
-    def config(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray, t_tau: float) -> dict[str, Any]:
-        """The spu-sim config of one solve."""
-        return {
-            "problem": {"matrix": np.asarray(A, float).tolist(), "vector": np.asarray(b, float).tolist(),
-                        "kappa": self.kappa, "x0": np.asarray(x0, float).tolist()},
+        # validated once: every solve reuses these sections (its problem is passed as arrays, not as a config)
+        self._cfg = load_config({
+            "problem": {"matrix": [[1.0]], "vector": [0.0], "kappa": self.kappa},
             "circuit": self.circuit,
-            "simulation": {"t_stop_tau": float(t_tau), "burn_in_tau": 0.0, "seed": self.seed + self.calls,
-                           "analyses": ["tran"], "backend": self.backend},
-            "readout": {"sample_dt_tau": float(t_tau), "adc": {"bits": self.adc_bits}},
-        }
+            "simulation": {"t_stop_tau": 1.0, "burn_in_tau": 0.0, "seed": self.seed, "analyses": ["tran"],
+                           "backend": self.backend},
+            "readout": {"sample_dt_tau": 1.0, "adc": {"bits": self.adc_bits}}})
+
+    def problem(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray) -> Problem:
+        """The validated Problem of one solve (A symmetric positive definite, b and x0 finite of length d)."""
+        A = np.asarray(A, dtype=float)
+        validate_spd(A)
+        d = A.shape[0]
+        b, x0 = np.asarray(b, dtype=float), np.asarray(x0, dtype=float)
+        for name, v in (("b", b), ("x0", x0)):
+            if v.shape != (d,) or not np.all(np.isfinite(v)):
+                raise BadInputError(f"AnalogSolver: {name} must hold {d} finite numbers (got shape {v.shape})")
+        return Problem(A=A, b=b, kappa=self.kappa, x0=x0)
 
     def solve(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray, t_tau: float) -> np.ndarray:
         """x(t_tau) of the circuit started at x0, in problem units, shape (d,)."""
-        from .pipeline import prepare, simulate  # noqa: PLC0415
+        from .pipeline import prepare_problem, simulate  # noqa: PLC0415
         if t_tau <= 0:
             return np.asarray(x0, float).copy()
-        prep = prepare(self.config(A, b, x0, t_tau))
+        cfg = self._cfg.model_copy(update={
+            "simulation": self._cfg.simulation.model_copy(update={"t_stop_tau": float(t_tau),
+                                                                  "seed": self.seed + self.calls}),
+            "readout": self._cfg.readout.model_copy(update={"sample_dt_tau": float(t_tau)})})
+        prep = prepare_problem(cfg, self.problem(A, b, x0))
         result = simulate(prep)
         self.calls += 1
         self.tau_s = float(prep.design.tau_s)

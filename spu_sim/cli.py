@@ -58,7 +58,7 @@ def cmd_compare(a) -> int:
 
 
 def cmd_noise(a) -> int:
-    from .noise_analysis import run_noise
+    from .analyses.noise import run_noise
     m = run_noise(a.config, a.out)
     for key in ("max_abs_var_error_relative", "cov_rel_error_vs_lyapunov", "cov_rel_error_vs_kappa_A_inv",
                 "spectrum_max_rel_error", "cov_rel_error_vs_kT_Cm_inv_realized",
@@ -92,7 +92,7 @@ def cmd_experiment(a) -> int:
 
 
 def cmd_check(a) -> int:
-    from .backend import available
+    from .engines import available
     if not available():
         print("ngspice: not found (apt-get install ngspice libngspice0 libngspice0-dev)")
         return 1

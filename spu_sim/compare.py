@@ -62,13 +62,13 @@ def compute_metrics(prep: Prepared, arrays: dict[str, np.ndarray], x_ideal: np.n
     target = design.target_sde()
     # the judge of "dynamics and readout": the process the netlist implements (finite op-amp gain and
     # offsets included where the design models them), so *_vs_realized isolates what the matrix error is not
-    realized = design.effective_sde() if hasattr(design, "effective_sde") else design.realized_sde()
+    realized = design.effective_sde()
     mean_t, cov_t = _observed(target, d)
     mean_r, cov_r = _observed(realized, d)
-    m: dict[str, Any] = {"topology": design.topology, "d": d, "tau_s": float(design.tau_s),
+    m: dict[str, Any] = {"topology": prep.topology.name, "engine": prep.cfg.simulation.backend, "d": d, "tau_s": float(design.tau_s),
                          "kappa_target": float(prep.problem.kappa), "kappa_realized": float(design.kappa_realized),
                          "matrix_rel_err": _rel(arrays["A_realized"] - prep.problem.A, prep.problem.A)}
-    has_mean = bool(design.has_mean)
+    has_mean = bool(prep.topology.has_mean)
     if has_mean and np.all(np.isfinite(arrays["x_op"])):
         m["op_rel_err"] = _rel(arrays["x_op"] - mean_t, mean_t)
         m["op_rel_err_vs_realized"] = _rel(arrays["x_op"] - mean_r, mean_r)
@@ -97,12 +97,7 @@ def compute_metrics(prep: Prepared, arrays: dict[str, np.ndarray], x_ideal: np.n
             if not has_mean:
                 exp.pop("mean_rel_err_expected", None)
             m.update(exp)
-    try:
-        from .metrics_circuit import circuit_metrics  # noqa: PLC0415 - optional, added with non-idealities
-    except ImportError:
-        circuit_metrics = None
-    if circuit_metrics is not None and design.topology == "opamp":  # settling/energy: op-amp designs only
-        m.update(circuit_metrics(prep, arrays))
+    m.update(prep.topology.circuit_metrics(design, prep.problem, arrays))   # e.g. opamp: settling, energy
     if "timings_s" in arrays:
         for k, v in zip(("design_s", "netlist_s", "ngspice_s", "readout_s"), arrays["timings_s"]):
             m[f"time_{k}"] = float(v)

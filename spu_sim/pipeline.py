@@ -1,6 +1,8 @@
-"""The chain, step by step: config -> problem -> design -> netlist -> backend -> waveforms -> readout.
+"""The chain, step by step: config -> problem -> design -> circuit -> engine -> waveforms -> readout.
 
-    result = simulate("configs/opamp_d8.yaml", out_dir="runs/x")      # ngspice, result.npz
+    prep = prepare("configs/opamp_d8.yaml")                           # config, problem, topology, design
+    circuit = build_circuit(prep)                                     # spu_sim.circuit.Circuit
+    result = simulate("configs/opamp_d8.yaml", out_dir="runs/x")      # the configured engine, result.npz
     metrics = spu_sim.compare.compare("configs/opamp_d8.yaml", "runs/x")  # + ideal OU + plots
 
 Each public function validates everything before it touches ``out_dir``; results are staged in a
@@ -12,18 +14,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from . import io
-from .backend import Waveforms, get_backend
+from .circuit import Circuit
 from .config import Config, load_config, save_config
-from .design import make_design
-from .errors import SimulationError
-from .netlist import NETLIST_NAME, format_netlist, noise_samples, sample_dt_tau, write_noise_files
+from .engines import Waveforms, get_engine
+from .errors import BadInputError, SimulationError
 from .problem import Problem, build_problem
-from .readout import make_adc, read_op, read_transient
+from .readout import make_adc, read_op, read_transient, sample_dt_tau
+from .spice import NETLIST_NAME, format_spice, write_circuit
+from .topologies import CircuitRequest, Design, Topology, get_topology
+from .topologies.noise_sources import noise_samples
 
 RESULT_NAME = "result.npz"
 CONFIG_NAME = "config.yaml"
@@ -32,11 +35,12 @@ DESIGN_NAME = "design.json"
 
 @dataclass
 class Prepared:
-    """A validated config with its problem and design: everything needed to write the netlist."""
+    """A validated config with its problem, topology and design: everything needed to build the circuit."""
 
     cfg: Config
     problem: Problem
-    design: Any
+    topology: Topology
+    design: Design
 
     @property
     def t_stop_s(self) -> float:
@@ -51,11 +55,7 @@ class Prepared:
         sim = self.cfg.simulation
         if sim.burn_in_tau is not None:
             return sim.burn_in_tau
-        if self.design.topology == "rlc":  # second-order dynamics: the slowest decay rate of its 2d SDE
-            lam_min = self.design.slowest_rate_tau
-        else:
-            lam_min = float(np.min(np.real(np.linalg.eigvals(self.design.A_realized))))
-        return min(10.0 / lam_min, 0.5 * sim.t_stop_tau)
+        return min(10.0 / self.design.slowest_rate_tau, 0.5 * sim.t_stop_tau)
 
     @property
     def n_noise_steps(self) -> int:
@@ -83,11 +83,16 @@ def prepare(config: str | Path | dict | Config | Prepared) -> Prepared:
     if isinstance(config, Prepared):
         return config
     cfg = load_config(config)
-    problem = build_problem(cfg)
-    design = make_design(problem, cfg)
-    prep = Prepared(cfg, problem, design)
+    return prepare_problem(cfg, build_problem(cfg))
+
+
+def prepare_problem(cfg: Config, problem: Problem) -> Prepared:
+    """Design an already built Problem with a validated config's circuit/simulation/readout sections (the
+    config's own problem section is not read: callers such as AnalogSolver pass arrays straight through)."""
+    topology = get_topology(cfg.circuit.topology)
+    design = topology.design(problem, cfg.circuit, cfg.simulation)
+    prep = Prepared(cfg, problem, topology, design)
     if "tran" in cfg.simulation.analyses and design.has_noise and prep.n_noise_steps > cfg.simulation.max_noise_samples:
-        from .errors import BadInputError
         raise BadInputError(
             f"simulation.t_stop_tau: {cfg.simulation.t_stop_tau:g} tau needs {prep.n_noise_steps} noise samples of "
             f"{design.noise_dt_tau:.3g} tau (limit simulation.max_noise_samples = {cfg.simulation.max_noise_samples}); "
@@ -95,22 +100,33 @@ def prepare(config: str | Path | dict | Config | Prepared) -> Prepared:
     return prep
 
 
-def write_run_files(prep: Prepared, folder: Path, metadata: bool = True) -> Path:
-    """netlist.cir (+ noise_<i>.txt when the design injects noise) in folder; returns the netlist path.
+def build_circuit(prep: Prepared) -> Circuit:
+    """The circuit of the prepared design for the configured analyses, with its seeded noise samples."""
+    sim, design = prep.cfg.simulation, prep.design
+    tran = "tran" in sim.analyses
+    noise_u = noise_samples(design.d, prep.n_noise_steps, sim.seed) if tran and design.has_noise else None
+    request = CircuitRequest(analyses=tuple(sim.analyses), t_stop_s=prep.t_stop_s,
+                             step_s=prep.sample_dt_tau * design.tau_s, reltol=sim.reltol, noise_u=noise_u)
+    return prep.topology.build_circuit(design, request)
+
+
+def netlist_text(prep: Prepared) -> str:
+    """The netlist of the prepared design as text (what write_run_files writes)."""
+    return format_spice(build_circuit(prep))
+
+
+def write_run_files(prep: Prepared, folder: Path, metadata: bool = True) -> Circuit:
+    """netlist.cir (+ noise_<i>.txt when the design injects noise) in folder; returns the circuit.
 
     metadata: also config.yaml and design.json (skipped for throw-away runs: dumping a 130 x 130 inline
     matrix as YAML costs more than loading the netlist into ngspice).
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    netlist = folder / NETLIST_NAME
-    io.atomic_write_text(netlist, format_netlist(prep.design, prep.cfg))
-    if prep.design.has_noise and "tran" in prep.cfg.simulation.analyses:
-        w = noise_samples(prep.design.d, prep.n_noise_steps, prep.cfg.simulation.seed)
-        write_noise_files(folder, prep.design.noise_dt_tau * prep.design.tau_s, prep.design.noise_v_rms * w)
+    circuit = build_circuit(prep)
+    write_circuit(circuit, folder)
     if metadata:
         io.atomic_write_text(folder / CONFIG_NAME, save_config(prep.cfg))
         io.atomic_write_json(folder / DESIGN_NAME, prep.design.describe())
-    return netlist
+    return circuit
 
 
 def write_netlist(config: str | Path | dict | Config, out_dir: str | Path) -> list[Path]:
@@ -121,14 +137,15 @@ def write_netlist(config: str | Path | dict | Config, out_dir: str | Path) -> li
     return io.publish(stage, Path(out_dir))
 
 
-def run_backend(prep: Prepared, netlist: Path, progress: bool = False) -> tuple[dict[str, Waveforms], float]:
-    """Run ngspice on the netlist with the configured backend; returns plots and wall time.
+def run_engine(prep: Prepared, circuit: Circuit, folder: Path,
+               progress: bool = False) -> tuple[dict[str, Waveforms], float]:
+    """Run the circuit on the configured engine (simulation.backend) in folder; returns plots and wall time.
 
-    progress: show a tqdm bar (stderr) fed by ngspice's own status for transients.
+    progress: show a tqdm bar (stderr) for transients, fed by the engine where it reports progress.
     """
-    backend = get_backend(prep.cfg.simulation.backend)
+    engine = get_engine(prep.cfg.simulation.backend)
     t0 = time.perf_counter()
-    if progress and "tran" in prep.cfg.simulation.analyses and backend.name == "ngspice-shared":
+    if progress and "tran" in prep.cfg.simulation.analyses and engine.reports_progress:
         from tqdm import tqdm  # noqa: PLC0415
         with tqdm(total=100, desc="ngspice transient", unit="%", leave=False, mininterval=0.5, disable=None,
                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}") as bar:
@@ -136,9 +153,9 @@ def run_backend(prep: Prepared, netlist: Path, progress: bool = False) -> tuple[
                 step = int(100 * min(frac, 1.0)) - bar.n
                 if step > 0:
                     bar.update(step)
-            plots = backend.run(netlist, timeout_s=prep.cfg.simulation.timeout_s, progress=update)
+            plots = engine.run(circuit, folder, timeout_s=prep.cfg.simulation.timeout_s, progress=update)
     else:
-        plots = backend.run(netlist, timeout_s=prep.cfg.simulation.timeout_s)
+        plots = engine.run(circuit, folder, timeout_s=prep.cfg.simulation.timeout_s)
     return plots, time.perf_counter() - t0
 
 
@@ -149,12 +166,12 @@ def read_results(prep: Prepared, plots: dict[str, Waveforms]) -> dict[str, np.nd
         "A": prep.problem.A, "b": prep.problem.b, "x0": prep.problem.x0, "x_star": prep.problem.x_star,
         "A_realized": design.A_realized, "b_realized": design.b_realized,
         "kappa": np.array(design.kappa_realized), "kappa_target": np.array(prep.problem.kappa),
-        "tau_s": np.array(design.tau_s),
+        "tau_s": np.array(design.tau_s), "engine": np.array(prep.cfg.simulation.backend),
     }
     nan_vec = np.full(d, np.nan)
     arrays["x_op"] = read_op(plots["op"], design) if "op" in plots else nan_vec
-    # rlc: no mean (inductors short DC): x_op stays NaN and x_mean is stored but flagged by has_mean = False
-    arrays["has_mean"] = np.array(bool(getattr(design, "has_mean", True)))
+    # no mean (rlc: inductors short DC): x_op stays NaN and x_mean is stored but flagged by has_mean = False
+    arrays["has_mean"] = np.array(bool(prep.topology.has_mean))
     if not arrays["has_mean"]:
         arrays["x_star"] = np.zeros(d)  # the target mean of such a topology is 0: b cannot be realised
     if "tran" in plots:
@@ -164,9 +181,8 @@ def read_results(prep: Prepared, plots: dict[str, Waveforms]) -> dict[str, np.nd
                       adc_clipped=np.array(tr.n_clipped), n_ngspice_points=np.array(len(plots["tran"].axis)))
     else:
         arrays.update(t=np.zeros(0), x=np.zeros((0, d)), x_mean=nan_vec, x_cov=np.full((d, d), np.nan))
-    # non-ideal designs only (nominal designs add nothing): A_effective, b_effective, supply power/energy
-    from .metrics_circuit import circuit_arrays  # noqa: PLC0415
-    arrays.update(circuit_arrays(prep, plots, arrays))
+    # the topology's own arrays (opamp, non-ideal designs only: A_effective, b_effective, supply power/energy)
+    arrays.update(prep.topology.circuit_arrays(design, prep.problem, plots, arrays))
     return arrays
 
 
@@ -205,9 +221,9 @@ def simulate(config: str | Path | dict | Config | Prepared, out_dir: str | Path 
 def _simulate_in(prep: Prepared, folder: Path, out: Path | None, timings: dict[str, float],
                  progress: bool = False) -> SimulationResult:
     t0 = time.perf_counter()
-    netlist = write_run_files(prep, folder, metadata=out is not None)
+    circuit = write_run_files(prep, folder, metadata=out is not None)
     timings["netlist_s"] = time.perf_counter() - t0
-    plots, timings["ngspice_s"] = run_backend(prep, netlist, progress)
+    plots, timings["ngspice_s"] = run_engine(prep, circuit, folder, progress)
     t0 = time.perf_counter()
     arrays = read_results(prep, plots)
     timings["readout_s"] = time.perf_counter() - t0

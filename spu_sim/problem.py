@@ -1,6 +1,11 @@
 """Problem: the matrix A, the vector b, the noise level kappa and the initial state x0, validated.
 
 First arrow of the chain: config -> Problem. Every rejection is a BadInputError naming the field.
+
+Problem kinds: the ``problem`` section names a ``kind`` (default ``linear``: matrix, vector, kappa, x0). A kind
+is registered once with ``register_problem_kind(kind, config_model, build)``: its pydantic model (with
+``kind: Literal[name]``) and ``build(section, base_dir) -> Problem`` (a Problem or a subclass carrying more
+data, such as a posterior's X and y). A topology lists the kinds it accepts in ``Topology.problem_kinds``.
 """
 
 from __future__ import annotations
@@ -10,15 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
+from typing import Any, Callable
+
+from pydantic import BaseModel, ValidationError
+
 from .config import Config, ProblemConfig, RandomMatrix, RandomVector
-from .errors import BadInputError
+from .errors import BadInputError, ConfigError
 
 SYMMETRY_RTOL = 1e-9
 
 
 @dataclass(frozen=True)
 class Problem:
-    """SPD matrix A (d, d), vector b (d,), kappa >= 0 (problem units), x0 (d,)."""
+    """SPD matrix A (d, d), vector b (d,) (zeros when the topology has no mean), kappa >= 0 (problem units), x0 (d,)."""
 
     A: np.ndarray
     b: np.ndarray
@@ -103,12 +112,47 @@ def validate_spd(A: np.ndarray, field: str = "problem.matrix") -> None:
                             "add a damping term (A + lambda I) or fix the matrix") from None
 
 
-def build_problem(cfg: Config | ProblemConfig, base_dir: Path | None = None) -> Problem:
-    """Resolve the problem section into arrays and validate them."""
+_KINDS: dict[str, tuple[type[BaseModel], Callable[[Any, Path], Problem]]] = {}
+DEFAULT_KIND = "linear"
+
+
+def register_problem_kind(kind: str, config_model: type[BaseModel], build: Callable[[Any, Path], Problem]) -> None:
+    """Register a problem kind: its config model (``kind: Literal[kind]``) and its builder."""
+    _KINDS[kind] = (config_model, build)
+
+
+def problem_kinds() -> tuple[str, ...]:
+    return tuple(_KINDS)
+
+
+def problem_config(section: Any) -> BaseModel:
+    """The ``problem`` section validated by the model of the kind it names (default linear)."""
+    from .config.base import format_validation_error  # noqa: PLC0415
+    if isinstance(section, BaseModel):
+        return section
+    if not isinstance(section, dict):
+        raise ConfigError("problem: must be a mapping (kind, and that kind's keys)")
+    kind = section.get("kind", DEFAULT_KIND)
+    if not isinstance(kind, str) or kind not in _KINDS:
+        raise ConfigError(f"problem.kind: {kind!r} is not a problem kind; choose one of: {', '.join(_KINDS)}")
+    model = _KINDS[kind][0]
+    try:
+        return model.model_validate(section)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, root="problem", model=model)) from None
+
+
+def build_problem(cfg: Config | Any, base_dir: Path | None = None) -> Problem:
+    """Resolve the problem section (of any registered kind) into a validated Problem."""
     if isinstance(cfg, Config):
         base_dir = cfg.base_dir if base_dir is None else base_dir
         cfg = cfg.problem
     base_dir = Path(".") if base_dir is None else base_dir
+    return _KINDS[getattr(cfg, "kind", DEFAULT_KIND)][1](cfg, base_dir)
+
+
+def build_linear_problem(cfg: ProblemConfig, base_dir: Path) -> Problem:
+    """The ``linear`` kind: matrix (SPD), vector (zeros when the topology has no mean), kappa, x0."""
     if isinstance(cfg.matrix, RandomMatrix):
         r = cfg.matrix.random
         A = random_matrix(r.kind, r.d, r.condition, r.scale, r.seed)
@@ -116,7 +160,9 @@ def build_problem(cfg: Config | ProblemConfig, base_dir: Path | None = None) -> 
         A = _load_array(cfg.matrix, "problem.matrix", base_dir, 2)
     validate_spd(A)
     d = A.shape[0]
-    if isinstance(cfg.vector, RandomVector):
+    if cfg.vector is None:   # a topology without a mean (the config refuses a vector for it)
+        b = np.zeros(d)
+    elif isinstance(cfg.vector, RandomVector):
         r = cfg.vector.random
         b = (np.random.default_rng(r.seed).standard_normal(d) if r.kind == "normal" else np.ones(d)) * r.scale
     else:
@@ -132,3 +178,6 @@ def build_problem(cfg: Config | ProblemConfig, base_dir: Path | None = None) -> 
         if x0.shape != (d,) or not np.all(np.isfinite(x0)):
             raise BadInputError(f"problem.x0: must be 'zero', 'b' or a list of {d} finite numbers")
     return Problem(A=A, b=b, kappa=float(cfg.kappa), x0=x0)
+
+
+register_problem_kind("linear", ProblemConfig, build_linear_problem)

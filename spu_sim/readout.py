@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import Waveforms
+from .engines.raw import Waveforms
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,12 @@ class Adc:
         q = np.clip(v, -self.range_v, self.range_v)
         q = np.round(q / self.step_v) * self.step_v
         return q, clipped
+
+
+def sample_dt_tau(design, cfg) -> float:
+    """Readout (ADC) sample period in tau: readout.sample_dt_tau, else the design's noise step. The
+    transient's output step and the readout grid both use it."""
+    return cfg.readout.sample_dt_tau or design.noise_dt_tau
 
 
 def make_adc(cfg, design) -> Adc:

@@ -23,7 +23,7 @@ def rlc_problem(matrix, *, rlc: dict | None = None, circuit: dict | None = None,
                 sample_dt_tau: float | None = None, **sim) -> dict:
     """A config dict for the RLC SPU: `matrix` (inline or {random: ...}), circuit.rlc = `rlc`, extra circuit
     sections in `circuit`; a 100-tau transient with noise every 0.05 tau unless `sim` overrides it."""
-    cfg = {"problem": {"matrix": matrix, "vector": {"random": {"kind": "ones"}}, "kappa": kappa},
+    cfg = {"problem": {"matrix": matrix, "kappa": kappa},
            "circuit": {"topology": "rlc", "rlc": dict(rlc or {}), **(circuit or {})},
            "simulation": {"t_stop_tau": 100.0, "noise_dt_tau": 0.05, "analyses": ["tran"], **sim}}
     if sample_dt_tau is not None:

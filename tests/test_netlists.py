@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spu_sim.backend import NgspiceSubprocess
+from spu_sim.engines import get_engine
 from spu_sim.pipeline import prepare, write_netlist
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +29,7 @@ def test_shipped_netlist_is_current(src, tmp_path):
 def test_shipped_netlist_runs_in_plain_ngspice(src, tmp_path):
     import shutil
     shutil.copytree(ROOT / "netlists" / src.stem, tmp_path / "n")
-    plots = NgspiceSubprocess().run(tmp_path / "n" / "netlist.cir")
+    plots = get_engine("ngspice-subprocess").run_netlist(tmp_path / "n" / "netlist.cir")
     prep = prepare(src)
     design = prep.design
     sde = design.effective_sde() if hasattr(design, "effective_sde") else design.realized_sde()

@@ -10,7 +10,7 @@ import pytest
 from conftest import spd_problem
 from spu_sim.errors import ConfigError
 from spu_sim.ideal import sample_cov_var, ou_sde
-from spu_sim.noise_analysis import run_noise
+from spu_sim.analyses.noise import run_noise
 from spu_sim.pipeline import simulate
 
 # Tolerance of the integrated variance: band truncation 2 (2/pi) 10^-4 (span 4 decades) plus ngspice's

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from spu_sim.ideal import LinearSDE, transient_mean
-from spu_sim.metrics_circuit import circuit_metrics
-from spu_sim.nonideal import macro_state_space
+from spu_sim.topologies.opamp.metrics import circuit_metrics
+from spu_sim.topologies.opamp.nonideal import macro_state_space
 from spu_sim.pipeline import prepare, simulate
 
 A2 = [[2.0, -0.5], [-0.5, 1.0]]
@@ -25,7 +25,7 @@ def _cfg(opamp: dict | None = None, t_stop: float = 8.0, **sim) -> dict:
 
 @pytest.mark.ngspice
 def test_finite_gain_and_offset_give_the_effective_drift():
-    """.op of the macromodel circuit = A_effective^-1 b_effective (derivation in spu_sim.nonideal)."""
+    """.op of the macromodel circuit = A_effective^-1 b_effective (derivation in spu_sim.topologies.opamp.nonideal)."""
     r = simulate(_cfg({"gain": 100.0, "gbw_hz": None, "offset_v": 2e-3, "offset_sigma_v": 1e-3}, t_stop=1.0))
     x_eff = np.linalg.solve(r["A_effective"], r["b_effective"])
     assert np.allclose(r["x_op"], x_eff, rtol=1e-7, atol=1e-10)
@@ -88,7 +88,8 @@ def test_supply_energy_model():
     n_opamps = 2 + 2   # two integrators, two inverters (A has negative entries in both columns)
     extra = float(r1["energy_supply_j"] - r0["energy_supply_j"])
     assert extra == pytest.approx(2 * 5.0 * 1e-3 * n_opamps * T, rel=1e-6)
-    m = circuit_metrics(prepare(_cfg({**opamp, "i_quiescent_a": 0.0}, t_stop=4.0)), r0.arrays)
+    p0 = prepare(_cfg({**opamp, "i_quiescent_a": 0.0}, t_stop=4.0))
+    m = circuit_metrics(p0.design, p0.problem, r0.arrays)
     assert 0 < m["energy_resistive_j"] < m["energy_supply_j"]
 
 
@@ -96,7 +97,8 @@ def test_supply_energy_model():
 def test_settling_time_measured_matches_prediction():
     cfg = _cfg(t_stop=8.0)
     r = simulate(cfg)
-    m = circuit_metrics(prepare(cfg), r.arrays)
+    p1 = prepare(cfg)
+    m = circuit_metrics(p1.design, p1.problem, r.arrays)
     # noise-free: measured on the 0.01 tau readout grid vs the exact mean trajectory (4000-point grid)
     assert m["settle_measured_tau"] == pytest.approx(m["settle_predicted_exact_tau"], abs=0.03)
     # the single-mode estimate ln(1/tol)/lambda_min is the right scale (not a bound: the max-norm criterion

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import spd_problem
-from spu_sim.netlist import format_netlist
-from spu_sim.nonideal import element_errors, quantize_conductance
+from spu_sim.pipeline import netlist_text
+from spu_sim.topologies.elements import element_errors, quantize_conductance
 from spu_sim.pipeline import prepare, simulate
 
 
@@ -23,7 +23,7 @@ def test_zero_mismatch_is_the_nominal_design_and_netlist():
     nominal = prepare(_cfg())
     zero = prepare(_cfg(tolerance={"global_rel": 0.0, "local_rel": 0.0, "seed": 99}))
     assert type(zero.design) is type(nominal.design)
-    assert format_netlist(zero.design, zero.cfg) == format_netlist(nominal.design, nominal.cfg)
+    assert netlist_text(zero) == netlist_text(nominal)
 
 
 @pytest.mark.ngspice

@@ -16,7 +16,8 @@ import pytest
 from scipy import stats
 
 from spu_sim import ideal
-from spu_sim.backend import NgspiceSubprocess, parse_raw
+from spu_sim.engines import get_engine
+from spu_sim.engines.raw import parse_raw
 from spu_sim.errors import SimulationError
 from spu_sim.pipeline import prepare, simulate, write_netlist
 
@@ -127,11 +128,10 @@ def test_ngspice_error_carries_its_message(tmp_path):
     bad = tmp_path / "netlist.cir"
     bad.write_text("broken\nR1 a 0 1k\nC1 a 0 1n\nX1 a b nosuchsubckt\n.op\n.end\n")
     with pytest.raises(SimulationError) as e:
-        NgspiceSubprocess().run(bad)
+        get_engine("ngspice-subprocess").run_netlist(bad)
     assert "nosuchsubckt" in str(e.value).lower() and str(tmp_path) in str(e.value)
-    from spu_sim.backend import get_backend
     with pytest.raises(SimulationError) as e2:
-        get_backend("ngspice-shared").run(bad)
+        get_engine("ngspice-shared").run_netlist(bad)
     assert "nosuchsubckt" in e2.value.ngspice_message.lower()
     # the in-process simulator is still usable afterwards
     assert np.isfinite(simulate(spd_problem(2, 2.0, kappa=0.0, analyses=["op"]))["x_op"]).all()

@@ -8,12 +8,10 @@ import pytest
 
 from conftest import rlc_problem
 from spu_sim import ideal
-from spu_sim.backend import available, get_backend
+from spu_sim.engines import available, get_engine
 from spu_sim.config import load_config
-from spu_sim.design import make_design
 from spu_sim.experiments.rlc import autocovariance, bartlett_se, exact_autocovariance, interpolated_noise_cov
-from spu_sim.netlist import format_netlist
-from spu_sim.pipeline import prepare, simulate
+from spu_sim.pipeline import netlist_text, prepare, simulate
 from spu_sim.problem import build_problem
 
 pytestmark = [pytest.mark.ngspice, pytest.mark.skipif(not available(), reason="ngspice not installed")]
@@ -52,20 +50,20 @@ def measure_maxwell(design, cfg, tmp_path) -> np.ndarray:
     (A transient, not .ac: ngspice 39 evaluates an S switch as OFF in small-signal .ac whatever its
     control voltage -- measured -- so only the transient sees the bank as built.)
     """
-    text = format_netlist(design, cfg)
+    text = netlist_text(prepare(cfg))
     keep = [ln for ln in text.splitlines()
             if not ln.startswith(("LL", "RR", "ANOISE", ".model noisesrc", ".tran", ".ic", ".save", ".end"))]
     d = design.d
     slope = 1e6
     Cm = np.empty((d, d))
-    backend = get_backend("ngspice-subprocess")
+    backend = get_engine("ngspice-subprocess")
     for j in range(d):
         src = [f"VM{i + 1} n{i + 1} 0 " + ("PWL(0 0 1e-6 1)" if i == j else "DC 0") for i in range(d)]
         folder = tmp_path / f"ramp{j}"
         folder.mkdir()
         path = folder / "ramp.cir"
         path.write_text("\n".join(keep + src + [".tran 1e-9 5e-7", ".end"]) + "\n")
-        tr = backend.run(path)["tran"]
+        tr = backend.run_netlist(path)["tran"]
         for i in range(d):
             branch = tr.vectors.get(f"i(vm{i + 1})", tr.vectors.get(f"vm{i + 1}#branch"))
             Cm[i, j] = -float(np.real(branch[-1])) / slope   # current delivered into n<i>
@@ -76,7 +74,7 @@ def measure_maxwell(design, cfg, tmp_path) -> np.ndarray:
 def test_realised_capacitance_matrix_equals_hand_maxwell(tmp_path, compensated):
     cfg = load_config(rlc_cfg(A3, bits=6, c_unit_farad=10 * PF, c_parasitic_farad=1 * PF,
                               compensate_parasitics=compensated))
-    design = make_design(build_problem(cfg), cfg)
+    design = prepare(cfg).design
     assert [int(design.code[0, 1]), int(design.code[0, 2]), int(design.code[1, 2])] == [25, 10, 5]
     hand = hand_maxwell_pf(compensated) * PF
     np.testing.assert_allclose(design.cm_realized_farad, hand, rtol=1e-12, atol=1e-9 * PF)
@@ -131,7 +129,7 @@ def test_noise_free_ringdown_follows_exact_transient_mean(coupling):
     (oscillation frequencies, decay and the scaling of p all enter). Tolerance: ngspice's integration
     error at reltol 1e-4 (about 1e-3 of the amplitude over 30 tau) -- measured 7e-4 and 1.1e-3."""
     cfg = {"problem": {"matrix": {"random": {"kind": "m_matrix", "d": 4, "condition": 5, "seed": 1}},
-                       "vector": {"random": {"kind": "ones"}}, "kappa": 0.0, "x0": [1.0, 0.0, -0.5, 0.3]},
+                       "kappa": 0.0, "x0": [1.0, 0.0, -0.5, 0.3]},
            "circuit": {"topology": "rlc", "rlc": {"coupling": coupling, "bits": 6}},
            "simulation": {"t_stop_tau": 30.0, "noise_dt_tau": 0.05, "analyses": ["tran"], "burn_in_tau": 0},
            "readout": {"sample_dt_tau": 0.05}}

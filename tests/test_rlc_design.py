@@ -8,10 +8,10 @@ import pytest
 from conftest import rlc_problem
 from spu_sim import ideal
 from spu_sim.config import load_config
-from spu_sim.design import make_design
-from spu_sim.design.rlc import rlc_sde
+from spu_sim.topologies.rlc.design import rlc_sde
 from spu_sim.errors import DesignError
-from spu_sim.netlist import format_netlist
+from spu_sim.pipeline import netlist_text, prepare
+from spu_sim.spice import fmt
 from spu_sim.problem import build_problem
 
 A3 = [[4.0, -1.0, -0.4], [-1.0, 3.0, -0.2], [-0.4, -0.2, 2.0]]   # gamma = 1 nF / 4: C_ij = 250, 100, 50 pF
@@ -23,7 +23,7 @@ def rlc_cfg(matrix, **rlc) -> dict:
 
 def design_of(cfg: dict):
     c = load_config(cfg)
-    return make_design(build_problem(c), c)
+    return prepare(c).design
 
 
 def test_ideal_coupling_realises_gamma_A_exactly():
@@ -107,7 +107,7 @@ def test_design_sde_equals_circuit_equations():
 def test_netlist_structure():
     d = design_of(rlc_cfg({"random": {"kind": "m_matrix", "d": 4, "condition": 5, "seed": 1}}, bits=5))
     cfg = load_config(rlc_cfg({"random": {"kind": "m_matrix", "d": 4, "condition": 5, "seed": 1}}, bits=5))
-    text = format_netlist(d, cfg)
+    text = netlist_text(prepare(cfg))
     lines = text.splitlines()
     assert sum(ln.startswith("SB") for ln in lines) == 6 * 5
     assert sum(ln.startswith("CB") for ln in lines) == 6 * 5
@@ -120,11 +120,11 @@ def test_netlist_structure():
             code = int(d.code[i, j])
             for k in range(5):
                 want = 1.0 if (code >> k) & 1 else 0.0
-                assert f"VCTL{i + 1}_{j + 1}_{k} c{i + 1}_{j + 1}_{k} 0 DC {want!r}" in text
+                assert f"VCTL{i + 1}_{j + 1}_{k} c{i + 1}_{j + 1}_{k} 0 DC {fmt(want)}" in text
 
 
 def test_netlist_sde_is_the_realised_sde_for_ideal_coupling():
-    from spu_sim.design.rlc import netlist_sde
+    from spu_sim.topologies.rlc.sde import netlist_sde
     d = design_of(rlc_cfg({"random": {"kind": "m_matrix", "d": 4, "condition": 5, "seed": 1}}, coupling="ideal"))
     ns, rs = netlist_sde(d), d.realized_sde()
     np.testing.assert_allclose(ns.K, rs.K, atol=1e-12)
@@ -133,7 +133,7 @@ def test_netlist_sde_is_the_realised_sde_for_ideal_coupling():
 
 def test_netlist_covariance_tends_to_kT_Cm_inverse_as_r_on_vanishes():
     """The switch resistance adds noiseless damping: a bias that scales with r_on (and vanishes with it)."""
-    from spu_sim.design.rlc import netlist_stationary_cov
+    from spu_sim.topologies.rlc.sde import netlist_stationary_cov
     m = {"random": {"kind": "m_matrix", "d": 4, "condition": 5, "seed": 1}}
     errs = []
     for r_on in (10.0, 1.0, 0.1):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from spu_sim.backend import available
+from spu_sim.engines import available
 from spu_sim.errors import BadInputError, ConfigError
 from spu_sim.experiments import replot, run_experiment
 

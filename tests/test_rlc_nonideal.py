@@ -11,11 +11,12 @@ import pytest
 
 from conftest import rlc_problem
 from spu_sim import ideal
-from spu_sim.backend import available
-from spu_sim.design.rlc import MAX_BANK_BITS, netlist_sde
+from spu_sim.engines import available
+from spu_sim.topologies.rlc.nonideal import MAX_BANK_BITS
+from spu_sim.topologies.rlc.sde import netlist_sde
 from spu_sim.errors import BadInputError, ConfigError
-from spu_sim.netlist import format_netlist
-from spu_sim.nonideal import element_errors
+from spu_sim.pipeline import netlist_text
+from spu_sim.topologies.elements import element_errors
 from spu_sim.pipeline import prepare, simulate
 
 M4 = {"random": {"kind": "m_matrix", "d": 4, "condition": 5, "seed": 1}}
@@ -47,7 +48,7 @@ def test_zero_mismatch_is_the_nominal_design_and_netlist(coupling):
     zero = prepare(rlc_cfg(coupling=coupling, tolerance={"global_rel": 0.0, "local_rel": 0.0, "seed": 99},
                            temperature={"temp_c": 80.0}))     # no coefficients: nothing changes with T
     assert zero.design.notes == {} and zero.design.r_each_ohm is None
-    assert format_netlist(zero.design, zero.cfg) == format_netlist(nominal.design, nominal.cfg)
+    assert netlist_text(zero) == netlist_text(nominal)
     assert np.array_equal(zero.design.A_realized, nominal.design.A_realized)
     for a, b in zip(zero.design.realized_sde(), nominal.design.realized_sde()):
         assert np.array_equal(a, b)
@@ -59,8 +60,8 @@ def test_mismatch_draw_is_reproducible_and_is_in_the_netlist(coupling):
     p1 = prepare(rlc_cfg(coupling=coupling, tolerance={**tol, "seed": 11}))
     p2 = prepare(rlc_cfg(coupling=coupling, tolerance={**tol, "seed": 11}))
     p3 = prepare(rlc_cfg(coupling=coupling, tolerance={**tol, "seed": 12}))
-    t1 = format_netlist(p1.design, p1.cfg)
-    assert t1 == format_netlist(p2.design, p2.cfg) and t1 != format_netlist(p3.design, p3.cfg)
+    t1 = netlist_text(p1)
+    assert t1 == netlist_text(p2) and t1 != netlist_text(p3)
     assert np.array_equal(p1.design.cm_realized_farad, p2.design.cm_realized_farad)
     assert not np.array_equal(p1.design.cm_realized_farad, p3.design.cm_realized_farad)
     d = p1.design
@@ -244,7 +245,7 @@ def test_sampled_covariance_of_a_mismatched_circuit_is_the_realised_one(coupling
 def test_rlc_noise_matches_the_underdamped_sde(tmp_path):
     """The shipped config (2 % mismatch, d = 4): variances and the full covariance (differential outputs)
     within 1 % of the Lyapunov solution of the realised 2d SDE, pointwise resonant spectra to round-off."""
-    from spu_sim.noise_analysis import run_noise
+    from spu_sim.analyses.noise import run_noise
     m = run_noise("configs/noise_rlc_d4.yaml", tmp_path, transient=False)
     assert m["max_abs_var_error_relative"] < VAR_TOL
     assert m["cov_rel_error_vs_lyapunov"] < VAR_TOL
@@ -262,7 +263,7 @@ def test_rlc_noise_matches_the_underdamped_sde(tmp_path):
 @pytest.mark.skipif(not available(), reason="ngspice not installed")
 def test_rlc_noise_covariance_is_kT_Cm_inverse(tmp_path):
     """Nominal circuit, one temperature: the .noise covariance is kT_eff Cm^-1 (= kappa A^-1) within 1 %."""
-    from spu_sim.noise_analysis import run_noise
+    from spu_sim.analyses.noise import run_noise
     m = run_noise(rlc_cfg(), tmp_path, transient=False)
     assert m["cov_rel_error_vs_kT_Cm_inv_realized"] < VAR_TOL
     assert m["cov_rel_error_vs_kappa_A_inv"] < VAR_TOL
@@ -270,7 +271,7 @@ def test_rlc_noise_covariance_is_kT_Cm_inverse(tmp_path):
 
 
 def test_rlc_noise_with_switched_coupling_is_a_clear_error(tmp_path, capsys):
-    from spu_sim.noise_analysis import run_noise
+    from spu_sim.analyses.noise import run_noise
     with pytest.raises(BadInputError, match="OFF in small-signal.*coupling: ideal"):
         run_noise(rlc_cfg(coupling="switched"), tmp_path / "out")
     assert not (tmp_path / "out").exists()

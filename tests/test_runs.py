@@ -172,8 +172,8 @@ def test_rlc_experiments_design_each_config_once(tmp_path, monkeypatch):
     from spu_sim.experiments import run_experiment
 
     calls = []
-    real = pipeline.make_design
-    monkeypatch.setattr(pipeline, "make_design", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = pipeline.prepare_problem  # where prepare designs (topology.design)
+    monkeypatch.setattr(pipeline, "prepare_problem", lambda *a, **k: calls.append(1) or real(*a, **k))
     configs = REPO / "configs"
     data = yaml.safe_load((configs / "rlc_inversion_4x4.yaml").read_text())
     data["simulation"]["t_stop_tau"] = 40.0

@@ -26,7 +26,9 @@ from pydantic import Field, ValidationError
 from .. import ideal, io
 from ..config import Config, Strict, format_validation_error, load_config, read_yaml, save_config
 from ..errors import ConfigError, SimulationError
-from ..netlist import PRE_EMPHASIS
+from ..topologies import circuit_config
+from ..topologies.noise_sources import PRE_EMPHASIS
+from ..topologies.rlc.config import RlcCircuitConfig
 
 SUMMARY_NAME = "summary.json"
 
@@ -74,10 +76,11 @@ def load_experiment(config_path: str | Path, model: type[Strict]) -> tuple[Confi
         exp = model.model_validate(section)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, root="experiment")) from None
+    circuit = circuit_config(data.get("circuit"))      # the topology first: its problem rules differ
+    if not isinstance(circuit, RlcCircuitConfig):
+        raise ConfigError(f"circuit.topology: {circuit.topology!r} is not supported by this experiment; use rlc")
     cfg = load_config(data)
     cfg._base_dir = base_dir
-    if cfg.circuit.topology != "rlc":
-        raise ConfigError(f"circuit.topology: {cfg.circuit.topology!r} is not supported by this experiment; use rlc")
     return cfg, exp, data
 
 
@@ -129,7 +132,7 @@ def run_sampling(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     v_scale = 1.0 / design.s_x ** 2                     # problem units^2 -> V^2
     kt_cm_inv = design.kt_eff_joule * np.linalg.inv(design.cm_realized_farad)
     z = (cov_emp - cov_th) / sd
-    from ..design.rlc import netlist_stationary_cov  # noqa: PLC0415
+    from ..topologies.rlc.sde import netlist_stationary_cov  # noqa: PLC0415
     cov_net = netlist_stationary_cov(design)
     stage = io.new_stage(out)
     io.atomic_save_npz(stage / "sampling.npz", x=x, cov_emp=cov_emp, cov_theory=cov_th, cov_sd=sd,
@@ -243,14 +246,14 @@ def run_inversion(config_path: str | Path, out_dir: str | Path) -> list[Path]:
 
     Per bank: one ngspice run (error curve over nested prefixes), the exact bias floors
     ||(kappa_r/kappa) A_r^-1 - A^-1|| / ||A^-1|| (realised capacitance matrix) and ||S_netlist/kappa - A^-1||
-    / ||A^-1|| (the netlist as built, switch resistances included: design.rlc.netlist_stationary_cov), the
+    / ||A^-1|| (the netlist as built, switch resistances included: topologies.rlc.sde.netlist_stationary_cov), the
     floor of the simulation itself (realised Cm with the filesource's finite noise step:
     interpolated_noise_cov; an artefact of simulating, not of the hardware), and
     a long exact sample of the bank's realised 2d process (how the hardware's error floors); plus the exact sampler of the target process at equal durations
     and the expected sampling error (ideal.sample_cov_var). Files: inversion.npz, summary.json,
     inversion.csv, config.yaml, inversion_error.png."""
     from tqdm import tqdm  # noqa: PLC0415
-    from ..design.rlc import netlist_stationary_cov  # noqa: PLC0415
+    from ..topologies.rlc.sde import netlist_stationary_cov  # noqa: PLC0415
     from ..pipeline import Prepared, prepare  # noqa: PLC0415
     from ..runs.scheduler import run_tasks  # noqa: PLC0415
     cfg, exp, _ = load_experiment(config_path, InversionExperiment)
@@ -518,7 +521,7 @@ PLOTTERS = {"rlc_sampling": plot_sampling, "rlc_inversion": plot_inversion, "rlc
 def interpolated_noise_cov(sde: ideal.LinearSDE, h: float, pre_emphasis: float | None = None) -> np.ndarray:
     """Exact stationary covariance, at the sample instants k h, of dz = -K z ds + G e(s) ds when e is not
     white but the filesource's noise: samples u_k every h (time in tau), linearly interpolated, with
-    u_k = (w_k + c (w_k - w_{k-1})) / sqrt(h) (c: spu_sim.netlist.PRE_EMPHASIS, 0 if absent), w iid N(0, 1),
+    u_k = (w_k + c (w_k - w_{k-1})) / sqrt(h) (c: spu_sim.topologies.noise_sources.PRE_EMPHASIS, 0 if absent), w iid N(0, 1),
     so that the low-frequency intensity is that of the white noise (G G^T = D).
 
     Over one step z_{k+1} = Phi z_k + Gam0 u_k + Gam1 u_{k+1}, Gam0 = int_0^h e^{-K(h-s)} (1 - s/h) ds G,

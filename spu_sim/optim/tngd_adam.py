@@ -12,7 +12,8 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from spu_sim.optim import adam, tngd
+import spu_sim.optim.adam as adam
+import spu_sim.optim.tngd as tngd
 from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
 
 

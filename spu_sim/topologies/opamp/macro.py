@@ -1,4 +1,4 @@
-"""Netlist pieces of the non-ideal op-amp integrator SPU (used by spu_sim.netlist.opamp).
+"""Circuit pieces of the non-ideal op-amp integrator SPU (used by spu_sim.topologies.opamp.build).
 
 Op-amp macromodel OA (one per integrator i, prefix ``I``; one per inverter j, prefix ``N``), nodes inp/inn/out:
 
@@ -17,7 +17,7 @@ RI<j>A (x<j> to ni<j>) and RI<j>B (ni<j> to xn<j>).
 Supplies: each output stage sources its load current i(VO) from the +supply_v rail when positive and sinks it
 into the -supply_v rail when negative (class-B), plus a quiescent i_quiescent_a from each rail:
 I_cc = sum_k iq + max(i(VO_k), 0), I_ee = sum_k iq + max(-i(VO_k), 0), P = supply_v (I_cc + I_ee).
-spu_sim.metrics_circuit evaluates this on the saved output currents. (Modelling the rails in the netlist as
+spu_sim.topologies.opamp.metrics evaluates this on the saved output currents. (Modelling the rails in the netlist as
 B sources ``I = iq + max(i(VO), 0)`` from a VCC source gives the same numbers but made the d = 8 transient
 1.8x slower: measured 7.4 s vs 4.2 s for 30 tau.)
 """
@@ -26,19 +26,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import fmt
+from ...circuit import VCCS, VCVS, Capacitor, ClippedVCVS, Comment, Resistor, VoltageSource
 
 
 def nonideal_header(design) -> list[str]:
-    """Comment lines naming every non-ideality applied (none for a nominal design)."""
-    notes = getattr(design, "notes", None)
+    """Header lines naming every non-ideality applied (none for a nominal design)."""
+    notes = design.notes
     if not notes:
         return []
-    out = ["* Non-idealities (values below are realised element values): "
+    out = ["Non-idealities (values below are realised element values): "
            + "; ".join(f"{k} = {v}" for k, v in notes.items())]
-    m = getattr(design, "macro", None)
+    m = design.macro
     if m is not None:
-        out.append(f"* Op-amp macromodel: A0 = {m.gain:.6g}, GBW = {m.gbw_hz} Hz, swing = +/-{m.v_out_max_v} V,"
+        out.append(f"Op-amp macromodel: A0 = {m.gain:.6g}, GBW = {m.gbw_hz} Hz, swing = +/-{m.v_out_max_v} V,"
                    f" supplies +/-{m.supply_v:.6g} V, Iq = {m.i_quiescent_a:.6g} A per op-amp")
     return out
 
@@ -49,56 +49,55 @@ def element_value(design, attr: str, index: int, default: float) -> float:
     return default if arr is None else float(arr[index])
 
 
-def _opamp(m, tag: str, inn: str, out: str, offset: float, ic_out: float | None) -> list[str]:
-    L = [f"VOS{tag} os{tag} 0 DC {fmt(offset)}",
-         f"GA{tag} 0 pp{tag} os{tag} {inn} {fmt(m.gain)}",
-         f"GP{tag} pp{tag} 0 pp{tag} 0 1"]
+def _opamp(m, tag: str, inn: str, out: str, offset: float, ic_out: float | None) -> list:
+    E: list = [VoltageSource(f"VOS{tag}", f"os{tag}", "0", float(offset)),
+               VCCS(f"GA{tag}", "0", f"pp{tag}", f"os{tag}", inn, float(m.gain)),
+               VCCS(f"GP{tag}", f"pp{tag}", "0", f"pp{tag}", "0", 1.0)]
     if m.gbw_hz is not None:
-        ic = "" if ic_out is None else f" IC={fmt(ic_out)}"
-        L.append(f"CP{tag} pp{tag} 0 {fmt(m.gain / (2 * np.pi * m.gbw_hz))}{ic}")
+        E.append(Capacitor(f"CP{tag}", f"pp{tag}", "0", float(m.gain / (2 * np.pi * m.gbw_hz)),
+                           ic_v=None if ic_out is None else float(ic_out)))
     if m.v_out_max_v is None:
-        L.append(f"EO{tag} oo{tag} 0 pp{tag} 0 1")
+        E.append(VCVS(f"EO{tag}", f"oo{tag}", "0", f"pp{tag}", "0", 1.0))
     else:
-        v = fmt(m.v_out_max_v)
-        L.append(f"EO{tag} oo{tag} 0 TABLE {{V(pp{tag})}} = (-{v}, -{v}) ({v}, {v})")
-    L.append(f"VO{tag} oo{tag} {out} DC 0")
-    return L
+        E.append(ClippedVCVS(f"EO{tag}", f"oo{tag}", "0", f"pp{tag}", float(m.v_out_max_v)))
+    E.append(VoltageSource(f"VO{tag}", f"oo{tag}", out, 0.0))
+    return E
 
 
-def macro_integrator(design, i: int) -> list[str]:
+def macro_integrator(design, i: int) -> list:
     """Integrator i (1-based) with the macromodel op-amp and its feedback capacitor."""
     m = design.macro
     k = i - 1
     x0 = float(design.x0_v[k])
-    L = [f"* integrator {i}: op-amp macromodel + feedback capacitor CF{i} (x{i} -> sum{i})"]
-    L += _opamp(m, f"I{i}", f"sum{i}", f"x{i}", float(m.offset_int_v[k]), x0)
-    L.append(f"CF{i} x{i} sum{i} {fmt(element_value(design, 'c_f_farad', k, design.c_farad))} IC={fmt(x0)}")
-    return L
+    E: list = [Comment(f"integrator {i}: op-amp macromodel + feedback capacitor CF{i} (x{i} -> sum{i})")]
+    E += _opamp(m, f"I{i}", f"sum{i}", f"x{i}", float(m.offset_int_v[k]), x0)
+    E.append(Capacitor(f"CF{i}", f"x{i}", f"sum{i}", element_value(design, "c_f_farad", k, design.c_farad), ic_v=x0))
+    return E
 
 
-def macro_inverter(design, j: int) -> list[str]:
+def macro_inverter(design, j: int) -> list:
     """Inverter j (1-based): op-amp + two resistors, xn<j> = -(R2/R1) V_j (+ offset terms)."""
     m = design.macro
     k = j - 1
-    L = [f"* inverter {j}: op-amp macromodel, RI{j}A in, RI{j}B feedback"]
-    L.append(f"RI{j}A x{j} ni{j} {fmt(m.r_inv_in_ohm[k])}")
-    L.append(f"RI{j}B ni{j} xn{j} {fmt(m.r_inv_fb_ohm[k])}")
-    L += _opamp(m, f"N{j}", f"ni{j}", f"xn{j}", float(m.offset_inv_v[k]), -float(design.x0_v[k]))
-    return L
+    E: list = [Comment(f"inverter {j}: op-amp macromodel, RI{j}A in, RI{j}B feedback"),
+               Resistor(f"RI{j}A", f"x{j}", f"ni{j}", float(m.r_inv_in_ohm[k])),
+               Resistor(f"RI{j}B", f"ni{j}", f"xn{j}", float(m.r_inv_fb_ohm[k]))]
+    E += _opamp(m, f"N{j}", f"ni{j}", f"xn{j}", float(m.offset_inv_v[k]), -float(design.x0_v[k]))
+    return E
 
 
 def opamp_tags(design) -> list[str]:
     """Tags of every macromodel op-amp of a design: I<i> integrators, N<j> inverters that exist."""
-    if getattr(design, "macro", None) is None:
+    if design.macro is None:
         return []
     inv = design.needs_inverter
     return [f"I{i}" for i in range(1, design.d + 1)] + [f"N{j}" for j in range(1, design.d + 1) if inv[j - 1]]
 
 
-def supplies(design) -> list[str]:
+def supplies(design) -> list:
     m = design.macro
-    return [f"* supplies: +/-{m.supply_v:.6g} V rails, class-B output stages + {m.i_quiescent_a:.6g} A quiescent"
-            " per op-amp, evaluated on the saved output currents i(VO*) (spu_sim.metrics_circuit)"]
+    return [Comment(f"supplies: +/-{m.supply_v:.6g} V rails, class-B output stages + {m.i_quiescent_a:.6g} A quiescent"
+            " per op-amp, evaluated on the saved output currents i(VO*) (spu_sim.topologies.opamp.metrics)")]
 
 
 def saved_currents(design) -> list[str]:

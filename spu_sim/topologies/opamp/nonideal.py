@@ -1,6 +1,6 @@
 """Non-idealities of the op-amp integrator SPU: tolerance/mismatch, quantisation, temperature, op-amp macromodel.
 
-``apply_opamp_nonidealities(design, cfg)`` is the last step of spu_sim.design.opamp: it takes the nominal
+``apply_opamp_nonidealities(design, circuit)`` follows spu_sim.topologies.opamp.design: it takes the nominal
 design and returns it unchanged when every knob is at its default (so the default run stays bit-for-bit
 the same), else a ``NonidealOpampDesign`` whose element arrays are the *realised* values that go into the
 netlist, and whose ``A_realized`` / ``b_realized`` / ``realized_sde`` describe what those values implement.
@@ -13,10 +13,8 @@ Order of the steps (each element: programmed value -> what the fab delivers -> w
                       (resistor, capacitor, inductor), l ~ N(0, local_rel^2) per element
     3. temperature    R -> R (1 + r_tc1 (T - Tnom)),  C -> C (1 + c_tc1 (T - Tnom))
 
-Random draws: ``element_errors(seed, group, shape, ...)`` uses numpy PCG64 seeded with (seed, group id), so
-every group has its own stream: the draw of one element does not depend on which other elements exist.
-For the RLC topology call ``element_errors(seed, "L", shape, ...)`` / ``perturb`` on its inductors and
-capacitors (the hook: the same function, group names "R", "C", "L").
+Random draws: spu_sim.topologies.elements.element_errors (one seeded stream per element group, shared by
+every topology).
 
 Realised drift of the integrator network with per-integrator capacitors C_i (C_nom the nominal value,
 tau_s = alpha C_nom), coupling conductances G_ij and, with the macromodel, inverters of R1 (input) and
@@ -48,62 +46,21 @@ alpha s_x Gsum_i os_i to b. An output-swing limit is not linear: it is in the ne
 from __future__ import annotations
 
 import dataclasses
-import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from .ideal import LinearSDE
+from ...errors import DesignError
+from ...ideal import LinearSDE
+from ..elements import element_errors, group_rng, quantize_conductance, quantize_grid, temperature_factor
+from .config import OpampCircuitConfig
+from .design import OpampDesign
 
 GROUPS = ("R", "C", "L", "RIN", "RN", "RINV", "OFFSET")
 
 
-# ---------------------------------------------------------------- element-level helpers (topology-agnostic)
-
-
-def _group_rng(seed: int, group: str) -> np.random.Generator:
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(group.encode())])
-
-
-def element_errors(seed: int, group: str, shape: tuple[int, ...], global_rel: float, local_rel: float,
-                   kind: str | None = None) -> np.ndarray:
-    """Multiplicative factors (1 + g)(1 + l) of shape ``shape``, reproducible from (seed, group).
-
-    g: one draw per element *kind* (``kind``, default the group's first letter: R, C, L), shared by every
-    group of that kind, from the stream (seed, "global:" + kind); l: one draw per element from the stream
-    (seed, group), drawn for the full shape so that element [i, j] gets the same error whatever else exists.
-    """
-    kind = kind or group[0]
-    g = _group_rng(seed, "global:" + kind).standard_normal() * global_rel if global_rel else 0.0
-    l = _group_rng(seed, group).standard_normal(shape) * local_rel if local_rel else np.zeros(shape)
-    return (1.0 + g) * (1.0 + l)
-
-
-def quantize_grid(values: np.ndarray, lsb: float, max_value: float | None = None) -> np.ndarray:
-    """Round to the grid k * lsb (k integer), optionally clipped to +/- max_value."""
-    v = np.asarray(values, dtype=float)
-    if max_value is not None:
-        v = np.clip(v, -max_value, max_value)
-    return np.round(v / lsb) * lsb
-
-
-def quantize_conductance(r_ohm: np.ndarray, r_min_ohm: float, bits: int) -> np.ndarray:
-    """Resistors (inf = none) -> resistors whose conductance lies on k G_max / (2^bits - 1); k = 0 -> inf."""
-    g = np.where(np.isfinite(r_ohm), 1.0 / np.asarray(r_ohm, dtype=float), 0.0)
-    lsb = (1.0 / r_min_ohm) / (2 ** bits - 1)
-    gq = np.minimum(quantize_grid(g, lsb), 1.0 / r_min_ohm)
-    with np.errstate(divide="ignore"):
-        return np.where(gq > 0, 1.0 / np.where(gq > 0, gq, 1.0), np.inf)
-
-
-def temperature_factor(tc1_per_k: float, temp_c: float, tnom_c: float) -> float:
-    """Linear temperature coefficient: value(T) = value(Tnom) (1 + tc1 (T - Tnom))."""
-    return 1.0 + tc1_per_k * (temp_c - tnom_c)
-
-
-def is_default(cfg) -> bool:
+def is_default(c: OpampCircuitConfig) -> bool:
     """True when no non-ideality knob is set (the nominal design is used unchanged)."""
-    c = cfg.circuit
     q, tol, tmp = c.quantization, c.tolerance, c.temperature
     return (c.opamp.model == "ideal" and tol.global_rel == 0 and tol.local_rel == 0 and q.r_bits is None
             and q.c_bits is None and q.dac_bits is None
@@ -137,131 +94,108 @@ class MacroOpamp:
         return None if self.gbw_hz is None else self.gbw_hz / self.gain
 
 
-def _import_base():
-    from .design.opamp import OpampDesign  # noqa: PLC0415 - avoid an import cycle
-    return OpampDesign
+@dataclass(frozen=True)
+class NonidealOpampDesign(OpampDesign):
+    """An OpampDesign whose element arrays are realised values (see module doc).
+
+    r_ohm (d, d) realised coupling resistors; r_nominal_ohm (d, d) the nominal ones; c_f_farad (d,);
+    r_in_each_ohm (d,); r_noise_each_ohm (d,); v_dac_v the (quantised) DAC voltages; macro: the op-amp
+    macromodel or None (ideal nullor); notes: what was applied (netlist header, design.json).
+    """
+
+    r_nominal_ohm: np.ndarray = None
+    c_f_farad: np.ndarray = None
+    r_in_each_ohm: np.ndarray = None
+    r_noise_each_ohm: np.ndarray = None
+
+    # --- element-value model (ideal op-amps)
+    @property
+    def _row(self) -> np.ndarray:
+        return self.c_farad / self.c_f_farad
+
+    @property
+    def inverter_gain(self) -> np.ndarray:
+        """(d,) ideal-op-amp gain magnitude R2/R1 of each inverter (1 for the ideal E inverter)."""
+        if self.macro is None:
+            return np.ones(self.d)
+        return self.macro.r_inv_fb_ohm / self.macro.r_inv_in_ohm
+
+    @property
+    def A_realized(self) -> np.ndarray:
+        g = np.where(np.isfinite(self.r_ohm), 1.0 / self.r_ohm, 0.0)
+        k = np.where(self.sign < 0, self.inverter_gain[None, :], 1.0)
+        return self.alpha * self._row[:, None] * self.sign * g * k
+
+    @property
+    def b_realized(self) -> np.ndarray:
+        if not np.isfinite(self.r_in_ohm):
+            return np.zeros(self.d)
+        return -self.alpha * self.s_x * self._row * self.v_dac_v / self.r_in_each_ohm
+
+    @property
+    def kappa_each(self) -> np.ndarray:
+        """(d,) realised noise level of each variable (low-frequency intensity)."""
+        if not self.has_noise:
+            return np.zeros(self.d)
+        h_s = self.noise_dt_tau * self.tau_s
+        q_i = self.noise_v_rms ** 2 * h_s / self.r_noise_each_ohm ** 2
+        return q_i * self.tau_s * self.s_x ** 2 / (2.0 * self.c_f_farad ** 2)
+
+    @property
+    def kappa_realized(self) -> float:
+        return float(np.mean(self.kappa_each))
+
+    def realized_sde(self) -> LinearSDE:
+        return LinearSDE(self.A_realized, self.b_realized, np.diag(2.0 * self.kappa_each))
+
+    # --- finite-gain op-amps (module doc)
+    def _conductances(self, include_noise_resistor: bool = True):
+        g = np.where(np.isfinite(self.r_ohm), 1.0 / self.r_ohm, 0.0)
+        gin = (1.0 / self.r_in_each_ohm) if np.isfinite(self.r_in_ohm) else np.zeros(self.d)
+        gn = (1.0 / self.r_noise_each_ohm) if (self.has_noise and include_noise_resistor) else np.zeros(self.d)
+        return g, gin, gn
+
+    def effective_linear(self, include_noise_resistor: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(A_effective, b_effective, kappa_each_effective) of the quasi-static finite-gain model."""
+        if self.macro is None:
+            return self.A_realized, self.b_realized, self.kappa_each
+        m = self.macro
+        a0 = m.gain
+        g, gin, gn = self._conductances(include_noise_resistor)
+        g1, g2 = 1.0 / m.r_inv_in_ohm, 1.0 / m.r_inv_fb_ohm
+        k = a0 * g1 / (g1 + g2 + a0 * g2)
+        o = a0 * (g1 + g2) * m.offset_inv_v / (g1 + g2 + a0 * g2)
+        neg = self.sign < 0
+        M = np.where(neg, -g * k[None, :], g)
+        gsum = g.sum(axis=1) + gin + gn
+        M = M + np.diag(gsum / a0)
+        vdac = self.v_dac_v if np.isfinite(self.r_in_ohm) else np.zeros(self.d)
+        c = -gin * vdac + gsum * m.offset_int_v - (np.where(neg, g, 0.0) * o[None, :]).sum(axis=1)
+        row = self.alpha * self.c_farad / (self.c_f_farad * (1.0 + 1.0 / a0))
+        return row[:, None] * M, self.s_x * row * c, self.kappa_each / (1.0 + 1.0 / a0) ** 2
+
+    @property
+    def A_effective(self) -> np.ndarray:
+        return self.effective_linear()[0]
+
+    @property
+    def b_effective(self) -> np.ndarray:
+        return self.effective_linear()[1]
+
+    def effective_sde(self) -> LinearSDE:
+        A, b, kap = self.effective_linear()
+        return LinearSDE(A, b, np.diag(2.0 * kap))
+
+    def describe(self) -> dict[str, object]:
+        out = super().describe()
+        out["nonideal"] = self.notes
+        return out
 
 
-def _make_class():
-    OpampDesign = _import_base()
-
-    @dataclass(frozen=True)
-    class NonidealOpampDesign(OpampDesign):
-        """An OpampDesign whose element arrays are realised values (see module doc).
-
-        r_ohm (d, d) realised coupling resistors; r_nominal_ohm (d, d) the nominal ones; c_f_farad (d,);
-        r_in_each_ohm (d,); r_noise_each_ohm (d,); v_dac_v the (quantised) DAC voltages; macro: the op-amp
-        macromodel or None (ideal nullor); notes: what was applied (netlist header, design.json).
-        """
-
-        r_nominal_ohm: np.ndarray = None
-        c_f_farad: np.ndarray = None
-        r_in_each_ohm: np.ndarray = None
-        r_noise_each_ohm: np.ndarray = None
-        macro: MacroOpamp | None = None
-        notes: dict = field(default_factory=dict)
-
-        # --- element-value model (ideal op-amps)
-        @property
-        def _row(self) -> np.ndarray:
-            return self.c_farad / self.c_f_farad
-
-        @property
-        def inverter_gain(self) -> np.ndarray:
-            """(d,) ideal-op-amp gain magnitude R2/R1 of each inverter (1 for the ideal E inverter)."""
-            if self.macro is None:
-                return np.ones(self.d)
-            return self.macro.r_inv_fb_ohm / self.macro.r_inv_in_ohm
-
-        @property
-        def A_realized(self) -> np.ndarray:
-            g = np.where(np.isfinite(self.r_ohm), 1.0 / self.r_ohm, 0.0)
-            k = np.where(self.sign < 0, self.inverter_gain[None, :], 1.0)
-            return self.alpha * self._row[:, None] * self.sign * g * k
-
-        @property
-        def b_realized(self) -> np.ndarray:
-            if not np.isfinite(self.r_in_ohm):
-                return np.zeros(self.d)
-            return -self.alpha * self.s_x * self._row * self.v_dac_v / self.r_in_each_ohm
-
-        @property
-        def kappa_each(self) -> np.ndarray:
-            """(d,) realised noise level of each variable (low-frequency intensity)."""
-            if not self.has_noise:
-                return np.zeros(self.d)
-            h_s = self.noise_dt_tau * self.tau_s
-            q_i = self.noise_v_rms ** 2 * h_s / self.r_noise_each_ohm ** 2
-            return q_i * self.tau_s * self.s_x ** 2 / (2.0 * self.c_f_farad ** 2)
-
-        @property
-        def kappa_realized(self) -> float:
-            return float(np.mean(self.kappa_each))
-
-        def realized_sde(self) -> LinearSDE:
-            return LinearSDE(self.A_realized, self.b_realized, np.diag(2.0 * self.kappa_each))
-
-        # --- finite-gain op-amps (module doc)
-        def _conductances(self, include_noise_resistor: bool = True):
-            g = np.where(np.isfinite(self.r_ohm), 1.0 / self.r_ohm, 0.0)
-            gin = (1.0 / self.r_in_each_ohm) if np.isfinite(self.r_in_ohm) else np.zeros(self.d)
-            gn = (1.0 / self.r_noise_each_ohm) if (self.has_noise and include_noise_resistor) else np.zeros(self.d)
-            return g, gin, gn
-
-        def effective_linear(self, include_noise_resistor: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            """(A_effective, b_effective, kappa_each_effective) of the quasi-static finite-gain model."""
-            if self.macro is None:
-                return self.A_realized, self.b_realized, self.kappa_each
-            m = self.macro
-            a0 = m.gain
-            g, gin, gn = self._conductances(include_noise_resistor)
-            g1, g2 = 1.0 / m.r_inv_in_ohm, 1.0 / m.r_inv_fb_ohm
-            k = a0 * g1 / (g1 + g2 + a0 * g2)
-            o = a0 * (g1 + g2) * m.offset_inv_v / (g1 + g2 + a0 * g2)
-            neg = self.sign < 0
-            M = np.where(neg, -g * k[None, :], g)
-            gsum = g.sum(axis=1) + gin + gn
-            M = M + np.diag(gsum / a0)
-            vdac = self.v_dac_v if np.isfinite(self.r_in_ohm) else np.zeros(self.d)
-            c = -gin * vdac + gsum * m.offset_int_v - (np.where(neg, g, 0.0) * o[None, :]).sum(axis=1)
-            row = self.alpha * self.c_farad / (self.c_f_farad * (1.0 + 1.0 / a0))
-            return row[:, None] * M, self.s_x * row * c, self.kappa_each / (1.0 + 1.0 / a0) ** 2
-
-        @property
-        def A_effective(self) -> np.ndarray:
-            return self.effective_linear()[0]
-
-        @property
-        def b_effective(self) -> np.ndarray:
-            return self.effective_linear()[1]
-
-        def effective_sde(self) -> LinearSDE:
-            A, b, kap = self.effective_linear()
-            return LinearSDE(A, b, np.diag(2.0 * kap))
-
-        def describe(self) -> dict[str, object]:
-            out = super().describe()
-            out["nonideal"] = self.notes
-            return out
-
-    return NonidealOpampDesign
-
-
-_CLASS = None
-
-
-def nonideal_class():
-    global _CLASS
-    if _CLASS is None:
-        _CLASS = _make_class()
-    return _CLASS
-
-
-def apply_opamp_nonidealities(design, cfg):
+def apply_opamp_nonidealities(design: OpampDesign, c: OpampCircuitConfig) -> OpampDesign:
     """The realised design (see module doc); the nominal design itself when every knob is default."""
-    if is_default(cfg):
+    if is_default(c):
         return design
-    c = cfg.circuit
     q, tol, tmp = c.quantization, c.tolerance, c.temperature
     d = design.d
     notes: dict[str, object] = {}
@@ -279,7 +213,6 @@ def apply_opamp_nonidealities(design, cfg):
         if np.isfinite(design.r_in_ohm):
             r_in = quantize_conductance(r_in, c.integrator.r_min_ohm, q.r_bits)
             if not np.all(np.isfinite(r_in)):
-                from .errors import DesignError
                 raise DesignError(f"circuit.quantization.r_bits = {q.r_bits}: R_in rounds to no resistor; add bits")
         notes["r_bits"] = q.r_bits
     if q.dac_bits is not None:
@@ -309,21 +242,19 @@ def apply_opamp_nonidealities(design, cfg):
         notes.update(temp_c=tmp.temp_c, r_factor=fr, c_factor=fc)
     macro = None
     if oc.model == "macro":
-        rng = _group_rng(tol.seed, "OFFSET")
+        rng = group_rng(tol.seed, "OFFSET")
         offs = oc.offset_v + (rng.standard_normal((2, d)) * oc.offset_sigma_v if oc.offset_sigma_v else np.zeros((2, d)))
         macro = MacroOpamp(gain=oc.gain, gbw_hz=oc.gbw_hz, v_out_max_v=oc.v_out_max_v, offset_int_v=offs[0],
                            offset_inv_v=offs[1], r_inv_in_ohm=r_inv_in, r_inv_fb_ohm=r_inv_fb,
                            supply_v=oc.supply_v, i_quiescent_a=oc.i_quiescent_a)
         notes.update(opamp="macro", gain=oc.gain, gbw_hz=oc.gbw_hz, v_out_max_v=oc.v_out_max_v,
                      offset_v=oc.offset_v, offset_sigma_v=oc.offset_sigma_v)
-    cls = nonideal_class()
     base = {f.name: getattr(design, f.name) for f in dataclasses.fields(design)}
-    base.update(r_ohm=r, v_dac_v=v_dac)
-    real = cls(**base, r_nominal_ohm=np.array(design.r_ohm), c_f_farad=cf, r_in_each_ohm=r_in,
-               r_noise_each_ohm=r_noise, macro=macro, notes=notes)
+    base.update(r_ohm=r, v_dac_v=v_dac, macro=macro, notes=notes)
+    real = NonidealOpampDesign(**base, r_nominal_ohm=np.array(design.r_ohm), c_f_farad=cf, r_in_each_ohm=r_in,
+                               r_noise_each_ohm=r_noise)
     lam = np.linalg.eigvals(real.A_effective)
     if np.any(lam.real <= 0):
-        from .errors import DesignError
         raise DesignError("the realised (non-ideal) drift is not stable (an eigenvalue with real part <= 0); "
                           "add circuit.quantization.r_bits or lower circuit.tolerance")
     return real

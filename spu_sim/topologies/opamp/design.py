@@ -31,13 +31,15 @@ through R_noise a current intensity v_n^2 h_s / R_noise^2, so R_noise = v_n sqrt
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from ..config import Config
-from ..errors import DesignError
-from ..ideal import LinearSDE, ou_sde
-from ..problem import Problem
+from ...config import SimulationConfig
+from ...errors import DesignError
+from ...ideal import LinearSDE, ou_sde
+from ...problem import Problem
+from .config import OpampCircuitConfig
 
 SIGMA_HEADROOM = 4.0
 
@@ -66,7 +68,8 @@ class OpampDesign:
     noise_dt_tau: float
     v_swing_v: float
     pruned: list[tuple[int, int]] = field(default_factory=list)
-    topology: str = "opamp"
+    macro: Any = None                      # the op-amp macromodel (nonideal.MacroOpamp) or None: ideal nullor
+    notes: dict = field(default_factory=dict)  # the non-idealities applied (none for a nominal design)
 
     @property
     def d(self) -> int:
@@ -120,6 +123,15 @@ class OpampDesign:
         """The process the element values implement (realised A, b and kappa)."""
         return ou_sde(self.A_realized, self.b_realized, self.kappa_realized)
 
+    def effective_sde(self) -> LinearSDE:
+        """The process the circuit implements (ideal op-amps: the realised one)."""
+        return self.realized_sde()
+
+    @property
+    def slowest_rate_tau(self) -> float:
+        """Re lambda_min of the realised drift (per tau)."""
+        return float(np.min(np.real(np.linalg.eigvals(self.A_realized))))
+
     @property
     def x0_state(self) -> np.ndarray:
         """Initial state of the SDE (the observed variables are its first d components)."""
@@ -144,9 +156,10 @@ class OpampDesign:
         }
 
 
-def design_opamp(problem: Problem, cfg: Config) -> OpampDesign:
-    """Choose every element value for the problem within the configured ranges (see module doc)."""
-    ic = cfg.circuit.integrator
+def design_opamp(problem: Problem, circuit: OpampCircuitConfig, sim: SimulationConfig) -> OpampDesign:
+    """Choose every nominal element value for the problem within the configured ranges (see module doc);
+    spu_sim.topologies.opamp.nonideal then realises them."""
+    ic = circuit.integrator
     A, b = problem.A, problem.b
     d = problem.d
     amax = float(np.abs(A).max())
@@ -202,8 +215,8 @@ def design_opamp(problem: Problem, cfg: Config) -> OpampDesign:
 
     # noise step and noise resistor
     lam_max = float(np.max(np.abs(lam)))
-    noise_dt_tau = cfg.simulation.noise_dt_tau or 1.0 / (cfg.simulation.noise_oversample * lam_max)
-    if problem.kappa > 0 and "tran" in cfg.simulation.analyses:
+    noise_dt_tau = sim.noise_dt_tau or 1.0 / (sim.noise_oversample * lam_max)
+    if problem.kappa > 0 and "tran" in sim.analyses:
         h_s = noise_dt_tau * tau_s
         q_i = 2.0 * problem.kappa * ic.c_farad ** 2 / (tau_s * s_x ** 2)
         v_n = ic.noise_v_rms
@@ -221,10 +234,7 @@ def design_opamp(problem: Problem, cfg: Config) -> OpampDesign:
     else:
         r_noise, v_n = np.inf, 0.0
 
-    nominal = OpampDesign(problem=problem, c_farad=ic.c_farad, r_ohm=r_ohm, sign=sign, r_in_ohm=float(r_in),
+    return OpampDesign(problem=problem, c_farad=ic.c_farad, r_ohm=r_ohm, sign=sign, r_in_ohm=float(r_in),
                           v_dac_v=v_dac, r_noise_ohm=float(r_noise), noise_v_rms=float(v_n), alpha=alpha,
                           s_x=s_x, tau_s=tau_s, x0_v=problem.x0 / s_x, noise_dt_tau=float(noise_dt_tau),
-                          v_swing_v=ic.v_swing_v, pruned=pruned)
-    # tolerance, quantisation, temperature, op-amp macromodel (returns `nominal` itself at default knobs)
-    from ..nonideal import apply_opamp_nonidealities  # noqa: PLC0415 - nonideal subclasses OpampDesign
-    return apply_opamp_nonidealities(nominal, cfg)
+                       v_swing_v=ic.v_swing_v, pruned=pruned)

@@ -1,6 +1,6 @@
 """Circuit metrics of one run: settling time and energy, from the result arrays (no simulation here).
 
-    metrics = circuit_metrics(prep, arrays)          # prep: pipeline.Prepared, arrays: result.npz contents
+    metrics = circuit_metrics(design, problem, arrays)     # arrays: result.npz contents
 
 Settling (problem time unit tau; tol = SETTLE_TOL of the initial distance e0 = max_i |x0_i - x_eq,i|):
 
@@ -17,7 +17,7 @@ Energy over the run (joules):
 - supply (op-amp macromodel only): each op-amp's output stage sources its load current from the + rail and
   sinks it into the - rail (class-B), plus a quiescent current iq from both rails:
   P(t) = V_s sum_k (|I_k(t)| + 2 iq), I_k the output current ngspice computed for op-amp k (saved sense
-  sources i(VO<k>), spu_sim.netlist.opamp_macro); E = int P dt over ngspice's own time points.
+  sources i(VO<k>), spu_sim.topologies.opamp.macro); E = int P dt over ngspice's own time points.
   Noise and b DACs are not included.
 - resistive (every model): the power dissipated in the coupling and input resistors, whose summing-node ends
   sit at virtual ground: P_R = sum_ij G_ij u_j^2 + sum_i G_in,i V_dac,i^2 (u_j = +/- V_j from the readout).
@@ -28,17 +28,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ideal import LinearSDE, stationary_cov, stationary_mean, transient_mean
+from ...ideal import LinearSDE, stationary_cov, stationary_mean, transient_mean
+from .macro import opamp_tags
+from .nonideal import NonidealOpampDesign
 
 SETTLE_TOL = 1e-2
 N_SIGMA = 4.0
-
-
-def drift_sde(design) -> LinearSDE:
-    """The effective linear SDE of a design (finite-gain op-amps included) or its realised one."""
-    if hasattr(design, "effective_sde"):
-        return design.effective_sde()
-    return design.realized_sde()
 
 
 def settling_time_measured(t_tau: np.ndarray, x: np.ndarray, x0: np.ndarray, x_eq: np.ndarray,
@@ -84,7 +79,6 @@ def _current(vectors: dict, source: str):
 
 def supply_power_w(tran_wave, design) -> tuple[np.ndarray, np.ndarray]:
     """(time_s, power_w) drawn from the +/- supply_v rails by every op-amp (module doc)."""
-    from .netlist.opamp_macro import opamp_tags  # noqa: PLC0415
     m = design.macro
     p = np.zeros(len(tran_wave.axis))
     for tag in opamp_tags(design):
@@ -98,18 +92,17 @@ def resistive_power_w(design, v: np.ndarray) -> np.ndarray:
     g = np.where(np.isfinite(design.r_ohm), 1.0 / design.r_ohm, 0.0)
     p = (v ** 2) @ g.sum(axis=0)            # sum_ij G_ij V_j^2 (u_j^2 = V_j^2 for either sign)
     if np.isfinite(design.r_in_ohm):
-        r_in = getattr(design, "r_in_each_ohm", None)
+        r_in = design.r_in_each_ohm if isinstance(design, NonidealOpampDesign) else None
         r_in = np.full(design.d, design.r_in_ohm) if r_in is None else r_in
         p = p + float(np.sum(design.v_dac_v ** 2 / r_in))
     return p
 
 
-def circuit_arrays(prep, plots: dict, arrays: dict) -> dict[str, np.ndarray]:
+def circuit_arrays(design, plots: dict) -> dict[str, np.ndarray]:
     """Extra result.npz arrays of a non-ideal design (empty for a nominal one, which keeps default
     result files unchanged): A_effective, b_effective, and with the macromodel the supply power
     (t_supply_s, p_supply_w) and energy_supply_j."""
-    design = prep.design
-    if not hasattr(design, "effective_sde"):
+    if not isinstance(design, NonidealOpampDesign):
         return {}
     out: dict[str, np.ndarray] = {"A_effective": design.A_effective, "b_effective": design.b_effective}
     if design.macro is not None and "tran" in plots and _current(plots["tran"].vectors, "voi1") is not None:
@@ -118,12 +111,11 @@ def circuit_arrays(prep, plots: dict, arrays: dict) -> dict[str, np.ndarray]:
     return out
 
 
-def circuit_metrics(prep, arrays: dict) -> dict[str, float]:
+def circuit_metrics(design, problem, arrays: dict) -> dict[str, float]:
     """Settling time (measured and predicted, tau and seconds) and energy of one run (module doc)."""
-    design = prep.design
     tau_s = float(design.tau_s)
-    sde = drift_sde(design)
-    x0 = np.asarray(arrays.get("x0", prep.problem.x0), dtype=float)
+    sde = design.effective_sde()
+    x0 = np.asarray(arrays.get("x0", problem.x0), dtype=float)
     exact, slow = settling_time_predicted(sde, x0)
     lam = np.linalg.eigvals(sde.K)
     out: dict[str, float] = {

@@ -60,10 +60,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import Config
-from ..errors import DesignError
-from ..ideal import LinearSDE
-from ..problem import Problem
+from ...config import SimulationConfig
+from ...errors import DesignError
+from ...ideal import LinearSDE
+from ...problem import Problem
+from .config import RlcCircuitConfig
 
 SIGMA_HEADROOM = 4.0
 K_BOLTZMANN = 1.380649e-23
@@ -174,8 +175,7 @@ class RlcDesign:
     noise_dt_tau: float
     v_swing_v: float
     x0_v: np.ndarray
-    topology: str = "rlc"
-    # non-idealities (spu_sim.design.rlc.apply_rlc_nonidealities); None = the nominal values above
+        # non-idealities (spu_sim.design.rlc.apply_rlc_nonidealities); None = the nominal values above
     c_bank_farad: np.ndarray | None = None     # (d, d, bits) realised bank capacitors (upper triangle)
     l_each_henry: np.ndarray | None = None     # (d,) realised inductors
     r_each_ohm: np.ndarray | None = None       # (d,) realised cell resistors
@@ -306,68 +306,6 @@ class RlcDesign:
         }
 
 
-def netlist_sde(design: "RlcDesign") -> LinearSDE:
-    """The linear SDE of the netlist as built (problem units, time in tau): every switch node with its
-    parasitic capacitance and its switch resistance (r_on or r_off by the code) included.
-
-    Nodal equations of all n nodes (cells first, then the switch nodes in netlist order):
-    Cn dv/dt = -Gn v - P i_L + P e/R,  L di_L/dt = P^T v, with Cn the nodal capacitance matrix, Gn the
-    conductances (cell R, switches), P (n, d) the cell selector, and a noise current e/R of two-sided
-    intensity 2 kT_eff / R per cell. State z = (s_x v (n), p = s_x tau i_L / c_cell (d)): the first d
-    components are the cell voltages in problem units, as in realized_sde(), which is this system's limit
-    r_on -> 0, r_off -> inf. n = d + bits d (d - 1) / 2 (switched) or d (ideal); stiff (r_on c_par).
-    """
-    d = design.d
-    switched = design.coupling == "switched"
-    n = d + (d * (d - 1) // 2 * design.bits if switched else 0)
-    Cn = np.zeros((n, n))
-    Gn = np.zeros((n, n))
-
-    def stamp(M: np.ndarray, a: int, b: int | None, val: float) -> None:
-        M[a, a] += val
-        if b is not None:
-            M[b, b] += val
-            M[a, b] -= val
-            M[b, a] -= val
-    r_cells, l_cells = design.r_cells, design.l_cells
-    for i in range(d):
-        stamp(Cn, i, None, design.c_cell_farad[i])
-        stamp(Gn, i, None, 1.0 / r_cells[i])
-    node = d
-    for i in range(d):
-        for j in range(i + 1, d):
-            if not switched:
-                stamp(Cn, i, j, design.c_coupling_farad[i, j])
-                continue
-            code = int(design.code[i, j])
-            for k in range(design.bits):
-                stamp(Cn, i, node, design.bank_capacitor(i, j, k))
-                stamp(Cn, node, None, design.c_parasitic_farad)
-                stamp(Gn, node, j, 1.0 / (design.r_on_ohm if (code >> k) & 1 else design.r_off_ohm))
-                node += 1
-    P = np.zeros((n, d))
-    P[:d, :d] = np.eye(d)
-    tau, c_ref = design.tau_s, design.gamma * design.a_ref
-    Ci = np.linalg.inv(Cn)
-    # SI: d/dt (v, i) = -[[Ci Gn, Ci P], [-P^T / L, 0]] (v, i); rescale states and time (t = tau s)
-    scale_p = design.s_x * tau / c_ref          # p = scale_p * i_L
-    K = np.block([[Ci @ Gn * tau, Ci @ P * tau / scale_p * design.s_x],
-                  [-P.T / l_cells[:, None] * tau * scale_p / design.s_x, np.zeros((d, d))]])
-    q = 2.0 * design.kt_each_joule / r_cells * tau   # current intensity of each cell per unit of tau
-    B = np.zeros((n + d, d))
-    B[:n] = design.s_x * (Ci @ P)
-    return LinearSDE(K, np.zeros(n + d), (B * q[None, :]) @ B.T)
-
-
-def netlist_stationary_cov(design: "RlcDesign") -> np.ndarray:
-    """Exact stationary covariance (problem units, (d, d)) of the cell voltages of the netlist as built
-    (Lyapunov of netlist_sde; O((n + d)^3), 3 s at d = 8 with 8-bit banks)."""
-    import scipy.linalg as sla  # noqa: PLC0415
-    sde = netlist_sde(design)
-    S = sla.solve_continuous_lyapunov(sde.K, sde.D)
-    return 0.5 * (S + S.T)[:design.d, :design.d]
-
-
 def check_representable(A: np.ndarray) -> None:
     """DesignError unless passive capacitive coupling can realise A (non-positive off-diagonal entries,
     non-negative row sums); the message names the entry and what would be representable."""
@@ -390,12 +328,13 @@ def check_representable(A: np.ndarray) -> None:
                 "D = diag(A^-1 1) (an M-matrix becomes diagonally dominant) or use circuit.topology: opamp")
 
 
-def design_rlc(problem: Problem, cfg: Config) -> RlcDesign:
-    """Choose every element value and bank code for the problem (see module doc)."""
-    rc = cfg.circuit.rlc
+def design_rlc(problem: Problem, circuit: RlcCircuitConfig, sim: SimulationConfig) -> RlcDesign:
+    """Choose every nominal element value and bank code for the problem (see module doc);
+    spu_sim.topologies.rlc.nonideal then realises them."""
+    rc = circuit.rlc
     A = problem.A
     d = problem.d
-    if "tran" not in cfg.simulation.analyses:
+    if "tran" not in sim.analyses:
         raise DesignError("simulation.analyses: circuit.topology rlc needs tran (its .op is always v = 0: the "
                           "inductors short DC)")
     check_representable(A)
@@ -458,7 +397,6 @@ def design_rlc(problem: Problem, cfg: Config) -> RlcDesign:
     kappa = problem.kappa
     K = rlc_sde(A_real, max(kappa, 1.0), eta, a_ref).K
     lam_max = float(np.max(np.abs(np.linalg.eigvals(K))))
-    sim = cfg.simulation
     noise_dt_tau = sim.noise_dt_tau or 1.0 / (sim.noise_oversample * lam_max)
     if kappa > 0 and "tran" in sim.analyses:
         kt_eff = kappa * gamma / s_x ** 2
@@ -466,111 +404,10 @@ def design_rlc(problem: Problem, cfg: Config) -> RlcDesign:
         noise_v = float(np.sqrt(2.0 * kt_eff * rc.r_ohm / h_s))
     else:
         noise_v = 0.0
-    nominal = RlcDesign(
+    return RlcDesign(
         problem=problem, coupling=rc.coupling, bits=rc.bits, c_unit_farad=rc.c_unit_farad, r_on_ohm=rc.r_on_ohm,
         r_off_ohm=rc.r_off_ohm, c_parasitic_farad=rc.c_parasitic_farad if rc.coupling == "switched" else 0.0,
         v_control_v=rc.v_control_v, l_henry=rc.l_henry, r_ohm=rc.r_ohm, c_cell_farad=c_cell,
         c_coupling_farad=c_coupling, code=code, c_load_farad=load, cm_target_farad=cm_target,
         cm_realized_farad=cm_real, gamma=gamma, a_ref=a_ref, s_x=float(s_x), tau_s=tau_s, eta=eta,
         noise_v_rms=noise_v, noise_dt_tau=float(noise_dt_tau), v_swing_v=rc.v_swing_v, x0_v=problem.x0 / s_x)
-    # tolerance, cell-capacitor quantisation, temperature (returns `nominal` itself at default knobs)
-    return apply_rlc_nonidealities(nominal, cfg)
-
-
-MAX_BANK_BITS = 16   # bank mismatch is drawn for this many bits, so bit k's error does not depend on `bits`
-
-
-def rlc_knobs_default(cfg: Config) -> bool:
-    """True when no non-ideality that applies to the rlc topology is set."""
-    c = cfg.circuit
-    tol, tmp = c.tolerance, c.temperature
-    return (tol.global_rel == 0 and tol.local_rel == 0 and c.quantization.c_bits is None
-            and (tmp.temp_c == tmp.tnom_c or (tmp.r_tc1_per_k == 0 and tmp.c_tc1_per_k == 0 and tmp.l_tc1_per_k == 0)))
-
-
-def apply_rlc_nonidealities(design: RlcDesign, cfg: Config) -> RlcDesign:
-    """The realised RLC design: the nominal one itself when every knob is at its default.
-
-    Order per element (as for the op-amp topology, spu_sim.nonideal): programmed value -> fab -> heat.
-
-        1. quantisation  the trimmed cell capacitor C_i -> round(C_i / lsb) lsb, lsb = c_cell_farad / 2^(c_bits - 1)
-                         (circuit.quantization.c_bits: the cell capacitor is a programmable bank too; the coupling
-                         banks are quantised by circuit.rlc.bits already, ideal coupling capacitors stay exact)
-        2. tolerance     every C_i, L_i, R_i, ideal coupling capacitor C_ij and bank capacitor (bit k of bank i-j)
-                         times (1 + g_kind)(1 + l_element), spu_sim.nonideal.element_errors with groups
-                         CCELL, CK, CB (kind C), LCELL (kind L), RCELL (kind R), seeded by circuit.tolerance.seed
-        3. temperature   C (1 + c_tc1 dT), L (1 + l_tc1 dT), R (1 + r_tc1 dT); parasitic capacitances,
-                         switches and the noise voltage stay nominal.
-
-    The design's choices made from nominal values stay: gamma, s_x, the bank codes, the compensation trim and
-    the noise voltage e_n. The realised Maxwell matrix is rebuilt from the realised capacitors (the grounded
-    load of an off bit uses its realised value); with mismatched R the cells' noise temperatures differ
-    (kT_i = e_n^2 h / (2 R_i): the filesource voltage is common), so the stationary covariance is the Lyapunov
-    solution of realized_sde() rather than kT Cm^-1.
-    """
-    import dataclasses  # noqa: PLC0415
-
-    from ..nonideal import element_errors, quantize_grid, temperature_factor  # noqa: PLC0415
-    if rlc_knobs_default(cfg):
-        return design
-    c = cfg.circuit
-    q, tol, tmp = c.quantization, c.tolerance, c.temperature
-    d, bits = design.d, design.bits
-    notes: dict[str, object] = {}
-    c_cell = np.array(design.c_cell_farad, dtype=float)
-    c_ck = np.array(design.c_coupling_farad, dtype=float)
-    l_each = np.full(d, design.l_henry)
-    r_each = np.full(d, design.r_ohm)
-    switched = design.coupling == "switched"
-    c_bank = c.rlc.c_unit_farad * 2.0 ** np.arange(bits)[None, None, :] * np.ones((d, d, 1)) if switched else None
-    if q.c_bits is not None:
-        lsb = c.rlc.c_cell_farad / 2 ** (q.c_bits - 1)
-        c_cell = quantize_grid(c_cell, lsb)
-        notes.update(c_bits=q.c_bits, c_cell_lsb_farad=lsb)
-    if tol.global_rel or tol.local_rel:
-        gr, lr, s = tol.global_rel, tol.local_rel, tol.seed
-        c_cell = c_cell * element_errors(s, "CCELL", (d,), gr, lr, kind="C")
-        l_each = l_each * element_errors(s, "LCELL", (d,), gr, lr, kind="L")
-        r_each = r_each * element_errors(s, "RCELL", (d,), gr, lr, kind="R")
-        if switched:
-            c_bank = c_bank * element_errors(s, "CB", (d, d, MAX_BANK_BITS), gr, lr, kind="C")[:, :, :bits]
-        else:
-            f = np.triu(element_errors(s, "CK", (d, d), gr, lr, kind="C"), 1)
-            c_ck = c_ck * (f + f.T)
-        notes.update(tolerance_global_rel=gr, tolerance_local_rel=lr, tolerance_seed=s)
-    fc = temperature_factor(tmp.c_tc1_per_k, tmp.temp_c, tmp.tnom_c)
-    fl = temperature_factor(tmp.l_tc1_per_k, tmp.temp_c, tmp.tnom_c)
-    fr = temperature_factor(tmp.r_tc1_per_k, tmp.temp_c, tmp.tnom_c)
-    if (fc, fl, fr) != (1.0, 1.0, 1.0):
-        c_cell, c_ck, l_each, r_each = c_cell * fc, c_ck * fc, l_each * fl, r_each * fr
-        c_bank = None if c_bank is None else c_bank * fc
-        notes.update(temp_c=tmp.temp_c, c_factor=fc, l_factor=fl, r_factor=fr)
-    if switched:
-        c_ck, load = _bank_capacitances(design.code, c_bank, design.c_parasitic_farad)
-    else:
-        load = np.zeros(d)
-    cm_real = maxwell_matrix(c_cell + load, c_ck)
-    try:
-        np.linalg.cholesky(cm_real)
-    except np.linalg.LinAlgError:
-        raise DesignError("the realised (non-ideal) capacitance matrix is not positive definite; lower "
-                          "circuit.tolerance or add circuit.quantization.c_bits") from None
-    return dataclasses.replace(design, c_cell_farad=c_cell, c_coupling_farad=c_ck, c_load_farad=load,
-                               cm_realized_farad=cm_real, c_bank_farad=c_bank, l_each_henry=l_each,
-                               r_each_ohm=r_each, notes=notes)
-
-
-def _bank_capacitances(code: np.ndarray, c_bank: np.ndarray, c_par: float) -> tuple[np.ndarray, np.ndarray]:
-    """realized_capacitances with per-bit capacitor values c_bank (d, d, bits) (upper triangle used)."""
-    d, bits = code.shape[0], c_bank.shape[2]
-    cc = np.zeros((d, d))
-    load = np.zeros(d)
-    for i in range(d):
-        for j in range(i + 1, d):
-            on = ((int(code[i, j]) >> np.arange(bits)) & 1).astype(bool)
-            cc[i, j] = cc[j, i] = c_bank[i, j, on].sum()
-            load[j] += c_par * on.sum()
-            off = c_bank[i, j, ~on]
-            if c_par > 0:
-                load[i] += float(np.sum(off * c_par / (off + c_par)))
-    return cc, load

@@ -1,0 +1,240 @@
+"""The circuit description: typed elements plus the analyses to run. Every engine reads this object.
+
+    circuit = topology.build_circuit(design, analyses)    # spu_sim.topologies
+    text = spu_sim.spice.format_spice(circuit)             # the one SPICE writer (standalone netlist)
+    plots = engine.run(circuit, run_dir)                   # spu_sim.engines (ngspice or the linear engine)
+
+A topology builds a ``Circuit`` from its design; nothing else writes or patches netlist text. Element and
+node names are chosen by topology code (never taken from a config) and are checked by ``check_name``:
+letters, digits and underscores only, so no text can smuggle a SPICE card into a netlist.
+
+Conventions (SPICE's): a two-terminal element's current flows from ``n_pos`` through the element to
+``n_neg``; node ``0`` is ground. Values are SI: ohm, farad, henry, volt, ampere, second, siemens.
+
+Elements
+    Resistor(name, n_pos, n_neg, r_ohm, noisy=True)       noisy=False: no thermal noise in .noise
+    Capacitor(name, n_pos, n_neg, c_farad, ic_v=None)      ic_v: initial voltage (transient with uic)
+    Inductor(name, n_pos, n_neg, l_henry, ic_a=None)       ic_a: initial current
+    VoltageSource(name, n_pos, n_neg, dc_v, ac_v=None)     ac_v: small-signal amplitude (.noise input)
+    VCVS(name, n_pos, n_neg, c_pos, c_neg, gain)           E: V(n_pos, n_neg) = gain V(c_pos, c_neg)
+    ClippedVCVS(name, n_pos, n_neg, control, v_max_v)      E TABLE: V = clip(V(control), -v_max, v_max); nonlinear
+    VCCS(name, n_pos, n_neg, c_pos, c_neg, gm_siemens)     G: current gm V(c_pos, c_neg) from n_pos to n_neg
+    CCCS(name, n_pos, n_neg, sense, gain)                  F: current gain * I(sense) from n_pos to n_neg
+    SwitchModel(name, vt_v, vh_v, r_on_ohm, r_off_ohm)     .model NAME SW(...)
+    Switch(name, n_pos, n_neg, c_pos, c_neg, model, on)    S: r_on when V(c_pos, c_neg) > vt, else r_off
+    NoiseSource(name, node, model, file_name, samples_v, dt_s)
+                                                           XSPICE filesource: V(node) follows samples_v[k] at
+                                                           t = k dt_s, linearly interpolated (first-order hold)
+    Comment(text)                                          a comment line in the netlist (readability)
+
+Analyses: Op(), Tran(step_s, stop_s, tmax_s, uic=True), Noise(output, reference, source, points_per_decade,
+f_start_hz, f_stop_hz) -- one ``.noise`` line per output pair.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+
+_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def check_name(name: str) -> str:
+    """A node or element name as it may appear in a netlist (letters, digits, underscores)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"{name!r} is not a valid circuit name (letters, digits and underscores only)")
+    return name
+
+
+@dataclass(frozen=True)
+class Resistor:
+    name: str
+    n_pos: str
+    n_neg: str
+    r_ohm: float
+    noisy: bool = True
+
+
+@dataclass(frozen=True)
+class Capacitor:
+    name: str
+    n_pos: str
+    n_neg: str
+    c_farad: float
+    ic_v: float | None = None
+
+
+@dataclass(frozen=True)
+class Inductor:
+    name: str
+    n_pos: str
+    n_neg: str
+    l_henry: float
+    ic_a: float | None = None
+
+
+@dataclass(frozen=True)
+class VoltageSource:
+    name: str
+    n_pos: str
+    n_neg: str
+    dc_v: float
+    ac_v: float | None = None
+
+
+@dataclass(frozen=True)
+class VCVS:
+    name: str
+    n_pos: str
+    n_neg: str
+    c_pos: str
+    c_neg: str
+    gain: float
+
+
+@dataclass(frozen=True)
+class ClippedVCVS:
+    """Output V(n_pos, n_neg) = clip(V(control), -v_max_v, v_max_v): a limited output stage (nonlinear)."""
+
+    name: str
+    n_pos: str
+    n_neg: str
+    control: str
+    v_max_v: float
+
+
+@dataclass(frozen=True)
+class VCCS:
+    name: str
+    n_pos: str
+    n_neg: str
+    c_pos: str
+    c_neg: str
+    gm_siemens: float
+
+
+@dataclass(frozen=True)
+class CCCS:
+    """Current gain * I(sense) from n_pos through the source to n_neg; ``sense`` names a VoltageSource."""
+
+    name: str
+    n_pos: str
+    n_neg: str
+    sense: str
+    gain: float
+
+
+@dataclass(frozen=True)
+class SwitchModel:
+    name: str
+    vt_v: float
+    vh_v: float
+    r_on_ohm: float
+    r_off_ohm: float
+
+
+@dataclass(frozen=True)
+class Switch:
+    """Voltage-controlled switch: r_on while V(c_pos, c_neg) > vt of its model, else r_off. ``on`` is the
+    state the switch starts in (and, with a DC control, keeps: its programmed state)."""
+
+    name: str
+    n_pos: str
+    n_neg: str
+    c_pos: str
+    c_neg: str
+    model: str
+    on: bool
+
+
+@dataclass(frozen=True, eq=False)
+class NoiseSource:
+    """A noise DAC: V(node) = samples_v[k] at t = k dt_s, linearly interpolated in between (ground referenced).
+
+    samples_v is part of the description: the ngspice engines write it to ``file_name`` (an XSPICE
+    filesource) and the linear engine integrates the same piecewise-linear input exactly.
+    """
+
+    name: str
+    node: str
+    model: str
+    file_name: str
+    samples_v: np.ndarray
+    dt_s: float
+
+
+@dataclass(frozen=True)
+class Comment:
+    text: str
+
+
+Element = Union[Resistor, Capacitor, Inductor, VoltageSource, VCVS, ClippedVCVS, VCCS, CCCS, SwitchModel, Switch,
+                NoiseSource, Comment]
+
+
+@dataclass(frozen=True)
+class Op:
+    """DC operating point."""
+
+
+@dataclass(frozen=True)
+class Tran:
+    """Transient from the initial conditions (uic: capacitor/inductor ICs and .ic, no operating point first).
+    step_s: output step; tmax_s: the largest internal step."""
+
+    step_s: float
+    stop_s: float
+    tmax_s: float
+    uic: bool = True
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Small-signal noise: the spectrum of V(output) - V(reference) (reference None = ground), referred to
+    the input ``source`` (a VoltageSource with an ac value), on a log grid."""
+
+    output: str
+    reference: str | None
+    source: str
+    points_per_decade: int
+    f_start_hz: float
+    f_stop_hz: float
+
+
+Analysis = Union[Op, Tran, Noise]
+
+
+@dataclass
+class Circuit:
+    """A whole circuit: header comments, elements in netlist order, initial node voltages, options, the
+    vectors to save and the analyses.
+
+    readout_nodes: the nodes whose voltages the readout turns into the problem's variables, in order.
+    analysis_notes: comment lines written with the analyses (e.g. why an analysis is absent).
+    """
+
+    title: str
+    elements: list[Element]
+    readout_nodes: list[str]
+    analyses: list[Analysis] = field(default_factory=list)
+    header: list[str] = field(default_factory=list)
+    ic_v: dict[str, float] = field(default_factory=dict)
+    options: dict[str, float] = field(default_factory=dict)
+    temp_c: float | None = None
+    saves: list[str] = field(default_factory=list)
+    analysis_notes: list[str] = field(default_factory=list)
+
+    def of_type(self, kind: type) -> list:
+        """The elements of one type, in order."""
+        return [e for e in self.elements if isinstance(e, kind)]
+
+    @property
+    def noise_sources(self) -> list[NoiseSource]:
+        return self.of_type(NoiseSource)
+
+    def analysis(self, kind: type):
+        """The first analysis of that type, or None."""
+        return next((a for a in self.analyses if isinstance(a, kind)), None)

@@ -1,0 +1,184 @@
+"""Engine ``ngspice-shared``: ngspice in-process through PySpice's NgSpiceShared (libngspice).
+
+Loads the netlist, runs it in its folder (so relative file names such as noise_1.txt resolve), fetches every
+vector of every plot, then sends ``destroy all`` and ``remcirc`` so memory does not grow. One simulator per
+process: run parallel work in processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..circuit import Circuit
+from ..errors import SimulationError
+from ..spice import netlist_in
+from .base import register
+from .raw import Waveforms, errors_in, in_dir, kind_of, number_noise_plots, refine_kind
+
+LIB_CANDIDATES = ("/usr/lib/x86_64-linux-gnu/libngspice.so.0", "/usr/lib/aarch64-linux-gnu/libngspice.so.0",
+                  "/usr/lib/x86_64-linux-gnu/libngspice.so", "/usr/lib/aarch64-linux-gnu/libngspice.so")
+
+
+def _make_shared_class(base):
+    """PySpice's NgSpiceShared with two fixes: the background-thread callback returns an int (PySpice 1.5
+    returns None, which cffi reports on every bg_run), and simulation status messages ("tran: 45.2%")
+    are kept for progress bars."""
+
+    class _Shared(base):
+        last_stat = ""
+
+        @staticmethod
+        def _background_thread_running(is_running, ngspice_id, user_data):
+            from PySpice.Spice.NgSpice.Shared import ffi  # noqa: PLC0415
+            ffi.from_handle(user_data)._is_running = is_running
+            return 0
+
+        def send_stat(self, message, ngspice_id):
+            self.last_stat = message
+            return 0
+
+    return _Shared
+
+
+def _stat_fraction(message: str) -> float | None:
+    """'tran: 45.2%' -> 0.452."""
+    if "%" not in message:
+        return None
+    try:
+        return float(message.split(":")[-1].strip().rstrip("%")) / 100.0
+    except ValueError:
+        return None
+
+
+@register
+class NgspiceShared:
+    """ngspice in-process via PySpice (one simulator per process: run parallel work in processes)."""
+
+    name = "ngspice-shared"
+    reports_progress = True
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self._ng = None
+
+    def _instance(self):
+        if self._ng is None:
+            logging.getLogger("PySpice").setLevel(logging.CRITICAL)
+            from PySpice.Spice.NgSpice.Shared import NgSpiceShared as _NS  # noqa: PLC0415 - heavy import
+            if not any(Path(p).exists() for p in LIB_CANDIDATES[2:]):
+                for cand in LIB_CANDIDATES[:2]:
+                    if Path(cand).exists():
+                        _NS.LIBRARY_PATH = cand
+            try:
+                self._ng = _make_shared_class(_NS).new_instance()
+            except OSError as e:
+                raise SimulationError(f"cannot load libngspice ({e}); apt-get install libngspice0-dev") from None
+        return self._ng
+
+    def _command(self, cmd: str) -> list[str]:
+        ng = self._instance()
+        ng.clear_output()
+        ng._error_in_stderr = ng._error_in_stdout = False
+        rc = ng._ngspice_shared.ngSpice_Command(cmd.encode("ascii"))
+        out = list(ng._stdout) + list(ng._stderr)
+        if rc:
+            raise SimulationError(f"ngspice command {cmd!r} returned {rc}", ngspice_message="\n".join(out))
+        return out
+
+    def run(self, circuit: Circuit, run_dir: Path, *, timeout_s: float | None = None,
+            progress=None) -> dict[str, Waveforms]:
+        """progress: optional callable(fraction in [0, 1]) fed from ngspice's status messages."""
+        return self.run_netlist(netlist_in(circuit, run_dir), timeout_s=timeout_s, progress=progress)
+
+    def run_netlist(self, netlist_path: Path, *, timeout_s: float | None = None,
+                    progress=None) -> dict[str, Waveforms]:
+        """Run a netlist file as it is, in its folder."""
+        netlist_path = Path(netlist_path).resolve()
+        run_dir = netlist_path.parent
+        text = netlist_path.read_text()
+        with self._lock, in_dir(run_dir):
+            ng = self._instance()
+            try:
+                ng.clear_output()
+                ng._error_in_stderr = ng._error_in_stdout = False
+                from PySpice.Spice.NgSpice.Shared import ffi, FFI  # noqa: PLC0415
+                lines = [ln for ln in text.splitlines() if ln.strip()] + [""]
+                keep = [ffi.new("char[]", ln.encode("utf8")) for ln in lines] + [FFI.NULL]
+                rc = ng._ngspice_shared.ngSpice_Circ(ffi.new("char *[]", keep))
+                out = list(ng._stdout) + list(ng._stderr)
+                errors = errors_in(out)
+                if rc or errors:
+                    raise SimulationError("ngspice could not load the netlist",
+                                          ngspice_message="\n".join(errors or out[-5:]), run_dir=run_dir,
+                                          netlist_path=netlist_path)
+                self._run_with_timeout(timeout_s, run_dir, netlist_path, progress)
+                return self._fetch_plots()
+            finally:
+                with contextlib.suppress(Exception):
+                    self._command("destroy all")
+                with contextlib.suppress(Exception):
+                    self._command("remcirc")
+
+    def _run_with_timeout(self, timeout_s: float | None, run_dir: Path, netlist_path: Path, progress=None) -> None:
+        ng = self._instance()
+        ng.clear_output()
+        if timeout_s is None and progress is None:
+            out = self._command("run")
+        else:
+            self._command("bg_run")
+            t0 = time.monotonic()
+            time.sleep(0.01)
+            while ng._ngspice_shared.ngSpice_running():
+                if progress is not None:
+                    frac = _stat_fraction(ng.last_stat)
+                    if frac is not None:
+                        progress(frac)
+                if timeout_s is not None and time.monotonic() - t0 > timeout_s:
+                    self._command("bg_halt")
+                    while ng._ngspice_shared.ngSpice_running():
+                        time.sleep(0.01)
+                    raise SimulationError(f"ngspice did not finish within {timeout_s:g} s", run_dir=run_dir,
+                                          netlist_path=netlist_path)
+                time.sleep(0.02)
+            out = list(ng._stdout) + list(ng._stderr)
+        errors = errors_in(out)
+        if errors:
+            raise SimulationError("ngspice failed", ngspice_message="\n".join(errors), run_dir=run_dir,
+                                  netlist_path=netlist_path)
+
+    def _fetch_plots(self) -> dict[str, Waveforms]:
+        ng = self._instance()
+        plots: dict[str, Waveforms] = {}
+        noise: list[tuple[int, Waveforms]] = []
+        for plot_name in ng.plot_names:
+            if plot_name == "const":
+                continue
+            kind = kind_of(plot_name)
+            p = ng.plot(None, plot_name)
+            vectors = {}
+            for name, vec in p.items():
+                key = name.lower()
+                if not (key.startswith("v(") or key.startswith("i(") or key in ("time", "frequency")
+                        or "#" in key or "noise" in key):
+                    key = f"v({key})"
+                vectors[key] = np.asarray(vec._data)
+            kind = refine_kind(kind, vectors)
+            axis = None
+            for ax in ("time", "frequency"):
+                if ax in vectors:
+                    axis = np.real(vectors[ax])
+            if kind in ("noise", "noise_total"):  # noise1, noise2, ...: ngspice's creation (execution) order
+                digits = "".join(c for c in plot_name if c.isdigit())
+                noise.append((int(digits or 0), Waveforms(kind, axis, vectors)))
+            else:
+                plots[kind] = Waveforms(kind, axis, vectors)
+        plots.update(number_noise_plots([w for _, w in sorted(noise, key=lambda nw: nw[0])]))
+        return plots
+
+

@@ -1,0 +1,154 @@
+"""The one SPICE writer: a Circuit (spu_sim.circuit) -> standalone, commented ngspice netlist + its noise files.
+
+    text = format_spice(circuit)               # the netlist text
+    path = write_circuit(circuit, folder)      # folder/netlist.cir and one noise_<i>.txt per noise source
+
+The netlist runs on its own: ``ngspice -b -r out.raw netlist.cir`` in its folder. Only numbers (written
+with ``fmt``: the shortest round-trip repr, so the netlist holds exactly the designed values) and names
+checked by ``spu_sim.circuit.check_name`` reach it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import io
+from .circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Comment, Inductor, Noise, NoiseSource, Op,
+                      Resistor, Switch, SwitchModel, Tran, VoltageSource, check_name)
+
+NETLIST_NAME = "netlist.cir"
+
+_PREFIX = {Resistor: "R", Capacitor: "C", Inductor: "L", VoltageSource: "V", VCVS: "E", ClippedVCVS: "E",
+           VCCS: "G", CCCS: "F", Switch: "S", NoiseSource: "A"}
+
+
+def fmt(x: float) -> str:
+    """A float as exact SPICE text: the shortest round-trip repr, integers without a decimal point."""
+    x = float(x)
+    if not np.isfinite(x):
+        raise ValueError(f"non-finite value {x} cannot go into a netlist")
+    if x == int(x) and abs(x) < 1e15:
+        return str(int(x))
+    return repr(x)
+
+
+def _names(e) -> None:
+    prefix = _PREFIX.get(type(e))
+    if prefix is not None and not e.name.upper().startswith(prefix):
+        raise ValueError(f"element {e.name!r}: a {type(e).__name__} name must start with {prefix}")
+    for attr in ("name", "n_pos", "n_neg", "c_pos", "c_neg", "sense", "model", "control", "node"):
+        if hasattr(e, attr):
+            check_name(getattr(e, attr))
+
+
+def format_element(e) -> list[str]:
+    """The netlist line(s) of one element."""
+    if isinstance(e, Comment):
+        return [f"* {e.text}"]
+    _names(e)
+    if isinstance(e, Resistor):
+        return [f"{e.name} {e.n_pos} {e.n_neg} {fmt(e.r_ohm)}" + ("" if e.noisy else " noisy=0")]
+    if isinstance(e, Capacitor):
+        return [f"{e.name} {e.n_pos} {e.n_neg} {fmt(e.c_farad)}" + ("" if e.ic_v is None else f" IC={fmt(e.ic_v)}")]
+    if isinstance(e, Inductor):
+        return [f"{e.name} {e.n_pos} {e.n_neg} {fmt(e.l_henry)}" + ("" if e.ic_a is None else f" IC={fmt(e.ic_a)}")]
+    if isinstance(e, VoltageSource):
+        return [f"{e.name} {e.n_pos} {e.n_neg} DC {fmt(e.dc_v)}" + ("" if e.ac_v is None else f" AC {fmt(e.ac_v)}")]
+    if isinstance(e, VCVS):
+        return [f"{e.name} {e.n_pos} {e.n_neg} {e.c_pos} {e.c_neg} {fmt(e.gain)}"]
+    if isinstance(e, ClippedVCVS):
+        v = fmt(e.v_max_v)
+        return [f"{e.name} {e.n_pos} {e.n_neg} TABLE {{V({e.control})}} = (-{v}, -{v}) ({v}, {v})"]
+    if isinstance(e, VCCS):
+        return [f"{e.name} {e.n_pos} {e.n_neg} {e.c_pos} {e.c_neg} {fmt(e.gm_siemens)}"]
+    if isinstance(e, CCCS):
+        return [f"{e.name} {e.n_pos} {e.n_neg} {e.sense} {fmt(e.gain)}"]
+    if isinstance(e, SwitchModel):
+        return [f".model {e.name} SW(VT={fmt(e.vt_v)} VH={fmt(e.vh_v)} RON={fmt(e.r_on_ohm)} ROFF={fmt(e.r_off_ohm)})"]
+    if isinstance(e, Switch):
+        return [f"{e.name} {e.n_pos} {e.n_neg} {e.c_pos} {e.c_neg} {e.model} {'ON' if e.on else 'OFF'}"]
+    if isinstance(e, NoiseSource):
+        check_name(e.file_name.replace(".", "_"))
+        return [f"{e.name} %vd([{e.node} 0]) {e.model}",
+                f".model {e.model} filesource (file=\"{e.file_name}\" amploffset=[0] amplscale=[1]"
+                " timeoffset=0 timescale=1 timerelative=false amplstep=false)"]
+    raise TypeError(f"no SPICE form for {type(e).__name__}")
+
+
+def _vector(node: str, ref: str | None) -> str:
+    return f"v({check_name(node)})" if ref is None else f"v({check_name(node)},{check_name(ref)})"
+
+
+def format_analyses(circuit: Circuit) -> list[str]:
+    """.ic, .temp, .options, .save and the analysis cards."""
+    L: list[str] = []
+    if circuit.ic_v:
+        L.append(".ic " + " ".join(f"v({check_name(n)})={fmt(v)}" for n, v in circuit.ic_v.items()))
+    if circuit.temp_c is not None:
+        L.append(f".temp {fmt(circuit.temp_c)}")
+    for key, value in circuit.options.items():
+        L.append(f".options {check_name(key)}={fmt(value)}")
+    if circuit.saves:
+        for s in circuit.saves:
+            check_name(s.replace("(", "_").replace(")", "_").replace(",", "_"))
+        L.append(".save " + " ".join(circuit.saves))
+    L.extend(f"* {n}" for n in circuit.analysis_notes)
+    for a in circuit.analyses:
+        if isinstance(a, Op):
+            L.append(".op")
+        elif isinstance(a, Tran):
+            L.append(f".tran {fmt(a.step_s)} {fmt(a.stop_s)} 0 {fmt(a.tmax_s)}" + (" uic" if a.uic else ""))
+        elif isinstance(a, Noise):
+            L.append(f".noise {_vector(a.output, a.reference)} {check_name(a.source)} dec {int(a.points_per_decade)}"
+                     f" {fmt(a.f_start_hz)} {fmt(a.f_stop_hz)}")
+        else:
+            raise TypeError(f"no SPICE form for analysis {type(a).__name__}")
+    return L
+
+
+def format_spice(circuit: Circuit) -> str:
+    """The standalone netlist text of a circuit."""
+    L = [f"* {circuit.title}"] + [f"* {h}" for h in circuit.header] + [""]
+    for e in circuit.elements:
+        L.extend(format_element(e))
+    L.append("")
+    L.extend(format_analyses(circuit))
+    L.append(".end")
+    return "\n".join(L) + "\n"
+
+
+def write_noise_files(folder: Path, circuit: Circuit) -> list[Path]:
+    """One XSPICE filesource text per noise source: one row per sample, time in s then the value in volts.
+
+    One filesource element per output, not one element with d outputs: ngspice 39's operating point fails
+    to converge with a single filesource of 32 or more outputs (measured), while d single-output elements
+    are fine at d = 64.
+    """
+    paths = []
+    for src in circuit.noise_sources:
+        path = Path(folder) / src.file_name
+        t = np.arange(src.samples_v.shape[0]) * src.dt_s
+        with open(path, "w") as fh:
+            np.savetxt(fh, np.column_stack([t, src.samples_v]), fmt="%.10e")
+        paths.append(path)
+    return paths
+
+
+def write_circuit(circuit: Circuit, folder: Path, name: str = NETLIST_NAME) -> Path:
+    """folder/netlist.cir plus the noise files it reads; returns the netlist path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    io.atomic_write_text(path, format_spice(circuit))
+    write_noise_files(folder, circuit)
+    return path
+
+
+def netlist_in(circuit: Circuit, run_dir: Path) -> Path:
+    """run_dir/netlist.cir (absolute), written from the circuit when the pipeline has not written it yet."""
+    path = Path(run_dir).resolve() / NETLIST_NAME
+    if not path.is_file():
+        write_circuit(circuit, path.parent)
+    return path

@@ -1,0 +1,136 @@
+"""The topology registry and contracts (spu_sim.topologies imports this, then the built-in topologies).
+
+Topologies: one folder each (config section, design, non-idealities, circuit builder, linear model, hooks),
+registered once here. Nothing outside this package compares topology names.
+
+    topo = get_topology(cfg.circuit.topology)
+    design = topo.design(problem, cfg.circuit, cfg.simulation)     # element values, scaling, quantisation
+    circuit = topo.build_circuit(design, request)                    # spu_sim.circuit.Circuit
+
+A topology is an instance of a ``Topology`` subclass with
+    name            the ``circuit.topology`` value
+    config_model    its ``circuit`` section: a subclass of elements.CircuitBase with ``topology: Literal[name]``
+    has_mean        False for a topology that samples N(0, kappa A^-1) only (it then takes no problem.vector)
+    problem_kinds   the problem kinds it accepts (spu_sim.problem; default linear)
+    design()        Problem + its section + the simulation section -> a design (the ``Design`` protocol)
+    build_circuit() design + CircuitRequest -> Circuit
+and optional hooks with do-nothing defaults: ``circuit_arrays`` (extra result.npz arrays), ``circuit_metrics``
+(extra compare metrics) and ``noise`` (the small-signal noise analysis, spu_sim.analyses.noise).
+
+``register(topology)`` adds one (a test registers its own from tests/); the config's ``circuit`` section is
+validated by the registered model of the name it gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from pydantic import ValidationError
+
+from ..errors import BadInputError, ConfigError
+from .elements import CircuitBase
+
+DEFAULT_TOPOLOGY = "opamp"
+
+
+class Design(Protocol):
+    """What the pipeline, readout and compare read from every topology's design.
+
+    d, problem; tau_s (seconds per tau); noise_dt_tau (noise-sample step in tau); has_noise; noise_v_rms;
+    v_swing_v (the ADC's default full scale is 1.25 of it); readout_nodes; to_problem_units(volts);
+    A_realized, b_realized, kappa_realized (what the element values implement, problem units);
+    target_sde() (the process asked for), realized_sde() (what the element values implement), effective_sde()
+    (what the circuit implements with its non-ideal parts, the judge of *_vs_realized); x0_state;
+    slowest_rate_tau (the slowest decay rate, for the default burn-in); describe() (design.json).
+    """
+
+    d: int
+    tau_s: float
+    noise_dt_tau: float
+    has_noise: bool
+    v_swing_v: float
+    readout_nodes: list[str]
+
+    def to_problem_units(self, v: np.ndarray) -> np.ndarray: ...
+    def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class CircuitRequest:
+    """What to build besides the elements: analyses (op / tran), the transient's length and output step
+    (seconds), ngspice's reltol, and the unit-intensity noise samples (n, d) the noise DACs play (None: no
+    transient noise sources)."""
+
+    analyses: tuple[str, ...]
+    t_stop_s: float
+    step_s: float
+    reltol: float
+    noise_u: np.ndarray | None = None
+
+
+class Topology:
+    """Base class of a topology (see the module doc); subclasses set the class attributes and methods."""
+
+    name: str = ""
+    config_model: type[CircuitBase] = CircuitBase
+    has_mean: bool = True
+    #: the problem kinds (spu_sim.problem) this topology can realise
+    problem_kinds: tuple[str, ...] = ("linear",)
+    #: the small-signal noise analysis hooks (an object with the methods spu_sim.analyses.noise uses) or None
+    noise: Any = None
+
+    def design(self, problem, circuit, simulation) -> Design:
+        raise NotImplementedError
+
+    def build_circuit(self, design, request: CircuitRequest):
+        raise NotImplementedError
+
+    def circuit_arrays(self, design, problem, plots: dict, arrays: dict) -> dict[str, np.ndarray]:
+        """Extra result.npz arrays (default none)."""
+        return {}
+
+    def circuit_metrics(self, design, problem, arrays: dict) -> dict[str, float]:
+        """Extra compare metrics (default none)."""
+        return {}
+
+
+_TOPOLOGIES: dict[str, Topology] = {}
+
+
+def register(topology: Topology) -> Topology:
+    """Register a topology instance under its name (a later registration of the same name replaces it)."""
+    if not topology.name:
+        raise ValueError("a topology needs a name")
+    _TOPOLOGIES[topology.name] = topology
+    return topology
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_TOPOLOGIES)
+
+
+def get_topology(name: str) -> Topology:
+    if name not in _TOPOLOGIES:
+        raise BadInputError(f"circuit.topology: {name!r} is not a topology; choose one of: {', '.join(_TOPOLOGIES)}")
+    return _TOPOLOGIES[name]
+
+
+def circuit_config(section: Any) -> CircuitBase:
+    """The ``circuit`` section validated by the config model of the topology it names (default opamp)."""
+    from ..config.base import format_validation_error  # noqa: PLC0415
+    if isinstance(section, CircuitBase):
+        return section
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise ConfigError("circuit: must be a mapping (topology, and that topology's sections)")
+    name = section.get("topology", DEFAULT_TOPOLOGY)
+    if not isinstance(name, str) or name not in _TOPOLOGIES:
+        raise ConfigError(f"circuit.topology: {name!r} is not a topology; choose one of: {', '.join(_TOPOLOGIES)}")
+    model = _TOPOLOGIES[name].config_model
+    try:
+        return model.model_validate({**section, "topology": name})
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, root="circuit", model=model)) from None

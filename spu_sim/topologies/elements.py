@@ -1,0 +1,116 @@
+"""What every topology's elements share: tolerance/mismatch, quantisation and temperature knobs, and the
+element-level maths that applies them (one copy for all topologies).
+
+``CircuitBase`` is the base of every topology's config model: ``topology`` plus the shared sections
+tolerance, quantization and temperature. A topology adds its own sections and refuses, in its own
+validator, the shared knobs it has no element for.
+
+Random draws: ``element_errors(seed, group, shape, ...)`` uses numpy PCG64 seeded with (seed, group id), so
+every group has its own stream: the draw of one element does not depend on which other elements exist.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from ..config.base import Strict, finite as _finite
+
+
+class ToleranceConfig(Strict):
+    """Component tolerance and mismatch: each element value is multiplied by (1 + g)(1 + l), with g one
+    Gaussian draw of rms ``global_rel`` per element kind (process) and l one draw of rms ``local_rel`` per
+    element (mismatch). Drawn from ``seed`` (numpy PCG64, one stream per element group, so a draw is
+    reproducible and does not depend on which other elements exist). 0 and 0 = exact nominal values."""
+
+    global_rel: float = Field(default=0.0, ge=0, lt=0.5)
+    local_rel: float = Field(default=0.0, ge=0, lt=0.5)
+    seed: int = 0
+
+    _fin = field_validator("global_rel", "local_rel")(_finite)
+
+
+class QuantizationConfig(Strict):
+    """Programming resolution. r_bits: every programmable conductance (coupling resistors, R_in) is
+    rounded to the grid k * G_max / (2^bits - 1), G_max = 1 / circuit.integrator.r_min_ohm (k = 0 removes
+    the resistor). c_bits: capacitors on the grid k * C_nom / 2^(bits-1) (C_f itself is on the grid, so this
+    only matters with the RLC topology's coupling banks). dac_bits: the b-DAC voltages rounded to
+    2 v_dac_max_v / 2^bits steps and clipped to +/- v_dac_max_v. null = exact."""
+
+    r_bits: int | None = Field(default=None, ge=1, le=32)
+    c_bits: int | None = Field(default=None, ge=1, le=32)
+    dac_bits: int | None = Field(default=None, ge=1, le=32)
+
+
+class TemperatureConfig(Strict):
+    """Operating temperature. Resistors scale by 1 + r_tc1_per_k (temp_c - tnom_c), capacitors by
+    1 + c_tc1_per_k (temp_c - tnom_c), inductors (rlc topology only) by 1 + l_tc1_per_k (temp_c - tnom_c)
+    (values written into the netlist); temp_c also sets kT of the thermal noise in the ``.noise`` analysis
+    (ngspice ``.temp``)."""
+
+    temp_c: float = Field(default=27.0, gt=-273.15)
+    tnom_c: float = Field(default=27.0, gt=-273.15)
+    r_tc1_per_k: float = 0.0
+    c_tc1_per_k: float = 0.0
+    l_tc1_per_k: float = 0.0
+
+    _fin = field_validator("temp_c", "tnom_c", "r_tc1_per_k", "c_tc1_per_k", "l_tc1_per_k")(_finite)
+
+
+
+class CircuitBase(Strict):
+    """The shared part of every topology's ``circuit`` section."""
+
+    topology: str
+    tolerance: ToleranceConfig = ToleranceConfig()
+    quantization: QuantizationConfig = QuantizationConfig()
+    temperature: TemperatureConfig = TemperatureConfig()
+
+    def temperature_changes_values(self) -> bool:
+        t = self.temperature
+        return t.temp_c != t.tnom_c and (t.r_tc1_per_k != 0 or t.c_tc1_per_k != 0 or t.l_tc1_per_k != 0)
+
+
+# ---------------------------------------------------------------- element-level maths
+
+
+def group_rng(seed: int, group: str) -> np.random.Generator:
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(group.encode())])
+
+
+def element_errors(seed: int, group: str, shape: tuple[int, ...], global_rel: float, local_rel: float,
+                   kind: str | None = None) -> np.ndarray:
+    """Multiplicative factors (1 + g)(1 + l) of shape ``shape``, reproducible from (seed, group).
+
+    g: one draw per element *kind* (``kind``, default the group's first letter: R, C, L), shared by every
+    group of that kind, from the stream (seed, "global:" + kind); l: one draw per element from the stream
+    (seed, group), drawn for the full shape so that element [i, j] gets the same error whatever else exists.
+    """
+    kind = kind or group[0]
+    g = group_rng(seed, "global:" + kind).standard_normal() * global_rel if global_rel else 0.0
+    l = group_rng(seed, group).standard_normal(shape) * local_rel if local_rel else np.zeros(shape)
+    return (1.0 + g) * (1.0 + l)
+
+
+def quantize_grid(values: np.ndarray, lsb: float, max_value: float | None = None) -> np.ndarray:
+    """Round to the grid k * lsb (k integer), optionally clipped to +/- max_value."""
+    v = np.asarray(values, dtype=float)
+    if max_value is not None:
+        v = np.clip(v, -max_value, max_value)
+    return np.round(v / lsb) * lsb
+
+
+def quantize_conductance(r_ohm: np.ndarray, r_min_ohm: float, bits: int) -> np.ndarray:
+    """Resistors (inf = none) -> resistors whose conductance lies on k G_max / (2^bits - 1); k = 0 -> inf."""
+    g = np.where(np.isfinite(r_ohm), 1.0 / np.asarray(r_ohm, dtype=float), 0.0)
+    lsb = (1.0 / r_min_ohm) / (2 ** bits - 1)
+    gq = np.minimum(quantize_grid(g, lsb), 1.0 / r_min_ohm)
+    with np.errstate(divide="ignore"):
+        return np.where(gq > 0, 1.0 / np.where(gq > 0, gq, 1.0), np.inf)
+
+
+def temperature_factor(tc1_per_k: float, temp_c: float, tnom_c: float) -> float:
+    """Linear temperature coefficient: value(T) = value(Tnom) (1 + tc1 (T - Tnom))."""
+    return 1.0 + tc1_per_k * (temp_c - tnom_c)

@@ -1,0 +1,37 @@
+"""Topology ``opamp``: one inverting op-amp integrator per variable, coupled by resistors (TNGD App. C style).
+
+config.py (the circuit section), design.py (nominal element values and scaling), nonideal.py (tolerance,
+quantisation, temperature, op-amp macromodel), macro.py + build.py (the circuit), metrics.py (settling and
+energy), noise.py (the small-signal noise analysis).
+"""
+
+from __future__ import annotations
+
+from ..base import Topology, register
+from . import build, metrics
+from .config import OpampCircuitConfig
+from .design import design_opamp
+from .noise import OpampNoise
+from .nonideal import apply_opamp_nonidealities
+
+
+class OpampTopology(Topology):
+    name = "opamp"
+    config_model = OpampCircuitConfig
+    has_mean = True
+    noise = OpampNoise()
+
+    def design(self, problem, circuit, simulation):
+        return apply_opamp_nonidealities(design_opamp(problem, circuit, simulation), circuit)
+
+    def build_circuit(self, design, request):
+        return build.build_circuit(design, request)
+
+    def circuit_arrays(self, design, problem, plots, arrays):
+        return metrics.circuit_arrays(design, plots)
+
+    def circuit_metrics(self, design, problem, arrays):
+        return metrics.circuit_metrics(design, problem, arrays)
+
+
+register(OpampTopology())

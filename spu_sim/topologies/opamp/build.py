@@ -1,0 +1,104 @@
+"""Circuit of the op-amp integrator SPU (see spu_sim.topologies.opamp.design for the equations).
+
+Element and node names (i, j are 1-based variable indices):
+
+    integrator i  VSUM<i> (virtual ground / current sense), FINT<i> + CF<i> (ideal integrator: the
+                  sensed current charges the feedback capacitor), EOUT<i> (output buffer)
+                  nodes sum<i> (summing node), st<i> (capacitor), x<i> (output V_i)
+    inverter j    EINV<j>: node xn<j> = -V_j (only where some A_ij < 0)
+    coupling      R<i>_<j>: from x<j> (A_ij > 0) or xn<j> (A_ij < 0) into sum<i>
+    input b       VDAC<i> (node dac<i>) and RIN<i> into sum<i>
+    noise         ANOISE<i> (XSPICE filesource reading noise_<i>.txt) drives nz<i>; RN<i> into sum<i>
+
+The ideal op-amp is a nullor: VSUM holds the summing node at exactly 0 V and FINT passes the summed
+current to CF, so C_f dV_i/dt = -I_sum,i with no gain error; EOUT buffers the capacitor so that loads do
+not discharge it. This is exactly the inverting integrator with an infinite-gain op-amp.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...circuit import CCCS, VCVS, Capacitor, Circuit, Comment, Op, Resistor, Tran, VoltageSource
+from ..base import CircuitRequest
+from ..noise_sources import noise_dacs
+from .macro import element_value, macro_integrator, macro_inverter, nonideal_header, saved_currents, supplies
+
+
+def header(design) -> list[str]:
+    """The comment lines at the top of the netlist: what it realises and the mapping."""
+    A = design.problem.A
+    desc = design.describe()
+    H = ["Realises dx = -(A x - b) dt/tau + sqrt(2 kappa/tau) dW with x = s_x * V(x<i>).",
+         f"Mapping: G_ij = |A_ij| / alpha, alpha = {desc['alpha_ohm_units']:.6g} ohm*[A];"
+         f" s_x = {desc['s_x_units_per_volt']:.6g} [x]/V; tau = alpha * C_f = {design.tau_s:.6g} s",
+         f"Problem: kappa = {design.problem.kappa:.6g}; max|A_ij| = {np.abs(A).max():.6g};"
+         f" max|b_i| = {np.abs(design.problem.b).max():.6g}; cond(A) = {np.linalg.cond(A):.4g}",
+         f"Elements: C_f = {design.c_farad:.6g} F; {desc['n_resistors']} coupling resistors in"
+         f" [{desc['r_coupling_min_ohm']:.6g}, {desc['r_coupling_max_ohm']:.6g}] ohm;"
+         f" {desc['n_inverters']} inverters; R_in = {design.r_in_ohm:.6g} ohm"]
+    if design.has_noise:
+        H.append(f"Noise: filesources noise_<i>.txt: samples of {design.noise_v_rms:.6g} V rms every"
+                 f" {design.noise_dt_tau * design.tau_s:.6g} s ({design.noise_dt_tau:.6g} tau), linearly interpolated,"
+                 f" through R_noise = {design.r_noise_ohm:.6g} ohm")
+    if design.pruned:
+        H.append(f"Pruned (no resistor, below prune_below_relative): {len(design.pruned)} entries")
+    H.extend(nonideal_header(design))
+    H.append("Units: ohm, farad, volt, second. Run: ngspice -b -r out.raw netlist.cir")
+    return H
+
+
+def build_circuit(design, request: CircuitRequest) -> Circuit:
+    """The whole op-amp integrator network for the requested analyses."""
+    d = design.d
+    macro = design.macro
+    E: list = []
+    add = E.append
+    for i in range(1, d + 1):
+        if macro is not None:
+            E.extend(macro_integrator(design, i))
+            continue
+        add(Comment(f"integrator {i}"))
+        add(VoltageSource(f"VSUM{i}", f"sum{i}", "0", 0.0))
+        add(CCCS(f"FINT{i}", f"st{i}", "0", f"VSUM{i}", 1.0))
+        add(Capacitor(f"CF{i}", f"st{i}", "0", element_value(design, "c_f_farad", i - 1, design.c_farad),
+                      ic_v=float(design.x0_v[i - 1])))
+        add(VCVS(f"EOUT{i}", f"x{i}", "0", f"st{i}", "0", 1.0))
+    inv = design.needs_inverter
+    if inv.any():
+        add(Comment("unity-gain inverters: xn<j> = -V_j"))
+        for j in range(1, d + 1):
+            if inv[j - 1] and macro is not None:
+                E.extend(macro_inverter(design, j))
+            elif inv[j - 1]:
+                add(VCVS(f"EINV{j}", f"xn{j}", "0", f"x{j}", "0", -1.0))
+    if macro is not None:
+        E.extend(supplies(design))
+    add(Comment("coupling resistors R<i>_<j> realise A_ij"))
+    for i in range(1, d + 1):
+        for j in range(1, d + 1):
+            r = design.r_ohm[i - 1, j - 1]
+            if np.isfinite(r):
+                src = f"x{j}" if design.sign[i - 1, j - 1] > 0 else f"xn{j}"
+                add(Resistor(f"R{i}_{j}", src, f"sum{i}", float(r)))
+    if np.isfinite(design.r_in_ohm):
+        add(Comment("right-hand side b: DAC voltages through R_in"))
+        for i in range(1, d + 1):
+            add(VoltageSource(f"VDAC{i}", f"dac{i}", "0", float(design.v_dac_v[i - 1])))
+            add(Resistor(f"RIN{i}", f"dac{i}", f"sum{i}",
+                         element_value(design, "r_in_each_ohm", i - 1, design.r_in_ohm)))
+    if design.has_noise and request.noise_u is not None:
+        add(Comment("injected noise: one noise DAC (XSPICE filesource reading noise_<i>.txt) per integrator, via RN<i>"))
+        E.extend(noise_dacs(design.noise_v_rms * request.noise_u, design.noise_dt_tau * design.tau_s))
+        for i in range(1, d + 1):
+            add(Resistor(f"RN{i}", f"nz{i}", f"sum{i}",
+                         element_value(design, "r_noise_each_ohm", i - 1, design.r_noise_ohm)))
+    analyses: list = []
+    if "op" in request.analyses:
+        analyses.append(Op())
+    if "tran" in request.analyses:
+        tmax = design.noise_dt_tau * design.tau_s if design.has_noise else request.step_s * 10
+        analyses.append(Tran(request.step_s, request.t_stop_s, tmax))
+    return Circuit(title=f"spu-sim op-amp integrator SPU, d = {d}", header=header(design), elements=E,
+                   readout_nodes=list(design.readout_nodes), analyses=analyses, options={"reltol": request.reltol},
+                   saves=[f"v(x{i})" for i in range(1, d + 1)] + saved_currents(design))

@@ -1,0 +1,32 @@
+"""Topology ``rlc``: RLC unit cells coupled all-to-all by capacitors or switched-capacitor banks (Melanson et
+al., 2023). Samples N(0, kappa A^-1); no mean (the inductors short DC), so it takes no problem.vector.
+
+config.py (the circuit section), design.py (element values, bank codes, the realised 2d SDE), nonideal.py
+(tolerance, cell-capacitor quantisation, temperature), build.py (the circuit), sde.py (the exact linear model
+of the netlist with every switch node), noise.py (the small-signal noise analysis, ideal coupling only).
+"""
+
+from __future__ import annotations
+
+from ..base import Topology, register
+from . import build
+from .config import RlcCircuitConfig
+from .design import design_rlc
+from .noise import RlcNoise
+from .nonideal import apply_rlc_nonidealities
+
+
+class RlcTopology(Topology):
+    name = "rlc"
+    config_model = RlcCircuitConfig
+    has_mean = False
+    noise = RlcNoise()
+
+    def design(self, problem, circuit, simulation):
+        return apply_rlc_nonidealities(design_rlc(problem, circuit, simulation), circuit)
+
+    def build_circuit(self, design, request):
+        return build.build_circuit(design, request)
+
+
+register(RlcTopology())
