@@ -9,12 +9,11 @@ processes or a Dask cluster; each finished run is written to DIR/runs/<run_id>.j
 ``summary.write_summary`` (summary.csv, mitigation.csv, summary.json rebuilt from the run files) ->
 ``spu_sim.sweep_plots.plot_sweep`` (PNGs from the CSV files only).
 
-``python -m spu_sim.sweep CONFIG DIR [options]`` is ``spu-sim sweep CONFIG --out DIR [options]``.
+From the shell: ``spu-sim sweep CONFIG --out DIR`` (spu_sim.cli; ``python -m spu_sim.cli sweep ...``).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from .runs.execute import execute
@@ -47,11 +46,3 @@ def run_sweep(config_path: str | Path, out_dir: str | Path, *, scheduler: str | 
         plot_sweep(out)
     return summary
 
-
-if __name__ == "__main__":  # python -m spu_sim.sweep CONFIG DIR [...]: the CLI's sweep command
-    from .cli import main
-
-    args = sys.argv[1:]
-    if len(args) >= 2 and not args[0].startswith("-") and not args[1].startswith("-"):
-        args = [args[0], "--out", args[1], *args[2:]]
-    raise SystemExit(main(["sweep", *args]))

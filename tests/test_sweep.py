@@ -136,7 +136,7 @@ def test_killed_sweep_resumes_with_every_row_exactly_once(tmp_path):
     n = 10
     cfg = write_cfg(tmp_path, {"monte_carlo": {"runs": n, "seed_key": "simulation.seed"}, "workers": 2})
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "spu_sim.sweep", str(cfg), str(out), "--no-plots"]
+    cmd = [sys.executable, "-m", "spu_sim.cli", "sweep", str(cfg), "--out", str(out), "--no-plots"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     runs = out / "runs"
     deadline = time.monotonic() + 60
