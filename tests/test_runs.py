@@ -67,6 +67,37 @@ def test_timeout_kills_the_worker_within_a_small_multiple_of_the_limit(tmp_path,
     assert not _alive(pid), "the timed-out run's worker process must be gone"
 
 
+def _crash_or_hang(task):
+    if task["how"] == "segv":
+        import faulthandler
+        import signal
+        faulthandler.disable()  # the crash is the point
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if task["how"] == "ok":
+        return os.getpid()
+    return _hang(task)
+
+
+def test_on_dask_a_timeout_kills_the_task_and_a_crash_spares_the_worker(tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    tasks = [(how, {"pid_file": str(tmp_path / f"pid_{how}"), "how": how}) for how in ("c", "segv", "ok")]
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster.scheduler_address) as client:
+            worker_pids = set(client.run(os.getpid).values())
+        t0 = time.monotonic()
+        hang, segv, ok = run_tasks(_crash_or_hang, tasks, scheduler=cluster.scheduler_address, timeout_s=1.5)
+        elapsed = time.monotonic() - t0
+        with distributed.Client(cluster.scheduler_address) as client:
+            assert set(client.run(os.getpid).values()) == worker_pids  # the Dask worker never died
+    assert not hang.ok and hang.value == "timed out after 1.5 s (task process killed)"
+    assert not _alive(int((tmp_path / "pid_c").read_text()))
+    assert not segv.ok and segv.value.startswith("task process died (signal SIGSEGV)")
+    assert ok.ok and ok.value not in worker_pids | {os.getpid()}  # ran in a child of the Dask worker
+    # the hang sleeps 60 s: finishing well before proves it was stopped (the local test above bounds the
+    # latency; here three child start-ups on one busy Dask worker come on top of the limit)
+    assert elapsed < 40
+
+
 def _sleep_then_return(task):
     time.sleep(task)
     return task
