@@ -81,7 +81,7 @@ def _crash_or_hang(task):
 def test_on_dask_a_timeout_kills_the_task_and_a_crash_spares_the_worker(tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     tasks = [(how, {"pid_file": str(tmp_path / f"pid_{how}"), "how": how}) for how in ("c", "segv", "ok")]
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         with distributed.Client(cluster.scheduler_address) as client:
             worker_pids = set(client.run(os.getpid).values())
         t0 = time.monotonic()
