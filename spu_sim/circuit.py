@@ -238,3 +238,36 @@ class Circuit:
     def analysis(self, kind: type):
         """The first analysis of that type, or None."""
         return next((a for a in self.analyses if isinstance(a, kind)), None)
+
+
+_POSITIVE = {Resistor: ("r_ohm", "R", "ohm"), Capacitor: ("c_farad", "C", "F"), Inductor: ("l_henry", "L", "H")}
+_FINITE = {VoltageSource: ("dc_v", "ac_v"), VCVS: ("gain",), ClippedVCVS: ("v_max_v",), VCCS: ("gm_siemens",),
+           CCCS: ("gain",), SwitchModel: ("vt_v", "vh_v", "r_on_ohm", "r_off_ohm")}
+
+
+def check_physical(circuit: Circuit) -> None:
+    """Every resistor, capacitor and inductor finite and > 0, every other value and initial condition finite,
+    every noise sample finite: else a DesignError naming the element (the knobs that usually cause it: tolerance,
+    temperature, quantisation, or a problem whose scale the element ranges cannot reach)."""
+    from .errors import DesignError  # noqa: PLC0415
+    why = ("; check circuit.tolerance / circuit.temperature (they can drive a value below 0) and the problem's "
+           "scale against the element ranges")
+    for e in circuit.elements:
+        rule = _POSITIVE.get(type(e))
+        if rule is not None:
+            attr, sym, unit = rule
+            v = getattr(e, attr)
+            if not (np.isfinite(v) and v > 0):
+                raise DesignError(f"element {e.name}: {sym} = {v:.4g} {unit} is not physical (must be finite and > 0){why}")
+            ic = getattr(e, "ic_v", None) if sym != "L" else e.ic_a
+            if ic is not None and not np.isfinite(ic):
+                raise DesignError(f"element {e.name}: initial condition {ic} is not finite{why}")
+        for attr in _FINITE.get(type(e), ()):
+            v = getattr(e, attr)
+            if v is not None and not np.isfinite(v):
+                raise DesignError(f"element {e.name}: {attr} = {v} is not finite{why}")
+        if isinstance(e, NoiseSource) and not np.all(np.isfinite(e.samples_v)):
+            raise DesignError(f"element {e.name}: noise samples are not finite{why}")
+    for node, v in circuit.ic_v.items():
+        if not np.isfinite(v):
+            raise DesignError(f"initial condition of node {node}: {v} is not finite{why}")

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import ideal, io
 from .config import Config
-from .pipeline import Prepared, prepare, simulate
+from .pipeline import Prepared, prepare, simulate_in, staged
 
 METRICS_NAME = "metrics.json"
 REFERENCE_NAME = "reference.npz"
@@ -164,15 +164,14 @@ def compare(config: str | Path | dict | Config, out_dir: str | Path, *, progress
     """simulate + exact reference + metrics.json + reference.npz + PNG plots in out_dir."""
     from .plots import plot_compare  # noqa: PLC0415 - matplotlib is heavy
     prep = prepare(config)
-    out = Path(out_dir)
-    result = simulate(prep, out, progress=progress)
-    arrays = result.arrays
-    ref = reference_arrays(prep, arrays) if len(arrays["t"]) > 1 else {}
-    metrics = compute_metrics(prep, arrays, ref.get("x_ideal"))
-    stage = io.new_stage(out)
-    if ref:
-        io.atomic_save_npz(stage / REFERENCE_NAME, **ref)
-    io.atomic_write_json(stage / METRICS_NAME, metrics)
-    io.publish(stage, out)
-    plot_compare(out)
-    return metrics
+
+    def work(stage: Path) -> dict[str, Any]:
+        arrays = simulate_in(prep, stage, Path(out_dir), progress=progress).arrays
+        ref = reference_arrays(prep, arrays) if len(arrays["t"]) > 1 else {}
+        metrics = compute_metrics(prep, arrays, ref.get("x_ideal"))
+        if ref:
+            io.atomic_save_npz(stage / REFERENCE_NAME, **ref)
+        io.atomic_write_json(stage / METRICS_NAME, metrics)
+        plot_compare(stage)
+        return metrics
+    return staged(out_dir, work)[0]

@@ -14,11 +14,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 
 from . import io
-from .circuit import Circuit
+from .circuit import Circuit, check_physical
 from .config import Config, load_config, save_config
 from .engines import Waveforms, get_engine
 from .errors import BadInputError, SimulationError
@@ -28,6 +29,7 @@ from .spice import NETLIST_NAME, format_spice, write_circuit
 from .topologies import CircuitRequest, Design, Topology, get_topology
 from .topologies.noise_sources import noise_samples
 
+T = TypeVar("T")
 RESULT_NAME = "result.npz"
 CONFIG_NAME = "config.yaml"
 DESIGN_NAME = "design.json"
@@ -107,7 +109,9 @@ def build_circuit(prep: Prepared) -> Circuit:
     noise_u = noise_samples(design.d, prep.n_noise_steps, sim.seed) if tran and design.has_noise else None
     request = CircuitRequest(analyses=tuple(sim.analyses), t_stop_s=prep.t_stop_s,
                              step_s=prep.sample_dt_tau * design.tau_s, reltol=sim.reltol, noise_u=noise_u)
-    return prep.topology.build_circuit(design, request)
+    circuit = prep.topology.build_circuit(design, request)
+    check_physical(circuit)
+    return circuit
 
 
 def netlist_text(prep: Prepared) -> str:
@@ -132,9 +136,26 @@ def write_run_files(prep: Prepared, folder: Path, metadata: bool = True) -> Circ
 def write_netlist(config: str | Path | dict | Config, out_dir: str | Path) -> list[Path]:
     """Write OUT/netlist.cir (and its noise file and resolved config); run nothing."""
     prep = prepare(config)
-    stage = io.new_stage(Path(out_dir))
-    write_run_files(prep, stage)
-    return io.publish(stage, Path(out_dir))
+    return staged(out_dir, lambda stage: write_run_files(prep, stage))[1]
+
+
+def staged(out_dir: str | Path, work: Callable[[Path], T], family: str = "run") -> tuple[T, list[Path]]:
+    """Run ``work(stage)`` in a private stage of out_dir (locked for this run) and publish the stage whole
+    (spu_sim.io.publish); returns work's value and the published files. A SimulationError keeps the stage
+    as out_dir/failed-<time> (rerun it by hand); any other failure leaves out_dir as it was."""
+    out = Path(out_dir)
+    stage = io.new_stage(out)
+    try:
+        value = work(stage)
+    except SimulationError as e:
+        failed = io.keep_failed_stage(stage, out)
+        raise SimulationError(str(e).split(" [run folder")[0].split(" (ngspice:")[0],
+                              ngspice_message=e.ngspice_message, run_dir=failed,
+                              netlist_path=failed / NETLIST_NAME) from None
+    except BaseException:
+        io.discard(stage)
+        raise
+    return value, io.publish(stage, out, family)
 
 
 def run_engine(prep: Prepared, circuit: Circuit, folder: Path,
@@ -200,26 +221,16 @@ def simulate(config: str | Path | dict | Config | Prepared, out_dir: str | Path 
     if out_dir is None:
         import tempfile
         with tempfile.TemporaryDirectory(prefix="spu-sim-") as tmp:
-            return _simulate_in(prep, Path(tmp), None, timings, progress)
-    out = Path(out_dir)
-    stage = io.new_stage(out)
-    try:
-        result = _simulate_in(prep, stage, out, timings, progress)
-    except SimulationError as e:
-        failed = io.keep_failed_stage(stage, out)
-        raise SimulationError(str(e).split(" [run folder")[0].split(" (ngspice:")[0],
-                              ngspice_message=e.ngspice_message, run_dir=failed,
-                              netlist_path=failed / NETLIST_NAME) from None
-    except BaseException:
-        import shutil
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    result.files = io.publish(stage, out)
+            return simulate_in(prep, Path(tmp), None, timings, progress)
+    result, result.files = staged(out_dir, lambda stage: simulate_in(prep, stage, Path(out_dir), timings, progress))
     return result
 
 
-def _simulate_in(prep: Prepared, folder: Path, out: Path | None, timings: dict[str, float],
-                 progress: bool = False) -> SimulationResult:
+def simulate_in(prep: Prepared, folder: Path, out: Path | None, timings: dict[str, float] | None = None,
+                progress: bool = False) -> SimulationResult:
+    """simulate's work in a given folder (a stage or a temporary folder): run files, engine, readout,
+    result.npz. out: where the folder will be published (None: a throw-away run without config/design)."""
+    timings = {} if timings is None else timings
     t0 = time.perf_counter()
     circuit = write_run_files(prep, folder, metadata=out is not None)
     timings["netlist_s"] = time.perf_counter() - t0

@@ -32,7 +32,7 @@ def test_noise_variance_and_covariance_match_lyapunov(tmp_path):
     assert m["spectrum_max_rel_error"] < 1e-4      # pointwise spectra: only float round-off
     z = np.load(tmp_path / "noise.npz")
     assert np.allclose(z["cov_noise"], z["kappa_A_inv"], rtol=VAR_TOL, atol=VAR_TOL * np.abs(z["kappa_A_inv"]).max())
-    for f in ("noise.cir", "noise_metrics.json", "noise_spectra.png", "noise_cov.png", "config.yaml"):
+    for f in ("noise.cir", "noise_metrics.json", "noise_spectra.png", "noise_cov.png", "noise_config.yaml"):
         assert (tmp_path / f).is_file()
     assert json.loads((tmp_path / "noise_metrics.json").read_text())["n_outputs"] == 10
 

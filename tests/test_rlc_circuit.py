@@ -12,7 +12,6 @@ from spu_sim.engines import available, get_engine
 from spu_sim.config import load_config
 from spu_sim.experiments.rlc import autocovariance, bartlett_se, exact_autocovariance, interpolated_noise_cov
 from spu_sim.pipeline import netlist_text, prepare, simulate
-from spu_sim.problem import build_problem
 
 pytestmark = [pytest.mark.ngspice, pytest.mark.skipif(not available(), reason="ngspice not installed")]
 

@@ -8,11 +8,10 @@ import pytest
 from conftest import rlc_problem
 from spu_sim import ideal
 from spu_sim.config import load_config
-from spu_sim.topologies.rlc.design import rlc_sde
+from spu_sim.topologies.rlc.sde import rlc_sde
 from spu_sim.errors import DesignError
 from spu_sim.pipeline import netlist_text, prepare
 from spu_sim.spice import fmt
-from spu_sim.problem import build_problem
 
 A3 = [[4.0, -1.0, -0.4], [-1.0, 3.0, -0.2], [-0.4, -0.2, 2.0]]   # gamma = 1 nF / 4: C_ij = 250, 100, 50 pF
 

@@ -255,7 +255,7 @@ def test_rlc_noise_matches_the_underdamped_sde(tmp_path):
     assert "ANOISE" not in text and "FNQ1 0 n1 VNQ1" in text and ".noise v(n1,n2) VNACIN" in text
     z = np.load(tmp_path / "noise.npz")
     assert z["K"].shape == (8, 8) and z["cov_noise"].shape == (4, 4)
-    for f in ("noise_spectra.png", "noise_cov.png", "noise_metrics.json", "config.yaml"):
+    for f in ("noise_spectra.png", "noise_cov.png", "noise_metrics.json", "noise_config.yaml"):
         assert (tmp_path / f).is_file()
 
 

@@ -52,6 +52,7 @@ K_BOLTZMANN = 1.380649e-23
 NOISE_NETLIST_NAME = "noise.cir"
 NOISE_NPZ = "noise.npz"
 NOISE_METRICS = "noise_metrics.json"
+NOISE_CONFIG = "noise_config.yaml"   # not config.yaml: the folder may hold a simulate run's files too
 R_AUX_OHM = 1e3
 
 
@@ -162,8 +163,8 @@ def run_noise(config: str | Path | dict | Config, out_dir: str | Path, *, points
     d = design.d
     out = Path(out_dir)
     existing = out / "result.npz"
-    stage = io.new_stage(out)
-    try:
+
+    def work(stage: Path) -> dict[str, Any]:
         pairs = output_pairs(d)
         f1, f2 = frequency_band(topo, design, span_decades)
         circuit = noise_circuit(topo, design, cfg, pairs, f1, f2, points_per_decade, element_noise)
@@ -235,13 +236,11 @@ def run_noise(config: str | Path | dict | Config, out_dir: str | Path, *, points
             metrics["transient_source"] = tran_source
         io.atomic_save_npz(stage / NOISE_NPZ, **arrays)
         io.atomic_write_json(stage / NOISE_METRICS, metrics)
-        io.atomic_write_text(stage / "config.yaml", save_config(cfg))
+        io.atomic_write_text(stage / NOISE_CONFIG, save_config(cfg))
         plot_noise(stage / NOISE_NPZ, stage)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    io.publish(stage, out)
-    return metrics
+        return metrics
+    from ..pipeline import staged  # noqa: PLC0415
+    return staged(out, work, family="noise")[0]
 
 
 def plot_noise(npz_path: Path, out_dir: Path) -> list[Path]:

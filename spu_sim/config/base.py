@@ -12,6 +12,7 @@ chose (see spu_sim.spice).
 from __future__ import annotations
 
 import math
+import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from ..errors import ConfigError
 class Strict(BaseModel):
     """Base: unknown keys are errors, values are validated on assignment too."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
 
 
 def finite(v: float | None, info: Any = None) -> float | None:
@@ -98,16 +99,55 @@ def format_validation_error(err: ValidationError, root: str = "", model: type[Ba
     return f"{path}: {msg}{shown}"
 
 
-def read_yaml(path: str | Path) -> tuple[dict[str, Any], Path]:
-    """A YAML config file as a dict (yaml.safe_load) and the folder its relative paths resolve against.
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
 
-    Raises ConfigError (one line) for a missing file, invalid YAML or a top level that is not a mapping.
+
+class ConfigLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """yaml's safe loader with two changes: numbers such as 1e3 and 1.0e-9 are floats (YAML 1.2; PyYAML's 1.1
+    resolver reads them as strings, which strict typing then refuses), and a key given twice in one mapping is
+    an error rather than silently the last value."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (also on line {seen[key] + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9_]+|[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)$"
+               r"|^[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9_]+)$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text -> data with ConfigLoader (see there)."""
+    return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a safe loader
+
+
+def read_yaml(path: str | Path) -> tuple[dict[str, Any], Path]:
+    """A YAML config file as a dict (ConfigLoader: safe, YAML 1.2 floats, no duplicate keys) and the folder its
+    relative paths resolve against.
+
+    Raises ConfigError (one line) for a missing, huge, binary or invalid file or a top level that is not a mapping.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {path.stat().st_size} bytes is not a config file (limit {MAX_CONFIG_BYTES}); "
+                          "put large matrices in .npy files")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (not UTF-8); give a YAML config") from None
+    try:
+        data = parse_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

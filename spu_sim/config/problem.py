@@ -27,7 +27,7 @@ class RandomMatrixSpec(Strict):
     d: int = Field(ge=1, le=512)
     condition: float = Field(default=10.0, ge=1.0)
     scale: float = Field(default=1.0, gt=0)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
 
     _fin = field_validator("condition", "scale")(_finite)
 
@@ -38,7 +38,7 @@ class RandomVectorSpec(Strict):
 
     kind: Literal["normal", "ones"] = "normal"
     scale: float = 1.0
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
 
     _fin = field_validator("scale")(_finite)
 

@@ -30,7 +30,7 @@ class SimulationConfig(Strict):
 
     t_stop_tau: float = Field(default=100.0, gt=0)
     burn_in_tau: float | None = Field(default=None, ge=0)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
     noise_dt_tau: float | None = Field(default=None, gt=0)
     noise_oversample: float = Field(default=50.0, ge=2)
     max_noise_samples: int = Field(default=2_000_000, ge=10)

@@ -27,7 +27,7 @@ class ToleranceConfig(Strict):
 
     global_rel: float = Field(default=0.0, ge=0, lt=0.5)
     local_rel: float = Field(default=0.0, ge=0, lt=0.5)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
 
     _fin = field_validator("global_rel", "local_rel")(_finite)
 
@@ -94,6 +94,19 @@ def element_errors(seed: int, group: str, shape: tuple[int, ...], global_rel: fl
     return (1.0 + g) * (1.0 + l)
 
 
+def check_tolerance_draw(tol: "ToleranceConfig", **values: np.ndarray) -> None:
+    """DesignError naming the tolerance knobs when a drawn element value (inf = no element) is <= 0: the factor
+    (1 + g)(1 + l) of a large global_rel / local_rel can be negative, a non-physical element."""
+    from ..errors import DesignError  # noqa: PLC0415
+    for what, v in values.items():
+        v = np.asarray(v, dtype=float)
+        bad = np.isfinite(v) & ~(v > 0)
+        if np.any(bad):
+            raise DesignError(f"circuit.tolerance: global_rel = {tol.global_rel:g}, local_rel = {tol.local_rel:g} (seed "
+                              f"{tol.seed}) draws {what} = {float(v[bad].min()):.3g} <= 0, not physical; lower the "
+                              "tolerance (factors (1 + g)(1 + l) turn negative at draws near -1) or change the seed")
+
+
 def quantize_grid(values: np.ndarray, lsb: float, max_value: float | None = None) -> np.ndarray:
     """Round to the grid k * lsb (k integer), optionally clipped to +/- max_value."""
     v = np.asarray(values, dtype=float)
@@ -112,5 +125,12 @@ def quantize_conductance(r_ohm: np.ndarray, r_min_ohm: float, bits: int) -> np.n
 
 
 def temperature_factor(tc1_per_k: float, temp_c: float, tnom_c: float) -> float:
-    """Linear temperature coefficient: value(T) = value(Tnom) (1 + tc1 (T - Tnom))."""
-    return 1.0 + tc1_per_k * (temp_c - tnom_c)
+    """Linear temperature coefficient: value(T) = value(Tnom) (1 + tc1 (T - Tnom)); a factor <= 0 (a negative
+    element value) is a DesignError naming the knobs."""
+    f = 1.0 + tc1_per_k * (temp_c - tnom_c)
+    if not f > 0:
+        from ..errors import DesignError  # noqa: PLC0415
+        raise DesignError(f"circuit.temperature: a tc1 of {tc1_per_k:g} /K at temp_c = {temp_c:g} (tnom_c = {tnom_c:g}) "
+                          f"scales element values by {f:.3g} <= 0 (not physical); use a temperature or coefficient with "
+                          "|tc1 (temp_c - tnom_c)| < 1")
+    return f

@@ -43,7 +43,7 @@ def _choice(value: str, choices: tuple[str, ...], what: str) -> str:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class DataConfig(_Section):

@@ -52,7 +52,7 @@ import numpy as np
 
 from ...errors import DesignError
 from ...ideal import LinearSDE
-from ..elements import element_errors, group_rng, quantize_conductance, quantize_grid, temperature_factor
+from ..elements import check_tolerance_draw, element_errors, group_rng, quantize_conductance, quantize_grid, temperature_factor
 from .config import OpampCircuitConfig
 from .design import OpampDesign
 
@@ -232,6 +232,9 @@ def apply_opamp_nonidealities(design: OpampDesign, c: OpampCircuitConfig) -> Opa
         if oc.model == "macro":
             f = element_errors(s, "RINV", (2, d), gr, lr, kind="R")
             r_inv_in, r_inv_fb = r_inv_in * f[0], r_inv_fb * f[1]
+        exists = np.isfinite(design.r_ohm)
+        check_tolerance_draw(tol, **{"a coupling resistor": np.where(exists, r, np.inf), "R_in": r_in, "R_noise": r_noise,
+                                     "C_f": cf, "an inverter resistor": np.r_[r_inv_in, r_inv_fb]})
         notes.update(tolerance_global_rel=gr, tolerance_local_rel=lr, tolerance_seed=s)
     # 3. temperature
     fr = temperature_factor(tmp.r_tc1_per_k, tmp.temp_c, tmp.tnom_c)
@@ -255,8 +258,9 @@ def apply_opamp_nonidealities(design: OpampDesign, c: OpampCircuitConfig) -> Opa
                                r_noise_each_ohm=r_noise)
     lam = np.linalg.eigvals(real.A_effective)
     if np.any(lam.real <= 0):
-        raise DesignError("the realised (non-ideal) drift is not stable (an eigenvalue with real part <= 0); "
-                          "add circuit.quantization.r_bits or lower circuit.tolerance")
+        raise DesignError(f"the realised (non-ideal) drift is not stable (eigenvalue {lam.real.min():.3g} <= 0): the "
+                          "tolerance draw, coarse quantization.r_bits or the op-amp model moved A; lower circuit.tolerance, "
+                          "add r_bits or check circuit.opamp")
     return real
 
 

@@ -65,41 +65,10 @@ from ...errors import DesignError
 from ...ideal import LinearSDE
 from ...problem import Problem
 from .config import RlcCircuitConfig
+from .sde import rlc_cell_sde, rlc_sde
 
 SIGMA_HEADROOM = 4.0
 K_BOLTZMANN = 1.380649e-23
-
-
-def rlc_sde(A: np.ndarray, kappa: float, eta: float, a_ref: float) -> LinearSDE:
-    """The 2d-dimensional underdamped SDE of the RLC SPU in problem units (see module doc); z = (x, p)."""
-    A = np.asarray(A, dtype=float)
-    d = A.shape[0]
-    Mi = np.linalg.inv(A / a_ref)
-    K = np.block([[eta * Mi, Mi], [-np.eye(d), np.zeros((d, d))]])
-    D = np.zeros((2 * d, 2 * d))
-    D[:d, :d] = 2.0 * kappa * eta / a_ref * (Mi @ Mi.T)
-    return LinearSDE(K, np.zeros(2 * d), D)
-
-
-def rlc_cell_sde(A: np.ndarray, kappa_each: np.ndarray, eta_each: np.ndarray, l_ratio: np.ndarray,
-                 a_ref: float) -> LinearSDE:
-    """rlc_sde with per-cell resistors, inductors and noise levels (a mismatched circuit); z = (x, p).
-
-    Cell i with R_i, L_i and noise current of intensity 2 kT_i / R_i: eta_i = tau / (R_i c_ref),
-    l_ratio_i = L_nom / L_i, kappa_i = kT_i s_x^2 / gamma (tau, c_ref = gamma a_ref nominal):
-
-        K = [[M^-1 diag(eta), M^-1], [-diag(l_ratio), 0]],   D_xx = M^-1 diag(2 kappa_i eta_i / a_ref) M^-1
-
-    Equal kappa_i give the stationary voltage covariance kappa A^-1 whatever eta_i and l_ratio_i (each cell
-    is in equilibrium at one temperature); unequal ones (mismatched R with a common noise voltage) do not.
-    """
-    A = np.asarray(A, dtype=float)
-    d = A.shape[0]
-    Mi = np.linalg.inv(A / a_ref)
-    K = np.block([[Mi * np.asarray(eta_each)[None, :], Mi], [-np.diag(l_ratio), np.zeros((d, d))]])
-    D = np.zeros((2 * d, 2 * d))
-    D[:d, :d] = Mi @ np.diag(2.0 * np.asarray(kappa_each) * np.asarray(eta_each) / a_ref) @ Mi.T
-    return LinearSDE(K, np.zeros(2 * d), 0.5 * (D + D.T))
 
 
 def bank_values(code: np.ndarray | int, bits: int, c_unit: float) -> np.ndarray:
@@ -266,6 +235,10 @@ class RlcDesign:
         c_ref = self.gamma * self.a_ref
         return rlc_cell_sde(self.A_realized, self.kappa_each, self.tau_s / (self.r_cells * c_ref),
                             self.l_henry / self.l_cells, self.a_ref)
+
+    def effective_sde(self) -> LinearSDE:
+        """The process the circuit implements: the realised 2d SDE (switch resistances aside: sde.netlist_sde)."""
+        return self.realized_sde()
 
     @property
     def x0_state(self) -> np.ndarray:

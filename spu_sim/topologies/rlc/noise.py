@@ -16,7 +16,7 @@ import numpy as np
 
 from ...errors import BadInputError
 from ...ideal import stationary_cov
-from .design import rlc_cell_sde
+from .sde import rlc_cell_sde
 
 
 class RlcNoise:

@@ -8,9 +8,9 @@ import dataclasses
 import numpy as np
 
 from ...errors import DesignError
-from ..elements import element_errors, quantize_grid, temperature_factor
+from ..elements import check_tolerance_draw, element_errors, quantize_grid, temperature_factor
 from .config import RlcCircuitConfig
-from .design import RlcDesign, maxwell_matrix, realized_capacitances
+from .design import RlcDesign, maxwell_matrix
 
 
 MAX_BANK_BITS = 16   # bank mismatch is drawn for this many bits, so bit k's error does not depend on `bits`
@@ -68,6 +68,10 @@ def apply_rlc_nonidealities(design: RlcDesign, c: RlcCircuitConfig) -> RlcDesign
         else:
             f = np.triu(element_errors(s, "CK", (d, d), gr, lr, kind="C"), 1)
             c_ck = c_ck * (f + f.T)
+        check_tolerance_draw(tol, **{"a cell capacitor": np.where(design.c_cell_farad > 0, c_cell, np.inf),
+                                     "an inductor": l_each, "a cell resistor": r_each,
+                                     "a coupling capacitor": np.where(design.c_coupling_farad > 0, c_ck, np.inf),
+                                     "a bank capacitor": np.inf if c_bank is None else c_bank})
         notes.update(tolerance_global_rel=gr, tolerance_local_rel=lr, tolerance_seed=s)
     fc = temperature_factor(tmp.c_tc1_per_k, tmp.temp_c, tmp.tnom_c)
     fl = temperature_factor(tmp.l_tc1_per_k, tmp.temp_c, tmp.tnom_c)
