@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .runs.execute import execute
-from .runs.records import RUNS_DIR, write_plan
+from .runs.records import RUNS_DIR, locked, write_plan
 from .runs.scheduler import check_workers
 from .runs.spec import load_sweep
 from .runs.summary import write_summary
@@ -28,21 +28,21 @@ def run_sweep(config_path: str | Path, out_dir: str | Path, *, scheduler: str | 
     """load -> plan -> execute the missing runs -> summary.csv (+ plots); returns the summary.csv path.
 
     Bad input (sweep section, grid keys or values, base config, a worker count that is not a positive
-    integer) raises a BadInputError before any run; failed runs are rows with status ``failed``, never
+    integer, an out folder that is a file or in use by another run) raises a BadInputError before any run; failed runs are rows with status ``failed``, never
     exceptions. Re-running skips the runs with a valid stored record and redoes the others.
     """
     if workers is not None:
         check_workers(workers, name="--workers")
     sweep = load_sweep(config_path)
-    out = Path(out_dir)
-    (out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
-    write_plan(out, sweep, config_path)
-    try:
-        execute(sweep, out, scheduler=scheduler, workers=workers, progress=progress)
-    finally:
-        summary = write_summary(sweep, out)
-    if plots:
-        from .sweep_plots import plot_sweep  # noqa: PLC0415 - matplotlib only when plotting
-        plot_sweep(out)
+    with locked(Path(out_dir)) as out:  # a second sweep into DIR is refused while this one runs
+        (out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
+        write_plan(out, sweep, config_path)
+        try:
+            execute(sweep, out, scheduler=scheduler, workers=workers, progress=progress)
+        finally:
+            summary = write_summary(sweep, out)
+        if plots:
+            from .sweep_plots import plot_sweep  # noqa: PLC0415 - matplotlib only when plotting
+            plot_sweep(out)
     return summary
 

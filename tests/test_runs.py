@@ -151,6 +151,26 @@ def test_unknown_sweep_metric_is_refused_listing_the_valid_ones(tmp_path, capsys
     assert not (tmp_path / "out" / "runs").exists()
 
 
+def test_a_second_sweep_into_a_folder_in_use_is_refused(tmp_path):
+    import fcntl
+
+    from spu_sim import io
+    cfg = write_cfg(tmp_path, {"grid": {"simulation.seed": [0]}})
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out / io.LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running sweep or compare holds it
+    try:
+        with pytest.raises(BadInputError, match="another spu-sim run is writing into this folder"):
+            run_sweep(str(cfg), str(out), progress=False, plots=False)
+    finally:
+        os.close(fd)
+    assert not (out / "runs").exists()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(BadInputError, match="is a file, not a folder"):
+        run_sweep(str(cfg), str(tmp_path / "file"), progress=False, plots=False)
+
+
 # ---------------------------------------------------------------- sweeps: invalid stored records (ngspice)
 
 
