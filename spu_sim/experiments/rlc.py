@@ -331,10 +331,8 @@ def run_autocorrelation(config_path: str | Path, out_dir: str | Path) -> list[Pa
     return files + plot_autocorrelation(out)
 
 
-# ---------------------------------------------------------------- helpers
+# ---------------------------------------------------------------- the experiments by name
 
 
 RUNNERS = {"rlc_sampling": run_sampling, "rlc_inversion": run_inversion, "rlc_autocorrelation": run_autocorrelation}
 PLOTTERS = {"rlc_sampling": plot_sampling, "rlc_inversion": plot_inversion, "rlc_autocorrelation": plot_autocorrelation}
-
-
