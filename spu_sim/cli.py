@@ -71,7 +71,7 @@ def cmd_noise(a) -> int:
 
 def cmd_sweep(a) -> int:
     from .sweep import run_sweep
-    path = run_sweep(a.config, a.out, scheduler=a.scheduler, workers=a.workers)
+    path = run_sweep(a.config, a.out, scheduler=a.scheduler, workers=a.workers, plots=not a.no_plots)
     print(f"summary: {Path(path).resolve()}")
     _print_files(a.out)
     return 0
@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("noise", cmd_noise, "small-signal .noise analysis against the OU theory")
     s = add("sweep", cmd_sweep, "grid and Monte Carlo sweeps in parallel processes (resumable)")
     s.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:port)")
-    s.add_argument("--workers", type=int, default=None, help="local worker processes (default: all cores)")
+    s.add_argument("--workers", type=int, default=None, help="local worker processes, a positive integer (default: all cores)")
+    s.add_argument("--no-plots", action="store_true", help="write summary.csv and summary.json, skip the PNGs")
     add("train", cmd_train, "train a model with SGD, Adam, NGD variants and TNGD (SPU in the loop)")
     e = sub.add_parser("experiment", help="run a packaged experiment", description="run a packaged experiment")
     e.add_argument("name", help="experiment name (rlc_sampling, rlc_inversion, rlc_autocorrelation)")

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .sweep import MITIGATION_NAME, PLAN_NAME, SUMMARY_NAME, _fmt
+from .runs.records import PLAN_NAME
+from .runs.summary import MITIGATION_NAME, SUMMARY_NAME, format_value
 
 ERROR_COLUMNS = ("mean_rel_err", "op_rel_err", "cov_rel_err")
 
@@ -65,7 +66,7 @@ def plot_sweep(out_dir: str | Path) -> list[Path]:
             xs_all = np.array(values, dtype=float)
             pos = lambda v: _num(v)  # noqa: E731
         else:
-            labels = [str(_fmt(v)) for v in values]  # as summary.csv spells them
+            labels = [str(format_value(v)) for v in values]  # as summary.csv spells them
             pos = lambda v: float(labels.index(v)) if v in labels else math.nan  # noqa: E731
             xs_all = np.arange(len(values), dtype=float)
         plotted = False

@@ -15,7 +15,9 @@ import pytest
 import yaml
 
 from spu_sim.errors import ConfigError
-from spu_sim.sweep import load_sweep, run_in_processes, run_sweep
+from spu_sim.runs.scheduler import run_in_processes
+from spu_sim.runs.spec import load_sweep
+from spu_sim.sweep import run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -134,7 +136,7 @@ def test_killed_sweep_resumes_with_every_row_exactly_once(tmp_path):
     n = 10
     cfg = write_cfg(tmp_path, {"monte_carlo": {"runs": n, "seed_key": "simulation.seed"}, "workers": 2})
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "spu_sim.sweep", str(cfg), str(out), "--no-plots"]
+    cmd = [sys.executable, "-m", "spu_sim.cli", "sweep", str(cfg), "--out", str(out), "--no-plots"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     runs = out / "runs"
     deadline = time.monotonic() + 60
@@ -179,7 +181,7 @@ def test_summary_and_mitigation_from_stored_run_files(tmp_path):
     import numpy as np
 
     from spu_sim import io
-    from spu_sim.sweep import write_summary
+    from spu_sim.runs.summary import write_summary
 
     cfg = write_cfg(tmp_path, {"monte_carlo": {"runs": 4, "seed_key": "simulation.seed"},
                                "mitigation": {"enabled": True, "group_size": 2}, "threshold": 0.15})

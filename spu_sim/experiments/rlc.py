@@ -2,7 +2,8 @@
 
 Each ``run_*`` function: load the config (its ``experiment:`` section validated here) -> simulate in
 ngspice -> save arrays (.npz), a summary (.json) and a table (.csv) next to the resolved config -> plot
-from the saved files (``plot_*``, which never simulate).
+from the saved files (``plot_*`` in rlc_plots.py, which never simulate). The estimators and exact
+references are in rlc_stats.py; the many bank runs of rlc_inversion go through spu_sim.runs.scheduler.
 
 Estimators (the voltage mean is 0 in this topology, so second moments use the known zero mean):
   covariance      Shat = (1/n) sum_k x_k x_k^T over the samples after the burn-in
@@ -13,11 +14,8 @@ and the exact references come from spu_sim.ideal applied to the design's 2d-dime
 
 from __future__ import annotations
 
-import json
-import multiprocessing
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -27,13 +25,12 @@ from pydantic import Field, ValidationError
 
 from .. import ideal, io
 from ..config import Config, Strict, format_validation_error, load_config, read_yaml, save_config
-from ..errors import ConfigError
-from ..readout import sample_dt_tau
-from ..topologies.noise_sources import PRE_EMPHASIS
+from ..errors import ConfigError, SimulationError
 from ..topologies import circuit_config
 from ..topologies.rlc.config import RlcCircuitConfig
-
-SUMMARY_NAME = "summary.json"
+from .rlc_stats import (autocovariance, bartlett_se, error_curve, exact_autocovariance, fit_damped_cosine,
+                        interpolated_noise_cov, rel_err)
+from .rlc_plots import SUMMARY_NAME, plot_autocorrelation, plot_inversion, plot_sampling
 
 
 # ---------------------------------------------------------------- experiment sections
@@ -105,10 +102,6 @@ def _stationary_x(arrays: dict[str, np.ndarray]) -> np.ndarray:
     return x[t >= float(arrays["burn_in_s"])]
 
 
-def _rel(a: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.linalg.norm(a - ref) / np.linalg.norm(ref))
-
-
 # ---------------------------------------------------------------- sampling
 
 
@@ -117,17 +110,17 @@ def run_sampling(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     kT_eff Cm^-1 of the realised circuit (volts^2), with per-entry standard errors from
     ideal.sample_cov_var. Files: sampling.npz, summary.json, sampling.csv, config.yaml, netlist.cir,
     design.json, plots."""
-    from ..pipeline import simulate  # noqa: PLC0415
+    from ..pipeline import prepare, simulate  # noqa: PLC0415
     cfg, exp, _ = load_experiment(config_path, SamplingExperiment)
     out = Path(out_dir)
+    prep = prepare(cfg)  # designed once: simulate and the analysis below share it
     t0 = time.perf_counter()
-    res = simulate(cfg, out / "run")
+    res = simulate(prep, out / "run")
     wall = time.perf_counter() - t0
-    from ..pipeline import prepare  # noqa: PLC0415
-    design = prepare(cfg).design
+    design = prep.design
     d = design.d
     x = _stationary_x(res.arrays)
-    window_tau = len(x) * sample_dt_tau(design, cfg)
+    window_tau = len(x) * prep.sample_dt_tau
     cov_emp = x.T @ x / len(x)
     sde_r = design.realized_sde()
     cov_th = ideal.stationary_cov(sde_r)[:d, :d]
@@ -143,11 +136,11 @@ def run_sampling(config_path: str | Path, out_dir: str | Path) -> list[Path]:
                        cm_realized_farad=design.cm_realized_farad, cm_target_farad=design.cm_target_farad,
                        bins=np.array(exp.bins), n_sigma=np.array(exp.n_sigma))
     summary = {"d": d, "coupling": design.coupling, "bits": design.bits, "window_tau": window_tau,
-               "n_samples": len(x), "cov_rel_err_vs_kT_Cm_inv": _rel(cov_emp, cov_th),
+               "n_samples": len(x), "cov_rel_err_vs_kT_Cm_inv": rel_err(cov_emp, cov_th),
                "cov_rel_err_expected": float(np.sqrt((sd ** 2).sum()) / np.linalg.norm(cov_th)),
-               "cov_rel_err_vs_target": _rel(cov_emp, design.problem.kappa * np.linalg.inv(design.problem.A)),
-               "cov_rel_err_vs_netlist_exact": _rel(cov_emp, cov_net),
-               "netlist_exact_vs_kT_Cm_inv": _rel(cov_net, cov_th),
+               "cov_rel_err_vs_target": rel_err(cov_emp, design.problem.kappa * np.linalg.inv(design.problem.A)),
+               "cov_rel_err_vs_netlist_exact": rel_err(cov_emp, cov_net),
+               "netlist_exact_vs_kT_Cm_inv": rel_err(cov_net, cov_th),
                "z_rms": float(np.sqrt(np.mean(z ** 2))), "z_max_abs": float(np.abs(z).max()),
                "frac_within_2sd": float(np.mean(np.abs(z) <= 2)), "cm_rel_err": design.describe()["cm_rel_err"],
                "kt_eff_joule": design.kt_eff_joule, "wall_s": wall}
@@ -161,52 +154,6 @@ def run_sampling(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     return files + plot_sampling(out)
 
 
-def plot_sampling(out: Path) -> list[Path]:
-    """Histograms and covariance plots from sampling.npz (no simulation)."""
-    plt = _plt()
-    f = np.load(out / "sampling.npz")
-    x, d = f["x"], f["x"].shape[1]
-    cols = min(4, d)
-    rows = int(np.ceil(d / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
-    for i in range(d):
-        ax = axes[i // cols, i % cols]
-        s = float(np.sqrt(f["cov_theory"][i, i]))
-        lim = float(f["n_sigma"]) * s
-        ax.hist(x[:, i], bins=int(f["bins"]), range=(-lim, lim), density=True, color="tab:blue", alpha=0.6,
-                label="circuit (ngspice)")
-        g = np.linspace(-lim, lim, 200)
-        ax.plot(g, np.exp(-0.5 * (g / s) ** 2) / (s * np.sqrt(2 * np.pi)), color="tab:orange",
-                label="N(0, kT Cm^-1)")
-        ax.set_title(f"cell {i + 1}", fontsize=9)
-    for k in range(d, rows * cols):
-        axes[k // cols, k % cols].axis("off")
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle("Node samples (problem units) vs the exact stationary marginal")
-    files = [_save(fig, out / "sampling_histograms.png")]
-
-    emp, th, sd = f["cov_emp_v2"], f["kt_cm_inv_v2"], f["cov_sd"] / f["s_x"] ** 2
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
-    lim = float(np.abs(th).max())
-    for ax, mat, title in ((axes[0], emp, "empirical (V^2)"), (axes[1], th, "kT_eff Cm^-1 (V^2)")):
-        im = ax.imshow(mat, cmap="RdBu_r", vmin=-lim, vmax=lim)
-        ax.set_title(title)
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    zl = max(3.0, float(np.abs(f["z"]).max()))
-    im = axes[2].imshow(f["z"], cmap="RdBu_r", vmin=-zl, vmax=zl)
-    axes[2].set_title("(empirical - theory) / std. error")
-    fig.colorbar(im, ax=axes[2], fraction=0.046)
-    iu = np.triu_indices(emp.shape[0])
-    axes[3].errorbar(th[iu], emp[iu], yerr=2 * sd[iu], fmt="o", ms=3, lw=0.8, label="entries +/- 2 s.e.")
-    lo, hi = float(th[iu].min()), float(th[iu].max())
-    axes[3].plot([lo, hi], [lo, hi], color="k", lw=0.8, label="y = x")
-    axes[3].set_xlabel("kT_eff Cm^-1 (V^2)")
-    axes[3].set_ylabel("empirical (V^2)")
-    axes[3].legend(fontsize=7)
-    files.append(_save(fig, out / "sampling_covariance.png"))
-    return files
-
-
 # ---------------------------------------------------------------- inversion
 
 
@@ -214,36 +161,18 @@ def _bank_label(bank: Union[str, int]) -> str:
     return "ideal" if bank == "ideal" else f"{bank}-bit"
 
 
-def _inversion_worker(cfg_dict: dict[str, Any], base_dir: str) -> dict[str, Any]:
-    """One ngspice run in a fresh process (one simulator per process)."""
-    from ..pipeline import prepare, simulate  # noqa: PLC0415
-    cfg = load_config(cfg_dict)
-    cfg._base_dir = Path(base_dir)
+def _inversion_worker(prep: Any) -> dict[str, Any]:
+    """One ngspice run of a prepared (already designed) bank, in a worker process of spu_sim.runs."""
+    from ..pipeline import simulate  # noqa: PLC0415
     t0 = time.perf_counter()
-    res = simulate(cfg, None)
-    wall = time.perf_counter() - t0
-    design = prepare(cfg).design
-    from ..topologies.rlc.sde import netlist_stationary_cov  # noqa: PLC0415
-    return {"x": _stationary_x(res.arrays), "A_realized": design.A_realized, "kappa_realized": design.kappa_realized,
-            "cov_netlist": netlist_stationary_cov(design),
-            "describe": {k: v for k, v in design.describe().items() if k not in ("code", "cm_realized_farad")},
-            "code": design.code, "wall_s": wall}
+    res = simulate(prep, None)
+    return {"x": _stationary_x(res.arrays), "wall_s": time.perf_counter() - t0}
 
 
-def error_curve(x: np.ndarray, target_inv: np.ndarray, kappa: float, dt_tau: float,
-                n_points: int) -> tuple[np.ndarray, np.ndarray]:
-    """Relative Frobenius error of Shat_k / kappa against target_inv for prefixes of k samples (geometric k).
-    Returns (T_tau (m,), err (m,)). Cost O(n d^2)."""
-    n = len(x)
-    ks = np.unique(np.geomspace(min(20, n), n, n_points).astype(int))
-    err = np.empty(len(ks))
-    acc = np.zeros((x.shape[1], x.shape[1]))
-    prev = 0
-    for m, k in enumerate(ks):
-        acc += x[prev:k].T @ x[prev:k]
-        prev = k
-        err[m] = _rel(acc / k / kappa, target_inv)
-    return ks * dt_tau, err
+def _hard_timeout_s(cfg: Config) -> float | None:
+    """The scheduler's limit per bank run: twice ngspice's own (simulation.timeout_s) plus 30 s, or none."""
+    t = cfg.simulation.timeout_s
+    return None if t is None else 2.0 * t + 30.0
 
 
 def run_inversion(config_path: str | Path, out_dir: str | Path) -> list[Path]:
@@ -258,32 +187,34 @@ def run_inversion(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     and the expected sampling error (ideal.sample_cov_var). Files: inversion.npz, summary.json,
     inversion.csv, config.yaml, inversion_error.png."""
     from tqdm import tqdm  # noqa: PLC0415
-    from ..pipeline import prepare  # noqa: PLC0415
+    from ..topologies.rlc.sde import netlist_stationary_cov  # noqa: PLC0415
+    from ..pipeline import Prepared, prepare  # noqa: PLC0415
+    from ..runs.scheduler import run_tasks  # noqa: PLC0415
     cfg, exp, _ = load_experiment(config_path, InversionExperiment)
     out = Path(out_dir)
-    cfgs: dict[str, Config] = {}
+    preps: dict[str, Prepared] = {}  # each bank designed once, here; the worker and the analysis share it
     for bank in exp.banks:
         if bank == "ideal":
             c = _with(cfg, coupling="ideal")
         else:
             c = _with(cfg, coupling="switched", bits=int(bank), c_unit_farad=exp.bank_full_scale_farad / (2 ** int(bank) - 1))
-        prepare(c)  # validate every design (range errors) before any simulation
-        cfgs[_bank_label(bank)] = c
-    prep0 = prepare(cfgs[next(iter(cfgs))])
+        preps[_bank_label(bank)] = prepare(c)  # every design validated (range errors) before any simulation
+    prep0 = preps[next(iter(preps))]
     A, kappa = prep0.problem.A, prep0.problem.kappa
     A_inv = np.linalg.inv(A)
     dt_tau = prep0.sample_dt_tau
-    results: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(exp.workers, len(cfgs)), mp_context=ctx) as pool:
-        futs = {pool.submit(_inversion_worker, c.to_dict(), str(c.base_dir)): lab for lab, c in cfgs.items()}
-        for fut in tqdm(as_completed(futs), total=len(futs), desc="rlc_inversion ngspice runs", file=sys.stderr):
-            results[futs[fut]] = fut.result()
+    # spawn: this process may already hold ngspice (an earlier experiment in the same session)
+    outcomes = run_tasks(_inversion_worker, list(preps.items()), workers=exp.workers,
+                         timeout_s=_hard_timeout_s(cfg), progress="rlc_inversion ngspice runs", start_method="spawn")
+    for o in outcomes:
+        if not o.ok:
+            raise SimulationError(f"rlc_inversion: the {o.key} bank's ngspice run failed: {o.value}")
+    results = {o.key: o.value for o in outcomes}
     wall_ngspice = time.perf_counter() - t0
 
     arrays: dict[str, np.ndarray] = {"A": A, "A_inv": A_inv, "kappa": np.array(kappa),
-                                     "labels": np.array(list(cfgs))}
+                                     "labels": np.array(list(preps))}
     summary: dict[str, Any] = {"d": int(A.shape[0]), "kappa": kappa, "sample_dt_tau": dt_tau,
                                "reference_t_tau": exp.reference_t_tau, "wall_ngspice_s": wall_ngspice, "banks": {}}
     n_ref = int(round(exp.reference_t_tau / exp.reference_dt_tau))
@@ -297,17 +228,17 @@ def run_inversion(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     if 2 * A.shape[0] <= 40:
         v = np.array([ideal.sample_cov_var(target_sde, 1.0)[:A.shape[0], :A.shape[0]].sum()])
         arrays["expected_err"] = np.sqrt(v[0] / Ts) / kappa / np.linalg.norm(A_inv)
-    for lab in tqdm(list(cfgs), desc="rlc_inversion exact samplers", file=sys.stderr):
+    for lab in tqdm(list(preps), desc="rlc_inversion exact samplers", file=sys.stderr):
         r = results[lab]
+        design_r = preps[lab].design
+        describe = design_r.describe()
         T_c, e_c = error_curve(r["x"], A_inv, kappa, dt_tau, exp.n_points)
-        A_r, kap_r = r["A_realized"], r["kappa_realized"]
-        floor = _rel(kap_r / kappa * np.linalg.inv(A_r), A_inv)
-        floor_netlist = _rel(r["cov_netlist"] / kappa, A_inv)
+        A_r, kap_r = design_r.A_realized, design_r.kappa_realized
+        floor = rel_err(kap_r / kappa * np.linalg.inv(A_r), A_inv)
+        floor_netlist = rel_err(netlist_stationary_cov(design_r) / kappa, A_inv)
         d_ = A.shape[0]
-        noise_dt = float(r["describe"]["noise_dt_tau"])
-        floor_sim = _rel(interpolated_noise_cov(prepare(cfgs[lab]).design.realized_sde(), noise_dt)[:d_, :d_] / kappa,
-                         A_inv)
-        design_r = prepare(cfgs[lab]).design
+        noise_dt = float(describe["noise_dt_tau"])
+        floor_sim = rel_err(interpolated_noise_cov(design_r.realized_sde(), noise_dt)[:d_, :d_] / kappa, A_inv)
         zr = ideal.sample(design_r.realized_sde(), np.zeros(2 * A.shape[0]), t_ref, seed=seed + 1000)[:, :A.shape[0]]
         _, e_r = error_curve(zr, A_inv, kappa, exp.reference_dt_tau, exp.n_points)
         arrays[f"{lab}/T_tau"], arrays[f"{lab}/err"] = T_c, e_c
@@ -318,11 +249,11 @@ def run_inversion(config_path: str | Path, out_dir: str | Path) -> list[Path]:
         arrays[f"{lab}/A_realized"] = A_r
         summary["banks"][lab] = {
             "floor_exact": floor, "floor_netlist": floor_netlist, "floor_with_sim_noise_step": floor_sim,
-            "noise_dt_tau": noise_dt, "matrix_rel_err": _rel(A_r, A), "err_ngspice_at_end": float(e_c[-1]),
+            "noise_dt_tau": noise_dt, "matrix_rel_err": rel_err(A_r, A), "err_ngspice_at_end": float(e_c[-1]),
             "T_ngspice_tau": float(T_c[-1]), "err_realised_sampler_at_reference_t": float(e_r[-1]),
             "err_ideal_sampler_at_reference_t": float(arrays["ref_err_target"][-1]),
             "err_ideal_sampler_at_T_ngspice": float(np.interp(T_c[-1], Ts, arrays["ref_err_target"])),
-            "ngspice_wall_s": r["wall_s"], **{k: r["describe"][k] for k in ("coupling", "bits", "c_unit_farad", "n_switches")}}
+            "ngspice_wall_s": r["wall_s"], **{k: describe[k] for k in ("coupling", "bits", "c_unit_farad", "n_switches")}}
     stage = io.new_stage(out)
     io.atomic_save_npz(stage / "inversion.npz", **arrays)
     summary["wall_total_s"] = time.perf_counter() - t0
@@ -340,83 +271,7 @@ def run_inversion(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     return files + plot_inversion(out)
 
 
-def plot_inversion(out: Path) -> list[Path]:
-    """Error of the inverse estimate vs duration, all banks on one plot (from inversion.npz)."""
-    plt = _plt()
-    f = np.load(out / "inversion.npz")
-    labels = [str(s) for s in f["labels"]]
-    fig, ax = plt.subplots(figsize=(8.5, 5.5))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for k, lab in enumerate(labels):
-        c = colors[k % len(colors)]
-        ax.loglog(f[f"{lab}/T_tau"], f[f"{lab}/err"], "o-", color=c, ms=3, lw=1.3, label=f"{lab}: ngspice")
-        ax.loglog(f["ref_T_tau"], f[f"{lab}/ref_err"], "--", color=c, lw=0.9,
-                  label=f"{lab}: exact sampler of the realised circuit")
-        fl = float(f[f"{lab}/floor_netlist"]) if f"{lab}/floor_netlist" in f else float(f[f"{lab}/floor"])
-        if fl > 1e-8:                      # the ideal bank's floor is round-off (1e-16): not drawn
-            ax.axhline(fl, color=c, ls=":", lw=0.9)
-    ax.loglog(f["ref_T_tau"], f["ref_err_target"], "k-", lw=1.5, label="ideal sampler (target A, exact)")
-    if "ideal/floor_noise_step" in f:        # the simulation's own bias: the filesource's finite noise step
-        ax.axhline(float(f["ideal/floor_noise_step"]), color="0.3", ls="-.", lw=0.9,
-                   label="floor of the simulation itself (noise step, ideal coupling)")
-    if "expected_err" in f:
-        ax.loglog(f["ref_T_tau"], f["expected_err"], color="0.6", lw=1, label="expected sampling error (theory)")
-    lows = [float(np.min(f["ref_err_target"]))] + [float(f[f"{lab}/floor"]) for lab in labels
-                                                   if float(f[f"{lab}/floor"]) > 1e-8]
-    ax.set_ylim(bottom=0.3 * min(lows))
-    ax.set_xlabel("averaging time T / tau")
-    ax.set_ylabel("||Shat/kappa - A^-1||_F / ||A^-1||_F")
-    ax.set_title(f"RLC SPU, {f['A'].shape[0]}x{f['A'].shape[0]} inversion: error vs duration\n"
-                 "(dotted: exact floor of the netlist as built, switch resistances included)", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    return [_save(fig, out / "inversion_error.png")]
-
-
 # ---------------------------------------------------------------- autocorrelation
-
-
-def autocovariance(x: np.ndarray, max_lag: int) -> np.ndarray:
-    """Known-zero-mean autocovariance chat(m) = sum_k x_k x_{k+m} / (n - m), m = 0..max_lag (FFT)."""
-    n = len(x)
-    nfft = 1 << int(np.ceil(np.log2(2 * n)))
-    fx = np.fft.rfft(x, nfft)
-    c = np.fft.irfft(fx * np.conj(fx), nfft)[:max_lag + 1]
-    return c / (n - np.arange(max_lag + 1))
-
-
-def exact_autocovariance(sde: ideal.LinearSDE, i: int, lags: np.ndarray) -> np.ndarray:
-    """c_ii(s) = [expm(-K s) S]_ii, s >= 0."""
-    S = ideal.stationary_cov(sde)
-    P = ideal._propagators(sde.K, lags)
-    return np.einsum("tj,j->t", P[:, i, :], S[:, i])
-
-
-def bartlett_se(c_fn, lags: np.ndarray, T: float, dt: float, u_max: float) -> np.ndarray:
-    """Standard error of chat(s) over a window T (Bartlett): var = (1/T) int [c(u)^2 + c(u+s) c(u-s)] du."""
-    u = np.arange(-u_max, u_max + dt / 2, dt)
-    c_abs = c_fn(np.abs(u))
-    out = np.empty(len(lags))
-    for m, s in enumerate(lags):
-        out[m] = np.sum(c_abs ** 2 + c_fn(np.abs(u + s)) * c_fn(np.abs(u - s))) * dt / T
-    return np.sqrt(np.clip(out, 0, None))
-
-
-def _fit_damped_cosine(lags: np.ndarray, c: np.ndarray) -> dict[str, float]:
-    """Least-squares fit c(s) ~ a exp(-r s) cos(w s + phi): the dominant oscillation and its decay."""
-    from scipy.optimize import curve_fit  # noqa: PLC0415
-
-    def model(s, a, r, w, phi):
-        return a * np.exp(-r * s) * np.cos(w * s + phi)
-    spec = np.abs(np.fft.rfft(c - c.mean(), 8 * len(c)))
-    freqs = np.fft.rfftfreq(8 * len(c), lags[1] - lags[0]) * 2 * np.pi
-    w0 = float(freqs[np.argmax(spec[1:]) + 1])
-    try:
-        p, _ = curve_fit(model, lags, c, p0=[c[0], 0.2, w0, 0.0], maxfev=20000)
-        return {"amplitude": float(p[0]), "decay_per_tau": float(abs(p[1])), "omega_per_tau": float(abs(p[2])),
-                "phase": float(p[3])}
-    except RuntimeError:
-        return {"amplitude": float("nan"), "decay_per_tau": float("nan"), "omega_per_tau": w0, "phase": float("nan")}
 
 
 def run_autocorrelation(config_path: str | Path, out_dir: str | Path) -> list[Path]:
@@ -428,14 +283,15 @@ def run_autocorrelation(config_path: str | Path, out_dir: str | Path) -> list[Pa
     from ..pipeline import prepare, simulate  # noqa: PLC0415
     cfg, exp, _ = load_experiment(config_path, AutocorrelationExperiment)
     out = Path(out_dir)
-    t0 = time.perf_counter()
-    res = simulate(cfg, out / "run")
-    wall = time.perf_counter() - t0
-    design = prepare(cfg).design
-    if exp.cell > design.d:
+    prep = prepare(cfg)  # designed once: simulate and the analysis below share it
+    design = prep.design
+    if exp.cell > design.d:  # checked before the simulation, not after it
         raise ConfigError(f"experiment.cell: {exp.cell} exceeds the number of cells {design.d}")
+    t0 = time.perf_counter()
+    res = simulate(prep, out / "run")
+    wall = time.perf_counter() - t0
     i = exp.cell - 1
-    dt = sample_dt_tau(design, cfg)
+    dt = prep.sample_dt_tau
     x = _stationary_x(res.arrays)[:, i]
     m = int(round(exp.max_lag_tau / dt))
     lags = np.arange(m + 1) * dt
@@ -456,8 +312,8 @@ def run_autocorrelation(config_path: str | Path, out_dir: str | Path) -> list[Pa
     modes = sorted(({"decay_per_tau": float(l.real), "omega_per_tau": float(abs(l.imag)),
                      "f_hz": float(abs(l.imag) / (2 * np.pi * design.tau_s)), "weight": float(abs(wt))}
                     for l, wt in zip(w, weights) if l.imag >= 0), key=lambda d_: -d_["weight"])
-    fit_emp = _fit_damped_cosine(lags, c_emp)
-    fit_exact = _fit_damped_cosine(lags, c_real)
+    fit_emp = fit_damped_cosine(lags, c_emp)
+    fit_exact = fit_damped_cosine(lags, c_real)
     zres = (c_emp - c_real) / np.where(se > 0, se, np.inf)
     stage = io.new_stage(out)
     io.atomic_save_npz(stage / "autocorrelation.npz", lags_tau=lags, c_emp=c_emp, c_exact=c_real, c_target=c_targ,
@@ -475,89 +331,8 @@ def run_autocorrelation(config_path: str | Path, out_dir: str | Path) -> list[Pa
     return files + plot_autocorrelation(out)
 
 
-def plot_autocorrelation(out: Path) -> list[Path]:
-    """Measured vs exact autocovariance with a +/- 2 standard-error band, and the residual (from the npz)."""
-    plt = _plt()
-    f = np.load(out / "autocorrelation.npz")
-    s = json.loads((out / SUMMARY_NAME).read_text())
-    lags = f["lags_tau"]
-    fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    ax = axes[0]
-    ax.fill_between(lags, f["c_exact"] - 2 * f["se"], f["c_exact"] + 2 * f["se"], color="tab:orange", alpha=0.25,
-                    label="exact +/- 2 s.e.")
-    ax.plot(lags, f["c_emp"], color="tab:blue", lw=1.0, label="circuit (ngspice)")
-    ax.plot(lags, f["c_exact"], color="tab:orange", lw=1.2, label="exact underdamped (realised circuit)")
-    ax.plot(lags, f["c_target"], color="k", lw=0.7, ls="--", label="exact underdamped (target A)")
-    fm, fe = s["fit_measured"], s["fit_exact"]
-    ax.set_title(f"cell {int(f['cell'])}: fitted omega {fm['omega_per_tau']:.4f}/tau (exact {fe['omega_per_tau']:.4f}), "
-                 f"decay {fm['decay_per_tau']:.4f}/tau (exact {fe['decay_per_tau']:.4f})", fontsize=9)
-    ax.set_ylabel("autocovariance (problem units^2)")
-    ax.legend(fontsize=7)
-    axes[1].plot(lags, f["c_emp"] - f["c_exact"], color="tab:blue", lw=0.8)
-    axes[1].fill_between(lags, -2 * f["se"], 2 * f["se"], color="tab:orange", alpha=0.25)
-    axes[1].set_ylabel("measured - exact")
-    axes[1].set_xlabel("lag / tau")
-    return [_save(fig, out / "autocorrelation.png")]
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def _plt():
-    import matplotlib  # noqa: PLC0415
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    plt.rcParams["text.usetex"] = False
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    from ..plots import save_png  # noqa: PLC0415 - matplotlib is heavy
-    return save_png(fig, path)
+# ---------------------------------------------------------------- the experiments by name
 
 
 RUNNERS = {"rlc_sampling": run_sampling, "rlc_inversion": run_inversion, "rlc_autocorrelation": run_autocorrelation}
 PLOTTERS = {"rlc_sampling": plot_sampling, "rlc_inversion": plot_inversion, "rlc_autocorrelation": plot_autocorrelation}
-
-
-def interpolated_noise_cov(sde: ideal.LinearSDE, h: float, pre_emphasis: float | None = None) -> np.ndarray:
-    """Exact stationary covariance, at the sample instants k h, of dz = -K z ds + G e(s) ds when e is not
-    white but the filesource's noise: samples u_k every h (time in tau), linearly interpolated, with
-    u_k = (w_k + c (w_k - w_{k-1})) / sqrt(h) (c: spu_sim.topologies.noise_sources.PRE_EMPHASIS, 0 if absent), w iid N(0, 1),
-    so that the low-frequency intensity is that of the white noise (G G^T = D).
-
-    Over one step z_{k+1} = Phi z_k + Gam0 u_k + Gam1 u_{k+1}, Gam0 = int_0^h e^{-K(h-s)} (1 - s/h) ds G,
-    Gam1 = int_0^h e^{-K(h-s)} (s/h) ds G (Gauss-Legendre, 24 nodes); the state (z_k, w_k, w_{k-1}) is then a
-    discrete linear system driven by white noise: discrete Lyapunov equation. What it differs from
-    ideal.stationary_cov(sde) by is the bias the finite noise step adds to an ngspice run.
-    """
-    import scipy.linalg as sla  # noqa: PLC0415
-    if pre_emphasis is None:
-        pre_emphasis = PRE_EMPHASIS
-    c = pre_emphasis
-    n = sde.K.shape[0]
-    w_, V = np.linalg.eigh(0.5 * (sde.D + sde.D.T))
-    keep = w_ > 1e-14 * max(w_.max(), 1e-300)
-    G = V[:, keep] * np.sqrt(w_[keep])
-    m = G.shape[1]
-    xg, wg = np.polynomial.legendre.leggauss(24)
-    s = 0.5 * h * (xg + 1.0)
-    wg = 0.5 * h * wg
-    Gam0 = np.zeros((n, m))
-    Gam1 = np.zeros((n, m))
-    for sk, wk in zip(s, wg):
-        E = sla.expm(-sde.K * (h - sk)) @ G
-        Gam0 += wk * (1 - sk / h) * E
-        Gam1 += wk * (sk / h) * E
-    a = 1.0 / np.sqrt(h)
-    Phi = sla.expm(-sde.K * h)
-    F = np.zeros((n + 2 * m, n + 2 * m))
-    F[:n, :n] = Phi
-    F[:n, n:n + m] = a * ((1 + c) * Gam0 - c * Gam1)
-    F[:n, n + m:] = -a * c * Gam0
-    F[n + m:, n:n + m] = np.eye(m)
-    H = np.zeros((n + 2 * m, m))
-    H[:n] = a * (1 + c) * Gam1
-    H[n:n + m] = np.eye(m)
-    P = sla.solve_discrete_lyapunov(F, H @ H.T)
-    return 0.5 * (P + P.T)[:n, :n]

@@ -1,0 +1,235 @@
+"""The one scheduler of spu-sim: many independent runs through one function, locally or on a Dask cluster.
+
+    outcomes = run_tasks(fn, [(key, task), ...], workers=None, timeout_s=600, progress="sweep")
+    # -> [Outcome(key, ok, value, wall_s), ...] in the order of the tasks (whatever order they finished in)
+
+Every many-run job (sweeps, Monte Carlo, the experiments' bank runs) goes through ``run_tasks``:
+
+- local (default): a ``pebble.ProcessPool`` of ``workers`` processes (None = all cores). A run longer
+  than ``timeout_s`` has its worker process killed (SIGTERM, whose default action ends the process even
+  inside a C library such as libngspice; SIGKILL after pebble's grace period) and is a failed outcome
+  ``timed out after T s (worker killed)``. A worker that dies (segfault in libngspice, os._exit, the OOM
+  killer) fails only the run it was doing (``worker process died (signal SIGSEGV) ...``) and is replaced.
+  Workers die with the scheduling process (Linux PR_SET_PDEATHSIG), so a killed sweep leaves no orphans.
+- Dask (``scheduler="tcp://host:port"``): each task is submitted to an existing dask.distributed
+  scheduler and runs there in a child process of the Dask worker (spu_sim.runs.isolate), which is killed
+  past ``timeout_s`` (``timed out after T s (task process killed)``); a crash ends that child only
+  (``task process died (signal SIGSEGV) ...``), the Dask worker stays up.
+
+``fn`` must be picklable (a module-level function) and must not need the caller's process state; its
+exceptions become failed outcomes (``ExceptionName: first line``). ``on_done(key, ok, value)`` is called
+in this process as each run finishes (in completion order), e.g. to store a result at once; it may return
+a bool that the progress bar counts as ok / failed instead of ``ok``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, wait
+from typing import Any, Callable, Hashable, NamedTuple, Sequence
+
+from ..errors import BadInputError
+from .isolate import TaskFailed, death_reason, error_line, run_isolated
+
+# a run pebble should have stopped by now is failed by the scheduler itself: a guard against a
+# future left pending by a pool bug (pebble issue 153), so a sweep can never wait forever
+WATCHDOG_GRACE_S = 30.0
+_POLL_S = 0.2
+
+OnDone = Callable[[Hashable, bool, Any], "bool | None"]
+
+
+class Outcome(NamedTuple):
+    """One finished run: ``value`` is fn(task) when ``ok``, else the one-line reason it failed."""
+
+    key: Hashable
+    ok: bool
+    value: Any
+    wall_s: float
+
+
+def check_workers(workers: Any, *, name: str = "workers") -> int:
+    """The number of local worker processes: a positive int, or None for all cores; else BadInputError."""
+    n_cores = os.cpu_count() or 1
+    if workers is None:
+        return n_cores
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise BadInputError(f"{name}: {workers!r} is not a number of worker processes; give a positive "
+                            f"integer, or leave it out for all cores ({n_cores} here)")
+    return workers
+
+
+# ---------------------------------------------------------------- local worker processes (pebble)
+
+
+def _init_worker() -> None:
+    """In each worker: die with the parent; let SIGTERM end the process at once (also inside C code)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes  # noqa: PLC0415
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # pebble's handler would wait for the bytecode loop
+
+
+def _timed_call(fn: Callable[[Any], Any], task: Any) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    value = fn(task)
+    return value, time.perf_counter() - t0
+
+
+def _failure_of(exc: BaseException, timeout_s: float | None) -> str:
+    from pebble import ProcessExpired  # noqa: PLC0415
+
+    if isinstance(exc, ProcessExpired):
+        return death_reason(exc.exitcode)
+    if isinstance(exc, TimeoutError):
+        return f"timed out after {timeout_s:g} s (worker killed)"
+    return error_line(exc)
+
+
+def run_in_processes(fn: Callable[[Any], Any], tasks: Sequence[tuple[Hashable, Any]], *, workers: int | None,
+                     timeout_s: float | None = None, on_done: OnDone | None = None,
+                     max_tasks_per_worker: int | None = None, start_method: str = "fork") -> list[Outcome]:
+    """fn(task) for each (key, task) in local worker processes; returns the outcomes in task order.
+
+    start_method: "fork" (cheap: workers inherit this process's imports; use it when this process has
+    not loaded ngspice) or "spawn" (fresh interpreters; safe in a process that already ran ngspice).
+    max_tasks_per_worker: replace a worker after this many runs (1 = a fresh process per run).
+    """
+    import multiprocessing as mp  # noqa: PLC0415
+
+    from pebble import ProcessPool  # noqa: PLC0415
+
+    n = min(check_workers(workers), max(len(tasks), 1))
+    if timeout_s is not None and not timeout_s > 0:
+        raise BadInputError(f"timeout_s: {timeout_s!r} must be a positive number of seconds (or None)")
+    outcomes: list[Outcome | None] = [None] * len(tasks)
+    if not tasks:
+        return []
+    method = start_method if start_method in mp.get_all_start_methods() else "spawn"
+    pool = ProcessPool(max_workers=n, max_tasks=max_tasks_per_worker or 0, initializer=_init_worker,
+                       context=mp.get_context(method))
+    clean = False
+    try:
+        index = {pool.schedule(_timed_call, args=(fn, task), timeout=timeout_s): i
+                 for i, (_, task) in enumerate(tasks)}
+        pending = set(index)
+        running_since: dict[Any, float] = {}
+        abandoned = False
+
+        def finish(fut: Any, ok: bool, value: Any, wall_s: float) -> None:
+            i = index[fut]
+            outcomes[i] = Outcome(tasks[i][0], ok, value, wall_s)
+            if on_done is not None:
+                on_done(tasks[i][0], ok, value)
+
+        while pending:
+            done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
+            now = time.monotonic()
+            for fut in sorted(done, key=index.__getitem__):
+                try:
+                    value, wall_s = fut.result()
+                except BaseException as e:  # noqa: BLE001 - every failure is an outcome
+                    finish(fut, False, _failure_of(e, timeout_s), now - running_since.get(fut, now))
+                else:
+                    finish(fut, True, value, wall_s)
+            for fut in pending:
+                if fut.running():
+                    running_since.setdefault(fut, now)
+            if timeout_s is not None:
+                stuck = [f for f in pending if now - running_since.get(f, now) > timeout_s + WATCHDOG_GRACE_S]
+                for fut in sorted(stuck, key=index.__getitem__):
+                    pending.discard(fut)
+                    abandoned = True
+                    finish(fut, False, f"timed out after {timeout_s:g} s (not stopped by the pool; abandoned)",
+                           now - running_since[fut])
+        clean = not abandoned  # joining a pool with an abandoned task would wait for it
+    finally:
+        if clean:
+            pool.close()
+        else:
+            pool.stop()  # Ctrl-C or an error in on_done: kill the workers, do not wait for their runs
+        pool.join()
+    return outcomes  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- a Dask cluster
+
+
+def run_on_dask(fn: Callable[[Any], Any], tasks: Sequence[tuple[Hashable, Any]], *, scheduler: str,
+                timeout_s: float | None = None, on_done: OnDone | None = None) -> list[Outcome]:
+    """fn(task) for each (key, task) on an existing dask.distributed scheduler; outcomes in task order.
+
+    Each task runs in a child process of its Dask worker (spu_sim.runs.isolate): killed past timeout_s, and
+    a crash ends the child only. Should a Dask worker itself die, its nanny restarts it and Dask retries
+    the task elsewhere before giving up with KilledWorker, which becomes the run's failed outcome.
+    """
+    from dask.distributed import Client, as_completed  # noqa: PLC0415
+
+    outcomes: list[Outcome | None] = [None] * len(tasks)
+    if not tasks:
+        return []
+    with Client(scheduler, timeout="30s") as client:
+        index = {}
+        for i, (key, task) in enumerate(tasks):
+            fut = client.submit(run_isolated, fn, task, timeout_s, key=f"spu-sim-run-{key}-{time.time_ns()}",
+                                pure=False)
+            index[fut] = i
+        for fut in as_completed(index):
+            i = index[fut]
+            key = tasks[i][0]
+            try:
+                value, wall_s = fut.result()
+            except TaskFailed as e:  # timed out, died, or raised (the reason is already one line)
+                outcomes[i] = Outcome(key, False, str(e), float("nan"))
+            except Exception as e:  # noqa: BLE001 - KilledWorker, a lost connection, ...
+                outcomes[i] = Outcome(key, False, error_line(e), float("nan"))
+            else:
+                outcomes[i] = Outcome(key, True, value, wall_s)
+            if on_done is not None:
+                on_done(key, outcomes[i].ok, outcomes[i].value)
+    return outcomes  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- the entry point
+
+
+def run_tasks(fn: Callable[[Any], Any], tasks: Sequence[tuple[Hashable, Any]], *, workers: int | None = None,
+              scheduler: str | None = None, timeout_s: float | None = None, on_done: OnDone | None = None,
+              progress: str | None = None, skipped: int = 0, max_tasks_per_worker: int | None = None,
+              start_method: str = "fork") -> list[Outcome]:
+    """Run fn over the tasks locally (``workers`` processes) or on the Dask ``scheduler``; see the module doc.
+
+    progress: the description of a tqdm bar on stderr (None: no bar); skipped: runs already done before
+    (shown as done, e.g. a resumed sweep). Returns one Outcome per task, in task order.
+    """
+    n_workers = check_workers(workers)
+    tasks = list(tasks)
+    if len({k for k, _ in tasks}) != len(tasks):
+        raise ValueError("run_tasks: the task keys must be unique")
+    from tqdm import tqdm  # noqa: PLC0415
+
+    tqdm.monitor_interval = 0  # no monitor thread in a process that forks workers
+    bar = tqdm(total=len(tasks) + skipped, initial=skipped, desc=progress or "runs", unit="run", file=sys.stderr,
+               disable=progress is None, dynamic_ncols=True)
+    counts = {"ok": 0, "failed": 0}
+    bar.set_postfix(counts)
+
+    def done(key: Hashable, ok: bool, value: Any) -> None:
+        verdict = on_done(key, ok, value) if on_done is not None else None
+        counts["ok" if (verdict if isinstance(verdict, bool) else ok) else "failed"] += 1
+        bar.update(1)
+        bar.set_postfix(counts)
+
+    try:
+        if scheduler:
+            return run_on_dask(fn, tasks, scheduler=scheduler, timeout_s=timeout_s, on_done=done)
+        return run_in_processes(fn, tasks, workers=n_workers, timeout_s=timeout_s, on_done=done,
+                                max_tasks_per_worker=max_tasks_per_worker, start_method=start_method)
+    finally:
+        bar.close()
