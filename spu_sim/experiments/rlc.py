@@ -26,6 +26,7 @@ from pydantic import Field, ValidationError
 from .. import ideal, io
 from ..config import Config, Strict, format_validation_error, load_config, read_yaml, save_config
 from ..errors import ConfigError, SimulationError
+from ..pipeline import staged
 from ..topologies import circuit_config
 from ..topologies.rlc.config import RlcCircuitConfig
 from .rlc_stats import (autocovariance, bartlett_se, error_curve, exact_autocovariance, fit_damped_cosine,
@@ -130,28 +131,28 @@ def run_sampling(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     z = (cov_emp - cov_th) / sd
     from ..topologies.rlc.sde import netlist_stationary_cov  # noqa: PLC0415
     cov_net = netlist_stationary_cov(design)
-    stage = io.new_stage(out)
-    io.atomic_save_npz(stage / "sampling.npz", x=x, cov_emp=cov_emp, cov_theory=cov_th, cov_sd=sd,
-                       cov_emp_v2=cov_emp * v_scale, kt_cm_inv_v2=kt_cm_inv, z=z, s_x=np.array(design.s_x),
-                       cm_realized_farad=design.cm_realized_farad, cm_target_farad=design.cm_target_farad,
-                       bins=np.array(exp.bins), n_sigma=np.array(exp.n_sigma))
-    summary = {"d": d, "coupling": design.coupling, "bits": design.bits, "window_tau": window_tau,
-               "n_samples": len(x), "cov_rel_err_vs_kT_Cm_inv": rel_err(cov_emp, cov_th),
-               "cov_rel_err_expected": float(np.sqrt((sd ** 2).sum()) / np.linalg.norm(cov_th)),
-               "cov_rel_err_vs_target": rel_err(cov_emp, design.problem.kappa * np.linalg.inv(design.problem.A)),
-               "cov_rel_err_vs_netlist_exact": rel_err(cov_emp, cov_net),
-               "netlist_exact_vs_kT_Cm_inv": rel_err(cov_net, cov_th),
-               "z_rms": float(np.sqrt(np.mean(z ** 2))), "z_max_abs": float(np.abs(z).max()),
-               "frac_within_2sd": float(np.mean(np.abs(z) <= 2)), "cm_rel_err": design.describe()["cm_rel_err"],
-               "kt_eff_joule": design.kt_eff_joule, "wall_s": wall}
-    io.atomic_write_json(stage / SUMMARY_NAME, summary)
-    rows = ["i,j,cov_emp_v2,kt_cm_inv_v2,sd_v2,z"] + [
-        f"{i},{j},{cov_emp[i, j] * v_scale:.6e},{kt_cm_inv[i, j]:.6e},{sd[i, j] * v_scale:.6e},{z[i, j]:.4f}"
-        for i in range(d) for j in range(d)]
-    io.atomic_write_text(stage / "sampling.csv", "\n".join(rows) + "\n")
-    _save_common(stage, cfg, exp)
-    files = io.publish(stage, out)
-    return files + plot_sampling(out)
+    def work(stage: Path) -> None:
+        io.atomic_save_npz(stage / "sampling.npz", x=x, cov_emp=cov_emp, cov_theory=cov_th, cov_sd=sd,
+                           cov_emp_v2=cov_emp * v_scale, kt_cm_inv_v2=kt_cm_inv, z=z, s_x=np.array(design.s_x),
+                           cm_realized_farad=design.cm_realized_farad, cm_target_farad=design.cm_target_farad,
+                           bins=np.array(exp.bins), n_sigma=np.array(exp.n_sigma))
+        summary = {"d": d, "coupling": design.coupling, "bits": design.bits, "window_tau": window_tau,
+                   "n_samples": len(x), "cov_rel_err_vs_kT_Cm_inv": rel_err(cov_emp, cov_th),
+                   "cov_rel_err_expected": float(np.sqrt((sd ** 2).sum()) / np.linalg.norm(cov_th)),
+                   "cov_rel_err_vs_target": rel_err(cov_emp, design.problem.kappa * np.linalg.inv(design.problem.A)),
+                   "cov_rel_err_vs_netlist_exact": rel_err(cov_emp, cov_net),
+                   "netlist_exact_vs_kT_Cm_inv": rel_err(cov_net, cov_th),
+                   "z_rms": float(np.sqrt(np.mean(z ** 2))), "z_max_abs": float(np.abs(z).max()),
+                   "frac_within_2sd": float(np.mean(np.abs(z) <= 2)), "cm_rel_err": design.describe()["cm_rel_err"],
+                   "kt_eff_joule": design.kt_eff_joule, "wall_s": wall}
+        io.atomic_write_json(stage / SUMMARY_NAME, summary)
+        rows = ["i,j,cov_emp_v2,kt_cm_inv_v2,sd_v2,z"] + [
+            f"{i},{j},{cov_emp[i, j] * v_scale:.6e},{kt_cm_inv[i, j]:.6e},{sd[i, j] * v_scale:.6e},{z[i, j]:.4f}"
+            for i in range(d) for j in range(d)]
+        io.atomic_write_text(stage / "sampling.csv", "\n".join(rows) + "\n")
+        _save_common(stage, cfg, exp)
+        plot_sampling(stage)
+    return staged(out, work, family="rlc_sampling")[1]
 
 
 # ---------------------------------------------------------------- inversion
@@ -254,21 +255,21 @@ def run_inversion(config_path: str | Path, out_dir: str | Path) -> list[Path]:
             "err_ideal_sampler_at_reference_t": float(arrays["ref_err_target"][-1]),
             "err_ideal_sampler_at_T_ngspice": float(np.interp(T_c[-1], Ts, arrays["ref_err_target"])),
             "ngspice_wall_s": r["wall_s"], **{k: describe[k] for k in ("coupling", "bits", "c_unit_farad", "n_switches")}}
-    stage = io.new_stage(out)
-    io.atomic_save_npz(stage / "inversion.npz", **arrays)
-    summary["wall_total_s"] = time.perf_counter() - t0
-    io.atomic_write_json(stage / SUMMARY_NAME, summary)
-    rows = ["bank,floor_exact,floor_netlist,floor_with_sim_noise_step,err_ngspice_at_end,T_ngspice_tau,err_realised_sampler_at_reference_t,"
-            "err_ideal_sampler_at_T_ngspice,matrix_rel_err"]
-    for lab, s in summary["banks"].items():
-        rows.append(f"{lab},{s['floor_exact']:.4e},{s['floor_netlist']:.4e},{s['floor_with_sim_noise_step']:.4e},"
-                    f"{s['err_ngspice_at_end']:.4e},{s['T_ngspice_tau']:.4g},"
-                    f"{s['err_realised_sampler_at_reference_t']:.4e},{s['err_ideal_sampler_at_T_ngspice']:.4e},"
-                    f"{s['matrix_rel_err']:.4e}")
-    io.atomic_write_text(stage / "inversion.csv", "\n".join(rows) + "\n")
-    _save_common(stage, cfg, exp)
-    files = io.publish(stage, out)
-    return files + plot_inversion(out)
+    def work(stage: Path) -> None:
+        io.atomic_save_npz(stage / "inversion.npz", **arrays)
+        summary["wall_total_s"] = time.perf_counter() - t0
+        io.atomic_write_json(stage / SUMMARY_NAME, summary)
+        rows = ["bank,floor_exact,floor_netlist,floor_with_sim_noise_step,err_ngspice_at_end,T_ngspice_tau,err_realised_sampler_at_reference_t,"
+                "err_ideal_sampler_at_T_ngspice,matrix_rel_err"]
+        for lab, s in summary["banks"].items():
+            rows.append(f"{lab},{s['floor_exact']:.4e},{s['floor_netlist']:.4e},{s['floor_with_sim_noise_step']:.4e},"
+                        f"{s['err_ngspice_at_end']:.4e},{s['T_ngspice_tau']:.4g},"
+                        f"{s['err_realised_sampler_at_reference_t']:.4e},{s['err_ideal_sampler_at_T_ngspice']:.4e},"
+                        f"{s['matrix_rel_err']:.4e}")
+        io.atomic_write_text(stage / "inversion.csv", "\n".join(rows) + "\n")
+        _save_common(stage, cfg, exp)
+        plot_inversion(stage)
+    return staged(out, work, family="rlc_inversion")[1]
 
 
 # ---------------------------------------------------------------- autocorrelation
@@ -315,20 +316,20 @@ def run_autocorrelation(config_path: str | Path, out_dir: str | Path) -> list[Pa
     fit_emp = fit_damped_cosine(lags, c_emp)
     fit_exact = fit_damped_cosine(lags, c_real)
     zres = (c_emp - c_real) / np.where(se > 0, se, np.inf)
-    stage = io.new_stage(out)
-    io.atomic_save_npz(stage / "autocorrelation.npz", lags_tau=lags, c_emp=c_emp, c_exact=c_real, c_target=c_targ,
-                       se=se, eig=lam, tau_s=np.array(design.tau_s), cell=np.array(exp.cell))
-    summary = {"cell": exp.cell, "d": design.d, "coupling": design.coupling, "bits": design.bits,
-               "window_tau": T, "eta": design.eta, "tau_s": design.tau_s,
-               "rms_z_of_residual": float(np.sqrt(np.mean(zres ** 2))), "max_abs_z": float(np.abs(zres).max()),
-               "fit_measured": fit_emp, "fit_exact": fit_exact, "modes_by_weight": modes, "wall_s": wall}
-    io.atomic_write_json(stage / SUMMARY_NAME, summary)
-    rows = ["lag_tau,c_measured,c_exact_realised,c_exact_target,std_err"] + [
-        f"{lags[k]:.4f},{c_emp[k]:.6e},{c_real[k]:.6e},{c_targ[k]:.6e},{se[k]:.3e}" for k in range(len(lags))]
-    io.atomic_write_text(stage / "autocorrelation.csv", "\n".join(rows) + "\n")
-    _save_common(stage, cfg, exp)
-    files = io.publish(stage, out)
-    return files + plot_autocorrelation(out)
+    def work(stage: Path) -> None:
+        io.atomic_save_npz(stage / "autocorrelation.npz", lags_tau=lags, c_emp=c_emp, c_exact=c_real, c_target=c_targ,
+                           se=se, eig=lam, tau_s=np.array(design.tau_s), cell=np.array(exp.cell))
+        summary = {"cell": exp.cell, "d": design.d, "coupling": design.coupling, "bits": design.bits,
+                   "window_tau": T, "eta": design.eta, "tau_s": design.tau_s,
+                   "rms_z_of_residual": float(np.sqrt(np.mean(zres ** 2))), "max_abs_z": float(np.abs(zres).max()),
+                   "fit_measured": fit_emp, "fit_exact": fit_exact, "modes_by_weight": modes, "wall_s": wall}
+        io.atomic_write_json(stage / SUMMARY_NAME, summary)
+        rows = ["lag_tau,c_measured,c_exact_realised,c_exact_target,std_err"] + [
+            f"{lags[k]:.4f},{c_emp[k]:.6e},{c_real[k]:.6e},{c_targ[k]:.6e},{se[k]:.3e}" for k in range(len(lags))]
+        io.atomic_write_text(stage / "autocorrelation.csv", "\n".join(rows) + "\n")
+        _save_common(stage, cfg, exp)
+        plot_autocorrelation(stage)
+    return staged(out, work, family="rlc_autocorrelation")[1]
 
 
 # ---------------------------------------------------------------- the experiments by name
