@@ -171,3 +171,38 @@ def test_shipped_d4_config_compare(tmp_path):
     assert m["sc_discretization_mean_rel_err"] < 1e-12
     assert (tmp_path / "clock_zoom.png").is_file() and (tmp_path / "waveforms.png").is_file()
     assert json.loads((tmp_path / "metrics.json").read_text())["topology"] == "opamp_sc"
+
+
+@pytest.mark.ngspice
+def test_macro_opamp_still_follows_the_clocked_theory():
+    """The op-amp macromodel (A0 = 1e5, GBW = 10 MHz at f_clk = 1 MHz: the charge transfer settles) keeps the
+    circuit on the ideal clocked process within sampling error."""
+    cfg = sc_problem(2, {"f_clk_tau": 5, "bits": 6, "ktc_noise": False}, circuit={"opamp": {"model": "macro"}},
+                     t_stop_tau=150.0)
+    prep = prepare(cfg)
+    assert prep.design.macro is not None
+    r = simulate(prep)
+    chi2, z = check_against_discrete(prep.design, r.arrays)
+    lim_chi2, lim_z = limits(2)
+    assert chi2 < lim_chi2 and np.max(np.abs(z)) < lim_z, (chi2, z)
+
+
+def test_sc_clock_experiment_theory_sweep(tmp_path):
+    """The sc_clock experiment without ngspice points: files, plots, and the trends the theory predicts."""
+    from spu_sim.experiments import replot, run_experiment
+    cfg = yaml.safe_load((ROOT / "configs" / "sc_clock.yaml").read_text())
+    cfg["experiment"].update(ngspice_f_clk_tau=[], ngspice_bits=[], f_clk_tau=[5, 10, 20, 40], bits=[4, 8, 12])
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    files = run_experiment("sc_clock", path, tmp_path / "out")
+    names = {f.name for f in files}
+    assert {"sc_clock.npz", "sc_clock.csv", "summary.json", "error_vs_f_clk_tau.png", "error_vs_bits.png"} <= names
+    a = dict(np.load(tmp_path / "out" / "sc_clock.npz"))
+    f = a["axis"] == "f_clk_tau"
+    assert np.all(np.diff(a["sc_discretization_cov_rel_err"][f]) < 0)      # falls with the clock rate
+    assert np.all(np.diff(a["ktc_floor_cov_rel"][f]) < 0)                  # kT/C per tau falls as 1/f_clk
+    assert np.all(np.diff(a["energy_per_tau_j"][f]) > 0)                   # and the energy per tau rises
+    b = a["axis"] == "bits"
+    assert np.all(np.diff(a["energy_per_clock_j"][b]) > 0)
+    assert a["sc_quantization_cov_rel_err"][b][-1] < a["sc_quantization_cov_rel_err"][b][0]
+    assert len(replot("sc_clock", tmp_path / "out")) == 2

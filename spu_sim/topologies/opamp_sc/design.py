@@ -117,6 +117,11 @@ class OpampScDesign:
         return self.c_f_nominal_farad
 
     @property
+    def needs_inverter(self) -> np.ndarray:
+        """(d,) all False: both signs come from the branch phasing, no inverter copies (read by opamp.macro)."""
+        return np.zeros(self.d, dtype=bool)
+
+    @property
     def period_s(self) -> float:
         return 1.0 / self.sc.f_clk_hz
 
