@@ -29,6 +29,7 @@ from ...circuit import (CCCS, VCVS, Capacitor, Circuit, Comment, NoiseSource, Pu
                         Tran, VoltageSource)
 from ..base import CircuitRequest
 from ..elements import group_rng
+from ..noise_sources import noise_dacs
 from ..opamp.macro import macro_integrator, nonideal_header, saved_currents
 from .design import OpampScDesign, bit_mask
 
@@ -132,6 +133,12 @@ def build_circuit(design: OpampScDesign, request: CircuitRequest) -> Circuit:
     mask = bit_mask(design.code, design.bits)
     cb = design.c_bit_farad
     ktc = noisy and design.ktc
+    if noisy and design.injected:
+        # the noise DACs of spu_sim.topologies.noise_sources, clocked: one fresh N(0, u^2) sample held per
+        # period (iid, no pre-emphasis: the charge branch samples it once), the first one 0
+        u = group_rng(design.seed, "INJECTED").standard_normal((n_periods, d)) * design.noise_v_rms
+        u[0] = 0.0
+        dacs = noise_dacs(u, T, held=True)
     for i in range(1, d + 1):
         for j in range(1, d + 1):
             if design.code[i - 1, j - 1] == 0:
@@ -147,9 +154,7 @@ def build_circuit(design: OpampScDesign, request: CircuitRequest) -> Circuit:
             E.extend(branch(design, f"{i}_b", i, f"dac{i}", [c], c, True,
                             _ktc(design, f"{i}_b", c, n_half) if ktc else None, T / 2))
         if noisy and design.injected:
-            u = group_rng(design.seed, f"INJECTED{i}").standard_normal(n_periods) * design.noise_v_rms
-            u[0] = 0.0
-            add(NoiseSource(f"ANOISE{i}", f"nz{i}", f"noisesrc{i}", f"noise_{i}.txt", u, T, held=True))
+            add(dacs[i - 1])
             c = float(design.c_noise_farad[i - 1])
             E.extend(branch(design, f"{i}_n", i, f"nz{i}", [c], c, True,
                             _ktc(design, f"{i}_n", c, n_half) if ktc else None, T / 2))
