@@ -103,6 +103,8 @@ def test_netlist_structure_and_bad_input(tmp_path):
         prepare(sc_problem(2, {"f_clk_tau": 0.3}))
     with pytest.raises(ConfigError, match="r_bits"):
         prepare(sc_problem(2, {}, circuit={"quantization": {"r_bits": 8}}))
+    with pytest.raises(DesignError, match="add tran"):
+        prepare(sc_problem(2, {}, analyses=["op"]))
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(sc_problem(2, {"f_clk_tau": 0.3})))
     assert main(["netlist", str(bad), "--out", str(tmp_path / "o")]) == 2
@@ -169,6 +171,7 @@ def test_shipped_d4_config_compare(tmp_path):
         np.linalg.norm(np.linalg.solve(prep.design.A_realized, prep.design.b_realized) - prep.problem.x_star)
         / np.linalg.norm(prep.problem.x_star))
     assert m["sc_discretization_mean_rel_err"] < 1e-12
+    assert np.array_equal(arrays["sc_code"], prep.design.code) and arrays["A_effective"].shape == (4, 4)
     assert (tmp_path / "clock_zoom.png").is_file() and (tmp_path / "waveforms.png").is_file()
     assert json.loads((tmp_path / "metrics.json").read_text())["topology"] == "opamp_sc"
 

@@ -269,6 +269,9 @@ def _mismatch(c: OpampScCircuitConfig, d: int, bits: int) -> tuple[np.ndarray, .
 def design_opamp_sc(problem: Problem, circuit: OpampScCircuitConfig, sim: SimulationConfig) -> OpampScDesign:
     """Bank codes, capacitors, DAC values and scaling for the problem (module doc)."""
     sc = circuit.sc
+    if "tran" not in sim.analyses:
+        raise DesignError("simulation.analyses: topology opamp_sc has no operating point (a switched-capacitor branch "
+                          "has no DC path), so op alone computes nothing; add tran")
     A, b, d = problem.A, problem.b, problem.d
     bits, full = sc.bits, 2 ** sc.bits - 1
     amax = float(np.abs(A).max())
@@ -304,7 +307,7 @@ def design_opamp_sc(problem: Problem, circuit: OpampScCircuitConfig, sim: Simula
     rho = discrete.spectral_radius(base.process(False, False))
     if rho >= 1.0:
         raise DesignError(f"circuit.sc.f_clk_tau = {sc.f_clk_tau:g} is too slow for this matrix (h lambda_max = "
-                          f"{h * lam_max:.3g}: the clocked map is unstable); raise f_clk_tau above {2 * lam_max:.3g}")
+                          f"{h * lam_max:.3g}: the clocked map is unstable); raise f_clk_tau (e.g. to {2 * lam_max:.3g})")
     discrete.effective_drift(base.process(False, False))   # refuses alternating maps
 
     # voltage scale, as topology opamp: mean + 4 sigma of the realised law within the swing

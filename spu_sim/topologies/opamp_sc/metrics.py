@@ -101,10 +101,12 @@ def circuit_metrics(design, problem, arrays: dict) -> dict[str, float]:
 
 
 def circuit_arrays(design, plots: dict, arrays: dict) -> dict[str, np.ndarray]:
-    """The zoomed waveform (ngspice's own time points) over ZOOM_PERIODS clock periods after the burn-in:
+    """The bank codes (sc_code), the effective continuous-time drift of the clocked process (A_effective) and
+    the zoomed waveform (ngspice's own time points) over ZOOM_PERIODS clock periods after the burn-in:
     sc_zoom_t_s, sc_zoom_x (problem units, up to 2 variables), sc_zoom_phi1_v, sc_zoom_phi2_v, sc_period_s."""
+    out = {"sc_code": np.asarray(design.code), "A_effective": discrete.effective_drift(design.process())}
     if "tran" not in plots:
-        return {}
+        return out
     w = plots["tran"]
     t = np.real(w.axis)
     T = design.period_s
@@ -114,6 +116,6 @@ def circuit_arrays(design, plots: dict, arrays: dict) -> dict[str, np.ndarray]:
     sel = (t >= t0) & (t <= t0 + ZOOM_PERIODS * T)
     k = min(design.d, 2)
     x = np.column_stack([np.real(w.node(f"x{i + 1}"))[sel] for i in range(k)])
-    return {"sc_zoom_t_s": t[sel], "sc_zoom_x": design.to_problem_units(x),
+    return {**out, "sc_zoom_t_s": t[sel], "sc_zoom_x": design.to_problem_units(x),
             "sc_zoom_phi1_v": np.real(w.node("phi1"))[sel], "sc_zoom_phi2_v": np.real(w.node("phi2"))[sel],
             "sc_period_s": np.array(T)}
