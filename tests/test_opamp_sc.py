@@ -97,7 +97,7 @@ def test_netlist_structure_and_bad_input(tmp_path):
     text = format_spice(c)
     assert "PULSE(" in text and "amplstep=true" in text
     assert ".op" not in [line.strip() for line in text.splitlines()]     # no DC path: no operating point
-    assert len([e for e in c.elements if type(e).__name__ == "Capacitor" and e.name.startswith("CFT")]) == 8 * n_branch
+    assert len([e for e in c.elements if type(e).__name__ == "Capacitor" and e.name.startswith("CFT")]) == 5 * n_branch
     # bad input: a clock too slow for the matrix, a knob of another topology -> exit 2, one line
     with pytest.raises(DesignError, match="f_clk_tau"):
         prepare(sc_problem(2, {"f_clk_tau": 0.3}))
@@ -209,3 +209,22 @@ def test_sc_clock_experiment_theory_sweep(tmp_path):
     assert np.all(np.diff(a["energy_per_clock_j"][b]) > 0)
     assert a["sc_quantization_cov_rel_err"][b][-1] < a["sc_quantization_cov_rel_err"][b][0]
     assert len(replot("sc_clock", tmp_path / "out")) == 2
+
+
+@pytest.mark.ngspice
+def test_clock_feedthrough_offset_in_the_fast_switch_limit():
+    """Clock feedthrough (gate-terminal capacitors) shifts the mean by the predicted offset
+    (design.feedthrough_offset_v, through the delaying branches) when the switches are fast (Ron = 10 ohm,
+    so the edge current's drop across Ron is negligible); the theory without it is rejected."""
+    cfg = sc_problem(2, {"f_clk_tau": 5, "bits": 6, "ktc_noise": False, "c_overlap_farad": 2e-14, "r_on_ohm": 10.0})
+    prep = prepare(cfg)
+    ds = prep.design
+    r = simulate(prep)
+    n = int((r["t"] >= r["burn_in_s"]).sum())
+    V = discrete.sample_mean_cov(ds.process(), n)
+    lim_chi2, _ = limits(2)
+    chi2 = {}
+    for ft in (True, False):
+        dm = r["x_mean"] - discrete.stationary_mean(ds.process(feedthrough=ft))
+        chi2[ft] = float(dm @ np.linalg.solve(V, dm))
+    assert chi2[True] < lim_chi2 < chi2[False], chi2

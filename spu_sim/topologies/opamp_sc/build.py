@@ -12,7 +12,8 @@ Element and node names (i, j 1-based; branch tag t = <i>_<j> for coupling, <i>_b
                   (every bit's, set or not); CPT<t> top-plate parasitic a<t> -> 0
                   AKTC<t>: held kT/C source (filesource ktc_<t>.txt) from a<t> to c<t>, a fresh
                   N(0, kT/C) value per phase (c<t> is a<t> without kT/C noise)
-                  CFT<switch>A / B: clock feedthrough + charge injection capacitors (gate to terminals)
+                  CFT<switch>A / B: clock feedthrough + charge injection capacitors (gate to the terminals
+                  that no ideal source holds: a<t>, p<t>, sum<i>)
     b             VDAC<i> on dac<i> -> branch <i>_b
     noise         ANOISE<i>: held noise DAC on nz<i> (noise_<i>.txt, one sample per period) -> branch <i>_n
 
@@ -68,10 +69,13 @@ def clocks(design: OpampScDesign) -> list:
             SwitchModel(SWITCH_MODEL, 0.5 * sc.v_clk_v, 0.0, sc.r_on_ohm, sc.r_off_ohm)]
 
 
-def _switch(name: str, n1: str, n2: str, phase: str, c_ft: float) -> list:
+def _switch(name: str, n1: str, n2: str, phase: str, c_ft: float, ft1: bool = True, ft2: bool = True) -> list:
+    """A clocked switch and its feedthrough capacitors (phase node to terminal) on the terminals that are not
+    held by an ideal source (ft1 / ft2): on an ideal source they would only carry source current, and their
+    current impulses at a held source's steps stall ngspice's step control."""
     E: list = [Switch(name, n1, n2, phase, "0", SWITCH_MODEL, False)]
     if c_ft > 0:
-        E += [Capacitor(f"CFT{name}A", phase, n1, c_ft), Capacitor(f"CFT{name}B", phase, n2, c_ft)]
+        E += [Capacitor(f"CFT{name}{s}", phase, n, c_ft) for s, n, on in (("A", n1, ft1), ("B", n2, ft2)) if on]
     return E
 
 
@@ -85,9 +89,9 @@ def branch(design: OpampScDesign, tag: str, i: int, source: str, caps: list[floa
     ph_in, ph_gnd = ("phi2", "phi1") if delay_free else ("phi1", "phi2")
     E: list = [Comment(f"branch {tag}: {'delay-free inverting' if delay_free else 'delaying non-inverting'}"
                        f" from {source}")]
-    E += _switch(f"SA{tag}", source, a, ph_in, c_ft)
-    E += _switch(f"SG{tag}", a, "0", ph_gnd, c_ft)
-    E += _switch(f"SP{tag}", p, "0", "phi1", c_ft)
+    E += _switch(f"SA{tag}", source, a, ph_in, c_ft, ft1=False)
+    E += _switch(f"SG{tag}", a, "0", ph_gnd, c_ft, ft2=False)
+    E += _switch(f"SP{tag}", p, "0", "phi1", c_ft, ft2=False)
     E += _switch(f"SV{tag}", p, f"sum{i}", "phi2", c_ft)
     if ktc_samples is not None:
         E.append(NoiseSource(f"AKTC{tag}", a, f"ktcsrc{tag}", f"ktc_{tag}.txt", ktc_samples, dt_half_s, held=True,

@@ -27,7 +27,8 @@ class SwitchedCapConfig(Strict):
     Switches: ``r_on_ohm`` / ``r_off_ohm``; ``c_overlap_farad`` (clock feedthrough: a gate-to-terminal
     capacitance on both terminals of every switch) and ``q_injection_c`` (charge injection: the channel
     charge released at turn-off, half to each side, modelled as the gate-to-terminal capacitance
-    q / (2 v_clk)); both 0 = ideal.
+    q / (2 v_clk)); both 0 = ideal. The theory includes their offset in the fast-switch limit
+    (design.OpampScDesign.feedthrough_offset_v).
     Signals: ``v_swing_v`` (node swing at mean + 4 sigma), ``v_dac_max_v`` (DAC full scale of b),
     ``noise_v_rms`` (rms of the injected noise DAC's held samples).
     Noise: ``injected_noise`` (the noise DAC that realises kappa), ``ktc_noise`` (kT/C of every sampling

@@ -188,14 +188,40 @@ class OpampScDesign:
         """The injected noise level (problem units): per-period variance / (2 h), averaged over variables."""
         return float(np.mean(self.q_injected) / (2.0 * self.h))
 
-    def process(self, injected: bool | None = None, ktc: bool | None = None) -> discrete.ScProcess:
-        """The exact per-period process with the chosen noise sources (default: those of this design)."""
+    @property
+    def feedthrough_offset_v(self) -> np.ndarray:
+        """(d,) shift of V_i while phase 2 is open (phase 1 and the gaps, where the readout samples).
+
+        Each virtual-ground switch SV couples c_ft = c_overlap + q_injection / (2 v_clk) from phase 2 into
+        sum<i>. The charge balance of each period holds at the instants the switches open (mid-edge, at the
+        threshold v_clk / 2), where every feedthrough charge on a bottom-plate island cancels between its
+        phase-1 and phase-2 switch (one c_ft v_clk / 2 at either opening) and the top plates are driven. After
+        SV opens, the rest of phase 2's falling edge pulls c_ft v_clk / 2 more out of the virtual ground:
+        V_i is read out and sampled by the delaying branches c_ft v_clk / (2 C_f,i) higher per SV switch,
+        until phase 2 rises again. Neglected: the on-switch's voltage drop i Ron at the opening instant
+        (the edge current C dv_clk/dt through Ron), small when Ron c_ft v_clk / t_edge is (docs/opamp_sc.md).
+        """
+        sc = self.sc
+        c_ft = sc.c_overlap_farad + sc.q_injection_c / (2.0 * sc.v_clk_v)
+        n_sv = (np.count_nonzero(self.code, axis=1) + (self.c_in_farad > 0) + (self.c_noise_farad > 0))
+        return n_sv * c_ft * 0.5 * sc.v_clk_v / self.c_f_farad
+
+    def process(self, injected: bool | None = None, ktc: bool | None = None,
+                feedthrough: bool = True) -> discrete.ScProcess:
+        """The exact per-period process of the states as read out (phase 1 and gaps) with the chosen noise
+        sources (default: those of this design) and, with ``feedthrough``, the clock-feedthrough offset
+        delta: U[n+1] = Phi U[n] + B (c + H- delta) for the phase-2 states U, read out as y = U + delta."""
         inj = self.injected if injected is None else injected
         kt = self.ktc if ktc is None else ktc
         c = -self.c_in_farad * self.v_dac_v / self.c_f_farad * self.s_x
         q1 = np.diag(self.q_ktc_phase) if kt else np.zeros((self.d, self.d))
         qw = np.diag(self.q_injected) if inj else np.zeros((self.d, self.d))
-        return discrete.sc_process(self.H_plus, self.H_minus, c, q1, q1, qw, self.h)
+        p = discrete.sc_process(self.H_plus, self.H_minus, c, q1, q1, qw, self.h)
+        delta = self.s_x * self.feedthrough_offset_v
+        if feedthrough and np.any(delta):
+            Bm = np.linalg.inv(np.eye(self.d) + self.H_plus)
+            p = p._replace(g=p.g + (np.eye(self.d) - p.Phi) @ delta + Bm @ self.H_minus @ delta)
+        return p
 
     def target_sde(self) -> LinearSDE:
         return ou_sde(self.problem.A, self.problem.b, self.problem.kappa)

@@ -7,6 +7,8 @@ Error split (relative Frobenius / Euclidean errors, all from spu_sim.topologies.
     discretization  the clocked process with the injected noise only vs the continuous OU of the same
                     realised A and the same per-period noise (diffusion = per-period variance / h):
                     sc_discretization_{mean,cov}_rel_err (the mean is exact: ~1e-15)
+    feedthrough     the clocked process with vs without the clock-feedthrough / charge-injection offset
+                    (design.feedthrough_offset_v): sc_feedthrough_mean_rel_err (0 with ideal switches)
     kT/C floor      the clocked process with kT/C noise only: sc_kappa_ktc = tr(S_kTC) / tr(A_realized^-1),
                     the noise level it alone would give (its "temperature" in problem units), and
                     sc_ktc_over_kappa = sc_kappa_ktc / kappa
@@ -53,7 +55,7 @@ def error_split(design) -> dict[str, float]:
            "sc_quantization_mean_rel_err": _rel(ideal.stationary_mean(q) - m_t, m_t)}
     if pr.kappa > 0:
         out["sc_quantization_cov_rel_err"] = _rel(ideal.stationary_cov(q) - S_t, S_t)
-    p_inj = design.process(injected=True, ktc=False)
+    p_inj = design.process(injected=True, ktc=False, feedthrough=False)
     m_d = discrete.stationary_mean(p_inj)
     m_c = np.linalg.solve(design.A_realized, design.b_realized)
     out["sc_discretization_mean_rel_err"] = _rel(m_d - m_c, m_c)
@@ -62,6 +64,8 @@ def error_split(design) -> dict[str, float]:
         cont = LinearSDE(design.A_realized, design.b_realized, B @ p_inj.Q @ B.T / design.h)
         S_c = ideal.stationary_cov(cont)
         out["sc_discretization_cov_rel_err"] = _rel(discrete.stationary_cov(p_inj) - S_c, S_c)
+    m_f = discrete.stationary_mean(design.process(feedthrough=True))
+    out["sc_feedthrough_mean_rel_err"] = _rel(m_f - m_d, m_d)
     k = kappa_ktc(design)
     out["sc_kappa_ktc"] = k
     out["sc_ktc_over_kappa"] = k / pr.kappa if pr.kappa > 0 else float("inf")
