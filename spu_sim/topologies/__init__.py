@@ -4,7 +4,8 @@
     design = topo.design(problem, cfg.circuit, cfg.simulation)
     circuit = topo.build_circuit(design, request)
 
-Built in: opamp (op-amp integrators coupled by resistors), rlc (RLC cells coupled by capacitor banks).
+Built in: opamp (op-amp integrators coupled by resistors), opamp_sc (the same coupled by switched-capacitor
+branches), rlc (RLC cells coupled by capacitor banks).
 Another topology registers with ``register(MyTopology())`` from anywhere (tests/ does).
 """
 
