@@ -16,15 +16,18 @@ Elements
     Capacitor(name, n_pos, n_neg, c_farad, ic_v=None)      ic_v: initial voltage (transient with uic)
     Inductor(name, n_pos, n_neg, l_henry, ic_a=None)       ic_a: initial current
     VoltageSource(name, n_pos, n_neg, dc_v, ac_v=None)     ac_v: small-signal amplitude (.noise input)
+    PulseVoltageSource(name, n_pos, n_neg, v1_v, v2_v, delay_s, rise_s, fall_s, width_s, period_s)
+                                                           SPICE PULSE: a periodic clock (v1 low, v2 high)
     VCVS(name, n_pos, n_neg, c_pos, c_neg, gain)           E: V(n_pos, n_neg) = gain V(c_pos, c_neg)
     ClippedVCVS(name, n_pos, n_neg, control, v_max_v)      E TABLE: V = clip(V(control), -v_max, v_max); nonlinear
     VCCS(name, n_pos, n_neg, c_pos, c_neg, gm_siemens)     G: current gm V(c_pos, c_neg) from n_pos to n_neg
     CCCS(name, n_pos, n_neg, sense, gain)                  F: current gain * I(sense) from n_pos to n_neg
     SwitchModel(name, vt_v, vh_v, r_on_ohm, r_off_ohm)     .model NAME SW(...)
     Switch(name, n_pos, n_neg, c_pos, c_neg, model, on)    S: r_on when V(c_pos, c_neg) > vt, else r_off
-    NoiseSource(name, node, model, file_name, samples_v, dt_s)
-                                                           XSPICE filesource: V(node) follows samples_v[k] at
-                                                           t = k dt_s, linearly interpolated (first-order hold)
+    NoiseSource(name, node, model, file_name, samples_v, dt_s, held=False, n_neg="0")
+                                                           XSPICE filesource: V(node, n_neg) follows samples_v[k]
+                                                           at t = k dt_s, linearly interpolated (first-order
+                                                           hold), or held for [k dt_s, (k+1) dt_s) (held=True)
     Comment(text)                                          a comment line in the netlist (readability)
 
 Analyses: Op(), Tran(step_s, stop_s, tmax_s, uic=True), Noise(output, reference, source, points_per_decade,
@@ -83,6 +86,23 @@ class VoltageSource:
     n_neg: str
     dc_v: float
     ac_v: float | None = None
+
+
+@dataclass(frozen=True)
+class PulseVoltageSource:
+    """SPICE PULSE(v1 v2 delay rise fall width period): v1 until delay_s, a ramp of rise_s to v2, v2 for
+    width_s, a ramp of fall_s back to v1, repeating every period_s (a clock phase)."""
+
+    name: str
+    n_pos: str
+    n_neg: str
+    v1_v: float
+    v2_v: float
+    delay_s: float
+    rise_s: float
+    fall_s: float
+    width_s: float
+    period_s: float
 
 
 @dataclass(frozen=True)
@@ -156,6 +176,9 @@ class NoiseSource:
 
     samples_v is part of the description: the ngspice engines write it to ``file_name`` (an XSPICE
     filesource) and the linear engine integrates the same piecewise-linear input exactly.
+    held=True: a zero-order hold instead (filesource amplstep=true): samples_v[k] for k dt_s <= t < (k+1) dt_s
+    (a sampled-and-held value, e.g. a kT/C charge error that lasts one clock phase). n_neg: the source's
+    negative terminal (default ground; another node makes it a floating source in series with a branch).
     """
 
     name: str
@@ -164,6 +187,8 @@ class NoiseSource:
     file_name: str
     samples_v: np.ndarray
     dt_s: float
+    held: bool = False
+    n_neg: str = "0"
 
 
 @dataclass(frozen=True)
@@ -171,7 +196,7 @@ class Comment:
     text: str
 
 
-Element = Union[Resistor, Capacitor, Inductor, VoltageSource, VCVS, ClippedVCVS, VCCS, CCCS, SwitchModel, Switch,
+Element = Union[Resistor, Capacitor, Inductor, VoltageSource, PulseVoltageSource, VCVS, ClippedVCVS, VCCS, CCCS, SwitchModel, Switch,
                 NoiseSource, Comment]
 
 

@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-plots", action="store_true", help="write summary.csv and summary.json, skip the PNGs")
     add("train", cmd_train, "train a model with SGD, Adam, NGD variants and TNGD (SPU in the loop)")
     e = sub.add_parser("experiment", help="run a packaged experiment", description="run a packaged experiment")
-    e.add_argument("name", help="experiment name (rlc_sampling, rlc_inversion, rlc_autocorrelation)")
+    e.add_argument("name", help="experiment name (rlc_sampling, rlc_inversion, rlc_autocorrelation, sc_clock)")
     e.add_argument("config", help="YAML config file")
     e.add_argument("--out", required=True, help="output folder")
     e.set_defaults(fn=cmd_experiment)

@@ -76,6 +76,29 @@ def plot_convergence(ref, path: Path) -> Path:
     return save_png(fig, path)
 
 
+def plot_clock_zoom(res, path: Path) -> Path:
+    """Zoomed waveform of a clocked topology (result arrays sc_zoom_*): outputs at ngspice's own time points
+    with the two clock phases shaded, and the clock voltages below."""
+    t = res["sc_zoom_t_s"]
+    T = float(res["sc_period_s"])
+    t_us = (t - t[0]) * 1e6
+    fig, (ax, axc) = plt.subplots(2, 1, figsize=(9, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    for name, color in (("sc_zoom_phi1_v", "tab:green"), ("sc_zoom_phi2_v", "tab:purple")):
+        on = res[name] > 0.5 * res[name].max()
+        ax.fill_between(t_us, 0, 1, where=on, transform=ax.get_xaxis_transform(), color=color, alpha=0.12, lw=0)
+        axc.plot(t_us, res[name], color=color, lw=1.0, label=name.split("_")[2])
+    for i in range(res["sc_zoom_x"].shape[1]):
+        ax.plot(t_us, res["sc_zoom_x"][:, i], lw=1.0, marker=".", ms=2, label=f"x{i + 1} (ngspice)")
+    ax.set_ylabel("x (problem units)")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(f"Clocked waveform: {len(t)} ngspice points over {(t[-1] - t[0]) / T:.0f} clock periods "
+                 "(shaded: phase 1 green, phase 2 purple)")
+    axc.set_ylabel("clock (V)")
+    axc.set_xlabel("t - t0 (us)")
+    axc.legend(fontsize=8, loc="upper right", ncol=2)
+    return save_png(fig, path)
+
+
 def plot_compare(out_dir: str | Path) -> list[Path]:
     """All plots of a compare run folder."""
     out = Path(out_dir)
@@ -87,6 +110,8 @@ def plot_compare(out_dir: str | Path) -> list[Path]:
     paths = [plot_waveforms(res, ref, out / "waveforms.png"), plot_convergence(ref, out / "error_vs_time.png")]
     if np.all(np.isfinite(res["x_cov"])) and np.any(res.get("kappa", 0)):
         paths.append(plot_covariance(res, ref, out / "covariance.png"))
+    if "sc_zoom_t_s" in res and len(res["sc_zoom_t_s"]) > 1:   # a clocked topology saved its zoom window
+        paths.append(plot_clock_zoom(res, out / "clock_zoom.png"))
     return paths
 
 

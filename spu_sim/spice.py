@@ -16,11 +16,11 @@ import numpy as np
 
 from . import io
 from .circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Comment, Inductor, Noise, NoiseSource, Op,
-                      Resistor, Switch, SwitchModel, Tran, VoltageSource, check_name)
+                      PulseVoltageSource, Resistor, Switch, SwitchModel, Tran, VoltageSource, check_name)
 
 NETLIST_NAME = "netlist.cir"
 
-_PREFIX = {Resistor: "R", Capacitor: "C", Inductor: "L", VoltageSource: "V", VCVS: "E", ClippedVCVS: "E",
+_PREFIX = {Resistor: "R", Capacitor: "C", Inductor: "L", VoltageSource: "V", PulseVoltageSource: "V", VCVS: "E", ClippedVCVS: "E",
            VCCS: "G", CCCS: "F", Switch: "S", NoiseSource: "A"}
 
 
@@ -56,6 +56,9 @@ def format_element(e) -> list[str]:
         return [f"{e.name} {e.n_pos} {e.n_neg} {fmt(e.l_henry)}" + ("" if e.ic_a is None else f" IC={fmt(e.ic_a)}")]
     if isinstance(e, VoltageSource):
         return [f"{e.name} {e.n_pos} {e.n_neg} DC {fmt(e.dc_v)}" + ("" if e.ac_v is None else f" AC {fmt(e.ac_v)}")]
+    if isinstance(e, PulseVoltageSource):
+        return [f"{e.name} {e.n_pos} {e.n_neg} PULSE({fmt(e.v1_v)} {fmt(e.v2_v)} {fmt(e.delay_s)} {fmt(e.rise_s)}"
+                f" {fmt(e.fall_s)} {fmt(e.width_s)} {fmt(e.period_s)})"]
     if isinstance(e, VCVS):
         return [f"{e.name} {e.n_pos} {e.n_neg} {e.c_pos} {e.c_neg} {fmt(e.gain)}"]
     if isinstance(e, ClippedVCVS):
@@ -71,9 +74,9 @@ def format_element(e) -> list[str]:
         return [f"{e.name} {e.n_pos} {e.n_neg} {e.c_pos} {e.c_neg} {e.model} {'ON' if e.on else 'OFF'}"]
     if isinstance(e, NoiseSource):
         check_name(e.file_name.replace(".", "_"))
-        return [f"{e.name} %vd([{e.node} 0]) {e.model}",
+        return [f"{e.name} %vd([{e.node} {e.n_neg}]) {e.model}",
                 f".model {e.model} filesource (file=\"{e.file_name}\" amploffset=[0] amplscale=[1]"
-                " timeoffset=0 timescale=1 timerelative=false amplstep=false)"]
+                f" timeoffset=0 timescale=1 timerelative=false amplstep={'true' if e.held else 'false'})"]
     raise TypeError(f"no SPICE form for {type(e).__name__}")
 
 

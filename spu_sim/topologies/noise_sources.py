@@ -39,7 +39,8 @@ def noise_samples(d: int, n_steps: int, seed: int) -> np.ndarray:
     return u
 
 
-def noise_dacs(values_v: np.ndarray, dt_s: float) -> list[NoiseSource]:
-    """(n, d) sample values in volts -> d NoiseSource elements ANOISE<i> on node nz<i> (file noise_<i>.txt)."""
+def noise_dacs(values_v: np.ndarray, dt_s: float, held: bool = False) -> list[NoiseSource]:
+    """(n, d) sample values in volts -> d NoiseSource elements ANOISE<i> on node nz<i> (file noise_<i>.txt);
+    held=True: each sample is held for dt_s (a clocked DAC) instead of linearly interpolated."""
     return [NoiseSource(f"ANOISE{i}", f"nz{i}", f"noisesrc{i}", NOISE_FILE.format(i), np.asarray(values_v[:, i - 1]),
-                        float(dt_s)) for i in range(1, values_v.shape[1] + 1)]
+                        float(dt_s), held=held) for i in range(1, values_v.shape[1] + 1)]

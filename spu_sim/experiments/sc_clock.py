@@ -1,0 +1,193 @@
+"""Experiment ``sc_clock``: the switched-capacitor SPU against its clock rate and bank resolution.
+
+    spu-sim experiment sc_clock configs/sc_clock.yaml --out runs/sc_clock
+
+The config is an opamp_sc run config plus an ``experiment:`` section (``ScClockExperiment``). For every
+f_clk tau of the sweep (at the config's bits) and every bank resolution (at the config's f_clk tau) the
+exact theory (spu_sim.topologies.opamp_sc.discrete; no simulation) gives
+
+    quantization     mean / covariance error of the continuous OU of the realised (bank-code) matrix
+    discretization   covariance error of the clocked process vs the continuous OU of the same matrix,
+                     with its first-order prediction h ||S1|| / ||S0|| (discrete.euler_first_order_cov)
+    total            the clocked process (injected + kT/C noise) vs the target OU
+    kT/C floor       ||S_kTC|| / ||kappa A^-1||, the covariance kT/C alone leaves (kappa_kTC: its noise level)
+    energy           per clock sum C <V^2> (stationary law), and per tau = E_clk f_clk_tau
+
+and the points listed in ``ngspice_f_clk_tau`` / ``ngspice_bits`` are also run in ngspice (measured
+covariance error vs the target and vs the clocked process, with the rms sampling error expected).
+Files: sc_clock.npz, sc_clock.csv, summary.json, config.yaml; plots read only those files.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from pydantic import Field, ValidationError
+
+from .. import ideal, io
+from ..config import Strict, format_validation_error, load_config, read_yaml, save_config
+from ..errors import ConfigError
+
+SUMMARY_NAME = "summary.json"
+
+
+class ScClockExperiment(Strict):
+    """f_clk_tau / bits: the sweeps (theory at every point); ngspice_f_clk_tau / ngspice_bits: the points
+    also simulated (each a full transient of the config's length)."""
+
+    f_clk_tau: list[float] = Field(default=[3.0, 4.0, 6.0, 10.0, 20.0, 40.0, 80.0, 160.0], min_length=2)
+    bits: list[int] = Field(default=[2, 3, 4, 5, 6, 8, 10, 12], min_length=2)
+    ngspice_f_clk_tau: list[float] = [4.0, 10.0]
+    ngspice_bits: list[int] = [3, 6]
+
+
+def _load(config_path: str | Path):
+    data, base_dir = read_yaml(config_path)
+    section = data.pop("experiment", None) or {}
+    if not isinstance(section, dict):
+        raise ConfigError("experiment: must be a mapping of settings")
+    try:
+        exp = ScClockExperiment.model_validate(section)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, root="experiment")) from None
+    cfg = load_config(data)
+    from ..topologies.opamp_sc.config import OpampScCircuitConfig  # noqa: PLC0415
+    if not isinstance(cfg.circuit, OpampScCircuitConfig):
+        raise ConfigError(f"circuit.topology: {cfg.circuit.topology!r} is not supported by this experiment; use opamp_sc")
+    cfg._base_dir = base_dir
+    return cfg, exp
+
+
+def _variant(cfg, **sc):
+    data = cfg.to_dict()
+    data["circuit"]["sc"].update(sc)
+    new = load_config(data)
+    new._base_dir = cfg.base_dir
+    return new
+
+
+def _rel(a, ref) -> float:
+    return float(np.linalg.norm(a) / np.linalg.norm(ref))
+
+
+def theory_point(cfg) -> dict[str, float]:
+    """Every theory number of one design (module doc)."""
+    from ..pipeline import prepare  # noqa: PLC0415
+    from ..topologies.opamp_sc import discrete, metrics  # noqa: PLC0415
+    ds = prepare(cfg).design
+    out = metrics.error_split(ds)
+    tgt = ds.target_sde()
+    S_t = ideal.stationary_cov(tgt)
+    p = ds.process()
+    S_e, m_e = discrete.stationary_cov(p), discrete.stationary_mean(p)
+    out["total_cov_rel_err"] = _rel(S_e - S_t, S_t)
+    out["total_mean_rel_err"] = _rel(m_e - ideal.stationary_mean(tgt), ideal.stationary_mean(tgt))
+    S_k = discrete.stationary_cov(ds.process(injected=False, ktc=True))
+    out["ktc_floor_cov_rel"] = _rel(S_k, S_t)
+    A = ds.A_realized
+    S1 = discrete.euler_first_order_cov(A, np.where(A > 0, A, 0.0), ds.kappa_realized)
+    S0 = ideal.stationary_cov(ideal.ou_sde(A, ds.b_realized, ds.kappa_realized))
+    out["discretization_first_order"] = float(ds.h * np.linalg.norm(S1) / np.linalg.norm(S0))
+    e = metrics.energy_per_clock_j(ds, (m_e ** 2 + np.diag(S_e)) / ds.s_x ** 2)
+    out["energy_per_clock_j"] = e
+    out["energy_per_tau_j"] = e * ds.sc.f_clk_tau
+    return out
+
+
+def ngspice_point(cfg, run_dir: Path) -> dict[str, float]:
+    from ..compare import compute_metrics  # noqa: PLC0415
+    from ..pipeline import prepare, simulate  # noqa: PLC0415
+    prep = prepare(cfg)
+    t0 = time.perf_counter()
+    res = simulate(prep, run_dir)
+    m = compute_metrics(prep, res.arrays)
+    return {"measured_cov_rel_err": m.get("cov_rel_err", np.nan),
+            "measured_cov_rel_err_vs_clocked": m.get("sc_sampling_cov_rel_err", np.nan),
+            "expected_sampling_cov_rel_err": m.get("sc_sampling_cov_rel_err_expected", np.nan),
+            "measured_mean_rel_err": m.get("mean_rel_err", np.nan), "wall_s": time.perf_counter() - t0}
+
+
+def run_sc_clock(config_path: str | Path, out_dir: str | Path) -> list[Path]:
+    from tqdm import tqdm  # noqa: PLC0415
+    cfg, exp = _load(config_path)
+    out = Path(out_dir)
+    stage = io.new_stage(out)
+    rows: list[dict] = []
+    sweeps = [("f_clk_tau", v) for v in exp.f_clk_tau] + [("bits", v) for v in exp.bits]
+    for axis, v in tqdm(sweeps, desc="sc_clock theory", disable=None, leave=False):
+        rows.append({"axis": axis, "value": float(v), "ngspice": False, **theory_point(_variant(cfg, **{axis: v}))})
+    points = [("f_clk_tau", v) for v in exp.ngspice_f_clk_tau] + [("bits", v) for v in exp.ngspice_bits]
+    for k, (axis, v) in enumerate(tqdm(points, desc="sc_clock ngspice", disable=None, leave=False)):
+        c = _variant(cfg, **{axis: v})
+        rows.append({"axis": axis, "value": float(v), "ngspice": True, **theory_point(c),
+                     **ngspice_point(c, stage / f"run_{axis}_{k}")})
+    keys = sorted({k for r in rows for k in r if k not in ("axis", "ngspice")})
+    arrays = {"axis": np.array([r["axis"] for r in rows]), "ngspice": np.array([r["ngspice"] for r in rows])}
+    arrays.update({k: np.array([float(r.get(k, np.nan)) for r in rows]) for k in keys})
+    io.atomic_save_npz(stage / "sc_clock.npz", **arrays)
+    with open(stage / "sc_clock.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["axis", "ngspice"] + keys)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in ["axis", "ngspice"] + keys})
+    summary = {"engine": cfg.simulation.backend, "theory": "spu_sim.topologies.opamp_sc.discrete",
+               "f_clk_tau": cfg.circuit.sc.f_clk_tau, "bits": cfg.circuit.sc.bits, "rows": rows}
+    io.atomic_write_json(stage / SUMMARY_NAME, summary)
+    io.atomic_write_text(stage / "config.yaml", save_config(cfg) + yaml.safe_dump({"experiment": exp.model_dump(mode="json")}))
+    io.publish(stage, out)
+    return sorted(out.glob("*.*")) + plot_sc_clock(out)
+
+
+def plot_sc_clock(out: Path) -> list[Path]:
+    """Error vs f_clk tau and vs bits with the kT/C floor; energy per clock and per tau (from sc_clock.npz)."""
+    import matplotlib  # noqa: PLC0415
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    from ..plots import save_png  # noqa: PLC0415
+    a = dict(np.load(Path(out) / "sc_clock.npz"))
+    paths = []
+    for axis, fname, xlabel in (("f_clk_tau", "error_vs_f_clk_tau.png", "f_clk tau (clock periods per tau)"),
+                                ("bits", "error_vs_bits.png", "bank bits")):
+        th = (a["axis"] == axis) & ~a["ngspice"]
+        ng = (a["axis"] == axis) & a["ngspice"]
+        x = a["value"][th]
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.3))
+        if axis == "bits":
+            ax.set_xscale("linear")
+            ax2.set_xscale("linear")
+        ax.set_yscale("log")
+        if axis == "f_clk_tau":
+            ax.set_xscale("log")
+            ax2.set_xscale("log")
+        ax2.set_yscale("log")
+        ax.plot(x, a["total_cov_rel_err"][th], "k-", label="clocked process vs target (theory)")
+        ax.plot(x, a["sc_discretization_cov_rel_err"][th], "b--", label="discretisation (theory)")
+        if axis == "f_clk_tau":
+            ax.plot(x, a["discretization_first_order"][th], "b:", label="first order h ||S1|| / ||S0||")
+        ax.plot(x, np.maximum(a["sc_quantization_cov_rel_err"][th], 1e-16), "g-.", label="bank quantisation (theory)")
+        ax.plot(x, a["ktc_floor_cov_rel"][th], "r-", lw=2, alpha=0.6, label="kT/C floor ||S_kTC|| / ||kappa A^-1||")
+        if ng.any():
+            ax.plot(a["value"][ng], a["measured_cov_rel_err"][ng], "o", color="k", label="ngspice vs target")
+            ax.plot(a["value"][ng], a["expected_sampling_cov_rel_err"][ng], "_", ms=14, color="gray",
+                    label="rms sampling error expected (window)")
+            ax.plot(a["value"][ng], a["measured_cov_rel_err_vs_clocked"][ng], "s", color="tab:orange",
+                      label="ngspice vs clocked theory")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("relative covariance error")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+        ax.set_title(f"covariance error vs {axis}")
+        ax2.plot(x, a["energy_per_clock_j"][th], "o-", label="energy per clock sum C <V^2>")
+        ax2.plot(x, a["energy_per_tau_j"][th], "s-", label="energy per tau (x f_clk tau)")
+        ax2.set_xlabel(xlabel)
+        ax2.set_ylabel("J")
+        ax2.grid(True, which="both", alpha=0.3)
+        ax2.legend(fontsize=8)
+        ax2.set_title("switching energy (branches; clock drivers not included)")
+        paths.append(save_png(fig, Path(out) / fname))
+    return paths
+

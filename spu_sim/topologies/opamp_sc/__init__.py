@@ -1,0 +1,35 @@
+"""Topology ``opamp_sc``: op-amp integrators coupled by switched-capacitor branches (binary-weighted banks,
+two-phase non-overlapping clock), with kT/C noise, and the exact discrete-time process they realise.
+
+config.py (the circuit section), design.py (codes, capacitors, scaling, the realised model), discrete.py
+(the per-period map, its stationary law and continuous-time embedding), build.py (the circuit),
+metrics.py (error split, energy per clock, the zoomed clock waveform). docs/opamp_sc.md.
+"""
+
+from __future__ import annotations
+
+from ..base import Topology, register
+from . import build, metrics
+from .config import OpampScCircuitConfig
+from .design import design_opamp_sc
+
+
+class OpampScTopology(Topology):
+    name = "opamp_sc"
+    config_model = OpampScCircuitConfig
+    has_mean = True
+
+    def design(self, problem, circuit, simulation):
+        return design_opamp_sc(problem, circuit, simulation)
+
+    def build_circuit(self, design, request):
+        return build.build_circuit(design, request)
+
+    def circuit_arrays(self, design, problem, plots, arrays):
+        return metrics.circuit_arrays(design, plots, arrays)
+
+    def circuit_metrics(self, design, problem, arrays):
+        return metrics.circuit_metrics(design, problem, arrays)
+
+
+register(OpampScTopology())
