@@ -63,5 +63,6 @@ def available() -> bool:
 
 
 from . import ngspice_shared, ngspice_subprocess  # noqa: E402,F401  (registers the engines)
+from . import linear  # noqa: E402,F401
 
 __all__ = ["Engine", "Waveforms", "available", "get_engine", "names", "register"]

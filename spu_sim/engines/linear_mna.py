@@ -1,0 +1,353 @@
+"""Modified nodal analysis of a linear Circuit and its reduction to a state-space model (the linear engine's maths).
+
+    model = build_model(circuit)        # LinearModel: x' = M x + N u,  y = Cx x + Du u
+    z_dc = dc_solution(circuit)         # the .op (capacitors open, inductors short)
+
+MNA (SPICE conventions): unknowns z = [node voltages (ground excluded), branch currents of the voltage sources,
+VCVS, inductors and noise sources]; equations C_m z' + G_m z = B u(t). Rows are KCL (sum of the currents
+leaving a node = 0) and one branch equation per branch element. The inputs u are ``[1, u_1(t), ..., u_m(t)]``:
+column 0 carries every DC value, column i the i-th NoiseSource (its piecewise-linear samples).
+
+Reduction (index 1, physics.md section 6). The capacitors form a graph on the nodes: a node in a capacitor
+component that reaches ground is a dynamic variable (its voltage); a capacitor component that does not reach
+ground (a floating island such as the feedback capacitor x-sum of an op-amp integrator) keeps the voltages
+relative to one reference node as dynamic variables and its common-mode voltage (the reference) is algebraic;
+nodes without capacitors are algebraic. Inductor currents are dynamic. With z = T w (T maps the island
+coordinates back to node voltages) the capacitance block of the dynamic rows is the grounded Maxwell matrix
+C_11 (positive definite), every other row of T^T C_m T is zero. The algebraic rows G_21 w_1 + G_22 w_2 = B_2 u
+are solved by a sparse LU of G_22 (a Schur complement); a singular G_22 is a floating node, a loop of ideal
+voltage sources or capacitors, or a cutset of inductors and current sources (index > 1): an error naming it.
+
+This choice of state handles capacitor loops (the RLC cells' CC_i-CK_ij-CC_j loops): the state is the node
+voltages of each island, not the individual capacitor voltages, so a loop costs nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from ..circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Comment, Inductor, NoiseSource, Resistor,
+                       Switch, SwitchModel, VoltageSource)
+from ..errors import BadInputError
+
+GROUND = "0"
+NGSPICE_HINT = "use simulation.backend: ngspice-shared"
+_LINEAR = (Resistor, Capacitor, Inductor, VoltageSource, VCVS, VCCS, CCCS, SwitchModel, Switch, NoiseSource, Comment)
+
+
+def refuse_nonlinear(circuit: Circuit) -> None:
+    """BadInputError naming the first element the linear engine cannot treat exactly."""
+    for e in circuit.elements:
+        if isinstance(e, ClippedVCVS):
+            raise BadInputError(f"element {e.name} (clipped output stage, +/-{e.v_max_v:g} V) is nonlinear: the linear"
+                                f" engine cannot run it exactly; {NGSPICE_HINT}")
+        if not isinstance(e, _LINEAR):
+            name = getattr(e, "name", type(e).__name__)
+            raise BadInputError(f"element {name} ({type(e).__name__}) is not a linear element the linear engine"
+                                f" knows; {NGSPICE_HINT}")
+
+
+@dataclass
+class MNA:
+    """C_m z' + G_m z = B u; labels name each unknown (``node x1``, ``branch VSUM1``) for error messages."""
+
+    nodes: dict[str, int]
+    branches: dict[str, int]
+    C: sp.csr_matrix
+    G: sp.csr_matrix
+    B: np.ndarray
+    labels: list[str]
+    eq_labels: list[str]
+    noise: list[NoiseSource]
+    capacitors: list[Capacitor]
+    inductors: list[Inductor]
+    switches: list[tuple[Switch, SwitchModel]]
+
+
+def assemble(circuit: Circuit) -> MNA:
+    """The MNA matrices of a linear circuit (refuses nonlinear elements and non-positive values)."""
+    refuse_nonlinear(circuit)
+    els = [e for e in circuit.elements if not isinstance(e, (Comment, SwitchModel))]
+    models = {m.name: m for m in circuit.of_type(SwitchModel)}
+    nodes: dict[str, int] = {}
+
+    def node(n: str) -> int:
+        if n == GROUND:
+            return -1
+        return nodes.setdefault(n, len(nodes))
+
+    for e in els:
+        for attr in ("n_pos", "n_neg", "c_pos", "c_neg", "node"):
+            if hasattr(e, attr):
+                node(getattr(e, attr))
+    branch_els = [e for e in els if isinstance(e, (VoltageSource, VCVS, Inductor, NoiseSource))]
+    nn = len(nodes)
+    branches = {e.name: nn + k for k, e in enumerate(branch_els)}
+    n = nn + len(branches)
+    noise = [e for e in els if isinstance(e, NoiseSource)]
+    nu = 1 + len(noise)
+    Ci, Cj, Cv, Gi, Gj, Gv = [], [], [], [], [], []
+    B = np.zeros((n, nu))
+
+    def add(I, J, V, i, j, v):
+        if i >= 0 and j >= 0:
+            I.append(i), J.append(j), V.append(v)
+
+    def two_terminal(I, J, V, a, b, g):
+        add(I, J, V, a, a, g), add(I, J, V, b, b, g), add(I, J, V, a, b, -g), add(I, J, V, b, a, -g)
+
+    def branch(k, a, b):  # branch current k leaves a, enters b; branch row reads v_a - v_b
+        add(Gi, Gj, Gv, a, k, 1.0), add(Gi, Gj, Gv, b, k, -1.0)
+        add(Gi, Gj, Gv, k, a, 1.0), add(Gi, Gj, Gv, k, b, -1.0)
+
+    switches = []
+    for e in els:
+        if isinstance(e, (Resistor, Switch)):
+            if isinstance(e, Switch):
+                if e.model not in models:
+                    raise BadInputError(f"switch {e.name}: model {e.model} is not defined in the circuit")
+                m = models[e.model]
+                switches.append((e, m))
+                r = m.r_on_ohm if e.on else m.r_off_ohm
+            else:
+                r = e.r_ohm
+            if not (r > 0 and np.isfinite(r)):
+                raise BadInputError(f"element {e.name}: resistance {r!r} ohm must be positive and finite")
+            two_terminal(Gi, Gj, Gv, node(e.n_pos), node(e.n_neg), 1.0 / r)
+        elif isinstance(e, Capacitor):
+            if not (e.c_farad > 0 and np.isfinite(e.c_farad)):
+                raise BadInputError(f"capacitor {e.name}: {e.c_farad!r} F must be positive and finite")
+            two_terminal(Ci, Cj, Cv, node(e.n_pos), node(e.n_neg), e.c_farad)
+        elif isinstance(e, VCCS):
+            a, b, cp, cn = node(e.n_pos), node(e.n_neg), node(e.c_pos), node(e.c_neg)
+            add(Gi, Gj, Gv, a, cp, e.gm_siemens), add(Gi, Gj, Gv, a, cn, -e.gm_siemens)
+            add(Gi, Gj, Gv, b, cp, -e.gm_siemens), add(Gi, Gj, Gv, b, cn, e.gm_siemens)
+        elif isinstance(e, CCCS):
+            if e.sense not in branches:
+                raise BadInputError(f"CCCS {e.name}: sense {e.sense} is not a voltage source of the circuit")
+            k = branches[e.sense]
+            add(Gi, Gj, Gv, node(e.n_pos), k, e.gain), add(Gi, Gj, Gv, node(e.n_neg), k, -e.gain)
+        elif isinstance(e, (VoltageSource, VCVS, Inductor)):
+            k = branches[e.name]
+            branch(k, node(e.n_pos), node(e.n_neg))
+            if isinstance(e, VoltageSource):
+                B[k, 0] += e.dc_v
+            elif isinstance(e, VCVS):
+                add(Gi, Gj, Gv, k, node(e.c_pos), -e.gain), add(Gi, Gj, Gv, k, node(e.c_neg), e.gain)
+            else:
+                if not (e.l_henry > 0 and np.isfinite(e.l_henry)):
+                    raise BadInputError(f"inductor {e.name}: {e.l_henry!r} H must be positive and finite")
+                add(Ci, Cj, Cv, k, k, -e.l_henry)
+        elif isinstance(e, NoiseSource):
+            k = branches[e.name]
+            branch(k, node(e.node), -1)
+            B[k, 1 + noise.index(e)] = 1.0
+    C = sp.csr_matrix((Cv, (Ci, Cj)), shape=(n, n))
+    G = sp.csr_matrix((Gv, (Gi, Gj)), shape=(n, n))
+    labels = [f"node {k}" for k in nodes] + [f"the current of {k}" for k in branches]
+    eq_labels = [f"KCL at node {k}" for k in nodes] + [f"the branch equation of {k}" for k in branches]
+    return MNA(nodes, branches, C, G, B, labels, eq_labels, noise, circuit.of_type(Capacitor),
+               circuit.of_type(Inductor), switches)
+
+
+def dc_solution(mna: MNA, u0: np.ndarray) -> np.ndarray:
+    """z at DC (capacitors open, inductors short: the C_m term vanishes): G_m z = B u0."""
+    G = mna.G.tocsc()
+    _check_structure(G, mna.labels, mna.eq_labels, "the DC operating point")
+    z = _factor(G, mna.labels, "the DC operating point").solve(mna.B @ u0)
+    return z
+
+
+def _check_structure(G: sp.csc_matrix, labels: list[str], eq_labels: list[str], what: str) -> None:
+    empty_cols = np.flatnonzero(np.diff(G.tocsc().indptr) == 0)
+    empty_rows = np.flatnonzero(np.diff(G.tocsr().indptr) == 0)
+    if len(empty_cols) or len(empty_rows):
+        names = [labels[i] for i in empty_cols[:5]] + [eq_labels[i] for i in empty_rows[:5]]
+        raise BadInputError(f"{what} is singular: nothing determines {', '.join(names)} (a floating node, or a"
+                            " loop of capacitors / voltage sources or a cutset of inductors: index > 1); fix the circuit"
+                            f" or {NGSPICE_HINT}")
+
+
+def _factor(G: sp.csc_matrix, labels: list[str], what: str):
+    try:
+        lu = spla.splu(G.tocsc())
+    except RuntimeError:
+        lu = None
+    if lu is not None:
+        diag = np.abs(lu.U.diagonal())
+        if diag.min() > 1e-13 * diag.max():
+            return lu
+    names = "?"
+    if G.shape[0] <= 3000:
+        _, s, vh = np.linalg.svd(G.toarray())
+        v = np.abs(vh[-1])
+        names = ", ".join(labels[i] for i in np.flatnonzero(v > 0.1 * v.max())[:8])
+    raise BadInputError(f"{what} is singular (a floating node, a loop of ideal sources or an index > 1"
+                        f" configuration) involving {names}; fix the circuit or {NGSPICE_HINT}")
+
+
+@dataclass
+class LinearModel:
+    """x' = M x + N u for the dynamic variables x; outputs y = Cx x + Du u (one row per output name).
+
+    u = [1, u_1(t), ..., u_m(t)]: column 0 the DC sources, column i the i-th noise source. x0: the uic
+    initial state. state_labels name each state (``node st1``, ``x1 - sum1`` for a floating island,
+    ``the current of LL1``).
+    """
+
+    M: np.ndarray
+    N: np.ndarray
+    Cx: np.ndarray
+    Du: np.ndarray
+    x0: np.ndarray
+    outputs: list[str]
+    noise: list[NoiseSource]
+    state_labels: list[str]
+    mna: MNA
+    dyn_index: np.ndarray   # x_i = z[dyn_index[i]] - z[ref_index[i]] (ref_index -1: ground)
+    ref_index: np.ndarray
+
+    def state_of(self, z: np.ndarray) -> np.ndarray:
+        """The state of an MNA solution z (e.g. the DC operating point, to start a transient from it)."""
+        ref = np.where(self.ref_index >= 0, z[np.maximum(self.ref_index, 0)], 0.0)
+        return z[self.dyn_index] - ref
+
+
+def _islands(mna: MNA) -> tuple[np.ndarray, dict[int, int]]:
+    """Dynamic node indices and, for floating capacitor islands, node -> reference node."""
+    parent = {n: n for n in list(mna.nodes) + [GROUND]}
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for c in mna.capacitors:
+        ra, rb = find(c.n_pos), find(c.n_neg)
+        if ra != rb:
+            parent[ra] = rb
+    has_cap = {n for c in mna.capacitors for n in (c.n_pos, c.n_neg)}
+    comps: dict[str, list[str]] = {}
+    for n in mna.nodes:
+        if n in has_cap:
+            comps.setdefault(find(n), []).append(n)
+    ground_root = find(GROUND)
+    dyn, ref_of = [], {}
+    for root, members in comps.items():
+        idx = sorted(mna.nodes[m] for m in members)
+        if root == ground_root:
+            dyn += idx
+        else:
+            dyn += idx[1:]
+            ref_of.update({i: idx[0] for i in idx[1:]})
+    return np.array(sorted(dyn), dtype=int), ref_of
+
+
+def output_rows(mna: MNA, saves: list[str]) -> tuple[list[str], sp.csr_matrix]:
+    """Selection matrix R (outputs x unknowns) for saved vectors ``v(a)``, ``v(a,b)``, ``i(vname)``; all node
+    voltages and voltage-source currents when nothing is saved (ngspice's default)."""
+    if not saves:
+        saves = [f"v({k})" for k in mna.nodes] + [f"i({k})" for k in mna.branches]
+    n = mna.G.shape[0]
+    lower_nodes = {k.lower(): v for k, v in mna.nodes.items()}
+    lower_br = {k.lower(): v for k, v in mna.branches.items()}
+    I, J, V, names = [], [], [], []
+    for r, s in enumerate(saves):
+        key = s.strip().lower().replace(" ", "")
+        if key.startswith("v(") and key.endswith(")"):
+            parts = key[2:-1].split(",")
+            for sign, p in zip((1.0, -1.0), parts):
+                if p == GROUND:
+                    continue
+                if p not in lower_nodes:
+                    raise BadInputError(f"saved vector {s}: node {p} is not in the circuit")
+                I.append(r), J.append(lower_nodes[p]), V.append(sign)
+        elif key.startswith("i(") and key.endswith(")") and key[2:-1] in lower_br:
+            I.append(r), J.append(lower_br[key[2:-1]]), V.append(1.0)
+        else:
+            raise BadInputError(f"saved vector {s}: the linear engine gives v(node), v(a,b) and i(source) only")
+        names.append(key)
+    return names, sp.csr_matrix((V, (I, J)), shape=(len(saves), n))
+
+
+def build_model(circuit: Circuit, saves: list[str] | None = None) -> LinearModel:
+    """Assemble, reduce (index 1) and return the state-space model with its uic initial state; outputs are
+    ``saves`` (default: the circuit's saves)."""
+    mna = assemble(circuit)
+    n = mna.G.shape[0]
+    dyn_nodes, ref_of = _islands(mna)
+    ind = np.array([mna.branches[e.name] for e in mna.inductors], dtype=int)
+    dyn = np.concatenate([dyn_nodes, ind]).astype(int)
+    alg = np.setdiff1d(np.arange(n), dyn)
+    # z = T w: v_n = w_n + w_ref(n) for island nodes, identity elsewhere
+    rows = list(range(n)) + list(ref_of)
+    cols = list(range(n)) + list(ref_of.values())
+    T = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    Gw = (T.T @ mna.G @ T).tocsr()
+    Bw = T.T @ mna.B
+    C11 = mna.C[dyn][:, dyn].toarray()
+    G22 = Gw[alg][:, alg].tocsc()
+    labels = [mna.labels[i] for i in alg]
+    eq = [mna.eq_labels[i] for i in alg]
+    inv_nodes = {v: k for k, v in mna.nodes.items()}
+    for j, i in enumerate(alg):
+        if i in ref_of.values():
+            island = [inv_nodes[m] for m, r in ref_of.items() if r == i]
+            labels[j] = f"the common-mode voltage of the capacitor island {{{inv_nodes[i]}, {', '.join(island)}}}"
+    if len(alg):
+        _check_structure(G22, labels, eq, "the algebraic part of the circuit")
+        lu = _factor(G22, labels, "the algebraic part of the circuit")
+        G21 = Gw[alg][:, dyn].toarray()
+        X = lu.solve(np.hstack([G21, Bw[alg]]))
+        Xg, Xb = X[:, :len(dyn)], X[:, len(dyn):]
+    else:
+        Xg, Xb = np.zeros((0, len(dyn))), np.zeros((0, Bw.shape[1]))
+    G12 = Gw[dyn][:, alg]
+    S = Gw[dyn][:, dyn].toarray() - G12 @ Xg
+    Bs = Bw[dyn] - G12 @ Xb
+    if len(dyn) == 0:
+        raise BadInputError("the circuit has no capacitor or inductor: nothing to integrate in time")
+    # C_11 is block diagonal (node Maxwell matrix, then -L per inductor): solve with +L, flip those rows
+    flip = np.r_[np.ones(len(dyn_nodes)), -np.ones(len(ind))]
+    cf = sla.cho_factor(C11 * flip[:, None])
+    M = -sla.cho_solve(cf, S) * flip[:, None]
+    Nm = sla.cho_solve(cf, np.asarray(Bs)) * flip[:, None]
+    names, R = output_rows(mna, circuit.saves if saves is None else saves)
+    RT = (R @ T).tocsr()
+    Cx = RT[:, dyn].toarray() - RT[:, alg] @ Xg
+    Du = RT[:, alg] @ Xb
+    x0 = _initial_state(circuit, mna, dyn_nodes, ref_of, C11[:len(dyn_nodes), :len(dyn_nodes)])
+    state_labels = []
+    for i in dyn_nodes:
+        state_labels.append(f"node {inv_nodes[i]}" if i not in ref_of else f"{inv_nodes[i]} - {inv_nodes[ref_of[i]]}")
+    state_labels += [f"the current of {e.name}" for e in mna.inductors]
+    ref_index = np.array([ref_of.get(int(i), -1) for i in dyn], dtype=int)
+    return LinearModel(M, Nm, np.asarray(Cx), np.asarray(Du), x0, names, mna.noise, state_labels, mna, dyn, ref_index)
+
+
+def _initial_state(circuit: Circuit, mna: MNA, dyn_nodes: np.ndarray, ref_of: dict[int, int],
+                   C_nodes: np.ndarray) -> np.ndarray:
+    """uic initial state as ngspice takes it: each capacitor starts at its IC, or at the difference of the
+    .ic node voltages (0 where unset); the node state is the charge-conserving combination
+    C_11^-1 D^T diag(C) v_C (exact when the ICs are consistent: a capacitor loop with inconsistent ICs shares
+    its charge as ngspice's first uic step does). Inductors start at ic_a (0 when unset)."""
+    pos = {int(i): k for k, i in enumerate(dyn_nodes)}
+    q = np.zeros(len(dyn_nodes))
+    for c in mna.capacitors:
+        if c.ic_v is not None:
+            v = c.ic_v
+        else:
+            v = circuit.ic_v.get(c.n_pos, 0.0) - circuit.ic_v.get(c.n_neg, 0.0)
+        for node_name, sign in ((c.n_pos, 1.0), (c.n_neg, -1.0)):
+            i = mna.nodes.get(node_name, -1)
+            if i in pos:
+                q[pos[i]] += sign * c.c_farad * v
+    x_nodes = np.linalg.solve(C_nodes, q) if len(q) else q
+    x_ind = np.array([0.0 if e.ic_a is None else e.ic_a for e in mna.inductors])
+    return np.concatenate([x_nodes, x_ind])
