@@ -42,7 +42,7 @@ from ..circuit import Circuit, Noise, Op, Tran
 from ..errors import BadInputError
 from . import register
 from .linear_mna import NGSPICE_HINT, LinearModel, assemble, build_model, dc_solution, output_rows
-from .linear_step import COND_MAX, modal_form, q_dense, q_modal, run_loop, run_modal, sqrt_psd
+from .linear_step import COND_MAX, modal_form, phi1, phi2, q_dense, q_modal, run_loop, run_modal, sqrt_psd
 from .raw import Waveforms
 
 NOISE_MODES = ("samples", "aggregated")
@@ -253,41 +253,29 @@ class LinearAggregatedEngine(LinearEngine):
 
 def path_at(circuit: Circuit, times_s: np.ndarray, saves: list[str] | None = None) -> dict[str, np.ndarray]:
     """The exact transient (noise_mode samples) at arbitrary times, e.g. ngspice's adaptive time points, for
-    cross-checks: the state on the fine grid, then one exact partial step (its own block exponential) to each
-    time. Cost O(len(times) n^3): meant for small circuits."""
-    import scipy.linalg as sla  # noqa: PLC0415
-
+    cross-checks: the state on the fine grid j h, then one exact partial step of length tau = t - j h to each
+    time (modal: x(t) = V [e^{lam tau} y_j + tau phi1(lam tau) Nt u_j + tau phi2(lam tau) Nt (u(t) - u_j)])."""
     tran = circuit.analysis(Tran)
     model = build_model(circuit, saves)
     n_out, p, q, h = _grid(tran, circuit)
     n = model.M.shape[0]
     inputs = _inputs(circuit, q)
-    X = run_loop(model.M, model.N, np.eye(n), np.zeros((n, model.N.shape[1])), model.x0, h, n_out * p, 1, inputs)
+    mf = modal_form(model.M)
+    if not (np.isfinite(mf.cond) and mf.cond <= COND_MAX):
+        raise BadInputError(f"path_at needs a diagonalisable state matrix (cond(V) = {mf.cond:.3g})")
+    X = run_modal(mf, model.N, np.eye(n), np.zeros((n, model.N.shape[1])), model.x0, h, n_out * p, 1, inputs)
     t = np.asarray(times_s, dtype=float)
     j = np.clip(np.floor(t / h + 1e-9).astype(int), 0, n_out * p)
-    tau = t - j * h
+    tau = np.clip(t - j * h, 0.0, None)
     U = inputs(0, n_out * p)
-    srcs = circuit.noise_sources
     ut = np.ones((len(t), U.shape[1]))
-    for i, s in enumerate(srcs):
+    for i, s in enumerate(circuit.noise_sources):
         ut[:, 1 + i] = np.interp(t, np.arange(len(s.samples_v)) * s.dt_s, s.samples_v)
-    x = X[j].copy()
-    for lo in range(0, len(t), 1000):
-        sl = slice(lo, lo + 1000)
-        ta = tau[sl]
-        live = ta > 1e-12 * h
-        if not live.any():
-            continue
-        F = np.zeros((int(live.sum()), 3 * n, 3 * n))
-        tl = ta[live][:, None, None]
-        F[:, :n, :n] = model.M[None] * tl
-        F[:, :n, n:2 * n] = np.eye(n)[None] * tl
-        F[:, n:2 * n, 2 * n:] = np.eye(n)[None] * tl
-        E = sla.expm(F)
-        Phi, P1, P2 = E[:, :n, :n], E[:, :n, n:2 * n], E[:, :n, 2 * n:]
-        idx = np.flatnonzero(live) + lo
-        u0, u1 = U[j[idx]], ut[idx]
-        x[idx] = (np.einsum("kab,kb->ka", Phi, X[j[idx]]) + np.einsum("kab,kb->ka", P1, u0 @ model.N.T)
-                  + np.einsum("kab,kb->ka", P2, (u1 - u0) @ model.N.T) / ta[live][:, None])
+    Nt = mf.Vinv @ model.N
+    z = tau[:, None] * mf.lam[None, :]
+    u0 = U[j]
+    y = (np.exp(z) * (X[j] @ mf.Vinv.T) + tau[:, None] * phi1(z) * (u0 @ Nt.T)
+         + tau[:, None] * phi2(z) * ((ut - u0) @ Nt.T))
+    x = (y @ mf.V.T).real
     Y = x @ model.Cx.T + ut @ model.Du.T
     return {k: Y[:, i] for i, k in enumerate(model.outputs)}
