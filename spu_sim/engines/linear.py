@@ -38,11 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..circuit import Circuit, Noise, Op, Tran
+from ..circuit import Circuit, Noise, NoiseSource, Op, Tran
 from ..errors import BadInputError
 from . import register
 from .linear_mna import NGSPICE_HINT, LinearModel, assemble, build_model, dc_solution, output_rows
-from .linear_step import COND_MAX, modal_form, phi1, phi2, q_dense, q_modal, run_loop, run_modal, sqrt_psd
+from .linear_step import (COND_MAX, modal_form, modal_noise_factor, phi1, phi2, q_dense, run_loop, run_modal,
+                          sqrt_psd)
 from .raw import Waveforms
 
 NOISE_MODES = ("samples", "aggregated")
@@ -67,20 +68,19 @@ def noise_intensity_v2_s(samples_v: np.ndarray, dt_s: float) -> float:
     return dt_s * max(r[0] + 2 * r[1] + 2 * r[2], 0.0)
 
 
-def _seed_of(circuit: Circuit) -> int:
+def _seed_of(srcs: list[NoiseSource]) -> int:
     h = hashlib.blake2b(digest_size=8)
-    for src in circuit.noise_sources:
+    for src in srcs:
         h.update(np.ascontiguousarray(src.samples_v, dtype=float).tobytes())
     return int.from_bytes(h.digest(), "little")
 
 
-def _grid(tran: Tran, circuit: Circuit, samples: bool = True) -> tuple[int, int, int, float]:
+def _grid(tran: Tran, srcs: list[NoiseSource], samples: bool = True) -> tuple[int, int, int, float]:
     """n_out (output steps), p, q, fine step h: step = p h, noise dt = q h (samples=False: the output grid)."""
     if not (tran.step_s > 0 and tran.stop_s > 0):
         raise BadInputError(f".tran step {tran.step_s!r} s and stop {tran.stop_s!r} s must be positive")
     ratio = tran.stop_s / tran.step_s
     n_out = int(round(ratio)) if abs(ratio - round(ratio)) < 1e-9 * max(ratio, 1) else int(np.floor(ratio))
-    srcs = circuit.noise_sources
     if not srcs or not samples:
         return n_out, 1, 1, tran.step_s
     dts = {s.dt_s for s in srcs}
@@ -102,12 +102,10 @@ def _grid(tran: Tran, circuit: Circuit, samples: bool = True) -> tuple[int, int,
     return n_out, p, q, tran.step_s / p
 
 
-def _inputs(circuit: Circuit, q: int, zero_noise: bool = False):
-    """(j0, j1) -> u at fine steps j0..j1: [1, samples linearly interpolated at j / q]."""
-    srcs = circuit.noise_sources
-    if not srcs or zero_noise:
-        nu = 1 + len(srcs)
-        return lambda j0, j1: np.pad(np.ones((j1 - j0 + 1, 1)), ((0, 0), (0, nu - 1)))
+def _inputs(srcs: list[NoiseSource], q: int, dc_only: bool = False):
+    """(j0, j1) -> u at fine steps j0..j1: [1, samples linearly interpolated at j / q] (dc_only: [1])."""
+    if not srcs or dc_only:
+        return lambda j0, j1: np.ones((j1 - j0 + 1, 1))
     n_s = min(len(s.samples_v) for s in srcs)
     S = np.column_stack([np.asarray(s.samples_v[:n_s], dtype=float) for s in srcs])
 
@@ -193,7 +191,8 @@ class LinearEngine:
         ctl = [f"v({sw.c_pos},{sw.c_neg})" for sw, _ in base.mna.switches]
         model = build_model(circuit, saves + ctl) if ctl else base
         _check_switches(circuit, model, len(saves))
-        n_out, p, q, h = _grid(tran, circuit, samples=mode == "samples")
+        srcs = model.noise
+        n_out, p, q, h = _grid(tran, srcs, samples=mode == "samples")
         x0 = model.x0
         if not tran.uic:
             if circuit.ic_v:
@@ -207,7 +206,7 @@ class LinearEngine:
         use_modal = mf is not None and (method == "modal" or (np.isfinite(mf.cond) and mf.cond <= COND_MAX))
         used = "modal" if use_modal else "loop"
         if mode == "samples":
-            inputs = _inputs(circuit, q)
+            inputs = _inputs(srcs, q)
             if use_modal:
                 Y = run_modal(mf, model.N, Cx, Du, x0, h, n_out * p, p, inputs)
             else:
@@ -221,7 +220,7 @@ class LinearEngine:
         return LinearWaveforms("tran", t, vectors, engine=self.name, noise_mode=mode, method=used)
 
     def _aggregated(self, circuit, model, Cx, Du, x0, h, n_out, mf, seed, intensity) -> np.ndarray:
-        srcs = circuit.noise_sources
+        srcs = model.noise
         feed = np.abs(Du[:, 1:]).max(axis=1, initial=0) > 0 if srcs else np.zeros(len(Du), bool)
         if feed.any():
             names = [model.outputs[i] for i in np.flatnonzero(feed)][:5]
@@ -231,15 +230,23 @@ class LinearEngine:
         qs = np.array([(intensity or {}).get(s.name, None) or noise_intensity_v2_s(s.samples_v, s.dt_s)
                        for s in srcs])
         Nq = model.N[:, 1:] * np.sqrt(qs)[None, :]
-        rng = np.random.default_rng(_seed_of(circuit) if seed is None else seed)
+        rng = np.random.default_rng(_seed_of(srcs) if seed is None else seed)
         n = model.M.shape[0]
-        inputs = _inputs(circuit, 1, zero_noise=True)
+        inputs = _inputs(srcs, 1, dc_only=True)
+        N_dc, Du_dc = model.N[:, :1], Du[:, :1]
         if mf is not None:
-            W = mf.Vinv @ sqrt_psd(q_modal(mf, Nq, h))
-            return run_modal(mf, model.N, Cx, Du, x0, h, n_out, 1, inputs,
-                             noise=lambda rows: rng.standard_normal((rows, n)) @ W.T)
+            W = modal_noise_factor(mf, Nq, h)
+            w_diag = np.diag(W).copy()
+            if np.abs(W - np.diag(w_diag)).max() <= 1e-12 * np.abs(w_diag).max():
+                # isotropic noise into a symmetric M: the modes' noises are independent (O(n) per step)
+                def noise(rows):
+                    return rng.standard_normal((rows, n)) * w_diag
+            else:
+                def noise(rows):
+                    return rng.standard_normal((rows, n)) @ W.T
+            return run_modal(mf, N_dc, Cx, Du_dc, x0, h, n_out, 1, inputs, noise=noise)
         Lq = sqrt_psd(q_dense(model.M, Nq, h))
-        return run_loop(model.M, model.N, Cx, Du, x0, h, n_out, 1, inputs,
+        return run_loop(model.M, N_dc, Cx, Du_dc, x0, h, n_out, 1, inputs,
                         noise=lambda rows: rng.standard_normal((rows, n)) @ Lq.T)
 
 
@@ -257,9 +264,9 @@ def path_at(circuit: Circuit, times_s: np.ndarray, saves: list[str] | None = Non
     time (modal: x(t) = V [e^{lam tau} y_j + tau phi1(lam tau) Nt u_j + tau phi2(lam tau) Nt (u(t) - u_j)])."""
     tran = circuit.analysis(Tran)
     model = build_model(circuit, saves)
-    n_out, p, q, h = _grid(tran, circuit)
+    n_out, p, q, h = _grid(tran, model.noise)
     n = model.M.shape[0]
-    inputs = _inputs(circuit, q)
+    inputs = _inputs(model.noise, q)
     mf = modal_form(model.M)
     if not (np.isfinite(mf.cond) and mf.cond <= COND_MAX):
         raise BadInputError(f"path_at needs a diagonalisable state matrix (cond(V) = {mf.cond:.3g})")
@@ -269,7 +276,7 @@ def path_at(circuit: Circuit, times_s: np.ndarray, saves: list[str] | None = Non
     tau = np.clip(t - j * h, 0.0, None)
     U = inputs(0, n_out * p)
     ut = np.ones((len(t), U.shape[1]))
-    for i, s in enumerate(circuit.noise_sources):
+    for i, s in enumerate(model.noise):
         ut[:, 1 + i] = np.interp(t, np.arange(len(s.samples_v)) * s.dt_s, s.samples_v)
     Nt = mf.Vinv @ model.N
     z = tau[:, None] * mf.lam[None, :]

@@ -29,27 +29,43 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from ..circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Comment, Inductor, NoiseSource, Resistor,
                        Switch, SwitchModel, VoltageSource)
 from ..errors import BadInputError
+from .linear_solve import NGSPICE_HINT, check_structure, factor, solve_algebraic
 
 GROUND = "0"
-NGSPICE_HINT = "use simulation.backend: ngspice-shared"
+_NODE_ATTRS = {Resistor: ("n_pos", "n_neg"), Capacitor: ("n_pos", "n_neg"), Inductor: ("n_pos", "n_neg"),
+               VoltageSource: ("n_pos", "n_neg"), Switch: ("n_pos", "n_neg", "c_pos", "c_neg"),
+               VCVS: ("n_pos", "n_neg", "c_pos", "c_neg"), VCCS: ("n_pos", "n_neg", "c_pos", "c_neg"),
+               CCCS: ("n_pos", "n_neg"), NoiseSource: ("node",)}
 _LINEAR = (Resistor, Capacitor, Inductor, VoltageSource, VCVS, VCCS, CCCS, SwitchModel, Switch, NoiseSource, Comment)
 
 
 def refuse_nonlinear(circuit: Circuit) -> None:
     """BadInputError naming the first element the linear engine cannot treat exactly."""
+    by_type(circuit)
+
+
+def _refuse(e) -> None:
+    if isinstance(e, ClippedVCVS):
+        raise BadInputError(f"element {e.name} (clipped output stage, +/-{e.v_max_v:g} V) is nonlinear: the linear"
+                            f" engine cannot run it exactly; {NGSPICE_HINT}")
+    name = getattr(e, "name", type(e).__name__)
+    raise BadInputError(f"element {name} ({type(e).__name__}) is not a linear element the linear engine"
+                        f" knows; {NGSPICE_HINT}")
+
+
+def by_type(circuit: Circuit) -> dict[type, list]:
+    """The elements bucketed by type in one pass (refusing unknown and nonlinear ones)."""
+    out: dict[type, list] = {t: [] for t in _LINEAR}
     for e in circuit.elements:
-        if isinstance(e, ClippedVCVS):
-            raise BadInputError(f"element {e.name} (clipped output stage, +/-{e.v_max_v:g} V) is nonlinear: the linear"
-                                f" engine cannot run it exactly; {NGSPICE_HINT}")
-        if not isinstance(e, _LINEAR):
-            name = getattr(e, "name", type(e).__name__)
-            raise BadInputError(f"element {name} ({type(e).__name__}) is not a linear element the linear engine"
-                                f" knows; {NGSPICE_HINT}")
+        bucket = out.get(type(e))
+        if bucket is None:
+            _refuse(e)
+        bucket.append(e)
+    return out
 
 
 @dataclass
@@ -60,7 +76,7 @@ class MNA:
     branches: dict[str, int]
     C: sp.csr_matrix
     G: sp.csr_matrix
-    B: np.ndarray
+    B: sp.csr_matrix
     labels: list[str]
     eq_labels: list[str]
     noise: list[NoiseSource]
@@ -71,28 +87,31 @@ class MNA:
 
 def assemble(circuit: Circuit) -> MNA:
     """The MNA matrices of a linear circuit (refuses nonlinear elements and non-positive values)."""
-    refuse_nonlinear(circuit)
-    els = [e for e in circuit.elements if not isinstance(e, (Comment, SwitchModel))]
-    models = {m.name: m for m in circuit.of_type(SwitchModel)}
-    nodes: dict[str, int] = {}
+    typed = by_type(circuit)
+    els = [e for e in circuit.elements if type(e) not in (Comment, SwitchModel)]
+    models = {m.name: m for m in typed[SwitchModel]}
+    res = typed[Resistor]
+    pos, neg, r_ohm = zip(*[(e.n_pos, e.n_neg, e.r_ohm) for e in res]) if res else ((), (), ())
+    names: list[str] = []
+    for e in els:
+        if type(e) is not Resistor:
+            names.extend([getattr(e, attr) for attr in _NODE_ATTRS[type(e)]])
+    names.extend(pos)
+    names.extend(neg)
+    nodes = {k: i for i, k in enumerate(k for k in dict.fromkeys(names) if k != GROUND)}
 
     def node(n: str) -> int:
-        if n == GROUND:
-            return -1
-        return nodes.setdefault(n, len(nodes))
+        return -1 if n == GROUND else nodes[n]
 
-    for e in els:
-        for attr in ("n_pos", "n_neg", "c_pos", "c_neg", "node"):
-            if hasattr(e, attr):
-                node(getattr(e, attr))
-    branch_els = [e for e in els if isinstance(e, (VoltageSource, VCVS, Inductor, NoiseSource))]
+    branch_els = [e for e in els if type(e) in (VoltageSource, VCVS, Inductor, NoiseSource)]
     nn = len(nodes)
     branches = {e.name: nn + k for k, e in enumerate(branch_els)}
     n = nn + len(branches)
-    noise = [e for e in els if isinstance(e, NoiseSource)]
+    noise = typed[NoiseSource]
+    noise_pos = {id(e): k for k, e in enumerate(noise)}
     nu = 1 + len(noise)
     Ci, Cj, Cv, Gi, Gj, Gv = [], [], [], [], [], []
-    B = np.zeros((n, nu))
+    Bi, Bj, Bv = [], [], []
 
     def add(I, J, V, i, j, v):
         if i >= 0 and j >= 0:
@@ -105,9 +124,29 @@ def assemble(circuit: Circuit) -> MNA:
         add(Gi, Gj, Gv, a, k, 1.0), add(Gi, Gj, Gv, b, k, -1.0)
         add(Gi, Gj, Gv, k, a, 1.0), add(Gi, Gj, Gv, k, b, -1.0)
 
+    # resistors (the bulk of a dense network) stamped in one vectorised step
+    if res:
+        r = np.array(r_ohm, dtype=float)
+        bad = ~((r > 0) & np.isfinite(r))
+        if bad.any():
+            e = res[int(np.flatnonzero(bad)[0])]
+            raise BadInputError(f"element {e.name}: resistance {e.r_ohm!r} ohm must be positive and finite")
+        get = nodes.get
+        a = np.fromiter((get(x, -1) for x in pos), dtype=np.int64, count=len(res))
+        b = np.fromiter((get(x, -1) for x in neg), dtype=np.int64, count=len(res))
+        g = 1.0 / r
+        I = np.concatenate([a, b, a, b])
+        J = np.concatenate([a, b, b, a])
+        V = np.concatenate([g, g, -g, -g])
+        keep = (I >= 0) & (J >= 0)
+        big = (I[keep], J[keep], V[keep])
+    else:
+        big = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
     switches = []
     for e in els:
-        if isinstance(e, (Resistor, Switch)):
+        if type(e) is Resistor:
+            continue
+        if isinstance(e, Switch):
             if isinstance(e, Switch):
                 if e.model not in models:
                     raise BadInputError(f"switch {e.name}: model {e.model} is not defined in the circuit")
@@ -136,7 +175,7 @@ def assemble(circuit: Circuit) -> MNA:
             k = branches[e.name]
             branch(k, node(e.n_pos), node(e.n_neg))
             if isinstance(e, VoltageSource):
-                B[k, 0] += e.dc_v
+                Bi.append(k), Bj.append(0), Bv.append(e.dc_v)
             elif isinstance(e, VCVS):
                 add(Gi, Gj, Gv, k, node(e.c_pos), -e.gain), add(Gi, Gj, Gv, k, node(e.c_neg), e.gain)
             else:
@@ -146,49 +185,22 @@ def assemble(circuit: Circuit) -> MNA:
         elif isinstance(e, NoiseSource):
             k = branches[e.name]
             branch(k, node(e.node), -1)
-            B[k, 1 + noise.index(e)] = 1.0
+            Bi.append(k), Bj.append(1 + noise_pos[id(e)]), Bv.append(1.0)
     C = sp.csr_matrix((Cv, (Ci, Cj)), shape=(n, n))
-    G = sp.csr_matrix((Gv, (Gi, Gj)), shape=(n, n))
+    B = sp.csr_matrix((Bv, (Bi, Bj)), shape=(n, nu))
+    G = sp.csr_matrix((np.concatenate([big[2], Gv]), (np.concatenate([big[0], np.asarray(Gi, np.int64)]),
+                                                      np.concatenate([big[1], np.asarray(Gj, np.int64)]))), shape=(n, n))
     labels = [f"node {k}" for k in nodes] + [f"the current of {k}" for k in branches]
     eq_labels = [f"KCL at node {k}" for k in nodes] + [f"the branch equation of {k}" for k in branches]
-    return MNA(nodes, branches, C, G, B, labels, eq_labels, noise, circuit.of_type(Capacitor),
-               circuit.of_type(Inductor), switches)
+    return MNA(nodes, branches, C, G, B, labels, eq_labels, noise, typed[Capacitor], typed[Inductor], switches)
 
 
 def dc_solution(mna: MNA, u0: np.ndarray) -> np.ndarray:
     """z at DC (capacitors open, inductors short: the C_m term vanishes): G_m z = B u0."""
     G = mna.G.tocsc()
-    _check_structure(G, mna.labels, mna.eq_labels, "the DC operating point")
-    z = _factor(G, mna.labels, "the DC operating point").solve(mna.B @ u0)
+    check_structure(G, mna.labels, mna.eq_labels, "the DC operating point")
+    z = factor(G, mna.labels, "the DC operating point").solve(mna.B @ u0)
     return z
-
-
-def _check_structure(G: sp.csc_matrix, labels: list[str], eq_labels: list[str], what: str) -> None:
-    empty_cols = np.flatnonzero(np.diff(G.tocsc().indptr) == 0)
-    empty_rows = np.flatnonzero(np.diff(G.tocsr().indptr) == 0)
-    if len(empty_cols) or len(empty_rows):
-        names = [labels[i] for i in empty_cols[:5]] + [eq_labels[i] for i in empty_rows[:5]]
-        raise BadInputError(f"{what} is singular: nothing determines {', '.join(names)} (a floating node, or a"
-                            " loop of capacitors / voltage sources or a cutset of inductors: index > 1); fix the circuit"
-                            f" or {NGSPICE_HINT}")
-
-
-def _factor(G: sp.csc_matrix, labels: list[str], what: str):
-    try:
-        lu = spla.splu(G.tocsc())
-    except RuntimeError:
-        lu = None
-    if lu is not None:
-        diag = np.abs(lu.U.diagonal())
-        if diag.min() > 1e-13 * diag.max():
-            return lu
-    names = "?"
-    if G.shape[0] <= 3000:
-        _, s, vh = np.linalg.svd(G.toarray())
-        v = np.abs(vh[-1])
-        names = ", ".join(labels[i] for i in np.flatnonzero(v > 0.1 * v.max())[:8])
-    raise BadInputError(f"{what} is singular (a floating node, a loop of ideal sources or an index > 1"
-                        f" configuration) involving {names}; fix the circuit or {NGSPICE_HINT}")
 
 
 @dataclass
@@ -290,39 +302,48 @@ def build_model(circuit: Circuit, saves: list[str] | None = None) -> LinearModel
     cols = list(range(n)) + list(ref_of.values())
     T = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
     Gw = (T.T @ mna.G @ T).tocsr()
-    Bw = T.T @ mna.B
+    Bw = (T.T @ sp.csr_matrix(mna.B)).tocsr()
     C11 = mna.C[dyn][:, dyn].toarray()
     G22 = Gw[alg][:, alg].tocsc()
     labels = [mna.labels[i] for i in alg]
     eq = [mna.eq_labels[i] for i in alg]
     inv_nodes = {v: k for k, v in mna.nodes.items()}
+    islands: dict[int, list[str]] = {}
+    for m, r in ref_of.items():
+        islands.setdefault(r, []).append(inv_nodes[m])
     for j, i in enumerate(alg):
-        if i in ref_of.values():
-            island = [inv_nodes[m] for m, r in ref_of.items() if r == i]
-            labels[j] = f"the common-mode voltage of the capacitor island {{{inv_nodes[i]}, {', '.join(island)}}}"
+        if i in islands:
+            labels[j] = (f"the common-mode voltage of the capacitor island {{{inv_nodes[i]},"
+                         f" {', '.join(islands[i])}}}")
     if len(alg):
-        _check_structure(G22, labels, eq, "the algebraic part of the circuit")
-        lu = _factor(G22, labels, "the algebraic part of the circuit")
-        G21 = Gw[alg][:, dyn].toarray()
-        X = lu.solve(np.hstack([G21, Bw[alg]]))
+        X = solve_algebraic(G22, sp.hstack([Gw[alg][:, dyn], Bw[alg]]), labels, eq)
         Xg, Xb = X[:, :len(dyn)], X[:, len(dyn):]
     else:
-        Xg, Xb = np.zeros((0, len(dyn))), np.zeros((0, Bw.shape[1]))
+        Xg, Xb = sp.csr_matrix((0, len(dyn))), sp.csr_matrix((0, Bw.shape[1]))
     G12 = Gw[dyn][:, alg]
-    S = Gw[dyn][:, dyn].toarray() - G12 @ Xg
-    Bs = Bw[dyn] - G12 @ Xb
+    S = Gw[dyn][:, dyn].toarray() - (G12 @ Xg).toarray()
+    Bs = (Bw[dyn] - G12 @ Xb).toarray()
     if len(dyn) == 0:
         raise BadInputError("the circuit has no capacitor or inductor: nothing to integrate in time")
     # C_11 is block diagonal (node Maxwell matrix, then -L per inductor): solve with +L, flip those rows
     flip = np.r_[np.ones(len(dyn_nodes)), -np.ones(len(ind))]
-    cf = sla.cho_factor(C11 * flip[:, None])
-    M = -sla.cho_solve(cf, S) * flip[:, None]
-    Nm = sla.cho_solve(cf, np.asarray(Bs)) * flip[:, None]
+    Cp = C11 * flip[:, None]
+    diag = np.diag(Cp).copy()
+    if np.count_nonzero(Cp - np.diag(diag)) == 0:   # grounded capacitors only: no factorisation
+        def csolve(rhs):
+            return rhs / (diag[:, None] if rhs.ndim == 2 else diag)
+    else:
+        cf = sla.cho_factor(Cp)
+
+        def csolve(rhs):
+            return sla.cho_solve(cf, rhs)
+    M = -csolve(S) * flip[:, None]
+    Nm = csolve(np.asarray(Bs)) * flip[:, None]
     names, R = output_rows(mna, circuit.saves if saves is None else saves)
     RT = (R @ T).tocsr()
-    Cx = RT[:, dyn].toarray() - RT[:, alg] @ Xg
-    Du = RT[:, alg] @ Xb
-    x0 = _initial_state(circuit, mna, dyn_nodes, ref_of, C11[:len(dyn_nodes), :len(dyn_nodes)])
+    Cx = RT[:, dyn].toarray() - (RT[:, alg] @ Xg).toarray()
+    Du = (RT[:, alg] @ Xb).toarray()
+    x0 = _initial_state(circuit, mna, dyn_nodes, csolve)
     state_labels = []
     for i in dyn_nodes:
         state_labels.append(f"node {inv_nodes[i]}" if i not in ref_of else f"{inv_nodes[i]} - {inv_nodes[ref_of[i]]}")
@@ -331,8 +352,7 @@ def build_model(circuit: Circuit, saves: list[str] | None = None) -> LinearModel
     return LinearModel(M, Nm, np.asarray(Cx), np.asarray(Du), x0, names, mna.noise, state_labels, mna, dyn, ref_index)
 
 
-def _initial_state(circuit: Circuit, mna: MNA, dyn_nodes: np.ndarray, ref_of: dict[int, int],
-                   C_nodes: np.ndarray) -> np.ndarray:
+def _initial_state(circuit: Circuit, mna: MNA, dyn_nodes: np.ndarray, csolve) -> np.ndarray:
     """uic initial state as ngspice takes it: each capacitor starts at its IC, or at the difference of the
     .ic node voltages (0 where unset); the node state is the charge-conserving combination
     C_11^-1 D^T diag(C) v_C (exact when the ICs are consistent: a capacitor loop with inconsistent ICs shares
@@ -348,6 +368,6 @@ def _initial_state(circuit: Circuit, mna: MNA, dyn_nodes: np.ndarray, ref_of: di
             i = mna.nodes.get(node_name, -1)
             if i in pos:
                 q[pos[i]] += sign * c.c_farad * v
-    x_nodes = np.linalg.solve(C_nodes, q) if len(q) else q
     x_ind = np.array([0.0 if e.ic_a is None else e.ic_a for e in mna.inductors])
-    return np.concatenate([x_nodes, x_ind])
+    # csolve inverts the whole (node, inductor) block; the inductor rows of the charge vector are zero
+    return np.concatenate([csolve(np.concatenate([q, np.zeros(len(x_ind))]))[:len(q)], x_ind])

@@ -67,7 +67,7 @@ def phi2(z: np.ndarray) -> np.ndarray:
 
 
 class Modal(NamedTuple):
-    """M = V diag(lam) V^-1; cond: the 2-norm condition number of V (1 for symmetric M)."""
+    """M = V diag(lam) V^-1; cond: the 2-norm condition number of V (1 for symmetric M, then all real)."""
 
     lam: np.ndarray
     V: np.ndarray
@@ -80,7 +80,7 @@ def modal_form(M: np.ndarray) -> Modal:
     scale = np.abs(M).max() if M.size else 1.0
     if np.abs(M - M.T).max() <= 1e-13 * scale:
         lam, V = np.linalg.eigh(0.5 * (M + M.T))
-        return Modal(lam.astype(complex), V.astype(complex), V.T.astype(complex), 1.0)
+        return Modal(lam, V, V.T.copy(), 1.0)  # real: every product below stays real
     lam, V = np.linalg.eig(M)
     V = V.astype(complex)
     s = np.linalg.svd(V, compute_uv=False)
@@ -125,6 +125,23 @@ def q_modal(mf: Modal, Nq: np.ndarray, h: float) -> np.ndarray:
     return 0.5 * (Q + Q.T)
 
 
+def modal_noise_factor(mf: Modal, Nq: np.ndarray, h: float) -> np.ndarray:
+    """W with V^-1 xi = W z, z ~ N(0, I) real, for the transition noise xi ~ N(0, Q) of one step h.
+
+    Real (symmetric M) modes: the modal covariance K o E itself, factored by Cholesky (eigen square root when
+    it is only semi-definite). Complex modes: V^-1 times a real square root of Q (V^-1 xi is not circular)."""
+    if np.isrealobj(mf.lam):
+        Nt = mf.Vinv @ Nq
+        Z = (mf.lam[:, None] + mf.lam[None, :]) * h
+        Qm = (Nt @ Nt.T) * (h * phi1(Z)).real
+        Qm = 0.5 * (Qm + Qm.T)
+        try:
+            return np.linalg.cholesky(Qm)
+        except np.linalg.LinAlgError:
+            return sqrt_psd(Qm)
+    return mf.Vinv @ sqrt_psd(q_modal(mf, Nq, h))
+
+
 def sqrt_psd(Q: np.ndarray) -> np.ndarray:
     """L with L L^T = Q for a positive semi-definite Q (eigen square root: Q may be singular)."""
     s, U = np.linalg.eigh(Q)
@@ -146,12 +163,15 @@ def run_modal(mf: Modal, N: np.ndarray, Cx: np.ndarray, Du: np.ndarray, x0: np.n
     noise: optional (rows) -> (rows, n) additive forcing in modal coordinates (aggregated mode: V^-1 xi_k),
     added to the FOH forcing of ``inputs`` (there the DC column only)."""
     lam = mf.lam
+    real = np.isrealobj(lam)
     a = np.exp(lam * h)
     g1 = h * phi2(lam * h)
     g0 = h * phi1(lam * h) - g1
+    if real:
+        g0, g1 = g0.real, g1.real
     Nt = mf.Vinv @ N
     CV = Cx @ mf.V
-    y = mf.Vinv @ x0.astype(complex)
+    y = mf.Vinv @ x0.astype(mf.V.dtype)
     n_out = n_fine // p
     out = np.empty((n_out + 1, Cx.shape[0]))
     out[0] = (CV @ y).real + Du @ inputs(0, 0)[0]
