@@ -58,13 +58,19 @@ def _refuse(e) -> None:
 
 
 def by_type(circuit: Circuit) -> dict[type, list]:
-    """The elements bucketed by type in one pass (refusing unknown and nonlinear ones)."""
-    out: dict[type, list] = {t: [] for t in _LINEAR}
+    """The elements bucketed by type in one pass (refusing unknown and nonlinear ones); key None: every
+    element other than resistors, comments and switch models, in netlist order."""
+    out: dict = {t: [] for t in _LINEAR}
+    out[None] = others = []
+    skip = (Resistor, Comment, SwitchModel)
     for e in circuit.elements:
-        bucket = out.get(type(e))
+        t = type(e)
+        bucket = out.get(t)
         if bucket is None:
             _refuse(e)
         bucket.append(e)
+        if t not in skip:
+            others.append(e)
     return out
 
 
@@ -88,14 +94,13 @@ class MNA:
 def assemble(circuit: Circuit) -> MNA:
     """The MNA matrices of a linear circuit (refuses nonlinear elements and non-positive values)."""
     typed = by_type(circuit)
-    els = [e for e in circuit.elements if type(e) not in (Comment, SwitchModel)]
+    els = typed[None]  # resistors are stamped apart, vectorised
     models = {m.name: m for m in typed[SwitchModel]}
     res = typed[Resistor]
-    pos, neg, r_ohm = zip(*[(e.n_pos, e.n_neg, e.r_ohm) for e in res]) if res else ((), (), ())
+    pos, neg, r_ohm = [e.n_pos for e in res], [e.n_neg for e in res], [e.r_ohm for e in res]
     names: list[str] = []
     for e in els:
-        if type(e) is not Resistor:
-            names.extend([getattr(e, attr) for attr in _NODE_ATTRS[type(e)]])
+        names.extend([getattr(e, attr) for attr in _NODE_ATTRS[type(e)]])
     names.extend(pos)
     names.extend(neg)
     nodes = {k: i for i, k in enumerate(k for k in dict.fromkeys(names) if k != GROUND)}
@@ -144,17 +149,12 @@ def assemble(circuit: Circuit) -> MNA:
         big = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
     switches = []
     for e in els:
-        if type(e) is Resistor:
-            continue
         if isinstance(e, Switch):
-            if isinstance(e, Switch):
-                if e.model not in models:
-                    raise BadInputError(f"switch {e.name}: model {e.model} is not defined in the circuit")
-                m = models[e.model]
-                switches.append((e, m))
-                r = m.r_on_ohm if e.on else m.r_off_ohm
-            else:
-                r = e.r_ohm
+            if e.model not in models:
+                raise BadInputError(f"switch {e.name}: model {e.model} is not defined in the circuit")
+            m = models[e.model]
+            switches.append((e, m))
+            r = m.r_on_ohm if e.on else m.r_off_ohm
             if not (r > 0 and np.isfinite(r)):
                 raise BadInputError(f"element {e.name}: resistance {r!r} ohm must be positive and finite")
             two_terminal(Gi, Gj, Gv, node(e.n_pos), node(e.n_neg), 1.0 / r)
