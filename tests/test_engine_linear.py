@@ -298,6 +298,12 @@ def test_output_coarser_than_noise_grid():
     y5 = get_engine("linear").run(c5, None)["tran"]
     assert np.allclose(y5.axis, y1.axis[::5])
     assert np.abs(y5.vectors["v(x1)"] - y1.vectors["v(x1)"][::5]).max() < 1e-12
+    c_half, _ = opamp_circuit(A, np.ones(2), t_stop_tau=4.0, dt_tau=0.01, step_tau=0.005, analyses=("tran",))
+    y_half = get_engine("linear").run(c_half, None)["tran"]
+    assert np.abs(y_half.vectors["v(x1)"][::2] - y1.vectors["v(x1)"]).max() < 1e-12
+    c_odd, _ = opamp_circuit(A, np.ones(2), t_stop_tau=4.0, dt_tau=0.01, step_tau=0.01 * np.pi / 3, analyses=("tran",))
+    with pytest.raises(BadInputError, match="not commensurate"):
+        get_engine("linear").run(c_odd, None)
 
 
 def _autocov_sd(c: Circuit, theory: dict, h: float, T: float) -> np.ndarray:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..circuit import Circuit, Noise, NoiseSource, Op, Tran
+from ..circuit import Circuit, Noise, NoiseSource, Op, Switch, Tran
 from ..errors import BadInputError
 from . import register
 from .linear_mna import NGSPICE_HINT, LinearModel, assemble, build_model, dc_solution, output_rows
@@ -186,10 +186,9 @@ class LinearEngine:
 
     def tran(self, circuit: Circuit, tran: Tran, mode: str, seed: int | None, intensity: dict[str, float] | None,
              method: str) -> LinearWaveforms:
-        base = build_model(circuit)
-        saves = base.outputs
-        ctl = [f"v({sw.c_pos},{sw.c_neg})" for sw, _ in base.mna.switches]
-        model = build_model(circuit, saves + ctl) if ctl else base
+        ctl = [f"v({sw.c_pos},{sw.c_neg})" for sw in circuit.of_type(Switch)]
+        model = build_model(circuit, extra=ctl)
+        saves = model.outputs[:len(model.outputs) - len(ctl)]
         _check_switches(circuit, model, len(saves))
         srcs = model.noise
         n_out, p, q, h = _grid(tran, srcs, samples=mode == "samples")

@@ -261,11 +261,12 @@ def _islands(mna: MNA) -> tuple[np.ndarray, dict[int, int]]:
     return np.array(sorted(dyn), dtype=int), ref_of
 
 
-def output_rows(mna: MNA, saves: list[str]) -> tuple[list[str], sp.csr_matrix]:
+def output_rows(mna: MNA, saves: list[str], extra: list[str] = ()) -> tuple[list[str], sp.csr_matrix]:
     """Selection matrix R (outputs x unknowns) for saved vectors ``v(a)``, ``v(a,b)``, ``i(vname)``; all node
-    voltages and voltage-source currents when nothing is saved (ngspice's default)."""
+    voltages and branch currents when nothing is saved (ngspice's default); then the ``extra`` vectors."""
     if not saves:
         saves = [f"v({k})" for k in mna.nodes] + [f"i({k})" for k in mna.branches]
+    saves = list(saves) + list(extra)
     n = mna.G.shape[0]
     lower_nodes = {k.lower(): v for k, v in mna.nodes.items()}
     lower_br = {k.lower(): v for k, v in mna.branches.items()}
@@ -288,9 +289,9 @@ def output_rows(mna: MNA, saves: list[str]) -> tuple[list[str], sp.csr_matrix]:
     return names, sp.csr_matrix((V, (I, J)), shape=(len(saves), n))
 
 
-def build_model(circuit: Circuit, saves: list[str] | None = None) -> LinearModel:
+def build_model(circuit: Circuit, saves: list[str] | None = None, extra: list[str] = ()) -> LinearModel:
     """Assemble, reduce (index 1) and return the state-space model with its uic initial state; outputs are
-    ``saves`` (default: the circuit's saves)."""
+    ``saves`` (default: the circuit's saves) followed by ``extra``."""
     mna = assemble(circuit)
     n = mna.G.shape[0]
     dyn_nodes, ref_of = _islands(mna)
@@ -339,7 +340,7 @@ def build_model(circuit: Circuit, saves: list[str] | None = None) -> LinearModel
             return sla.cho_solve(cf, rhs)
     M = -csolve(S) * flip[:, None]
     Nm = csolve(np.asarray(Bs)) * flip[:, None]
-    names, R = output_rows(mna, circuit.saves if saves is None else saves)
+    names, R = output_rows(mna, circuit.saves if saves is None else saves, extra)
     RT = (R @ T).tocsr()
     Cx = RT[:, dyn].toarray() - (RT[:, alg] @ Xg).toarray()
     Du = (RT[:, alg] @ Xb).toarray()
