@@ -134,6 +134,17 @@ def _check_switches(circuit: Circuit, model_full: LinearModel, n_saved: int) -> 
                                 f" {v:g} V against VT = {m.vt_v:g} V: ngspice would toggle it; fix the control")
 
 
+def _start_state(circuit: Circuit, tran: Tran, model: LinearModel) -> np.ndarray:
+    """uic: the model's initial state; otherwise the state of the DC operating point."""
+    if tran.uic:
+        return model.x0
+    if circuit.ic_v:
+        raise BadInputError(".tran without uic and with .ic: the linear engine takes either uic or the DC"
+                            f" operating point as the start; {NGSPICE_HINT}")
+    mna = model.mna
+    return model.state_of(dc_solution(mna, np.array([1.0] + [float(s.samples_v[0]) for s in mna.noise])))
+
+
 @register
 class LinearEngine:
     """The exact linear engine (see the module docstring). Options may be given here or per run()."""
@@ -192,14 +203,7 @@ class LinearEngine:
         _check_switches(circuit, model, len(saves))
         srcs = model.noise
         n_out, p, q, h = _grid(tran, srcs, samples=mode == "samples")
-        x0 = model.x0
-        if not tran.uic:
-            if circuit.ic_v:
-                raise BadInputError(".tran without uic and with .ic: the linear engine takes either uic or the DC"
-                                    f" operating point as the start; {NGSPICE_HINT}")
-            mna = model.mna
-            z = dc_solution(mna, np.array([1.0] + [float(s.samples_v[0]) for s in mna.noise]))
-            x0 = model.state_of(z)
+        x0 = _start_state(circuit, tran, model)
         Cx, Du = model.Cx[:len(saves)], model.Du[:len(saves)]
         mf = modal_form(model.M) if method in ("auto", "modal") else None
         use_modal = mf is not None and (method == "modal" or (np.isfinite(mf.cond) and mf.cond <= COND_MAX))
@@ -269,7 +273,8 @@ def path_at(circuit: Circuit, times_s: np.ndarray, saves: list[str] | None = Non
     mf = modal_form(model.M)
     if not (np.isfinite(mf.cond) and mf.cond <= COND_MAX):
         raise BadInputError(f"path_at needs a diagonalisable state matrix (cond(V) = {mf.cond:.3g})")
-    X = run_modal(mf, model.N, np.eye(n), np.zeros((n, model.N.shape[1])), model.x0, h, n_out * p, 1, inputs)
+    X = run_modal(mf, model.N, np.eye(n), np.zeros((n, model.N.shape[1])), _start_state(circuit, tran, model), h,
+                  n_out * p, 1, inputs)
     t = np.asarray(times_s, dtype=float)
     j = np.clip(np.floor(t / h + 1e-9).astype(int), 0, n_out * p)
     tau = np.clip(t - j * h, 0.0, None)
