@@ -373,10 +373,11 @@ def test_aggregated_reproducible_and_estimated_intensity():
     b = get_engine("linear-aggregated").run(c, None)["tran"]
     assert a.noise_mode == "aggregated" and np.array_equal(a.vectors["v(x1)"], b.vectors["v(x1)"])
     from spu_sim.engines.linear import noise_intensity_v2_s  # noqa: PLC0415
-    src = c.noise_sources[0]
-    q_est = noise_intensity_v2_s(src.samples_v, src.dt_s)
-    n = len(src.samples_v) - 1
-    assert abs(q_est / th["intensity"][src.name] - 1) < 5 * np.sqrt(2 * 1.0 / n) * 3
+    # 200 independent pre-emphasised sequences of v_rms = 1, dt = 1: E[q_hat] = 1 (the rms^2 dt rule: 17/9)
+    q = np.array([noise_intensity_v2_s(noise_samples(1, 2000, s)[:, 0], 1.0) for s in range(200)])
+    assert abs(q.mean() - 1.0) < 4 * q.std(ddof=1) / np.sqrt(len(q)), (q.mean(), q.std())
+    rms2 = np.array([np.mean(noise_samples(1, 2000, s)[1:, 0] ** 2) for s in range(200)])
+    assert abs(rms2.mean() - 17 / 9) < 4 * rms2.std(ddof=1) / np.sqrt(len(rms2))
 
 
 @needs_ngspice
