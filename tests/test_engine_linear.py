@@ -403,6 +403,12 @@ def test_refusals_name_the_cause():
     vloop = Circuit("v", base + [VoltageSource("V2", "a", "0", 2.0)], ["b"], analyses=[Tran(1e-6, 1e-5, 1e-6)])
     with pytest.raises(BadInputError, match=r"singular.*(V1|V2)"):
         get_engine("linear").run(vloop, None)
+    macro, _ = opamp_circuit(spd(2, 2.0, 1), np.ones(2), t_stop_tau=1.0, macro={"gain": 1e4, "gbw_hz": 2e5},
+                             analyses=("tran",))
+    with pytest.raises(BadInputError, match=r"i\(voi1\).*aggregated"):
+        get_engine("linear-aggregated").run(macro, None)
+    assert get_engine("linear-aggregated").run(_with(macro, saves=["v(x1)", "v(x2)"]), None)["tran"].noise_mode \
+        == "aggregated"
     sw = Circuit("s", base + [SwitchModel("swm", 0.5, 0.0, 1.0, 1e9), Switch("S1", "b", "0", "a", "0", "swm", False)],
                  ["b"], analyses=[Tran(1e-6, 1e-5, 1e-6)])
     with pytest.raises(BadInputError, match=r"S1.*toggle"):

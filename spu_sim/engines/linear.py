@@ -118,7 +118,7 @@ def _inputs(srcs: list[NoiseSource], q: int, dc_only: bool = False):
     return block
 
 
-def _check_switches(circuit: Circuit, model_full: LinearModel, n_saved: int) -> None:
+def _check_switches(model_full: LinearModel, n_saved: int) -> None:
     """Every switch's control must be a constant on the right side of its threshold (a programmed switch)."""
     mna = model_full.mna
     for k, (sw, m) in enumerate(mna.switches):
@@ -200,7 +200,7 @@ class LinearEngine:
         ctl = [f"v({sw.c_pos},{sw.c_neg})" for sw in circuit.of_type(Switch)]
         model = build_model(circuit, extra=ctl)
         saves = model.outputs[:len(model.outputs) - len(ctl)]
-        _check_switches(circuit, model, len(saves))
+        _check_switches(model, len(saves))
         srcs = model.noise
         n_out, p, q, h = _grid(tran, srcs, samples=mode == "samples")
         x0 = _start_state(circuit, tran, model)
@@ -224,7 +224,8 @@ class LinearEngine:
 
     def _aggregated(self, circuit, model, Cx, Du, x0, h, n_out, mf, seed, intensity) -> np.ndarray:
         srcs = model.noise
-        feed = np.abs(Du[:, 1:]).max(axis=1, initial=0) > 0 if srcs else np.zeros(len(Du), bool)
+        # direct feed-through of the noise (not rounding: relative to the output's state gain)
+        feed = np.abs(Du[:, 1:]).max(axis=1, initial=0) > 1e-12 * np.abs(Cx).max(axis=1, initial=0)
         if feed.any():
             names = [model.outputs[i] for i in np.flatnonzero(feed)][:5]
             raise BadInputError(f"saved vector(s) {', '.join(names)} follow the noise sources directly: white noise"
