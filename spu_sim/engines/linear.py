@@ -42,6 +42,7 @@ from ..circuit import Circuit, Noise, NoiseSource, Op, Switch, Tran
 from ..errors import BadInputError
 from . import register
 from .linear_mna import NGSPICE_HINT, LinearModel, assemble, build_model, dc_solution, output_rows
+from .linear_noise import noise_analysis
 from .linear_step import (COND_MAX, modal_form, modal_noise_factor, phi1, phi2, q_dense, run_loop, run_modal,
                           sqrt_psd)
 from .raw import Waveforms
@@ -172,12 +173,15 @@ class LinearEngine:
         if mode not in NOISE_MODES:
             raise BadInputError(f"noise_mode {mode!r}: choose one of {', '.join(NOISE_MODES)}")
         for a in circuit.analyses:
-            if isinstance(a, Noise):
-                raise BadInputError(f"analysis .noise of v({a.output}): the linear engine runs .op and .tran only;"
+            if not isinstance(a, (Op, Tran, Noise)):
+                raise BadInputError(f"analysis {type(a).__name__}: the linear engine runs .op, .tran and .noise only;"
                                     f" {NGSPICE_HINT}")
-            if not isinstance(a, (Op, Tran)):
-                raise BadInputError(f"analysis {type(a).__name__}: the linear engine runs .op and .tran only")
         out: dict[str, Waveforms] = {}
+        noises = [a for a in circuit.analyses if isinstance(a, Noise)]
+        if noises:
+            mna = assemble(circuit)
+            for k, a in enumerate(noises):
+                out[f"noise_{k}"], out[f"noise_total_{k}"] = noise_analysis(circuit, a, mna)
         if circuit.analysis(Op) is not None:
             out["op"] = self.op(circuit)
         tran = circuit.analysis(Tran)
