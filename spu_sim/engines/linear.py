@@ -1,6 +1,6 @@
 """Engines ``linear`` and ``linear-aggregated``: exact solution of a linear Circuit (no ngspice).
 
-    plots = get_engine("linear").run(circuit, run_dir)     # {"op": ..., "tran": ...} like the ngspice engines
+    plots = get_engine("linear").run(circuit, run_dir)     # {"op", "tran", "noise_0", ...} like the ngspice engines
     plots["tran"].noise_mode                               # "samples" (path-identical to ngspice's noise files)
 
 The circuit is reduced to x' = M x + N u, y = Cx x + Du u (spu_sim.engines.linear_mna) and stepped exactly
@@ -22,9 +22,11 @@ The circuit is reduced to x' = M x + N u, y = Cx x + Du u (spu_sim.engines.linea
   step is drawn from a seeded generator (``seed``; default: derived from the samples' bytes, so the same
   config and seed give the same numbers). Statistically exact at the readout times, not path-identical.
   Saved vectors that feed the white noise through directly (a capacitor current) have no value there: refused.
+- ``.noise``: exact small-signal spectra and totals (spu_sim.engines.linear_noise), keyed ``noise_<k>`` and
+  ``noise_total_<k>`` like the ngspice engines. Switches keep their programmed state (ngspice 39 evaluates
+  every S switch as OFF in .ac/.noise: measured, tests/test_engine_linear.py).
 - Refused with BadInputError: nonlinear elements (ClippedVCVS), switches whose control is not a constant
-  consistent with their programmed state, ``.noise`` analyses; each message names the element and points to
-  the ngspice engines.
+  consistent with their programmed state; each message names the element and points to the ngspice engines.
 
 Results are ``LinearWaveforms`` (a Waveforms with ``engine``, ``noise_mode`` and ``method`` fields).
 """
