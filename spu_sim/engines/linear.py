@@ -183,7 +183,9 @@ class LinearEngine:
         if noises:
             mna = assemble(circuit)
             for k, a in enumerate(noises):
-                out[f"noise_{k}"], out[f"noise_total_{k}"] = noise_analysis(circuit, a, mna)
+                for key, w in zip((f"noise_{k}", f"noise_total_{k}"), noise_analysis(circuit, a, mna)):
+                    out[key] = LinearWaveforms(w.kind, w.axis, w.vectors, engine=self.name, noise_mode="none",
+                                               method="adjoint")
         if circuit.analysis(Op) is not None:
             out["op"] = self.op(circuit)
         tran = circuit.analysis(Tran)
