@@ -342,9 +342,10 @@ def _autocov_sd(c: Circuit, theory: dict, h: float, T: float) -> np.ndarray:
     return np.sqrt(var * h / T)
 
 
-@pytest.mark.parametrize("kind", ["opamp", "rlc"])
-def test_aggregated_covariance_equals_lyapunov(kind):
-    """Long aggregated-noise runs: sample covariance (theory mean) vs kappa A^-1 / kT Cm^-1 entrywise."""
+@pytest.mark.parametrize("kind,method", [("opamp", "auto"), ("rlc", "auto"), ("rlc", "loop")])
+def test_aggregated_covariance_equals_lyapunov(kind, method):
+    """Long aggregated-noise runs: sample covariance (theory mean) vs kappa A^-1 / kT Cm^-1 entrywise (modal
+    form: real symmetric op-amp M, complex RLC modes; and the dense Van Loan loop)."""
     if kind == "opamp":
         A = spd(4, 3.0, 7)
         b = np.random.default_rng(7).normal(size=4)
@@ -354,9 +355,9 @@ def test_aggregated_covariance_equals_lyapunov(kind):
     else:
         c, th = rlc_circuit(mmatrix(3, 4), t_stop_tau=3000.0, dt_tau=0.25)
         tau, burn = 1e-6, 50.0
-    eng = LinearEngine(noise_mode="aggregated", seed=11, noise_intensity_v2_s=th["intensity"])
+    eng = LinearEngine(noise_mode="aggregated", seed=11, noise_intensity_v2_s=th["intensity"], method=method)
     w = eng.run(c, None)["tran"]
-    assert w.noise_mode == "aggregated"
+    assert w.noise_mode == "aggregated" and w.method == ("loop" if method == "loop" else "modal")
     keep = w.axis >= burn * tau
     X = np.column_stack([w.vectors[k][keep] for k in th["nodes"]]) - th["mean"]
     S_hat = X.T @ X / len(X)
