@@ -6,7 +6,8 @@ EOUT, EINV inverters), the op-amp macromodel (GA, GP, CP, EO, VO), RLC cells wit
 coupling. Checks: .op to 1e-10 relative; the rms path difference to ngspice in units of the stationary sd
 below 1e-2 at reltol 1e-4 and shrinking at 1e-6 (ngspice's own error: the linear path is exact at ngspice's
 time points, spu_sim.engines.linear.path_at); long aggregated-noise runs' covariance against the closed-form
-stationary law (kappa A^-1, kT Cm^-1) within the sampling sd of each entry; refusals name the element.
+stationary law (kappa A^-1, kT Cm^-1) within the sampling sd of each entry; .noise spectra and totals equal
+ngspice's to 1e-9 (and ngspice 39's OFF-in-small-signal switches, measured); refusals name the element.
 scripts/bench_linear imports the builders from here.
 """
 
