@@ -1,0 +1,374 @@
+"""Modified nodal analysis of a linear Circuit and its reduction to a state-space model (the linear engine's maths).
+
+    model = build_model(circuit)        # LinearModel: x' = M x + N u,  y = Cx x + Du u
+    z_dc = dc_solution(circuit)         # the .op (capacitors open, inductors short)
+
+MNA (SPICE conventions): unknowns z = [node voltages (ground excluded), branch currents of the voltage sources,
+VCVS, inductors and noise sources]; equations C_m z' + G_m z = B u(t). Rows are KCL (sum of the currents
+leaving a node = 0) and one branch equation per branch element. The inputs u are ``[1, u_1(t), ..., u_m(t)]``:
+column 0 carries every DC value, column i the i-th NoiseSource (its piecewise-linear samples).
+
+Reduction (index 1, physics.md section 6). The capacitors form a graph on the nodes: a node in a capacitor
+component that reaches ground is a dynamic variable (its voltage); a capacitor component that does not reach
+ground (a floating island such as the feedback capacitor x-sum of an op-amp integrator) keeps the voltages
+relative to one reference node as dynamic variables and its common-mode voltage (the reference) is algebraic;
+nodes without capacitors are algebraic. Inductor currents are dynamic. With z = T w (T maps the island
+coordinates back to node voltages) the capacitance block of the dynamic rows is the grounded Maxwell matrix
+C_11 (positive definite), every other row of T^T C_m T is zero. The algebraic rows G_21 w_1 + G_22 w_2 = B_2 u
+are solved by a sparse LU of G_22 (a Schur complement); a singular G_22 is a floating node, a loop of ideal
+voltage sources or capacitors, or a cutset of inductors and current sources (index > 1): an error naming it.
+
+This choice of state handles capacitor loops (the RLC cells' CC_i-CK_ij-CC_j loops): the state is the node
+voltages of each island, not the individual capacitor voltages, so a loop costs nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+from ..circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Comment, Inductor, NoiseSource, Resistor,
+                       Switch, SwitchModel, VoltageSource)
+from ..errors import BadInputError
+from .linear_solve import NGSPICE_HINT, check_structure, factor, solve_algebraic
+
+GROUND = "0"
+_NODE_ATTRS = {Resistor: ("n_pos", "n_neg"), Capacitor: ("n_pos", "n_neg"), Inductor: ("n_pos", "n_neg"),
+               VoltageSource: ("n_pos", "n_neg"), Switch: ("n_pos", "n_neg", "c_pos", "c_neg"),
+               VCVS: ("n_pos", "n_neg", "c_pos", "c_neg"), VCCS: ("n_pos", "n_neg", "c_pos", "c_neg"),
+               CCCS: ("n_pos", "n_neg"), NoiseSource: ("node",)}
+_LINEAR = (Resistor, Capacitor, Inductor, VoltageSource, VCVS, VCCS, CCCS, SwitchModel, Switch, NoiseSource, Comment)
+
+
+def refuse_nonlinear(circuit: Circuit) -> None:
+    """BadInputError naming the first element the linear engine cannot treat exactly."""
+    by_type(circuit)
+
+
+def _refuse(e) -> None:
+    if isinstance(e, ClippedVCVS):
+        raise BadInputError(f"element {e.name} (clipped output stage, +/-{e.v_max_v:g} V) is nonlinear: the linear"
+                            f" engine cannot run it exactly; {NGSPICE_HINT}")
+    name = getattr(e, "name", type(e).__name__)
+    raise BadInputError(f"element {name} ({type(e).__name__}) is not a linear element the linear engine"
+                        f" knows; {NGSPICE_HINT}")
+
+
+def by_type(circuit: Circuit) -> dict[type, list]:
+    """The elements bucketed by type in one pass (refusing unknown and nonlinear ones); key None: every
+    element other than resistors, comments and switch models, in netlist order."""
+    out: dict = {t: [] for t in _LINEAR}
+    out[None] = others = []
+    skip = (Resistor, Comment, SwitchModel)
+    for e in circuit.elements:
+        t = type(e)
+        bucket = out.get(t)
+        if bucket is None:
+            _refuse(e)
+        bucket.append(e)
+        if t not in skip:
+            others.append(e)
+    return out
+
+
+@dataclass
+class MNA:
+    """C_m z' + G_m z = B u; labels name each unknown (``node x1``, ``branch VSUM1``) for error messages."""
+
+    nodes: dict[str, int]
+    branches: dict[str, int]
+    C: sp.csr_matrix
+    G: sp.csr_matrix
+    B: sp.csr_matrix
+    labels: list[str]
+    eq_labels: list[str]
+    noise: list[NoiseSource]
+    capacitors: list[Capacitor]
+    inductors: list[Inductor]
+    switches: list[tuple[Switch, SwitchModel]]
+
+
+def assemble(circuit: Circuit) -> MNA:
+    """The MNA matrices of a linear circuit (refuses nonlinear elements and non-positive values)."""
+    typed = by_type(circuit)
+    els = typed[None]  # resistors are stamped apart, vectorised
+    models = {m.name: m for m in typed[SwitchModel]}
+    res = typed[Resistor]
+    pos, neg, r_ohm = [e.n_pos for e in res], [e.n_neg for e in res], [e.r_ohm for e in res]
+    names: list[str] = []
+    for e in els:
+        names.extend([getattr(e, attr) for attr in _NODE_ATTRS[type(e)]])
+    names.extend(pos)
+    names.extend(neg)
+    nodes = {k: i for i, k in enumerate(k for k in dict.fromkeys(names) if k != GROUND)}
+
+    def node(n: str) -> int:
+        return -1 if n == GROUND else nodes[n]
+
+    branch_els = [e for e in els if type(e) in (VoltageSource, VCVS, Inductor, NoiseSource)]
+    nn = len(nodes)
+    branches = {e.name: nn + k for k, e in enumerate(branch_els)}
+    n = nn + len(branches)
+    noise = typed[NoiseSource]
+    noise_pos = {id(e): k for k, e in enumerate(noise)}
+    nu = 1 + len(noise)
+    Ci, Cj, Cv, Gi, Gj, Gv = [], [], [], [], [], []
+    Bi, Bj, Bv = [], [], []
+
+    def add(I, J, V, i, j, v):
+        if i >= 0 and j >= 0:
+            I.append(i), J.append(j), V.append(v)
+
+    def two_terminal(I, J, V, a, b, g):
+        add(I, J, V, a, a, g), add(I, J, V, b, b, g), add(I, J, V, a, b, -g), add(I, J, V, b, a, -g)
+
+    def branch(k, a, b):  # branch current k leaves a, enters b; branch row reads v_a - v_b
+        add(Gi, Gj, Gv, a, k, 1.0), add(Gi, Gj, Gv, b, k, -1.0)
+        add(Gi, Gj, Gv, k, a, 1.0), add(Gi, Gj, Gv, k, b, -1.0)
+
+    # resistors (the bulk of a dense network) stamped in one vectorised step
+    if res:
+        r = np.array(r_ohm, dtype=float)
+        bad = ~((r > 0) & np.isfinite(r))
+        if bad.any():
+            e = res[int(np.flatnonzero(bad)[0])]
+            raise BadInputError(f"element {e.name}: resistance {e.r_ohm!r} ohm must be positive and finite")
+        get = nodes.get
+        a = np.fromiter((get(x, -1) for x in pos), dtype=np.int64, count=len(res))
+        b = np.fromiter((get(x, -1) for x in neg), dtype=np.int64, count=len(res))
+        g = 1.0 / r
+        I = np.concatenate([a, b, a, b])
+        J = np.concatenate([a, b, b, a])
+        V = np.concatenate([g, g, -g, -g])
+        keep = (I >= 0) & (J >= 0)
+        big = (I[keep], J[keep], V[keep])
+    else:
+        big = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+    switches = []
+    for e in els:
+        if isinstance(e, Switch):
+            if e.model not in models:
+                raise BadInputError(f"switch {e.name}: model {e.model} is not defined in the circuit")
+            m = models[e.model]
+            switches.append((e, m))
+            r = m.r_on_ohm if e.on else m.r_off_ohm
+            if not (r > 0 and np.isfinite(r)):
+                raise BadInputError(f"element {e.name}: resistance {r!r} ohm must be positive and finite")
+            two_terminal(Gi, Gj, Gv, node(e.n_pos), node(e.n_neg), 1.0 / r)
+        elif isinstance(e, Capacitor):
+            if not (e.c_farad > 0 and np.isfinite(e.c_farad)):
+                raise BadInputError(f"capacitor {e.name}: {e.c_farad!r} F must be positive and finite")
+            two_terminal(Ci, Cj, Cv, node(e.n_pos), node(e.n_neg), e.c_farad)
+        elif isinstance(e, VCCS):
+            a, b, cp, cn = node(e.n_pos), node(e.n_neg), node(e.c_pos), node(e.c_neg)
+            add(Gi, Gj, Gv, a, cp, e.gm_siemens), add(Gi, Gj, Gv, a, cn, -e.gm_siemens)
+            add(Gi, Gj, Gv, b, cp, -e.gm_siemens), add(Gi, Gj, Gv, b, cn, e.gm_siemens)
+        elif isinstance(e, CCCS):
+            if e.sense not in branches:
+                raise BadInputError(f"CCCS {e.name}: sense {e.sense} is not a voltage source of the circuit")
+            k = branches[e.sense]
+            add(Gi, Gj, Gv, node(e.n_pos), k, e.gain), add(Gi, Gj, Gv, node(e.n_neg), k, -e.gain)
+        elif isinstance(e, (VoltageSource, VCVS, Inductor)):
+            k = branches[e.name]
+            branch(k, node(e.n_pos), node(e.n_neg))
+            if isinstance(e, VoltageSource):
+                Bi.append(k), Bj.append(0), Bv.append(e.dc_v)
+            elif isinstance(e, VCVS):
+                add(Gi, Gj, Gv, k, node(e.c_pos), -e.gain), add(Gi, Gj, Gv, k, node(e.c_neg), e.gain)
+            else:
+                if not (e.l_henry > 0 and np.isfinite(e.l_henry)):
+                    raise BadInputError(f"inductor {e.name}: {e.l_henry!r} H must be positive and finite")
+                add(Ci, Cj, Cv, k, k, -e.l_henry)
+        elif isinstance(e, NoiseSource):
+            k = branches[e.name]
+            branch(k, node(e.node), -1)
+            Bi.append(k), Bj.append(1 + noise_pos[id(e)]), Bv.append(1.0)
+    C = sp.csr_matrix((Cv, (Ci, Cj)), shape=(n, n))
+    B = sp.csr_matrix((Bv, (Bi, Bj)), shape=(n, nu))
+    G = sp.csr_matrix((np.concatenate([big[2], Gv]), (np.concatenate([big[0], np.asarray(Gi, np.int64)]),
+                                                      np.concatenate([big[1], np.asarray(Gj, np.int64)]))), shape=(n, n))
+    labels = [f"node {k}" for k in nodes] + [f"the current of {k}" for k in branches]
+    eq_labels = [f"KCL at node {k}" for k in nodes] + [f"the branch equation of {k}" for k in branches]
+    return MNA(nodes, branches, C, G, B, labels, eq_labels, noise, typed[Capacitor], typed[Inductor], switches)
+
+
+def dc_solution(mna: MNA, u0: np.ndarray) -> np.ndarray:
+    """z at DC (capacitors open, inductors short: the C_m term vanishes): G_m z = B u0."""
+    G = mna.G.tocsc()
+    check_structure(G, mna.labels, mna.eq_labels, "the DC operating point")
+    z = factor(G, mna.labels, "the DC operating point").solve(mna.B @ u0)
+    return z
+
+
+@dataclass
+class LinearModel:
+    """x' = M x + N u for the dynamic variables x; outputs y = Cx x + Du u (one row per output name).
+
+    u = [1, u_1(t), ..., u_m(t)]: column 0 the DC sources, column i the i-th noise source. x0: the uic
+    initial state. state_labels name each state (``node st1``, ``x1 - sum1`` for a floating island,
+    ``the current of LL1``).
+    """
+
+    M: np.ndarray
+    N: np.ndarray
+    Cx: np.ndarray
+    Du: np.ndarray
+    x0: np.ndarray
+    outputs: list[str]
+    noise: list[NoiseSource]
+    state_labels: list[str]
+    mna: MNA
+    dyn_index: np.ndarray   # x_i = z[dyn_index[i]] - z[ref_index[i]] (ref_index -1: ground)
+    ref_index: np.ndarray
+
+    def state_of(self, z: np.ndarray) -> np.ndarray:
+        """The state of an MNA solution z (e.g. the DC operating point, to start a transient from it)."""
+        ref = np.where(self.ref_index >= 0, z[np.maximum(self.ref_index, 0)], 0.0)
+        return z[self.dyn_index] - ref
+
+
+def _islands(mna: MNA) -> tuple[np.ndarray, dict[int, int]]:
+    """Dynamic node indices and, for floating capacitor islands, node -> reference node."""
+    parent = {n: n for n in list(mna.nodes) + [GROUND]}
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for c in mna.capacitors:
+        ra, rb = find(c.n_pos), find(c.n_neg)
+        if ra != rb:
+            parent[ra] = rb
+    has_cap = {n for c in mna.capacitors for n in (c.n_pos, c.n_neg)}
+    comps: dict[str, list[str]] = {}
+    for n in mna.nodes:
+        if n in has_cap:
+            comps.setdefault(find(n), []).append(n)
+    ground_root = find(GROUND)
+    dyn, ref_of = [], {}
+    for root, members in comps.items():
+        idx = sorted(mna.nodes[m] for m in members)
+        if root == ground_root:
+            dyn += idx
+        else:
+            dyn += idx[1:]
+            ref_of.update({i: idx[0] for i in idx[1:]})
+    return np.array(sorted(dyn), dtype=int), ref_of
+
+
+def output_rows(mna: MNA, saves: list[str], extra: list[str] = ()) -> tuple[list[str], sp.csr_matrix]:
+    """Selection matrix R (outputs x unknowns) for saved vectors ``v(a)``, ``v(a,b)``, ``i(vname)``; all node
+    voltages and branch currents when nothing is saved (ngspice's default); then the ``extra`` vectors."""
+    if not saves:
+        saves = [f"v({k})" for k in mna.nodes] + [f"i({k})" for k in mna.branches]
+    saves = list(saves) + list(extra)
+    n = mna.G.shape[0]
+    lower_nodes = {k.lower(): v for k, v in mna.nodes.items()}
+    lower_br = {k.lower(): v for k, v in mna.branches.items()}
+    I, J, V, names = [], [], [], []
+    for r, s in enumerate(saves):
+        key = s.strip().lower().replace(" ", "")
+        if key.startswith("v(") and key.endswith(")"):
+            parts = key[2:-1].split(",")
+            for sign, p in zip((1.0, -1.0), parts):
+                if p == GROUND:
+                    continue
+                if p not in lower_nodes:
+                    raise BadInputError(f"saved vector {s}: node {p} is not in the circuit")
+                I.append(r), J.append(lower_nodes[p]), V.append(sign)
+        elif key.startswith("i(") and key.endswith(")") and key[2:-1] in lower_br:
+            I.append(r), J.append(lower_br[key[2:-1]]), V.append(1.0)
+        else:
+            raise BadInputError(f"saved vector {s}: the linear engine gives v(node), v(a,b) and i(source) only")
+        names.append(key)
+    return names, sp.csr_matrix((V, (I, J)), shape=(len(saves), n))
+
+
+def build_model(circuit: Circuit, saves: list[str] | None = None, extra: list[str] = ()) -> LinearModel:
+    """Assemble, reduce (index 1) and return the state-space model with its uic initial state; outputs are
+    ``saves`` (default: the circuit's saves) followed by ``extra``."""
+    mna = assemble(circuit)
+    n = mna.G.shape[0]
+    dyn_nodes, ref_of = _islands(mna)
+    ind = np.array([mna.branches[e.name] for e in mna.inductors], dtype=int)
+    dyn = np.concatenate([dyn_nodes, ind]).astype(int)
+    alg = np.setdiff1d(np.arange(n), dyn)
+    # z = T w: v_n = w_n + w_ref(n) for island nodes, identity elsewhere
+    rows = list(range(n)) + list(ref_of)
+    cols = list(range(n)) + list(ref_of.values())
+    T = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    Gw = (T.T @ mna.G @ T).tocsr()
+    Bw = (T.T @ sp.csr_matrix(mna.B)).tocsr()
+    C11 = mna.C[dyn][:, dyn].toarray()
+    G22 = Gw[alg][:, alg].tocsc()
+    labels = [mna.labels[i] for i in alg]
+    eq = [mna.eq_labels[i] for i in alg]
+    inv_nodes = {v: k for k, v in mna.nodes.items()}
+    islands: dict[int, list[str]] = {}
+    for m, r in ref_of.items():
+        islands.setdefault(r, []).append(inv_nodes[m])
+    for j, i in enumerate(alg):
+        if i in islands:
+            labels[j] = (f"the common-mode voltage of the capacitor island {{{inv_nodes[i]},"
+                         f" {', '.join(islands[i])}}}")
+    if len(alg):
+        X = solve_algebraic(G22, sp.hstack([Gw[alg][:, dyn], Bw[alg]]), labels, eq)
+        Xg, Xb = X[:, :len(dyn)], X[:, len(dyn):]
+    else:
+        Xg, Xb = sp.csr_matrix((0, len(dyn))), sp.csr_matrix((0, Bw.shape[1]))
+    G12 = Gw[dyn][:, alg]
+    S = Gw[dyn][:, dyn].toarray() - (G12 @ Xg).toarray()
+    Bs = (Bw[dyn] - G12 @ Xb).toarray()
+    if len(dyn) == 0:
+        raise BadInputError("the circuit has no capacitor or inductor: nothing to integrate in time")
+    # C_11 is block diagonal (node Maxwell matrix, then -L per inductor): solve with +L, flip those rows
+    flip = np.r_[np.ones(len(dyn_nodes)), -np.ones(len(ind))]
+    Cp = C11 * flip[:, None]
+    diag = np.diag(Cp).copy()
+    if np.count_nonzero(Cp - np.diag(diag)) == 0:   # grounded capacitors only: no factorisation
+        def csolve(rhs):
+            return rhs / (diag[:, None] if rhs.ndim == 2 else diag)
+    else:
+        cf = sla.cho_factor(Cp)
+
+        def csolve(rhs):
+            return sla.cho_solve(cf, rhs)
+    M = -csolve(S) * flip[:, None]
+    Nm = csolve(np.asarray(Bs)) * flip[:, None]
+    names, R = output_rows(mna, circuit.saves if saves is None else saves, extra)
+    RT = (R @ T).tocsr()
+    Cx = RT[:, dyn].toarray() - (RT[:, alg] @ Xg).toarray()
+    Du = (RT[:, alg] @ Xb).toarray()
+    x0 = _initial_state(circuit, mna, dyn_nodes, csolve)
+    state_labels = []
+    for i in dyn_nodes:
+        state_labels.append(f"node {inv_nodes[i]}" if i not in ref_of else f"{inv_nodes[i]} - {inv_nodes[ref_of[i]]}")
+    state_labels += [f"the current of {e.name}" for e in mna.inductors]
+    ref_index = np.array([ref_of.get(int(i), -1) for i in dyn], dtype=int)
+    return LinearModel(M, Nm, np.asarray(Cx), np.asarray(Du), x0, names, mna.noise, state_labels, mna, dyn, ref_index)
+
+
+def _initial_state(circuit: Circuit, mna: MNA, dyn_nodes: np.ndarray, csolve) -> np.ndarray:
+    """uic initial state as ngspice takes it: each capacitor starts at its IC, or at the difference of the
+    .ic node voltages (0 where unset); the node state is the charge-conserving combination
+    C_11^-1 D^T diag(C) v_C (exact when the ICs are consistent: a capacitor loop with inconsistent ICs shares
+    its charge as ngspice's first uic step does). Inductors start at ic_a (0 when unset)."""
+    pos = {int(i): k for k, i in enumerate(dyn_nodes)}
+    q = np.zeros(len(dyn_nodes))
+    for c in mna.capacitors:
+        if c.ic_v is not None:
+            v = c.ic_v
+        else:
+            v = circuit.ic_v.get(c.n_pos, 0.0) - circuit.ic_v.get(c.n_neg, 0.0)
+        for node_name, sign in ((c.n_pos, 1.0), (c.n_neg, -1.0)):
+            i = mna.nodes.get(node_name, -1)
+            if i in pos:
+                q[pos[i]] += sign * c.c_farad * v
+    x_ind = np.array([0.0 if e.ic_a is None else e.ic_a for e in mna.inductors])
+    # csolve inverts the whole (node, inductor) block; the inductor rows of the charge vector are zero
+    return np.concatenate([csolve(np.concatenate([q, np.zeros(len(x_ind))]))[:len(q)], x_ind])
