@@ -10,6 +10,7 @@ Another topology registers with ``register(MyTopology())`` from anywhere (tests/
 
 from .base import CircuitBase, CircuitRequest, Design, Topology, circuit_config, get_topology, names, register
 from . import opamp, rlc  # noqa: E402,F401  (the built-in topologies register themselves)
+from . import opamp_factored  # noqa: E402,F401
 
 __all__ = ["CircuitBase", "CircuitRequest", "Design", "Topology", "circuit_config", "get_topology", "names",
            "register"]

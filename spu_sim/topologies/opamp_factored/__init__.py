@@ -1,0 +1,44 @@
+"""Topology ``opamp_factored``: the factorised TNGD circuit (TNGD App. C; physics.md section 8).
+
+The problem comes as factors (problem kind ``factored``: J (m x N), H (m x m), damping lambda, b), and the
+circuit realises A = J^T H J + lambda I with m summers (u = J x), m summers (z = H u) and the J^T array plus
+the damping leak into N integrators: m (m + 2N) array resistors instead of N^2.
+
+problem.py (the problem kind), config.py (the circuit section: opamp's integrator and op-amp models), design.py
+(element values and scaling), linear.py (realised / effective drift from the element values, in factors),
+nonideal.py (tolerance, quantisation, temperature, macromodel), build.py (the circuit), noise.py (.noise hooks).
+"""
+
+from __future__ import annotations
+
+from ..base import Topology, register
+from . import build
+from .config import FactoredCircuitConfig
+from .design import FactoredDesign, design_factored
+from .noise import FactoredNoise
+from .nonideal import apply_factored_nonidealities
+from .problem import FactoredProblem, FactoredProblemConfig
+
+__all__ = ["FactoredDesign", "FactoredProblem", "FactoredProblemConfig", "FactoredTopology"]
+
+
+class FactoredTopology(Topology):
+    name = "opamp_factored"
+    config_model = FactoredCircuitConfig
+    has_mean = True
+    problem_kinds = ("factored",)
+    noise = FactoredNoise()
+
+    def design(self, problem, circuit, simulation):
+        return apply_factored_nonidealities(design_factored(problem, circuit, simulation), circuit)
+
+    def build_circuit(self, design, request):
+        return build.build_circuit(design, request)
+
+    def circuit_arrays(self, design, problem, plots, arrays):
+        if design.macro is None:
+            return {}
+        return {"A_effective": design.A_effective, "b_effective": design.b_effective}
+
+
+register(FactoredTopology())
