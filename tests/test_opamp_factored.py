@@ -179,15 +179,41 @@ def test_nonideal_op_matches_realised_and_effective_drift():
     assert rel(r2["x_op"], x_e) < 1e-8 and rel(r2["x_op"], x_r) > 1e-4
 
 
+def test_macro_summers_gbw_enters_the_loop():
+    """Macromodel op-amps (A0 = 1e5) in every integrator, summer and inverter, noise-free 60 tau from x0 = 0:
+    at GBW = 10 MHz the loop settles onto the effective .op (slowest mode 0.2: e^-12 = 6e-6 left, plus
+    ngspice's 3 trtol reltol = 2.1e-3 bound); at GBW = 1 MHz the summers' poles make the same loop unstable,
+    which the quasi-static effective drift (stable) cannot show: the summers' bandwidth matters."""
+    J, H, b = mixed_factors(16, 5, seed=3)
+    out = {}
+    for gbw in (1e7, 1e6):
+        cfg = factored_cfg(J, H, 0.2, b, circuit={"integrator": {"r_max_ohm": 1e9},
+                                                  "opamp": {"model": "macro", "gain": 1e5, "gbw_hz": gbw}},
+                           analyses=["op", "tran"], t_stop_tau=60.0, burn_in_tau=50.0)
+        out[gbw] = simulate(cfg)
+    r = out[1e7]
+    assert rel(r["x_op"], np.linalg.solve(r["A_effective"], r["b_effective"])) < 1e-8
+    assert np.all(np.linalg.eigvals(r["A_effective"]).real > 0)
+    assert rel(r["x"][-1], r["x_op"]) < 3 * 7 * 1e-4
+    assert not rel(out[1e6]["x"][-1], out[1e6]["x_op"]) < 1.0
+
+
 def test_noise_analysis_matches_lyapunov(tmp_path):
-    J, H, b = mixed_factors(5, 2, seed=6)
+    """.noise (no sampling error) against the Lyapunov solution: injected noise only, then with kappa = 1e-10
+    where the resistors' Johnson noise (through the summers and arrays) is 13-17 % of the variance."""
+    J, H, b = mixed_factors(4, 2, seed=6)
     cfg = factored_cfg(J / 2, H, 1.0, b, kappa=0.01, t_stop_tau=50.0)
-    m = run_noise(cfg, tmp_path, transient=False)
+    m = run_noise(cfg, tmp_path / "a", transient=False)
     assert m["topology"] == "opamp_factored"
     assert m["max_abs_var_error_relative"] < 0.01 and m["cov_rel_error_vs_lyapunov"] < 0.01
     assert m["cov_rel_error_vs_kappa_A_inv"] < 0.01            # ideal elements: the target itself
-    m2 = run_noise(cfg, tmp_path / "el", transient=False, element_noise=True)
-    assert m2["max_abs_var_error_relative"] < 0.01
+    cfg = factored_cfg(J / 2, H, 1.0, b, kappa=1e-10, t_stop_tau=50.0)
+    m0 = run_noise(cfg, tmp_path / "b", transient=False)
+    m1 = run_noise(cfg, tmp_path / "c", transient=False, element_noise=True)
+    assert m1["max_abs_var_error_relative"] < 0.01 and m1["cov_rel_error_vs_lyapunov"] < 0.01
+    v0, v1 = (np.diag(np.load(tmp_path / k / "noise.npz")["cov_noise"]) for k in ("b", "c"))
+    assert np.all(v1 > 1.1 * v0)          # the element noise is there, and the theory accounts for it
+    assert m0["max_abs_var_error_relative"] < 0.01
 
 
 GOOD = factored_cfg([[1.0, -2.0, 0.5], [0.3, 1.0, -1.0]], [[2.0, -0.5], [-0.5, 1.0]], 0.1, [1.0, 0.0, -1.0])

@@ -275,8 +275,7 @@ def nominal_lambda_min(problem: FactoredProblem) -> float:
     return float(problem.damping + low)
 
 
-def _array(M: np.ndarray, alpha: float, r_max: float, prune: float, name: str, r_min: float,
-           pruned: list) -> tuple[np.ndarray, np.ndarray]:
+def _array(M: np.ndarray, alpha: float, r_max: float, prune: float, name: str, pruned: list) -> tuple[np.ndarray, np.ndarray]:
     """Resistors alpha / |M| (inf for zeros and pruned entries) and the sign rule; DesignError beyond r_max."""
     a = np.abs(M)
     amax = float(a.max()) if a.size else 0.0
@@ -341,9 +340,9 @@ def design_factored(problem: FactoredProblem, circuit: FactoredCircuitConfig, si
     tau_s = alpha * ic.c_farad
     pruned: list = []
     prune = ic.prune_below_relative
-    r_j, s_j = _array(J, alpha_j, rmax, prune, "J", rmin, pruned)
-    r_h, s_h = _array(H, alpha_h, rmax, prune, "H", rmin, pruned)
-    r_t, s_t = _array(J.T, alpha_t, rmax, prune, "J", rmin, [])     # the same entries as J (pruned there)
+    r_j, s_j = _array(J, alpha_j, rmax, prune, "J", pruned)
+    r_h, s_h = _array(H, alpha_h, rmax, prune, "H", pruned)
+    r_t, s_t = _array(J.T, alpha_t, rmax, prune, "J^T", [])     # the same entries as J (pruned there)
     r_t = np.where(np.isfinite(r_j.T), r_t, np.inf)
     if lam > 0:
         r_leak = alpha / lam

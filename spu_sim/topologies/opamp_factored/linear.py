@@ -69,7 +69,6 @@ def stage_maps(design, effective: bool = False):
     kx, ox = _inverter(design, "x", n, effective)
     ku, ou = _inverter(design, "u", m, effective)
     kz, oz = _inverter(design, "z", m, effective)
-    out = []
     v_maps = []
     for (r, s, k, o, rf, grp) in ((design.r_j_ohm, design.s_j, kx, ox, design.r_fu_ohm, "sum_u"),
                                   (design.r_h_ohm, design.s_h, ku, ou, design.r_fz_ohm, "sum_z")):

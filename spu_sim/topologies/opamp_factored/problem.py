@@ -198,7 +198,12 @@ def _factor(source, field: str, base_dir: Path) -> np.ndarray:
     if isinstance(source, RandomMatrix):
         r = source.random
         return random_matrix(r.kind, r.d, r.condition, r.scale, r.seed)
-    return _load_array(source, field, base_dir, 2)
+    try:
+        return _load_array(source, field, base_dir, 2)
+    except BadInputError as e:   # the shared loader words a wrong ndim for square matrices
+        if "must be a square matrix" in str(e):
+            raise BadInputError(str(e).replace("must be a square matrix", "must be a 2-D matrix")) from None
+        raise
 
 
 def build_factored_problem(cfg: FactoredProblemConfig, base_dir: Path) -> FactoredProblem:
