@@ -67,6 +67,7 @@ class AnalogSolver:
         self.tau_s = float("nan")
         self.last_pruned = 0
         self.last_ngspice_s = 0.0
+        self._cfg_factored = None   # the opamp_factored sections, validated at the first solve_factored
         # validated once: every solve reuses these sections (its problem is passed as arrays, not as a config)
         self._cfg = load_config({
             "problem": {"matrix": [[1.0]], "vector": [0.0], "kappa": self.kappa},
@@ -105,7 +106,7 @@ class AnalogSolver:
 
     def _factored_cfg(self):
         from .config import load_config  # noqa: PLC0415
-        if getattr(self, "_cfg_factored", None) is None:
+        if self._cfg_factored is None:
             self._cfg_factored = load_config({
                 "problem": {"factors": {"J": [[1.0]], "H": [[1.0]], "damping": 1.0}, "vector": [0.0], "kappa": self.kappa},
                 "circuit": {**self.circuit, "topology": "opamp_factored"},

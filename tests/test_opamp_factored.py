@@ -50,10 +50,11 @@ def rel(a, b):
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-def test_op_equals_the_solution_n40_m12_mixed_signs():
-    J, H, b = mixed_factors()
+@pytest.mark.parametrize("N,M", [(40, 12), (160, 12)])   # 160: the split layout (build.FANOUT_MIN_N)
+def test_op_equals_the_solution_mixed_signs(N, M):
+    J, H, b = mixed_factors(N, M)
     assert (J < 0).any() and (J > 0).any() and (H[~np.eye(M, dtype=bool)] < 0).any()
-    cfg = factored_cfg(J, H, 0.1, b, circuit={"integrator": {"r_max_ohm": 1e9}})
+    cfg = factored_cfg(J, H, 0.1, b, circuit={"integrator": {"r_max_ohm": 1e10}})
     r = simulate(cfg)
     A = J.T @ H @ J + 0.1 * np.eye(N)
     x = np.linalg.solve(A, b)
@@ -67,6 +68,7 @@ def test_op_equals_the_solution_n40_m12_mixed_signs():
     text = netlist_text(prep)
     assert len(re.findall(r"^R[JHT]\d+_\d+ ", text, flags=re.M)) == M * (M + 2 * N)
     assert not re.search(r"^R\d+_\d+ ", text, flags=re.M)    # no dense coupling array
+    assert ("su1p7" in text) == (N >= 128)                  # the split layout only for large N
 
 
 def test_problem_factors_without_kind_and_npy_sources(tmp_path):
