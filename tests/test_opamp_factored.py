@@ -71,6 +71,15 @@ def test_op_equals_the_solution_mixed_signs(N, M):
     assert ("su1p7" in text) == (N >= 128)                  # the split layout only for large N
 
 
+def test_zero_factor_leaves_the_leak():
+    """A saturated model's GGN factor can be 0: A = damping I, no array resistors, .op = b / damping."""
+    b = np.array([1.0, -2.0, 0.5, 0.25])
+    r = simulate(factored_cfg(np.zeros((2, 4)), np.eye(2), 0.5, b))
+    assert rel(r["x_op"], b / 0.5) < 1e-12
+    assert prepare(factored_cfg(np.zeros((2, 4)), np.eye(2), 0.5, b)).design.describe()["n_array_resistors"] == 2
+    # (the H array keeps its two diagonal resistors: H = I is not zero)
+
+
 def test_problem_factors_without_kind_and_npy_sources(tmp_path):
     J, H, b = mixed_factors(8, 3, seed=2)
     np.save(tmp_path / "J.npy", J)

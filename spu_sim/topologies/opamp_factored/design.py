@@ -214,9 +214,9 @@ class FactoredDesign:
 
     @property
     def slowest_rate_tau(self) -> float:
-        """Re lambda_min of the realised drift (dense eigenvalues up to N = 1500, else the nominal factored value
-        lambda + min(0, eig(K^1/2 H K^1/2)) with K = J J^T)."""
-        if self.d <= DENSE_EIG_MAX_N:
+        """Re lambda_min of the realised drift: the nominal design's exactly in O(m^2 N) (lambda + min(0,
+        eig(K^1/2 H K^1/2)), K = J J^T); a non-ideal one's from dense eigenvalues up to N = 1500 (else nominal)."""
+        if self.notes and self.d <= DENSE_EIG_MAX_N:    # realised values differ from the nominal ones
             return float(np.min(np.real(np.linalg.eigvals(self.A_realized))))
         return nominal_lambda_min(self.problem)
 
@@ -313,10 +313,8 @@ def design_factored(problem: FactoredProblem, circuit: FactoredCircuitConfig, si
     s_u = _range(J @ x_star, np.diag(u_cov), J @ problem.x0) / vs or 1.0
     z_cov_diag = np.einsum("ij,jk,ik->i", H, u_cov, H)
     s_z = _range(H @ (J @ x_star), z_cov_diag, H @ (J @ problem.x0)) / vs or 1.0
-    jmax, hmax = float(np.abs(J).max()), float(np.abs(H).max())
-    if jmax == 0 or hmax == 0:
-        raise DesignError("problem.factors: J and H must each have a non-zero entry (J^T H J = 0 needs no circuit; "
-                          "use topology opamp with A = damping I)")
+    # J = 0 or H = 0 (a saturated model's GGN): A = damping I, the arrays are empty and only the leak remains
+    jmax, hmax = float(np.abs(J).max()) or 1.0, float(np.abs(H).max()) or 1.0
     # J array and its summers
     alpha_j = max(jmax * rmin, rmin * s_u / s_x)
     r_fu = alpha_j * s_x / s_u
@@ -333,7 +331,8 @@ def design_factored(problem: FactoredProblem, circuit: FactoredCircuitConfig, si
     # (faster where the smallest kept J^T entry would need more than r_max; never a leak or J^T resistor below r_min)
     a_max = lam + float(np.max(np.einsum("kn,kl,ln->n", J, H, J)))
     aj = np.abs(J)
-    jmin = float(aj[aj >= max(ic.prune_below_relative * jmax, np.finfo(float).tiny)].min())
+    kept = aj[aj >= max(ic.prune_below_relative * jmax, np.finfo(float).tiny)]
+    jmin = float(kept.min()) if kept.size else jmax
     alpha_lo = max(lam * rmin, jmax * rmin * s_z / s_x)
     alpha = max(alpha_lo, min(a_max * rmin, rmax * jmin * s_z / s_x))
     alpha_t = alpha * s_x / s_z
