@@ -257,6 +257,9 @@ class FactoredDesign:
         out.update(self.element_counts())
         if self.notes:
             out["nonideal"] = self.notes
+        if self.macro is not None and self.macro.gbw_hz is not None and self.d <= DENSE_EIG_MAX_N:
+            from .linear import macro_loop_stability  # noqa: PLC0415
+            out.update(macro_loop_stability(self))   # the summers' and integrators' poles in the loop
         return out
 
 

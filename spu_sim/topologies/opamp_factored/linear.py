@@ -107,3 +107,62 @@ def realized_matvec(design, v: np.ndarray, effective: bool = False) -> np.ndarra
     """A_realized v in O(m N) (no N x N matrix)."""
     L, P, dg, _ = realized_factors(design, effective)
     return L @ (P @ v) + dg * v
+
+
+def macro_state_matrix(design) -> np.ndarray:
+    """The homogeneous state matrix K (per tau, dz/dt = -K z + const) of the macromodel circuit with every
+    op-amp's gain-bandwidth pole (no swing limit): the quasi-static model above leaves the poles out.
+
+    States z = [V (N) integrator outputs, q (N) = V - s the feedback-capacitor voltages, p_u (m), p_z (m) summer
+    outputs, p_x (N), p_un (m), p_zn (m) inverter outputs]. Every op-amp: dp/dt = w_p (A0 (os - v_minus) - p),
+    w_p = 2 pi GBW / A0. Summer: v_minus = (sum G v_in + G_f p) / (Gs + G_f); inverter: (G1 v + G2 p) / (G1 + G2);
+    integrator i: v_minus = V_i - q_i and C_i dq_i/dt = -sum_e G_e (v_e - v_minus). Used for stability (eigenvalues
+    with positive real part: the loop settles), reported in design.json as ``macro_loop_*``.
+    """
+    mac = design.macro
+    if mac is None or mac.gbw_hz is None:
+        raise ValueError("macro_state_matrix needs the macro op-amp model with a finite gbw_hz")
+    n, m = design.d, design.m
+    a0, wp = mac.gain, 2 * np.pi * mac.gbw_hz / mac.gain
+    sizes = [n, n, m, m, n, m, m]
+    off = np.cumsum([0] + sizes)
+    V, Q, PU, PZ, PX, PUN, PZN = (slice(off[k], off[k + 1]) for k in range(7))
+    T = np.zeros((off[-1], off[-1]))       # dz/dt = T z (seconds)
+
+    def parts(r, s):
+        g = _g(r)
+        return g * (s > 0), g * (s < 0), g.sum(axis=1)
+
+    # summers: v_minus = (Gp v + Gn vn + Gf p) / (Gs + Gf)
+    for P, (r, s, rf, src, srcn) in ((PU, (design.r_j_ohm, design.s_j, design.r_fu_ohm, V, PX)),
+                                     (PZ, (design.r_h_ohm, design.s_h, design.r_fz_ohm, PU, PUN))):
+        gp, gn, gs = parts(r, s)
+        gf = 1.0 / rf
+        den = (gs + gf)[:, None]
+        T[P, src] += -wp * a0 * gp / den
+        T[P, srcn] += -wp * a0 * gn / den
+        T[P, P] += np.diag(-wp * a0 * gf / (gs + gf) - wp)
+    # inverters: v_minus = (G1 v + G2 p) / (G1 + G2)
+    for P, src, grp in ((PX, V, "inv_x"), (PUN, PU, "inv_u"), (PZN, PZ, "inv_z")):
+        g1, g2 = 1.0 / mac.r_inv_in_ohm[grp], 1.0 / mac.r_inv_fb_ohm[grp]
+        T[P, src] += np.diag(-wp * a0 * g1 / (g1 + g2))
+        T[P, P] += np.diag(-wp * a0 * g2 / (g1 + g2) - wp)
+    # integrators: v_minus = V - q
+    gp, gn, gs = parts(design.r_t_ohm, design.s_t)
+    g_leak, g_in, g_n = _g(design.r_leak_ohm), _g(design.r_in_ohm), _g(design.r_noise_ohm)
+    gsum = gs + g_leak + g_in + g_n
+    c = design.c_f_farad[:, None]
+    T[Q, PZ] += -gp / c
+    T[Q, PZN] += -gn / c
+    T[Q, V] += np.diag((-g_leak + gsum) / design.c_f_farad)
+    T[Q, Q] += np.diag(-gsum / design.c_f_farad)
+    T[V, V] += np.diag(np.full(n, -wp * a0 - wp))
+    T[V, Q] += np.diag(np.full(n, wp * a0))
+    return -T * design.tau_s
+
+
+def macro_loop_stability(design) -> dict:
+    """``macro_loop_stable`` and the extreme real parts of the eigenvalues of macro_state_matrix (per tau)."""
+    lam = np.linalg.eigvals(macro_state_matrix(design))
+    return {"macro_loop_stable": bool(np.all(lam.real > 0)), "macro_loop_min_real_rate_tau": float(lam.real.min()),
+            "macro_loop_max_real_rate_tau": float(lam.real.max())}
