@@ -266,3 +266,16 @@ def test_bad_factors_exit_2_with_one_line(tmp_path, capsys, path, value, needle)
     assert code == 2
     assert len(err.splitlines()) == 1 and needle in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_compare_reports_settling_as_predicted(tmp_path):
+    """spu-sim compare on a noise-free run: the measured 1 % settling time equals the exact-mean prediction
+    within one readout sample (the criterion is evaluated on the sample grid)."""
+    from spu_sim.compare import compare
+    J, H, b = mixed_factors(8, 3, seed=3)
+    m = compare(factored_cfg(J / 3, H, 0.5, b, kappa=0.0, analyses=["op", "tran"], t_stop_tau=30.0,
+                             burn_in_tau=20.0), tmp_path)
+    dt_tau = prepare(factored_cfg(J / 3, H, 0.5, b, analyses=["op", "tran"])).design.noise_dt_tau
+    assert m["topology"] == "opamp_factored" and m["engine"] == "ngspice-shared"
+    assert abs(m["settle_measured_tau"] - m["settle_predicted_exact_tau"]) <= dt_tau
+    assert m["op_rel_err"] < 1e-8
