@@ -50,6 +50,7 @@ from ...config import SimulationConfig
 from ...errors import DesignError
 from ...ideal import LinearSDE, ou_sde
 from .config import FactoredCircuitConfig
+from .linear import macro_loop_stability, realized_factors, realized_parts
 from .problem import FactoredProblem
 
 SIGMA_HEADROOM = 4.0
@@ -140,25 +141,21 @@ class FactoredDesign:
     def factors_realized(self, effective: bool = False):
         """(L (N, m), P (m, N), diag (N,), c (N,)): A = L P + diag(diag), b = c, in problem units.
         effective: the finite-gain, offset model of the macro op-amps (else ideal op-amps)."""
-        from .linear import realized_factors  # noqa: PLC0415
         return realized_factors(self, effective)
 
     @property
     def J_realized(self) -> np.ndarray:
         """(m, N) J as the J array and its summers realise it, u = J_realized x (nominal: J)."""
-        from .linear import realized_parts  # noqa: PLC0415
         return realized_parts(self)[0]
 
     @property
     def H_realized(self) -> np.ndarray:
         """(m, m) H as the H array and its summers realise it, z = H_realized u (nominal: H)."""
-        from .linear import realized_parts  # noqa: PLC0415
         return realized_parts(self)[1]
 
     @property
     def JT_realized(self) -> np.ndarray:
         """(N, m) the J^T array with the integrators' capacitor ratios (nominal: J^T)."""
-        from .linear import realized_parts  # noqa: PLC0415
         return realized_parts(self)[2]
 
     @property
@@ -258,7 +255,6 @@ class FactoredDesign:
         if self.notes:
             out["nonideal"] = self.notes
         if self.macro is not None and self.macro.gbw_hz is not None and self.d <= DENSE_EIG_MAX_N:
-            from .linear import macro_loop_stability  # noqa: PLC0415
             out.update(macro_loop_stability(self))   # the summers' and integrators' poles in the loop
         return out
 
