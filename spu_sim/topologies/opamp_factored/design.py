@@ -17,14 +17,17 @@ two inverting summers cancel each other's sign, and the integrator's own inversi
 Scaling (chosen here, in design.json and the netlist header). Voltage scales x = s_x V_x, u = J x = -s_u V_u,
 z = H u = s_z V_z from the mean + 4 sigma of each stage (and the initial state):
 
-    alpha_J = max(max|J| r_min, r_min s_u / s_x),   R_fu = alpha_J s_x / s_u   (>= r_min; at most r_max, then
-                                                                               s_u = alpha_J s_x / r_max)
-    alpha_H = max(max|H| r_min, r_min s_z / s_u),   R_fz = alpha_H s_u / s_z   (same clamps)
+    alpha_J = max(max|J| r_min, r_f,min s_u / s_x),   R_fu = alpha_J s_x / s_u   (>= r_f,min = r_min / 100; at most
+                                                                   r_max, then s_u = alpha_J s_x / r_max)
+    alpha_H = max(max|H| r_min, r_f,min s_z / s_u),   R_fz = alpha_H s_u / s_z   (same clamps)
     alpha   = r_min max_i A_ii  [ohm * units of A] (see below),  alpha_T = alpha s_x / s_z,
     G_leak  = lambda / alpha,   tau = alpha C_f,  so dx = -(J^T H J x + lambda x - b) dt / tau in problem units.
 
-The largest entry of the J and H arrays gets r_min unless the summer's feedback resistor would fall below r_min
-(then the whole array moves up, keeping R_f = r_min). The time unit is the dense ``opamp`` topology's
+The largest entry of the J and H arrays gets r_min unless the summer's feedback resistor would fall below
+r_min / 100 (then the whole array moves up, keeping R_f = r_min / 100). The feedback resistors are fixed parts
+(an attenuating summer: a sum of N inputs can exceed any single input); letting them go below the programmable
+range keeps the arrays' full r_min..r_max range for the factors' small entries (with R_f >= r_min, a GGN factor
+at N = 1210 lost a factor 30 of it and its small entries became unrealisable). The time unit is the dense ``opamp`` topology's
 (alpha = max|A_ij| r_min, max|A_ij| = max_i A_ii for SPD A: the same tau_s and the same relaxation in seconds),
 unless the J^T array would then need resistors below r_min (then alpha_T = max|J| r_min and tau is longer), or
 its smallest kept entry a resistor above r_max (then alpha_T = r_max min|J| and tau is shorter, down to the
@@ -54,6 +57,8 @@ from .linear import macro_loop_stability, realized_factors, realized_parts
 from .problem import FactoredProblem
 
 SIGMA_HEADROOM = 4.0
+#: the summers' feedback resistors are fixed parts, not programmable: allowed down to this fraction of r_min
+FEEDBACK_MIN_FRACTION = 0.01
 DENSE_EIG_MAX_N = 1500
 
 
@@ -314,14 +319,15 @@ def design_factored(problem: FactoredProblem, circuit: FactoredCircuitConfig, si
     s_z = _range(H @ (J @ x_star), z_cov_diag, H @ (J @ problem.x0)) / vs or 1.0
     # J = 0 or H = 0 (a saturated model's GGN): A = damping I, the arrays are empty and only the leak remains
     jmax, hmax = float(np.abs(J).max()) or 1.0, float(np.abs(H).max()) or 1.0
-    # J array and its summers
-    alpha_j = max(jmax * rmin, rmin * s_u / s_x)
+    # J array and its summers (the fixed feedback resistor may go down to FEEDBACK_MIN_FRACTION r_min)
+    rf_min = FEEDBACK_MIN_FRACTION * rmin
+    alpha_j = max(jmax * rmin, rf_min * s_u / s_x)
     r_fu = alpha_j * s_x / s_u
     if r_fu > rmax:
         r_fu = rmax
         s_u = alpha_j * s_x / r_fu
     # H array and its summers
-    alpha_h = max(hmax * rmin, rmin * s_z / s_u)
+    alpha_h = max(hmax * rmin, rf_min * s_z / s_u)
     r_fz = alpha_h * s_u / s_z
     if r_fz > rmax:
         r_fz = rmax
