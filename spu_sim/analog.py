@@ -2,6 +2,7 @@
 
     solver = AnalogSolver(circuit=None, kappa=0.0, seed=0, adc_bits=None)
     x_t = solver.solve(A, b, x0, t_tau)      # state after analog time t_tau, read through the ADC
+    x_t = solver.solve_factored(J, H, damping, b, x0, t_tau)   # A = J^T H J + damping I, never formed (N x N)
 
 Each call runs the whole chain of spu_sim.pipeline on a fresh netlist: validate (A must be SPD; the arrays go
 straight into a Problem, the circuit/simulation/readout sections are validated once at construction) -> design (element values, scaling) -> netlist -> ngspice transient from the initial condition x0 for
@@ -13,6 +14,11 @@ A new netlist per call rather than ``alter`` on a loaded circuit: the topology i
 calls (an entry changing sign moves its resistor to the inverted copy, and the scaling s_x, alpha and
 R_in follow the problem), and ``alter`` is not cheaper anyway. Measured at N = 130 (17030 resistors):
 loading the netlist 0.068 s, altering every resistor 0.074 s (4.4 us each), the transient 0.27 s.
+
+``solve_factored`` programs the factors into topology ``opamp_factored`` (spu_sim.topologies.opamp_factored:
+m summers for u = J x, m for z = H u, the J^T array and the damping leak into the N integrators; m (m + 2N)
+resistors) with the same circuit sections (the ``topology`` key is replaced); it builds a FactoredProblem
+directly and reads only the final state, so nothing of size N x N is formed on the way.
 
 Defaults for training problems: r_max_ohm 1e9 and prune_below_relative 1e-6, because a GGN has entries
 many decades below its largest one; pruned entries are counted in ``last_pruned``.
@@ -61,6 +67,7 @@ class AnalogSolver:
         self.tau_s = float("nan")
         self.last_pruned = 0
         self.last_ngspice_s = 0.0
+        self._cfg_factored = None   # the opamp_factored sections, validated at the first solve_factored
         # validated once: every solve reuses these sections (its problem is passed as arrays, not as a config)
         self._cfg = load_config({
             "problem": {"matrix": [[1.0]], "vector": [0.0], "kappa": self.kappa},
@@ -96,3 +103,40 @@ class AnalogSolver:
         self.last_pruned = len(prep.design.pruned)
         self.last_ngspice_s = float(result.timings_s.get("ngspice_s", 0.0))
         return np.array(result["x"][-1])
+
+    def _factored_cfg(self):
+        from .config import load_config  # noqa: PLC0415
+        if self._cfg_factored is None:
+            self._cfg_factored = load_config({
+                "problem": {"factors": {"J": [[1.0]], "H": [[1.0]], "damping": 1.0}, "vector": [0.0], "kappa": self.kappa},
+                "circuit": {**self.circuit, "topology": "opamp_factored"},
+                "simulation": self._cfg.simulation.model_dump(), "readout": self._cfg.readout.model_dump()})
+        return self._cfg_factored
+
+    def solve_factored(self, J: np.ndarray, H: np.ndarray, damping: float, b: np.ndarray, x0: np.ndarray,
+                       t_tau: float) -> np.ndarray:
+        """x(t_tau) of the factorised circuit (A = J^T H J + damping I; J (m, N), H (m, m) symmetric PSD)
+        started at x0, in problem units, shape (N,)."""
+        import tempfile  # noqa: PLC0415
+        from pathlib import Path  # noqa: PLC0415
+
+        from .pipeline import prepare_problem, run_engine, write_run_files  # noqa: PLC0415
+        from .readout import make_adc, read_transient  # noqa: PLC0415
+        from .topologies.opamp_factored import FactoredProblem  # noqa: PLC0415
+        problem = FactoredProblem.create(J, H, damping, b, self.kappa, x0, field="AnalogSolver")
+        if t_tau <= 0:
+            return problem.x0.copy()
+        base = self._factored_cfg()
+        cfg = base.model_copy(update={
+            "simulation": base.simulation.model_copy(update={"t_stop_tau": float(t_tau), "seed": self.seed + self.calls}),
+            "readout": base.readout.model_copy(update={"sample_dt_tau": float(t_tau)})})
+        prep = prepare_problem(cfg, problem)
+        with tempfile.TemporaryDirectory(prefix="spu-sim-") as tmp:
+            circuit = write_run_files(prep, Path(tmp), metadata=False)
+            plots, self.last_ngspice_s = run_engine(prep, circuit, Path(tmp))
+        d = prep.design
+        tr = read_transient(plots["tran"], d, make_adc(cfg, d), prep.sample_dt_tau * d.tau_s, prep.t_stop_s, 0.0)
+        self.calls += 1
+        self.tau_s = float(d.tau_s)
+        self.last_pruned = len(d.pruned)
+        return np.array(tr.x[-1])

@@ -122,12 +122,17 @@ def validate_spd(A: np.ndarray, field: str = "problem.matrix") -> None:
 
 
 _KINDS: dict[str, tuple[type[BaseModel], Callable[[Any, Path], Problem]]] = {}
+_IMPLIED: dict[str, str] = {}   # a key that makes a section without ``kind`` this kind (factors -> factored)
 DEFAULT_KIND = "linear"
 
 
-def register_problem_kind(kind: str, config_model: type[BaseModel], build: Callable[[Any, Path], Problem]) -> None:
-    """Register a problem kind: its config model (``kind: Literal[kind]``) and its builder."""
+def register_problem_kind(kind: str, config_model: type[BaseModel], build: Callable[[Any, Path], Problem],
+                          implied_by: str | None = None) -> None:
+    """Register a problem kind: its config model (``kind: Literal[kind]``) and its builder; ``implied_by``: a
+    key whose presence selects this kind when the section names none."""
     _KINDS[kind] = (config_model, build)
+    if implied_by:
+        _IMPLIED[implied_by] = kind
 
 
 def problem_kinds() -> tuple[str, ...]:
@@ -141,7 +146,9 @@ def problem_config(section: Any) -> BaseModel:
         return section
     if not isinstance(section, dict):
         raise ConfigError("problem: must be a mapping (kind, and that kind's keys)")
-    kind = section.get("kind", DEFAULT_KIND)
+    from . import topologies  # noqa: F401,PLC0415 - kinds registered by topology packages
+    implied = [k for key, k in _IMPLIED.items() if key in section]
+    kind = section.get("kind", implied[0] if implied else DEFAULT_KIND)
     if not isinstance(kind, str) or kind not in _KINDS:
         raise ConfigError(f"problem.kind: {reprlib.repr(kind)} is not a problem kind; choose one of: {', '.join(_KINDS)}")
     model = _KINDS[kind][0]

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from spu_sim.topologies import names as topology_names
 import yaml
 
 from spu_sim.cli import main
@@ -40,7 +42,7 @@ def with_(path: str, value) -> dict:
 CASES = [
     ("unknown key", with_("circuit.integrater", {"c_farad": 1e-9}), r"circuit\.integrater: unknown key"),
     ("wrong type", with_("simulation.t_stop_tau", "long"), r"simulation\.t_stop_tau: .*number"),
-    ("bad choice", with_("circuit.topology", "opamp_x"), r"circuit\.topology: 'opamp_x' is not a topology; choose one of: opamp, opamp_sc, rlc"),
+    ("bad choice", with_("circuit.topology", "opamp_x"), r"circuit\.topology: 'opamp_x' is not a topology; choose one of: " + re.escape(", ".join(topology_names()))),
     ("negative", with_("problem.kappa", -1), r"problem\.kappa: .*greater than or equal to 0"),
     ("shape", with_("problem.vector", [1.0, 2.0, 3.0]), r"problem\.vector: has 3 entries but the matrix is 2x2"),
     ("ragged", with_("problem.matrix", [[1.0, 2.0], [3.0]]), r"problem\.matrix: rows .* same length"),

@@ -22,8 +22,11 @@ Backends:
   * ``ideal``: the exact OU transient by an eigendecomposition of the symmetric A (O(N^3)), mean only for
     kappa = 0, else mean plus an exact Gaussian sample with covariance kappa A^-1 (I - expm(-2 A t)),
     drawn from a generator seeded by (seed, step, phase) so runs are reproducible.
-  * ``circuit``: ``spu_sim.analog.AnalogSolver(circuit, kappa=, seed=, adc_bits=).solve(A, b, x0, t)``,
-    i.e. every step programs A and b into the op-amp integrator netlist and runs ngspice.
+  * ``circuit``: ``spu_sim.analog.AnalogSolver(circuit, kappa=, seed=, adc_bits=)``: every step programs the
+    problem into a netlist and runs ngspice. When the curvature factor U (rows m, C = U^T U) has m < N rows the
+    factorised circuit is used (``solve_factored(U, I_m, lambda, b, x0, t)``, topology ``opamp_factored``:
+    m (m + 2N) resistors, A never formed); otherwise the dense ``opamp`` network (``solve(A, b, x0, t)``, N^2).
+The SPU sees the damped curvature as a ``Curvature(U, damping)``; ``dense()`` forms A where a backend needs it.
 ``tngd_adam`` reuses ``spu_step`` and feeds the estimate to Adam's rule.
 """
 
@@ -41,6 +44,27 @@ BACKENDS = ("ideal", "circuit")
 DEFAULT_TAU_S = 1e3 * 1e-9  # R = 1 kOhm, C = 1 nF
 
 Evolve = Callable[[np.ndarray, np.ndarray, np.ndarray, float, int, int], np.ndarray]
+
+
+class Curvature(NamedTuple):
+    """A = U^T U + damping I in factored form: U (m, N) the curvature factor (GGN or empirical Fisher)."""
+
+    factor: np.ndarray
+    damping: float
+
+    @property
+    def factored(self) -> bool:
+        """True when the factorised circuit is smaller than the dense one (m < N)."""
+        return self.factor.shape[0] < self.factor.shape[1]
+
+    def dense(self) -> np.ndarray:
+        """Dense (N, N) A, cost O(m N^2)."""
+        u = self.factor
+        return u.T @ u + self.damping * np.eye(u.shape[1])
+
+
+def _dense(a) -> np.ndarray:
+    return a.dense() if isinstance(a, Curvature) else np.asarray(a, dtype=float)
 
 
 class SPUState(NamedTuple):
@@ -79,15 +103,16 @@ def ou_transient(a: np.ndarray, b: np.ndarray, x0: np.ndarray, t_tau: float, *, 
 
 
 def make_evolve(backend: str, *, kappa: float = 0.0, seed: int = 0, circuit: dict | None = None,
-                adc_bits: int | None = None) -> tuple[Evolve, Callable[[], float | None]]:
-    """The SPU of a backend as ``evolve(A, b, x0, t_tau, step, phase) -> x`` plus ``tau_s() -> float|None``.
+                adc_bits: int | None = None, factored: bool = True) -> tuple[Evolve, Callable[[], float | None]]:
+    """The SPU of a backend as ``evolve(A, b, x0, t_tau, step, phase) -> x`` plus ``tau_s() -> float|None``;
+    A is a dense matrix or a ``Curvature``. factored=False: the circuit backend always uses the dense network.
 
     The circuit backend imports ``spu_sim.analog`` here (lazily) and builds one ``AnalogSolver``.
     """
     if backend == "ideal":
         def evolve_ideal(a, b, x0, t_tau, step, phase):
             rng = np.random.default_rng([seed, step, phase]) if kappa > 0 else None
-            return ou_transient(a, b, x0, t_tau, kappa=kappa, rng=rng)
+            return ou_transient(_dense(a), b, x0, t_tau, kappa=kappa, rng=rng)
         return evolve_ideal, lambda: None
     if backend == "circuit":
         from spu_sim.analog import AnalogSolver  # lazy: ngspice only when asked for
@@ -97,7 +122,10 @@ def make_evolve(backend: str, *, kappa: float = 0.0, seed: int = 0, circuit: dic
         def evolve_circuit(a, b, x0, t_tau, step, phase):
             if t_tau == 0.0:
                 return np.array(x0, dtype=float, copy=True)
-            return np.asarray(solver.solve(a, b, x0, t_tau), dtype=float)
+            if factored and isinstance(a, Curvature) and a.factored:
+                u = a.factor
+                return np.asarray(solver.solve_factored(u, np.eye(u.shape[0]), a.damping, b, x0, t_tau), dtype=float)
+            return np.asarray(solver.solve(_dense(a), b, x0, t_tau), dtype=float)
 
         return evolve_circuit, lambda: float(solver.tau_s)
     raise BadInputError(f"{backend!r} is not a TNGD backend; choose one of: {', '.join(BACKENDS)}")
@@ -106,7 +134,7 @@ def make_evolve(backend: str, *, kappa: float = 0.0, seed: int = 0, circuit: dic
 def spu_step(problem: LocalProblem, spu: SPUState, step: int, evolve: Evolve, *, damping: float,
              t_tau: float, delay_tau: float, warm_start: bool) -> tuple[np.ndarray, SPUState]:
     """One SPU use (see the module docstring): returns the natural-gradient estimate and the new SPU state."""
-    a = problem.damped_matrix(damping)
+    a = Curvature(problem.factor, float(damping))
     b = problem.grad
     if warm_start and spu.x is not None:
         x0 = spu.x
@@ -141,13 +169,15 @@ def check_hyper(damping: float, t_tau: float, delay_tau: float) -> None:
 
 def build(lr: LearningRate = 0.1, damping: float = 1e-2, t_tau: float = 50.0, delay_tau: float = 0.0,
           warm_start: bool = True, backend: str = "ideal", kappa: float = 0.0, seed: int = 0,
-          circuit: dict[str, Any] | None = None, adc_bits: int | None = None,
+          circuit: dict[str, Any] | None = None, adc_bits: int | None = None, factored: bool = True,
           tau_s: float = DEFAULT_TAU_S) -> Transform:
     """TNGD with analog time ``t_tau`` and delay ``delay_tau`` (units of tau), warm start, damping, a
     backend (``ideal`` or ``circuit``), noise ``kappa`` and ``seed``; ``tau_s`` is the seconds per tau
-    reported by the ideal backend (the circuit backend reports ``AnalogSolver.tau_s``)."""
+    reported by the ideal backend (the circuit backend reports ``AnalogSolver.tau_s``); ``factored``: the circuit
+    backend uses the factorised circuit when the factor has fewer rows than parameters (False: always dense)."""
     check_hyper(damping, t_tau, delay_tau)
-    evolve, circuit_tau_s = make_evolve(backend, kappa=kappa, seed=seed, circuit=circuit, adc_bits=adc_bits)
+    evolve, circuit_tau_s = make_evolve(backend, kappa=kappa, seed=seed, circuit=circuit, adc_bits=adc_bits,
+                                        factored=factored)
     return Transform(partial(init, tau_s=tau_s),
                      partial(update, lr=lr, damping=damping, t_tau=t_tau, delay_tau=delay_tau,
                              warm_start=warm_start, evolve=evolve, circuit_tau_s=circuit_tau_s))

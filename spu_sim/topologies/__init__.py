@@ -5,12 +5,13 @@
     circuit = topo.build_circuit(design, request)
 
 Built in: opamp (op-amp integrators coupled by resistors), opamp_sc (the same coupled by switched-capacitor
-branches), rlc (RLC cells coupled by capacitor banks).
+branches), opamp_factored (the factorised J, H, J^T resistor arrays of TNGD), rlc (RLC cells coupled by
+capacitor banks).
 Another topology registers with ``register(MyTopology())`` from anywhere (tests/ does).
 """
 
 from .base import CircuitBase, CircuitRequest, Design, Topology, circuit_config, get_topology, names, register
-from . import opamp, opamp_sc, rlc  # noqa: E402,F401  (the built-in topologies register themselves)
+from . import opamp, opamp_factored, opamp_sc, rlc  # noqa: E402,F401  (the built-in topologies register themselves)
 
 __all__ = ["CircuitBase", "CircuitRequest", "Design", "Topology", "circuit_config", "get_topology", "names",
            "register"]

@@ -1,0 +1,195 @@
+"""Circuit of the factorised TNGD SPU (equations and scaling: spu_sim.topologies.opamp_factored.design).
+
+Element and node names (i: 1..N variables, k, l: 1..m rows of J and H; 1-based):
+
+    integrator i   VSUM<i> + FINT<i> + CF<i> + EOUT<i> (ideal nullor, exactly as opamp), nodes sum<i>, st<i>, x<i>
+    summer u_k     VSU<k> (virtual ground su<k>, senses the input current) + FU<k> (CCCS pushing it through the
+                   feedback resistor RFU<k>, node ru<k>: V = -R_fu I) + EU<k> (unity buffer, node u<k>): the
+                   inverting summer with an infinite-gain op-amp, its output unaffected by the H array's load
+    summer z_l     VSZ<l>, FZ<l>, RFZ<l>, EZ<l> likewise, nodes sz<l>, rz<l>, z<l>
+    inverters      EINVX<j> xn<j> = -V(x<j>),  EINVU<k> un<k> = -V(u<k>),  EINVZ<l> zn<l> = -V(z<l>)  (only where
+                   a negative entry needs them)
+    J array        RJ<k>_<j>: x<j> (J_kj > 0) or xn<j> (J_kj < 0) -> su<k>
+    H array        RH<l>_<k>: u<k> or un<k> -> sz<l>
+    J^T array      RT<i>_<l>: z<l> or zn<l> -> sum<i>
+    leak           RL<i>: x<i> -> sum<i>  (the damping lambda)
+    input b        VDAC<i> (node dac<i>) and RIN<i> into sum<i>
+    noise          ANOISE<i> (XSPICE filesource noise_<i>.txt) drives nz<i>; RN<i> into sum<i>
+
+Netlist layout for ngspice's Sparse 1.3 (ideal op-amps, N >= FANOUT_MIN_N): the u summers' virtual ground is
+split into G = FANOUT_GROUPS parts su<k>p<g> (each VSU<k>_<g> senses its block of J resistors, and every
+FU<k>_<g> pushes its current into the same RFU<k>), and z<l> / zn<l> reach the J^T array through G ideal unity
+buffers EBZ<l>_<g> / EBZN<l>_<g> (nodes z<l>b<g>, zn<l>b<g>): exactly the same equations (the currents add
+in ru<k>; an ideal buffer is exact), but no node of the matrix has N entries. Measured (N = 1024, m = 32):
+ngspice's matrix reordering (its spOrderAndFactor, the whole cost of a short run: the factorisation itself
+takes 0.03 s) fell from 5.5 s to 1.2 s CPU; at N = 2048 from 93 s to 4.3 s. G = 8 was the best of the
+counts tried (4, 6, 8, 12, 16, 32, 64; Sparse's Markowitz ordering is sensitive to it: 12 groups took 19 s at
+N = 2048). With the macromodel the summing node is one op-amp input and stays whole.
+
+With circuit.opamp.model = macro every integrator, summer and inverter is spu_sim.topologies.opamp.macro's
+op-amp macromodel (tags I<i>, U<k>, Z<l>, NX<j>, NU<k>, NZ<l>): a summer is the op-amp with RFU<k> from u<k>
+to su<k>; an inverter the op-amp with RI<tag>A (in) and RI<tag>B (feedback).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...circuit import CCCS, VCVS, Capacitor, Circuit, Comment, Op, Resistor, Tran, VoltageSource
+from ..base import CircuitRequest
+from ..noise_sources import noise_dacs
+from ..opamp.macro import _opamp
+from .linear import stage_maps
+
+FANOUT_GROUPS = 8
+FANOUT_MIN_N = 128
+
+
+def fanout_groups(design) -> int:
+    """How many parts the wide nodes are split into (module doc): 1 for the macromodel or small N."""
+    return FANOUT_GROUPS if design.macro is None and design.d >= FANOUT_MIN_N else 1
+
+
+def _group_of(index: int, n: int, groups: int) -> int:
+    """0-based block of a 0-based index when n indices are cut into `groups` contiguous blocks."""
+    return index * groups // n
+
+
+def header(design) -> list[str]:
+    d = design.describe()
+    H = ["Realises dx = -((J^T H J + lambda I) x - b) dt/tau + sqrt(2 kappa/tau) dW, x = s_x V(x<i>),"
+         " u = J x = -s_u V(u<k>), z = H u = s_z V(z<l>).",
+         f"Mapping: G_J = |J|/alpha_J, G_H = |H|/alpha_H, G_T = |J^T|/alpha_T, G_leak = lambda/alpha;"
+         f" alpha_J = {design.alpha_j:.6g}, alpha_H = {design.alpha_h:.6g}, alpha_T = {design.alpha_t:.6g},"
+         f" alpha = alpha_T s_z/s_x = {design.alpha:.6g} ohm*[A]",
+         f"Scales: s_x = {design.s_x:.6g}, s_u = {design.s_u:.6g}, s_z = {design.s_z:.6g} per volt;"
+         f" R_fu = {design.r_fu_nominal_ohm:.6g} ohm, R_fz = {design.r_fz_nominal_ohm:.6g} ohm;"
+         f" tau = alpha C_f = {design.tau_s:.6g} s",
+         f"Problem: N = {design.d}, m = {design.m}, damping = {design.problem.damping:.6g},"
+         f" kappa = {design.problem.kappa:.6g}",
+         f"Elements: {d['n_array_resistors']} array resistors (J {d['n_resistors_J']}, H {d['n_resistors_H']},"
+         f" J^T {d['n_resistors_JT']}; m (m + 2N) = {d['n_array_resistors_dense_formula']}),"
+         f" {d['n_resistors_total']} resistors in all, {d['n_inverters']} inverters, {2 * design.m} summers"]
+    if design.has_noise:
+        H.append(f"Noise: filesources noise_<i>.txt, {design.noise_v_rms:.6g} V rms every"
+                 f" {design.noise_dt_tau:.6g} tau through R_noise = {float(design.r_noise_ohm[0]):.6g} ohm")
+    if design.pruned:
+        H.append(f"Pruned (below prune_below_relative, no resistor): {len(design.pruned)} entries")
+    if design.notes:
+        H.append("Non-idealities (values below are realised): " + "; ".join(f"{k} = {v}" for k, v in design.notes.items()))
+    H.append("Units: ohm, farad, volt, second. Run: ngspice -b -r out.raw netlist.cir")
+    return H
+
+
+def _ideal_summer(tag: str, k: int, r_f: float, sense: bool = True) -> list:
+    """The nullor summer (module doc); sense=False: its virtual ground is split (_split_summer_and_buffers)."""
+    s, r, o, T = f"s{tag}{k}", f"r{tag}{k}", f"{tag}{k}", tag.upper()
+    E = [VoltageSource(f"VS{T}{k}", s, "0", 0.0), CCCS(f"F{T}{k}", r, "0", f"VS{T}{k}", 1.0)] if sense else []
+    return E + [Resistor(f"RF{T}{k}", r, "0", r_f), VCVS(f"E{T}{k}", o, "0", r, "0", 1.0)]
+
+
+def _macro_summer(m, tag: str, k: int, r_f: float, offset: float, ic: float) -> list:
+    s, o = f"s{tag}{k}", f"{tag}{k}"
+    return [Resistor(f"RF{tag.upper()}{k}", o, s, r_f)] + _opamp(m, f"{tag.upper()}{k}", s, o, offset, ic)
+
+
+def _inverters(design, src: str, needs: np.ndarray, group: str, ic_v: np.ndarray) -> list:
+    m = design.macro
+    E: list = []
+    for j in np.flatnonzero(needs) + 1:
+        if m is None:
+            E.append(VCVS(f"EINV{src.upper()}{j}", f"{src}n{j}", "0", f"{src}{j}", "0", -1.0))
+            continue
+        tag, mid = f"N{src.upper()}{j}", f"ni{src}{j}"
+        E += [Resistor(f"RI{tag}A", f"{src}{j}", mid, float(m.r_inv_in_ohm[group][j - 1])),
+              Resistor(f"RI{tag}B", mid, f"{src}n{j}", float(m.r_inv_fb_ohm[group][j - 1]))]
+        E += _opamp(m, tag, mid, f"{src}n{j}", float(m.offset_v[group][j - 1]), -float(ic_v[j - 1]))
+    return E
+
+
+def _array(name: str, r: np.ndarray, s: np.ndarray, src: str, dst: str, src_groups: int = 1,
+           dst_groups: int = 1) -> list:
+    """Resistors name<a>_<b> from src<b> (or its inverted copy) to dst<a>; with src_groups > 1 from the
+    buffered copy of the source for a's block, with dst_groups > 1 into the part of dst<a> for b's block."""
+    E = []
+    rows, cols = r.shape
+    for a, b in np.argwhere(np.isfinite(r)):
+        node = f"{src}{b + 1}" if s[a, b] > 0 else f"{src}n{b + 1}"
+        if src_groups > 1:
+            node += f"b{_group_of(a, rows, src_groups)}"
+        to = f"{dst}{a + 1}" + (f"p{_group_of(b, cols, dst_groups)}" if dst_groups > 1 else "")
+        E.append(Resistor(f"{name}{a + 1}_{b + 1}", node, to, float(r[a, b])))
+    return E
+
+
+def _split_summer_and_buffers(design, groups: int) -> list:
+    """The split virtual grounds of the u summers and the buffers of the z outputs (module doc)."""
+    n, m = design.d, design.m
+    E: list = [Comment(f"layout: u summing nodes in {groups} parts, z outputs through {groups} unity buffers")]
+    for k in range(1, m + 1):
+        for g in range(groups):
+            E += [VoltageSource(f"VSU{k}_{g}", f"su{k}p{g}", "0", 0.0), CCCS(f"FU{k}_{g}", f"ru{k}", "0", f"VSU{k}_{g}", 1.0)]
+    used = {(l, g, bool(sg < 0)) for (i, l), sg in np.ndenumerate(design.s_t)
+            if np.isfinite(design.r_t_ohm[i, l]) for g in [_group_of(i, n, groups)]}
+    for l, g, neg in sorted(used):
+        src = f"zn{l + 1}" if neg else f"z{l + 1}"
+        E.append(VCVS(f"EB{src.upper()}_{g}", f"{src}b{g}", "0", src, "0", 1.0))
+    return E
+
+
+def build_circuit(design, request: CircuitRequest) -> Circuit:
+    """The whole factorised network for the requested analyses."""
+    n, m_rows = design.d, design.m
+    macro = design.macro
+    pu, cu, pz, cz = stage_maps(design, macro is not None)[:4]
+    vu0 = pu @ design.x0_v + cu
+    vz0 = pz @ vu0 + cz
+    E: list = [Comment(f"{n} integrators")]
+    for i in range(1, n + 1):
+        x0 = float(design.x0_v[i - 1])
+        cf = float(design.c_f_farad[i - 1])
+        if macro is None:
+            E += [VoltageSource(f"VSUM{i}", f"sum{i}", "0", 0.0), CCCS(f"FINT{i}", f"st{i}", "0", f"VSUM{i}", 1.0),
+                  Capacitor(f"CF{i}", f"st{i}", "0", cf, ic_v=x0), VCVS(f"EOUT{i}", f"x{i}", "0", f"st{i}", "0", 1.0)]
+        else:
+            E += _opamp(macro, f"I{i}", f"sum{i}", f"x{i}", float(macro.offset_v["int"][i - 1]), x0)
+            E.append(Capacitor(f"CF{i}", f"x{i}", f"sum{i}", cf, ic_v=x0))
+    E.append(Comment(f"{m_rows} summers u = J x (node u<k> = -u_k / s_u) and {m_rows} summers z = H u (z<l> = z_l / s_z)"))
+    groups = fanout_groups(design)
+    for tag, rf, grp, ic in (("u", design.r_fu_ohm, "sum_u", vu0), ("z", design.r_fz_ohm, "sum_z", vz0)):
+        for k in range(1, m_rows + 1):
+            if macro is None:
+                E += _ideal_summer(tag, k, float(rf[k - 1]), sense=not (tag == "u" and groups > 1))
+            else:
+                E += _macro_summer(macro, tag, k, float(rf[k - 1]), float(macro.offset_v[grp][k - 1]), float(ic[k - 1]))
+    E.append(Comment("inverters: xn<j> = -V(x<j>), un<k> = -V(u<k>), zn<l> = -V(z<l>) (only where needed)"))
+    E += _inverters(design, "x", design.inv_x, "inv_x", design.x0_v)
+    E += _inverters(design, "u", design.inv_u, "inv_u", vu0)
+    E += _inverters(design, "z", design.inv_z, "inv_z", vz0)
+    E.append(Comment("J array RJ<k>_<j> (x -> su), H array RH<l>_<k> (u -> sz), J^T array RT<i>_<l> (z -> sum)"))
+    if groups > 1:
+        E += _split_summer_and_buffers(design, groups)
+    E += _array("RJ", design.r_j_ohm, design.s_j, "x", "su", dst_groups=groups)
+    E += _array("RH", design.r_h_ohm, design.s_h, "u", "sz")
+    E += _array("RT", design.r_t_ohm, design.s_t, "z", "sum", src_groups=groups)
+    if np.all(np.isfinite(design.r_leak_ohm)):
+        E.append(Comment("damping leak RL<i>: x<i> -> sum<i>"))
+        E += [Resistor(f"RL{i}", f"x{i}", f"sum{i}", float(design.r_leak_ohm[i - 1])) for i in range(1, n + 1)]
+    if np.all(np.isfinite(design.r_in_ohm)):
+        E.append(Comment("right-hand side b: DAC voltages through R_in"))
+        for i in range(1, n + 1):
+            E += [VoltageSource(f"VDAC{i}", f"dac{i}", "0", float(design.v_dac_v[i - 1])),
+                  Resistor(f"RIN{i}", f"dac{i}", f"sum{i}", float(design.r_in_ohm[i - 1]))]
+    if design.has_noise and request.noise_u is not None:
+        E.append(Comment("injected noise: one noise DAC per integrator via RN<i>"))
+        E += noise_dacs(design.noise_v_rms * request.noise_u, design.noise_dt_tau * design.tau_s)
+        E += [Resistor(f"RN{i}", f"nz{i}", f"sum{i}", float(design.r_noise_ohm[i - 1])) for i in range(1, n + 1)]
+    analyses: list = []
+    if "op" in request.analyses:
+        analyses.append(Op())
+    if "tran" in request.analyses:
+        tmax = design.noise_dt_tau * design.tau_s if design.has_noise else request.step_s * 10
+        analyses.append(Tran(request.step_s, request.t_stop_s, tmax))
+    return Circuit(title=f"spu-sim factorised TNGD SPU, N = {n}, m = {m_rows}", header=header(design), elements=E,
+                   readout_nodes=list(design.readout_nodes), analyses=analyses, options={"reltol": request.reltol},
+                   saves=[f"v(x{i})" for i in range(1, n + 1)])

@@ -1,0 +1,394 @@
+"""Design of the factorised TNGD circuit: factors (J, H, lambda), b, kappa -> element values and scaling.
+
+The circuit (TNGD App. C; physics.md section 8), all voltages, x = s_x V_x:
+
+    summer k (m)   V_u,k = -R_fu sum_j G^J_kj w_kj             u = J x        (inverting summer)
+    summer l (m)   V_z,l = -R_fz sum_k G^H_lk y_lk             z = H u        (inverting summer)
+    integrator i   C_f dV_x,i/dt = -sum_l G^T_il q_il - G_leak V_x,i - G_in V_dac,i - V_noise,i / R_noise
+
+Every array uses the sign rule of ``opamp``: a positive entry is a resistor fed by the node itself, a negative
+entry one fed by the node's inverted copy (w_kj = V_x,j or xn_j = -V_x,j; y_lk = V_u,k or un_k; q_il = V_z,l
+or zn_l); exact zeros get no resistor. G^J = |J| / alpha_J, G^H = |H| / alpha_H, G^T = |J^T| / alpha_T. The
+two inverting summers cancel each other's sign, and the integrator's own inversion gives the minus of the drift:
+
+    V_u = -(R_fu / alpha_J) J V_x,  V_z = (R_fz R_fu / (alpha_H alpha_J)) H J V_x,
+    C_f dV_x/dt = -[(R_fu R_fz / (alpha_J alpha_H alpha_T)) J^T H J + G_leak] V_x - ...
+
+Scaling (chosen here, in design.json and the netlist header). Voltage scales x = s_x V_x, u = J x = -s_u V_u,
+z = H u = s_z V_z from the mean + 4 sigma of each stage (and the initial state):
+
+    alpha_J = max(max|J| r_min, r_f,min s_u / s_x),   R_fu = alpha_J s_x / s_u   (>= r_f,min = r_min / 100; at most
+                                                                   r_max, then s_u = alpha_J s_x / r_max)
+    alpha_H = max(max|H| r_min, r_f,min s_z / s_u),   R_fz = alpha_H s_u / s_z   (same clamps)
+    alpha   = r_min max_i A_ii  [ohm * units of A] (see below),  alpha_T = alpha s_x / s_z,
+    G_leak  = lambda / alpha,   tau = alpha C_f,  so dx = -(J^T H J x + lambda x - b) dt / tau in problem units.
+
+The largest entry of the J and H arrays gets r_min unless the summer's feedback resistor would fall below
+r_min / 100 (then the whole array moves up, keeping R_f = r_min / 100). The feedback resistors are fixed parts
+(an attenuating summer: a sum of N inputs can exceed any single input); letting them go below the programmable
+range keeps the arrays' full r_min..r_max range for the factors' small entries (with R_f >= r_min, a GGN factor
+at N = 1210 lost a factor 30 of it and its small entries became unrealisable). The time unit is the dense ``opamp`` topology's
+(alpha = max|A_ij| r_min, max|A_ij| = max_i A_ii for SPD A: the same tau_s and the same relaxation in seconds),
+unless the J^T array would then need resistors below r_min (then alpha_T = max|J| r_min and tau is longer), or
+its smallest kept entry a resistor above r_max (then alpha_T = r_max min|J| and tau is shorter, down to the
+leak at r_min): alpha = max(alpha_lo, min(r_min max_i A_ii, r_max min|J| s_z / s_x)),
+alpha_lo = max(lambda r_min, r_min max|J| s_z / s_x). R_in, V_dac and
+R_noise as in ``opamp`` (spu_sim.topologies.opamp.design) with this alpha and s_x. Nothing of size N x N is
+formed: the voltage scales use FactoredProblem's O(m^2 N) identities.
+
+Element count: m N (J) + m^2 (H) + N m (J^T) = m (m + 2N) array resistors for dense factors, plus O(N) (N leak
+resistors, N R_in, N R_noise, 2m feedback resistors, inverters; see ``element_counts``).
+
+The realised drift (spu_sim.topologies.opamp_factored.linear) is computed from the element values, in factors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...config import SimulationConfig
+from ...errors import DesignError
+from ...ideal import LinearSDE, ou_sde
+from .config import FactoredCircuitConfig
+from .linear import macro_loop_stability, realized_factors, realized_parts
+from .problem import FactoredProblem
+
+SIGMA_HEADROOM = 4.0
+#: the summers' feedback resistors are fixed parts, not programmable: allowed down to this fraction of r_min
+FEEDBACK_MIN_FRACTION = 0.01
+DENSE_EIG_MAX_N = 1500
+
+
+@dataclass(frozen=True)
+class FactoredDesign:
+    """Every element value of the factorised circuit (realised values; nominal unless non-idealities apply).
+
+    Arrays (inf = no resistor): r_j_ohm (m, N), s_j (m, N) +1 fed by x_j / -1 by xn_j; r_h_ohm (m, m), s_h;
+    r_t_ohm (N, m), s_t; r_fu_ohm (m,), r_fz_ohm (m,) summer feedback; r_leak_ohm (N,); r_in_ohm (N,);
+    r_noise_ohm (N,); c_f_farad (N,); v_dac_v (N,); x0_v (N,). Scalars: c_farad (nominal C_f), alphas, scales.
+    macro: spu_sim.topologies.opamp_factored.nonideal.FactoredMacro or None (ideal nullors).
+    """
+
+    problem: FactoredProblem
+    c_farad: float
+    r_j_ohm: np.ndarray
+    s_j: np.ndarray
+    r_h_ohm: np.ndarray
+    s_h: np.ndarray
+    r_t_ohm: np.ndarray
+    s_t: np.ndarray
+    r_fu_ohm: np.ndarray
+    r_fz_ohm: np.ndarray
+    r_leak_ohm: np.ndarray
+    r_in_ohm: np.ndarray
+    v_dac_v: np.ndarray
+    r_noise_ohm: np.ndarray
+    c_f_farad: np.ndarray
+    noise_v_rms: float
+    alpha: float
+    alpha_j: float
+    alpha_h: float
+    alpha_t: float
+    s_x: float
+    s_u: float
+    s_z: float
+    tau_s: float
+    x0_v: np.ndarray
+    noise_dt_tau: float
+    v_swing_v: float
+    r_fu_nominal_ohm: float = 0.0
+    r_fz_nominal_ohm: float = 0.0
+    pruned: list = field(default_factory=list)
+    macro: Any = None
+    notes: dict = field(default_factory=dict)
+
+    # ---- sizes, nodes, inverters
+    @property
+    def d(self) -> int:
+        return self.r_j_ohm.shape[1]
+
+    @property
+    def m(self) -> int:
+        return self.r_j_ohm.shape[0]
+
+    @property
+    def readout_nodes(self) -> list[str]:
+        return [f"x{i + 1}" for i in range(self.d)]
+
+    @property
+    def inv_x(self) -> np.ndarray:
+        """(N,) x_j feeds some J resistor through its inverted copy."""
+        return np.any((self.s_j < 0) & np.isfinite(self.r_j_ohm), axis=0)
+
+    @property
+    def inv_u(self) -> np.ndarray:
+        return np.any((self.s_h < 0) & np.isfinite(self.r_h_ohm), axis=0)
+
+    @property
+    def inv_z(self) -> np.ndarray:
+        return np.any((self.s_t < 0) & np.isfinite(self.r_t_ohm), axis=0)
+
+    @property
+    def has_noise(self) -> bool:
+        return bool(np.all(np.isfinite(self.r_noise_ohm)))
+
+    @property
+    def has_mean(self) -> bool:
+        return True
+
+    def to_problem_units(self, v: np.ndarray) -> np.ndarray:
+        return self.s_x * np.asarray(v)
+
+    # ---- the realised / effective linear model (spu_sim.topologies.opamp_factored.linear)
+    def factors_realized(self, effective: bool = False):
+        """(L (N, m), P (m, N), diag (N,), c (N,)): A = L P + diag(diag), b = c, in problem units.
+        effective: the finite-gain, offset model of the macro op-amps (else ideal op-amps)."""
+        return realized_factors(self, effective)
+
+    @property
+    def J_realized(self) -> np.ndarray:
+        """(m, N) J as the J array and its summers realise it, u = J_realized x (nominal: J)."""
+        return realized_parts(self)[0]
+
+    @property
+    def H_realized(self) -> np.ndarray:
+        """(m, m) H as the H array and its summers realise it, z = H_realized u (nominal: H)."""
+        return realized_parts(self)[1]
+
+    @property
+    def JT_realized(self) -> np.ndarray:
+        """(N, m) the J^T array with the integrators' capacitor ratios (nominal: J^T)."""
+        return realized_parts(self)[2]
+
+    @property
+    def damping_realized(self) -> np.ndarray:
+        """(N,) the leak each integrator realises (nominal: lambda): A_realized = JT_r H_r J_r + diag(this)."""
+        return self.factors_realized()[2]
+
+    @property
+    def A_realized(self) -> np.ndarray:
+        """Dense (N, N) realised drift JT_r H_r J_r + diag(damping_r), from the element values."""
+        L, P, dg, _ = self.factors_realized()
+        return L @ P + np.diag(dg)
+
+    @property
+    def b_realized(self) -> np.ndarray:
+        return self.factors_realized()[3]
+
+    @property
+    def A_effective(self) -> np.ndarray:
+        L, P, dg, _ = self.factors_realized(True)
+        return L @ P + np.diag(dg)
+
+    @property
+    def b_effective(self) -> np.ndarray:
+        return self.factors_realized(True)[3]
+
+    @property
+    def kappa_each(self) -> np.ndarray:
+        """(N,) realised noise level of each variable (low-frequency intensity), as in opamp."""
+        if not self.has_noise:
+            return np.zeros(self.d)
+        h_s = self.noise_dt_tau * self.tau_s
+        q_i = self.noise_v_rms ** 2 * h_s / self.r_noise_ohm ** 2
+        return q_i * self.tau_s * self.s_x ** 2 / (2.0 * self.c_f_farad ** 2)
+
+    @property
+    def kappa_realized(self) -> float:
+        return float(np.mean(self.kappa_each))
+
+    def _gain_factor(self) -> float:
+        return 1.0 if self.macro is None else 1.0 + 1.0 / self.macro.gain
+
+    def target_sde(self) -> LinearSDE:
+        return ou_sde(self.problem.A, self.problem.b, self.problem.kappa)
+
+    def realized_sde(self) -> LinearSDE:
+        return LinearSDE(self.A_realized, self.b_realized, np.diag(2.0 * self.kappa_each))
+
+    def effective_sde(self) -> LinearSDE:
+        if self.macro is None:
+            return self.realized_sde()
+        return LinearSDE(self.A_effective, self.b_effective, np.diag(2.0 * self.kappa_each / self._gain_factor() ** 2))
+
+    @property
+    def slowest_rate_tau(self) -> float:
+        """Re lambda_min of the realised drift: the nominal design's exactly in O(m^2 N) (lambda + min(0,
+        eig(K^1/2 H K^1/2)), K = J J^T); a non-ideal one's from dense eigenvalues up to N = 1500 (else nominal)."""
+        if self.notes and self.d <= DENSE_EIG_MAX_N:    # realised values differ from the nominal ones
+            return float(np.min(np.real(np.linalg.eigvals(self.A_realized))))
+        return nominal_lambda_min(self.problem)
+
+    @property
+    def x0_state(self) -> np.ndarray:
+        return self.problem.x0
+
+    def element_counts(self) -> dict[str, int]:
+        """Resistors per array, summers, inverters, and the total element count of the netlist."""
+        fin = np.isfinite
+        n, m = self.d, self.m
+        c = {"n_resistors_J": int(fin(self.r_j_ohm).sum()), "n_resistors_H": int(fin(self.r_h_ohm).sum()),
+             "n_resistors_JT": int(fin(self.r_t_ohm).sum()), "n_resistors_leak": int(fin(self.r_leak_ohm).sum()),
+             "n_resistors_in": int(fin(self.r_in_ohm).sum()), "n_resistors_noise": int(fin(self.r_noise_ohm).sum()),
+             "n_resistors_feedback": 2 * m, "n_summers": 2 * m, "n_integrators": n,
+             "n_inverters": int(self.inv_x.sum() + self.inv_u.sum() + self.inv_z.sum())}
+        c["n_array_resistors"] = c["n_resistors_J"] + c["n_resistors_H"] + c["n_resistors_JT"]
+        c["n_array_resistors_dense_formula"] = m * (m + 2 * n)   # m (m + 2N): every factor entry non-zero
+        inv_r = 2 * c["n_inverters"] if self.macro is not None else 0
+        c["n_resistors_total"] = (c["n_array_resistors"] + c["n_resistors_leak"] + c["n_resistors_in"]
+                                  + c["n_resistors_noise"] + c["n_resistors_feedback"] + inv_r)
+        c["n_resistors_dense_opamp_equivalent"] = n * n    # the dense topology's coupling array
+        return c
+
+    def describe(self) -> dict[str, object]:
+        arrays = [r[np.isfinite(r)] for r in (self.r_j_ohm, self.r_h_ohm, self.r_t_ohm)]
+        allr = np.concatenate(arrays + [self.r_leak_ohm[np.isfinite(self.r_leak_ohm)]])
+        out = {"topology": "opamp_factored", "d": self.d, "m": self.m, "damping": self.problem.damping,
+               "c_farad": self.c_farad, "alpha_ohm_units": self.alpha, "alpha_j_ohm_units": self.alpha_j,
+               "alpha_h_ohm_units": self.alpha_h, "alpha_t_ohm_units": self.alpha_t,
+               "s_x_units_per_volt": self.s_x, "s_u_units_per_volt": self.s_u, "s_z_units_per_volt": self.s_z,
+               "tau_s": self.tau_s, "r_fu_ohm": self.r_fu_nominal_ohm, "r_fz_ohm": self.r_fz_nominal_ohm,
+               "r_leak_ohm": float(np.min(self.r_leak_ohm)), "r_in_ohm": float(np.min(self.r_in_ohm)),
+               "r_noise_ohm": float(np.min(self.r_noise_ohm)), "noise_v_rms": self.noise_v_rms,
+               "noise_dt_tau": self.noise_dt_tau, "r_array_min_ohm": float(allr.min()),
+               "r_array_max_ohm": float(allr.max()), "pruned_entries": len(self.pruned),
+               "v_swing_v": self.v_swing_v}
+        out.update(self.element_counts())
+        if self.notes:
+            out["nonideal"] = self.notes
+        if self.macro is not None and self.macro.gbw_hz is not None and self.d <= DENSE_EIG_MAX_N:
+            out.update(macro_loop_stability(self))   # the summers' and integrators' poles in the loop
+        return out
+
+
+def core_eigenvalues(problem: FactoredProblem) -> np.ndarray:
+    """The m eigenvalues of K^1/2 H K^1/2 (K = J J^T): the non-zero spectrum of J^T H J, in O(m^2 N + m^3)."""
+    K = problem.J @ problem.J.T
+    w, q = np.linalg.eigh(0.5 * (K + K.T))
+    ks = (q * np.sqrt(np.clip(w, 0, None))) @ q.T
+    return np.linalg.eigvalsh(ks @ problem.H @ ks)
+
+
+def nominal_lambda_min(problem: FactoredProblem) -> float:
+    """Smallest eigenvalue of J^T H J + lambda I without forming it (J^T H J has N - m zero eigenvalues if m < N)."""
+    core = core_eigenvalues(problem)
+    low = core[0] if problem.m >= problem.d else min(0.0, core[0])
+    return float(problem.damping + low)
+
+
+def _array(M: np.ndarray, alpha: float, r_max: float, prune: float, name: str, pruned: list) -> tuple[np.ndarray, np.ndarray]:
+    """Resistors alpha / |M| (inf for zeros and pruned entries) and the sign rule; DesignError beyond r_max."""
+    a = np.abs(M)
+    amax = float(a.max()) if a.size else 0.0
+    with np.errstate(divide="ignore"):
+        r = np.where(a > 0, alpha / np.where(a > 0, a, 1.0), np.inf)
+    big = np.isfinite(r) & (r > r_max)
+    if big.any():
+        drop = big & (a < prune * amax)
+        if np.any(big & ~drop):
+            i, j = np.argwhere(big & ~drop)[0]
+            raise DesignError(
+                f"problem.factors.{name}[{i}][{j}] = {M[i, j]:.3g} needs R = {r[i, j]:.3g} ohm, above "
+                f"circuit.integrator.r_max_ohm = {r_max:.3g} (entries below {alpha / r_max:.3g} are not realisable);"
+                f" raise r_max_ohm or set circuit.integrator.prune_below_relative above {a[i, j] / amax:.3g}")
+        pruned.extend((name, int(i), int(j)) for i, j in np.argwhere(drop))
+        r = np.where(drop, np.inf, r)
+    return r, np.where(M < 0, -1.0, 1.0)
+
+
+def _range(mean: np.ndarray, var: np.ndarray, start: np.ndarray) -> float:
+    return float(max(np.max(np.abs(mean) + SIGMA_HEADROOM * np.sqrt(np.clip(var, 0, None))), np.max(np.abs(start))))
+
+
+def design_factored(problem: FactoredProblem, circuit: FactoredCircuitConfig, sim: SimulationConfig) -> FactoredDesign:
+    """Nominal element values (module doc); spu_sim.topologies.opamp_factored.nonideal then realises them."""
+    ic = circuit.integrator
+    J, H, lam, b = problem.J, problem.H, problem.damping, problem.b
+    n, m = problem.d, problem.m
+    rmin, rmax, vs = ic.r_min_ohm, ic.r_max_ohm, ic.v_swing_v
+    kap = problem.kappa
+    # voltage scales of the three stages (mean + 4 sigma, initial state), all in O(m^2 N)
+    x_star = problem.x_star
+    s_x = _range(x_star, kap * problem.diag_inv(), problem.x0) / vs or 1.0
+    u_cov = kap * problem.j_ainv_jt()
+    s_u = _range(J @ x_star, np.diag(u_cov), J @ problem.x0) / vs or 1.0
+    z_cov_diag = np.einsum("ij,jk,ik->i", H, u_cov, H)
+    s_z = _range(H @ (J @ x_star), z_cov_diag, H @ (J @ problem.x0)) / vs or 1.0
+    # J = 0 or H = 0 (a saturated model's GGN): A = damping I, the arrays are empty and only the leak remains
+    jmax, hmax = float(np.abs(J).max()) or 1.0, float(np.abs(H).max()) or 1.0
+    # J array and its summers (the fixed feedback resistor may go down to FEEDBACK_MIN_FRACTION r_min)
+    rf_min = FEEDBACK_MIN_FRACTION * rmin
+    alpha_j = max(jmax * rmin, rf_min * s_u / s_x)
+    r_fu = alpha_j * s_x / s_u
+    if r_fu > rmax:
+        r_fu = rmax
+        s_u = alpha_j * s_x / r_fu
+    # H array and its summers
+    alpha_h = max(hmax * rmin, rf_min * s_z / s_u)
+    r_fz = alpha_h * s_u / s_z
+    if r_fz > rmax:
+        r_fz = rmax
+        s_z = alpha_h * s_u / r_fz
+    # time unit as the dense topology's (the largest |A_ij| = max_i A_ii at r_min), unless the J^T array needs slower
+    # (faster where the smallest kept J^T entry would need more than r_max; never a leak or J^T resistor below r_min)
+    a_max = lam + float(np.max(np.einsum("kn,kl,ln->n", J, H, J)))
+    aj = np.abs(J)
+    kept = aj[aj >= max(ic.prune_below_relative * jmax, np.finfo(float).tiny)]
+    jmin = float(kept.min()) if kept.size else jmax
+    alpha_lo = max(lam * rmin, jmax * rmin * s_z / s_x)
+    alpha = max(alpha_lo, min(a_max * rmin, rmax * jmin * s_z / s_x))
+    alpha_t = alpha * s_x / s_z
+    tau_s = alpha * ic.c_farad
+    pruned: list = []
+    prune = ic.prune_below_relative
+    r_j, s_j = _array(J, alpha_j, rmax, prune, "J", pruned)
+    r_h, s_h = _array(H, alpha_h, rmax, prune, "H", pruned)
+    r_t, s_t = _array(J.T, alpha_t, rmax, prune, "J^T", [])     # the same entries as J (pruned there)
+    r_t = np.where(np.isfinite(r_j.T), r_t, np.inf)
+    if lam > 0:
+        r_leak = alpha / lam
+        if r_leak > rmax:
+            raise DesignError(f"problem.factors.damping = {lam:.3g} needs a leak resistor of {r_leak:.3g} ohm above "
+                              f"circuit.integrator.r_max_ohm = {rmax:.3g} (damping too small next to J^T H J); raise "
+                              "r_max_ohm or the damping")
+    else:
+        r_leak = np.inf
+    # right-hand side (as opamp): one R_in, the DAC at full scale for the largest |b_i|
+    bmax = float(np.abs(b).max())
+    if bmax > 0:
+        r_in = min(max(alpha * s_x * ic.v_dac_max_v / bmax, rmin), np.inf)
+        if r_in > rmax:
+            raise DesignError(f"problem.vector: |b| = {bmax:.3g} is too small for the DAC range: R_in = {r_in:.3g} ohm "
+                              "exceeds circuit.integrator.r_max_ohm; raise r_max_ohm or v_dac_max_v")
+        v_dac = -b / (alpha * s_x) * r_in
+    else:
+        r_in, v_dac = np.inf, np.zeros(n)
+    # noise step and noise resistor (as opamp): the fastest mode bounds the step
+    lam_max = lam + max(float(core_eigenvalues(problem)[-1]), 0.0)
+    noise_dt_tau = sim.noise_dt_tau or 1.0 / (sim.noise_oversample * lam_max)
+    r_noise, v_n = np.inf, 0.0
+    if kap > 0 and "tran" in sim.analyses:
+        h_s = noise_dt_tau * tau_s
+        q_i = 2.0 * kap * ic.c_farad ** 2 / (tau_s * s_x ** 2)
+        v_n = ic.noise_v_rms
+        r_noise = v_n * np.sqrt(h_s / q_i)
+        if r_noise > rmax:
+            r_noise = rmax
+            v_n = r_noise * np.sqrt(q_i / h_s)
+        if r_noise < rmin:
+            r_noise = rmin
+            v_n = r_noise * np.sqrt(q_i / h_s)
+            if v_n > 20 * ic.noise_v_rms:
+                raise DesignError(f"problem.kappa = {kap:.3g} needs noise samples of {v_n:.3g} V rms even through "
+                                  "r_min_ohm; lower kappa or raise circuit.integrator.v_swing_v")
+    full = lambda v: np.full(n, float(v))  # noqa: E731
+    return FactoredDesign(
+        problem=problem, c_farad=ic.c_farad, r_j_ohm=r_j, s_j=s_j, r_h_ohm=r_h, s_h=s_h, r_t_ohm=r_t, s_t=s_t,
+        r_fu_ohm=np.full(m, r_fu), r_fz_ohm=np.full(m, r_fz), r_leak_ohm=full(r_leak), r_in_ohm=full(r_in),
+        v_dac_v=v_dac, r_noise_ohm=full(r_noise), c_f_farad=full(ic.c_farad), noise_v_rms=float(v_n), alpha=alpha,
+        alpha_j=alpha_j, alpha_h=alpha_h, alpha_t=alpha_t, s_x=s_x, s_u=s_u, s_z=s_z, tau_s=tau_s,
+        x0_v=problem.x0 / s_x, noise_dt_tau=float(noise_dt_tau), v_swing_v=vs, r_fu_nominal_ohm=r_fu,
+        r_fz_nominal_ohm=r_fz, pruned=pruned)

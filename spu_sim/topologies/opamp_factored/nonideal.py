@@ -1,0 +1,114 @@
+"""Non-idealities of the factorised circuit: the element values the fab delivers (same steps as ``opamp``,
+spu_sim.topologies.opamp.nonideal, with the shared maths of spu_sim.topologies.elements):
+
+    1. quantisation   the programmable conductances (J, H, J^T arrays, leak, R_in) on k G_max / (2^r_bits - 1);
+                      the b-DAC voltages on 2 v_dac_max_v / 2^dac_bits steps (clipped). The summers' feedback
+                      resistors and the noise resistors are fixed parts (not programmed, not quantised).
+    2. tolerance      value (1 + g_kind)(1 + l_element): groups RJ, RH, RT, RFU, RFZ, RLEAK, RIN, RN, RINV_<group>
+                      (kind R) and C (the integrator capacitors), one seeded stream per group.
+    3. temperature    R (1 + r_tc1 (T - Tnom)), C (1 + c_tc1 (T - Tnom)).
+
+The op-amp model (circuit.opamp, spu_sim.topologies.opamp.config.OpampConfig): ``ideal`` (nullors) or ``macro``
+(spu_sim.topologies.opamp.macro's macromodel for every integrator, summer and inverter: finite gain, GBW pole,
+swing limit, offsets of rms offset_sigma_v drawn per op-amp from circuit.tolerance.seed). The design's linear
+model (spu_sim.topologies.opamp_factored.linear) then reads the realised values; the effective model adds the
+finite gain and the offsets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import DesignError
+from ..elements import element_errors, group_rng, quantize_conductance, quantize_grid, temperature_factor
+from ..opamp.nonideal import is_default
+from .config import FactoredCircuitConfig
+from .design import DENSE_EIG_MAX_N, FactoredDesign
+
+OPAMP_GROUPS = ("int", "sum_u", "sum_z", "inv_x", "inv_u", "inv_z")
+
+
+@dataclass(frozen=True)
+class FactoredMacro:
+    """The macromodel parameters of one design: gain A0, gbw_hz (None: no pole), v_out_max_v (None: no clip),
+    offset_v[group] (per op-amp, volts; groups OPAMP_GROUPS), the inverters' realised R1 / R2
+    r_inv_in_ohm[inv_*], r_inv_fb_ohm[inv_*], supply_v, i_quiescent_a."""
+
+    gain: float
+    gbw_hz: float | None
+    v_out_max_v: float | None
+    offset_v: dict
+    r_inv_in_ohm: dict
+    r_inv_fb_ohm: dict
+    supply_v: float
+    i_quiescent_a: float
+
+
+def apply_factored_nonidealities(design: FactoredDesign, c: FactoredCircuitConfig) -> FactoredDesign:
+    """The realised design (module doc); the nominal design itself when every knob is default."""
+    if is_default(c):
+        return design
+    q, tol, tmp, oc = c.quantization, c.tolerance, c.temperature, c.opamp
+    n, m = design.d, design.m
+    notes: dict[str, object] = {}
+    v = {k: np.array(getattr(design, k), dtype=float) for k in
+         ("r_j_ohm", "r_h_ohm", "r_t_ohm", "r_fu_ohm", "r_fz_ohm", "r_leak_ohm", "r_in_ohm", "r_noise_ohm",
+          "c_f_farad", "v_dac_v")}
+    sizes = {"inv_x": n, "inv_u": m, "inv_z": m}
+    r1 = {g: np.full(k, oc.r_inverter_ohm) for g, k in sizes.items()}
+    r2 = {g: np.full(k, oc.r_inverter_ohm) for g, k in sizes.items()}
+    programmable = ("r_j_ohm", "r_h_ohm", "r_t_ohm", "r_leak_ohm", "r_in_ohm")
+    if q.r_bits is not None:
+        for k in programmable:
+            had = np.isfinite(v[k])
+            v[k] = quantize_conductance(v[k], c.integrator.r_min_ohm, q.r_bits)
+            if k in ("r_leak_ohm", "r_in_ohm") and np.any(had & ~np.isfinite(v[k])):
+                raise DesignError(f"circuit.quantization.r_bits = {q.r_bits}: a {k[2:-4]} resistor rounds to no "
+                                  "resistor; add bits")
+        notes["r_bits"] = q.r_bits
+    if q.dac_bits is not None:
+        vmax = c.integrator.v_dac_max_v
+        v["v_dac_v"] = quantize_grid(v["v_dac_v"], 2.0 * vmax / 2 ** q.dac_bits, vmax)
+        notes["dac_bits"] = q.dac_bits
+    if tol.global_rel or tol.local_rel:
+        gr, lr, s = tol.global_rel, tol.local_rel, tol.seed
+        for key, grp in (("r_j_ohm", "RJ"), ("r_h_ohm", "RH"), ("r_t_ohm", "RT"), ("r_fu_ohm", "RFU"),
+                         ("r_fz_ohm", "RFZ"), ("r_leak_ohm", "RLEAK"), ("r_in_ohm", "RIN"), ("r_noise_ohm", "RN")):
+            v[key] = v[key] * element_errors(s, grp, v[key].shape, gr, lr, kind="R")
+        v["c_f_farad"] = v["c_f_farad"] * element_errors(s, "C", (n,), gr, lr)
+        if oc.model == "macro":
+            for g, k in sizes.items():
+                f = element_errors(s, "RINV_" + g, (2, k), gr, lr, kind="R")
+                r1[g], r2[g] = r1[g] * f[0], r2[g] * f[1]
+        notes.update(tolerance_global_rel=gr, tolerance_local_rel=lr, tolerance_seed=s)
+    fr = temperature_factor(tmp.r_tc1_per_k, tmp.temp_c, tmp.tnom_c)
+    fc = temperature_factor(tmp.c_tc1_per_k, tmp.temp_c, tmp.tnom_c)
+    if fr != 1.0 or fc != 1.0:
+        for k in v:
+            if k.startswith("r_"):
+                v[k] = v[k] * fr
+        v["c_f_farad"] = v["c_f_farad"] * fc
+        r1 = {g: x * fr for g, x in r1.items()}
+        r2 = {g: x * fr for g, x in r2.items()}
+        notes.update(temp_c=tmp.temp_c, r_factor=fr, c_factor=fc)
+    macro = None
+    if oc.model == "macro":
+        rng = group_rng(tol.seed, "OFFSET")
+        offs = {}
+        for g in OPAMP_GROUPS:
+            k = n if g in ("int", "inv_x") else m
+            offs[g] = oc.offset_v + (rng.standard_normal(k) * oc.offset_sigma_v if oc.offset_sigma_v else np.zeros(k))
+        macro = FactoredMacro(gain=oc.gain, gbw_hz=oc.gbw_hz, v_out_max_v=oc.v_out_max_v, offset_v=offs,
+                              r_inv_in_ohm=r1, r_inv_fb_ohm=r2, supply_v=oc.supply_v, i_quiescent_a=oc.i_quiescent_a)
+        notes.update(opamp="macro", gain=oc.gain, gbw_hz=oc.gbw_hz, v_out_max_v=oc.v_out_max_v,
+                     offset_v=oc.offset_v, offset_sigma_v=oc.offset_sigma_v)
+    real = dataclasses.replace(design, **v, macro=macro, notes=notes)
+    if n <= DENSE_EIG_MAX_N:
+        lam = np.linalg.eigvals(real.A_effective if macro is not None else real.A_realized)
+        if np.any(lam.real <= 0):
+            raise DesignError("the realised (non-ideal) drift is not stable (an eigenvalue with real part <= 0); "
+                              "add circuit.quantization.r_bits or lower circuit.tolerance")
+    return real

@@ -1,0 +1,233 @@
+"""Problem kind ``factored``: A = J^T H J + damping I given by its factors (TNGD's J_f, H_L and lambda).
+
+    problem: {kind: factored,            # may be left out: a section with ``factors`` is this kind
+              factors: {J: <matrix source> (m x N), H: <matrix source> (m x m, symmetric PSD), damping: 0.01},
+              vector: <vector source> (N), kappa: 0.0, x0: zero | b | [...]}
+
+Matrix sources as for ``problem.matrix`` (a .npy path relative to the config file, an inline list) plus
+random specs: J ``{random: {kind: normal, rows: m, cols: N, scale, seed}}`` (iid N(0, scale^2) entries),
+H ``{random: {kind: spd, d: m, condition, scale, seed}}`` (spu_sim.problem.random_matrix).
+
+The Problem object (``FactoredProblem``) carries J, H and damping; A is formed densely only when something
+asks for ``.A`` (the ideal reference at small N). Everything the design needs is O(m^2 N + m^3) through the
+push-through identity (J^T H J + lambda I) J^T = J^T (H K + lambda I), K = J J^T (m x m):
+
+    A^-1 b      = (b - J^T M^-1 H J b) / lambda,          M = H K + lambda I
+    diag(A^-1)  = (1 - diag(J^T M^-1 H J)) / lambda
+    J A^-1 J^T  = K M^-1                                   (A^-1 J^T = J^T M^-1)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Union
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from ...config.base import Strict, finite as _finite
+from ...config.problem import RandomMatrix, RandomVector, VectorSource
+from ...errors import BadInputError
+from ...problem import SYMMETRY_RTOL, Problem, _load_array, random_matrix, register_problem_kind
+
+PSD_RTOL = 1e-10
+
+
+class RandomFactorSpec(Strict):
+    """A reproducible random rectangular factor: iid normal entries of rms ``scale`` (numpy PCG64, ``seed``)."""
+
+    kind: Literal["normal"] = "normal"
+    rows: int = Field(ge=1, le=4096)
+    cols: int = Field(ge=1, le=100_000)
+    scale: float = Field(default=1.0, gt=0)
+    seed: int = 0
+
+    _fin = field_validator("scale")(_finite)
+
+
+class RandomFactor(Strict):
+    random: RandomFactorSpec
+
+
+class FactorsConfig(Strict):
+    """J (m x N), H (m x m, symmetric positive semi-definite) and the damping lambda >= 0 of
+    A = J^T H J + lambda I (lambda = 0 only when J^T H J itself is non-singular)."""
+
+    J: Union[str, list[list[float]], RandomFactor]
+    H: Union[str, list[list[float]], RandomMatrix]
+    damping: float = Field(ge=0)
+
+    _fin = field_validator("damping")(_finite)
+
+
+class FactoredProblemConfig(Strict):
+    """The ``factored`` problem kind (module doc)."""
+
+    kind: Literal["factored"] = "factored"
+    factors: FactorsConfig
+    vector: VectorSource
+    kappa: float = Field(default=0.01, ge=0)
+    x0: Union[Literal["zero", "b"], list[float]] = "zero"
+
+    _fin = field_validator("kappa")(_finite)
+
+
+class FactoredProblem(Problem):
+    """A Problem whose matrix is A = J^T H J + damping I; J (m, N), H (m, m), damping >= 0.
+
+    ``A`` is a lazily formed dense (N, N) property (cached); ``x_star``, ``diag_inv``, ``matvec`` never form it.
+    Build one with ``FactoredProblem.create(J, H, damping, b, kappa, x0)`` (validated) or directly (trusted).
+    """
+
+    def __init__(self, J: np.ndarray, H: np.ndarray, damping: float, b: np.ndarray, kappa: float,
+                 x0: np.ndarray) -> None:  # noqa: D107 - the parent's fields are set without A
+        for k, v in (("J", np.asarray(J, float)), ("H", np.asarray(H, float)), ("damping", float(damping)),
+                     ("b", np.asarray(b, float)), ("kappa", float(kappa)), ("x0", np.asarray(x0, float)),
+                     ("_dense", None)):
+            object.__setattr__(self, k, v)
+
+    @classmethod
+    def create(cls, J, H, damping: float, b, kappa: float, x0, field: str = "problem") -> "FactoredProblem":
+        J, H = np.asarray(J, float), np.asarray(H, float)
+        validate_factors(J, H, float(damping), field)
+        n = J.shape[1]
+        b, x0 = np.asarray(b, float), np.asarray(x0, float)
+        for name, v in (("vector", b), ("x0", x0)):
+            if v.shape != (n,) or not np.all(np.isfinite(v)):
+                raise BadInputError(f"{field}.{name}: must hold {n} finite numbers (J is {J.shape[0]} x {n}); "
+                                    f"got shape {v.shape}")
+        return cls(J, H, damping, b, kappa, x0)
+
+    def __repr__(self) -> str:
+        return f"FactoredProblem(m={self.m}, N={self.d}, damping={self.damping:g}, kappa={self.kappa:g})"
+
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    @property
+    def m(self) -> int:
+        return self.J.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.J.shape[1]
+
+    @property
+    def A(self) -> np.ndarray:  # type: ignore[override]
+        """Dense A (N, N), formed on first use (cost m N^2): for the ideal reference at small N only."""
+        if self._dense is None:
+            A = self.J.T @ (self.H @ self.J)
+            A = 0.5 * (A + A.T)
+            A[np.diag_indices_from(A)] += self.damping
+            object.__setattr__(self, "_dense", A)
+        return self._dense
+
+    def matvec(self, v: np.ndarray) -> np.ndarray:
+        """A v in O(m N)."""
+        return self.J.T @ (self.H @ (self.J @ v)) + self.damping * v
+
+    def _core(self) -> np.ndarray:
+        """M = H K + damping I (m, m), K = J J^T."""
+        return self.H @ (self.J @ self.J.T) + self.damping * np.eye(self.m)
+
+    @property
+    def x_star(self) -> np.ndarray:
+        if self.damping <= 0:
+            return np.linalg.solve(self.A, self.b)
+        hjb = self.H @ (self.J @ self.b)
+        return (self.b - self.J.T @ np.linalg.solve(self._core(), hjb)) / self.damping
+
+    def diag_inv(self) -> np.ndarray:
+        """diag(A^-1) (N,) in O(m^2 N)."""
+        if self.damping <= 0:
+            return np.diag(np.linalg.inv(self.A)).copy()
+        W = np.linalg.solve(self._core(), self.H @ self.J)          # (m, N)
+        return (1.0 - np.einsum("kn,kn->n", self.J, W)) / self.damping
+
+    def j_ainv_jt(self) -> np.ndarray:
+        """J A^-1 J^T (m, m) in O(m^2 N + m^3)."""
+        K = self.J @ self.J.T
+        if self.damping <= 0:
+            return self.J @ np.linalg.solve(self.A, self.J.T)
+        return np.linalg.solve(self._core().T, K.T).T               # K M^-1
+
+
+def validate_factors(J: np.ndarray, H: np.ndarray, damping: float, field: str = "problem") -> None:
+    """BadInputError unless J (m, N) and H (m, m) are finite, H symmetric PSD, and A = J^T H J + damping I
+    is positive definite (damping > 0, or damping = 0 with J^T H J non-singular)."""
+    f = f"{field}.factors"
+    if J.ndim != 2 or J.size == 0:
+        raise BadInputError(f"{f}.J: must be a non-empty m x N matrix (got shape {J.shape})")
+    if H.ndim != 2 or H.shape[0] != H.shape[1]:
+        raise BadInputError(f"{f}.H: must be a square m x m matrix (got shape {H.shape})")
+    m, n = J.shape
+    if H.shape[0] != m:
+        raise BadInputError(f"{f}.H: is {H.shape[0]} x {H.shape[1]} but J is {m} x {n}; H must be {m} x {m} "
+                            "(J's rows are H's rows and columns)")
+    for name, M in (("J", J), ("H", H)):
+        if not np.all(np.isfinite(M)):
+            i, j = np.argwhere(~np.isfinite(M))[0]
+            raise BadInputError(f"{f}.{name}[{i}][{j}]: is {M[i, j]}; every entry must be finite")
+    if not np.isfinite(damping) or damping < 0:
+        raise BadInputError(f"{f}.damping: must be a finite number >= 0 (got {damping})")
+    asym = np.abs(H - H.T)
+    hmax = max(float(np.abs(H).max()), np.finfo(float).tiny)
+    if asym.max() > SYMMETRY_RTOL * hmax:
+        i, j = np.unravel_index(np.argmax(asym), H.shape)
+        raise BadInputError(f"{f}.H: not symmetric (entry [{i}][{j}] = {H[i, j]:.6g} but [{j}][{i}] = {H[j, i]:.6g}); "
+                            "H must be symmetric positive semi-definite")
+    lam = np.linalg.eigvalsh(0.5 * (H + H.T))
+    if lam[0] < -PSD_RTOL * max(abs(lam[-1]), np.finfo(float).tiny):
+        raise BadInputError(f"{f}.H: not positive semi-definite (smallest eigenvalue {lam[0]:.3g}); "
+                            "H must be symmetric positive semi-definite (a loss Hessian)")
+    if damping == 0:
+        if m < n:
+            raise BadInputError(f"{f}.damping: 0 with J^T H J singular (rank <= m = {m} < N = {n}); set damping > 0")
+        A = J.T @ H @ J
+        try:
+            np.linalg.cholesky(0.5 * (A + A.T))
+        except np.linalg.LinAlgError:
+            raise BadInputError(f"{f}.damping: 0 with J^T H J singular (not positive definite); "
+                                "set damping > 0") from None
+
+
+def _factor(source, field: str, base_dir: Path) -> np.ndarray:
+    if isinstance(source, RandomFactor):
+        r = source.random
+        return np.random.default_rng(r.seed).standard_normal((r.rows, r.cols)) * r.scale
+    if isinstance(source, RandomMatrix):
+        r = source.random
+        return random_matrix(r.kind, r.d, r.condition, r.scale, r.seed)
+    try:
+        return _load_array(source, field, base_dir, 2)
+    except BadInputError as e:   # the shared loader words a wrong ndim for square matrices
+        if "must be a square matrix" in str(e):
+            raise BadInputError(str(e).replace("must be a square matrix", "must be a 2-D matrix")) from None
+        raise
+
+
+def build_factored_problem(cfg: FactoredProblemConfig, base_dir: Path) -> FactoredProblem:
+    """The ``factored`` kind: validated factors, vector (N,), kappa, x0."""
+    J = _factor(cfg.factors.J, "problem.factors.J", base_dir)
+    H = _factor(cfg.factors.H, "problem.factors.H", base_dir)
+    validate_factors(J, H, cfg.factors.damping)
+    n = J.shape[1]
+    if isinstance(cfg.vector, RandomVector):
+        r = cfg.vector.random
+        b = (np.random.default_rng(r.seed).standard_normal(n) if r.kind == "normal" else np.ones(n)) * r.scale
+    else:
+        b = _load_array(cfg.vector, "problem.vector", base_dir, 1)
+    if b.shape != (n,):
+        raise BadInputError(f"problem.vector: has {b.shape[0]} entries but J is {J.shape[0]} x {n} (N = {n})")
+    if not np.all(np.isfinite(b)):
+        raise BadInputError(f"problem.vector[{int(np.argmax(~np.isfinite(b)))}]: every entry must be finite")
+    if isinstance(cfg.x0, str):
+        x0 = np.zeros(n) if cfg.x0 == "zero" else b.copy()
+    else:
+        x0 = np.array(cfg.x0, dtype=float)
+        if x0.shape != (n,) or not np.all(np.isfinite(x0)):
+            raise BadInputError(f"problem.x0: must be 'zero', 'b' or a list of {n} finite numbers")
+    return FactoredProblem(J, H, cfg.factors.damping, b, float(cfg.kappa), x0)
+
+
+register_problem_kind("factored", FactoredProblemConfig, build_factored_problem, implied_by="factors")
