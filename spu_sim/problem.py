@@ -132,6 +132,7 @@ def problem_config(section: Any) -> BaseModel:
         return section
     if not isinstance(section, dict):
         raise ConfigError("problem: must be a mapping (kind, and that kind's keys)")
+    from . import topologies  # noqa: F401,PLC0415 - topologies register the problem kinds they bring
     kind = section.get("kind", DEFAULT_KIND)
     if not isinstance(kind, str) or kind not in _KINDS:
         raise ConfigError(f"problem.kind: {kind!r} is not a problem kind; choose one of: {', '.join(_KINDS)}")

@@ -1,0 +1,35 @@
+"""The ``circuit`` section of the posterior topologies: opamp's integrator ranges and op-amp model
+(spu_sim.topologies.opamp.config) and the shared tolerance / quantization / temperature sections
+(posterior_logistic adds its sigmoid element)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import model_validator
+
+from ..elements import CircuitBase
+from ..opamp.config import IntegratorConfig, OpampConfig
+
+
+class _PosteriorCircuitBase(CircuitBase):
+    integrator: IntegratorConfig = IntegratorConfig()
+    opamp: OpampConfig = OpampConfig()
+
+    @model_validator(mode="after")
+    def _knobs(self) -> "_PosteriorCircuitBase":
+        if self.opamp.model != "ideal":
+            raise ValueError(f"opamp.model: {self.opamp.model!r} is not built for topology {self.topology} yet (only "
+                             "ideal nullor op-amps); use model: ideal (the supply model i_quiescent_a/supply_v still "
+                             "sets the energy metric)")
+        if self.temperature.l_tc1_per_k != 0:
+            raise ValueError(f"temperature.l_tc1_per_k does not apply to topology {self.topology} (no inductors); "
+                             "remove it")
+        if self.quantization.c_bits is not None:
+            raise ValueError(f"quantization.c_bits does not apply to topology {self.topology} (no programmable "
+                             "capacitors); remove it")
+        return self
+
+
+class GaussianCircuitConfig(_PosteriorCircuitBase):
+    topology: Literal["posterior_gaussian"] = "posterior_gaussian"
