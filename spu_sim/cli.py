@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=None, help="local worker processes (default: all cores)")
     add("train", cmd_train, "train a model with SGD, Adam, NGD variants and TNGD (SPU in the loop)")
     e = sub.add_parser("experiment", help="run a packaged experiment", description="run a packaged experiment")
-    e.add_argument("name", help="experiment name (rlc_sampling, rlc_inversion, rlc_autocorrelation)")
+    e.add_argument("name", help="experiment name (rlc_sampling, rlc_inversion, rlc_autocorrelation, posterior_scaling)")
     e.add_argument("config", help="YAML config file")
     e.add_argument("--out", required=True, help="output folder")
     e.set_defaults(fn=cmd_experiment)

@@ -212,3 +212,10 @@ def build_logistic(cfg: LogisticPosteriorConfig, base_dir: Path) -> LogisticPost
 
 register_problem_kind("gaussian_posterior", GaussianPosteriorConfig, build_gaussian)
 register_problem_kind("logistic_posterior", LogisticPosteriorConfig, build_logistic)
+
+
+def build_problem_from(config) -> Problem:
+    """The problem of a run config (YAML path, dict or Config), without designing a circuit."""
+    from ..config import load_config  # noqa: PLC0415
+    from ..problem import build_problem  # noqa: PLC0415
+    return build_problem(load_config(config))
