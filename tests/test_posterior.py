@@ -26,9 +26,9 @@ GAUSS = {"problem": {"kind": "gaussian_posterior", "X": {"random": {"n": 8, "d":
          "simulation": {"t_stop_tau": 300.0, "seed": 3, "noise_oversample": 20}}
 LOGIT = {"problem": {"kind": "logistic_posterior",
                      "X": {"dataset": "breast_cancer", "features": ["mean radius", "mean texture", "mean smoothness"],
-                           "n": 30, "seed": 0}, "prior_cov": 1.0},
+                           "n": 20, "seed": 0}, "prior_cov": 1.0},
          "circuit": {"topology": "posterior_logistic"},
-         "simulation": {"t_stop_tau": 150.0, "seed": 3, "noise_oversample": 20}}
+         "simulation": {"t_stop_tau": 120.0, "seed": 3, "noise_oversample": 20}}
 
 
 # ---------------------------------------------------------------- problems, references, design (no ngspice)
@@ -223,7 +223,7 @@ def test_hard_sigmoid_effect_is_measured_in_ngspice(tmp_path):
     """The piecewise-linear sigmoid element samples its own posterior (within 4 sd of emcee on the hard-sigmoid
     density) and is rejected against the logistic model's posterior: the effect of the approximation."""
     cfg = {**LOGIT, "circuit": {"topology": "posterior_logistic", "sigmoid": {"model": "hard"}},
-           "simulation": {**LOGIT["simulation"], "t_stop_tau": 100.0}}
+           "simulation": {**LOGIT["simulation"], "t_stop_tau": 80.0}}
     m = run_posterior(cfg, tmp_path)
     assert m["sigmoid_model"] == "hard" and 0.11 < m["sigmoid_max_abs_deviation"] < 0.13
     assert m["vs_realised_sigmoid_mean_z_max"] <= N_SIGMA and m["vs_realised_sigmoid_cov_z_max"] <= N_SIGMA, m

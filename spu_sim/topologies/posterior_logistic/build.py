@@ -6,7 +6,7 @@ The summer k gives V(r<k>) = -z_k / s_z with z_k = X_k theta, so the element on 
     hard       V(s<k>) = v_sig min(max(1/2 - s_z V(r<k>) / 4, 0), 1)     = v_sig clip(1/2 + z_k/4, 0, 1)
 
 ``hard`` is what a clipped amplifier (gain 1/4, limited at 0 and full scale) realises: the logistic's value
-and slope at z = 0, at most 0.12 v_sig off it (at |z| = 2.4), saturating at |z| = 2.
+and slope at z = 0, at most 0.119 v_sig off it (at |z| = 2, where it saturates).
 """
 
 from __future__ import annotations
