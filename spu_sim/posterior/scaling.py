@@ -4,7 +4,7 @@
 
 The config is a posterior_gaussian run config (its problem section is the template) plus
 
-    experiment: {d_values: [2, 4, 8, 16], rows_per_d: 2, x_scale: 1.0, epsilon: 0.1, seed: 0}
+    experiment: {d_values: [2, 4, 8, 16], rows_per_d: 2, x_scale: 1.0, epsilon: 0.1, replicates: 3, seed: 0}
 
 For each d: X (n = rows_per_d d rows) with iid N(0, x_scale^2 / n) entries and y from the model (theta_true ~
 N(0, I)), so X^T X has the Marchenko-Pastur spectrum of ratio 1 / rows_per_d whatever d is: the data keep
@@ -18,7 +18,8 @@ P = S0^-1 + X^T X / s2 well conditioned, the assumption of the paper's ln(d) cla
 
 Energy to converge: (resistive power measured from the noisy run's node voltages + quiescent power of the
 op-amps, n_opamps 2 supply_v i_quiescent_a) x t_conv in seconds. Fits: a + b ln d and a + b d ln d, each by
-least squares, for every quantity (scaling.json, scaling.png).
+least squares on the means over ``replicates`` data sets (and noise seeds) per d, with the log-log slope
+(scaling.json: raw rows, per-d means and standard errors, fits; scaling.png).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class ScalingExperiment(Strict):
     rows_per_d: float = Field(default=2.0, ge=1.0)
     x_scale: float = Field(default=1.0, gt=0)
     epsilon: float = Field(default=0.1, gt=0)
+    replicates: int = Field(default=3, ge=1, le=100)
     seed: int = 0
 
 
@@ -67,11 +69,14 @@ def _load(config_path: str | Path) -> tuple[dict, Path, ScalingExperiment]:
     return data, base_dir, exp
 
 
-def config_for_d(data: dict, exp: ScalingExperiment, d: int) -> dict:
+def config_for_d(data: dict, exp: ScalingExperiment, d: int, replicate: int = 0) -> dict:
     n = max(int(round(exp.rows_per_d * d)), 1)
+    s = exp.seed + 7919 * replicate
     out = copy.deepcopy(data)
-    out["problem"].update(X={"random": {"n": n, "d": d, "scale": exp.x_scale / np.sqrt(n), "seed": exp.seed + d}},
-                          y={"random": {"theta_scale": 1.0, "seed": exp.seed + 1000 + d}}, theta0="zero")
+    out["problem"].update(X={"random": {"n": n, "d": d, "scale": exp.x_scale / np.sqrt(n), "seed": s + d}},
+                          y={"random": {"theta_scale": 1.0, "seed": s + 1000 + d}}, theta0="zero")
+    out.setdefault("simulation", {})
+    out["simulation"]["seed"] = int(out["simulation"].get("seed", 0)) + replicate
     return out
 
 
@@ -142,6 +147,8 @@ def fit(d: np.ndarray, y: np.ndarray) -> dict[str, dict[str, float]]:
         resid = y[ok] - F @ coef
         out[name] = {"a": float(coef[0]), "b": float(coef[1]),
                      "rms_rel_residual": float(np.sqrt(np.mean((resid / y[ok]) ** 2)))}
+    pos = ok & (y > 0)
+    out["loglog_slope"] = float(np.polyfit(np.log(d[pos]), np.log(y[pos]), 1)[0]) if pos.sum() > 1 else float("nan")
     return out
 
 
@@ -152,12 +159,24 @@ def run(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     from tqdm import tqdm  # noqa: PLC0415
     data, base_dir, exp = _load(config_path)
     out = Path(out_dir)
-    rows = [measure(config_for_d(data, exp, d), exp, base_dir)
-            for d in tqdm(exp.d_values, desc="posterior_scaling", unit="d", disable=None)]
-    dv = np.array([r["d"] for r in rows])
-    fits = {q: fit(dv, np.array([r[q] for r in rows], dtype=float)) for q in QUANTITIES}
+    jobs = [(d, r) for d in exp.d_values for r in range(exp.replicates)]
+    rows = []
+    for d, r in tqdm(jobs, desc="posterior_scaling", unit="run", disable=None):
+        rows.append({**measure(config_for_d(data, exp, d, r), exp, base_dir), "replicate": r})
+    means = []
+    for d in exp.d_values:
+        sel = [r for r in rows if r["d"] == d]
+        row = {"d": d, "n": sel[0]["n"], "engine": sel[0]["engine"], "replicates": len(sel)}
+        for q in QUANTITIES + ("lambda_min", "initial_distance", "power_resistive_w", "power_quiescent_w", "ess"):
+            v = np.array([r[q] for r in sel], dtype=float)
+            row[q] = float(np.nanmean(v))
+            row[q + "_sem"] = float(np.nanstd(v, ddof=1) / np.sqrt(np.isfinite(v).sum())) if len(v) > 1 else float("nan")
+        means.append(row)
+    dv = np.array([r["d"] for r in means])
+    fits = {q: fit(dv, np.array([r[q] for r in means], dtype=float)) for q in QUANTITIES}
     stage = io.new_stage(out)
-    io.atomic_write_json(stage / "scaling.json", {"experiment": exp.model_dump(), "rows": rows, "fits": fits})
+    io.atomic_write_json(stage / "scaling.json", {"experiment": exp.model_dump(), "rows": rows, "means": means,
+                                                  "fits": fits})
     io.atomic_write_text(stage / "config.yaml", save_config(load_config(data)) + yaml.safe_dump(
         {"experiment": exp.model_dump(mode="json")}))
     files = io.publish(stage, out)
@@ -169,7 +188,7 @@ def plot(out_dir: str | Path) -> Path:
     from ..plots import plt, save_png  # noqa: PLC0415
     out = Path(out_dir)
     s = json.loads((out / "scaling.json").read_text())
-    rows = s["rows"]
+    rows = s["means"]
     d = np.array([r["d"] for r in rows], dtype=float)
     g = np.linspace(d.min(), d.max(), 200)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -178,7 +197,9 @@ def plot(out_dir: str | Path) -> Path:
     for ax, qs, ylabel in panels:
         for q in qs:
             y = np.array([r[q] for r in rows], dtype=float)
-            line, = ax.plot(d, y, "o", label=f"{q} ({rows[0]['engine']})")
+            e = np.array([r[q + "_sem"] for r in rows], dtype=float)
+            line = ax.errorbar(d, y, yerr=np.where(np.isfinite(e), e, 0.0), fmt="o", ms=4, capsize=2,
+                               label=f"{q} ({rows[0]['engine']}, mean of {rows[0]['replicates']})").lines[0]
             f = s["fits"][q]
             ax.plot(g, f["ln_d"]["a"] + f["ln_d"]["b"] * np.log(g), "-", color=line.get_color(), lw=0.9,
                     label=f"a + b ln d (rms {f['ln_d']['rms_rel_residual']:.2g})")
