@@ -36,12 +36,6 @@ from ..problem import Problem, _load_array, register_problem_kind, validate_spd
 from .data import DatasetSpec, RandomDesign, RandomTarget, load_dataset, random_design, random_target
 
 
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    """The logistic function 1 / (1 + exp(-z)), without overflow."""
-    z = np.asarray(z, dtype=float)
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
 XSource = Union[str, list[list[float]], RandomDesign, DatasetSpec]
 YSource = Union[str, list[float], RandomTarget, None]
 
@@ -111,15 +105,9 @@ class GaussianPosteriorProblem(Problem):
 @dataclass(frozen=True)
 class LogisticPosteriorProblem(Problem):
     """(A, b): the Laplace approximation (A = Hessian of -log p at the MAP, b = A MAP, kappa = 1); the drift
-    itself is ``grad_log_posterior``."""
+    itself is spu_sim.posterior.reference.grad_log_posterior(theta, data)."""
 
     data: PosteriorData
-
-    def grad_log_posterior(self, theta: np.ndarray) -> np.ndarray:
-        """(..., d) -> (..., d): -S0^-1 (theta - mu0) + X^T (y - sigmoid(X theta))."""
-        dt = self.data
-        th = np.asarray(theta, dtype=float)
-        return -(th - dt.prior_mean) @ dt.prior_prec.T + (dt.y - sigmoid(th @ dt.X.T)) @ dt.X
 
     @property
     def map(self) -> np.ndarray:

@@ -34,7 +34,7 @@ def _F(z: np.ndarray, link: str) -> np.ndarray:
     return np.logaddexp(0.0, z)
 
 
-def _dlink(z: np.ndarray, link: str) -> np.ndarray:
+def link_slope(z: np.ndarray, link: str) -> np.ndarray:
     if link == "hard":
         return np.where(np.abs(z) < 2, 0.25, 0.0)
     s = link_fn(z)
@@ -61,7 +61,7 @@ def laplace(data, link: str = "logistic") -> tuple[np.ndarray, np.ndarray]:
                    jac=lambda t: -grad_log_posterior(t, data, link), method="BFGS",
                    options={"gtol": 1e-10, "maxiter": 10_000})
     theta = res.x
-    w = _dlink(data.X @ theta, link)
+    w = link_slope(data.X @ theta, link)
     H = data.prior_prec + (data.X * w[:, None]).T @ data.X
     return theta, 0.5 * (H + H.T) if d else H
 

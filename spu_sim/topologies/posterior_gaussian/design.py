@@ -156,15 +156,15 @@ class PosteriorDesign:
         p = self.realized_parts()
         if self.model == "gaussian":
             return p["A"], p["b"]
-        from ...posterior.reference import _dlink  # noqa: PLC0415
+        from ...posterior.reference import link_slope  # noqa: PLC0415
         th = np.array(self.problem.x_star, dtype=float)
         for _ in range(100):       # Newton on the realised drift (log-concave: converges from the MAP)
-            J = p["P0"] + (p["T"] * _dlink(p["X"] @ th, self.link)[None, :]) @ p["X"]
+            J = p["P0"] + (p["T"] * link_slope(p["X"] @ th, self.link)[None, :]) @ p["X"]
             step = np.linalg.solve(J, self.drift(th))
             th = th + step
             if np.max(np.abs(step)) < 1e-13 * (1 + np.max(np.abs(th))):
                 break
-        J = p["P0"] + (p["T"] * _dlink(p["X"] @ th, self.link)[None, :]) @ p["X"]
+        J = p["P0"] + (p["T"] * link_slope(p["X"] @ th, self.link)[None, :]) @ p["X"]
         return J, J @ th
 
     @property
@@ -299,7 +299,6 @@ def design_posterior(problem, circuit, sim, model: str, link: str | None = None,
         r_in = np.full(d, 1.0 / g_in)
         v_dac = -C * b_int / (tau_s * s_th * g_in)
     # noise (kappa = 1: temperature 1)
-    from ...posterior.reference import link_fn  # noqa: F401,PLC0415 (the same links the reference uses)
     curv = X.T @ X / s2 if model == "gaussian" else X.T @ X / 4.0
     lam_max = float(np.linalg.eigvalsh(P0 + curv)[-1])
     noise_dt_tau = sim.noise_dt_tau or 1.0 / (sim.noise_oversample * lam_max)
