@@ -229,3 +229,42 @@ def test_hard_sigmoid_effect_is_measured_in_ngspice(tmp_path):
     assert m["vs_realised_sigmoid_mean_z_max"] <= N_SIGMA and m["vs_realised_sigmoid_cov_z_max"] <= N_SIGMA, m
     assert max(m["mean_z_max"], m["cov_z_max"]) > N_SIGMA
     assert m["sigmoid_effect_mean_shift_in_sd_max"] > 0.2
+
+
+def test_emcee_reference_is_reproducible():
+    p = build_problem_from(LOGIT)
+    a = reference.emcee_reference(p.data, n_steps=200, burn_steps=50, seed=7)
+    b = reference.emcee_reference(p.data, n_steps=200, burn_steps=50, seed=7)
+    np.testing.assert_array_equal(a.samples, b.samples)
+
+
+def test_scaling_fits_and_convergence_time():
+    """fit recovers a + b ln d exactly from data on that law; the convergence time of exp(-r t) d0 through eps
+    is ln(d0 / eps) / r."""
+    from spu_sim.posterior.scaling import convergence_time, fit
+    d = np.array([2, 4, 8, 16, 32])
+    f = fit(d, 0.3 + 0.7 * np.log(d))
+    assert f["ln_d"]["a"] == pytest.approx(0.3) and f["ln_d"]["b"] == pytest.approx(0.7)
+    assert f["ln_d"]["rms_rel_residual"] < 1e-12 < f["d_ln_d"]["rms_rel_residual"]
+    t = np.linspace(0, 5, 50001)
+    m = (3.0 * np.exp(-2.0 * t))[:, None]
+    tc, d0 = convergence_time(t, m, np.zeros(1), np.eye(1), 0.1)
+    assert d0 == pytest.approx(3.0) and tc == pytest.approx(np.log(30.0) / 2.0, abs=1e-4)
+
+
+@pytest.mark.ngspice
+def test_scaling_experiment_runs_small(tmp_path):
+    import yaml
+    from spu_sim.experiments import run_experiment
+    cfg = yaml.safe_load(open("configs/posterior_scaling.yaml"))
+    cfg["experiment"].update(d_values=[2, 3], replicates=1)
+    cfg["simulation"]["t_stop_tau"] = 20
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    files = run_experiment("posterior_scaling", path, tmp_path / "out")
+    names = {p.name for p in files}
+    assert {"scaling.json", "scaling.png", "config.yaml"} <= names
+    import json
+    s = json.loads((tmp_path / "out" / "scaling.json").read_text())
+    assert [r["d"] for r in s["means"]] == [2, 3] and all(r["engine"] == "ngspice-shared" for r in s["rows"])
+    assert all(np.isfinite(r["t_conv_tau"]) and r["t_conv_tau"] > 0 for r in s["rows"])
