@@ -146,7 +146,12 @@ def build_data(cfg: _PosteriorBase, base_dir: Path, model: str) -> PosteriorData
     elif isinstance(cfg.X, RandomDesign):
         X, source = random_design(cfg.X.random), f"random design (seed {cfg.X.random.seed})"
     else:
-        X = _load_array(cfg.X, "problem.X", base_dir, 2)
+        try:
+            X = _load_array(cfg.X, "problem.X", base_dir, 2)
+        except BadInputError as e:
+            if "square matrix" not in str(e):
+                raise
+            raise BadInputError(str(e).replace("a square matrix", "a matrix (n rows x d columns)")) from None
         source = str(cfg.X) if isinstance(cfg.X, str) else "inline"
     n, d = X.shape
     if n == 0 or d == 0:
