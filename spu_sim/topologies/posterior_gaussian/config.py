@@ -12,12 +12,12 @@ from ..elements import CircuitBase
 from ..opamp.config import IntegratorConfig, OpampConfig
 
 
-class _PosteriorCircuitBase(CircuitBase):
+class PosteriorCircuitBase(CircuitBase):
     integrator: IntegratorConfig = IntegratorConfig()
     opamp: OpampConfig = OpampConfig()
 
     @model_validator(mode="after")
-    def _knobs(self) -> "_PosteriorCircuitBase":
+    def _knobs(self) -> "PosteriorCircuitBase":
         if self.opamp.model != "ideal":
             raise ValueError(f"opamp.model: {self.opamp.model!r} is not built for topology {self.topology} yet (only "
                              "ideal nullor op-amps); use model: ideal (the supply model i_quiescent_a/supply_v still "
@@ -31,5 +31,5 @@ class _PosteriorCircuitBase(CircuitBase):
         return self
 
 
-class GaussianCircuitConfig(_PosteriorCircuitBase):
+class GaussianCircuitConfig(PosteriorCircuitBase):
     topology: Literal["posterior_gaussian"] = "posterior_gaussian"

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from ...config.base import Strict, finite as _finite
-from ..posterior_gaussian.config import _PosteriorCircuitBase
+from ..posterior_gaussian.config import PosteriorCircuitBase
 
 
 class SigmoidConfig(Strict):
@@ -23,6 +23,6 @@ class SigmoidConfig(Strict):
     _fin = field_validator("v_out_v")(_finite)
 
 
-class LogisticCircuitConfig(_PosteriorCircuitBase):
+class LogisticCircuitConfig(PosteriorCircuitBase):
     topology: Literal["posterior_logistic"] = "posterior_logistic"
     sigmoid: SigmoidConfig = SigmoidConfig()
