@@ -56,13 +56,21 @@ def test_laplace_is_the_mode_and_its_curvature():
     np.testing.assert_allclose(p.A, H_fd, rtol=1e-5)
 
 
-@pytest.mark.parametrize("cfg", [GAUSS, LOGIT], ids=["gaussian", "logistic"])
+GAUSS_PRIOR = {**GAUSS, "problem": {**GAUSS["problem"], "prior_mean": [0.5, -1.0, 0.0, 2.0],
+                                     "prior_cov": [[1.0, 0.3, 0, 0], [0.3, 2.0, 0, 0], [0, 0, 0.5, 0], [0, 0, 0, 1.0]]}}
+LOGIT_PRIOR = {**LOGIT, "problem": {**LOGIT["problem"], "prior_mean": 0.3, "prior_cov": [1.0, 2.0, 0.5, 4.0],
+                                    "X": {**LOGIT["problem"]["X"], "intercept": True}}}
+
+
+@pytest.mark.parametrize("cfg", [GAUSS, LOGIT, GAUSS_PRIOR, LOGIT_PRIOR],
+                         ids=["gaussian", "logistic", "gaussian-prior", "logistic-prior-intercept"])
 def test_design_realises_the_drift(cfg):
-    """The element values implement grad log p (gaussian: P theta - b; logistic: the nonlinear drift)."""
+    """The element values implement grad log p (gaussian: P theta - b; logistic: the nonlinear drift), also with
+    a non-zero prior mean, a full or diagonal prior covariance and an intercept column."""
     prep = prepare(cfg)
     design, prob = prep.design, prep.problem
     th = np.random.default_rng(0).standard_normal((5, prob.d))
-    if cfg is GAUSS:
+    if cfg["problem"]["kind"] == "gaussian_posterior":
         want = prob.b - th @ prob.A.T
     else:
         want = reference.grad_log_posterior(th, prob.data)

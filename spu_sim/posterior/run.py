@@ -174,6 +174,9 @@ def posterior_metrics(prep, arrays: dict, ref: dict) -> tuple[dict[str, Any], di
     S = ideal.stationary_cov(ideal.ou_sde(A_lin, np.zeros(d), 1.0))
     tau_int_th = 2.0 * np.diag(np.linalg.solve(A_lin, S)) / np.diag(S)
     m.update({k: v for k, v in st.items() if k != "n_samples"})
+    # the theory's variance of the time average against the path's own estimate (sample variance x tau_int / N)
+    var_emp = np.diag(cov) * np.asarray(st["tau_int_samples"]) / theta.shape[0]
+    m["mean_sd_theory_over_empirical"] = np.sqrt(vm / var_emp).tolist()
     t_mix_tau = float(st["mixing_time_tau"])
     m.update(mixing_time_s=t_mix_tau * tau, mixing_time_theory_tau=stats.mixing_time(rho_th, dt_tau),
              slowest_rate_tau=float(lam[0]), relaxation_time_theory_tau=float(1.0 / lam[0]),
