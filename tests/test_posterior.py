@@ -221,9 +221,9 @@ def test_kind_topology_mismatch_and_reference_section_exit_2(tmp_path, capsys):
     assert main(["posterior", str(path), "--out", str(tmp_path / "o")]) == 2
     assert "gaussian_posterior" in capsys.readouterr().err
     path.write_text(yaml.safe_dump({**GAUSS, "circuit": {"topology": "posterior_gaussian",
-                                                         "opamp": {"model": "macro"}}}))
+                                                         "quantization": {"c_bits": 4}}}))
     assert main(["posterior", str(path), "--out", str(tmp_path / "o")]) == 2
-    assert "opamp.model" in capsys.readouterr().err
+    assert "c_bits" in capsys.readouterr().err
 
 
 @pytest.mark.ngspice
@@ -276,3 +276,18 @@ def test_scaling_experiment_runs_small(tmp_path):
     s = json.loads((tmp_path / "out" / "scaling.json").read_text())
     assert [r["d"] for r in s["means"]] == [2, 3] and all(r["engine"] == "ngspice-shared" for r in s["rows"])
     assert all(np.isfinite(r["t_conv_tau"]) and r["t_conv_tau"] > 0 for r in s["rows"])
+
+
+@pytest.mark.ngspice
+def test_macromodel_op_amps_sample_the_same_posterior(tmp_path):
+    """opamp's macromodel for every op-amp (gain 1e5, GBW 10 MHz, supplies with quiescent current): the
+    netlist holds the macromodels, the posterior is still sampled within the theory's tolerance, and the
+    op-amp power is reported."""
+    circuit = {"topology": "posterior_gaussian",
+               "opamp": {"model": "macro", "gain": 1.0e5, "gbw_hz": 1.0e7, "i_quiescent_a": 1.0e-4}}
+    cfg = {**GAUSS, "circuit": circuit, "simulation": {**GAUSS["simulation"], "t_stop_tau": 150.0}}
+    m = run_posterior(cfg, tmp_path)
+    text = (tmp_path / "netlist.cir").read_text()
+    assert "GAS1 " in text and "GAI1 " in text and "VSUM1" not in text and "RF1 r1 rs1" in text
+    assert m["mean_z_max"] <= N_SIGMA and m["cov_z_max"] <= N_SIGMA, m
+    assert m["power_opamp_w"] > m["n_opamps"] * 2 * 5.0 * 1.0e-4 * (1 - 1e-9)

@@ -182,8 +182,8 @@ def posterior_metrics(prep, arrays: dict, ref: dict) -> tuple[dict[str, Any], di
              slowest_rate_tau=float(lam[0]), relaxation_time_theory_tau=float(1.0 / lam[0]),
              tau_int_theory_tau=tau_int_th.tolist())
     p_r = float(arrays.get("power_resistive_mean_w", np.nan))
-    p_q = float(arrays.get("power_quiescent_w", 0.0))
-    m.update(power_resistive_mean_w=p_r, power_quiescent_w=p_q, n_opamps=int(design.n_opamps),
+    p_q = float(arrays.get("power_quiescent_w", 0.0)) + float(arrays.get("power_output_stage_mean_w", 0.0))
+    m.update(power_resistive_mean_w=p_r, power_opamp_w=p_q, n_opamps=int(design.n_opamps),
              energy_per_mixing_time_j=(p_r + p_q) * t_mix_tau * tau, energy_run_j=(p_r + p_q) * float(t[-1]),
              ess_per_s=float(st["ess"]) / (window_tau * tau))
     rho = stats.autocorrelation(theta, max_lag=len(rho_th_lags) - 1)
@@ -226,7 +226,7 @@ def format_summary(m: dict[str, Any]) -> str:
              f"window {m['window_tau']:.4g} tau ({m['n_samples']} samples), ESS {m['ess']:.0f}, mixing time "
              f"{m['mixing_time_tau']:.3g} tau (theory {m['mixing_time_theory_tau']:.3g}), tau = {m['tau_s']:.4g} s",
              f"energy per mixing time {m['energy_per_mixing_time_j']:.3e} J (resistive {m['power_resistive_mean_w']:.3e} W,"
-             f" {m['n_opamps']} op-amps {m['power_quiescent_w']:.3e} W)"]
+             f" {m['n_opamps']} op-amps {m['power_opamp_w']:.3e} W)"]
     if "sigmoid_model" in m:
         lines.append(f"sigmoid element: {m['sigmoid_model']}, max |deviation from logistic| "
                      f"{m['sigmoid_max_abs_deviation']:.3g}" + (

@@ -18,10 +18,6 @@ class PosteriorCircuitBase(CircuitBase):
 
     @model_validator(mode="after")
     def _knobs(self) -> "PosteriorCircuitBase":
-        if self.opamp.model != "ideal":
-            raise ValueError(f"opamp.model: {self.opamp.model!r} is not built for topology {self.topology} yet (only "
-                             "ideal nullor op-amps); use model: ideal (the supply model i_quiescent_a/supply_v still "
-                             "sets the energy metric)")
         if self.temperature.l_tc1_per_k != 0:
             raise ValueError(f"temperature.l_tc1_per_k does not apply to topology {self.topology} (no inductors); "
                              "remove it")

@@ -86,6 +86,16 @@ class PosteriorDesign:
     i_quiescent_a: float = 0.0
     pruned: list = field(default_factory=list)
     notes: dict = field(default_factory=dict)
+    macro: object = None     # nonideal.PosteriorMacro (opamp's macromodel for every op-amp) or None: nullors
+
+    # ---- the names opamp's macromodel builders read (spu_sim.topologies.opamp.macro)
+    @property
+    def c_farad(self) -> float:
+        return self.c_nominal
+
+    @property
+    def c_f_farad(self) -> np.ndarray:
+        return self.c_f
 
     # ---- shapes, nodes, units
     @property
@@ -133,6 +143,12 @@ class PosteriorDesign:
         """The realised terms in problem units: P0 (or A for gaussian), X_r, T, b."""
         c = self._c[:, None]
         Gp, Gx, Gt = _signed(self.r_p, self.sign_p), _signed(self.r_x, self.sign_x), _signed(self.r_t, self.sign_t)
+        if self.macro is not None:     # the inverters' ideal-op-amp gains R2/R1 (1 unless toleranced)
+            m = self.macro
+            k_th, k_line = m.r_inv_fb_ohm / m.r_inv_in_ohm, m.r_line_fb_ohm / m.r_line_in_ohm
+            Gp = np.where(self.sign_p < 0, Gp * k_th[None, :], Gp)
+            Gx = np.where(self.sign_x < 0, Gx * k_th[None, :], Gx)
+            Gt = np.where(self.sign_t < 0, Gt * k_line[None, :], Gt)
         g_in = np.where(np.isfinite(self.r_in), 1.0 / np.where(np.isfinite(self.r_in), self.r_in, 1.0), 0.0)
         bias = -self._c * self.s_th * g_in * self.v_dac
         if self.model == "gaussian":
@@ -197,6 +213,8 @@ class PosteriorDesign:
         return LinearSDE(A, b, np.diag(2.0 * self.kappa_each))
 
     def effective_sde(self) -> LinearSDE:
+        """The realised process. With the op-amp macromodel its quasi-static finite-gain corrections (order
+        1/gain, 1e-5 by default) are not modelled here: the macromodel is in the netlist only."""
         return self.realized_sde()
 
     @property
@@ -217,7 +235,7 @@ class PosteriorDesign:
                 "n_resistors": int(sum(r.size for r in rs) + self.n + np.isfinite(self.r_y).sum()
                                    + np.isfinite(self.r_in).sum()),
                 "r_min_used_ohm": float(allr.min()), "r_max_used_ohm": float(allr.max()),
-                "n_opamps": self.n_opamps, "pruned_entries": len(self.pruned), "v_swing_v": self.v_swing_v,
+                "n_opamps": self.n_opamps, "opamp": "ideal" if self.macro is None else "macro", "pruned_entries": len(self.pruned), "v_swing_v": self.v_swing_v,
                 "data_source": self.problem.data.source, "nonideal": self.notes}
 
 

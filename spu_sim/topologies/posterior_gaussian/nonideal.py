@@ -6,6 +6,9 @@
     2. tolerance     every resistor and capacitor times (1 + g_kind)(1 + l_element), one seeded stream per
                      element group (RP, RX, RT, RF, RY, RIN, RN, C)
     3. temperature   R (1 + r_tc1 (T - Tnom)), C (1 + c_tc1 (T - Tnom))
+    4. op-amps       ``opamp.model: macro``: opamp's macromodel (finite gain, GBW pole, output swing, offsets:
+                     ``offset_v`` plus a seeded Gaussian of rms ``offset_sigma_v`` per op-amp) for every
+                     integrator, summer and inverter; inverters of two r_inverter_ohm resistors (toleranced)
 
 The design's realised drift (design.PosteriorDesign.realized_parts) is computed from the element arrays,
 so it reports exactly what the netlist implements.
@@ -14,12 +17,39 @@ so it reports exactly what the netlist implements.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 
 from ...errors import DesignError
-from ..elements import element_errors, quantize_conductance, quantize_grid, temperature_factor
+from ..elements import element_errors, group_rng, quantize_conductance, quantize_grid, temperature_factor
+from ..opamp.nonideal import MacroOpamp
 from .design import PosteriorDesign
+
+
+@dataclass(frozen=True)
+class PosteriorMacro(MacroOpamp):
+    """opamp's MacroOpamp (integrators: offset_int_v, theta inverters: offset_inv_v, r_inv_*) plus the n summers
+    (offset_sum_v) and the n line inverters (offset_line_v, r_line_in_ohm, r_line_fb_ohm)."""
+
+    offset_sum_v: np.ndarray
+    offset_line_v: np.ndarray
+    r_line_in_ohm: np.ndarray
+    r_line_fb_ohm: np.ndarray
+
+
+def _macro(design: PosteriorDesign, c, fr: float) -> PosteriorMacro:
+    oc, tol = c.opamp, c.tolerance
+    d, n = design.d, design.n
+    rng = group_rng(tol.seed, "OFFSET")
+    offs = oc.offset_v + (rng.standard_normal(2 * d + 2 * n) * oc.offset_sigma_v if oc.offset_sigma_v
+                          else np.zeros(2 * d + 2 * n))
+    f = element_errors(tol.seed, "RINV", (2, d + n), tol.global_rel, tol.local_rel, kind="R") * fr
+    r = oc.r_inverter_ohm * f
+    return PosteriorMacro(gain=oc.gain, gbw_hz=oc.gbw_hz, v_out_max_v=oc.v_out_max_v, offset_int_v=offs[:d],
+                          offset_inv_v=offs[d:2 * d], r_inv_in_ohm=r[0, :d], r_inv_fb_ohm=r[1, :d],
+                          supply_v=oc.supply_v, i_quiescent_a=oc.i_quiescent_a, offset_sum_v=offs[2 * d:2 * d + n],
+                          offset_line_v=offs[2 * d + n:], r_line_in_ohm=r[0, d:], r_line_fb_ohm=r[1, d:])
 
 _PROGRAMMABLE = ("r_p", "r_x", "r_t", "r_y", "r_in")
 _GROUPS = {"r_p": "RP", "r_x": "RX", "r_t": "RT", "r_f": "RF", "r_y": "RY", "r_in": "RIN", "r_n": "RN"}
@@ -56,9 +86,15 @@ def apply_posterior_nonidealities(design: PosteriorDesign, c) -> PosteriorDesign
         vals = {k: v * fr for k, v in vals.items()}
         c_f = c_f * fc
         notes.update(temp_c=tmp.temp_c, r_factor=fr, c_factor=fc)
+    macro = None
+    if c.opamp.model == "macro":
+        oc = c.opamp
+        macro = _macro(design, c, fr)
+        notes.update(opamp="macro", gain=oc.gain, gbw_hz=oc.gbw_hz, v_out_max_v=oc.v_out_max_v,
+                     offset_v=oc.offset_v, offset_sigma_v=oc.offset_sigma_v)
     if not notes:
         return design
-    real = dataclasses.replace(design, **vals, c_f=c_f, v_y=v_y, v_dac=v_dac, notes=notes)
+    real = dataclasses.replace(design, **vals, c_f=c_f, v_y=v_y, v_dac=v_dac, notes=notes, macro=macro)
     lam = np.linalg.eigvals(real.A_realized)
     if np.any(lam.real <= 0):
         raise DesignError("the realised (non-ideal) drift is not stable; add circuit.quantization.r_bits or lower "
