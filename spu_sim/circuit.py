@@ -28,7 +28,12 @@ Elements
                                                            XSPICE filesource: V(node, n_neg) follows samples_v[k]
                                                            at t = k dt_s, linearly interpolated (first-order
                                                            hold), or held for [k dt_s, (k+1) dt_s) (held=True)
+    BehavioralVoltage(name, n_pos, n_neg, expr)            B source: V(n_pos, n_neg) = expr (nonlinear)
+    BehavioralCurrent(name, n_pos, n_neg, expr)            B source: current expr from n_pos to n_neg
     Comment(text)                                          a comment line in the netlist (readability)
+
+Behavioural expressions are trees (``Expr``) built with ``num``, ``volt``, ``add``, ``mul``, ``div`` and
+``call`` (functions in EXPR_FUNCS): only numbers and checked node names reach the netlist, never text.
 
 Analyses: Op(), Tran(step_s, stop_s, tmax_s, uic=True), Noise(output, reference, source, points_per_decade,
 f_start_hz, f_stop_hz) -- one ``.noise`` line per output pair.
@@ -191,13 +196,86 @@ class NoiseSource:
     n_neg: str = "0"
 
 
+EXPR_FUNCS = ("exp", "tanh", "min", "max", "abs")
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A behavioural-source expression: op "num" (args (x,)), "v" (args (node,) or (node, ref)), "+", "*",
+    "/" (two args) or a function of EXPR_FUNCS applied to its args (Expr each)."""
+
+    op: str
+    args: tuple
+
+    def __post_init__(self) -> None:
+        if self.op == "num":
+            if len(self.args) != 1 or not np.isfinite(float(self.args[0])):
+                raise ValueError("num: one finite number")
+        elif self.op == "v":
+            if len(self.args) not in (1, 2):
+                raise ValueError("v: a node and an optional reference node")
+            for n in self.args:
+                check_name(n)
+        elif self.op in ("+", "*", "/") or self.op in EXPR_FUNCS:
+            if not self.args or not all(isinstance(a, Expr) for a in self.args):
+                raise ValueError(f"{self.op}: arguments must be expressions")
+            if self.op == "/" and len(self.args) != 2:
+                raise ValueError("/: exactly two arguments")
+        else:
+            raise ValueError(f"{self.op!r} is not an expression operator")
+
+
+def num(x: float) -> Expr:
+    return Expr("num", (float(x),))
+
+
+def volt(node: str, ref: str | None = None) -> Expr:
+    return Expr("v", (node,) if ref is None else (node, ref))
+
+
+def add(*terms: Expr) -> Expr:
+    return Expr("+", tuple(terms))
+
+
+def mul(*factors: Expr) -> Expr:
+    return Expr("*", tuple(factors))
+
+
+def div(a: Expr, b: Expr) -> Expr:
+    return Expr("/", (a, b))
+
+
+def call(fn: str, *args: Expr) -> Expr:
+    return Expr(fn, tuple(args))
+
+
+@dataclass(frozen=True)
+class BehavioralVoltage:
+    """B source: V(n_pos, n_neg) = expr (an ``Expr``; nonlinear in general)."""
+
+    name: str
+    n_pos: str
+    n_neg: str
+    expr: Expr
+
+
+@dataclass(frozen=True)
+class BehavioralCurrent:
+    """B source: the current expr flows from n_pos through the source to n_neg."""
+
+    name: str
+    n_pos: str
+    n_neg: str
+    expr: Expr
+
+
 @dataclass(frozen=True)
 class Comment:
     text: str
 
 
-Element = Union[Resistor, Capacitor, Inductor, VoltageSource, PulseVoltageSource, VCVS, ClippedVCVS, VCCS, CCCS, SwitchModel, Switch,
-                NoiseSource, Comment]
+Element = Union[Resistor, Capacitor, Inductor, VoltageSource, PulseVoltageSource, VCVS, ClippedVCVS, VCCS, CCCS,
+                SwitchModel, Switch, NoiseSource, BehavioralVoltage, BehavioralCurrent, Comment]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@
     spu-sim simulate   CONFIG --out DIR    run ngspice, write DIR/result.npz
     spu-sim compare    CONFIG --out DIR    simulate + exact OU reference + metrics.json + plots
     spu-sim noise      CONFIG --out DIR    small-signal .noise analysis vs OU theory
+    spu-sim posterior  CONFIG --out DIR    posterior sampler circuit vs the exact / emcee posterior
     spu-sim sweep      CONFIG --out DIR    grid / Monte Carlo over config keys, in parallel, resumable
     spu-sim train      CONFIG --out DIR    NGD training loop with the SPU in the loop
     spu-sim experiment NAME CONFIG --out DIR   packaged experiments (RLC inversion, autocorrelation, ...)
@@ -69,6 +70,16 @@ def cmd_noise(a) -> int:
     return 0
 
 
+def cmd_posterior(a) -> int:
+    from .posterior.run import format_summary, run_posterior
+    m = run_posterior(a.config, a.out, progress=True)
+    print(format_summary(m))
+    out = Path(a.out).resolve()
+    print(f"samples: {out / 'samples.npz'}  metrics: {out / 'metrics.json'}")
+    print("plots:   " + ", ".join(str(p) for p in sorted(out.glob('*.png'))))
+    return 0
+
+
 def cmd_sweep(a) -> int:
     from .sweep import run_sweep
     path = run_sweep(a.config, a.out, scheduler=a.scheduler, workers=a.workers, plots=not a.no_plots)
@@ -123,13 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("simulate", cmd_simulate, "run ngspice and write result.npz")
     add("compare", cmd_compare, "simulate, compare with the exact OU reference, write metrics and plots")
     add("noise", cmd_noise, "small-signal .noise analysis against the OU theory")
+    add("posterior", cmd_posterior, "sample a Bayesian posterior with a posterior_gaussian / posterior_logistic "
+        "circuit and judge it against the exact or emcee reference (samples.npz, metrics.json, plots)")
     s = add("sweep", cmd_sweep, "grid and Monte Carlo sweeps in parallel processes (resumable)")
     s.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:port)")
     s.add_argument("--workers", type=int, default=None, help="local worker processes, a positive integer (default: all cores)")
     s.add_argument("--no-plots", action="store_true", help="write summary.csv and summary.json, skip the PNGs")
     add("train", cmd_train, "train a model with SGD, Adam, NGD variants and TNGD (SPU in the loop)")
     e = sub.add_parser("experiment", help="run a packaged experiment", description="run a packaged experiment")
-    e.add_argument("name", help="experiment name (rlc_sampling, rlc_inversion, rlc_autocorrelation, sc_clock)")
+    e.add_argument("name", help="experiment name (rlc_sampling, rlc_inversion, rlc_autocorrelation, sc_clock, "
+                   "posterior_scaling)")
     e.add_argument("config", help="YAML config file")
     e.add_argument("--out", required=True, help="output folder")
     e.set_defaults(fn=cmd_experiment)

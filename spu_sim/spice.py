@@ -15,13 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from . import io
-from .circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Comment, Inductor, Noise, NoiseSource, Op,
-                      PulseVoltageSource, Resistor, Switch, SwitchModel, Tran, VoltageSource, check_name)
+from .circuit import (CCCS, EXPR_FUNCS, VCCS, VCVS, BehavioralCurrent, BehavioralVoltage, Capacitor, Circuit,
+                      ClippedVCVS, Comment, Expr, Inductor, Noise, NoiseSource, Op, PulseVoltageSource, Resistor, Switch,
+                      SwitchModel, Tran, VoltageSource, check_name)
 
 NETLIST_NAME = "netlist.cir"
 
-_PREFIX = {Resistor: "R", Capacitor: "C", Inductor: "L", VoltageSource: "V", PulseVoltageSource: "V", VCVS: "E", ClippedVCVS: "E",
-           VCCS: "G", CCCS: "F", Switch: "S", NoiseSource: "A"}
+_PREFIX = {Resistor: "R", Capacitor: "C", Inductor: "L", VoltageSource: "V", PulseVoltageSource: "V", VCVS: "E",
+           ClippedVCVS: "E", VCCS: "G", CCCS: "F", Switch: "S", NoiseSource: "A", BehavioralVoltage: "B",
+           BehavioralCurrent: "B"}
 
 
 def fmt(x: float) -> str:
@@ -32,6 +34,21 @@ def fmt(x: float) -> str:
     if x == int(x) and abs(x) < 1e15:
         return str(int(x))
     return repr(x)
+
+
+def format_expr(x: Expr) -> str:
+    """A behavioural expression as ngspice B-source text (numbers via fmt, node names checked)."""
+    if x.op == "num":
+        v = fmt(x.args[0])
+        return f"({v})" if v.startswith("-") else v
+    if x.op == "v":
+        return "V(" + ",".join(check_name(n) for n in x.args) + ")"
+    parts = [format_expr(a) for a in x.args]
+    if x.op in ("+", "*", "/"):
+        return "(" + f" {x.op} ".join(parts) + ")"
+    if x.op in EXPR_FUNCS:
+        return f"{x.op}(" + ", ".join(parts) + ")"
+    raise ValueError(f"{x.op!r} is not an expression operator")
 
 
 def _names(e) -> None:
@@ -72,6 +89,10 @@ def format_element(e) -> list[str]:
         return [f".model {e.name} SW(VT={fmt(e.vt_v)} VH={fmt(e.vh_v)} RON={fmt(e.r_on_ohm)} ROFF={fmt(e.r_off_ohm)})"]
     if isinstance(e, Switch):
         return [f"{e.name} {e.n_pos} {e.n_neg} {e.c_pos} {e.c_neg} {e.model} {'ON' if e.on else 'OFF'}"]
+    if isinstance(e, BehavioralVoltage):
+        return [f"{e.name} {e.n_pos} {e.n_neg} V = {format_expr(e.expr)}"]
+    if isinstance(e, BehavioralCurrent):
+        return [f"{e.name} {e.n_pos} {e.n_neg} I = {format_expr(e.expr)}"]
     if isinstance(e, NoiseSource):
         check_name(e.file_name.replace(".", "_"))
         return [f"{e.name} %vd([{e.node} {e.n_neg}]) {e.model}",

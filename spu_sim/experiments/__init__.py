@@ -8,6 +8,7 @@ then plots from the saved files only (``replot`` redraws without simulating).
     rlc_inversion        inverse-estimate error vs duration for ideal and B-bit coupling banks
     rlc_autocorrelation  node-voltage autocorrelation vs the exact underdamped prediction
     sc_clock             switched-capacitor SPU: error vs f_clk tau and bank bits, kT/C floor, energy per clock
+    posterior_scaling    mixing time and energy of the Gaussian posterior circuit vs d (spu_sim.posterior.scaling)
 """
 
 from __future__ import annotations
@@ -16,31 +17,31 @@ from pathlib import Path
 
 from ..errors import BadInputError
 
-EXPERIMENTS = ("rlc_sampling", "rlc_inversion", "rlc_autocorrelation", "sc_clock")
-#: the module of each experiment that is not an RLC one (it holds run_<name> and plot_<name>)
-_OWN_MODULE = {"sc_clock": "sc_clock"}
+#: name -> (module, its run function, its plot function); modules are imported only when used
+_REGISTRY = {
+    "rlc_sampling": ("spu_sim.experiments.rlc", "run_sampling", "plot_sampling"),
+    "rlc_inversion": ("spu_sim.experiments.rlc", "run_inversion", "plot_inversion"),
+    "rlc_autocorrelation": ("spu_sim.experiments.rlc", "run_autocorrelation", "plot_autocorrelation"),
+    "sc_clock": ("spu_sim.experiments.sc_clock", "run_sc_clock", "plot_sc_clock"),
+    "posterior_scaling": ("spu_sim.posterior.scaling", "run", "plot"),
+}
+EXPERIMENTS = tuple(_REGISTRY)
 
 
-def _own(name: str):
-    import importlib  # noqa: PLC0415
-    return importlib.import_module(f".{_OWN_MODULE[name]}", __name__)
+def _function(name: str, which: int):
+    import importlib  # noqa: PLC0415 - heavy imports only when used
+    if name not in _REGISTRY:
+        raise BadInputError(f"experiment: {name!r} is not an experiment; choose one of: {', '.join(EXPERIMENTS)}")
+    module, *funcs = _REGISTRY[name]
+    return getattr(importlib.import_module(module), funcs[which])
 
 
 def run_experiment(name: str, config_path: str | Path, out_dir: str | Path) -> list[Path]:
     """Run experiment ``name`` on the YAML config and return the files written to out_dir."""
-    if name not in EXPERIMENTS:
-        raise BadInputError(f"experiment: {name!r} is not an experiment; choose one of: {', '.join(EXPERIMENTS)}")
-    if name in _OWN_MODULE:
-        return getattr(_own(name), f"run_{name}")(config_path, out_dir)
-    from . import rlc  # noqa: PLC0415 - heavy imports only when used
-    return rlc.RUNNERS[name](config_path, out_dir)
+    return _function(name, 0)(config_path, out_dir)
 
 
 def replot(name: str, out_dir: str | Path) -> list[Path]:
     """Redraw an experiment's plots from its saved files (no simulation)."""
-    if name not in EXPERIMENTS:
-        raise BadInputError(f"experiment: {name!r} is not an experiment; choose one of: {', '.join(EXPERIMENTS)}")
-    if name in _OWN_MODULE:
-        return getattr(_own(name), f"plot_{name}")(Path(out_dir))
-    from . import rlc  # noqa: PLC0415
-    return rlc.PLOTTERS[name](Path(out_dir))
+    out = _function(name, 1)(Path(out_dir))
+    return out if isinstance(out, list) else [out]

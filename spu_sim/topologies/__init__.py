@@ -6,12 +6,13 @@
 
 Built in: opamp (op-amp integrators coupled by resistors), opamp_sc (the same coupled by switched-capacitor
 branches), opamp_factored (the factorised J, H, J^T resistor arrays of TNGD), rlc (RLC cells coupled by
-capacitor banks).
+capacitor banks), posterior_gaussian / posterior_logistic (Bayesian posterior samplers, spu_sim.posterior).
 Another topology registers with ``register(MyTopology())`` from anywhere (tests/ does).
 """
 
 from .base import CircuitBase, CircuitRequest, Design, Topology, circuit_config, get_topology, names, register
 from . import opamp, opamp_factored, opamp_sc, rlc  # noqa: E402,F401  (the built-in topologies register themselves)
+from . import posterior_gaussian, posterior_logistic  # noqa: E402,F401
 
 __all__ = ["CircuitBase", "CircuitRequest", "Design", "Topology", "circuit_config", "get_topology", "names",
            "register"]

@@ -48,6 +48,22 @@ def header(design) -> list[str]:
     return H
 
 
+def ideal_integrator(i: int, c_farad: float, ic_v: float) -> list:
+    """Integrator i (1-based) with an ideal op-amp (nullor): VSUM<i> holds sum<i> at 0 V and senses the
+    input current, FINT<i> passes it to CF<i> (node st<i>), EOUT<i> buffers it onto x<i>:
+    C_f dV(x<i>)/dt = -(current into sum<i>)."""
+    return [Comment(f"integrator {i}"),
+            VoltageSource(f"VSUM{i}", f"sum{i}", "0", 0.0),
+            CCCS(f"FINT{i}", f"st{i}", "0", f"VSUM{i}", 1.0),
+            Capacitor(f"CF{i}", f"st{i}", "0", float(c_farad), ic_v=float(ic_v)),
+            VCVS(f"EOUT{i}", f"x{i}", "0", f"st{i}", "0", 1.0)]
+
+
+def ideal_inverter(node: str, out: str, name: str) -> list:
+    """Ideal unity-gain inverter: V(out) = -V(node) (a VCVS of gain -1 named ``name``)."""
+    return [VCVS(name, out, "0", node, "0", -1.0)]
+
+
 def build_circuit(design, request: CircuitRequest) -> Circuit:
     """The whole op-amp integrator network for the requested analyses."""
     d = design.d
@@ -58,12 +74,8 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
         if macro is not None:
             E.extend(macro_integrator(design, i))
             continue
-        add(Comment(f"integrator {i}"))
-        add(VoltageSource(f"VSUM{i}", f"sum{i}", "0", 0.0))
-        add(CCCS(f"FINT{i}", f"st{i}", "0", f"VSUM{i}", 1.0))
-        add(Capacitor(f"CF{i}", f"st{i}", "0", element_value(design, "c_f_farad", i - 1, design.c_farad),
-                      ic_v=float(design.x0_v[i - 1])))
-        add(VCVS(f"EOUT{i}", f"x{i}", "0", f"st{i}", "0", 1.0))
+        E.extend(ideal_integrator(i, element_value(design, "c_f_farad", i - 1, design.c_farad),
+                                  float(design.x0_v[i - 1])))
     inv = design.needs_inverter
     if inv.any():
         add(Comment("unity-gain inverters: xn<j> = -V_j"))
@@ -71,7 +83,7 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
             if inv[j - 1] and macro is not None:
                 E.extend(macro_inverter(design, j))
             elif inv[j - 1]:
-                add(VCVS(f"EINV{j}", f"xn{j}", "0", f"x{j}", "0", -1.0))
+                E.extend(ideal_inverter(f"x{j}", f"xn{j}", f"EINV{j}"))
     if macro is not None:
         E.extend(supplies(design))
     add(Comment("coupling resistors R<i>_<j> realise A_ij"))

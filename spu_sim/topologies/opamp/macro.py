@@ -64,6 +64,12 @@ def _opamp(m, tag: str, inn: str, out: str, offset: float, ic_out: float | None)
     return E
 
 
+def macromodel(m, tag: str, inn: str, out: str, offset: float, ic_out: float | None = None) -> list:
+    """One op-amp macromodel (module doc) with tag ``tag``, inverting input ``inn``, output ``out`` (for other
+    topologies' amplifiers)."""
+    return _opamp(m, tag, inn, out, offset, ic_out)
+
+
 def macro_integrator(design, i: int) -> list:
     """Integrator i (1-based) with the macromodel op-amp and its feedback capacitor."""
     m = design.macro

@@ -1,0 +1,102 @@
+"""Non-idealities of the posterior circuits, with the shared element maths of spu_sim.topologies.elements
+(the same order as opamp: quantisation -> tolerance -> temperature).
+
+    1. quantisation  programmable conductances (prior RP, X arrays RX and RT, y inputs RY, bias RIN) on the
+                     grid k / (r_min (2^r_bits - 1)); DAC voltages (VY, VDAC) on 2 v_dac_max / 2^dac_bits
+    2. tolerance     every resistor and capacitor times (1 + g_kind)(1 + l_element), one seeded stream per
+                     element group (RP, RX, RT, RF, RY, RIN, RN, C)
+    3. temperature   R (1 + r_tc1 (T - Tnom)), C (1 + c_tc1 (T - Tnom))
+    4. op-amps       ``opamp.model: macro``: opamp's macromodel (finite gain, GBW pole, output swing, offsets:
+                     ``offset_v`` plus a seeded Gaussian of rms ``offset_sigma_v`` per op-amp) for every
+                     integrator, summer and inverter; inverters of two r_inverter_ohm resistors (toleranced)
+
+The design's realised drift (design.PosteriorDesign.realized_parts) is computed from the element arrays,
+so it reports exactly what the netlist implements.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import DesignError
+from ..elements import element_errors, group_rng, quantize_conductance, quantize_grid, temperature_factor
+from ..opamp.nonideal import MacroOpamp
+from .design import PosteriorDesign
+
+
+@dataclass(frozen=True)
+class PosteriorMacro(MacroOpamp):
+    """opamp's MacroOpamp (integrators: offset_int_v, theta inverters: offset_inv_v, r_inv_*) plus the n summers
+    (offset_sum_v) and the n line inverters (offset_line_v, r_line_in_ohm, r_line_fb_ohm)."""
+
+    offset_sum_v: np.ndarray
+    offset_line_v: np.ndarray
+    r_line_in_ohm: np.ndarray
+    r_line_fb_ohm: np.ndarray
+
+
+def _macro(design: PosteriorDesign, c, fr: float) -> PosteriorMacro:
+    oc, tol = c.opamp, c.tolerance
+    d, n = design.d, design.n
+    rng = group_rng(tol.seed, "OFFSET")
+    offs = oc.offset_v + (rng.standard_normal(2 * d + 2 * n) * oc.offset_sigma_v if oc.offset_sigma_v
+                          else np.zeros(2 * d + 2 * n))
+    f = element_errors(tol.seed, "RINV", (2, d + n), tol.global_rel, tol.local_rel, kind="R") * fr
+    r = oc.r_inverter_ohm * f
+    return PosteriorMacro(gain=oc.gain, gbw_hz=oc.gbw_hz, v_out_max_v=oc.v_out_max_v, offset_int_v=offs[:d],
+                          offset_inv_v=offs[d:2 * d], r_inv_in_ohm=r[0, :d], r_inv_fb_ohm=r[1, :d],
+                          supply_v=oc.supply_v, i_quiescent_a=oc.i_quiescent_a, offset_sum_v=offs[2 * d:2 * d + n],
+                          offset_line_v=offs[2 * d + n:], r_line_in_ohm=r[0, d:], r_line_fb_ohm=r[1, d:])
+
+_PROGRAMMABLE = ("r_p", "r_x", "r_t", "r_y", "r_in")
+_GROUPS = {"r_p": "RP", "r_x": "RX", "r_t": "RT", "r_f": "RF", "r_y": "RY", "r_in": "RIN", "r_n": "RN"}
+
+
+def apply_posterior_nonidealities(design: PosteriorDesign, c) -> PosteriorDesign:
+    """The realised design; the nominal one unchanged when no knob is set."""
+    q, tol, tmp = c.quantization, c.tolerance, c.temperature
+    vals = {k: np.array(getattr(design, k), dtype=float) for k in _GROUPS}
+    c_f = np.array(design.c_f, dtype=float)
+    v_y, v_dac = np.array(design.v_y, dtype=float), np.array(design.v_dac, dtype=float)
+    notes: dict[str, object] = {}
+    if q.r_bits is not None:
+        for k in _PROGRAMMABLE:
+            had = np.isfinite(vals[k])
+            vals[k] = quantize_conductance(vals[k], c.integrator.r_min_ohm, q.r_bits)
+            if k in ("r_y", "r_in") and np.any(had & ~np.isfinite(vals[k])):
+                raise DesignError(f"circuit.quantization.r_bits = {q.r_bits}: an input resistor rounds to no "
+                                  "resistor; add bits")
+        notes["r_bits"] = q.r_bits
+    if q.dac_bits is not None:
+        vmax = c.integrator.v_dac_max_v
+        v_y = quantize_grid(v_y, 2.0 * vmax / 2 ** q.dac_bits, vmax)
+        v_dac = quantize_grid(v_dac, 2.0 * vmax / 2 ** q.dac_bits, vmax)
+        notes["dac_bits"] = q.dac_bits
+    if tol.global_rel or tol.local_rel:
+        for k, group in _GROUPS.items():
+            vals[k] = vals[k] * element_errors(tol.seed, group, vals[k].shape, tol.global_rel, tol.local_rel, kind="R")
+        c_f = c_f * element_errors(tol.seed, "C", c_f.shape, tol.global_rel, tol.local_rel)
+        notes.update(tolerance_global_rel=tol.global_rel, tolerance_local_rel=tol.local_rel, tolerance_seed=tol.seed)
+    fr = temperature_factor(tmp.r_tc1_per_k, tmp.temp_c, tmp.tnom_c)
+    fc = temperature_factor(tmp.c_tc1_per_k, tmp.temp_c, tmp.tnom_c)
+    if fr != 1.0 or fc != 1.0:
+        vals = {k: v * fr for k, v in vals.items()}
+        c_f = c_f * fc
+        notes.update(temp_c=tmp.temp_c, r_factor=fr, c_factor=fc)
+    macro = None
+    if c.opamp.model == "macro":
+        oc = c.opamp
+        macro = _macro(design, c, fr)
+        notes.update(opamp="macro", gain=oc.gain, gbw_hz=oc.gbw_hz, v_out_max_v=oc.v_out_max_v,
+                     offset_v=oc.offset_v, offset_sigma_v=oc.offset_sigma_v)
+    if not notes:
+        return design
+    real = dataclasses.replace(design, **vals, c_f=c_f, v_y=v_y, v_dac=v_dac, notes=notes, macro=macro)
+    lam = np.linalg.eigvals(real.A_realized)
+    if np.any(lam.real <= 0):
+        raise DesignError("the realised (non-ideal) drift is not stable; add circuit.quantization.r_bits or lower "
+                          "circuit.tolerance")
+    return real
