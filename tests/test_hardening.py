@@ -282,3 +282,20 @@ def test_limits_are_refused_before_anything_runs(tmp_path, capsys, patch, knob):
     err = capsys.readouterr().err
     assert knob in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_a_timeout_stops_the_linear_engine_within_a_small_multiple_of_the_limit():
+    """A 3000-node RC ladder: the modal form of its state matrix alone takes seconds of BLAS."""
+    import time
+    from spu_sim.circuit import Capacitor, Circuit, Resistor, Tran, VoltageSource
+    from spu_sim.engines import get_engine
+    from spu_sim.errors import SimulationError
+    n = 3000
+    els = [VoltageSource("V1", "n0", "0", 1.0)]
+    for k in range(n):
+        els += [Resistor(f"R{k}", f"n{k}", f"n{k + 1}", 1e3), Capacitor(f"C{k}", f"n{k + 1}", "0", 1e-9, ic_v=0.0)]
+    circuit = Circuit("ladder", els, [f"n{n}"], [Tran(1e-6, 1e-3, 1e-6)], saves=[f"v(n{n})"])
+    t0 = time.monotonic()
+    with pytest.raises(SimulationError, match="did not finish within 0.3 s"):
+        get_engine("linear").run(circuit, None, timeout_s=0.3)
+    assert time.monotonic() - t0 < 5 * 0.3

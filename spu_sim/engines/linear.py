@@ -42,7 +42,7 @@ import numpy as np
 
 from ..circuit import Circuit, Noise, NoiseSource, Op, Switch, Tran
 from ..errors import BadInputError
-from .base import register
+from .base import register, run_in_child
 from .linear_mna import NGSPICE_HINT, LinearModel, assemble, build_model, dc_solution, output_rows
 from .linear_noise import noise_analysis
 from .linear_step import (COND_MAX, modal_form, modal_noise_factor, phi1, phi2, q_dense, run_loop, run_modal,
@@ -170,7 +170,12 @@ class LinearEngine:
     def run(self, circuit: Circuit, run_dir: Path | None = None, *, timeout_s: float | None = None, progress=None,
             noise_mode: str | None = None, seed: int | None = None,
             noise_intensity_v2_s: dict[str, float] | None = None, method: str | None = None) -> dict[str, Waveforms]:
-        """Every analysis of the circuit. run_dir is not written (nothing to write); timeout_s, progress ignored."""
+        """Every analysis of the circuit. run_dir is not written (nothing to write); progress is not reported.
+        With timeout_s the work runs in a forked child killed at the limit (engines.base.run_in_child)."""
+        if timeout_s is not None:
+            return run_in_child(lambda _report: self.run(circuit, run_dir, noise_mode=noise_mode, seed=seed,
+                                                         noise_intensity_v2_s=noise_intensity_v2_s, method=method),
+                                timeout_s, None, what="the linear engine", run_dir=run_dir)
         mode = noise_mode or self.noise_mode
         if mode not in NOISE_MODES:
             raise BadInputError(f"noise_mode {mode!r}: choose one of {', '.join(NOISE_MODES)}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 from ..circuit import Circuit
 from ..errors import SimulationError
 from ..spice import netlist_in
-from .base import register
+from .base import register, run_in_child
 from .raw import Waveforms, errors_in, in_dir, kind_of, number_noise_plots, refine_kind
 
 LIB_CANDIDATES = ("/usr/lib/x86_64-linux-gnu/libngspice.so.0", "/usr/lib/aarch64-linux-gnu/libngspice.so.0",
@@ -116,50 +115,11 @@ class NgspiceShared:
         return self._run_here(netlist_path, progress)
 
     def _run_in_child(self, netlist_path: Path, timeout_s: float, progress) -> dict[str, Waveforms]:
-        """Fork (os.fork: allowed in daemonic pool workers too), run there, stream progress and the plots back
-        through a pipe; kill the child at the deadline."""
-        import pickle  # noqa: PLC0415
-        import select  # noqa: PLC0415
-        import signal  # noqa: PLC0415
-        r, w = os.pipe()
-        with self._lock:                      # no other thread of ours is inside ngspice while we fork
-            pid = os.fork()
-        if pid == 0:                          # the child
-            os.close(r)
-            _child_main(self, netlist_path, os.fdopen(w, "wb"))
-        os.close(w)
-        reader = os.fdopen(r, "rb")
-        deadline = time.monotonic() + timeout_s
-        done = False
-        try:
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise SimulationError(f"ngspice did not finish within {timeout_s:g} s (run stopped)",
-                                          run_dir=netlist_path.parent, netlist_path=netlist_path)
-                ready, _, _ = select.select([reader], [], [], min(left, 0.1))
-                if not ready:
-                    continue
-                try:
-                    kind, value = pickle.load(reader)
-                except EOFError:
-                    raise SimulationError("ngspice died without a result (crash)", run_dir=netlist_path.parent,
-                                          netlist_path=netlist_path) from None
-                if kind == "progress":
-                    if progress is not None:
-                        progress(value)
-                    continue
-                done = True
-                if kind == "ok":
-                    return value
-                raise value
-        finally:
-            if not done:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-            reader.close()
+        def fresh_lock() -> None:
+            NgspiceShared._lock = threading.Lock()     # the parent held its lock across the fork
+        with self._lock:                               # no other thread of ours is inside ngspice while we fork
+            return run_in_child(lambda report: self._run_here(netlist_path, progress=report), timeout_s, progress,
+                                what="ngspice", run_dir=netlist_path.parent, child_setup=fresh_lock)
 
     def _run_here(self, netlist_path: Path, progress=None) -> dict[str, Waveforms]:
         run_dir = netlist_path.parent
@@ -251,22 +211,3 @@ class NgspiceShared:
 
 
 
-
-def _child_main(engine: NgspiceShared, netlist_path: Path, conn) -> None:
-    """The forked child of a run with a timeout: run, send the plots (or the error) back, exit at once (no
-    interpreter teardown with libngspice loaded)."""
-    import pickle  # noqa: PLC0415
-    NgspiceShared._lock = threading.Lock()     # the parent held its lock across the fork
-
-    def send(obj) -> None:
-        pickle.dump(obj, conn, protocol=pickle.HIGHEST_PROTOCOL)
-        conn.flush()
-    try:
-        send(("ok", engine._run_here(netlist_path, progress=lambda f: send(("progress", f)))))
-    except BaseException as e:  # noqa: BLE001 - every failure goes back to the parent
-        with contextlib.suppress(Exception):
-            send(("error", e if isinstance(e, SimulationError) else SimulationError(f"ngspice failed: {e}")))
-    finally:
-        with contextlib.suppress(Exception):
-            conn.close()
-        os._exit(0)
