@@ -4,6 +4,7 @@
     spu-sim simulate   CONFIG --out DIR    run ngspice, write DIR/result.npz
     spu-sim compare    CONFIG --out DIR    simulate + exact OU reference + metrics.json + plots
     spu-sim noise      CONFIG --out DIR    small-signal .noise analysis vs OU theory
+    spu-sim crosscheck CONFIG --out DIR    one circuit on ngspice and on the exact linear engine, same noise
     spu-sim posterior  CONFIG --out DIR    posterior sampler circuit vs the exact / emcee posterior
     spu-sim sweep      CONFIG --out DIR    grid / Monte Carlo over config keys, in parallel, resumable
     spu-sim train      CONFIG --out DIR    NGD training loop with the SPU in the loop
@@ -80,6 +81,18 @@ def cmd_posterior(a) -> int:
     return 0
 
 
+def cmd_crosscheck(a) -> int:
+    from .analyses.crosscheck import run_crosscheck
+    m = run_crosscheck(a.config, a.out, reference=a.reference, candidate=a.candidate)
+    for key in ("op_rel_diff", "path_rms_diff_sd", "path_max_diff_sd", "mean_rel_diff", "cov_rel_diff"):
+        if key in m:
+            print(f"{key:20s} {m[key]:.3e}")
+    print(f"{m['reference']}: {m['reference_s']:.3f} s, {m['candidate']}: {m['candidate_s']:.3f} s, "
+          f"ratio {m['speedup']:.1f}")
+    _print_files(a.out)
+    return 0
+
+
 def cmd_sweep(a) -> int:
     from .sweep import run_sweep
     path = run_sweep(a.config, a.out, scheduler=a.scheduler, workers=a.workers, plots=not a.no_plots)
@@ -134,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("simulate", cmd_simulate, "run ngspice and write result.npz")
     add("compare", cmd_compare, "simulate, compare with the exact OU reference, write metrics and plots")
     add("noise", cmd_noise, "small-signal .noise analysis against the OU theory")
+    x = add("crosscheck", cmd_crosscheck, "run one circuit on ngspice and on the exact linear engine with the same "
+            "noise: .op and path differences (in stationary sd), statistics, run times and their ratio, a plot")
+    x.add_argument("--reference", default=None, help="the sign-off engine (default: the config's ngspice engine)")
+    x.add_argument("--candidate", default="linear", help="the engine judged against it (default: linear)")
     add("posterior", cmd_posterior, "sample a Bayesian posterior with a posterior_gaussian / posterior_logistic "
         "circuit and judge it against the exact or emcee reference (samples.npz, metrics.json, plots)")
     s = add("sweep", cmd_sweep, "grid and Monte Carlo sweeps in parallel processes (resumable)")

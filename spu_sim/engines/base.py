@@ -31,6 +31,8 @@ class Engine(Protocol):
     name: str
     #: True when run() honours ``progress`` (a bar is only shown for engines that feed it)
     reports_progress: bool
+    #: True for the sign-off reference (ngspice); cross-checks judge the others against it
+    sign_off: bool
 
     def run(self, circuit: Circuit, run_dir: Path, *, timeout_s: float | None = None,
             progress: Progress | None = None) -> dict[str, Waveforms]: ...

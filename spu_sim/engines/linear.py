@@ -154,6 +154,7 @@ class LinearEngine:
 
     name = "linear"
     reports_progress = False
+    sign_off = False     # exact for linear circuits, judged against ngspice (spu-sim crosscheck)
     default_noise_mode = "samples"
 
     def __init__(self, *, noise_mode: str | None = None, seed: int | None = None,

@@ -66,6 +66,7 @@ class NgspiceShared:
     """ngspice in-process via PySpice (one simulator per process: run parallel work in processes)."""
 
     name = "ngspice-shared"
+    sign_off = True   # the reference engine results are signed off against
     reports_progress = True
     _lock = threading.Lock()
 
