@@ -5,7 +5,6 @@ import csv
 import json
 
 import numpy as np
-from spu_sim import engines
 import pytest
 import yaml
 
@@ -200,11 +199,7 @@ def test_tkfac_noise_knobs_degrade_the_direction_and_are_reproducible():
     assert not np.array_equal(ups[4], ups[6]) and err[4] > 0
 
 
-def test_linear_backend_needs_the_linear_engine():
-    if "linear" not in engines.names():
-        with pytest.raises(BadInputError, match="'linear' is not an engine"):
-            tkfac.build(backend="linear")
-        return
+def test_linear_backend_is_the_exact_ou_on_the_circuit():
     kw = dict(lr=0.5, damping=0.01, decay=0.9, inverse_every=1, t_tau=5.0)  # the exact engine is the exact OU
     _, (u_i, u_l), _ = _run([tkfac.build(**kw), tkfac.build(**kw, backend="linear")], steps=1, hidden=(3,))[0]
     assert np.linalg.norm(u_l - u_i) <= 1e-6 * np.linalg.norm(u_i)
@@ -234,8 +229,8 @@ def _cfg(opts, **model):
     ({"name": "kfac", "lr": 1, "t_tau": 5}, {}, "train.optimizers[0]: 't_tau' is not an option of kfac"),
     ({"name": "tkfac", "lr": 1, "backend": "fpga"}, {},
      "train.optimizers[0].backend: 'fpga' is not a tkfac backend; choose one of: ideal, circuit, linear"),
-    ({"name": "tngd", "lr": 1, "backend": "linear"}, {},
-     "train.optimizers[0].backend: 'linear' is not a TNGD backend; choose one of: ideal, circuit"),
+    ({"name": "tngd", "lr": 1, "backend": "fpga"}, {},
+     "train.optimizers[0].backend: 'fpga' is not a TNGD backend; choose one of: ideal, circuit, linear"),
     ({"name": "tkfac", "lr": 1, "delay_tau": 1}, {}, "train.optimizers[0]: 'delay_tau' is not an option of tkfac"),
     ({"name": "kfac", "lr": 1, "decay": 1.0}, {}, "train.optimizers[0].decay: Input should be less than 1"),
     ({"name": "kfac", "lr": 1, "inverse_every": 0}, {}, "train.optimizers[0].inverse_every: Input should be greater"),
@@ -304,17 +299,6 @@ def test_shipped_kfac_configs_validate(name):
     assert {"kfac", "tkfac", "adam"} <= names
     assert yaml.safe_load(yaml.safe_dump(resolved_dict(cfg))) == resolved_dict(cfg)
     assert validate_config(resolved_dict(cfg)).train.optimizers[-1].name == "tkfac"
-
-
-def test_cli_linear_backend_without_engine_is_exit_2(tmp_path, capsys):
-    if "linear" in engines.names():
-        pytest.skip("the linear engine is present; test_linear_backend_needs_the_linear_engine compares it")
-    path = tmp_path / "lin.yaml"
-    path.write_text(yaml.safe_dump(_cfg([{"name": "tkfac", "lr": 0.3, "backend": "linear"}])))
-    assert main(["train", str(path), "--out", str(tmp_path / "run")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "'linear' is not an engine" in err and "\n" not in err and "Traceback" not in err
-    assert not (tmp_path / "run").exists()
 
 
 def test_noise_sweep_script_runs_and_summarises(tmp_path):

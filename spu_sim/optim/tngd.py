@@ -40,7 +40,6 @@ import numpy as np
 from spu_sim.errors import BadInputError
 from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
 
-BACKENDS = ("ideal", "circuit")
 DEFAULT_TAU_S = 1e3 * 1e-9  # R = 1 kOhm, C = 1 nF
 
 Evolve = Callable[[np.ndarray, np.ndarray, np.ndarray, float, int, int], np.ndarray]
@@ -109,15 +108,25 @@ def make_evolve(backend: str, *, kappa: float = 0.0, seed: int = 0, circuit: dic
 
     The circuit backend imports ``spu_sim.analog`` here (lazily) and builds one ``AnalogSolver``.
     """
-    if backend == "ideal":
-        def evolve_ideal(a, b, x0, t_tau, step, phase):
-            rng = np.random.default_rng([seed, step, phase]) if kappa > 0 else None
-            return ou_transient(_dense(a), b, x0, t_tau, kappa=kappa, rng=rng)
-        return evolve_ideal, lambda: None
-    if backend == "circuit":
+    if backend not in BACKENDS:
+        raise BadInputError(f"{backend!r} is not a TNGD backend; choose one of: {', '.join(BACKENDS)}")
+    return BACKENDS[backend](kappa=kappa, seed=seed, circuit=circuit, adc_bits=adc_bits, factored=factored)
+
+
+def _ideal_spu(*, kappa, seed, circuit, adc_bits, factored) -> tuple[Evolve, Callable[[], float | None]]:
+    """The exact OU transient (eigendecomposition), seeded by (seed, step, phase)."""
+    def evolve_ideal(a, b, x0, t_tau, step, phase):
+        rng = np.random.default_rng([seed, step, phase]) if kappa > 0 else None
+        return ou_transient(_dense(a), b, x0, t_tau, kappa=kappa, rng=rng)
+    return evolve_ideal, lambda: None
+
+
+def _circuit_spu(engine: str):
+    """The op-amp integrator circuit through AnalogSolver on an engine (ngspice, or the exact linear engine)."""
+    def make(*, kappa, seed, circuit, adc_bits, factored) -> tuple[Evolve, Callable[[], float | None]]:
         from spu_sim.analog import AnalogSolver  # lazy: ngspice only when asked for
 
-        solver = AnalogSolver(circuit, kappa=kappa, seed=seed, adc_bits=adc_bits)
+        solver = AnalogSolver(circuit, kappa=kappa, seed=seed, adc_bits=adc_bits, backend=engine)
 
         def evolve_circuit(a, b, x0, t_tau, step, phase):
             if t_tau == 0.0:
@@ -128,7 +137,12 @@ def make_evolve(backend: str, *, kappa: float = 0.0, seed: int = 0, circuit: dic
             return np.asarray(solver.solve(_dense(a), b, x0, t_tau), dtype=float)
 
         return evolve_circuit, lambda: float(solver.tau_s)
-    raise BadInputError(f"{backend!r} is not a TNGD backend; choose one of: {', '.join(BACKENDS)}")
+    return make
+
+
+#: TNGD's SPU backends: ideal (exact OU), circuit (ngspice), linear (the same circuit on the exact linear engine)
+BACKENDS: dict[str, Callable[..., tuple[Evolve, Callable[[], float | None]]]] = {
+    "ideal": _ideal_spu, "circuit": _circuit_spu("ngspice-shared"), "linear": _circuit_spu("linear")}
 
 
 def spu_step(problem: LocalProblem, spu: SPUState, step: int, evolve: Evolve, *, damping: float,

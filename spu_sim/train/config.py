@@ -26,7 +26,6 @@ from spu_sim.errors import ConfigError
 
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 OPTIMIZER_NAMES = ("sgd", "adam", "ngd", "ngd_cg", "ngd_woodbury", "tngd", "tngd_adam", "kfac", "tkfac")
-TNGD_BACKENDS = ("ideal", "circuit")
 TKFAC_BACKENDS = ("ideal", "circuit", "linear")  # spu_sim.optim.tkfac.BACKENDS
 
 # config key -> keyword of the optimiser's build(); keys not listed for a name are rejected
@@ -143,7 +142,8 @@ class OptimizerConfig(_Section):
             return None
         if info.data.get("name") == "tkfac":
             return _choice(v, TKFAC_BACKENDS, "a tkfac backend")
-        return _choice(v, TNGD_BACKENDS, "a TNGD backend")
+        from spu_sim.optim.tngd import BACKENDS  # noqa: PLC0415 - the optimiser owns its backends
+        return _choice(v, tuple(BACKENDS), "a TNGD backend")
 
     @model_validator(mode="after")
     def _options(self) -> "OptimizerConfig":
