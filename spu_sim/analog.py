@@ -66,7 +66,7 @@ class AnalogSolver:
         self.calls = 0
         self.tau_s = float("nan")
         self.last_pruned = 0
-        self.last_ngspice_s = 0.0
+        self.last_engine_s = 0.0
         self._cfg_factored = None   # the opamp_factored sections, validated at the first solve_factored
         # validated once: every solve reuses these sections (its problem is passed as arrays, not as a config)
         self._cfg = load_config({
@@ -101,7 +101,7 @@ class AnalogSolver:
         self.calls += 1
         self.tau_s = float(prep.design.tau_s)
         self.last_pruned = len(prep.design.pruned)
-        self.last_ngspice_s = float(result.timings_s.get("ngspice_s", 0.0))
+        self.last_engine_s = float(result.timings_s.get("engine_s", 0.0))
         return np.array(result["x"][-1])
 
     def _factored_cfg(self):
@@ -133,7 +133,7 @@ class AnalogSolver:
         prep = prepare_problem(cfg, problem)
         with tempfile.TemporaryDirectory(prefix="spu-sim-") as tmp:
             circuit = write_run_files(prep, Path(tmp), metadata=False)
-            plots, self.last_ngspice_s = run_engine(prep, circuit, Path(tmp))
+            plots, self.last_engine_s = run_engine(prep, circuit, Path(tmp))
         d = prep.design
         tr = read_transient(plots["tran"], d, make_adc(cfg, d), prep.sample_dt_tau * d.tau_s, prep.t_stop_s, 0.0)
         self.calls += 1

@@ -42,7 +42,7 @@ def cmd_simulate(a) -> int:
     from .pipeline import simulate
     res = simulate(a.config, a.out, progress=True)
     t = res.timings_s
-    print(f"ngspice: {t.get('ngspice_s', 0):.2f} s, readout {t.get('readout_s', 0):.2f} s")
+    print(f"engine {res['engine']}: {t.get('engine_s', 0):.2f} s, readout {t.get('readout_s', 0):.2f} s")
     print(f"netlist: {(Path(a.out) / 'netlist.cir').resolve()}")
     print(f"results: {(Path(a.out) / 'result.npz').resolve()}")
     return 0

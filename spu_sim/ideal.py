@@ -61,7 +61,7 @@ def _propagators(K: np.ndarray, t: np.ndarray) -> np.ndarray:
     w, V = np.linalg.eig(K)
     if np.linalg.cond(V) < 1e8:
         Vinv = np.linalg.inv(V)
-        P = np.einsum("ij,tj,jk->tik", V, np.exp(-np.outer(t, w)), Vinv)
+        P = (V[None, :, :] * np.exp(-np.outer(t, w))[:, None, :]) @ Vinv
         return P.real if np.isrealobj(K) else P
     return np.stack([sla.expm(-K * ti) for ti in t])
 
@@ -77,7 +77,7 @@ def transient_cov(sde: LinearSDE, t: np.ndarray) -> np.ndarray:
     """Cov[z(t)] for a deterministic z0: S - expm(-K t) S expm(-K t)^T, shape (len(t), n, n)."""
     S = stationary_cov(sde)
     P = _propagators(sde.K, t)
-    return S - np.einsum("tij,jk,tlk->til", P, S, P)
+    return S - P @ S @ np.swapaxes(P, 1, 2)
 
 
 def sample(sde: LinearSDE, z0: np.ndarray, t: np.ndarray, seed: int) -> np.ndarray:

@@ -279,10 +279,10 @@ def simulate_in(prep: Prepared, folder: Path, out: Path | None, timings: dict[st
     t0 = time.perf_counter()
     circuit = write_run_files(prep, folder, metadata=out is not None)
     timings["netlist_s"] = time.perf_counter() - t0
-    plots, timings["ngspice_s"] = run_engine(prep, circuit, folder, progress)
+    plots, timings["engine_s"] = run_engine(prep, circuit, folder, progress)
     t0 = time.perf_counter()
     arrays = read_results(prep, plots)
     timings["readout_s"] = time.perf_counter() - t0
-    arrays["timings_s"] = np.array([timings.get(k, np.nan) for k in ("design_s", "netlist_s", "ngspice_s", "readout_s")])
+    arrays["timings_s"] = np.array([timings.get(k, np.nan) for k in ("design_s", "netlist_s", "engine_s", "readout_s")])
     io.atomic_save_npz(folder / RESULT_NAME, **arrays)
     return SimulationResult(out, arrays, timings)

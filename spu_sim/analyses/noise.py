@@ -175,7 +175,7 @@ def run_noise(config: str | Path | dict | Config, out_dir: str | Path, *, points
             plots = get_engine(cfg.simulation.backend).run(circuit, run_dir, timeout_s=cfg.simulation.timeout_s)
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
-        ngspice_s = time.perf_counter() - t0
+        ngspice_s = time.perf_counter() - t0   # the engine run (an ngspice engine: .noise)
         freq = np.real(plots["noise_0"].axis)
         spec = np.array([np.real(plots[f"noise_{k}"].vectors["onoise_spectrum"]) ** 2 for k in range(len(pairs))])
         total = np.array([float(np.real(plots[f"noise_total_{k}"].node("onoise_total"))[0]) ** 2
@@ -221,7 +221,7 @@ def run_noise(config: str | Path | dict | Config, out_dir: str | Path, *, points
 
         metrics: dict[str, Any] = {
             "topology": topo.name, "engine": get_engine(cfg.simulation.backend).name, "d": d, "n_outputs": len(pairs), "points_per_decade": points_per_decade, "band_hz": [f1, f2],
-            "element_noise": element_noise, "ngspice_s": ngspice_s,
+            "element_noise": element_noise, "engine_s": ngspice_s,
             "var_ratio_noise_over_lyapunov": (np.diag(S_noise) / np.diag(S_th)).tolist(),
             "max_abs_var_error_relative": float(np.max(np.abs(np.diag(S_noise) / np.diag(S_th) - 1))),
             "cov_rel_error_vs_lyapunov": rel(S_noise, S_th),

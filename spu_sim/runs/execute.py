@@ -62,7 +62,7 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
             est["x_cov"] = arrays["x_cov"]
             est["cov_target"] = ideal.stationary_cov(ideal.ou_sde(prep.problem.A, prep.problem.b, prep.problem.kappa))
         record["estimates"] = {k: np.where(np.isfinite(v), v, np.nan).tolist() for k, v in est.items()}
-        record["ngspice_s"] = float(result.timings_s.get("ngspice_s", float("nan")))
+        record["engine_s"] = float(result.timings_s.get("engine_s", float("nan")))
         record.update(status="ok", error="")
     except Exception as e:  # noqa: BLE001 - every failure becomes a recorded row
         record.update(status="failed", error=error_line(e), metrics={}, traceback=traceback.format_exc()[-4000:])
