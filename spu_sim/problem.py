@@ -167,6 +167,29 @@ def build_problem(cfg: Config | Any, base_dir: Path | None = None) -> Problem:
     return _KINDS[getattr(cfg, "kind", DEFAULT_KIND)][1](cfg, base_dir)
 
 
+def vector_and_x0(vector, x0_source, n: int, base_dir: Path, size_note: str) -> tuple[np.ndarray, np.ndarray]:
+    """problem.vector (None: zeros, for a topology without a mean) and problem.x0 as validated arrays of length n;
+    size_note says where n comes from in the shape error (e.g. "the matrix is 4x4")."""
+    if vector is None:
+        b = np.zeros(n)
+    elif isinstance(vector, RandomVector):
+        r = vector.random
+        b = (np.random.default_rng(r.seed).standard_normal(n) if r.kind == "normal" else np.ones(n)) * r.scale
+    else:
+        b = _load_array(vector, "problem.vector", base_dir, 1)
+    if b.shape != (n,):
+        raise BadInputError(f"problem.vector: has {b.shape[0]} entries but {size_note}")
+    if not np.all(np.isfinite(b)):
+        raise BadInputError(f"problem.vector[{int(np.argmax(~np.isfinite(b)))}]: every entry must be finite")
+    if isinstance(x0_source, str):
+        x0 = np.zeros(n) if x0_source == "zero" else b.copy()
+    else:
+        x0 = np.array(x0_source, dtype=float)
+        if x0.shape != (n,) or not np.all(np.isfinite(x0)):
+            raise BadInputError(f"problem.x0: must be 'zero', 'b' or a list of {n} finite numbers")
+    return b, x0
+
+
 def build_linear_problem(cfg: ProblemConfig, base_dir: Path) -> Problem:
     """The ``linear`` kind: matrix (SPD), vector (zeros when the topology has no mean), kappa, x0."""
     if isinstance(cfg.matrix, RandomMatrix):
@@ -176,23 +199,7 @@ def build_linear_problem(cfg: ProblemConfig, base_dir: Path) -> Problem:
         A = _load_array(cfg.matrix, "problem.matrix", base_dir, 2)
     validate_spd(A)
     d = A.shape[0]
-    if cfg.vector is None:   # a topology without a mean (the config refuses a vector for it)
-        b = np.zeros(d)
-    elif isinstance(cfg.vector, RandomVector):
-        r = cfg.vector.random
-        b = (np.random.default_rng(r.seed).standard_normal(d) if r.kind == "normal" else np.ones(d)) * r.scale
-    else:
-        b = _load_array(cfg.vector, "problem.vector", base_dir, 1)
-    if b.shape != (d,):
-        raise BadInputError(f"problem.vector: has {b.shape[0]} entries but the matrix is {d}x{d}")
-    if not np.all(np.isfinite(b)):
-        raise BadInputError(f"problem.vector[{int(np.argmax(~np.isfinite(b)))}]: every entry must be finite")
-    if isinstance(cfg.x0, str):
-        x0 = np.zeros(d) if cfg.x0 == "zero" else b.copy()
-    else:
-        x0 = np.array(cfg.x0, dtype=float)
-        if x0.shape != (d,) or not np.all(np.isfinite(x0)):
-            raise BadInputError(f"problem.x0: must be 'zero', 'b' or a list of {d} finite numbers")
+    b, x0 = vector_and_x0(cfg.vector, cfg.x0, d, base_dir, f"the matrix is {d}x{d}")
     return Problem(A=A, b=b, kappa=float(cfg.kappa), x0=x0)
 
 

@@ -124,6 +124,20 @@ def quantize_conductance(r_ohm: np.ndarray, r_min_ohm: float, bits: int) -> np.n
         return np.where(gq > 0, 1.0 / np.where(gq > 0, gq, 1.0), np.inf)
 
 
+def quantize_resistor_groups(values: dict[str, np.ndarray], keys, r_min_ohm: float, bits: int,
+                             keep: tuple[str, ...] = ()) -> None:
+    """Quantise the programmable resistor arrays values[k] (inf = none) for k in keys, in place
+    (quantize_conductance); a resistor of a group in ``keep`` (one that must exist, e.g. an input resistor)
+    rounding to none is a DesignError naming r_bits."""
+    from ..errors import DesignError  # noqa: PLC0415
+    for k in keys:
+        had = np.isfinite(values[k])
+        values[k] = quantize_conductance(values[k], r_min_ohm, bits)
+        if k in keep and np.any(had & ~np.isfinite(values[k])):
+            raise DesignError(f"circuit.quantization.r_bits = {bits}: a resistor of group {k} rounds to no "
+                              "resistor; add bits")
+
+
 def temperature_factor(tc1_per_k: float, temp_c: float, tnom_c: float) -> float:
     """Linear temperature coefficient: value(T) = value(Tnom) (1 + tc1 (T - Tnom)); a factor <= 0 (a negative
     element value) is a DesignError naming the knobs."""

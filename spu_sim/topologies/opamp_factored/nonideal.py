@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import DesignError
-from ..elements import element_errors, group_rng, quantize_conductance, quantize_grid, temperature_factor
+from ..elements import element_errors, group_rng, quantize_grid, quantize_resistor_groups, temperature_factor
 from ..opamp.nonideal import is_default
 from .config import FactoredCircuitConfig
 from .design import DENSE_EIG_MAX_N, FactoredDesign
@@ -62,12 +62,7 @@ def apply_factored_nonidealities(design: FactoredDesign, c: FactoredCircuitConfi
     r2 = {g: np.full(k, oc.r_inverter_ohm) for g, k in sizes.items()}
     programmable = ("r_j_ohm", "r_h_ohm", "r_t_ohm", "r_leak_ohm", "r_in_ohm")
     if q.r_bits is not None:
-        for k in programmable:
-            had = np.isfinite(v[k])
-            v[k] = quantize_conductance(v[k], c.integrator.r_min_ohm, q.r_bits)
-            if k in ("r_leak_ohm", "r_in_ohm") and np.any(had & ~np.isfinite(v[k])):
-                raise DesignError(f"circuit.quantization.r_bits = {q.r_bits}: a {k[2:-4]} resistor rounds to no "
-                                  "resistor; add bits")
+        quantize_resistor_groups(v, programmable, c.integrator.r_min_ohm, q.r_bits, keep=("r_leak_ohm", "r_in_ohm"))
         notes["r_bits"] = q.r_bits
     if q.dac_bits is not None:
         vmax = c.integrator.v_dac_max_v

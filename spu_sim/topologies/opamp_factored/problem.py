@@ -26,9 +26,9 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from ...config.base import Strict, finite as _finite
-from ...config.problem import RandomMatrix, RandomVector, VectorSource
+from ...config.problem import RandomMatrix, VectorSource
 from ...errors import BadInputError
-from ...problem import SYMMETRY_RTOL, Problem, _load_array, random_matrix, register_problem_kind
+from ...problem import SYMMETRY_RTOL, Problem, _load_array, random_matrix, register_problem_kind, vector_and_x0
 
 PSD_RTOL = 1e-10
 
@@ -212,21 +212,7 @@ def build_factored_problem(cfg: FactoredProblemConfig, base_dir: Path) -> Factor
     H = _factor(cfg.factors.H, "problem.factors.H", base_dir)
     validate_factors(J, H, cfg.factors.damping)
     n = J.shape[1]
-    if isinstance(cfg.vector, RandomVector):
-        r = cfg.vector.random
-        b = (np.random.default_rng(r.seed).standard_normal(n) if r.kind == "normal" else np.ones(n)) * r.scale
-    else:
-        b = _load_array(cfg.vector, "problem.vector", base_dir, 1)
-    if b.shape != (n,):
-        raise BadInputError(f"problem.vector: has {b.shape[0]} entries but J is {J.shape[0]} x {n} (N = {n})")
-    if not np.all(np.isfinite(b)):
-        raise BadInputError(f"problem.vector[{int(np.argmax(~np.isfinite(b)))}]: every entry must be finite")
-    if isinstance(cfg.x0, str):
-        x0 = np.zeros(n) if cfg.x0 == "zero" else b.copy()
-    else:
-        x0 = np.array(cfg.x0, dtype=float)
-        if x0.shape != (n,) or not np.all(np.isfinite(x0)):
-            raise BadInputError(f"problem.x0: must be 'zero', 'b' or a list of {n} finite numbers")
+    b, x0 = vector_and_x0(cfg.vector, cfg.x0, n, base_dir, f"J is {J.shape[0]} x {n} (N = {n})")
     return FactoredProblem(J, H, cfg.factors.damping, b, float(cfg.kappa), x0)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import DesignError
-from ..elements import element_errors, group_rng, quantize_conductance, quantize_grid, temperature_factor
+from ..elements import element_errors, group_rng, quantize_grid, quantize_resistor_groups, temperature_factor
 from ..opamp.nonideal import MacroOpamp
 from .design import PosteriorDesign
 
@@ -63,12 +63,7 @@ def apply_posterior_nonidealities(design: PosteriorDesign, c) -> PosteriorDesign
     v_y, v_dac = np.array(design.v_y, dtype=float), np.array(design.v_dac, dtype=float)
     notes: dict[str, object] = {}
     if q.r_bits is not None:
-        for k in _PROGRAMMABLE:
-            had = np.isfinite(vals[k])
-            vals[k] = quantize_conductance(vals[k], c.integrator.r_min_ohm, q.r_bits)
-            if k in ("r_y", "r_in") and np.any(had & ~np.isfinite(vals[k])):
-                raise DesignError(f"circuit.quantization.r_bits = {q.r_bits}: an input resistor rounds to no "
-                                  "resistor; add bits")
+        quantize_resistor_groups(vals, _PROGRAMMABLE, c.integrator.r_min_ohm, q.r_bits, keep=("r_y", "r_in"))
         notes["r_bits"] = q.r_bits
     if q.dac_bits is not None:
         vmax = c.integrator.v_dac_max_v
