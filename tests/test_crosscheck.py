@@ -45,3 +45,18 @@ def test_a_nonlinear_element_is_refused_by_the_linear_engine_and_run_by_ngspice(
     assert "EOI1" in err and "nonlinear" in err and len(err.strip().splitlines()) == 1
     cfg["simulation"]["backend"] = "ngspice-shared"
     assert main(["simulate", _write(tmp_path, cfg), "--out", str(tmp_path / "ng")]) == 0
+
+
+def test_the_gaussian_posterior_circuit_agrees_on_both_engines(tmp_path):
+    """Issue 13's cross-check: the linear engine on the posterior_gaussian circuit (d = 4, diabetes), the same
+    noise as ngspice: .op to round-off, the path within ngspice's integration error (reltol 1e-4: < 1e-2 sd)."""
+    from pathlib import Path
+
+    from spu_sim.analyses.crosscheck import run_crosscheck
+    from spu_sim.config.base import read_yaml
+    data, _ = read_yaml(Path(__file__).resolve().parents[1] / "configs" / "posterior_gaussian_d4.yaml")
+    data.pop("reference", None)
+    data["simulation"]["t_stop_tau"] = 1.0
+    m = run_crosscheck(data, tmp_path / "xc")
+    assert m["topology"] == "posterior_gaussian"
+    assert m["op_rel_diff"] < 1e-10 and m["path_rms_diff_sd"] < 1e-2, m
