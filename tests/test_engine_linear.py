@@ -242,7 +242,7 @@ def test_rc_network_from_operating_point(tmp_path):
 
 
 @needs_ngspice
-@pytest.mark.parametrize("d", [2, 4])
+@pytest.mark.parametrize("d", [2, 4, 8])
 def test_opamp_ideal_vs_ngspice(d, tmp_path):
     """(b) the ideal op-amp integrator network (VSUM + FINT + CF + EOUT, EINV, R_ij, VDAC + RIN, RN + ANOISE)."""
     A = spd(d, 4.0, seed=d)
@@ -266,7 +266,7 @@ def test_opamp_with_mean_converges(tmp_path):
 
 
 @needs_ngspice
-@pytest.mark.parametrize("d", [2, 4])
+@pytest.mark.parametrize("d", [2, 4, 8])
 def test_opamp_macro_vs_ngspice(d, tmp_path):
     """(c) the macromodel op-amp (GA, GP 1 S, CP pole, EO, VO; finite gain and GBW, input offsets)."""
     A = spd(d, 4.0, seed=10 + d)
@@ -279,11 +279,12 @@ def test_opamp_macro_vs_ngspice(d, tmp_path):
 
 
 @needs_ngspice
+@pytest.mark.parametrize("d", [2, 4, 8])
 @pytest.mark.parametrize("switched", [False, True])
-def test_rlc_vs_ngspice(switched, tmp_path):
+def test_rlc_vs_ngspice(switched, d, tmp_path):
     """(d) RLC cells with ideal coupling capacitors (capacitor loops) and with switched banks."""
-    A = mmatrix(3, seed=5)
-    c, th = rlc_circuit(A, switched=switched, bits=2, x0=[0.2, -0.1, 0.05])
+    A = mmatrix(d, seed=5)
+    c, th = rlc_circuit(A, switched=switched, bits=2, x0=list(np.linspace(0.2, -0.1, d)))
     if switched:
         assert any(isinstance(e, Switch) for e in c.elements)
     _check_paths(c, th, tmp_path)
