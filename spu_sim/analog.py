@@ -120,7 +120,7 @@ class AnalogSolver:
         import tempfile  # noqa: PLC0415
         from pathlib import Path  # noqa: PLC0415
 
-        from .pipeline import prepare_problem, run_engine, write_run_files  # noqa: PLC0415
+        from .pipeline import circuit_for_run, prepare_problem, run_engine  # noqa: PLC0415
         from .readout import make_adc, read_transient  # noqa: PLC0415
         from .topologies.opamp_factored import FactoredProblem  # noqa: PLC0415
         problem = FactoredProblem.create(J, H, damping, b, self.kappa, x0, field="AnalogSolver")
@@ -132,7 +132,7 @@ class AnalogSolver:
             "readout": base.readout.model_copy(update={"sample_dt_tau": float(t_tau)})})
         prep = prepare_problem(cfg, problem)
         with tempfile.TemporaryDirectory(prefix="spu-sim-") as tmp:
-            circuit = write_run_files(prep, Path(tmp), metadata=False)
+            circuit = circuit_for_run(prep, Path(tmp), keep=False)
             plots, self.last_engine_s = run_engine(prep, circuit, Path(tmp))
         d = prep.design
         tr = read_transient(plots["tran"], d, make_adc(cfg, d), prep.sample_dt_tau * d.tau_s, prep.t_stop_s, 0.0)

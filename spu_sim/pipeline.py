@@ -174,6 +174,14 @@ def write_run_files(prep: Prepared, folder: Path, metadata: bool = True) -> Circ
     return circuit
 
 
+def circuit_for_run(prep: Prepared, folder: Path, keep: bool) -> Circuit:
+    """The run's circuit; its files are written into folder when they are kept (keep: config and design too) or
+    when the engine reads them -- a throw-away run on the linear engine writes no netlist text at all."""
+    if not keep and not get_engine(prep.cfg.simulation.backend).reads_files:
+        return build_circuit(prep)
+    return write_run_files(prep, folder, metadata=keep)
+
+
 def write_netlist(config: str | Path | dict | Config, out_dir: str | Path) -> list[Path]:
     """Write OUT/netlist.cir (and its noise file and resolved config); run nothing."""
     prep = prepare(config)
@@ -277,7 +285,7 @@ def simulate_in(prep: Prepared, folder: Path, out: Path | None, timings: dict[st
     result.npz. out: where the folder will be published (None: a throw-away run without config/design)."""
     timings = {} if timings is None else timings
     t0 = time.perf_counter()
-    circuit = write_run_files(prep, folder, metadata=out is not None)
+    circuit = circuit_for_run(prep, folder, keep=out is not None)
     timings["netlist_s"] = time.perf_counter() - t0
     plots, timings["engine_s"] = run_engine(prep, circuit, folder, progress)
     t0 = time.perf_counter()

@@ -33,6 +33,9 @@ class Engine(Protocol):
     reports_progress: bool
     #: True for the sign-off reference (ngspice); cross-checks judge the others against it
     sign_off: bool
+    #: True when run() reads the netlist and noise files from the run folder (else they are written only as
+    #: artifacts of runs that keep an out folder)
+    reads_files: bool
 
     def run(self, circuit: Circuit, run_dir: Path, *, timeout_s: float | None = None,
             progress: Progress | None = None) -> dict[str, Waveforms]: ...

@@ -153,6 +153,7 @@ class LinearEngine:
     """The exact linear engine (see the module docstring). Options may be given here or per run()."""
 
     name = "linear"
+    reads_files = False  # works on the Circuit object alone
     reports_progress = False
     sign_off = False     # exact for linear circuits, judged against ngspice (spu-sim crosscheck)
     default_noise_mode = "samples"

@@ -67,6 +67,7 @@ class NgspiceShared:
 
     name = "ngspice-shared"
     sign_off = True   # the reference engine results are signed off against
+    reads_files = True   # runs the netlist file written into the run folder
     reports_progress = True
     _lock = threading.Lock()
 

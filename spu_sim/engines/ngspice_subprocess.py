@@ -18,6 +18,7 @@ from .raw import Waveforms, errors_in, number_noise_plots, parse_raw_list
 class NgspiceSubprocess:
     name = "ngspice-subprocess"
     sign_off = True   # the reference engine results are signed off against
+    reads_files = True   # runs the netlist file written into the run folder
     reports_progress = False
 
     def run(self, circuit: Circuit, run_dir: Path, *, timeout_s: float | None = None,
