@@ -71,6 +71,15 @@ class CircuitRequest:
     reltol: float
     noise_u: np.ndarray | None = None
 
+    def integrator_analyses(self, noise_step_s: float | None) -> list:
+        """Op and/or Tran as requested, for a circuit with a DC operating point: the transient's largest step is
+        the noise-sample step (the noise DACs must be resolved), else ten output steps."""
+        from ..circuit import Op, Tran  # noqa: PLC0415
+        out: list = [Op()] if "op" in self.analyses else []
+        if "tran" in self.analyses:
+            out.append(Tran(self.step_s, self.t_stop_s, noise_step_s or self.step_s * 10))
+        return out
+
 
 class Topology:
     """Base class of a topology (see the module doc); subclasses set the class attributes and methods."""

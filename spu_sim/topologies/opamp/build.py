@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...circuit import CCCS, VCVS, Capacitor, Circuit, Comment, Op, Resistor, Tran, VoltageSource
+from ...circuit import CCCS, VCVS, Capacitor, Circuit, Comment, Resistor, VoltageSource
 from ..base import CircuitRequest
 from ..noise_sources import noise_dacs
 from .macro import element_value, macro_integrator, macro_inverter, nonideal_header, saved_currents, supplies
@@ -105,12 +105,7 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
         for i in range(1, d + 1):
             add(Resistor(f"RN{i}", f"nz{i}", f"sum{i}",
                          element_value(design, "r_noise_each_ohm", i - 1, design.r_noise_ohm)))
-    analyses: list = []
-    if "op" in request.analyses:
-        analyses.append(Op())
-    if "tran" in request.analyses:
-        tmax = design.noise_dt_tau * design.tau_s if design.has_noise else request.step_s * 10
-        analyses.append(Tran(request.step_s, request.t_stop_s, tmax))
+    analyses = request.integrator_analyses(design.noise_dt_tau * design.tau_s if design.has_noise else None)
     return Circuit(title=f"spu-sim op-amp integrator SPU, d = {d}", header=header(design), elements=E,
                    readout_nodes=list(design.readout_nodes), analyses=analyses, options={"reltol": request.reltol},
                    saves=[f"v(x{i})" for i in range(1, d + 1)] + saved_currents(design))

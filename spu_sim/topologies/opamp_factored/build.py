@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...circuit import CCCS, VCVS, Capacitor, Circuit, Comment, Op, Resistor, Tran, VoltageSource
+from ...circuit import CCCS, VCVS, Capacitor, Circuit, Comment, Resistor, VoltageSource
 from ..base import CircuitRequest
 from ..noise_sources import noise_dacs
 from ..opamp.macro import _opamp
@@ -184,12 +184,7 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
         E.append(Comment("injected noise: one noise DAC per integrator via RN<i>"))
         E += noise_dacs(design.noise_v_rms * request.noise_u, design.noise_dt_tau * design.tau_s)
         E += [Resistor(f"RN{i}", f"nz{i}", f"sum{i}", float(design.r_noise_ohm[i - 1])) for i in range(1, n + 1)]
-    analyses: list = []
-    if "op" in request.analyses:
-        analyses.append(Op())
-    if "tran" in request.analyses:
-        tmax = design.noise_dt_tau * design.tau_s if design.has_noise else request.step_s * 10
-        analyses.append(Tran(request.step_s, request.t_stop_s, tmax))
+    analyses = request.integrator_analyses(design.noise_dt_tau * design.tau_s if design.has_noise else None)
     return Circuit(title=f"spu-sim factorised TNGD SPU, N = {n}, m = {m_rows}", header=header(design), elements=E,
                    readout_nodes=list(design.readout_nodes), analyses=analyses, options={"reltol": request.reltol},
                    saves=[f"v(x{i})" for i in range(1, n + 1)])

@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from ...circuit import CCCS, VCVS, Circuit, Comment, Op, Resistor, Tran, VoltageSource
+from ...circuit import CCCS, VCVS, Circuit, Comment, Resistor, VoltageSource
 from ..base import CircuitRequest
 from ..noise_sources import noise_dacs
 from ..opamp.build import ideal_integrator, ideal_inverter
@@ -149,12 +149,7 @@ def build_circuit(design, request: CircuitRequest, line_output: LineOutput = res
         E.extend(noise_dacs(design.noise_v_rms * request.noise_u, design.noise_dt_tau * design.tau_s))
         for i in range(1, d + 1):
             E.append(Resistor(f"RN{i}", f"nz{i}", f"sum{i}", float(design.r_n[i - 1])))
-    analyses: list = []
-    if "op" in request.analyses:
-        analyses.append(Op())
-    if "tran" in request.analyses:
-        tmax = design.noise_dt_tau * design.tau_s if design.has_noise else request.step_s * 10
-        analyses.append(Tran(request.step_s, request.t_stop_s, tmax))
+    analyses = request.integrator_analyses(design.noise_dt_tau * design.tau_s if design.has_noise else None)
     return Circuit(title=f"spu-sim posterior sampler ({design.model}), d = {d}, n = {n}", header=header(design),
                    elements=E, readout_nodes=list(design.readout_nodes), analyses=analyses,
                    options={"reltol": request.reltol},
