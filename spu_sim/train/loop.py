@@ -252,47 +252,49 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
     theta0 = model.init(rng) if cfg.model.init_scale is None else model.init(rng, cfg.model.init_scale)
     transforms = [build_optimizer(entry, cfg) for entry in cfg.train.optimizers]
 
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise BadInputError(f"{out}: exists and is not a folder; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(resolved_dict(cfg), sort_keys=False))
+    from spu_sim.pipeline import staged  # noqa: PLC0415
 
-    rows: list[dict] = []
-    per_opt: dict[str, Any] = {}
-    failures: list[SpuSimError] = []
-    t_start = time.perf_counter()
-    progress = blas = None
-    if cfg.train.progress:
-        from tqdm import tqdm
-        progress = tqdm(total=len(batches) * len(transforms), file=sys.stderr, unit="step", leave=False)
-    try:
-        blas = _blas_threads(cfg.train.blas_threads)
-        for entry, transform in zip(cfg.train.optimizers, transforms):
+    def work(out: Path) -> tuple[dict[str, Any], list[SpuSimError]]:   # out: the stage, published whole
+        atomic_write_text(out / "config.yaml", yaml.safe_dump(resolved_dict(cfg), sort_keys=False))
+        rows: list[dict] = []
+        per_opt: dict[str, Any] = {}
+        failures: list[SpuSimError] = []
+        t_start = time.perf_counter()
+        progress = blas = None
+        if cfg.train.progress:
+            from tqdm import tqdm
+            progress = tqdm(total=len(batches) * len(transforms), file=sys.stderr, unit="step", leave=False)
+        try:
+            blas = _blas_threads(cfg.train.blas_threads)
+            for entry, transform in zip(cfg.train.optimizers, transforms):
+                if progress is not None:
+                    progress.set_description(entry.label)
+                r, s, err = train_one(entry, transform, model, theta0, ds, batches, cfg, progress)
+                rows += r
+                per_opt[entry.label] = s
+                failures += [err] if err is not None else []
+        finally:
             if progress is not None:
-                progress.set_description(entry.label)
-            r, s, err = train_one(entry, transform, model, theta0, ds, batches, cfg, progress)
-            rows += r
-            per_opt[entry.label] = s
-            failures += [err] if err is not None else []
-    finally:
-        if progress is not None:
-            progress.close()
-        if blas is not None:
-            blas.restore_original_limits()
-    summary = {
-        "data": cfg.data.name, "model": cfg.model.name, "n_params": int(model.n_params),
-        "n_train": int(len(ds.y_train)), "n_test": int(len(ds.y_test)), "batch_size": cfg.train.batch_size,
-        "d_z": int(model.d_z), "steps": cfg.train.steps, "run_time_s": time.perf_counter() - t_start,
-        "optimizers": per_opt,
-    }
-    atomic_write_text(out / "history.csv", format_history_csv(rows))
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, allow_nan=True) + "\n")
-    atomic_write_text(out / "summary.md", format_summary_table(summary))
-    from spu_sim.train.plots import plot_run
+                progress.close()
+            if blas is not None:
+                blas.restore_original_limits()
+        summary = {
+            "data": cfg.data.name, "model": cfg.model.name, "n_params": int(model.n_params),
+            "n_train": int(len(ds.y_train)), "n_test": int(len(ds.y_test)), "batch_size": cfg.train.batch_size,
+            "d_z": int(model.d_z), "steps": cfg.train.steps, "run_time_s": time.perf_counter() - t_start,
+            "optimizers": per_opt,
+        }
+        atomic_write_text(out / "history.csv", format_history_csv(rows))
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, allow_nan=True) + "\n")
+        atomic_write_text(out / "summary.md", format_summary_table(summary))
+        from spu_sim.train.plots import plot_run
 
-    summary["plots"] = [str(p) for p in plot_run(out)]
-    if failures:  # partial outputs are written; report the first failure (CLI exit 1, or 2 for bad input)
+        summary["plots"] = [Path(p).name for p in plot_run(out)]
+        return summary, failures
+
+    (summary, failures), _ = staged(out_dir, work, family="train")
+    summary["plots"] = [str(Path(out_dir) / name) for name in summary["plots"]]
+    if failures:  # partial outputs are published; report the first failure (CLI exit 1, or 2 for bad input)
         raise failures[0]
     return summary
 
