@@ -42,7 +42,7 @@ from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
 from spu_sim.optim.tngd import DEFAULT_TAU_S, ou_transient
 from spu_sim.readout import Adc
 
-SIGMA_HEADROOM = 4.0  # as spu_sim.design.opamp: the range covers mean + 4 sigma
+SIGMA_HEADROOM = 4.0  # as spu_sim.topologies.opamp.design: the range covers mean + 4 sigma
 
 
 class TKFACState(NamedTuple):

@@ -1,4 +1,4 @@
-"""ngspice netlist of the RLC unit-cell SPU (see spu_sim.design.rlc for the equations and the mapping).
+"""Circuit of the RLC unit-cell SPU (see spu_sim.topologies.rlc.design for the equations and the mapping).
 
 Element and node names (i, j 1-based cell indices, i < j; k = 0..B-1 the bank bit):
 

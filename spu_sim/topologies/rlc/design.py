@@ -144,7 +144,7 @@ class RlcDesign:
     noise_dt_tau: float
     v_swing_v: float
     x0_v: np.ndarray
-        # non-idealities (spu_sim.design.rlc.apply_rlc_nonidealities); None = the nominal values above
+        # non-idealities (spu_sim.topologies.rlc.nonideal.apply_rlc_nonidealities); None = the nominal values above
     c_bank_farad: np.ndarray | None = None     # (d, d, bits) realised bank capacitors (upper triangle)
     l_each_henry: np.ndarray | None = None     # (d,) realised inductors
     r_each_ohm: np.ndarray | None = None       # (d,) realised cell resistors
