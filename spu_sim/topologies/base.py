@@ -59,6 +59,32 @@ class Design(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
+class OuDesign:
+    """The defaults of the Design protocol for a design of an overdamped OU process (a mixin of the design
+    dataclasses; a design overrides what differs): the target is the problem's OU, the circuit implements
+    ``realized_sde()`` (which the design defines), the SDE state starts at problem.x0, and the slowest rate is
+    that of A_realized."""
+
+    def target_sde(self):
+        """The process the user asked for: dx = -(A x - b) dt + sqrt(2 kappa) dW (t in tau)."""
+        from ..ideal import ou_sde  # noqa: PLC0415
+        return ou_sde(self.problem.A, self.problem.b, self.problem.kappa)
+
+    def effective_sde(self):
+        """The process the circuit implements (default: the realised one)."""
+        return self.realized_sde()
+
+    @property
+    def slowest_rate_tau(self) -> float:
+        """Re lambda_min of the realised drift (per tau)."""
+        return float(np.min(np.real(np.linalg.eigvals(self.A_realized))))
+
+    @property
+    def x0_state(self) -> np.ndarray:
+        """Initial state of the SDE (the observed variables are its first d components)."""
+        return self.problem.x0
+
+
 @dataclass(frozen=True)
 class CircuitRequest:
     """What to build besides the elements: analyses (op / tran), the transient's length and output step

@@ -43,13 +43,14 @@ from ...config import SimulationConfig
 from ...errors import DesignError
 from ...ideal import LinearSDE, ou_sde
 from ...problem import Problem
+from ..base import OuDesign
 from .config import OpampCircuitConfig
 
 SIGMA_HEADROOM = 4.0
 
 
 @dataclass(frozen=True)
-class OpampDesign:
+class OpampDesign(OuDesign):
     """Every element value of the op-amp integrator SPU and the map back to problem units.
 
     Arrays: r_ohm (d, d) coupling resistors (inf = no resistor), sign (d, d) +1 fed by V_j, -1 by -V_j,
@@ -119,32 +120,9 @@ class OpampDesign:
         return q_i * self.tau_s * self.s_x ** 2 / (2.0 * self.c_farad ** 2)
 
     # ---- the design protocol used by pipeline/readout/compare (every topology provides these)
-    def target_sde(self) -> LinearSDE:
-        """The process the user asked for: dx = -(A x - b) dt + sqrt(2 kappa) dW (t in tau)."""
-        return ou_sde(self.problem.A, self.problem.b, self.problem.kappa)
-
     def realized_sde(self) -> LinearSDE:
         """The process the element values implement (realised A, b and kappa)."""
         return ou_sde(self.A_realized, self.b_realized, self.kappa_realized)
-
-    def effective_sde(self) -> LinearSDE:
-        """The process the circuit implements (ideal op-amps: the realised one)."""
-        return self.realized_sde()
-
-    @property
-    def slowest_rate_tau(self) -> float:
-        """Re lambda_min of the realised drift (per tau)."""
-        return float(np.min(np.real(np.linalg.eigvals(self.A_realized))))
-
-    @property
-    def x0_state(self) -> np.ndarray:
-        """Initial state of the SDE (the observed variables are its first d components)."""
-        return self.problem.x0
-
-    @property
-    def has_mean(self) -> bool:
-        """The integrator SPU has a non-trivial mean (A^-1 b) and .op equilibrium."""
-        return True
 
     def describe(self) -> dict[str, object]:
         """Scalars of the mapping, for the netlist header and result files."""

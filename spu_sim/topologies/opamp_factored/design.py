@@ -51,7 +51,8 @@ import numpy as np
 
 from ...config import SimulationConfig
 from ...errors import DesignError
-from ...ideal import LinearSDE, ou_sde
+from ...ideal import LinearSDE
+from ..base import OuDesign
 from .config import FactoredCircuitConfig
 from .linear import macro_loop_stability, realized_factors, realized_parts
 from .problem import FactoredProblem
@@ -63,7 +64,7 @@ DENSE_EIG_MAX_N = 1500
 
 
 @dataclass(frozen=True)
-class FactoredDesign:
+class FactoredDesign(OuDesign):
     """Every element value of the factorised circuit (realised values; nominal unless non-idealities apply).
 
     Arrays (inf = no resistor): r_j_ohm (m, N), s_j (m, N) +1 fed by x_j / -1 by xn_j; r_h_ohm (m, m), s_h;
@@ -135,10 +136,6 @@ class FactoredDesign:
     def has_noise(self) -> bool:
         return bool(np.all(np.isfinite(self.r_noise_ohm)))
 
-    @property
-    def has_mean(self) -> bool:
-        return True
-
     def to_problem_units(self, v: np.ndarray) -> np.ndarray:
         return self.s_x * np.asarray(v)
 
@@ -203,9 +200,6 @@ class FactoredDesign:
     def _gain_factor(self) -> float:
         return 1.0 if self.macro is None else 1.0 + 1.0 / self.macro.gain
 
-    def target_sde(self) -> LinearSDE:
-        return ou_sde(self.problem.A, self.problem.b, self.problem.kappa)
-
     def realized_sde(self) -> LinearSDE:
         return LinearSDE(self.A_realized, self.b_realized, np.diag(2.0 * self.kappa_each))
 
@@ -221,10 +215,6 @@ class FactoredDesign:
         if self.notes and self.d <= DENSE_EIG_MAX_N:    # realised values differ from the nominal ones
             return float(np.min(np.real(np.linalg.eigvals(self.A_realized))))
         return nominal_lambda_min(self.problem)
-
-    @property
-    def x0_state(self) -> np.ndarray:
-        return self.problem.x0
 
     def element_counts(self) -> dict[str, int]:
         """Resistors per array, summers, inverters, and the total element count of the netlist."""

@@ -48,10 +48,11 @@ import numpy as np
 
 from ...config import SimulationConfig
 from ...errors import DesignError
-from ...ideal import LinearSDE, ou_sde
+from ...ideal import LinearSDE
 from ...problem import Problem
 from ..elements import element_errors, group_rng, quantize_grid, temperature_factor
 from ..opamp.nonideal import MacroOpamp
+from ..base import OuDesign
 from . import discrete
 from .config import OpampScCircuitConfig, SwitchedCapConfig
 
@@ -71,7 +72,7 @@ def bit_mask(code: np.ndarray, bits: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class OpampScDesign:
+class OpampScDesign(OuDesign):
     """Every element value of the switched-capacitor SPU (realised values: after mismatch and temperature).
 
     code (d, d) bank codes, sign (d, d) +1 delay-free inverting / -1 delaying, c_bit_farad (d, d, bits) every
@@ -223,9 +224,6 @@ class OpampScDesign:
             p = p._replace(g=p.g + (np.eye(self.d) - p.Phi) @ delta + Bm @ self.H_minus @ delta)
         return p
 
-    def target_sde(self) -> LinearSDE:
-        return ou_sde(self.problem.A, self.problem.b, self.problem.kappa)
-
     def realized_sde(self) -> LinearSDE:
         """The continuous OU of the realised A and b with the enabled noise sources' diffusion (per-period
         variance / h): what the bank codes implement without the clock's time discretisation."""
@@ -242,14 +240,6 @@ class OpampScDesign:
     @property
     def slowest_rate_tau(self) -> float:
         return float(np.min(np.real(np.linalg.eigvals(discrete.effective_drift(self.process(False, False))))))
-
-    @property
-    def x0_state(self) -> np.ndarray:
-        return self.problem.x0
-
-    @property
-    def has_mean(self) -> bool:
-        return True
 
     def describe(self) -> dict[str, object]:
         cb = self.c_branch_farad

@@ -40,6 +40,7 @@ import numpy as np
 
 from ...errors import DesignError
 from ...ideal import LinearSDE, ou_sde
+from ..base import OuDesign
 
 SIGMA_HEADROOM = 4.0
 
@@ -49,7 +50,7 @@ def _signed(r: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class PosteriorDesign:
+class PosteriorDesign(OuDesign):
     """Every element value of a posterior circuit (module doc) and the map back to problem units.
 
     model: "gaussian" or "logistic"; link: None (gaussian), "logistic" or "hard" (the sigmoid element).
@@ -216,14 +217,6 @@ class PosteriorDesign:
         """The realised process. With the op-amp macromodel its quasi-static finite-gain corrections (order
         1/gain, 1e-5 by default) are not modelled here: the macromodel is in the netlist only."""
         return self.realized_sde()
-
-    @property
-    def slowest_rate_tau(self) -> float:
-        return float(np.min(np.real(np.linalg.eigvals(self.A_realized))))
-
-    @property
-    def x0_state(self) -> np.ndarray:
-        return self.problem.x0
 
     def describe(self) -> dict[str, object]:
         rs = [r[np.isfinite(r)] for r in (self.r_p, self.r_x, self.r_t)]
