@@ -128,7 +128,8 @@ def check_limits(prep: Prepared, out_dir: Path | None = None) -> None:
             f"readout.sample_dt_tau: {prep.sample_dt_tau:.3g} tau over {sim.t_stop_tau:g} tau gives "
             f"{est['readout_values']:.3g} readout values (limit simulation.max_readout_values = "
             f"{sim.max_readout_values}); raise readout.sample_dt_tau, shorten the run or raise the limit")
-    if est["disk_mb"] > sim.max_disk_mb:
+    writes = out_dir is not None or get_engine(sim.backend).reads_files   # an in-memory linear run writes nothing
+    if writes and est["disk_mb"] > sim.max_disk_mb:
         raise BadInputError(
             f"simulation: the run would write about {est['disk_mb']:.4g} MB of netlist and noise files (limit "
             f"simulation.max_disk_mb = {sim.max_disk_mb:g}); shorten the run, raise noise_dt_tau or the limit")

@@ -45,12 +45,13 @@ from ..errors import BadInputError
 from .base import register, run_in_child
 from .linear_mna import NGSPICE_HINT, LinearModel, assemble, build_model, dc_solution, output_rows
 from .linear_noise import noise_analysis
+from .linear_operator import prefers_krylov, tran_krylov
 from .linear_step import (COND_MAX, modal_form, modal_noise_factor, phi1, phi2, q_dense, run_loop, run_modal,
                           sqrt_psd)
 from .raw import Waveforms
 
 NOISE_MODES = ("samples", "aggregated")
-METHODS = ("auto", "modal", "loop")
+METHODS = ("auto", "modal", "loop", "krylov")   # krylov: engines/linear_operator.py
 MAX_DENOMINATOR = 1000
 
 
@@ -212,6 +213,8 @@ class LinearEngine:
 
     def tran(self, circuit: Circuit, tran: Tran, mode: str, seed: int | None, intensity: dict[str, float] | None,
              method: str) -> LinearWaveforms:
+        if method == "krylov" or (method == "auto" and prefers_krylov(circuit)):
+            return tran_krylov(circuit, tran, self.name, mode)
         ctl = [f"v({sw.c_pos},{sw.c_neg})" for sw in circuit.of_type(Switch)]
         model = build_model(circuit, extra=ctl)
         saves = model.outputs[:len(model.outputs) - len(ctl)]

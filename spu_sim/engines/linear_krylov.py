@@ -1,0 +1,131 @@
+"""Matrix-free exponential of an affine linear ODE: x' = M x + b (constant b), x(0) = x0, at given times.
+
+    X, info = affine_expmv(apply_M, b, x0, times_s, rtol=1e-10)   # X (n, len(times)); info: applications, substeps
+
+Only products M v are used (``apply_M``: (n,) -> (n,)). The constant input rides on the augmented operator
+A = [[M, b / eta], [0, 0]] acting on w = [x; eta]: e^{A t} w = [e^{M t} x + t phi1(M t) b; eta], so one
+exponential gives the forced response (eta scales the extra coordinate to the size of the response,
+eta = |b| / |M b|, so the basis is not dominated by either part).
+
+Arnoldi (Saad 1992, Expokit's time stepping): k steps of Arnoldi (classical Gram-Schmidt twice, so the basis is
+orthonormal to rounding) give A V_k = V_k H_k + h_{k+1,k} v_{k+1} e_k^T and e^{A s} w ~ beta V_k e^{s H_k} e_1.
+Its error is estimated a posteriori by err(s) = beta h_{k+1,k} |e_k^T s phi1(s H_k) e_1| (the leading term of
+the error expansion; read off one exponential of the (k+1)-augmented Hessenberg matrix). The basis grows until
+err over the remaining horizon is below tol (tol = rtol * beta, per unit of horizon: the substeps' errors add
+up to at most rtol |w| over the whole run), at most k_max vectors; if it is not reached, the substep s is
+halved until err(s) <= tol s / T, the outputs inside the substep are read from the same basis, and a new
+basis starts at w(s). A happy breakdown (h_{k+1,k} ~ 0: the Krylov space is invariant) is exact.
+
+Cost: per Arnoldi step one M v plus O(k n) orthogonalisation; the number of steps grows like sqrt(rho t)
+(rho the spectral radius of M t) for normal M, so stiff circuits (fast op-amp poles next to a slow tau) need
+many substeps: the engine picks this method only for large state counts (engines/linear_operator.py).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+import scipy.linalg as sla
+
+K_MAX = 80
+CHECK_EVERY = 4
+BREAKDOWN = 1e-13
+
+
+class KrylovInfo(NamedTuple):
+    applications: int      # products M v
+    substeps: int          # Krylov bases built
+    max_dim: int           # largest basis
+    error_estimate: float  # sum of the substeps' a-posteriori estimates, relative to |w|
+
+
+def _exp_e1(H: np.ndarray, s: float) -> np.ndarray:
+    """e^{s H} e_1 (first column)."""
+    return sla.expm(s * H)[:, 0]
+
+
+def affine_expmv(apply_M: Callable[[np.ndarray], np.ndarray], b: np.ndarray, x0: np.ndarray, times: np.ndarray,
+                 rtol: float = 1e-10, k_max: int = K_MAX) -> tuple[np.ndarray, KrylovInfo]:
+    """x(t) for every t in times (ascending, >= 0) of x' = M x + b, x(0) = x0 (module doc)."""
+    times = np.asarray(times, dtype=float)
+    n = len(x0)
+    X = np.empty((n, len(times)))
+    b = np.asarray(b, dtype=float)
+    nb = float(np.linalg.norm(b))
+    if nb > 0:
+        mb = float(np.linalg.norm(apply_M(b)))
+        eta = nb / mb if mb > 0 else 1.0
+    else:
+        eta = 1.0
+    apps = 1 if nb > 0 else 0
+
+    def A(v: np.ndarray) -> np.ndarray:
+        out = np.empty(n + 1)
+        out[:n] = apply_M(v[:n]) + b * (v[n] / eta)
+        out[n] = 0.0
+        return out
+
+    w = np.concatenate([np.asarray(x0, dtype=float), [eta]])
+    t, T = 0.0, float(times[-1]) if len(times) else 0.0
+    i_out = 0
+    while i_out < len(times) and times[i_out] <= 0.0:
+        X[:, i_out] = w[:n]
+        i_out += 1
+    substeps, max_dim, err_total = 0, 0, 0.0
+    while i_out < len(times):
+        beta = float(np.linalg.norm(w))
+        horizon = T - t
+        if beta == 0.0:
+            X[:, i_out:] = 0.0
+            break
+        tol = rtol * beta
+        V = np.zeros((k_max + 1, n + 1))
+        Hm = np.zeros((k_max + 2, k_max + 2))
+        V[0] = w / beta
+        k, exact, err = 0, False, np.inf
+        for j in range(k_max):
+            p = A(V[j])
+            apps += 1
+            c = V[:j + 1] @ p
+            p -= c @ V[:j + 1]
+            c2 = V[:j + 1] @ p
+            p -= c2 @ V[:j + 1]
+            Hm[:j + 1, j] = c + c2
+            h = float(np.linalg.norm(p))
+            k = j + 1
+            scale = float(np.abs(Hm[:k, :k]).max()) or 1.0
+            if h <= BREAKDOWN * scale:
+                exact = True
+                break
+            Hm[j + 1, j] = h
+            V[j + 1] = p / h
+            # error estimate over the whole remaining horizon: beta |[e^{s Hbar}]_{k, 0}|, Hbar (k+1)x(k+1);
+            # checked every CHECK_EVERY steps (each check is one small expm)
+            if k % CHECK_EVERY == 0 or k == k_max:
+                err = beta * abs(sla.expm(horizon * Hm[:k + 1, :k + 1])[k, 0])
+                if err <= tol:
+                    break
+        Hk = Hm[:k, :k]
+        if exact or err <= tol:
+            s = horizon
+            err_s = 0.0 if exact else err
+        else:
+            s = horizon
+            while True:
+                s *= 0.5
+                err_s = beta * abs(sla.expm(s * Hm[:k + 1, :k + 1])[k, 0])
+                if err_s <= tol * s / horizon or s < 1e-12 * horizon:
+                    break
+        t_end = t + s
+        Vk = V[:k]
+        while i_out < len(times) and times[i_out] <= t_end * (1 + 1e-14):
+            X[:, i_out] = beta * (_exp_e1(Hk, times[i_out] - t) @ Vk)[:n]
+            i_out += 1
+        w = beta * (_exp_e1(Hk, s) @ Vk)
+        w[n] = eta    # the augmented coordinate is constant (exactly)
+        t = t_end
+        substeps += 1
+        max_dim = max(max_dim, k)
+        err_total += err_s / beta
+    return X, KrylovInfo(apps, substeps, max_dim, err_total)

@@ -1,0 +1,235 @@
+"""The linear engine's structured method (``method="krylov"``): the reduced model as operators, never as matrices.
+
+    om = OperatorModel(circuit)            # MNA + index-1 partition + replayable G22 solve
+    dx, y = om.apply(X, U)                 # x' = M X + N U and y = Cx X + Du U, columns at once
+    plots["tran"] = tran_krylov(circuit, tran, engine_name)
+
+linear_mna.build_model forms x' = M x + N u densely (X = G22^-1 [G21, B2] explicitly): for the factorised TNGD
+circuit its integrator-current rows are N x N dense, which costs O(N^2 m) to form and O(N^3) to diagonalise.
+Here one application of the reduction
+
+    w2 = G22^-1 (B2 u - G21 x)                   (spu_sim.engines.linear_peel: replayed peeling rounds + core LU)
+    x' = C11^-1 (B1 u - G11 x - G12 w2)           (C11: diagonal or one sparse LU)
+    y  = R1 x + R2 w2                              (R = saved-vector rows, split on the partition)
+
+costs O(nnz(G_m)) = O(m N) for the factorised circuit (3 m N resistors), and gives the derivative and the
+outputs from the same solve. The partition (dynamic node voltages and inductor currents, floating capacitor
+islands relative to a reference node, the algebraic rest) is linear_mna.build_model's (same rules, same error
+messages). The transient (constant inputs only: no NoiseSource) is the exact solution
+x(t) = e^{Mt} x0 + t phi1(Mt) N u by Arnoldi on the augmented operator (spu_sim.engines.linear_krylov), with
+its a-posteriori error estimate stated in the result (``KrylovWaveforms``). Noise sources are refused: their
+piecewise-linear input would need one exponential per noise step (use method modal at moderate N, or ngspice).
+
+.op: one sparse LU (SuperLU, COLAMD ordering) of the whole MNA G_m z = B u, the same as method modal
+(linear_mna.dc_solution): measured cheap at N = 4.8e3, m = 320 (docs/linear_engine.md).
+
+Rule of ``method="auto"`` (linear.py): krylov when the circuit has more than KRYLOV_MIN_STATES capacitors and
+inductors (the dense modal form costs O(n^3) there) and no noise source; else modal (or loop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from ..circuit import Capacitor, Circuit, Inductor, NoiseSource, Switch, Tran
+from ..errors import BadInputError
+from .linear_krylov import KrylovInfo, affine_expmv
+from .linear_mna import NGSPICE_HINT, _initial_state, _islands, assemble, dc_solution, output_rows
+from .linear_peel import PeelSolve
+
+KRYLOV_MIN_STATES = 1500
+RTOL = 1e-10
+
+
+def prefers_krylov(circuit: Circuit) -> bool:
+    """The auto rule (module doc): many states and no noise source."""
+    n_dyn = len(circuit.of_type(Capacitor)) + len(circuit.of_type(Inductor))
+    return n_dyn > KRYLOV_MIN_STATES and not circuit.of_type(NoiseSource)
+
+
+def _sub(A: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
+    return A[rows][:, cols].tocsr()
+
+
+class OperatorModel:
+    """The reduced model of a linear circuit as operators (module doc). Attributes: n (states), n_u (inputs),
+    outputs (names), x0 (uic state), mna, peel (the G22 solve), noise (the NoiseSources)."""
+
+    def __init__(self, circuit: Circuit, saves: list[str] | None = None, extra: list[str] = ()) -> None:
+        mna = assemble(circuit)
+        self.mna = mna
+        self.noise = mna.noise
+        n = mna.G.shape[0]
+        dyn_nodes, ref_of = _islands(mna)
+        ind = np.array([mna.branches[e.name] for e in mna.inductors], dtype=int)
+        dyn = np.concatenate([dyn_nodes, ind]).astype(int)
+        if len(dyn) == 0:
+            raise BadInputError("the circuit has no capacitor or inductor: nothing to integrate in time")
+        alg = np.setdiff1d(np.arange(n), dyn)
+        G, B = mna.G.tocsr(), sp.csr_matrix(mna.B)
+        names, R = output_rows(mna, circuit.saves if saves is None else saves, extra)
+        if ref_of:   # z = T w: v_n = w_n + w_ref(n) for island nodes (linear_mna.build_model)
+            rows = list(range(n)) + list(ref_of)
+            cols = list(range(n)) + list(ref_of.values())
+            T = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+            G, B, R = (T.T @ G @ T).tocsr(), (T.T @ B).tocsr(), (R @ T).tocsr()
+        self.G11, self.G12 = _sub(G, dyn, dyn), _sub(G, dyn, alg)
+        self.G21, G22 = _sub(G, alg, dyn), _sub(G, alg, alg)
+        self.B1, self.B2 = B[dyn].toarray(), B[alg].toarray()
+        self.R1, self.R2 = _sub(R, np.arange(R.shape[0]), dyn), _sub(R, np.arange(R.shape[0]), alg)
+        labels = [mna.labels[i] for i in alg]
+        eq = [mna.eq_labels[i] for i in alg]
+        inv_nodes = {v: k for k, v in mna.nodes.items()}
+        islands: dict[int, list[str]] = {}
+        for mm, r in ref_of.items():
+            islands.setdefault(r, []).append(inv_nodes[mm])
+        for j, i in enumerate(alg):
+            if i in islands:
+                labels[j] = (f"the common-mode voltage of the capacitor island {{{inv_nodes[i]},"
+                             f" {', '.join(islands[i])}}}")
+        needed = np.union1d(np.unique(self.G12.indices), np.unique(self.R2.indices))
+        self.peel = PeelSolve(G22, labels, eq, needed=needed) if len(alg) else None
+        # C11 with +L for inductors (flip those rows), diagonal or one sparse LU
+        self.flip = np.r_[np.ones(len(dyn_nodes)), -np.ones(len(ind))]
+        Cp = sp.diags(self.flip) @ mna.C.tocsr()[dyn][:, dyn]
+        diag = Cp.diagonal()
+        if abs(Cp - sp.diags(diag)).max() == 0:
+            self._cdiag, self._clu = diag, None
+        else:
+            self._cdiag, self._clu = None, spla.splu(sp.csc_matrix(Cp))
+        self.n, self.n_u = len(dyn), B.shape[1]
+        self.outputs = names
+        self.x0 = _initial_state(circuit, mna, dyn_nodes, self.csolve)
+        self.dyn_index = dyn
+        self.ref_index = np.array([ref_of.get(int(i), -1) for i in dyn], dtype=int)
+
+    def csolve(self, rhs: np.ndarray) -> np.ndarray:
+        """C_p^-1 rhs (C_p: C11 with the inductor rows' sign flipped, positive definite)."""
+        if self._clu is None:
+            return rhs / (self._cdiag if rhs.ndim == 1 else self._cdiag[:, None])
+        return self._clu.solve(np.ascontiguousarray(rhs))
+
+    def _alg(self, X: np.ndarray, U: np.ndarray) -> np.ndarray:
+        rhs = self.B2 @ U - self.G21 @ X
+        return self.peel.solve(rhs) if self.peel is not None else rhs[:0]
+
+    def apply(self, X: np.ndarray, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(x', y) for states X (n,) or (n, k) and inputs U (n_u,) or (n_u, k)."""
+        W2 = self._alg(X, U)
+        s = self.B1 @ U - self.G11 @ X - (self.G12 @ W2 if self.peel is not None else 0.0)
+        f = self.flip if X.ndim == 1 else self.flip[:, None]
+        dx = self.csolve(f * s)
+        y = self.R1 @ X + (self.R2 @ W2 if self.peel is not None else 0.0)
+        return dx, y
+
+    def apply_M(self, v: np.ndarray) -> np.ndarray:
+        """M v (no input)."""
+        return self.apply(v, np.zeros(self.n_u) if v.ndim == 1 else np.zeros((self.n_u, v.shape[1])))[0]
+
+    def outputs_of(self, X: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """y = Cx X + Du u for the columns of X (k at once; u one input vector)."""
+        U = np.repeat(u[:, None], X.shape[1], axis=1)
+        return self.apply(X, U)[1]
+
+    def state_of(self, z: np.ndarray) -> np.ndarray:
+        """The state of an MNA solution z (as LinearModel.state_of)."""
+        ref = np.where(self.ref_index >= 0, z[np.maximum(self.ref_index, 0)], 0.0)
+        return z[self.dyn_index] - ref
+
+
+def _refuse_noise(circuit: Circuit) -> None:
+    srcs = circuit.of_type(NoiseSource)
+    if srcs:
+        raise BadInputError(f"method krylov runs transients with constant inputs only, but the circuit has"
+                            f" {len(srcs)} noise source(s) ({srcs[0].name}, ...): their piecewise-linear samples"
+                            " would need one exponential per sample step; use method modal (dense, moderate"
+                            f" size), set the problem's kappa to 0, or {NGSPICE_HINT}")
+
+
+def _check_switches(om: OperatorModel, ctl_rows: slice, switches: list[Switch], u: np.ndarray) -> None:
+    """Programmed switches only: each control voltage independent of the state (probed by two random states)
+    and on its programmed side of the threshold (as linear.py's check on the dense model)."""
+    if not switches:
+        return
+    models = {s.name: m for s, m in om.mna.switches}
+    rng = np.random.default_rng(0)
+    X = np.column_stack([np.zeros(om.n), rng.standard_normal(om.n), rng.standard_normal(om.n)])
+    Y = om.outputs_of(X, u)[ctl_rows]
+    for k, sw in enumerate(switches):
+        m = models[sw.name]
+        v = float(Y[k, 0])
+        scale = max(abs(v), abs(m.vt_v), 1.0)
+        if np.abs(Y[k, 1:] - v).max() > 1e-9 * scale:
+            raise BadInputError(f"switch {sw.name}: its control V({sw.c_pos},{sw.c_neg}) varies in time (a clocked"
+                                f" switch); the linear engine runs programmed switches only; {NGSPICE_HINT}")
+        if (sw.on and v < m.vt_v - m.vh_v) or (not sw.on and v > m.vt_v + m.vh_v):
+            raise BadInputError(f"switch {sw.name}: programmed {'ON' if sw.on else 'OFF'} but its control is"
+                                f" {v:g} V against VT = {m.vt_v:g} V: ngspice would toggle it; fix the control")
+
+
+@dataclass
+class KrylovRun:
+    """What one structured transient did (stated in the result)."""
+
+    info: KrylovInfo
+    rtol: float
+    n_states: int
+    peel_rounds: int
+    core_size: int
+    nnz_per_solve: int
+
+
+def tran_outputs(circuit: Circuit, tran: Tran, times_s: np.ndarray, saves: list[str] | None = None,
+                 rtol: float = RTOL):
+    """(saves, Y (len(times), n_saves), KrylovRun): the noise-free transient at the given times (ascending, >= 0;
+    e.g. the output grid, or ngspice's own time points for a cross-check)."""
+    _refuse_noise(circuit)
+    switches = circuit.of_type(Switch)
+    ctl = [f"v({sw.c_pos},{sw.c_neg})" for sw in switches]
+    om = OperatorModel(circuit, saves, extra=ctl)
+    n_saves = len(om.outputs) - len(ctl)
+    u = np.ones(om.n_u)   # u = [1]: every DC value (no noise sources)
+    _check_switches(om, slice(n_saves, None), switches, u)
+    if tran.uic:
+        x0 = om.x0
+    else:
+        if circuit.ic_v:
+            raise BadInputError(".tran without uic and with .ic: the linear engine takes either uic or the DC"
+                                f" operating point as the start; {NGSPICE_HINT}")
+        x0 = om.state_of(dc_solution(om.mna, u))
+    b = om.apply(np.zeros(om.n), u)[0]     # N u
+    X, info = affine_expmv(om.apply_M, b, x0, np.asarray(times_s, dtype=float), rtol=rtol)
+    Y = om.outputs_of(X, u)[:n_saves].T
+    peel = om.peel
+    run = KrylovRun(info, rtol, om.n, peel.n_rounds if peel else 0, peel.core_size if peel else 0,
+                    peel.nnz_per_solve if peel else 0)
+    return om.outputs[:n_saves], Y, run
+
+
+def tran_krylov(circuit: Circuit, tran: Tran, engine_name: str, noise_mode: str = "samples"):
+    """The ``.tran`` of the linear engine by method krylov: a LinearWaveforms with method "krylov" and the
+    run's KrylovRun as ``.krylov`` (applications, substeps, error estimate)."""
+    from .linear import LinearWaveforms, _grid  # noqa: PLC0415 (linear imports this module)
+    n_out = _grid(tran, [], samples=False)[0]
+    t = np.arange(n_out + 1) * tran.step_s
+    saves, Y, run = tran_outputs(circuit, tran, t)
+    vectors = {"time": t}
+    vectors.update({k: Y[:, i] for i, k in enumerate(saves)})
+    w = LinearWaveforms("tran", t, vectors, engine=engine_name, noise_mode=noise_mode, method="krylov")
+    w.krylov = run
+    return w
+
+
+def path_at_krylov(circuit: Circuit, times_s: np.ndarray, saves: list[str] | None = None) -> dict[str, np.ndarray]:
+    """The exact noise-free transient at arbitrary times by method krylov (as linear.path_at, for cross-checks
+    at ngspice's own time points)."""
+    t = np.asarray(times_s, dtype=float)
+    order = np.argsort(t, kind="stable")
+    names, Y, _ = tran_outputs(circuit, circuit.analysis(Tran), t[order], saves)
+    out = np.empty_like(Y)
+    out[order] = Y
+    return {k: out[:, i] for i, k in enumerate(names)}

@@ -1,0 +1,152 @@
+"""The linear engine's structured method (``method="krylov"``: engines/linear_operator.py, linear_peel.py,
+linear_krylov.py) against the dense modal method on the same Circuit and against ngspice.
+
+Tolerances: the Arnoldi exponential stops when its a-posteriori estimate is below rtol = 1e-10 of |[x; eta]|
+over the whole run (the estimate is the leading term of the error series, so it is checked, with a factor 100
+of slack for that, at 1e-8 of the largest output); the dense modal form is exact to cond(V) eps (< 1e-6 relative
+by its own rule, measured far smaller). Against ngspice the path difference is ngspice's truncation error: it
+must be small at reltol 1e-4 and shrink as reltol tightens (tests/test_engine_linear.py's rule).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from spu_sim.circuit import Op, Tran
+from spu_sim.engines import get_engine
+from spu_sim.engines import linear_operator
+from spu_sim.engines.linear import LinearEngine
+from spu_sim.engines.linear_operator import path_at_krylov
+from spu_sim.engines.linear_peel import PeelSolve
+from spu_sim.errors import BadInputError
+from spu_sim.pipeline import build_circuit, prepare
+
+
+def factored_circuit(n, m, *, circuit=None, kappa=0.0, t_stop_tau=5.0, step_tau=0.25, seed=0, analyses=("tran",)):
+    rng = np.random.default_rng(seed)
+    J = rng.standard_normal((m, n)) / np.sqrt(n)
+    B = rng.standard_normal((m, m))
+    H = B @ B.T / m + 0.1 * np.eye(m)
+    cfg = {"problem": {"factors": {"J": J.tolist(), "H": H.tolist(), "damping": 0.3},
+                       "vector": rng.standard_normal(n).tolist(), "kappa": kappa,
+                       "x0": (0.5 * rng.standard_normal(n)).tolist()},
+           "circuit": {"topology": "opamp_factored", "integrator": {"r_max_ohm": 1e10, "prune_below_relative": 1e-5},
+                       **(circuit or {})},
+           "simulation": {"t_stop_tau": t_stop_tau, "burn_in_tau": 0.0, "analyses": list(analyses), "backend": "linear"},
+           "readout": {"sample_dt_tau": step_tau}}
+    return build_circuit(prepare(cfg))
+
+
+def dense_circuit(d, *, circuit=None, seed=0):
+    rng = np.random.default_rng(seed)
+    B = rng.standard_normal((d, d))
+    A = B @ B.T / d + 0.5 * np.eye(d)
+    cfg = {"problem": {"matrix": A.tolist(), "vector": rng.standard_normal(d).tolist(), "kappa": 0.0},
+           "circuit": {"topology": "opamp", **(circuit or {})},
+           "simulation": {"t_stop_tau": 5.0, "burn_in_tau": 0.0, "analyses": ["tran"], "backend": "linear"},
+           "readout": {"sample_dt_tau": 0.25}}
+    return build_circuit(prepare(cfg))
+
+
+def _both(c):
+    e = LinearEngine()
+    dense = e.run(c, method="modal")["tran"]
+    kry = e.run(c, method="krylov")["tran"]
+    assert kry.method == "krylov" and kry.engine == "linear"
+    keys = [k for k in dense.vectors if k != "time"]
+    D = np.array([dense.vectors[k] for k in keys])
+    K = np.array([kry.vectors[k] for k in keys])
+    assert np.array_equal(dense.vectors["time"], kry.vectors["time"])
+    return D, K, kry.krylov
+
+
+MACRO = {"opamp": {"model": "macro", "gain": 1e5, "gbw_hz": 1e7, "offset_sigma_v": 1e-4}}
+TOL = {"tolerance": {"local_rel": 0.01, "seed": 2}}
+
+
+@pytest.mark.parametrize("n,m,extra", [(60, 12, {}), (160, 12, {}), (24, 6, MACRO | TOL)],
+                         ids=["ideal", "ideal-split-layout", "macro-tolerance"])
+def test_krylov_equals_modal_factored(n, m, extra):
+    D, K, run = _both(factored_circuit(n, m, circuit=extra))
+    assert run.info.error_estimate <= 1e-9, run
+    assert np.abs(K - D).max() <= 1e-8 * np.abs(D).max(), (np.abs(K - D).max(), run)
+    assert run.peel_rounds > 0 and run.n_states >= n
+
+
+def test_krylov_equals_modal_dense_topology_macro():
+    """The method is generic: the dense all-to-all op-amp network with macromodel op-amps and tolerances."""
+    D, K, run = _both(dense_circuit(8, circuit=MACRO | TOL))
+    assert np.abs(K - D).max() <= 1e-8 * np.abs(D).max(), (np.abs(K - D).max(), run)
+
+
+def test_dc_start_stays_at_the_operating_point():
+    """Without uic the transient starts at the DC solution (a sparse LU of the whole MNA): it must stay there."""
+    c = factored_circuit(30, 8, analyses=("op", "tran"))
+    c = replace(c, analyses=[Op(), replace(c.analysis(Tran), uic=False)])
+    out = LinearEngine().run(c, method="krylov")
+    op, tr = out["op"], out["tran"]
+    for k, v in op.vectors.items():
+        assert np.abs(tr.vectors[k] - v[0]).max() <= 1e-9 * max(abs(v[0]), 1.0), k
+
+
+@pytest.mark.ngspice
+def test_krylov_vs_ngspice_factored(tmp_path):
+    """Noise-free factorised netlist (N = 16, m = 5, x0 != 0): ngspice's path at its own time points against the
+    Krylov path at the same times; the difference is ngspice's truncation error (shrinks with reltol)."""
+    c = factored_circuit(16, 5, t_stop_tau=4.0, step_tau=0.1)
+    errs = []
+    for reltol in (1e-4, 1e-6):
+        cr = replace(c, options={"reltol": reltol})
+        ng = get_engine("ngspice-subprocess").run(cr, tmp_path / f"ng_{reltol:g}")["tran"]
+        nodes = [s for s in c.saves]
+        ex = path_at_krylov(cr, ng.axis, nodes)
+        scale = max(np.abs(ex[k]).max() for k in ex)
+        errs.append(max(np.abs(np.real(ng.vectors[k]) - ex[k]).max() for k in ex) / scale)
+    print("ngspice vs krylov, relative max difference at reltol 1e-4 / 1e-6:", errs)
+    assert errs[0] < 1e-2, errs
+    assert errs[1] < 0.5 * errs[0], errs
+
+
+@pytest.mark.ngspice
+def test_op_vs_ngspice_factored(tmp_path):
+    c = factored_circuit(16, 5, analyses=("op",))
+    ng = get_engine("ngspice-subprocess").run(c, tmp_path / "op")["op"].vectors
+    lin = LinearEngine().run(c, method="krylov")["op"]
+    for k, v in lin.vectors.items():
+        ref = float(np.real(ng[k])[0])
+        assert abs(v[0] - ref) <= 1e-10 * max(abs(ref), 1e-300) + 1e-15, (k, v[0], ref)
+
+
+def test_noise_sources_are_refused_with_the_fix():
+    c = factored_circuit(12, 4, kappa=0.01)
+    with pytest.raises(BadInputError, match="noise source.*method modal"):
+        LinearEngine().run(c, method="krylov")
+
+
+def test_auto_rule_picks_krylov_for_many_states_without_noise(monkeypatch):
+    c = factored_circuit(20, 4)
+    assert LinearEngine().run(c)["tran"].method == "modal"
+    monkeypatch.setattr(linear_operator, "KRYLOV_MIN_STATES", 10)
+    assert LinearEngine().run(c)["tran"].method == "krylov"
+    assert not linear_operator.prefers_krylov(factored_circuit(20, 4, kappa=0.01))   # noise: never krylov by auto
+
+
+def test_peel_solve_with_coupled_core_equals_spsolve():
+    """Rows peeled in rounds, then a coupled 3 x 3 core (every core row also reads peeled unknowns)."""
+    rng = np.random.default_rng(3)
+    n = 12
+    G = np.tril(rng.standard_normal((n, n)), -1) * (rng.random((n, n)) < 0.4) + np.diag(2 + rng.random(n))
+    G[-3:, -3:] = rng.standard_normal((3, 3)) + 3 * np.eye(3)
+    Gs = sp.csr_matrix(G)
+    labels = [f"u{i}" for i in range(n)]
+    ps = PeelSolve(Gs, labels, labels)
+    assert ps.core_size == 3 and ps.n_rounds >= 1
+    R = rng.standard_normal((n, 4))
+    assert np.allclose(ps.solve(R), spla.spsolve(Gs.tocsc(), R), rtol=1e-12, atol=1e-12)
+    part = PeelSolve(Gs, labels, labels, needed=np.array([0, 1]))
+    assert np.allclose(part.solve(R)[:2], spla.spsolve(Gs.tocsc(), R)[:2], rtol=1e-12, atol=1e-12)
