@@ -13,6 +13,12 @@ Conventions (SPICE's): a two-terminal element's current flows from ``n_pos`` thr
 
 Elements
     Resistor(name, n_pos, n_neg, r_ohm, noisy=True)       noisy=False: no thermal noise in .noise
+    ResistorArray(prefix, row_nodes, col_nodes, r_ohm, row_keys, col_keys, noisy=True)
+                                                           a programmable crossbar: resistor
+                                                           <prefix><row_keys[i]>_<col_keys[j]> from col_nodes[j]
+                                                           to row_nodes[i] for each finite r_ohm[i, j] (inf:
+                                                           no resistor); one element for up to millions of
+                                                           resistors (written one line each, row-major)
     Capacitor(name, n_pos, n_neg, c_farad, ic_v=None)      ic_v: initial voltage (transient with uic)
     Inductor(name, n_pos, n_neg, l_henry, ic_a=None)       ic_a: initial current
     VoltageSource(name, n_pos, n_neg, dc_v, ac_v=None)     ac_v: small-signal amplitude (.noise input)
@@ -64,6 +70,63 @@ class Resistor:
     n_neg: str
     r_ohm: float
     noisy: bool = True
+
+
+@dataclass(frozen=True, eq=False)
+class ResistorArray:
+    """A crossbar of resistors held as arrays (a programmable resistor array of the hardware).
+
+    Entry (i, j) with finite r_ohm[i, j] is the resistor ``<prefix><row_keys[i]>_<col_keys[j]>`` from
+    ``col_nodes[j]`` to ``row_nodes[i]`` (current flows col -> row, as Resistor(name, col, row, r)); inf means
+    no resistor there. row_keys / col_keys are the integers the names carry (default 1..rows, 1..cols), so a
+    block of a larger array keeps the larger array's names. Equivalent to the Resistor elements it expands to
+    (``resistors()``), which the SPICE writer emits row-major; engines and checks use the arrays directly.
+    """
+
+    prefix: str
+    row_nodes: tuple
+    col_nodes: tuple
+    r_ohm: np.ndarray
+    row_keys: np.ndarray | None = None
+    col_keys: np.ndarray | None = None
+    noisy: bool = True
+
+    def __post_init__(self) -> None:
+        r = np.asarray(self.r_ohm, dtype=float)
+        if r.ndim != 2 or r.shape != (len(self.row_nodes), len(self.col_nodes)):
+            raise ValueError(f"ResistorArray {self.prefix}: r_ohm of shape {r.shape} for {len(self.row_nodes)} row"
+                             f" and {len(self.col_nodes)} column nodes")
+        object.__setattr__(self, "r_ohm", r)
+        object.__setattr__(self, "row_nodes", tuple(self.row_nodes))
+        object.__setattr__(self, "col_nodes", tuple(self.col_nodes))
+        for attr, n in (("row_keys", r.shape[0]), ("col_keys", r.shape[1])):
+            k = getattr(self, attr)
+            k = np.arange(1, n + 1) if k is None else np.asarray(k, dtype=np.int64)
+            if k.shape != (n,):
+                raise ValueError(f"ResistorArray {self.prefix}: {attr} must hold {n} integers")
+            object.__setattr__(self, attr, k)
+
+    @property
+    def name(self) -> str:
+        return f"{self.prefix}<i>_<j>"
+
+    def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(i, j, r_ohm) of the resistors present (finite or non-physical entries; inf = absent), row-major."""
+        present = ~np.isposinf(self.r_ohm)
+        i, j = np.nonzero(present)
+        return i, j, self.r_ohm[i, j]
+
+    def entry_name(self, i: int, j: int) -> str:
+        return f"{self.prefix}{int(self.row_keys[i])}_{int(self.col_keys[j])}"
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(~np.isposinf(self.r_ohm)))
+
+    def resistors(self) -> list[Resistor]:
+        """The equivalent Resistor elements (row-major; slow for large arrays: for tests and small tools)."""
+        i, j, r = self.entries()
+        return [Resistor(self.entry_name(a, b), self.col_nodes[b], self.row_nodes[a], float(v), self.noisy)
+                for a, b, v in zip(i, j, r)]
 
 
 @dataclass(frozen=True)
@@ -274,7 +337,7 @@ class Comment:
     text: str
 
 
-Element = Union[Resistor, Capacitor, Inductor, VoltageSource, PulseVoltageSource, VCVS, ClippedVCVS, VCCS, CCCS,
+Element = Union[Resistor, ResistorArray, Capacitor, Inductor, VoltageSource, PulseVoltageSource, VCVS, ClippedVCVS, VCCS, CCCS,
                 SwitchModel, Switch, NoiseSource, BehavioralVoltage, BehavioralCurrent, Comment]
 
 
@@ -356,6 +419,15 @@ def check_physical(circuit: Circuit) -> None:
     why = ("; check circuit.tolerance / circuit.temperature (they can drive a value below 0) and the problem's "
            "scale against the element ranges")
     for e in circuit.elements:
+        if isinstance(e, ResistorArray):
+            _, _, r = e.entries()
+            bad = ~(np.isfinite(r) & (r > 0))
+            if bad.any():
+                i, j, _ = e.entries()
+                k = int(np.flatnonzero(bad)[0])
+                raise DesignError(f"element {e.entry_name(i[k], j[k])}: R = {r[k]:.4g} ohm is not physical (must be"
+                                  f" finite and > 0){why}")
+            continue
         rule = _POSITIVE.get(type(e))
         if rule is not None:
             attr, sym, unit = rule

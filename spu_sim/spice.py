@@ -16,12 +16,12 @@ import numpy as np
 
 from . import io
 from .circuit import (CCCS, EXPR_FUNCS, VCCS, VCVS, BehavioralCurrent, BehavioralVoltage, Capacitor, Circuit,
-                      ClippedVCVS, Comment, Expr, Inductor, Noise, NoiseSource, Op, PulseVoltageSource, Resistor, Switch,
-                      SwitchModel, Tran, VoltageSource, check_name)
+                      ClippedVCVS, Comment, Expr, Inductor, Noise, NoiseSource, Op, PulseVoltageSource, Resistor,
+                      ResistorArray, Switch, SwitchModel, Tran, VoltageSource, check_name)
 
 NETLIST_NAME = "netlist.cir"
 
-_PREFIX = {Resistor: "R", Capacitor: "C", Inductor: "L", VoltageSource: "V", PulseVoltageSource: "V", VCVS: "E",
+_PREFIX = {Resistor: "R", ResistorArray: "R", Capacitor: "C", Inductor: "L", VoltageSource: "V", PulseVoltageSource: "V", VCVS: "E",
            ClippedVCVS: "E", VCCS: "G", CCCS: "F", Switch: "S", NoiseSource: "A", BehavioralVoltage: "B",
            BehavioralCurrent: "B"}
 
@@ -60,10 +60,27 @@ def _names(e) -> None:
             check_name(getattr(e, attr))
 
 
+def _array_lines(e: ResistorArray) -> list[str]:
+    """One resistor line per entry of a crossbar, row-major (names and nodes checked once per row/column)."""
+    if not e.prefix.upper().startswith("R"):
+        raise ValueError(f"element {e.prefix!r}: a ResistorArray prefix must start with R")
+    check_name(e.prefix)
+    rows = [check_name(n) for n in e.row_nodes]
+    cols = [check_name(n) for n in e.col_nodes]
+    rk = [str(int(k)) for k in e.row_keys]
+    ck = [str(int(k)) for k in e.col_keys]
+    i, j, r = e.entries()
+    tail = "" if e.noisy else " noisy=0"
+    p = e.prefix
+    return [f"{p}{rk[a]}_{ck[b]} {cols[b]} {rows[a]} {fmt(v)}{tail}" for a, b, v in zip(i.tolist(), j.tolist(), r.tolist())]
+
+
 def format_element(e) -> list[str]:
     """The netlist line(s) of one element."""
     if isinstance(e, Comment):
         return [f"* {e.text}"]
+    if isinstance(e, ResistorArray):
+        return _array_lines(e)
     _names(e)
     if isinstance(e, Resistor):
         return [f"{e.name} {e.n_pos} {e.n_neg} {fmt(e.r_ohm)}" + ("" if e.noisy else " noisy=0")]

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from .. import io
-from ..circuit import CCCS, Circuit, Comment, Noise, NoiseSource, Resistor, VoltageSource
+from ..circuit import CCCS, Circuit, Comment, Noise, NoiseSource, Resistor, ResistorArray, VoltageSource
 from ..config import Config, load_config, save_config
 from ..engines import get_engine
 from ..errors import BadInputError
@@ -91,7 +91,7 @@ def noise_circuit(topo, design, cfg: Config, pairs: list[tuple[int, int]], f_sta
     element_noise, plus the injection (module doc) and one Noise analysis per output pair."""
     base = topo.build_circuit(topo.noise.small_signal_design(design),
                               CircuitRequest(analyses=(), t_stop_s=0.0, step_s=0.0, reltol=cfg.simulation.reltol))
-    elements = [dataclasses.replace(e, noisy=False) if isinstance(e, Resistor) and not element_noise else e
+    elements = [dataclasses.replace(e, noisy=False) if isinstance(e, (Resistor, ResistorArray)) and not element_noise else e
                 for e in base.elements if not isinstance(e, NoiseSource)]
     nodes, gains = topo.noise.injection(design, _kT(cfg), R_AUX_OHM)
     elements.append(Comment(f"noise injection: thermal current of RNQ<i> ({R_AUX_OHM:g} ohm, shorted by VNQ<i>) "

@@ -31,7 +31,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ..circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Comment, Inductor, NoiseSource, Resistor,
-                       Switch, SwitchModel, VoltageSource)
+                       ResistorArray, Switch, SwitchModel, VoltageSource)
 from ..errors import BadInputError
 from .linear_solve import NGSPICE_HINT, check_structure, factor, solve_algebraic
 
@@ -40,7 +40,7 @@ _NODE_ATTRS = {Resistor: ("n_pos", "n_neg"), Capacitor: ("n_pos", "n_neg"), Indu
                VoltageSource: ("n_pos", "n_neg"), Switch: ("n_pos", "n_neg", "c_pos", "c_neg"),
                VCVS: ("n_pos", "n_neg", "c_pos", "c_neg"), VCCS: ("n_pos", "n_neg", "c_pos", "c_neg"),
                CCCS: ("n_pos", "n_neg"), NoiseSource: ("node",)}
-_LINEAR = (Resistor, Capacitor, Inductor, VoltageSource, VCVS, VCCS, CCCS, SwitchModel, Switch, NoiseSource, Comment)
+_LINEAR = (Resistor, ResistorArray, Capacitor, Inductor, VoltageSource, VCVS, VCCS, CCCS, SwitchModel, Switch, NoiseSource, Comment)
 
 
 def refuse_nonlinear(circuit: Circuit) -> None:
@@ -62,7 +62,7 @@ def by_type(circuit: Circuit) -> dict[type, list]:
     element other than resistors, comments and switch models, in netlist order."""
     out: dict = {t: [] for t in _LINEAR}
     out[None] = others = []
-    skip = (Resistor, Comment, SwitchModel)
+    skip = (Resistor, ResistorArray, Comment, SwitchModel)
     for e in circuit.elements:
         t = type(e)
         bucket = out.get(t)
@@ -103,6 +103,11 @@ def assemble(circuit: Circuit) -> MNA:
         names.extend([getattr(e, attr) for attr in _NODE_ATTRS[type(e)]])
     names.extend(pos)
     names.extend(neg)
+    arrays = typed[ResistorArray]
+    for e in arrays:   # the nodes of the entries present (a crossbar's unused lines are not in the circuit)
+        present = ~np.isposinf(e.r_ohm)
+        names.extend(e.col_nodes[j] for j in np.flatnonzero(present.any(axis=0)))
+        names.extend(e.row_nodes[i] for i in np.flatnonzero(present.any(axis=1)))
     nodes = {k: i for i, k in enumerate(k for k in dict.fromkeys(names) if k != GROUND)}
 
     def node(n: str) -> int:
@@ -129,24 +134,8 @@ def assemble(circuit: Circuit) -> MNA:
         add(Gi, Gj, Gv, a, k, 1.0), add(Gi, Gj, Gv, b, k, -1.0)
         add(Gi, Gj, Gv, k, a, 1.0), add(Gi, Gj, Gv, k, b, -1.0)
 
-    # resistors (the bulk of a dense network) stamped in one vectorised step
-    if res:
-        r = np.array(r_ohm, dtype=float)
-        bad = ~((r > 0) & np.isfinite(r))
-        if bad.any():
-            e = res[int(np.flatnonzero(bad)[0])]
-            raise BadInputError(f"element {e.name}: resistance {e.r_ohm!r} ohm must be positive and finite")
-        get = nodes.get
-        a = np.fromiter((get(x, -1) for x in pos), dtype=np.int64, count=len(res))
-        b = np.fromiter((get(x, -1) for x in neg), dtype=np.int64, count=len(res))
-        g = 1.0 / r
-        I = np.concatenate([a, b, a, b])
-        J = np.concatenate([a, b, b, a])
-        V = np.concatenate([g, g, -g, -g])
-        keep = (I >= 0) & (J >= 0)
-        big = (I[keep], J[keep], V[keep])
-    else:
-        big = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+    # resistors and resistor arrays (the bulk of a dense network) stamped in one vectorised step
+    big = _stamp_resistors(res, pos, neg, r_ohm, arrays, nodes, n)
     switches = []
     for e in els:
         if isinstance(e, Switch):
@@ -188,11 +177,46 @@ def assemble(circuit: Circuit) -> MNA:
             Bi.append(k), Bj.append(1 + noise_pos[id(e)]), Bv.append(1.0)
     C = sp.csr_matrix((Cv, (Ci, Cj)), shape=(n, n))
     B = sp.csr_matrix((Bv, (Bi, Bj)), shape=(n, nu))
-    G = sp.csr_matrix((np.concatenate([big[2], Gv]), (np.concatenate([big[0], np.asarray(Gi, np.int64)]),
-                                                      np.concatenate([big[1], np.asarray(Gj, np.int64)]))), shape=(n, n))
+    G = big + sp.csr_matrix((Gv, (Gi, Gj)), shape=(n, n))
     labels = [f"node {k}" for k in nodes] + [f"the current of {k}" for k in branches]
     eq_labels = [f"KCL at node {k}" for k in nodes] + [f"the branch equation of {k}" for k in branches]
     return MNA(nodes, branches, C, G, B, labels, eq_labels, noise, typed[Capacitor], typed[Inductor], switches)
+
+
+def _stamp_resistors(res: list[Resistor], pos: list[str], neg: list[str], r_ohm: list[float],
+                     arrays: list[ResistorArray], nodes: dict[str, int], n: int) -> sp.csr_matrix:
+    """The conductance matrix of every resistor and crossbar: diagonals by bincount, off-diagonals as COO."""
+    get = nodes.get
+    A, B, Gs = [], [], []
+    if res:
+        r = np.array(r_ohm, dtype=float)
+        bad = ~((r > 0) & np.isfinite(r))
+        if bad.any():
+            e = res[int(np.flatnonzero(bad)[0])]
+            raise BadInputError(f"element {e.name}: resistance {e.r_ohm!r} ohm must be positive and finite")
+        A.append(np.fromiter((get(x, -1) for x in pos), dtype=np.int64, count=len(res)))
+        B.append(np.fromiter((get(x, -1) for x in neg), dtype=np.int64, count=len(res)))
+        Gs.append(1.0 / r)
+    for e in arrays:
+        i, j, r = e.entries()
+        bad = ~((r > 0) & np.isfinite(r))
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise BadInputError(f"element {e.entry_name(i[k], j[k])}: resistance {r[k]!r} ohm must be positive and"
+                                " finite")
+        cols = np.array([get(x, -1) for x in e.col_nodes], dtype=np.int64)
+        rows = np.array([get(x, -1) for x in e.row_nodes], dtype=np.int64)
+        A.append(cols[j])
+        B.append(rows[i])
+        Gs.append(1.0 / r)
+    if not A:
+        return sp.csr_matrix((n, n))
+    a, b, g = np.concatenate(A), np.concatenate(B), np.concatenate(Gs)
+    diag = np.bincount(a[a >= 0], g[a >= 0], minlength=n) + np.bincount(b[b >= 0], g[b >= 0], minlength=n)
+    off = (a >= 0) & (b >= 0)
+    a, b, g = a[off], b[off], g[off]
+    G = sp.csr_matrix((np.concatenate([-g, -g]), (np.concatenate([a, b]), np.concatenate([b, a]))), shape=(n, n))
+    return G + sp.diags(diag, format="csr")
 
 
 def dc_solution(mna: MNA, u0: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse.linalg as spla
 
-from ..circuit import Circuit, Noise, Resistor
+from ..circuit import Circuit, Noise, Resistor, ResistorArray
 from ..errors import BadInputError
 from .linear_mna import MNA
 from .raw import Waveforms
@@ -70,6 +70,10 @@ def noise_analysis(circuit: Circuit, a: Noise, mna: MNA) -> tuple[Waveforms, Wav
             raise BadInputError(f".noise output node {name} is not in the circuit")
     temp_k = (DEFAULT_TEMP_C if circuit.temp_c is None else circuit.temp_c) + KELVIN_AT_0C
     gens = [(e.n_pos, e.n_neg, e.r_ohm) for e in circuit.of_type(Resistor) if e.noisy]
+    for arr in circuit.of_type(ResistorArray):
+        if arr.noisy:
+            i, j, r = arr.entries()
+            gens += [(arr.col_nodes[b], arr.row_nodes[a], v) for a, b, v in zip(i.tolist(), j.tolist(), r.tolist())]
     gens += [(sw.n_pos, sw.n_neg, m.r_on_ohm if sw.on else m.r_off_ohm) for sw, m in mna.switches]
     S = np.array([4 * BOLTZMANN_J_PER_K * temp_k / r for _, _, r in gens])
     ia = np.array([nodes.get(p, -1) for p, _, _ in gens], dtype=int)

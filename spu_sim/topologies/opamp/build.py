@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...circuit import CCCS, VCVS, Capacitor, Circuit, Comment, Resistor, VoltageSource
+from ...circuit import CCCS, VCVS, Capacitor, Circuit, Comment, Resistor, ResistorArray, VoltageSource
 from ..base import CircuitRequest
 from ..noise_sources import noise_dacs
 from .macro import element_value, macro_integrator, macro_inverter, nonideal_header, saved_currents, supplies
@@ -64,6 +64,19 @@ def ideal_inverter(node: str, out: str, name: str) -> list:
     return [VCVS(name, out, "0", node, "0", -1.0)]
 
 
+def coupling_arrays(r_ohm: np.ndarray, sign: np.ndarray, prefix: str = "R") -> list[ResistorArray]:
+    """The coupling crossbars <prefix><i>_<j> into sum<i>: from x<j> where sign > 0, from xn<j> where sign < 0
+    (r_ohm inf: no resistor). One name per (i, j): the two crossbars' entries are complementary."""
+    d_rows, d_cols = r_ohm.shape
+    rows = tuple(f"sum{i}" for i in range(1, d_rows + 1))
+    out = []
+    for tag, mask in (("", sign > 0), ("n", sign < 0)):
+        r = np.where(mask & np.isfinite(r_ohm), r_ohm, np.inf)
+        if np.isfinite(r).any():
+            out.append(ResistorArray(prefix, rows, tuple(f"x{tag}{j}" for j in range(1, d_cols + 1)), r))
+    return out
+
+
 def build_circuit(design, request: CircuitRequest) -> Circuit:
     """The whole op-amp integrator network for the requested analyses."""
     d = design.d
@@ -86,13 +99,8 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
                 E.extend(ideal_inverter(f"x{j}", f"xn{j}", f"EINV{j}"))
     if macro is not None:
         E.extend(supplies(design))
-    add(Comment("coupling resistors R<i>_<j> realise A_ij"))
-    for i in range(1, d + 1):
-        for j in range(1, d + 1):
-            r = design.r_ohm[i - 1, j - 1]
-            if np.isfinite(r):
-                src = f"x{j}" if design.sign[i - 1, j - 1] > 0 else f"xn{j}"
-                add(Resistor(f"R{i}_{j}", src, f"sum{i}", float(r)))
+    add(Comment("coupling resistors R<i>_<j> realise A_ij: a crossbar from x<j> (A_ij > 0), one from xn<j> (A_ij < 0)"))
+    E.extend(coupling_arrays(design.r_ohm, design.sign))
     if np.isfinite(design.r_in_ohm):
         add(Comment("right-hand side b: DAC voltages through R_in"))
         for i in range(1, d + 1):
