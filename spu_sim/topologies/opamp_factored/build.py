@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...circuit import CCCS, VCVS, Capacitor, Circuit, Comment, Resistor, VoltageSource
+from ...circuit import CCCS, VCVS, Capacitor, Circuit, Comment, Resistor, ResistorArray, VoltageSource
 from ..base import CircuitRequest
 from ..noise_sources import noise_dacs
 from ..opamp.macro import _opamp
@@ -108,17 +108,26 @@ def _inverters(design, src: str, needs: np.ndarray, group: str, ic_v: np.ndarray
 
 
 def _array(name: str, r: np.ndarray, s: np.ndarray, src: str, dst: str, src_groups: int = 1,
-           dst_groups: int = 1) -> list:
-    """Resistors name<a>_<b> from src<b> (or its inverted copy) to dst<a>; with src_groups > 1 from the
-    buffered copy of the source for a's block, with dst_groups > 1 into the part of dst<a> for b's block."""
+           dst_groups: int = 1) -> list[ResistorArray]:
+    """Resistors name<a>_<b> from src<b> (or its inverted copy src n<b>) to dst<a>; with src_groups > 1 from the
+    buffered copy of the source for a's block, with dst_groups > 1 into the part of dst<a> for b's block.
+    One ResistorArray per (sign, row block, column block): the names are the whole array's (row_keys, col_keys)."""
     E = []
     rows, cols = r.shape
-    for a, b in np.argwhere(np.isfinite(r)):
-        node = f"{src}{b + 1}" if s[a, b] > 0 else f"{src}n{b + 1}"
-        if src_groups > 1:
-            node += f"b{_group_of(a, rows, src_groups)}"
-        to = f"{dst}{a + 1}" + (f"p{_group_of(b, cols, dst_groups)}" if dst_groups > 1 else "")
-        E.append(Resistor(f"{name}{a + 1}_{b + 1}", node, to, float(r[a, b])))
+    row_blocks = [np.flatnonzero(_group_of(np.arange(rows), rows, src_groups) == g) for g in range(src_groups)]
+    col_blocks = [np.flatnonzero(_group_of(np.arange(cols), cols, dst_groups) == g) for g in range(dst_groups)]
+    for tag, mask in (("", s > 0), ("n", ~(s > 0))):
+        rr = np.where(mask & np.isfinite(r), r, np.inf)
+        for gs, ia in enumerate(row_blocks):
+            for gd, jb in enumerate(col_blocks):
+                block = rr[np.ix_(ia, jb)]
+                if not np.isfinite(block).any():
+                    continue
+                tail = f"b{gs}" if src_groups > 1 else ""
+                part = f"p{gd}" if dst_groups > 1 else ""
+                E.append(ResistorArray(name, tuple(f"{dst}{a + 1}{part}" for a in ia),
+                                       tuple(f"{src}{tag}{b + 1}{tail}" for b in jb), block,
+                                       row_keys=ia + 1, col_keys=jb + 1))
     return E
 
 
@@ -129,9 +138,10 @@ def _split_summer_and_buffers(design, groups: int) -> list:
     for k in range(1, m + 1):
         for g in range(groups):
             E += [VoltageSource(f"VSU{k}_{g}", f"su{k}p{g}", "0", 0.0), CCCS(f"FU{k}_{g}", f"ru{k}", "0", f"VSU{k}_{g}", 1.0)]
-    used = {(l, g, bool(sg < 0)) for (i, l), sg in np.ndenumerate(design.s_t)
-            if np.isfinite(design.r_t_ohm[i, l]) for g in [_group_of(i, n, groups)]}
-    for l, g, neg in sorted(used):
+    i, l = np.nonzero(np.isfinite(design.r_t_ohm))
+    key = (l * groups + _group_of(i, n, groups)) * 2 + (design.s_t[i, l] < 0)   # sorted like (l, g, neg)
+    for k in np.unique(key).tolist():
+        l, g, neg = k // (2 * groups), (k // 2) % groups, bool(k % 2)
         src = f"zn{l + 1}" if neg else f"z{l + 1}"
         E.append(VCVS(f"EB{src.upper()}_{g}", f"{src}b{g}", "0", src, "0", 1.0))
     return E
