@@ -256,7 +256,7 @@ class FactoredDesign(OuDesign):
 
 def core_eigenvalues(problem: FactoredProblem) -> np.ndarray:
     """The m eigenvalues of K^1/2 H K^1/2 (K = J J^T): the non-zero spectrum of J^T H J, in O(m^2 N + m^3)."""
-    K = problem.J @ problem.J.T
+    K = problem.K
     w, q = np.linalg.eigh(0.5 * (K + K.T))
     ks = (q * np.sqrt(np.clip(w, 0, None))) @ q.T
     return np.linalg.eigvalsh(ks @ problem.H @ ks)
@@ -305,7 +305,7 @@ def design_factored(problem: FactoredProblem, circuit: FactoredCircuitConfig, si
     s_x = _range(x_star, kap * problem.diag_inv(), problem.x0) / vs or 1.0
     u_cov = kap * problem.j_ainv_jt()
     s_u = _range(J @ x_star, np.diag(u_cov), J @ problem.x0) / vs or 1.0
-    z_cov_diag = np.einsum("ij,jk,ik->i", H, u_cov, H)
+    z_cov_diag = np.sum((H @ u_cov) * H, axis=1)       # diag(H u_cov H^T) by one GEMM
     s_z = _range(H @ (J @ x_star), z_cov_diag, H @ (J @ problem.x0)) / vs or 1.0
     # J = 0 or H = 0 (a saturated model's GGN): A = damping I, the arrays are empty and only the leak remains
     jmax, hmax = float(np.abs(J).max()) or 1.0, float(np.abs(H).max()) or 1.0
@@ -324,7 +324,7 @@ def design_factored(problem: FactoredProblem, circuit: FactoredCircuitConfig, si
         s_z = alpha_h * s_u / r_fz
     # time unit as the dense topology's (the largest |A_ij| = max_i A_ii at r_min), unless the J^T array needs slower
     # (faster where the smallest kept J^T entry would need more than r_max; never a leak or J^T resistor below r_min)
-    a_max = lam + float(np.max(np.einsum("kn,kl,ln->n", J, H, J)))
+    a_max = lam + float(np.max(np.sum(J * (H @ J), axis=0)))   # max_i (J^T H J)_ii by one GEMM
     aj = np.abs(J)
     kept = aj[aj >= max(ic.prune_below_relative * jmax, np.finfo(float).tiny)]
     jmin = float(kept.min()) if kept.size else jmax

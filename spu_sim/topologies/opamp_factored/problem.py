@@ -83,7 +83,7 @@ class FactoredProblem(Problem):
                  x0: np.ndarray) -> None:  # noqa: D107 - the parent's fields are set without A
         for k, v in (("J", np.asarray(J, float)), ("H", np.asarray(H, float)), ("damping", float(damping)),
                      ("b", np.asarray(b, float)), ("kappa", float(kappa)), ("x0", np.asarray(x0, float)),
-                     ("_dense", None)):
+                     ("_dense", None), ("_gram", None)):
             object.__setattr__(self, k, v)
 
     @classmethod
@@ -126,9 +126,16 @@ class FactoredProblem(Problem):
         """A v in O(m N)."""
         return self.J.T @ (self.H @ (self.J @ v)) + self.damping * v
 
+    @property
+    def K(self) -> np.ndarray:
+        """K = J J^T (m, m), formed once (O(m^2 N): the design reads it several times)."""
+        if self._gram is None:
+            object.__setattr__(self, "_gram", self.J @ self.J.T)
+        return self._gram
+
     def _core(self) -> np.ndarray:
         """M = H K + damping I (m, m), K = J J^T."""
-        return self.H @ (self.J @ self.J.T) + self.damping * np.eye(self.m)
+        return self.H @ self.K + self.damping * np.eye(self.m)
 
     @property
     def x_star(self) -> np.ndarray:
@@ -146,7 +153,7 @@ class FactoredProblem(Problem):
 
     def j_ainv_jt(self) -> np.ndarray:
         """J A^-1 J^T (m, m) in O(m^2 N + m^3)."""
-        K = self.J @ self.J.T
+        K = self.K
         if self.damping <= 0:
             return self.J @ np.linalg.solve(self.A, self.J.T)
         return np.linalg.solve(self._core().T, K.T).T               # K M^-1
