@@ -42,12 +42,13 @@ class PeelSolve:
 
     def __init__(self, G22: sp.spmatrix, labels: list[str], eq_labels: list[str], needed: np.ndarray | None = None,
                  what: str = "the algebraic part of the circuit") -> None:
-        G = sp.csr_matrix(G22, dtype=float)
+        G = G22 if sp.isspmatrix_csr(G22) and G22.dtype == float else sp.csr_matrix(G22, dtype=float)
         G.sum_duplicates()
-        check_structure(G, labels, eq_labels, what)
         n = G.shape[0]
         self.n = n
         Gc = G.tocsc()
+        if (np.diff(G.indptr) == 0).any() or (np.diff(Gc.indptr) == 0).any():
+            check_structure(G, labels, eq_labels, what)   # names the empty row / column
         counts = np.diff(G.indptr).astype(np.int64)
         known = np.zeros(n, bool)
         done = np.zeros(n, bool)
@@ -95,7 +96,9 @@ class PeelSolve:
                 continue
             r, c = rows[m], cols[m]
             A = G[r]
-            piv = np.asarray(A[np.arange(len(r)), c]).ravel()
+            owner = np.repeat(np.arange(len(r)), np.diff(A.indptr))
+            hit = A.indices == c[owner]
+            piv = np.bincount(owner[hit], A.data[hit], minlength=len(r))
             if np.any(piv == 0):
                 raise BadInputError(f"{what} is singular at {eq_labels[int(r[np.argmin(np.abs(piv))])]}")
             self._rounds.append((r, c, A, 1.0 / piv))

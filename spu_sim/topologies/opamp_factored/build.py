@@ -151,9 +151,12 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
     """The whole factorised network for the requested analyses."""
     n, m_rows = design.d, design.m
     macro = design.macro
-    pu, cu, pz, cz = stage_maps(design, macro is not None)[:4]
-    vu0 = pu @ design.x0_v + cu
-    vz0 = pz @ vu0 + cz
+    if macro is not None:   # the summers' and inverters' initial outputs (ICs of the macromodels' poles only)
+        pu, cu, pz, cz = stage_maps(design, True)[:4]
+        vu0 = pu @ design.x0_v + cu
+        vz0 = pz @ vu0 + cz
+    else:
+        vu0 = vz0 = np.zeros(m_rows)
     E: list = [Comment(f"{n} integrators")]
     for i in range(1, n + 1):
         x0 = float(design.x0_v[i - 1])

@@ -234,8 +234,9 @@ class FactoredDesign(OuDesign):
         return c
 
     def describe(self) -> dict[str, object]:
-        arrays = [r[np.isfinite(r)] for r in (self.r_j_ohm, self.r_h_ohm, self.r_t_ohm)]
-        allr = np.concatenate(arrays + [self.r_leak_ohm[np.isfinite(self.r_leak_ohm)]])
+        arrays = (self.r_j_ohm, self.r_h_ohm, self.r_t_ohm, self.r_leak_ohm)   # inf: no resistor
+        r_lo = min(float(np.min(r, initial=np.inf)) for r in arrays)
+        r_hi = max(float(np.max(r, where=np.isfinite(r), initial=-np.inf)) for r in arrays)
         out = {"topology": "opamp_factored", "d": self.d, "m": self.m, "damping": self.problem.damping,
                "c_farad": self.c_farad, "alpha_ohm_units": self.alpha, "alpha_j_ohm_units": self.alpha_j,
                "alpha_h_ohm_units": self.alpha_h, "alpha_t_ohm_units": self.alpha_t,
@@ -243,8 +244,8 @@ class FactoredDesign(OuDesign):
                "tau_s": self.tau_s, "r_fu_ohm": self.r_fu_nominal_ohm, "r_fz_ohm": self.r_fz_nominal_ohm,
                "r_leak_ohm": float(np.min(self.r_leak_ohm)), "r_in_ohm": float(np.min(self.r_in_ohm)),
                "r_noise_ohm": float(np.min(self.r_noise_ohm)), "noise_v_rms": self.noise_v_rms,
-               "noise_dt_tau": self.noise_dt_tau, "r_array_min_ohm": float(allr.min()),
-               "r_array_max_ohm": float(allr.max()), "pruned_entries": len(self.pruned),
+               "noise_dt_tau": self.noise_dt_tau, "r_array_min_ohm": r_lo,
+               "r_array_max_ohm": r_hi, "pruned_entries": len(self.pruned),
                "v_swing_v": self.v_swing_v}
         out.update(self.element_counts())
         if self.notes:
@@ -274,8 +275,8 @@ def _array(M: np.ndarray, alpha: float, r_max: float, prune: float, name: str, p
     a = np.abs(M)
     amax = float(a.max()) if a.size else 0.0
     with np.errstate(divide="ignore"):
-        r = np.where(a > 0, alpha / np.where(a > 0, a, 1.0), np.inf)
-    big = np.isfinite(r) & (r > r_max)
+        r = alpha / a            # exact zeros: inf (no resistor)
+    big = (r > r_max) & (a > 0)
     if big.any():
         drop = big & (a < prune * amax)
         if np.any(big & ~drop):
@@ -302,8 +303,9 @@ def design_factored(problem: FactoredProblem, circuit: FactoredCircuitConfig, si
     kap = problem.kappa
     # voltage scales of the three stages (mean + 4 sigma, initial state), all in O(m^2 N)
     x_star = problem.x_star
-    s_x = _range(x_star, kap * problem.diag_inv(), problem.x0) / vs or 1.0
-    u_cov = kap * problem.j_ainv_jt()
+    # (noise-free: kappa = 0 needs no covariance, which saves the O(m^2 N) solves of a TNGD step)
+    s_x = _range(x_star, kap * problem.diag_inv() if kap > 0 else np.zeros(n), problem.x0) / vs or 1.0
+    u_cov = kap * problem.j_ainv_jt() if kap > 0 else np.zeros((m, m))
     s_u = _range(J @ x_star, np.diag(u_cov), J @ problem.x0) / vs or 1.0
     z_cov_diag = np.sum((H @ u_cov) * H, axis=1)       # diag(H u_cov H^T) by one GEMM
     s_z = _range(H @ (J @ x_star), z_cov_diag, H @ (J @ problem.x0)) / vs or 1.0
