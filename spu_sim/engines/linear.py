@@ -45,7 +45,7 @@ from ..errors import BadInputError
 from .base import register, run_in_child
 from .linear_mna import NGSPICE_HINT, LinearModel, assemble, build_model, dc_solution, output_rows
 from .linear_noise import noise_analysis
-from .linear_operator import prefers_krylov, tran_krylov
+from .linear_operator import op_krylov, prefers_krylov, tran_krylov
 from .linear_step import (COND_MAX, modal_form, modal_noise_factor, phi1, phi2, q_dense, run_loop, run_modal,
                           sqrt_psd)
 from .raw import Waveforms
@@ -195,14 +195,16 @@ class LinearEngine:
                     out[key] = LinearWaveforms(w.kind, w.axis, w.vectors, engine=self.name, noise_mode="none",
                                                method="adjoint")
         if circuit.analysis(Op) is not None:
-            out["op"] = self.op(circuit)
+            out["op"] = self.op(circuit, method or self.method)
         tran = circuit.analysis(Tran)
         if tran is not None:
             out["tran"] = self.tran(circuit, tran, mode, self.seed if seed is None else seed,
                                     noise_intensity_v2_s or self.noise_intensity, method or self.method)
         return out
 
-    def op(self, circuit: Circuit) -> LinearWaveforms:
+    def op(self, circuit: Circuit, method: str = "auto") -> LinearWaveforms:
+        if method == "krylov" or (method == "auto" and prefers_krylov(circuit, noise_ok=True)):
+            return op_krylov(circuit, self.name)
         mna = assemble(circuit)
         u0 = np.array([1.0] + [float(s.samples_v[0]) for s in mna.noise])
         z = dc_solution(mna, u0)

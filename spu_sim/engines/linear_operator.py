@@ -20,8 +20,11 @@ x(t) = e^{Mt} x0 + t phi1(Mt) N u by Arnoldi on the augmented operator (spu_sim.
 its a-posteriori error estimate stated in the result (``KrylovWaveforms``). Noise sources are refused: their
 piecewise-linear input would need one exponential per noise step (use method modal at moderate N, or ngspice).
 
-.op: one sparse LU (SuperLU, COLAMD ordering) of the whole MNA G_m z = B u, the same as method modal
-(linear_mna.dc_solution): measured cheap at N = 4.8e3, m = 320 (docs/linear_engine.md).
+.op (``op_krylov``): SuperLU of the whole MNA G_m z = B u (method modal's linear_mna.dc_solution) costs 7.4 s at
+N = 2.4e3, m = 160 (fill 3.7x, but dense supernodes around the m hub nodes), so the structured method solves the
+reduced equilibrium M x = -N u by GMRES on the operator (relative residual DC_RTOL, restart DC_RESTART; the
+residual reached is in the result's ``.dc``), then reads the outputs from the same solve. A transient without
+uic starts there too.
 
 Rule of ``method="auto"`` (linear.py): krylov when the circuit has more than KRYLOV_MIN_STATES capacitors and
 inductors (the dense modal form costs O(n^3) there) and no noise source; else modal (or loop).
@@ -38,17 +41,20 @@ import scipy.sparse.linalg as spla
 from ..circuit import Capacitor, Circuit, Inductor, NoiseSource, Switch, Tran
 from ..errors import BadInputError
 from .linear_krylov import KrylovInfo, affine_expmv
-from .linear_mna import NGSPICE_HINT, _initial_state, _islands, assemble, dc_solution, output_rows
+from .linear_mna import NGSPICE_HINT, _initial_state, _islands, assemble, output_rows
 from .linear_peel import PeelSolve
 
 KRYLOV_MIN_STATES = 1500
 RTOL = 1e-10
+DC_RTOL = 1e-13
+DC_RESTART = 200
 
 
-def prefers_krylov(circuit: Circuit) -> bool:
-    """The auto rule (module doc): many states and no noise source."""
+def prefers_krylov(circuit: Circuit, noise_ok: bool = False) -> bool:
+    """The auto rule (module doc): many states and no noise source (noise_ok: the .op, whose inputs are
+    constant anyway)."""
     n_dyn = len(circuit.of_type(Capacitor)) + len(circuit.of_type(Inductor))
-    return n_dyn > KRYLOV_MIN_STATES and not circuit.of_type(NoiseSource)
+    return n_dyn > KRYLOV_MIN_STATES and (noise_ok or not circuit.of_type(NoiseSource))
 
 
 def _sub(A: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
@@ -200,7 +206,7 @@ def tran_outputs(circuit: Circuit, tran: Tran, times_s: np.ndarray, saves: list[
         if circuit.ic_v:
             raise BadInputError(".tran without uic and with .ic: the linear engine takes either uic or the DC"
                                 f" operating point as the start; {NGSPICE_HINT}")
-        x0 = om.state_of(dc_solution(om.mna, u))
+        x0 = dc_state(om, u)[0]
     b = om.apply(np.zeros(om.n), u)[0]     # N u
     X, info = affine_expmv(om.apply_M, b, x0, np.asarray(times_s, dtype=float), rtol=rtol)
     Y = om.outputs_of(X, u)[:n_saves].T
@@ -233,3 +239,48 @@ def path_at_krylov(circuit: Circuit, times_s: np.ndarray, saves: list[str] | Non
     out = np.empty_like(Y)
     out[order] = Y
     return {k: out[:, i] for i, k in enumerate(names)}
+
+
+@dataclass
+class DcRun:
+    """How the structured .op was solved."""
+
+    solver: str
+    rtol: float
+    residual: float
+    iterations: int
+
+
+def dc_state(om: OperatorModel, u: np.ndarray) -> tuple[np.ndarray, DcRun]:
+    """The equilibrium state x (M x + N u = 0) by GMRES on the operator (module doc)."""
+    b = om.apply(np.zeros(om.n), u)[0]                 # N u
+    nb = float(np.linalg.norm(b))
+    if nb == 0.0:
+        return np.zeros(om.n), DcRun("gmres", DC_RTOL, 0.0, 0)
+    count = [0]
+
+    def mv(v):
+        count[0] += 1
+        return om.apply_M(np.asarray(v, dtype=float).ravel())
+
+    op = spla.LinearOperator((om.n, om.n), matvec=mv, dtype=float)
+    x, info = spla.gmres(op, -b, rtol=DC_RTOL, atol=0.0, restart=min(DC_RESTART, om.n), maxiter=20)
+    res = float(np.linalg.norm(om.apply_M(x) + b) / nb)
+    if info != 0 and res > 1e3 * DC_RTOL:
+        raise BadInputError(f"the DC operating point by GMRES on the reduced circuit did not converge (relative"
+                            f" residual {res:.3g} after {count[0]} products): the circuit is nearly singular; use"
+                            f" method modal or {NGSPICE_HINT}")
+    return x, DcRun("gmres", DC_RTOL, res, count[0])
+
+
+def op_krylov(circuit: Circuit, engine_name: str):
+    """The ``.op`` by the structured method: a LinearWaveforms with method "krylov-gmres" and ``.dc`` (DcRun)."""
+    from .linear import LinearWaveforms  # noqa: PLC0415
+    om = OperatorModel(circuit)
+    u0 = np.array([1.0] + [float(s.samples_v[0]) for s in om.noise])
+    x, run = dc_state(om, u0)
+    y = om.apply(x, u0)[1]
+    w = LinearWaveforms("op", None, {k: np.array([v]) for k, v in zip(om.outputs, y)}, engine=engine_name,
+                        noise_mode="none", method="krylov-gmres")
+    w.dc = run
+    return w
