@@ -44,7 +44,7 @@ from .linear_krylov import KrylovInfo, affine_expmv
 from .linear_mna import NGSPICE_HINT, _initial_state, _islands, assemble, output_rows
 from .linear_peel import PeelSolve
 
-KRYLOV_MIN_STATES = 1500
+KRYLOV_MIN_STATES = 500
 RTOL = 1e-10
 DC_RTOL = 1e-13
 DC_RESTART = 200
