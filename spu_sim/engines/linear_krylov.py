@@ -11,9 +11,9 @@ Arnoldi (Saad 1992, Expokit's time stepping): k steps of Arnoldi (classical Gram
 orthonormal to rounding) give A V_k = V_k H_k + h_{k+1,k} v_{k+1} e_k^T and e^{A s} w ~ beta V_k e^{s H_k} e_1.
 Its error is estimated a posteriori by err(s) = beta h_{k+1,k} |e_k^T s phi1(s H_k) e_1| (the leading term of
 the error expansion; read off one exponential of the (k+1)-augmented Hessenberg matrix). The basis grows until
-err over the remaining horizon is below tol (tol = rtol * beta, per unit of horizon: the substeps' errors add
-up to at most rtol |w| over the whole run), at most k_max vectors; if it is not reached, the substep s is
-halved until err(s) <= tol s / T, the outputs inside the substep are read from the same basis, and a new
+err over the remaining horizon H is below tol H / T (tol = rtol * beta, shared in proportion to time: the
+substeps' errors add up to at most rtol |w| over the whole run T), at most k_max vectors; if it is not reached,
+the substep s is halved until err(s) <= tol s / T, the outputs inside the substep are read from the same basis, and a new
 basis starts at w(s). A happy breakdown (h_{k+1,k} ~ 0: the Krylov space is invariant) is exact.
 
 Cost: per Arnoldi step one M v plus O(k n) orthogonalisation; the number of steps grows like sqrt(rho t)
@@ -104,10 +104,10 @@ def affine_expmv(apply_M: Callable[[np.ndarray], np.ndarray], b: np.ndarray, x0:
             # checked every CHECK_EVERY steps (each check is one small expm)
             if k % CHECK_EVERY == 0 or k == k_max:
                 err = beta * abs(sla.expm(horizon * Hm[:k + 1, :k + 1])[k, 0])
-                if err <= tol:
+                if err <= tol * horizon / T:
                     break
         Hk = Hm[:k, :k]
-        if exact or err <= tol:
+        if exact or err <= tol * horizon / T:
             s = horizon
             err_s = 0.0 if exact else err
         else:
@@ -115,7 +115,7 @@ def affine_expmv(apply_M: Callable[[np.ndarray], np.ndarray], b: np.ndarray, x0:
             while True:
                 s *= 0.5
                 err_s = beta * abs(sla.expm(s * Hm[:k + 1, :k + 1])[k, 0])
-                if err_s <= tol * s / horizon or s < 1e-12 * horizon:
+                if err_s <= tol * s / T or s < 1e-12 * horizon:
                     break
         t_end = t + s
         Vk = V[:k]

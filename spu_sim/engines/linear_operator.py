@@ -85,7 +85,7 @@ class OperatorModel:
             G, B, R = (T.T @ G @ T).tocsr(), (T.T @ B).tocsr(), (R @ T).tocsr()
         self.G11, self.G12 = _sub(G, dyn, dyn), _sub(G, dyn, alg)
         self.G21, G22 = _sub(G, alg, dyn), _sub(G, alg, alg)
-        self.B1, self.B2 = B[dyn].toarray(), B[alg].toarray()
+        self.B1, self.B2 = B[dyn].tocsr(), B[alg].tocsr()   # sparse: with N noise sources B has N + 1 columns
         self.R1, self.R2 = _sub(R, np.arange(R.shape[0]), dyn), _sub(R, np.arange(R.shape[0]), alg)
         labels = [mna.labels[i] for i in alg]
         eq = [mna.eq_labels[i] for i in alg]
