@@ -46,11 +46,16 @@ def _exp_e1(H: np.ndarray, s: float) -> np.ndarray:
 
 
 def affine_expmv(apply_M: Callable[[np.ndarray], np.ndarray], b: np.ndarray, x0: np.ndarray, times: np.ndarray,
-                 rtol: float = 1e-10, k_max: int = K_MAX) -> tuple[np.ndarray, KrylovInfo]:
-    """x(t) for every t in times (ascending, >= 0) of x' = M x + b, x(0) = x0 (module doc)."""
+                 rtol: float = 1e-10, k_max: int = K_MAX,
+                 observe: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, KrylovInfo]:
+    """x(t) for every t in times (ascending, >= 0) of x' = M x + b, x(0) = x0 (module doc), as columns.
+
+    observe: optional linear map (X (n, j), a (j,)) -> (n_obs, j) of states and input multipliers (the
+    outputs Cx x + Du u a of the engine); then the result is observe's values at the times, and a substep with
+    more output times than basis vectors observes the basis once instead of every time's state."""
     times = np.asarray(times, dtype=float)
     n = len(x0)
-    X = np.empty((n, len(times)))
+    X = np.empty((n, len(times))) if observe is None else None
     b = np.asarray(b, dtype=float)
     nb = float(np.linalg.norm(b))
     if nb > 0:
@@ -68,16 +73,32 @@ def affine_expmv(apply_M: Callable[[np.ndarray], np.ndarray], b: np.ndarray, x0:
 
     w = np.concatenate([np.asarray(x0, dtype=float), [eta]])
     t, T = 0.0, float(times[-1]) if len(times) else 0.0
+
+    def obs(W: np.ndarray) -> np.ndarray:    # W (n + 1, j): augmented states
+        return observe(W[:n], W[n] / eta)
+
+    def store(idx: np.ndarray, C: np.ndarray, Vk: np.ndarray) -> None:
+        """States C @ Vk (rows) at the outputs idx."""
+        nonlocal X
+        if observe is None:
+            X[:, idx] = (C @ Vk)[:, :n].T
+            return
+        Y = obs(Vk.T) @ C.T if len(idx) > Vk.shape[0] else obs((C @ Vk).T)
+        if X is None:
+            X = np.empty((Y.shape[0], len(times)))
+        X[:, idx] = Y
+
     i_out = 0
     while i_out < len(times) and times[i_out] <= 0.0:
-        X[:, i_out] = w[:n]
         i_out += 1
+    if i_out:
+        store(np.arange(i_out), np.ones((i_out, 1)), w[None, :])
     substeps, max_dim, err_total = 0, 0, 0.0
     while i_out < len(times):
         beta = float(np.linalg.norm(w))
         horizon = T - t
-        if beta == 0.0:
-            X[:, i_out:] = 0.0
+        if beta == 0.0:     # x = 0 and no input: stays 0
+            store(np.arange(i_out, len(times)), np.zeros((len(times) - i_out, 1)), w[None, :])
             break
         tol = rtol * beta
         V = np.zeros((k_max + 1, n + 1))
@@ -119,9 +140,11 @@ def affine_expmv(apply_M: Callable[[np.ndarray], np.ndarray], b: np.ndarray, x0:
                     break
         t_end = t + s
         Vk = V[:k]
+        i0 = i_out
         while i_out < len(times) and times[i_out] <= t_end * (1 + 1e-14):
-            X[:, i_out] = beta * (_exp_e1(Hk, times[i_out] - t) @ Vk)[:n]
             i_out += 1
+        if i_out > i0:
+            store(np.arange(i0, i_out), beta * np.array([_exp_e1(Hk, tt - t) for tt in times[i0:i_out]]), Vk)
         w = beta * (_exp_e1(Hk, s) @ Vk)
         w[n] = eta    # the augmented coordinate is constant (exactly)
         t = t_end

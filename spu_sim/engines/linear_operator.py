@@ -208,8 +208,10 @@ def tran_outputs(circuit: Circuit, tran: Tran, times_s: np.ndarray, saves: list[
                                 f" operating point as the start; {NGSPICE_HINT}")
         x0 = dc_state(om, u)[0]
     b = om.apply(np.zeros(om.n), u)[0]     # N u
-    X, info = affine_expmv(om.apply_M, b, x0, np.asarray(times_s, dtype=float), rtol=rtol)
-    Y = om.outputs_of(X, u)[:n_saves].T
+    # outputs through the operator: y = R1 x + R2 G22^-1 (B2 u a - G21 x) is linear in (x, a)
+    Y, info = affine_expmv(om.apply_M, b, x0, np.asarray(times_s, dtype=float), rtol=rtol,
+                           observe=lambda X, a: om.apply(X, np.outer(u, a))[1][:n_saves])
+    Y = Y.T
     peel = om.peel
     run = KrylovRun(info, rtol, om.n, peel.n_rounds if peel else 0, peel.core_size if peel else 0,
                     peel.nnz_per_solve if peel else 0)
