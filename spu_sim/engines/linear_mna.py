@@ -205,21 +205,20 @@ def _stamp_resistors(res: list[Resistor], pos: list[str], neg: list[str], r_ohm:
         parts.append(sp.csr_matrix((np.concatenate([-g, -g]), (np.concatenate([a, b]), np.concatenate([b, a]))),
                                    shape=(n, n)))
     for e in arrays:
-        present = ~np.isposinf(e.r_ohm)
-        r = e.r_ohm[present]
-        bad = ~((r > 0) & np.isfinite(r))
-        if bad.any():
-            i, j, _ = e.entries()
-            k = int(np.flatnonzero(bad)[0])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gb = 1.0 / e.r_ohm                  # inf (no resistor) -> 0
+        if not (e.r_ohm > 0).all():            # <= 0 or nan
+            i, j, r = e.entries()
+            k = int(np.flatnonzero(~(r > 0))[0])
             raise BadInputError(f"element {e.entry_name(i[k], j[k])}: resistance {r[k]!r} ohm must be positive and"
                                 " finite")
-        gb = np.zeros(e.r_ohm.shape)
-        gb[present] = 1.0 / r
+        present = gb > 0
         rows = np.array([get(x, -1) for x in e.row_nodes], dtype=np.int64)
         cols = np.array([get(x, -1) for x in e.col_nodes], dtype=np.int64)
         np.add.at(diag, rows[rows >= 0], gb.sum(axis=1)[rows >= 0])
         np.add.at(diag, cols[cols >= 0], gb.sum(axis=0)[cols >= 0])
-        parts += [_block_csr(rows, cols, gb, present, n), _block_csr(cols, rows, gb.T, present.T, n)]
+        parts += [_block_csr(rows, cols, gb, present, n),
+                  _block_csr(cols, rows, np.ascontiguousarray(gb.T), np.ascontiguousarray(present.T), n)]
     G = sp.diags(diag, format="csr")
     for p in parts:
         G = G + p
@@ -235,8 +234,11 @@ def _block_csr(rows: np.ndarray, cols: np.ndarray, gb: np.ndarray, present: np.n
     if len(np.unique(rows[ro])) != len(ro) or len(np.unique(cols[co])) != len(co):   # repeated node: general path
         i, j = np.nonzero(present[np.ix_(ro, co)])
         return sp.csr_matrix((-gb[ro[i], co[j]], (rows[ro[i]], cols[co[j]])), shape=(n, n))
-    mask = present[np.ix_(ro, co)]
-    data = -gb[np.ix_(ro, co)][mask]
+    if len(ro) == len(rows) and len(co) == len(cols) and (np.diff(ro) > 0).all() and (np.diff(co) > 0).all():
+        mask, sub = present, gb            # already in MNA order (the usual case): no re-indexing copy
+    else:
+        mask, sub = present[np.ix_(ro, co)], gb[np.ix_(ro, co)]
+    data = -sub[mask]
     indices = np.broadcast_to(cols[co], mask.shape)[mask]
     counts = np.zeros(n, dtype=np.int64)
     counts[rows[ro]] = mask.sum(axis=1)
@@ -360,7 +362,7 @@ def build_model(circuit: Circuit, saves: list[str] | None = None, extra: list[st
         Gw, Bw = mna.G.tocsr(), sp.csr_matrix(mna.B)
     C11 = mna.C[dyn][:, dyn].toarray()
     G_alg, G_dyn = Gw[alg], Gw[dyn]     # row blocks, sliced once (the d^2 crossbar entries live in them)
-    G22 = G_alg[:, alg].tocsc()
+    G22 = G_alg[:, alg]
     labels = [mna.labels[i] for i in alg]
     eq = [mna.eq_labels[i] for i in alg]
     inv_nodes = {v: k for k, v in mna.nodes.items()}
