@@ -45,6 +45,7 @@ from ..errors import BadInputError
 from .base import register, run_in_child
 from .linear_mna import NGSPICE_HINT, LinearModel, assemble, build_model, dc_solution, output_rows
 from .linear_noise import noise_analysis
+from .linear_switched import is_clocked, needs_switched, switched_tran
 from .linear_step import (COND_MAX, modal_form, modal_noise_factor, phi1, phi2, q_dense, run_loop, run_modal,
                           sqrt_psd)
 from .raw import Waveforms
@@ -187,6 +188,9 @@ class LinearEngine:
                                     f" {NGSPICE_HINT}")
         out: dict[str, Waveforms] = {}
         noises = [a for a in circuit.analyses if isinstance(a, Noise)]
+        if is_clocked(circuit) and (noises or circuit.analysis(Op) is not None):
+            raise BadInputError("a clocked circuit (PULSE-driven switches) has no operating point and no small-signal"
+                                " .op / .noise; run .tran only (the linear engine steps its switch phases exactly)")
         if noises:
             mna = assemble(circuit)
             for k, a in enumerate(noises):
@@ -212,6 +216,12 @@ class LinearEngine:
 
     def tran(self, circuit: Circuit, tran: Tran, mode: str, seed: int | None, intensity: dict[str, float] | None,
              method: str) -> LinearWaveforms:
+        if needs_switched(circuit):   # clocked switches or held sources: exact per-segment stepping
+            if mode != "samples":
+                raise BadInputError(f"noise_mode {mode}: clocked circuits and held sources run with noise_mode"
+                                    " samples only (engine linear)")
+            t, vectors, _ = switched_tran(circuit, tran)
+            return LinearWaveforms("tran", t, vectors, engine=self.name, noise_mode=mode, method="switched")
         ctl = [f"v({sw.c_pos},{sw.c_neg})" for sw in circuit.of_type(Switch)]
         model = build_model(circuit, extra=ctl)
         saves = model.outputs[:len(model.outputs) - len(ctl)]
@@ -282,6 +292,9 @@ def path_at(circuit: Circuit, times_s: np.ndarray, saves: list[str] | None = Non
     cross-checks: the state on the fine grid j h, then one exact partial step of length tau = t - j h to each
     time (modal: x(t) = V [e^{lam tau} y_j + tau phi1(lam tau) Nt u_j + tau phi2(lam tau) Nt (u(t) - u_j)])."""
     tran = circuit.analysis(Tran)
+    if needs_switched(circuit):
+        raise BadInputError("path_at: clocked or held-source circuits are compared on the output grid"
+                            " (LinearEngine.run), not at arbitrary times")
     model = build_model(circuit, saves)
     n_out, p, q, h = _grid(tran, model.noise)
     n = model.M.shape[0]
