@@ -106,8 +106,8 @@ def circuit_metrics(design, problem, arrays: dict) -> dict[str, float]:
 
 def circuit_arrays(design, plots: dict, arrays: dict) -> dict[str, np.ndarray]:
     """The bank codes (sc_code), the effective continuous-time drift of the clocked process (A_effective) and
-    the zoomed waveform (the engine's own time points: ngspice's adaptive ones, the linear engine's output grid) over ZOOM_PERIODS clock periods after the burn-in:
-    sc_zoom_t_s, sc_zoom_x (problem units, up to 2 variables), sc_zoom_phi1_v, sc_zoom_phi2_v, sc_period_s."""
+    the zoomed waveform over ZOOM_PERIODS clock periods after the burn-in, at the engine's own time points
+    (ngspice's adaptive ones; the linear engine's output grid, the clock-period samples): sc_zoom_t_s, sc_zoom_x (problem units, up to 2 variables), sc_zoom_phi1_v, sc_zoom_phi2_v, sc_period_s."""
     out = {"sc_code": np.asarray(design.code), "A_effective": discrete.effective_drift(design.process())}
     if "tran" not in plots:
         return out
