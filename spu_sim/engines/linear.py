@@ -25,8 +25,13 @@ The circuit is reduced to x' = M x + N u, y = Cx x + Du u (spu_sim.engines.linea
 - ``.noise``: exact small-signal spectra and totals (spu_sim.engines.linear_noise), keyed ``noise_<k>`` and
   ``noise_total_<k>`` like the ngspice engines. Switches keep their programmed state (ngspice 39 evaluates
   every S switch as OFF in .ac/.noise: measured, tests/test_engine_linear.py).
-- Refused with BadInputError: nonlinear elements (ClippedVCVS), switches whose control is not a constant
-  consistent with their programmed state; each message names the element and points to the ngspice engines.
+- Clocked switches (PulseVoltageSource controls) and held (ZOH) noise sources: ``.tran`` goes through
+  spu_sim.engines.linear_switched (exact threshold crossings, one model per switch configuration, exact steps
+  between switching instants and sample changes; method ``switched``); ``.op`` / ``.noise`` of a clocked
+  circuit and noise_mode aggregated are refused.
+- Refused with BadInputError: nonlinear elements (ClippedVCVS), programmed switches whose constant control
+  contradicts their state, controls that are not one PULSE or a constant, PULSE sources that drive anything
+  but switch controls; each message names the element and points to the ngspice engines.
 
 Results are ``LinearWaveforms`` (a Waveforms with ``engine``, ``noise_mode`` and ``method`` fields).
 """
