@@ -53,6 +53,7 @@ from .linear_mna import _NODE_ATTRS, GROUND, LinearModel, build_model
 from .linear_solve import NGSPICE_HINT
 
 MERGE_REL = 1e-12     # boundaries closer than this fraction of the run are one instant
+CHUNK_SEGMENTS = 20000   # segments whose inputs and forcing are held in memory at once
 STAND_IN = "clock_stand_in"
 
 
@@ -313,42 +314,56 @@ def _switched_tran(circuit: Circuit, tran: Tran) -> tuple[np.ndarray, dict[str, 
         if pc and np.abs(model.N[:, pc]).max() > 1e-12 * scale:
             raise BadInputError(f"a clock ({', '.join(pulses)}) reaches the circuit's state; {NGSPICE_HINT}")
         model_of.append(model)
-    # inputs per segment: [1, sources...] with the stand-ins' columns 0 (they reach no state)
+    # inputs of any segments: [1, sources...] with the stand-ins' columns 0 (they reach no state)
     nu = 1 + len(base.noise)
     real_cols = [cols[s.name] for s in srcs]
-    Ua, Ub = np.zeros((n_seg, nu)), np.zeros((n_seg, nu))
-    Ua[:, 0] = Ub[:, 0] = 1.0
-    Ua[:, real_cols], Ub[:, real_cols] = _source_columns(srcs, t_end, ta, tb, mid)
-    # propagators per (configuration, length), the forcing of every segment by key
+
+    def inputs(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        Ua, Ub = np.zeros((len(idx), nu)), np.zeros((len(idx), nu))
+        Ua[:, 0] = Ub[:, 0] = 1.0
+        Ua[:, real_cols], Ub[:, real_cols] = _source_columns(srcs, t_end, ta[idx], tb[idx], mid[idx])
+        return Ua, Ub
+
+    # propagators per (configuration, length)
     L = tb - ta
     lkey = np.rint(L / tol).astype(np.int64)
     keys, kidx = np.unique(np.column_stack([cfg, lkey]), axis=0, return_inverse=True)
     kidx = np.asarray(kidx).ravel()
-    n = base.M.shape[0]
-    Phis = np.empty((len(keys), n, n))
-    F = np.empty((n_seg, n))
     foh = any(not s.held for s in srcs)
-    for k, (c, _) in enumerate(keys):
-        sel = np.flatnonzero(kidx == k)
-        Phi, G0, G1 = _propagator(model_of[c], float(L[sel[0]]), foh)
-        Phis[k] = Phi
-        F[sel] = Ua[sel] @ G0.T + Ub[sel] @ G1.T
-    X = np.empty((n_seg + 1, n))
-    x = X[0] = base.x0
-    for s in range(n_seg):
-        x = Phis[kidx[s]] @ x + F[s]
-        X[s + 1] = x
-    # outputs at the output times: the segment starting there (the last point: the last segment's end)
+    props = [_propagator(model_of[c], float(L[np.argmax(kidx == k)]), foh) for k, (c, _) in enumerate(keys)]
+    Phis = np.stack([P[0] for P in props])
+    # the recursion, in chunks of segments (forcing of a chunk: one GEMM pair per key); keep the output states
     i_out = np.minimum(np.searchsorted(bp, t_out - tol), len(bp) - 1)
+    slot = np.full(n_seg + 1, -1)
+    slot[i_out] = np.arange(len(t_out))
+    Xo = np.empty((len(t_out), base.M.shape[0]))
+    x = base.x0
+    if slot[0] >= 0:
+        Xo[slot[0]] = x
+    for c0 in range(0, n_seg, CHUNK_SEGMENTS):
+        idx = np.arange(c0, min(c0 + CHUNK_SEGMENTS, n_seg))
+        Ua, Ub = inputs(idx)
+        kk = kidx[idx]
+        F = np.empty((len(idx), Xo.shape[1]))
+        for k in np.unique(kk):
+            sel = np.flatnonzero(kk == k)
+            F[sel] = Ua[sel] @ props[k][1].T + Ub[sel] @ props[k][2].T
+        sl = slot[idx + 1]
+        for j in range(len(idx)):
+            x = Phis[kk[j]] @ x + F[j]
+            if sl[j] >= 0:
+                Xo[sl[j]] = x
+    # outputs at the output times: the segment starting there (the last point: the last segment's end)
     seg = np.minimum(i_out, n_seg - 1)
-    U = np.where((i_out < n_seg)[:, None], Ua[seg], Ub[seg])
+    Ua, Ub = inputs(seg)
+    U = np.where((i_out < n_seg)[:, None], Ua, Ub)
     for name, p in pulses.items():
         U[:, cols[name]] = pulse_value(p, t_out, tran.step_s)
     names_out = model_of[0].outputs
     Y = np.empty((len(t_out), len(names_out)))
     for c, m in enumerate(model_of):
         r = np.flatnonzero(cfg[seg] == c)
-        Y[r] = X[i_out[r]] @ m.Cx.T + U[r] @ m.Du.T
+        Y[r] = Xo[r] @ m.Cx.T + U[r] @ m.Du.T
     vectors = {"time": t_out}
     vectors.update({k: Y[:, i] for i, k in enumerate(names_out)})
     info = {"segments": n_seg, "configurations": len(configs), "propagators": len(keys)}
