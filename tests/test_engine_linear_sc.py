@@ -208,3 +208,32 @@ def test_run_is_reproducible_and_propagators_are_cached():
     _, v2, _ = switched_tran(c, c.analysis(Tran))
     assert all(np.array_equal(v1[k], v2[k]) for k in v1)
     assert info["configurations"] == 3 and info["propagators"] <= 8 and info["segments"] >= 5 * (len(t1) - 1)
+
+
+@needs_ngspice
+def test_held_source_without_clocks_is_zero_order_hold(tmp_path):
+    """A held NoiseSource (filesource amplstep=true) in an RC (tau = dt) holds samples_v[k] on [k dt, (k+1) dt):
+    the engine runs it through the switched path (before, the LTI path interpolated it linearly). Against ngspice
+    on the output grid, in units of the sample rms: converging with reltol (measured 5.8e-3 at 1e-4, 1.8e-4 at
+    1e-6; ngspice does not break its steps at the filesource's jumps), while a linear interpolation of the same
+    samples is 0.31 away."""
+    dt = 1e-5
+    u = 0.3 * np.random.default_rng(5).standard_normal(501)
+    u[0] = 0.0
+    def circuit(held):
+        els = [NoiseSource("AH", "a", "nsh", "noise_h.txt", u, dt, held=held), Resistor("R1", "a", "b", 1e3),
+               Capacitor("C1", "b", "0", 1e-8, ic_v=0.0)]
+        return Circuit("held", els, ["b"], analyses=[Tran(dt / 4, 500 * dt, dt / 4)], saves=["v(a)", "v(b)"])
+    c = circuit(True)
+    lin = get_engine("linear").run(c, None)["tran"]
+    assert lin.method == "switched"
+    assert np.allclose(lin.vectors["v(a)"][:-1:4], u[:500], atol=1e-12)    # the held value at k dt is samples_v[k]
+    err = {}
+    for rt in (1e-4, 1e-6):
+        ng = get_engine("ngspice-subprocess").run(replace(c, options={"reltol": rt}), tmp_path / f"h{rt:g}")["tran"]
+        v = np.interp(lin.axis, np.real(ng.axis), np.real(ng.vectors["v(b)"]))
+        err[rt] = np.sqrt(np.mean((v - lin.vectors["v(b)"]) ** 2)) / 0.3
+    assert err[1e-4] < 2e-2 and err[1e-6] < 0.1 * err[1e-4], err
+    foh = get_engine("linear").run(circuit(False), None)["tran"]
+    d_foh = np.sqrt(np.mean((foh.vectors["v(b)"] - lin.vectors["v(b)"]) ** 2)) / 0.3
+    assert d_foh > 10 * err[1e-4], (d_foh, err)
