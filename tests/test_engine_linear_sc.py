@@ -48,7 +48,8 @@ def _clock_sample_diff_sd(prep, circuit, reltol: float, tmp: pathlib.Path) -> fl
     sd = np.sqrt(np.diag(discrete.stationary_cov(ds.process())))
     lin = get_engine("linear").run(circuit, None)["tran"]
     assert lin.engine == "linear" and lin.method == "switched"
-    ng = get_engine("ngspice-subprocess").run(replace(circuit, options={"reltol": reltol}), tmp / f"ng{reltol:g}")["tran"]
+    ng = get_engine("ngspice-subprocess").run(replace(circuit, options={"reltol": reltol}), tmp / f"ng{reltol:g}")
+    ng = ng["tran"]
     t = np.real(ng.axis)
     nodes = [f"v(x{i})" for i in range(1, ds.d + 1)]
     v_lin = np.column_stack([lin.vectors[k] for k in nodes])
@@ -122,7 +123,8 @@ def _rc_switch(vh: float, tmax_s: float, reltol: float = 1e-4, on: bool = False)
     """1 V through S1 (Ron 1 k) into 1 nF || 10 k; control PULSE(0 1.8 100n 400n 100n 200n 2u), VT = 0.9."""
     els = [VoltageSource("VS", "src", "0", 1.0), SwitchModel("swh", 0.9, vh, 1e3, 1e12),
            Switch("S1", "src", "a", "ctl", "0", "swh", on), Capacitor("C1", "a", "0", 1e-9, ic_v=0.0),
-           Resistor("R1", "a", "0", 1e4), PulseVoltageSource("VCLK", "ctl", "0", 0.0, 1.8, 1e-7, 4e-7, 1e-7, 2e-7, 2e-6)]
+           Resistor("R1", "a", "0", 1e4),
+           PulseVoltageSource("VCLK", "ctl", "0", 0.0, 1.8, 1e-7, 4e-7, 1e-7, 2e-7, 2e-6)]
     return Circuit("rc switch", els, ["a"], analyses=[Tran(1e-7, 2e-5, tmax_s)], options={"reltol": reltol},
                    saves=["v(a)", "v(ctl)"])
 

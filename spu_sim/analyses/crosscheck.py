@@ -97,7 +97,8 @@ def run_crosscheck(config, out_dir: str | Path, *, reference: str | None = None,
                      grid_rms_diff_sd=float(np.sqrt(np.mean(grid ** 2))),
                      n_reference_points=len(t_ng), mean_rel_diff=_rel(a_cand["x_mean"], a_ref["x_mean"]),
                      cov_rel_diff=_rel(a_cand["x_cov"], a_ref["x_cov"]))
-            arrays.update(t_s=t_cmp, x_reference=x_ref, x_candidate=x_cand, diff_sd=diff, sd=sd, x_mean_reference=a_ref["x_mean"], x_mean_candidate=a_cand["x_mean"],
+            arrays.update(t_s=t_cmp, x_reference=x_ref, x_candidate=x_cand, diff_sd=diff, sd=sd,
+                          x_mean_reference=a_ref["x_mean"], x_mean_candidate=a_cand["x_mean"],
                           x_cov_reference=a_ref["x_cov"], x_cov_candidate=a_cand["x_cov"])
         io.atomic_save_npz(stage / XC_NPZ, **arrays)
         io.atomic_write_json(stage / XC_JSON, m)
