@@ -212,6 +212,23 @@ def test_run_is_reproducible_and_propagators_are_cached():
     assert info["configurations"] == 3 and info["propagators"] <= 8 and info["segments"] >= 5 * (len(t1) - 1)
 
 
+def test_detail_window_shows_the_transfers_in_phase_2():
+    """The linear engine's .tran of a clocked circuit carries ``detail``: the last 4 clock periods at 200 points
+    per period (the clock zoom of compare). It agrees with the output grid where they meet, and the integrator
+    outputs move only while phase 2 is closed (the charge transfer into the virtual ground)."""
+    prep = prepare(sc_problem(2, dict(SC_PATH), t_stop_tau=20.0, burn_in_tau=1.0))
+    w = get_engine("linear").run(build_circuit(prep), None)["tran"]
+    det = w.detail
+    T = prep.design.period_s
+    assert det is not None and len(det.axis) == 801 and abs(det.axis[-1] - w.axis[-1]) < 1e-9 * T
+    x, phi2 = det.vectors["v(x1)"], det.vectors["v(phi2)"]
+    on = (phi2[1:] > 0.9) | (phi2[:-1] > 0.9)     # steps that touch phase 2
+    jumps = np.abs(np.diff(x))
+    assert jumps[on].max() > 1e3 * max(jumps[~on].max(), 1e-300)
+    grid = np.searchsorted(w.axis, det.axis[::200] - 1e-9 * T)
+    assert np.allclose(x[::200], w.vectors["v(x1)"][grid], rtol=0, atol=1e-8 * np.abs(x).max())
+
+
 @needs_ngspice
 def test_held_source_without_clocks_is_zero_order_hold(tmp_path):
     """A held NoiseSource (filesource amplstep=true) in an RC (tau = dt) holds samples_v[k] on [k dt, (k+1) dt):

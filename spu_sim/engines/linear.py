@@ -33,7 +33,9 @@ The circuit is reduced to x' = M x + N u, y = Cx x + Du u (spu_sim.engines.linea
   contradicts their state, controls that are not one PULSE or a constant, PULSE sources that drive anything
   but switch controls; each message names the element and points to the ngspice engines.
 
-Results are ``LinearWaveforms`` (a Waveforms with ``engine``, ``noise_mode`` and ``method`` fields).
+Results are ``LinearWaveforms`` (a Waveforms with ``engine``, ``noise_mode`` and ``method`` fields; a clocked
+circuit's ``.tran`` also carries ``detail``: its last DETAIL_PERIODS clock periods at 200 points per period, the
+waveform inside the phases that the output grid cannot show).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from ..errors import BadInputError
 from .base import register, run_in_child
 from .linear_mna import NGSPICE_HINT, LinearModel, assemble, build_model, dc_solution, output_rows
 from .linear_noise import noise_analysis
-from .linear_switched import is_clocked, needs_switched, switched_tran
+from .linear_switched import DETAIL_PERIODS, is_clocked, needs_switched, switched_tran
 from .linear_step import (COND_MAX, modal_form, modal_noise_factor, phi1, phi2, q_dense, run_loop, run_modal,
                           sqrt_psd)
 from .raw import Waveforms
@@ -67,6 +69,7 @@ class LinearWaveforms(Waveforms):
     engine: str = "linear"
     noise_mode: str = "samples"
     method: str = ""
+    detail: Waveforms | None = None   # clocked circuits: the last DETAIL_PERIODS clock periods, finely sampled
 
 
 def noise_intensity_v2_s(samples_v: np.ndarray, dt_s: float) -> float:
@@ -225,8 +228,13 @@ class LinearEngine:
             if mode != "samples":
                 raise BadInputError(f"noise_mode {mode}: clocked circuits and held sources run with noise_mode"
                                     " samples only (engine linear)")
-            t, vectors, _ = switched_tran(circuit, tran)
-            return LinearWaveforms("tran", t, vectors, engine=self.name, noise_mode=mode, method="switched")
+            t, vectors, info = switched_tran(circuit, tran, detail_periods=DETAIL_PERIODS)
+            detail = None
+            if "detail" in info:
+                td, vd = info["detail"]
+                detail = LinearWaveforms("tran", td, vd, engine=self.name, noise_mode=mode, method="switched")
+            return LinearWaveforms("tran", t, vectors, engine=self.name, noise_mode=mode, method="switched",
+                                   detail=detail)
         ctl = [f"v({sw.c_pos},{sw.c_neg})" for sw in circuit.of_type(Switch)]
         model = build_model(circuit, extra=ctl)
         saves = model.outputs[:len(model.outputs) - len(ctl)]

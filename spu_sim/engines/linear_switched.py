@@ -54,6 +54,8 @@ from .linear_solve import NGSPICE_HINT
 
 MERGE_REL = 1e-12     # boundaries closer than this fraction of the run are one instant
 CHUNK_SEGMENTS = 20000   # segments whose inputs and forcing are held in memory at once
+DETAIL_POINTS = 200      # points per clock period of the optional detail window
+DETAIL_PERIODS = 4       # the window LinearEngine asks for (the clock zoom of topology opamp_sc)
 STAND_IN = "clock_stand_in"
 
 
@@ -269,20 +271,38 @@ def _one_blas_thread():
     return threadpool_limits(limits=1)
 
 
-def switched_tran(circuit: Circuit, tran: Tran) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
-    """(t, {saved vector: values}, info) on t_k = k step_s; info: segments, configurations, propagators."""
+def switched_tran(circuit: Circuit, tran: Tran, detail_periods: int = 0,
+                  detail_points: int = DETAIL_POINTS) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
+    """(t, {saved vector: values}, info) on t_k = k step_s; info: segments, configurations, propagators and,
+    with detail_periods > 0, "detail": (t, vectors) on detail_points per period of the slowest clock over the
+    last detail_periods whole periods (the waveform inside the phases, exact; the fine grid repeats every period,
+    so it costs a few more propagators)."""
     with _one_blas_thread():
-        return _switched_tran(circuit, tran)
+        return _switched_tran(circuit, tran, detail_periods, detail_points)
 
 
-def _switched_tran(circuit: Circuit, tran: Tran) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
+def _merged(t: np.ndarray, tol: float) -> np.ndarray:
+    t = np.sort(t)
+    return t[np.r_[True, np.diff(t) > tol]]
+
+
+def _switched_tran(circuit: Circuit, tran: Tran, detail_periods: int,
+                   detail_points: int) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
     if not tran.uic:
         raise BadInputError(".tran without uic on a clocked circuit: a switched-capacitor circuit has no DC"
                             f" operating point to start from; use uic, or {NGSPICE_HINT}")
     n_out = _out_count(tran)
-    t_out = np.arange(n_out + 1) * tran.step_s
-    t_end = float(t_out[-1])
+    t_grid = np.arange(n_out + 1) * tran.step_s
+    t_end = float(t_grid[-1])
     tol = MERGE_REL * t_end
+    t_det = np.zeros(0)
+    periods = [p.period_s for p in circuit.of_type(PulseVoltageSource)]
+    if detail_periods > 0 and periods:
+        P = max(periods)
+        t0 = max(0.0, (np.floor(t_end / P * (1 + 1e-12)) - detail_periods) * P)
+        t_det = t0 + np.arange(detail_periods * detail_points + 1) * (P / detail_points)
+        t_det = t_det[t_det <= t_end + tol]
+    t_out = _merged(np.r_[t_grid, t_det], tol)      # every time an output is needed at
     sched, group_of, base, cols, pulses = _schedules(circuit, tran, t_end)
     srcs = [s for s in base.noise if s.name not in pulses]
     pts = [t_out] + [times for times, _, _ in sched]
@@ -364,7 +384,11 @@ def _switched_tran(circuit: Circuit, tran: Tran) -> tuple[np.ndarray, dict[str, 
     for c, m in enumerate(model_of):
         r = np.flatnonzero(cfg[seg] == c)
         Y[r] = Xo[r] @ m.Cx.T + U[r] @ m.Du.T
-    vectors = {"time": t_out}
-    vectors.update({k: Y[:, i] for i, k in enumerate(names_out)})
+    def pick(t: np.ndarray) -> dict[str, np.ndarray]:
+        r = np.minimum(np.searchsorted(t_out, t - tol), len(t_out) - 1)
+        return {"time": t, **{k: Y[r, i] for i, k in enumerate(names_out)}}
+
     info = {"segments": n_seg, "configurations": len(configs), "propagators": len(keys)}
-    return t_out, vectors, info
+    if len(t_det):
+        info["detail"] = (t_det, pick(t_det))
+    return t_grid, pick(t_grid), info
