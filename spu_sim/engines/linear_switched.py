@@ -1,6 +1,6 @@
 """Switched-linear transient of the linear engine: clocked switches (PULSE controls) and held sources, exactly.
 
-    t, vectors = switched_tran(circuit, tran)     # LinearEngine.tran dispatches here (needs_switched(circuit))
+    t, vectors, info = switched_tran(circuit, tran)   # LinearEngine.tran dispatches here (needs_switched)
 
 A circuit whose switches are driven by PulseVoltageSource clocks is linear time-invariant between switching
 instants. The path is stepped segment by segment, exactly (physics.md section 6):
@@ -29,14 +29,16 @@ instants. The path is stepped segment by segment, exactly (physics.md section 6)
   same in every configuration: the state labels are compared and a mismatch is refused; the state carries
   across a switching instant unchanged (capacitor voltages are continuous through finite resistances).
 - Propagators are cached per (configuration, segment length): a clocked run repeats a few lengths every
-  period, so a few block exponentials serve the whole run; the forcing of all segments is a few GEMMs and the
-  recursion x <- Phi x + f a Python loop over segments (about 2 us each). Cost: O(segments * n^2) plus one
-  expm of size 3n per distinct (configuration, length); for topology opamp_sc (4-6 segments per clock period,
-  n = d + 2 per branch) d = 4 and 3000 periods take well under a second (docs/linear_engine.md).
+  period, so a few block exponentials serve the whole run; the forcing of a chunk of segments is a few GEMMs
+  and the recursion x <- Phi x + f a Python loop over segments (a few us each, one BLAS thread). Cost:
+  O(segments * n^2) plus one expm of size n + nu (n + 2 nu with piecewise-linear inputs) per distinct
+  (configuration, length); topology opamp_sc (6 segments per clock period, n = d + 2 per branch): d = 4,
+  3000 periods in about 0.13 s (docs/linear_engine.md, scripts/bench_linear_sc).
 
 Outputs on t_k = k step_s (the configuration and held values of the segment that starts at t_k, right-continuous
-like the held sources; the last point takes the last segment's). .op and .noise of a clocked circuit have no
-meaning (no operating point) and are refused by LinearEngine; so is a transient without uic.
+like the held sources; the last point takes the last segment's); optionally a detail window (the last periods of
+the slowest clock, finely sampled, exact). .op and .noise of a clocked circuit have no meaning (no operating
+point) and are refused by LinearEngine; so is a transient without uic.
 """
 
 from __future__ import annotations
