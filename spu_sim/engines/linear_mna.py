@@ -39,8 +39,9 @@ GROUND = "0"
 _NODE_ATTRS = {Resistor: ("n_pos", "n_neg"), Capacitor: ("n_pos", "n_neg"), Inductor: ("n_pos", "n_neg"),
                VoltageSource: ("n_pos", "n_neg"), Switch: ("n_pos", "n_neg", "c_pos", "c_neg"),
                VCVS: ("n_pos", "n_neg", "c_pos", "c_neg"), VCCS: ("n_pos", "n_neg", "c_pos", "c_neg"),
-               CCCS: ("n_pos", "n_neg"), NoiseSource: ("node",)}
-_LINEAR = (Resistor, ResistorArray, Capacitor, Inductor, VoltageSource, VCVS, VCCS, CCCS, SwitchModel, Switch, NoiseSource, Comment)
+               CCCS: ("n_pos", "n_neg"), NoiseSource: ("node", "n_neg")}
+_LINEAR = (Resistor, ResistorArray, Capacitor, Inductor, VoltageSource, VCVS, VCCS, CCCS, SwitchModel, Switch, NoiseSource,
+           Comment)
 
 
 def refuse_nonlinear(circuit: Circuit) -> None:
@@ -173,7 +174,7 @@ def assemble(circuit: Circuit) -> MNA:
                 add(Ci, Cj, Cv, k, k, -e.l_henry)
         elif isinstance(e, NoiseSource):
             k = branches[e.name]
-            branch(k, node(e.node), -1)
+            branch(k, node(e.node), node(e.n_neg))   # V(node, n_neg) = the sample (n_neg "0": grounded)
             Bi.append(k), Bj.append(1 + noise_pos[id(e)]), Bv.append(1.0)
     C = sp.csr_matrix((Cv, (Ci, Cj)), shape=(n, n))
     B = sp.csr_matrix((Bv, (Bi, Bj)), shape=(n, nu))
