@@ -77,9 +77,11 @@ def plot_convergence(ref, path: Path) -> Path:
 
 
 def plot_clock_zoom(res, path: Path) -> Path:
-    """Zoomed waveform of a clocked topology (result arrays sc_zoom_*): outputs at ngspice's own time points
-    with the two clock phases shaded, and the clock voltages below."""
+    """Zoomed waveform of a clocked topology (result arrays sc_zoom_*): outputs at the engine's own time points
+    (ngspice: its adaptive points inside the phases; the linear engine: its output grid, the clock-period
+    samples) with the two clock phases shaded, and the clock voltages below."""
     t = res["sc_zoom_t_s"]
+    engine = str(res["engine"]) if "engine" in res else "ngspice"
     T = float(res["sc_period_s"])
     t_us = (t - t[0]) * 1e6
     fig, (ax, axc) = plt.subplots(2, 1, figsize=(9, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
@@ -88,10 +90,10 @@ def plot_clock_zoom(res, path: Path) -> Path:
         ax.fill_between(t_us, 0, 1, where=on, transform=ax.get_xaxis_transform(), color=color, alpha=0.12, lw=0)
         axc.plot(t_us, res[name], color=color, lw=1.0, label=name.split("_")[2])
     for i in range(res["sc_zoom_x"].shape[1]):
-        ax.plot(t_us, res["sc_zoom_x"][:, i], lw=1.0, marker=".", ms=2, label=f"x{i + 1} (ngspice)")
+        ax.plot(t_us, res["sc_zoom_x"][:, i], lw=1.0, marker=".", ms=2, label=f"x{i + 1} ({engine})")
     ax.set_ylabel("x (problem units)")
     ax.legend(fontsize=8, loc="upper right")
-    ax.set_title(f"Clocked waveform: {len(t)} ngspice points over {(t[-1] - t[0]) / T:.0f} clock periods "
+    ax.set_title(f"Clocked waveform: {len(t)} {engine} points over {(t[-1] - t[0]) / T:.0f} clock periods "
                  "(shaded: phase 1 green, phase 2 purple)")
     axc.set_ylabel("clock (V)")
     axc.set_xlabel("t - t0 (us)")

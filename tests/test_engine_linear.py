@@ -23,6 +23,7 @@ from spu_sim.engines import available, get_engine
 from spu_sim.engines.linear import LinearEngine, path_at
 from spu_sim.engines.linear_mna import build_model
 from spu_sim.errors import BadInputError
+from spu_sim.topologies.opamp.build import coupling_arrays
 
 needs_ngspice = pytest.mark.skipif(not available(), reason="ngspice not installed")
 PRE_EMPHASIS = 1.0 / 3.0
@@ -50,10 +51,11 @@ def _noise_elements(d, samples, dt_s, node="nz"):
 
 
 def opamp_circuit(A, b, *, kappa=0.01, tau_s=1e-3, t_stop_tau=10.0, dt_tau=None, step_tau=None, reltol=1e-4,
-                  seed=0, x0=None, macro=None, analyses=("op", "tran"), noise=True) -> tuple[Circuit, dict]:
+                  seed=0, x0=None, macro=None, analyses=("op", "tran"), noise=True, arrays=False) -> tuple[Circuit, dict]:
     """The op-amp integrator SPU: dV = -(A V - b) dt/tau + sqrt(2 kappa/tau) dW realised with R_ij = alpha/|A_ij|,
     C_f = tau/alpha, V_dac = -b through R_in = alpha, noise v_rms = sqrt(2 kappa/dt_tau) through R_N = alpha.
-    macro: None (ideal nullor) or dict(gain, gbw_hz, v_max_v=None, offset_v=0)."""
+    macro: None (ideal nullor) or dict(gain, gbw_hz, v_max_v=None, offset_v=0). arrays: the coupling resistors as
+    the topology's crossbars (ResistorArray) instead of one Resistor each."""
     d = len(A)
     alpha = 1e4
     c_f = tau_s / alpha
@@ -92,11 +94,16 @@ def opamp_circuit(A, b, *, kappa=0.01, tau_s=1e-3, t_stop_tau=10.0, dt_tau=None,
         elif inv[j - 1]:
             els += [Resistor(f"RI{j}A", f"x{j}", f"ni{j}", alpha), Resistor(f"RI{j}B", f"ni{j}", f"xn{j}", alpha)]
             els += opamp(f"N{j}", f"ni{j}", f"xn{j}", -float(x0[j - 1]))
-    for i in range(1, d + 1):
-        for j in range(1, d + 1):
-            if A[i - 1, j - 1] != 0:
-                src = f"x{j}" if A[i - 1, j - 1] > 0 else f"xn{j}"
-                els.append(Resistor(f"R{i}_{j}", src, f"sum{i}", alpha / abs(A[i - 1, j - 1])))
+    if arrays:   # the coupling network as the topology builds it: two crossbars (spu_sim.circuit.ResistorArray)
+        with np.errstate(divide="ignore"):
+            r = np.where(A != 0, alpha / np.abs(A), np.inf)
+        els += coupling_arrays(r, np.where(A < 0, -1.0, 1.0))
+    else:
+        for i in range(1, d + 1):
+            for j in range(1, d + 1):
+                if A[i - 1, j - 1] != 0:
+                    src = f"x{j}" if A[i - 1, j - 1] > 0 else f"xn{j}"
+                    els.append(Resistor(f"R{i}_{j}", src, f"sum{i}", alpha / abs(A[i - 1, j - 1])))
     for i in range(1, d + 1):
         els += [VoltageSource(f"VDAC{i}", f"dac{i}", "0", -float(b[i - 1])),
                 Resistor(f"RIN{i}", f"dac{i}", f"sum{i}", alpha)]

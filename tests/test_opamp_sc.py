@@ -211,6 +211,23 @@ def test_sc_clock_experiment_theory_sweep(tmp_path):
     assert len(replot("sc_clock", tmp_path / "out")) == 2
 
 
+def test_sc_clock_simulated_points_name_their_engine(tmp_path):
+    """A simulated point on the linear engine (clock phases stepped exactly): the files and labels say linear, and
+    its measured covariance error against the clocked theory is within a few expected sampling errors."""
+    from spu_sim.experiments import run_experiment
+    cfg = yaml.safe_load((ROOT / "configs" / "sc_clock.yaml").read_text())
+    cfg["simulation"]["backend"] = "linear"
+    cfg["experiment"].update(ngspice_f_clk_tau=[10], ngspice_bits=[], f_clk_tau=[5, 10], bits=[4, 8])
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    run_experiment("sc_clock", path, tmp_path / "out")
+    a = dict(np.load(tmp_path / "out" / "sc_clock.npz"))
+    assert str(a["engine"]) == "linear" and a["simulated"].sum() == 1
+    k = np.flatnonzero(a["simulated"])[0]
+    assert a["measured_cov_rel_err_vs_clocked"][k] < 4 * a["expected_sampling_cov_rel_err"][k]
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["engine"] == "linear"
+
+
 @pytest.mark.ngspice
 def test_clock_feedthrough_offset_in_the_fast_switch_limit():
     """Clock feedthrough (gate-terminal capacitors) shifts the mean by the predicted offset

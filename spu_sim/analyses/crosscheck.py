@@ -9,7 +9,10 @@ ngspice-shared) and by ``candidate`` (default ``linear``). Reported (crosscheck.
 - ``op_rel_diff``: |x_op,candidate - x_op,reference| / |x_op,reference| (when .op runs and the topology has a mean);
 - the path difference in units of the stationary standard deviation of each variable (the realised process'
   Lyapunov covariance): rms and max over the run, the linear path evaluated exactly at ngspice's own time points
-  (spu_sim.engines.linear.path_at, so no interpolation error enters; the readout grids are compared too);
+  (spu_sim.engines.linear.path_at, so no interpolation error enters; the readout grids are compared too). A
+  clocked circuit (topology opamp_sc) is compared on its readout grid, the clock-period samples, which lie in
+  the non-overlap gaps where every node holds its charge (mid-transfer points would measure ngspice's
+  switching-time placement, not the circuit); ``path_points`` says which;
 - the statistics of both (time average, covariance over the same window) and their relative differences;
 - the wall time of each engine and their ratio.
 
@@ -44,6 +47,7 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 def run_crosscheck(config, out_dir: str | Path, *, reference: str | None = None,
                    candidate: str = "linear") -> dict[str, Any]:
     from ..engines.linear import path_at  # noqa: PLC0415
+    from ..engines.linear_switched import needs_switched  # noqa: PLC0415
     from ..pipeline import build_circuit, prepare, read_results, staged  # noqa: PLC0415
     from ..spice import write_circuit  # noqa: PLC0415
     prep = prepare(config)
@@ -77,17 +81,24 @@ def run_crosscheck(config, out_dir: str | Path, *, reference: str | None = None,
             if not np.all(sd > 0):     # noise-free: the scale of the initial distance instead
                 sd = np.full(design.d, max(float(np.abs(a_ref["x"]).max()), 1e-300))
             t_ng = np.real(plots_ref["tran"].axis)
-            exact = path_at(circuit, t_ng, [f"v({n})" for n in circuit.readout_nodes])
-            v_lin = np.column_stack([exact[f"v({n})"] for n in circuit.readout_nodes])
-            v_ng = np.column_stack([np.real(plots_ref["tran"].node(n)) for n in circuit.readout_nodes])
-            diff = design.to_problem_units(v_lin - v_ng) / sd
             grid = (a_cand["x"] - a_ref["x"]) / sd
+            if needs_switched(circuit):   # clocked: compare the clock-period samples (the readout grid)
+                m["path_points"] = "readout grid (clock-period samples)"
+                t_cmp, diff = np.asarray(a_ref["t"], dtype=float), grid
+                x_ref, x_cand = a_ref["x"], a_cand["x"]
+            else:
+                m["path_points"] = "reference time points"
+                exact = path_at(circuit, t_ng, [f"v({n})" for n in circuit.readout_nodes])
+                v_lin = np.column_stack([exact[f"v({n})"] for n in circuit.readout_nodes])
+                v_ng = np.column_stack([np.real(plots_ref["tran"].node(n)) for n in circuit.readout_nodes])
+                diff = design.to_problem_units(v_lin - v_ng) / sd
+                t_cmp, x_ref, x_cand = t_ng, design.to_problem_units(v_ng), design.to_problem_units(v_lin)
             m.update(path_rms_diff_sd=float(np.sqrt(np.mean(diff ** 2))), path_max_diff_sd=float(np.abs(diff).max()),
                      grid_rms_diff_sd=float(np.sqrt(np.mean(grid ** 2))),
                      n_reference_points=len(t_ng), mean_rel_diff=_rel(a_cand["x_mean"], a_ref["x_mean"]),
                      cov_rel_diff=_rel(a_cand["x_cov"], a_ref["x_cov"]))
-            arrays.update(t_s=t_ng, x_reference=design.to_problem_units(v_ng), x_candidate=design.to_problem_units(v_lin),
-                          diff_sd=diff, sd=sd, x_mean_reference=a_ref["x_mean"], x_mean_candidate=a_cand["x_mean"],
+            arrays.update(t_s=t_cmp, x_reference=x_ref, x_candidate=x_cand, diff_sd=diff, sd=sd,
+                          x_mean_reference=a_ref["x_mean"], x_mean_candidate=a_cand["x_mean"],
                           x_cov_reference=a_ref["x_cov"], x_cov_candidate=a_cand["x_cov"])
         io.atomic_save_npz(stage / XC_NPZ, **arrays)
         io.atomic_write_json(stage / XC_JSON, m)

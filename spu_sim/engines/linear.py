@@ -25,10 +25,17 @@ The circuit is reduced to x' = M x + N u, y = Cx x + Du u (spu_sim.engines.linea
 - ``.noise``: exact small-signal spectra and totals (spu_sim.engines.linear_noise), keyed ``noise_<k>`` and
   ``noise_total_<k>`` like the ngspice engines. Switches keep their programmed state (ngspice 39 evaluates
   every S switch as OFF in .ac/.noise: measured, tests/test_engine_linear.py).
-- Refused with BadInputError: nonlinear elements (ClippedVCVS), switches whose control is not a constant
-  consistent with their programmed state; each message names the element and points to the ngspice engines.
+- Clocked switches (PulseVoltageSource controls) and held (ZOH) noise sources: ``.tran`` goes through
+  spu_sim.engines.linear_switched (exact threshold crossings, one model per switch configuration, exact steps
+  between switching instants and sample changes; method ``switched``); ``.op`` / ``.noise`` of a clocked
+  circuit and noise_mode aggregated are refused.
+- Refused with BadInputError: nonlinear elements (ClippedVCVS), programmed switches whose constant control
+  contradicts their state, controls that are not one PULSE or a constant, PULSE sources that drive anything
+  but switch controls; each message names the element and points to the ngspice engines.
 
-Results are ``LinearWaveforms`` (a Waveforms with ``engine``, ``noise_mode`` and ``method`` fields).
+Results are ``LinearWaveforms`` (a Waveforms with ``engine``, ``noise_mode`` and ``method`` fields; a clocked
+circuit's ``.tran`` also carries ``detail``: its last DETAIL_PERIODS clock periods at 200 points per period, the
+waveform inside the phases that the output grid cannot show).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from .base import register, run_in_child
 from .linear_mna import NGSPICE_HINT, LinearModel, assemble, build_model, dc_solution, output_rows
 from .linear_noise import noise_analysis
 from .linear_operator import op_krylov, prefers_krylov, tran_krylov
+from .linear_switched import DETAIL_PERIODS, is_clocked, needs_switched, switched_tran
 from .linear_step import (COND_MAX, modal_form, modal_noise_factor, phi1, phi2, q_dense, run_loop, run_modal,
                           sqrt_psd)
 from .raw import Waveforms
@@ -62,6 +70,7 @@ class LinearWaveforms(Waveforms):
     engine: str = "linear"
     noise_mode: str = "samples"
     method: str = ""
+    detail: Waveforms | None = None   # clocked circuits: the last DETAIL_PERIODS clock periods, finely sampled
 
 
 def noise_intensity_v2_s(samples_v: np.ndarray, dt_s: float) -> float:
@@ -188,6 +197,9 @@ class LinearEngine:
                                     f" {NGSPICE_HINT}")
         out: dict[str, Waveforms] = {}
         noises = [a for a in circuit.analyses if isinstance(a, Noise)]
+        if is_clocked(circuit) and (noises or circuit.analysis(Op) is not None):
+            raise BadInputError("a clocked circuit (PULSE-driven switches) has no operating point and no small-signal"
+                                " .op / .noise; run .tran only (the linear engine steps its switch phases exactly)")
         if noises:
             mna = assemble(circuit)
             for k, a in enumerate(noises):
@@ -203,7 +215,8 @@ class LinearEngine:
         return out
 
     def op(self, circuit: Circuit, method: str = "auto") -> LinearWaveforms:
-        if method == "krylov" or (method == "auto" and prefers_krylov(circuit, noise_ok=True)):
+        if method == "krylov" or (method == "auto" and prefers_krylov(circuit, noise_ok=True)
+                                  and not needs_switched(circuit)):
             return op_krylov(circuit, self.name)
         mna = assemble(circuit)
         u0 = np.array([1.0] + [float(s.samples_v[0]) for s in mna.noise])
@@ -215,6 +228,20 @@ class LinearEngine:
 
     def tran(self, circuit: Circuit, tran: Tran, mode: str, seed: int | None, intensity: dict[str, float] | None,
              method: str) -> LinearWaveforms:
+        if needs_switched(circuit):   # clocked switches or held sources: exact per-segment stepping
+            if method == "krylov":
+                raise BadInputError("method krylov runs circuits without clocked switches or held sources; use"
+                                    " method auto (exact per-segment stepping) for this circuit")
+            if mode != "samples":
+                raise BadInputError(f"noise_mode {mode}: clocked circuits and held sources run with noise_mode"
+                                    " samples only (engine linear)")
+            t, vectors, info = switched_tran(circuit, tran, detail_periods=DETAIL_PERIODS)
+            detail = None
+            if "detail" in info:
+                td, vd = info["detail"]
+                detail = LinearWaveforms("tran", td, vd, engine=self.name, noise_mode=mode, method="switched")
+            return LinearWaveforms("tran", t, vectors, engine=self.name, noise_mode=mode, method="switched",
+                                   detail=detail)
         if method == "krylov" or (method == "auto" and prefers_krylov(circuit)):
             return tran_krylov(circuit, tran, self.name, mode)
         ctl = [f"v({sw.c_pos},{sw.c_neg})" for sw in circuit.of_type(Switch)]
@@ -287,6 +314,9 @@ def path_at(circuit: Circuit, times_s: np.ndarray, saves: list[str] | None = Non
     cross-checks: the state on the fine grid j h, then one exact partial step of length tau = t - j h to each
     time (modal: x(t) = V [e^{lam tau} y_j + tau phi1(lam tau) Nt u_j + tau phi2(lam tau) Nt (u(t) - u_j)])."""
     tran = circuit.analysis(Tran)
+    if needs_switched(circuit):
+        raise BadInputError("path_at: clocked or held-source circuits are compared on the output grid"
+                            " (LinearEngine.run), not at arbitrary times")
     model = build_model(circuit, saves)
     n_out, p, q, h = _grid(tran, model.noise)
     n = model.M.shape[0]

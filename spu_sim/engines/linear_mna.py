@@ -39,8 +39,9 @@ GROUND = "0"
 _NODE_ATTRS = {Resistor: ("n_pos", "n_neg"), Capacitor: ("n_pos", "n_neg"), Inductor: ("n_pos", "n_neg"),
                VoltageSource: ("n_pos", "n_neg"), Switch: ("n_pos", "n_neg", "c_pos", "c_neg"),
                VCVS: ("n_pos", "n_neg", "c_pos", "c_neg"), VCCS: ("n_pos", "n_neg", "c_pos", "c_neg"),
-               CCCS: ("n_pos", "n_neg"), NoiseSource: ("node",)}
-_LINEAR = (Resistor, ResistorArray, Capacitor, Inductor, VoltageSource, VCVS, VCCS, CCCS, SwitchModel, Switch, NoiseSource, Comment)
+               CCCS: ("n_pos", "n_neg"), NoiseSource: ("node", "n_neg")}
+_LINEAR = (Resistor, ResistorArray, Capacitor, Inductor, VoltageSource, VCVS, VCCS, CCCS, SwitchModel, Switch, NoiseSource,
+           Comment)
 
 
 def refuse_nonlinear(circuit: Circuit) -> None:
@@ -173,7 +174,7 @@ def assemble(circuit: Circuit) -> MNA:
                 add(Ci, Cj, Cv, k, k, -e.l_henry)
         elif isinstance(e, NoiseSource):
             k = branches[e.name]
-            branch(k, node(e.node), -1)
+            branch(k, node(e.node), node(e.n_neg))   # V(node, n_neg) = the sample (n_neg "0": grounded)
             Bi.append(k), Bj.append(1 + noise_pos[id(e)]), Bv.append(1.0)
     C = sp.csr_matrix((Cv, (Ci, Cj)), shape=(n, n))
     B = sp.csr_matrix((Bv, (Bi, Bj)), shape=(n, nu))
@@ -185,38 +186,67 @@ def assemble(circuit: Circuit) -> MNA:
 
 def _stamp_resistors(res: list[Resistor], pos: list[str], neg: list[str], r_ohm: list[float],
                      arrays: list[ResistorArray], nodes: dict[str, int], n: int) -> sp.csr_matrix:
-    """The conductance matrix of every resistor and crossbar: diagonals by bincount, off-diagonals as COO."""
+    """The conductance matrix of every resistor and crossbar: diagonals by bincount, the resistors'
+    off-diagonals as COO, each crossbar's two off-diagonal blocks straight into CSR (no sort of its d^2 entries)."""
     get = nodes.get
-    A, B, Gs = [], [], []
+    diag = np.zeros(n)
+    parts = []
     if res:
         r = np.array(r_ohm, dtype=float)
         bad = ~((r > 0) & np.isfinite(r))
         if bad.any():
             e = res[int(np.flatnonzero(bad)[0])]
             raise BadInputError(f"element {e.name}: resistance {e.r_ohm!r} ohm must be positive and finite")
-        A.append(np.fromiter((get(x, -1) for x in pos), dtype=np.int64, count=len(res)))
-        B.append(np.fromiter((get(x, -1) for x in neg), dtype=np.int64, count=len(res)))
-        Gs.append(1.0 / r)
+        a = np.fromiter((get(x, -1) for x in pos), dtype=np.int64, count=len(res))
+        b = np.fromiter((get(x, -1) for x in neg), dtype=np.int64, count=len(res))
+        g = 1.0 / r
+        diag += np.bincount(a[a >= 0], g[a >= 0], minlength=n) + np.bincount(b[b >= 0], g[b >= 0], minlength=n)
+        off = (a >= 0) & (b >= 0)
+        a, b, g = a[off], b[off], g[off]
+        parts.append(sp.csr_matrix((np.concatenate([-g, -g]), (np.concatenate([a, b]), np.concatenate([b, a]))),
+                                   shape=(n, n)))
     for e in arrays:
-        i, j, r = e.entries()
-        bad = ~((r > 0) & np.isfinite(r))
-        if bad.any():
-            k = int(np.flatnonzero(bad)[0])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gb = 1.0 / e.r_ohm                  # inf (no resistor) -> 0
+        if not (e.r_ohm > 0).all():            # <= 0 or nan
+            i, j, r = e.entries()
+            k = int(np.flatnonzero(~(r > 0))[0])
             raise BadInputError(f"element {e.entry_name(i[k], j[k])}: resistance {r[k]!r} ohm must be positive and"
                                 " finite")
-        cols = np.array([get(x, -1) for x in e.col_nodes], dtype=np.int64)
+        present = gb > 0
         rows = np.array([get(x, -1) for x in e.row_nodes], dtype=np.int64)
-        A.append(cols[j])
-        B.append(rows[i])
-        Gs.append(1.0 / r)
-    if not A:
-        return sp.csr_matrix((n, n))
-    a, b, g = np.concatenate(A), np.concatenate(B), np.concatenate(Gs)
-    diag = np.bincount(a[a >= 0], g[a >= 0], minlength=n) + np.bincount(b[b >= 0], g[b >= 0], minlength=n)
-    off = (a >= 0) & (b >= 0)
-    a, b, g = a[off], b[off], g[off]
-    G = sp.csr_matrix((np.concatenate([-g, -g]), (np.concatenate([a, b]), np.concatenate([b, a]))), shape=(n, n))
-    return G + sp.diags(diag, format="csr")
+        cols = np.array([get(x, -1) for x in e.col_nodes], dtype=np.int64)
+        np.add.at(diag, rows[rows >= 0], gb.sum(axis=1)[rows >= 0])
+        np.add.at(diag, cols[cols >= 0], gb.sum(axis=0)[cols >= 0])
+        parts += [_block_csr(rows, cols, gb, present, n),
+                  _block_csr(cols, rows, np.ascontiguousarray(gb.T), np.ascontiguousarray(present.T), n)]
+    G = sp.diags(diag, format="csr")
+    for p in parts:
+        G = G + p
+    return G
+
+
+def _block_csr(rows: np.ndarray, cols: np.ndarray, gb: np.ndarray, present: np.ndarray, n: int) -> sp.csr_matrix:
+    """The (n, n) CSR matrix with -gb[i, j] at (rows[i], cols[j]) for present entries (ground lines dropped):
+    canonical (sorted, no duplicates) when the node lists have no repeats, built without sorting the entries."""
+    keep_r, keep_c = np.flatnonzero(rows >= 0), np.flatnonzero(cols >= 0)
+    ro = keep_r[np.argsort(rows[keep_r], kind="stable")]
+    co = keep_c[np.argsort(cols[keep_c], kind="stable")]
+    if len(np.unique(rows[ro])) != len(ro) or len(np.unique(cols[co])) != len(co):   # repeated node: general path
+        i, j = np.nonzero(present[np.ix_(ro, co)])
+        return sp.csr_matrix((-gb[ro[i], co[j]], (rows[ro[i]], cols[co[j]])), shape=(n, n))
+    if len(ro) == len(rows) and len(co) == len(cols) and (np.diff(ro) > 0).all() and (np.diff(co) > 0).all():
+        mask, sub = present, gb            # already in MNA order (the usual case): no re-indexing copy
+    else:
+        mask, sub = present[np.ix_(ro, co)], gb[np.ix_(ro, co)]
+    data = -sub[mask]
+    indices = np.broadcast_to(cols[co], mask.shape)[mask]
+    counts = np.zeros(n, dtype=np.int64)
+    counts[rows[ro]] = mask.sum(axis=1)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    M = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+    M.has_canonical_format = True
+    return M
 
 
 def dc_solution(mna: MNA, u0: np.ndarray) -> np.ndarray:
@@ -326,10 +356,14 @@ def build_model(circuit: Circuit, saves: list[str] | None = None, extra: list[st
     rows = list(range(n)) + list(ref_of)
     cols = list(range(n)) + list(ref_of.values())
     T = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
-    Gw = (T.T @ mna.G @ T).tocsr()
-    Bw = (T.T @ sp.csr_matrix(mna.B)).tocsr()
+    if ref_of:
+        Gw = (T.T @ mna.G @ T).tocsr()
+        Bw = (T.T @ sp.csr_matrix(mna.B)).tocsr()
+    else:   # no floating capacitor island: T = I (skip two products over a d^2-entry matrix)
+        Gw, Bw = mna.G.tocsr(), sp.csr_matrix(mna.B)
     C11 = mna.C[dyn][:, dyn].toarray()
-    G22 = Gw[alg][:, alg].tocsc()
+    G_alg, G_dyn = Gw[alg], Gw[dyn]     # row blocks, sliced once (the d^2 crossbar entries live in them)
+    G22 = G_alg[:, alg]
     labels = [mna.labels[i] for i in alg]
     eq = [mna.eq_labels[i] for i in alg]
     inv_nodes = {v: k for k, v in mna.nodes.items()}
@@ -341,12 +375,12 @@ def build_model(circuit: Circuit, saves: list[str] | None = None, extra: list[st
             labels[j] = (f"the common-mode voltage of the capacitor island {{{inv_nodes[i]},"
                          f" {', '.join(islands[i])}}}")
     if len(alg):
-        X = solve_algebraic(G22, sp.hstack([Gw[alg][:, dyn], Bw[alg]]), labels, eq)
+        X = solve_algebraic(G22, sp.hstack([G_alg[:, dyn], Bw[alg]]), labels, eq)
         Xg, Xb = X[:, :len(dyn)], X[:, len(dyn):]
     else:
         Xg, Xb = sp.csr_matrix((0, len(dyn))), sp.csr_matrix((0, Bw.shape[1]))
-    G12 = Gw[dyn][:, alg]
-    S = Gw[dyn][:, dyn].toarray() - (G12 @ Xg).toarray()
+    G12 = G_dyn[:, alg]
+    S = G_dyn[:, dyn].toarray() - (G12 @ Xg).toarray()
     Bs = (Bw[dyn] - G12 @ Xb).toarray()
     if len(dyn) == 0:
         raise BadInputError("the circuit has no capacitor or inductor: nothing to integrate in time")

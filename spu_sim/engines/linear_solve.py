@@ -24,8 +24,9 @@ NGSPICE_HINT = "use simulation.backend: ngspice-shared"
 
 def check_structure(G: sp.spmatrix, labels: list[str], eq_labels: list[str], what: str) -> None:
     """Empty rows or columns: an unknown nothing determines or an equation with no unknown."""
-    empty_cols = np.flatnonzero(np.diff(G.tocsc().indptr) == 0)
-    empty_rows = np.flatnonzero(np.diff(G.tocsr().indptr) == 0)
+    G = sp.csr_matrix(G)
+    empty_cols = np.flatnonzero(np.bincount(G.indices, minlength=G.shape[1]) == 0)
+    empty_rows = np.flatnonzero(np.diff(G.indptr) == 0)
     if len(empty_cols) or len(empty_rows):
         names = [labels[i] for i in empty_cols[:5]] + [eq_labels[i] for i in empty_rows[:5]]
         raise BadInputError(f"{what} is singular: nothing determines {', '.join(names)} (a floating node, or a"
@@ -60,15 +61,16 @@ def solve_algebraic(G22: sp.spmatrix, R: sp.spmatrix, labels: list[str], eq_labe
     n = G.shape[0]
     R_eff = sp.csr_matrix(R, dtype=float)
     Gc = G.tocsc()
+    pattern = sp.csr_matrix((np.ones(G.nnz), G.indices, G.indptr), shape=G.shape)   # stored entries count
+    index = np.arange(n, dtype=float)
     known = np.zeros(n, bool)
     done = np.zeros(n, bool)
     pieces: list[tuple[np.ndarray, sp.csr_matrix]] = []
     while True:
-        rem_cols = np.flatnonzero(~known)
-        if len(rem_cols) == 0:
+        if known.all():
             break
-        Gm = G[:, rem_cols]
-        counts = np.diff(Gm.indptr)
+        unknown = (~known).astype(float)
+        counts = pattern @ unknown           # unknowns left per row (exact: sums of ones)
         empty = np.flatnonzero((counts == 0) & ~done)
         if len(empty):
             raise BadInputError(f"{what} is singular: {', '.join(eq_labels[i] for i in empty[:5])} involves no"
@@ -76,8 +78,9 @@ def solve_algebraic(G22: sp.spmatrix, R: sp.spmatrix, labels: list[str], eq_labe
         rows = np.flatnonzero((counts == 1) & ~done)
         if len(rows) == 0:
             break
-        cols = rem_cols[Gm.indices[Gm.indptr[rows]]]
-        piv = Gm.data[Gm.indptr[rows]]
+        # a row with one unknown left: that unknown's index and its coefficient are the restricted row sums
+        cols = (pattern @ (index * unknown))[rows].astype(np.int64)
+        piv = (G @ unknown)[rows]
         cols, first = np.unique(cols, return_index=True)  # two rows fixing one unknown: the other stays
         rows, piv = rows[first], piv[first]
         if np.any(np.abs(piv) == 0):

@@ -13,8 +13,10 @@ exact theory (spu_sim.topologies.opamp_sc.discrete; no simulation) gives
     kT/C floor       ||S_kTC|| / ||kappa A^-1||, the covariance kT/C alone leaves (kappa_kTC: its noise level)
     energy           per clock sum C <V^2> (stationary law), and per tau = E_clk f_clk_tau
 
-and the points listed in ``ngspice_f_clk_tau`` / ``ngspice_bits`` are also run in ngspice (measured
-covariance error vs the target and vs the clocked process, with the rms sampling error expected).
+and the points listed in ``ngspice_f_clk_tau`` / ``ngspice_bits`` are also simulated on the config's
+``simulation.backend`` (ngspice-shared by default; ``linear`` steps the clock phases exactly): measured covariance
+error vs the target and vs the clocked process, with the rms sampling error expected. Every file names that engine
+(``engine`` in sc_clock.npz and summary.json; the plots' labels).
 Files: sc_clock.npz, sc_clock.csv, summary.json, config.yaml; plots read only those files.
 """
 
@@ -37,7 +39,8 @@ SUMMARY_NAME = "summary.json"
 
 class ScClockExperiment(Strict):
     """f_clk_tau / bits: the sweeps (theory at every point); ngspice_f_clk_tau / ngspice_bits: the points
-    also simulated (each a full transient of the config's length)."""
+    also simulated on simulation.backend (each a full transient of the config's length; the names are kept from
+    when ngspice was the only engine)."""
 
     f_clk_tau: list[float] = Field(default=[3.0, 4.0, 6.0, 10.0, 20.0, 40.0, 80.0, 160.0], min_length=2)
     bits: list[int] = Field(default=[2, 3, 4, 5, 6, 8, 10, 12], min_length=2)
@@ -98,7 +101,7 @@ def theory_point(cfg) -> dict[str, float]:
     return out
 
 
-def ngspice_point(cfg, run_dir: Path) -> dict[str, float]:
+def simulated_point(cfg, run_dir: Path) -> dict[str, float]:
     from ..compare import compute_metrics  # noqa: PLC0415
     from ..pipeline import prepare, simulate  # noqa: PLC0415
     prep = prepare(cfg)
@@ -119,21 +122,23 @@ def run_sc_clock(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     rows: list[dict] = []
     sweeps = [("f_clk_tau", v) for v in exp.f_clk_tau] + [("bits", v) for v in exp.bits]
     for axis, v in tqdm(sweeps, desc="sc_clock theory", disable=None, leave=False):
-        rows.append({"axis": axis, "value": float(v), "ngspice": False, **theory_point(_variant(cfg, **{axis: v}))})
+        rows.append({"axis": axis, "value": float(v), "simulated": False, **theory_point(_variant(cfg, **{axis: v}))})
     points = [("f_clk_tau", v) for v in exp.ngspice_f_clk_tau] + [("bits", v) for v in exp.ngspice_bits]
-    for k, (axis, v) in enumerate(tqdm(points, desc="sc_clock ngspice", disable=None, leave=False)):
+    engine = cfg.simulation.backend
+    for k, (axis, v) in enumerate(tqdm(points, desc=f"sc_clock {engine}", disable=None, leave=False)):
         c = _variant(cfg, **{axis: v})
-        rows.append({"axis": axis, "value": float(v), "ngspice": True, **theory_point(c),
-                     **ngspice_point(c, stage / f"run_{axis}_{k}")})
-    keys = sorted({k for r in rows for k in r if k not in ("axis", "ngspice")})
-    arrays = {"axis": np.array([r["axis"] for r in rows]), "ngspice": np.array([r["ngspice"] for r in rows])}
+        rows.append({"axis": axis, "value": float(v), "simulated": True, **theory_point(c),
+                     **simulated_point(c, stage / f"run_{axis}_{k}")})
+    keys = sorted({k for r in rows for k in r if k not in ("axis", "simulated")})
+    arrays = {"axis": np.array([r["axis"] for r in rows]), "simulated": np.array([r["simulated"] for r in rows]),
+              "engine": np.array(engine)}
     arrays.update({k: np.array([float(r.get(k, np.nan)) for r in rows]) for k in keys})
     io.atomic_save_npz(stage / "sc_clock.npz", **arrays)
     with open(stage / "sc_clock.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["axis", "ngspice"] + keys)
+        w = csv.DictWriter(fh, fieldnames=["axis", "simulated"] + keys)
         w.writeheader()
         for r in rows:
-            w.writerow({k: r.get(k, "") for k in ["axis", "ngspice"] + keys})
+            w.writerow({k: r.get(k, "") for k in ["axis", "simulated"] + keys})
     summary = {"engine": cfg.simulation.backend, "theory": "spu_sim.topologies.opamp_sc.discrete",
                "f_clk_tau": cfg.circuit.sc.f_clk_tau, "bits": cfg.circuit.sc.bits, "rows": rows}
     io.atomic_write_json(stage / SUMMARY_NAME, summary)
@@ -152,8 +157,9 @@ def plot_sc_clock(out: Path) -> list[Path]:
     paths = []
     for axis, fname, xlabel in (("f_clk_tau", "error_vs_f_clk_tau.png", "f_clk tau (clock periods per tau)"),
                                 ("bits", "error_vs_bits.png", "bank bits")):
-        th = (a["axis"] == axis) & ~a["ngspice"]
-        ng = (a["axis"] == axis) & a["ngspice"]
+        th = (a["axis"] == axis) & ~a["simulated"]
+        ng = (a["axis"] == axis) & a["simulated"]
+        engine = str(a["engine"])
         x = a["value"][th]
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.3))
         if axis == "bits":
@@ -171,11 +177,11 @@ def plot_sc_clock(out: Path) -> list[Path]:
         ax.plot(x, np.maximum(a["sc_quantization_cov_rel_err"][th], 1e-16), "g-.", label="bank quantisation (theory)")
         ax.plot(x, a["ktc_floor_cov_rel"][th], "r-", lw=2, alpha=0.6, label="kT/C floor ||S_kTC|| / ||kappa A^-1||")
         if ng.any():
-            ax.plot(a["value"][ng], a["measured_cov_rel_err"][ng], "o", color="k", label="ngspice vs target")
+            ax.plot(a["value"][ng], a["measured_cov_rel_err"][ng], "o", color="k", label=f"{engine} vs target")
             ax.plot(a["value"][ng], a["expected_sampling_cov_rel_err"][ng], "_", ms=14, color="gray",
                     label="rms sampling error expected (window)")
             ax.plot(a["value"][ng], a["measured_cov_rel_err_vs_clocked"][ng], "s", color="tab:orange",
-                      label="ngspice vs clocked theory")
+                      label=f"{engine} vs clocked theory")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("relative covariance error")
         ax.grid(True, which="both", alpha=0.3)

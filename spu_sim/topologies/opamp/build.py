@@ -22,6 +22,7 @@ import numpy as np
 from ...circuit import CCCS, VCVS, Capacitor, Circuit, Comment, Resistor, ResistorArray, VoltageSource
 from ..base import CircuitRequest
 from ..noise_sources import noise_dacs
+from .design import EXACT_SPECTRUM_MAX_D
 from .macro import element_value, macro_integrator, macro_inverter, nonideal_header, saved_currents, supplies
 
 
@@ -33,7 +34,8 @@ def header(design) -> list[str]:
          f"Mapping: G_ij = |A_ij| / alpha, alpha = {desc['alpha_ohm_units']:.6g} ohm*[A];"
          f" s_x = {desc['s_x_units_per_volt']:.6g} [x]/V; tau = alpha * C_f = {design.tau_s:.6g} s",
          f"Problem: kappa = {design.problem.kappa:.6g}; max|A_ij| = {np.abs(A).max():.6g};"
-         f" max|b_i| = {np.abs(design.problem.b).max():.6g}; cond(A) = {np.linalg.cond(A):.4g}",
+         f" max|b_i| = {np.abs(design.problem.b).max():.6g}; cond(A realised) = {design.cond_realized:.4g}"
+         + (" (1-norm estimate)" if design.d > EXACT_SPECTRUM_MAX_D else ""),
          f"Elements: C_f = {design.c_farad:.6g} F; {desc['n_resistors']} coupling resistors in"
          f" [{desc['r_coupling_min_ohm']:.6g}, {desc['r_coupling_max_ohm']:.6g}] ohm;"
          f" {desc['n_inverters']} inverters; R_in = {design.r_in_ohm:.6g} ohm"]

@@ -38,11 +38,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.linalg as sla
+import scipy.sparse.linalg as spla
 
 from ...config import SimulationConfig
 from ...errors import DesignError
 from ...ideal import LinearSDE, ou_sde
-from ...problem import Problem
+from ...problem import MAX_CONDITION, Problem
 from ..base import OuDesign
 from .config import OpampCircuitConfig
 
@@ -73,6 +75,7 @@ class OpampDesign(OuDesign):
     noise_dt_tau: float
     v_swing_v: float
     pruned: list[tuple[int, int]] = field(default_factory=list)
+    cond_realized: float = float("nan")    # |lambda|_max / |lambda|_min of the nominal realised matrix
     macro: Any = None                      # the op-amp macromodel (nonideal.MacroOpamp) or None: ideal nullor
     notes: dict = field(default_factory=dict)  # the non-idealities applied (none for a nominal design)
 
@@ -138,6 +141,33 @@ class OpampDesign(OuDesign):
         }
 
 
+EXACT_SPECTRUM_MAX_D = 256
+
+
+def spectrum_bounds(A_real: np.ndarray) -> tuple[float, float]:
+    """(largest |eigenvalue|, condition number) of the realised matrix, refusing an unstable one.
+
+    Symmetric A (always for this topology: pruning keeps the symmetry): stability is the Cholesky factorisation
+    succeeding; above EXACT_SPECTRUM_MAX_D the largest eigenvalue comes from Lanczos (relative error 1e-6) and
+    the condition number is LAPACK's 1-norm estimate from the factor (O(d^2): no eigen decomposition at large d).
+    Otherwise the eigenvalues themselves. v0 is fixed so that the same matrix gives the same numbers.
+    (The design refuses cond_2 > MAX_CONDITION; from the 1-norm estimate only when cond_1 / d, a lower bound of
+    cond_2, exceeds it.)"""
+    d = A_real.shape[0]
+    unstable = DesignError("the realised matrix (after pruning) is not stable; lower prune_below_relative")
+    if d <= EXACT_SPECTRUM_MAX_D or not np.array_equal(A_real, A_real.T):
+        lam = np.linalg.eigvalsh(A_real) if np.array_equal(A_real, A_real.T) else np.linalg.eigvals(A_real)
+        if np.any(lam.real <= 0):
+            raise unstable
+        return float(np.abs(lam).max()), float(np.abs(lam).max() / np.abs(lam).min())
+    c, info = sla.lapack.dpotrf(A_real)
+    if info != 0:
+        raise unstable
+    rcond, _ = sla.lapack.dpocon(c, np.abs(A_real).sum(axis=0).max())
+    lam_max = float(spla.eigsh(A_real, k=1, which="LA", tol=1e-8, v0=np.ones(d), return_eigenvectors=False)[0])
+    return lam_max, float(1.0 / rcond) if rcond > 0 else float("inf")
+
+
 def design_opamp(problem: Problem, circuit: OpampCircuitConfig, sim: SimulationConfig) -> OpampDesign:
     """Choose every nominal element value for the problem within the configured ranges (see module doc);
     spu_sim.topologies.opamp.nonideal then realises them."""
@@ -149,33 +179,33 @@ def design_opamp(problem: Problem, circuit: OpampCircuitConfig, sim: SimulationC
     tau_s = alpha * ic.c_farad
 
     # coupling resistors, with range checks and optional pruning
-    r_ohm = np.full((d, d), np.inf)
+    absA = np.abs(A)
     sign = np.where(A < 0, -1.0, 1.0)
-    pruned: list[tuple[int, int]] = []
-    for i in range(d):
-        for j in range(d):
-            a = abs(A[i, j])
-            if a == 0.0:
-                continue
-            r = alpha / a
-            if r > ic.r_max_ohm:
-                if i != j and a < ic.prune_below_relative * amax:
-                    pruned.append((i, j))
-                    continue
-                raise DesignError(
-                    f"problem.matrix[{i}][{j}] = {A[i, j]:.3g} needs R = {r:.3g} ohm, above "
-                    f"circuit.integrator.r_max_ohm = {ic.r_max_ohm:.3g} (entries below "
-                    f"{ic.r_min_ohm / ic.r_max_ohm * amax:.3g} are not realisable); raise r_max_ohm, lower "
-                    f"r_min_ohm, or set circuit.integrator.prune_below_relative above {a / amax:.3g}")
-            r_ohm[i, j] = r
+    with np.errstate(divide="ignore"):
+        r_ohm = np.where(absA > 0, alpha / np.where(absA > 0, absA, 1.0), np.inf)
+    too_big = np.isfinite(r_ohm) & (r_ohm > ic.r_max_ohm)
+    prunable = too_big & ~np.eye(d, dtype=bool) & (absA < ic.prune_below_relative * amax)
+    if (too_big & ~prunable).any():
+        i, j = (int(k) for k in np.argwhere(too_big & ~prunable)[0])
+        a = absA[i, j]
+        raise DesignError(
+            f"problem.matrix[{i}][{j}] = {A[i, j]:.3g} needs R = {alpha / a:.3g} ohm, above "
+            f"circuit.integrator.r_max_ohm = {ic.r_max_ohm:.3g} (entries below "
+            f"{ic.r_min_ohm / ic.r_max_ohm * amax:.3g} are not realisable); raise r_max_ohm, lower "
+            f"r_min_ohm, or set circuit.integrator.prune_below_relative above {a / amax:.3g}")
+    pruned: list[tuple[int, int]] = [(int(i), int(j)) for i, j in np.argwhere(prunable)]
+    r_ohm[prunable] = np.inf
     A_real = alpha * sign * np.where(np.isfinite(r_ohm), 1.0 / r_ohm, 0.0)
 
     # voltage scale: mean + 4 sigma of the realised stationary law, and the initial state
-    lam = np.linalg.eigvals(A_real)
-    if np.any(lam.real <= 0):
-        raise DesignError("the realised matrix (after pruning) is not stable; lower prune_below_relative")
+    lam_max, cond = spectrum_bounds(A_real)
+    cond_2_at_least = cond if d <= EXACT_SPECTRUM_MAX_D else cond / d   # cond_2 >= cond_1 / d
+    if cond_2_at_least > MAX_CONDITION:
+        raise DesignError(f"the realised matrix is nearly singular (condition number {cond:.3g} > {MAX_CONDITION:g}):"
+                          " no analog circuit resolves it; add a damping term (A + lambda I) or rescale")
     x_star = np.linalg.solve(A_real, b)
-    var = problem.kappa * np.clip(np.diag(np.linalg.inv(0.5 * (A_real + A_real.T))), 0, None)
+    var = (problem.kappa * np.clip(np.diag(np.linalg.inv(0.5 * (A_real + A_real.T))), 0, None) if problem.kappa > 0
+           else np.zeros(d))
     spans = {"the solution A^-1 b (problem.matrix, problem.vector)": float(np.max(np.abs(x_star))),
              "4 sigma of the noise (problem.kappa)": float(np.max(SIGMA_HEADROOM * np.sqrt(var))),
              "problem.x0": float(np.max(np.abs(problem.x0))) if d else 0.0}
@@ -200,7 +230,6 @@ def design_opamp(problem: Problem, circuit: OpampCircuitConfig, sim: SimulationC
         r_in, v_dac = np.inf, np.zeros(d)
 
     # noise step and noise resistor
-    lam_max = float(np.max(np.abs(lam)))
     noise_dt_tau = sim.noise_dt_tau or 1.0 / (sim.noise_oversample * lam_max)
     if problem.kappa > 0 and "tran" in sim.analyses:
         h_s = noise_dt_tau * tau_s
@@ -223,4 +252,5 @@ def design_opamp(problem: Problem, circuit: OpampCircuitConfig, sim: SimulationC
     return OpampDesign(problem=problem, c_farad=ic.c_farad, r_ohm=r_ohm, sign=sign, r_in_ohm=float(r_in),
                           v_dac_v=v_dac, r_noise_ohm=float(r_noise), noise_v_rms=float(v_n), alpha=alpha,
                           s_x=s_x, tau_s=tau_s, x0_v=problem.x0 / s_x, noise_dt_tau=float(noise_dt_tau),
-                       v_swing_v=ic.v_swing_v, pruned=pruned)
+                       v_swing_v=ic.v_swing_v, pruned=pruned,
+                       cond_realized=cond)

@@ -4,6 +4,8 @@ two-phase non-overlapping clock), with kT/C noise, and the exact discrete-time p
 config.py (the circuit section), design.py (codes, capacitors, scaling, the realised model), discrete.py
 (the per-period map, its stationary law and continuous-time embedding), build.py (the circuit),
 metrics.py (error split, energy per clock, the zoomed clock waveform). docs/opamp_sc.md.
+Engines: ngspice (sign-off) and the exact linear engine, which steps the per-phase propagators
+(spu_sim.engines.linear_switched; clock feedthrough and clipped macromodels are refused there).
 """
 
 from __future__ import annotations

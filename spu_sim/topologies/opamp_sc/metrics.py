@@ -106,18 +106,21 @@ def circuit_metrics(design, problem, arrays: dict) -> dict[str, float]:
 
 def circuit_arrays(design, plots: dict, arrays: dict) -> dict[str, np.ndarray]:
     """The bank codes (sc_code), the effective continuous-time drift of the clocked process (A_effective) and
-    the zoomed waveform (ngspice's own time points) over ZOOM_PERIODS clock periods after the burn-in:
-    sc_zoom_t_s, sc_zoom_x (problem units, up to 2 variables), sc_zoom_phi1_v, sc_zoom_phi2_v, sc_period_s."""
+    the zoomed waveform over ZOOM_PERIODS clock periods after the burn-in, at ngspice's own time points (the
+    linear engine: the last periods of the run, from its detail waveform at 200 points per period): sc_zoom_t_s, sc_zoom_x (problem units, up to 2 variables), sc_zoom_phi1_v, sc_zoom_phi2_v, sc_period_s."""
     out = {"sc_code": np.asarray(design.code), "A_effective": discrete.effective_drift(design.process())}
     if "tran" not in plots:
         return out
     w = plots["tran"]
-    t = np.real(w.axis)
     T = design.period_s
+    detail = getattr(w, "detail", None)   # the linear engine's finely sampled last periods (its grid is nT only)
+    if detail is not None:
+        w = detail
+    t = np.real(w.axis)
     t0 = np.floor(float(arrays.get("burn_in_s", 0.0)) / T) * T
-    if t0 + ZOOM_PERIODS * T > t[-1]:
-        t0 = max(0.0, np.floor(t[-1] / T) * T - ZOOM_PERIODS * T)
-    sel = (t >= t0) & (t <= t0 + ZOOM_PERIODS * T)
+    if detail is not None or t0 + ZOOM_PERIODS * T > t[-1]:
+        t0 = max(float(t[0]), np.floor(t[-1] / T * (1 + 1e-12)) * T - ZOOM_PERIODS * T)
+    sel = (t >= t0 - 1e-9 * T) & (t <= t0 + ZOOM_PERIODS * T + 1e-9 * T)
     k = min(design.d, 2)
     x = np.column_stack([np.real(w.node(f"x{i + 1}"))[sel] for i in range(k)])
     return {**out, "sc_zoom_t_s": t[sel], "sc_zoom_x": design.to_problem_units(x),
