@@ -220,10 +220,10 @@ def _stamp_resistors(res: list[Resistor], pos: list[str], neg: list[str], r_ohm:
         np.add.at(diag, cols[cols >= 0], gb.sum(axis=0)[cols >= 0])
         parts += [_block_csr(rows, cols, gb, present, n),
                   _block_csr(cols, rows, np.ascontiguousarray(gb.T), np.ascontiguousarray(present.T), n)]
-    G = sp.diags(diag, format="csr")
-    for p in parts:
-        G = G + p
-    return G
+    parts.append(sp.diags(diag, format="csr"))
+    while len(parts) > 1:   # pairwise (a tree): O(nnz log(parts)), not O(nnz parts) for many crossbar blocks
+        parts = [parts[k] + parts[k + 1] if k + 1 < len(parts) else parts[k] for k in range(0, len(parts), 2)]
+    return parts[0]
 
 
 def _block_csr(rows: np.ndarray, cols: np.ndarray, gb: np.ndarray, present: np.ndarray, n: int) -> sp.csr_matrix:
