@@ -88,7 +88,7 @@ def test_spot_check_linear_engine_agrees_with_ngspice():
 
 def test_spot_check_rejects_noise_and_missing_tngd():
     raw = _shipped(hidden=2, batch=2, steps=1)
-    raw["train"]["optimizers"][-1]["kappa"] = 0.01
+    raw["train"]["optimizers"][0]["kappa"] = 0.01
     with pytest.raises(ConfigError, match="kappa: the spot check compares noise-free transients; set kappa: 0"):
         spot_check.spot_check(raw)
     raw["train"]["optimizers"] = [{"name": "adam", "lr": 0.01}]
