@@ -67,7 +67,8 @@ def ou_transient_lowrank(u: np.ndarray, damping: float, b: np.ndarray, x0: np.nd
     return w @ c + n
 
 
-def _evolve_exact(a, b, x0, t_tau, step, phase) -> np.ndarray:
+def evolve_exact(a, b, x0, t_tau, step, phase) -> np.ndarray:
+    """A TNGD ``Evolve`` without a circuit: the exact noise-free OU transient (low-rank form for a Curvature)."""
     if isinstance(a, tngd.Curvature):
         return ou_transient_lowrank(a.factor, a.damping, b, x0, t_tau)
     return tngd.ou_transient(np.asarray(a, dtype=float), b, x0, t_tau)
@@ -104,7 +105,7 @@ def spot_check(config: TrainConfig | dict[str, Any], *, label: str | None = None
     ds, model, batches, theta = prepare(cfg)
     evolves = {b: tngd.make_evolve(b, kappa=0.0, seed=hyper["seed"], circuit=hyper["circuit"],
                                    adc_bits=hyper["adc_bits"])[0] for b in backends}
-    evolves["exact"] = _evolve_exact
+    evolves["exact"] = evolve_exact
     kw = dict(damping=hyper["damping"], t_tau=hyper["t_tau"], delay_tau=hyper["delay_tau"],
               warm_start=hyper["warm_start"])
     spu = tngd.SPUState(None, None, None)
