@@ -140,9 +140,13 @@ def _circuit_spu(engine: str):
     return make
 
 
+#: the engine that produces each backend's readouts (None: no circuit, the exact OU transient of ``ou_transient``)
+BACKEND_ENGINES: dict[str, str | None] = {"ideal": None, "circuit": "ngspice-shared", "linear": "linear"}
+
 #: TNGD's SPU backends: ideal (exact OU), circuit (ngspice), linear (the same circuit on the exact linear engine)
 BACKENDS: dict[str, Callable[..., tuple[Evolve, Callable[[], float | None]]]] = {
-    "ideal": _ideal_spu, "circuit": _circuit_spu("ngspice-shared"), "linear": _circuit_spu("linear")}
+    "ideal": _ideal_spu, "circuit": _circuit_spu(BACKEND_ENGINES["circuit"]),
+    "linear": _circuit_spu(BACKEND_ENGINES["linear"])}
 
 
 def spu_step(problem: LocalProblem, spu: SPUState, step: int, evolve: Evolve, *, damping: float,

@@ -30,7 +30,7 @@ import yaml
 
 from spu_sim.errors import BadInputError, SpuSimError
 from spu_sim.io import atomic_write_text
-from spu_sim.optim import OPTIMIZERS, Transform, ngd, tkfac
+from spu_sim.optim import OPTIMIZERS, Transform, ngd, ngd_woodbury, tkfac, tngd
 from spu_sim.train import data as data_mod
 from spu_sim.train import models
 from spu_sim.train.config import OptimizerConfig, TrainConfig, load_config, resolved_dict, validate_config
@@ -48,6 +48,26 @@ def make_dataset(cfg: TrainConfig) -> data_mod.Dataset:
                                     n_components=d.n_components, pool=d.pool)
     return data_mod.make_blobs(n_samples=d.n_samples, n_features=d.n_features, n_classes=d.n_classes,
                                spread=d.spread, test_fraction=d.test_fraction, seed=d.seed)
+
+
+def prepare(cfg: TrainConfig) -> tuple[data_mod.Dataset, models.Model, np.ndarray, np.ndarray]:
+    """(data set, model, mini-batch indices (steps, batch), initial parameters) of a validated config: what
+    every optimiser of a run shares (also used by spu_sim.train.spot_check to replay the same steps)."""
+    ds = make_dataset(cfg)
+    model = models.make_model(cfg.model.name, ds.x_train.shape[1], ds.n_classes, hidden=cfg.model.hidden,
+                              activation=cfg.model.activation)
+    batches = data_mod.batch_indices(len(ds.y_train), cfg.train.batch_size, cfg.train.steps, cfg.train.seed)
+    rng = np.random.default_rng(cfg.train.seed)
+    theta0 = model.init(rng) if cfg.model.init_scale is None else model.init(rng, cfg.model.init_scale)
+    return ds, model, batches, theta0
+
+
+def exact_natural_gradient(problem, damping: float) -> np.ndarray:
+    """(U^T U + damping I)^-1 grad for the diagnostics: Woodbury (O(m^2 N)) when U has fewer rows m than
+    parameters N, else the dense solve (the two agree to rounding, tests/test_train_loop.py)."""
+    if problem.factor.shape[0] < problem.n_params:
+        return ngd_woodbury.natural_gradient(problem, damping)
+    return ngd.natural_gradient(problem, damping)
 
 
 def build_optimizer(entry: OptimizerConfig, cfg: TrainConfig) -> Transform:
@@ -113,6 +133,7 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
     diverged = False
     failure: SpuSimError | None = None
     hyper = entry.hyper()
+    circuits = {"opamp_factored": 0, "opamp": 0}   # which circuit produced each TNGD readout (circuit backends)
     for k, idx in enumerate(batches, start=1):
         t0 = time.perf_counter()
         with np.errstate(all="ignore"):
@@ -131,6 +152,9 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
                 break
             theta = theta + updates
         dt = time.perf_counter() - t0
+        if entry.is_tngd and tngd.BACKEND_ENGINES[hyper["backend"]] is not None:
+            factored = tngd.Curvature(problem.factor, hyper["damping"]).factored   # tngd's rule for the circuit
+            circuits["opamp_factored" if factored else "opamp"] += 1
         wall += dt
         if entry.is_tkfac:
             step_time = tkfac_step_time(state, dt, hyper, cfg)
@@ -148,7 +172,7 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
         if entry.is_tngd and cfg.train.diagnostics:  # untimed: |SPU readout - exact NGD| / |exact NGD|
             with np.errstate(all="ignore"):
                 try:
-                    exact = ngd.natural_gradient(problem, hyper["damping"])
+                    exact = exact_natural_gradient(problem, hyper["damping"])
                     nat_err = float(np.linalg.norm(state.spu.x - exact) / np.linalg.norm(exact))
                 except (np.linalg.LinAlgError, ValueError):
                     pass
@@ -161,6 +185,7 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
                     pass
             errors.append(nat_err)
         if progress is not None:
+            progress.set_postfix(batch_loss=f"{problem.loss:.4f}", refresh=False)
             progress.update(1)
         finite = bool(np.all(np.isfinite(theta)))
         if k % cfg.train.eval_every == 0 or k == len(batches) or not finite:
@@ -187,6 +212,11 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
     }
     if failure is not None:
         summary["error"] = str(failure)
+    if entry.is_tngd:   # every TNGD result names the engine and the circuit that produced its directions
+        engine = tngd.BACKEND_ENGINES[hyper["backend"]]
+        summary["spu_backend"] = hyper["backend"]
+        summary["spu_engine"] = engine or "none: exact OU transient (spu_sim.optim.tngd.ou_transient)"
+        summary["spu_circuit_steps"] = {k: v for k, v in circuits.items() if v} if engine else {}
     if step_time is not None:
         mean_terms = StepTime(*(terms / max(steps_done, 1)))
         summary["modelled_terms_per_step_s"] = mean_terms._asdict()
@@ -231,6 +261,12 @@ def format_summary_table(summary: dict[str, Any]) -> str:
     text = head + "\n".join(lines) + "\n"
     if timing:
         text += "\nSPU modelled time per step (mean):\n" + "\n".join(f"- {t}" for t in timing) + "\n"
+    engines = [f"{label}: backend {s['spu_backend']}, engine {s['spu_engine']}"
+               + (", circuit steps " + ", ".join(f"{k} {v}" for k, v in s["spu_circuit_steps"].items())
+                  if s["spu_circuit_steps"] else "")
+               for label, s in summary["optimizers"].items() if "spu_engine" in s]
+    if engines:
+        text += "\nSPU readouts produced by:\n" + "\n".join(f"- {e}" for e in engines) + "\n"
     text += "\nDigital optimisers: modelled time = measured wall time.\n"
     return text
 
@@ -244,12 +280,7 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
     written (the failed entry's summary carries ``error``) and then the first error is raised.
     """
     cfg = validate_config(config)
-    ds = make_dataset(cfg)
-    model = models.make_model(cfg.model.name, ds.x_train.shape[1], ds.n_classes, hidden=cfg.model.hidden,
-                              activation=cfg.model.activation)
-    batches = data_mod.batch_indices(len(ds.y_train), cfg.train.batch_size, cfg.train.steps, cfg.train.seed)
-    rng = np.random.default_rng(cfg.train.seed)
-    theta0 = model.init(rng) if cfg.model.init_scale is None else model.init(rng, cfg.model.init_scale)
+    ds, model, batches, theta0 = prepare(cfg)
     transforms = [build_optimizer(entry, cfg) for entry in cfg.train.optimizers]
 
     from spu_sim.pipeline import staged  # noqa: PLC0415
@@ -260,22 +291,23 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
         per_opt: dict[str, Any] = {}
         failures: list[SpuSimError] = []
         t_start = time.perf_counter()
-        progress = blas = None
-        if cfg.train.progress:
-            from tqdm import tqdm
-            progress = tqdm(total=len(batches) * len(transforms), file=sys.stderr, unit="step", leave=False)
+        blas = _blas_threads(cfg.train.blas_threads)
         try:
-            blas = _blas_threads(cfg.train.blas_threads)
-            for entry, transform in zip(cfg.train.optimizers, transforms):
-                if progress is not None:
-                    progress.set_description(entry.label)
-                r, s, err = train_one(entry, transform, model, theta0, ds, batches, cfg, progress)
+            for i, (entry, transform) in enumerate(zip(cfg.train.optimizers, transforms), start=1):
+                progress = None
+                if cfg.train.progress:   # one bar per optimiser: its steps, the batch loss as postfix
+                    from tqdm import tqdm
+                    progress = tqdm(total=len(batches), file=sys.stderr, unit="step", leave=True,
+                                    desc=f"[{i}/{len(transforms)}] {entry.label}")
+                try:
+                    r, s, err = train_one(entry, transform, model, theta0, ds, batches, cfg, progress)
+                finally:
+                    if progress is not None:
+                        progress.close()
                 rows += r
                 per_opt[entry.label] = s
                 failures += [err] if err is not None else []
         finally:
-            if progress is not None:
-                progress.close()
             if blas is not None:
                 blas.restore_original_limits()
         summary = {
@@ -311,5 +343,6 @@ def run_training_from_file(config_path: str | Path, out_dir: str | Path) -> dict
     return summary
 
 
-__all__ = ["run_training", "run_training_from_file", "train_one", "build_optimizer", "make_dataset",
+__all__ = ["run_training", "run_training_from_file", "train_one", "build_optimizer", "make_dataset", "prepare",
+           "exact_natural_gradient",
            "HISTORY_COLUMNS", "SpuSimError"]

@@ -4,6 +4,8 @@
         loss_accuracy.png         train/test loss and test accuracy against iteration and modelled time (and,
                                   for TNGD, the relative error of the SPU readout vs the exact natural gradient)
         group_<name>.png          one per plots.groups entry of the config (e.g. the analog-time sweep)
+        loss_iteration_time.png   the TNGD paper's Fig. 3 shape: train loss against iteration and against modelled
+                                  hardware time, two panels; TNGD legends name the engine and circuit (summary.json)
 """
 
 from __future__ import annotations
@@ -74,6 +76,49 @@ def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, 
     return out
 
 
+def _legend_labels(out: Path, labels) -> dict[str, str]:
+    """label -> legend text; TNGD entries get '(engine, circuit)' from summary.json when it is there."""
+    names = {lab: lab for lab in labels}
+    path = out / "summary.json"
+    if not path.is_file():
+        return names
+    import json  # noqa: PLC0415
+
+    for lab, s in (json.loads(path.read_text()).get("optimizers") or {}).items():
+        if lab in names and "spu_engine" in s:
+            engine = s["spu_backend"] if s["spu_engine"].startswith("none") else f"{s['spu_engine']} engine"
+            circuit = "+".join(s.get("spu_circuit_steps") or {})
+            names[lab] = f"{lab} ({engine}{', ' + circuit if circuit else ''})"
+    return names
+
+
+def plot_loss_iteration_time(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str,
+                             legend: dict[str, str] | None = None) -> Path:
+    """Two panels: train loss against iteration and against modelled time (log axes for time and loss)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["text.usetex"] = False
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for i, (label, h) in enumerate(hist.items()):
+        for ax, xkey in zip(axes, ("iteration", "modelled_time_s")):
+            x, y = h[xkey], h["train_loss"]
+            keep = np.isfinite(y) & ((x > 0) if xkey == "modelled_time_s" else np.ones_like(x, dtype=bool))
+            ax.plot(x[keep], y[keep], lw=1.4, color=f"C{i % 10}", label=(legend or {}).get(label, label))
+    axes[0].set_xlabel("iteration")
+    axes[1].set_xlabel("modelled time (s): TNGD hardware model, digital optimisers wall time")
+    axes[1].set_xscale("log")
+    for ax in axes:
+        ax.set_yscale("log")
+        ax.set_ylabel("train loss")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
 def plot_run(out_dir: str | Path) -> list[Path]:
     """All plots of a run folder; returns the written paths."""
     out = Path(out_dir)
@@ -83,7 +128,9 @@ def plot_run(out_dir: str | Path) -> list[Path]:
     if cfg_path.is_file():
         groups = (yaml.safe_load(cfg_path.read_text()).get("plots") or {}).get("groups") or {}
     title = "all optimisers (modelled time: SPU hardware model for TNGD and tkfac, digital = wall time)"
-    paths = [plot_curves(hist, out / "loss_accuracy.png", title)]
+    paths = [plot_curves(hist, out / "loss_accuracy.png", title),
+             plot_loss_iteration_time(hist, out / "loss_iteration_time.png", "loss against iteration and modelled time",
+                                      _legend_labels(out, hist))]
     for name, labels in groups.items():
         sub = {lab: hist[lab] for lab in labels if lab in hist}
         paths.append(plot_curves(sub, io.path_in(out, f"group_{name}.png", "plots.groups"), name, with_time=False))
