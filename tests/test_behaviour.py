@@ -30,9 +30,20 @@ def _rlc(**sim):
     return rlc_problem(M3, rlc={"coupling": "ideal"}, kappa=1.0, sample_dt_tau=0.1, **{"t_stop_tau": 60.0, **sim})
 
 
-#: a small config per built-in topology (d = 3, tens of tau: seconds on ngspice)
-CASES = {"opamp": _opamp, "rlc": _rlc}
-BUILT_IN = ("opamp", "rlc")
+def _factored(**sim):
+    """A = J^T H J + damping I from its factors (m = 2 rows, N = 3): the J, H and J^T crossbars and 2 m summers."""
+    return {"problem": {"factors": {"J": {"random": {"kind": "normal", "rows": 2, "cols": 3, "scale": 0.8, "seed": 1}},
+                                    "H": {"random": {"kind": "spd", "d": 2, "condition": 3, "seed": 2}},
+                                    "damping": 1.0},
+                        "vector": {"random": {"kind": "normal", "seed": 3}}, "kappa": 0.02},
+            "circuit": {"topology": "opamp_factored"},
+            "simulation": {"t_stop_tau": 60.0, "seed": 0, "noise_oversample": 20, **sim}}
+
+
+#: a small config per linear built-in topology (d = 3, tens of tau: seconds on ngspice). opamp_sc (no .op, clocked)
+#: and the posterior topologies have their own suites (test_opamp_sc, test_engine_linear_sc, test_posterior).
+CASES = {"opamp": _opamp, "rlc": _rlc, "opamp_factored": _factored}
+BUILT_IN = ("opamp", "rlc", "opamp_factored")
 
 
 def test_every_built_in_topology_has_a_case():
