@@ -34,6 +34,7 @@ from ..circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Commen
                        ResistorArray, Switch, SwitchModel, VoltageSource)
 from ..errors import BadInputError
 from .linear_solve import NGSPICE_HINT, check_structure, factor, solve_algebraic
+from .linear_stamp import stamp_resistors
 
 GROUND = "0"
 _NODE_ATTRS = {Resistor: ("n_pos", "n_neg"), Capacitor: ("n_pos", "n_neg"), Inductor: ("n_pos", "n_neg"),
@@ -136,7 +137,7 @@ def assemble(circuit: Circuit) -> MNA:
         add(Gi, Gj, Gv, k, a, 1.0), add(Gi, Gj, Gv, k, b, -1.0)
 
     # resistors and resistor arrays (the bulk of a dense network) stamped in one vectorised step
-    big = _stamp_resistors(res, pos, neg, r_ohm, arrays, nodes, n)
+    big = stamp_resistors(res, pos, neg, r_ohm, arrays, nodes, n)
     switches = []
     for e in els:
         if isinstance(e, Switch):
@@ -182,71 +183,6 @@ def assemble(circuit: Circuit) -> MNA:
     labels = [f"node {k}" for k in nodes] + [f"the current of {k}" for k in branches]
     eq_labels = [f"KCL at node {k}" for k in nodes] + [f"the branch equation of {k}" for k in branches]
     return MNA(nodes, branches, C, G, B, labels, eq_labels, noise, typed[Capacitor], typed[Inductor], switches)
-
-
-def _stamp_resistors(res: list[Resistor], pos: list[str], neg: list[str], r_ohm: list[float],
-                     arrays: list[ResistorArray], nodes: dict[str, int], n: int) -> sp.csr_matrix:
-    """The conductance matrix of every resistor and crossbar: diagonals by bincount, the resistors'
-    off-diagonals as COO, each crossbar's two off-diagonal blocks straight into CSR (no sort of its d^2 entries)."""
-    get = nodes.get
-    diag = np.zeros(n)
-    parts = []
-    if res:
-        r = np.array(r_ohm, dtype=float)
-        bad = ~((r > 0) & np.isfinite(r))
-        if bad.any():
-            e = res[int(np.flatnonzero(bad)[0])]
-            raise BadInputError(f"element {e.name}: resistance {e.r_ohm!r} ohm must be positive and finite")
-        a = np.fromiter((get(x, -1) for x in pos), dtype=np.int64, count=len(res))
-        b = np.fromiter((get(x, -1) for x in neg), dtype=np.int64, count=len(res))
-        g = 1.0 / r
-        diag += np.bincount(a[a >= 0], g[a >= 0], minlength=n) + np.bincount(b[b >= 0], g[b >= 0], minlength=n)
-        off = (a >= 0) & (b >= 0)
-        a, b, g = a[off], b[off], g[off]
-        parts.append(sp.csr_matrix((np.concatenate([-g, -g]), (np.concatenate([a, b]), np.concatenate([b, a]))),
-                                   shape=(n, n)))
-    for e in arrays:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            gb = 1.0 / e.r_ohm                  # inf (no resistor) -> 0
-        if not (e.r_ohm > 0).all():            # <= 0 or nan
-            i, j, r = e.entries()
-            k = int(np.flatnonzero(~(r > 0))[0])
-            raise BadInputError(f"element {e.entry_name(i[k], j[k])}: resistance {r[k]!r} ohm must be positive and"
-                                " finite")
-        present = gb > 0
-        rows = np.array([get(x, -1) for x in e.row_nodes], dtype=np.int64)
-        cols = np.array([get(x, -1) for x in e.col_nodes], dtype=np.int64)
-        np.add.at(diag, rows[rows >= 0], gb.sum(axis=1)[rows >= 0])
-        np.add.at(diag, cols[cols >= 0], gb.sum(axis=0)[cols >= 0])
-        parts += [_block_csr(rows, cols, gb, present, n),
-                  _block_csr(cols, rows, np.ascontiguousarray(gb.T), np.ascontiguousarray(present.T), n)]
-    parts.append(sp.diags(diag, format="csr"))
-    while len(parts) > 1:   # pairwise (a tree): O(nnz log(parts)), not O(nnz parts) for many crossbar blocks
-        parts = [parts[k] + parts[k + 1] if k + 1 < len(parts) else parts[k] for k in range(0, len(parts), 2)]
-    return parts[0]
-
-
-def _block_csr(rows: np.ndarray, cols: np.ndarray, gb: np.ndarray, present: np.ndarray, n: int) -> sp.csr_matrix:
-    """The (n, n) CSR matrix with -gb[i, j] at (rows[i], cols[j]) for present entries (ground lines dropped):
-    canonical (sorted, no duplicates) when the node lists have no repeats, built without sorting the entries."""
-    keep_r, keep_c = np.flatnonzero(rows >= 0), np.flatnonzero(cols >= 0)
-    ro = keep_r[np.argsort(rows[keep_r], kind="stable")]
-    co = keep_c[np.argsort(cols[keep_c], kind="stable")]
-    if len(np.unique(rows[ro])) != len(ro) or len(np.unique(cols[co])) != len(co):   # repeated node: general path
-        i, j = np.nonzero(present[np.ix_(ro, co)])
-        return sp.csr_matrix((-gb[ro[i], co[j]], (rows[ro[i]], cols[co[j]])), shape=(n, n))
-    if len(ro) == len(rows) and len(co) == len(cols) and (np.diff(ro) > 0).all() and (np.diff(co) > 0).all():
-        mask, sub = present, gb            # already in MNA order (the usual case): no re-indexing copy
-    else:
-        mask, sub = present[np.ix_(ro, co)], gb[np.ix_(ro, co)]
-    data = -sub[mask]
-    indices = np.broadcast_to(cols[co], mask.shape)[mask]
-    counts = np.zeros(n, dtype=np.int64)
-    counts[rows[ro]] = mask.sum(axis=1)
-    indptr = np.concatenate([[0], np.cumsum(counts)])
-    M = sp.csr_matrix((data, indices, indptr), shape=(n, n))
-    M.has_canonical_format = True
-    return M
 
 
 def dc_solution(mna: MNA, u0: np.ndarray) -> np.ndarray:
@@ -315,6 +251,29 @@ def _islands(mna: MNA) -> tuple[np.ndarray, dict[int, int]]:
     return np.array(sorted(dyn), dtype=int), ref_of
 
 
+def island_transform(n: int, ref_of: dict[int, int]) -> sp.csr_matrix:
+    """T with z = T w: v_n = w_n + w_ref(n) for the nodes of floating capacitor islands, identity elsewhere."""
+    rows = list(range(n)) + list(ref_of)
+    cols = list(range(n)) + list(ref_of.values())
+    return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+
+
+def algebraic_labels(mna: MNA, alg: np.ndarray, ref_of: dict[int, int]) -> tuple[list[str], list[str]]:
+    """Names of the algebraic unknowns and equations for error messages (an island's reference node is its
+    common-mode voltage)."""
+    labels = [mna.labels[i] for i in alg]
+    eq = [mna.eq_labels[i] for i in alg]
+    inv_nodes = {v: k for k, v in mna.nodes.items()}
+    islands: dict[int, list[str]] = {}
+    for m, r in ref_of.items():
+        islands.setdefault(r, []).append(inv_nodes[m])
+    for j, i in enumerate(alg):
+        if i in islands:
+            labels[j] = (f"the common-mode voltage of the capacitor island {{{inv_nodes[i]},"
+                         f" {', '.join(islands[i])}}}")
+    return labels, eq
+
+
 def output_rows(mna: MNA, saves: list[str], extra: list[str] = ()) -> tuple[list[str], sp.csr_matrix]:
     """Selection matrix R (outputs x unknowns) for saved vectors ``v(a)``, ``v(a,b)``, ``i(vname)``; all node
     voltages and branch currents when nothing is saved (ngspice's default); then the ``extra`` vectors."""
@@ -352,10 +311,7 @@ def build_model(circuit: Circuit, saves: list[str] | None = None, extra: list[st
     ind = np.array([mna.branches[e.name] for e in mna.inductors], dtype=int)
     dyn = np.concatenate([dyn_nodes, ind]).astype(int)
     alg = np.setdiff1d(np.arange(n), dyn)
-    # z = T w: v_n = w_n + w_ref(n) for island nodes, identity elsewhere
-    rows = list(range(n)) + list(ref_of)
-    cols = list(range(n)) + list(ref_of.values())
-    T = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    T = island_transform(n, ref_of)
     if ref_of:
         Gw = (T.T @ mna.G @ T).tocsr()
         Bw = (T.T @ sp.csr_matrix(mna.B)).tocsr()
@@ -364,16 +320,8 @@ def build_model(circuit: Circuit, saves: list[str] | None = None, extra: list[st
     C11 = mna.C[dyn][:, dyn].toarray()
     G_alg, G_dyn = Gw[alg], Gw[dyn]     # row blocks, sliced once (the d^2 crossbar entries live in them)
     G22 = G_alg[:, alg]
-    labels = [mna.labels[i] for i in alg]
-    eq = [mna.eq_labels[i] for i in alg]
+    labels, eq = algebraic_labels(mna, alg, ref_of)
     inv_nodes = {v: k for k, v in mna.nodes.items()}
-    islands: dict[int, list[str]] = {}
-    for m, r in ref_of.items():
-        islands.setdefault(r, []).append(inv_nodes[m])
-    for j, i in enumerate(alg):
-        if i in islands:
-            labels[j] = (f"the common-mode voltage of the capacitor island {{{inv_nodes[i]},"
-                         f" {', '.join(islands[i])}}}")
     if len(alg):
         X = solve_algebraic(G22, sp.hstack([G_alg[:, dyn], Bw[alg]]), labels, eq)
         Xg, Xb = X[:, :len(dyn)], X[:, len(dyn):]

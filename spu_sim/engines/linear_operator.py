@@ -41,7 +41,7 @@ import scipy.sparse.linalg as spla
 from ..circuit import Capacitor, Circuit, Inductor, NoiseSource, Switch, Tran
 from ..errors import BadInputError
 from .linear_krylov import KrylovInfo, affine_expmv
-from .linear_mna import NGSPICE_HINT, _initial_state, _islands, assemble, output_rows
+from .linear_mna import NGSPICE_HINT, _initial_state, _islands, algebraic_labels, assemble, island_transform, output_rows
 from .linear_peel import PeelSolve
 
 KRYLOV_MIN_STATES = 500
@@ -79,24 +79,13 @@ class OperatorModel:
         G, B = mna.G.tocsr(), sp.csr_matrix(mna.B)
         names, R = output_rows(mna, circuit.saves if saves is None else saves, extra)
         if ref_of:   # z = T w: v_n = w_n + w_ref(n) for island nodes (linear_mna.build_model)
-            rows = list(range(n)) + list(ref_of)
-            cols = list(range(n)) + list(ref_of.values())
-            T = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+            T = island_transform(n, ref_of)
             G, B, R = (T.T @ G @ T).tocsr(), (T.T @ B).tocsr(), (R @ T).tocsr()
         self.G11, self.G12 = _sub(G, dyn, dyn), _sub(G, dyn, alg)
         self.G21, G22 = _sub(G, alg, dyn), _sub(G, alg, alg)
         self.B1, self.B2 = B[dyn].tocsr(), B[alg].tocsr()   # sparse: with N noise sources B has N + 1 columns
         self.R1, self.R2 = _sub(R, np.arange(R.shape[0]), dyn), _sub(R, np.arange(R.shape[0]), alg)
-        labels = [mna.labels[i] for i in alg]
-        eq = [mna.eq_labels[i] for i in alg]
-        inv_nodes = {v: k for k, v in mna.nodes.items()}
-        islands: dict[int, list[str]] = {}
-        for mm, r in ref_of.items():
-            islands.setdefault(r, []).append(inv_nodes[mm])
-        for j, i in enumerate(alg):
-            if i in islands:
-                labels[j] = (f"the common-mode voltage of the capacitor island {{{inv_nodes[i]},"
-                             f" {', '.join(islands[i])}}}")
+        labels, eq = algebraic_labels(mna, alg, ref_of)
         needed = np.union1d(np.unique(self.G12.indices), np.unique(self.R2.indices))
         self.peel = PeelSolve(G22, labels, eq, needed=needed) if len(alg) else None
         # C11 with +L for inductors (flip those rows), diagonal or one sparse LU

@@ -1,0 +1,80 @@
+"""Conductance stamps of the resistors and crossbars of a linear Circuit (the bulk of a dense network's MNA).
+
+    G = stamp_resistors(resistors, pos, neg, r_ohm, arrays, nodes, n)    # (n, n) CSR
+
+Scalar resistors go through one COO construction; every ResistorArray crossbar adds its diagonal by bincount and
+its two off-diagonal blocks straight into canonical CSR (no sort of its entries), summed pairwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..circuit import Resistor, ResistorArray
+from ..errors import BadInputError
+
+
+def stamp_resistors(res: list[Resistor], pos: list[str], neg: list[str], r_ohm: list[float],
+                     arrays: list[ResistorArray], nodes: dict[str, int], n: int) -> sp.csr_matrix:
+    """The conductance matrix of every resistor and crossbar: diagonals by bincount, the resistors'
+    off-diagonals as COO, each crossbar's two off-diagonal blocks straight into CSR (no sort of its d^2 entries)."""
+    get = nodes.get
+    diag = np.zeros(n)
+    parts = []
+    if res:
+        r = np.array(r_ohm, dtype=float)
+        bad = ~((r > 0) & np.isfinite(r))
+        if bad.any():
+            e = res[int(np.flatnonzero(bad)[0])]
+            raise BadInputError(f"element {e.name}: resistance {e.r_ohm!r} ohm must be positive and finite")
+        a = np.fromiter((get(x, -1) for x in pos), dtype=np.int64, count=len(res))
+        b = np.fromiter((get(x, -1) for x in neg), dtype=np.int64, count=len(res))
+        g = 1.0 / r
+        diag += np.bincount(a[a >= 0], g[a >= 0], minlength=n) + np.bincount(b[b >= 0], g[b >= 0], minlength=n)
+        off = (a >= 0) & (b >= 0)
+        a, b, g = a[off], b[off], g[off]
+        parts.append(sp.csr_matrix((np.concatenate([-g, -g]), (np.concatenate([a, b]), np.concatenate([b, a]))),
+                                   shape=(n, n)))
+    for e in arrays:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gb = 1.0 / e.r_ohm                  # inf (no resistor) -> 0
+        if not (e.r_ohm > 0).all():            # <= 0 or nan
+            i, j, r = e.entries()
+            k = int(np.flatnonzero(~(r > 0))[0])
+            raise BadInputError(f"element {e.entry_name(i[k], j[k])}: resistance {r[k]!r} ohm must be positive and"
+                                " finite")
+        present = gb > 0
+        rows = np.array([get(x, -1) for x in e.row_nodes], dtype=np.int64)
+        cols = np.array([get(x, -1) for x in e.col_nodes], dtype=np.int64)
+        np.add.at(diag, rows[rows >= 0], gb.sum(axis=1)[rows >= 0])
+        np.add.at(diag, cols[cols >= 0], gb.sum(axis=0)[cols >= 0])
+        parts += [_block_csr(rows, cols, gb, present, n),
+                  _block_csr(cols, rows, np.ascontiguousarray(gb.T), np.ascontiguousarray(present.T), n)]
+    parts.append(sp.diags(diag, format="csr"))
+    while len(parts) > 1:   # pairwise (a tree): O(nnz log(parts)), not O(nnz parts) for many crossbar blocks
+        parts = [parts[k] + parts[k + 1] if k + 1 < len(parts) else parts[k] for k in range(0, len(parts), 2)]
+    return parts[0]
+
+
+def _block_csr(rows: np.ndarray, cols: np.ndarray, gb: np.ndarray, present: np.ndarray, n: int) -> sp.csr_matrix:
+    """The (n, n) CSR matrix with -gb[i, j] at (rows[i], cols[j]) for present entries (ground lines dropped):
+    canonical (sorted, no duplicates) when the node lists have no repeats, built without sorting the entries."""
+    keep_r, keep_c = np.flatnonzero(rows >= 0), np.flatnonzero(cols >= 0)
+    ro = keep_r[np.argsort(rows[keep_r], kind="stable")]
+    co = keep_c[np.argsort(cols[keep_c], kind="stable")]
+    if len(np.unique(rows[ro])) != len(ro) or len(np.unique(cols[co])) != len(co):   # repeated node: general path
+        i, j = np.nonzero(present[np.ix_(ro, co)])
+        return sp.csr_matrix((-gb[ro[i], co[j]], (rows[ro[i]], cols[co[j]])), shape=(n, n))
+    if len(ro) == len(rows) and len(co) == len(cols) and (np.diff(ro) > 0).all() and (np.diff(co) > 0).all():
+        mask, sub = present, gb            # already in MNA order (the usual case): no re-indexing copy
+    else:
+        mask, sub = present[np.ix_(ro, co)], gb[np.ix_(ro, co)]
+    data = -sub[mask]
+    indices = np.broadcast_to(cols[co], mask.shape)[mask]
+    counts = np.zeros(n, dtype=np.int64)
+    counts[rows[ro]] = mask.sum(axis=1)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    M = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+    M.has_canonical_format = True
+    return M
