@@ -47,20 +47,12 @@ f_start_hz, f_stop_hz) -- one ``.noise`` line per output pair.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Union
 
 import numpy as np
 
-_NAME = re.compile(r"^[A-Za-z0-9_]+$")
-
-
-def check_name(name: str) -> str:
-    """A node or element name as it may appear in a netlist (letters, digits, underscores)."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"{name!r} is not a valid circuit name (letters, digits and underscores only)")
-    return name
+from .circuit_names import check_name  # noqa: F401  (re-exported: part of the description API)
 
 
 @dataclass(frozen=True)
@@ -259,57 +251,7 @@ class NoiseSource:
     n_neg: str = "0"
 
 
-EXPR_FUNCS = ("exp", "tanh", "min", "max", "abs")
-
-
-@dataclass(frozen=True)
-class Expr:
-    """A behavioural-source expression: op "num" (args (x,)), "v" (args (node,) or (node, ref)), "+", "*",
-    "/" (two args) or a function of EXPR_FUNCS applied to its args (Expr each)."""
-
-    op: str
-    args: tuple
-
-    def __post_init__(self) -> None:
-        if self.op == "num":
-            if len(self.args) != 1 or not np.isfinite(float(self.args[0])):
-                raise ValueError("num: one finite number")
-        elif self.op == "v":
-            if len(self.args) not in (1, 2):
-                raise ValueError("v: a node and an optional reference node")
-            for n in self.args:
-                check_name(n)
-        elif self.op in ("+", "*", "/") or self.op in EXPR_FUNCS:
-            if not self.args or not all(isinstance(a, Expr) for a in self.args):
-                raise ValueError(f"{self.op}: arguments must be expressions")
-            if self.op == "/" and len(self.args) != 2:
-                raise ValueError("/: exactly two arguments")
-        else:
-            raise ValueError(f"{self.op!r} is not an expression operator")
-
-
-def num(x: float) -> Expr:
-    return Expr("num", (float(x),))
-
-
-def volt(node: str, ref: str | None = None) -> Expr:
-    return Expr("v", (node,) if ref is None else (node, ref))
-
-
-def add(*terms: Expr) -> Expr:
-    return Expr("+", tuple(terms))
-
-
-def mul(*factors: Expr) -> Expr:
-    return Expr("*", tuple(factors))
-
-
-def div(a: Expr, b: Expr) -> Expr:
-    return Expr("/", (a, b))
-
-
-def call(fn: str, *args: Expr) -> Expr:
-    return Expr(fn, tuple(args))
+from .expr import EXPR_FUNCS, Expr, add, call, div, mul, num, volt  # noqa: E402,F401  (re-exported: part of the description)
 
 
 @dataclass(frozen=True)
