@@ -476,3 +476,23 @@ def test_refusals_name_the_cause():
                  ["b"], analyses=[Tran(1e-6, 1e-5, 1e-6)])
     with pytest.raises(BadInputError, match=r"S1.*toggle"):
         get_engine("linear").run(sw, None)
+
+
+def test_too_many_states_for_the_dense_model_is_refused_before_the_work():
+    """A noisy RC ladder of MAX_DENSE_STATES + 1 capacitors: the dense model is refused (size and fix named) before
+    it is formed; the same ladder without noise runs on the structured method (the auto rule): its first node
+    charges from 0 towards the 1 V source, never beyond it."""
+    from spu_sim.engines.linear_mna import MAX_DENSE_STATES
+    n = MAX_DENSE_STATES + 1
+    els = [VoltageSource("V1", "in", "0", 1.0), Resistor("R0", "in", "n1", 1e3)]
+    els += [Resistor(f"R{k}", f"n{k}", f"n{k + 1}", 1e3) for k in range(1, n)]
+    els += [Capacitor(f"C{k}", f"n{k}", "0", 1e-12) for k in range(1, n + 1)]
+    tran = Tran(1e-6, 2e-5, 1e-6)
+    noisy = Circuit("ladder", els + [Resistor("RN", "nz1", f"n{n}", 1e3)]
+                    + _noise_elements(1, np.zeros((40, 1)), 1e-6), ["n1"], analyses=[tran], saves=["v(n1)"])
+    with pytest.raises(BadInputError, match=rf"{n} dynamic states.*GB.*kappa: 0"):
+        get_engine("linear").run(noisy, None)
+    quiet = Circuit("ladder", els, ["n1"], analyses=[tran], saves=["v(n1)"])
+    w = get_engine("linear").run(quiet, None)["tran"]
+    v = w.vectors["v(n1)"]
+    assert w.method == "krylov" and v[0] == 0.0 and 0.5 < v[-1] < 1.0 and np.all(np.diff(v) >= -1e-12)

@@ -31,7 +31,8 @@ The circuit is reduced to x' = M x + N u, y = Cx x + Du u (spu_sim.engines.linea
   circuit and noise_mode aggregated are refused.
 - Refused with BadInputError: nonlinear elements (ClippedVCVS), programmed switches whose constant control
   contradicts their state, controls that are not one PULSE or a constant, PULSE sources that drive anything
-  but switch controls; each message names the element and points to the ngspice engines.
+  but switch controls, a dense model of more than MAX_DENSE_STATES states (noise-free runs take the structured
+  method); each message names the element or the size and points to the fix.
 
 Results are ``LinearWaveforms`` (a Waveforms with ``engine``, ``noise_mode`` and ``method`` fields; a clocked
 circuit's ``.tran`` also carries ``detail``: its last DETAIL_PERIODS clock periods at 200 points per period, the

@@ -37,6 +37,7 @@ from .linear_solve import NGSPICE_HINT, check_structure, factor, solve_algebraic
 from .linear_stamp import stamp_resistors
 
 GROUND = "0"
+MAX_DENSE_STATES = 3000   # the dense model: M, its eigenvectors and inverse (complex): about 4 x 16 n^2 bytes, O(n^3)
 _NODE_ATTRS = {Resistor: ("n_pos", "n_neg"), Capacitor: ("n_pos", "n_neg"), Inductor: ("n_pos", "n_neg"),
                VoltageSource: ("n_pos", "n_neg"), Switch: ("n_pos", "n_neg", "c_pos", "c_neg"),
                VCVS: ("n_pos", "n_neg", "c_pos", "c_neg"), VCCS: ("n_pos", "n_neg", "c_pos", "c_neg"),
@@ -310,6 +311,12 @@ def build_model(circuit: Circuit, saves: list[str] | None = None, extra: list[st
     dyn_nodes, ref_of = _islands(mna)
     ind = np.array([mna.branches[e.name] for e in mna.inductors], dtype=int)
     dyn = np.concatenate([dyn_nodes, ind]).astype(int)
+    if len(dyn) > MAX_DENSE_STATES:
+        gb = 4 * 16 * len(dyn) ** 2 / 1e9
+        raise BadInputError(f"the circuit has {len(dyn)} dynamic states: the dense state-space model would hold about"
+                            f" {gb:.2g} GB and take O(n^3) time (limit {MAX_DENSE_STATES} states); noise-free runs take"
+                            " the structured method (method krylov) automatically: set problem.kappa: 0, use a smaller"
+                            f" circuit, or {NGSPICE_HINT}")
     alg = np.setdiff1d(np.arange(n), dyn)
     T = island_transform(n, ref_of)
     if ref_of:
