@@ -108,6 +108,15 @@ class ResistorArray:
         i, j = np.nonzero(present)
         return i, j, self.r_ohm[i, j]
 
+    def first_non_physical(self) -> tuple[str, float] | None:
+        """(name, value) of the first entry, row-major, that is not finite and > 0 (inf = absent is fine), or None;
+        one pass over the array when every entry is physical."""
+        if (self.r_ohm > 0).all():
+            return None
+        i, j, r = self.entries()
+        k = int(np.flatnonzero(~(np.isfinite(r) & (r > 0)))[0])
+        return self.entry_name(i[k], j[k]), float(r[k])
+
     def entry_name(self, i: int, j: int) -> str:
         return f"{self.prefix}{int(self.row_keys[i])}_{int(self.col_keys[j])}"
 
@@ -362,15 +371,9 @@ def check_physical(circuit: Circuit) -> None:
            "scale against the element ranges")
     for e in circuit.elements:
         if isinstance(e, ResistorArray):
-            if (e.r_ohm > 0).all():   # one pass: +inf (absent) passes, NaN, -inf and <= 0 do not
-                continue
-            _, _, r = e.entries()
-            bad = ~(np.isfinite(r) & (r > 0))
-            if bad.any():
-                i, j, _ = e.entries()
-                k = int(np.flatnonzero(bad)[0])
-                raise DesignError(f"element {e.entry_name(i[k], j[k])}: R = {r[k]:.4g} ohm is not physical (must be"
-                                  f" finite and > 0){why}")
+            bad = e.first_non_physical()
+            if bad is not None:
+                raise DesignError(f"element {bad[0]}: R = {bad[1]:.4g} ohm is not physical (must be finite and > 0){why}")
             continue
         rule = _POSITIVE.get(type(e))
         if rule is not None:

@@ -39,11 +39,9 @@ def stamp_resistors(res: list[Resistor], pos: list[str], neg: list[str], r_ohm: 
     for e in arrays:
         with np.errstate(divide="ignore", invalid="ignore"):
             gb = 1.0 / e.r_ohm                  # inf (no resistor) -> 0
-        if not (e.r_ohm > 0).all():            # <= 0 or nan
-            i, j, r = e.entries()
-            k = int(np.flatnonzero(~(r > 0))[0])
-            raise BadInputError(f"element {e.entry_name(i[k], j[k])}: resistance {r[k]!r} ohm must be positive and"
-                                " finite")
+        bad = e.first_non_physical()
+        if bad is not None:
+            raise BadInputError(f"element {bad[0]}: resistance {bad[1]!r} ohm must be positive and finite")
         present = gb > 0
         rows = np.array([get(x, -1) for x in e.row_nodes], dtype=np.int64)
         cols = np.array([get(x, -1) for x in e.col_nodes], dtype=np.int64)
