@@ -148,3 +148,18 @@ def temperature_factor(tc1_per_k: float, temp_c: float, tnom_c: float) -> float:
                           f"scales element values by {f:.3g} <= 0 (not physical); use a temperature or coefficient with "
                           "|tc1 (temp_c - tnom_c)| < 1")
     return f
+
+
+def notes_lines(notes: dict) -> list[str]:
+    """The netlist-header line naming every non-ideality applied (none for a nominal design)."""
+    if not notes:
+        return []
+    return ["Non-idealities (values below are realised element values): " + "; ".join(f"{k} = {v}" for k, v in notes.items())]
+
+
+def header_tail(design, extra: list[str] = (), units: str = "ohm, farad, volt, second") -> list[str]:
+    """The closing lines of every topology's netlist header: the pruned entries (when the design pruned any), the
+    topology's ``extra`` lines (non-idealities), the units and how to run the netlist on its own."""
+    pruned = getattr(design, "pruned", None)
+    lines = [f"Pruned (no resistor, below prune_below_relative): {len(pruned)} entries"] if pruned else []
+    return lines + list(extra) + [f"Units: {units}. Run: ngspice -b -r out.raw netlist.cir"]

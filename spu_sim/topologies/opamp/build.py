@@ -21,6 +21,7 @@ import numpy as np
 
 from ...circuit import CCCS, VCVS, Capacitor, Circuit, Comment, Resistor, ResistorArray, VoltageSource
 from ..base import CircuitRequest
+from ..elements import header_tail
 from ..noise_sources import noise_dacs
 from .design import EXACT_SPECTRUM_MAX_D
 from .macro import element_value, macro_integrator, macro_inverter, nonideal_header, saved_currents, supplies
@@ -43,11 +44,7 @@ def header(design) -> list[str]:
         H.append(f"Noise: filesources noise_<i>.txt: samples of {design.noise_v_rms:.6g} V rms every"
                  f" {design.noise_dt_tau * design.tau_s:.6g} s ({design.noise_dt_tau:.6g} tau), linearly interpolated,"
                  f" through R_noise = {design.r_noise_ohm:.6g} ohm")
-    if design.pruned:
-        H.append(f"Pruned (no resistor, below prune_below_relative): {len(design.pruned)} entries")
-    H.extend(nonideal_header(design))
-    H.append("Units: ohm, farad, volt, second. Run: ngspice -b -r out.raw netlist.cir")
-    return H
+    return H + header_tail(design, nonideal_header(design))
 
 
 def ideal_integrator(i: int, c_farad: float, ic_v: float) -> list:

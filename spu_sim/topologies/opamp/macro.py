@@ -27,15 +27,14 @@ from __future__ import annotations
 import numpy as np
 
 from ...circuit import VCCS, VCVS, Capacitor, ClippedVCVS, Comment, Resistor, VoltageSource
+from ..elements import notes_lines
 
 
 def nonideal_header(design) -> list[str]:
     """Header lines naming every non-ideality applied (none for a nominal design)."""
-    notes = design.notes
-    if not notes:
+    out = notes_lines(design.notes)
+    if not out:
         return []
-    out = ["Non-idealities (values below are realised element values): "
-           + "; ".join(f"{k} = {v}" for k, v in notes.items())]
     m = design.macro
     if m is not None:
         out.append(f"Op-amp macromodel: A0 = {m.gain:.6g}, GBW = {m.gbw_hz} Hz, swing = +/-{m.v_out_max_v} V,"

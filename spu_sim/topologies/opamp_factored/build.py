@@ -37,6 +37,7 @@ import numpy as np
 
 from ...circuit import CCCS, VCVS, Capacitor, Circuit, Comment, Resistor, ResistorArray, VoltageSource
 from ..base import CircuitRequest
+from ..elements import header_tail, notes_lines
 from ..noise_sources import noise_dacs
 from ..opamp.macro import _opamp
 from .linear import stage_maps
@@ -73,12 +74,7 @@ def header(design) -> list[str]:
     if design.has_noise:
         H.append(f"Noise: filesources noise_<i>.txt, {design.noise_v_rms:.6g} V rms every"
                  f" {design.noise_dt_tau:.6g} tau through R_noise = {float(design.r_noise_ohm[0]):.6g} ohm")
-    if design.pruned:
-        H.append(f"Pruned (below prune_below_relative, no resistor): {len(design.pruned)} entries")
-    if design.notes:
-        H.append("Non-idealities (values below are realised): " + "; ".join(f"{k} = {v}" for k, v in design.notes.items()))
-    H.append("Units: ohm, farad, volt, second. Run: ngspice -b -r out.raw netlist.cir")
-    return H
+    return H + header_tail(design, notes_lines(design.notes))
 
 
 def _ideal_summer(tag: str, k: int, r_f: float, sense: bool = True) -> list:

@@ -29,7 +29,7 @@ import numpy as np
 from ...circuit import (CCCS, VCVS, Capacitor, Circuit, Comment, NoiseSource, PulseVoltageSource, Switch, SwitchModel,
                         Tran, VoltageSource)
 from ..base import CircuitRequest
-from ..elements import group_rng
+from ..elements import group_rng, header_tail
 from ..noise_sources import noise_dacs
 from ..opamp.macro import macro_integrator, nonideal_header, saved_currents
 from .design import OpampScDesign, bit_mask
@@ -53,9 +53,7 @@ def header(design: OpampScDesign) -> list[str]:
          "No .op: a switched-capacitor branch has no DC path (the clocked circuit has no operating point)."]
     if design.dropped:
         H.append(f"Dropped (code 0 at {design.bits} bits): {len(design.dropped)} entries")
-    H.extend(nonideal_header(design))
-    H.append("Units: ohm, farad, volt, second. Run: ngspice -b -r out.raw netlist.cir")
-    return H
+    return H + header_tail(design, nonideal_header(design))
 
 
 def clocks(design: OpampScDesign) -> list:

@@ -25,6 +25,7 @@ import numpy as np
 
 from ...circuit import CCCS, VCVS, Circuit, Comment, Resistor, VoltageSource
 from ..base import CircuitRequest
+from ..elements import header_tail, notes_lines
 from ..noise_sources import noise_dacs
 from ..opamp.build import ideal_integrator, ideal_inverter
 from ..opamp.macro import macro_integrator, macro_inverter, macromodel
@@ -46,12 +47,7 @@ def header(design) -> list[str]:
         H.append(f"Noise: filesources noise_<i>.txt, {design.noise_v_rms:.6g} V rms every"
                  f" {design.noise_dt_tau * design.tau_s:.6g} s ({design.noise_dt_tau:.6g} tau), through"
                  f" R_n = {float(design.r_n[0]):.6g} ohm")
-    if design.pruned:
-        H.append(f"Pruned (no resistor, below prune_below_relative): {len(design.pruned)} entries")
-    if design.notes:
-        H.append("Non-idealities (realised element values): " + "; ".join(f"{k} = {v}" for k, v in design.notes.items()))
-    H.append("Units: ohm, farad, volt, second. Run: ngspice -b -r out.raw netlist.cir")
-    return H
+    return H + header_tail(design, notes_lines(design.notes))
 
 
 def macro_summer(design, k: int) -> list:

@@ -20,6 +20,7 @@ import numpy as np
 
 from ...circuit import Capacitor, Circuit, Comment, Inductor, Resistor, Switch, SwitchModel, Tran, VoltageSource
 from ..base import CircuitRequest
+from ..elements import header_tail, notes_lines
 from ..noise_sources import noise_dacs
 
 
@@ -44,11 +45,7 @@ def header(design) -> list[str]:
         H.append(f"Noise: filesources noise_<i>.txt: samples of {design.noise_v_rms:.6g} V rms every"
                  f" {design.noise_dt_tau * design.tau_s:.6g} s ({design.noise_dt_tau:.6g} tau), linearly interpolated,"
                  " in series with each cell resistor (two-sided current intensity 2 kT_eff / R)")
-    if design.notes:
-        H.append("Non-idealities (values below are realised element values): "
-                 + "; ".join(f"{k} = {v}" for k, v in design.notes.items()))
-    H.append("Units: ohm, farad, henry, volt, second. Run: ngspice -b -r out.raw netlist.cir")
-    return H
+    return H + header_tail(design, notes_lines(design.notes), units="ohm, farad, henry, volt, second")
 
 
 def _initial_conditions(design) -> dict[str, float]:
