@@ -7,7 +7,8 @@
 Each call runs the whole chain of spu_sim.pipeline on a fresh netlist: validate (A must be SPD; the arrays go
 straight into a Problem, the circuit/simulation/readout sections are validated once at construction) -> design (element values, scaling) -> netlist -> ngspice transient from the initial condition x0 for
 t_tau (problem time units: dx = -(A x - b) dt/tau + sqrt(2 kappa/tau) dW) -> readout of the final
-state in problem units. With kappa = 0 the netlist has no noise sources, so ngspice takes large
+state in problem units (the last ADC sample only: readout.read_final_state; no result files, no statistics).
+Both solves share that run (``_final_state``). With kappa = 0 the netlist has no noise sources, so ngspice takes large
 adaptive steps and a solve costs little more than loading the netlist.
 
 A new netlist per call rather than ``alter`` on a loaded circuit: the topology itself changes between
@@ -18,7 +19,7 @@ loading the netlist 0.068 s, altering every resistor 0.074 s (4.4 us each), the 
 ``solve_factored`` programs the factors into topology ``opamp_factored`` (spu_sim.topologies.opamp_factored:
 m summers for u = J x, m for z = H u, the J^T array and the damping leak into the N integrators; m (m + 2N)
 resistors) with the same circuit sections (the ``topology`` key is replaced); it builds a FactoredProblem
-directly and reads only the final state, so nothing of size N x N is formed on the way.
+directly, so nothing of size N x N is formed on the way.
 
 Defaults for training problems: r_max_ohm 1e9 and prune_below_relative 1e-6, because a GGN has entries
 many decades below its largest one; pruned entries are counted in ``last_pruned``.
@@ -89,20 +90,34 @@ class AnalogSolver:
 
     def solve(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray, t_tau: float) -> np.ndarray:
         """x(t_tau) of the circuit started at x0, in problem units, shape (d,)."""
-        from .pipeline import prepare_problem, simulate  # noqa: PLC0415
+        from .pipeline import prepare_problem  # noqa: PLC0415
         if t_tau <= 0:
             return np.asarray(x0, float).copy()
-        cfg = self._cfg.model_copy(update={
-            "simulation": self._cfg.simulation.model_copy(update={"t_stop_tau": float(t_tau),
-                                                                  "seed": self.seed + self.calls}),
-            "readout": self._cfg.readout.model_copy(update={"sample_dt_tau": float(t_tau)})})
-        prep = prepare_problem(cfg, self.problem(A, b, x0))
-        result = simulate(prep)
+        return self._final_state(prepare_problem(self._run_cfg(self._cfg, t_tau), self.problem(A, b, x0)))
+
+    def _run_cfg(self, base, t_tau: float):
+        """The validated sections with this call's run length, seed (one per call) and readout period (t_tau)."""
+        return base.model_copy(update={
+            "simulation": base.simulation.model_copy(update={"t_stop_tau": float(t_tau), "seed": self.seed + self.calls}),
+            "readout": base.readout.model_copy(update={"sample_dt_tau": float(t_tau)})})
+
+    def _final_state(self, prep) -> np.ndarray:
+        """Build the circuit, run the engine in a temporary folder and read the final state through the ADC (no
+        result files, no statistics of the two samples); records the call's bookkeeping."""
+        import tempfile  # noqa: PLC0415
+        from pathlib import Path  # noqa: PLC0415
+
+        from .pipeline import circuit_for_run, run_engine  # noqa: PLC0415
+        from .readout import make_adc, read_final_state  # noqa: PLC0415
+        with tempfile.TemporaryDirectory(prefix="spu-sim-") as tmp:
+            circuit = circuit_for_run(prep, Path(tmp), keep=False)
+            plots, self.last_engine_s = run_engine(prep, circuit, Path(tmp))
+        d = prep.design
+        x = read_final_state(plots["tran"], d, make_adc(prep.cfg, d), prep.sample_dt_tau * d.tau_s, prep.t_stop_s)
         self.calls += 1
-        self.tau_s = float(prep.design.tau_s)
-        self.last_pruned = len(prep.design.pruned)
-        self.last_engine_s = float(result.timings_s.get("engine_s", 0.0))
-        return np.array(result["x"][-1])
+        self.tau_s = float(d.tau_s)
+        self.last_pruned = len(d.pruned)
+        return x
 
     def _factored_cfg(self):
         from .config import load_config  # noqa: PLC0415
@@ -117,30 +132,9 @@ class AnalogSolver:
                        t_tau: float) -> np.ndarray:
         """x(t_tau) of the factorised circuit (A = J^T H J + damping I; J (m, N), H (m, m) symmetric PSD)
         started at x0, in problem units, shape (N,)."""
-        import tempfile  # noqa: PLC0415
-        from pathlib import Path  # noqa: PLC0415
-
-        from .pipeline import circuit_for_run, prepare_problem, run_engine  # noqa: PLC0415
-        from .readout import make_adc, read_node_voltages  # noqa: PLC0415
+        from .pipeline import prepare_problem  # noqa: PLC0415
         from .topologies.opamp_factored import FactoredProblem  # noqa: PLC0415
         problem = FactoredProblem.create(J, H, damping, b, self.kappa, x0, field="AnalogSolver")
         if t_tau <= 0:
             return problem.x0.copy()
-        base = self._factored_cfg()
-        cfg = base.model_copy(update={
-            "simulation": base.simulation.model_copy(update={"t_stop_tau": float(t_tau), "seed": self.seed + self.calls}),
-            "readout": base.readout.model_copy(update={"sample_dt_tau": float(t_tau)})})
-        prep = prepare_problem(cfg, problem)
-        with tempfile.TemporaryDirectory(prefix="spu-sim-") as tmp:
-            circuit = circuit_for_run(prep, Path(tmp), keep=False)
-            plots, self.last_engine_s = run_engine(prep, circuit, Path(tmp))
-        d = prep.design
-        # the final state only (read_transient's grid and ADC, without its N x N sample covariance)
-        wave, dt_s = plots["tran"], prep.sample_dt_tau * d.tau_s
-        grid = np.arange(int(np.floor(prep.t_stop_s / dt_s + 1e-9)) + 1) * dt_s
-        grid = grid[grid <= wave.axis[-1] * (1 + 1e-12)]
-        vq, _ = make_adc(cfg, d).convert(read_node_voltages(wave, d.readout_nodes, grid[-1:]))
-        self.calls += 1
-        self.tau_s = float(d.tau_s)
-        self.last_pruned = len(d.pruned)
-        return np.array(d.to_problem_units(vq)[-1])
+        return self._final_state(prepare_problem(self._run_cfg(self._factored_cfg(), t_tau), problem))

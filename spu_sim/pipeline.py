@@ -283,7 +283,7 @@ def simulate(config: str | Path | dict | Config | Prepared, out_dir: str | Path 
 def simulate_in(prep: Prepared, folder: Path, out: Path | None, timings: dict[str, float] | None = None,
                 progress: bool = False) -> SimulationResult:
     """simulate's work in a given folder (a stage or a temporary folder): run files, engine, readout,
-    result.npz. out: where the folder will be published (None: a throw-away run without config/design)."""
+    result.npz. out: where the folder will be published (None: a throw-away run: no config, design or result.npz)."""
     timings = {} if timings is None else timings
     t0 = time.perf_counter()
     circuit = circuit_for_run(prep, folder, keep=out is not None)
@@ -293,5 +293,6 @@ def simulate_in(prep: Prepared, folder: Path, out: Path | None, timings: dict[st
     arrays = read_results(prep, plots)
     timings["readout_s"] = time.perf_counter() - t0
     arrays["timings_s"] = np.array([timings.get(k, np.nan) for k in ("design_s", "netlist_s", "engine_s", "readout_s")])
-    io.atomic_save_npz(folder / RESULT_NAME, **arrays)
+    if out is not None:   # a throw-away run (a temporary folder) returns the arrays without writing them
+        io.atomic_save_npz(folder / RESULT_NAME, **arrays)
     return SimulationResult(out, arrays, timings)

@@ -90,12 +90,25 @@ def estimate(x: np.ndarray, t_s: np.ndarray, burn_in_s: float) -> tuple[np.ndarr
     return keep.mean(axis=0), np.atleast_2d(np.cov(keep, rowvar=False))
 
 
+def readout_grid(wave: Waveforms, sample_dt_s: float, t_stop_s: float) -> np.ndarray:
+    """The ADC sample times k sample_dt_s up to t_stop_s that the waveform covers."""
+    n = int(np.floor(t_stop_s / sample_dt_s + 1e-9))
+    grid = np.arange(n + 1) * sample_dt_s
+    return grid[grid <= wave.axis[-1] * (1 + 1e-12)]
+
+
+def read_final_state(wave: Waveforms, design, adc: Adc, sample_dt_s: float, t_stop_s: float) -> np.ndarray:
+    """x at the last ADC sample only (what an optimiser reads): read_transient's last row, without reading
+    the other samples or estimating their statistics."""
+    grid = readout_grid(wave, sample_dt_s, t_stop_s)
+    vq, _ = adc.convert(read_node_voltages(wave, design.readout_nodes, grid[-1:]))
+    return np.array(design.to_problem_units(vq)[-1])
+
+
 def read_transient(wave: Waveforms, design, adc: Adc, sample_dt_s: float, t_stop_s: float,
                    burn_in_s: float) -> TransientReadout:
     """The whole readout chain of a transient (see module doc)."""
-    n = int(np.floor(t_stop_s / sample_dt_s + 1e-9))
-    grid = np.arange(n + 1) * sample_dt_s
-    grid = grid[grid <= wave.axis[-1] * (1 + 1e-12)]
+    grid = readout_grid(wave, sample_dt_s, t_stop_s)
     v = read_node_voltages(wave, design.readout_nodes, grid)
     vq, clipped = adc.convert(v)
     x = design.to_problem_units(vq)
