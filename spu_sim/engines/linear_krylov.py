@@ -16,7 +16,9 @@ substeps' errors add up to at most rtol |w| over the whole run T), at most k_max
 the substep s is halved until err(s) <= tol s / T, the outputs inside the substep are read from the same basis, and a new
 basis starts at w(s). A happy breakdown (h_{k+1,k} ~ 0: the Krylov space is invariant) is exact.
 
-Cost: per Arnoldi step one M v plus O(k n) orthogonalisation; the number of steps grows like sqrt(rho t)
+Cost: per Arnoldi step one M v plus O(k n) orthogonalisation, and every CHECK_EVERY steps one exponential of the
+small (k+1) x (k+1) Hessenberg matrix, run on one BLAS thread (``_expm``: with OpenBLAS' two threads a 41 x 41 expm
+took 1.0 ms instead of 0.11 ms, and at d = 1000 these dominated the transient); the number of steps grows like sqrt(rho t)
 (rho the spectral radius of M t) for normal M, so stiff circuits (fast op-amp poles next to a slow tau) need
 many substeps: the engine picks this method only for large state counts (engines/linear_operator.py).
 """
@@ -27,6 +29,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 import scipy.linalg as sla
+from threadpoolctl import ThreadpoolController
 
 K_MAX = 80
 CHECK_EVERY = 4
@@ -40,9 +43,20 @@ class KrylovInfo(NamedTuple):
     error_estimate: float  # sum of the substeps' a-posteriori estimates, relative to |w|
 
 
+_POOL: list[ThreadpoolController] = []
+
+
+def _expm(H: np.ndarray) -> np.ndarray:
+    """e^H of a small matrix on one BLAS thread (module doc: thread start-up costs more than the work)."""
+    if not _POOL:
+        _POOL.append(ThreadpoolController())
+    with _POOL[0].limit(limits=1, user_api="blas"):
+        return sla.expm(H)
+
+
 def _exp_e1(H: np.ndarray, s: float) -> np.ndarray:
     """e^{s H} e_1 (first column)."""
-    return sla.expm(s * H)[:, 0]
+    return _expm(s * H)[:, 0]
 
 
 def affine_expmv(apply_M: Callable[[np.ndarray], np.ndarray], b: np.ndarray, x0: np.ndarray, times: np.ndarray,
@@ -124,7 +138,7 @@ def affine_expmv(apply_M: Callable[[np.ndarray], np.ndarray], b: np.ndarray, x0:
             # error estimate over the whole remaining horizon: beta |[e^{s Hbar}]_{k, 0}|, Hbar (k+1)x(k+1);
             # checked every CHECK_EVERY steps (each check is one small expm)
             if k % CHECK_EVERY == 0 or k == k_max:
-                err = beta * abs(sla.expm(horizon * Hm[:k + 1, :k + 1])[k, 0])
+                err = beta * abs(_expm(horizon * Hm[:k + 1, :k + 1])[k, 0])
                 if err <= tol * horizon / T:
                     break
         Hk = Hm[:k, :k]
@@ -135,7 +149,7 @@ def affine_expmv(apply_M: Callable[[np.ndarray], np.ndarray], b: np.ndarray, x0:
             s = horizon
             while True:
                 s *= 0.5
-                err_s = beta * abs(sla.expm(s * Hm[:k + 1, :k + 1])[k, 0])
+                err_s = beta * abs(_expm(s * Hm[:k + 1, :k + 1])[k, 0])
                 if err_s <= tol * s / T or s < 1e-12 * horizon:
                     break
         t_end = t + s

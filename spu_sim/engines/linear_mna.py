@@ -24,7 +24,7 @@ voltages of each island, not the individual capacitor voltages, so a loop costs 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as sla
@@ -34,7 +34,7 @@ from ..circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Commen
                        ResistorArray, Switch, SwitchModel, VoltageSource)
 from ..errors import BadInputError
 from .linear_solve import NGSPICE_HINT, check_structure, factor, solve_algebraic
-from .linear_stamp import stamp_resistors
+from .linear_stamp import Block, stamp_resistors
 
 GROUND = "0"
 MAX_DENSE_STATES = 3000   # the dense model: M, its eigenvectors and inverse (complex): about 4 x 16 n^2 bytes, O(n^3)
@@ -92,10 +92,13 @@ class MNA:
     capacitors: list[Capacitor]
     inductors: list[Inductor]
     switches: list[tuple[Switch, SwitchModel]]
+    blocks: list[Block] = field(default_factory=list)   # dense parts of G_m held apart (assemble(blocks=True))
 
 
-def assemble(circuit: Circuit) -> MNA:
-    """The MNA matrices of a linear circuit (refuses nonlinear elements and non-positive values)."""
+def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
+    """The MNA matrices of a linear circuit (refuses nonlinear elements and non-positive values). blocks: keep
+    the crossbars' off-diagonal entries as dense Blocks (``MNA.blocks``; G_m is then G + the blocks), for the
+    structured method (spu_sim.engines.linear_stamp)."""
     typed = by_type(circuit)
     els = typed[None]  # resistors are stamped apart, vectorised
     models = {m.name: m for m in typed[SwitchModel]}
@@ -138,7 +141,8 @@ def assemble(circuit: Circuit) -> MNA:
         add(Gi, Gj, Gv, k, a, 1.0), add(Gi, Gj, Gv, k, b, -1.0)
 
     # resistors and resistor arrays (the bulk of a dense network) stamped in one vectorised step
-    big = stamp_resistors(res, pos, neg, r_ohm, arrays, nodes, n)
+    dense: list[Block] | None = [] if blocks else None
+    big = stamp_resistors(res, pos, neg, r_ohm, arrays, nodes, n, blocks=dense)
     switches = []
     for e in els:
         if isinstance(e, Switch):
@@ -183,7 +187,8 @@ def assemble(circuit: Circuit) -> MNA:
     G = big + sp.csr_matrix((Gv, (Gi, Gj)), shape=(n, n))
     labels = [f"node {k}" for k in nodes] + [f"the current of {k}" for k in branches]
     eq_labels = [f"KCL at node {k}" for k in nodes] + [f"the branch equation of {k}" for k in branches]
-    return MNA(nodes, branches, C, G, B, labels, eq_labels, noise, typed[Capacitor], typed[Inductor], switches)
+    return MNA(nodes, branches, C, G, B, labels, eq_labels, noise, typed[Capacitor], typed[Inductor], switches,
+               dense or [])
 
 
 def dc_solution(mna: MNA, u0: np.ndarray) -> np.ndarray:

@@ -66,7 +66,7 @@ class OperatorModel:
     outputs (names), x0 (uic state), mna, peel (the G22 solve), noise (the NoiseSources)."""
 
     def __init__(self, circuit: Circuit, saves: list[str] | None = None, extra: list[str] = ()) -> None:
-        mna = assemble(circuit)
+        mna = assemble(circuit, blocks=True)
         self.mna = mna
         self.noise = mna.noise
         n = mna.G.shape[0]
@@ -77,6 +77,15 @@ class OperatorModel:
             raise BadInputError("the circuit has no capacitor or inductor: nothing to integrate in time")
         alg = np.setdiff1d(np.arange(n), dyn)
         G, B = mna.G.tocsr(), sp.csr_matrix(mna.B)
+        # crossbar blocks between algebraic nodes stay dense inside the G22 solve; any other is stamped here
+        alg_pos = np.full(n, -1, dtype=np.int64)
+        alg_pos[alg] = np.arange(len(alg))
+        blocks = []
+        for blk in mna.blocks:
+            if not ref_of and (alg_pos[blk.rows] >= 0).all() and (alg_pos[blk.cols] >= 0).all():
+                blocks.append(blk.relabel(alg_pos))
+            else:
+                G = G + blk.csr(n)
         names, R = output_rows(mna, circuit.saves if saves is None else saves, extra)
         if ref_of:   # z = T w: v_n = w_n + w_ref(n) for island nodes (linear_mna.build_model)
             T = island_transform(n, ref_of)
@@ -87,7 +96,7 @@ class OperatorModel:
         self.R1, self.R2 = _sub(R, np.arange(R.shape[0]), dyn), _sub(R, np.arange(R.shape[0]), alg)
         labels, eq = algebraic_labels(mna, alg, ref_of)
         needed = np.union1d(np.unique(self.G12.indices), np.unique(self.R2.indices))
-        self.peel = PeelSolve(G22, labels, eq, needed=needed) if len(alg) else None
+        self.peel = PeelSolve(G22, labels, eq, needed=needed, blocks=blocks) if len(alg) else None
         # C11 with +L for inductors (flip those rows), diagonal or one sparse LU
         self.flip = np.r_[np.ones(len(dyn_nodes)), -np.ones(len(ind))]
         Cp = sp.diags(self.flip) @ mna.C.tocsr()[dyn][:, dyn]

@@ -1,9 +1,16 @@
 """Conductance stamps of the resistors and crossbars of a linear Circuit (the bulk of a dense network's MNA).
 
     G = stamp_resistors(resistors, pos, neg, r_ohm, arrays, nodes, n)    # (n, n) CSR
+    G = stamp_resistors(..., blocks=out)    # crossbars' off-diagonals appended to out as dense Blocks instead
 
 Scalar resistors go through one COO construction; every ResistorArray crossbar adds its diagonal by bincount and
 its two off-diagonal blocks straight into canonical CSR (no sort of its entries), summed pairwise.
+
+With ``blocks`` (the structured method, spu_sim.engines.linear_operator) a crossbar whose row and column lines are
+distinct nodes keeps its off-diagonal part as two dense Blocks (the matrix entries -g at (rows, cols) and -g^T at
+(cols, rows)), applied by GEMV: at d = 1000 stamping the 2 d^2 entries into CSR, adding, slicing and transposing them
+cost more than the whole transient. Lines on ground or on a node no other entry uses carry no off-diagonal entry
+and are dropped from the block.
 """
 
 from __future__ import annotations
@@ -11,14 +18,40 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from dataclasses import dataclass
+
 from ..circuit import Resistor, ResistorArray
 from ..errors import BadInputError
 
 
+@dataclass
+class Block:
+    """Dense off-diagonal conductance entries: the matrix holds -g[i, j] at (rows[i], cols[j]); rows and cols
+    are distinct unknown indices each (no repeats); present = g > 0 (the structure)."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    g: np.ndarray
+    present: np.ndarray
+
+    def csr(self, n: int) -> sp.csr_matrix:
+        """The block stamped into an (n, n) CSR matrix."""
+        return _block_csr(self.rows, self.cols, self.g, self.present, n)
+
+    def transposed(self) -> "Block":
+        return Block(self.cols, self.rows, self.g.T, self.present.T)
+
+    def relabel(self, index: np.ndarray) -> "Block":
+        """The block on other unknown numbers (index maps old -> new)."""
+        return Block(index[self.rows], index[self.cols], self.g, self.present)
+
+
 def stamp_resistors(res: list[Resistor], pos: list[str], neg: list[str], r_ohm: list[float],
-                     arrays: list[ResistorArray], nodes: dict[str, int], n: int) -> sp.csr_matrix:
+                     arrays: list[ResistorArray], nodes: dict[str, int], n: int,
+                     blocks: list[Block] | None = None) -> sp.csr_matrix:
     """The conductance matrix of every resistor and crossbar: diagonals by bincount, the resistors'
-    off-diagonals as COO, each crossbar's two off-diagonal blocks straight into CSR (no sort of its d^2 entries)."""
+    off-diagonals as COO, each crossbar's two off-diagonal blocks straight into CSR (no sort of its d^2 entries),
+    or, given a ``blocks`` list, appended to it as dense Blocks where the crossbar's lines are distinct nodes."""
     get = nodes.get
     diag = np.zeros(n)
     parts = []
@@ -47,12 +80,28 @@ def stamp_resistors(res: list[Resistor], pos: list[str], neg: list[str], r_ohm: 
         cols = np.array([get(x, -1) for x in e.col_nodes], dtype=np.int64)
         np.add.at(diag, rows[rows >= 0], gb.sum(axis=1)[rows >= 0])
         np.add.at(diag, cols[cols >= 0], gb.sum(axis=0)[cols >= 0])
+        block = _dense_block(rows, cols, gb, present) if blocks is not None else None
+        if block is not None:
+            blocks += [block, block.transposed()]
+            continue
         parts += [_block_csr(rows, cols, gb, present, n),
                   _block_csr(cols, rows, np.ascontiguousarray(gb.T), np.ascontiguousarray(present.T), n)]
     parts.append(sp.diags(diag, format="csr"))
     while len(parts) > 1:   # pairwise (a tree): O(nnz log(parts)), not O(nnz parts) for many crossbar blocks
         parts = [parts[k] + parts[k + 1] if k + 1 < len(parts) else parts[k] for k in range(0, len(parts), 2)]
     return parts[0]
+
+
+def _dense_block(rows: np.ndarray, cols: np.ndarray, gb: np.ndarray, present: np.ndarray) -> Block | None:
+    """The crossbar's off-diagonal part as a Block on its lines that are nodes (ground lines and unused lines
+    dropped), or None when a node repeats among them (the general CSR path sums those)."""
+    keep_r, keep_c = np.flatnonzero(rows >= 0), np.flatnonzero(cols >= 0)
+    r, c = rows[keep_r], cols[keep_c]
+    if len(np.unique(np.concatenate([r, c]))) != len(r) + len(c):
+        return None
+    if len(keep_r) < len(rows) or len(keep_c) < len(cols):
+        gb, present = gb[np.ix_(keep_r, keep_c)], present[np.ix_(keep_r, keep_c)]
+    return Block(r, c, gb, present)
 
 
 def _block_csr(rows: np.ndarray, cols: np.ndarray, gb: np.ndarray, present: np.ndarray, n: int) -> sp.csr_matrix:
