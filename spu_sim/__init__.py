@@ -12,7 +12,17 @@ Entry points (the chain problem -> design -> circuit -> engine -> waveforms -> r
 
 from __future__ import annotations
 
+import os as _os
+
 __version__ = "0.1.0"
+
+# numpy's and scipy's wheels each carry their own OpenBLAS, and after every call each pool's worker threads spin
+# for 2^28 cycles (about 0.1 s) before they sleep. The linear engine and the designs alternate the two (LAPACK
+# from scipy, products from numpy), so on two cores the spinning pool takes the core the other one needs: a
+# Cholesky and a Lanczos at d = 1000 took 16 + 17 ms in sequence against 8 + 9 ms each alone, and the dense TNGD
+# step at N = 1000 fell from 0.20 s to 0.16-0.17 s with 2^16 cycles (about 30 us). OpenBLAS reads the variable
+# when it loads, so this only acts on libraries loaded after spu_sim; a value set by the user is kept.
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
 
 def simulate(config, out_dir=None, **kw):

@@ -77,6 +77,32 @@ def by_type(circuit: Circuit) -> dict[type, list]:
     return out
 
 
+class _Triplets:
+    """COO entries of an MNA matrix, added a vector at a time; entries on ground (index -1) are dropped."""
+
+    def __init__(self) -> None:
+        self.I: list[np.ndarray] = []
+        self.J: list[np.ndarray] = []
+        self.V: list[np.ndarray] = []
+
+    def add(self, i: np.ndarray, j: np.ndarray, v: np.ndarray) -> None:
+        keep = (i >= 0) & (j >= 0)
+        self.I.append(i[keep]), self.J.append(j[keep]), self.V.append(np.broadcast_to(v, i.shape)[keep])
+
+    def two_terminal(self, a: np.ndarray, b: np.ndarray, g: np.ndarray) -> None:
+        self.add(a, a, g), self.add(b, b, g), self.add(a, b, -g), self.add(b, a, -g)
+
+    def branch(self, k: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+        """Branch current k leaves a and enters b; branch row k reads v_a - v_b."""
+        one = np.ones(len(k))
+        self.add(a, k, one), self.add(b, k, -one), self.add(k, a, one), self.add(k, b, -one)
+
+    def csr(self, shape: tuple[int, int]) -> sp.csr_matrix:
+        if not self.I:
+            return sp.csr_matrix(shape)
+        return sp.csr_matrix((np.concatenate(self.V), (np.concatenate(self.I), np.concatenate(self.J))), shape=shape)
+
+
 @dataclass
 class MNA:
     """C_m z' + G_m z = B u; labels name each unknown (``node x1``, ``branch VSUM1``) for error messages."""
@@ -116,75 +142,84 @@ def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
         names.extend(e.row_nodes[i] for i in np.flatnonzero(present.any(axis=1)))
     nodes = {k: i for i, k in enumerate(k for k in dict.fromkeys(names) if k != GROUND)}
 
-    def node(n: str) -> int:
-        return -1 if n == GROUND else nodes[n]
-
     branch_els = [e for e in els if type(e) in (VoltageSource, VCVS, Inductor, NoiseSource)]
     nn = len(nodes)
     branches = {e.name: nn + k for k, e in enumerate(branch_els)}
     n = nn + len(branches)
     noise = typed[NoiseSource]
-    noise_pos = {id(e): k for k, e in enumerate(noise)}
     nu = 1 + len(noise)
-    Ci, Cj, Cv, Gi, Gj, Gv = [], [], [], [], [], []
-    Bi, Bj, Bv = [], [], []
 
-    def add(I, J, V, i, j, v):
-        if i >= 0 and j >= 0:
-            I.append(i), J.append(j), V.append(v)
+    def idx(items, attr: str) -> np.ndarray:   # node numbers (ground: -1)
+        return np.fromiter((nodes.get(getattr(e, attr), -1) for e in items), dtype=np.int64, count=len(items))
 
-    def two_terminal(I, J, V, a, b, g):
-        add(I, J, V, a, a, g), add(I, J, V, b, b, g), add(I, J, V, a, b, -g), add(I, J, V, b, a, -g)
+    def values(items, attr: str) -> np.ndarray:
+        return np.fromiter((getattr(e, attr) for e in items), dtype=float, count=len(items))
 
-    def branch(k, a, b):  # branch current k leaves a, enters b; branch row reads v_a - v_b
-        add(Gi, Gj, Gv, a, k, 1.0), add(Gi, Gj, Gv, b, k, -1.0)
-        add(Gi, Gj, Gv, k, a, 1.0), add(Gi, Gj, Gv, k, b, -1.0)
+    def branch_of(items) -> np.ndarray:
+        return np.fromiter((branches[e.name] for e in items), dtype=np.int64, count=len(items))
 
+    Cm, Gm, Bm = _Triplets(), _Triplets(), _Triplets()
     # resistors and resistor arrays (the bulk of a dense network) stamped in one vectorised step
     dense: list[Block] | None = [] if blocks else None
     big = stamp_resistors(res, pos, neg, r_ohm, arrays, nodes, n, blocks=dense)
     switches = []
-    for e in els:
-        if isinstance(e, Switch):
-            if e.model not in models:
-                raise BadInputError(f"switch {e.name}: model {e.model} is not defined in the circuit")
-            m = models[e.model]
-            switches.append((e, m))
-            r = m.r_on_ohm if e.on else m.r_off_ohm
-            if not (r > 0 and np.isfinite(r)):
-                raise BadInputError(f"element {e.name}: resistance {r!r} ohm must be positive and finite")
-            two_terminal(Gi, Gj, Gv, node(e.n_pos), node(e.n_neg), 1.0 / r)
-        elif isinstance(e, Capacitor):
-            if not (e.c_farad > 0 and np.isfinite(e.c_farad)):
-                raise BadInputError(f"capacitor {e.name}: {e.c_farad!r} F must be positive and finite")
-            two_terminal(Ci, Cj, Cv, node(e.n_pos), node(e.n_neg), e.c_farad)
-        elif isinstance(e, VCCS):
-            a, b, cp, cn = node(e.n_pos), node(e.n_neg), node(e.c_pos), node(e.c_neg)
-            add(Gi, Gj, Gv, a, cp, e.gm_siemens), add(Gi, Gj, Gv, a, cn, -e.gm_siemens)
-            add(Gi, Gj, Gv, b, cp, -e.gm_siemens), add(Gi, Gj, Gv, b, cn, e.gm_siemens)
-        elif isinstance(e, CCCS):
-            if e.sense not in branches:
-                raise BadInputError(f"CCCS {e.name}: sense {e.sense} is not a voltage source of the circuit")
-            k = branches[e.sense]
-            add(Gi, Gj, Gv, node(e.n_pos), k, e.gain), add(Gi, Gj, Gv, node(e.n_neg), k, -e.gain)
-        elif isinstance(e, (VoltageSource, VCVS, Inductor)):
-            k = branches[e.name]
-            branch(k, node(e.n_pos), node(e.n_neg))
-            if isinstance(e, VoltageSource):
-                Bi.append(k), Bj.append(0), Bv.append(e.dc_v)
-            elif isinstance(e, VCVS):
-                add(Gi, Gj, Gv, k, node(e.c_pos), -e.gain), add(Gi, Gj, Gv, k, node(e.c_neg), e.gain)
-            else:
-                if not (e.l_henry > 0 and np.isfinite(e.l_henry)):
-                    raise BadInputError(f"inductor {e.name}: {e.l_henry!r} H must be positive and finite")
-                add(Ci, Cj, Cv, k, k, -e.l_henry)
-        elif isinstance(e, NoiseSource):
-            k = branches[e.name]
-            branch(k, node(e.node), node(e.n_neg))   # V(node, n_neg) = the sample (n_neg "0": grounded)
-            Bi.append(k), Bj.append(1 + noise_pos[id(e)]), Bv.append(1.0)
-    C = sp.csr_matrix((Cv, (Ci, Cj)), shape=(n, n))
-    B = sp.csr_matrix((Bv, (Bi, Bj)), shape=(n, nu))
-    G = big + sp.csr_matrix((Gv, (Gi, Gj)), shape=(n, n))
+    for e in typed[Switch]:
+        if e.model not in models:
+            raise BadInputError(f"switch {e.name}: model {e.model} is not defined in the circuit")
+        m = models[e.model]
+        switches.append((e, m))
+        r = m.r_on_ohm if e.on else m.r_off_ohm
+        if not (r > 0 and np.isfinite(r)):
+            raise BadInputError(f"element {e.name}: resistance {r!r} ohm must be positive and finite")
+    if switches:   # each in its programmed state: a resistor
+        sw = [e for e, _ in switches]
+        g = np.array([1.0 / (m.r_on_ohm if e.on else m.r_off_ohm) for e, m in switches])
+        Gm.two_terminal(idx(sw, "n_pos"), idx(sw, "n_neg"), g)
+    caps = typed[Capacitor]
+    c_f = values(caps, "c_farad")
+    bad = ~((c_f > 0) & np.isfinite(c_f))
+    if bad.any():
+        e = caps[int(np.flatnonzero(bad)[0])]
+        raise BadInputError(f"capacitor {e.name}: {e.c_farad!r} F must be positive and finite")
+    Cm.two_terminal(idx(caps, "n_pos"), idx(caps, "n_neg"), c_f)
+    vccs = typed[VCCS]
+    if vccs:
+        a, b, cp, cn, gm = (idx(vccs, "n_pos"), idx(vccs, "n_neg"), idx(vccs, "c_pos"), idx(vccs, "c_neg"),
+                            values(vccs, "gm_siemens"))
+        Gm.add(a, cp, gm), Gm.add(a, cn, -gm), Gm.add(b, cp, -gm), Gm.add(b, cn, gm)
+    cccs = typed[CCCS]
+    for e in cccs:
+        if e.sense not in branches:
+            raise BadInputError(f"CCCS {e.name}: sense {e.sense} is not a voltage source of the circuit")
+    if cccs:
+        k = np.fromiter((branches[e.sense] for e in cccs), dtype=np.int64, count=len(cccs))
+        gain = values(cccs, "gain")
+        Gm.add(idx(cccs, "n_pos"), k, gain), Gm.add(idx(cccs, "n_neg"), k, -gain)
+    for kind in (VoltageSource, VCVS, Inductor):   # branch k leaves n_pos, enters n_neg; its row reads v+ - v-
+        items = typed[kind]
+        if not items:
+            continue
+        k = branch_of(items)
+        Gm.branch(k, idx(items, "n_pos"), idx(items, "n_neg"))
+        if kind is VoltageSource:
+            Bm.add(k, np.zeros_like(k), values(items, "dc_v"))
+        elif kind is VCVS:
+            gain = values(items, "gain")
+            Gm.add(k, idx(items, "c_pos"), -gain), Gm.add(k, idx(items, "c_neg"), gain)
+        else:
+            l_h = values(items, "l_henry")
+            bad = ~((l_h > 0) & np.isfinite(l_h))
+            if bad.any():
+                e = items[int(np.flatnonzero(bad)[0])]
+                raise BadInputError(f"inductor {e.name}: {e.l_henry!r} H must be positive and finite")
+            Cm.add(k, k, -l_h)
+    if noise:   # V(node, n_neg) = the sample (n_neg "0": grounded)
+        k = branch_of(noise)
+        Gm.branch(k, idx(noise, "node"), idx(noise, "n_neg"))
+        Bm.add(k, 1 + np.arange(len(noise)), np.ones(len(noise)))
+    C = Cm.csr((n, n))
+    B = Bm.csr((n, nu))
+    G = big + Gm.csr((n, n))
     labels = [f"node {k}" for k in nodes] + [f"the current of {k}" for k in branches]
     eq_labels = [f"KCL at node {k}" for k in nodes] + [f"the branch equation of {k}" for k in branches]
     return MNA(nodes, branches, C, G, B, labels, eq_labels, noise, typed[Capacitor], typed[Inductor], switches,

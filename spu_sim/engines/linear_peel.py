@@ -59,8 +59,8 @@ class PeelSolve:
         counts = np.diff(G.indptr).astype(np.int64)
         col_counts = np.diff(Gc.indptr).astype(np.int64)
         for b in blocks:
-            counts[b.rows] += b.present.sum(axis=1)
-            col_counts[b.cols] += b.present.sum(axis=0)
+            counts[b.rows] += b.row_count
+            col_counts[b.cols] += b.col_count
         if (counts == 0).any() or (col_counts == 0).any():   # names the empty row / column
             check_structure(_rows_csr(G, blocks, loc, np.arange(n)), labels, eq_labels, what)
         known = np.zeros(n, bool)
@@ -76,11 +76,12 @@ class PeelSolve:
             sel = ~known[cand]
             cands, owners = [cand[sel]], [owner[sel]]
             for b, (pr, _) in zip(blocks, loc):
+                unk = np.flatnonzero(~known[b.cols])
                 lr = pr[rows]
                 m = lr >= 0
-                if m.any():
-                    i, j = np.nonzero(b.present[lr[m]] & ~known[b.cols])
-                    cands.append(b.cols[j])
+                if len(unk) and m.any():
+                    i, j = np.nonzero(b.present[np.ix_(lr[m], unk)])
+                    cands.append(b.cols[unk[j]])
                     owners.append(rows[m][i])
             cols, owner = np.concatenate(cands), np.concatenate(owners)
             cols, first = np.unique(cols, return_index=True)   # two rows fixing one unknown: the other stays
@@ -93,7 +94,9 @@ class PeelSolve:
             for b, (_, pc) in zip(blocks, loc):
                 lc = pc[cols]
                 lc = lc[lc >= 0]
-                if len(lc):
+                if len(lc) == len(b.cols):   # every column of the block (a round's columns are distinct)
+                    counts[b.rows] -= b.row_count
+                elif len(lc):
                     counts[b.rows] -= b.present[:, lc].sum(axis=1)
             empty = np.flatnonzero((counts == 0) & ~done)
             if len(empty):
@@ -110,7 +113,9 @@ class PeelSolve:
             for b, (pr, _) in zip(blocks, loc):
                 lr = pr[rows]
                 lr = lr[lr >= 0]
-                if len(lr):
+                if len(lr) == len(b.rows):
+                    out.append(b.cols[b.col_count > 0])
+                elif len(lr):
                     out.append(b.cols[b.present[lr].any(axis=0)])
             return np.concatenate(out)
 

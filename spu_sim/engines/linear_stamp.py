@@ -33,17 +33,25 @@ class Block:
     cols: np.ndarray
     g: np.ndarray
     present: np.ndarray
+    row_count: np.ndarray = None   # entries present per row / per column (computed when not given)
+    col_count: np.ndarray = None
+
+    def __post_init__(self) -> None:
+        if self.row_count is None:
+            self.row_count = self.present.sum(axis=1)
+        if self.col_count is None:
+            self.col_count = self.present.sum(axis=0)
 
     def csr(self, n: int) -> sp.csr_matrix:
         """The block stamped into an (n, n) CSR matrix."""
         return _block_csr(self.rows, self.cols, self.g, self.present, n)
 
     def transposed(self) -> "Block":
-        return Block(self.cols, self.rows, self.g.T, self.present.T)
+        return Block(self.cols, self.rows, self.g.T, self.present.T, self.col_count, self.row_count)
 
     def relabel(self, index: np.ndarray) -> "Block":
         """The block on other unknown numbers (index maps old -> new)."""
-        return Block(index[self.rows], index[self.cols], self.g, self.present)
+        return Block(index[self.rows], index[self.cols], self.g, self.present, self.row_count, self.col_count)
 
 
 def stamp_resistors(res: list[Resistor], pos: list[str], neg: list[str], r_ohm: list[float],

@@ -144,8 +144,9 @@ class OpampDesign(OuDesign):
 EXACT_SPECTRUM_MAX_D = 256
 
 
-def spectrum_bounds(A_real: np.ndarray) -> tuple[float, float]:
-    """(largest |eigenvalue|, condition number) of the realised matrix, refusing an unstable one.
+def spectrum_bounds(A_real: np.ndarray) -> tuple[float, float, np.ndarray | None]:
+    """(largest |eigenvalue|, condition number, Cholesky factor or None) of the realised matrix, refusing an
+    unstable one. The factor (upper, from the large-d path) solves for x* in O(d^2) (``solve_realized``).
 
     Symmetric A (always for this topology: pruning keeps the symmetry): stability is the Cholesky factorisation
     succeeding; above EXACT_SPECTRUM_MAX_D the largest eigenvalue comes from Lanczos (relative error 1e-6) and
@@ -159,13 +160,20 @@ def spectrum_bounds(A_real: np.ndarray) -> tuple[float, float]:
         lam = np.linalg.eigvalsh(A_real) if np.array_equal(A_real, A_real.T) else np.linalg.eigvals(A_real)
         if np.any(lam.real <= 0):
             raise unstable
-        return float(np.abs(lam).max()), float(np.abs(lam).max() / np.abs(lam).min())
+        return float(np.abs(lam).max()), float(np.abs(lam).max() / np.abs(lam).min()), None
     c, info = sla.lapack.dpotrf(A_real)
     if info != 0:
         raise unstable
     rcond, _ = sla.lapack.dpocon(c, np.abs(A_real).sum(axis=0).max())
     lam_max = float(spla.eigsh(A_real, k=1, which="LA", tol=1e-8, v0=np.ones(d), return_eigenvectors=False)[0])
-    return lam_max, float(1.0 / rcond) if rcond > 0 else float("inf")
+    return lam_max, float(1.0 / rcond) if rcond > 0 else float("inf"), c
+
+
+def solve_realized(A_real: np.ndarray, b: np.ndarray, factor: np.ndarray | None) -> np.ndarray:
+    """A_real^-1 b: by the Cholesky factor of spectrum_bounds when there is one (O(d^2)), else by LU."""
+    if factor is None:
+        return np.linalg.solve(A_real, b)
+    return sla.lapack.dpotrs(factor, b)[0]
 
 
 def design_opamp(problem: Problem, circuit: OpampCircuitConfig, sim: SimulationConfig) -> OpampDesign:
@@ -198,12 +206,12 @@ def design_opamp(problem: Problem, circuit: OpampCircuitConfig, sim: SimulationC
     A_real = alpha * sign * np.where(np.isfinite(r_ohm), 1.0 / r_ohm, 0.0)
 
     # voltage scale: mean + 4 sigma of the realised stationary law, and the initial state
-    lam_max, cond = spectrum_bounds(A_real)
+    lam_max, cond, chol = spectrum_bounds(A_real)
     cond_2_at_least = cond if d <= EXACT_SPECTRUM_MAX_D else cond / d   # cond_2 >= cond_1 / d
     if cond_2_at_least > MAX_CONDITION:
         raise DesignError(f"the realised matrix is nearly singular (condition number {cond:.3g} > {MAX_CONDITION:g}):"
                           " no analog circuit resolves it; add a damping term (A + lambda I) or rescale")
-    x_star = np.linalg.solve(A_real, b)
+    x_star = solve_realized(A_real, b, chol)
     var = (problem.kappa * np.clip(np.diag(np.linalg.inv(0.5 * (A_real + A_real.T))), 0, None) if problem.kappa > 0
            else np.zeros(d))
     spans = {"the solution A^-1 b (problem.matrix, problem.vector)": float(np.max(np.abs(x_star))),
