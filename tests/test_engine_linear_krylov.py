@@ -23,6 +23,7 @@ from spu_sim.engines import linear_operator
 from spu_sim.engines.linear import LinearEngine
 from spu_sim.engines.linear_operator import path_at_krylov
 from spu_sim.engines.linear_peel import PeelSolve
+from spu_sim.engines.linear_stamp import Block
 from spu_sim.errors import BadInputError
 from spu_sim.pipeline import build_circuit, prepare
 
@@ -150,6 +151,66 @@ def test_peel_solve_with_coupled_core_equals_spsolve():
     assert np.allclose(ps.solve(R), spla.spsolve(Gs.tocsc(), R), rtol=1e-12, atol=1e-12)
     part = PeelSolve(Gs, labels, labels, needed=np.array([0, 1]))
     assert np.allclose(part.solve(R)[:2], spla.spsolve(Gs.tocsc(), R)[:2], rtol=1e-12, atol=1e-12)
+
+
+def _carve(G: np.ndarray, rows, cols, share: float = 1.0) -> Block:
+    """Move `share` of G's entries at (rows, cols) into a dense Block (entries -g), leaving the rest in G."""
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    sub = G[np.ix_(rows, cols)].copy()
+    G[np.ix_(rows, cols)] = sub * (1.0 - share)
+    return Block(rows, cols, -share * sub, sub != 0)
+
+
+def test_peel_solve_with_dense_blocks_equals_spsolve():
+    """G22 = sparse part + dense Blocks: a peelable permuted triangle with a coupled 3 x 3 core. One block holds
+    pivots (its rows' last unknown), one a row with no sparse entry at all, one takes part in the core; a block
+    sharing positions with the sparse part and one overlapping an earlier block are stamped sparse. Every solve
+    equals spsolve of the whole matrix."""
+    rng = np.random.default_rng(5)
+    n = 40
+    L = np.tril(rng.standard_normal((n, n)), -1) * (rng.random((n, n)) < 0.5) + np.diag(2 + rng.random(n))
+    L[-3:, -3:] = rng.standard_normal((3, 3)) + 3 * np.eye(3)
+    p = rng.permutation(n)
+    full = L[:, p]                           # still peelable, in another order: row k's pivot is column col[k]
+    col = np.argsort(p)
+    G = full.copy()
+    blocks = [_carve(G, [20, 21, 22], col[[20, 21, 22, 0, 1, 2, 3, 4]]),   # the rows' pivots inside the block
+              _carve(G, [30], np.arange(n)),                               # row 30 lives in the block only
+              _carve(G, [37, 38, 39], col[[0, 1, 2, 37, 38]]),             # core rows
+              _carve(G, [10, 11, 12], col[:8], share=0.5)]                 # shares positions with G: stamped
+    over = Block(np.array([20, 21]), col[:5], -rng.standard_normal((2, 5)), np.ones((2, 5), bool))
+    blocks.append(over)                                                    # overlaps block 0: stamped
+    full[np.ix_(over.rows, over.cols)] -= over.g
+    labels = [f"u{i}" for i in range(n)]
+    ps = PeelSolve(sp.csr_matrix(G), labels, labels, blocks=blocks)
+    assert ps.dense_blocks == 3 and ps.core_size == 3, (ps.dense_blocks, ps.core_size)
+    R = rng.standard_normal((n, 3))
+    ref = spla.spsolve(sp.csc_matrix(full), R)
+    assert np.allclose(ps.solve(R), ref, rtol=1e-11, atol=1e-11)
+    assert np.allclose(ps.solve(R[:, 0]), ref[:, 0], rtol=1e-11, atol=1e-11)
+    part = PeelSolve(sp.csr_matrix(G), labels, labels, needed=np.array([col[3]]), blocks=blocks)
+    assert np.allclose(part.solve(R)[col[3]], ref[col[3]], rtol=1e-11, atol=1e-11)
+
+
+def test_dense_crossbars_stay_blocks_and_match_modal():
+    """The ideal all-to-all network: its two crossbars (and their transposes) run as dense Blocks under krylov,
+    including a variable with no negative coupling (an unused inverted line, dropped from the block); the
+    result equals the dense modal method, which stamps every resistor."""
+    rng = np.random.default_rng(4)
+    d = 30
+    B = rng.standard_normal((d, d))
+    A = B @ B.T / d + 0.5 * np.eye(d)
+    A[0, 1:] = A[1:, 0] = np.abs(A[0, 1:]) * 0.1   # x1 feeds only positive couplings: no xn1
+    A[0, 0] += 2.0
+    cfg = {"problem": {"matrix": A.tolist(), "vector": rng.standard_normal(d).tolist(), "kappa": 0.0,
+                       "x0": rng.standard_normal(d).tolist()},
+           "circuit": {"topology": "opamp"},
+           "simulation": {"t_stop_tau": 5.0, "burn_in_tau": 0.0, "analyses": ["tran"], "backend": "linear"},
+           "readout": {"sample_dt_tau": 0.25}}
+    c = build_circuit(prepare(cfg))
+    D, K, run = _both(c)
+    assert run.dense_blocks == 4, run
+    assert np.abs(K - D).max() <= 1e-8 * np.abs(D).max(), (np.abs(K - D).max(), run)
 
 
 def test_arnoldi_substeps_on_a_stiff_operator_match_the_closed_form():

@@ -185,6 +185,7 @@ class KrylovRun:
     peel_rounds: int
     core_size: int
     nnz_per_solve: int
+    dense_blocks: int = 0    # crossbar blocks applied by GEMV (linear_stamp.Block)
 
 
 def tran_outputs(circuit: Circuit, tran: Tran, times_s: np.ndarray, saves: list[str] | None = None,
@@ -212,7 +213,7 @@ def tran_outputs(circuit: Circuit, tran: Tran, times_s: np.ndarray, saves: list[
     Y = Y.T
     peel = om.peel
     run = KrylovRun(info, rtol, om.n, peel.n_rounds if peel else 0, peel.core_size if peel else 0,
-                    peel.nnz_per_solve if peel else 0)
+                    peel.nnz_per_solve if peel else 0, peel.dense_blocks if peel else 0)
     return om.outputs[:n_saves], Y, run
 
 

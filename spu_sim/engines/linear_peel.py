@@ -45,7 +45,8 @@ def _gather(indptr: np.ndarray, indices: np.ndarray, which: np.ndarray) -> np.nd
 
 
 class PeelSolve:
-    """Replayable G22^-1 (module doc). Attributes: n_rounds, core_size, nnz_per_solve."""
+    """Replayable G22^-1 (module doc). Attributes: n_rounds, core_size, nnz_per_solve, dense_blocks (Blocks kept
+    dense; the others were stamped into the sparse part)."""
 
     def __init__(self, G22: sp.spmatrix, labels: list[str], eq_labels: list[str], needed: np.ndarray | None = None,
                  what: str = "the algebraic part of the circuit", blocks: tuple[Block, ...] | list[Block] = ()) -> None:
@@ -54,6 +55,7 @@ class PeelSolve:
         n = G.shape[0]
         self.n = n
         G, blocks = _separate(G, list(blocks))
+        self.dense_blocks = len(blocks)
         loc = [(_positions(b.rows, n), _positions(b.cols, n)) for b in blocks]
         Gc = G.tocsc()
         counts = np.diff(G.indptr).astype(np.int64)
@@ -138,7 +140,7 @@ class PeelSolve:
             A = G[r]
             owner = np.repeat(np.arange(len(r)), np.diff(A.indptr))
             hit = A.indices == c[owner]
-            piv = np.bincount(owner[hit], A.data[hit], minlength=len(r))
+            piv = np.bincount(owner[hit], A.data[hit], minlength=len(r)).astype(float)   # int when empty
             parts = []
             for b, (pr, pc) in zip(blocks, loc):
                 lr = pr[r]
