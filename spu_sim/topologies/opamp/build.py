@@ -68,12 +68,22 @@ def coupling_arrays(r_ohm: np.ndarray, sign: np.ndarray, prefix: str = "R") -> l
     (r_ohm inf: no resistor). One name per (i, j): the two crossbars' entries are complementary."""
     d_rows, d_cols = r_ohm.shape
     rows = tuple(f"sum{i}" for i in range(1, d_rows + 1))
+    present = np.isfinite(r_ohm)
     out = []
     for tag, mask in (("", sign > 0), ("n", sign < 0)):
-        r = np.where(mask & np.isfinite(r_ohm), r_ohm, np.inf)
-        if np.isfinite(r).any():
-            out.append(ResistorArray(prefix, rows, tuple(f"x{tag}{j}" for j in range(1, d_cols + 1)), r))
+        if (mask & present).any():
+            out.append(ResistorArray(prefix, rows, tuple(f"x{tag}{j}" for j in range(1, d_cols + 1)),
+                                     _where_inf(mask, r_ohm)))
     return out
+
+
+def _where_inf(mask: np.ndarray, r_ohm: np.ndarray) -> np.ndarray:
+    """r_ohm where mask, inf elsewhere: for positive values r / mask (r / 0 = inf; branch-free: a random sign
+    pattern makes np.where 4 ms at d = 1000, this 0.6 ms); np.where otherwise."""
+    if (r_ohm > 0).all():
+        with np.errstate(divide="ignore"):
+            return r_ohm / mask
+    return np.where(mask, r_ohm, np.inf)
 
 
 def build_circuit(design, request: CircuitRequest) -> Circuit:
