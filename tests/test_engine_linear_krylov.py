@@ -192,16 +192,25 @@ def test_peel_solve_with_dense_blocks_equals_spsolve():
     assert np.allclose(part.solve(R)[col[3]], ref[col[3]], rtol=1e-11, atol=1e-11)
 
 
-def test_dense_crossbars_stay_blocks_and_match_modal():
+@pytest.mark.parametrize("kind,dense", [("mixed", 4), ("m-matrix", 2)])
+def test_dense_crossbars_stay_blocks_and_match_modal(kind, dense):
     """The ideal all-to-all network: its two crossbars (and their transposes) run as dense Blocks under krylov,
-    including a variable with no negative coupling (an unused inverted line, dropped from the block); the
-    result equals the dense modal method, which stamps every resistor."""
+    including a variable with no negative coupling (an unused inverted line, dropped from the block); with
+    every off-diagonal entry negative the x crossbar holds only the diagonal (1/d of its entries, below
+    DENSE_MIN_FILL) and is stamped sparse. The result equals the dense modal method, which stamps every
+    resistor."""
     rng = np.random.default_rng(4)
     d = 30
-    B = rng.standard_normal((d, d))
-    A = B @ B.T / d + 0.5 * np.eye(d)
-    A[0, 1:] = A[1:, 0] = np.abs(A[0, 1:]) * 0.1   # x1 feeds only positive couplings: no xn1
-    A[0, 0] += 2.0
+    if kind == "mixed":
+        B = rng.standard_normal((d, d))
+        A = B @ B.T / d + 0.5 * np.eye(d)
+        A[0, 1:] = A[1:, 0] = np.abs(A[0, 1:]) * 0.1   # x1 feeds only positive couplings: no xn1
+        A[0, 0] += 2.0
+    else:
+        W = rng.random((d, d))
+        A = -(W + W.T) / d
+        np.fill_diagonal(A, 0.0)
+        A += np.diag(-A.sum(axis=1) + 0.3)             # diagonally dominant M-matrix: SPD
     cfg = {"problem": {"matrix": A.tolist(), "vector": rng.standard_normal(d).tolist(), "kappa": 0.0,
                        "x0": rng.standard_normal(d).tolist()},
            "circuit": {"topology": "opamp"},
@@ -209,7 +218,7 @@ def test_dense_crossbars_stay_blocks_and_match_modal():
            "readout": {"sample_dt_tau": 0.25}}
     c = build_circuit(prepare(cfg))
     D, K, run = _both(c)
-    assert run.dense_blocks == 4, run
+    assert run.dense_blocks == dense, run
     assert np.abs(K - D).max() <= 1e-8 * np.abs(D).max(), (np.abs(K - D).max(), run)
 
 

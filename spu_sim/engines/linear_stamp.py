@@ -10,7 +10,7 @@ With ``blocks`` (the structured method, spu_sim.engines.linear_operator) a cross
 distinct nodes keeps its off-diagonal part as two dense Blocks (the matrix entries -g at (rows, cols) and -g^T at
 (cols, rows)), applied by GEMV: at d = 1000 stamping the 2 d^2 entries into CSR, adding, slicing and transposing them
 cost more than the whole transient. Lines on ground or on a node no other entry uses carry no off-diagonal entry
-and are dropped from the block.
+and are dropped from the block; a crossbar with less than DENSE_MIN_FILL of its entries present stays sparse.
 """
 
 from __future__ import annotations
@@ -100,12 +100,18 @@ def stamp_resistors(res: list[Resistor], pos: list[str], neg: list[str], r_ohm: 
     return parts[0]
 
 
+DENSE_MIN_FILL = 0.1   # a crossbar with fewer entries present than this fraction is stamped sparse
+
+
 def _dense_block(rows: np.ndarray, cols: np.ndarray, gb: np.ndarray, present: np.ndarray) -> Block | None:
     """The crossbar's off-diagonal part as a Block on its lines that are nodes (ground lines and unused lines
-    dropped), or None when a node repeats among them (the general CSR path sums those)."""
+    dropped), or None when a node repeats among them (the general CSR path sums those) or when fewer than
+    DENSE_MIN_FILL of its entries are present (a GEMV would mostly multiply zeros)."""
     keep_r, keep_c = np.flatnonzero(rows >= 0), np.flatnonzero(cols >= 0)
     r, c = rows[keep_r], cols[keep_c]
     if len(np.unique(np.concatenate([r, c]))) != len(r) + len(c):
+        return None
+    if np.count_nonzero(present) < DENSE_MIN_FILL * present.size:   # mostly empty: CSR is less work
         return None
     if len(keep_r) < len(rows) or len(keep_c) < len(cols):
         gb, present = gb[np.ix_(keep_r, keep_c)], present[np.ix_(keep_r, keep_c)]
