@@ -15,10 +15,10 @@ and are dropped from the block; a crossbar with less than DENSE_MIN_FILL of its 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
-
-from dataclasses import dataclass
 
 from ..circuit import Resistor, ResistorArray
 from ..errors import BadInputError
@@ -33,8 +33,8 @@ class Block:
     cols: np.ndarray
     g: np.ndarray
     present: np.ndarray
-    row_count: np.ndarray = None   # entries present per row / per column (computed when not given)
-    col_count: np.ndarray = None
+    row_count: np.ndarray | None = None   # entries present per row / per column (computed when not given)
+    col_count: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.row_count is None:
@@ -111,10 +111,11 @@ def _dense_block(rows: np.ndarray, cols: np.ndarray, gb: np.ndarray, present: np
     r, c = rows[keep_r], cols[keep_c]
     if len(np.unique(np.concatenate([r, c]))) != len(r) + len(c):
         return None
-    if np.count_nonzero(present) < DENSE_MIN_FILL * present.size:   # mostly empty: CSR is less work
-        return None
     if len(keep_r) < len(rows) or len(keep_c) < len(cols):
         gb, present = gb[np.ix_(keep_r, keep_c)], present[np.ix_(keep_r, keep_c)]
+    n_present = np.count_nonzero(present)
+    if n_present == 0 or n_present < DENSE_MIN_FILL * present.size:   # mostly empty: CSR is less work
+        return None
     return Block(r, c, gb, present)
 
 
