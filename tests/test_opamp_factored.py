@@ -80,6 +80,33 @@ def test_zero_factor_leaves_the_leak():
     # (the H array keeps its two diagonal resistors: H = I is not zero)
 
 
+def test_pruning_keeps_j_and_its_transpose_alike():
+    """An entry of J below prune_below_relative whose J resistor is realisable but whose J^T resistor (a larger
+    alpha) is not: pruned from both arrays and recorded, so the realised drift is J_p^T H J_p + lambda I
+    (symmetric). Above the threshold the time unit adapts, or, when the damping fixes it, the entry is refused by
+    name. (Before, the J^T array dropped it
+    silently and J kept it: an asymmetric drift with nothing pruned on record.)"""
+    rng = np.random.default_rng(0)
+    n, m = 12, 4
+    J = rng.choice([-1.0, 1.0], size=(m, n)) * rng.uniform(0.5, 1.0, size=(m, n))
+    J[0, 3] = 5e-3
+    b = rng.standard_normal(n)
+    integ = {"r_max_ohm": 1e6, "prune_below_relative": 1e-2}
+    d = prepare(factored_cfg(J, np.eye(m), 0.5, b, circuit={"integrator": integ})).design
+    assert d.alpha_t / 5e-3 > 1e6 > d.alpha_j / 5e-3     # the case: only the J^T resistor is out of range
+    assert d.pruned == [("J", 0, 3)]
+    assert np.isinf(d.r_j_ohm[0, 3]) and np.isinf(d.r_t_ohm[3, 0])
+    Jp = J.copy()
+    Jp[0, 3] = 0.0
+    assert np.abs(d.A_realized - (Jp.T @ Jp + 0.5 * np.eye(n))).max() <= 1e-12 * np.abs(d.A_realized).max()
+    # above the threshold it is kept, and alpha follows it down (alpha_t = r_max * min|J|) ...
+    d = prepare(factored_cfg(J, np.eye(m), 0.5, b, circuit={"integrator": {**integ, "prune_below_relative": 1e-3}})).design
+    assert d.pruned == [] and d.r_t_ohm[3, 0] <= 1e6 * (1 + 1e-12)
+    # ... unless the damping's leak holds alpha up (alpha >= damping r_min): then it is refused, naming it
+    with pytest.raises(BadInputError, match=r"problem\.factors\.J\[0\]\[3\].*prune_below_relative above 0\.005"):
+        prepare(factored_cfg(J, np.eye(m), 50.0, b, circuit={"integrator": {**integ, "prune_below_relative": 1e-3}}))
+
+
 def test_problem_factors_without_kind_and_npy_sources(tmp_path):
     J, H, b = mixed_factors(8, 3, seed=2)
     np.save(tmp_path / "J.npy", J)

@@ -270,20 +270,26 @@ def nominal_lambda_min(problem: FactoredProblem) -> float:
     return float(problem.damping + low)
 
 
-def _array(M: np.ndarray, alpha: float, r_max: float, prune: float, name: str, pruned: list) -> tuple[np.ndarray, np.ndarray]:
-    """Resistors alpha / |M| (inf for zeros and pruned entries) and the sign rule; DesignError beyond r_max."""
+def _array(M: np.ndarray, alpha: float, r_max: float, prune: float, name: str, pruned: list,
+           alpha_limit: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Resistors alpha / |M| (inf for zeros and pruned entries) and the sign rule; DesignError beyond r_max.
+    alpha_limit (>= alpha): the entries are also realised by another array with this alpha (J's by the J^T
+    array): an entry is pruned, or refused, by the larger of the two resistors, so that both arrays keep the
+    same entries."""
     a = np.abs(M)
     amax = float(a.max()) if a.size else 0.0
     with np.errstate(divide="ignore"):
         r = alpha / a            # exact zeros: inf (no resistor)
-    big = (r > r_max) & (a > 0)
+        r_worst = r if alpha_limit is None or alpha_limit <= alpha else alpha_limit / a
+    big = (r_worst > r_max) & (a > 0)
     if big.any():
         drop = big & (a < prune * amax)
         if np.any(big & ~drop):
             i, j = np.argwhere(big & ~drop)[0]
+            limit = alpha if alpha_limit is None else max(alpha, alpha_limit)
             raise DesignError(
-                f"problem.factors.{name}[{i}][{j}] = {M[i, j]:.3g} needs R = {r[i, j]:.3g} ohm, above "
-                f"circuit.integrator.r_max_ohm = {r_max:.3g} (entries below {alpha / r_max:.3g} are not realisable);"
+                f"problem.factors.{name}[{i}][{j}] = {M[i, j]:.3g} needs R = {r_worst[i, j]:.3g} ohm, above "
+                f"circuit.integrator.r_max_ohm = {r_max:.3g} (entries below {limit / r_max:.3g} are not realisable);"
                 f" raise r_max_ohm or set circuit.integrator.prune_below_relative above {a[i, j] / amax:.3g}")
         pruned.extend((name, int(i), int(j)) for i, j in np.argwhere(drop))
         r = np.where(drop, np.inf, r)
@@ -336,10 +342,11 @@ def design_factored(problem: FactoredProblem, circuit: FactoredCircuitConfig, si
     tau_s = alpha * ic.c_farad
     pruned: list = []
     prune = ic.prune_below_relative
-    r_j, s_j = _array(J, alpha_j, rmax, prune, "J", pruned)
+    r_j, s_j = _array(J, alpha_j, rmax, prune, "J", pruned, alpha_limit=alpha_t)   # J and J^T keep the same entries
     r_h, s_h = _array(H, alpha_h, rmax, prune, "H", pruned)
-    r_t, s_t = _array(J.T, alpha_t, rmax, prune, "J^T", [])     # the same entries as J (pruned there)
-    r_t = np.where(np.isfinite(r_j.T), r_t, np.inf)
+    with np.errstate(divide="ignore"):
+        r_t = np.where(np.isfinite(r_j.T), alpha_t / np.abs(J.T), np.inf)
+    s_t = s_j.T
     if lam > 0:
         r_leak = alpha / lam
         if r_leak > rmax:
