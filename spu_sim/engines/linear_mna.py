@@ -34,7 +34,7 @@ from ..circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Commen
                        ResistorArray, Switch, SwitchModel, VoltageSource)
 from ..errors import BadInputError
 from .linear_solve import NGSPICE_HINT, check_structure, factor, solve_algebraic
-from .linear_stamp import Block, stamp_resistors
+from .linear_stamp import Block, Triplets, stamp_resistors
 
 GROUND = "0"
 MAX_DENSE_STATES = 3000   # the dense model: M, its eigenvectors and inverse (complex): about 4 x 16 n^2 bytes, O(n^3)
@@ -75,32 +75,6 @@ def by_type(circuit: Circuit) -> dict[type, list]:
         if t not in skip:
             others.append(e)
     return out
-
-
-class _Triplets:
-    """COO entries of an MNA matrix, added a vector at a time; entries on ground (index -1) are dropped."""
-
-    def __init__(self) -> None:
-        self.I: list[np.ndarray] = []
-        self.J: list[np.ndarray] = []
-        self.V: list[np.ndarray] = []
-
-    def add(self, i: np.ndarray, j: np.ndarray, v: np.ndarray) -> None:
-        keep = (i >= 0) & (j >= 0)
-        self.I.append(i[keep]), self.J.append(j[keep]), self.V.append(np.broadcast_to(v, i.shape)[keep])
-
-    def two_terminal(self, a: np.ndarray, b: np.ndarray, g: np.ndarray) -> None:
-        self.add(a, a, g), self.add(b, b, g), self.add(a, b, -g), self.add(b, a, -g)
-
-    def branch(self, k: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
-        """Branch current k leaves a and enters b; branch row k reads v_a - v_b."""
-        one = np.ones(len(k))
-        self.add(a, k, one), self.add(b, k, -one), self.add(k, a, one), self.add(k, b, -one)
-
-    def csr(self, shape: tuple[int, int]) -> sp.csr_matrix:
-        if not self.I:
-            return sp.csr_matrix(shape)
-        return sp.csr_matrix((np.concatenate(self.V), (np.concatenate(self.I), np.concatenate(self.J))), shape=shape)
 
 
 @dataclass
@@ -147,7 +121,6 @@ def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
     branches = {e.name: nn + k for k, e in enumerate(branch_els)}
     n = nn + len(branches)
     noise = typed[NoiseSource]
-    nu = 1 + len(noise)
 
     def idx(items, attr: str) -> np.ndarray:   # node numbers (ground: -1)
         return np.fromiter((nodes.get(getattr(e, attr), -1) for e in items), dtype=np.int64, count=len(items))
@@ -158,7 +131,7 @@ def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
     def branch_of(items) -> np.ndarray:
         return np.fromiter((branches[e.name] for e in items), dtype=np.int64, count=len(items))
 
-    Cm, Gm, Bm = _Triplets(), _Triplets(), _Triplets()
+    Cm, Gm, Bm = Triplets(), Triplets(), Triplets()
     # resistors and resistor arrays (the bulk of a dense network) stamped in one vectorised step
     dense: list[Block] | None = [] if blocks else None
     big = stamp_resistors(res, pos, neg, r_ohm, arrays, nodes, n, blocks=dense)
@@ -218,7 +191,7 @@ def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
         Gm.branch(k, idx(noise, "node"), idx(noise, "n_neg"))
         Bm.add(k, 1 + np.arange(len(noise)), np.ones(len(noise)))
     C = Cm.csr((n, n))
-    B = Bm.csr((n, nu))
+    B = Bm.csr((n, 1 + len(noise)))
     G = big + Gm.csr((n, n))
     labels = [f"node {k}" for k in nodes] + [f"the current of {k}" for k in branches]
     eq_labels = [f"KCL at node {k}" for k in nodes] + [f"the branch equation of {k}" for k in branches]

@@ -2,6 +2,7 @@
 
     G = stamp_resistors(resistors, pos, neg, r_ohm, arrays, nodes, n)    # (n, n) CSR
     G = stamp_resistors(..., blocks=out)    # crossbars' off-diagonals appended to out as dense Blocks instead
+    T = Triplets(); T.two_terminal(a, b, g); T.branch(k, a, b); T.csr((n, n))   # the other elements, vectorised
 
 Scalar resistors go through one COO construction; every ResistorArray crossbar adds its diagonal by bincount and
 its two off-diagonal blocks straight into canonical CSR (no sort of its entries), summed pairwise.
@@ -52,6 +53,32 @@ class Block:
     def relabel(self, index: np.ndarray) -> "Block":
         """The block on other unknown numbers (index maps old -> new)."""
         return Block(index[self.rows], index[self.cols], self.g, self.present, self.row_count, self.col_count)
+
+
+class Triplets:
+    """COO entries of an MNA matrix, added a vector at a time; entries on ground (index -1) are dropped."""
+
+    def __init__(self) -> None:
+        self.I: list[np.ndarray] = []
+        self.J: list[np.ndarray] = []
+        self.V: list[np.ndarray] = []
+
+    def add(self, i: np.ndarray, j: np.ndarray, v: np.ndarray) -> None:
+        keep = (i >= 0) & (j >= 0)
+        self.I.append(i[keep]), self.J.append(j[keep]), self.V.append(np.broadcast_to(v, i.shape)[keep])
+
+    def two_terminal(self, a: np.ndarray, b: np.ndarray, g: np.ndarray) -> None:
+        self.add(a, a, g), self.add(b, b, g), self.add(a, b, -g), self.add(b, a, -g)
+
+    def branch(self, k: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+        """Branch current k leaves a and enters b; branch row k reads v_a - v_b."""
+        one = np.ones(len(k))
+        self.add(a, k, one), self.add(b, k, -one), self.add(k, a, one), self.add(k, b, -one)
+
+    def csr(self, shape: tuple[int, int]) -> sp.csr_matrix:
+        if not self.I:
+            return sp.csr_matrix(shape)
+        return sp.csr_matrix((np.concatenate(self.V), (np.concatenate(self.I), np.concatenate(self.J))), shape=shape)
 
 
 def stamp_resistors(res: list[Resistor], pos: list[str], neg: list[str], r_ohm: list[float],
