@@ -9,6 +9,14 @@ from spu_sim.train import data, models
 pytestmark = pytest.mark.ngspice
 
 
+def _logreg_case():
+    """The N = 8 logistic regression both tests step: data, model, start, TNGD settings."""
+    ds = data.make_blobs(n_samples=80, n_features=3, n_classes=2, seed=3)
+    model = models.make_model("logreg", 3, 2)
+    theta = model.init(np.random.default_rng(0), 0.3)
+    return ds, model, theta, dict(lr=1.0, damping=0.5, t_tau=2.0, delay_tau=0.0)
+
+
 def test_circuit_estimate_matches_ideal_transient():
     """Three warm-started TNGD steps on an N = 8 logistic regression: same problems, same t_tau.
 
@@ -17,10 +25,7 @@ def test_circuit_estimate_matches_ideal_transient():
     RELTOL = 1e-3; 1e-2 (10 x RELTOL, for accumulation over the transient) is the tolerance. It is far
     below the change from halving t_tau (checked at step 0). Measured here: 1.6e-3 to 2.7e-3.
     """
-    ds = data.make_blobs(n_samples=80, n_features=3, n_classes=2, seed=3)
-    model = models.make_model("logreg", 3, 2)
-    theta = model.init(np.random.default_rng(0), 0.3)
-    kw = dict(lr=1.0, damping=0.5, t_tau=2.0, delay_tau=0.0)
+    ds, model, theta, kw = _logreg_case()
     ideal, circ = tngd.build(**kw), tngd.build(**kw, backend="circuit")
     s_i, s_c = ideal.init(theta), circ.init(theta)
     for k, idx in enumerate(data.batch_indices(len(ds.y_train), 8, 3, seed=1)):
@@ -40,10 +45,7 @@ def test_linear_engine_backend_equals_the_ideal_transient():
     """backend linear: the same op-amp circuit on the exact linear engine. Its only error against the ideal OU
     transient is the circuit's realisation of A (pruned entries: none here) and the float round-off of exact
     stepping, so it must agree to 1e-8 -- far tighter than the ngspice backend's 1e-2."""
-    ds = data.make_blobs(n_samples=80, n_features=3, n_classes=2, seed=3)
-    model = models.make_model("logreg", 3, 2)
-    theta = model.init(np.random.default_rng(0), 0.3)
-    kw = dict(lr=1.0, damping=0.5, t_tau=2.0, delay_tau=0.0)
+    ds, model, theta, kw = _logreg_case()
     ideal, lin = tngd.build(**kw), tngd.build(**kw, backend="linear")
     s_i, s_l = ideal.init(theta), lin.init(theta)
     for idx in data.batch_indices(len(ds.y_train), 8, 3, seed=1):

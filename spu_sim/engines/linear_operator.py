@@ -42,7 +42,7 @@ from ..circuit import Capacitor, Circuit, Inductor, NoiseSource, Switch, Tran
 from ..errors import BadInputError
 from .linear_krylov import KrylovInfo, affine_expmv
 from .linear_mna import NGSPICE_HINT, _initial_state, _islands, algebraic_labels, assemble, island_transform, output_rows
-from .linear_peel import PeelSolve
+from .linear_peel import PeelSolve, positions
 
 KRYLOV_MIN_STATES = 500
 RTOL = 1e-10
@@ -78,8 +78,7 @@ class OperatorModel:
         alg = np.setdiff1d(np.arange(n), dyn)
         G, B = mna.G.tocsr(), sp.csr_matrix(mna.B)
         # crossbar blocks between algebraic nodes stay dense inside the G22 solve; any other is stamped here
-        alg_pos = np.full(n, -1, dtype=np.int64)
-        alg_pos[alg] = np.arange(len(alg))
+        alg_pos = positions(alg, n)
         blocks = []
         for blk in mna.blocks:
             if not ref_of and (alg_pos[blk.rows] >= 0).all() and (alg_pos[blk.cols] >= 0).all():

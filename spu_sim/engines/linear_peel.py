@@ -56,7 +56,7 @@ class PeelSolve:
         self.n = n
         G, blocks = _separate(G, list(blocks))
         self.dense_blocks = len(blocks)
-        loc = [(_positions(b.rows, n), _positions(b.cols, n)) for b in blocks]
+        loc = [(positions(b.rows, n), positions(b.cols, n)) for b in blocks]
         Gc = G.tocsc()
         counts = np.diff(G.indptr).astype(np.int64)
         col_counts = np.diff(Gc.indptr).astype(np.int64)
@@ -192,7 +192,7 @@ class PeelSolve:
         return z
 
 
-def _positions(index: np.ndarray, n: int) -> np.ndarray:
+def positions(index: np.ndarray, n: int) -> np.ndarray:
     """(n,) position of each unknown in index, -1 where absent."""
     pos = np.full(n, -1, dtype=np.int64)
     pos[index] = np.arange(len(index))

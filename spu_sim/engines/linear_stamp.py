@@ -140,10 +140,11 @@ def _dense_block(rows: np.ndarray, cols: np.ndarray, gb: np.ndarray, present: np
         return None
     if len(keep_r) < len(rows) or len(keep_c) < len(cols):
         gb, present = gb[np.ix_(keep_r, keep_c)], present[np.ix_(keep_r, keep_c)]
-    n_present = np.count_nonzero(present)
+    block = Block(r, c, gb, present)
+    n_present = int(block.row_count.sum())
     if n_present == 0 or n_present < DENSE_MIN_FILL * present.size:   # mostly empty: CSR is less work
         return None
-    return Block(r, c, gb, present)
+    return block
 
 
 def _block_csr(rows: np.ndarray, cols: np.ndarray, gb: np.ndarray, present: np.ndarray, n: int) -> sp.csr_matrix:
