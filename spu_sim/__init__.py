@@ -5,7 +5,7 @@ Entry points (the chain problem -> design -> circuit -> engine -> waveforms -> r
     spu_sim.simulate(config, out_dir=None)   run the configured engine, return the result arrays (spu_sim.pipeline)
     spu_sim.run_compare(config, out_dir)     simulate + exact OU reference + metrics + plots (spu_sim.compare)
     spu_sim.write_netlist(config, out_dir)   the netlist only
-    spu_sim.load_config(path_or_dict)        the validated config
+    spu_sim.load_config(path_or_dict)        the validated run config (spu_sim.run_config)
 
 ``config`` is a YAML path, a dict with the same sections, or a loaded Config.
 """
@@ -41,5 +41,5 @@ def write_netlist(config, out_dir):
 
 
 def load_config(source):
-    from .config import load_config as _load
+    from .run_config import load_run_config as _load
     return _load(source)

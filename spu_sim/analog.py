@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BadInputError
-from .problem import Problem, validate_spd
+from .problems import Problem, validate_spd
 
 DEFAULT_INTEGRATOR = {"r_max_ohm": 1e9, "prune_below_relative": 1e-6}
 
@@ -58,7 +58,7 @@ class AnalogSolver:
 
     def __init__(self, circuit: dict[str, Any] | None = None, *, kappa: float = 0.0, seed: int = 0,
                  adc_bits: int | None = None, backend: str = "ngspice-shared") -> None:
-        from .config import load_config  # noqa: PLC0415
+        from .run_config import load_run_config  # noqa: PLC0415
         self.circuit = _merge({"topology": "opamp", "integrator": dict(DEFAULT_INTEGRATOR)}, circuit)
         self.kappa = float(kappa)
         self.seed = int(seed)
@@ -70,7 +70,7 @@ class AnalogSolver:
         self.last_engine_s = 0.0
         self._cfg_factored = None   # the opamp_factored sections, validated at the first solve_factored
         # validated once: every solve reuses these sections (its problem is passed as arrays, not as a config)
-        self._cfg = load_config({
+        self._cfg = load_run_config({
             "problem": {"matrix": [[1.0]], "vector": [0.0], "kappa": self.kappa},
             "circuit": self.circuit,
             "simulation": {"t_stop_tau": 1.0, "burn_in_tau": 0.0, "seed": self.seed, "analyses": ["tran"],
@@ -120,9 +120,9 @@ class AnalogSolver:
         return x
 
     def _factored_cfg(self):
-        from .config import load_config  # noqa: PLC0415
+        from .run_config import load_run_config  # noqa: PLC0415
         if self._cfg_factored is None:
-            self._cfg_factored = load_config({
+            self._cfg_factored = load_run_config({
                 "problem": {"factors": {"J": [[1.0]], "H": [[1.0]], "damping": 1.0}, "vector": [0.0], "kappa": self.kappa},
                 "circuit": {**self.circuit, "topology": "opamp_factored"},
                 "simulation": self._cfg.simulation.model_dump(), "readout": self._cfg.readout.model_dump()})

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import ideal, io
-from .config import Config
+from .run_config import Config
 from .pipeline import Prepared, prepare, simulate_in, staged
 
 METRICS_NAME = "metrics.json"

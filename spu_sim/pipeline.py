@@ -20,13 +20,14 @@ import numpy as np
 
 from . import io
 from .circuit import Circuit, check_physical
-from .config import Config, load_config, save_config
+from .config import save_config
+from .run_config import Config, load_run_config
 from .engines import Waveforms, get_engine
 from .errors import BadInputError, SimulationError
-from .problem import Problem, build_problem
+from .problems import Problem, build_problem
 from .readout import make_adc, read_op, read_transient, sample_dt_tau
 from .spice import NETLIST_NAME, format_spice, write_circuit
-from .topologies import CircuitRequest, Design, Topology, get_topology
+from .topologies import TOPOLOGIES, CircuitRequest, Design, Topology
 from .topologies.noise_sources import noise_samples
 
 T = TypeVar("T")
@@ -84,14 +85,14 @@ def prepare(config: str | Path | dict | Config | Prepared) -> Prepared:
     """
     if isinstance(config, Prepared):
         return config
-    cfg = load_config(config)
-    return prepare_problem(cfg, build_problem(cfg))
+    cfg = load_run_config(config)
+    return prepare_problem(cfg, build_problem(cfg.problem, cfg.base_dir))
 
 
 def prepare_problem(cfg: Config, problem: Problem) -> Prepared:
     """Design an already built Problem with a validated config's circuit/simulation/readout sections (the
     config's own problem section is not read: callers such as AnalogSolver pass arrays straight through)."""
-    topology = get_topology(cfg.circuit.topology)
+    topology = TOPOLOGIES.get(cfg.circuit.topology)
     design = topology.design(problem, cfg.circuit, cfg.simulation)
     prep = Prepared(cfg, problem, topology, design)
     check_limits(prep)

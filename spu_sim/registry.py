@@ -3,6 +3,7 @@ experiments, training models and data sets).
 
     TOPOLOGIES = Registry("a topology", "circuit.topology")
     TOPOLOGIES.register("opamp", OpampTopology())     # where the thing is defined
+    TOPOLOGIES.add(OpampTopology())                   # the same, under the item's own ``name``
     TOPOLOGIES.get("opamp")                           # or ConfigError naming the field and the choices
     TOPOLOGIES.names()                                # ("opamp", ...) in registration order
 
@@ -18,7 +19,7 @@ its own topology, engine or problem kind from tests/ with the same calls).
 from __future__ import annotations
 
 import reprlib
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Generic, Iterator, TypeVar
 
 from .errors import ConfigError
 
@@ -45,9 +46,10 @@ class Registry(Generic[T]):
         self._items[name] = item
         return item
 
-    def decorator(self, name: str) -> Callable[[T], T]:
-        """``@REGISTRY.decorator("name")`` registers what it decorates."""
-        return lambda item: self.register(name, item)
+    def add(self, item: T) -> T:
+        """Register ``item`` under its own ``name`` attribute; returns it, so it also decorates a class:
+        ``@ENGINES.add`` above ``class LinearEngine: name = "linear"``."""
+        return self.register(getattr(item, "name", ""), item)
 
     def get(self, name: object, field: str | None = None) -> T:
         """The item of that name, or ConfigError naming ``field`` (default: the registry's) and the choices."""

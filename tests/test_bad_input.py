@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spu_sim.topologies import names as topology_names
+from spu_sim.topologies import TOPOLOGIES
 import yaml
 
 from spu_sim.cli import main
-from spu_sim.config import load_config
+from spu_sim.run_config import build_problem_from, load_run_config
 from spu_sim.errors import ConfigError
 
 GOOD = {"problem": {"matrix": [[2.0, -1.0], [-1.0, 2.0]], "vector": [1.0, 0.5], "kappa": 0.0},
@@ -42,7 +42,7 @@ def with_(path: str, value) -> dict:
 CASES = [
     ("unknown key", with_("circuit.integrater", {"c_farad": 1e-9}), r"circuit\.integrater: unknown key"),
     ("wrong type", with_("simulation.t_stop_tau", "long"), r"simulation\.t_stop_tau: .*number"),
-    ("bad choice", with_("circuit.topology", "opamp_x"), r"circuit\.topology: 'opamp_x' is not a topology; choose one of: " + re.escape(", ".join(topology_names()))),
+    ("bad choice", with_("circuit.topology", "opamp_x"), r"circuit\.topology: 'opamp_x' is not a topology; choose one of: " + re.escape(", ".join(TOPOLOGIES.names()))),
     ("negative", with_("problem.kappa", -1), r"problem\.kappa: .*greater than or equal to 0"),
     ("shape", with_("problem.vector", [1.0, 2.0, 3.0]), r"problem\.vector: has 3 entries but the matrix is 2x2"),
     ("ragged", with_("problem.matrix", [[1.0, 2.0], [3.0]]), r"problem\.matrix: rows .* same length"),
@@ -83,14 +83,13 @@ def test_missing_config_file(tmp_path, capsys):
 def test_npy_matrix_relative_to_config(tmp_path):
     np.save(tmp_path / "A.npy", np.array([[3.0, 1.0], [1.0, 2.0]]))
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(with_("problem.matrix", "A.npy")))
-    from spu_sim.problem import build_problem
-    p = build_problem(load_config(tmp_path / "c.yaml"))
+    p = build_problem_from(tmp_path / "c.yaml")
     assert np.allclose(p.A, [[3.0, 1.0], [1.0, 2.0]])
 
 
 def test_error_names_nested_list_index():
     with pytest.raises(ConfigError, match=r"simulation\.analyses\[1\]: 'dc' is not a valid value; choose one of: op, tran"):
-        load_config(with_("simulation.analyses", ["op", "dc"]))
+        load_run_config(with_("simulation.analyses", ["op", "dc"]))
 
 
 @pytest.mark.ngspice

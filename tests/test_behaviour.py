@@ -11,7 +11,7 @@ import pytest
 
 from conftest import rlc_problem, spd_problem
 from spu_sim import engines, ideal, topologies
-from spu_sim.config import load_config
+from spu_sim.run_config import load_run_config
 from spu_sim.errors import ConfigError
 from spu_sim.pipeline import prepare, simulate
 
@@ -52,7 +52,7 @@ def test_every_built_in_topology_has_a_case():
 
 
 @pytest.mark.parametrize("topology", BUILT_IN)
-@pytest.mark.parametrize("engine", engines.names())
+@pytest.mark.parametrize("engine", engines.ENGINES.names())
 def test_same_config_and_seed_give_the_same_numbers(topology, engine):
     cfg = CASES[topology](t_stop_tau=10.0, backend=engine)
     a, b = simulate(cfg), simulate(cfg)
@@ -64,7 +64,7 @@ def test_same_config_and_seed_give_the_same_numbers(topology, engine):
 
 @pytest.mark.parametrize("topology", BUILT_IN)
 def test_ngspice_engines_agree_on_the_same_circuit(topology):
-    runs = {e: simulate(CASES[topology](t_stop_tau=10.0, backend=e)) for e in engines.names() if e.startswith("ngspice")}
+    runs = {e: simulate(CASES[topology](t_stop_tau=10.0, backend=e)) for e in engines.ENGINES.names() if e.startswith("ngspice")}
     ref = runs.pop("ngspice-subprocess")
     for name, r in runs.items():
         np.testing.assert_allclose(r["x"], ref["x"], rtol=0, atol=1e-9 * np.abs(ref["x"]).max(), err_msg=name)
@@ -85,7 +85,7 @@ def test_stationary_covariance_within_sampling_theory(topology):
     assert err < 4 * rms + 0.02 * np.linalg.norm(S), (err, rms)
 
 
-@pytest.mark.parametrize("topology", [t for t in BUILT_IN if topologies.get_topology(t).has_mean])
+@pytest.mark.parametrize("topology", [t for t in BUILT_IN if topologies.TOPOLOGIES.get(t).has_mean])
 def test_operating_point_is_the_realised_solution(topology):
     prep = prepare(CASES[topology](analyses=["op"]))
     r = simulate(prep)
@@ -98,7 +98,7 @@ def test_unknown_circuit_key_lists_the_topology_keys(topology):
     cfg = CASES[topology]()
     cfg["circuit"] = {**cfg.get("circuit", {}), "topology": topology, "bogus_knob": 1}
     with pytest.raises(ConfigError, match=r"circuit\.bogus_knob: unknown key; valid keys here: topology"):
-        load_config(cfg)
+        load_run_config(cfg)
 
 
 @pytest.mark.parametrize("topology", BUILT_IN)

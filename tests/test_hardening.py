@@ -98,11 +98,11 @@ def test_strict_types_and_negative_seeds_are_config_errors(tmp_path, capsys, pat
 
 
 def test_yaml_floats_without_a_dot_or_sign_are_numbers(tmp_path):
-    from spu_sim.config import load_config
+    from spu_sim.run_config import load_run_config
     path = tmp_path / "c.yaml"
     path.write_text("problem: {matrix: [[2, 0], [0, 1]], vector: [1, 1], kappa: 1e-2}\n"
                     "circuit: {integrator: {c_farad: 1e-9, r_min_ohm: 1.0e3}}\n")
-    cfg = load_config(path)
+    cfg = load_run_config(path)
     assert cfg.problem.kappa == 0.01 and cfg.circuit.integrator.r_min_ohm == 1000.0
 
 

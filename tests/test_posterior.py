@@ -15,8 +15,9 @@ import pytest
 from spu_sim.circuit import BehavioralVoltage, Expr, add, call, mul, num, volt
 from spu_sim.cli import main
 from spu_sim.pipeline import prepare
-from spu_sim.posterior import reference, stats
-from spu_sim.posterior.problem import build_problem_from
+from spu_sim.posterior import stats
+from spu_sim.problems import posterior_reference as reference
+from spu_sim.run_config import build_problem_from
 from spu_sim.posterior.run import N_SIGMA, judge, run_posterior, sampling_theory
 from spu_sim.spice import format_element
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import rlc_problem
 from spu_sim import ideal
 from spu_sim.engines import available, get_engine
-from spu_sim.config import load_config
+from spu_sim.run_config import load_run_config
 from spu_sim.experiments.rlc import autocovariance, bartlett_se, exact_autocovariance, interpolated_noise_cov
 from spu_sim.pipeline import netlist_text, prepare, simulate
 
@@ -71,7 +71,7 @@ def measure_maxwell(design, cfg, tmp_path) -> np.ndarray:
 
 @pytest.mark.parametrize("compensated", [True, False])
 def test_realised_capacitance_matrix_equals_hand_maxwell(tmp_path, compensated):
-    cfg = load_config(rlc_cfg(A3, bits=6, c_unit_farad=10 * PF, c_parasitic_farad=1 * PF,
+    cfg = load_run_config(rlc_cfg(A3, bits=6, c_unit_farad=10 * PF, c_parasitic_farad=1 * PF,
                               compensate_parasitics=compensated))
     design = prepare(cfg).design
     assert [int(design.code[0, 1]), int(design.code[0, 2]), int(design.code[1, 2])] == [25, 10, 5]

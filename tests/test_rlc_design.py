@@ -9,7 +9,7 @@ import pytest
 
 from conftest import rlc_problem
 from spu_sim import ideal
-from spu_sim.config import load_config
+from spu_sim.run_config import load_run_config
 from spu_sim.topologies.rlc.sde import rlc_sde
 from spu_sim.errors import DesignError
 from spu_sim.pipeline import netlist_text, prepare
@@ -23,7 +23,7 @@ def rlc_cfg(matrix, **rlc) -> dict:
 
 
 def design_of(cfg: dict):
-    c = load_config(cfg)
+    c = load_run_config(cfg)
     return prepare(c).design
 
 
@@ -136,7 +136,7 @@ def test_design_sde_equals_circuit_equations():
 
 def test_netlist_structure():
     d = design_of(rlc_cfg({"random": {"kind": "m_matrix", "d": 4, "condition": 5, "seed": 1}}, bits=5))
-    cfg = load_config(rlc_cfg({"random": {"kind": "m_matrix", "d": 4, "condition": 5, "seed": 1}}, bits=5))
+    cfg = load_run_config(rlc_cfg({"random": {"kind": "m_matrix", "d": 4, "condition": 5, "seed": 1}}, bits=5))
     text = netlist_text(prepare(cfg))
     lines = text.splitlines()
     assert sum(ln.startswith("SB") for ln in lines) == 6 * 5

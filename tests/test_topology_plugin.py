@@ -23,7 +23,7 @@ from spu_sim.circuit import Capacitor, Circuit, Comment, Op, Resistor, Tran, Vol
 from spu_sim.cli import main
 from spu_sim.compare import compare
 from spu_sim.errors import DesignError
-from spu_sim.topologies import CircuitBase, Topology, names, register
+from spu_sim.topologies import TOPOLOGIES, CircuitBase, Topology
 from spu_sim.topologies.noise_sources import noise_dacs
 
 pytestmark = pytest.mark.ngspice
@@ -127,7 +127,7 @@ class RcDiag(Topology):
                        saves=[f"v({n})" for n in design.readout_nodes])
 
 
-register(RcDiag())
+TOPOLOGIES.add(RcDiag())
 
 A = [[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 4.0]]
 B = [1.0, -0.5, 2.0]
@@ -140,11 +140,11 @@ def _cfg(kappa=0.05, **sim):
 
 
 def test_registered_topology_is_listed_and_validated():
-    assert "rc_diag" in names()
-    from spu_sim.config import load_config
+    assert "rc_diag" in TOPOLOGIES.names()
+    from spu_sim.run_config import load_run_config
     from spu_sim.errors import ConfigError
     with pytest.raises(ConfigError, match=r"circuit\.bogus: unknown key; valid keys here: topology, tolerance"):
-        load_config({"problem": {"matrix": A, "vector": B}, "circuit": {"topology": "rc_diag", "bogus": 1}})
+        load_run_config({"problem": {"matrix": A, "vector": B}, "circuit": {"topology": "rc_diag", "bogus": 1}})
 
 
 def test_netlist_simulate_compare_through_a_test_topology(tmp_path):

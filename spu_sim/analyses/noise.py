@@ -42,11 +42,12 @@ import numpy as np
 
 from .. import io
 from ..circuit import CCCS, Circuit, Comment, Noise, NoiseSource, Resistor, ResistorArray, VoltageSource
-from ..config import Config, load_config, save_config
+from ..config import save_config
+from ..run_config import Config, load_run_config
 from ..engines import get_engine
 from ..errors import BadInputError
 from ..spice import write_circuit
-from ..topologies import CircuitRequest, get_topology, names
+from ..topologies import TOPOLOGIES, CircuitRequest
 
 K_BOLTZMANN = 1.380649e-23
 NOISE_NETLIST_NAME = "noise.cir"
@@ -63,10 +64,10 @@ def _kT(cfg: Config) -> float:
 def _noise_prep(config):
     """(the validated config, the prepared design used for .noise, its topology)."""
     from ..pipeline import prepare  # noqa: PLC0415
-    cfg = load_config(config)
-    topo = get_topology(cfg.circuit.topology)
+    cfg = load_run_config(config)
+    topo = TOPOLOGIES.get(cfg.circuit.topology)
     if topo.noise is None:
-        have = [n for n in names() if get_topology(n).noise is not None]
+        have = [n for n in TOPOLOGIES.names() if TOPOLOGIES.get(n).noise is not None]
         raise BadInputError(f"circuit.topology: {topo.name} has no small-signal noise analysis; use one of: "
                             f"{', '.join(have)}")
     prep = prepare(topo.noise.design_config(cfg))

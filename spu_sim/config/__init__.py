@@ -1,13 +1,17 @@
-"""Validated configuration: one pydantic model per YAML section, unknown keys rejected (see base.py).
+"""Validated configuration, a leaf of the package (it imports nothing of spu_sim but errors): the strict base
+model, the finiteness check, the YAML reader, one-line error formatting and the section models every run
+shares.
 
-base: Strict, read_yaml, load_config, save_config, format_validation_error; problem: the problem section;
-run: the run config (its ``circuit`` section comes from the topology registry, spu_sim.topologies).
+    base.py      Strict, finite, read_yaml, parse_yaml, load_config(source, model), save_config,
+                 format_validation_error
+    sections.py  SimulationConfig, ReadoutConfig, AdcConfig
+
+The sections that belong to a registered thing live with it (a problem kind's in spu_sim.problems, a
+topology's in its folder); the composite run configuration is spu_sim.run_config.
 """
 
-from .base import Strict, finite, format_validation_error, load_config, read_yaml, save_config
-from .problem import ProblemConfig, RandomMatrix, RandomMatrixSpec, RandomVector, RandomVectorSpec
-from .run import AdcConfig, Config, ReadoutConfig, SimulationConfig
+from .base import Strict, finite, format_validation_error, load_config, parse_yaml, read_yaml, save_config
+from .sections import AdcConfig, ReadoutConfig, SimulationConfig
 
-__all__ = ["AdcConfig", "Config", "ProblemConfig", "RandomMatrix", "RandomMatrixSpec", "RandomVector",
-           "RandomVectorSpec", "ReadoutConfig", "SimulationConfig", "Strict", "finite", "format_validation_error",
-           "load_config", "read_yaml", "save_config"]
+__all__ = ["AdcConfig", "ReadoutConfig", "SimulationConfig", "Strict", "finite", "format_validation_error",
+           "load_config", "parse_yaml", "read_yaml", "save_config"]

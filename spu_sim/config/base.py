@@ -1,6 +1,6 @@
 """Config base: the strict pydantic base model, YAML reading, loading and one-line error formatting.
 
-``load_config(path_or_dict)`` is the only way in: load -> validate -> resolve paths. Every failure is a
+``load_config(path_or_dict, model)`` is the only way in: load -> validate -> resolve paths. Every failure is a
 ``ConfigError`` with one line naming the dotted field path and the fix, e.g.
 
     circuit.topology: 'opamp_x' is not a topology; choose one of: opamp, rlc
@@ -158,15 +158,12 @@ def read_yaml(path: str | Path) -> tuple[dict[str, Any], Path]:
     return data, path.resolve().parent
 
 
-def load_config(source: Any, *, model: type[BaseModel] | None = None) -> Any:
-    """Load and validate a config from a YAML path, a dict or an existing Config.
+def load_config(source: Any, model: type[BaseModel]) -> Any:
+    """Load a config from a YAML path, a dict or an existing instance and validate it with ``model``.
 
     Relative paths inside the config resolve against the YAML file's folder (or the current folder
-    for a dict).
+    for a dict): a model with a private ``_base_dir`` gets that folder.
     """
-    if model is None:
-        from .run import Config  # noqa: PLC0415 - the run config is the default model
-        model = Config
     if isinstance(source, model):
         return source
     base_dir = Path(".")

@@ -2,7 +2,7 @@
 
 Engines: a circuit description (spu_sim.circuit) -> waveforms per analysis. One file per engine.
 
-    engine = get_engine("ngspice-shared")
+    engine = get_engine("ngspice-shared")        # the one instance per process of ENGINES.get("ngspice-shared")
     plots = engine.run(circuit, run_dir, timeout_s=None, progress=None)   # {"op": Waveforms, "tran": ...}
 
 The protocol (``Engine``) is small: a ``name``, and ``run`` of every analysis of the circuit in a run
@@ -10,18 +10,25 @@ folder, returning ``spu_sim.engines.raw.Waveforms`` keyed as described there. Th
 as written by ``spu_sim.spice.write_circuit`` (the pipeline writes it once as the run's artifact; an
 engine that reads files writes it itself when it is missing). Failures raise ``SimulationError``.
 
-Engines register once, in this package, with ``register(EngineClass)``; a test or a plug-in can register
-another. Nothing else compares engine names.
+Engines register once, where they are defined, with ``@ENGINES.add`` above the class (its ``name`` is the
+key); a test or a plug-in can register another the same way. Nothing else compares engine names.
 """
 
 from __future__ import annotations
 
-import reprlib
-
+import contextlib
+import os
+import pickle
+import select
+import shutil
+import signal
+import time
 from pathlib import Path
 from typing import Callable, Protocol
 
 from ..circuit import Circuit
+from ..errors import SimulationError
+from ..registry import Registry
 from .raw import Waveforms
 
 Progress = Callable[[float], None]
@@ -41,28 +48,18 @@ class Engine(Protocol):
             progress: Progress | None = None) -> dict[str, Waveforms]: ...
 
 
-_ENGINES: dict[str, type] = {}
-_INSTANCES: dict[str, Engine] = {}
-
-
-def register(cls: type) -> type:
-    """Register an engine class under ``cls.name`` (usable as a decorator)."""
-    _ENGINES[cls.name] = cls
-    return cls
-
-
-def names() -> tuple[str, ...]:
-    return tuple(_ENGINES)
+#: engine classes by name (``@ENGINES.add`` above the class)
+ENGINES: Registry[type] = Registry("an engine", "simulation.backend")
+_INSTANCES: dict[type, Engine] = {}
 
 
 def get_engine(name: str) -> Engine:
-    """The engine instance of that name (one per process)."""
-    if name not in _ENGINES:
-        from ..errors import BadInputError  # noqa: PLC0415
-        raise BadInputError(f"simulation.backend: {reprlib.repr(name)} is not an engine; choose one of: {', '.join(_ENGINES)}")
-    if name not in _INSTANCES:
-        _INSTANCES[name] = _ENGINES[name]()
-    return _INSTANCES[name]
+    """The one instance per process of the engine class registered under ``name`` (ConfigError naming
+    simulation.backend and the choices for an unknown name)."""
+    cls = ENGINES.get(name)
+    if cls not in _INSTANCES:
+        _INSTANCES[cls] = cls()
+    return _INSTANCES[cls]
 
 
 def run_in_child(work: Callable[[Progress], object], timeout_s: float, progress: Progress | None, *,
@@ -71,14 +68,6 @@ def run_in_child(work: Callable[[Progress], object], timeout_s: float, progress:
     timeout_s: the way every engine honours ``timeout_s`` for work it cannot interrupt itself (a netlist load, an
     operating point, a BLAS call). Progress and the result (or the error) come back pickled through a pipe; the
     child exits with os._exit (no interpreter teardown with native libraries loaded)."""
-    import contextlib  # noqa: PLC0415
-    import os  # noqa: PLC0415
-    import pickle  # noqa: PLC0415
-    import select  # noqa: PLC0415
-    import signal  # noqa: PLC0415
-    import time  # noqa: PLC0415
-
-    from ..errors import SimulationError  # noqa: PLC0415
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:                                     # the child
@@ -134,7 +123,6 @@ def run_in_child(work: Callable[[Progress], object], timeout_s: float, progress:
 
 
 def _picklable(e: BaseException) -> bool:
-    import pickle  # noqa: PLC0415
     try:
         pickle.loads(pickle.dumps(e))
         return True
@@ -144,5 +132,4 @@ def _picklable(e: BaseException) -> bool:
 
 def available() -> bool:
     """True when the ngspice executable is on PATH (the shared library is probed on first use)."""
-    import shutil  # noqa: PLC0415
     return shutil.which("ngspice") is not None

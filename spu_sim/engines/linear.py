@@ -50,7 +50,7 @@ import numpy as np
 
 from ..circuit import Circuit, Noise, NoiseSource, Op, Switch, Tran
 from ..errors import BadInputError
-from .base import register, run_in_child
+from .base import ENGINES, run_in_child
 from .linear_mna import NGSPICE_HINT, LinearModel, assemble, build_model, dc_solution, output_rows
 from .linear_noise import noise_analysis
 from .linear_operator import op_krylov, prefers_krylov, tran_krylov
@@ -159,7 +159,7 @@ def _start_state(circuit: Circuit, tran: Tran, model: LinearModel) -> np.ndarray
     return model.state_of(dc_solution(mna, np.array([1.0] + [float(s.samples_v[0]) for s in mna.noise])))
 
 
-@register
+@ENGINES.add
 class LinearEngine:
     """The exact linear engine (see the module docstring). Options may be given here or per run()."""
 
@@ -302,7 +302,7 @@ class LinearEngine:
                         noise=lambda rows: rng.standard_normal((rows, n)) @ Lq.T)
 
 
-@register
+@ENGINES.add
 class LinearAggregatedEngine(LinearEngine):
     """``linear`` with the exact noise aggregated over each readout step (statistically exact, large d)."""
 

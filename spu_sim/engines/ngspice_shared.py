@@ -18,7 +18,7 @@ import numpy as np
 from ..circuit import Circuit
 from ..errors import SimulationError
 from ..spice import netlist_in
-from .base import register, run_in_child
+from .base import ENGINES, run_in_child
 from .raw import Waveforms, errors_in, in_dir, kind_of, number_noise_plots, refine_kind
 
 LIB_CANDIDATES = ("/usr/lib/x86_64-linux-gnu/libngspice.so.0", "/usr/lib/aarch64-linux-gnu/libngspice.so.0",
@@ -61,7 +61,7 @@ def _stat_fraction(message: str) -> float | None:
         return None
 
 
-@register
+@ENGINES.add
 class NgspiceShared:
     """ngspice in-process via PySpice (one simulator per process: run parallel work in processes)."""
 

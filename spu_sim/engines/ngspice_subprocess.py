@@ -10,11 +10,11 @@ from pathlib import Path
 from ..circuit import Circuit, Noise
 from ..errors import SimulationError
 from ..spice import netlist_in
-from .base import register
+from .base import ENGINES
 from .raw import Waveforms, errors_in, number_noise_plots, parse_raw_list
 
 
-@register
+@ENGINES.add
 class NgspiceSubprocess:
     name = "ngspice-subprocess"
     sign_off = True   # the reference engine results are signed off against

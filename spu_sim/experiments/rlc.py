@@ -24,7 +24,8 @@ import yaml
 from pydantic import Field, ValidationError
 
 from .. import ideal, io
-from ..config import Config, Strict, format_validation_error, load_config, read_yaml, save_config
+from ..config import Strict, format_validation_error, read_yaml, save_config
+from ..run_config import Config, load_run_config
 from ..errors import ConfigError, SimulationError
 from ..pipeline import staged
 from ..topologies import circuit_config
@@ -80,7 +81,7 @@ def load_experiment(config_path: str | Path, model: type[Strict]) -> tuple[Confi
     circuit = circuit_config(data.get("circuit"))      # the topology first: its problem rules differ
     if not isinstance(circuit, RlcCircuitConfig):
         raise ConfigError(f"circuit.topology: {circuit.topology!r} is not supported by this experiment; use rlc")
-    cfg = load_config(data)
+    cfg = load_run_config(data)
     cfg._base_dir = base_dir
     return cfg, exp, data
 
@@ -89,7 +90,7 @@ def _with(cfg: Config, **rlc: Any) -> Config:
     """A copy of cfg with circuit.rlc fields replaced (validated), same base folder."""
     data = cfg.to_dict()
     data["circuit"]["rlc"].update(rlc)
-    new = load_config(data)
+    new = load_run_config(data)
     new._base_dir = cfg.base_dir
     return new
 

@@ -31,7 +31,8 @@ import yaml
 from pydantic import Field, ValidationError
 
 from .. import ideal, io
-from ..config import Strict, format_validation_error, load_config, read_yaml, save_config
+from ..config import Strict, format_validation_error, read_yaml, save_config
+from ..run_config import load_run_config
 from ..errors import ConfigError
 
 SUMMARY_NAME = "summary.json"
@@ -57,7 +58,7 @@ def _load(config_path: str | Path):
         exp = ScClockExperiment.model_validate(section)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, root="experiment")) from None
-    cfg = load_config(data)
+    cfg = load_run_config(data)
     from ..topologies.opamp_sc.config import OpampScCircuitConfig  # noqa: PLC0415
     if not isinstance(cfg.circuit, OpampScCircuitConfig):
         raise ConfigError(f"circuit.topology: {cfg.circuit.topology!r} is not supported by this experiment; use opamp_sc")
@@ -68,7 +69,7 @@ def _load(config_path: str | Path):
 def _variant(cfg, **sc):
     data = cfg.to_dict()
     data["circuit"]["sc"].update(sc)
-    new = load_config(data)
+    new = load_run_config(data)
     new._base_dir = cfg.base_dir
     return new
 

@@ -28,11 +28,12 @@ import numpy as np
 from pydantic import Field, ValidationError
 
 from .. import ideal, io
-from ..config import Config, Strict, format_validation_error, load_config, read_yaml
+from ..config import Strict, format_validation_error, read_yaml
+from ..run_config import Config, load_run_config
 from ..errors import ConfigError
 from . import stats
-from .problem import GaussianPosteriorProblem
-from .reference import emcee_reference, link_fn
+from ..problems.posterior import GaussianPosteriorProblem
+from ..problems.posterior_reference import emcee_reference, link_fn
 
 SAMPLES_NAME = "samples.npz"
 METRICS_NAME = "metrics.json"
@@ -63,13 +64,13 @@ def load_posterior(config: str | Path | dict | Config) -> tuple[Config, Referenc
         ref = data.pop("reference", None) or {}
         if not isinstance(ref, dict):
             raise ConfigError("reference: must be a mapping (n_walkers, n_steps, burn_steps, seed)")
-        cfg = load_config(data)
+        cfg = load_run_config(data)
         cfg._base_dir = base_dir
     try:
         rc = ReferenceConfig.model_validate(ref)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, root="reference", model=ReferenceConfig)) from None
-    from .problem import GaussianPosteriorConfig, LogisticPosteriorConfig  # noqa: PLC0415
+    from ..problems.posterior import GaussianPosteriorConfig, LogisticPosteriorConfig  # noqa: PLC0415
     if not isinstance(cfg.problem, (GaussianPosteriorConfig, LogisticPosteriorConfig)):
         raise ConfigError("problem.kind: spu-sim posterior needs gaussian_posterior or logistic_posterior; use "
                           "spu-sim compare for other problems")

@@ -35,7 +35,8 @@ import yaml
 from pydantic import Field, ValidationError
 
 from .. import io
-from ..config import Strict, format_validation_error, load_config, read_yaml, save_config
+from ..config import Strict, format_validation_error, read_yaml, save_config
+from ..run_config import load_run_config
 from ..errors import ConfigError
 from . import stats
 
@@ -62,8 +63,8 @@ def _load(config_path: str | Path) -> tuple[dict, Path, ScalingExperiment]:
         raise ConfigError(format_validation_error(e, root="experiment", model=ScalingExperiment)) from None
     if any(d < 1 or d > 128 for d in exp.d_values):
         raise ConfigError("experiment.d_values: every d must be in 1..128")
-    cfg = load_config(data)          # validates the template (kind gaussian_posterior on posterior_gaussian)
-    from .problem import GaussianPosteriorConfig  # noqa: PLC0415
+    cfg = load_run_config(data)          # validates the template (kind gaussian_posterior on posterior_gaussian)
+    from ..problems.posterior import GaussianPosteriorConfig  # noqa: PLC0415
     if not isinstance(cfg.problem, GaussianPosteriorConfig):
         raise ConfigError("problem.kind: posterior_scaling needs a gaussian_posterior template")
     return data, base_dir, exp
@@ -99,7 +100,7 @@ def measure(cfg_dict: dict, exp: ScalingExperiment, base_dir: Path) -> dict[str,
     from ..pipeline import prepare, run_engine, simulate  # noqa: PLC0415
     from ..readout import read_node_voltages  # noqa: PLC0415
     from ..topologies import CircuitRequest  # noqa: PLC0415
-    cfg = load_config(cfg_dict)
+    cfg = load_run_config(cfg_dict)
     cfg._base_dir = base_dir
     prep = prepare(cfg)
     design, prob = prep.design, prep.problem
@@ -177,7 +178,7 @@ def run(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     stage = io.new_stage(out)
     io.atomic_write_json(stage / "scaling.json", {"experiment": exp.model_dump(), "rows": rows, "means": means,
                                                   "fits": fits})
-    io.atomic_write_text(stage / "config.yaml", save_config(load_config(data)) + yaml.safe_dump(
+    io.atomic_write_text(stage / "config.yaml", save_config(load_run_config(data)) + yaml.safe_dump(
         {"experiment": exp.model_dump(mode="json")}))
     files = io.publish(stage, out)
     return files + [plot(out)]

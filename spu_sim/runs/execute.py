@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import load_config
+from ..run_config import load_run_config
 from . import records
 from .scheduler import error_line, run_tasks
 from .spec import RunSpec, Sweep
@@ -47,7 +47,7 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     record: dict[str, Any] = {k: task[k] for k in ("run_id", "index", "params", "draw")}
     record.update(seed=task["config"].get("simulation", {}).get("seed"), host=os.uname().nodename, pid=os.getpid())
     try:
-        cfg = load_config(copy.deepcopy(task["config"]))
+        cfg = load_run_config(copy.deepcopy(task["config"]))
         cfg._base_dir = Path(task["base_dir"])
         timeout_s = task.get("soft_timeout_s")
         if timeout_s and (cfg.simulation.timeout_s is None or cfg.simulation.timeout_s > timeout_s):

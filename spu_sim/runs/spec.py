@@ -28,7 +28,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
-from ..config import format_validation_error, load_config, read_yaml
+from ..config import format_validation_error, read_yaml
+from ..run_config import load_run_config
 from ..errors import ConfigError
 
 # what ``sweep.metric`` may name: the per-run metrics of spu_sim.compare.compute_metrics for which "lower
@@ -210,7 +211,7 @@ def load_sweep(config_path: str | Path) -> Sweep:
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, root="sweep", model=SweepSpec)) from None
     _absolute_paths(data, base_dir)
-    load_config(copy.deepcopy(data))  # the base config alone must be valid: its errors are not the grid's
+    load_run_config(copy.deepcopy(data))  # the base config alone must be valid: its errors are not the grid's
     sweep = Sweep(spec, [], Path(config_path), data)
     sweep.runs = plan_runs(data, spec, base_dir)
     for key in spec.grid:  # the validated values (YAML 1.1 reads 1.0e5 as a string; pydantic made it a float)
@@ -236,7 +237,7 @@ def plan_runs(base: dict[str, Any], spec: SweepSpec, base_dir: Path) -> list[Run
         for key, value in params.items():
             set_dotted(data, key, value)
         try:
-            cfg = load_config(data)
+            cfg = load_run_config(data)
         except ConfigError as e:
             raise _grid_error(str(e), params) from None
         resolved = cfg.to_dict()

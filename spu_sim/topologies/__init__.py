@@ -1,18 +1,17 @@
-"""Topologies: one folder each, registered once (contracts and registry in base.py).
+"""Topologies: one folder each, registered once in its own package (contracts and registry in base.py).
 
-    topo = get_topology(cfg.circuit.topology)
+    topo = TOPOLOGIES.get(cfg.circuit.topology)
     design = topo.design(problem, cfg.circuit, cfg.simulation)
     circuit = topo.build_circuit(design, request)
 
 Built in: opamp (op-amp integrators coupled by resistors), opamp_sc (the same coupled by switched-capacitor
 branches), opamp_factored (the factorised J, H, J^T resistor arrays of TNGD), rlc (RLC cells coupled by
-capacitor banks), posterior_gaussian / posterior_logistic (Bayesian posterior samplers, spu_sim.posterior).
-Another topology registers with ``register(MyTopology())`` from anywhere (tests/ does).
+capacitor banks), posterior_gaussian / posterior_logistic (Bayesian posterior samplers). Another topology
+registers with ``TOPOLOGIES.add(MyTopology())`` from anywhere (tests/ does).
 """
 
-from .base import CircuitBase, CircuitRequest, Design, Topology, circuit_config, get_topology, names, register
-from . import opamp, opamp_factored, opamp_sc, rlc  # noqa: E402,F401  (the built-in topologies register themselves)
-from . import posterior_gaussian, posterior_logistic  # noqa: E402,F401
+from . import opamp, opamp_factored, opamp_sc, posterior_gaussian, posterior_logistic, rlc
+from .base import TOPOLOGIES, CircuitBase, CircuitRequest, Design, OuDesign, Topology, circuit_config
 
-__all__ = ["CircuitBase", "CircuitRequest", "Design", "Topology", "circuit_config", "get_topology", "names",
-           "register"]
+__all__ = ["TOPOLOGIES", "CircuitBase", "CircuitRequest", "Design", "OuDesign", "Topology", "circuit_config",
+           "opamp", "opamp_factored", "opamp_sc", "posterior_gaussian", "posterior_logistic", "rlc"]

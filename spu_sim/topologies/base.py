@@ -1,9 +1,10 @@
 """The topology registry and contracts (spu_sim.topologies imports this, then the built-in topologies).
 
 Topologies: one folder each (config section, design, non-idealities, circuit builder, linear model, hooks),
-registered once here. Nothing outside this package compares topology names.
+each registered once in its own package with ``TOPOLOGIES.add(MyTopology())``. Nothing outside this package
+compares topology names.
 
-    topo = get_topology(cfg.circuit.topology)
+    topo = TOPOLOGIES.get(cfg.circuit.topology)
     design = topo.design(problem, cfg.circuit, cfg.simulation)     # element values, scaling, quantisation
     circuit = topo.build_circuit(design, request)                    # spu_sim.circuit.Circuit
 
@@ -11,19 +12,17 @@ A topology is an instance of a ``Topology`` subclass with
     name            the ``circuit.topology`` value
     config_model    its ``circuit`` section: a subclass of elements.CircuitBase with ``topology: Literal[name]``
     has_mean        False for a topology that samples N(0, kappa A^-1) only (it then takes no problem.vector)
-    problem_kinds   the problem kinds it accepts (spu_sim.problem; default linear)
+    problem_kinds   the problem kinds it accepts (spu_sim.problems; default linear)
     design()        Problem + its section + the simulation section -> a design (the ``Design`` protocol)
     build_circuit() design + CircuitRequest -> Circuit
 and optional hooks with do-nothing defaults: ``circuit_arrays`` (extra result.npz arrays), ``circuit_metrics``
 (extra compare metrics) and ``noise`` (the small-signal noise analysis, spu_sim.analyses.noise).
 
-``register(topology)`` adds one (a test registers its own from tests/); the config's ``circuit`` section is
-validated by the registered model of the name it gives.
+``TOPOLOGIES.add(topology)`` adds one (a test registers its own from tests/); the config's ``circuit`` section
+is validated by the registered model of the name it gives.
 """
 
 from __future__ import annotations
-
-import reprlib
 
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -31,7 +30,11 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import ValidationError
 
-from ..errors import BadInputError, ConfigError
+from ..circuit import Op, Tran
+from ..config import format_validation_error
+from ..errors import ConfigError
+from ..ideal import ou_sde
+from ..registry import Registry
 from .elements import CircuitBase
 
 DEFAULT_TOPOLOGY = "opamp"
@@ -67,7 +70,6 @@ class OuDesign:
 
     def target_sde(self):
         """The process the user asked for: dx = -(A x - b) dt + sqrt(2 kappa) dW (t in tau)."""
-        from ..ideal import ou_sde  # noqa: PLC0415
         return ou_sde(self.problem.A, self.problem.b, self.problem.kappa)
 
     def effective_sde(self):
@@ -100,7 +102,6 @@ class CircuitRequest:
     def integrator_analyses(self, noise_step_s: float | None) -> list:
         """Op and/or Tran as requested, for a circuit with a DC operating point: the transient's largest step is
         the noise-sample step (the noise DACs must be resolved), else ten output steps."""
-        from ..circuit import Op, Tran  # noqa: PLC0415
         out: list = [Op()] if "op" in self.analyses else []
         if "tran" in self.analyses:
             out.append(Tran(self.step_s, self.t_stop_s, noise_step_s or self.step_s * 10))
@@ -113,7 +114,7 @@ class Topology:
     name: str = ""
     config_model: type[CircuitBase] = CircuitBase
     has_mean: bool = True
-    #: the problem kinds (spu_sim.problem) this topology can realise
+    #: the problem kinds (spu_sim.problems) this topology can realise
     problem_kinds: tuple[str, ...] = ("linear",)
     #: the small-signal noise analysis hooks (an object with the methods spu_sim.analyses.noise uses) or None
     noise: Any = None
@@ -137,30 +138,11 @@ class Topology:
         return {}
 
 
-_TOPOLOGIES: dict[str, Topology] = {}
-
-
-def register(topology: Topology) -> Topology:
-    """Register a topology instance under its name (a later registration of the same name replaces it)."""
-    if not topology.name:
-        raise ValueError("a topology needs a name")
-    _TOPOLOGIES[topology.name] = topology
-    return topology
-
-
-def names() -> tuple[str, ...]:
-    return tuple(_TOPOLOGIES)
-
-
-def get_topology(name: str) -> Topology:
-    if name not in _TOPOLOGIES:
-        raise BadInputError(f"circuit.topology: {reprlib.repr(name)} is not a topology; choose one of: {', '.join(_TOPOLOGIES)}")
-    return _TOPOLOGIES[name]
+TOPOLOGIES: Registry[Topology] = Registry("a topology", "circuit.topology")
 
 
 def circuit_config(section: Any) -> CircuitBase:
     """The ``circuit`` section validated by the config model of the topology it names (default opamp)."""
-    from ..config.base import format_validation_error  # noqa: PLC0415
     if isinstance(section, CircuitBase):
         return section
     if section is None:
@@ -168,9 +150,7 @@ def circuit_config(section: Any) -> CircuitBase:
     if not isinstance(section, dict):
         raise ConfigError("circuit: must be a mapping (topology, and that topology's sections)")
     name = section.get("topology", DEFAULT_TOPOLOGY)
-    if not isinstance(name, str) or name not in _TOPOLOGIES:
-        raise ConfigError(f"circuit.topology: {reprlib.repr(name)} is not a topology; choose one of: {', '.join(_TOPOLOGIES)}")
-    model = _TOPOLOGIES[name].config_model
+    model = TOPOLOGIES.get(name).config_model
     try:
         return model.model_validate({**section, "topology": name})
     except ValidationError as e:

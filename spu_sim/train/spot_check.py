@@ -93,7 +93,7 @@ def _rel(x: np.ndarray, ref: np.ndarray) -> float:
 def spot_check(config: TrainConfig | dict[str, Any], *, label: str | None = None,
                backends: tuple[str, str] = ("linear", "circuit"), progress: bool = False) -> dict[str, Any]:
     """Replay the TNGD entry's steps on ``backends`` (module docstring); returns the report (JSON-ready)."""
-    from spu_sim.config.run import SimulationConfig  # noqa: PLC0415
+    from spu_sim.config import SimulationConfig  # noqa: PLC0415
     from spu_sim.train.loop import prepare  # noqa: PLC0415 (loop imports the optimisers)
 
     cfg = validate_config(config)

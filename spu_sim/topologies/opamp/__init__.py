@@ -7,7 +7,7 @@ energy), noise.py (the small-signal noise analysis).
 
 from __future__ import annotations
 
-from ..base import Topology, register
+from ..base import TOPOLOGIES, Topology
 from . import build, metrics
 from .config import OpampCircuitConfig
 from .design import design_opamp
@@ -34,4 +34,4 @@ class OpampTopology(Topology):
         return metrics.circuit_metrics(design, problem, arrays)
 
 
-register(OpampTopology())
+TOPOLOGIES.add(OpampTopology())

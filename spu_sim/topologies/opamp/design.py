@@ -44,7 +44,7 @@ import scipy.sparse.linalg as spla
 from ...config import SimulationConfig
 from ...errors import DesignError
 from ...ideal import LinearSDE, ou_sde
-from ...problem import MAX_CONDITION, Problem
+from ...problems import MAX_CONDITION, Problem
 from ..base import OuDesign
 from .config import OpampCircuitConfig
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...config import load_config
 from ...ideal import LinearSDE, stationary_cov
 from .nonideal import NonidealOpampDesign
 
@@ -30,11 +29,7 @@ def _effective(design):
 class OpampNoise:
     def design_config(self, cfg):
         """The config the .noise design is made from: analyses = [op] (no transient noise DAC)."""
-        data = cfg.to_dict()
-        data["simulation"]["analyses"] = ["op"]
-        cfg_op = load_config(data)
-        cfg_op._base_dir = cfg.base_dir
-        return cfg_op
+        return cfg.model_copy(update={"simulation": cfg.simulation.model_copy(update={"analyses": ["op"]})})
 
     def small_signal_design(self, design):
         return design

@@ -11,13 +11,13 @@ nonideal.py (tolerance, quantisation, temperature, macromodel), build.py (the ci
 
 from __future__ import annotations
 
-from ..base import Topology, register
+from ..base import TOPOLOGIES, Topology
 from . import build
 from .config import FactoredCircuitConfig
 from .design import FactoredDesign, design_factored
 from .noise import FactoredNoise
 from .nonideal import apply_factored_nonidealities
-from .problem import FactoredProblem, FactoredProblemConfig
+from ...problems.factored import FactoredProblem, FactoredProblemConfig
 
 
 def settling_metrics(design, problem, arrays) -> dict:
@@ -68,4 +68,4 @@ class FactoredTopology(Topology):
         return settling_metrics(design, problem, arrays)
 
 
-register(FactoredTopology())
+TOPOLOGIES.add(FactoredTopology())

@@ -55,7 +55,7 @@ from ...ideal import LinearSDE
 from ..base import OuDesign
 from .config import FactoredCircuitConfig
 from .linear import macro_loop_stability, realized_factors, realized_parts
-from .problem import FactoredProblem
+from ...problems.factored import FactoredProblem
 
 SIGMA_HEADROOM = 4.0
 #: the summers' feedback resistors are fixed parts, not programmable: allowed down to this fraction of r_min

@@ -10,7 +10,7 @@ Engines: ngspice (sign-off) and the exact linear engine, which steps the per-pha
 
 from __future__ import annotations
 
-from ..base import Topology, register
+from ..base import TOPOLOGIES, Topology
 from . import build, metrics
 from .config import OpampScCircuitConfig
 from .design import design_opamp_sc
@@ -34,4 +34,4 @@ class OpampScTopology(Topology):
         return metrics.circuit_metrics(design, problem, arrays)
 
 
-register(OpampScTopology())
+TOPOLOGIES.add(OpampScTopology())

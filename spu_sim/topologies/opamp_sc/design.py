@@ -49,7 +49,7 @@ import numpy as np
 from ...config import SimulationConfig
 from ...errors import DesignError
 from ...ideal import LinearSDE
-from ...problem import Problem
+from ...problems import Problem
 from ..elements import element_errors, group_rng, quantize_grid, temperature_factor
 from ..opamp.nonideal import MacroOpamp
 from ..base import OuDesign

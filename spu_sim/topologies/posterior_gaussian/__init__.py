@@ -9,8 +9,7 @@ build.py, metrics.py; posterior_logistic reuses all of it with a sigmoid element
 
 from __future__ import annotations
 
-from ...posterior import problem as _problem_kinds  # noqa: F401  (registers the posterior problem kinds)
-from ..base import Topology, register
+from ..base import TOPOLOGIES, Topology
 from . import build, metrics
 from .config import GaussianCircuitConfig
 from .design import design_posterior
@@ -33,4 +32,4 @@ class PosteriorGaussianTopology(Topology):
         return metrics.circuit_arrays(design, [f"r{k}" for k in range(1, design.n + 1)], plots)
 
 
-register(PosteriorGaussianTopology())
+TOPOLOGIES.add(PosteriorGaussianTopology())

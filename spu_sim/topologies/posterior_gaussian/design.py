@@ -162,7 +162,7 @@ class PosteriorDesign(OuDesign):
 
     def drift(self, theta: np.ndarray) -> np.ndarray:
         """The realised drift (..., d) -> (..., d) in problem units per tau."""
-        from ...posterior.reference import link_fn  # noqa: PLC0415
+        from ...problems.posterior_reference import link_fn  # noqa: PLC0415
         p = self.realized_parts()
         th = np.asarray(theta, dtype=float)
         if self.model == "gaussian":
@@ -173,7 +173,7 @@ class PosteriorDesign(OuDesign):
         p = self.realized_parts()
         if self.model == "gaussian":
             return p["A"], p["b"]
-        from ...posterior.reference import link_slope  # noqa: PLC0415
+        from ...problems.posterior_reference import link_slope  # noqa: PLC0415
         th = np.array(self.problem.x_star, dtype=float)
         for _ in range(100):       # Newton on the realised drift (log-concave: converges from the MAP)
             J = p["P0"] + (p["T"] * link_slope(p["X"] @ th, self.link)[None, :]) @ p["X"]

@@ -9,8 +9,7 @@ bias S0^-1 mu0 + X^T y from the integrators' DACs, so the drift is grad log p(th
 
 from __future__ import annotations
 
-from ...posterior import problem as _problem_kinds  # noqa: F401  (registers the posterior problem kinds)
-from ..base import Topology, register
+from ..base import TOPOLOGIES, Topology
 from ..posterior_gaussian import build as gbuild, metrics
 from ..posterior_gaussian.design import design_posterior
 from ..posterior_gaussian.nonideal import apply_posterior_nonidealities
@@ -36,4 +35,4 @@ class PosteriorLogisticTopology(Topology):
         return metrics.circuit_arrays(design, [f"s{k}" for k in range(1, design.n + 1)], plots)
 
 
-register(PosteriorLogisticTopology())
+TOPOLOGIES.add(PosteriorLogisticTopology())

@@ -8,7 +8,7 @@ of the netlist with every switch node), noise.py (the small-signal noise analysi
 
 from __future__ import annotations
 
-from ..base import Topology, register
+from ..base import TOPOLOGIES, Topology
 from . import build
 from .config import RlcCircuitConfig
 from .design import design_rlc
@@ -29,4 +29,4 @@ class RlcTopology(Topology):
         return build.build_circuit(design, request)
 
 
-register(RlcTopology())
+TOPOLOGIES.add(RlcTopology())

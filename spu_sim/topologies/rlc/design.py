@@ -63,7 +63,7 @@ import numpy as np
 from ...config import SimulationConfig
 from ...errors import DesignError
 from ...ideal import LinearSDE
-from ...problem import Problem
+from ...problems import Problem
 from .config import RlcCircuitConfig
 from .sde import rlc_cell_sde, rlc_sde
 

@@ -6,7 +6,7 @@
 
 Matrix sources as for ``problem.matrix`` (a .npy path relative to the config file, an inline list) plus
 random specs: J ``{random: {kind: normal, rows: m, cols: N, scale, seed}}`` (iid N(0, scale^2) entries),
-H ``{random: {kind: spd, d: m, condition, scale, seed}}`` (spu_sim.problem.random_matrix).
+H ``{random: {kind: spd, d: m, condition, scale, seed}}`` (spu_sim.problems.sources.random_matrix).
 
 The Problem object (``FactoredProblem``) carries J, H and damping; A is formed densely only when something
 asks for ``.A`` (the ideal reference at small N). Everything the design needs is O(m^2 N + m^3) through the
@@ -19,16 +19,17 @@ push-through identity (J^T H J + lambda I) J^T = J^T (H K + lambda I), K = J J^T
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Literal, Union
 
 import numpy as np
 from pydantic import Field, field_validator
 
-from ...config.base import Strict, finite as _finite
-from ...config.problem import RandomMatrix, VectorSource
-from ...errors import BadInputError
-from ...problem import SYMMETRY_RTOL, Problem, _load_array, random_matrix, register_problem_kind, vector_and_x0
+from ..config import Strict, finite as _finite
+from ..errors import BadInputError
+from .base import PROBLEM_KINDS, SYMMETRY_RTOL, ProblemKind
+from .sources import RandomMatrix, VectorSource, load_array, random_matrix, vector_and_x0
 
 PSD_RTOL = 1e-10
 
@@ -72,19 +73,22 @@ class FactoredProblemConfig(Strict):
     _fin = field_validator("kappa")(_finite)
 
 
-class FactoredProblem(Problem):
-    """A Problem whose matrix is A = J^T H J + damping I; J (m, N), H (m, m), damping >= 0.
+class FactoredProblem:
+    """The problem A x = b with A = J^T H J + damping I; J (m, N), H (m, m), damping >= 0, b (N,), kappa, x0 (N,).
 
-    ``A`` is a lazily formed dense (N, N) property (cached); ``x_star``, ``diag_inv``, ``matvec`` never form it.
+    It has the attributes of a dense ``Problem`` (A, b, kappa, x0, d, x_star), but ``A`` is formed (densely, once)
+    only when something reads it; ``x_star``, ``diag_inv``, ``matvec`` and ``j_ainv_jt`` never form it.
     Build one with ``FactoredProblem.create(J, H, damping, b, kappa, x0)`` (validated) or directly (trusted).
     """
 
     def __init__(self, J: np.ndarray, H: np.ndarray, damping: float, b: np.ndarray, kappa: float,
-                 x0: np.ndarray) -> None:  # noqa: D107 - the parent's fields are set without A
-        for k, v in (("J", np.asarray(J, float)), ("H", np.asarray(H, float)), ("damping", float(damping)),
-                     ("b", np.asarray(b, float)), ("kappa", float(kappa)), ("x0", np.asarray(x0, float)),
-                     ("_dense", None), ("_gram", None)):
-            object.__setattr__(self, k, v)
+                 x0: np.ndarray) -> None:
+        self.J = np.asarray(J, float)
+        self.H = np.asarray(H, float)
+        self.damping = float(damping)
+        self.b = np.asarray(b, float)
+        self.kappa = float(kappa)
+        self.x0 = np.asarray(x0, float)
 
     @classmethod
     def create(cls, J, H, damping: float, b, kappa: float, x0, field: str = "problem") -> "FactoredProblem":
@@ -101,9 +105,6 @@ class FactoredProblem(Problem):
     def __repr__(self) -> str:
         return f"FactoredProblem(m={self.m}, N={self.d}, damping={self.damping:g}, kappa={self.kappa:g})"
 
-    __eq__ = object.__eq__
-    __hash__ = object.__hash__
-
     @property
     def m(self) -> int:
         return self.J.shape[0]
@@ -112,26 +113,22 @@ class FactoredProblem(Problem):
     def d(self) -> int:
         return self.J.shape[1]
 
-    @property
-    def A(self) -> np.ndarray:  # type: ignore[override]
+    @cached_property
+    def A(self) -> np.ndarray:
         """Dense A (N, N), formed on first use (cost m N^2): for the ideal reference at small N only."""
-        if self._dense is None:
-            A = self.J.T @ (self.H @ self.J)
-            A = 0.5 * (A + A.T)
-            A[np.diag_indices_from(A)] += self.damping
-            object.__setattr__(self, "_dense", A)
-        return self._dense
+        A = self.J.T @ (self.H @ self.J)
+        A = 0.5 * (A + A.T)
+        A[np.diag_indices_from(A)] += self.damping
+        return A
 
     def matvec(self, v: np.ndarray) -> np.ndarray:
         """A v in O(m N)."""
         return self.J.T @ (self.H @ (self.J @ v)) + self.damping * v
 
-    @property
+    @cached_property
     def K(self) -> np.ndarray:
         """K = J J^T (m, m), formed once (O(m^2 N): the design reads it several times)."""
-        if self._gram is None:
-            object.__setattr__(self, "_gram", self.J @ self.J.T)
-        return self._gram
+        return self.J @ self.J.T
 
     def _core(self) -> np.ndarray:
         """M = H K + damping I (m, m), K = J J^T."""
@@ -205,12 +202,7 @@ def _factor(source, field: str, base_dir: Path) -> np.ndarray:
     if isinstance(source, RandomMatrix):
         r = source.random
         return random_matrix(r.kind, r.d, r.condition, r.scale, r.seed)
-    try:
-        return _load_array(source, field, base_dir, 2)
-    except BadInputError as e:   # the shared loader words a wrong ndim for square matrices
-        if "must be a square matrix" in str(e):
-            raise BadInputError(str(e).replace("must be a square matrix", "must be a 2-D matrix")) from None
-        raise
+    return load_array(source, field, base_dir, 2, matrix_word="a 2-D matrix")
 
 
 def build_factored_problem(cfg: FactoredProblemConfig, base_dir: Path) -> FactoredProblem:
@@ -223,4 +215,4 @@ def build_factored_problem(cfg: FactoredProblemConfig, base_dir: Path) -> Factor
     return FactoredProblem(J, H, cfg.factors.damping, b, float(cfg.kappa), x0)
 
 
-register_problem_kind("factored", FactoredProblemConfig, build_factored_problem, implied_by="factors")
+PROBLEM_KINDS.register("factored", ProblemKind(FactoredProblemConfig, build_factored_problem, implied_by="factors"))

@@ -21,10 +21,8 @@ from typing import Literal, Union
 import numpy as np
 from pydantic import Field, field_validator
 
-from ..config.base import Strict, finite as _finite
+from ..config import Strict, finite as _finite
 from ..errors import BadInputError
-
-DATASETS = ("breast_cancer", "diabetes")
 
 
 class RandomDesignSpec(Strict):

@@ -19,8 +19,6 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import minimize
 
-LINKS = ("logistic", "hard")
-
 
 def link_fn(z: np.ndarray, link: str = "logistic") -> np.ndarray:
     if link == "hard":

@@ -1,5 +1,4 @@
-"""Posterior problem kinds: ``gaussian_posterior`` and ``logistic_posterior`` (registered with
-spu_sim.problem.register_problem_kind when this module is imported).
+"""Posterior problem kinds: ``gaussian_posterior`` and ``logistic_posterior`` (registered in PROBLEM_KINDS here).
 
     problem: {kind: gaussian_posterior, X, y, prior_mean, prior_cov, noise_var}
     problem: {kind: logistic_posterior, X, y, prior_mean, prior_cov}          (labels y in {0, 1})
@@ -15,7 +14,7 @@ a ``Problem`` whose (A, b) is the Laplace approximation (A = the Hessian of -log
 so x_star is the MAP): the linearised process the pipeline's generic judges (compare) read; the
 topology realises the nonlinear drift.
 
-Sources of X and y (spu_sim.posterior.data): a .npy path, an inline list, ``{random: {...}}`` with a seed,
+Sources of X and y (spu_sim.problems.data): a .npy path, an inline list, ``{random: {...}}`` with a seed,
 or a scikit-learn data set ``{dataset: breast_cancer | diabetes, features, n, seed, standardize, intercept}``
 (y then defaults to that data set's targets of the same rows). prior_cov: a number (that multiple of I),
 a list (the diagonal) or a matrix; prior_mean: a number (every entry), a list, default 0.
@@ -30,10 +29,12 @@ from typing import Literal, Union
 import numpy as np
 from pydantic import Field, field_validator
 
-from ..config.base import Strict, finite as _finite
+from ..config import Strict, finite as _finite
 from ..errors import BadInputError
-from ..problem import Problem, _load_array, register_problem_kind, validate_spd
+from .base import PROBLEM_KINDS, Problem, ProblemKind, validate_spd
 from .data import DatasetSpec, RandomDesign, RandomTarget, load_dataset, random_design, random_target
+from .posterior_reference import laplace
+from .sources import load_array
 
 
 XSource = Union[str, list[list[float]], RandomDesign, DatasetSpec]
@@ -105,7 +106,7 @@ class GaussianPosteriorProblem(Problem):
 @dataclass(frozen=True)
 class LogisticPosteriorProblem(Problem):
     """(A, b): the Laplace approximation (A = Hessian of -log p at the MAP, b = A MAP, kappa = 1); the drift
-    itself is spu_sim.posterior.reference.grad_log_posterior(theta, data)."""
+    itself is spu_sim.problems.posterior_reference.grad_log_posterior(theta, data)."""
 
     data: PosteriorData
 
@@ -146,12 +147,7 @@ def build_data(cfg: _PosteriorBase, base_dir: Path, model: str) -> PosteriorData
     elif isinstance(cfg.X, RandomDesign):
         X, source = random_design(cfg.X.random), f"random design (seed {cfg.X.random.seed})"
     else:
-        try:
-            X = _load_array(cfg.X, "problem.X", base_dir, 2)
-        except BadInputError as e:
-            if "square matrix" not in str(e):
-                raise
-            raise BadInputError(str(e).replace("a square matrix", "a matrix (n rows x d columns)")) from None
+        X = load_array(cfg.X, "problem.X", base_dir, 2, matrix_word="a matrix (n rows x d columns)")
         source = str(cfg.X) if isinstance(cfg.X, str) else "inline"
     n, d = X.shape
     if n == 0 or d == 0:
@@ -166,7 +162,7 @@ def build_data(cfg: _PosteriorBase, base_dir: Path, model: str) -> PosteriorData
     elif isinstance(cfg.y, RandomTarget):
         y = random_target(cfg.y.random, X, model, getattr(cfg, "noise_var", 1.0))
     else:
-        y = _load_array(cfg.y, "problem.y", base_dir, 1)
+        y = load_array(cfg.y, "problem.y", base_dir, 1)
     if y.shape != (n,):
         raise BadInputError(f"problem.y: has {y.size} entries but X has {n} rows")
     if not np.all(np.isfinite(y)):
@@ -197,18 +193,10 @@ def build_gaussian(cfg: GaussianPosteriorConfig, base_dir: Path) -> GaussianPost
 
 
 def build_logistic(cfg: LogisticPosteriorConfig, base_dir: Path) -> LogisticPosteriorProblem:
-    from .reference import laplace  # noqa: PLC0415
     data = build_data(cfg, base_dir, "logistic")
     theta_map, H = laplace(data)
     return LogisticPosteriorProblem(A=H, b=H @ theta_map, kappa=1.0, x0=_theta0(cfg, data), data=data)
 
 
-register_problem_kind("gaussian_posterior", GaussianPosteriorConfig, build_gaussian)
-register_problem_kind("logistic_posterior", LogisticPosteriorConfig, build_logistic)
-
-
-def build_problem_from(config) -> Problem:
-    """The problem of a run config (YAML path, dict or Config), without designing a circuit."""
-    from ..config import load_config  # noqa: PLC0415
-    from ..problem import build_problem  # noqa: PLC0415
-    return build_problem(load_config(config))
+PROBLEM_KINDS.register("gaussian_posterior", ProblemKind(GaussianPosteriorConfig, build_gaussian))
+PROBLEM_KINDS.register("logistic_posterior", ProblemKind(LogisticPosteriorConfig, build_logistic))
