@@ -48,12 +48,25 @@ f_start_hz, f_stop_hz) -- one ``.noise`` line per output pair.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Union
 
 import numpy as np
 
-from .circuit_names import check_name  # noqa: F401  (re-exported: part of the description API)
+from .errors import DesignError
+
+
+# ---------------------------------------------------------------- names
+
+_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def check_name(name: str) -> str:
+    """A node or element name as it may appear in a netlist (letters, digits, underscores)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"{name!r} is not a valid circuit name (letters, digits and underscores only)")
+    return name
 
 
 @dataclass(frozen=True)
@@ -261,7 +274,62 @@ class NoiseSource:
     n_neg: str = "0"
 
 
-from .expr import EXPR_FUNCS, Expr, add, call, div, mul, num, volt  # noqa: E402,F401  (re-exported: part of the description)
+# ---------------------------------------------------------------- behavioural-source expressions
+#
+# Expressions are trees (``Expr``) built with ``num``, ``volt``, ``add``, ``mul``, ``div`` and ``call`` (functions in
+# EXPR_FUNCS): only numbers and checked node names reach a netlist (spu_sim.spice.format_expr), never text.
+
+EXPR_FUNCS = ("exp", "tanh", "min", "max", "abs")
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A behavioural-source expression: op "num" (args (x,)), "v" (args (node,) or (node, ref)), "+", "*",
+    "/" (two args) or a function of EXPR_FUNCS applied to its args (Expr each)."""
+
+    op: str
+    args: tuple
+
+    def __post_init__(self) -> None:
+        if self.op == "num":
+            if len(self.args) != 1 or not np.isfinite(float(self.args[0])):
+                raise ValueError("num: one finite number")
+        elif self.op == "v":
+            if len(self.args) not in (1, 2):
+                raise ValueError("v: a node and an optional reference node")
+            for n in self.args:
+                check_name(n)
+        elif self.op in ("+", "*", "/") or self.op in EXPR_FUNCS:
+            if not self.args or not all(isinstance(a, Expr) for a in self.args):
+                raise ValueError(f"{self.op}: arguments must be expressions")
+            if self.op == "/" and len(self.args) != 2:
+                raise ValueError("/: exactly two arguments")
+        else:
+            raise ValueError(f"{self.op!r} is not an expression operator")
+
+
+def num(x: float) -> Expr:
+    return Expr("num", (float(x),))
+
+
+def volt(node: str, ref: str | None = None) -> Expr:
+    return Expr("v", (node,) if ref is None else (node, ref))
+
+
+def add(*terms: Expr) -> Expr:
+    return Expr("+", tuple(terms))
+
+
+def mul(*factors: Expr) -> Expr:
+    return Expr("*", tuple(factors))
+
+
+def div(a: Expr, b: Expr) -> Expr:
+    return Expr("/", (a, b))
+
+
+def call(fn: str, *args: Expr) -> Expr:
+    return Expr(fn, tuple(args))
 
 
 @dataclass(frozen=True)
@@ -367,7 +435,6 @@ def check_physical(circuit: Circuit) -> None:
     """Every resistor, capacitor and inductor finite and > 0, every other value and initial condition finite,
     every noise sample finite: else a DesignError naming the element (the knobs that usually cause it: tolerance,
     temperature, quantisation, or a problem whose scale the element ranges cannot reach)."""
-    from .errors import DesignError  # noqa: PLC0415
     isfinite = math.isfinite   # scalars: a tenth of np.isfinite's call cost, and a circuit has 1e4 elements
     why = ("; check circuit.tolerance / circuit.temperature (they can drive a value below 0) and the problem's "
            "scale against the element ranges")

@@ -148,9 +148,3 @@ def sample_cov_var(sde: LinearSDE, T: float) -> np.ndarray:
             minus = pos[i, i, j, j] + pos[j, i, i, j]
             var[i, j] = (plus + minus) / float(T)
     return var
-
-
-def ou_summary(A: np.ndarray, b: np.ndarray, kappa: float) -> dict[str, np.ndarray]:
-    """x* and the stationary covariance of the OU process with drift A (any stable A)."""
-    sde = ou_sde(A, b, kappa)
-    return {"x_star": stationary_mean(sde), "cov": stationary_cov(sde)}

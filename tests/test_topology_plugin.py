@@ -1,4 +1,6 @@
-"""A topology registered from inside tests/ runs netlist, simulate and compare without any edit under spu_sim/.
+"""A topology, a problem kind and an engine registered from inside tests/ run netlist, simulate and compare
+without any edit under spu_sim/ (the registries' one idiom: ``TOPOLOGIES.add``, ``PROBLEM_KINDS.register``,
+``@ENGINES.add``).
 
 The test topology ``rc_diag``: one RC cell per variable, for diagonal A only. Cell i: capacitor C from node v<i>
 to ground, R<i> from a DAC voltage, RN<i> from a noise DAC (both into v<i>):
@@ -17,12 +19,18 @@ from typing import Literal
 
 import numpy as np
 import pytest
+import yaml
 
 from spu_sim import ideal
 from spu_sim.circuit import Capacitor, Circuit, Comment, Op, Resistor, Tran, VoltageSource
 from spu_sim.cli import main
 from spu_sim.compare import compare
-from spu_sim.errors import DesignError
+from spu_sim.config import Strict
+from spu_sim.engines import ENGINES, get_engine
+from spu_sim.errors import BadInputError, ConfigError, DesignError
+from spu_sim.pipeline import simulate
+from spu_sim.problems import PROBLEM_KINDS, Problem, ProblemKind
+from spu_sim.run_config import load_run_config
 from spu_sim.topologies import TOPOLOGIES, CircuitBase, Topology
 from spu_sim.topologies.noise_sources import noise_dacs
 
@@ -90,6 +98,7 @@ class RcDiagDesign:
 class RcDiag(Topology):
     name = "rc_diag"
     config_model = RcDiagConfig
+    problem_kinds = ("linear", "diagonal")
 
     def design(self, problem, circuit, simulation):
         A, b = problem.A, problem.b
@@ -129,6 +138,41 @@ class RcDiag(Topology):
 
 TOPOLOGIES.add(RcDiag())
 
+
+class DiagonalProblemConfig(Strict):
+    """The test problem kind ``diagonal``: A = diag(diagonal), b = vector."""
+
+    kind: Literal["diagonal"] = "diagonal"
+    diagonal: list[float]
+    vector: list[float]
+    kappa: float = 0.0
+
+
+def build_diagonal(section: DiagonalProblemConfig, base_dir) -> Problem:
+    a = np.array(section.diagonal, float)
+    if a.size == 0 or np.any(a <= 0):
+        raise BadInputError("problem.diagonal: every entry must be > 0")
+    return Problem(A=np.diag(a), b=np.array(section.vector, float), kappa=section.kappa, x0=np.zeros(a.size))
+
+
+PROBLEM_KINDS.register("diagonal", ProblemKind(DiagonalProblemConfig, build_diagonal))
+
+
+@ENGINES.add
+class CountingLinearEngine:
+    """The test engine ``linear-counted``: the exact linear engine's run, counted (a plug-in engine that wraps
+    another is the simplest honest one)."""
+
+    name = "linear-counted"
+    reports_progress = False
+    sign_off = False
+    reads_files = False
+    runs = 0
+
+    def run(self, circuit, run_dir, *, timeout_s=None, progress=None):
+        type(self).runs += 1
+        return get_engine("linear").run(circuit, run_dir, timeout_s=timeout_s)
+
 A = [[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 4.0]]
 B = [1.0, -0.5, 2.0]
 
@@ -141,8 +185,6 @@ def _cfg(kappa=0.05, **sim):
 
 def test_registered_topology_is_listed_and_validated():
     assert "rc_diag" in TOPOLOGIES.names()
-    from spu_sim.run_config import load_run_config
-    from spu_sim.errors import ConfigError
     with pytest.raises(ConfigError, match=r"circuit\.bogus: unknown key; valid keys here: topology, tolerance"):
         load_run_config({"problem": {"matrix": A, "vector": B}, "circuit": {"topology": "rc_diag", "bogus": 1}})
 
@@ -171,8 +213,27 @@ def test_a_design_error_of_the_test_topology_is_exit_2(tmp_path, capsys):
     assert "diagonal matrices only" in capsys.readouterr().err
 
 
+def test_a_problem_kind_and_an_engine_registered_from_tests_run_through_the_chain(tmp_path):
+    """The test problem kind on the test topology and the test engine: the operating point is A^-1 b, the engine
+    ran once and the result names it; an unknown kind or engine lists the registered ones."""
+    cfg = {"problem": {"kind": "diagonal", "diagonal": [2.0, 1.0, 4.0], "vector": B},
+           "circuit": {"topology": "rc_diag"}, "simulation": {"t_stop_tau": 5.0, "backend": "linear-counted"}}
+    before = CountingLinearEngine.runs
+    res = simulate(cfg)
+    assert CountingLinearEngine.runs == before + 1
+    assert str(res["engine"]) == "linear-counted"
+    np.testing.assert_allclose(res["x_op"], np.array(B) / np.diag(A), rtol=1e-9)
+    assert main(["netlist", _write(tmp_path, {**cfg, "problem": {**cfg["problem"], "kind": "diagonall"}}),
+                 "--out", str(tmp_path / "n")]) == 2
+    assert main(["netlist", _write(tmp_path, {**cfg, "simulation": {"backend": "linear-countd"}}),
+                 "--out", str(tmp_path / "n")]) == 2
+    with pytest.raises(ConfigError, match=r"problem\.kind: 'diagonall' is not a problem kind; choose one of: .*diagonal"):
+        load_run_config({**cfg, "problem": {**cfg["problem"], "kind": "diagonall"}})
+    with pytest.raises(ConfigError, match=r"simulation\.backend: 'x' is not an engine; choose one of: .*linear-counted"):
+        load_run_config({**cfg, "simulation": {"backend": "x"}})
+
+
 def _write(tmp_path, cfg) -> str:
-    import yaml
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return str(path)
