@@ -50,7 +50,7 @@ from .dense import op_dense, tran_dense
 from .krylov import op_krylov, prefers_krylov, tran_krylov
 from .model import assemble
 from .noise import noise_analysis
-from .result import NGSPICE_HINT, NOISE_MODES, LinearWaveforms, RunOptions
+from .result import NGSPICE_HINT, NOISE_MODES, LinearWaveforms, OpMethod, RunOptions, TranMethod
 from .switched import is_clocked, needs_switched, tran_switched
 
 METHODS = ("auto", "modal", "loop", "krylov")
@@ -112,20 +112,32 @@ class LinearEngine:
         return out
 
     def op(self, circuit: Circuit, opts: RunOptions) -> LinearWaveforms:
-        """The ``.op``: krylov (GMRES on the reduced operator) when asked or when auto prefers it for a large
-        unclocked circuit, else one sparse LU of the MNA (dense.op_dense)."""
-        if opts.method == "krylov" or (opts.method == "auto" and prefers_krylov(circuit, noise_ok=True)
-                                       and not needs_switched(circuit)):
-            return op_krylov(circuit, opts)
-        return op_dense(circuit, opts)
+        """The ``.op`` by the method ``op_method`` picks."""
+        return op_method(circuit, opts.method)(circuit, opts)
 
     def tran(self, circuit: Circuit, tran: Tran, opts: RunOptions) -> LinearWaveforms:
-        """The ``.tran`` by the method the module doc's rule picks."""
-        if needs_switched(circuit):   # clocked switches or held sources: exact per-segment stepping
-            return tran_switched(circuit, tran, opts)
-        if opts.method == "krylov" or (opts.method == "auto" and prefers_krylov(circuit)):
-            return tran_krylov(circuit, tran, opts)
-        return tran_dense(circuit, tran, opts)
+        """The ``.tran`` by the method ``tran_method`` picks."""
+        return tran_method(circuit, opts.method)(circuit, tran, opts)
+
+
+def tran_method(circuit: Circuit, method: str) -> TranMethod:
+    """The rule of the module doc: clocked switches or held sources -> switched (exact per segment; it refuses
+    method krylov itself); krylov when asked or, under auto, for many states without noise; else dense (modal or
+    loop, decided inside by the eigenbasis' condition)."""
+    if needs_switched(circuit):
+        return tran_switched
+    if method == "krylov" or (method == "auto" and prefers_krylov(circuit)):
+        return tran_krylov
+    return tran_dense
+
+
+def op_method(circuit: Circuit, method: str) -> OpMethod:
+    """krylov (GMRES on the reduced operator) when asked or when auto prefers it for a large unclocked circuit,
+    else one sparse LU of the MNA (dense.op_dense)."""
+    if method == "krylov" or (method == "auto" and prefers_krylov(circuit, noise_ok=True)
+                              and not needs_switched(circuit)):
+        return op_krylov
+    return op_dense
 
 
 @register

@@ -94,21 +94,24 @@ class Peeling:
 
     G: the sparse part (canonical CSR; blocks that overlap it or each other stamped in), Gc: G as CSC, blocks:
     the Blocks kept dense, loc: per block (position of each unknown among its rows, among its cols; -1 absent),
-    rounds: (rows, cols) per round (cols ascending, rows[i] fixes cols[i]), core_rows / core_cols: the rest."""
+    rounds: (rows, cols) per round (cols ascending, rows[i] fixes cols[i]), pivots: per round the entry of
+    G22 at (rows[i], cols[i]) (never 0), core_rows / core_cols: the rest."""
 
     G: sp.csr_matrix
     Gc: sp.csc_matrix
     blocks: list[Block]
     loc: list[tuple[np.ndarray, np.ndarray]]
     rounds: list[tuple[np.ndarray, np.ndarray]]
+    pivots: list[np.ndarray]
     core_rows: np.ndarray
     core_cols: np.ndarray
 
 
 def peel(G22: sp.spmatrix, labels: list[str], eq_labels: list[str], what: str = "the algebraic part of the circuit",
          blocks: tuple[Block, ...] | list[Block] = ()) -> Peeling:
-    """The rounds of row singletons of G22 (+ dense blocks) and the core left, or BadInputError naming the
-    empty row or column, the equations left without an unknown, or the unknowns of a non-square core."""
+    """The rounds of row singletons of G22 (+ dense blocks), their pivots and the core left, or BadInputError
+    naming the empty row or column, a zero pivot, the equations left without an unknown, or the unknowns of a
+    non-square core."""
     G = G22 if sp.isspmatrix_csr(G22) and G22.dtype == float else sp.csr_matrix(G22, dtype=float)
     G.sum_duplicates()
     n = G.shape[0]
@@ -125,6 +128,7 @@ def peel(G22: sp.spmatrix, labels: list[str], eq_labels: list[str], what: str = 
     known = np.zeros(n, bool)
     done = np.zeros(n, bool)
     rounds: list[tuple[np.ndarray, np.ndarray]] = []   # (rows, cols) of each round
+    pivots: list[np.ndarray] = []
     while True:
         rows = np.flatnonzero((counts == 1) & ~done)
         if len(rows) == 0:
@@ -145,9 +149,17 @@ def peel(G22: sp.spmatrix, labels: list[str], eq_labels: list[str], what: str = 
         cols, owner = np.concatenate(cands), np.concatenate(owners)
         cols, first = np.unique(cols, return_index=True)   # two rows fixing one unknown: the other stays
         rows = owner[first]
+        piv = np.asarray(G[rows, cols], dtype=float).ravel()   # the entry of each row's one unknown
+        for b, (pr, pc) in zip(blocks, loc):
+            lr, lp = pr[rows], pc[cols]
+            on = (lr >= 0) & (lp >= 0)
+            piv[on] -= b.g[lr[on], lp[on]]     # the pivot entry of a row may lie in a block (entries -g)
+        if np.any(piv == 0):
+            raise BadInputError(f"{what} is singular at {eq_labels[int(rows[np.argmin(np.abs(piv))])]}")
         known[cols] = True
         done[rows] = True
         rounds.append((rows, cols))
+        pivots.append(piv)
         hit = _gather(Gc.indptr, Gc.indices, cols)
         counts -= np.bincount(hit, minlength=n)
         for b, (_, pc) in zip(blocks, loc):
@@ -166,7 +178,7 @@ def peel(G22: sp.spmatrix, labels: list[str], eq_labels: list[str], what: str = 
     if len(core_rows) != len(core_cols):
         raise BadInputError(f"{what} is singular: {len(core_rows)} equations for {len(core_cols)} unknowns left"
                             f" ({', '.join(labels[i] for i in core_cols[:5])}); fix the circuit or {NGSPICE_HINT}")
-    return Peeling(G, Gc, blocks, loc, rounds, core_rows, core_cols)
+    return Peeling(G, Gc, blocks, loc, rounds, pivots, core_rows, core_cols)
 
 
 def solve_algebraic(G22: sp.spmatrix, R: sp.spmatrix, labels: list[str], eq_labels: list[str],
@@ -177,15 +189,10 @@ def solve_algebraic(G22: sp.spmatrix, R: sp.spmatrix, labels: list[str], eq_labe
     G, Gc = pl.G, pl.Gc
     n = G.shape[0]
     R_eff = sp.csr_matrix(R, dtype=float)
-    known = np.zeros(n, bool)
     pieces: list[tuple[np.ndarray, sp.csr_matrix]] = []
-    for rows, cols in pl.rounds:
-        piv = (G @ (~known).astype(float))[rows]   # the row's one unknown entry
-        if np.any(np.abs(piv) == 0):
-            raise BadInputError(f"{what} is singular at {eq_labels[rows[np.argmin(np.abs(piv))]]}")
+    for (rows, cols), piv in zip(pl.rounds, pl.pivots):
         W = sp.diags(1.0 / piv) @ R_eff[rows]
         R_eff = (R_eff - Gc[:, cols] @ W).tocsr()
-        known[cols] = True
         pieces.append((cols, sp.csr_matrix(W)))
     core_rows, core_cols = pl.core_rows, pl.core_cols
     if len(core_cols):
@@ -235,31 +242,23 @@ class PeelSolve:
                 need[columns_of(rows[need[cols]])] = True
         self._rounds = []
         nnz = 0
-        for rows, cols in rounds:
+        for (rows, cols), pivots in zip(rounds, pl.pivots):
             m = need[cols]
             if not m.any():
                 continue
-            r, c = rows[m], cols[m]
+            r, c, piv = rows[m], cols[m], pivots[m]
             A = G[r]
-            owner = np.repeat(np.arange(len(r)), np.diff(A.indptr))
-            hit = A.indices == c[owner]
-            piv = np.bincount(owner[hit], A.data[hit], minlength=len(r)).astype(float)   # int when empty
             parts = []
-            for b, (pr, pc) in zip(blocks, loc):
+            for b, (pr, _) in zip(blocks, loc):
                 lr = pr[r]
                 idx = np.flatnonzero(lr >= 0)
                 if len(idx) == 0:
                     continue
                 li = lr[idx]
-                lp = pc[c[idx]]
-                on = lp >= 0
-                piv[idx[on]] -= b.g[li[on], lp[on]]     # the pivot entry of a row may lie in the block
                 whole = len(li) == b.g.shape[0] and (np.diff(li) == 1).all() and li[0] == 0
                 D = b.g if whole else np.ascontiguousarray(b.g[li])
                 parts.append((None if len(idx) == len(r) else idx, D, b.cols))
                 nnz += D.size
-            if np.any(piv == 0):
-                raise BadInputError(f"{what} is singular at {eq_labels[int(r[np.argmin(np.abs(piv))])]}")
             self._rounds.append((r, c, A, 1.0 / piv, parts))
             nnz += A.nnz
         self._core = None

@@ -1,6 +1,6 @@
 """What every method of the linear engine is asked (``RunOptions``) and returns (``LinearWaveforms``).
 
-    w = tran_dense(circuit, tran, RunOptions("linear", "samples"))   # or tran_krylov, tran_switched
+    w = tran_dense(circuit, tran, RunOptions("linear", "samples"))   # a TranMethod; also tran_krylov, tran_switched
     w.method, w.noise_mode, w.krylov, w.dc, w.detail                 # how it was made
 
 Every method (dense modal / loop, krylov, switched, the adjoint .noise, the DC .op) returns one
@@ -16,11 +16,11 @@ The output grid is shared by every transient: t_k = k step_s for k = 0 .. n_out 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-from ...circuit import Tran
+from ...circuit import Circuit, Tran
 from ...errors import BadInputError
 from ..raw import Waveforms
 
@@ -86,6 +86,10 @@ class LinearWaveforms(Waveforms):
     detail: Waveforms | None = None   # clocked circuits: the last DETAIL_PERIODS clock periods, finely sampled
     krylov: KrylovRun | None = None   # method krylov's .tran: applications, substeps, error estimate
     dc: DcRun | None = None           # method krylov's .op: the GMRES residual reached
+
+
+TranMethod = Callable[[Circuit, Tran, RunOptions], LinearWaveforms]   # dense, krylov, switched: the .tran
+OpMethod = Callable[[Circuit, RunOptions], LinearWaveforms]            # dense, krylov: the .op
 
 
 def output_count(tran: Tran) -> int:
