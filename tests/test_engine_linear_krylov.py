@@ -19,8 +19,7 @@ import scipy.sparse.linalg as spla
 
 from spu_sim.circuit import Op, Tran
 from spu_sim.engines import get_engine
-from spu_sim.engines.linear import krylov
-from spu_sim.engines.linear import LinearEngine
+from spu_sim.engines.linear import LinearEngine, krylov
 from spu_sim.engines.linear.krylov import path_at_krylov
 from spu_sim.engines.linear.peel import PeelSolve
 from spu_sim.engines.linear.stamp import Block
