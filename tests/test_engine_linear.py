@@ -21,7 +21,7 @@ from spu_sim.circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, 
                              Resistor, Switch, SwitchModel, Tran, VoltageSource)
 from spu_sim.engines import available, get_engine
 from spu_sim.engines.linear import LinearEngine, path_at
-from spu_sim.engines.linear_mna import build_model
+from spu_sim.engines.linear.model import build_model
 from spu_sim.errors import BadInputError
 from spu_sim.topologies.opamp.build import coupling_arrays
 
@@ -482,7 +482,7 @@ def test_too_many_states_for_the_dense_model_is_refused_before_the_work():
     """A noisy RC ladder of MAX_DENSE_STATES + 1 capacitors: the dense model is refused (size and fix named) before
     it is formed; the same ladder without noise runs on the structured method (the auto rule): its first node
     charges from 0 towards the 1 V source, never beyond it."""
-    from spu_sim.engines.linear_mna import MAX_DENSE_STATES
+    from spu_sim.engines.linear import MAX_DENSE_STATES
     n = MAX_DENSE_STATES + 1
     els = [VoltageSource("V1", "in", "0", 1.0), Resistor("R0", "in", "n1", 1e3)]
     els += [Resistor(f"R{k}", f"n{k}", f"n{k + 1}", 1e3) for k in range(1, n)]

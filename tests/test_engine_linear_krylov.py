@@ -1,5 +1,5 @@
-"""The linear engine's structured method (``method="krylov"``: engines/linear_operator.py, linear_peel.py,
-linear_krylov.py) against the dense modal method on the same Circuit and against ngspice.
+"""The linear engine's structured method (``method="krylov"``: engines/linear/krylov.py, peel.py,
+expmv.py) against the dense modal method on the same Circuit and against ngspice.
 
 Tolerances: the Arnoldi exponential stops when its a-posteriori estimate is below rtol = 1e-10 of |[x; eta]|
 over the whole run (the estimate is the leading term of the error series, so it is checked, with a factor 100
@@ -19,11 +19,10 @@ import scipy.sparse.linalg as spla
 
 from spu_sim.circuit import Op, Tran
 from spu_sim.engines import get_engine
-from spu_sim.engines import linear_operator
-from spu_sim.engines.linear import LinearEngine
-from spu_sim.engines.linear_operator import path_at_krylov
-from spu_sim.engines.linear_peel import PeelSolve
-from spu_sim.engines.linear_stamp import Block
+from spu_sim.engines.linear import LinearEngine, krylov
+from spu_sim.engines.linear.krylov import path_at_krylov
+from spu_sim.engines.linear.peel import PeelSolve
+from spu_sim.engines.linear.stamp import Block
 from spu_sim.errors import BadInputError
 from spu_sim.pipeline import build_circuit, prepare
 
@@ -132,9 +131,9 @@ def test_noise_sources_are_refused_with_the_fix():
 def test_auto_rule_picks_krylov_for_many_states_without_noise(monkeypatch):
     c = factored_circuit(20, 4)
     assert LinearEngine().run(c)["tran"].method == "modal"
-    monkeypatch.setattr(linear_operator, "KRYLOV_MIN_STATES", 10)
+    monkeypatch.setattr(krylov, "KRYLOV_MIN_STATES", 10)
     assert LinearEngine().run(c)["tran"].method == "krylov"
-    assert not linear_operator.prefers_krylov(factored_circuit(20, 4, kappa=0.01))   # noise: never krylov by auto
+    assert not krylov.prefers_krylov(factored_circuit(20, 4, kappa=0.01))   # noise: never krylov by auto
 
 
 def test_peel_solve_with_coupled_core_equals_spsolve():
@@ -227,7 +226,7 @@ def test_arnoldi_substeps_on_a_stiff_operator_match_the_closed_form():
     forces substeps; the result equals e^{Mt} x0 + M^-1 (e^{Mt} - I) b (scipy expm) within the estimate."""
     from scipy.linalg import expm  # noqa: PLC0415
 
-    from spu_sim.engines.linear_krylov import affine_expmv  # noqa: PLC0415
+    from spu_sim.engines.linear.expmv import affine_expmv  # noqa: PLC0415
     rng = np.random.default_rng(1)
     n = 60
     M = np.diag(-np.logspace(0, 3, n)) + np.triu(rng.standard_normal((n, n)) * 0.5, 1)

@@ -1,4 +1,4 @@
-"""The linear engine on clocked circuits (spu_sim.engines.linear_switched) against real ngspice and the exact
+"""The linear engine on clocked circuits (spu_sim.engines.linear.switched) against real ngspice and the exact
 discrete-time theory of topology opamp_sc.
 
 Path checks: the same Circuit and the same noise files (injected noise and kT/C noise on) on ngspice and the
@@ -204,7 +204,7 @@ def test_unsupported_clocked_circuits_are_refused_by_name(tmp_path, capsys):
 
 def test_run_is_reproducible_and_propagators_are_cached():
     """Same circuit, same numbers; a clocked run reuses a handful of propagators for all its segments."""
-    from spu_sim.engines.linear_switched import switched_tran
+    from spu_sim.engines.linear.switched import switched_tran
     c = build_circuit(prepare(sc_problem(2, dict(SC_PATH), t_stop_tau=20.0, burn_in_tau=1.0)))
     t1, v1, info = switched_tran(c, c.analysis(Tran))
     _, v2, _ = switched_tran(c, c.analysis(Tran))

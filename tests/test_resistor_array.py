@@ -11,7 +11,7 @@ import pytest
 
 from spu_sim.circuit import Resistor, ResistorArray, check_physical
 from spu_sim.engines.linear import LinearEngine
-from spu_sim.engines.linear_mna import assemble
+from spu_sim.engines.linear.model import assemble
 from spu_sim.errors import DesignError
 from spu_sim.spice import format_spice
 from spu_sim.topologies.opamp.build import coupling_arrays

@@ -31,6 +31,7 @@ import numpy as np
 from .. import io
 from ..config import save_config
 from ..engines import get_engine
+from ..engines.linear import needs_switched, path_at
 from ..errors import BadInputError
 from ..ideal import stationary_cov
 
@@ -46,8 +47,6 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 
 def run_crosscheck(config, out_dir: str | Path, *, reference: str | None = None,
                    candidate: str = "linear") -> dict[str, Any]:
-    from ..engines.linear import path_at  # noqa: PLC0415
-    from ..engines.linear_switched import needs_switched  # noqa: PLC0415
     from ..pipeline import build_circuit, prepare, read_results, staged  # noqa: PLC0415
     from ..spice import write_circuit  # noqa: PLC0415
     prep = prepare(config)

@@ -1,6 +1,9 @@
-"""Switched-linear transient of the linear engine: clocked switches (PULSE controls) and held sources, exactly.
+"""The switched method of the linear engine: clocked switches (PULSE controls) and held sources, exactly.
 
-    t, vectors, info = switched_tran(circuit, tran)   # LinearEngine.tran dispatches here (needs_switched)
+    w = tran_switched(circuit, tran, opts)            # LinearWaveforms, method "switched" (with .detail)
+    t, vectors, info = switched_tran(circuit, tran)   # the stepping itself (info: segments, configurations, ...)
+
+LinearEngine.tran dispatches here whenever ``needs_switched(circuit)``.
 
 A circuit whose switches are driven by PulseVoltageSource clocks is linear time-invariant between switching
 instants. The path is stepped segment by segment, exactly (physics.md section 6):
@@ -22,8 +25,7 @@ instants. The path is stepped segment by segment, exactly (physics.md section 6)
   than 1e-12 of the run are merged. Inside a segment every switch state is fixed and every input constant or
   linear, so one FOH step x_b = Phi x_a + G0 u_a + G1 u_b is exact (one block exponential on the input space
   per propagator, _propagator; held inputs only: G1 = 0).
-- Configurations. Each distinct tuple of switch states gets its LinearModel once (spu_sim.engines.linear_mna
-  .build_model on a copy of the circuit with every Switch's ``on`` set, each PULSE replaced by a stand-in
+- Configurations. Each distinct tuple of switch states gets its LinearModel once (model.build_model on a copy of the circuit with every Switch's ``on`` set, each PULSE replaced by a stand-in
   voltage source whose input column is checked to reach no state). Switches are resistors Ron / Roff, so the
   capacitor graph, hence the state (capacitor node voltages, island differences, inductor currents), is the
   same in every configuration: the state labels are compared and a mismatch is refused; the state carries
@@ -43,16 +45,16 @@ point) and are refused by LinearEngine; so is a transient without uic.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import replace
 
 import numpy as np
 import scipy.linalg as sla
+from threadpoolctl import threadpool_limits
 
-from ..circuit import Circuit, NoiseSource, PulseVoltageSource, Switch, SwitchModel, Tran
-from ..errors import BadInputError
-from .linear_mna import _NODE_ATTRS, GROUND, LinearModel, build_model
-from .linear_solve import NGSPICE_HINT
+from ...circuit import Circuit, NoiseSource, PulseVoltageSource, Switch, SwitchModel, Tran
+from ...errors import BadInputError
+from .model import GROUND, NODE_ATTRS, LinearModel, build_model
+from .result import NGSPICE_HINT, LinearWaveforms, RunOptions, output_count
 
 MERGE_REL = 1e-12     # boundaries closer than this fraction of the run are one instant
 CHUNK_SEGMENTS = 20000   # segments whose inputs and forcing are held in memory at once
@@ -97,7 +99,7 @@ def _check_fanout(circuit: Circuit, pulses: list[PulseVoltageSource]) -> None:
     for e in circuit.elements:
         if isinstance(e, PulseVoltageSource):
             continue
-        attrs = _NODE_ATTRS.get(type(e), ())
+        attrs = NODE_ATTRS.get(type(e), ())
         if isinstance(e, Switch):
             attrs = ("n_pos", "n_neg")
         for a in attrs:
@@ -236,13 +238,6 @@ def _propagator(m: LinearModel, h: float, foh: bool) -> tuple[np.ndarray, np.nda
     return Phi, P1N - G1, G1
 
 
-def _out_count(tran: Tran) -> int:
-    if not (tran.step_s > 0 and tran.stop_s > 0):
-        raise BadInputError(f".tran step {tran.step_s!r} s and stop {tran.stop_s!r} s must be positive")
-    r = tran.stop_s / tran.step_s
-    return int(round(r)) if abs(r - round(r)) < 1e-9 * max(r, 1) else int(np.floor(r))
-
-
 def _source_columns(srcs: list[NoiseSource], t_end: float, ta: np.ndarray, tb: np.ndarray, mid: np.ndarray):
     """(U_a, U_b): each source's value at every segment's start and end (held: the value on the segment)."""
     Ua = np.zeros((len(ta), len(srcs)))
@@ -263,24 +258,34 @@ def _source_columns(srcs: list[NoiseSource], t_end: float, ta: np.ndarray, tb: n
     return Ua, Ub
 
 
-def _one_blas_thread():
-    """Small matrices in a Python loop: multithreaded BLAS only adds contention (measured 8x slower at n = 52
-    on a loaded 2-core machine), so one thread (threadpoolctl, installed with scikit-learn) while stepping."""
-    try:
-        from threadpoolctl import threadpool_limits  # noqa: PLC0415
-    except ImportError:  # pragma: no cover
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1)
-
-
 def switched_tran(circuit: Circuit, tran: Tran, detail_periods: int = 0,
                   detail_points: int = DETAIL_POINTS) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
     """(t, {saved vector: values}, info) on t_k = k step_s; info: segments, configurations, propagators and,
     with detail_periods > 0, "detail": (t, vectors) on detail_points per period of the slowest clock over the
     last detail_periods whole periods (the waveform inside the phases, exact; the fine grid repeats every period,
-    so it costs a few more propagators)."""
-    with _one_blas_thread():
+    so it costs a few more propagators). Small matrices in a Python loop: multithreaded BLAS only adds contention
+    (measured 8x slower at n = 52 on a loaded 2-core machine), so one BLAS thread while stepping."""
+    with threadpool_limits(limits=1):
         return _switched_tran(circuit, tran, detail_periods, detail_points)
+
+
+def tran_switched(circuit: Circuit, tran: Tran, opts: RunOptions) -> LinearWaveforms:
+    """The ``.tran`` by the switched method: a LinearWaveforms with method "switched" and ``detail`` (the last
+    DETAIL_PERIODS periods of the slowest clock, DETAIL_POINTS per period; None without a clock). noise_mode
+    samples only (the held and piecewise-linear samples are stepped exactly); method krylov is refused."""
+    if opts.method == "krylov":
+        raise BadInputError("method krylov runs circuits without clocked switches or held sources; use"
+                            " method auto (exact per-segment stepping) for this circuit")
+    if opts.noise_mode != "samples":
+        raise BadInputError(f"noise_mode {opts.noise_mode}: clocked circuits and held sources run with noise_mode"
+                            " samples only (engine linear)")
+    t, vectors, info = switched_tran(circuit, tran, detail_periods=DETAIL_PERIODS)
+    detail = None
+    if "detail" in info:
+        td, vd = info["detail"]
+        detail = LinearWaveforms("tran", td, vd, engine=opts.engine, noise_mode=opts.noise_mode, method="switched")
+    return LinearWaveforms("tran", t, vectors, engine=opts.engine, noise_mode=opts.noise_mode, method="switched",
+                           detail=detail)
 
 
 def _merged(t: np.ndarray, tol: float) -> np.ndarray:
@@ -293,7 +298,7 @@ def _switched_tran(circuit: Circuit, tran: Tran, detail_periods: int,
     if not tran.uic:
         raise BadInputError(".tran without uic on a clocked circuit: a switched-capacitor circuit has no DC"
                             f" operating point to start from; use uic, or {NGSPICE_HINT}")
-    n_out = _out_count(tran)
+    n_out = output_count(tran)
     t_grid = np.arange(n_out + 1) * tran.step_s
     t_end = float(t_grid[-1])
     tol = MERGE_REL * t_end

@@ -1,7 +1,11 @@
-"""Exact small-signal ``.noise`` of a linear Circuit, with ngspice 39's conventions (the linear engine's .noise).
+"""Noise in the linear engine: the exact small-signal ``.noise`` (ngspice 39's conventions) and the intensities of
+the aggregated noise mode.
 
-Noise generators (as ngspice's): each noisy Resistor and each Switch (its programmed r_on or r_off) is a thermal
-current source of one-sided density 4 k T / R between its nodes, T = temp_c (27 C when unset) + 273.15 K,
+    spectrum, totals = noise_analysis(circuit, a, mna, opts)    # LinearWaveforms, method "adjoint"
+    q = noise_intensity_v2_s(samples_v, dt_s)                   # V^2 s, the aggregated mode's white-noise intensity
+
+The .noise: noise generators (as ngspice's): each noisy Resistor and each Switch (its programmed r_on or r_off) is
+a thermal current source of one-sided density 4 k T / R between its nodes, T = temp_c (27 C when unset) + 273.15 K,
 k = 1.38064852e-23 J/K (ngspice's CONSTboltz). The filesource noise DACs, controlled sources and capacitors are
 noiseless; voltage sources are shorts at AC, the analysis' input source is the unit AC excitation.
 
@@ -17,17 +21,26 @@ The integral over [f1, f2] of a density known at both ends assumes S(f) = a f^e 
 ngspice's Nintegrate does; ngspice divides both ends by the gain at f2 for the input-referred total. The grid
 is ngspice's: f_start multiplied by 10^(1/points_per_decade) while f <= f_stop (1 + 10^(1/ppd) reltol).
 Cost: one sparse complex LU per frequency point.
+
+Aggregated noise (noise_mode ``aggregated``, dense.py): each NoiseSource is replaced by white noise of two-sided
+intensity q = dt_s * sum_{|l|<=2} r_l (r_l: the samples' autocovariance at lag l, zero mean assumed), the
+low-frequency intensity of the piecewise-linear signal: exact for white samples and for the project's
+pre-emphasised samples u_k = w_k + (w_k - w_{k-1})/3 (r_0 = 17/9 v^2, r_1 = -4/9 v^2: q = v_rms^2 dt, while the
+samples' rms^2 dt would be 17/9 too large). Its default seed is derived from the samples' bytes (``seed_of``), so
+the same config and seed give the same numbers.
 """
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import scipy.sparse.linalg as spla
 
-from ..circuit import Circuit, Noise, Resistor, ResistorArray
-from ..errors import BadInputError
-from .linear_mna import MNA
-from .raw import Waveforms
+from ...circuit import Circuit, Noise, NoiseSource, Resistor, ResistorArray
+from ...errors import BadInputError
+from .model import MNA
+from .result import LinearWaveforms, RunOptions
 
 BOLTZMANN_J_PER_K = 1.38064852e-23
 KELVIN_AT_0C = 273.15
@@ -60,8 +73,8 @@ def _power_law_integral(S_hi: np.ndarray, ln_hi: np.ndarray, ln_lo: np.ndarray, 
     return np.where(np.abs(e) < N_MINGAIN, S_hi * np.diff(f), out)
 
 
-def noise_analysis(circuit: Circuit, a: Noise, mna: MNA) -> tuple[Waveforms, Waveforms]:
-    """(spectrum, totals) of one Noise analysis, keyed as ngspice's raw files name them."""
+def noise_analysis(circuit: Circuit, a: Noise, mna: MNA, opts: RunOptions) -> tuple[LinearWaveforms, LinearWaveforms]:
+    """(spectrum, totals) of one Noise analysis, keyed as ngspice's raw files name them (method "adjoint")."""
     nodes, br = mna.nodes, mna.branches
     if a.source not in br:
         raise BadInputError(f".noise input {a.source} is not a voltage source of the circuit")
@@ -97,13 +110,30 @@ def noise_analysis(circuit: Circuit, a: Noise, mna: MNA) -> tuple[Waveforms, Wav
     if np.any(gain2 == 0):
         raise BadInputError(f".noise input {a.source} has no gain to the output: input-referred noise undefined")
     onoise = np.sqrt(dens.sum(axis=0))
-    spectrum = Waveforms("noise", f, {"frequency": f, "onoise_spectrum": onoise,
-                                      "inoise_spectrum": onoise / np.sqrt(gain2)})
+    mark = dict(engine=opts.engine, noise_mode="none", method="adjoint")
+    spectrum = LinearWaveforms("noise", f, {"frequency": f, "onoise_spectrum": onoise,
+                                            "inoise_spectrum": onoise / np.sqrt(gain2)}, **mark)
     ln = np.log(np.maximum(dens, N_MINLOG))
     out_total = _power_law_integral(dens[:, 1:], ln[:, 1:], ln[:, :-1], f).sum()
     ln_gi = -np.log(gain2[1:])
     in_total = _power_law_integral(dens[:, 1:] / gain2[1:], ln[:, 1:] + ln_gi, ln[:, :-1] + ln_gi, f).sum()
     on, inn = np.array([np.sqrt(out_total)]), np.array([np.sqrt(in_total)])
-    totals = Waveforms("noise_total", None, {"v(onoise_total)": on, "v(inoise_total)": inn,
-                                             "onoise_total": on, "inoise_total": inn})
+    totals = LinearWaveforms("noise_total", None, {"v(onoise_total)": on, "v(inoise_total)": inn,
+                                                   "onoise_total": on, "inoise_total": inn}, **mark)
     return spectrum, totals
+
+
+def noise_intensity_v2_s(samples_v: np.ndarray, dt_s: float) -> float:
+    """Low-frequency two-sided intensity (V^2 s) of a piecewise-linear noise signal: dt * sum_{|l|<=2} r_l."""
+    u = np.asarray(samples_v, dtype=float)[1:]
+    n = len(u)
+    r = [float(u[: n - l] @ u[l:]) / n for l in range(3)]
+    return dt_s * max(r[0] + 2 * r[1] + 2 * r[2], 0.0)
+
+
+def seed_of(srcs: list[NoiseSource]) -> int:
+    """The aggregated noise's default seed: a hash of the sources' sample bytes."""
+    h = hashlib.blake2b(digest_size=8)
+    for src in srcs:
+        h.update(np.ascontiguousarray(src.samples_v, dtype=float).tobytes())
+    return int.from_bytes(h.digest(), "little")

@@ -1,7 +1,13 @@
-"""Modified nodal analysis of a linear Circuit and its reduction to a state-space model (the linear engine's maths).
+"""The circuit model of the linear engine: modified nodal analysis of a linear Circuit and its reduction to a
+state-space model (state choice, floating capacitor islands, index-1 reduction).
 
-    model = build_model(circuit)        # LinearModel: x' = M x + N u,  y = Cx x + Du u
-    z_dc = dc_solution(circuit)         # the .op (capacitors open, inductors short)
+    mna = assemble(circuit)             # MNA: C_m z' + G_m z = B u (stamps: stamp.py)
+    model = build_model(circuit)        # LinearModel: x' = M x + N u,  y = Cx x + Du u (dense; methods modal, loop)
+    z_dc = dc_solution(mna, u0)         # the .op (capacitors open, inductors short)
+
+The structured method (krylov.py) takes the same partition (``islands``, ``island_transform``,
+``algebraic_labels``, ``initial_state``) without forming M; both solve the algebraic block by the one peeling of
+peel.py.
 
 MNA (SPICE conventions): unknowns z = [node voltages (ground excluded), branch currents of the voltage sources,
 VCVS, inductors and noise sources]; equations C_m z' + G_m z = B u(t). Rows are KCL (sum of the currents
@@ -30,25 +36,21 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from ..circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Comment, Inductor, NoiseSource, Resistor,
-                       ResistorArray, Switch, SwitchModel, VoltageSource)
-from ..errors import BadInputError
-from .linear_solve import NGSPICE_HINT, check_structure, factor, solve_algebraic
-from .linear_stamp import Block, Triplets, stamp_resistors
+from ...circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Comment, Inductor, NoiseSource, Resistor,
+                        ResistorArray, Switch, SwitchModel, VoltageSource)
+from ...errors import BadInputError
+from .peel import check_structure, factor, solve_algebraic
+from .result import NGSPICE_HINT
+from .stamp import Block, Triplets, stamp_resistors
 
 GROUND = "0"
 MAX_DENSE_STATES = 3000   # the dense model: M, its eigenvectors and inverse (complex): about 4 x 16 n^2 bytes, O(n^3)
-_NODE_ATTRS = {Resistor: ("n_pos", "n_neg"), Capacitor: ("n_pos", "n_neg"), Inductor: ("n_pos", "n_neg"),
+NODE_ATTRS = {Resistor: ("n_pos", "n_neg"), Capacitor: ("n_pos", "n_neg"), Inductor: ("n_pos", "n_neg"),
                VoltageSource: ("n_pos", "n_neg"), Switch: ("n_pos", "n_neg", "c_pos", "c_neg"),
                VCVS: ("n_pos", "n_neg", "c_pos", "c_neg"), VCCS: ("n_pos", "n_neg", "c_pos", "c_neg"),
                CCCS: ("n_pos", "n_neg"), NoiseSource: ("node", "n_neg")}
 _LINEAR = (Resistor, ResistorArray, Capacitor, Inductor, VoltageSource, VCVS, VCCS, CCCS, SwitchModel, Switch, NoiseSource,
            Comment)
-
-
-def refuse_nonlinear(circuit: Circuit) -> None:
-    """BadInputError naming the first element the linear engine cannot treat exactly."""
-    by_type(circuit)
 
 
 def _refuse(e) -> None:
@@ -98,7 +100,7 @@ class MNA:
 def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
     """The MNA matrices of a linear circuit (refuses nonlinear elements and non-positive values). blocks: keep
     the crossbars' off-diagonal entries as dense Blocks (``MNA.blocks``; G_m is then G + the blocks), for the
-    structured method (spu_sim.engines.linear_stamp)."""
+    structured method (stamp.py)."""
     typed = by_type(circuit)
     els = typed[None]  # resistors are stamped apart, vectorised
     models = {m.name: m for m in typed[SwitchModel]}
@@ -106,7 +108,7 @@ def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
     pos, neg, r_ohm = [e.n_pos for e in res], [e.n_neg for e in res], [e.r_ohm for e in res]
     names: list[str] = []
     for e in els:
-        names.extend([getattr(e, attr) for attr in _NODE_ATTRS[type(e)]])
+        names.extend([getattr(e, attr) for attr in NODE_ATTRS[type(e)]])
     names.extend(pos)
     names.extend(neg)
     arrays = typed[ResistorArray]
@@ -234,7 +236,7 @@ class LinearModel:
         return z[self.dyn_index] - ref
 
 
-def _islands(mna: MNA) -> tuple[np.ndarray, dict[int, int]]:
+def islands(mna: MNA) -> tuple[np.ndarray, dict[int, int]]:
     """Dynamic node indices and, for floating capacitor islands, node -> reference node."""
     parent = {n: n for n in list(mna.nodes) + [GROUND]}
 
@@ -321,7 +323,7 @@ def build_model(circuit: Circuit, saves: list[str] | None = None, extra: list[st
     ``saves`` (default: the circuit's saves) followed by ``extra``."""
     mna = assemble(circuit)
     n = mna.G.shape[0]
-    dyn_nodes, ref_of = _islands(mna)
+    dyn_nodes, ref_of = islands(mna)
     ind = np.array([mna.branches[e.name] for e in mna.inductors], dtype=int)
     dyn = np.concatenate([dyn_nodes, ind]).astype(int)
     if len(dyn) > MAX_DENSE_STATES:
@@ -370,7 +372,7 @@ def build_model(circuit: Circuit, saves: list[str] | None = None, extra: list[st
     RT = (R @ T).tocsr()
     Cx = RT[:, dyn].toarray() - (RT[:, alg] @ Xg).toarray()
     Du = (RT[:, alg] @ Xb).toarray()
-    x0 = _initial_state(circuit, mna, dyn_nodes, csolve)
+    x0 = initial_state(circuit, mna, dyn_nodes, csolve)
     state_labels = []
     for i in dyn_nodes:
         state_labels.append(f"node {inv_nodes[i]}" if i not in ref_of else f"{inv_nodes[i]} - {inv_nodes[ref_of[i]]}")
@@ -379,7 +381,7 @@ def build_model(circuit: Circuit, saves: list[str] | None = None, extra: list[st
     return LinearModel(M, Nm, np.asarray(Cx), np.asarray(Du), x0, names, mna.noise, state_labels, mna, dyn, ref_index)
 
 
-def _initial_state(circuit: Circuit, mna: MNA, dyn_nodes: np.ndarray, csolve) -> np.ndarray:
+def initial_state(circuit: Circuit, mna: MNA, dyn_nodes: np.ndarray, csolve) -> np.ndarray:
     """uic initial state as ngspice takes it: each capacitor starts at its IC, or at the difference of the
     .ic node voltages (0 where unset); the node state is the charge-conserving combination
     C_11^-1 D^T diag(C) v_C (exact when the ICs are consistent: a capacitor loop with inconsistent ICs shares
@@ -398,3 +400,16 @@ def _initial_state(circuit: Circuit, mna: MNA, dyn_nodes: np.ndarray, csolve) ->
     x_ind = np.array([0.0 if e.ic_a is None else e.ic_a for e in mna.inductors])
     # csolve inverts the whole (node, inductor) block; the inductor rows of the charge vector are zero
     return np.concatenate([csolve(np.concatenate([q, np.zeros(len(x_ind))]))[:len(q)], x_ind])
+
+
+def check_programmed_switches(switches: list[tuple[Switch, SwitchModel]], v_ctl: np.ndarray, varies: np.ndarray) -> None:
+    """Every switch's control must be a constant (``varies`` False; each method judges that on its own form of
+    the model) on its programmed side of the threshold: ON needs v >= VT - VH, OFF v <= VT + VH (else ngspice
+    would toggle it). v_ctl: the control voltages V(c_pos, c_neg), in the order of ``switches``."""
+    for (sw, m), v, moving in zip(switches, v_ctl, varies):
+        if moving:
+            raise BadInputError(f"switch {sw.name}: its control V({sw.c_pos},{sw.c_neg}) varies in time (a clocked"
+                                f" switch); the linear engine runs programmed switches only; {NGSPICE_HINT}")
+        if (sw.on and v < m.vt_v - m.vh_v) or (not sw.on and v > m.vt_v + m.vh_v):
+            raise BadInputError(f"switch {sw.name}: programmed {'ON' if sw.on else 'OFF'} but its control is"
+                                f" {v:g} V against VT = {m.vt_v:g} V: ngspice would toggle it; fix the control")

@@ -1,4 +1,4 @@
-"""Matrix-free exponential of an affine linear ODE: x' = M x + b (constant b), x(0) = x0, at given times.
+"""Matrix-free exponential of an affine linear ODE (the Arnoldi behind method krylov): x' = M x + b (constant b), x(0) = x0, at given times.
 
     X, info = affine_expmv(apply_M, b, x0, times_s, rtol=1e-10)   # X (n, len(times)); info: applications, substeps
 
@@ -20,27 +20,22 @@ Cost: per Arnoldi step one M v plus O(k n) orthogonalisation, and every CHECK_EV
 small (k+1) x (k+1) Hessenberg matrix, run on one BLAS thread (``_expm``: with OpenBLAS' two threads a 41 x 41 expm
 took 1.0 ms instead of 0.11 ms, and at d = 1000 these dominated the transient); the number of steps grows like sqrt(rho t)
 (rho the spectral radius of M t) for normal M, so stiff circuits (fast op-amp poles next to a slow tau) need
-many substeps: the engine picks this method only for large state counts (engines/linear_operator.py).
+many substeps: the engine picks this method only for large state counts (krylov.py).
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import numpy as np
 import scipy.linalg as sla
 from threadpoolctl import ThreadpoolController
 
+from .result import KrylovInfo
+
 K_MAX = 80
 CHECK_EVERY = 4
 BREAKDOWN = 1e-13
-
-
-class KrylovInfo(NamedTuple):
-    applications: int      # products M v
-    substeps: int          # Krylov bases built
-    max_dim: int           # largest basis
-    error_estimate: float  # sum of the substeps' a-posteriori estimates, relative to |w|
 
 
 _POOL: list[ThreadpoolController] = []

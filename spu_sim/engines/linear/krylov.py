@@ -2,47 +2,49 @@
 
     om = OperatorModel(circuit)            # MNA + index-1 partition + replayable G22 solve
     dx, y = om.apply(X, U)                 # x' = M X + N U and y = Cx X + Du U, columns at once
-    plots["tran"] = tran_krylov(circuit, tran, engine_name)
+    plots["tran"] = tran_krylov(circuit, tran, opts)     # a LinearWaveforms (result.py), method "krylov"
+    plots["op"] = op_krylov(circuit, opts)               # method "krylov-gmres"
 
-linear_mna.build_model forms x' = M x + N u densely (X = G22^-1 [G21, B2] explicitly): for the factorised TNGD
+model.build_model forms x' = M x + N u densely (X = G22^-1 [G21, B2] explicitly): for the factorised TNGD
 circuit its integrator-current rows are N x N dense, which costs O(N^2 m) to form and O(N^3) to diagonalise.
 Here one application of the reduction
 
-    w2 = G22^-1 (B2 u - G21 x)                   (spu_sim.engines.linear_peel: replayed peeling rounds + core LU)
+    w2 = G22^-1 (B2 u - G21 x)                   (peel.PeelSolve: replayed peeling rounds + core LU)
     x' = C11^-1 (B1 u - G11 x - G12 w2)           (C11: diagonal or one sparse LU)
     y  = R1 x + R2 w2                              (R = saved-vector rows, split on the partition)
 
 costs O(nnz(G_m)) = O(m N) for the factorised circuit (3 m N resistors), and gives the derivative and the
 outputs from the same solve. The partition (dynamic node voltages and inductor currents, floating capacitor
-islands relative to a reference node, the algebraic rest) is linear_mna.build_model's (same rules, same error
+islands relative to a reference node, the algebraic rest) is model.build_model's (same rules, same error
 messages). The transient (constant inputs only: no NoiseSource) is the exact solution
-x(t) = e^{Mt} x0 + t phi1(Mt) N u by Arnoldi on the augmented operator (spu_sim.engines.linear_krylov), with
-its a-posteriori error estimate stated in the result (``KrylovWaveforms``). Noise sources are refused: their
+x(t) = e^{Mt} x0 + t phi1(Mt) N u by Arnoldi on the augmented operator (expmv.affine_expmv), with
+its a-posteriori error estimate stated in the result (``LinearWaveforms.krylov``, a result.KrylovRun). Noise sources are refused: their
 piecewise-linear input would need one exponential per noise step (use method modal at moderate N, or ngspice).
 
-.op (``op_krylov``): SuperLU of the whole MNA G_m z = B u (method modal's linear_mna.dc_solution) costs 7.4 s at
+.op (``op_krylov``): SuperLU of the whole MNA G_m z = B u (method modal's model.dc_solution) costs 7.4 s at
 N = 2.4e3, m = 160 (fill 3.7x, but dense supernodes around the m hub nodes), so the structured method solves the
 reduced equilibrium M x = -N u by GMRES on the operator (relative residual DC_RTOL, restart DC_RESTART; the
-residual reached is in the result's ``.dc``), then reads the outputs from the same solve. A transient without
+residual reached is in the result's ``.dc``, a result.DcRun), then reads the outputs from the same solve. A transient without
 uic starts there too.
 
-Rule of ``method="auto"`` (linear.py): krylov when the circuit has more than KRYLOV_MIN_STATES capacitors and
+Rule of ``method="auto"`` (engine.py): krylov when the circuit has more than KRYLOV_MIN_STATES capacitors and
 inductors (the dense modal form costs O(n^3) there) and no noise source; else modal (or loop).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from ..circuit import Capacitor, Circuit, Inductor, NoiseSource, Switch, Tran
-from ..errors import BadInputError
-from .linear_krylov import KrylovInfo, affine_expmv
-from .linear_mna import NGSPICE_HINT, _initial_state, _islands, algebraic_labels, assemble, island_transform, output_rows
-from .linear_peel import PeelSolve, positions
+from ...circuit import Capacitor, Circuit, Inductor, NoiseSource, Switch, Tran
+from ...errors import BadInputError
+from .expmv import affine_expmv
+from .model import (algebraic_labels, assemble, check_programmed_switches, initial_state, island_transform, islands,
+                    output_rows)
+from .peel import PeelSolve, positions
+from .result import (NGSPICE_HINT, DcRun, KrylovRun, LinearWaveforms, RunOptions, op_waveforms, output_count,
+                     tran_waveforms)
 
 KRYLOV_MIN_STATES = 500
 RTOL = 1e-10
@@ -70,7 +72,7 @@ class OperatorModel:
         self.mna = mna
         self.noise = mna.noise
         n = mna.G.shape[0]
-        dyn_nodes, ref_of = _islands(mna)
+        dyn_nodes, ref_of = islands(mna)
         ind = np.array([mna.branches[e.name] for e in mna.inductors], dtype=int)
         dyn = np.concatenate([dyn_nodes, ind]).astype(int)
         if len(dyn) == 0:
@@ -86,7 +88,7 @@ class OperatorModel:
             else:
                 G = G + blk.csr(n)
         names, R = output_rows(mna, circuit.saves if saves is None else saves, extra)
-        if ref_of:   # z = T w: v_n = w_n + w_ref(n) for island nodes (linear_mna.build_model)
+        if ref_of:   # z = T w: v_n = w_n + w_ref(n) for island nodes (model.build_model)
             T = island_transform(n, ref_of)
             G, B, R = (T.T @ G @ T).tocsr(), (T.T @ B).tocsr(), (R @ T).tocsr()
         self.G11, self.G12 = _sub(G, dyn, dyn), _sub(G, dyn, alg)
@@ -106,7 +108,7 @@ class OperatorModel:
             self._cdiag, self._clu = None, spla.splu(sp.csc_matrix(Cp))
         self.n, self.n_u = len(dyn), B.shape[1]
         self.outputs = names
-        self.x0 = _initial_state(circuit, mna, dyn_nodes, self.csolve)
+        self.x0 = initial_state(circuit, mna, dyn_nodes, self.csolve)
         self.dyn_index = dyn
         self.ref_index = np.array([ref_of.get(int(i), -1) for i in dyn], dtype=int)
 
@@ -154,37 +156,18 @@ def _refuse_noise(circuit: Circuit) -> None:
 
 
 def _check_switches(om: OperatorModel, ctl_rows: slice, switches: list[Switch], u: np.ndarray) -> None:
-    """Programmed switches only: each control voltage independent of the state (probed by two random states)
-    and on its programmed side of the threshold (as linear.py's check on the dense model)."""
+    """Programmed switches only (model.check_programmed_switches): each control voltage independent of the state
+    (probed by two random states through the operator)."""
     if not switches:
         return
     models = {s.name: m for s, m in om.mna.switches}
     rng = np.random.default_rng(0)
     X = np.column_stack([np.zeros(om.n), rng.standard_normal(om.n), rng.standard_normal(om.n)])
     Y = om.outputs_of(X, u)[ctl_rows]
-    for k, sw in enumerate(switches):
-        m = models[sw.name]
-        v = float(Y[k, 0])
-        scale = max(abs(v), abs(m.vt_v), 1.0)
-        if np.abs(Y[k, 1:] - v).max() > 1e-9 * scale:
-            raise BadInputError(f"switch {sw.name}: its control V({sw.c_pos},{sw.c_neg}) varies in time (a clocked"
-                                f" switch); the linear engine runs programmed switches only; {NGSPICE_HINT}")
-        if (sw.on and v < m.vt_v - m.vh_v) or (not sw.on and v > m.vt_v + m.vh_v):
-            raise BadInputError(f"switch {sw.name}: programmed {'ON' if sw.on else 'OFF'} but its control is"
-                                f" {v:g} V against VT = {m.vt_v:g} V: ngspice would toggle it; fix the control")
-
-
-@dataclass
-class KrylovRun:
-    """What one structured transient did (stated in the result)."""
-
-    info: KrylovInfo
-    rtol: float
-    n_states: int
-    peel_rounds: int
-    core_size: int
-    nnz_per_solve: int
-    dense_blocks: int = 0    # crossbar blocks applied by GEMV (linear_stamp.Block)
+    pairs = [(sw, models[sw.name]) for sw in switches]
+    v = [float(Y[k, 0]) for k in range(len(switches))]
+    varies = [np.abs(Y[k, 1:] - v[k]).max() > 1e-9 * max(abs(v[k]), abs(m.vt_v), 1.0) for k, (_, m) in enumerate(pairs)]
+    check_programmed_switches(pairs, v, varies)
 
 
 def tran_outputs(circuit: Circuit, tran: Tran, times_s: np.ndarray, saves: list[str] | None = None,
@@ -216,22 +199,17 @@ def tran_outputs(circuit: Circuit, tran: Tran, times_s: np.ndarray, saves: list[
     return om.outputs[:n_saves], Y, run
 
 
-def tran_krylov(circuit: Circuit, tran: Tran, engine_name: str, noise_mode: str = "samples"):
-    """The ``.tran`` of the linear engine by method krylov: a LinearWaveforms with method "krylov" and the
-    run's KrylovRun as ``.krylov`` (applications, substeps, error estimate)."""
-    from .linear import LinearWaveforms, _grid  # noqa: PLC0415 (linear imports this module)
-    n_out = _grid(tran, [], samples=False)[0]
+def tran_krylov(circuit: Circuit, tran: Tran, opts: RunOptions) -> LinearWaveforms:
+    """The ``.tran`` by method krylov: a LinearWaveforms with method "krylov" and ``.krylov`` (a KrylovRun:
+    applications, substeps, error estimate)."""
+    n_out = output_count(tran)
     t = np.arange(n_out + 1) * tran.step_s
     saves, Y, run = tran_outputs(circuit, tran, t)
-    vectors = {"time": t}
-    vectors.update({k: Y[:, i] for i, k in enumerate(saves)})
-    w = LinearWaveforms("tran", t, vectors, engine=engine_name, noise_mode=noise_mode, method="krylov")
-    w.krylov = run
-    return w
+    return tran_waveforms(t, saves, Y, opts, "krylov", krylov=run)
 
 
 def path_at_krylov(circuit: Circuit, times_s: np.ndarray, saves: list[str] | None = None) -> dict[str, np.ndarray]:
-    """The exact noise-free transient at arbitrary times by method krylov (as linear.path_at, for cross-checks
+    """The exact noise-free transient at arbitrary times by method krylov (as dense.path_at, for cross-checks
     at ngspice's own time points)."""
     t = np.asarray(times_s, dtype=float)
     order = np.argsort(t, kind="stable")
@@ -239,16 +217,6 @@ def path_at_krylov(circuit: Circuit, times_s: np.ndarray, saves: list[str] | Non
     out = np.empty_like(Y)
     out[order] = Y
     return {k: out[:, i] for i, k in enumerate(names)}
-
-
-@dataclass
-class DcRun:
-    """How the structured .op was solved."""
-
-    solver: str
-    rtol: float
-    residual: float
-    iterations: int
 
 
 def dc_state(om: OperatorModel, u: np.ndarray) -> tuple[np.ndarray, DcRun]:
@@ -273,14 +241,10 @@ def dc_state(om: OperatorModel, u: np.ndarray) -> tuple[np.ndarray, DcRun]:
     return x, DcRun("gmres", DC_RTOL, res, count[0])
 
 
-def op_krylov(circuit: Circuit, engine_name: str):
-    """The ``.op`` by the structured method: a LinearWaveforms with method "krylov-gmres" and ``.dc`` (DcRun)."""
-    from .linear import LinearWaveforms  # noqa: PLC0415
+def op_krylov(circuit: Circuit, opts: RunOptions) -> LinearWaveforms:
+    """The ``.op`` by the structured method: a LinearWaveforms with method "krylov-gmres" and ``.dc`` (a DcRun)."""
     om = OperatorModel(circuit)
     u0 = np.array([1.0] + [float(s.samples_v[0]) for s in om.noise])
     x, run = dc_state(om, u0)
     y = om.apply(x, u0)[1]
-    w = LinearWaveforms("op", None, {k: np.array([v]) for k, v in zip(om.outputs, y)}, engine=engine_name,
-                        noise_mode="none", method="krylov-gmres")
-    w.dc = run
-    return w
+    return op_waveforms(om.outputs, y, opts, "krylov-gmres", dc=run)

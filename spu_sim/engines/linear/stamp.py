@@ -1,4 +1,5 @@
-"""Conductance stamps of the resistors and crossbars of a linear Circuit (the bulk of a dense network's MNA).
+"""Conductance stamps of the resistors and crossbars of a linear Circuit (the bulk of a dense network's MNA; model.py
+assembles the rest).
 
     G = stamp_resistors(resistors, pos, neg, r_ohm, arrays, nodes, n)    # (n, n) CSR
     G = stamp_resistors(..., blocks=out)    # crossbars' off-diagonals appended to out as dense Blocks instead
@@ -7,7 +8,7 @@
 Scalar resistors go through one COO construction; every ResistorArray crossbar adds its diagonal by bincount and
 its two off-diagonal blocks straight into canonical CSR (no sort of its entries), summed pairwise.
 
-With ``blocks`` (the structured method, spu_sim.engines.linear_operator) a crossbar whose row and column lines are
+With ``blocks`` (the structured method, krylov.py) a crossbar whose row and column lines are
 distinct nodes keeps its off-diagonal part as two dense Blocks (the matrix entries -g at (rows, cols) and -g^T at
 (cols, rows)), applied by GEMV: at d = 1000 stamping the 2 d^2 entries into CSR, adding, slicing and transposing them
 cost more than the whole transient. Lines on ground or on a node no other entry uses carry no off-diagonal entry
@@ -21,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..circuit import Resistor, ResistorArray
-from ..errors import BadInputError
+from ...circuit import Resistor, ResistorArray
+from ...errors import BadInputError
 
 
 @dataclass

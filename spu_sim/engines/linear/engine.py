@@ -1,0 +1,148 @@
+"""Engines ``linear`` and ``linear-aggregated``: exact solution of a linear Circuit (no ngspice).
+
+    plots = get_engine("linear").run(circuit, run_dir)     # {"op", "tran", "noise_0", ...} like the ngspice engines
+    plots["tran"].noise_mode                               # "samples" (path-identical to ngspice's noise files)
+
+The circuit is reduced to x' = M x + N u, y = Cx x + Du u (model.py) and stepped exactly by one of the methods
+below, each ``(circuit, tran, RunOptions) -> LinearWaveforms`` (result.py); the maths, cost and measured numbers
+are in docs/linear_engine.md. The choice (``method="auto"``): clocked switches or held sources -> switched
+(switched.py); more than krylov.KRYLOV_MIN_STATES states and no noise source -> krylov (krylov.py); else the dense
+model, modal when its eigenbasis is well conditioned, else loop (dense.py). method ``modal``, ``loop`` or
+``krylov`` forces one (krylov refuses noise sources and clocked circuits).
+
+- ``.op``: G_m z = B u(0) (capacitors open, inductors short, noise sources at their t = 0 sample).
+- ``.tran`` (uic): the initial state is each capacitor's IC, else the difference of the ``.ic`` node voltages
+  (0 where unset), each inductor's ic_a (0 where unset), as ngspice's uic takes them; without uic the
+  transient starts from the DC operating point. Outputs on t_k = k step_s up to stop_s (the grid itself, not
+  ngspice's adaptive time points). The piecewise-linear noise samples are integrated exactly (dense.fine_grid).
+- noise_mode ``aggregated`` (engine ``linear-aggregated``, or ``LinearEngine(noise_mode="aggregated")``):
+  each NoiseSource is replaced by white noise of its samples' low-frequency intensity (noise.py;
+  ``noise_intensity_v2_s`` ({source name: q}) overrides the estimate). The exact transition over each readout
+  step is drawn from a seeded generator (``seed``; default: derived from the samples' bytes, so the same
+  config and seed give the same numbers). Statistically exact at the readout times, not path-identical.
+  Saved vectors that feed the white noise through directly (a capacitor current) have no value there: refused.
+- ``.noise``: exact small-signal spectra and totals (noise.py), keyed ``noise_<k>`` and
+  ``noise_total_<k>`` like the ngspice engines. Switches keep their programmed state (ngspice 39 evaluates
+  every S switch as OFF in .ac/.noise: measured, tests/test_engine_linear.py).
+- Clocked switches (PulseVoltageSource controls) and held (ZOH) noise sources: ``.tran`` goes through
+  switched.py (exact threshold crossings, one model per switch configuration, exact steps
+  between switching instants and sample changes; method ``switched``); ``.op`` / ``.noise`` of a clocked
+  circuit and noise_mode aggregated are refused.
+- Refused with BadInputError: nonlinear elements (ClippedVCVS), programmed switches whose constant control
+  contradicts their state, controls that are not one PULSE or a constant, PULSE sources that drive anything
+  but switch controls, a dense model of more than MAX_DENSE_STATES states (noise-free runs take the structured
+  method); each message names the element or the size and points to the fix.
+
+Results are ``LinearWaveforms`` (result.py: a Waveforms with ``engine``, ``noise_mode`` and ``method`` fields; a
+clocked circuit's ``.tran`` also carries ``detail``: its last DETAIL_PERIODS clock periods at 200 points per period,
+the waveform inside the phases that the output grid cannot show; method krylov's ``krylov`` and ``dc``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...circuit import Circuit, Noise, Op, Tran
+from ...errors import BadInputError
+from ..base import ENGINES, run_in_child
+from ..raw import Waveforms
+from .dense import op_dense, tran_dense
+from .krylov import op_krylov, prefers_krylov, tran_krylov
+from .model import assemble
+from .noise import noise_analysis
+from .result import NGSPICE_HINT, NOISE_MODES, LinearWaveforms, OpMethod, RunOptions, TranMethod
+from .switched import is_clocked, needs_switched, tran_switched
+
+METHODS = ("auto", "modal", "loop", "krylov")
+
+
+@ENGINES.add
+class LinearEngine:
+    """The exact linear engine (see the module docstring). Options may be given here or per run()."""
+
+    name = "linear"
+    reads_files = False  # works on the Circuit object alone
+    reports_progress = False
+    sign_off = False     # exact for linear circuits, judged against ngspice (spu-sim crosscheck)
+    default_noise_mode = "samples"
+
+    def __init__(self, *, noise_mode: str | None = None, seed: int | None = None,
+                 noise_intensity_v2_s: dict[str, float] | None = None, method: str = "auto") -> None:
+        self.noise_mode = noise_mode or self.default_noise_mode
+        self.seed = seed
+        self.noise_intensity = noise_intensity_v2_s
+        self.method = method
+        if self.noise_mode not in NOISE_MODES:
+            raise BadInputError(f"noise_mode {self.noise_mode!r}: choose one of {', '.join(NOISE_MODES)}")
+        if method not in METHODS:
+            raise BadInputError(f"method {method!r}: choose one of {', '.join(METHODS)}")
+
+    def run(self, circuit: Circuit, run_dir: Path | None = None, *, timeout_s: float | None = None, progress=None,
+            noise_mode: str | None = None, seed: int | None = None,
+            noise_intensity_v2_s: dict[str, float] | None = None, method: str | None = None) -> dict[str, Waveforms]:
+        """Every analysis of the circuit. run_dir is not written (nothing to write); progress is not reported.
+        With timeout_s the work runs in a forked child killed at the limit (engines.base.run_in_child)."""
+        if timeout_s is not None:
+            return run_in_child(lambda _report: self.run(circuit, run_dir, noise_mode=noise_mode, seed=seed,
+                                                         noise_intensity_v2_s=noise_intensity_v2_s, method=method),
+                                timeout_s, None, what="the linear engine", run_dir=run_dir)
+        mode = noise_mode or self.noise_mode
+        if mode not in NOISE_MODES:
+            raise BadInputError(f"noise_mode {mode!r}: choose one of {', '.join(NOISE_MODES)}")
+        for a in circuit.analyses:
+            if not isinstance(a, (Op, Tran, Noise)):
+                raise BadInputError(f"analysis {type(a).__name__}: the linear engine runs .op, .tran and .noise only;"
+                                    f" {NGSPICE_HINT}")
+        opts = RunOptions(self.name, mode, self.seed if seed is None else seed,
+                          noise_intensity_v2_s or self.noise_intensity, method or self.method)
+        out: dict[str, Waveforms] = {}
+        noises = [a for a in circuit.analyses if isinstance(a, Noise)]
+        if is_clocked(circuit) and (noises or circuit.analysis(Op) is not None):
+            raise BadInputError("a clocked circuit (PULSE-driven switches) has no operating point and no small-signal"
+                                " .op / .noise; run .tran only (the linear engine steps its switch phases exactly)")
+        if noises:
+            mna = assemble(circuit)
+            for k, a in enumerate(noises):
+                out[f"noise_{k}"], out[f"noise_total_{k}"] = noise_analysis(circuit, a, mna, opts)
+        if circuit.analysis(Op) is not None:
+            out["op"] = self.op(circuit, opts)
+        tran = circuit.analysis(Tran)
+        if tran is not None:
+            out["tran"] = self.tran(circuit, tran, opts)
+        return out
+
+    def op(self, circuit: Circuit, opts: RunOptions) -> LinearWaveforms:
+        """The ``.op`` by the method ``op_method`` picks."""
+        return op_method(circuit, opts.method)(circuit, opts)
+
+    def tran(self, circuit: Circuit, tran: Tran, opts: RunOptions) -> LinearWaveforms:
+        """The ``.tran`` by the method ``tran_method`` picks."""
+        return tran_method(circuit, opts.method)(circuit, tran, opts)
+
+
+def tran_method(circuit: Circuit, method: str) -> TranMethod:
+    """The rule of the module doc: clocked switches or held sources -> switched (exact per segment; it refuses
+    method krylov itself); krylov when asked or, under auto, for many states without noise; else dense (modal or
+    loop, decided inside by the eigenbasis' condition)."""
+    if needs_switched(circuit):
+        return tran_switched
+    if method == "krylov" or (method == "auto" and prefers_krylov(circuit)):
+        return tran_krylov
+    return tran_dense
+
+
+def op_method(circuit: Circuit, method: str) -> OpMethod:
+    """krylov (GMRES on the reduced operator) when asked or when auto prefers it for a large unclocked circuit,
+    else one sparse LU of the MNA (dense.op_dense)."""
+    if method == "krylov" or (method == "auto" and prefers_krylov(circuit, noise_ok=True)
+                              and not needs_switched(circuit)):
+        return op_krylov
+    return op_dense
+
+
+@ENGINES.add
+class LinearAggregatedEngine(LinearEngine):
+    """``linear`` with the exact noise aggregated over each readout step (statistically exact, large d)."""
+
+    name = "linear-aggregated"
+    default_noise_mode = "aggregated"

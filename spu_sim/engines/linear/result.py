@@ -1,0 +1,115 @@
+"""What every method of the linear engine is asked (``RunOptions``) and returns (``LinearWaveforms``).
+
+    w = tran_dense(circuit, tran, RunOptions("linear", "samples"))   # a TranMethod; also tran_krylov, tran_switched
+    w.method, w.noise_mode, w.krylov, w.dc, w.detail                 # how it was made
+
+Every method (dense modal / loop, krylov, switched, the adjoint .noise, the DC .op) returns one
+``LinearWaveforms``: a ``spu_sim.engines.raw.Waveforms`` (kind, axis, vectors keyed like ngspice's) marked with
+the engine, the noise mode and the method, plus what that method alone can state (``krylov``: the structured
+transient's run, ``dc``: the structured .op's GMRES, ``detail``: a clocked circuit's finely sampled last
+periods); the fields a method does not fill stay None.
+
+The output grid is shared by every transient: t_k = k step_s for k = 0 .. n_out (``output_count``).
+``NGSPICE_HINT`` ends every refusal of the engine: the way out is the ngspice engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from ...circuit import Circuit, Tran
+from ...errors import BadInputError
+from ..raw import Waveforms
+
+NGSPICE_HINT = "use simulation.backend: ngspice-shared"
+NOISE_MODES = ("samples", "aggregated")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The options of one run, as every method takes them.
+
+    engine: the engine's name (stamped on the result); noise_mode: ``samples`` (path-identical) or
+    ``aggregated`` (white noise of the samples' low-frequency intensity); seed: of the aggregated noise (None:
+    derived from the samples); noise_intensity_v2_s: {source name: two-sided intensity} overriding the
+    estimate; method: ``auto``, ``modal``, ``loop`` or ``krylov`` (the engine's choice, see engine.py)."""
+
+    engine: str = "linear"
+    noise_mode: str = "samples"
+    seed: int | None = None
+    noise_intensity_v2_s: dict[str, float] | None = None
+    method: str = "auto"
+
+
+class KrylovInfo(NamedTuple):
+    """What one Arnoldi exponential did (expmv.affine_expmv)."""
+
+    applications: int      # products M v
+    substeps: int          # Krylov bases built
+    max_dim: int           # largest basis
+    error_estimate: float  # sum of the substeps' a-posteriori estimates, relative to |w|
+
+
+@dataclass
+class KrylovRun:
+    """What one structured transient did (stated in the result)."""
+
+    info: KrylovInfo
+    rtol: float
+    n_states: int
+    peel_rounds: int
+    core_size: int
+    nnz_per_solve: int
+    dense_blocks: int = 0    # crossbar blocks applied by GEMV (stamp.Block)
+
+
+@dataclass
+class DcRun:
+    """How the structured .op was solved."""
+
+    solver: str
+    rtol: float
+    residual: float
+    iterations: int
+
+
+@dataclass
+class LinearWaveforms(Waveforms):
+    """Waveforms of the linear engine, marked with how they were made (module doc)."""
+
+    engine: str = "linear"
+    noise_mode: str = "samples"
+    method: str = ""
+    detail: Waveforms | None = None   # clocked circuits: the last DETAIL_PERIODS clock periods, finely sampled
+    krylov: KrylovRun | None = None   # method krylov's .tran: applications, substeps, error estimate
+    dc: DcRun | None = None           # method krylov's .op: the GMRES residual reached
+
+
+TranMethod = Callable[[Circuit, Tran, RunOptions], LinearWaveforms]   # dense, krylov, switched: the .tran
+OpMethod = Callable[[Circuit, RunOptions], LinearWaveforms]            # dense, krylov: the .op
+
+
+def output_count(tran: Tran) -> int:
+    """n_out: the transient's output steps t_k = k step_s up to stop_s (a ratio within 1e-9 of an integer is
+    that integer, else rounded down)."""
+    if not (tran.step_s > 0 and tran.stop_s > 0):
+        raise BadInputError(f".tran step {tran.step_s!r} s and stop {tran.stop_s!r} s must be positive")
+    ratio = tran.stop_s / tran.step_s
+    return int(round(ratio)) if abs(ratio - round(ratio)) < 1e-9 * max(ratio, 1) else int(np.floor(ratio))
+
+
+def tran_waveforms(t: np.ndarray, saves: list[str], Y: np.ndarray, opts: RunOptions, method: str,
+                   **extra) -> LinearWaveforms:
+    """The ``.tran`` result: {"time": t, save_i: Y[:, i]} (Y: (len(t), len(saves)))."""
+    vectors = {"time": t}
+    vectors.update({k: Y[:, i] for i, k in enumerate(saves)})
+    return LinearWaveforms("tran", t, vectors, engine=opts.engine, noise_mode=opts.noise_mode, method=method, **extra)
+
+
+def op_waveforms(names: list[str], y: np.ndarray, opts: RunOptions, method: str, **extra) -> LinearWaveforms:
+    """The ``.op`` result: {name_i: [y_i]}."""
+    return LinearWaveforms("op", None, {k: np.array([v]) for k, v in zip(names, y)}, engine=opts.engine,
+                           noise_mode="none", method=method, **extra)
