@@ -7,7 +7,8 @@ Built in: ngspice-shared (libngspice in-process), ngspice-subprocess (plain ngsp
 linear-aggregated (the exact linear-circuit engine: spu_sim/engines/linear, docs/linear_engine.md).
 """
 
-from . import linear, ngspice_shared, ngspice_subprocess
+from . import ngspice_shared, ngspice_subprocess  # the sign-off engines first: their order is the choices' order
+from . import linear
 from .base import ENGINES, Engine, available, get_engine
 from .raw import Waveforms
 
