@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from . import ideal, io
+from . import ideal, io, plots
 from .config import Config
 from .pipeline import Prepared, prepare, simulate_in, staged
 
@@ -174,7 +174,6 @@ def format_table(m: dict[str, Any]) -> str:
 
 def compare(config: str | Path | dict | Config, out_dir: str | Path, *, progress: bool = False) -> dict[str, Any]:
     """simulate + exact reference + metrics.json + reference.npz + PNG plots in out_dir."""
-    from .plots import plot_compare  # noqa: PLC0415 - matplotlib is heavy
     prep = prepare(config)
 
     def work(stage: Path) -> dict[str, Any]:
@@ -184,6 +183,6 @@ def compare(config: str | Path | dict | Config, out_dir: str | Path, *, progress
         if ref:
             io.atomic_save_npz(stage / REFERENCE_NAME, **ref)
         io.atomic_write_json(stage / METRICS_NAME, metrics)
-        plot_compare(stage)
+        plots.plot_compare(stage)
         return metrics
     return staged(out_dir, work, prep=prep)[0]

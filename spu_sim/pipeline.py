@@ -11,6 +11,8 @@ private folder and published atomically at the end (spu_sim.io).
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,7 +136,6 @@ def check_limits(prep: Prepared, out_dir: Path | None = None) -> None:
             f"simulation: the run would write about {est['disk_mb']:.4g} MB of netlist and noise files (limit "
             f"simulation.max_disk_mb = {sim.max_disk_mb:g}); shorten the run, raise noise_dt_tau or the limit")
     if out_dir is not None:
-        import shutil  # noqa: PLC0415
         probe = Path(out_dir).resolve()
         while not probe.exists() and probe != probe.parent:
             probe = probe.parent
@@ -272,7 +273,6 @@ def simulate(config: str | Path | dict | Config | Prepared, out_dir: str | Path 
     prep = prepare(config)
     timings["design_s"] = time.perf_counter() - t0
     if out_dir is None:
-        import tempfile
         with tempfile.TemporaryDirectory(prefix="spu-sim-") as tmp:
             return simulate_in(prep, Path(tmp), None, timings, progress)
     result, result.files = staged(out_dir, lambda stage: simulate_in(prep, stage, Path(out_dir), timings, progress),

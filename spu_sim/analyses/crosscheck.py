@@ -31,8 +31,13 @@ import numpy as np
 from .. import io
 from ..config import save_config
 from ..engines import get_engine
+from ..engines.linear import path_at
+from ..engines.linear_switched import needs_switched
 from ..errors import BadInputError
 from ..ideal import stationary_cov
+from ..pipeline import build_circuit, prepare, read_results, staged
+from ..plotting import pyplot, save_png
+from ..spice import write_circuit
 
 XC_NPZ = "crosscheck.npz"
 XC_JSON = "crosscheck.json"
@@ -46,10 +51,6 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 
 def run_crosscheck(config, out_dir: str | Path, *, reference: str | None = None,
                    candidate: str = "linear") -> dict[str, Any]:
-    from ..engines.linear import path_at  # noqa: PLC0415
-    from ..engines.linear_switched import needs_switched  # noqa: PLC0415
-    from ..pipeline import build_circuit, prepare, read_results, staged  # noqa: PLC0415
-    from ..spice import write_circuit  # noqa: PLC0415
     prep = prepare(config)
     configured = get_engine(prep.cfg.simulation.backend)
     ref_name = reference or (configured.name if configured.sign_off else "ngspice-shared")
@@ -110,7 +111,7 @@ def run_crosscheck(config, out_dir: str | Path, *, reference: str | None = None,
 
 def plot_crosscheck(npz_path: Path, out_dir: Path, m: dict[str, Any]) -> Path:
     """crosscheck.png from crosscheck.npz (reads files only)."""
-    from ..plots import plt, save_png  # noqa: PLC0415
+    plt = pyplot()
     z = np.load(npz_path)
     t = z["t_s"] * 1e6
     k = min(3, z["x_reference"].shape[1])

@@ -30,8 +30,10 @@ from pydantic import Field, ValidationError
 from .. import ideal, io
 from ..config import Config, Strict, format_validation_error, load_config, read_yaml
 from ..errors import ConfigError
+from ..pipeline import prepare, simulate_in, staged
 from . import stats
-from .problem import GaussianPosteriorProblem
+from .plots import plot_posterior
+from .problem import GaussianPosteriorConfig, GaussianPosteriorProblem, LogisticPosteriorConfig
 from .reference import emcee_reference, link_fn
 
 SAMPLES_NAME = "samples.npz"
@@ -69,7 +71,6 @@ def load_posterior(config: str | Path | dict | Config) -> tuple[Config, Referenc
         rc = ReferenceConfig.model_validate(ref)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, root="reference", model=ReferenceConfig)) from None
-    from .problem import GaussianPosteriorConfig, LogisticPosteriorConfig  # noqa: PLC0415
     if not isinstance(cfg.problem, (GaussianPosteriorConfig, LogisticPosteriorConfig)):
         raise ConfigError("problem.kind: spu-sim posterior needs gaussian_posterior or logistic_posterior; use "
                           "spu-sim compare for other problems")
@@ -199,8 +200,6 @@ def posterior_metrics(prep, arrays: dict, ref: dict) -> tuple[dict[str, Any], di
 
 def run_posterior(config: str | Path | dict | Config, out_dir: str | Path, *, progress: bool = False) -> dict[str, Any]:
     """simulate + reference + metrics.json + samples.npz + plots in out_dir (module doc)."""
-    from ..pipeline import prepare, simulate_in, staged  # noqa: PLC0415
-    from .plots import plot_posterior  # noqa: PLC0415
     cfg, rc = load_posterior(config)
     prep = prepare(cfg)
     if "tran" not in cfg.simulation.analyses:

@@ -17,7 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from .. import ideal
+from ..compare import compute_metrics
 from ..config import load_config
+from ..pipeline import prepare, simulate
 from . import records
 from .scheduler import error_line, run_tasks
 from .spec import RunSpec, Sweep
@@ -27,7 +30,6 @@ MAX_D_STORED_COV = 64
 
 def compute_run_metrics(prep: Any, arrays: dict[str, np.ndarray]) -> dict[str, float]:
     """The scalar metrics of one run (spu_sim.compare.compute_metrics, booleans and strings dropped)."""
-    from ..compare import compute_metrics  # noqa: PLC0415
     return {k: float(v) for k, v in compute_metrics(prep, arrays).items()
             if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))}
 
@@ -40,9 +42,6 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     status ``ok``/``failed``, the error line, run_time_s, scalar metrics and the small estimate arrays
     the mitigation step averages (x_mean, x_op, x_cov for d <= 64, and the targets).
     """
-    from .. import ideal  # noqa: PLC0415 - heavy imports in the worker
-    from ..pipeline import prepare, simulate  # noqa: PLC0415
-
     t0 = time.perf_counter()
     record: dict[str, Any] = {k: task[k] for k in ("run_id", "index", "params", "draw")}
     record.update(seed=task["config"].get("simulation", {}).get("seed"), host=os.uname().nodename, pid=os.getpid())
