@@ -51,7 +51,7 @@ def cmd_netlist(a) -> int:
 def cmd_simulate(a) -> int:
     res = simulate(a.config, a.out, progress=True)
     t = res.timings_s
-    print(f"engine {res['engine']}: {t.get('engine_s', 0):.2f} s, readout {t.get('readout_s', 0):.2f} s")
+    print(f"engine {res['engine']}: {t.engine_s:.2f} s, readout {t.readout_s:.2f} s")
     print(f"netlist: {(Path(a.out) / 'netlist.cir').resolve()}")
     print(f"results: {(Path(a.out) / 'result.npz').resolve()}")
     return 0
@@ -90,10 +90,10 @@ def cmd_posterior(a) -> int:
 def cmd_crosscheck(a) -> int:
     m = run_crosscheck(a.config, a.out, reference=a.reference, candidate=a.candidate)
     for key in ("op_rel_diff", "path_rms_diff_sd", "path_max_diff_sd", "mean_rel_diff", "cov_rel_diff"):
-        if key in m:
-            print(f"{key:20s} {m[key]:.3e}")
-    print(f"{m['reference']}: {m['reference_s']:.3f} s, {m['candidate']}: {m['candidate_s']:.3f} s, "
-          f"ratio {m['speedup']:.1f}")
+        value = getattr(m, key)
+        if value is not None:
+            print(f"{key:20s} {value:.3e}")
+    print(f"{m.reference}: {m.reference_s:.3f} s, {m.candidate}: {m.candidate_s:.3f} s, ratio {m.speedup:.1f}")
     _print_files(a.out)
     return 0
 

@@ -140,7 +140,7 @@ def run_sampling(config_path: str | Path, out_dir: str | Path) -> list[Path]:
         summary = {"d": d, "coupling": design.coupling, "bits": design.bits, "window_tau": window_tau,
                    "n_samples": len(x), "cov_rel_err_vs_kT_Cm_inv": rel_err(cov_emp, cov_th),
                    "cov_rel_err_expected": float(np.sqrt((sd ** 2).sum()) / np.linalg.norm(cov_th)),
-                   "cov_rel_err_vs_target": rel_err(cov_emp, design.problem.kappa * np.linalg.inv(design.problem.A)),
+                   "cov_rel_err_vs_target": rel_err(cov_emp, prep.problem.kappa * np.linalg.inv(prep.problem.A)),
                    "cov_rel_err_vs_netlist_exact": rel_err(cov_emp, cov_net),
                    "netlist_exact_vs_kT_Cm_inv": rel_err(cov_net, cov_th),
                    "z_rms": float(np.sqrt(np.mean(z ** 2))), "z_max_abs": float(np.abs(z).max()),
