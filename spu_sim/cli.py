@@ -22,6 +22,17 @@ import os
 import sys
 from pathlib import Path
 
+from .analyses.crosscheck import run_crosscheck
+from .analyses.noise import run_noise
+from .compare import compare, format_table
+from .engines import available
+from .errors import BadInputError, SpuSimError, one_line
+from .experiments import EXPERIMENTS, run_experiment
+from .pipeline import simulate, write_netlist
+from .posterior.run import format_summary, run_posterior
+from .sweep import run_sweep
+from .train.loop import run_training_from_file
+
 
 def _print_files(out: Path, files: list[Path] | None = None) -> None:
     files = files or sorted(p for p in Path(out).iterdir() if p.is_file() and not p.name.startswith("."))
@@ -31,7 +42,6 @@ def _print_files(out: Path, files: list[Path] | None = None) -> None:
 
 
 def cmd_netlist(a) -> int:
-    from .pipeline import write_netlist
     files = write_netlist(a.config, a.out)
     print(f"netlist: {(Path(a.out) / 'netlist.cir').resolve()}")
     _print_files(a.out, files)
@@ -39,17 +49,15 @@ def cmd_netlist(a) -> int:
 
 
 def cmd_simulate(a) -> int:
-    from .pipeline import simulate
     res = simulate(a.config, a.out, progress=True)
     t = res.timings_s
-    print(f"engine {res['engine']}: {t.get('engine_s', 0):.2f} s, readout {t.get('readout_s', 0):.2f} s")
+    print(f"engine {res['engine']}: {t.engine_s:.2f} s, readout {t.readout_s:.2f} s")
     print(f"netlist: {(Path(a.out) / 'netlist.cir').resolve()}")
     print(f"results: {(Path(a.out) / 'result.npz').resolve()}")
     return 0
 
 
 def cmd_compare(a) -> int:
-    from .compare import format_table, compare
     m = compare(a.config, a.out, progress=True)
     print(format_table(m))
     out = Path(a.out).resolve()
@@ -60,7 +68,6 @@ def cmd_compare(a) -> int:
 
 
 def cmd_noise(a) -> int:
-    from .analyses.noise import run_noise
     m = run_noise(a.config, a.out)
     for key in ("max_abs_var_error_relative", "cov_rel_error_vs_lyapunov", "cov_rel_error_vs_kappa_A_inv",
                 "spectrum_max_rel_error", "cov_rel_error_vs_kT_Cm_inv_realized",
@@ -72,7 +79,6 @@ def cmd_noise(a) -> int:
 
 
 def cmd_posterior(a) -> int:
-    from .posterior.run import format_summary, run_posterior
     m = run_posterior(a.config, a.out, progress=True)
     print(format_summary(m))
     out = Path(a.out).resolve()
@@ -82,19 +88,17 @@ def cmd_posterior(a) -> int:
 
 
 def cmd_crosscheck(a) -> int:
-    from .analyses.crosscheck import run_crosscheck
     m = run_crosscheck(a.config, a.out, reference=a.reference, candidate=a.candidate)
     for key in ("op_rel_diff", "path_rms_diff_sd", "path_max_diff_sd", "mean_rel_diff", "cov_rel_diff"):
-        if key in m:
-            print(f"{key:20s} {m[key]:.3e}")
-    print(f"{m['reference']}: {m['reference_s']:.3f} s, {m['candidate']}: {m['candidate_s']:.3f} s, "
-          f"ratio {m['speedup']:.1f}")
+        value = getattr(m, key)
+        if value is not None:
+            print(f"{key:20s} {value:.3e}")
+    print(f"{m.reference}: {m.reference_s:.3f} s, {m.candidate}: {m.candidate_s:.3f} s, ratio {m.speedup:.1f}")
     _print_files(a.out)
     return 0
 
 
 def cmd_sweep(a) -> int:
-    from .sweep import run_sweep
     path = run_sweep(a.config, a.out, scheduler=a.scheduler, workers=a.workers, plots=not a.no_plots)
     print(f"summary: {Path(path).resolve()}")
     _print_files(a.out)
@@ -102,25 +106,21 @@ def cmd_sweep(a) -> int:
 
 
 def cmd_train(a) -> int:
-    from .train.loop import run_training_from_file
     run_training_from_file(a.config, a.out)
     _print_files(a.out)
     return 0
 
 
 def cmd_experiment(a) -> int:
-    from .experiments import run_experiment
     files = run_experiment(a.name, a.config, a.out)
     _print_files(a.out, files)
     return 0
 
 
 def cmd_check(a) -> int:
-    from .engines import available
     if not available():
         print("ngspice: not found (apt-get install ngspice libngspice0 libngspice0-dev)")
         return 1
-    from .pipeline import simulate
     r = simulate({"problem": {"matrix": [[2.0, -1.0], [-1.0, 2.0]], "vector": [1.0, 0.0], "kappa": 0.0},
                   "simulation": {"analyses": ["op"]}})
     print(f"ngspice ok: .op of a 2x2 problem gives {r['x_op']} (exact {r['x_star']})")
@@ -159,8 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-plots", action="store_true", help="write summary.csv and summary.json, skip the PNGs")
     add("train", cmd_train, "train a model with SGD, Adam, NGD variants and TNGD (SPU in the loop)")
     e = sub.add_parser("experiment", help="run a packaged experiment", description="run a packaged experiment")
-    e.add_argument("name", help="experiment name (rlc_sampling, rlc_inversion, rlc_autocorrelation, sc_clock, "
-                   "posterior_scaling)")
+    e.add_argument("name", help=f"experiment name ({', '.join(EXPERIMENTS.names())})")
     e.add_argument("config", help="YAML config file")
     e.add_argument("--out", required=True, help="output folder")
     e.set_defaults(fn=cmd_experiment)
@@ -170,7 +169,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import BadInputError, SpuSimError, one_line
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from . import ideal, io
+from . import ideal, io, plots
 from .run_config import Config
-from .pipeline import Prepared, prepare, simulate_in, staged
+from .pipeline import TIMING_NAMES, Prepared, prepare, simulate_in, staged
 
 METRICS_NAME = "metrics.json"
 REFERENCE_NAME = "reference.npz"
@@ -59,8 +59,12 @@ def expected_errors(sde: ideal.LinearSDE, d: int, window_tau: float | np.ndarray
 
 
 def compute_metrics(prep: Prepared, arrays: dict[str, np.ndarray], x_ideal: np.ndarray | None = None) -> dict[str, Any]:
-    """All metrics of one run from its result arrays (and the ideal sampler's path, if given)."""
-    design, d = prep.design, prep.design.d
+    """All metrics of one run from its result arrays (and the ideal sampler's path, if given).
+
+    The problem (A, b, kappa) comes from ``prep.problem`` only (the one path of the matrix into compare; the
+    copies in result.npz are for readers of the file); ``arrays`` give what the run measured and realised.
+    """
+    design, d, problem = prep.design, prep.design.d, prep.problem
     target = design.target_sde()
     # the judge of "dynamics and readout": the process the netlist implements (finite op-amp gain and
     # offsets included where the design models them), so *_vs_realized isolates what the matrix error is not
@@ -68,8 +72,8 @@ def compute_metrics(prep: Prepared, arrays: dict[str, np.ndarray], x_ideal: np.n
     mean_t, cov_t = _observed(target, d)
     mean_r, cov_r = _observed(realized, d)
     m: dict[str, Any] = {"topology": prep.topology.name, "engine": prep.cfg.simulation.backend, "d": d, "tau_s": float(design.tau_s),
-                         "kappa_target": float(prep.problem.kappa), "kappa_realized": float(design.kappa_realized),
-                         "matrix_rel_err": _rel(arrays["A_realized"] - prep.problem.A, prep.problem.A)}
+                         "kappa_target": float(problem.kappa), "kappa_realized": float(design.kappa_realized),
+                         "matrix_rel_err": _rel(arrays["A_realized"] - problem.A, problem.A)}
     has_mean = bool(prep.topology.has_mean)
     if has_mean and np.all(np.isfinite(arrays["x_op"])):
         m["op_rel_err"] = _rel(arrays["x_op"] - mean_t, mean_t)
@@ -85,23 +89,23 @@ def compute_metrics(prep: Prepared, arrays: dict[str, np.ndarray], x_ideal: np.n
         if has_mean:
             m["mean_rel_err"] = _rel(arrays["x_mean"] - mean_t, mean_t)
             m["mean_rel_err_vs_realized"] = _rel(arrays["x_mean"] - mean_r, mean_r)
-        if prep.problem.kappa > 0:
+        if problem.kappa > 0:
             m["cov_rel_err"] = _rel(arrays["x_cov"] - cov_t, cov_t)
             m["cov_rel_err_vs_realized"] = _rel(arrays["x_cov"] - cov_r, cov_r)
         if x_ideal is not None:
             xi = x_ideal[keep]
             if has_mean:
                 m["mean_rel_err_ideal_sampler"] = _rel(xi.mean(0) - mean_t, mean_t)
-            if prep.problem.kappa > 0:
+            if problem.kappa > 0:
                 m["cov_rel_err_ideal_sampler"] = _rel(np.atleast_2d(np.cov(xi, rowvar=False)) - cov_t, cov_t)
-        if prep.problem.kappa > 0:
+        if problem.kappa > 0:
             exp = expected_errors(target, d, window_tau)
             if not has_mean:
                 exp.pop("mean_rel_err_expected", None)
             m.update(exp)
-    m.update(prep.topology.circuit_metrics(design, prep.problem, arrays))   # e.g. opamp: settling, energy
+    m.update(prep.topology.circuit_metrics(design, problem, arrays))   # e.g. opamp: settling, energy
     if "timings_s" in arrays:
-        for k, v in zip(("design_s", "netlist_s", "engine_s", "readout_s"), arrays["timings_s"]):
+        for k, v in zip(TIMING_NAMES, arrays["timings_s"]):
             m[f"time_{k}"] = float(v)
     return m
 
@@ -174,7 +178,6 @@ def format_table(m: dict[str, Any]) -> str:
 
 def compare(config: str | Path | dict | Config, out_dir: str | Path, *, progress: bool = False) -> dict[str, Any]:
     """simulate + exact reference + metrics.json + reference.npz + PNG plots in out_dir."""
-    from .plots import plot_compare  # noqa: PLC0415 - matplotlib is heavy
     prep = prepare(config)
 
     def work(stage: Path) -> dict[str, Any]:
@@ -184,6 +187,6 @@ def compare(config: str | Path | dict | Config, out_dir: str | Path, *, progress
         if ref:
             io.atomic_save_npz(stage / REFERENCE_NAME, **ref)
         io.atomic_write_json(stage / METRICS_NAME, metrics)
-        plot_compare(stage)
+        plots.plot_compare(stage)
         return metrics
     return staged(out_dir, work, prep=prep)[0]

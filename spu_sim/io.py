@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import BadInputError
+
 
 def atomic_write_text(path: Path, text: str) -> None:
     path = Path(path)
@@ -68,7 +70,6 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 def safe_file_name(name: str, field: str) -> str:
     """A name that becomes (part of) a file name inside an out folder: letters, digits, '_', '.', '-', not
     starting with '.', at most 100 characters -- so no '/' or '..' can leave the folder. BadInputError otherwise."""
-    from .errors import BadInputError  # noqa: PLC0415
     if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
         raise BadInputError(f"{field}: {name!r:.60} cannot be a file name (use letters, digits, '_', '.', '-'; no "
                             "'/', no '..', not starting with '.')")
@@ -87,7 +88,6 @@ _LOCKS: dict[Path, int] = {}   # stage folder -> file descriptor holding the out
 
 def check_out_dir(out_dir: Path) -> Path:
     """out_dir as a folder that can be written, created if missing; BadInputError (one line) otherwise."""
-    from .errors import BadInputError  # noqa: PLC0415
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise BadInputError(f"--out {out_dir}: is a file, not a folder; give a folder path")
@@ -103,7 +103,6 @@ def check_out_dir(out_dir: Path) -> Path:
 def _lock(out_dir: Path) -> int:
     """An exclusive lock on out_dir (held until publish/discard); a second run into it is refused."""
     import fcntl  # noqa: PLC0415
-    from .errors import BadInputError  # noqa: PLC0415
     fd = os.open(out_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

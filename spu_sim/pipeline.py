@@ -11,8 +11,10 @@ private folder and published atomically at the end (spu_sim.io).
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -66,12 +68,32 @@ class Prepared:
 
 
 @dataclass
+class Timings:
+    """Wall times of the steps of one simulate call, in seconds (NaN: the step was not timed by this call, e.g.
+    design_s when the caller prepared the config itself). result.npz holds them as ``timings_s``, in this order."""
+
+    design_s: float = np.nan
+    netlist_s: float = np.nan
+    engine_s: float = np.nan
+    readout_s: float = np.nan
+
+    def as_array(self) -> np.ndarray:
+        """(4,) design_s, netlist_s, engine_s, readout_s (the result.npz array ``timings_s``)."""
+        return np.array([getattr(self, k) for k in TIMING_NAMES])
+
+
+TIMING_NAMES = tuple(f.name for f in fields(Timings))
+
+
+@dataclass
 class SimulationResult:
-    """What ``simulate`` produced; ``arrays`` is exactly what result.npz holds."""
+    """What ``simulate`` produced. ``arrays`` is exactly what result.npz holds: a dict, since a topology adds
+    its own arrays (``Topology.circuit_arrays``) to the common ones of ``read_results``; ``result["x"]`` reads
+    one of them."""
 
     out_dir: Path | None
     arrays: dict[str, np.ndarray]
-    timings_s: dict[str, float] = field(default_factory=dict)
+    timings_s: Timings = field(default_factory=Timings)
     files: list[Path] = field(default_factory=list)
 
     def __getitem__(self, key: str) -> np.ndarray:
@@ -135,7 +157,6 @@ def check_limits(prep: Prepared, out_dir: Path | None = None) -> None:
             f"simulation: the run would write about {est['disk_mb']:.4g} MB of netlist and noise files (limit "
             f"simulation.max_disk_mb = {sim.max_disk_mb:g}); shorten the run, raise noise_dt_tau or the limit")
     if out_dir is not None:
-        import shutil  # noqa: PLC0415
         probe = Path(out_dir).resolve()
         while not probe.exists() and probe != probe.parent:
             probe = probe.parent
@@ -268,12 +289,11 @@ def simulate(config: str | Path | dict | Config | Prepared, out_dir: str | Path 
     With out_dir, publishes netlist.cir, noise_<i>.txt, config.yaml, design.json and result.npz there;
     without, runs in a temporary folder and returns the arrays only. progress: a bar for the transient.
     """
-    timings: dict[str, float] = {}
+    timings = Timings()
     t0 = time.perf_counter()
     prep = prepare(config)
-    timings["design_s"] = time.perf_counter() - t0
+    timings.design_s = time.perf_counter() - t0
     if out_dir is None:
-        import tempfile
         with tempfile.TemporaryDirectory(prefix="spu-sim-") as tmp:
             return simulate_in(prep, Path(tmp), None, timings, progress)
     result, result.files = staged(out_dir, lambda stage: simulate_in(prep, stage, Path(out_dir), timings, progress),
@@ -281,19 +301,19 @@ def simulate(config: str | Path | dict | Config | Prepared, out_dir: str | Path 
     return result
 
 
-def simulate_in(prep: Prepared, folder: Path, out: Path | None, timings: dict[str, float] | None = None,
+def simulate_in(prep: Prepared, folder: Path, out: Path | None, timings: Timings | None = None,
                 progress: bool = False) -> SimulationResult:
     """simulate's work in a given folder (a stage or a temporary folder): run files, engine, readout,
     result.npz. out: where the folder will be published (None: a throw-away run: no config, design or result.npz)."""
-    timings = {} if timings is None else timings
+    timings = Timings() if timings is None else timings
     t0 = time.perf_counter()
     circuit = circuit_for_run(prep, folder, keep=out is not None)
-    timings["netlist_s"] = time.perf_counter() - t0
-    plots, timings["engine_s"] = run_engine(prep, circuit, folder, progress)
+    timings.netlist_s = time.perf_counter() - t0
+    plots, timings.engine_s = run_engine(prep, circuit, folder, progress)
     t0 = time.perf_counter()
     arrays = read_results(prep, plots)
-    timings["readout_s"] = time.perf_counter() - t0
-    arrays["timings_s"] = np.array([timings.get(k, np.nan) for k in ("design_s", "netlist_s", "engine_s", "readout_s")])
+    timings.readout_s = time.perf_counter() - t0
+    arrays["timings_s"] = timings.as_array()
     if out is not None:   # a throw-away run (a temporary folder) returns the arrays without writing them
         io.atomic_save_npz(folder / RESULT_NAME, **arrays)
     return SimulationResult(out, arrays, timings)

@@ -6,27 +6,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from .plotting import pyplot, save_png
 
 MAX_TRACES = 6
 
 
-def save_png(fig, path: Path) -> Path:
-    """tight_layout, write atomically (temp file + rename), close the figure."""
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
-
-
 def plot_waveforms(res, ref, path: Path) -> Path:
     """Circuit x_i(t) against the exact transient mean with +/- 2 sigma bands."""
+    plt = pyplot()
     d = res["x"].shape[1]
     n = min(d, MAX_TRACES)
     fig, axes = plt.subplots(n, 1, figsize=(9, 1.8 * n + 0.6), sharex=True, squeeze=False)
@@ -47,6 +36,7 @@ def plot_waveforms(res, ref, path: Path) -> Path:
 
 def plot_covariance(res, ref, path: Path) -> Path:
     """Heat maps: circuit sample covariance, exact stationary covariance, and their difference."""
+    plt = pyplot()
     c, s = res["x_cov"], ref["cov_stationary"]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
     lim = np.abs(s).max()
@@ -61,6 +51,7 @@ def plot_covariance(res, ref, path: Path) -> Path:
 
 def plot_convergence(ref, path: Path) -> Path:
     """Relative error of the running mean and covariance vs averaging time: circuit, ideal sampler, theory."""
+    plt = pyplot()
     T = ref["conv_T_tau"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, key, title in ((axes[0], "mean", "time average vs A^-1 b"), (axes[1], "cov", "covariance vs kappa A^-1")):
@@ -80,6 +71,7 @@ def plot_clock_zoom(res, path: Path) -> Path:
     """Zoomed waveform of a clocked topology (result arrays sc_zoom_*): outputs at the engine's own time points
     (ngspice: its adaptive points inside the phases; the linear engine: its output grid, the clock-period
     samples) with the two clock phases shaded, and the clock voltages below."""
+    plt = pyplot()
     t = res["sc_zoom_t_s"]
     engine = str(res["engine"]) if "engine" in res else "ngspice"
     T = float(res["sc_period_s"])

@@ -21,6 +21,7 @@ from .runs.records import RUNS_DIR, locked, write_plan
 from .runs.scheduler import check_workers
 from .runs.spec import load_sweep
 from .runs.summary import write_summary
+from .sweep_plots import plot_sweep
 
 
 def run_sweep(config_path: str | Path, out_dir: str | Path, *, scheduler: str | None = None,
@@ -42,7 +43,6 @@ def run_sweep(config_path: str | Path, out_dir: str | Path, *, scheduler: str | 
         finally:
             summary = write_summary(sweep, out)
         if plots:
-            from .sweep_plots import plot_sweep  # noqa: PLC0415 - matplotlib only when plotting
             plot_sweep(out)
     return summary
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .plotting import pyplot, save_png
 from .runs.records import PLAN_NAME
 from .runs.summary import MITIGATION_NAME, SUMMARY_NAME, format_value
 
@@ -44,8 +45,7 @@ def _safe(name: str) -> str:
 
 def plot_sweep(out_dir: str | Path) -> list[Path]:
     """Write the PNGs of the sweep in out_dir; returns their paths."""
-    from .plots import plt, save_png  # noqa: PLC0415 - matplotlib (Agg) is heavy
-
+    plt = pyplot()
     plt.rcParams["text.usetex"] = False
     out = Path(out_dir)
     plan = json.loads((out / PLAN_NAME).read_text())

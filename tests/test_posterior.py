@@ -250,7 +250,7 @@ def test_emcee_reference_is_reproducible():
 def test_scaling_fits_and_convergence_time():
     """fit recovers a + b ln d exactly from data on that law; the convergence time of exp(-r t) d0 through eps
     is ln(d0 / eps) / r."""
-    from spu_sim.posterior.scaling import convergence_time, fit
+    from spu_sim.experiments.posterior_scaling import convergence_time, fit
     d = np.array([2, 4, 8, 16, 32])
     f = fit(d, 0.3 + 0.7 * np.log(d))
     assert f["ln_d"]["a"] == pytest.approx(0.3) and f["ln_d"]["b"] == pytest.approx(0.7)

@@ -46,6 +46,8 @@ from ..config import save_config
 from ..run_config import Config, load_run_config
 from ..engines import get_engine
 from ..errors import BadInputError
+from ..pipeline import prepare, simulate, staged
+from ..plotting import pyplot, save_png
 from ..spice import write_circuit
 from ..topologies import TOPOLOGIES, CircuitRequest
 
@@ -63,7 +65,6 @@ def _kT(cfg: Config) -> float:
 
 def _noise_prep(config):
     """(the validated config, the prepared design used for .noise, its topology)."""
-    from ..pipeline import prepare  # noqa: PLC0415
     cfg = load_run_config(config)
     topo = TOPOLOGIES.get(cfg.circuit.topology)
     if topo.noise is None:
@@ -212,7 +213,6 @@ def run_noise(config: str | Path | dict | Config, out_dir: str | Path, *, points
                 cov_tran = np.load(existing)["x_cov"]
                 tran_source = str(existing)
             else:
-                from ..pipeline import simulate  # noqa: PLC0415
                 cov_tran = simulate(cfg).arrays["x_cov"]
                 tran_source = "fresh simulate run"
             arrays["cov_transient"] = cov_tran
@@ -240,14 +240,13 @@ def run_noise(config: str | Path | dict | Config, out_dir: str | Path, *, points
         io.atomic_write_text(stage / NOISE_CONFIG, save_config(cfg))
         plot_noise(stage / NOISE_NPZ, stage)
         return metrics
-    from ..pipeline import staged  # noqa: PLC0415
     return staged(out, work, family="noise")[0]
 
 
 def plot_noise(npz_path: Path, out_dir: Path) -> list[Path]:
     """noise_spectra.png (log-log spectra of every node vs theory and the per-mode Lorentzians) and
     noise_cov.png (covariance from .noise vs Lyapunov, kappa A^-1 and the transient). Reads files only."""
-    from ..plots import plt, save_png  # noqa: PLC0415 - matplotlib (Agg) is heavy
+    plt = pyplot()
     z = np.load(npz_path)
     pairs = z["pairs"]
     f = z["f_hz"]

@@ -8,40 +8,28 @@ then plots from the saved files only (``replot`` redraws without simulating).
     rlc_inversion        inverse-estimate error vs duration for ideal and B-bit coupling banks
     rlc_autocorrelation  node-voltage autocorrelation vs the exact underdamped prediction
     sc_clock             switched-capacitor SPU: error vs f_clk tau and bank bits, kT/C floor, energy per clock
-    posterior_scaling    mixing time and energy of the Gaussian posterior circuit vs d (spu_sim.posterior.scaling)
+    posterior_scaling    mixing time and energy of the Gaussian posterior circuit vs d (posterior_scaling.py)
+
+Each module registers its experiments in ``base.EXPERIMENTS`` where it defines them; this package imports
+the modules it exposes.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import BadInputError
+from .base import EXPERIMENTS, Experiment
+from . import rlc, sc_clock, posterior_scaling  # in this order: the order ``choose one of`` lists them
 
-#: name -> (module, its run function, its plot function); modules are imported only when used
-_REGISTRY = {
-    "rlc_sampling": ("spu_sim.experiments.rlc", "run_sampling", "plot_sampling"),
-    "rlc_inversion": ("spu_sim.experiments.rlc", "run_inversion", "plot_inversion"),
-    "rlc_autocorrelation": ("spu_sim.experiments.rlc", "run_autocorrelation", "plot_autocorrelation"),
-    "sc_clock": ("spu_sim.experiments.sc_clock", "run_sc_clock", "plot_sc_clock"),
-    "posterior_scaling": ("spu_sim.posterior.scaling", "run", "plot"),
-}
-EXPERIMENTS = tuple(_REGISTRY)
-
-
-def _function(name: str, which: int):
-    import importlib  # noqa: PLC0415 - heavy imports only when used
-    if name not in _REGISTRY:
-        raise BadInputError(f"experiment: {name!r} is not an experiment; choose one of: {', '.join(EXPERIMENTS)}")
-    module, *funcs = _REGISTRY[name]
-    return getattr(importlib.import_module(module), funcs[which])
+__all__ = ["EXPERIMENTS", "Experiment", "posterior_scaling", "replot", "rlc", "run_experiment", "sc_clock"]
 
 
 def run_experiment(name: str, config_path: str | Path, out_dir: str | Path) -> list[Path]:
     """Run experiment ``name`` on the YAML config and return the files written to out_dir."""
-    return _function(name, 0)(config_path, out_dir)
+    return EXPERIMENTS.get(name).run(config_path, out_dir)
 
 
 def replot(name: str, out_dir: str | Path) -> list[Path]:
     """Redraw an experiment's plots from its saved files (no simulation)."""
-    out = _function(name, 1)(Path(out_dir))
+    out = EXPERIMENTS.get(name).plot(Path(out_dir))
     return out if isinstance(out, list) else [out]

@@ -27,9 +27,12 @@ from .. import ideal, io
 from ..config import Strict, format_validation_error, read_yaml, save_config
 from ..run_config import Config, load_run_config
 from ..errors import ConfigError, SimulationError
-from ..pipeline import staged
+from ..pipeline import Prepared, prepare, simulate, staged
+from ..runs.scheduler import run_tasks
 from ..topologies import circuit_config
 from ..topologies.rlc.config import RlcCircuitConfig
+from ..topologies.rlc.sde import netlist_stationary_cov
+from .base import EXPERIMENTS, Experiment
 from .rlc_stats import (autocovariance, bartlett_se, error_curve, exact_autocovariance, fit_damped_cosine,
                         interpolated_noise_cov, rel_err)
 from .rlc_plots import SUMMARY_NAME, plot_autocorrelation, plot_inversion, plot_sampling
@@ -112,7 +115,6 @@ def run_sampling(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     kT_eff Cm^-1 of the realised circuit (volts^2), with per-entry standard errors from
     ideal.sample_cov_var. Files: sampling.npz, summary.json, sampling.csv, config.yaml, netlist.cir,
     design.json, plots."""
-    from ..pipeline import prepare, simulate  # noqa: PLC0415
     cfg, exp, _ = load_experiment(config_path, SamplingExperiment)
     out = Path(out_dir)
     prep = prepare(cfg)  # designed once: simulate and the analysis below share it
@@ -130,7 +132,6 @@ def run_sampling(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     v_scale = 1.0 / design.s_x ** 2                     # problem units^2 -> V^2
     kt_cm_inv = design.kt_eff_joule * np.linalg.inv(design.cm_realized_farad)
     z = (cov_emp - cov_th) / sd
-    from ..topologies.rlc.sde import netlist_stationary_cov  # noqa: PLC0415
     cov_net = netlist_stationary_cov(design)
     def work(stage: Path) -> None:
         io.atomic_save_npz(stage / "sampling.npz", x=x, cov_emp=cov_emp, cov_theory=cov_th, cov_sd=sd,
@@ -140,7 +141,7 @@ def run_sampling(config_path: str | Path, out_dir: str | Path) -> list[Path]:
         summary = {"d": d, "coupling": design.coupling, "bits": design.bits, "window_tau": window_tau,
                    "n_samples": len(x), "cov_rel_err_vs_kT_Cm_inv": rel_err(cov_emp, cov_th),
                    "cov_rel_err_expected": float(np.sqrt((sd ** 2).sum()) / np.linalg.norm(cov_th)),
-                   "cov_rel_err_vs_target": rel_err(cov_emp, design.problem.kappa * np.linalg.inv(design.problem.A)),
+                   "cov_rel_err_vs_target": rel_err(cov_emp, prep.problem.kappa * np.linalg.inv(prep.problem.A)),
                    "cov_rel_err_vs_netlist_exact": rel_err(cov_emp, cov_net),
                    "netlist_exact_vs_kT_Cm_inv": rel_err(cov_net, cov_th),
                    "z_rms": float(np.sqrt(np.mean(z ** 2))), "z_max_abs": float(np.abs(z).max()),
@@ -165,7 +166,6 @@ def _bank_label(bank: Union[str, int]) -> str:
 
 def _inversion_worker(prep: Any) -> dict[str, Any]:
     """One ngspice run of a prepared (already designed) bank, in a worker process of spu_sim.runs."""
-    from ..pipeline import simulate  # noqa: PLC0415
     t0 = time.perf_counter()
     res = simulate(prep, None)
     return {"x": _stationary_x(res.arrays), "wall_s": time.perf_counter() - t0}
@@ -188,10 +188,7 @@ def run_inversion(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     a long exact sample of the bank's realised 2d process (how the hardware's error floors); plus the exact sampler of the target process at equal durations
     and the expected sampling error (ideal.sample_cov_var). Files: inversion.npz, summary.json,
     inversion.csv, config.yaml, inversion_error.png."""
-    from tqdm import tqdm  # noqa: PLC0415
-    from ..topologies.rlc.sde import netlist_stationary_cov  # noqa: PLC0415
-    from ..pipeline import Prepared, prepare  # noqa: PLC0415
-    from ..runs.scheduler import run_tasks  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415 - optional heavy dependency
     cfg, exp, _ = load_experiment(config_path, InversionExperiment)
     out = Path(out_dir)
     preps: dict[str, Prepared] = {}  # each bank designed once, here; the worker and the analysis share it
@@ -282,7 +279,6 @@ def run_autocorrelation(config_path: str | Path, out_dir: str | Path) -> list[Pa
     Reports the modes of the realised 2d SDE (eigenvalues -decay +/- i omega of -K and their weight in
     c_ii), and the frequency and decay of a damped-cosine fit to the measured curve and to the exact
     curve (same fit, same lags). Files: autocorrelation.npz, summary.json, autocorrelation.csv, plots."""
-    from ..pipeline import prepare, simulate  # noqa: PLC0415
     cfg, exp, _ = load_experiment(config_path, AutocorrelationExperiment)
     out = Path(out_dir)
     prep = prepare(cfg)  # designed once: simulate and the analysis below share it
@@ -336,5 +332,6 @@ def run_autocorrelation(config_path: str | Path, out_dir: str | Path) -> list[Pa
 # ---------------------------------------------------------------- the experiments by name
 
 
-RUNNERS = {"rlc_sampling": run_sampling, "rlc_inversion": run_inversion, "rlc_autocorrelation": run_autocorrelation}
-PLOTTERS = {"rlc_sampling": plot_sampling, "rlc_inversion": plot_inversion, "rlc_autocorrelation": plot_autocorrelation}
+EXPERIMENTS.register("rlc_sampling", Experiment(run_sampling, plot_sampling))
+EXPERIMENTS.register("rlc_inversion", Experiment(run_inversion, plot_inversion))
+EXPERIMENTS.register("rlc_autocorrelation", Experiment(run_autocorrelation, plot_autocorrelation))

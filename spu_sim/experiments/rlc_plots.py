@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..plotting import pyplot, save_png
+
 SUMMARY_NAME = "summary.json"
 
 
@@ -33,7 +35,7 @@ def plot_sampling(out: Path) -> list[Path]:
         axes[k // cols, k % cols].axis("off")
     axes[0, 0].legend(fontsize=7)
     fig.suptitle("Node samples (problem units) vs the exact stationary marginal")
-    files = [_save(fig, out / "sampling_histograms.png")]
+    files = [save_png(fig, out / "sampling_histograms.png")]
 
     emp, th, sd = f["cov_emp_v2"], f["kt_cm_inv_v2"], f["cov_sd"] / f["s_x"] ** 2
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
@@ -53,7 +55,7 @@ def plot_sampling(out: Path) -> list[Path]:
     axes[3].set_xlabel("kT_eff Cm^-1 (V^2)")
     axes[3].set_ylabel("empirical (V^2)")
     axes[3].legend(fontsize=7)
-    files.append(_save(fig, out / "sampling_covariance.png"))
+    files.append(save_png(fig, out / "sampling_covariance.png"))
     return files
 
 
@@ -87,7 +89,7 @@ def plot_inversion(out: Path) -> list[Path]:
                  "(dotted: exact floor of the netlist as built, switch resistances included)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    return [_save(fig, out / "inversion_error.png")]
+    return [save_png(fig, out / "inversion_error.png")]
 
 
 def plot_autocorrelation(out: Path) -> list[Path]:
@@ -112,17 +114,11 @@ def plot_autocorrelation(out: Path) -> list[Path]:
     axes[1].fill_between(lags, -2 * f["se"], 2 * f["se"], color="tab:orange", alpha=0.25)
     axes[1].set_ylabel("measured - exact")
     axes[1].set_xlabel("lag / tau")
-    return [_save(fig, out / "autocorrelation.png")]
+    return [save_png(fig, out / "autocorrelation.png")]
 
 
 def _plt():
-    import matplotlib  # noqa: PLC0415
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    """pyplot without LaTeX (spu_sim.plotting loads it on first use)."""
+    plt = pyplot()
     plt.rcParams["text.usetex"] = False
     return plt
-
-
-def _save(fig, path: Path) -> Path:
-    from ..plots import save_png  # noqa: PLC0415 - matplotlib is heavy
-    return save_png(fig, path)

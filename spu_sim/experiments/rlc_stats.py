@@ -6,6 +6,8 @@ interpolated noise (the bias the finite noise step adds to an ngspice run)."""
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg as sla
+from scipy.optimize import curve_fit
 
 from .. import ideal
 from ..topologies.noise_sources import PRE_EMPHASIS
@@ -60,8 +62,6 @@ def bartlett_se(c_fn, lags: np.ndarray, T: float, dt: float, u_max: float) -> np
 
 def fit_damped_cosine(lags: np.ndarray, c: np.ndarray) -> dict[str, float]:
     """Least-squares fit c(s) ~ a exp(-r s) cos(w s + phi): the dominant oscillation and its decay."""
-    from scipy.optimize import curve_fit  # noqa: PLC0415
-
     def model(s, a, r, w, phi):
         return a * np.exp(-r * s) * np.cos(w * s + phi)
     spec = np.abs(np.fft.rfft(c - c.mean(), 8 * len(c)))
@@ -86,7 +86,6 @@ def interpolated_noise_cov(sde: ideal.LinearSDE, h: float, pre_emphasis: float |
     discrete linear system driven by white noise: discrete Lyapunov equation. What it differs from
     ideal.stationary_cov(sde) by is the bias the finite noise step adds to an ngspice run.
     """
-    import scipy.linalg as sla  # noqa: PLC0415
     if pre_emphasis is None:
         pre_emphasis = PRE_EMPHASIS
     c = pre_emphasis

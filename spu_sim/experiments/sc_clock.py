@@ -31,9 +31,15 @@ import yaml
 from pydantic import Field, ValidationError
 
 from .. import ideal, io
+from ..compare import compute_metrics
 from ..config import Strict, format_validation_error, read_yaml, save_config
 from ..run_config import load_run_config
 from ..errors import ConfigError
+from ..pipeline import prepare, simulate
+from ..plotting import pyplot, save_png
+from ..topologies.opamp_sc import discrete, metrics
+from ..topologies.opamp_sc.config import OpampScCircuitConfig
+from .base import EXPERIMENTS, Experiment
 
 SUMMARY_NAME = "summary.json"
 
@@ -59,7 +65,6 @@ def _load(config_path: str | Path):
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, root="experiment")) from None
     cfg = load_run_config(data)
-    from ..topologies.opamp_sc.config import OpampScCircuitConfig  # noqa: PLC0415
     if not isinstance(cfg.circuit, OpampScCircuitConfig):
         raise ConfigError(f"circuit.topology: {cfg.circuit.topology!r} is not supported by this experiment; use opamp_sc")
     cfg._base_dir = base_dir
@@ -80,8 +85,6 @@ def _rel(a, ref) -> float:
 
 def theory_point(cfg) -> dict[str, float]:
     """Every theory number of one design (module doc)."""
-    from ..pipeline import prepare  # noqa: PLC0415
-    from ..topologies.opamp_sc import discrete, metrics  # noqa: PLC0415
     ds = prepare(cfg).design
     out = metrics.error_split(ds)
     tgt = ds.target_sde()
@@ -103,8 +106,6 @@ def theory_point(cfg) -> dict[str, float]:
 
 
 def simulated_point(cfg, run_dir: Path) -> dict[str, float]:
-    from ..compare import compute_metrics  # noqa: PLC0415
-    from ..pipeline import prepare, simulate  # noqa: PLC0415
     prep = prepare(cfg)
     t0 = time.perf_counter()
     res = simulate(prep, run_dir)
@@ -116,7 +117,7 @@ def simulated_point(cfg, run_dir: Path) -> dict[str, float]:
 
 
 def run_sc_clock(config_path: str | Path, out_dir: str | Path) -> list[Path]:
-    from tqdm import tqdm  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415 - optional heavy dependency
     cfg, exp = _load(config_path)
     out = Path(out_dir)
     stage = io.new_stage(out)
@@ -150,10 +151,7 @@ def run_sc_clock(config_path: str | Path, out_dir: str | Path) -> list[Path]:
 
 def plot_sc_clock(out: Path) -> list[Path]:
     """Error vs f_clk tau and vs bits with the kT/C floor; energy per clock and per tau (from sc_clock.npz)."""
-    import matplotlib  # noqa: PLC0415
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    from ..plots import save_png  # noqa: PLC0415
+    plt = pyplot()
     a = dict(np.load(Path(out) / "sc_clock.npz"))
     paths = []
     for axis, fname, xlabel in (("f_clk_tau", "error_vs_f_clk_tau.png", "f_clk tau (clock periods per tau)"),
@@ -198,3 +196,5 @@ def plot_sc_clock(out: Path) -> list[Path]:
         paths.append(save_png(fig, Path(out) / fname))
     return paths
 
+
+EXPERIMENTS.register("sc_clock", Experiment(run_sc_clock, plot_sc_clock))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..plots import plt, save_png
+from ..plotting import pyplot, save_png
 
 MAX_DIM = 6
 MAX_SCATTER = 3000
@@ -27,6 +27,7 @@ def _engine(s) -> str:
 
 
 def plot_marginals(s, path: Path) -> Path:
+    plt = pyplot()
     th, ref = s["theta"], s["ref_samples"]
     d = min(th.shape[1], MAX_DIM)
     fig, axes = plt.subplots(1, d, figsize=(3.0 * d, 2.8), squeeze=False)
@@ -59,6 +60,7 @@ def _ellipse(ax, mean, cov, k, **kw):
 
 
 def plot_pairs(s, path: Path) -> Path:
+    plt = pyplot()
     th, ref = s["theta"], s["ref_samples"]
     d = min(th.shape[1], MAX_DIM)
     rng = np.random.default_rng(0)
@@ -92,6 +94,7 @@ def plot_pairs(s, path: Path) -> Path:
 
 
 def plot_autocorrelation(s, m: dict, path: Path) -> Path:
+    plt = pyplot()
     lag, rho, th = s["acf_lag_tau"], s["acf"], s["acf_theory"]
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for i in range(min(rho.shape[1], MAX_DIM)):
@@ -107,6 +110,7 @@ def plot_autocorrelation(s, m: dict, path: Path) -> Path:
 
 
 def plot_error_vs_time(s, path: Path) -> Path:
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     T = s["conv_T_tau"]
     for ax, key, title in ((axes[0], "mean", "mean"), (axes[1], "cov", "covariance")):

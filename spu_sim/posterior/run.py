@@ -21,6 +21,7 @@ from the resistor and op-amp power (spu_sim.topologies.posterior_gaussian.metric
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,10 @@ from .. import ideal, io
 from ..config import Strict, format_validation_error, read_yaml
 from ..run_config import Config, load_run_config
 from ..errors import ConfigError
+from ..pipeline import prepare, simulate_in, staged
 from . import stats
-from ..problems.posterior import GaussianPosteriorProblem
+from .plots import plot_posterior
+from ..problems.posterior import GaussianPosteriorConfig, GaussianPosteriorProblem, LogisticPosteriorConfig
 from ..problems.posterior_reference import emcee_reference, link_fn
 
 SAMPLES_NAME = "samples.npz"
@@ -70,31 +73,54 @@ def load_posterior(config: str | Path | dict | Config) -> tuple[Config, Referenc
         rc = ReferenceConfig.model_validate(ref)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, root="reference", model=ReferenceConfig)) from None
-    from ..problems.posterior import GaussianPosteriorConfig, LogisticPosteriorConfig  # noqa: PLC0415
     if not isinstance(cfg.problem, (GaussianPosteriorConfig, LogisticPosteriorConfig)):
         raise ConfigError("problem.kind: spu-sim posterior needs gaussian_posterior or logistic_posterior; use "
                           "spu-sim compare for other problems")
     return cfg, rc
 
 
-def reference_posterior(problem, link: str | None, rc: ReferenceConfig) -> dict[str, Any]:
-    """mean, cov, their Monte Carlo variances (0 when exact), samples; for the logistic model also Laplace
-    and, for a non-logistic sigmoid element, the reference of the density the circuit realises."""
+@dataclass(frozen=True)
+class PosteriorReference:
+    """What the circuit's samples are judged against: kind "exact" (Gaussian model) or "emcee" (logistic); mean
+    (d,), cov (d, d), their Monte Carlo variances (0 when exact) and up to MAX_REF_SAMPLES samples. For the
+    logistic model also emcee's n_eff and tau_steps and the Laplace approximation (laplace_mean, laplace_cov);
+    for a non-logistic sigmoid element the emcee reference of the density the circuit realises (link_*).
+    None: not computed for this model."""
+
+    kind: str
+    mean: np.ndarray
+    cov: np.ndarray
+    mean_var: np.ndarray
+    cov_var: np.ndarray
+    samples: np.ndarray
+    n_eff: Any = None
+    tau_steps: Any = None
+    laplace_mean: np.ndarray | None = None
+    laplace_cov: np.ndarray | None = None
+    link_mean: np.ndarray | None = None
+    link_cov: np.ndarray | None = None
+    link_mean_var: np.ndarray | None = None
+    link_cov_var: np.ndarray | None = None
+
+
+def reference_posterior(problem, link: str | None, rc: ReferenceConfig) -> PosteriorReference:
+    """The reference of the problem's posterior (PosteriorReference): exact for the Gaussian model, emcee (and
+    Laplace) for the logistic one, plus the realised sigmoid's density for a non-logistic link."""
     d = problem.d
     if isinstance(problem, GaussianPosteriorProblem):
         mean, cov = problem.posterior_mean, problem.posterior_cov
         rng = np.random.default_rng(rc.seed)
-        return {"kind": "exact", "mean": mean, "cov": cov, "mean_var": np.zeros(d), "cov_var": np.zeros((d, d)),
-                "samples": rng.multivariate_normal(mean, cov, size=MAX_REF_SAMPLES)}
+        return PosteriorReference("exact", mean, cov, np.zeros(d), np.zeros((d, d)),
+                                  rng.multivariate_normal(mean, cov, size=MAX_REF_SAMPLES))
     kw = dict(n_walkers=rc.n_walkers, n_steps=rc.n_steps, burn_steps=rc.burn_steps, seed=rc.seed)
     mc = emcee_reference(problem.data, link="logistic", **kw)
-    out = {"kind": "emcee", "mean": mc.mean, "cov": mc.cov, "mean_var": mc.mean_var, "cov_var": mc.cov_var,
-           "samples": mc.samples[-MAX_REF_SAMPLES:], "n_eff": mc.n_eff, "tau_steps": mc.tau_steps,
-           "laplace_mean": problem.map, "laplace_cov": np.linalg.inv(problem.A)}
+    link_fields = {}
     if link is not None and link != "logistic":
         mr = emcee_reference(problem.data, link=link, **kw)
-        out.update(link_mean=mr.mean, link_cov=mr.cov, link_mean_var=mr.mean_var, link_cov_var=mr.cov_var)
-    return out
+        link_fields = dict(link_mean=mr.mean, link_cov=mr.cov, link_mean_var=mr.mean_var, link_cov_var=mr.cov_var)
+    return PosteriorReference("emcee", mc.mean, mc.cov, mc.mean_var, mc.cov_var, mc.samples[-MAX_REF_SAMPLES:],
+                              n_eff=mc.n_eff, tau_steps=mc.tau_steps, laplace_mean=problem.map,
+                              laplace_cov=np.linalg.inv(problem.A), **link_fields)
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -120,21 +146,22 @@ def sampling_theory(design, window_tau: float) -> tuple[np.ndarray, np.ndarray]:
     return np.diag(ideal.time_average_cov(sde, window_tau)), ideal.sample_cov_var(sde, window_tau)
 
 
-def convergence_curves(theta: np.ndarray, dt_tau: float, ref: dict, design, n_points: int = 25) -> dict[str, np.ndarray]:
+def convergence_curves(theta: np.ndarray, dt_tau: float, ref: PosteriorReference, design,
+                       n_points: int = 25) -> dict[str, np.ndarray]:
     """Errors of the running mean and covariance against the sampling time, with the theory's rms error."""
     n = theta.shape[0]
     idx = np.unique(np.geomspace(20, n, n_points).astype(int).clip(2, n))
     T = idx * dt_tau
-    m_err = np.array([_rel(theta[:k].mean(0), ref["mean"]) for k in idx])
-    c_err = np.array([_rel(np.atleast_2d(np.cov(theta[:k], rowvar=False)), ref["cov"]) for k in idx])
+    m_err = np.array([_rel(theta[:k].mean(0), ref.mean) for k in idx])
+    c_err = np.array([_rel(np.atleast_2d(np.cov(theta[:k], rowvar=False)), ref.cov) for k in idx])
     vm, vc = sampling_theory(design, 1.0)
-    m_th = np.sqrt((vm.sum() + ref["mean_var"].sum() * T) / T) / np.linalg.norm(ref["mean"])
-    c_th = np.sqrt((vc.sum() + ref["cov_var"].sum() * T) / T) / np.linalg.norm(ref["cov"])
+    m_th = np.sqrt((vm.sum() + ref.mean_var.sum() * T) / T) / np.linalg.norm(ref.mean)
+    c_th = np.sqrt((vc.sum() + ref.cov_var.sum() * T) / T) / np.linalg.norm(ref.cov)
     return {"conv_T_tau": T, "conv_mean_err": m_err, "conv_cov_err": c_err, "conv_mean_err_theory": m_th,
             "conv_cov_err_theory": c_th}
 
 
-def posterior_metrics(prep, arrays: dict, ref: dict) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def posterior_metrics(prep, arrays: dict, ref: PosteriorReference) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """metrics.json and samples.npz contents of one run."""
     design, d = prep.design, prep.design.d
     tau = float(design.tau_s)
@@ -145,28 +172,28 @@ def posterior_metrics(prep, arrays: dict, ref: dict) -> tuple[dict[str, Any], di
     window_tau = (t_keep[-1] - t_keep[0]) / tau
     mean, cov = theta.mean(0), np.atleast_2d(np.cov(theta, rowvar=False))
     m: dict[str, Any] = {"engine": prep.cfg.simulation.backend, "topology": prep.topology.name,
-                         "problem_kind": prep.cfg.problem.kind, "reference": ref["kind"], "d": d, "n_data": design.n,
+                         "problem_kind": prep.cfg.problem.kind, "reference": ref.kind, "d": d, "n_data": design.n,
                          "data_source": prep.problem.data.source, "tau_s": tau, "window_tau": window_tau,
                          "burn_in_tau": float(arrays["burn_in_s"]) / tau, "sample_dt_tau": dt_tau,
                          "n_samples": int(theta.shape[0]), "adc_clipped": int(arrays.get("adc_clipped", 0))}
     vm, vc = sampling_theory(design, window_tau)
-    m.update(judge(mean, cov, ref["mean"], ref["cov"], vm + ref["mean_var"], vc + ref["cov_var"], ""))
-    m["mean_rel_err_expected"] = math.sqrt((vm + ref["mean_var"]).sum()) / np.linalg.norm(ref["mean"])
-    m["cov_rel_err_expected"] = math.sqrt((vc + ref["cov_var"]).sum()) / np.linalg.norm(ref["cov"])
+    m.update(judge(mean, cov, ref.mean, ref.cov, vm + ref.mean_var, vc + ref.cov_var, ""))
+    m["mean_rel_err_expected"] = math.sqrt((vm + ref.mean_var).sum()) / np.linalg.norm(ref.mean)
+    m["cov_rel_err_expected"] = math.sqrt((vc + ref.cov_var).sum()) / np.linalg.norm(ref.cov)
     m["matrix_rel_err"] = _rel(design.A_realized, prep.problem.A)
-    if "laplace_mean" in ref:
-        m["laplace_mean_err_in_sd_max"] = float(np.max(np.abs(ref["laplace_mean"] - ref["mean"]) / np.sqrt(np.diag(ref["cov"]))))
-        m["laplace_cov_rel_err"] = _rel(ref["laplace_cov"], ref["cov"])
-        m.update(judge(mean, cov, ref["laplace_mean"], ref["laplace_cov"], vm, vc, "vs_laplace_"))
+    if ref.laplace_mean is not None:
+        m["laplace_mean_err_in_sd_max"] = float(np.max(np.abs(ref.laplace_mean - ref.mean) / np.sqrt(np.diag(ref.cov))))
+        m["laplace_cov_rel_err"] = _rel(ref.laplace_cov, ref.cov)
+        m.update(judge(mean, cov, ref.laplace_mean, ref.laplace_cov, vm, vc, "vs_laplace_"))
     if design.link is not None:
         dev = link_fn(SIGMOID_GRID, design.link) - link_fn(SIGMOID_GRID, "logistic")
         m.update(sigmoid_model=design.link, sigmoid_max_abs_deviation=float(np.max(np.abs(dev))))
-        if "link_mean" in ref:   # the density the circuit realises, and how far it is from the model's
-            m.update(judge(mean, cov, ref["link_mean"], ref["link_cov"], vm + ref["link_mean_var"],
-                           vc + ref["link_cov_var"], "vs_realised_sigmoid_"))
-            m["sigmoid_effect_mean_shift_in_sd_max"] = float(np.max(np.abs(ref["link_mean"] - ref["mean"])
-                                                                     / np.sqrt(np.diag(ref["cov"]))))
-            m["sigmoid_effect_cov_rel"] = _rel(ref["link_cov"], ref["cov"])
+        if ref.link_mean is not None:   # the density the circuit realises, and how far it is from the model's
+            m.update(judge(mean, cov, ref.link_mean, ref.link_cov, vm + ref.link_mean_var,
+                           vc + ref.link_cov_var, "vs_realised_sigmoid_"))
+            m["sigmoid_effect_mean_shift_in_sd_max"] = float(np.max(np.abs(ref.link_mean - ref.mean)
+                                                                     / np.sqrt(np.diag(ref.cov))))
+            m["sigmoid_effect_cov_rel"] = _rel(ref.link_cov, ref.cov)
     st = stats.summary(theta, dt_tau)
     lam = np.linalg.eigvalsh(0.5 * (design.A_realized + design.A_realized.T))
     A_lin = design.A_realized
@@ -189,19 +216,17 @@ def posterior_metrics(prep, arrays: dict, ref: dict) -> tuple[dict[str, Any], di
              ess_per_s=float(st["ess"]) / (window_tau * tau))
     rho = stats.autocorrelation(theta, max_lag=len(rho_th_lags) - 1)
     samples = {"theta": theta, "t": t_keep, "engine": np.array(prep.cfg.simulation.backend),
-               "ref_mean": ref["mean"], "ref_cov": ref["cov"], "ref_samples": ref["samples"],
-               "ref_kind": np.array(ref["kind"]), "acf_lag_tau": rho_th_lags, "acf": rho, "acf_theory": rho_th}
+               "ref_mean": ref.mean, "ref_cov": ref.cov, "ref_samples": ref.samples,
+               "ref_kind": np.array(ref.kind), "acf_lag_tau": rho_th_lags, "acf": rho, "acf_theory": rho_th}
     for k in ("laplace_mean", "laplace_cov", "link_mean", "link_cov"):
-        if k in ref:
-            samples[k] = ref[k]
+        if getattr(ref, k) is not None:
+            samples[k] = getattr(ref, k)
     samples.update(convergence_curves(theta, dt_tau, ref, design))
     return m, samples
 
 
 def run_posterior(config: str | Path | dict | Config, out_dir: str | Path, *, progress: bool = False) -> dict[str, Any]:
     """simulate + reference + metrics.json + samples.npz + plots in out_dir (module doc)."""
-    from ..pipeline import prepare, simulate_in, staged  # noqa: PLC0415
-    from .plots import plot_posterior  # noqa: PLC0415
     cfg, rc = load_posterior(config)
     prep = prepare(cfg)
     if "tran" not in cfg.simulation.analyses:

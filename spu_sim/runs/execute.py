@@ -12,12 +12,16 @@ import os
 import sys
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import ideal
+from ..compare import compute_metrics
 from ..run_config import load_run_config
+from ..pipeline import prepare, simulate
 from . import records
 from .scheduler import error_line, run_tasks
 from .spec import RunSpec, Sweep
@@ -27,29 +31,45 @@ MAX_D_STORED_COV = 64
 
 def compute_run_metrics(prep: Any, arrays: dict[str, np.ndarray]) -> dict[str, float]:
     """The scalar metrics of one run (spu_sim.compare.compute_metrics, booleans and strings dropped)."""
-    from ..compare import compute_metrics  # noqa: PLC0415
     return {k: float(v) for k, v in compute_metrics(prep, arrays).items()
             if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))}
 
 
-def run_one(task: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunTask:
+    """What a worker gets for one run: the planned run and, on Dask, a soft limit that caps
+    simulation.timeout_s (so ngspice stops itself with a clear error before the scheduler's kill)."""
+
+    run: RunSpec
+    soft_timeout_s: float | None = None
+
+
+@dataclass
+class ExecuteCounts:
+    """What ``execute`` did: runs ok and failed now, runs skipped (a valid stored record kept) and the ids of
+    the runs redone because their stored record was invalid."""
+
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    invalid: list[str] = field(default_factory=list)
+
+
+def run_one(task: RunTask) -> dict[str, Any]:
     """Simulate one run (in the calling process) and return its record; never raises for run failures.
 
-    task: {run_id, index, params, draw, config (resolved dict), base_dir, soft_timeout_s (optional: caps
-    simulation.timeout_s on Dask, so ngspice stops itself with a clear error before the kill)}. The record holds
-    status ``ok``/``failed``, the error line, run_time_s, scalar metrics and the small estimate arrays
-    the mitigation step averages (x_mean, x_op, x_cov for d <= 64, and the targets).
+    The record (DIR/runs/<run_id>.json, schema records.RunRecord) holds status ``ok``/``failed``, the error
+    line, run_time_s, scalar metrics and the small estimate arrays the mitigation step averages (x_mean, x_op,
+    x_cov for d <= 64, and the targets).
     """
-    from .. import ideal  # noqa: PLC0415 - heavy imports in the worker
-    from ..pipeline import prepare, simulate  # noqa: PLC0415
-
     t0 = time.perf_counter()
-    record: dict[str, Any] = {k: task[k] for k in ("run_id", "index", "params", "draw")}
-    record.update(seed=task["config"].get("simulation", {}).get("seed"), host=os.uname().nodename, pid=os.getpid())
+    run = task.run
+    record: dict[str, Any] = {"run_id": run.run_id, "index": run.index, "params": run.params, "draw": run.draw}
+    record.update(seed=run.config.get("simulation", {}).get("seed"), host=os.uname().nodename, pid=os.getpid())
     try:
-        cfg = load_run_config(copy.deepcopy(task["config"]))
-        cfg._base_dir = Path(task["base_dir"])
-        timeout_s = task.get("soft_timeout_s")
+        cfg = load_run_config(copy.deepcopy(run.config))
+        cfg._base_dir = Path(run.base_dir)
+        timeout_s = task.soft_timeout_s
         if timeout_s and (cfg.simulation.timeout_s is None or cfg.simulation.timeout_s > timeout_s):
             cfg.simulation.timeout_s = timeout_s  # soft limit inside ngspice; the hard one kills the worker
         prep = prepare(cfg)
@@ -62,7 +82,7 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
             est["x_cov"] = arrays["x_cov"]
             est["cov_target"] = ideal.stationary_cov(ideal.ou_sde(prep.problem.A, prep.problem.b, prep.problem.kappa))
         record["estimates"] = {k: np.where(np.isfinite(v), v, np.nan).tolist() for k, v in est.items()}
-        record["engine_s"] = float(result.timings_s.get("engine_s", float("nan")))
+        record["engine_s"] = float(result.timings_s.engine_s)
         record.update(status="ok", error="")
     except Exception as e:  # noqa: BLE001 - every failure becomes a recorded row
         record.update(status="failed", error=error_line(e), metrics={}, traceback=traceback.format_exc()[-4000:])
@@ -86,16 +106,12 @@ def runs_to_do(sweep: Sweep, out: Path, *, report: bool = True) -> tuple[list[Ru
 
 
 def execute(sweep: Sweep, out: Path, *, scheduler: str | None = None, workers: int | None = None,
-            progress: bool = True) -> dict[str, Any]:
-    """Run every run that has no valid stored record yet; store each record as it finishes.
-
-    Returns counts: ok, failed, skipped (valid records kept) and invalid (the run ids redone because
-    their stored record was invalid).
-    """
+            progress: bool = True) -> ExecuteCounts:
+    """Run every run that has no valid stored record yet; store each record as it finishes; returns the counts."""
     todo, invalid = runs_to_do(sweep, out)
     by_id = {r.run_id: r for r in todo}
     timeout_s = sweep.spec.timeout_s
-    counts: dict[str, Any] = {"ok": 0, "failed": 0, "skipped": len(sweep.runs) - len(todo), "invalid": invalid}
+    counts = ExecuteCounts(skipped=len(sweep.runs) - len(todo), invalid=invalid)
     submitted = time.monotonic()
 
     def on_done(run_id: str, ok: bool, value: Any) -> bool:
@@ -105,15 +121,16 @@ def execute(sweep: Sweep, out: Path, *, scheduler: str | None = None, workers: i
         else:  # the worker died, timed out, or the task could not even start
             record = records.failure_record(run, str(value), time.monotonic() - submitted)
         records.write_record(out, run, record)
-        counts["ok" if record["status"] == "ok" else "failed"] += 1
+        if record["status"] == "ok":
+            counts.ok += 1
+        else:
+            counts.failed += 1
         return record["status"] == "ok"
 
-    tasks = [(r.run_id, {"run_id": r.run_id, "index": r.index, "params": r.params, "draw": r.draw,
-                         "config": r.config, "base_dir": r.base_dir,
-                         "soft_timeout_s": timeout_s if scheduler else None}) for r in todo]
+    tasks = [(r.run_id, RunTask(r, timeout_s if scheduler else None)) for r in todo]
     if tasks:
         run_tasks(run_one, tasks, workers=workers if workers is not None else sweep.spec.workers,
                   scheduler=scheduler, timeout_s=timeout_s, on_done=on_done,
-                  progress="sweep" if progress else None, skipped=counts["skipped"],
+                  progress="sweep" if progress else None, skipped=counts.skipped,
                   max_tasks_per_worker=sweep.spec.max_runs_per_worker)
     return counts

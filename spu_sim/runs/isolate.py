@@ -11,6 +11,7 @@ child only, and the Dask worker stays up. The child sees the worker's sys.path, 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pickle
 import select
@@ -94,7 +95,6 @@ def run_isolated(fn: Callable[[Any], Any], task: Any, timeout_s: float | None = 
 def _main(result_path: str) -> None:
     if sys.platform.startswith("linux"):
         try:
-            import ctypes  # noqa: PLC0415
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except Exception:  # noqa: BLE001 - best effort
             pass

@@ -8,6 +8,7 @@ redone ("run <id>: stored record invalid (<why>); redoing it"), so every planned
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from contextlib import contextmanager
@@ -105,8 +106,6 @@ def write_plan(out: Path, sweep: Sweep, config_path: str | Path) -> None:
 def locked(out: Path) -> Iterator[Path]:
     """Hold the out folder's lock (spu_sim.io.LOCK_NAME, the one every spu-sim run takes) for the whole
     sweep: a second sweep, or any other run, into the same folder is refused instead of mixing in."""
-    import fcntl  # noqa: PLC0415
-
     out = io.check_out_dir(Path(out))
     fd = os.open(out / io.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:

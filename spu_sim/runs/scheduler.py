@@ -24,12 +24,16 @@ a bool that the progress bar counts as ok / failed instead of ``ok``.
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing as mp
 import os
 import signal
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, wait
 from typing import Any, Callable, Hashable, NamedTuple, Sequence
+
+from pebble import ProcessExpired, ProcessPool
 
 from ..errors import BadInputError
 from .isolate import TaskFailed, death_reason, error_line, run_isolated
@@ -69,7 +73,6 @@ def _init_worker() -> None:
     """In each worker: die with the parent; let SIGTERM end the process at once (also inside C code)."""
     if sys.platform.startswith("linux"):
         try:
-            import ctypes  # noqa: PLC0415
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except Exception:  # noqa: BLE001 - best effort
             pass
@@ -83,8 +86,6 @@ def _timed_call(fn: Callable[[Any], Any], task: Any) -> tuple[Any, float]:
 
 
 def _failure_of(exc: BaseException, timeout_s: float | None) -> str:
-    from pebble import ProcessExpired  # noqa: PLC0415
-
     if isinstance(exc, ProcessExpired):
         return death_reason(exc.exitcode)
     if isinstance(exc, TimeoutError):
@@ -101,10 +102,6 @@ def run_in_processes(fn: Callable[[Any], Any], tasks: Sequence[tuple[Hashable, A
     not loaded ngspice) or "spawn" (fresh interpreters; safe in a process that already ran ngspice).
     max_tasks_per_worker: replace a worker after this many runs (1 = a fresh process per run).
     """
-    import multiprocessing as mp  # noqa: PLC0415
-
-    from pebble import ProcessPool  # noqa: PLC0415
-
     n = min(check_workers(workers), max(len(tasks), 1))
     if timeout_s is not None and not timeout_s > 0:
         raise BadInputError(f"timeout_s: {timeout_s!r} must be a positive number of seconds (or None)")

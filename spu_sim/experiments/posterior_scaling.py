@@ -38,7 +38,15 @@ from .. import io
 from ..config import Strict, format_validation_error, read_yaml, save_config
 from ..run_config import load_run_config
 from ..errors import ConfigError
-from . import stats
+from ..pipeline import prepare, run_engine, simulate
+from ..plotting import pyplot, save_png
+from ..posterior import stats
+from ..problems.posterior import GaussianPosteriorConfig
+from ..readout import read_node_voltages
+from ..spice import write_circuit
+from ..topologies import CircuitRequest
+from ..topologies.posterior_gaussian.metrics import quiescent_power_w
+from .base import EXPERIMENTS, Experiment
 
 NAME = "posterior_scaling"
 
@@ -64,7 +72,6 @@ def _load(config_path: str | Path) -> tuple[dict, Path, ScalingExperiment]:
     if any(d < 1 or d > 128 for d in exp.d_values):
         raise ConfigError("experiment.d_values: every d must be in 1..128")
     cfg = load_run_config(data)          # validates the template (kind gaussian_posterior on posterior_gaussian)
-    from ..problems.posterior import GaussianPosteriorConfig  # noqa: PLC0415
     if not isinstance(cfg.problem, GaussianPosteriorConfig):
         raise ConfigError("problem.kind: posterior_scaling needs a gaussian_posterior template")
     return data, base_dir, exp
@@ -97,9 +104,6 @@ def convergence_time(t_tau: np.ndarray, m: np.ndarray, mu: np.ndarray, P: np.nda
 
 def measure(cfg_dict: dict, exp: ScalingExperiment, base_dir: Path) -> dict[str, Any]:
     """Both runs for one d (module doc)."""
-    from ..pipeline import prepare, run_engine, simulate  # noqa: PLC0415
-    from ..readout import read_node_voltages  # noqa: PLC0415
-    from ..topologies import CircuitRequest  # noqa: PLC0415
     cfg = load_run_config(cfg_dict)
     cfg._base_dir = base_dir
     prep = prepare(cfg)
@@ -118,7 +122,6 @@ def measure(cfg_dict: dict, exp: ScalingExperiment, base_dir: Path) -> dict[str,
                          reltol=cfg.simulation.reltol, noise_u=None)
     circuit = prep.topology.build_circuit(design, req)
     with tempfile.TemporaryDirectory(prefix="spu-sim-scaling-") as tmp:
-        from ..spice import write_circuit  # noqa: PLC0415
         write_circuit(circuit, Path(tmp))
         plots, wall = run_engine(prep, circuit, Path(tmp))
     grid = np.linspace(0.0, t_stop_tau * tau, 4001)
@@ -126,7 +129,6 @@ def measure(cfg_dict: dict, exp: ScalingExperiment, base_dir: Path) -> dict[str,
     m = design.to_problem_units(read_node_voltages(plots["tran"], design.readout_nodes, grid))
     t_conv, dist0 = convergence_time(grid / tau, m, prob.posterior_mean, prob.A, exp.epsilon)
     p_r = float(res["power_resistive_mean_w"])
-    from ..topologies.posterior_gaussian.metrics import quiescent_power_w  # noqa: PLC0415
     p_q = quiescent_power_w(design)
     return {"d": design.d, "n": design.n, "engine": cfg.simulation.backend, "tau_s": tau,
             "lambda_min": float(lam[0]), "lambda_max": float(lam[-1]), "initial_distance": dist0,
@@ -135,7 +137,7 @@ def measure(cfg_dict: dict, exp: ScalingExperiment, base_dir: Path) -> dict[str,
             "ess": st["ess"], "n_opamps": design.n_opamps, "n_resistors": design.describe()["n_resistors"],
             "power_resistive_w": p_r, "power_quiescent_w": p_q,
             "energy_conv_j": (p_r + p_q) * t_conv * tau, "energy_mixing_j": (p_r + p_q) * st["mixing_time_tau"] * tau,
-            "engine_s": float(res.timings_s.get("engine_s", np.nan)) + wall}
+            "engine_s": float(res.timings_s.engine_s) + wall}
 
 
 def fit(d: np.ndarray, y: np.ndarray) -> dict[str, dict[str, float]]:
@@ -157,7 +159,7 @@ QUANTITIES = ("t_conv_tau", "mixing_time_tau", "tau_int_max_tau", "energy_conv_j
 
 
 def run(config_path: str | Path, out_dir: str | Path) -> list[Path]:
-    from tqdm import tqdm  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415 - optional heavy dependency
     data, base_dir, exp = _load(config_path)
     out = Path(out_dir)
     jobs = [(d, r) for d in exp.d_values for r in range(exp.replicates)]
@@ -186,7 +188,7 @@ def run(config_path: str | Path, out_dir: str | Path) -> list[Path]:
 
 def plot(out_dir: str | Path) -> Path:
     """scaling.png from scaling.json: times and energies against d with both fits."""
-    from ..plots import plt, save_png  # noqa: PLC0415
+    plt = pyplot()
     out = Path(out_dir)
     s = json.loads((out / "scaling.json").read_text())
     rows = s["means"]
@@ -212,3 +214,6 @@ def plot(out_dir: str | Path) -> Path:
         ax.legend(fontsize=6)
     fig.suptitle("Gaussian posterior circuit: convergence / mixing time and energy against d", fontsize=9)
     return save_png(fig, out / "scaling.png")
+
+
+EXPERIMENTS.register(NAME, Experiment(run, plot))
