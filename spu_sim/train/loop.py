@@ -27,14 +27,17 @@ from typing import Any
 
 import numpy as np
 import yaml
+from threadpoolctl import threadpool_limits
 
-from spu_sim.errors import BadInputError, SpuSimError
+from spu_sim.errors import SpuSimError
 from spu_sim.io import atomic_write_text
 from spu_sim.optim import OPTIMIZERS, Transform, ngd, ngd_woodbury, tkfac, tngd
+from spu_sim.pipeline import staged
 from spu_sim.train import data as data_mod
 from spu_sim.train import models
 from spu_sim.train.config import OptimizerConfig, TrainConfig, load_config, resolved_dict, validate_config
 from spu_sim.train.kfac_timing import tkfac_refresh_time
+from spu_sim.train.plots import plot_run
 from spu_sim.train.timing import StepTime, format_step_time, tngd_step_time
 
 HISTORY_COLUMNS = ("optimizer", "label", "iteration", "batch_loss", "train_loss", "train_accuracy", "test_loss",
@@ -42,12 +45,8 @@ HISTORY_COLUMNS = ("optimizer", "label", "iteration", "batch_loss", "train_loss"
 
 
 def make_dataset(cfg: TrainConfig) -> data_mod.Dataset:
-    d = cfg.data
-    if d.name == "digits":
-        return data_mod.load_digits(test_fraction=d.test_fraction, seed=d.seed, features=d.features,
-                                    n_components=d.n_components, pool=d.pool)
-    return data_mod.make_blobs(n_samples=d.n_samples, n_features=d.n_features, n_classes=d.n_classes,
-                               spread=d.spread, test_fraction=d.test_fraction, seed=d.seed)
+    """The data set ``data.name`` of the config (``spu_sim.train.data.DATASETS``)."""
+    return data_mod.DATASETS.get(cfg.data.name)(cfg.data)
 
 
 def prepare(cfg: TrainConfig) -> tuple[data_mod.Dataset, models.Model, np.ndarray, np.ndarray]:
@@ -77,13 +76,7 @@ def build_optimizer(entry: OptimizerConfig, cfg: TrainConfig) -> Transform:
         hyper["tau_s"] = cfg.timing.r_ohm * cfg.timing.c_farad
     if entry.is_tngd:
         hyper["tau_s"] = cfg.timing.r_ohm * cfg.timing.c_farad
-        if hyper["backend"] == "circuit":
-            try:
-                import spu_sim.analog  # noqa: F401  (fail early, before any output)
-            except ImportError as err:
-                raise BadInputError(f"train.optimizers[{entry.label}].backend: 'circuit' needs spu_sim.analog, "
-                                    f"which cannot be imported ({err}); use backend: ideal") from None
-    return OPTIMIZERS[entry.name].build(**hyper)
+    return OPTIMIZERS.get(entry.name).build(**hyper)
 
 
 def _evaluate(model, theta, ds) -> dict[str, float]:
@@ -99,10 +92,6 @@ def _evaluate(model, theta, ds) -> dict[str, float]:
 def _blas_threads(n: int | None):
     """Limit BLAS/OpenMP threads to ``n`` for stable per-step timings of small matrices (None: leave as is)."""
     if n is None:
-        return None
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
         return None
     return threadpool_limits(limits=n)
 
@@ -275,15 +264,14 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
     """Validate ``config``, train every optimiser on it and write the outputs to ``out_dir``.
 
     Everything that can be checked (the config, the data, the optimisers' settings, the circuit
-    backend's import) is checked before ``out_dir`` is created or touched. Returns the summary dict.
+    backend's sections, validated when its AnalogSolver is built) is checked before ``out_dir`` is created or
+    touched. Returns the summary dict.
     If an optimiser's SPU backend fails (SpuSimError), the other optimisers still run, the outputs are
     written (the failed entry's summary carries ``error``) and then the first error is raised.
     """
     cfg = validate_config(config)
     ds, model, batches, theta0 = prepare(cfg)
     transforms = [build_optimizer(entry, cfg) for entry in cfg.train.optimizers]
-
-    from spu_sim.pipeline import staged  # noqa: PLC0415
 
     def work(out: Path) -> tuple[dict[str, Any], list[SpuSimError]]:   # out: the stage, published whole
         atomic_write_text(out / "config.yaml", yaml.safe_dump(resolved_dict(cfg), sort_keys=False))
@@ -319,8 +307,6 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
         atomic_write_text(out / "history.csv", format_history_csv(rows))
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, allow_nan=True) + "\n")
         atomic_write_text(out / "summary.md", format_summary_table(summary))
-        from spu_sim.train.plots import plot_run
-
         summary["plots"] = [Path(p).name for p in plot_run(out)]
         return summary, failures
 
@@ -345,4 +331,4 @@ def run_training_from_file(config_path: str | Path, out_dir: str | Path) -> dict
 
 __all__ = ["run_training", "run_training_from_file", "train_one", "build_optimizer", "make_dataset", "prepare",
            "exact_natural_gradient",
-           "HISTORY_COLUMNS", "SpuSimError"]
+           "HISTORY_COLUMNS"]
