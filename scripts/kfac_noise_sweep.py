@@ -28,16 +28,17 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from spu_sim.config import read_yaml
 from spu_sim.io import atomic_write_text
+from spu_sim.plotting import pyplot, save_png
+from spu_sim.train.loop import run_training
+from spu_sim.train.plots import read_history
 
 KNOBS = ("factor_bits", "adc_bits", "kappa")
 REFERENCES = ("kfac", "adam", "sgd")
 
 
 def run(config: Path, out: Path, seeds: list[int]) -> None:
-    from spu_sim.config import read_yaml
-    from spu_sim.train.loop import run_training
-
     raw, _ = read_yaml(config)
     for s in seeds:
         cfg = copy.deepcopy(raw)
@@ -53,8 +54,6 @@ LOST_BELOW = 0.5
 
 def _curve_metrics(run_dir: Path) -> dict[str, dict[str, float]]:
     """{label: {area, late, steps}} of one seed's history (inf where the run diverged or never got there)."""
-    from spu_sim.train.plots import read_history
-
     out = {}
     for label, h in read_history(run_dir / "history.csv").items():
         it, loss = h["iteration"], h["train_loss"]
@@ -99,13 +98,7 @@ def summarise(out: Path) -> tuple[list[dict], dict]:
 
 
 def plot(rows: list[dict], meta: dict, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from spu_sim.plots import save_png
-
+    plt = pyplot()
     fig, axes = plt.subplots(3, 3, figsize=(15, 11), squeeze=False)
     styles = {"kfac": ("k", "--"), "adam": ("r", ":"), "sgd": ("g", "-.")}
     for col, knob in enumerate(KNOBS):

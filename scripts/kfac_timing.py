@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from spu_sim.io import atomic_write_text
+from spu_sim.plotting import pyplot, save_png
 from spu_sim.train import kfac_timing
 from spu_sim.train.config import TimingConfig
 
@@ -72,13 +73,7 @@ def main(argv: list[str]) -> int:
     atomic_write_text(out / "kfac_timing.csv", buf.getvalue())
     atomic_write_text(out / "kfac_timing.json", json.dumps(result, indent=2) + "\n")
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from spu_sim.plots import save_png
-
+    plt = pyplot()
     fig, ax = plt.subplots(1, 2, figsize=(12, 4.5))
     n = np.array([r["n"] for r in rows])
     labels = {"digital_s": "digital K-FAC step", "thermo_s": "thermodynamic K-FAC step (SPU inverts)",

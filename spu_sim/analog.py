@@ -27,12 +27,17 @@ many decades below its largest one; pruned entries are counted in ``last_pruned`
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import BadInputError
-from .problems import Problem, validate_spd
+from .pipeline import circuit_for_run, prepare_problem, run_engine
+from .problems import FactoredProblem, Problem, validate_spd
+from .readout import make_adc, read_final_state
+from .run_config import load_run_config
 
 DEFAULT_INTEGRATOR = {"r_max_ohm": 1e9, "prune_below_relative": 1e-6}
 
@@ -58,7 +63,6 @@ class AnalogSolver:
 
     def __init__(self, circuit: dict[str, Any] | None = None, *, kappa: float = 0.0, seed: int = 0,
                  adc_bits: int | None = None, backend: str = "ngspice-shared") -> None:
-        from .run_config import load_run_config  # noqa: PLC0415
         self.circuit = _merge({"topology": "opamp", "integrator": dict(DEFAULT_INTEGRATOR)}, circuit)
         self.kappa = float(kappa)
         self.seed = int(seed)
@@ -90,7 +94,6 @@ class AnalogSolver:
 
     def solve(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray, t_tau: float) -> np.ndarray:
         """x(t_tau) of the circuit started at x0, in problem units, shape (d,)."""
-        from .pipeline import prepare_problem  # noqa: PLC0415
         if t_tau <= 0:
             return np.asarray(x0, float).copy()
         return self._final_state(prepare_problem(self._run_cfg(self._cfg, t_tau), self.problem(A, b, x0)))
@@ -104,11 +107,6 @@ class AnalogSolver:
     def _final_state(self, prep) -> np.ndarray:
         """Build the circuit, run the engine in a temporary folder and read the final state through the ADC (no
         result files, no statistics of the two samples); records the call's bookkeeping."""
-        import tempfile  # noqa: PLC0415
-        from pathlib import Path  # noqa: PLC0415
-
-        from .pipeline import circuit_for_run, run_engine  # noqa: PLC0415
-        from .readout import make_adc, read_final_state  # noqa: PLC0415
         with tempfile.TemporaryDirectory(prefix="spu-sim-") as tmp:
             circuit = circuit_for_run(prep, Path(tmp), keep=False)
             plots, self.last_engine_s = run_engine(prep, circuit, Path(tmp))
@@ -120,7 +118,6 @@ class AnalogSolver:
         return x
 
     def _factored_cfg(self):
-        from .run_config import load_run_config  # noqa: PLC0415
         if self._cfg_factored is None:
             self._cfg_factored = load_run_config({
                 "problem": {"factors": {"J": [[1.0]], "H": [[1.0]], "damping": 1.0}, "vector": [0.0], "kappa": self.kappa},
@@ -132,8 +129,6 @@ class AnalogSolver:
                        t_tau: float) -> np.ndarray:
         """x(t_tau) of the factorised circuit (A = J^T H J + damping I; J (m, N), H (m, m) symmetric PSD)
         started at x0, in problem units, shape (N,)."""
-        from .pipeline import prepare_problem  # noqa: PLC0415
-        from .topologies.opamp_factored import FactoredProblem  # noqa: PLC0415
         problem = FactoredProblem.create(J, H, damping, b, self.kappa, x0, field="AnalogSolver")
         if t_tau <= 0:
             return problem.x0.copy()

@@ -62,7 +62,7 @@ def test_kronecker_factors_are_the_exact_curvature_block_of_one_example(name, hi
     theta = model.init(rng, 0.9) + 0.1 * rng.standard_normal(model.n_params)
     for curvature, dense in (("ggn", models.ggn(model, theta, x)),
                              ("empirical_fisher", models.empirical_fisher(model, theta, x, y))):
-        stats = layers.kronecker_layers(model, theta, x, y, curvature)
+        stats = models.kronecker_layers(model, theta, x, y, curvature)
         assert sum(s.index.size for s in stats) == model.n_params
         assert np.array_equal(np.sort(np.concatenate([s.index.ravel() for s in stats])), np.arange(model.n_params))
         for s in stats:

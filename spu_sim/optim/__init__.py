@@ -1,24 +1,16 @@
 """Optimisers of the NGD loop, one module each (``build(**hyper) -> Transform(init, update)``).
 
-``OPTIMIZERS`` maps the config name to the module; ``build(name, **hyper)`` builds one.
+``OPTIMIZERS`` (the registry, in base.py) holds each module under its config name, registered by the module
+itself; importing this package imports every optimiser module, in the order of the choices listed in errors:
+
+    OPTIMIZERS.get("tngd").build(lr=0.1, t_tau=50.0)     # or ConfigError listing the optimisers
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+# the import order is the registration order (the order of OPTIMIZERS.names())
+from spu_sim.optim import sgd, adam, ngd, ngd_cg, ngd_woodbury, tngd, tngd_adam, kfac, tkfac  # noqa: I001
+from spu_sim.optim.base import OPTIMIZERS, LocalProblem, Transform
 
-from spu_sim.optim import adam, kfac, ngd, ngd_cg, ngd_woodbury, sgd, tkfac, tngd, tngd_adam
-from spu_sim.optim.base import LocalProblem, Transform
-
-OPTIMIZERS: dict[str, ModuleType] = {
-    "sgd": sgd, "adam": adam, "ngd": ngd, "ngd_cg": ngd_cg, "ngd_woodbury": ngd_woodbury,
-    "tngd": tngd, "tngd_adam": tngd_adam, "kfac": kfac, "tkfac": tkfac,
-}
-
-
-def build(name: str, **hyper) -> Transform:
-    """``OPTIMIZERS[name].build(**hyper)``."""
-    return OPTIMIZERS[name].build(**hyper)
-
-
-__all__ = ["OPTIMIZERS", "build", "LocalProblem", "Transform"]
+__all__ = ["OPTIMIZERS", "LocalProblem", "Transform", "adam", "kfac", "ngd", "ngd_cg", "ngd_woodbury", "sgd", "tkfac",
+           "tngd", "tngd_adam"]

@@ -8,12 +8,13 @@
 
 from __future__ import annotations
 
+import sys
 from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
-from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
+from spu_sim.optim.base import OPTIMIZERS, LearningRate, LocalProblem, Transform, lr_at
 
 
 class AdamState(NamedTuple):
@@ -48,3 +49,6 @@ def update(problem: LocalProblem, state: AdamState, *, lr: LearningRate, b1: flo
 def build(lr: LearningRate = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Transform:
     """Adam with learning rate ``lr`` (number or schedule), betas ``b1, b2`` and ``eps``."""
     return Transform(init, partial(update, lr=lr, b1=b1, b2=b2, eps=eps))
+
+
+OPTIMIZERS.register("adam", sys.modules[__name__])

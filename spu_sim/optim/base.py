@@ -11,17 +11,34 @@ Every optimiser module follows the posteriors/optax pattern::
 with ``C = U^T U`` (the GGN ``J_f^T H_L J_f / batch`` or the empirical Fisher), so that
 ``A = C + lambda I`` is the damped curvature. Digital first-order optimisers never touch the factor, so
 their measured wall time does not include it.
+
+``OPTIMIZERS`` is the registry of the optimisers by config name (``train.optimizers[i].name``); each optimiser
+module registers itself where it is defined (``OPTIMIZERS.register("sgd", sys.modules[__name__])``: the item is
+the module, whose ``build`` makes the ``Transform``), and ``spu_sim.optim`` imports every module.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
+from types import ModuleType
 from typing import Any, Callable, NamedTuple, Union
 
 import numpy as np
 
+from spu_sim.registry import Registry
+
 Schedule = Callable[[int], float]
 LearningRate = Union[float, Schedule]
+
+
+class OptimizerRegistry(Registry[ModuleType]):
+    """The optimiser modules by name; ``OPTIMIZERS[name]`` is ``OPTIMIZERS.get(name)``."""
+
+    def __getitem__(self, name: str) -> ModuleType:
+        return self.get(name)
+
+
+OPTIMIZERS = OptimizerRegistry("an optimizer", "train.optimizers.name")
 
 
 class Transform(NamedTuple):
@@ -45,7 +62,7 @@ class LocalProblem:
         factor: curvature factor U, shape (rows, N), with curvature C = U^T U; computed on first access
             by ``factor_fn`` (rows = batch * d_z for the GGN, batch for the empirical Fisher).
         batch_size, d_z: mini-batch size and model output dimension (for the timing model).
-        layers: per-layer K-FAC statistics (``spu_sim.train.layers.KroneckerLayer``: index, a_cov, g_cov),
+        layers: per-layer K-FAC statistics (``spu_sim.train.models.KroneckerLayer``: index, a_cov, g_cov),
             computed on first access by ``layers_fn`` (K-FAC only; None if the model gives none).
     """
 

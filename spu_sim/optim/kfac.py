@@ -26,6 +26,7 @@ O(sum_l (n_in^3 + n_out^3)), per step O(sum_l n_in n_out (n_in + n_out)) for the
 
 from __future__ import annotations
 
+import sys
 from functools import partial
 from typing import Callable, NamedTuple
 
@@ -33,7 +34,7 @@ import numpy as np
 import scipy.linalg
 
 from spu_sim.errors import BadInputError
-from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
+from spu_sim.optim.base import OPTIMIZERS, LearningRate, LocalProblem, Transform, lr_at
 
 Invert = Callable[[np.ndarray, np.ndarray | None, tuple[int, int]], np.ndarray]
 
@@ -135,3 +136,6 @@ def build(lr: LearningRate = 0.1, damping: float = 1e-2, decay: float = 0.95, in
     ``decay`` of the factors and inverses refreshed every ``inverse_every`` steps."""
     check_hyper(damping, decay, inverse_every)
     return Transform(init, partial(update, lr=lr, damping=damping, decay=decay, inverse_every=int(inverse_every)))
+
+
+OPTIMIZERS.register("kfac", sys.modules[__name__])

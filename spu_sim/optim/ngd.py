@@ -7,12 +7,13 @@ with C = U^T U the GGN (or empirical Fisher). Cost O(b d_z N^2 + N^3).
 
 from __future__ import annotations
 
+import sys
 from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
-from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
+from spu_sim.optim.base import OPTIMIZERS, LearningRate, LocalProblem, Transform, lr_at
 
 
 class NGDState(NamedTuple):
@@ -37,3 +38,6 @@ def update(problem: LocalProblem, state: NGDState, *, lr: LearningRate,
 def build(lr: LearningRate = 0.1, damping: float = 1e-2) -> Transform:
     """Exact NGD with learning rate ``lr`` and damping ``lambda = damping`` (> 0)."""
     return Transform(init, partial(update, lr=lr, damping=damping))
+
+
+OPTIMIZERS.register("ngd", sys.modules[__name__])

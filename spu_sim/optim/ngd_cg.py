@@ -7,12 +7,13 @@ matrix-free product ``U^T (U v) + lambda v`` (cost O(b d_z N) per iteration), st
 
 from __future__ import annotations
 
+import sys
 from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
-from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
+from spu_sim.optim.base import OPTIMIZERS, LearningRate, LocalProblem, Transform, lr_at
 
 
 class NGDCGState(NamedTuple):
@@ -55,3 +56,6 @@ def update(problem: LocalProblem, state: NGDCGState, *, lr: LearningRate, dampin
 def build(lr: LearningRate = 0.1, damping: float = 1e-2, max_iter: int = 10, tol: float = 1e-10) -> Transform:
     """NGD-CG with learning rate ``lr``, damping, a budget of ``max_iter`` CG iterations and ``tol``."""
     return Transform(init, partial(update, lr=lr, damping=damping, max_iter=max_iter, tol=tol))
+
+
+OPTIMIZERS.register("ngd_cg", sys.modules[__name__])

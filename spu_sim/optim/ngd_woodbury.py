@@ -9,12 +9,13 @@ Cost O(b^2 d_z^2 N) for U U^T plus O(b^3 d_z^3) for the small solve; no N x N ma
 
 from __future__ import annotations
 
+import sys
 from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
-from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
+from spu_sim.optim.base import OPTIMIZERS, LearningRate, LocalProblem, Transform, lr_at
 
 
 class NGDWoodburyState(NamedTuple):
@@ -43,3 +44,6 @@ def update(problem: LocalProblem, state: NGDWoodburyState, *, lr: LearningRate,
 def build(lr: LearningRate = 0.1, damping: float = 1e-2) -> Transform:
     """NGD-Woodbury with learning rate ``lr`` and damping (> 0, it divides)."""
     return Transform(init, partial(update, lr=lr, damping=damping))
+
+
+OPTIMIZERS.register("ngd_woodbury", sys.modules[__name__])

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
-from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
+from spu_sim.optim.base import OPTIMIZERS, LearningRate, LocalProblem, Transform, lr_at
 
 
 class SGDState(NamedTuple):
@@ -25,3 +26,6 @@ def update(problem: LocalProblem, state: SGDState, *, lr: LearningRate) -> tuple
 def build(lr: LearningRate = 0.1) -> Transform:
     """SGD with learning rate ``lr`` (number or schedule ``step -> lr``)."""
     return Transform(init, partial(update, lr=lr))
+
+
+OPTIMIZERS.register("sgd", sys.modules[__name__])

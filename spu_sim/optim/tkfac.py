@@ -30,17 +30,20 @@ circuit engine (``backend="linear"``; without that engine registered its config 
 
 from __future__ import annotations
 
+import sys
 import time
 from functools import partial
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from spu_sim.errors import BadInputError, DesignError
 import spu_sim.optim.kfac as kfac
-from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
+from spu_sim.analog import AnalogSolver
+from spu_sim.errors import BadInputError, DesignError
+from spu_sim.optim.base import OPTIMIZERS, LearningRate, LocalProblem, Transform, lr_at
 from spu_sim.optim.tngd import DEFAULT_TAU_S, ou_transient
 from spu_sim.readout import Adc
+from spu_sim.registry import Registry
 
 SIGMA_HEADROOM = 4.0  # as spu_sim.topologies.opamp.design: the range covers mean + 4 sigma
 
@@ -87,12 +90,15 @@ def _ideal(*, kappa, seed, adc_bits, circuit, tau_s):
 
 def _analog(engine: str):
     def make(*, kappa, seed, adc_bits, circuit, tau_s):
-        from spu_sim.analog import AnalogSolver  # noqa: PLC0415 (ngspice only when asked for)
         return AnalogSolver(circuit, kappa=kappa, seed=seed, adc_bits=adc_bits, backend=engine)
     return make
 
 
-BACKENDS: dict[str, Callable[..., Any]] = {"ideal": _ideal, "circuit": _analog("ngspice-shared"), "linear": _analog("linear")}
+#: tkfac's SPU backends (``backend`` of a tkfac entry); each item makes a solver with ``solve(A, b, x0, t_tau)``
+BACKENDS: Registry[Callable[..., Any]] = Registry("a tkfac backend", "backend")
+BACKENDS.register("ideal", _ideal)
+BACKENDS.register("circuit", _analog("ngspice-shared"))
+BACKENDS.register("linear", _analog("linear"))
 
 
 def spu_invert(m: np.ndarray, previous: np.ndarray | None, solver, *, t_tau: float,
@@ -161,9 +167,10 @@ def build(lr: LearningRate = 0.1, damping: float = 1e-2, decay: float = 0.95, in
     for name, bits in (("factor_bits", factor_bits), ("adc_bits", adc_bits)):
         if bits is not None and (int(bits) != bits or not 1 <= bits <= 32):
             raise BadInputError(f"{name} must be an integer in 1..32 or null (got {bits})")
-    if backend not in BACKENDS:
-        raise BadInputError(f"{backend!r} is not a tkfac backend; choose one of: {', '.join(BACKENDS)}")
-    solver = BACKENDS[backend](kappa=kappa, seed=seed, adc_bits=adc_bits, circuit=circuit, tau_s=tau_s)
+    solver = BACKENDS.get(backend)(kappa=kappa, seed=seed, adc_bits=adc_bits, circuit=circuit, tau_s=tau_s)
     return Transform(partial(init, tau_s=tau_s),
                      partial(update, lr=lr, damping=damping, decay=decay, inverse_every=int(inverse_every),
                              t_tau=t_tau, factor_bits=factor_bits, solver=solver))
+
+
+OPTIMIZERS.register("tkfac", sys.modules[__name__])

@@ -32,13 +32,16 @@ The SPU sees the damped curvature as a ``Curvature(U, damping)``; ``dense()`` fo
 
 from __future__ import annotations
 
+import sys
 from functools import partial
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from spu_sim.analog import AnalogSolver
 from spu_sim.errors import BadInputError
-from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
+from spu_sim.optim.base import OPTIMIZERS, LearningRate, LocalProblem, Transform, lr_at
+from spu_sim.registry import Registry
 
 DEFAULT_TAU_S = 1e3 * 1e-9  # R = 1 kOhm, C = 1 nF
 
@@ -106,11 +109,10 @@ def make_evolve(backend: str, *, kappa: float = 0.0, seed: int = 0, circuit: dic
     """The SPU of a backend as ``evolve(A, b, x0, t_tau, step, phase) -> x`` plus ``tau_s() -> float|None``;
     A is a dense matrix or a ``Curvature``. factored=False: the circuit backend always uses the dense network.
 
-    The circuit backend imports ``spu_sim.analog`` here (lazily) and builds one ``AnalogSolver``.
+    The circuit backends build one ``AnalogSolver``. An unknown backend: ConfigError listing ``BACKENDS``.
     """
-    if backend not in BACKENDS:
-        raise BadInputError(f"{backend!r} is not a TNGD backend; choose one of: {', '.join(BACKENDS)}")
-    return BACKENDS[backend](kappa=kappa, seed=seed, circuit=circuit, adc_bits=adc_bits, factored=factored)
+    make = BACKENDS.get(backend)
+    return make(kappa=kappa, seed=seed, circuit=circuit, adc_bits=adc_bits, factored=factored)
 
 
 def _ideal_spu(*, kappa, seed, circuit, adc_bits, factored) -> tuple[Evolve, Callable[[], float | None]]:
@@ -124,8 +126,6 @@ def _ideal_spu(*, kappa, seed, circuit, adc_bits, factored) -> tuple[Evolve, Cal
 def _circuit_spu(engine: str):
     """The op-amp integrator circuit through AnalogSolver on an engine (ngspice, or the exact linear engine)."""
     def make(*, kappa, seed, circuit, adc_bits, factored) -> tuple[Evolve, Callable[[], float | None]]:
-        from spu_sim.analog import AnalogSolver  # lazy: ngspice only when asked for
-
         solver = AnalogSolver(circuit, kappa=kappa, seed=seed, adc_bits=adc_bits, backend=engine)
 
         def evolve_circuit(a, b, x0, t_tau, step, phase):
@@ -143,10 +143,12 @@ def _circuit_spu(engine: str):
 #: the engine that produces each backend's readouts (None: no circuit, the exact OU transient of ``ou_transient``)
 BACKEND_ENGINES: dict[str, str | None] = {"ideal": None, "circuit": "ngspice-shared", "linear": "linear"}
 
-#: TNGD's SPU backends: ideal (exact OU), circuit (ngspice), linear (the same circuit on the exact linear engine)
-BACKENDS: dict[str, Callable[..., tuple[Evolve, Callable[[], float | None]]]] = {
-    "ideal": _ideal_spu, "circuit": _circuit_spu(BACKEND_ENGINES["circuit"]),
-    "linear": _circuit_spu(BACKEND_ENGINES["linear"])}
+#: TNGD's SPU backends (``backend`` of a tngd / tngd_adam entry): ideal (exact OU), circuit (ngspice), linear (the
+#: same circuit on the exact linear engine); each item makes ``(evolve, tau_s)``
+BACKENDS: Registry[Callable[..., tuple[Evolve, Callable[[], float | None]]]] = Registry("a TNGD backend", "backend")
+BACKENDS.register("ideal", _ideal_spu)
+BACKENDS.register("circuit", _circuit_spu(BACKEND_ENGINES["circuit"]))
+BACKENDS.register("linear", _circuit_spu(BACKEND_ENGINES["linear"]))
 
 
 def spu_step(problem: LocalProblem, spu: SPUState, step: int, evolve: Evolve, *, damping: float,
@@ -199,3 +201,6 @@ def build(lr: LearningRate = 0.1, damping: float = 1e-2, t_tau: float = 50.0, de
     return Transform(partial(init, tau_s=tau_s),
                      partial(update, lr=lr, damping=damping, t_tau=t_tau, delay_tau=delay_tau,
                              warm_start=warm_start, evolve=evolve, circuit_tau_s=circuit_tau_s))
+
+
+OPTIMIZERS.register("tngd", sys.modules[__name__])

@@ -7,6 +7,7 @@ The paper uses b1 = b2 = 0 (the default), i.e. theta <- theta - lr * g / (|g| + 
 
 from __future__ import annotations
 
+import sys
 from functools import partial
 from typing import Any, Callable, NamedTuple
 
@@ -14,7 +15,7 @@ import numpy as np
 
 import spu_sim.optim.adam as adam
 import spu_sim.optim.tngd as tngd
-from spu_sim.optim.base import LearningRate, LocalProblem, Transform, lr_at
+from spu_sim.optim.base import OPTIMIZERS, LearningRate, LocalProblem, Transform, lr_at
 
 
 class TNGDAdamState(NamedTuple):
@@ -51,3 +52,6 @@ def build(lr: LearningRate = 1e-3, damping: float = 1e-2, t_tau: float = 50.0, d
                      partial(update, lr=lr, damping=damping, t_tau=t_tau, delay_tau=delay_tau,
                              warm_start=warm_start, b1=b1, b2=b2, eps=eps, evolve=evolve,
                              circuit_tau_s=circuit_tau_s))
+
+
+OPTIMIZERS.register("tngd_adam", sys.modules[__name__])

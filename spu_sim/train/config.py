@@ -8,7 +8,10 @@
     timing: the TNGD hardware time model (spu_sim.train.timing)
     plots:  groups: {plot name: [labels]} -> one extra plot per group
 
-Every validation error becomes one ``ConfigError`` line: "<dotted.path>: <problem>; <fix>".
+Every validation error becomes one ``ConfigError`` line: "<dotted.path>: <problem>; <fix>". The names come from
+the registries where the things are defined: ``data.name`` from ``spu_sim.train.data.DATASETS``, ``model.name``
+from ``spu_sim.train.models.MODELS``, an optimiser's ``name`` from ``spu_sim.optim.OPTIMIZERS`` and its ``backend``
+from ``spu_sim.optim.tngd.BACKENDS`` (tngd, tngd_adam) or ``spu_sim.optim.tkfac.BACKENDS``.
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
 
 from spu_sim.config import format_validation_error, read_yaml
 from spu_sim.errors import ConfigError
+from spu_sim.optim import OPTIMIZERS, tkfac, tngd
+from spu_sim.registry import Registry
+from spu_sim.train.data import DATASETS
+from spu_sim.train.layers import ACTIVATIONS
+from spu_sim.train.models import CURVATURES, MODELS
 
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
-OPTIMIZER_NAMES = ("sgd", "adam", "ngd", "ngd_cg", "ngd_woodbury", "tngd", "tngd_adam", "kfac", "tkfac")
-TKFAC_BACKENDS = ("ideal", "circuit", "linear")  # spu_sim.optim.tkfac.BACKENDS
 
 # config key -> keyword of the optimiser's build(); keys not listed for a name are rejected
 _OPTIONS: dict[str, dict[str, str]] = {
@@ -50,6 +56,11 @@ def _choice(value: str, choices: tuple[str, ...], what: str) -> str:
     return value
 
 
+def _registered(value: str, registry: Registry) -> str:
+    """``value`` if ``registry`` holds it, else the registry's one-line error (the field path comes from pydantic)."""
+    return _choice(value, registry.names(), registry.noun)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -69,7 +80,7 @@ class DataConfig(_Section):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        return _choice(v, ("digits", "blobs"), "a data set")
+        return _registered(v, DATASETS)
 
     @field_validator("features")
     @classmethod
@@ -87,7 +98,7 @@ class ModelConfig(_Section):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        return _choice(v, ("logreg", "mlp"), "a model")
+        return _registered(v, MODELS)
 
     @field_validator("hidden")
     @classmethod
@@ -100,12 +111,12 @@ class ModelConfig(_Section):
     @field_validator("activation")
     @classmethod
     def _act(cls, v: str) -> str:
-        return _choice(v, ("tanh", "relu"), "an activation")
+        return _choice(v, ACTIVATIONS, "an activation")
 
     @field_validator("curvature")
     @classmethod
     def _curv(cls, v: str) -> str:
-        return _choice(v, ("ggn", "empirical_fisher"), "a curvature")
+        return _choice(v, CURVATURES, "a curvature")
 
 
 class OptimizerConfig(_Section):
@@ -133,17 +144,14 @@ class OptimizerConfig(_Section):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        return _choice(v, OPTIMIZER_NAMES, "an optimizer")
+        return _registered(v, OPTIMIZERS)
 
     @field_validator("backend")
     @classmethod
     def _backend(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is None:
             return None
-        if info.data.get("name") == "tkfac":
-            return _choice(v, TKFAC_BACKENDS, "a tkfac backend")
-        from spu_sim.optim.tngd import BACKENDS  # noqa: PLC0415 - the optimiser owns its backends
-        return _choice(v, tuple(BACKENDS), "a TNGD backend")
+        return _registered(v, tkfac.BACKENDS if info.data.get("name") == "tkfac" else tngd.BACKENDS)
 
     @model_validator(mode="after")
     def _options(self) -> "OptimizerConfig":
@@ -158,9 +166,7 @@ class OptimizerConfig(_Section):
 
     def resolved(self) -> dict[str, Any]:
         """The config keys of this optimiser with the ``build`` defaults filled in."""
-        from spu_sim.optim import OPTIMIZERS
-
-        params = inspect.signature(OPTIMIZERS[self.name].build).parameters
+        params = inspect.signature(OPTIMIZERS.get(self.name).build).parameters
         out = {}
         for key, kw in _OPTIONS[self.name].items():
             value = getattr(self, key)

@@ -3,15 +3,19 @@
 Features are standardised with the training split's mean and std; optional reduction keeps N small
 enough for the circuit: ``pca`` (n_components principal components of the training split) or
 ``pool`` (average pooling of the 8x8 image by ``pool`` x ``pool`` blocks).
+
+``DATASETS`` is the registry of the data set names (``data.name``): each item builds the ``Dataset`` of a
+``data`` config section.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from spu_sim.errors import BadInputError
+from spu_sim.registry import Registry
 
 
 class Dataset(NamedTuple):
@@ -81,6 +85,22 @@ def make_blobs(*, n_samples: int = 400, n_features: int = 4, n_classes: int = 3,
     xtr, ytr, xte, yte = _split(x, y, test_fraction, seed + 1)
     xtr, xte = _standardise(xtr, xte)
     return Dataset(xtr, ytr, xte, yte, n_classes, "blobs")
+
+
+def _digits(section: Any) -> Dataset:
+    return load_digits(test_fraction=section.test_fraction, seed=section.seed, features=section.features,
+                       n_components=section.n_components, pool=section.pool)
+
+
+def _blobs(section: Any) -> Dataset:
+    return make_blobs(n_samples=section.n_samples, n_features=section.n_features, n_classes=section.n_classes,
+                      spread=section.spread, test_fraction=section.test_fraction, seed=section.seed)
+
+
+#: data sets by ``data.name``: ``build(section) -> Dataset`` (section: spu_sim.train.config.DataConfig)
+DATASETS: Registry[Callable[[Any], Dataset]] = Registry("a data set", "data.name")
+DATASETS.register("digits", _digits)
+DATASETS.register("blobs", _blobs)
 
 
 def batch_indices(n_train: int, batch_size: int, steps: int, seed: int) -> np.ndarray:

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg
+from threadpoolctl import threadpool_limits
 
 from spu_sim.train.timing import StepTime
 
@@ -73,8 +74,6 @@ def measure_flop_rates(ns: list[int], min_repeats: int = 5, min_total_s: float =
     ``threads``: BLAS threads while measuring (1 by default: multi-threaded BLAS on a shared 2-core machine
     gave erratic minima, e.g. 12 ms for a 32 x 32 inverse; None leaves the library default)."""
     if threads is not None:
-        from threadpoolctl import threadpool_limits  # noqa: PLC0415
-
         with threadpool_limits(limits=threads):
             return measure_flop_rates(ns, min_repeats, min_total_s, threads=None)
     rng = np.random.default_rng(0)

@@ -22,32 +22,81 @@ import json
 import math
 import sys
 import time
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
+from threadpoolctl import threadpool_limits
 
-from spu_sim.errors import BadInputError, SpuSimError
+from spu_sim.errors import SpuSimError
 from spu_sim.io import atomic_write_text
 from spu_sim.optim import OPTIMIZERS, Transform, ngd, ngd_woodbury, tkfac, tngd
+from spu_sim.pipeline import staged
 from spu_sim.train import data as data_mod
 from spu_sim.train import models
 from spu_sim.train.config import OptimizerConfig, TrainConfig, load_config, resolved_dict, validate_config
 from spu_sim.train.kfac_timing import tkfac_refresh_time
+from spu_sim.train.plots import plot_run
 from spu_sim.train.timing import StepTime, format_step_time, tngd_step_time
 
-HISTORY_COLUMNS = ("optimizer", "label", "iteration", "batch_loss", "train_loss", "train_accuracy", "test_loss",
-                   "test_accuracy", "wall_time_s", "modelled_time_s", "nat_grad_rel_error")
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One row of history.csv (the module docstring); times cumulative from iteration 0, in seconds."""
+
+    optimizer: str
+    label: str
+    iteration: int
+    batch_loss: float
+    train_loss: float
+    train_accuracy: float
+    test_loss: float
+    test_accuracy: float
+    wall_time_s: float
+    modelled_time_s: float
+    nat_grad_rel_error: float
+
+
+HISTORY_COLUMNS = tuple(f.name for f in fields(HistoryRow))
+
+
+@dataclass
+class OptimizerSummary:
+    """One optimiser's entry of summary.json. The optional fields (None: not written) are ``error`` (the SPU
+    backend failed), ``spu_*`` (TNGD: backend, engine and the circuit of each readout) and the time-model terms
+    (TNGD and tkfac: mean seconds per step by term, tau, the printed line, the mean direction error)."""
+
+    optimizer: str
+    steps: int
+    diverged: bool
+    final_train_loss: float
+    final_test_loss: float
+    final_train_accuracy: float
+    final_test_accuracy: float
+    best_test_accuracy: float
+    wall_time_per_step_s: float
+    modelled_time_per_step_s: float
+    modelled_time_kind: str
+    error: str | None = None
+    spu_backend: str | None = None
+    spu_engine: str | None = None
+    spu_circuit_steps: dict[str, int] | None = None
+    modelled_terms_per_step_s: dict[str, float] | None = None
+    tau_s: float | None = None
+    timing_line: str | None = None
+    mean_nat_grad_rel_error: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary.json entry: the fields in this order, the optional ones only when set."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
 def make_dataset(cfg: TrainConfig) -> data_mod.Dataset:
-    d = cfg.data
-    if d.name == "digits":
-        return data_mod.load_digits(test_fraction=d.test_fraction, seed=d.seed, features=d.features,
-                                    n_components=d.n_components, pool=d.pool)
-    return data_mod.make_blobs(n_samples=d.n_samples, n_features=d.n_features, n_classes=d.n_classes,
-                               spread=d.spread, test_fraction=d.test_fraction, seed=d.seed)
+    """The data set ``data.name`` of the config (``spu_sim.train.data.DATASETS``)."""
+    return data_mod.DATASETS.get(cfg.data.name)(cfg.data)
 
 
 def prepare(cfg: TrainConfig) -> tuple[data_mod.Dataset, models.Model, np.ndarray, np.ndarray]:
@@ -77,13 +126,7 @@ def build_optimizer(entry: OptimizerConfig, cfg: TrainConfig) -> Transform:
         hyper["tau_s"] = cfg.timing.r_ohm * cfg.timing.c_farad
     if entry.is_tngd:
         hyper["tau_s"] = cfg.timing.r_ohm * cfg.timing.c_farad
-        if hyper["backend"] == "circuit":
-            try:
-                import spu_sim.analog  # noqa: F401  (fail early, before any output)
-            except ImportError as err:
-                raise BadInputError(f"train.optimizers[{entry.label}].backend: 'circuit' needs spu_sim.analog, "
-                                    f"which cannot be imported ({err}); use backend: ideal") from None
-    return OPTIMIZERS[entry.name].build(**hyper)
+    return OPTIMIZERS.get(entry.name).build(**hyper)
 
 
 def _evaluate(model, theta, ds) -> dict[str, float]:
@@ -100,16 +143,12 @@ def _blas_threads(n: int | None):
     """Limit BLAS/OpenMP threads to ``n`` for stable per-step timings of small matrices (None: leave as is)."""
     if n is None:
         return None
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return None
     return threadpool_limits(limits=n)
 
 
 def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.ndarray, ds: data_mod.Dataset,
               batches: np.ndarray, cfg: TrainConfig,
-              progress=None) -> tuple[list[dict], dict[str, Any], SpuSimError | None]:
+              progress=None) -> tuple[list[HistoryRow], OptimizerSummary, SpuSimError | None]:
     """Train one optimiser; returns (history rows, summary entry, error or None).
 
     Stops early if the parameters or the loss stop being finite (``diverged``) or if the SPU backend
@@ -124,9 +163,9 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
     theta = theta0.copy()
     state = transform.init(theta)
     wall = modelled = 0.0
-    rows = [{"optimizer": entry.name, "label": entry.label, "iteration": 0, "batch_loss": math.nan,
-             **_evaluate(model, theta, ds), "wall_time_s": 0.0, "modelled_time_s": 0.0,
-             "nat_grad_rel_error": math.nan}]
+    rows = [HistoryRow(optimizer=entry.name, label=entry.label, iteration=0, batch_loss=math.nan,
+                       **_evaluate(model, theta, ds), wall_time_s=0.0, modelled_time_s=0.0,
+                       nat_grad_rel_error=math.nan)]
     errors: list[float] = []
     step_time: StepTime | None = None
     terms = np.zeros(6)
@@ -189,42 +228,41 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
             progress.update(1)
         finite = bool(np.all(np.isfinite(theta)))
         if k % cfg.train.eval_every == 0 or k == len(batches) or not finite:
-            rows.append({"optimizer": entry.name, "label": entry.label, "iteration": k,
-                         "batch_loss": problem.loss, **_evaluate(model, theta, ds),
-                         "wall_time_s": wall, "modelled_time_s": modelled, "nat_grad_rel_error": nat_err})
-        if not finite or not math.isfinite(rows[-1]["train_loss"]):
+            rows.append(HistoryRow(optimizer=entry.name, label=entry.label, iteration=k, batch_loss=problem.loss,
+                                   **_evaluate(model, theta, ds), wall_time_s=wall, modelled_time_s=modelled,
+                                   nat_grad_rel_error=nat_err))
+        if not finite or not math.isfinite(rows[-1].train_loss):
             diverged = True
             if progress is not None:
                 progress.update(len(batches) - k)
             break
-    steps_done = rows[-1]["iteration"]
+    steps_done = rows[-1].iteration
     last = rows[-1]
-    summary = {
-        "optimizer": entry.name, "steps": steps_done, "diverged": diverged,
-        "final_train_loss": last["train_loss"], "final_test_loss": last["test_loss"],
-        "final_train_accuracy": last["train_accuracy"], "final_test_accuracy": last["test_accuracy"],
-        "best_test_accuracy": max(r["test_accuracy"] for r in rows),
-        "wall_time_per_step_s": wall / max(steps_done, 1),
-        "modelled_time_per_step_s": modelled / max(steps_done, 1),
-        "modelled_time_kind": ("hardware model (spu_sim.train.timing)" if entry.is_tngd else
-                               "hardware model (spu_sim.train.kfac_timing)" if entry.is_tkfac else
-                               "measured wall time"),
-    }
+    summary = OptimizerSummary(
+        optimizer=entry.name, steps=steps_done, diverged=diverged,
+        final_train_loss=last.train_loss, final_test_loss=last.test_loss,
+        final_train_accuracy=last.train_accuracy, final_test_accuracy=last.test_accuracy,
+        best_test_accuracy=max(r.test_accuracy for r in rows),
+        wall_time_per_step_s=wall / max(steps_done, 1),
+        modelled_time_per_step_s=modelled / max(steps_done, 1),
+        modelled_time_kind=("hardware model (spu_sim.train.timing)" if entry.is_tngd else
+                            "hardware model (spu_sim.train.kfac_timing)" if entry.is_tkfac else
+                            "measured wall time"))
     if failure is not None:
-        summary["error"] = str(failure)
+        summary.error = str(failure)
     if entry.is_tngd:   # every TNGD result names the engine and the circuit that produced its directions
         engine = tngd.BACKEND_ENGINES[hyper["backend"]]
-        summary["spu_backend"] = hyper["backend"]
-        summary["spu_engine"] = engine or "none: exact OU transient (spu_sim.optim.tngd.ou_transient)"
-        summary["spu_circuit_steps"] = {k: v for k, v in circuits.items() if v} if engine else {}
+        summary.spu_backend = hyper["backend"]
+        summary.spu_engine = engine or "none: exact OU transient (spu_sim.optim.tngd.ou_transient)"
+        summary.spu_circuit_steps = {k: v for k, v in circuits.items() if v} if engine else {}
     if step_time is not None:
         mean_terms = StepTime(*(terms / max(steps_done, 1)))
-        summary["modelled_terms_per_step_s"] = mean_terms._asdict()
-        summary["tau_s"] = state.tau_s
-        summary["timing_line"] = format_step_time(entry.label, mean_terms)
+        summary.modelled_terms_per_step_s = mean_terms._asdict()
+        summary.tau_s = state.tau_s
+        summary.timing_line = format_step_time(entry.label, mean_terms)
         if errors:
             finite = [e for e in errors if math.isfinite(e)]
-            summary["mean_nat_grad_rel_error"] = float(np.mean(finite)) if finite else math.nan
+            summary.mean_nat_grad_rel_error = float(np.mean(finite)) if finite else math.nan
     return rows, summary, failure
 
 
@@ -239,12 +277,14 @@ def tkfac_step_time(state, dt: float, hyper: dict[str, Any], cfg: TrainConfig) -
     return hw._replace(digital_s=digital)
 
 
-def format_history_csv(rows: list[dict]) -> str:
+def format_history_csv(rows: list[HistoryRow]) -> str:
+    """history.csv: the header HISTORY_COLUMNS, then one line per row (floats with 10 significant digits)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: (f"{v:.10g}" if isinstance(v, float) else v) for k, v in r.items()})
+        writer.writerow({k: (f"{v:.10g}" if isinstance(v, float) else v) for k, v in
+                         ((k, getattr(r, k)) for k in HISTORY_COLUMNS)})
     return buf.getvalue()
 
 
@@ -275,7 +315,8 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
     """Validate ``config``, train every optimiser on it and write the outputs to ``out_dir``.
 
     Everything that can be checked (the config, the data, the optimisers' settings, the circuit
-    backend's import) is checked before ``out_dir`` is created or touched. Returns the summary dict.
+    backend's sections, validated when its AnalogSolver is built) is checked before ``out_dir`` is created or
+    touched. Returns the summary dict.
     If an optimiser's SPU backend fails (SpuSimError), the other optimisers still run, the outputs are
     written (the failed entry's summary carries ``error``) and then the first error is raised.
     """
@@ -283,12 +324,10 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
     ds, model, batches, theta0 = prepare(cfg)
     transforms = [build_optimizer(entry, cfg) for entry in cfg.train.optimizers]
 
-    from spu_sim.pipeline import staged  # noqa: PLC0415
-
     def work(out: Path) -> tuple[dict[str, Any], list[SpuSimError]]:   # out: the stage, published whole
         atomic_write_text(out / "config.yaml", yaml.safe_dump(resolved_dict(cfg), sort_keys=False))
-        rows: list[dict] = []
-        per_opt: dict[str, Any] = {}
+        rows: list[HistoryRow] = []
+        per_opt: dict[str, dict[str, Any]] = {}   # label -> OptimizerSummary.as_dict()
         failures: list[SpuSimError] = []
         t_start = time.perf_counter()
         blas = _blas_threads(cfg.train.blas_threads)
@@ -296,7 +335,7 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
             for i, (entry, transform) in enumerate(zip(cfg.train.optimizers, transforms), start=1):
                 progress = None
                 if cfg.train.progress:   # one bar per optimiser: its steps, the batch loss as postfix
-                    from tqdm import tqdm
+                    from tqdm import tqdm  # noqa: PLC0415 - optional heavy dependency, only for the bars
                     progress = tqdm(total=len(batches), file=sys.stderr, unit="step", leave=True,
                                     desc=f"[{i}/{len(transforms)}] {entry.label}")
                 try:
@@ -305,7 +344,7 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
                     if progress is not None:
                         progress.close()
                 rows += r
-                per_opt[entry.label] = s
+                per_opt[entry.label] = s.as_dict()
                 failures += [err] if err is not None else []
         finally:
             if blas is not None:
@@ -319,8 +358,6 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
         atomic_write_text(out / "history.csv", format_history_csv(rows))
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, allow_nan=True) + "\n")
         atomic_write_text(out / "summary.md", format_summary_table(summary))
-        from spu_sim.train.plots import plot_run
-
         summary["plots"] = [Path(p).name for p in plot_run(out)]
         return summary, failures
 
@@ -344,5 +381,4 @@ def run_training_from_file(config_path: str | Path, out_dir: str | Path) -> dict
 
 
 __all__ = ["run_training", "run_training_from_file", "train_one", "build_optimizer", "make_dataset", "prepare",
-           "exact_natural_gradient",
-           "HISTORY_COLUMNS", "SpuSimError"]
+           "exact_natural_gradient", "HistoryRow", "OptimizerSummary", "HISTORY_COLUMNS"]

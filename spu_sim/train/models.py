@@ -1,4 +1,5 @@
-"""NumPy classifiers with per-example Jacobians, softmax cross-entropy and its curvature.
+"""NumPy classifiers with per-example Jacobians, softmax cross-entropy and its curvature (dense, as a factor,
+and per layer as K-FAC's Kronecker factors); the mini-batch problem the optimisers see (``make_problem``).
 
 Parameters are one flat vector theta (N,). For inputs X (n, d) the model gives logits z (n, d_z) and
 
@@ -12,19 +13,36 @@ H_L,i = diag(p_i) - p_i p_i^T = L_i L_i^T with the closed-form factor L_i = diag
     empirical Fisher = (1/n) sum_i g_i g_i^T   U = stack_i(g_i^T) / sqrt(n)        (n, N),  g_i = J_i^T (p_i - e_{y_i})
 
 For softmax cross-entropy the GGN equals the Fisher.
+
+K-FAC (Martens & Grosse 2015; physics.md section 9) works per layer on the homogeneous weight matrix
+Wbar_l = [W_l; c_l] of shape (n_in + 1, n_out) -- the bias as a weight on a constant input 1. With
+abar = [h_{l-1}, 1] and ds the back-propagated cotangent of the pre-activation s_l, the layer's curvature
+block is approximated by a Kronecker product of
+
+    A_l = (1/n) sum_i abar_i abar_i^T                        (n_in + 1, n_in + 1)
+    G_l = (1/n) sum_i sum_k ds_ik ds_ik^T                      (n_out, n_out)
+
+``ggn``: ds_ik is the back-propagation of column k of the loss-Hessian factor L_i (H_L,i = L_i L_i^T),
+so that for one example A_l (x) G_l is exactly the layer's GGN block (tested); ``empirical_fisher``: one
+cotangent per example, ds_i from p_i - e_{y_i}. In the flat vector the block's row-major order is
+vec(Wbar) = theta[index], index of shape (n_in + 1, n_out), and the block is A (x) G in that order.
+
+``MODELS`` is the registry of the model names (``model.name``): ``logreg`` and ``mlp`` (an int ``hidden``: the
+one-hidden-layer ``MLP``; a list of widths: the deeper ``spu_sim.train.layers.DeepMLP``).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Callable, Literal, NamedTuple
 
 import numpy as np
 
 from spu_sim.errors import BadInputError
 from spu_sim.optim.base import LocalProblem
+from spu_sim.registry import Registry
+from spu_sim.train.layers import ACTIVATIONS, DeepMLP
 
 CURVATURES = ("ggn", "empirical_fisher")
-ACTIVATIONS = ("tanh", "relu")
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -127,21 +145,30 @@ class MLP:
         return np.concatenate([jw1, d, jw2, jc2], axis=2)
 
 
-Model = LogReg | MLP
+Model = LogReg | MLP | DeepMLP
+
+
+def _logreg(d_in: int, n_classes: int, *, hidden: int | list[int], activation: str) -> LogReg:
+    return LogReg(d_in, n_classes)
+
+
+def _mlp(d_in: int, n_classes: int, *, hidden: int | list[int], activation: str) -> MLP | DeepMLP:
+    if isinstance(hidden, (list, tuple)):
+        return DeepMLP(d_in, list(hidden), n_classes, activation)
+    return MLP(d_in, hidden, n_classes, activation)
+
+
+#: model builders by ``model.name``: ``build(d_in, n_classes, *, hidden, activation) -> Model``
+MODELS: Registry[Callable[..., Model]] = Registry("a model", "model.name")
+MODELS.register("logreg", _logreg)
+MODELS.register("mlp", _mlp)
 
 
 def make_model(name: str, d_in: int, n_classes: int, *, hidden: int | list[int] = 16,
                activation: str = "tanh") -> Model:
     """``logreg`` or ``mlp`` for inputs of dimension d_in and n_classes outputs; ``mlp`` with a list of
     widths is the deeper ``spu_sim.train.layers.DeepMLP`` (same theta layout, one block per layer)."""
-    if name == "logreg":
-        return LogReg(d_in, n_classes)
-    if name == "mlp" and isinstance(hidden, (list, tuple)):
-        from spu_sim.train.layers import DeepMLP  # noqa: PLC0415 (layers imports this module)
-        return DeepMLP(d_in, list(hidden), n_classes, activation)
-    if name == "mlp":
-        return MLP(d_in, hidden, n_classes, activation)
-    raise BadInputError(f"{name!r} is not a model; choose one of: logreg, mlp")
+    return MODELS.get(name)(d_in, n_classes, hidden=hidden, activation=activation)
 
 
 def loss_and_grad(model: Model, theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -179,6 +206,52 @@ def empirical_fisher(model: Model, theta: np.ndarray, x: np.ndarray, y: np.ndarr
     return u.T @ u
 
 
+class KroneckerLayer(NamedTuple):
+    """One layer's K-FAC statistics of a mini-batch.
+
+    index: int array (n_in + 1, n_out): theta[index] is Wbar (the last row the bias);
+    a_cov: A = E[abar abar^T], (n_in + 1, n_in + 1); g_cov: G, (n_out, n_out).
+    """
+
+    index: np.ndarray
+    a_cov: np.ndarray
+    g_cov: np.ndarray
+
+
+def as_layers(model) -> DeepMLP:
+    """The ``DeepMLP`` with the same theta layout and function as ``model`` (LogReg, MLP or DeepMLP)."""
+    if isinstance(model, DeepMLP):
+        return model
+    if isinstance(model, LogReg):
+        return DeepMLP(model.d_in, [], model.d_z)
+    if isinstance(model, MLP):
+        return DeepMLP(model.d_in, [model.hidden], model.d_z, model.activation)
+    raise BadInputError(f"K-FAC needs a model of dense layers (logreg, mlp), not {type(model).__name__}")
+
+
+def kronecker_layers(model, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
+                     curvature: str = "ggn") -> list[KroneckerLayer]:
+    """The per-layer K-FAC statistics of a mini-batch (module docstring); cost O(n d_z sum_l n_in n_out
+    + n sum_l (n_in^2 + d_z n_out^2))."""
+    net = as_layers(model)
+    ins, ders, z = net.forward(theta, x)
+    n = x.shape[0]
+    p = softmax(z)
+    if curvature == "ggn":
+        lf = loss_hessian_factor(p)  # (n, d_z, d_z); H_L,i = sum_k L_i[:, k] L_i[:, k]^T
+        dz, rep = lf.transpose(0, 2, 1).reshape(n * net.d_z, net.d_z), net.d_z
+    elif curvature == "empirical_fisher":
+        dz, rep = p.copy(), 1
+        dz[np.arange(n), y] -= 1.0
+    else:
+        raise BadInputError(f"{curvature!r} is not a curvature; choose one of: {', '.join(CURVATURES)}")
+    out = []
+    for ix, h, ds in zip(net.index, ins, net.cotangents(theta, ders, dz, repeat=rep)):
+        abar = np.hstack([h, np.ones((n, 1))])
+        out.append(KroneckerLayer(index=ix, a_cov=abar.T @ abar / n, g_cov=ds.T @ ds / n))
+    return out
+
+
 def make_problem(model: Model, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
                  curvature: Literal["ggn", "empirical_fisher"] = "ggn") -> LocalProblem:
     """The mini-batch problem for the optimisers: loss, gradient now, curvature factor on demand."""
@@ -189,8 +262,6 @@ def make_problem(model: Model, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
         factor_fn = lambda: empirical_fisher_factor(model, theta, x, y)  # noqa: E731
     else:
         raise BadInputError(f"{curvature!r} is not a curvature; choose one of: {', '.join(CURVATURES)}")
-    from spu_sim.train.layers import kronecker_layers  # noqa: PLC0415 (layers imports this module)
-
     layers_fn = lambda: kronecker_layers(model, theta, x, y, curvature)  # noqa: E731
     return LocalProblem(loss, grad, factor_fn, batch_size=x.shape[0], d_z=model.d_z, layers_fn=layers_fn)
 

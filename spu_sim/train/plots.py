@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 import yaml
 
 from spu_sim import io
+from spu_sim.plotting import pyplot, save_png
 
 
 def read_history(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
@@ -32,18 +34,9 @@ def read_history(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     return {lab: {k: np.asarray(v) for k, v in c.items()} for lab, c in cols.items()}
 
 
-def _save(fig, path: Path) -> Path:
-    from spu_sim.plots import save_png  # noqa: PLC0415
-    return save_png(fig, path)
-
-
 def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, *, with_time: bool = True) -> Path:
     """Loss and accuracy against iteration (and against modelled time) for the labels in ``hist``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     plt.rcParams["text.usetex"] = False
     panels = [("train_loss", "train loss"), ("test_loss", "test loss"), ("test_accuracy", "test accuracy")]
     if any(np.isfinite(h.get("nat_grad_rel_error", np.array([np.nan]))).any() for h in hist.values()):
@@ -72,8 +65,7 @@ def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, 
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title)
-    out = _save(fig, path)
-    return out
+    return save_png(fig, path)
 
 
 def _legend_labels(out: Path, labels) -> dict[str, str]:
@@ -82,8 +74,6 @@ def _legend_labels(out: Path, labels) -> dict[str, str]:
     path = out / "summary.json"
     if not path.is_file():
         return names
-    import json  # noqa: PLC0415
-
     for lab, s in (json.loads(path.read_text()).get("optimizers") or {}).items():
         if lab in names and "spu_engine" in s:
             engine = s["spu_backend"] if s["spu_engine"].startswith("none") else f"{s['spu_engine']} engine"
@@ -95,11 +85,7 @@ def _legend_labels(out: Path, labels) -> dict[str, str]:
 def plot_loss_iteration_time(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str,
                              legend: dict[str, str] | None = None) -> Path:
     """Two panels: train loss against iteration and against modelled time (log axes for time and loss)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     plt.rcParams["text.usetex"] = False
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for i, (label, h) in enumerate(hist.items()):
@@ -116,7 +102,7 @@ def plot_loss_iteration_time(hist: dict[str, dict[str, np.ndarray]], path: Path,
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_run(out_dir: str | Path) -> list[Path]:

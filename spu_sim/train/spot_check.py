@@ -23,16 +23,19 @@ Noise-free only (kappa = 0): ngspice's noise sources cannot share the linear eng
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
 import numpy as np
 
+from spu_sim.config import SimulationConfig
 from spu_sim.errors import ConfigError
 from spu_sim.optim import tngd
 from spu_sim.optim.base import lr_at
 from spu_sim.train import models
 from spu_sim.train.config import TrainConfig, validate_config
+from spu_sim.train.loop import prepare
 
 NGSPICE_TRTOL = 7.0   # ngspice's default truncation-error factor (the project never sets .options trtol)
 
@@ -93,15 +96,11 @@ def _rel(x: np.ndarray, ref: np.ndarray) -> float:
 def spot_check(config: TrainConfig | dict[str, Any], *, label: str | None = None,
                backends: tuple[str, str] = ("linear", "circuit"), progress: bool = False) -> dict[str, Any]:
     """Replay the TNGD entry's steps on ``backends`` (module docstring); returns the report (JSON-ready)."""
-    from spu_sim.config import SimulationConfig  # noqa: PLC0415
-    from spu_sim.train.loop import prepare  # noqa: PLC0415 (loop imports the optimisers)
-
     cfg = validate_config(config)
     entry = _entry(cfg, label)
     hyper = entry.hyper()
     for b in backends:
-        if b not in tngd.BACKENDS:
-            raise ConfigError(f"spot check backend {b!r} is not a TNGD backend; choose one of: {', '.join(tngd.BACKENDS)}")
+        tngd.BACKENDS.get(b, field="spot check backend")
     ds, model, batches, theta = prepare(cfg)
     evolves = {b: tngd.make_evolve(b, kappa=0.0, seed=hyper["seed"], circuit=hyper["circuit"],
                                    adc_bits=hyper["adc_bits"])[0] for b in backends}
@@ -112,9 +111,7 @@ def spot_check(config: TrainConfig | dict[str, Any], *, label: str | None = None
     rows = []
     bar = None
     if progress:
-        import sys  # noqa: PLC0415
-
-        from tqdm import tqdm  # noqa: PLC0415
+        from tqdm import tqdm  # noqa: PLC0415 - optional heavy dependency, only for the progress bar
         bar = tqdm(total=len(batches), file=sys.stderr, unit="step", desc=f"spot check {' vs '.join(backends)}")
     a_name, b_name = backends
     for k, idx in enumerate(batches):
