@@ -57,10 +57,14 @@ class Registry(Generic[T]):
             raise ConfigError(self.unknown(name, field))
         return self._items[name]
 
+    __getitem__ = get
+
     def unknown(self, name: object, field: str | None = None) -> str:
-        """The one-line message for a name that is not registered."""
+        """The one-line message for a name that is not registered; ``field=""`` leaves the field path out (for a
+        pydantic validator, whose error carries the path itself)."""
         what = self.noun.split(" ", 1)[-1]
-        return (f"{field or self.field}: {reprlib.repr(name)} is not {self.noun}; choose one of: "
+        head = f"{self.field if field is None else field}: " if (field is None or field) else ""
+        return (f"{head}{reprlib.repr(name)} is not {self.noun}; choose one of: "
                 f"{', '.join(self._items) or f'(no {what} registered)'}")
 
     def names(self) -> tuple[str, ...]:

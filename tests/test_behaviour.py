@@ -47,7 +47,7 @@ BUILT_IN = ("opamp", "rlc", "opamp_factored")
 
 
 def test_every_built_in_topology_has_a_case():
-    assert set(BUILT_IN) <= set(topologies.names())
+    assert set(BUILT_IN) <= set(topologies.TOPOLOGIES.names())
     assert set(BUILT_IN) <= set(CASES)
 
 

@@ -31,14 +31,8 @@ Schedule = Callable[[int], float]
 LearningRate = Union[float, Schedule]
 
 
-class OptimizerRegistry(Registry[ModuleType]):
-    """The optimiser modules by name; ``OPTIMIZERS[name]`` is ``OPTIMIZERS.get(name)``."""
-
-    def __getitem__(self, name: str) -> ModuleType:
-        return self.get(name)
-
-
-OPTIMIZERS = OptimizerRegistry("an optimizer", "train.optimizers.name")
+#: the optimiser modules by name (each registers itself); ``OPTIMIZERS[name]`` is ``OPTIMIZERS.get(name)``
+OPTIMIZERS: Registry[ModuleType] = Registry("an optimizer", "train.optimizers.name")
 
 
 class Transform(NamedTuple):

@@ -58,7 +58,9 @@ def _choice(value: str, choices: tuple[str, ...], what: str) -> str:
 
 def _registered(value: str, registry: Registry) -> str:
     """``value`` if ``registry`` holds it, else the registry's one-line error (the field path comes from pydantic)."""
-    return _choice(value, registry.names(), registry.noun)
+    if value not in registry:
+        raise ValueError(registry.unknown(value, field=""))
+    return value
 
 
 class _Section(BaseModel):
