@@ -27,7 +27,7 @@ from .problem import Problem, build_problem
 from .readout import make_adc, read_op, read_transient, sample_dt_tau
 from .spice import NETLIST_NAME, format_spice, write_circuit
 from .topologies import CircuitRequest, Design, Topology, get_topology
-from .topologies.noise_sources import noise_samples
+from .parts.noise_dacs import noise_samples
 
 T = TypeVar("T")
 RESULT_NAME = "result.npz"

@@ -24,7 +24,7 @@ from spu_sim.cli import main
 from spu_sim.compare import compare
 from spu_sim.errors import DesignError
 from spu_sim.topologies import CircuitBase, Topology, names, register
-from spu_sim.topologies.noise_sources import noise_dacs
+from spu_sim.parts.noise_dacs import noise_dacs
 
 pytestmark = pytest.mark.ngspice
 

@@ -125,7 +125,7 @@ def measure(cfg_dict: dict, exp: ScalingExperiment, base_dir: Path) -> dict[str,
     m = design.to_problem_units(read_node_voltages(plots["tran"], design.readout_nodes, grid))
     t_conv, dist0 = convergence_time(grid / tau, m, prob.posterior_mean, prob.A, exp.epsilon)
     p_r = float(res["power_resistive_mean_w"])
-    from ..topologies.posterior_gaussian.metrics import quiescent_power_w  # noqa: PLC0415
+    from ..topologies.posterior.metrics import quiescent_power_w  # noqa: PLC0415
     p_q = quiescent_power_w(design)
     return {"d": design.d, "n": design.n, "engine": cfg.simulation.backend, "tau_s": tau,
             "lambda_min": float(lam[0]), "lambda_max": float(lam[-1]), "initial_distance": dist0,

@@ -12,7 +12,7 @@ Another topology registers with ``register(MyTopology())`` from anywhere (tests/
 
 from .base import CircuitBase, CircuitRequest, Design, Topology, circuit_config, get_topology, names, register
 from . import opamp, opamp_factored, opamp_sc, rlc  # noqa: E402,F401  (the built-in topologies register themselves)
-from . import posterior_gaussian, posterior_logistic  # noqa: E402,F401
+from . import posterior  # noqa: E402,F401  (posterior_gaussian, posterior_logistic)
 
 __all__ = ["CircuitBase", "CircuitRequest", "Design", "Topology", "circuit_config", "get_topology", "names",
            "register"]
