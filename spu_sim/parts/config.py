@@ -61,8 +61,9 @@ class IntegratorConfig(Strict):
     largest |A_ij| maps to r_min_ohm. v_swing_v: the largest node voltage the scaling aims for
     (mean + 4 sigma). v_dac_max_v: full scale of the DAC that drives b. noise_v_rms: rms of the
     noise-DAC samples (sets the noise resistor; never exceeded). r_noise_min_ohm: the smallest (fixed) noise
-    resistor R_noise the design may use (it is not a programmable resistor, so it may lie below r_min_ohm). prune_below_relative: matrix entries with
-    |A_ij| < prune * max|A| get no resistor (reported in the realised matrix); 0 = never prune.
+    resistor R_noise the design may use (it is not a programmable resistor, so it may lie below r_min_ohm).
+    prune_below_relative: matrix entries with |A_ij| < prune * max|A| get no resistor (reported in the realised
+    matrix); 0 = never prune.
     """
 
     c_farad: float = Field(default=1e-9, gt=0)

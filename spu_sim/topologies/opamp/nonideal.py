@@ -52,8 +52,8 @@ import numpy as np
 
 from ...errors import DesignError
 from ...ideal import LinearSDE
-from ...parts.element_values import (check_tolerance_draw, element_errors, is_default, quantize_conductance, quantize_grid,
-                                     temperature_factor)
+from ...parts.element_values import (check_tolerance_draw, element_errors, is_default, quantize_conductance,
+                                     quantize_grid, temperature_factor)
 from ...parts.opamp import MacroOpamp, draw_offsets, macro_notes, model_fields, offset_rng
 from .config import OpampCircuitConfig
 from .design import OpampDesign

@@ -21,7 +21,6 @@ from .noise import FactoredNoise
 from .nonideal import apply_factored_nonidealities
 from .problem import FactoredProblem, FactoredProblemConfig
 
-
 __all__ = ["FactoredDesign", "FactoredProblem", "FactoredProblemConfig", "FactoredTopology"]
 
 

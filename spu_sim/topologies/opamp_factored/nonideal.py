@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import DesignError
-from ...parts.element_values import element_errors, is_default, quantize_grid, quantize_resistor_groups, temperature_factor
+from ...parts.element_values import (element_errors, is_default, quantize_grid, quantize_resistor_groups,
+                                     temperature_factor)
 from ...parts.opamp import OpampModel, draw_offsets, macro_notes, model_fields, offset_rng
 from .config import FactoredCircuitConfig
 from .design import DENSE_EIG_MAX_N, FactoredDesign

@@ -35,7 +35,7 @@ delay-free branch C_n = sqrt(2 kappa h) C_f / (s_x u): per period variance 2 kap
 kT/C: each branch capacitor C leaves a fresh N(0, kT/C) voltage error per phase (variance kT C / C_f^2 on
 the integrator per phase and branch); the netlist injects it with a held source in series with the bank.
 
-Mismatch: unit capacitor errors through spu_sim.topologies.elements.element_errors (global per kind C,
+Mismatch: unit capacitor errors through spu_sim.parts.element_values.element_errors (global per kind C,
 local per bit scaled by 1/sqrt(2^k): a bit of 2^k units averages their errors), also on C_f, C_in, C_n.
 """
 
