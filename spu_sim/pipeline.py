@@ -29,8 +29,8 @@ from .errors import BadInputError, SimulationError
 from .problems import Problem, build_problem
 from .readout import make_adc, read_op, read_transient, sample_dt_tau
 from .spice import NETLIST_NAME, format_spice, write_circuit
+from .parts.noise_dacs import noise_samples
 from .topologies import TOPOLOGIES, CircuitRequest, Design, Topology
-from .topologies.noise_sources import noise_samples
 
 T = TypeVar("T")
 RESULT_NAME = "result.npz"

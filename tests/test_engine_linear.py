@@ -1,7 +1,7 @@
 """The linear engine against real ngspice on the same Circuit and the same noise samples.
 
 Circuits are built by hand with the circuit dataclasses, element by element as the project's topologies
-build them (spu_sim/topologies/opamp/build.py, macro.py, rlc/build.py): the ideal op-amp integrator (VSUM + FINT + CF +
+build them (spu_sim/topologies/opamp/build.py, spu_sim/parts/, rlc/build.py): the ideal op-amp integrator (VSUM + FINT + CF +
 EOUT, EINV inverters), the op-amp macromodel (GA, GP, CP, EO, VO), RLC cells with ideal and with switched
 coupling. Checks: .op to 1e-10 relative; the rms path difference to ngspice in units of the stationary sd
 below 1e-2 at reltol 1e-4 and shrinking at 1e-6 (ngspice's own error: the linear path is exact at ngspice's

@@ -1,11 +1,11 @@
 """Pure maths of the injected noise: pre-emphasis keeps the intensity and cancels most of the
-variance loss of linear interpolation (spu_sim.topologies.noise_sources.noise_samples)."""
+variance loss of linear interpolation (spu_sim.parts.noise_dacs.noise_samples)."""
 
 import numpy as np
 import pytest
 from scipy.integrate import quad
 
-from spu_sim.topologies.noise_sources import PRE_EMPHASIS, noise_samples
+from spu_sim.parts.noise_dacs import PRE_EMPHASIS, noise_samples
 
 
 def knot_variance_ratio(rh: float, c: float) -> float:

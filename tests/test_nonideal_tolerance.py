@@ -9,7 +9,7 @@ import pytest
 
 from conftest import spd_problem
 from spu_sim.pipeline import netlist_text
-from spu_sim.topologies.elements import element_errors, quantize_conductance
+from spu_sim.parts.element_values import element_errors, quantize_conductance
 from spu_sim.pipeline import prepare, simulate
 
 

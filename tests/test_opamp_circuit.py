@@ -23,7 +23,7 @@ from spu_sim.engines.raw import parse_raw
 from spu_sim.errors import SimulationError
 from spu_sim.pipeline import prepare, simulate, write_netlist
 
-from spu_sim.topologies.noise_sources import PRE_EMPHASIS
+from spu_sim.parts.noise_dacs import PRE_EMPHASIS
 from conftest import spd_problem
 
 pytestmark = pytest.mark.ngspice

@@ -128,7 +128,7 @@ def test_transient_statistics_match_lyapunov_of_realised_drift():
     """N = 12, m = 4, kappa = 0.05, 200 tau; mean chi-square and covariance z-scores at 1e-4 (sampling theory).
 
     noise_oversample 20 keeps the run short: the interpolation bias of the injected noise is about 0.06 r h
-    = 0.3 % of a mode's variance (spu_sim.topologies.noise_sources), far below the covariance's sampling
+    = 0.3 % of a mode's variance (spu_sim.parts.noise_dacs), far below the covariance's sampling
     error (about 10 % per entry at 200 tau)."""
     n, m = 12, 4
     cfg = {"problem": {"factors": {"J": {"random": {"kind": "normal", "rows": m, "cols": n, "scale": 0.4, "seed": 5}},

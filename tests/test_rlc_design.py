@@ -38,7 +38,7 @@ def test_ideal_coupling_realises_gamma_A_exactly(tmp_path):
     # gamma (pre-emphasised samples have variance ((1 + c)^2 + c^2) e_n^2; relative sd of the mean square
     # sqrt(2 (1 + 2 rho^2) / n), rho = -c (1 + c) / ((1 + c)^2 + c^2))
     from spu_sim.pipeline import write_netlist
-    from spu_sim.topologies.noise_sources import PRE_EMPHASIS as c
+    from spu_sim.parts.noise_dacs import PRE_EMPHASIS as c
     write_netlist(rlc_cfg(A3, coupling="ideal"), tmp_path)
     r_cell = float(re.search(r"^RR1 n1 nz1 (\S+)$", (tmp_path / "netlist.cir").read_text(), re.M).group(1))
     t, u = np.loadtxt(tmp_path / "noise_1.txt", unpack=True)

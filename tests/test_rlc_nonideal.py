@@ -16,7 +16,7 @@ from spu_sim.topologies.rlc.nonideal import MAX_BANK_BITS
 from spu_sim.topologies.rlc.sde import netlist_sde
 from spu_sim.errors import BadInputError, ConfigError
 from spu_sim.pipeline import netlist_text
-from spu_sim.topologies.elements import element_errors
+from spu_sim.parts.element_values import element_errors
 from spu_sim.pipeline import prepare, simulate
 
 M4 = {"random": {"kind": "m_matrix", "d": 4, "condition": 5, "seed": 1}}

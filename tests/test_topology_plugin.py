@@ -32,7 +32,7 @@ from spu_sim.pipeline import simulate
 from spu_sim.problems import PROBLEM_KINDS, Problem, ProblemKind
 from spu_sim.run_config import load_run_config
 from spu_sim.topologies import TOPOLOGIES, CircuitBase, Topology
-from spu_sim.topologies.noise_sources import noise_dacs
+from spu_sim.parts.noise_dacs import noise_dacs
 
 pytestmark = pytest.mark.ngspice
 

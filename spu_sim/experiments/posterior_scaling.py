@@ -45,7 +45,7 @@ from ..problems.posterior import GaussianPosteriorConfig
 from ..readout import read_node_voltages
 from ..spice import write_circuit
 from ..topologies import CircuitRequest
-from ..topologies.posterior_gaussian.metrics import quiescent_power_w
+from ..topologies.posterior.metrics import quiescent_power_w
 from .base import EXPERIMENTS, Experiment
 
 NAME = "posterior_scaling"

@@ -10,7 +10,7 @@ import scipy.linalg as sla
 from scipy.optimize import curve_fit
 
 from .. import ideal
-from ..topologies.noise_sources import PRE_EMPHASIS
+from ..parts.noise_dacs import PRE_EMPHASIS
 
 
 def rel_err(a: np.ndarray, ref: np.ndarray) -> float:
@@ -78,7 +78,7 @@ def fit_damped_cosine(lags: np.ndarray, c: np.ndarray) -> dict[str, float]:
 def interpolated_noise_cov(sde: ideal.LinearSDE, h: float, pre_emphasis: float | None = None) -> np.ndarray:
     """Exact stationary covariance, at the sample instants k h, of dz = -K z ds + G e(s) ds when e is not
     white but the filesource's noise: samples u_k every h (time in tau), linearly interpolated, with
-    u_k = (w_k + c (w_k - w_{k-1})) / sqrt(h) (c: spu_sim.topologies.noise_sources.PRE_EMPHASIS, 0 if absent), w iid N(0, 1),
+    u_k = (w_k + c (w_k - w_{k-1})) / sqrt(h) (c: spu_sim.parts.noise_dacs.PRE_EMPHASIS, 0 if absent), w iid N(0, 1),
     so that the low-frequency intensity is that of the white noise (G G^T = D).
 
     Over one step z_{k+1} = Phi z_k + Gam0 u_k + Gam1 u_{k+1}, Gam0 = int_0^h e^{-K(h-s)} (1 - s/h) ds G,

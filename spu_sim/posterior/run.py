@@ -15,7 +15,7 @@ theory of finite sampling: Var(time average) = time_average_cov and Var(sample c
 (spu_sim.ideal) of the realised circuit's OU process (for the logistic model: its linearisation at the
 mode, the Laplace OU), plus the reference's own Monte Carlo variance (emcee's integrated autocorrelation
 time). Effective sample size and mixing time from the autocorrelation (spu_sim.posterior.stats), energy
-from the resistor and op-amp power (spu_sim.topologies.posterior_gaussian.metrics).
+from the resistor and op-amp power (spu_sim.topologies.posterior.metrics).
 """
 
 from __future__ import annotations

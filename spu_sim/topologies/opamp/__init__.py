@@ -1,8 +1,8 @@
 """Topology ``opamp``: one inverting op-amp integrator per variable, coupled by resistors (TNGD App. C style).
 
 config.py (the circuit section), design.py (nominal element values and scaling), nonideal.py (tolerance,
-quantisation, temperature, op-amp macromodel), macro.py + build.py (the circuit), metrics.py (settling and
-energy), noise.py (the small-signal noise analysis).
+quantisation, temperature, op-amp macromodel), build.py (the circuit, from the parts of spu_sim.parts),
+metrics.py (settling and energy), noise.py (the small-signal noise analysis).
 """
 
 from __future__ import annotations

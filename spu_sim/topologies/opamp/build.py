@@ -13,18 +13,23 @@ Element and node names (i, j are 1-based variable indices):
 The ideal op-amp is a nullor: VSUM holds the summing node at exactly 0 V and FINT passes the summed
 current to CF, so C_f dV_i/dt = -I_sum,i with no gain error; EOUT buffers the capacitor so that loads do
 not discharge it. This is exactly the inverting integrator with an infinite-gain op-amp.
+
+With circuit.opamp.model = macro (spu_sim.parts.opamp): integrator i is op-amp I<i> with CF<i> from x<i> to
+sum<i>; inverter j is op-amp N<j> with RI<j>A (x<j> -> ni<j>) and RI<j>B (ni<j> -> xn<j>) (spu_sim.parts.amplifiers).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ...circuit import CCCS, VCVS, Capacitor, Circuit, Comment, Resistor, ResistorArray, VoltageSource
+from ...circuit import Circuit, Comment, ResistorArray
+from ...parts.amplifiers import integrator, macro_inverter, nullor_inverter
+from ...parts.dacs import b_dacs
+from ...parts.noise_dacs import noise_dacs_into_sums
+from ...parts.opamp import output_current_saves
 from ..base import CircuitRequest
-from ..elements import header_tail
-from ..noise_sources import noise_dacs
+from ..elements import header_tail, nonideal_header
 from .design import EXACT_SPECTRUM_MAX_D
-from .macro import element_value, macro_integrator, macro_inverter, nonideal_header, saved_currents, supplies
 
 
 def header(design) -> list[str]:
@@ -47,20 +52,29 @@ def header(design) -> list[str]:
     return H + header_tail(design, nonideal_header(design))
 
 
-def ideal_integrator(i: int, c_farad: float, ic_v: float) -> list:
-    """Integrator i (1-based) with an ideal op-amp (nullor): VSUM<i> holds sum<i> at 0 V and senses the
-    input current, FINT<i> passes it to CF<i> (node st<i>), EOUT<i> buffers it onto x<i>:
-    C_f dV(x<i>)/dt = -(current into sum<i>)."""
-    return [Comment(f"integrator {i}"),
-            VoltageSource(f"VSUM{i}", f"sum{i}", "0", 0.0),
-            CCCS(f"FINT{i}", f"st{i}", "0", f"VSUM{i}", 1.0),
-            Capacitor(f"CF{i}", f"st{i}", "0", float(c_farad), ic_v=float(ic_v)),
-            VCVS(f"EOUT{i}", f"x{i}", "0", f"st{i}", "0", 1.0)]
+def element_value(design, attr: str, index: int, default: float) -> float:
+    """A per-element realised value if the design has one (NonidealOpampDesign), else the nominal scalar."""
+    arr = getattr(design, attr, None)
+    return default if arr is None else float(arr[index])
 
 
-def ideal_inverter(node: str, out: str, name: str) -> list:
-    """Ideal unity-gain inverter: V(out) = -V(node) (a VCVS of gain -1 named ``name``)."""
-    return [VCVS(name, out, "0", node, "0", -1.0)]
+def element_values(design, attr: str, default: float) -> list[float]:
+    """element_value of every variable i = 0..d-1."""
+    return [element_value(design, attr, i, default) for i in range(design.d)]
+
+
+def opamp_tags(design) -> list[str]:
+    """Tags of every macromodel op-amp of a design: I<i> integrators, N<j> inverters that exist."""
+    if design.macro is None:
+        return []
+    inv = design.needs_inverter
+    return [f"I{i}" for i in range(1, design.d + 1)] + [f"N{j}" for j in range(1, design.d + 1) if inv[j - 1]]
+
+
+def supplies(design) -> list:
+    m = design.macro
+    return [Comment(f"supplies: +/-{m.supply_v:.6g} V rails, class-B output stages + {m.i_quiescent_a:.6g} A quiescent"
+            " per op-amp, evaluated on the saved output currents i(VO*) (spu_sim.topologies.opamp.metrics)")]
 
 
 def coupling_arrays(r_ohm: np.ndarray, sign: np.ndarray, prefix: str = "R") -> list[ResistorArray]:
@@ -93,36 +107,31 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
     E: list = []
     add = E.append
     for i in range(1, d + 1):
-        if macro is not None:
-            E.extend(macro_integrator(design, i))
-            continue
-        E.extend(ideal_integrator(i, element_value(design, "c_f_farad", i - 1, design.c_farad),
-                                  float(design.x0_v[i - 1])))
+        E.extend(integrator(i, element_value(design, "c_f_farad", i - 1, design.c_farad), float(design.x0_v[i - 1]),
+                            macro, 0.0 if macro is None else macro.offset_int_v[i - 1]))
     inv = design.needs_inverter
     if inv.any():
         add(Comment("unity-gain inverters: xn<j> = -V_j"))
         for j in range(1, d + 1):
             if inv[j - 1] and macro is not None:
-                E.extend(macro_inverter(design, j))
+                add(Comment(f"inverter {j}: op-amp macromodel, RI{j}A in, RI{j}B feedback"))
+                E.extend(macro_inverter(macro, f"N{j}", f"x{j}", f"ni{j}", f"xn{j}", (f"RI{j}A", f"RI{j}B"),
+                                        macro.r_inv_in_ohm[j - 1], macro.r_inv_fb_ohm[j - 1], macro.offset_inv_v[j - 1],
+                                        -float(design.x0_v[j - 1])))
             elif inv[j - 1]:
-                E.extend(ideal_inverter(f"x{j}", f"xn{j}", f"EINV{j}"))
+                E.extend(nullor_inverter(f"EINV{j}", f"x{j}", f"xn{j}"))
     if macro is not None:
         E.extend(supplies(design))
     add(Comment("coupling resistors R<i>_<j> realise A_ij: a crossbar from x<j> (A_ij > 0), one from xn<j> (A_ij < 0)"))
     E.extend(coupling_arrays(design.r_ohm, design.sign))
     if np.isfinite(design.r_in_ohm):
         add(Comment("right-hand side b: DAC voltages through R_in"))
-        for i in range(1, d + 1):
-            add(VoltageSource(f"VDAC{i}", f"dac{i}", "0", float(design.v_dac_v[i - 1])))
-            add(Resistor(f"RIN{i}", f"dac{i}", f"sum{i}",
-                         element_value(design, "r_in_each_ohm", i - 1, design.r_in_ohm)))
+        E.extend(b_dacs(design.v_dac_v, element_values(design, "r_in_each_ohm", design.r_in_ohm)))
     if design.has_noise and request.noise_u is not None:
         add(Comment("injected noise: one noise DAC (XSPICE filesource reading noise_<i>.txt) per integrator, via RN<i>"))
-        E.extend(noise_dacs(design.noise_v_rms * request.noise_u, design.noise_dt_tau * design.tau_s))
-        for i in range(1, d + 1):
-            add(Resistor(f"RN{i}", f"nz{i}", f"sum{i}",
-                         element_value(design, "r_noise_each_ohm", i - 1, design.r_noise_ohm)))
+        E.extend(noise_dacs_into_sums(design.noise_v_rms * request.noise_u, design.noise_dt_tau * design.tau_s,
+                                      element_values(design, "r_noise_each_ohm", design.r_noise_ohm)))
     analyses = request.integrator_analyses(design.noise_dt_tau * design.tau_s if design.has_noise else None)
     return Circuit(title=f"spu-sim op-amp integrator SPU, d = {d}", header=header(design), elements=E,
                    readout_nodes=list(design.readout_nodes), analyses=analyses, options={"reltol": request.reltol},
-                   saves=[f"v(x{i})" for i in range(1, d + 1)] + saved_currents(design))
+                   saves=[f"v(x{i})" for i in range(1, d + 1)] + output_current_saves(opamp_tags(design)))

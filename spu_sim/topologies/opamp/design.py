@@ -76,7 +76,7 @@ class OpampDesign(OuDesign):
     v_swing_v: float
     pruned: list[tuple[int, int]] = field(default_factory=list)
     cond_realized: float = float("nan")    # |lambda|_max / |lambda|_min of the nominal realised matrix
-    macro: Any = None                      # the op-amp macromodel (nonideal.MacroOpamp) or None: ideal nullor
+    macro: Any = None                      # the op-amp macromodel (parts.opamp.MacroOpamp) or None: ideal nullor
     notes: dict = field(default_factory=dict)  # the non-idealities applied (none for a nominal design)
 
     @property

@@ -2,22 +2,16 @@
 
     metrics = circuit_metrics(design, problem, arrays)     # arrays: result.npz contents
 
-Settling (problem time unit tau; tol = SETTLE_TOL of the initial distance e0 = max_i |x0_i - x_eq,i|):
-
-- measured: the first readout time after which every |x_i(t) - x_eq,i| stays <= tol e0 + n_sigma sqrt(S_ii)
-  for the rest of the run (x_eq: the .op equilibrium, else the time average; S: the stationary covariance of
-  the realised process -- the noise band, 0 without noise). NaN if the run never settles.
-- predicted_exact: the same criterion (without the noise band) on the exact mean trajectory
-  E[x(t)] = x* + expm(-A t)(x0 - x*) of the realised / effective drift.
-- predicted_slowest: ln(1 / tol) / Re(lambda_min), the slowest eigenvalue of that drift: the usual
-  single-mode estimate (exact when x0 - x* lies along the slowest eigenvector).
+Settling (problem time unit tau; spu_sim.parts.settling: the criteria shared with other topologies): measured
+(the readout stays within SETTLE_TOL of the initial distance plus a noise band), predicted_exact (the same on the
+exact mean trajectory of the effective drift), predicted_slowest (ln(1 / tol) / Re(lambda_min)).
 
 Energy over the run (joules):
 
 - supply (op-amp macromodel only): each op-amp's output stage sources its load current from the + rail and
   sinks it into the - rail (class-B), plus a quiescent current iq from both rails:
   P(t) = V_s sum_k (|I_k(t)| + 2 iq), I_k the output current ngspice computed for op-amp k (saved sense
-  sources i(VO<k>), spu_sim.topologies.opamp.macro); E = int P dt over ngspice's own time points.
+  sources i(VO<k>), spu_sim.parts.opamp); E = int P dt over ngspice's own time points.
   Noise and b DACs are not included.
 - resistive (every model): the power dissipated in the coupling and input resistors, whose summing-node ends
   sit at virtual ground: P_R = sum_ij G_ij u_j^2 + sum_i G_in,i V_dac,i^2 (u_j = +/- V_j from the readout).
@@ -28,53 +22,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ideal import LinearSDE, stationary_cov, stationary_mean, transient_mean
-from .macro import opamp_tags
+from ...ideal import stationary_cov, stationary_mean
+from ...parts.opamp import output_current
+from ...parts.settling import N_SIGMA, SETTLE_TOL, settling_time_measured, settling_time_predicted
+from .build import opamp_tags
 from .nonideal import NonidealOpampDesign
-
-SETTLE_TOL = 1e-2
-N_SIGMA = 4.0
-
-
-def settling_time_measured(t_tau: np.ndarray, x: np.ndarray, x0: np.ndarray, x_eq: np.ndarray,
-                           band: np.ndarray, tol: float = SETTLE_TOL) -> float:
-    """First time after which |x(t) - x_eq| <= tol * max|x0 - x_eq| + band (per coordinate) for good."""
-    e0 = float(np.max(np.abs(x0 - x_eq)))
-    if t_tau.size == 0:
-        return float("nan")
-    if e0 == 0:
-        return 0.0
-    ok = np.all(np.abs(x - x_eq) <= tol * e0 + band, axis=1)
-    if not ok[-1]:
-        return float("nan")
-    bad = np.flatnonzero(~ok)
-    return float(t_tau[0]) if bad.size == 0 else float(t_tau[min(bad[-1] + 1, len(t_tau) - 1)])
-
-
-def settling_time_predicted(sde: LinearSDE, x0: np.ndarray, tol: float = SETTLE_TOL,
-                            n_grid: int = 4000) -> tuple[float, float]:
-    """(exact-mean criterion, ln(1/tol) / Re lambda_min) in tau for dx = -(K x - f) dt."""
-    lam = np.linalg.eigvals(sde.K)
-    rmin = float(np.min(lam.real))
-    slow = float(np.log(1.0 / tol) / rmin)
-    xs = stationary_mean(sde)
-    e0 = float(np.max(np.abs(x0 - xs)))
-    if e0 == 0:
-        return 0.0, slow
-    t = np.linspace(0.0, 3.0 * slow, n_grid)
-    m = transient_mean(sde, x0, t)
-    ok = np.all(np.abs(m - xs) <= tol * e0, axis=1)
-    bad = np.flatnonzero(~ok)
-    exact = 0.0 if bad.size == 0 else float(t[min(bad[-1] + 1, n_grid - 1)])
-    return exact, slow
-
-
-def _current(vectors: dict, source: str):
-    """A source's branch current under either name (raw file: i(vcc); shared library: vcc#branch)."""
-    for key in (f"i({source})", f"{source}#branch"):
-        if key in vectors:
-            return vectors[key]
-    return None
 
 
 def supply_power_w(tran_wave, design) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +34,7 @@ def supply_power_w(tran_wave, design) -> tuple[np.ndarray, np.ndarray]:
     m = design.macro
     p = np.zeros(len(tran_wave.axis))
     for tag in opamp_tags(design):
-        i_out = np.real(_current(tran_wave.vectors, f"vo{tag.lower()}"))
+        i_out = np.real(output_current(tran_wave.vectors, tag))
         p += m.supply_v * (np.abs(i_out) + 2.0 * m.i_quiescent_a)
     return np.real(tran_wave.axis), p
 
@@ -105,7 +57,7 @@ def circuit_arrays(design, plots: dict) -> dict[str, np.ndarray]:
     if not isinstance(design, NonidealOpampDesign):
         return {}
     out: dict[str, np.ndarray] = {"A_effective": design.A_effective, "b_effective": design.b_effective}
-    if design.macro is not None and "tran" in plots and _current(plots["tran"].vectors, "voi1") is not None:
+    if design.macro is not None and "tran" in plots and output_current(plots["tran"].vectors, "I1") is not None:
         t, p = supply_power_w(plots["tran"], design)
         out.update(t_supply_s=t, p_supply_w=p, energy_supply_j=np.array(np.trapezoid(p, t)))
     return out

@@ -1,8 +1,7 @@
 """Small-signal noise hooks of the op-amp integrator SPU (used by spu_sim.analyses.noise).
 
-Injection: the OU noise current into each summing node sum<i>, of two-sided intensity
-q_I = 2 kappa C_f^2 / (tau_s s_x^2) (spu_sim.topologies.opamp.design), so g = sqrt(q_I R_aux / (2 kT)).
-The design is made with analyses = [op] (no transient noise DAC, R_noise absent).
+Injection at the summing nodes sum<i> (spu_sim.parts.summing_node_noise, shared with opamp_factored); the design
+is made with analyses = [op] (no transient noise DAC, R_noise absent).
 
 Theory: the realised (effective, finite-gain) drift K, D = diag(q_I s_x^2 tau_s / (C_i (1 + 1/A0))^2)
 (+ 2 kT Gsum_i s_x^2 tau_s / (C_i (1 + 1/A0))^2 with element noise: the coupling and input resistors'
@@ -14,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ideal import LinearSDE, stationary_cov
+from ...parts.summing_node_noise import SummingNodeNoise
 from .nonideal import NonidealOpampDesign
 
 
@@ -26,24 +26,7 @@ def _effective(design):
     return design.A_realized, np.full(design.d, design.c_farad), np.inf
 
 
-class OpampNoise:
-    def design_config(self, cfg):
-        """The config the .noise design is made from: analyses = [op] (no transient noise DAC)."""
-        return cfg.model_copy(update={"simulation": cfg.simulation.model_copy(update={"analyses": ["op"]})})
-
-    def small_signal_design(self, design):
-        return design
-
-    def injection(self, design, kT: float, r_aux_ohm: float) -> tuple[list[str], np.ndarray]:
-        q_i = 2.0 * design.problem.kappa * design.c_farad ** 2 / (design.tau_s * design.s_x ** 2)
-        g = float(np.sqrt(q_i * r_aux_ohm / (2.0 * kT)))
-        return [f"sum{i}" for i in range(1, design.d + 1)], np.full(design.d, g)
-
-    def f_min_stop_hz(self, design) -> float:
-        """The band must reach past the op-amp's unity-gain frequency."""
-        m = design.macro
-        return 10 * m.gbw_hz if m is not None and m.gbw_hz is not None else 0.0
-
+class OpampNoise(SummingNodeNoise):
     def theory(self, design, kT: float, element_noise: bool) -> dict:
         A, cf, a0 = _effective(design)
         gain_fac = 1.0 if not np.isfinite(a0) else 1.0 + 1.0 / a0
@@ -57,6 +40,3 @@ class OpampNoise:
             Ddiag = Ddiag + 2.0 * kT * g * design.s_x ** 2 * design.tau_s / (cf * gain_fac) ** 2
         sde = LinearSDE(A, np.zeros(design.d), np.diag(Ddiag))
         return {"K": A, "D": np.diag(Ddiag), "S": stationary_cov(sde)}
-
-    def extra_references(self, design) -> tuple[dict, dict]:
-        return {}, {}

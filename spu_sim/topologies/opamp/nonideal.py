@@ -13,8 +13,8 @@ Order of the steps (each element: programmed value -> what the fab delivers -> w
                       (resistor, capacitor, inductor), l ~ N(0, local_rel^2) per element
     3. temperature    R -> R (1 + r_tc1 (T - Tnom)),  C -> C (1 + c_tc1 (T - Tnom))
 
-Random draws: spu_sim.topologies.elements.element_errors (one seeded stream per element group, shared by
-every topology).
+Random draws: spu_sim.parts.element_values.element_errors (one seeded stream per element group, shared by
+every topology). The op-amp macromodel's parameters: spu_sim.parts.opamp.MacroOpamp.
 
 Realised drift of the integrator network with per-integrator capacitors C_i (C_nom the nominal value,
 tau_s = alpha C_nom), coupling conductances G_ij and, with the macromodel, inverters of R1 (input) and
@@ -52,46 +52,11 @@ import numpy as np
 
 from ...errors import DesignError
 from ...ideal import LinearSDE
-from ..elements import check_tolerance_draw, element_errors, group_rng, quantize_conductance, quantize_grid, temperature_factor
+from ...parts.element_values import (check_tolerance_draw, element_errors, is_default, quantize_conductance,
+                                     quantize_grid, temperature_factor)
+from ...parts.opamp import MacroOpamp, draw_offsets, macro_notes, model_fields, offset_rng
 from .config import OpampCircuitConfig
 from .design import OpampDesign
-
-GROUPS = ("R", "C", "L", "RIN", "RN", "RINV", "OFFSET")
-
-
-def is_default(c: OpampCircuitConfig) -> bool:
-    """True when no non-ideality knob is set (the nominal design is used unchanged)."""
-    q, tol, tmp = c.quantization, c.tolerance, c.temperature
-    return (c.opamp.model == "ideal" and tol.global_rel == 0 and tol.local_rel == 0 and q.r_bits is None
-            and q.c_bits is None and q.dac_bits is None
-            and (tmp.r_tc1_per_k == 0 and tmp.c_tc1_per_k == 0 or tmp.temp_c == tmp.tnom_c))
-
-
-# ---------------------------------------------------------------- op-amp macromodel and the realised design
-
-
-@dataclass(frozen=True)
-class MacroOpamp:
-    """Parameters of every op-amp macromodel of one design (offsets per op-amp, in volts).
-
-    gain A0; gbw_hz (None = no pole): pole at gbw_hz / gain; v_out_max_v (None = no swing limit);
-    offset_int_v (d,) integrators, offset_inv_v (d,) inverters; r_inv_in_ohm / r_inv_fb_ohm (d,) the
-    inverters' R1 / R2 (realised); supply_v (+/-), i_quiescent_a per op-amp.
-    """
-
-    gain: float
-    gbw_hz: float | None
-    v_out_max_v: float | None
-    offset_int_v: np.ndarray
-    offset_inv_v: np.ndarray
-    r_inv_in_ohm: np.ndarray
-    r_inv_fb_ohm: np.ndarray
-    supply_v: float
-    i_quiescent_a: float
-
-    @property
-    def pole_hz(self) -> float | None:
-        return None if self.gbw_hz is None else self.gbw_hz / self.gain
 
 
 @dataclass(frozen=True)
@@ -245,13 +210,10 @@ def apply_opamp_nonidealities(design: OpampDesign, c: OpampCircuitConfig) -> Opa
         notes.update(temp_c=tmp.temp_c, r_factor=fr, c_factor=fc)
     macro = None
     if oc.model == "macro":
-        rng = group_rng(tol.seed, "OFFSET")
-        offs = oc.offset_v + (rng.standard_normal((2, d)) * oc.offset_sigma_v if oc.offset_sigma_v else np.zeros((2, d)))
-        macro = MacroOpamp(gain=oc.gain, gbw_hz=oc.gbw_hz, v_out_max_v=oc.v_out_max_v, offset_int_v=offs[0],
-                           offset_inv_v=offs[1], r_inv_in_ohm=r_inv_in, r_inv_fb_ohm=r_inv_fb,
-                           supply_v=oc.supply_v, i_quiescent_a=oc.i_quiescent_a)
-        notes.update(opamp="macro", gain=oc.gain, gbw_hz=oc.gbw_hz, v_out_max_v=oc.v_out_max_v,
-                     offset_v=oc.offset_v, offset_sigma_v=oc.offset_sigma_v)
+        offs = draw_offsets(oc, offset_rng(tol.seed), (2, d))
+        macro = MacroOpamp(**model_fields(oc), offset_int_v=offs[0], offset_inv_v=offs[1], r_inv_in_ohm=r_inv_in,
+                           r_inv_fb_ohm=r_inv_fb)
+        notes.update(macro_notes(oc))
     base = {f.name: getattr(design, f.name) for f in dataclasses.fields(design)}
     base.update(r_ohm=r, v_dac_v=v_dac, macro=macro, notes=notes)
     real = NonidealOpampDesign(**base, r_nominal_ohm=np.array(design.r_ohm), c_f_farad=cf, r_in_each_ohm=r_in,

@@ -26,20 +26,21 @@ takes 0.03 s) fell from 5.5 s to 1.2 s CPU; at N = 2048 from 93 s to 4.3 s. G = 
 counts tried (4, 6, 8, 12, 16, 32, 64; Sparse's Markowitz ordering is sensitive to it: 12 groups took 19 s at
 N = 2048). With the macromodel the summing node is one op-amp input and stays whole.
 
-With circuit.opamp.model = macro every integrator, summer and inverter is spu_sim.topologies.opamp.macro's
-op-amp macromodel (tags I<i>, U<k>, Z<l>, NX<j>, NU<k>, NZ<l>): a summer is the op-amp with RFU<k> from u<k>
-to su<k>; an inverter the op-amp with RI<tag>A (in) and RI<tag>B (feedback).
+With circuit.opamp.model = macro every integrator, summer and inverter is the op-amp macromodel of
+spu_sim.parts.opamp (tags I<i>, U<k>, Z<l>, NX<j>, NU<k>, NZ<l>; the stages of spu_sim.parts.amplifiers): a summer
+is the op-amp with RFU<k> from u<k> to su<k>; an inverter the op-amp with RI<tag>A (in) and RI<tag>B (feedback).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ...circuit import CCCS, VCVS, Capacitor, Circuit, Comment, Resistor, ResistorArray, VoltageSource
+from ...circuit import CCCS, VCVS, Circuit, Comment, Resistor, ResistorArray, VoltageSource
+from ...parts.amplifiers import integrator, macro_inverter, macro_summer, nullor_inverter, nullor_summer
+from ...parts.dacs import b_dacs
+from ...parts.noise_dacs import noise_dacs_into_sums
 from ..base import CircuitRequest
 from ..elements import header_tail, notes_lines
-from ..noise_sources import noise_dacs
-from ..opamp.macro import _opamp
 from .linear import stage_maps
 
 FANOUT_GROUPS = 8
@@ -77,16 +78,15 @@ def header(design) -> list[str]:
     return H + header_tail(design, notes_lines(design.notes))
 
 
-def _ideal_summer(tag: str, k: int, r_f: float, sense: bool = True) -> list:
-    """The nullor summer (module doc); sense=False: its virtual ground is split (_split_summer_and_buffers)."""
-    s, r, o, T = f"s{tag}{k}", f"r{tag}{k}", f"{tag}{k}", tag.upper()
-    E = [VoltageSource(f"VS{T}{k}", s, "0", 0.0), CCCS(f"F{T}{k}", r, "0", f"VS{T}{k}", 1.0)] if sense else []
-    return E + [Resistor(f"RF{T}{k}", r, "0", r_f), VCVS(f"E{T}{k}", o, "0", r, "0", 1.0)]
-
-
-def _macro_summer(m, tag: str, k: int, r_f: float, offset: float, ic: float) -> list:
-    s, o = f"s{tag}{k}", f"{tag}{k}"
-    return [Resistor(f"RF{tag.upper()}{k}", o, s, r_f)] + _opamp(m, f"{tag.upper()}{k}", s, o, offset, ic)
+def _summer(design, tag: str, k: int, r_f: float, group: str, ic: float, sense: bool = True) -> list:
+    """Summer k of the u (tag "u") or z (tag "z") stage (module doc); sense=False: its virtual ground is split
+    (_split_summer_and_buffers)."""
+    m, T = design.macro, tag.upper()
+    if m is None:
+        return nullor_summer((f"VS{T}{k}", f"F{T}{k}", f"RF{T}{k}", f"E{T}{k}"), f"s{tag}{k}", f"r{tag}{k}",
+                             f"{tag}{k}", r_f, sense=sense)
+    return macro_summer(m, f"{T}{k}", f"s{tag}{k}", f"{tag}{k}", f"RF{T}{k}", r_f, m.offset_v[group][k - 1], ic,
+                        feedback_first=True)
 
 
 def _inverters(design, src: str, needs: np.ndarray, group: str, ic_v: np.ndarray) -> list:
@@ -94,12 +94,12 @@ def _inverters(design, src: str, needs: np.ndarray, group: str, ic_v: np.ndarray
     E: list = []
     for j in np.flatnonzero(needs) + 1:
         if m is None:
-            E.append(VCVS(f"EINV{src.upper()}{j}", f"{src}n{j}", "0", f"{src}{j}", "0", -1.0))
+            E += nullor_inverter(f"EINV{src.upper()}{j}", f"{src}{j}", f"{src}n{j}")
             continue
-        tag, mid = f"N{src.upper()}{j}", f"ni{src}{j}"
-        E += [Resistor(f"RI{tag}A", f"{src}{j}", mid, float(m.r_inv_in_ohm[group][j - 1])),
-              Resistor(f"RI{tag}B", mid, f"{src}n{j}", float(m.r_inv_fb_ohm[group][j - 1]))]
-        E += _opamp(m, tag, mid, f"{src}n{j}", float(m.offset_v[group][j - 1]), -float(ic_v[j - 1]))
+        tag = f"N{src.upper()}{j}"
+        E += macro_inverter(m, tag, f"{src}{j}", f"ni{src}{j}", f"{src}n{j}", (f"RI{tag}A", f"RI{tag}B"),
+                            m.r_inv_in_ohm[group][j - 1], m.r_inv_fb_ohm[group][j - 1], m.offset_v[group][j - 1],
+                            -float(ic_v[j - 1]))
     return E
 
 
@@ -155,22 +155,13 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
         vu0 = vz0 = np.zeros(m_rows)
     E: list = [Comment(f"{n} integrators")]
     for i in range(1, n + 1):
-        x0 = float(design.x0_v[i - 1])
-        cf = float(design.c_f_farad[i - 1])
-        if macro is None:
-            E += [VoltageSource(f"VSUM{i}", f"sum{i}", "0", 0.0), CCCS(f"FINT{i}", f"st{i}", "0", f"VSUM{i}", 1.0),
-                  Capacitor(f"CF{i}", f"st{i}", "0", cf, ic_v=x0), VCVS(f"EOUT{i}", f"x{i}", "0", f"st{i}", "0", 1.0)]
-        else:
-            E += _opamp(macro, f"I{i}", f"sum{i}", f"x{i}", float(macro.offset_v["int"][i - 1]), x0)
-            E.append(Capacitor(f"CF{i}", f"x{i}", f"sum{i}", cf, ic_v=x0))
+        E += integrator(i, design.c_f_farad[i - 1], design.x0_v[i - 1], macro,
+                        0.0 if macro is None else macro.offset_v["int"][i - 1], comment=False)
     E.append(Comment(f"{m_rows} summers u = J x (node u<k> = -u_k / s_u) and {m_rows} summers z = H u (z<l> = z_l / s_z)"))
     groups = fanout_groups(design)
     for tag, rf, grp, ic in (("u", design.r_fu_ohm, "sum_u", vu0), ("z", design.r_fz_ohm, "sum_z", vz0)):
         for k in range(1, m_rows + 1):
-            if macro is None:
-                E += _ideal_summer(tag, k, float(rf[k - 1]), sense=not (tag == "u" and groups > 1))
-            else:
-                E += _macro_summer(macro, tag, k, float(rf[k - 1]), float(macro.offset_v[grp][k - 1]), float(ic[k - 1]))
+            E += _summer(design, tag, k, float(rf[k - 1]), grp, float(ic[k - 1]), sense=not (tag == "u" and groups > 1))
     E.append(Comment("inverters: xn<j> = -V(x<j>), un<k> = -V(u<k>), zn<l> = -V(z<l>) (only where needed)"))
     E += _inverters(design, "x", design.inv_x, "inv_x", design.x0_v)
     E += _inverters(design, "u", design.inv_u, "inv_u", vu0)
@@ -186,13 +177,11 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
         E += [Resistor(f"RL{i}", f"x{i}", f"sum{i}", float(design.r_leak_ohm[i - 1])) for i in range(1, n + 1)]
     if np.all(np.isfinite(design.r_in_ohm)):
         E.append(Comment("right-hand side b: DAC voltages through R_in"))
-        for i in range(1, n + 1):
-            E += [VoltageSource(f"VDAC{i}", f"dac{i}", "0", float(design.v_dac_v[i - 1])),
-                  Resistor(f"RIN{i}", f"dac{i}", f"sum{i}", float(design.r_in_ohm[i - 1]))]
+        E += b_dacs(design.v_dac_v, design.r_in_ohm)
     if design.has_noise and request.noise_u is not None:
         E.append(Comment("injected noise: one noise DAC per integrator via RN<i>"))
-        E += noise_dacs(design.noise_v_rms * request.noise_u, design.noise_dt_tau * design.tau_s)
-        E += [Resistor(f"RN{i}", f"nz{i}", f"sum{i}", float(design.r_noise_ohm[i - 1])) for i in range(1, n + 1)]
+        E += noise_dacs_into_sums(design.noise_v_rms * request.noise_u, design.noise_dt_tau * design.tau_s,
+                                  design.r_noise_ohm)
     analyses = request.integrator_analyses(design.noise_dt_tau * design.tau_s if design.has_noise else None)
     return Circuit(title=f"spu-sim factorised TNGD SPU, N = {n}, m = {m_rows}", header=header(design), elements=E,
                    readout_nodes=list(design.readout_nodes), analyses=analyses, options={"reltol": request.reltol},

@@ -1,5 +1,5 @@
 """The ``circuit`` section of topology ``opamp_factored``: the same integrator element ranges and op-amp model
-as ``opamp`` (spu_sim.topologies.opamp.config, reused, not copied) plus the shared tolerance / quantization /
+as ``opamp`` (spu_sim.parts.config, shared, not copied) plus the shared tolerance / quantization /
 temperature sections. The integrator ranges apply to every resistor array (J, H, J^T, leak, R_in, R_noise);
 prune_below_relative drops J and H entries below that fraction of the array's largest entry."""
 
@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import model_validator
 
+from ...parts.config import IntegratorConfig, OpampConfig
 from ..elements import CircuitBase
-from ..opamp.config import IntegratorConfig, OpampConfig
 
 
 class FactoredCircuitConfig(CircuitBase):

@@ -156,16 +156,6 @@ class FactoredDesign(OuDesign):
         return realized_parts(self)[1]
 
     @property
-    def JT_realized(self) -> np.ndarray:
-        """(N, m) the J^T array with the integrators' capacitor ratios (nominal: J^T)."""
-        return realized_parts(self)[2]
-
-    @property
-    def damping_realized(self) -> np.ndarray:
-        """(N,) the leak each integrator realises (nominal: lambda): A_realized = JT_r H_r J_r + diag(this)."""
-        return self.factors_realized()[2]
-
-    @property
     def A_realized(self) -> np.ndarray:
         """Dense (N, N) realised drift JT_r H_r J_r + diag(damping_r), from the element values."""
         L, P, dg, _ = self.factors_realized()

@@ -103,12 +103,6 @@ def realized_parts(design):
             row[:, None] * MT * design.s_x / design.s_z)
 
 
-def realized_matvec(design, v: np.ndarray, effective: bool = False) -> np.ndarray:
-    """A_realized v in O(m N) (no N x N matrix)."""
-    L, P, dg, _ = realized_factors(design, effective)
-    return L @ (P @ v) + dg * v
-
-
 def macro_state_matrix(design) -> np.ndarray:
     """The homogeneous state matrix K (per tau, dz/dt = -K z + const) of the macromodel circuit with every
     op-amp's gain-bandwidth pole (no swing limit): the quasi-static model above leaves the poles out.

@@ -1,6 +1,6 @@
 """Small-signal noise hooks of the factorised circuit (used by spu_sim.analyses.noise).
 
-Injection as in ``opamp`` (spu_sim.topologies.opamp.noise.OpampNoise, reused): the OU noise current of two-sided
+Injection as in ``opamp`` (spu_sim.parts.summing_node_noise, shared): the OU noise current of two-sided
 intensity q_I = 2 kappa C_f^2 / (tau_s s_x^2) into each integrator's summing node sum<i>; the design is made
 with analyses = [op] (no noise DACs).
 
@@ -17,11 +17,11 @@ import numpy as np
 
 from ...errors import BadInputError
 from ...ideal import LinearSDE, stationary_cov
-from ..opamp.noise import OpampNoise
+from ...parts.summing_node_noise import SummingNodeNoise
 from .linear import _g, stage_maps
 
 
-class FactoredNoise(OpampNoise):
+class FactoredNoise(SummingNodeNoise):
     def theory(self, design, kT: float, element_noise: bool) -> dict:
         eff = design.macro is not None
         L, P, dg, _ = design.factors_realized(eff)

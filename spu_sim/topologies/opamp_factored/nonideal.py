@@ -1,5 +1,5 @@
 """Non-idealities of the factorised circuit: the element values the fab delivers (same steps as ``opamp``,
-spu_sim.topologies.opamp.nonideal, with the shared maths of spu_sim.topologies.elements):
+spu_sim.topologies.opamp.nonideal, with the shared maths of spu_sim.parts.element_values):
 
     1. quantisation   the programmable conductances (J, H, J^T arrays, leak, R_in) on k G_max / (2^r_bits - 1);
                       the b-DAC voltages on 2 v_dac_max_v / 2^dac_bits steps (clipped). The summers' feedback
@@ -8,8 +8,8 @@ spu_sim.topologies.opamp.nonideal, with the shared maths of spu_sim.topologies.e
                       (kind R) and C (the integrator capacitors), one seeded stream per group.
     3. temperature    R (1 + r_tc1 (T - Tnom)), C (1 + c_tc1 (T - Tnom)).
 
-The op-amp model (circuit.opamp, spu_sim.topologies.opamp.config.OpampConfig): ``ideal`` (nullors) or ``macro``
-(spu_sim.topologies.opamp.macro's macromodel for every integrator, summer and inverter: finite gain, GBW pole,
+The op-amp model (circuit.opamp, spu_sim.parts.config.OpampConfig): ``ideal`` (nullors) or ``macro``
+(spu_sim.parts.opamp's macromodel for every integrator, summer and inverter: finite gain, GBW pole,
 swing limit, offsets of rms offset_sigma_v drawn per op-amp from circuit.tolerance.seed). The design's linear
 model (spu_sim.topologies.opamp_factored.linear) then reads the realised values; the effective model adds the
 finite gain and the offsets.
@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import DesignError
-from ..elements import element_errors, group_rng, quantize_grid, quantize_resistor_groups, temperature_factor
-from ..opamp.nonideal import is_default
+from ...parts.element_values import (element_errors, is_default, quantize_grid, quantize_resistor_groups,
+                                     temperature_factor)
+from ...parts.opamp import OpampModel, draw_offsets, macro_notes, model_fields, offset_rng
 from .config import FactoredCircuitConfig
 from .design import DENSE_EIG_MAX_N, FactoredDesign
 
@@ -32,19 +33,14 @@ OPAMP_GROUPS = ("int", "sum_u", "sum_z", "inv_x", "inv_u", "inv_z")
 
 
 @dataclass(frozen=True)
-class FactoredMacro:
-    """The macromodel parameters of one design: gain A0, gbw_hz (None: no pole), v_out_max_v (None: no clip),
-    offset_v[group] (per op-amp, volts; groups OPAMP_GROUPS), the inverters' realised R1 / R2
-    r_inv_in_ohm[inv_*], r_inv_fb_ohm[inv_*], supply_v, i_quiescent_a."""
+class FactoredMacro(OpampModel):
+    """The macromodel of one design (spu_sim.parts.opamp.OpampModel: gain, gbw_hz, v_out_max_v, supply_v,
+    i_quiescent_a) and its op-amps' own values: offset_v[group] (per op-amp, volts; groups OPAMP_GROUPS), the
+    inverters' realised R1 / R2 r_inv_in_ohm[inv_*], r_inv_fb_ohm[inv_*]."""
 
-    gain: float
-    gbw_hz: float | None
-    v_out_max_v: float | None
     offset_v: dict
     r_inv_in_ohm: dict
     r_inv_fb_ohm: dict
-    supply_v: float
-    i_quiescent_a: float
 
 
 def apply_factored_nonidealities(design: FactoredDesign, c: FactoredCircuitConfig) -> FactoredDesign:
@@ -91,15 +87,10 @@ def apply_factored_nonidealities(design: FactoredDesign, c: FactoredCircuitConfi
         notes.update(temp_c=tmp.temp_c, r_factor=fr, c_factor=fc)
     macro = None
     if oc.model == "macro":
-        rng = group_rng(tol.seed, "OFFSET")
-        offs = {}
-        for g in OPAMP_GROUPS:
-            k = n if g in ("int", "inv_x") else m
-            offs[g] = oc.offset_v + (rng.standard_normal(k) * oc.offset_sigma_v if oc.offset_sigma_v else np.zeros(k))
-        macro = FactoredMacro(gain=oc.gain, gbw_hz=oc.gbw_hz, v_out_max_v=oc.v_out_max_v, offset_v=offs,
-                              r_inv_in_ohm=r1, r_inv_fb_ohm=r2, supply_v=oc.supply_v, i_quiescent_a=oc.i_quiescent_a)
-        notes.update(opamp="macro", gain=oc.gain, gbw_hz=oc.gbw_hz, v_out_max_v=oc.v_out_max_v,
-                     offset_v=oc.offset_v, offset_sigma_v=oc.offset_sigma_v)
+        rng = offset_rng(tol.seed)
+        offs = {g: draw_offsets(oc, rng, n if g in ("int", "inv_x") else m) for g in OPAMP_GROUPS}
+        macro = FactoredMacro(**model_fields(oc), offset_v=offs, r_inv_in_ohm=r1, r_inv_fb_ohm=r2)
+        notes.update(macro_notes(oc))
     real = dataclasses.replace(design, **v, macro=macro, notes=notes)
     if n <= DENSE_EIG_MAX_N:
         lam = np.linalg.eigvals(real.A_effective if macro is not None else real.A_realized)

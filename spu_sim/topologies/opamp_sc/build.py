@@ -2,8 +2,8 @@
 
 Element and node names (i, j 1-based; branch tag t = <i>_<j> for coupling, <i>_b for b, <i>_n for noise):
 
-    integrator i  as topology opamp: VSUM<i> / FINT<i> / CF<i> / EOUT<i> (ideal nullor) or the macromodel
-                  (spu_sim.topologies.opamp.macro); nodes sum<i> (virtual ground), x<i> (output V_i)
+    integrator i  as topology opamp: VSUM<i> / FINT<i> / CF<i> / EOUT<i> (ideal nullor) or op-amp I<i>
+                  (spu_sim.parts.amplifiers); nodes sum<i> (virtual ground), x<i> (output V_i)
     clock         VPHI1 / VPHI2: PULSE sources on nodes phi1 / phi2, two non-overlapping phases; model swsc
     branch t      SA<t> source -> a<t>; SG<t> a<t> -> ground; SP<t> p<t> -> ground (phase 1);
                   SV<t> p<t> -> sum<i> (phase 2). Delay-free (A_ij > 0, b, noise): SA on phase 2, SG on
@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...circuit import (CCCS, VCVS, Capacitor, Circuit, Comment, NoiseSource, PulseVoltageSource, Switch, SwitchModel,
-                        Tran, VoltageSource)
+from ...circuit import Capacitor, Circuit, Comment, NoiseSource, PulseVoltageSource, Switch, SwitchModel, Tran
+from ...parts.amplifiers import integrator
+from ...parts.dacs import dac
+from ...parts.element_values import group_rng
+from ...parts.noise_dacs import noise_dacs
+from ...parts.opamp import output_current_saves
 from ..base import CircuitRequest
-from ..elements import group_rng, header_tail
-from ..noise_sources import noise_dacs
-from ..opamp.macro import macro_integrator, nonideal_header, saved_currents
+from ..elements import header_tail, nonideal_header
 from .design import OpampScDesign, bit_mask
 
 SWITCH_MODEL = "swsc"
@@ -122,21 +124,16 @@ def build_circuit(design: OpampScDesign, request: CircuitRequest) -> Circuit:
     n_half = 2 * n_periods
     E: list = []
     add = E.append
+    macro = design.macro
     for i in range(1, d + 1):
-        if design.macro is not None:
-            E.extend(macro_integrator(design, i))
-            continue
-        add(Comment(f"integrator {i}"))
-        add(VoltageSource(f"VSUM{i}", f"sum{i}", "0", 0.0))
-        add(CCCS(f"FINT{i}", f"st{i}", "0", f"VSUM{i}", 1.0))
-        add(Capacitor(f"CF{i}", f"st{i}", "0", float(design.c_f_farad[i - 1]), ic_v=float(design.x0_v[i - 1])))
-        add(VCVS(f"EOUT{i}", f"x{i}", "0", f"st{i}", "0", 1.0))
+        E.extend(integrator(i, design.c_f_farad[i - 1], design.x0_v[i - 1], macro,
+                            0.0 if macro is None else macro.offset_int_v[i - 1]))
     E.extend(clocks(design))
     mask = bit_mask(design.code, design.bits)
     cb = design.c_bit_farad
     ktc = noisy and design.ktc
     if noisy and design.injected:
-        # the noise DACs of spu_sim.topologies.noise_sources, clocked: one fresh N(0, u^2) sample held per
+        # the noise DACs of spu_sim.parts.noise_dacs, clocked: one fresh N(0, u^2) sample held per
         # period (iid, no pre-emphasis: the charge branch samples it once), the first one 0
         u = group_rng(design.seed, "INJECTED").standard_normal((n_periods, d)) * design.noise_v_rms
         u[0] = 0.0
@@ -151,7 +148,7 @@ def build_circuit(design: OpampScDesign, request: CircuitRequest) -> Circuit:
             E.extend(branch(design, tag, i, f"x{j}", caps, float(cb[i - 1, j - 1].sum()),
                             design.sign[i - 1, j - 1] > 0, _ktc(design, tag, c_sel, n_half) if ktc else None, T / 2))
         if design.c_in_farad[i - 1] > 0:
-            add(VoltageSource(f"VDAC{i}", f"dac{i}", "0", float(design.v_dac_v[i - 1])))
+            add(dac(f"VDAC{i}", f"dac{i}", design.v_dac_v[i - 1]))
             c = float(design.c_in_farad[i - 1])
             E.extend(branch(design, f"{i}_b", i, f"dac{i}", [c], c, True,
                             _ktc(design, f"{i}_b", c, n_half) if ktc else None, T / 2))
@@ -166,7 +163,8 @@ def build_circuit(design: OpampScDesign, request: CircuitRequest) -> Circuit:
         notes.append("no .op: switched-capacitor branches have no DC path; the discrete-time theory gives the mean")
     if tran:
         analyses.append(Tran(request.step_s, request.t_stop_s, T / 2))
-    saves = [f"v(x{i})" for i in range(1, d + 1)] + ["v(phi1)", "v(phi2)"] + saved_currents(design)
+    saves = [f"v(x{i})" for i in range(1, d + 1)] + ["v(phi1)", "v(phi2)"] + output_current_saves(
+        [f"I{i}" for i in range(1, d + 1)] if macro is not None else [])
     return Circuit(title=f"spu-sim switched-capacitor op-amp integrator SPU, d = {d}", header=header(design),
                    elements=E, readout_nodes=list(design.readout_nodes), analyses=analyses,
                    options={"reltol": request.reltol}, saves=saves, analysis_notes=notes)

@@ -1,6 +1,6 @@
 """The ``circuit`` section of topology ``opamp_sc``: the clock, the capacitor banks, the switches, the noise
-sources, the op-amp model (``circuit.opamp``, the same model as topology opamp) and the shared tolerance /
-quantization / temperature sections (spu_sim.topologies.elements)."""
+sources, the op-amp model (``circuit.opamp``: spu_sim.parts.config.OpampConfig, as every op-amp topology) and the
+shared tolerance / quantization / temperature sections (spu_sim.topologies.elements.CircuitBase)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ...config.base import Strict, finite as _finite
+from ...parts.config import OpampConfig
 from ..elements import CircuitBase
-from ..opamp.config import OpampConfig
 
 
 class SwitchedCapConfig(Strict):

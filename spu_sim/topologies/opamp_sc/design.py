@@ -35,7 +35,7 @@ delay-free branch C_n = sqrt(2 kappa h) C_f / (s_x u): per period variance 2 kap
 kT/C: each branch capacitor C leaves a fresh N(0, kT/C) voltage error per phase (variance kT C / C_f^2 on
 the integrator per phase and branch); the netlist injects it with a held source in series with the bank.
 
-Mismatch: unit capacitor errors through spu_sim.topologies.elements.element_errors (global per kind C,
+Mismatch: unit capacitor errors through spu_sim.parts.element_values.element_errors (global per kind C,
 local per bit scaled by 1/sqrt(2^k): a bit of 2^k units averages their errors), also on C_f, C_in, C_n.
 """
 
@@ -50,8 +50,8 @@ from ...config import SimulationConfig
 from ...errors import DesignError
 from ...ideal import LinearSDE
 from ...problems import Problem
-from ..elements import element_errors, group_rng, quantize_grid, temperature_factor
-from ..opamp.nonideal import MacroOpamp
+from ...parts.element_values import element_errors, quantize_grid, temperature_factor
+from ...parts.opamp import MacroOpamp, draw_offsets, model_fields, offset_rng
 from ..base import OuDesign
 from . import discrete
 from .config import OpampScCircuitConfig, SwitchedCapConfig
@@ -111,16 +111,6 @@ class OpampScDesign(OuDesign):
     @property
     def bits(self) -> int:
         return self.c_bit_farad.shape[2]
-
-    @property
-    def c_farad(self) -> float:
-        """Nominal feedback capacitor (the name topology opamp's macromodel pieces read)."""
-        return self.c_f_nominal_farad
-
-    @property
-    def needs_inverter(self) -> np.ndarray:
-        """(d,) all False: both signs come from the branch phasing, no inverter copies (read by opamp.macro)."""
-        return np.zeros(self.d, dtype=bool)
 
     @property
     def period_s(self) -> float:
@@ -261,12 +251,10 @@ def _macro(c: OpampScCircuitConfig, d: int) -> MacroOpamp | None:
     oc = c.opamp
     if oc.model != "macro":
         return None
-    rng = group_rng(c.tolerance.seed, "OFFSET")
-    offs = oc.offset_v + (rng.standard_normal((2, d)) * oc.offset_sigma_v if oc.offset_sigma_v else np.zeros((2, d)))
+    offs = draw_offsets(oc, offset_rng(c.tolerance.seed), (2, d))
     ones = np.ones(d)
-    return MacroOpamp(gain=oc.gain, gbw_hz=oc.gbw_hz, v_out_max_v=oc.v_out_max_v, offset_int_v=offs[0],
-                      offset_inv_v=offs[1], r_inv_in_ohm=ones, r_inv_fb_ohm=ones, supply_v=oc.supply_v,
-                      i_quiescent_a=oc.i_quiescent_a)
+    return MacroOpamp(**model_fields(oc), offset_int_v=offs[0], offset_inv_v=offs[1], r_inv_in_ohm=ones,
+                      r_inv_fb_ohm=ones)
 
 
 def _mismatch(c: OpampScCircuitConfig, d: int, bits: int) -> tuple[np.ndarray, ...]:

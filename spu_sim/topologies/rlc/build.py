@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from ...circuit import Capacitor, Circuit, Comment, Inductor, Resistor, Switch, SwitchModel, Tran, VoltageSource
+from ...parts.noise_dacs import noise_dacs
 from ..base import CircuitRequest
 from ..elements import header_tail, notes_lines
-from ..noise_sources import noise_dacs
 
 
 def header(design) -> list[str]:

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 
 from ...errors import DesignError
-from ..elements import check_tolerance_draw, element_errors, quantize_grid, temperature_factor
+from ...parts.element_values import check_tolerance_draw, element_errors, quantize_grid, temperature_factor
 from .config import RlcCircuitConfig
 from .design import RlcDesign, maxwell_matrix
 
@@ -32,7 +32,7 @@ def apply_rlc_nonidealities(design: RlcDesign, c: RlcCircuitConfig) -> RlcDesign
                          (circuit.quantization.c_bits: the cell capacitor is a programmable bank too; the coupling
                          banks are quantised by circuit.rlc.bits already, ideal coupling capacitors stay exact)
         2. tolerance     every C_i, L_i, R_i, ideal coupling capacitor C_ij and bank capacitor (bit k of bank i-j)
-                         times (1 + g_kind)(1 + l_element), spu_sim.topologies.elements.element_errors with groups
+                         times (1 + g_kind)(1 + l_element), spu_sim.parts.element_values.element_errors with groups
                          CCELL, CK, CB (kind C), LCELL (kind L), RCELL (kind R), seeded by circuit.tolerance.seed
         3. temperature   C (1 + c_tc1 dT), L (1 + l_tc1 dT), R (1 + r_tc1 dT); parasitic capacitances,
                          switches and the noise voltage stay nominal.

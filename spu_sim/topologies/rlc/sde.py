@@ -4,14 +4,10 @@ node, r_on / r_off and parasitic included)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
+import scipy.linalg as sla
 
 from ...ideal import LinearSDE
-
-if TYPE_CHECKING:
-    from .design import RlcDesign
 
 
 def rlc_sde(A: np.ndarray, kappa: float, eta: float, a_ref: float) -> LinearSDE:
@@ -46,8 +42,8 @@ def rlc_cell_sde(A: np.ndarray, kappa_each: np.ndarray, eta_each: np.ndarray, l_
     return LinearSDE(K, np.zeros(2 * d), 0.5 * (D + D.T))
 
 
-def netlist_sde(design: "RlcDesign") -> LinearSDE:
-    """The linear SDE of the netlist as built (problem units, time in tau): every switch node with its
+def netlist_sde(design) -> LinearSDE:
+    """The linear SDE of the netlist as built (design: an rlc.design.RlcDesign; problem units, time in tau): every switch node with its
     parasitic capacitance and its switch resistance (r_on or r_off by the code) included.
 
     Nodal equations of all n nodes (cells first, then the switch nodes in netlist order):
@@ -99,10 +95,9 @@ def netlist_sde(design: "RlcDesign") -> LinearSDE:
     return LinearSDE(K, np.zeros(n + d), (B * q[None, :]) @ B.T)
 
 
-def netlist_stationary_cov(design: "RlcDesign") -> np.ndarray:
+def netlist_stationary_cov(design) -> np.ndarray:
     """Exact stationary covariance (problem units, (d, d)) of the cell voltages of the netlist as built
     (Lyapunov of netlist_sde; O((n + d)^3), 3 s at d = 8 with 8-bit banks)."""
-    import scipy.linalg as sla  # noqa: PLC0415
     sde = netlist_sde(design)
     S = sla.solve_continuous_lyapunov(sde.K, sde.D)
     return 0.5 * (S + S.T)[:design.d, :design.d]

@@ -40,6 +40,7 @@ import numpy as np
 
 from ...errors import DesignError
 from ...ideal import LinearSDE, ou_sde
+from ...problems.posterior_reference import link_fn, link_slope
 from ..base import OuDesign
 
 SIGMA_HEADROOM = 4.0
@@ -87,16 +88,7 @@ class PosteriorDesign(OuDesign):
     i_quiescent_a: float = 0.0
     pruned: list = field(default_factory=list)
     notes: dict = field(default_factory=dict)
-    macro: object = None     # nonideal.PosteriorMacro (opamp's macromodel for every op-amp) or None: nullors
-
-    # ---- the names opamp's macromodel builders read (spu_sim.topologies.opamp.macro)
-    @property
-    def c_farad(self) -> float:
-        return self.c_nominal
-
-    @property
-    def c_f_farad(self) -> np.ndarray:
-        return self.c_f
+    macro: object = None     # nonideal.PosteriorMacro (spu_sim.parts.opamp's macromodel for every op-amp) or None: nullors
 
     # ---- shapes, nodes, units
     @property
@@ -162,7 +154,6 @@ class PosteriorDesign(OuDesign):
 
     def drift(self, theta: np.ndarray) -> np.ndarray:
         """The realised drift (..., d) -> (..., d) in problem units per tau."""
-        from ...problems.posterior_reference import link_fn  # noqa: PLC0415
         p = self.realized_parts()
         th = np.asarray(theta, dtype=float)
         if self.model == "gaussian":
@@ -173,7 +164,6 @@ class PosteriorDesign(OuDesign):
         p = self.realized_parts()
         if self.model == "gaussian":
             return p["A"], p["b"]
-        from ...problems.posterior_reference import link_slope  # noqa: PLC0415
         th = np.array(self.problem.x_star, dtype=float)
         for _ in range(100):       # Newton on the realised drift (log-concave: converges from the MAP)
             J = p["P0"] + (p["T"] * link_slope(p["X"] @ th, self.link)[None, :]) @ p["X"]

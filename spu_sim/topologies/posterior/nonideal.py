@@ -1,4 +1,4 @@
-"""Non-idealities of the posterior circuits, with the shared element maths of spu_sim.topologies.elements
+"""Non-idealities of the posterior circuits, with the shared element maths of spu_sim.parts.element_values
 (the same order as opamp: quantisation -> tolerance -> temperature).
 
     1. quantisation  programmable conductances (prior RP, X arrays RX and RT, y inputs RY, bias RIN) on the
@@ -6,7 +6,7 @@
     2. tolerance     every resistor and capacitor times (1 + g_kind)(1 + l_element), one seeded stream per
                      element group (RP, RX, RT, RF, RY, RIN, RN, C)
     3. temperature   R (1 + r_tc1 (T - Tnom)), C (1 + c_tc1 (T - Tnom))
-    4. op-amps       ``opamp.model: macro``: opamp's macromodel (finite gain, GBW pole, output swing, offsets:
+    4. op-amps       ``opamp.model: macro``: the macromodel of spu_sim.parts.opamp (finite gain, GBW pole, output swing, offsets:
                      ``offset_v`` plus a seeded Gaussian of rms ``offset_sigma_v`` per op-amp) for every
                      integrator, summer and inverter; inverters of two r_inverter_ohm resistors (toleranced)
 
@@ -22,14 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import DesignError
-from ..elements import element_errors, group_rng, quantize_grid, quantize_resistor_groups, temperature_factor
-from ..opamp.nonideal import MacroOpamp
+from ...parts.element_values import element_errors, quantize_grid, quantize_resistor_groups, temperature_factor
+from ...parts.opamp import MacroOpamp, draw_offsets, macro_notes, model_fields, offset_rng
 from .design import PosteriorDesign
 
 
 @dataclass(frozen=True)
 class PosteriorMacro(MacroOpamp):
-    """opamp's MacroOpamp (integrators: offset_int_v, theta inverters: offset_inv_v, r_inv_*) plus the n summers
+    """spu_sim.parts.opamp.MacroOpamp (integrators: offset_int_v, theta inverters: offset_inv_v, r_inv_*) plus the n summers
     (offset_sum_v) and the n line inverters (offset_line_v, r_line_in_ohm, r_line_fb_ohm)."""
 
     offset_sum_v: np.ndarray
@@ -41,15 +41,13 @@ class PosteriorMacro(MacroOpamp):
 def _macro(design: PosteriorDesign, c, fr: float) -> PosteriorMacro:
     oc, tol = c.opamp, c.tolerance
     d, n = design.d, design.n
-    rng = group_rng(tol.seed, "OFFSET")
-    offs = oc.offset_v + (rng.standard_normal(2 * d + 2 * n) * oc.offset_sigma_v if oc.offset_sigma_v
-                          else np.zeros(2 * d + 2 * n))
+    offs = draw_offsets(oc, offset_rng(tol.seed), 2 * d + 2 * n)
     f = element_errors(tol.seed, "RINV", (2, d + n), tol.global_rel, tol.local_rel, kind="R") * fr
     r = oc.r_inverter_ohm * f
-    return PosteriorMacro(gain=oc.gain, gbw_hz=oc.gbw_hz, v_out_max_v=oc.v_out_max_v, offset_int_v=offs[:d],
-                          offset_inv_v=offs[d:2 * d], r_inv_in_ohm=r[0, :d], r_inv_fb_ohm=r[1, :d],
-                          supply_v=oc.supply_v, i_quiescent_a=oc.i_quiescent_a, offset_sum_v=offs[2 * d:2 * d + n],
-                          offset_line_v=offs[2 * d + n:], r_line_in_ohm=r[0, d:], r_line_fb_ohm=r[1, d:])
+    return PosteriorMacro(**model_fields(oc), offset_int_v=offs[:d], offset_inv_v=offs[d:2 * d], r_inv_in_ohm=r[0, :d],
+                          r_inv_fb_ohm=r[1, :d], offset_sum_v=offs[2 * d:2 * d + n], offset_line_v=offs[2 * d + n:],
+                          r_line_in_ohm=r[0, d:], r_line_fb_ohm=r[1, d:])
+
 
 _PROGRAMMABLE = ("r_p", "r_x", "r_t", "r_y", "r_in")
 _GROUPS = {"r_p": "RP", "r_x": "RX", "r_t": "RT", "r_f": "RF", "r_y": "RY", "r_in": "RIN", "r_n": "RN"}
@@ -83,10 +81,8 @@ def apply_posterior_nonidealities(design: PosteriorDesign, c) -> PosteriorDesign
         notes.update(temp_c=tmp.temp_c, r_factor=fr, c_factor=fc)
     macro = None
     if c.opamp.model == "macro":
-        oc = c.opamp
         macro = _macro(design, c, fr)
-        notes.update(opamp="macro", gain=oc.gain, gbw_hz=oc.gbw_hz, v_out_max_v=oc.v_out_max_v,
-                     offset_v=oc.offset_v, offset_sigma_v=oc.offset_sigma_v)
+        notes.update(macro_notes(c.opamp))
     if not notes:
         return design
     real = dataclasses.replace(design, **vals, c_f=c_f, v_y=v_y, v_dac=v_dac, notes=notes, macro=macro)

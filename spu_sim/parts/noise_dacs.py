@@ -3,15 +3,15 @@
     u = noise_samples(d, n_steps, seed)                       # unit intensity, reproducible
     elements = noise_dacs(noise_v_rms * u, dt_s)              # ANOISE<i> drives node nz<i>
 
-The topology connects node nz<i> to its circuit (through R_noise into a summing node, in series with a cell
-resistor, ...).
+The topology connects node nz<i> to its circuit (through R_noise into a summing node: ``noise_dacs_into_sums``;
+in series with a cell resistor, ...).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..circuit import NoiseSource
+from ..circuit import NoiseSource, Resistor
 
 NOISE_FILE = "noise_{}.txt"  # one file per noise output, 1-based index
 
@@ -44,3 +44,10 @@ def noise_dacs(values_v: np.ndarray, dt_s: float, held: bool = False) -> list[No
     held=True: each sample is held for dt_s (a clocked DAC) instead of linearly interpolated."""
     return [NoiseSource(f"ANOISE{i}", f"nz{i}", f"noisesrc{i}", NOISE_FILE.format(i), np.asarray(values_v[:, i - 1]),
                         float(dt_s), held=held) for i in range(1, values_v.shape[1] + 1)]
+
+
+def noise_dacs_into_sums(values_v: np.ndarray, dt_s: float, r_noise_ohm: np.ndarray) -> list:
+    """The noise DACs (noise_dacs) and RN<i> from nz<i> into the summing node sum<i> (r_noise_ohm (d,)): the
+    current noise of an integrator network."""
+    return noise_dacs(values_v, dt_s) + [Resistor(f"RN{i}", f"nz{i}", f"sum{i}", float(r_noise_ohm[i - 1]))
+                                         for i in range(1, values_v.shape[1] + 1)]

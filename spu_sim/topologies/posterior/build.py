@@ -1,13 +1,13 @@
-"""Circuit of the posterior samplers (equations: spu_sim.topologies.posterior_gaussian.design).
+"""Circuit of the posterior samplers (equations: spu_sim.topologies.posterior.design).
 
 Element and node names (i, j: 1-based parameter indices; k: 1-based data row):
 
-    integrator i   opamp's ideal nullor integrator (VSUM<i>, FINT<i>, CF<i>, EOUT<i>): sum<i>, st<i>, x<i>
+    integrator i   the nullor integrator of spu_sim.parts.amplifiers (VSUM<i>, FINT<i>, CF<i>, EOUT<i>): sum<i>, st<i>, x<i>
     inverter j     EINV<j>: xn<j> = -V(x<j>) (where a negative entry needs it)
     prior          RP<i>_<j>: from x<j> / xn<j> into sum<i> (the leak, P0 = prior precision)
     summer k       VRS<k> holds rs<k> at 0 V and senses the input current, FRS<k> drives it through
                    RF<k> (node rf<k>), ERS<k> buffers it onto r<k>: V(r<k>) = -R_f (input current);
-                   with opamp.model: macro every op-amp is opamp's macromodel (tags I<i>, N<j>, S<k>, L<k>;
+                   with opamp.model: macro every op-amp is the macromodel of spu_sim.parts.opamp (tags I<i>, N<j>, S<k>, L<k>;
                    the summer's RF<k> then runs from r<k> to rs<k>, the line inverter is RL<k>A/B)
                    RX<k>_<j>: from x<j> / xn<j> into rs<k> (the array X); VY<k> + RY<k>: -y_k (gaussian)
     line output    gaussian: r<k>; logistic: the sigmoid element BSIG<k> (node s<k>, from r<k>)
@@ -23,12 +23,13 @@ from typing import Callable
 
 import numpy as np
 
-from ...circuit import CCCS, VCVS, Circuit, Comment, Resistor, VoltageSource
+from ...circuit import Circuit, Comment, Resistor
+from ...parts.amplifiers import integrator, macro_inverter, macro_summer, nullor_inverter, nullor_summer
+from ...parts.dacs import b_dacs, resistor_dac
+from ...parts.noise_dacs import noise_dacs_into_sums
+from ...parts.opamp import output_current_saves
 from ..base import CircuitRequest
 from ..elements import header_tail, notes_lines
-from ..noise_sources import noise_dacs
-from ..opamp.build import ideal_integrator, ideal_inverter
-from ..opamp.macro import macro_integrator, macro_inverter, macromodel
 
 LineOutput = Callable[[object, int], tuple[list, str]]
 
@@ -50,20 +51,23 @@ def header(design) -> list[str]:
     return H + header_tail(design, notes_lines(design.notes))
 
 
-def macro_summer(design, k: int) -> list:
-    """Summer k with opamp's macromodel (tag S<k>): inverting input rs<k>, output r<k>, RF<k> from r<k> to rs<k>."""
+def line_inverter(design, k: int, node: str) -> list:
+    """Line inverter k: ln<k> = -V(node); with the macromodel op-amp L<k> (ln<k> = -(R2/R1) V(node))."""
     m = design.macro
-    return ([Comment(f"summer {k}: op-amp macromodel, RF{k} feedback")]
-            + macromodel(m, f"S{k}", f"rs{k}", f"r{k}", float(m.offset_sum_v[k - 1]))
-            + [Resistor(f"RF{k}", f"r{k}", f"rs{k}", float(design.r_f[k - 1]))])
+    if m is None:
+        return nullor_inverter(f"ERN{k}", node, f"ln{k}")
+    return macro_inverter(m, f"L{k}", node, f"nl{k}", f"ln{k}", (f"RL{k}A", f"RL{k}B"), m.r_line_in_ohm[k - 1],
+                          m.r_line_fb_ohm[k - 1], m.offset_line_v[k - 1])
 
 
-def macro_line_inverter(design, k: int, node: str) -> list:
-    """Line inverter k with opamp's macromodel (tag L<k>): ln<k> = -(R2/R1) V(node)."""
+def theta_inverter(design, j: int) -> list:
+    """Inverter j of theta: xn<j> = -V(x<j>); with the macromodel op-amp N<j> (as topology opamp's)."""
     m = design.macro
-    return ([Resistor(f"RL{k}A", node, f"nl{k}", float(m.r_line_in_ohm[k - 1])),
-             Resistor(f"RL{k}B", f"nl{k}", f"ln{k}", float(m.r_line_fb_ohm[k - 1]))]
-            + macromodel(m, f"L{k}", f"nl{k}", f"ln{k}", float(m.offset_line_v[k - 1])))
+    if m is None:
+        return nullor_inverter(f"EINV{j}", f"x{j}", f"xn{j}")
+    return ([Comment(f"inverter {j}: op-amp macromodel, RI{j}A in, RI{j}B feedback")]
+            + macro_inverter(m, f"N{j}", f"x{j}", f"ni{j}", f"xn{j}", (f"RI{j}A", f"RI{j}B"), m.r_inv_in_ohm[j - 1],
+                             m.r_inv_fb_ohm[j - 1], m.offset_inv_v[j - 1], -float(design.x0_v[j - 1])))
 
 
 def opamp_tags(design) -> list[str]:
@@ -76,13 +80,15 @@ def opamp_tags(design) -> list[str]:
             + [f"L{k}" for k in range(1, design.n + 1) if design.line_needs_inverter[k - 1]])
 
 
-def summer(k: int, r_f_ohm: float) -> list:
-    """Inverting summing amplifier k with an ideal op-amp (nullor): V(r<k>) = -R_f (current into rs<k>)."""
-    return [Comment(f"summer {k}"),
-            VoltageSource(f"VRS{k}", f"rs{k}", "0", 0.0),
-            CCCS(f"FRS{k}", f"rf{k}", "0", f"VRS{k}", 1.0),
-            Resistor(f"RF{k}", f"rf{k}", "0", float(r_f_ohm)),
-            VCVS(f"ERS{k}", f"r{k}", "0", f"rf{k}", "0", 1.0)]
+def summer(design, k: int) -> list:
+    """Inverting summing amplifier k: V(r<k>) = -R_f (current into rs<k>); with the macromodel op-amp S<k> and RF<k>
+    from r<k> to rs<k>."""
+    m, r_f = design.macro, float(design.r_f[k - 1])
+    if m is None:
+        return [Comment(f"summer {k}")] + nullor_summer((f"VRS{k}", f"FRS{k}", f"RF{k}", f"ERS{k}"), f"rs{k}",
+                                                         f"rf{k}", f"r{k}", r_f)
+    return ([Comment(f"summer {k}: op-amp macromodel, RF{k} feedback")]
+            + macro_summer(m, f"S{k}", f"rs{k}", f"r{k}", f"RF{k}", r_f, m.offset_sum_v[k - 1]))
 
 
 def residual_output(design, k: int) -> tuple[list, str]:
@@ -103,25 +109,24 @@ def build_circuit(design, request: CircuitRequest, line_output: LineOutput = res
     """The whole posterior sampler for the requested analyses."""
     d, n = design.d, design.n
     E: list = []
-    macro = design.macro is not None
+    macro = design.macro
     for i in range(1, d + 1):
-        E.extend(macro_integrator(design, i) if macro else
-                 ideal_integrator(i, float(design.c_f[i - 1]), float(design.x0_v[i - 1])))
+        E.extend(integrator(i, design.c_f[i - 1], design.x0_v[i - 1], macro,
+                            0.0 if macro is None else macro.offset_int_v[i - 1]))
     inv = design.needs_inverter
     if inv.any():
         E.append(Comment("unity-gain inverters: xn<j> = -V(x<j>)"))
         for j in range(1, d + 1):
             if inv[j - 1]:
-                E.extend(macro_inverter(design, j) if macro else ideal_inverter(f"x{j}", f"xn{j}", f"EINV{j}"))
+                E.extend(theta_inverter(design, j))
     theta = lambda j, s: f"x{j}" if s > 0 else f"xn{j}"  # noqa: E731
     E.append(Comment("prior precision: RP<i>_<j> into the integrators"))
     E.extend(_array("RP", design.r_p, design.sign_p, theta, lambda i: f"sum{i}"))
     outs: list[str] = []
     for k in range(1, n + 1):
-        E.extend(macro_summer(design, k) if macro else summer(k, float(design.r_f[k - 1])))
+        E.extend(summer(design, k))
         if np.isfinite(design.r_y[k - 1]):
-            E.append(VoltageSource(f"VY{k}", f"dy{k}", "0", float(design.v_y[k - 1])))
-            E.append(Resistor(f"RY{k}", f"dy{k}", f"rs{k}", float(design.r_y[k - 1])))
+            E.extend(resistor_dac(f"VY{k}", f"RY{k}", f"dy{k}", f"rs{k}", design.v_y[k - 1], design.r_y[k - 1]))
         extra, out = line_output(design, k)
         E.extend(extra)
         outs.append(out)
@@ -130,24 +135,20 @@ def build_circuit(design, request: CircuitRequest, line_output: LineOutput = res
     linv = design.line_needs_inverter
     for k in range(1, n + 1):
         if linv[k - 1]:
-            E.extend(macro_line_inverter(design, k, outs[k - 1]) if macro
-                     else ideal_inverter(outs[k - 1], f"ln{k}", f"ERN{k}"))
+            E.extend(line_inverter(design, k, outs[k - 1]))
     line = lambda k, s: outs[k - 1] if s > 0 else f"ln{k}"  # noqa: E731
     E.append(Comment("the array X^T: RT<i>_<k> feeds the lines back into the integrators"))
     E.extend(_array("RT", design.r_t, design.sign_t, line, lambda i: f"sum{i}"))
     if np.all(np.isfinite(design.r_in)):
         E.append(Comment("bias: DAC voltages through R_in"))
-        for i in range(1, d + 1):
-            E.append(VoltageSource(f"VDAC{i}", f"dac{i}", "0", float(design.v_dac[i - 1])))
-            E.append(Resistor(f"RIN{i}", f"dac{i}", f"sum{i}", float(design.r_in[i - 1])))
+        E.extend(b_dacs(design.v_dac, design.r_in))
     if design.has_noise and request.noise_u is not None:
         E.append(Comment("injected noise at temperature 1: one noise DAC per integrator, via RN<i>"))
-        E.extend(noise_dacs(design.noise_v_rms * request.noise_u, design.noise_dt_tau * design.tau_s))
-        for i in range(1, d + 1):
-            E.append(Resistor(f"RN{i}", f"nz{i}", f"sum{i}", float(design.r_n[i - 1])))
+        E.extend(noise_dacs_into_sums(design.noise_v_rms * request.noise_u, design.noise_dt_tau * design.tau_s,
+                                      design.r_n))
     analyses = request.integrator_analyses(design.noise_dt_tau * design.tau_s if design.has_noise else None)
     return Circuit(title=f"spu-sim posterior sampler ({design.model}), d = {d}, n = {n}", header=header(design),
                    elements=E, readout_nodes=list(design.readout_nodes), analyses=analyses,
                    options={"reltol": request.reltol},
                    saves=[f"v(x{i})" for i in range(1, d + 1)] + [f"v(r{k})" for k in range(1, n + 1)]
-                   + [f"v({o})" for o in outs if not o.startswith("r")] + [f"i(VO{t})" for t in opamp_tags(design)])
+                   + [f"v({o})" for o in outs if not o.startswith("r")] + output_current_saves(opamp_tags(design)))

@@ -8,13 +8,16 @@ from rf<k> to ground, and an inverted copy carrying the same |V| as its source):
 
 (L_k: the line output). Op-amp supply: n_opamps x 2 supply_v x i_quiescent_a (quiescent; the sigmoid
 elements are not counted); with the macromodel also the class-B output stages, supply_v sum_k |I(VO<k>)|
-from the saved output currents (as in opamp's metrics). Noise DACs are left out. Energy = power x time, reported for the
+from the saved output currents (spu_sim.parts.opamp.output_current). Noise DACs are left out. Energy = power x time, reported for the
 whole run and for one mixing time (spu_sim.posterior.run).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from ...parts.opamp import output_current
+from .build import opamp_tags
 
 
 def _g(r: np.ndarray) -> np.ndarray:
@@ -47,10 +50,9 @@ def circuit_arrays(design, line_nodes: list[str], plots: dict) -> dict[str, np.n
     out = {"t_power_s": t, "p_resistive_w": p, "power_resistive_mean_w": np.array(mean),
            "power_quiescent_w": np.array(quiescent_power_w(design))}
     if design.macro is not None:
-        from .build import opamp_tags  # noqa: PLC0415
         p_out = np.zeros(len(t))
         for tag in opamp_tags(design):
-            cur = next((w.vectors[k] for k in (f"i(vo{tag.lower()})", f"vo{tag.lower()}#branch") if k in w.vectors), None)
+            cur = output_current(w.vectors, tag)
             if cur is not None:
                 p_out += design.macro.supply_v * np.abs(np.real(cur))
         out["power_output_stage_mean_w"] = np.array(float(np.trapezoid(p_out, t) / span) if span > 0 else 0.0)

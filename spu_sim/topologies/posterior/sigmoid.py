@@ -1,4 +1,4 @@
-"""The sigmoid element of posterior_logistic: one behavioural source per line (spu_sim.circuit.BehavioralVoltage).
+"""The sigmoid element of topology posterior_logistic: one behavioural source per line (spu_sim.circuit.BehavioralVoltage).
 
 The summer k gives V(r<k>) = -z_k / s_z with z_k = X_k theta, so the element on node s<k> is
 

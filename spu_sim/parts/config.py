@@ -1,0 +1,111 @@
+"""The circuit sections the shared parts read (each topology's ``circuit`` model embeds the ones it uses).
+
+Every topology: ``tolerance``, ``quantization``, ``temperature`` (spu_sim.topologies.elements.CircuitBase holds
+them). The op-amp topologies (opamp, opamp_factored, posterior_*; opamp_sc the op-amp model only): ``integrator``
+(element ranges) and ``opamp`` (the op-amp model, spu_sim.parts.opamp).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ..config.base import Strict, finite as _finite
+
+
+class ToleranceConfig(Strict):
+    """Component tolerance and mismatch: each element value is multiplied by (1 + g)(1 + l), with g one
+    Gaussian draw of rms ``global_rel`` per element kind (process) and l one draw of rms ``local_rel`` per
+    element (mismatch). Drawn from ``seed`` (numpy PCG64, one stream per element group, so a draw is
+    reproducible and does not depend on which other elements exist). 0 and 0 = exact nominal values."""
+
+    global_rel: float = Field(default=0.0, ge=0, lt=0.5)
+    local_rel: float = Field(default=0.0, ge=0, lt=0.5)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+
+    _fin = field_validator("global_rel", "local_rel")(_finite)
+
+
+class QuantizationConfig(Strict):
+    """Programming resolution. r_bits: every programmable conductance (coupling resistors, R_in) is
+    rounded to the grid k * G_max / (2^bits - 1), G_max = 1 / circuit.integrator.r_min_ohm (k = 0 removes
+    the resistor). c_bits: capacitors on the grid k * C_nom / 2^(bits-1) (C_f itself is on the grid, so this
+    only matters with the RLC topology's coupling banks). dac_bits: the b-DAC voltages rounded to
+    2 v_dac_max_v / 2^bits steps and clipped to +/- v_dac_max_v. null = exact."""
+
+    r_bits: int | None = Field(default=None, ge=1, le=32)
+    c_bits: int | None = Field(default=None, ge=1, le=32)
+    dac_bits: int | None = Field(default=None, ge=1, le=32)
+
+
+class TemperatureConfig(Strict):
+    """Operating temperature. Resistors scale by 1 + r_tc1_per_k (temp_c - tnom_c), capacitors by
+    1 + c_tc1_per_k (temp_c - tnom_c), inductors (rlc topology only) by 1 + l_tc1_per_k (temp_c - tnom_c)
+    (values written into the netlist); temp_c also sets kT of the thermal noise in the ``.noise`` analysis
+    (ngspice ``.temp``)."""
+
+    temp_c: float = Field(default=27.0, gt=-273.15)
+    tnom_c: float = Field(default=27.0, gt=-273.15)
+    r_tc1_per_k: float = 0.0
+    c_tc1_per_k: float = 0.0
+    l_tc1_per_k: float = 0.0
+
+    _fin = field_validator("temp_c", "tnom_c", "r_tc1_per_k", "c_tc1_per_k", "l_tc1_per_k")(_finite)
+
+
+class IntegratorConfig(Strict):
+    """Element ranges of an op-amp integrator network (see spu_sim.topologies.opamp.design for the mapping).
+
+    c_farad: integrator feedback capacitor. r_min_ohm / r_max_ohm: realisable resistor range; the
+    largest |A_ij| maps to r_min_ohm. v_swing_v: the largest node voltage the scaling aims for
+    (mean + 4 sigma). v_dac_max_v: full scale of the DAC that drives b. noise_v_rms: rms of the
+    noise-DAC samples (sets the noise resistor; never exceeded). r_noise_min_ohm: the smallest (fixed) noise
+    resistor R_noise the design may use (it is not a programmable resistor, so it may lie below r_min_ohm).
+    prune_below_relative: matrix entries with |A_ij| < prune * max|A| get no resistor (reported in the realised
+    matrix); 0 = never prune.
+    """
+
+    c_farad: float = Field(default=1e-9, gt=0)
+    r_min_ohm: float = Field(default=1e3, gt=0)
+    r_max_ohm: float = Field(default=1e8, gt=0)
+    v_swing_v: float = Field(default=1.0, gt=0)
+    v_dac_max_v: float = Field(default=1.0, gt=0)
+    noise_v_rms: float = Field(default=0.5, gt=0)
+    r_noise_min_ohm: float = Field(default=10.0, gt=0)
+    prune_below_relative: float = Field(default=0.0, ge=0, lt=1)
+
+    _fin = field_validator("c_farad", "r_min_ohm", "r_max_ohm", "v_swing_v", "v_dac_max_v",
+                           "noise_v_rms", "r_noise_min_ohm")(_finite)
+
+    @model_validator(mode="after")
+    def _range(self) -> "IntegratorConfig":
+        if self.r_max_ohm <= self.r_min_ohm:
+            raise ValueError(f"r_max_ohm ({self.r_max_ohm:g}) must exceed r_min_ohm ({self.r_min_ohm:g})")
+        return self
+
+
+class OpampConfig(Strict):
+    """The op-amp model. ``ideal``: a nullor (virtual ground held exactly, no gain error).
+
+    ``macro``: a real op-amp subcircuit per integrator, summer and inverter (spu_sim.parts.opamp and
+    docs/nonideal.md): VCCS into a noiseless R-C pole (DC gain ``gain``, unity-gain frequency
+    ``gbw_hz``; null = no pole), an E-TABLE output stage clipped at +/- ``v_out_max_v`` (null = no
+    limit), input offset ``offset_v`` (plus a seeded per-op-amp Gaussian of rms ``offset_sigma_v``,
+    drawn from circuit.tolerance.seed), unity-gain inverters of two ``r_inverter_ohm`` resistors, and
+    supplies +/- ``supply_v`` that provide the output-stage load current plus ``i_quiescent_a`` per op-amp
+    (energy metric). The knobs other than ``model`` are ignored by the ideal model.
+    """
+
+    model: Literal["ideal", "macro"] = "ideal"
+    gain: float = Field(default=1e5, gt=1)
+    gbw_hz: float | None = Field(default=1e7, gt=0)
+    v_out_max_v: float | None = Field(default=None, gt=0)
+    offset_v: float = 0.0
+    offset_sigma_v: float = Field(default=0.0, ge=0)
+    r_inverter_ohm: float = Field(default=1e4, gt=0)
+    supply_v: float = Field(default=5.0, gt=0)
+    i_quiescent_a: float = Field(default=0.0, ge=0)
+
+    _fin = field_validator("gain", "gbw_hz", "v_out_max_v", "offset_v", "offset_sigma_v", "r_inverter_ohm",
+                           "supply_v", "i_quiescent_a")(_finite)

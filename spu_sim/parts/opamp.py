@@ -1,0 +1,126 @@
+"""The op-amp: its model parameters and the one function that instantiates it in a netlist.
+
+Every non-ideal op-amp of every topology is made by ``opamp_elements`` (integrators, inverters and summers of
+spu_sim.parts.amplifiers call it), with the parameters of one ``OpampModel`` per design, built from the
+``circuit.opamp`` section by ``model_fields``; an ideal op-amp (``model: ideal``) is a nullor, written out by the
+stages themselves (spu_sim.parts.amplifiers). A change to the op-amp (its noise, output resistance, a user
+subcircuit) lands here.
+
+Macromodel OA (tag ``<t>``: I<i> integrators, N<j> inverters, ... as the topology names them), nodes inp (ground
+through the offset source), inn, out:
+
+    VOS<t>   os<t> 0 DC offset             input offset voltage (in series with the + input, at ground)
+    GA<t>    0 pp<t> os<t> inn  A0         transconductance A0 S into the pole node
+    GP<t>    pp<t> 0 pp<t> 0 1             a 1 S conductance made of a VCCS: noiseless (a resistor would
+                                           add thermal noise to .noise that no real op-amp has)
+    CP<t>    pp<t> 0 A0 / (2 pi GBW)       the dominant pole at GBW / A0 (absent when gbw_hz is null)
+    EO<t>    oo<t> 0 pp<t> 0 1             output stage, or E ... TABLE {V(pp)} = (-vmax,-vmax) (vmax,vmax)
+    VO<t>    oo<t> out DC 0                senses the output (load) current; saved as i(VO<t>)
+
+so V(out) = A0 (V+ - V-) / (1 + s A0 / (2 pi GBW)), clipped to +/- vmax.
+
+Supplies: each output stage sources its load current i(VO) from the +supply_v rail when positive and sinks it
+into the -supply_v rail when negative (class-B), plus a quiescent i_quiescent_a from each rail:
+I_cc = sum_k iq + max(i(VO_k), 0), I_ee = sum_k iq + max(-i(VO_k), 0), P = supply_v (I_cc + I_ee), evaluated on
+the saved output currents (``output_current``; spu_sim.topologies.opamp.metrics). (Modelling the rails in the
+netlist as B sources ``I = iq + max(i(VO), 0)`` from a VCC source gives the same numbers but made the d = 8
+transient 1.8x slower: measured 7.4 s vs 4.2 s for 30 tau.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..circuit import VCCS, VCVS, Capacitor, ClippedVCVS, VoltageSource
+from .config import OpampConfig
+from .element_values import group_rng
+
+OFFSET_GROUP = "OFFSET"   # the random stream of the per-op-amp offsets (spu_sim.parts.element_values.group_rng)
+
+
+@dataclass(frozen=True)
+class OpampModel:
+    """The macromodel every op-amp of one design shares: DC gain A0; gbw_hz (None = no pole): pole at
+    gbw_hz / gain; v_out_max_v (None = no swing limit); supplies +/- supply_v, i_quiescent_a per op-amp.
+    A topology's own subclass adds its per-op-amp values (offsets, inverter resistors)."""
+
+    gain: float
+    gbw_hz: float | None
+    v_out_max_v: float | None
+    supply_v: float
+    i_quiescent_a: float
+
+
+@dataclass(frozen=True)
+class MacroOpamp(OpampModel):
+    """The op-amps of an integrator network (one integrator and one inverter per variable; offsets in volts):
+    offset_int_v (d,) integrators, offset_inv_v (d,) inverters; r_inv_in_ohm / r_inv_fb_ohm (d,) the inverters'
+    R1 / R2 (realised)."""
+
+    offset_int_v: np.ndarray
+    offset_inv_v: np.ndarray
+    r_inv_in_ohm: np.ndarray
+    r_inv_fb_ohm: np.ndarray
+
+
+def model_fields(oc: OpampConfig) -> dict[str, object]:
+    """The OpampModel fields of the ``circuit.opamp`` section (``MacroOpamp(**model_fields(oc), ...)``)."""
+    return {"gain": oc.gain, "gbw_hz": oc.gbw_hz, "v_out_max_v": oc.v_out_max_v, "supply_v": oc.supply_v,
+            "i_quiescent_a": oc.i_quiescent_a}
+
+
+def offset_rng(seed: int) -> np.random.Generator:
+    """The random stream of the op-amps' offsets (circuit.tolerance.seed)."""
+    return group_rng(seed, OFFSET_GROUP)
+
+
+def draw_offsets(oc: OpampConfig, rng: np.random.Generator, shape) -> np.ndarray:
+    """Input offsets of ``shape`` op-amps: offset_v plus a Gaussian of rms offset_sigma_v per op-amp (no draw,
+    and the stream untouched, when offset_sigma_v is 0)."""
+    return oc.offset_v + (rng.standard_normal(shape) * oc.offset_sigma_v if oc.offset_sigma_v else np.zeros(shape))
+
+
+def macro_notes(oc: OpampConfig) -> dict[str, object]:
+    """The design.json / netlist-header notes of the macromodel."""
+    return {"opamp": "macro", "gain": oc.gain, "gbw_hz": oc.gbw_hz, "v_out_max_v": oc.v_out_max_v,
+            "offset_v": oc.offset_v, "offset_sigma_v": oc.offset_sigma_v}
+
+
+def header_line(m: OpampModel) -> str:
+    """The netlist-header line naming the macromodel's parameters."""
+    return (f"Op-amp macromodel: A0 = {m.gain:.6g}, GBW = {m.gbw_hz} Hz, swing = +/-{m.v_out_max_v} V,"
+            f" supplies +/-{m.supply_v:.6g} V, Iq = {m.i_quiescent_a:.6g} A per op-amp")
+
+
+def opamp_elements(m: OpampModel, tag: str, inn: str, out: str, offset_v: float, ic_out_v: float | None = None) -> list:
+    """One op-amp macromodel (module doc) with tag ``tag``, inverting input ``inn``, output ``out``, input offset
+    ``offset_v``; ic_out_v: the initial output (the pole capacitor's IC; None: none)."""
+    E: list = [VoltageSource(f"VOS{tag}", f"os{tag}", "0", float(offset_v)),
+               VCCS(f"GA{tag}", "0", f"pp{tag}", f"os{tag}", inn, float(m.gain)),
+               VCCS(f"GP{tag}", f"pp{tag}", "0", f"pp{tag}", "0", 1.0)]
+    if m.gbw_hz is not None:
+        E.append(Capacitor(f"CP{tag}", f"pp{tag}", "0", float(m.gain / (2 * np.pi * m.gbw_hz)),
+                           ic_v=None if ic_out_v is None else float(ic_out_v)))
+    if m.v_out_max_v is None:
+        E.append(VCVS(f"EO{tag}", f"oo{tag}", "0", f"pp{tag}", "0", 1.0))
+    else:
+        E.append(ClippedVCVS(f"EO{tag}", f"oo{tag}", "0", f"pp{tag}", float(m.v_out_max_v)))
+    E.append(VoltageSource(f"VO{tag}", f"oo{tag}", out, 0.0))
+    return E
+
+
+def output_current_saves(tags: list[str]) -> list[str]:
+    """The vectors to save for the output currents of the op-amps with these tags."""
+    return [f"i(VO{t})" for t in tags]
+
+
+def output_current(vectors: dict, tag: str):
+    """The output current of op-amp ``tag`` from a waveform's vectors (raw file: i(vo<t>); shared library:
+    vo<t>#branch), None when it was not saved."""
+    source = f"vo{tag.lower()}"
+    for key in (f"i({source})", f"{source}#branch"):
+        if key in vectors:
+            return vectors[key]
+    return None
