@@ -5,7 +5,7 @@ config.py (the circuit section), design.py (codes, capacitors, scaling, the real
 (the per-period map, its stationary law and continuous-time embedding), build.py (the circuit),
 metrics.py (error split, energy per clock, the zoomed clock waveform). docs/opamp_sc.md.
 Engines: ngspice (sign-off) and the exact linear engine, which steps the per-phase propagators
-(spu_sim.engines.linear_switched; clock feedthrough and clipped macromodels are refused there).
+(spu_sim.engines.linear.switched; clock feedthrough and clipped macromodels are refused there).
 """
 
 from __future__ import annotations
