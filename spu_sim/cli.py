@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from .analyses.crosscheck import run_crosscheck
@@ -168,11 +169,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _run(args) -> int:
+    """The command with Python warnings held back: a failed command prints only its one error line (a numpy
+    RuntimeWarning is a symptom of the cause the error names); a command that succeeds prints each distinct
+    warning once, as one line, after its output."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        code = int(args.fn(args) or 0)
+    for text in dict.fromkeys(f"warning: {w.category.__name__}: {one_line(str(w.message), 300)}" for w in caught):
+        print(text, file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.fn(args) or 0)
+        return _run(args)
     except BadInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

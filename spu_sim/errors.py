@@ -7,7 +7,12 @@ printing only that line -- never a traceback.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 
 MAX_MESSAGE_CHARS = 600
@@ -60,3 +65,27 @@ class SimulationError(SpuSimError):
         if run_dir is not None:
             line += f" [run folder: {run_dir}]"
         super().__init__(line)
+
+
+class ResultError(SpuSimError):
+    """A result that is not a number (NaN or inf) reached publication: nothing is published. CLI exit code 1."""
+
+
+@contextlib.contextmanager
+def numbers_checked(where: str, fix: str) -> Iterator[None]:
+    """Run a block whose arithmetic follows from the user's input (a design, a problem's matrices, an engine's
+    set-up) with every floating-point overflow, division by zero, invalid operation and RuntimeWarning raised as an
+    error, and report it as BadInputError naming ``where`` (the config key or section) and ``fix``: so a value
+    that overflows float64 stops at its cause with exit 2, instead of a NaN result, an internal failure or
+    warning lines on stderr.
+
+        with numbers_checked("circuit.sc", "bring f_clk_hz, c_unit_farad, r_on_ohm into a realistic range"):
+            design = topology.design(problem, cfg.circuit, cfg.simulation)
+    """
+    try:
+        with warnings.catch_warnings(), np.errstate(over="raise", divide="raise", invalid="raise"):
+            warnings.simplefilter("error", RuntimeWarning)
+            yield
+    except (FloatingPointError, OverflowError, ZeroDivisionError, RuntimeWarning, np.linalg.LinAlgError) as e:
+        raise BadInputError(f"{where}: the values given leave floating-point range or make a matrix singular "
+                            f"({type(e).__name__}: {one_line(str(e), 120)}); {fix}") from None

@@ -8,6 +8,7 @@ run of the same family left behind, so a folder never mixes two runs.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BadInputError
+from .errors import BadInputError, ResultError
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -151,6 +152,66 @@ def _read_manifest(out_dir: Path) -> dict[str, Any]:
         return {}
 
 
+#: (file, key pattern) of the values that are NaN or inf by convention when a quantity was not measured in this run
+#: or is absent, never because arithmetic failed: the operating point or the statistics of a run without .op or
+#: .tran, the time of a phase that did not run, a supply energy without a supply model, the spread of one
+#: replicate or a time that was never reached, the measured columns of theory-only rows, the losses of an
+#: optimiser marked ``diverged``, an absent noise resistor (inf ohm). Every other number published must be finite
+#: (check_finite). Patterns are fnmatch patterns; a JSON key matches at any depth.
+NOT_MEASURED: tuple[tuple[str, str], ...] = (
+    ("result.npz", "x_op"), ("result.npz", "x_mean"), ("result.npz", "x_cov"), ("result.npz", "timings_s"),
+    ("reference.npz", "conv_*_expected"), ("design.json", "r_noise_ohm"),
+    ("metrics.json", "energy_supply_j"), ("metrics.json", "time_design_s"),
+    ("scaling.json", "*_sem"), ("scaling.json", "t_conv_tau"), ("scaling.json", "loglog_slope"),
+    ("sc_clock.npz", "measured_*"), ("sc_clock.npz", "expected_*"), ("sc_clock.npz", "wall_s"),
+    ("summary.json", "final_*"), ("summary.json", "best_test_accuracy"), ("summary.json", "mean_nat_grad_rel_error"),
+)
+
+
+def not_measured(file: str, key: str) -> bool:
+    """May ``key`` of ``file`` be NaN / inf (NOT_MEASURED)?"""
+    return any(file == f and fnmatch.fnmatchcase(key, k) for f, k in NOT_MEASURED)
+
+
+def _nonfinite_json(value: Any, where: str, file: str, key: str = "") -> str | None:
+    """The path of the first NaN / inf number in parsed JSON that is not a NOT_MEASURED key, or None."""
+    if not_measured(file, key):
+        return None
+    if isinstance(value, float) and not np.isfinite(value):
+        return f"{where} = {value}"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        sub = f"{where}[{k}]" if isinstance(k, int) else f"{where}.{k}" if where else str(k)
+        found = _nonfinite_json(v, sub, file, key if isinstance(k, int) else str(k))
+        if found:
+            return found
+    return None
+
+
+def check_finite(folder: Path) -> None:
+    """The finiteness gate of every published result: each number in the folder's .npz and .json files is finite,
+    else ResultError naming the file, the key and how many values are not numbers. ``null`` in JSON (a quantity
+    not measured) and non-float arrays pass. Called by publish, so no NaN or inf result is ever published."""
+    for f in sorted(Path(folder).iterdir()):
+        if f.suffix == ".npz":
+            with np.load(f, allow_pickle=False) as z:
+                for key in z.files:
+                    if not_measured(f.name, key):
+                        continue
+                    a = z[key]
+                    if np.issubdtype(a.dtype, np.inexact) and not np.all(np.isfinite(a)):
+                        bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
+                        raise ResultError(f"{f.name}: {key} holds {bad} of {a.size} values that are not finite "
+                                          "numbers (NaN or inf); nothing was published. The engine's arithmetic "
+                                          "left floating-point range: check the config's scales (values far from "
+                                          "the shipped configs') or report it")
+        elif f.suffix == ".json":
+            found = _nonfinite_json(json.loads(f.read_text(), parse_constant=float), "", f.name)
+            if found:
+                raise ResultError(f"{f.name}: {found} is not a finite number; nothing was published (a quantity "
+                                  "that cannot be measured is null, not NaN): check the config's scales or report it")
+
+
 def publish(stage: Path, out_dir: Path, family: str = "run") -> list[Path]:
     """Move every file of the stage into out_dir (each an atomic rename), remove the files an earlier publish
     of the same family left that this one does not replace, record the family's files in the folder's
@@ -158,9 +219,15 @@ def publish(stage: Path, out_dir: Path, family: str = "run") -> list[Path]:
 
     Families: ``run`` (netlist / simulate / compare share the same files), ``noise``, one per experiment. So a
     folder never holds outputs of two runs of one family (e.g. noise_5..8.txt of a d = 8 run beside a d = 4
-    result, or the plots of an earlier compare beside a new simulate's result).
+    result, or the plots of an earlier compare beside a new simulate's result). Nothing is published if a number in
+    the stage is not finite (check_finite: ResultError, the stage removed, the folder as it was).
     """
     out_dir = Path(out_dir)
+    try:
+        check_finite(stage)
+    except BaseException:
+        discard(stage)
+        raise
     manifest = _read_manifest(out_dir)
     old = set(manifest.get(family, {}).get("files", []))
     manifest.pop(family, None)

@@ -24,8 +24,8 @@ from . import io
 from .circuit import Circuit, check_physical
 from .config import save_config
 from .run_config import Config, load_run_config
-from .engines import Waveforms, get_engine
-from .errors import BadInputError, SimulationError
+from .engines import Waveforms, check_finite_waveforms, get_engine
+from .errors import BadInputError, SimulationError, numbers_checked
 from .problems import Problem, build_problem
 from .readout import make_adc, read_op, read_transient, sample_dt_tau
 from .spice import NETLIST_NAME, format_spice, write_circuit
@@ -108,14 +108,20 @@ def prepare(config: str | Path | dict | Config | Prepared) -> Prepared:
     if isinstance(config, Prepared):
         return config
     cfg = load_run_config(config)
-    return prepare_problem(cfg, build_problem(cfg.problem, cfg.base_dir))
+    with numbers_checked("problem", "bring the matrix, vector and factors into a range where their products stay "
+                                    "finite (e.g. rescale them)"):
+        problem = build_problem(cfg.problem, cfg.base_dir)
+    return prepare_problem(cfg, problem)
 
 
 def prepare_problem(cfg: Config, problem: Problem) -> Prepared:
     """Design an already built Problem with a validated config's circuit/simulation/readout sections (the
     config's own problem section is not read: callers such as AnalogSolver pass arrays straight through)."""
     topology = TOPOLOGIES.get(cfg.circuit.topology)
-    design = topology.design(problem, cfg.circuit, cfg.simulation)
+    with numbers_checked(f"circuit (topology {topology.name}) for this problem",
+                         "bring the problem's entries (problem.matrix or problem.factors, problem.vector) or the "
+                         "circuit's values into a realistic range (e.g. rescale the problem)"):
+        design = topology.design(problem, cfg.circuit, cfg.simulation)
     prep = Prepared(cfg, problem, topology, design)
     check_limits(prep)
     return prep
@@ -252,7 +258,7 @@ def run_engine(prep: Prepared, circuit: Circuit, folder: Path,
             plots = engine.run(circuit, folder, timeout_s=prep.cfg.simulation.timeout_s, progress=update)
     else:
         plots = engine.run(circuit, folder, timeout_s=prep.cfg.simulation.timeout_s)
-    return plots, time.perf_counter() - t0
+    return check_finite_waveforms(engine.name, plots), time.perf_counter() - t0
 
 
 def read_results(prep: Prepared, plots: dict[str, Waveforms]) -> dict[str, np.ndarray]:

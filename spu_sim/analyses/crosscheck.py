@@ -9,7 +9,9 @@ ngspice-shared) and by ``candidate`` (default ``linear``). Reported (crosscheck.
 - ``op_rel_diff``: |x_op,candidate - x_op,reference| / |x_op,reference| (when .op runs and the topology has a mean);
 - the path difference in units of the stationary standard deviation of each variable (the realised process'
   Lyapunov covariance): rms and max over the run, the linear path evaluated exactly at ngspice's own time points
-  (spu_sim.engines.linear.path_at, so no interpolation error enters; the readout grids are compared too). A
+  (spu_sim.engines.linear.path_at, so no interpolation error enters; the readout grids are compared too) when the
+  candidate is ``linear``; any other candidate (``linear-aggregated``, an ngspice engine) is compared with its own
+  samples on the readout grid, so every number and label beside a candidate's name is that engine's. A
   clocked circuit (topology opamp_sc) is compared on its readout grid, the clock-period samples, which lie in
   the non-overlap gaps where every node holds its charge (mid-transfer points would measure ngspice's
   switching-time placement, not the circuit); ``path_points`` says which;
@@ -31,7 +33,7 @@ import numpy as np
 
 from .. import io
 from ..config import save_config
-from ..engines import get_engine
+from ..engines import check_finite_waveforms, get_engine
 from ..engines.linear import needs_switched, path_at
 from ..errors import BadInputError
 from ..ideal import stationary_cov
@@ -42,6 +44,7 @@ from ..spice import write_circuit
 XC_NPZ = "crosscheck.npz"
 XC_JSON = "crosscheck.json"
 XC_PNG = "crosscheck.png"
+EXACT_PATH_ENGINE = "linear"    # the engine whose path spu_sim.engines.linear.path_at evaluates
 
 
 @dataclass
@@ -104,10 +107,10 @@ def run_crosscheck(config, out_dir: str | Path, *, reference: str | None = None,
         write_circuit(circuit, stage)
         io.atomic_write_text(stage / "config.yaml", save_config(prep.cfg))
         t0 = time.perf_counter()
-        plots_ref = ref_engine.run(circuit, stage, timeout_s=timeout)
+        plots_ref = check_finite_waveforms(ref_engine.name, ref_engine.run(circuit, stage, timeout_s=timeout))
         t_ref = time.perf_counter() - t0
         t0 = time.perf_counter()
-        plots_cand = cand_engine.run(circuit, stage, timeout_s=timeout)
+        plots_cand = check_finite_waveforms(cand_engine.name, cand_engine.run(circuit, stage, timeout_s=timeout))
         t_cand = time.perf_counter() - t0
         a_ref, a_cand = read_results(prep, plots_ref), read_results(prep, plots_cand)
         m = CrosscheckSummary(reference=ref_engine.name, candidate=cand_engine.name, topology=prep.topology.name,
@@ -122,11 +125,14 @@ def run_crosscheck(config, out_dir: str | Path, *, reference: str | None = None,
                 sd = np.full(design.d, max(float(np.abs(a_ref["x"]).max()), 1e-300))
             t_ng = np.real(plots_ref["tran"].axis)
             grid = (a_cand["x"] - a_ref["x"]) / sd
-            if needs_switched(circuit):   # clocked: compare the clock-period samples (the readout grid)
-                m.path_points = "readout grid (clock-period samples)"
+            if needs_switched(circuit) or cand_engine.name != EXACT_PATH_ENGINE:
+                # clocked: compare the clock-period samples; a candidate other than the exact linear engine: its own
+                # samples on the readout grid (path_at is the linear engine's path, not the candidate's)
+                m.path_points = ("readout grid (clock-period samples)" if needs_switched(circuit)
+                                 else f"readout grid ({cand_engine.name}'s own samples)")
                 t_cmp, diff = np.asarray(a_ref["t"], dtype=float), grid
                 x_ref, x_cand = a_ref["x"], a_cand["x"]
-            else:
+            else:    # the linear engine's own path, evaluated exactly at the reference's time points
                 m.path_points = "reference time points"
                 exact = path_at(circuit, t_ng, [f"v({n})" for n in circuit.readout_nodes])
                 v_lin = np.column_stack([exact[f"v({n})"] for n in circuit.readout_nodes])

@@ -2,16 +2,17 @@
 model, the finiteness check, the YAML reader, one-line error formatting and the section models every run
 shares.
 
-    base.py      Strict, finite, read_yaml, parse_yaml, load_config(source, model), save_config,
-                 format_validation_error
+    base.py      Strict (every float finite, unit-named fields in PHYSICAL_RANGES), Seed, finite, read_yaml,
+                 parse_yaml, load_config(source, model), save_config, format_validation_error
     sections.py  SimulationConfig, ReadoutConfig, AdcConfig
 
 The sections that belong to a registered thing live with it (a problem kind's in spu_sim.problems, a
 topology's in its folder); the composite run configuration is spu_sim.run_config.
 """
 
-from .base import Strict, finite, format_validation_error, load_config, parse_yaml, read_yaml, save_config
+from .base import (PHYSICAL_RANGES, Seed, Strict, finite, format_validation_error, load_config, parse_yaml, physical,
+                   physical_range, read_yaml, save_config)
 from .sections import AdcConfig, ReadoutConfig, SimulationConfig
 
-__all__ = ["AdcConfig", "ReadoutConfig", "SimulationConfig", "Strict", "finite", "format_validation_error",
-           "load_config", "parse_yaml", "read_yaml", "save_config"]
+__all__ = ["PHYSICAL_RANGES", "AdcConfig", "ReadoutConfig", "Seed", "SimulationConfig", "Strict", "finite",
+           "format_validation_error", "load_config", "parse_yaml", "physical", "physical_range", "read_yaml", "save_config"]

@@ -16,18 +16,59 @@ import re
 import reprlib
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from ..errors import ConfigError
 
 
-class Strict(BaseModel):
-    """Base: unknown keys are errors, values are validated on assignment too."""
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+"""A random seed: numpy's generators take 0 <= seed < 2^32 (a negative seed fails inside numpy, far from the key)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
+# Physical range of a nonzero value by the unit its field name ends with (house style: names carry units). Wider
+# than any circuit spu-sim simulates, narrow enough that products and inverses of a few of them stay finite in
+# float64 (1e290 farad or 1e-300 ohm overflow a design's arithmetic long before they reach an engine).
+PHYSICAL_RANGES: dict[str, tuple[float, float, str]] = {
+    "_farad": (1e-21, 1e3, "F"),
+    "_ohm": (1e-6, 1e18, "ohm"),
+    "_henry": (1e-15, 1e6, "H"),
+    "_hz": (1e-3, 1e13, "Hz"),
+    "_v": (1e-15, 1e4, "V"),
+    "_a": (1e-18, 1e3, "A"),
+}
+
+
+def physical_range(name: str) -> tuple[float, float, str] | None:
+    """(low, high, unit) of a nonzero value of the field ``name`` (by its unit suffix), or None."""
+    for suffix, rng in PHYSICAL_RANGES.items():
+        if name.endswith(suffix):
+            return rng
+    return None
+
+
+def physical(v: Any, info: ValidationInfo) -> Any:
+    """Field validator for every field (``field_validator("*")``): a nonzero number in a field whose name ends in
+    a unit (PHYSICAL_RANGES) must lie within that unit's range."""
+    rng = physical_range(info.field_name or "")
+    if rng is None or isinstance(v, bool) or not isinstance(v, (int, float)) or v == 0:
+        return v
+    low, high, unit = rng
+    if not low <= abs(v) <= high:
+        raise ValueError(f"outside the physical range {low:g} .. {high:g} {unit} (magnitude); "
+                         "give a value in it")
+    return v
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors, values are validated on assignment too, every float of every section is
+    finite (``allow_inf_nan=False``), and every float field whose name ends in a unit (``PHYSICAL_RANGES``) is
+    zero or within that unit's physical range (a field's own bounds, e.g. ``gt=0``, apply on top)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False)
+
+    _physical = field_validator("*", mode="after")(physical)
 
 
 def finite(v: float | None, info: Any = None) -> float | None:
@@ -43,41 +84,84 @@ _CHOICE_WORD = {"topology": "topology", "backend": "backend", "kind": "kind", "m
                 "name": "name"}
 
 
+def _is_tag(part: Any) -> bool:
+    """Is a location part one of pydantic's union-branch tags (``list[...]``, ``str``, ``function-after[...]``, a
+    model class name such as ``RandomDesign``) rather than a field name? Field names are lower case or single
+    capitals (``X``, ``J``); class names are CamelCase."""
+    if isinstance(part, int):
+        return False
+    return (part.startswith(("list[", "dict[", "function-", "literal[")) or "[" in part
+            or part in ("str", "float", "int", "bool", "dict", "list", "none")
+            or (part[:1].isupper() and part.isidentifier() and any(c.islower() for c in part)))
+
+
+def _models_in(ann: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold (through Optional, unions, lists and dicts)."""
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return [ann]
+    return [m for a in typing.get_args(ann) for m in _models_in(a)]
+
+
 def _model_at(model: type[BaseModel] | None, loc: tuple) -> type[BaseModel] | None:
-    """The pydantic model class that holds the field at ``loc`` (to list the valid keys there)."""
-    cls: Any = model
+    """The pydantic model class that holds the field at the raw pydantic location ``loc`` (to list the valid keys
+    there); a union's branch tag in ``loc`` (a model's class name) selects that branch."""
+    cands: list[type[BaseModel]] = [model] if model is not None else []
     for part in loc:
         if isinstance(part, int):
             continue
-        if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or part not in cls.model_fields:
+        if _is_tag(part):
+            named = [c for c in cands if c.__name__ == part]
+            cands = named or cands
+            continue
+        holder = next((c for c in cands if part in c.model_fields), None)
+        if holder is None:
             return None
-        ann = cls.model_fields[part].annotation
-        while typing.get_origin(ann) is not None:
-            args = [a for a in typing.get_args(ann) if a is not type(None)]
-            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-            ann = models[0] if models else (args[0] if args else None)
-        cls = ann
-    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+        cands = _models_in(holder.model_fields[part].annotation)
+    return cands[0] if cands else None
 
 
 def _clean_loc(loc: tuple) -> list:
     """Drop pydantic's union-branch tags (list[...], str, function-after[...], model names) from a location."""
-    return [p for p in loc if isinstance(p, int) or not (
-        p.startswith(("list[", "function-", "literal[")) or p in ("str", "float", "int") or "[" in p
-        or (p[:1].isupper() and p.isidentifier()))]
+    return [p for p in loc if not _is_tag(p)]
+
+
+# errors that say only "the input is not of this branch's type": a union reports one per branch it rejects
+_TYPE_ERRORS = {"string_type": "a string", "list_type": "a list", "model_type": "a mapping", "dict_type": "a mapping",
+                "model_attributes_type": "a mapping", "float_type": "a number", "int_type": "an integer",
+                "bool_type": "true or false", "int_from_float": "an integer", "tuple_type": "a list"}
+
+
+def _branch(loc: tuple) -> tuple:
+    """The union branches an error's location went through (its tags, with the path before each)."""
+    return tuple((i, p) for i, p in enumerate(loc) if _is_tag(p))
+
+
+def _pick(errors: list[dict]) -> dict:
+    """The error to report. A union reports every branch it tried: the branches
+    that failed only on the input's type are not what the user meant when another branch got further, and of the
+    rest the branch with the fewest errors is the one the input fits (e.g. ``X: {dataset: ..., sed: 1}`` is a
+    data-set source with one unknown key, not a random design with three)."""
+    real = [e for e in errors if e["type"] not in _TYPE_ERRORS] or errors
+    groups: dict[tuple, list[dict]] = {}
+    for e in real:
+        groups.setdefault(_branch(tuple(e["loc"])), []).append(e)
+    group = min(groups.values(), key=lambda g: (len(g), -max(len(e["loc"]) for e in g)))
+    extra = [e for e in group if e["type"] == "extra_forbidden"]
+    first = extra[0] if extra else max(group, key=lambda e: (e["type"] == "literal_error", len(e["loc"])))
+    return first
 
 
 def format_validation_error(err: ValidationError, root: str = "", model: type[BaseModel] | None = None) -> str:
     """One line for the most useful error: dotted path, what is wrong, the fix.
 
-    Unknown keys come first and list the valid keys at that level (when ``model`` is given); a bad
-    choice lists the choices; the number of further errors is appended.
+    Of a union's errors, the branch the input fits best (``_pick``); unknown keys come first and list the valid
+    keys at that level (when ``model`` is given); a bad choice lists the choices; a value of the wrong type names
+    the types the field takes.
     """
     errors = err.errors(include_url=False)
-    extra = [e for e in errors if e["type"] == "extra_forbidden"]
-    # union types report one error per branch; prefer the most specific (longest path) message
-    first = extra[0] if extra else max(errors, key=lambda e: (e["type"] == "literal_error", len(e["loc"])))
-    loc = _clean_loc(tuple(first["loc"]))
+    first = _pick(errors)
+    raw = tuple(first["loc"])
+    loc = _clean_loc(raw)
     path = root
     for p in loc:
         path += f"[{p}]" if isinstance(p, int) else (("." if path else "") + str(p))
@@ -85,7 +169,7 @@ def format_validation_error(err: ValidationError, root: str = "", model: type[Ba
     kind = first["type"]
     value = first.get("input")
     if kind == "extra_forbidden":
-        parent = _model_at(model, tuple(loc[:-1]))
+        parent = _model_at(model, raw[:-1])
         keys = f"; valid keys here: {', '.join(parent.model_fields)}" if parent else "; check the spelling"
         return f"{path}: unknown key{keys}"
     if kind == "literal_error":
@@ -95,6 +179,14 @@ def format_validation_error(err: ValidationError, root: str = "", model: type[Ba
         return f"{path}: {reprlib.repr(value)} is not a {word}; choose one of: {choices}"
     if kind == "missing":
         return f"{path}: required key is missing"
+    if kind == "finite_number":
+        return f"{path}: is {value!r}, not a finite number; give a finite value"
+    if kind in _TYPE_ERRORS:
+        same = [e for e in errors if _clean_loc(tuple(e["loc"])) == loc and e["type"] in _TYPE_ERRORS]
+        wanted = list(dict.fromkeys(_TYPE_ERRORS[e["type"]] for e in same))
+        hint = " (a numpy array: pass array.tolist() or save it as .npy and give the path)" \
+            if type(value).__module__ == "numpy" else ""
+        return (f"{path}: got {type(value).__name__} {reprlib.repr(value)}; give {' or '.join(wanted)}{hint}")
     msg = first["msg"].removeprefix("Value error, ")
     shown = "" if isinstance(value, (dict, list)) else f" (got {reprlib.repr(value)})"
     return f"{path}: {msg}{shown}"

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import Strict, finite as _finite
+from .base import Seed, Strict, finite as _finite
 
 
 class SimulationConfig(Strict):
@@ -29,7 +29,7 @@ class SimulationConfig(Strict):
 
     t_stop_tau: float = Field(default=100.0, gt=0)
     burn_in_tau: float | None = Field(default=None, ge=0)
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    seed: Seed = 0
     noise_dt_tau: float | None = Field(default=None, gt=0)
     noise_oversample: float = Field(default=50.0, ge=2)
     max_noise_samples: int = Field(default=20_000_000, ge=10)

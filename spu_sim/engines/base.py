@@ -26,8 +26,10 @@ import time
 from pathlib import Path
 from typing import Callable, Protocol
 
+import numpy as np
+
 from ..circuit import Circuit
-from ..errors import SimulationError
+from ..errors import ResultError, SimulationError
 from ..registry import Registry
 from .raw import Waveforms
 
@@ -46,6 +48,23 @@ class Engine(Protocol):
 
     def run(self, circuit: Circuit, run_dir: Path, *, timeout_s: float | None = None,
             progress: Progress | None = None) -> dict[str, Waveforms]: ...
+
+
+def check_finite_waveforms(engine_name: str, plots: dict[str, Waveforms]) -> dict[str, Waveforms]:
+    """``plots`` if every number the engine returned (axes and vectors) is finite, else ResultError naming the
+    engine, the analysis and the vector: a NaN or inf waveform never becomes an estimate. Called on every engine
+    run whose numbers are read (spu_sim.pipeline.run_engine, spu_sim.analyses.crosscheck)."""
+    for name, w in plots.items():
+        arrays = ([("axis", w.axis)] if w.axis is not None else []) + list(w.vectors.items())
+        for key, a in arrays:
+            a = np.asarray(a)
+            if np.issubdtype(a.dtype, np.inexact) and not np.all(np.isfinite(a)):
+                bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+                raise ResultError(f"engine {engine_name}: {w.kind} vector {key} holds {bad} of {a.size} values that are "
+                                  "not finite numbers (NaN or inf), so no estimate is made from it; the circuit's "
+                                  "values or time scales leave floating-point range on this engine: check the "
+                                  "config's scales or try another simulation.backend")
+    return plots
 
 
 #: engine classes by name (``@ENGINES.add`` above the class)

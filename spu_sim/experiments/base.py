@@ -10,10 +10,13 @@ and the experiments package imports those modules (spu_sim.experiments). An unkn
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..errors import BadInputError
 from ..registry import Registry
 
 
@@ -27,3 +30,17 @@ class Experiment:
 
 
 EXPERIMENTS: Registry[Experiment] = Registry("an experiment", "experiment")
+
+
+@contextlib.contextmanager
+def as_setting(key: str, value: object) -> Iterator[None]:
+    """Report bad input met while a run is built from one experiment setting under that setting's key, e.g.
+
+        with as_setting(f"experiment.f_clk_tau[{i}]", v):
+            cfg_i = variant(cfg, f_clk_tau=v)      # "experiment.f_clk_tau[2] = 0.01: circuit.sc.f_clk_tau ..."
+
+    so the message names the key the user wrote, then the run key it was copied into."""
+    try:
+        yield
+    except BadInputError as e:
+        raise type(e)(f"{key} = {value!r}: {e}") from None

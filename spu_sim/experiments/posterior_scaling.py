@@ -35,7 +35,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from .. import io
-from ..config import Strict, format_validation_error, read_yaml, save_config
+from ..config import Seed, Strict, format_validation_error, read_yaml, save_config
 from ..run_config import load_run_config
 from ..errors import ConfigError
 from ..pipeline import prepare, run_engine, simulate
@@ -57,7 +57,7 @@ class ScalingExperiment(Strict):
     x_scale: float = Field(default=1.0, gt=0)
     epsilon: float = Field(default=0.1, gt=0)
     replicates: int = Field(default=3, ge=1, le=100)
-    seed: int = 0
+    seed: Seed = 0
 
 
 def _load(config_path: str | Path) -> tuple[dict, Path, ScalingExperiment]:

@@ -17,11 +17,11 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import numpy as np
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from .. import ideal, io
 from ..config import Strict, format_validation_error, read_yaml, save_config
@@ -32,7 +32,7 @@ from ..runs.scheduler import run_tasks
 from ..topologies import circuit_config
 from ..topologies.rlc.config import RlcCircuitConfig
 from ..topologies.rlc.sde import netlist_stationary_cov
-from .base import EXPERIMENTS, Experiment
+from .base import EXPERIMENTS, Experiment, as_setting
 from .rlc_stats import (autocovariance, bartlett_se, error_curve, exact_autocovariance, fit_damped_cosine,
                         interpolated_noise_cov, rel_err)
 from .rlc_plots import SUMMARY_NAME, plot_autocorrelation, plot_inversion, plot_sampling
@@ -48,6 +48,9 @@ class SamplingExperiment(Strict):
     n_sigma: float = Field(default=4.5, gt=0)
 
 
+MAX_REFERENCE_STEPS = 10_000_000    # steps of an exact reference sampler (each a d-vector per bank)
+
+
 class InversionExperiment(Strict):
     """banks: coupling modes to compare ("ideal" or a number of bits); bank_full_scale_farad: the bank's
     full scale, the same for every B (c_unit = full / (2^B - 1)); reference_t_tau / reference_dt_tau:
@@ -55,12 +58,24 @@ class InversionExperiment(Strict):
     extend the curves beyond what ngspice can afford; n_points: points per error curve; workers:
     ngspice processes in parallel."""
 
-    banks: list[Union[Literal["ideal"], int]] = ["ideal", 3, 4, 6, 8]
+    banks: list[Union[Literal["ideal"], Annotated[int, Field(ge=1, le=16)]]] = Field(
+        default=["ideal", 3, 4, 6, 8], min_length=1)
     bank_full_scale_farad: float = Field(default=6.3e-10, gt=0)
     reference_t_tau: float = Field(default=1e5, gt=0)
     reference_dt_tau: float = Field(default=0.5, gt=0)
     n_points: int = Field(default=30, ge=3, le=500)
     workers: int = Field(default=2, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _reference_steps(self) -> "InversionExperiment":
+        steps = self.reference_t_tau / self.reference_dt_tau
+        if steps > MAX_REFERENCE_STEPS:
+            raise ValueError(f"reference_t_tau / reference_dt_tau = {steps:.3g} steps of the exact samplers, beyond "
+                             f"{MAX_REFERENCE_STEPS:.0e}; shorten reference_t_tau or raise reference_dt_tau")
+        return self
+
+
+MIN_LAGS = 5     # lags of the shortest autocorrelation curve a damped cosine is fitted to
 
 
 class AutocorrelationExperiment(Strict):
@@ -192,12 +207,14 @@ def run_inversion(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     cfg, exp, _ = load_experiment(config_path, InversionExperiment)
     out = Path(out_dir)
     preps: dict[str, Prepared] = {}  # each bank designed once, here; the worker and the analysis share it
-    for bank in exp.banks:
-        if bank == "ideal":
-            c = _with(cfg, coupling="ideal")
-        else:
-            c = _with(cfg, coupling="switched", bits=int(bank), c_unit_farad=exp.bank_full_scale_farad / (2 ** int(bank) - 1))
-        preps[_bank_label(bank)] = prepare(c)  # every design validated (range errors) before any simulation
+    for k, bank in enumerate(exp.banks):
+        with as_setting(f"experiment.banks[{k}]", bank):
+            if bank == "ideal":
+                c = _with(cfg, coupling="ideal")
+            else:
+                c = _with(cfg, coupling="switched", bits=int(bank),
+                          c_unit_farad=exp.bank_full_scale_farad / (2 ** int(bank) - 1))
+            preps[_bank_label(bank)] = prepare(c)  # every design validated (range errors) before any simulation
     prep0 = preps[next(iter(preps))]
     A, kappa = prep0.problem.A, prep0.problem.kappa
     A_inv = np.linalg.inv(A)
@@ -285,6 +302,11 @@ def run_autocorrelation(config_path: str | Path, out_dir: str | Path) -> list[Pa
     design = prep.design
     if exp.cell > design.d:  # checked before the simulation, not after it
         raise ConfigError(f"experiment.cell: {exp.cell} exceeds the number of cells {design.d}")
+    window_tau = prep.cfg.simulation.t_stop_tau - prep.burn_in_tau
+    if not MIN_LAGS * prep.sample_dt_tau <= exp.max_lag_tau <= window_tau / 2:
+        raise ConfigError(f"experiment.max_lag_tau: {exp.max_lag_tau:g} tau must lie between {MIN_LAGS} readout steps "
+                          f"({MIN_LAGS * prep.sample_dt_tau:.3g} tau) and half the averaged window ({window_tau / 2:.3g} "
+                          "tau, simulation.t_stop_tau minus the burn-in); change it or the run length")
     t0 = time.perf_counter()
     res = simulate(prep, out / "run")
     wall = time.perf_counter() - t0

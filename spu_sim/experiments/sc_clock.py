@@ -39,7 +39,7 @@ from ..pipeline import prepare, simulate
 from ..plotting import pyplot, save_png
 from ..topologies.opamp_sc import discrete, metrics
 from ..topologies.opamp_sc.config import OpampScCircuitConfig
-from .base import EXPERIMENTS, Experiment
+from .base import EXPERIMENTS, Experiment, as_setting
 
 SUMMARY_NAME = "summary.json"
 
@@ -122,13 +122,17 @@ def run_sc_clock(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
     stage = io.new_stage(out)
     rows: list[dict] = []
-    sweeps = [("f_clk_tau", v) for v in exp.f_clk_tau] + [("bits", v) for v in exp.bits]
-    for axis, v in tqdm(sweeps, desc="sc_clock theory", disable=None, leave=False):
-        rows.append({"axis": axis, "value": float(v), "simulated": False, **theory_point(_variant(cfg, **{axis: v}))})
-    points = [("f_clk_tau", v) for v in exp.ngspice_f_clk_tau] + [("bits", v) for v in exp.ngspice_bits]
+    sweeps = [("f_clk_tau", i, v) for i, v in enumerate(exp.f_clk_tau)] + [("bits", i, v) for i, v in enumerate(exp.bits)]
+    for axis, i, v in tqdm(sweeps, desc="sc_clock theory", disable=None, leave=False):
+        with as_setting(f"experiment.{axis}[{i}]", v):
+            point = theory_point(_variant(cfg, **{axis: v}))
+        rows.append({"axis": axis, "value": float(v), "simulated": False, **point})
+    points = ([("f_clk_tau", i, v) for i, v in enumerate(exp.ngspice_f_clk_tau)]
+              + [("bits", i, v) for i, v in enumerate(exp.ngspice_bits)])
     engine = cfg.simulation.backend
-    for k, (axis, v) in enumerate(tqdm(points, desc=f"sc_clock {engine}", disable=None, leave=False)):
-        c = _variant(cfg, **{axis: v})
+    for k, (axis, i, v) in enumerate(tqdm(points, desc=f"sc_clock {engine}", disable=None, leave=False)):
+        with as_setting(f"experiment.ngspice_{axis}[{i}]", v):
+            c = _variant(cfg, **{axis: v})
         rows.append({"axis": axis, "value": float(v), "simulated": True, **theory_point(c),
                      **simulated_point(c, stage / f"run_{axis}_{k}")})
     keys = sorted({k for r in rows for k in r if k not in ("axis", "simulated")})

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..config.base import Strict, finite as _finite
+from ..config.base import Seed, Strict, finite as _finite
 
 
 class ToleranceConfig(Strict):
@@ -22,7 +22,7 @@ class ToleranceConfig(Strict):
 
     global_rel: float = Field(default=0.0, ge=0, lt=0.5)
     local_rel: float = Field(default=0.0, ge=0, lt=0.5)
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    seed: Seed = 0
 
     _fin = field_validator("global_rel", "local_rel")(_finite)
 

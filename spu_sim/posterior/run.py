@@ -29,7 +29,7 @@ import numpy as np
 from pydantic import Field, ValidationError
 
 from .. import ideal, io
-from ..config import Strict, format_validation_error, read_yaml
+from ..config import Seed, Strict, format_validation_error, read_yaml
 from ..run_config import Config, load_run_config
 from ..errors import ConfigError
 from ..pipeline import prepare, simulate_in, staged
@@ -51,7 +51,7 @@ class ReferenceConfig(Strict):
     n_walkers: int = Field(default=32, ge=4, le=1024)
     n_steps: int = Field(default=4000, ge=100, le=1_000_000)
     burn_steps: int = Field(default=500, ge=0)
-    seed: int = 0
+    seed: Seed = 0
 
 
 def load_posterior(config: str | Path | dict | Config) -> tuple[Config, ReferenceConfig]:

@@ -21,7 +21,7 @@ from typing import Literal, Union
 import numpy as np
 from pydantic import Field, field_validator
 
-from ..config import Strict, finite as _finite
+from ..config import Seed, Strict, finite as _finite
 from ..errors import BadInputError
 
 
@@ -31,7 +31,7 @@ class RandomDesignSpec(Strict):
     n: int = Field(ge=1, le=5000)
     d: int = Field(ge=1, le=128)
     scale: float = Field(default=1.0, gt=0)
-    seed: int = 0
+    seed: Seed = 0
 
     _fin = field_validator("scale")(_finite)
 
@@ -44,7 +44,7 @@ class RandomTargetSpec(Strict):
     """y drawn from the model itself with theta_true ~ N(0, theta_scale^2 I) (seeded)."""
 
     theta_scale: float = Field(default=1.0, ge=0)
-    seed: int = 0
+    seed: Seed = 0
 
     _fin = field_validator("theta_scale")(_finite)
 
@@ -57,7 +57,7 @@ class DatasetSpec(Strict):
     dataset: Literal["breast_cancer", "diabetes"]
     features: list[Union[str, int]] | None = None
     n: int | None = Field(default=None, ge=1)
-    seed: int = 0
+    seed: Seed = 0
     standardize: bool = True
     intercept: bool = False
 

@@ -26,7 +26,7 @@ from typing import Literal, Union
 import numpy as np
 from pydantic import Field, field_validator
 
-from ..config import Strict, finite as _finite
+from ..config import Seed, Strict, finite as _finite
 from ..errors import BadInputError
 from .base import PROBLEM_KINDS, SYMMETRY_RTOL, ProblemKind
 from .sources import RandomMatrix, VectorSource, load_array, random_matrix, vector_and_x0
@@ -41,7 +41,7 @@ class RandomFactorSpec(Strict):
     rows: int = Field(ge=1, le=4096)
     cols: int = Field(ge=1, le=100_000)
     scale: float = Field(default=1.0, gt=0)
-    seed: int = 0
+    seed: Seed = 0
 
     _fin = field_validator("scale")(_finite)
 
@@ -212,7 +212,9 @@ def build_factored_problem(cfg: FactoredProblemConfig, base_dir: Path) -> Factor
     validate_factors(J, H, cfg.factors.damping)
     n = J.shape[1]
     b, x0 = vector_and_x0(cfg.vector, cfg.x0, n, base_dir, f"J is {J.shape[0]} x {n} (N = {n})")
-    return FactoredProblem(J, H, cfg.factors.damping, b, float(cfg.kappa), x0)
+    problem = FactoredProblem(J, H, cfg.factors.damping, b, float(cfg.kappa), x0)
+    problem._core()    # K = J J^T and H K formed here (K is cached): a scale that overflows them is the problem's
+    return problem
 
 
 PROBLEM_KINDS.register("factored", ProblemKind(FactoredProblemConfig, build_factored_problem, implied_by="factors"))

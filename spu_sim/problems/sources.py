@@ -14,7 +14,7 @@ from typing import Literal, Union
 import numpy as np
 from pydantic import Field, field_validator
 
-from ..config import Strict, finite as _finite
+from ..config import Seed, Strict, finite as _finite
 from ..errors import BadInputError
 
 
@@ -31,7 +31,7 @@ class RandomMatrixSpec(Strict):
     d: int = Field(ge=1, le=512)
     condition: float = Field(default=10.0, ge=1.0)
     scale: float = Field(default=1.0, gt=0)
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    seed: Seed = 0
 
     _fin = field_validator("condition", "scale")(_finite)
 
@@ -42,7 +42,7 @@ class RandomVectorSpec(Strict):
 
     kind: Literal["normal", "ones"] = "normal"
     scale: float = 1.0
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    seed: Seed = 0
 
     _fin = field_validator("scale")(_finite)
 

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
-from spu_sim.config import format_validation_error, read_yaml
+from spu_sim.config import Seed, format_validation_error, physical, read_yaml
 from spu_sim.errors import ConfigError
 from spu_sim.optim import OPTIMIZERS, tkfac, tngd
 from spu_sim.registry import Registry
@@ -32,6 +32,8 @@ from spu_sim.train.data import DATASETS
 from spu_sim.train.layers import ACTIVATIONS
 from spu_sim.train.models import CURVATURES, MODELS
 
+_LABEL_CHARS = 60
+_LABEL = re.compile(r"^[^$\\\"'\r\n\t]{1,%d}$" % _LABEL_CHARS)
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 
 # config key -> keyword of the optimiser's build(); keys not listed for a name are rejected
@@ -64,20 +66,33 @@ def _registered(value: str, registry: Registry) -> str:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    """Unknown keys rejected, every float finite, unit-named fields in their physical range (as spu_sim.config.Strict)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    _physical = field_validator("*", mode="after")(physical)
+
+
+MAX_DATA_VALUES = 20_000_000    # a generated data set's float64 values (160 MB)
 
 
 class DataConfig(_Section):
     name: str = "digits"
     test_fraction: float = Field(0.25, gt=0, lt=1)
-    seed: int = 0
+    seed: Seed = 0
     features: str = "pca"
     n_components: int = Field(12, ge=1)
     pool: int = Field(2, ge=1)
-    n_samples: int = Field(400, ge=10)
-    n_features: int = Field(4, ge=1)
-    n_classes: int = Field(3, ge=2)
-    spread: float = Field(1.0, gt=0)
+    n_samples: int = Field(400, ge=10, le=1_000_000)
+    n_features: int = Field(4, ge=1, le=10_000)
+    n_classes: int = Field(3, ge=2, le=1000)
+    spread: float = Field(1.0, gt=0, le=1e6)     # in units of the class means' sd / 2; 1e6: classes indistinguishable
+
+    @model_validator(mode="after")
+    def _size(self) -> "DataConfig":
+        if self.name == "blobs" and self.n_samples * self.n_features > MAX_DATA_VALUES:
+            raise ValueError(f"n_samples x n_features = {self.n_samples * self.n_features:.3g} values is beyond "
+                             f"{MAX_DATA_VALUES:.0e} ({MAX_DATA_VALUES * 8 / 1e6:.0f} MB); lower n_samples or n_features")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -131,7 +146,7 @@ class OptimizerConfig(_Section):
     backend: str | None = None
     warm_start: bool | None = None
     kappa: float | None = Field(None, ge=0)
-    seed: int | None = None
+    seed: Seed | None = None
     adc_bits: int | None = Field(None, ge=1, le=32)
     circuit: dict[str, Any] | None = None
     b1: float | None = Field(None, ge=0, lt=1)
@@ -147,6 +162,16 @@ class OptimizerConfig(_Section):
     @classmethod
     def _name(cls, v: str) -> str:
         return _registered(v, OPTIMIZERS)
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, v: str | None) -> str | None:
+        """A label names a curve in legends, a history column and plot groups: checked here, before training,
+        because a label the plots cannot draw would fail after the training and lose its outputs."""
+        if v is not None and not _LABEL.match(v):
+            raise ValueError(f"{v!r:.40} is not a label; give 1 to {_LABEL_CHARS} characters of plain text without "
+                             "'$' (matplotlib reads $...$ as mathtext), '\\', quotes or line breaks (e.g. tngd_t5)")
+        return v
 
     @field_validator("backend")
     @classmethod
@@ -191,7 +216,7 @@ class OptimizerConfig(_Section):
 class TrainSection(_Section):
     steps: int = Field(ge=1)
     batch_size: int = Field(ge=1)
-    seed: int = 0
+    seed: Seed = 0
     eval_every: int = Field(1, ge=1)
     progress: bool = True
     diagnostics: bool = True  # TNGD: log |readout - exact natural gradient| / |exact| (untimed)

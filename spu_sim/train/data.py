@@ -31,6 +31,10 @@ def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int):
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(y))
     n_test = int(round(test_fraction * len(y)))
+    if n_test < 1 or len(y) - n_test < 2:   # no test set (accuracy NaN) or no spread to standardise with
+        raise BadInputError(f"data.test_fraction: {test_fraction:g} of {len(y)} examples leaves {n_test} test and "
+                            f"{len(y) - n_test} training examples; give a fraction between {1 / len(y):.3g} and "
+                            f"{1 - 2 / len(y):.3g} (or more examples)")
     return x[idx[n_test:]], y[idx[n_test:]], x[idx[:n_test]], y[idx[:n_test]]
 
 

@@ -309,6 +309,10 @@ def design_opamp_sc(problem: Problem, circuit: OpampScCircuitConfig, sim: Simula
         raise DesignError(f"the bank codes ({bits} bits) realise an unstable matrix; raise circuit.sc.bits")
     lam_max = float(np.max(np.abs(np.linalg.eigvals(A_r))))
     rho = discrete.spectral_radius(base.process(False, False))
+    if rho >= 1.0 and h * lam_max < 1e-9:   # one period moves the state by less than float64 resolves
+        raise DesignError(f"circuit.sc.f_clk_tau = {sc.f_clk_tau:g} is too fast to compute: one clock period changes "
+                          f"the state by h lambda_max = {h * lam_max:.3g} of itself, below what float64 resolves (the "
+                          "clocked map rounds to the identity); lower f_clk_tau (e.g. to 1e4)")
     if rho >= 1.0:
         raise DesignError(f"circuit.sc.f_clk_tau = {sc.f_clk_tau:g} is too slow for this matrix (h lambda_max = "
                           f"{h * lam_max:.3g}: the clocked map is unstable); raise f_clk_tau (e.g. to {2 * lam_max:.3g})")
