@@ -8,6 +8,7 @@ printing only that line -- never a traceback.
 from __future__ import annotations
 
 import contextlib
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,12 +17,14 @@ import numpy as np
 
 
 MAX_MESSAGE_CHARS = 600
+_LONG_INTEGER = re.compile(r"(?<![\w.])\d{22,}(?![\w.])")    # longer than any count a message means to show
 
 
 def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     """text as one bounded line: newlines joined with ' | '; beyond limit characters the middle is cut (the head
     names the field, the tail usually the fix), saying how much."""
     line = " | ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    line = _LONG_INTEGER.sub(lambda m: f"{float(m.group()):.6g}", line)   # a 200-digit integer reads as 1e+199
     if len(line) > limit:
         head, tail = line[:2 * limit // 3], line[-(limit // 3):]
         line = f"{head} ... ({len(line) - len(head) - len(tail)} characters cut) ... {tail}"

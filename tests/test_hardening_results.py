@@ -293,3 +293,16 @@ def test_an_experiment_variant_is_reported_under_the_experiment_key(tmp_path, ca
     code = main(["experiment", "sc_clock", str(path), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith(f"error: {expect}"), err
+
+
+def test_an_npz_archive_named_npy_is_bad_input_naming_the_key(tmp_path):
+    from spu_sim.pipeline import prepare
+    np.savez(tmp_path / "a.npy", A=np.eye(2))
+    (tmp_path / "a.npy.npz").rename(tmp_path / "a.npy")
+    with pytest.raises(BadInputError, match=r"problem\.matrix: .* is an \.npz archive named \.npy"):
+        prepare({"problem": {"matrix": str(tmp_path / "a.npy"), "vector": [1.0, 1.0]}})
+
+
+def test_a_message_never_carries_a_200_digit_integer(tmp_path, capsys):
+    code, err = _cli(tmp_path, ["train"], _set(TRAIN, "train.batch_size", 10 ** 200), capsys)
+    assert code == 2 and "1e+200" in err and "0" * 30 not in err, err

@@ -106,6 +106,10 @@ def load_array(source: object, field: str, base_dir: Path, ndim: int, matrix_wor
             arr = np.load(path, allow_pickle=False)
         except Exception as e:  # noqa: BLE001 - any unreadable file is bad input
             raise BadInputError(f"{field}: cannot read {str(path)!r} as .npy ({e})") from None
+        if not isinstance(arr, np.ndarray):     # np.load reads by content: an .npz archive under a .npy name
+            arr.close()
+            raise BadInputError(f"{field}: {str(path)!r} is an .npz archive named .npy; save one array with np.save "
+                                "(or np.load it and np.save the matrix you mean)")
     else:
         try:
             arr = np.array(source, dtype=float)
