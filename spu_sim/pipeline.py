@@ -12,7 +12,6 @@ private folder and published atomically at the end (spu_sim.io).
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -214,15 +213,21 @@ def write_netlist(config: str | Path | dict | Config, out_dir: str | Path) -> li
 def staged(out_dir: str | Path, work: Callable[[Path], T], family: str = "run",
            prep: Prepared | None = None) -> tuple[T, list[Path]]:
     """Run ``work(stage)`` in a private stage of out_dir (locked for this run) and publish the stage whole
-    (spu_sim.io.publish); returns work's value and the published files. A SimulationError keeps the stage
-    as out_dir/failed-<time> (rerun it by hand); any other failure leaves out_dir as it was."""
+    (spu_sim.io.publish); returns work's value and the published files. A SimulationError of a run on an engine
+    that reads the run's files (ngspice) keeps the stage as out_dir/failed-<time> (its netlist reruns by hand);
+    any other failure -- and a failed run on an engine that never reads them, whose noise files would only
+    fill the disk -- leaves out_dir as it was (stage removed, lock released)."""
     out = Path(out_dir)
     if prep is not None:
         check_limits(prep, out)
+    keep_failed = prep is None or get_engine(prep.cfg.simulation.backend).reads_files
     stage = io.new_stage(out)
     try:
         value = work(stage)
     except SimulationError as e:
+        if not keep_failed:
+            io.discard(stage)
+            raise
         failed = io.keep_failed_stage(stage, out)
         raise SimulationError(str(e).split(" [run folder")[0].split(" (ngspice:")[0],
                               ngspice_message=e.ngspice_message, run_dir=failed,
@@ -294,8 +299,8 @@ def simulate(config: str | Path | dict | Config | Prepared, out_dir: str | Path 
     prep = prepare(config)
     timings.design_s = time.perf_counter() - t0
     if out_dir is None:
-        with tempfile.TemporaryDirectory(prefix="spu-sim-") as tmp:
-            return simulate_in(prep, Path(tmp), None, timings, progress)
+        with io.temp_folder() as tmp:     # removed on exit; a killed run's is removed by the next run
+            return simulate_in(prep, tmp, None, timings, progress)
     result, result.files = staged(out_dir, lambda stage: simulate_in(prep, stage, Path(out_dir), timings, progress),
                                   prep=prep)
     return result
