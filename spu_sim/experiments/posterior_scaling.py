@@ -162,12 +162,12 @@ def run(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     scaling.json, config.yaml and scaling.png are published together."""
     from tqdm import tqdm  # noqa: PLC0415 - optional heavy dependency
     data, base_dir, exp = _load(config_path)
-    out = io.check_out_dir(Path(out_dir))
     jobs = [(d, r) for d in exp.d_values for r in range(exp.replicates)]
     for d, r in jobs:     # bad input of any d is refused before hours of runs of the others
         cfg = load_run_config(config_for_d(data, exp, d, r))
         cfg._base_dir = base_dir
         prepare(cfg)
+    out = io.check_out_dir(Path(out_dir))
 
     def work(stage: Path) -> list[Path]:
         rows = []

@@ -122,10 +122,10 @@ def run_sc_clock(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     limits checked) before the first point runs, and the files and plots are published together."""
     from tqdm import tqdm  # noqa: PLC0415 - optional heavy dependency
     cfg, exp = _load(config_path)
-    out = io.check_out_dir(Path(out_dir))
     sweeps = [("f_clk_tau", v) for v in exp.f_clk_tau] + [("bits", v) for v in exp.bits]
     points = [("f_clk_tau", v) for v in exp.ngspice_f_clk_tau] + [("bits", v) for v in exp.ngspice_bits]
     preps = {(axis, v): prepare(_variant(cfg, **{axis: v})) for axis, v in sweeps + points}
+    out = io.check_out_dir(Path(out_dir))
     engine = cfg.simulation.backend
 
     def work(stage: Path) -> None:
