@@ -27,12 +27,12 @@ many decades below its largest one; pruned entries are counted in ``last_pruned`
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import io
 from .errors import BadInputError
 from .pipeline import circuit_for_run, prepare_problem, run_engine
 from .problems import FactoredProblem, Problem, validate_spd
@@ -107,7 +107,7 @@ class AnalogSolver:
     def _final_state(self, prep) -> np.ndarray:
         """Build the circuit, run the engine in a temporary folder and read the final state through the ADC (no
         result files, no statistics of the two samples); records the call's bookkeeping."""
-        with tempfile.TemporaryDirectory(prefix="spu-sim-") as tmp:
+        with io.temp_folder() as tmp:
             circuit = circuit_for_run(prep, Path(tmp), keep=False)
             plots, self.last_engine_s = run_engine(prep, circuit, Path(tmp))
         d = prep.design

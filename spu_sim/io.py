@@ -3,12 +3,17 @@
 A run stages everything in a private folder inside OUT and only moves finished files into OUT at the
 end, so an interrupted or failed run leaves earlier results untouched. While it runs it holds an exclusive
 lock on OUT (a second run into the same folder is refused with one line); publishing removes what an earlier
-run of the same family left behind, so a folder never mixes two runs.
+run of any family left behind (the manifest lists each family's files), so a folder never mixes two runs.
+
+Throw-away runs work in ``temp_folder()``: a ``spu-sim-*`` folder in the system's temporary folder that holds
+a lock while in use; a folder whose lock is free belongs to a killed process and is removed by the next one.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -103,7 +108,6 @@ def check_out_dir(out_dir: Path) -> Path:
 
 def _lock(out_dir: Path) -> int:
     """An exclusive lock on out_dir (held until publish/discard); a second run into it is refused."""
-    import fcntl  # noqa: PLC0415
     fd = os.open(out_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -212,15 +216,47 @@ def check_finite(folder: Path) -> None:
                                   "that cannot be measured is null, not NaN): check the config's scales or report it")
 
 
-def publish(stage: Path, out_dir: Path, family: str = "run") -> list[Path]:
-    """Move every file of the stage into out_dir (each an atomic rename), remove the files an earlier publish
-    of the same family left that this one does not replace, record the family's files in the folder's
-    manifest, then remove the stage and release the lock.
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
-    Families: ``run`` (netlist / simulate / compare share the same files), ``noise``, one per experiment. So a
-    folder never holds outputs of two runs of one family (e.g. noise_5..8.txt of a d = 8 run beside a d = 4
-    result, or the plots of an earlier compare beside a new simulate's result). Nothing is published if a number in
-    the stage is not finite (check_finite: ResultError, the stage removed, the folder as it was).
+
+def _published_names(manifest: dict[str, Any]) -> set[str]:
+    """Every name any family of the manifest recorded (plain names inside the folder only)."""
+    names: set[str] = set()
+    for entry in manifest.values():
+        if isinstance(entry, dict) and isinstance(entry.get("files"), list):
+            names.update(n for n in entry["files"] if isinstance(n, str) and "/" not in n and n not in ("", ".", ".."))
+    return names - {MANIFEST_NAME, LOCK_NAME}
+
+
+def claim(out_dir: Path, family: str, names: list[str] | set[str]) -> None:
+    """Record ``names`` (files or folders directly in out_dir) as the folder's one run, of ``family``, removing
+    every other name an earlier run of any family recorded. Call it holding the folder's lock (publish does;
+    a sweep, which writes its files in place, calls it itself)."""
+    out_dir = Path(out_dir)
+    names = set(names)
+    old = _published_names(_read_manifest(out_dir))
+    atomic_write_json(out_dir / MANIFEST_NAME, {})       # incomplete until re-recorded
+    for name in old - names:
+        _remove(out_dir / name)
+    atomic_write_json(out_dir / MANIFEST_NAME,
+                      {family: {"files": sorted(names), "published_unix_s": time.time()}})
+
+
+def publish(stage: Path, out_dir: Path, family: str = "run") -> list[Path]:
+    """Move every file of the stage (and every folder holding a run published inside it, e.g. OUT/run/ of an
+    experiment) into out_dir (each an atomic rename), remove everything an
+    earlier run of any family recorded that this one does not replace, record this run's names in the folder's
+    manifest (``claim``), then remove the stage and release the lock.
+
+    Families name what produced the folder (``run``: netlist / simulate / compare; ``noise``, ``crosscheck``,
+    ``train``, ``sweep``, one per experiment); a folder holds the files of one run only, so e.g. crosscheck's
+    noise files of d = 2 never sit beside compare's result of d = 4, nor a sweep's runs/ beside train's summary.
+    Nothing is published if a number in the stage is not finite (check_finite: ResultError, the stage removed,
+    the folder as it was).
     """
     out_dir = Path(out_dir)
     try:
@@ -229,22 +265,23 @@ def publish(stage: Path, out_dir: Path, family: str = "run") -> list[Path]:
         discard(stage)
         raise
     manifest = _read_manifest(out_dir)
-    old = set(manifest.get(family, {}).get("files", []))
-    manifest.pop(family, None)
-    atomic_write_json(out_dir / MANIFEST_NAME, manifest)       # the family is incomplete until re-recorded
+    old = _published_names(manifest)
+    atomic_write_json(out_dir / MANIFEST_NAME, {})       # the folder is incomplete until re-recorded
     moved = []
     try:
         for f in sorted(Path(stage).iterdir()):
-            if f.is_file():
-                dest = out_dir / f.name
-                os.replace(f, dest)
-                moved.append(dest)
+            dest = out_dir / f.name
+            if f.is_dir() and (f / MANIFEST_NAME).is_file():   # a run published inside the stage: moved whole
+                if dest.exists() or dest.is_symlink():
+                    _remove(dest)
+            elif not f.is_file():
+                continue                                       # scratch folders of the run are not results
+            os.replace(f, dest)
+            moved.append(dest)
         names = {m.name for m in moved}
         for name in old - names:
-            if "/" not in name and name not in (MANIFEST_NAME, LOCK_NAME):
-                (out_dir / name).unlink(missing_ok=True)
-        manifest[family] = {"files": sorted(names), "published_unix_s": time.time()}
-        atomic_write_json(out_dir / MANIFEST_NAME, manifest)
+            _remove(out_dir / name)
+        atomic_write_json(out_dir / MANIFEST_NAME, {family: {"files": sorted(names), "published_unix_s": time.time()}})
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         _unlock(stage)
@@ -261,3 +298,46 @@ def keep_failed_stage(stage: Path, out_dir: Path) -> Path:
     os.replace(stage, dest)
     _unlock(stage)
     return dest
+
+
+TEMP_PREFIX = "spu-sim-"
+_TEMP_LOCK = ".in-use"
+
+
+@contextlib.contextmanager
+def temp_folder(prefix: str = TEMP_PREFIX):
+    """A private temporary folder (``<tmp>/spu-sim-*``) removed on exit, locked while in use.
+
+    A process killed by SIGKILL or a timed-out worker ended by SIGTERM cannot remove its folder; the lock
+    file inside dies with it, so the next call removes every ``spu-sim-*`` folder whose lock is free (never
+    one in use by a live process, which holds its lock).
+    """
+    root = Path(tempfile.gettempdir())
+    _remove_orphan_temp_folders(root)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+    fd = os.open(path / (_TEMP_LOCK + ".new"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)           # locked before it gets the name the sweep looks for
+        os.rename(path / (_TEMP_LOCK + ".new"), path / _TEMP_LOCK)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        os.close(fd)
+
+
+def _remove_orphan_temp_folders(root: Path) -> None:
+    for folder in root.glob(TEMP_PREFIX + "*"):
+        lock = folder / _TEMP_LOCK
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:
+            continue              # not ours, or being created / removed right now
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)          # in use by a live process
+            continue
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            os.close(fd)

@@ -24,7 +24,7 @@ from . import io
 from .circuit import Circuit, check_physical
 from .config import save_config
 from .run_config import Config, load_run_config
-from .engines import Waveforms, check_finite_waveforms, get_engine
+from .engines import Engine, Waveforms, Workload, check_finite_waveforms, free_memory_mb, get_engine
 from .errors import BadInputError, SimulationError, numbers_checked
 from .problems import Problem, build_problem
 from .readout import make_adc, read_op, read_transient, sample_dt_tau
@@ -127,27 +127,37 @@ def prepare_problem(cfg: Config, problem: Problem) -> Prepared:
     return prep
 
 
-BYTES_PER_NOISE_SAMPLE = 34    # "%.10e %.10e\n" of a noise file
-BYTES_PER_ELEMENT = 40         # a netlist line, on average
+#: the share of the machine's free memory a run may plan to use
+MEMORY_SHARE = 0.8
 
 
-def estimates(prep: Prepared) -> dict[str, float]:
-    """What the run will need, from the config and design alone: noise samples (all sources), readout values,
-    disk (netlist + noise files) in MB."""
+def workload(prep: Prepared, keep_files: bool = False) -> Workload:
+    """What the run asks of its engine, from the config and design alone (spu_sim.engines.Workload)."""
     sim, design = prep.cfg.simulation, prep.design
     tran = "tran" in sim.analyses
-    noise = prep.n_noise_steps * design.d if tran and design.has_noise else 0
     points = int(np.floor(sim.t_stop_tau / prep.sample_dt_tau)) + 1 if tran else 0
-    disk = (noise * BYTES_PER_NOISE_SAMPLE + prep.topology.n_elements(design) * BYTES_PER_ELEMENT) / 1e6
-    return {"noise_samples": noise, "readout_values": points * design.d, "disk_mb": disk}
+    return Workload(n_sources=design.d if tran and design.has_noise else 0, n_noise_steps=prep.n_noise_steps,
+                    noise_dt_tau=design.noise_dt_tau, step_tau=prep.sample_dt_tau, n_out_points=points,
+                    n_outputs=design.d, n_elements=prep.topology.n_elements(design), keep_files=keep_files)
 
 
-def check_limits(prep: Prepared, out_dir: Path | None = None) -> None:
-    """Refuse (BadInputError naming the knob and the estimate) a run beyond the configured limits, and, with
-    out_dir, one whose files would not fit on its disk -- before any work is done."""
+def estimates(prep: Prepared, keep_files: bool = False, engine: Engine | None = None) -> dict[str, float]:
+    """What the run will need, from the config and design alone: noise samples (all sources), readout values,
+    and the configured engine's estimate of memory and disk in MB (Engine.estimate; keep_files: with an out
+    folder, whose netlist, noise and result files count on disk; engine: another engine than the configured one)."""
+    w = workload(prep, keep_files)
+    cost = (engine or get_engine(prep.cfg.simulation.backend)).estimate(w)
+    return {"noise_samples": w.n_sources * w.n_noise_steps, "readout_values": w.n_out_points * w.n_outputs,
+            "disk_mb": cost.disk_mb, "memory_mb": cost.memory_mb}
+
+
+def check_limits(prep: Prepared, out_dir: Path | None = None, engine: Engine | None = None) -> None:
+    """Refuse (BadInputError naming the cost and the fix) a run whose engine's estimate exceeds the machine's free
+    memory, max_disk_mb or (with out_dir) the free space of its disk, or beyond the configured counts -- before
+    any work is done."""
     sim = prep.cfg.simulation
-    est = estimates(prep)
-    if est["noise_samples"] > sim.max_noise_samples:
+    est = estimates(prep, keep_files=out_dir is not None, engine=engine)
+    if sim.max_noise_samples is not None and est["noise_samples"] > sim.max_noise_samples:
         raise BadInputError(
             f"simulation.t_stop_tau: {sim.t_stop_tau:g} tau needs {est['noise_samples']:.3g} noise samples "
             f"({prep.n_noise_steps} steps of {prep.design.noise_dt_tau:.3g} tau x {prep.design.d} sources; limit "
@@ -157,19 +167,24 @@ def check_limits(prep: Prepared, out_dir: Path | None = None) -> None:
             f"readout.sample_dt_tau: {prep.sample_dt_tau:.3g} tau over {sim.t_stop_tau:g} tau gives "
             f"{est['readout_values']:.3g} readout values (limit simulation.max_readout_values = "
             f"{sim.max_readout_values}); raise readout.sample_dt_tau, shorten the run or raise the limit")
-    writes = out_dir is not None or get_engine(sim.backend).reads_files   # an in-memory linear run writes nothing
-    if writes and est["disk_mb"] > sim.max_disk_mb:
+    free_mem = free_memory_mb()
+    if est["memory_mb"] > MEMORY_SHARE * free_mem:
         raise BadInputError(
-            f"simulation: the run would write about {est['disk_mb']:.4g} MB of netlist and noise files (limit "
-            f"simulation.max_disk_mb = {sim.max_disk_mb:g}); shorten the run, raise noise_dt_tau or the limit")
-    if out_dir is not None:
-        probe = Path(out_dir).resolve()
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        free_mb = shutil.disk_usage(probe).free / 1e6
-        if est["disk_mb"] > 0.9 * free_mb:
-            raise BadInputError(f"--out {out_dir}: the run needs about {est['disk_mb']:.4g} MB but the disk has "
-                                f"{free_mb:.4g} MB free; free space or choose another --out")
+            f"simulation: the run on {(engine.name if engine else sim.backend)} needs about {est['memory_mb']:.4g} MB of memory (noise samples and "
+            f"readout arrays) but {free_mem:.4g} MB are free; shorten simulation.t_stop_tau, raise noise_dt_tau or "
+            "readout.sample_dt_tau, or free memory")
+    if est["disk_mb"] > sim.max_disk_mb:
+        raise BadInputError(
+            f"simulation: the run would write about {est['disk_mb']:.4g} MB of netlist, noise and result files "
+            f"(limit simulation.max_disk_mb = {sim.max_disk_mb:g}); shorten the run, raise noise_dt_tau or the limit")
+    probe = Path(out_dir if out_dir is not None else tempfile.gettempdir()).resolve()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free_mb = shutil.disk_usage(probe).free / 1e6
+    if est["disk_mb"] > 0.9 * free_mb:
+        where = f"--out {out_dir}" if out_dir is not None else f"the temporary folder {probe}"
+        raise BadInputError(f"{where}: the run needs about {est['disk_mb']:.4g} MB but the disk has "
+                            f"{free_mb:.4g} MB free; free space or choose another folder")
 
 
 def build_circuit(prep: Prepared) -> Circuit:
@@ -220,15 +235,21 @@ def write_netlist(config: str | Path | dict | Config, out_dir: str | Path) -> li
 def staged(out_dir: str | Path, work: Callable[[Path], T], family: str = "run",
            prep: Prepared | None = None) -> tuple[T, list[Path]]:
     """Run ``work(stage)`` in a private stage of out_dir (locked for this run) and publish the stage whole
-    (spu_sim.io.publish); returns work's value and the published files. A SimulationError keeps the stage
-    as out_dir/failed-<time> (rerun it by hand); any other failure leaves out_dir as it was."""
+    (spu_sim.io.publish); returns work's value and the published files. A SimulationError of a run on an engine
+    that reads the run's files (ngspice) keeps the stage as out_dir/failed-<time> (its netlist reruns by hand);
+    any other failure -- and a failed run on an engine that never reads them, whose noise files would only
+    fill the disk -- leaves out_dir as it was (stage removed, lock released)."""
     out = Path(out_dir)
     if prep is not None:
         check_limits(prep, out)
+    keep_failed = prep is None or get_engine(prep.cfg.simulation.backend).reads_files
     stage = io.new_stage(out)
     try:
         value = work(stage)
     except SimulationError as e:
+        if not keep_failed:
+            io.discard(stage)
+            raise
         failed = io.keep_failed_stage(stage, out)
         raise SimulationError(str(e).split(" [run folder")[0].split(" (ngspice:")[0],
                               ngspice_message=e.ngspice_message, run_dir=failed,
@@ -300,8 +321,8 @@ def simulate(config: str | Path | dict | Config | Prepared, out_dir: str | Path 
     prep = prepare(config)
     timings.design_s = time.perf_counter() - t0
     if out_dir is None:
-        with tempfile.TemporaryDirectory(prefix="spu-sim-") as tmp:
-            return simulate_in(prep, Path(tmp), None, timings, progress)
+        with io.temp_folder() as tmp:     # removed on exit; a killed run's is removed by the next run
+            return simulate_in(prep, tmp, None, timings, progress)
     result, result.files = staged(out_dir, lambda stage: simulate_in(prep, stage, Path(out_dir), timings, progress),
                                   prep=prep)
     return result

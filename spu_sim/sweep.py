@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import io
 from .runs.execute import execute
-from .runs.records import RUNS_DIR, locked, write_plan
-from .runs.scheduler import check_workers
+from .runs.records import PLAN_NAME, RUNS_DIR, locked, write_plan
+from .runs.scheduler import check_scheduler, check_workers
 from .runs.spec import load_sweep
-from .runs.summary import write_summary
+from .runs.summary import MITIGATION_NAME, SUMMARY_JSON, SUMMARY_NAME, write_summary
 from .sweep_plots import plot_sweep
+
+SWEEP_NAMES = (PLAN_NAME, RUNS_DIR, SUMMARY_NAME, MITIGATION_NAME, SUMMARY_JSON)
 
 
 def run_sweep(config_path: str | Path, out_dir: str | Path, *, scheduler: str | None = None,
@@ -35,14 +38,19 @@ def run_sweep(config_path: str | Path, out_dir: str | Path, *, scheduler: str | 
     if workers is not None:
         check_workers(workers, name="--workers")
     sweep = load_sweep(config_path)
+    if scheduler:   # a scheduler that does not answer, is not Dask or has no worker: refused, nothing written
+        check_scheduler(scheduler)
     with locked(Path(out_dir)) as out:  # a second sweep into DIR is refused while this one runs
+        # the folder becomes this sweep's: files of an earlier run of another kind (compare, train) go; a
+        # sweep's own records stay (resume)
+        io.claim(out, "sweep", SWEEP_NAMES)
         (out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
         write_plan(out, sweep, config_path)
         try:
             execute(sweep, out, scheduler=scheduler, workers=workers, progress=progress)
         finally:
             summary = write_summary(sweep, out)
-        if plots:
-            plot_sweep(out)
+        pngs = plot_sweep(out) if plots else []
+        io.claim(out, "sweep", set(SWEEP_NAMES) | {Path(p).name for p in pngs})
     return summary
 

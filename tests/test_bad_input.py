@@ -53,7 +53,8 @@ CASES = [
     ("unrealisable resistor", with_("problem.matrix", [[2.0, -1e-9], [-1e-9, 2.0]]), r"problem\.matrix\[0\]\[1\] = -1e-09 needs R = .* r_max_ohm"),
     ("missing file", with_("problem.matrix", "nothere.npy"), r"problem\.matrix: file .*nothere\.npy.* not found"),
     ("range order", with_("circuit.integrator", {"r_min_ohm": 1e6, "r_max_ohm": 1e3}), r"circuit\.integrator: .*r_max_ohm"),
-    ("too many noise samples", with_("simulation", {"t_stop_tau": 1e7}) | {"problem": GOOD["problem"] | {"kappa": 0.01}},
+    ("too many noise samples", with_("simulation", {"t_stop_tau": 1e7, "max_noise_samples": 20_000_000})
+     | {"problem": GOOD["problem"] | {"kappa": 0.01}},
      r"simulation\.t_stop_tau: .*noise samples"),
 ]
 

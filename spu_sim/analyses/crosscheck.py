@@ -37,7 +37,7 @@ from ..engines import check_finite_waveforms, get_engine
 from ..engines.linear import needs_switched, path_at
 from ..errors import BadInputError
 from ..ideal import stationary_cov
-from ..pipeline import build_circuit, prepare, read_results, staged
+from ..pipeline import build_circuit, check_limits, prepare, read_results, staged
 from ..plotting import pyplot, save_png
 from ..spice import write_circuit
 
@@ -99,11 +99,15 @@ def run_crosscheck(config, out_dir: str | Path, *, reference: str | None = None,
     ref_engine, cand_engine = get_engine(ref_name), get_engine(candidate)
     if ref_engine.name == cand_engine.name:
         raise BadInputError(f"crosscheck: reference and candidate are both {ref_name}; pick two engines")
+    for engine in (ref_engine, cand_engine):      # each engine's own cost of the run, before any work
+        check_limits(prep, Path(out_dir), engine=engine)
     design = prep.design
     timeout = prep.cfg.simulation.timeout_s
 
     def work(stage: Path) -> CrosscheckSummary:
         circuit = build_circuit(prep)
+        for engine in (ref_engine, cand_engine):   # a circuit either engine refuses: refused before either runs
+            engine.check(circuit)
         write_circuit(circuit, stage)
         io.atomic_write_text(stage / "config.yaml", save_config(prep.cfg))
         t0 = time.perf_counter()

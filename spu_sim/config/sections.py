@@ -23,8 +23,10 @@ class SimulationConfig(Strict):
     lambda_max). backend: a registered engine (spu_sim.engines; checked by the run configuration, spu_sim.run_config): ``ngspice-shared`` (in-process through
     PySpice), ``ngspice-subprocess`` (plain ``ngspice -b -r``). analyses: which of op / tran to run.
     timeout_s: the engine run is stopped at this limit (every engine). Limits checked from the config before
-    any work: max_noise_samples (noise samples over all noise sources), max_readout_values (readout points
-    times variables), max_disk_mb (estimated netlist + noise files; the free space of --out is checked too).
+    any work: the engine's estimate of its memory (against the machine's free memory) and disk (netlist, noise
+    and result files; against max_disk_mb and the free space of --out), max_readout_values (readout points
+    times variables), and max_noise_samples only when set (a count is no limit of its own: an engine that never
+    makes the samples is not refused for them).
     """
 
     t_stop_tau: float = Field(default=100.0, gt=0)
@@ -32,7 +34,7 @@ class SimulationConfig(Strict):
     seed: Seed = 0
     noise_dt_tau: float | None = Field(default=None, gt=0)
     noise_oversample: float = Field(default=50.0, ge=2)
-    max_noise_samples: int = Field(default=20_000_000, ge=10)
+    max_noise_samples: int | None = Field(default=None, ge=10)
     max_readout_values: int = Field(default=50_000_000, ge=10)
     max_disk_mb: float = Field(default=500.0, gt=0)
     backend: str = "ngspice-shared"

@@ -9,7 +9,7 @@ linear-aggregated (the exact linear-circuit engine: spu_sim/engines/linear, docs
 
 from . import ngspice_shared, ngspice_subprocess  # the sign-off engines first: their order is the choices' order
 from . import linear
-from .base import ENGINES, Engine, available, check_finite_waveforms, get_engine
+from .base import ENGINES, Cost, Engine, Workload, available, check_finite_waveforms, free_memory_mb, get_engine
 from .raw import Waveforms
 
 __all__ = ["ENGINES", "Engine", "Waveforms", "available", "check_finite_waveforms", "get_engine", "linear", "ngspice_shared",

@@ -24,7 +24,7 @@ import shutil
 import signal
 import time
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, NamedTuple, Protocol
 
 import numpy as np
 
@@ -34,6 +34,77 @@ from ..registry import Registry
 from .raw import Waveforms
 
 Progress = Callable[[float], None]
+
+
+class Workload(NamedTuple):
+    """What a run asks of an engine, known from the config and design before anything is built (the pipeline's
+    ``workload``): noise sources x steps, readout points x outputs, circuit elements, and what is kept."""
+
+    n_sources: int          # noise sources (0: no noise)
+    n_noise_steps: int      # noise samples per source
+    noise_dt_tau: float
+    step_tau: float         # the transient's output step
+    n_out_points: int       # output points of the transient (0: no transient)
+    n_outputs: int          # saved outputs (the readout nodes)
+    n_elements: int         # circuit elements (netlist lines)
+    keep_files: bool        # the run's files are kept (an out folder): netlist, noise files, result.npz
+
+
+class Cost(NamedTuple):
+    """An engine's estimate of a run: peak memory and disk in MB (upper estimates of what it will allocate and
+    write), before any work; checked by the pipeline against the machine's free memory and disk."""
+
+    memory_mb: float
+    disk_mb: float
+
+
+#: bytes of one noise-file line, "%.10e %.10e\n" with a sign and a three-digit exponent at most
+BYTES_PER_NOISE_LINE = 37
+#: bytes of a netlist line, on average over the topologies (an upper estimate)
+BYTES_PER_ELEMENT = 60
+#: config.yaml, design.json and the npz container around the arrays
+METADATA_BYTES = 200_000
+
+
+def _common(w: Workload) -> tuple[float, float]:
+    """(memory, disk) in bytes every engine needs: the noise samples the pipeline draws (float64), the readout
+    arrays (a few float64 copies of points x outputs), and with kept files the netlist, noise files and
+    result.npz."""
+    samples = w.n_sources * (w.n_noise_steps + 1)
+    out_values = w.n_out_points * (w.n_outputs + 1)
+    memory = 8.0 * samples + 4 * 8.0 * out_values
+    disk = 0.0
+    if w.keep_files:
+        disk = BYTES_PER_NOISE_LINE * samples + BYTES_PER_ELEMENT * w.n_elements + 8.0 * out_values + METADATA_BYTES
+    return memory, disk
+
+
+def file_engine_cost(w: Workload) -> Cost:
+    """An engine that runs the netlist and noise files (ngspice): they are written for every run; ngspice holds
+    each noise table (time and value) and every saved vector in memory."""
+    memory, disk = _common(w)
+    samples = w.n_sources * (w.n_noise_steps + 1)
+    if not w.keep_files:
+        disk = BYTES_PER_NOISE_LINE * samples + BYTES_PER_ELEMENT * w.n_elements
+    memory += 16.0 * samples + 8.0 * w.n_out_points * (w.n_outputs + 1)
+    return Cost(memory / 1e6, disk / 1e6)
+
+
+def memory_engine_cost(w: Workload) -> Cost:
+    """An engine that works on the Circuit object (linear): files only when the run keeps them."""
+    memory, disk = _common(w)
+    return Cost(memory / 1e6, disk / 1e6)
+
+
+def free_memory_mb() -> float:
+    """The memory the machine can give without swapping (MemAvailable), in MB; inf when unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    except (OSError, ValueError, IndexError):
+        pass
+    return float("inf")
 
 
 class Engine(Protocol):
@@ -48,6 +119,15 @@ class Engine(Protocol):
 
     def run(self, circuit: Circuit, run_dir: Path, *, timeout_s: float | None = None,
             progress: Progress | None = None) -> dict[str, Waveforms]: ...
+
+    def check(self, circuit: Circuit) -> None:
+        """BadInputError for a circuit this engine cannot run, in one cheap pass (before any engine runs)."""
+        ...
+
+    def estimate(self, work: Workload) -> Cost:
+        """Memory and disk this engine will need for the run (before anything is built); BadInputError for a
+        run it would refuse anyway (e.g. steps it cannot integrate), so nothing is done first."""
+        ...
 
 
 def check_finite_waveforms(engine_name: str, plots: dict[str, Waveforms]) -> dict[str, Waveforms]:

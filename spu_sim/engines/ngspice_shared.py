@@ -18,7 +18,7 @@ import numpy as np
 from ..circuit import Circuit
 from ..errors import SimulationError
 from ..spice import netlist_in
-from .base import ENGINES, run_in_child
+from .base import ENGINES, Cost, Workload, file_engine_cost, run_in_child
 from .raw import Waveforms, errors_in, in_dir, kind_of, number_noise_plots, refine_kind
 
 LIB_CANDIDATES = ("/usr/lib/x86_64-linux-gnu/libngspice.so.0", "/usr/lib/aarch64-linux-gnu/libngspice.so.0",
@@ -68,6 +68,13 @@ class NgspiceShared:
     name = "ngspice-shared"
     sign_off = True   # the reference engine results are signed off against
     reads_files = True   # runs the netlist file written into the run folder
+
+    def estimate(self, work: Workload) -> Cost:
+        """Noise files and netlist on disk for every run; noise tables and vectors in memory (base.file_engine_cost)."""
+        return file_engine_cost(work)
+
+    def check(self, circuit: Circuit) -> None:
+        """ngspice runs every element and analysis spu-sim builds: nothing to refuse up front."""
     reports_progress = True
     _lock = threading.Lock()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..circuit import Circuit, Noise
 from ..errors import SimulationError
 from ..spice import netlist_in
-from .base import ENGINES
+from .base import ENGINES, Cost, Workload, file_engine_cost
 from .raw import Waveforms, errors_in, number_noise_plots, parse_raw_list
 
 
@@ -19,6 +19,13 @@ class NgspiceSubprocess:
     name = "ngspice-subprocess"
     sign_off = True   # the reference engine results are signed off against
     reads_files = True   # runs the netlist file written into the run folder
+
+    def estimate(self, work: Workload) -> Cost:
+        """Noise files and netlist on disk for every run; noise tables and vectors in memory (base.file_engine_cost)."""
+        return file_engine_cost(work)
+
+    def check(self, circuit: Circuit) -> None:
+        """ngspice runs every element and analysis spu-sim builds: nothing to refuse up front."""
     reports_progress = False
 
     def run(self, circuit: Circuit, run_dir: Path, *, timeout_s: float | None = None,

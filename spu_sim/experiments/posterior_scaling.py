@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from .. import io
 from ..config import Seed, Strict, format_validation_error, read_yaml, save_config
 from ..run_config import load_run_config
 from ..errors import ConfigError
-from ..pipeline import prepare, run_engine, simulate
+from ..pipeline import prepare, run_engine, simulate, staged
 from ..plotting import pyplot, save_png
 from ..posterior import stats
 from ..problems.posterior import GaussianPosteriorConfig
@@ -121,7 +120,7 @@ def measure(cfg_dict: dict, exp: ScalingExperiment, base_dir: Path) -> dict[str,
     req = CircuitRequest(analyses=("tran",), t_stop_s=t_stop_tau * tau, step_s=t_stop_tau * tau / 4000,
                          reltol=cfg.simulation.reltol, noise_u=None)
     circuit = prep.topology.build_circuit(design, req)
-    with tempfile.TemporaryDirectory(prefix="spu-sim-scaling-") as tmp:
+    with io.temp_folder() as tmp:
         write_circuit(circuit, Path(tmp))
         plots, wall = run_engine(prep, circuit, Path(tmp))
     grid = np.linspace(0.0, t_stop_tau * tau, 4001)
@@ -159,31 +158,39 @@ QUANTITIES = ("t_conv_tau", "mixing_time_tau", "tau_int_max_tau", "energy_conv_j
 
 
 def run(config_path: str | Path, out_dir: str | Path) -> list[Path]:
+    """Every run's config is validated and designed (limits checked) and --out checked before the first run;
+    scaling.json, config.yaml and scaling.png are published together."""
     from tqdm import tqdm  # noqa: PLC0415 - optional heavy dependency
     data, base_dir, exp = _load(config_path)
-    out = Path(out_dir)
     jobs = [(d, r) for d in exp.d_values for r in range(exp.replicates)]
-    rows = []
-    for d, r in tqdm(jobs, desc="posterior_scaling", unit="run", disable=None):
-        rows.append({**measure(config_for_d(data, exp, d, r), exp, base_dir), "replicate": r})
-    means = []
-    for d in exp.d_values:
-        sel = [r for r in rows if r["d"] == d]
-        row = {"d": d, "n": sel[0]["n"], "engine": sel[0]["engine"], "replicates": len(sel)}
-        for q in QUANTITIES + ("lambda_min", "initial_distance", "power_resistive_w", "power_quiescent_w", "ess"):
-            v = np.array([r[q] for r in sel], dtype=float)
-            row[q] = float(np.nanmean(v))
-            row[q + "_sem"] = float(np.nanstd(v, ddof=1) / np.sqrt(np.isfinite(v).sum())) if len(v) > 1 else float("nan")
-        means.append(row)
-    dv = np.array([r["d"] for r in means])
-    fits = {q: fit(dv, np.array([r[q] for r in means], dtype=float)) for q in QUANTITIES}
-    stage = io.new_stage(out)
-    io.atomic_write_json(stage / "scaling.json", {"experiment": exp.model_dump(), "rows": rows, "means": means,
-                                                  "fits": fits})
-    io.atomic_write_text(stage / "config.yaml", save_config(load_run_config(data)) + yaml.safe_dump(
-        {"experiment": exp.model_dump(mode="json")}))
-    files = io.publish(stage, out)
-    return files + [plot(out)]
+    for d, r in jobs:     # bad input of any d is refused before hours of runs of the others
+        cfg = load_run_config(config_for_d(data, exp, d, r))
+        cfg._base_dir = base_dir
+        prepare(cfg)
+    out = io.check_out_dir(Path(out_dir))
+
+    def work(stage: Path) -> list[Path]:
+        rows = []
+        for d, r in tqdm(jobs, desc="posterior_scaling", unit="run", disable=None):
+            rows.append({**measure(config_for_d(data, exp, d, r), exp, base_dir), "replicate": r})
+        means = []
+        for d in exp.d_values:
+            sel = [r for r in rows if r["d"] == d]
+            row = {"d": d, "n": sel[0]["n"], "engine": sel[0]["engine"], "replicates": len(sel)}
+            for q in QUANTITIES + ("lambda_min", "initial_distance", "power_resistive_w", "power_quiescent_w", "ess"):
+                v = np.array([r[q] for r in sel], dtype=float)
+                row[q] = float(np.nanmean(v))
+                row[q + "_sem"] = float(np.nanstd(v, ddof=1) / np.sqrt(np.isfinite(v).sum())) if len(v) > 1 else float("nan")
+            means.append(row)
+        dv = np.array([r["d"] for r in means])
+        fits = {q: fit(dv, np.array([r[q] for r in means], dtype=float)) for q in QUANTITIES}
+        io.atomic_write_json(stage / "scaling.json", {"experiment": exp.model_dump(), "rows": rows, "means": means,
+                                                      "fits": fits})
+        io.atomic_write_text(stage / "config.yaml", save_config(load_run_config(data)) + yaml.safe_dump(
+            {"experiment": exp.model_dump(mode="json")}))
+        plot(stage)   # inside the stage: published with the numbers, under the folder's lock
+
+    return staged(out, work, family=NAME)[1]
 
 
 def plot(out_dir: str | Path) -> Path:

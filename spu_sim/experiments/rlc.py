@@ -133,22 +133,22 @@ def run_sampling(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     cfg, exp, _ = load_experiment(config_path, SamplingExperiment)
     out = Path(out_dir)
     prep = prepare(cfg)  # designed once: simulate and the analysis below share it
-    t0 = time.perf_counter()
-    res = simulate(prep, out / "run")
-    wall = time.perf_counter() - t0
-    design = prep.design
-    d = design.d
-    x = _stationary_x(res.arrays)
-    window_tau = len(x) * prep.sample_dt_tau
-    cov_emp = x.T @ x / len(x)
-    sde_r = design.realized_sde()
-    cov_th = ideal.stationary_cov(sde_r)[:d, :d]
-    sd = np.sqrt(ideal.sample_cov_var(sde_r, window_tau)[:d, :d])
-    v_scale = 1.0 / design.s_x ** 2                     # problem units^2 -> V^2
-    kt_cm_inv = design.kt_eff_joule * np.linalg.inv(design.cm_realized_farad)
-    z = (cov_emp - cov_th) / sd
-    cov_net = netlist_stationary_cov(design)
     def work(stage: Path) -> None:
+        t0 = time.perf_counter()
+        res = simulate(prep, stage / "run")   # published with the stage
+        wall = time.perf_counter() - t0
+        design = prep.design
+        d = design.d
+        x = _stationary_x(res.arrays)
+        window_tau = len(x) * prep.sample_dt_tau
+        cov_emp = x.T @ x / len(x)
+        sde_r = design.realized_sde()
+        cov_th = ideal.stationary_cov(sde_r)[:d, :d]
+        sd = np.sqrt(ideal.sample_cov_var(sde_r, window_tau)[:d, :d])
+        v_scale = 1.0 / design.s_x ** 2                     # problem units^2 -> V^2
+        kt_cm_inv = design.kt_eff_joule * np.linalg.inv(design.cm_realized_farad)
+        z = (cov_emp - cov_th) / sd
+        cov_net = netlist_stationary_cov(design)
         io.atomic_save_npz(stage / "sampling.npz", x=x, cov_emp=cov_emp, cov_theory=cov_th, cov_sd=sd,
                            cov_emp_v2=cov_emp * v_scale, kt_cm_inv_v2=kt_cm_inv, z=z, s_x=np.array(design.s_x),
                            cm_realized_farad=design.cm_realized_farad, cm_target_farad=design.cm_target_farad,
@@ -307,35 +307,35 @@ def run_autocorrelation(config_path: str | Path, out_dir: str | Path) -> list[Pa
         raise ConfigError(f"experiment.max_lag_tau: {exp.max_lag_tau:g} tau must lie between {MIN_LAGS} readout steps "
                           f"({MIN_LAGS * prep.sample_dt_tau:.3g} tau) and half the averaged window ({window_tau / 2:.3g} "
                           "tau, simulation.t_stop_tau minus the burn-in); change it or the run length")
-    t0 = time.perf_counter()
-    res = simulate(prep, out / "run")
-    wall = time.perf_counter() - t0
-    i = exp.cell - 1
-    dt = prep.sample_dt_tau
-    x = _stationary_x(res.arrays)[:, i]
-    m = int(round(exp.max_lag_tau / dt))
-    lags = np.arange(m + 1) * dt
-    c_emp = autocovariance(x, m)
-    sde_r, sde_t = design.realized_sde(), design.target_sde()
-    c_real = exact_autocovariance(sde_r, i, lags)
-    c_targ = exact_autocovariance(sde_t, i, lags)
-    T = len(x) * dt
-    slow = design.slowest_rate_tau
-    u_max = exp.max_lag_tau + 12.0 / slow
-
-    def c_fn(s):
-        return exact_autocovariance(sde_r, i, s)
-    se = bartlett_se(c_fn, lags, T, dt, u_max)
-    lam = np.linalg.eigvals(sde_r.K)
-    w, V = np.linalg.eig(sde_r.K)
-    weights = V[i, :] * (np.linalg.solve(V, ideal.stationary_cov(sde_r)[:, i]))
-    modes = sorted(({"decay_per_tau": float(l.real), "omega_per_tau": float(abs(l.imag)),
-                     "f_hz": float(abs(l.imag) / (2 * np.pi * design.tau_s)), "weight": float(abs(wt))}
-                    for l, wt in zip(w, weights) if l.imag >= 0), key=lambda d_: -d_["weight"])
-    fit_emp = fit_damped_cosine(lags, c_emp)
-    fit_exact = fit_damped_cosine(lags, c_real)
-    zres = (c_emp - c_real) / np.where(se > 0, se, np.inf)
     def work(stage: Path) -> None:
+        t0 = time.perf_counter()
+        res = simulate(prep, stage / "run")   # published with the stage
+        wall = time.perf_counter() - t0
+        i = exp.cell - 1
+        dt = prep.sample_dt_tau
+        x = _stationary_x(res.arrays)[:, i]
+        m = int(round(exp.max_lag_tau / dt))
+        lags = np.arange(m + 1) * dt
+        c_emp = autocovariance(x, m)
+        sde_r, sde_t = design.realized_sde(), design.target_sde()
+        c_real = exact_autocovariance(sde_r, i, lags)
+        c_targ = exact_autocovariance(sde_t, i, lags)
+        T = len(x) * dt
+        slow = design.slowest_rate_tau
+        u_max = exp.max_lag_tau + 12.0 / slow
+
+        def c_fn(s):
+            return exact_autocovariance(sde_r, i, s)
+        se = bartlett_se(c_fn, lags, T, dt, u_max)
+        lam = np.linalg.eigvals(sde_r.K)
+        w, V = np.linalg.eig(sde_r.K)
+        weights = V[i, :] * (np.linalg.solve(V, ideal.stationary_cov(sde_r)[:, i]))
+        modes = sorted(({"decay_per_tau": float(l.real), "omega_per_tau": float(abs(l.imag)),
+                         "f_hz": float(abs(l.imag) / (2 * np.pi * design.tau_s)), "weight": float(abs(wt))}
+                        for l, wt in zip(w, weights) if l.imag >= 0), key=lambda d_: -d_["weight"])
+        fit_emp = fit_damped_cosine(lags, c_emp)
+        fit_exact = fit_damped_cosine(lags, c_real)
+        zres = (c_emp - c_real) / np.where(se > 0, se, np.inf)
         io.atomic_save_npz(stage / "autocorrelation.npz", lags_tau=lags, c_emp=c_emp, c_exact=c_real, c_target=c_targ,
                            se=se, eig=lam, tau_s=np.array(design.tau_s), cell=np.array(exp.cell))
         summary = {"cell": exp.cell, "d": design.d, "coupling": design.coupling, "bits": design.bits,

@@ -35,7 +35,7 @@ from ..compare import compute_metrics
 from ..config import Strict, format_validation_error, read_yaml, save_config
 from ..run_config import load_run_config
 from ..errors import ConfigError
-from ..pipeline import prepare, simulate
+from ..pipeline import prepare, simulate, staged
 from ..plotting import pyplot, save_png
 from ..topologies.opamp_sc import discrete, metrics
 from ..topologies.opamp_sc.config import OpampScCircuitConfig
@@ -105,10 +105,11 @@ def theory_point(cfg) -> dict[str, float]:
     return out
 
 
-def simulated_point(cfg, run_dir: Path) -> dict[str, float]:
+def simulated_point(cfg) -> dict[str, float]:
+    """One simulated point (no files: only its metrics are kept)."""
     prep = prepare(cfg)
     t0 = time.perf_counter()
-    res = simulate(prep, run_dir)
+    res = simulate(prep)
     m = compute_metrics(prep, res.arrays)
     return {"measured_cov_rel_err": m.get("cov_rel_err", np.nan),
             "measured_cov_rel_err_vs_clocked": m.get("sc_sampling_cov_rel_err", np.nan),
@@ -117,40 +118,47 @@ def simulated_point(cfg, run_dir: Path) -> dict[str, float]:
 
 
 def run_sc_clock(config_path: str | Path, out_dir: str | Path) -> list[Path]:
+    """Theory at every point of both sweeps, the listed points simulated; every variant is designed (and its
+    limits checked) before the first point runs, and the files and plots are published together."""
     from tqdm import tqdm  # noqa: PLC0415 - optional heavy dependency
     cfg, exp = _load(config_path)
-    out = Path(out_dir)
-    stage = io.new_stage(out)
-    rows: list[dict] = []
-    sweeps = [("f_clk_tau", i, v) for i, v in enumerate(exp.f_clk_tau)] + [("bits", i, v) for i, v in enumerate(exp.bits)]
-    for axis, i, v in tqdm(sweeps, desc="sc_clock theory", disable=None, leave=False):
-        with as_setting(f"experiment.{axis}[{i}]", v):
-            point = theory_point(_variant(cfg, **{axis: v}))
-        rows.append({"axis": axis, "value": float(v), "simulated": False, **point})
-    points = ([("f_clk_tau", i, v) for i, v in enumerate(exp.ngspice_f_clk_tau)]
-              + [("bits", i, v) for i, v in enumerate(exp.ngspice_bits)])
+    sweeps = [("f_clk_tau", v) for v in exp.f_clk_tau] + [("bits", v) for v in exp.bits]
+    points = [("f_clk_tau", v) for v in exp.ngspice_f_clk_tau] + [("bits", v) for v in exp.ngspice_bits]
+    preps = {}
+    for key, axis, values in (("", "f_clk_tau", exp.f_clk_tau), ("", "bits", exp.bits),
+                              ("ngspice_", "f_clk_tau", exp.ngspice_f_clk_tau), ("ngspice_", "bits", exp.ngspice_bits)):
+        for i, v in enumerate(values):
+            if (axis, v) not in preps:
+                with as_setting(f"experiment.{key}{axis}[{i}]", v):   # a bad value is named by its place
+                    preps[axis, v] = prepare(_variant(cfg, **{axis: v}))
+    out = io.check_out_dir(Path(out_dir))
     engine = cfg.simulation.backend
-    for k, (axis, i, v) in enumerate(tqdm(points, desc=f"sc_clock {engine}", disable=None, leave=False)):
-        with as_setting(f"experiment.ngspice_{axis}[{i}]", v):
-            c = _variant(cfg, **{axis: v})
-        rows.append({"axis": axis, "value": float(v), "simulated": True, **theory_point(c),
-                     **simulated_point(c, stage / f"run_{axis}_{k}")})
-    keys = sorted({k for r in rows for k in r if k not in ("axis", "simulated")})
-    arrays = {"axis": np.array([r["axis"] for r in rows]), "simulated": np.array([r["simulated"] for r in rows]),
-              "engine": np.array(engine)}
-    arrays.update({k: np.array([float(r.get(k, np.nan)) for r in rows]) for k in keys})
-    io.atomic_save_npz(stage / "sc_clock.npz", **arrays)
-    with open(stage / "sc_clock.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["axis", "simulated"] + keys)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in ["axis", "simulated"] + keys})
-    summary = {"engine": cfg.simulation.backend, "theory": "spu_sim.topologies.opamp_sc.discrete",
-               "f_clk_tau": cfg.circuit.sc.f_clk_tau, "bits": cfg.circuit.sc.bits, "rows": rows}
-    io.atomic_write_json(stage / SUMMARY_NAME, summary)
-    io.atomic_write_text(stage / "config.yaml", save_config(cfg) + yaml.safe_dump({"experiment": exp.model_dump(mode="json")}))
-    io.publish(stage, out)
-    return sorted(out.glob("*.*")) + plot_sc_clock(out)
+
+    def work(stage: Path) -> None:
+        rows: list[dict] = []
+        for axis, v in tqdm(sweeps, desc="sc_clock theory", disable=None, leave=False):
+            rows.append({"axis": axis, "value": float(v), "simulated": False, **theory_point(preps[axis, v])})
+        for axis, v in tqdm(points, desc=f"sc_clock {engine}", disable=None, leave=False):
+            p = preps[axis, v]
+            rows.append({"axis": axis, "value": float(v), "simulated": True, **theory_point(p), **simulated_point(p)})
+        keys = sorted({k for r in rows for k in r if k not in ("axis", "simulated")})
+        arrays = {"axis": np.array([r["axis"] for r in rows]), "simulated": np.array([r["simulated"] for r in rows]),
+                  "engine": np.array(engine)}
+        arrays.update({k: np.array([float(r.get(k, np.nan)) for r in rows]) for k in keys})
+        io.atomic_save_npz(stage / "sc_clock.npz", **arrays)
+        with open(stage / "sc_clock.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=["axis", "simulated"] + keys)
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: r.get(k, "") for k in ["axis", "simulated"] + keys})
+        summary = {"engine": cfg.simulation.backend, "theory": "spu_sim.topologies.opamp_sc.discrete",
+                   "f_clk_tau": cfg.circuit.sc.f_clk_tau, "bits": cfg.circuit.sc.bits, "rows": rows}
+        io.atomic_write_json(stage / SUMMARY_NAME, summary)
+        io.atomic_write_text(stage / "config.yaml",
+                             save_config(cfg) + yaml.safe_dump({"experiment": exp.model_dump(mode="json")}))
+        plot_sc_clock(stage)   # inside the stage: published with the numbers, under the folder's lock
+
+    return staged(out, work, family="sc_clock")[1]
 
 
 def plot_sc_clock(out: Path) -> list[Path]:

@@ -25,6 +25,24 @@ from typing import Any, Callable
 
 MAX_ERROR_CHARS = 1000
 STARTUP_S = 120.0
+_POLL_S = 0.25
+
+
+def _dask_task_released() -> Callable[[], bool]:
+    """In a Dask worker's task thread: a check that is True once the scheduler has cancelled or released this
+    task (the sweep was interrupted, gave up on it, or its client is gone), so its task process is killed
+    instead of computing on for nobody. Outside Dask: never True."""
+    try:
+        from distributed import get_worker  # noqa: PLC0415
+        from distributed.worker import thread_state  # noqa: PLC0415
+        worker, key = get_worker(), thread_state.key
+    except Exception:  # noqa: BLE001 - not in a Dask task
+        return lambda: False
+
+    def released() -> bool:
+        ts = worker.state.tasks.get(key)
+        return ts is None or ts.state not in ("executing", "long-running")
+    return released
 
 
 def error_line(exc: BaseException) -> str:
@@ -71,17 +89,27 @@ def run_isolated(fn: Callable[[Any], Any], task: Any, timeout_s: float | None = 
                 if not ready:
                     raise TaskFailed(f"the task process did not start within {STARTUP_S:g} s")
             t0 = time.perf_counter()
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                raise TaskFailed(f"timed out after {timeout_s:g} s (task process killed)") from None
-            wall_s = time.perf_counter() - t0
+            released = _dask_task_released()
+            wall_s = None
+            while True:
+                try:
+                    proc.wait(timeout=_POLL_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    if result.is_file():   # done (written atomically); its interpreter teardown is not waited for
+                        wall_s = time.perf_counter() - t0
+                        break
+                    if timeout_s is not None and time.perf_counter() - t0 > timeout_s:
+                        raise TaskFailed(f"timed out after {timeout_s:g} s (task process killed)") from None
+                    if released():
+                        raise TaskFailed("cancelled: the sweep stopped waiting for it (task process killed)") from None
+            wall_s = time.perf_counter() - t0 if wall_s is None else wall_s
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
             proc.stdout.close()
-        if proc.returncode != 0 or not result.is_file():
+        if not result.is_file():
             last = log.read_text(errors="replace").strip().splitlines()[-1:] if log.is_file() else []
             if proc.returncode > 0 and last:  # a Python error before or after the task (e.g. an import)
                 raise TaskFailed(f"task process exited with code {proc.returncode}: {last[0][:300]}")

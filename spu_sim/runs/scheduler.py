@@ -36,7 +36,7 @@ from typing import Any, Callable, Hashable, NamedTuple, Sequence
 from pebble import ProcessExpired, ProcessPool
 
 from ..errors import BadInputError
-from .isolate import TaskFailed, death_reason, error_line, run_isolated
+from .isolate import STARTUP_S, TaskFailed, death_reason, error_line, run_isolated
 
 # a run pebble should have stopped by now is failed by the scheduler itself: a guard against a
 # future left pending by a pool bug (pebble issue 153), so a sweep can never wait forever
@@ -158,6 +158,59 @@ def run_in_processes(fn: Callable[[Any], Any], tasks: Sequence[tuple[Hashable, A
 # ---------------------------------------------------------------- a Dask cluster
 
 
+CONNECT_S = 30.0    # a Dask scheduler must answer within this
+WORKERS_S = 60.0    # ... and have a worker within this (also: the longest a sweep waits with no worker at all)
+
+
+def _identity(address: str, timeout_s: float) -> dict[str, Any]:
+    """The scheduler's identity (type, workers), asked over Dask's own protocol under a hard deadline: a
+    server that accepts the connection and never answers (not Dask) fails here instead of hanging."""
+    import asyncio  # noqa: PLC0415
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+    from distributed.core import rpc  # noqa: PLC0415
+
+    async def ask() -> dict[str, Any]:
+        r = rpc(address)
+        try:
+            return await r.identity()
+        finally:
+            await r.close_rpc()
+
+    with ThreadPoolExecutor(1) as ex:   # a fresh event loop, also when the caller runs one (a notebook)
+        return ex.submit(asyncio.run, asyncio.wait_for(ask(), timeout_s)).result()
+
+
+def check_scheduler(address: str, *, connect_s: float | None = None, workers_s: float | None = None) -> int:
+    """Reach the Dask scheduler at ``address`` and wait until it has a worker: the number of its workers.
+
+    BadInputError (one line naming the cause and the fix) when nothing answers within connect_s (CONNECT_S),
+    when what answers is not a Dask scheduler, or when no worker joins within workers_s (WORKERS_S) -- before
+    a sweep writes anything.
+    """
+    connect_s = CONNECT_S if connect_s is None else connect_s
+    workers_s = WORKERS_S if workers_s is None else workers_s
+    t0 = time.monotonic()
+    try:
+        ident = _identity(address, connect_s)
+    except (TimeoutError, OSError) as e:
+        why = "nothing answered" if isinstance(e, TimeoutError) else f"{type(e).__name__}: {str(e)[:120]}"
+        raise BadInputError(f"--scheduler {address}: no Dask scheduler reached within {connect_s:g} s ({why}); "
+                            "start one (dask scheduler) or give its tcp://host:port") from None
+    except Exception as e:  # noqa: BLE001 - a server speaking another protocol
+        raise BadInputError(f"--scheduler {address}: the server there is not a Dask scheduler "
+                            f"({type(e).__name__}); give the address of a dask scheduler") from None
+    if not isinstance(ident, dict) or ident.get("type") != "Scheduler":
+        raise BadInputError(f"--scheduler {address}: the server there is not a Dask scheduler; give the address "
+                            "of a dask scheduler")
+    while not ident.get("workers"):
+        if time.monotonic() - t0 > workers_s:
+            raise BadInputError(f"--scheduler {address}: the Dask scheduler has no workers after {workers_s:g} s; "
+                                f"start some (dask worker {address}) or run without --scheduler")
+        time.sleep(0.5)
+        ident = _identity(address, connect_s)
+    return len(ident["workers"])
+
+
 def run_on_dask(fn: Callable[[Any], Any], tasks: Sequence[tuple[Hashable, Any]], *, scheduler: str,
                 timeout_s: float | None = None, on_done: OnDone | None = None) -> list[Outcome]:
     """fn(task) for each (key, task) on an existing dask.distributed scheduler; outcomes in task order.
@@ -165,31 +218,79 @@ def run_on_dask(fn: Callable[[Any], Any], tasks: Sequence[tuple[Hashable, Any]],
     Each task runs in a child process of its Dask worker (spu_sim.runs.isolate): killed past timeout_s, and
     a crash ends the child only. Should a Dask worker itself die, its nanny restarts it and Dask retries
     the task elsewhere before giving up with KilledWorker, which becomes the run's failed outcome.
+
+    Nothing waits forever: the scheduler must answer and have a worker first (check_scheduler); each run
+    has a deadline counted from its submission (its share of the queue: timeout_s + the task process's
+    start-up per run ahead of it on each worker thread, + WATCHDOG_GRACE_S), past which it is cancelled and
+    failed; with no worker at all for WORKERS_S the remaining runs fail. On any exit before the end (Ctrl-C,
+    an error in on_done) the pending runs are cancelled and their task processes killed (isolate polls the
+    state of its Dask task).
     """
-    from dask.distributed import Client, as_completed  # noqa: PLC0415
+    from dask.distributed import Client, wait as dask_wait  # noqa: PLC0415
 
     outcomes: list[Outcome | None] = [None] * len(tasks)
     if not tasks:
         return []
-    with Client(scheduler, timeout="30s") as client:
-        index = {}
-        for i, (key, task) in enumerate(tasks):
-            fut = client.submit(run_isolated, fn, task, timeout_s, key=f"spu-sim-run-{key}-{time.time_ns()}",
-                                pure=False)
-            index[fut] = i
-        for fut in as_completed(index):
-            i = index[fut]
-            key = tasks[i][0]
-            try:
-                value, wall_s = fut.result()
-            except TaskFailed as e:  # timed out, died, or raised (the reason is already one line)
-                outcomes[i] = Outcome(key, False, str(e), float("nan"))
-            except Exception as e:  # noqa: BLE001 - KilledWorker, a lost connection, ...
-                outcomes[i] = Outcome(key, False, error_line(e), float("nan"))
-            else:
-                outcomes[i] = Outcome(key, True, value, wall_s)
-            if on_done is not None:
-                on_done(key, outcomes[i].ok, outcomes[i].value)
+    check_scheduler(scheduler)
+    with Client(scheduler, timeout=f"{CONNECT_S:g}s") as client:
+        slots = max(sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()), 1)
+        index: dict[Any, int] = {}
+        deadline: dict[Any, float] = {}
+        t_sub = time.monotonic()
+        per_run = (timeout_s if timeout_s is not None else float("inf")) + STARTUP_S
+        try:
+            for i, (key, task) in enumerate(tasks):
+                fut = client.submit(run_isolated, fn, task, timeout_s, key=f"spu-sim-run-{key}-{time.time_ns()}",
+                                    pure=False)
+                index[fut] = i
+                deadline[fut] = t_sub + (i // slots + 1) * per_run + WATCHDOG_GRACE_S
+            pending = set(index)
+            no_worker_since: float | None = None
+            next_check = 0.0
+
+            def finish(fut: Any, ok: bool, value: Any, wall_s: float) -> None:
+                i = index[fut]
+                outcomes[i] = Outcome(tasks[i][0], ok, value, wall_s)
+                if on_done is not None:
+                    on_done(tasks[i][0], ok, value)
+
+            while pending:
+                try:
+                    done = set(dask_wait(list(pending), timeout=1.0, return_when="FIRST_COMPLETED").done)
+                except TimeoutError:    # nothing finished within the poll period
+                    done = set()
+                pending -= done
+                for fut in sorted(done, key=index.__getitem__):
+                    try:
+                        value, wall_s = fut.result()
+                    except TaskFailed as e:  # timed out, died, or raised (the reason is already one line)
+                        finish(fut, False, str(e), float("nan"))
+                    except Exception as e:  # noqa: BLE001 - KilledWorker, a lost connection, ...
+                        finish(fut, False, error_line(e), float("nan"))
+                    else:
+                        finish(fut, True, value, wall_s)
+                now = time.monotonic()
+                late = sorted((f for f in pending if now > deadline[f]), key=index.__getitem__)
+                if now >= next_check:
+                    next_check = now + 2.0
+                    has_workers = bool(client.scheduler_info()["workers"])
+                    no_worker_since = None if has_workers else (no_worker_since or now)
+                    if no_worker_since is not None and now - no_worker_since > WORKERS_S:
+                        late = sorted(pending, key=index.__getitem__)
+                        why = f"no Dask worker for {WORKERS_S:g} s (run not started)"
+                    else:
+                        why = None
+                else:
+                    why = None
+                for fut in late:
+                    pending.discard(fut)
+                    fut.cancel()
+                    finish(fut, False, why or f"no result {deadline[fut] - t_sub:.0f} s after submission "
+                           f"(timeout_s {timeout_s} per run; cancelled)", now - t_sub)
+        finally:
+            left = [f for f in index if not f.done()]
+            if left:   # Ctrl-C or an error: nothing keeps computing on the workers
+                client.cancel(left, force=True)
     return outcomes  # type: ignore[return-value]
 
 

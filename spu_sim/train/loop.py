@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass, fields
@@ -30,7 +31,8 @@ import numpy as np
 import yaml
 from threadpoolctl import threadpool_limits
 
-from spu_sim.errors import SpuSimError
+from spu_sim.engines import free_memory_mb
+from spu_sim.errors import BadInputError, SpuSimError
 from spu_sim.io import atomic_write_text
 from spu_sim.optim import OPTIMIZERS, Transform, ngd, ngd_woodbury, tkfac, tngd
 from spu_sim.pipeline import staged
@@ -99,9 +101,39 @@ def make_dataset(cfg: TrainConfig) -> data_mod.Dataset:
     return data_mod.DATASETS.get(cfg.data.name)(cfg.data)
 
 
+#: bytes per history row (the HistoryRow in memory, a CSV line on disk) and per step of mini-batch indices
+#: beyond the indices themselves (a numpy slice in a list)
+HISTORY_ROW_BYTES = 1000
+STEP_OVERHEAD_BYTES = 120
+
+
+def check_limits(cfg: TrainConfig, out_dir: str | Path | None = None) -> None:
+    """Refuse (BadInputError naming the cost and the fix) a run whose mini-batch indices and history would not fit
+    in the machine's free memory, or whose history and plots would not fit on the disk of out_dir -- before the
+    data set is built."""
+    t = cfg.train
+    rows = len(t.optimizers) * (t.steps // t.eval_every + 2)
+    memory_mb = (t.steps * (8 * t.batch_size + STEP_OVERHEAD_BYTES) * 2 + rows * HISTORY_ROW_BYTES) / 1e6
+    free = free_memory_mb()
+    if memory_mb > 0.8 * free:
+        raise BadInputError(f"train.steps: {t.steps} steps of batch {t.batch_size} need about {memory_mb:.4g} MB of "
+                            f"memory (mini-batch indices and history) but {free:.4g} MB are free; lower train.steps "
+                            "or train.batch_size, or raise train.eval_every")
+    if out_dir is not None:
+        probe = Path(out_dir).resolve()
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        disk_mb = (rows * HISTORY_ROW_BYTES) / 1e6 + 5.0          # history.csv + summaries + plots
+        free_disk = shutil.disk_usage(probe).free / 1e6
+        if disk_mb > 0.9 * free_disk:
+            raise BadInputError(f"--out {out_dir}: the run writes about {disk_mb:.4g} MB but the disk has "
+                                f"{free_disk:.4g} MB free; free space, choose another --out or raise train.eval_every")
+
+
 def prepare(cfg: TrainConfig) -> tuple[data_mod.Dataset, models.Model, np.ndarray, np.ndarray]:
     """(data set, model, mini-batch indices (steps, batch), initial parameters) of a validated config: what
     every optimiser of a run shares (also used by spu_sim.train.spot_check to replay the same steps)."""
+    check_limits(cfg)
     ds = make_dataset(cfg)
     model = models.make_model(cfg.model.name, ds.x_train.shape[1], ds.n_classes, hidden=cfg.model.hidden,
                               activation=cfg.model.activation)
@@ -321,6 +353,7 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
     written (the failed entry's summary carries ``error``) and then the first error is raised.
     """
     cfg = validate_config(config)
+    check_limits(cfg, out_dir)
     ds, model, batches, theta0 = prepare(cfg)
     transforms = [build_optimizer(entry, cfg) for entry in cfg.train.optimizers]
 

@@ -52,6 +52,8 @@ from .switched import needs_switched
 
 COND_MAX = 1e6
 MAX_DENOMINATOR = 1000
+#: a step ratio this close to p/q counts as p/q (the engine's estimate refuses the others before any work)
+RATIO_RTOL = 1e-9
 CHUNK_ELEMENTS = 2 ** 22  # rows x states of one block of steps (complex: 64 MB)
 
 
@@ -253,7 +255,7 @@ def fine_grid(tran: Tran, srcs: list[NoiseSource], samples: bool = True) -> tupl
     dt = dts.pop()
     r = tran.step_s / dt
     f = Fraction(r).limit_denominator(MAX_DENOMINATOR)
-    if abs(float(f) - r) > 1e-9 * r or f.numerator > MAX_DENOMINATOR:
+    if abs(float(f) - r) > RATIO_RTOL * r or f.numerator > MAX_DENOMINATOR:
         raise BadInputError(f"output step {tran.step_s:g} s and noise step {dt:g} s are not commensurate (ratio"
                             f" {r:.12g} is no p/q with p, q <= {MAX_DENOMINATOR}); choose readout.sample_dt_tau as a"
                             f" simple multiple or fraction of the noise step, or {NGSPICE_HINT}")

@@ -40,15 +40,16 @@ the waveform inside the phases that the output grid cannot show; method krylov's
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 from ...circuit import Circuit, Noise, Op, Tran
 from ...errors import BadInputError
-from ..base import ENGINES, run_in_child
+from ..base import ENGINES, Cost, Workload, memory_engine_cost, run_in_child
 from ..raw import Waveforms
-from .dense import op_dense, tran_dense
+from .dense import MAX_DENOMINATOR, RATIO_RTOL, op_dense, tran_dense
 from .krylov import op_krylov, prefers_krylov, tran_krylov
-from .model import assemble
+from .model import assemble, by_type
 from .noise import noise_analysis
 from .result import NGSPICE_HINT, NOISE_MODES, LinearWaveforms, OpMethod, RunOptions, TranMethod
 from .switched import is_clocked, needs_switched, tran_switched
@@ -77,6 +78,37 @@ class LinearEngine:
         if method not in METHODS:
             raise BadInputError(f"method {method!r}: choose one of {', '.join(METHODS)}")
 
+    def estimate(self, work: Workload) -> Cost:
+        """Memory of the noise samples and readout arrays (files only when kept: base.memory_engine_cost). A
+        readout step that is no p/q multiple of the noise step (p, q <= MAX_DENOMINATOR) is refused here,
+        before the circuit and its files are built (the exact integration needs a common fine grid)."""
+        if work.n_sources and work.n_out_points:
+            r = work.step_tau / work.noise_dt_tau
+            f = Fraction(r).limit_denominator(MAX_DENOMINATOR)
+            if abs(float(f) - r) > RATIO_RTOL * r or f.numerator > MAX_DENOMINATOR:
+                raise BadInputError(
+                    f"readout.sample_dt_tau: {work.step_tau:.6g} tau and the noise step {work.noise_dt_tau:.6g} tau "
+                    f"are not commensurate (ratio {r:.9g} is no p/q with p, q <= {MAX_DENOMINATOR}); choose a simple "
+                    f"multiple or fraction of the noise step, or {NGSPICE_HINT}")
+        return memory_engine_cost(work)
+
+    def check(self, circuit: Circuit) -> None:
+        """Refuse (BadInputError) a circuit this engine cannot run -- an analysis other than .op / .tran / .noise,
+        a nonlinear element (a clipped op-amp), a clocked circuit with .op or .noise -- in one pass over it,
+        before any engine runs (a cross-check calls it before its reference run)."""
+        for a in circuit.analyses:
+            if not isinstance(a, (Op, Tran, Noise)):
+                raise BadInputError(f"analysis {type(a).__name__}: the linear engine runs .op, .tran and .noise only;"
+                                    f" {NGSPICE_HINT}")
+        noises = [a for a in circuit.analyses if isinstance(a, Noise)]
+        if is_clocked(circuit):
+            if noises or circuit.analysis(Op) is not None:
+                raise BadInputError("a clocked circuit (PULSE-driven switches) has no operating point and no small-"
+                                    "signal .op / .noise; run .tran only (the linear engine steps its switch phases "
+                                    "exactly)")
+        else:
+            by_type(circuit)   # refuses a nonlinear or unknown element
+
     def run(self, circuit: Circuit, run_dir: Path | None = None, *, timeout_s: float | None = None, progress=None,
             noise_mode: str | None = None, seed: int | None = None,
             noise_intensity_v2_s: dict[str, float] | None = None, method: str | None = None) -> dict[str, Waveforms]:
@@ -89,17 +121,11 @@ class LinearEngine:
         mode = noise_mode or self.noise_mode
         if mode not in NOISE_MODES:
             raise BadInputError(f"noise_mode {mode!r}: choose one of {', '.join(NOISE_MODES)}")
-        for a in circuit.analyses:
-            if not isinstance(a, (Op, Tran, Noise)):
-                raise BadInputError(f"analysis {type(a).__name__}: the linear engine runs .op, .tran and .noise only;"
-                                    f" {NGSPICE_HINT}")
+        self.check(circuit)
         opts = RunOptions(self.name, mode, self.seed if seed is None else seed,
                           noise_intensity_v2_s or self.noise_intensity, method or self.method)
         out: dict[str, Waveforms] = {}
         noises = [a for a in circuit.analyses if isinstance(a, Noise)]
-        if is_clocked(circuit) and (noises or circuit.analysis(Op) is not None):
-            raise BadInputError("a clocked circuit (PULSE-driven switches) has no operating point and no small-signal"
-                                " .op / .noise; run .tran only (the linear engine steps its switch phases exactly)")
         if noises:
             mna = assemble(circuit)
             for k, a in enumerate(noises):
