@@ -173,6 +173,12 @@ class CountingLinearEngine:
         type(self).runs += 1
         return get_engine("linear").run(circuit, run_dir, timeout_s=timeout_s)
 
+    def check(self, circuit):          # the Engine protocol: refusals before any engine runs ...
+        get_engine("linear").check(circuit)
+
+    def estimate(self, work):          # ... and the memory and disk the run needs, before it starts
+        return get_engine("linear").estimate(work)
+
 A = [[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 4.0]]
 B = [1.0, -0.5, 2.0]
 
