@@ -2,16 +2,22 @@
 (the noise samples integrated exactly, engines/linear/chebyshev.py) against the exact OU transient's statistics,
 and path-wise against ngspice on the same noise samples; the noise step AnalogSolver chooses and its refusals."""
 
+import copy
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.stats import chi2
 
 import spu_sim.analog as analog
 from spu_sim.engines.linear import krylov
+from spu_sim.config import read_yaml
 from spu_sim.errors import BadInputError
 from spu_sim.optim import tkfac, tngd
 from spu_sim.problems import FactoredProblem
 from spu_sim.train import data, models
+from spu_sim.train.loop import run_training
+from spu_sim.train.plots import read_history
 
 KAPPA, T_TAU, DAMPING = 0.01, 2.0, 0.5
 P_FALSE_ALARM = 1e-3
@@ -123,3 +129,23 @@ def test_noisy_tngd_and_tkfac_train_on_the_linear_engine():
             u, state = opt.update(p, state)
             assert np.all(np.isfinite(u)) and np.linalg.norm(u) > 0
             th = th + u
+
+
+def test_shipped_noise_config_runs_at_tiny_size(tmp_path):
+    """configs/tngd_noise.yaml (TNGD Fig. 7 at N = 4810, run by hand) through run_training at tiny size (hidden 2,
+    batch 2, 1 step: N = 160, m = 20), every optimiser and every group plot: the same code path, so the shipped
+    config's entries are accepted by the circuit in the loop and write finite histories and their plots."""
+    raw, _ = read_yaml(Path(__file__).resolve().parent.parent / "configs" / "tngd_noise.yaml")
+    cfg = copy.deepcopy(raw)
+    cfg["model"]["hidden"] = 2
+    cfg["train"].update(steps=1, batch_size=2)
+    kappas = {o.get("kappa", 0) for o in cfg["train"]["optimizers"] if o["name"] == "tngd"}
+    assert kappas == {0.1, 0.01, 0.001, 0} and all(o.get("backend", "linear") == "linear"
+                                                  for o in cfg["train"]["optimizers"] if o["name"] == "tngd")
+    summary = run_training(cfg, tmp_path)
+    hist = read_history(tmp_path / "history.csv")
+    labels = [o.get("label") or o["name"] for o in cfg["train"]["optimizers"]]
+    assert set(labels) <= set(hist) and all(np.all(np.isfinite(hist[lab]["train_loss"])) for lab in labels)
+    assert all("error" not in s for s in summary["optimizers"].values())
+    for g in ("t1", "t5", "t50"):
+        assert (tmp_path / f"group_{g}.png").stat().st_size > 0
