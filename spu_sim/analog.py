@@ -23,6 +23,15 @@ directly, so nothing of size N x N is formed on the way.
 
 Defaults for training problems: r_max_ohm 1e9 and prune_below_relative 1e-6, because a GGN has entries
 many decades below its largest one; pruned entries are counted in ``last_pruned``.
+
+Noise (kappa > 0): the readout is one sample at t_tau, so the noise DACs' step is chosen commensurate with it,
+noise_dt_tau = t_tau / K with K = ceil(t_tau * noise_oversample * lambda_max) (lambda_max of A: the factorised
+problem's m x m core, ``core_eigenvalues``, or the dense A's largest eigenvalue), never coarser than the
+design's own rule 1 / (noise_oversample lambda_max). The linear engine then integrates the samples exactly on
+that grid at any size (method krylov above its state threshold). The noise samples of one solve are held in
+memory (d K of them; limit MAX_NOISE_SAMPLES, 8 bytes each); a solve beyond that is refused naming t_tau and
+kappa (an optimiser has no ``simulation`` section); the design's and the engine's other refusals keep their
+class (BadInputError, DesignError) with the AnalogSolver's own arguments (backend, kappa, t_tau) in front.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse.linalg as spla
 
 from . import io
 from .errors import BadInputError
@@ -38,8 +48,21 @@ from .pipeline import circuit_for_run, prepare_problem, run_engine
 from .problems import FactoredProblem, Problem, validate_spd
 from .readout import make_adc, read_final_state
 from .run_config import load_run_config
+from .topologies.opamp_factored.design import core_eigenvalues
 
 DEFAULT_INTEGRATOR = {"r_max_ohm": 1e9, "prune_below_relative": 1e-6}
+MAX_NOISE_SAMPLES = 200_000_000   # noise samples of one solve (all sources), 1.6 GB as float64
+DENSE_EIGH_MAX = 400              # the dense A's lambda_max by eigvalsh up to this size, else eigsh
+
+
+def lambda_max(problem: Problem | FactoredProblem) -> float:
+    """Largest eigenvalue of the problem's A (A = J^T H J + damping I never formed for a factorised problem)."""
+    if isinstance(problem, FactoredProblem):
+        return float(problem.damping + max(float(core_eigenvalues(problem)[-1]), 0.0))
+    A = problem.A
+    if A.shape[0] <= DENSE_EIGH_MAX:
+        return float(np.linalg.eigvalsh(A)[-1])
+    return float(spla.eigsh(A, k=1, which="LA", tol=1e-6, v0=np.ones(A.shape[0]), return_eigenvectors=False)[0])
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
@@ -96,20 +119,46 @@ class AnalogSolver:
         """x(t_tau) of the circuit started at x0, in problem units, shape (d,)."""
         if t_tau <= 0:
             return np.asarray(x0, float).copy()
-        return self._final_state(prepare_problem(self._run_cfg(self._cfg, t_tau), self.problem(A, b, x0)))
+        problem = self.problem(A, b, x0)
+        return self._final_state(self._prepare(self._cfg, t_tau, problem), t_tau)
 
-    def _run_cfg(self, base, t_tau: float):
-        """The validated sections with this call's run length, seed (one per call) and readout period (t_tau)."""
-        return base.model_copy(update={
-            "simulation": base.simulation.model_copy(update={"t_stop_tau": float(t_tau), "seed": self.seed + self.calls}),
-            "readout": base.readout.model_copy(update={"sample_dt_tau": float(t_tau)})})
+    def noise_steps(self, problem: Problem | FactoredProblem, t_tau: float) -> int:
+        """K noise steps per solve of t_tau (module doc); 0 without noise."""
+        if self.kappa <= 0:
+            return 0
+        return max(int(np.ceil(t_tau * self._cfg.simulation.noise_oversample * lambda_max(problem) - 1e-9)), 1)
 
-    def _final_state(self, prep) -> np.ndarray:
+    def _prepare(self, base, t_tau: float, problem):
+        """The prepared run of one solve: the validated sections with this call's run length, seed (one per call),
+        readout period (t_tau) and, with noise, the commensurate noise step (module doc)."""
+        sim = {"t_stop_tau": float(t_tau), "seed": self.seed + self.calls}
+        k = self.noise_steps(problem, t_tau)
+        if k:
+            if k * problem.d > MAX_NOISE_SAMPLES:
+                raise BadInputError(f"AnalogSolver: a noisy solve of t_tau = {t_tau:g} at N = {problem.d} needs {k} noise"
+                                    f" steps x {problem.d} sources = {k * problem.d:.3g} samples in memory (limit"
+                                    f" {MAX_NOISE_SAMPLES:.3g}, 8 bytes each); shorten t_tau or set kappa = 0")
+            sim.update(noise_dt_tau=float(t_tau) / k, max_noise_samples=max(base.simulation.max_noise_samples,
+                                                                            k * problem.d))
+        cfg = base.model_copy(update={"simulation": base.simulation.model_copy(update=sim),
+                                      "readout": base.readout.model_copy(update={"sample_dt_tau": float(t_tau)})})
+        try:
+            return prepare_problem(cfg, problem)
+        except BadInputError as err:
+            raise type(err)(f"AnalogSolver(backend={self.backend}, kappa={self.kappa:g}) at t_tau = {t_tau:g}: {err}")\
+                from None
+
+    def _final_state(self, prep, t_tau: float) -> np.ndarray:
         """Build the circuit, run the engine in a temporary folder and read the final state through the ADC (no
-        result files, no statistics of the two samples); records the call's bookkeeping."""
+        result files, no statistics of the two samples); records the call's bookkeeping. The engine's refusals
+        carry the AnalogSolver's arguments in front (module doc)."""
         with io.temp_folder() as tmp:
-            circuit = circuit_for_run(prep, Path(tmp), keep=False)
-            plots, self.last_engine_s = run_engine(prep, circuit, Path(tmp))
+            try:
+                circuit = circuit_for_run(prep, Path(tmp), keep=False)
+                plots, self.last_engine_s = run_engine(prep, circuit, Path(tmp))
+            except BadInputError as err:
+                raise type(err)(f"AnalogSolver(backend={self.backend}, kappa={self.kappa:g}) at t_tau = {t_tau:g}:"
+                                f" {err}") from None
         d = prep.design
         x = read_final_state(plots["tran"], d, make_adc(prep.cfg, d), prep.sample_dt_tau * d.tau_s, prep.t_stop_s)
         self.calls += 1
@@ -132,4 +181,4 @@ class AnalogSolver:
         problem = FactoredProblem.create(J, H, damping, b, self.kappa, x0, field="AnalogSolver")
         if t_tau <= 0:
             return problem.x0.copy()
-        return self._final_state(prepare_problem(self._run_cfg(self._factored_cfg(), t_tau), problem))
+        return self._final_state(self._prepare(self._factored_cfg(), t_tau, problem), t_tau)

@@ -479,9 +479,10 @@ def test_refusals_name_the_cause():
 
 
 def test_too_many_states_for_the_dense_model_is_refused_before_the_work():
-    """A noisy RC ladder of MAX_DENSE_STATES + 1 capacitors: the dense model is refused (size and fix named) before
-    it is formed; the same ladder without noise runs on the structured method (the auto rule): its first node
-    charges from 0 towards the 1 V source, never beyond it."""
+    """A noisy RC ladder of MAX_DENSE_STATES + 1 capacitors: the dense model (noise_mode aggregated draws through
+    it) is refused (size and fix named) before it is formed; with the noise samples (the default) or without noise
+    the ladder runs on the structured method (the auto rule): its first node charges from 0 towards the 1 V
+    source, never beyond it (the noise enters at the far end, 3000 sections away)."""
     from spu_sim.engines.linear import MAX_DENSE_STATES
     n = MAX_DENSE_STATES + 1
     els = [VoltageSource("V1", "in", "0", 1.0), Resistor("R0", "in", "n1", 1e3)]
@@ -490,9 +491,10 @@ def test_too_many_states_for_the_dense_model_is_refused_before_the_work():
     tran = Tran(1e-6, 2e-5, 1e-6)
     noisy = Circuit("ladder", els + [Resistor("RN", "nz1", f"n{n}", 1e3)]
                     + _noise_elements(1, np.zeros((40, 1)), 1e-6), ["n1"], analyses=[tran], saves=["v(n1)"])
-    with pytest.raises(BadInputError, match=rf"{n} dynamic states.*GB.*kappa: 0"):
-        get_engine("linear").run(noisy, None)
+    with pytest.raises(BadInputError, match=rf"{n} dynamic states.*GB.*noise_mode samples"):
+        get_engine("linear").run(noisy, None, noise_mode="aggregated")
     quiet = Circuit("ladder", els, ["n1"], analyses=[tran], saves=["v(n1)"])
-    w = get_engine("linear").run(quiet, None)["tran"]
-    v = w.vectors["v(n1)"]
-    assert w.method == "krylov" and v[0] == 0.0 and 0.5 < v[-1] < 1.0 and np.all(np.diff(v) >= -1e-12)
+    for c in (quiet, noisy):
+        w = get_engine("linear").run(c, None)["tran"]
+        v = w.vectors["v(n1)"]
+        assert w.method == "krylov" and v[0] == 0.0 and 0.5 < v[-1] < 1.0 and np.all(np.diff(v) >= -1e-12)

@@ -27,7 +27,8 @@ from spu_sim.errors import BadInputError
 from spu_sim.pipeline import build_circuit, prepare
 
 
-def factored_circuit(n, m, *, circuit=None, kappa=0.0, t_stop_tau=5.0, step_tau=0.25, seed=0, analyses=("tran",)):
+def factored_circuit(n, m, *, circuit=None, kappa=0.0, t_stop_tau=5.0, step_tau=0.25, seed=0, analyses=("tran",),
+                     noise_dt_tau=None):
     rng = np.random.default_rng(seed)
     J = rng.standard_normal((m, n)) / np.sqrt(n)
     B = rng.standard_normal((m, m))
@@ -37,7 +38,8 @@ def factored_circuit(n, m, *, circuit=None, kappa=0.0, t_stop_tau=5.0, step_tau=
                        "x0": (0.5 * rng.standard_normal(n)).tolist()},
            "circuit": {"topology": "opamp_factored", "integrator": {"r_max_ohm": 1e10, "prune_below_relative": 1e-5},
                        **(circuit or {})},
-           "simulation": {"t_stop_tau": t_stop_tau, "burn_in_tau": 0.0, "analyses": list(analyses), "backend": "linear"},
+           "simulation": {"t_stop_tau": t_stop_tau, "burn_in_tau": 0.0, "analyses": list(analyses), "backend": "linear",
+                          "noise_dt_tau": noise_dt_tau},
            "readout": {"sample_dt_tau": step_tau}}
     return build_circuit(prepare(cfg))
 
@@ -122,18 +124,35 @@ def test_op_vs_ngspice_factored(tmp_path):
         assert abs(v[0] - ref) <= 1e-10 * max(abs(ref), 1e-300) + 1e-15, (k, v[0], ref)
 
 
-def test_noise_sources_are_refused_with_the_fix():
-    c = factored_circuit(12, 4, kappa=0.01)
-    with pytest.raises(BadInputError, match="noise source.*method modal"):
-        LinearEngine().run(c, method="krylov")
+@pytest.mark.parametrize("n,m,extra,step_tau,noise_dt_tau", [
+    (60, 12, {}, 0.25, 0.0125),            # 20 noise steps per output step
+    (40, 6, {}, 5.0, 0.01),                # one output step of 500 noise steps (a TNGD readout)
+    (30, 6, {}, 0.25, 0.1),                # output step / noise step = 5/2: the fine grid between the knots
+    (24, 6, MACRO | TOL, 0.25, 0.0125)],   # macromodel op-amps: a non-symmetric state matrix
+    ids=["ideal", "one-readout", "fractional", "macro-tolerance"])
+def test_krylov_integrates_the_noise_samples_as_modal(n, m, extra, step_tau, noise_dt_tau):
+    """The noise DACs' piecewise-linear samples, path-wise: the Chebyshev propagation (chebyshev.py, truncation
+    bound rtol = 1e-10 per output step) against the exact modal recursion on the same samples."""
+    D, K, run = _both(factored_circuit(n, m, circuit=extra, kappa=0.05, step_tau=step_tau,
+                                       noise_dt_tau=noise_dt_tau))
+    assert run.info.error_estimate <= 1e-9 * run.info.substeps, run
+    assert np.abs(K - D).max() <= 1e-8 * np.abs(D).max(), (np.abs(K - D).max(), run)
 
 
-def test_auto_rule_picks_krylov_for_many_states_without_noise(monkeypatch):
+def test_krylov_refuses_aggregated_noise():
+    c = factored_circuit(12, 4, kappa=0.01, noise_dt_tau=0.025)
+    with pytest.raises(BadInputError, match="noise_mode samples"):
+        LinearEngine().run(c, method="krylov", noise_mode="aggregated")
+
+
+def test_auto_rule_picks_krylov_for_many_states(monkeypatch):
     c = factored_circuit(20, 4)
     assert LinearEngine().run(c)["tran"].method == "modal"
     monkeypatch.setattr(krylov, "KRYLOV_MIN_STATES", 10)
     assert LinearEngine().run(c)["tran"].method == "krylov"
-    assert not krylov.prefers_krylov(factored_circuit(20, 4, kappa=0.01))   # noise: never krylov by auto
+    noisy = factored_circuit(20, 4, kappa=0.01, noise_dt_tau=0.025)
+    assert LinearEngine().run(noisy)["tran"].method == "krylov"                      # noise samples: krylov too
+    assert LinearEngine().run(noisy, noise_mode="aggregated")["tran"].method == "modal"   # drawn by the dense model
 
 
 def test_peel_solve_with_coupled_core_equals_spsolve():

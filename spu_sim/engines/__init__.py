@@ -12,5 +12,5 @@ from . import linear
 from .base import ENGINES, Cost, Engine, Workload, available, check_finite_waveforms, free_memory_mb, get_engine
 from .raw import Waveforms
 
-__all__ = ["ENGINES", "Engine", "Waveforms", "available", "check_finite_waveforms", "get_engine", "linear", "ngspice_shared",
-           "ngspice_subprocess"]
+__all__ = ["ENGINES", "Cost", "Engine", "Waveforms", "Workload", "available", "check_finite_waveforms",
+           "free_memory_mb", "get_engine", "linear", "ngspice_shared", "ngspice_subprocess"]

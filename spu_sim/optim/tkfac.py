@@ -42,6 +42,7 @@ from spu_sim.analog import AnalogSolver
 from spu_sim.errors import BadInputError, DesignError
 from spu_sim.optim.base import OPTIMIZERS, LearningRate, LocalProblem, Transform, lr_at
 from spu_sim.optim.tngd import DEFAULT_TAU_S, ou_transient
+from spu_sim.problems import validate_spd
 from spu_sim.readout import Adc
 from spu_sim.registry import Registry
 
@@ -101,6 +102,12 @@ BACKENDS.register("circuit", _analog("ngspice-shared"))
 BACKENDS.register("linear", _analog("linear"))
 
 
+def _unrealisable(n: int, factor_bits: int | None, err: Exception) -> DesignError:
+    """The circuit refuses a (numerically) singular or unstable programmed factor: the fix is the factor's."""
+    return DesignError(f"tkfac: the {n} x {n} factor programmed with factor_bits = {factor_bits} cannot be realised "
+                       f"({err}); raise factor_bits or the damping")
+
+
 def spu_invert(m: np.ndarray, previous: np.ndarray | None, solver, *, t_tau: float,
                factor_bits: int | None) -> np.ndarray:
     """Minv ~ sym([x_1 .. x_n]) / s of the module docstring, one ``solver.solve`` per column."""
@@ -113,10 +120,15 @@ def spu_invert(m: np.ndarray, previous: np.ndarray | None, solver, *, t_tau: flo
         e[j] = 1.0
         x0 = e if previous is None else s * previous[:, j]
         try:
+            if j == 0 and not isinstance(solver, IdealSPU):   # the ideal SPU takes any symmetric factor (as before)
+                validate_spd(mq, field=f"tkfac: the programmed {n} x {n} factor", condition=False)
             cols.append(np.asarray(solver.solve(mq, e, x0, t_tau), dtype=float))
-        except BadInputError as err:  # the circuit refuses a (numerically) singular or unstable programmed factor
-            raise DesignError(f"tkfac: the {n} x {n} factor programmed with factor_bits = {factor_bits} cannot be "
-                              f"realised ({err}); raise factor_bits or the damping") from None
+        except DesignError as err:
+            raise _unrealisable(n, factor_bits, err) from None
+        except BadInputError as err:   # the programmed factor's own check; the solver's other refusals name its args
+            if j == 0 and "tkfac: the programmed" in str(err):
+                raise _unrealisable(n, factor_bits, err) from None
+            raise
     x = np.stack(cols, axis=1)
     return 0.5 * (x + x.T) / s
 

@@ -9,6 +9,7 @@ Each file imports only files above it (no cycle, no import inside a function):
                  DcRun), the output grid (output_count), NGSPICE_HINT
     stamp.py     conductance stamps: Triplets, resistors and crossbars, the dense crossbar Blocks
     expmv.py     matrix-free Arnoldi exponential of x' = M x + b (the maths of method krylov)
+    chebyshev.py matrix-free Chebyshev propagation with piecewise-linear inputs (method krylov's noisy transient)
     peel.py      the one row-singleton peeling of the algebraic block G22 (solve_algebraic: sparse X = G22^-1 R;
                  PeelSolve: replayable solve)
     model.py     the circuit model: MNA assembly, choice of state, floating islands, index-1 reduction,

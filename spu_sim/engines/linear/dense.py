@@ -7,7 +7,8 @@ x' = M x + N u (model.build_model; physics.md section 6).
 
 Output grid and fine grid: outputs on t_k = k step_s (result.output_count). The piecewise-linear noise samples
 are integrated exactly: the method steps a common fine grid h = step_s / p = dt_s / q where step_s / dt_s = p / q
-(p, q <= MAX_DENOMINATOR); output and noise steps that are not commensurate that way are refused (``fine_grid``).
+(q <= MAX_DENOMINATOR; p any integer, e.g. an output step of 7500 noise steps); output and noise steps that are
+not commensurate that way are refused (``fine_grid``).
 The start is the model's uic state, else the DC operating point (``start_state``). Switches must be programmed
 (constant control on the right side of the threshold: model.check_programmed_switches).
 
@@ -55,6 +56,13 @@ MAX_DENOMINATOR = 1000
 #: a step ratio this close to p/q counts as p/q (the engine's estimate refuses the others before any work)
 RATIO_RTOL = 1e-9
 CHUNK_ELEMENTS = 2 ** 22  # rows x states of one block of steps (complex: 64 MB)
+
+
+def step_ratio(r: float) -> Fraction | None:
+    """The output step / noise step ratio ``r`` as p/q with q <= MAX_DENOMINATOR (any integer p: a long output
+    step over many noise steps is fine), or None when no such fraction is within RATIO_RTOL."""
+    f = Fraction(r).limit_denominator(MAX_DENOMINATOR)
+    return f if abs(float(f) - r) <= RATIO_RTOL * r else None
 
 
 def phi1(z: np.ndarray) -> np.ndarray:
@@ -254,10 +262,10 @@ def fine_grid(tran: Tran, srcs: list[NoiseSource], samples: bool = True) -> tupl
                             f" {NGSPICE_HINT}")
     dt = dts.pop()
     r = tran.step_s / dt
-    f = Fraction(r).limit_denominator(MAX_DENOMINATOR)
-    if abs(float(f) - r) > RATIO_RTOL * r or f.numerator > MAX_DENOMINATOR:
+    f = step_ratio(r)
+    if f is None:
         raise BadInputError(f"output step {tran.step_s:g} s and noise step {dt:g} s are not commensurate (ratio"
-                            f" {r:.12g} is no p/q with p, q <= {MAX_DENOMINATOR}); choose readout.sample_dt_tau as a"
+                            f" {r:.12g} is no p/q with q <= {MAX_DENOMINATOR}); choose readout.sample_dt_tau as a"
                             f" simple multiple or fraction of the noise step, or {NGSPICE_HINT}")
     p, q = f.numerator, f.denominator
     for s in srcs:

@@ -6,9 +6,10 @@
 The circuit is reduced to x' = M x + N u, y = Cx x + Du u (model.py) and stepped exactly by one of the methods
 below, each ``(circuit, tran, RunOptions) -> LinearWaveforms`` (result.py); the maths, cost and measured numbers
 are in docs/linear_engine.md. The choice (``method="auto"``): clocked switches or held sources -> switched
-(switched.py); more than krylov.KRYLOV_MIN_STATES states and no noise source -> krylov (krylov.py); else the dense
-model, modal when its eigenbasis is well conditioned, else loop (dense.py). method ``modal``, ``loop`` or
-``krylov`` forces one (krylov refuses noise sources and clocked circuits).
+(switched.py); more than krylov.KRYLOV_MIN_STATES states (and noise_mode samples if there are noise sources) ->
+krylov (krylov.py; noise samples by a Chebyshev expansion, chebyshev.py); else the dense model, modal when its
+eigenbasis is well conditioned, else loop (dense.py). method ``modal``, ``loop`` or ``krylov`` forces one (krylov
+refuses noise_mode aggregated and clocked circuits).
 
 - ``.op``: G_m z = B u(0) (capacitors open, inductors short, noise sources at their t = 0 sample).
 - ``.tran`` (uic): the initial state is each capacitor's IC, else the difference of the ``.ic`` node voltages
@@ -30,7 +31,7 @@ model, modal when its eigenbasis is well conditioned, else loop (dense.py). meth
   circuit and noise_mode aggregated are refused.
 - Refused with BadInputError: nonlinear elements (ClippedVCVS), programmed switches whose constant control
   contradicts their state, controls that are not one PULSE or a constant, PULSE sources that drive anything
-  but switch controls, a dense model of more than MAX_DENSE_STATES states (noise-free runs take the structured
+  but switch controls, a dense model of more than MAX_DENSE_STATES states (noise_mode samples takes the structured
   method); each message names the element or the size and points to the fix.
 
 Results are ``LinearWaveforms`` (result.py: a Waveforms with ``engine``, ``noise_mode`` and ``method`` fields; a
@@ -40,14 +41,13 @@ the waveform inside the phases that the output grid cannot show; method krylov's
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 from ...circuit import Circuit, Noise, Op, Tran
 from ...errors import BadInputError
 from ..base import ENGINES, Cost, Workload, memory_engine_cost, run_in_child
 from ..raw import Waveforms
-from .dense import MAX_DENOMINATOR, RATIO_RTOL, op_dense, tran_dense
+from .dense import MAX_DENOMINATOR, op_dense, step_ratio, tran_dense
 from .krylov import op_krylov, prefers_krylov, tran_krylov
 from .model import assemble, by_type
 from .noise import noise_analysis
@@ -80,15 +80,14 @@ class LinearEngine:
 
     def estimate(self, work: Workload) -> Cost:
         """Memory of the noise samples and readout arrays (files only when kept: base.memory_engine_cost). A
-        readout step that is no p/q multiple of the noise step (p, q <= MAX_DENOMINATOR) is refused here,
+        readout step that is no p/q multiple of the noise step (dense.step_ratio) is refused here,
         before the circuit and its files are built (the exact integration needs a common fine grid)."""
         if work.n_sources and work.n_out_points:
             r = work.step_tau / work.noise_dt_tau
-            f = Fraction(r).limit_denominator(MAX_DENOMINATOR)
-            if abs(float(f) - r) > RATIO_RTOL * r or f.numerator > MAX_DENOMINATOR:
+            if step_ratio(r) is None:
                 raise BadInputError(
                     f"readout.sample_dt_tau: {work.step_tau:.6g} tau and the noise step {work.noise_dt_tau:.6g} tau "
-                    f"are not commensurate (ratio {r:.9g} is no p/q with p, q <= {MAX_DENOMINATOR}); choose a simple "
+                    f"are not commensurate (ratio {r:.9g} is no p/q with q <= {MAX_DENOMINATOR}); choose a simple "
                     f"multiple or fraction of the noise step, or {NGSPICE_HINT}")
         return memory_engine_cost(work)
 
@@ -143,16 +142,16 @@ class LinearEngine:
 
     def tran(self, circuit: Circuit, tran: Tran, opts: RunOptions) -> LinearWaveforms:
         """The ``.tran`` by the method ``tran_method`` picks."""
-        return tran_method(circuit, opts.method)(circuit, tran, opts)
+        return tran_method(circuit, opts.method, opts.noise_mode)(circuit, tran, opts)
 
 
-def tran_method(circuit: Circuit, method: str) -> TranMethod:
+def tran_method(circuit: Circuit, method: str, noise_mode: str = "samples") -> TranMethod:
     """The rule of the module doc: clocked switches or held sources -> switched (exact per segment; it refuses
     method krylov itself); krylov when asked or, under auto, for many states without noise; else dense (modal or
     loop, decided inside by the eigenbasis' condition)."""
     if needs_switched(circuit):
         return tran_switched
-    if method == "krylov" or (method == "auto" and prefers_krylov(circuit)):
+    if method == "krylov" or (method == "auto" and prefers_krylov(circuit, noise_ok=noise_mode == "samples")):
         return tran_krylov
     return tran_dense
 
@@ -160,8 +159,7 @@ def tran_method(circuit: Circuit, method: str) -> TranMethod:
 def op_method(circuit: Circuit, method: str) -> OpMethod:
     """krylov (GMRES on the reduced operator) when asked or when auto prefers it for a large unclocked circuit,
     else one sparse LU of the MNA (dense.op_dense)."""
-    if method == "krylov" or (method == "auto" and prefers_krylov(circuit, noise_ok=True)
-                              and not needs_switched(circuit)):
+    if method == "krylov" or (method == "auto" and prefers_krylov(circuit) and not needs_switched(circuit)):
         return op_krylov
     return op_dense
 

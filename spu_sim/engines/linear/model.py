@@ -329,9 +329,9 @@ def build_model(circuit: Circuit, saves: list[str] | None = None, extra: list[st
     if len(dyn) > MAX_DENSE_STATES:
         gb = 4 * 16 * len(dyn) ** 2 / 1e9
         raise BadInputError(f"the circuit has {len(dyn)} dynamic states: the dense state-space model would hold about"
-                            f" {gb:.2g} GB and take O(n^3) time (limit {MAX_DENSE_STATES} states); noise-free runs take"
-                            " the structured method (method krylov) automatically: set problem.kappa: 0, use a smaller"
-                            f" circuit, or {NGSPICE_HINT}")
+                            f" {gb:.2g} GB and take O(n^3) time (limit {MAX_DENSE_STATES} states); noise_mode samples (the"
+                            " default) takes the structured method (method krylov) automatically, with or without"
+                            f" noise: use it, a smaller circuit, or {NGSPICE_HINT}")
     alg = np.setdiff1d(np.arange(n), dyn)
     T = island_transform(n, ref_of)
     if ref_of:
