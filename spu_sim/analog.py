@@ -29,8 +29,9 @@ noise_dt_tau = t_tau / K with K = ceil(t_tau * noise_oversample * lambda_max) (l
 problem's m x m core, ``core_eigenvalues``, or the dense A's largest eigenvalue), never coarser than the
 design's own rule 1 / (noise_oversample lambda_max). The linear engine then integrates the samples exactly on
 that grid at any size (method krylov above its state threshold). The noise samples of one solve are held in
-memory (d K of them; limit MAX_NOISE_SAMPLES, 8 bytes each); a solve beyond that is refused naming t_tau and
-kappa (an optimiser has no ``simulation`` section); the design's and the engine's other refusals keep their
+memory (d K of them, 8 bytes each); a solve whose samples exceed the machine's free memory (the pipeline's
+share, pipeline.MEMORY_SHARE) is refused before any work naming t_tau and kappa (an optimiser has no
+``simulation`` section); the design's and the engine's other refusals keep their
 class (BadInputError, DesignError) with the AnalogSolver's own arguments (backend, kappa, t_tau) in front.
 """
 
@@ -42,7 +43,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse.linalg as spla
 
-from . import io
+from . import io, pipeline
 from .errors import BadInputError
 from .pipeline import circuit_for_run, prepare_problem, run_engine
 from .problems import FactoredProblem, Problem, validate_spd
@@ -51,7 +52,6 @@ from .run_config import load_run_config
 from .topologies.opamp_factored.design import core_eigenvalues
 
 DEFAULT_INTEGRATOR = {"r_max_ohm": 1e9, "prune_below_relative": 1e-6}
-MAX_NOISE_SAMPLES = 200_000_000   # noise samples of one solve (all sources), 1.6 GB as float64
 DENSE_EIGH_MAX = 400              # the dense A's lambda_max by eigvalsh up to this size, else eigsh
 
 
@@ -134,12 +134,12 @@ class AnalogSolver:
         sim = {"t_stop_tau": float(t_tau), "seed": self.seed + self.calls}
         k = self.noise_steps(problem, t_tau)
         if k:
-            if k * problem.d > MAX_NOISE_SAMPLES:
+            need_mb, free_mb = 8.0 * k * problem.d / 1e6, pipeline.free_memory_mb()
+            if need_mb > pipeline.MEMORY_SHARE * free_mb:   # before the pipeline's own check, in the solver's terms
                 raise BadInputError(f"AnalogSolver: a noisy solve of t_tau = {t_tau:g} at N = {problem.d} needs {k} noise"
-                                    f" steps x {problem.d} sources = {k * problem.d:.3g} samples in memory (limit"
-                                    f" {MAX_NOISE_SAMPLES:.3g}, 8 bytes each); shorten t_tau or set kappa = 0")
-            sim.update(noise_dt_tau=float(t_tau) / k, max_noise_samples=max(base.simulation.max_noise_samples,
-                                                                            k * problem.d))
+                                    f" steps x {problem.d} sources = {need_mb:.4g} MB of samples in memory, {free_mb:.4g}"
+                                    f" MB are free; shorten t_tau, set kappa = 0 or free memory")
+            sim["noise_dt_tau"] = float(t_tau) / k
         cfg = base.model_copy(update={"simulation": base.simulation.model_copy(update=sim),
                                       "readout": base.readout.model_copy(update={"sample_dt_tau": float(t_tau)})})
         try:

@@ -10,6 +10,7 @@ import pytest
 from scipy.stats import chi2
 
 import spu_sim.analog as analog
+import spu_sim.pipeline as pipeline
 from spu_sim.engines.linear import krylov
 from spu_sim.config import read_yaml
 from spu_sim.errors import BadInputError
@@ -105,9 +106,10 @@ def test_noise_step_is_commensurate_with_the_readout():
 
 
 def test_refusals_name_the_optimisers_arguments(monkeypatch):
-    """A noisy solve beyond the in-memory sample limit names t_tau and kappa (an optimiser has no simulation
-    section), before any work."""
-    monkeypatch.setattr(analog, "MAX_NOISE_SAMPLES", 1000)
+    """A noisy solve whose noise samples do not fit the machine's free memory (here: a machine with 0.01 MB free)
+    is refused by the pipeline's limits before any work, naming t_tau and kappa (an optimiser has no simulation
+    section to point at)."""
+    monkeypatch.setattr(pipeline, "free_memory_mb", lambda: 0.01)
     a, b, x0 = _case()
     evolve, _ = tngd.make_evolve("linear", kappa=KAPPA)
     with pytest.raises(BadInputError, match=r"t_tau = 50.*kappa = 0") as err:
