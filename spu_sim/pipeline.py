@@ -21,10 +21,11 @@ from typing import Callable, TypeVar
 import numpy as np
 
 from . import io
-from .circuit import Circuit, check_physical
+from .circuit import Circuit, check_physical, saved_vectors
 from .config import save_config
 from .run_config import Config, load_run_config
 from .engines import Waveforms, get_engine
+from .engines.waveform_files import BYTES_PER_VALUE, write_waveforms
 from .errors import BadInputError, SimulationError
 from .problems import Problem, build_problem
 from .readout import make_adc, read_op, read_transient, sample_dt_tau
@@ -89,12 +90,14 @@ TIMING_NAMES = tuple(f.name for f in fields(Timings))
 class SimulationResult:
     """What ``simulate`` produced. ``arrays`` is exactly what result.npz holds: a dict, since a topology adds
     its own arrays (``Topology.circuit_arrays``) to the common ones of ``read_results``; ``result["x"]`` reads
-    one of them."""
+    one of them. ``waveforms``: the engine's plots (op, tran, ...: every saved vector, simulation.save_nodes
+    included, at the engine's own points), what the run folder's waveform file holds."""
 
     out_dir: Path | None
     arrays: dict[str, np.ndarray]
     timings_s: Timings = field(default_factory=Timings)
     files: list[Path] = field(default_factory=list)
+    waveforms: dict[str, Waveforms] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> np.ndarray:
         return self.arrays[key]
@@ -123,17 +126,31 @@ def prepare_problem(cfg: Config, problem: Problem) -> Prepared:
 
 BYTES_PER_NOISE_SAMPLE = 34    # "%.10e %.10e\n" of a noise file
 BYTES_PER_ELEMENT = 40         # a netlist line, on average
+#: ngspice's adaptive time points per readout or noise step (the larger count): measured 6.9 (opamp d4), 5.3
+#: (opamp macro d8), 13.4 (rlc d8); the clock of a switched-capacitor circuit adds more. The linear engines
+#: return the readout grid itself (one point per step).
+NGSPICE_POINTS_PER_STEP = 10
 
 
 def estimates(prep: Prepared) -> dict[str, float]:
     """What the run will need, from the config and design alone: noise samples (all sources), readout values,
-    disk (netlist + noise files) in MB."""
+    disk (netlist, noise and waveform files of a kept run; waveforms_mb of them the waveforms) in MB. The
+    waveform file (readout.waveforms): transient points
+    (readout or noise steps, times NGSPICE_POINTS_PER_STEP on an engine that runs netlist files) times the
+    vectors (time, d readout nodes, up to 2 d op-amp output currents, the save_nodes) times the bytes of one
+    value in that format."""
     sim, design = prep.cfg.simulation, prep.design
     tran = "tran" in sim.analyses
     noise = prep.n_noise_steps * design.d if tran and design.has_noise else 0
     points = int(np.floor(sim.t_stop_tau / prep.sample_dt_tau)) + 1 if tran else 0
-    disk = (noise * BYTES_PER_NOISE_SAMPLE + prep.topology.n_elements(design) * BYTES_PER_ELEMENT) / 1e6
-    return {"noise_samples": noise, "readout_values": points * design.d, "disk_mb": disk}
+    steps = max(points, prep.n_noise_steps if tran and design.has_noise else 0)
+    if get_engine(sim.backend).reads_files:
+        steps *= NGSPICE_POINTS_PER_STEP
+    waveform_bytes = steps * (3 * design.d + len(sim.save_nodes) + 1) * BYTES_PER_VALUE[prep.cfg.readout.waveforms]
+    disk = (noise * BYTES_PER_NOISE_SAMPLE + prep.topology.n_elements(design) * BYTES_PER_ELEMENT
+            + waveform_bytes) / 1e6
+    return {"noise_samples": noise, "readout_values": points * design.d, "disk_mb": disk,
+            "waveforms_mb": waveform_bytes / 1e6}
 
 
 def check_limits(prep: Prepared, out_dir: Path | None = None) -> None:
@@ -152,10 +169,12 @@ def check_limits(prep: Prepared, out_dir: Path | None = None) -> None:
             f"{est['readout_values']:.3g} readout values (limit simulation.max_readout_values = "
             f"{sim.max_readout_values}); raise readout.sample_dt_tau, shorten the run or raise the limit")
     writes = out_dir is not None or get_engine(sim.backend).reads_files   # an in-memory linear run writes nothing
-    if writes and est["disk_mb"] > sim.max_disk_mb:
+    disk_mb = est["disk_mb"] if out_dir is not None else est["disk_mb"] - est["waveforms_mb"]  # kept runs only
+    if writes and disk_mb > sim.max_disk_mb:
         raise BadInputError(
-            f"simulation: the run would write about {est['disk_mb']:.4g} MB of netlist and noise files (limit "
-            f"simulation.max_disk_mb = {sim.max_disk_mb:g}); shorten the run, raise noise_dt_tau or the limit")
+            f"simulation: the run would write about {disk_mb:.4g} MB of netlist, noise and waveform files "
+            f"({est['waveforms_mb'] if out_dir is not None else 0:.4g} MB of waveforms; limit simulation.max_disk_mb = {sim.max_disk_mb:g}); "
+            f"shorten the run, raise noise_dt_tau, set readout.waveforms: none or raise the limit")
     if out_dir is not None:
         probe = Path(out_dir).resolve()
         while not probe.exists() and probe != probe.parent:
@@ -175,6 +194,12 @@ def build_circuit(prep: Prepared) -> Circuit:
                              step_s=prep.sample_dt_tau * design.tau_s, reltol=sim.reltol, noise_u=noise_u)
     circuit = prep.topology.build_circuit(design, request)
     check_physical(circuit)
+    if sim.save_nodes and circuit.saves:   # no .save line: ngspice and the linear engine keep every vector anyway
+        extra = saved_vectors(circuit, sim.save_nodes)
+        have = {s.lower() for s in circuit.saves}
+        circuit.saves = circuit.saves + [v for v in dict.fromkeys(extra) if v.lower() not in have]
+    elif sim.save_nodes:
+        saved_vectors(circuit, sim.save_nodes)   # checked all the same
     return circuit
 
 
@@ -286,7 +311,8 @@ def simulate(config: str | Path | dict | Config | Prepared, out_dir: str | Path 
              progress: bool = False) -> SimulationResult:
     """Run the configured analyses in ngspice and read them out (the main entry point from Python).
 
-    With out_dir, publishes netlist.cir, noise_<i>.txt, config.yaml, design.json and result.npz there;
+    With out_dir, publishes netlist.cir, noise_<i>.txt, config.yaml, design.json, result.npz and the waveform
+    file (readout.waveforms: waveforms.raw, waveforms_<analysis>.csv or none) there;
     without, runs in a temporary folder and returns the arrays only. progress: a bar for the transient.
     """
     timings = Timings()
@@ -315,5 +341,6 @@ def simulate_in(prep: Prepared, folder: Path, out: Path | None, timings: Timings
     timings.readout_s = time.perf_counter() - t0
     arrays["timings_s"] = timings.as_array()
     if out is not None:   # a throw-away run (a temporary folder) returns the arrays without writing them
+        write_waveforms(folder, plots, prep.cfg.readout.waveforms, circuit.title)
         io.atomic_save_npz(folder / RESULT_NAME, **arrays)
-    return SimulationResult(out, arrays, timings)
+    return SimulationResult(out, arrays, timings, waveforms=plots)

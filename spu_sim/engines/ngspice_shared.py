@@ -1,6 +1,7 @@
 """Engine ``ngspice-shared``: ngspice in-process through PySpice's NgSpiceShared (libngspice).
 
-Loads the netlist, runs it in its folder (so relative file names such as noise_1.txt resolve), fetches every
+Loads the netlist without its ``.control`` block (spu_sim.spice.without_control: the block is for plain
+``ngspice -b``; here the analyses are run by ``bg_run``, once), runs it in its folder (so relative file names such as noise_1.txt resolve), fetches every
 vector of every plot, then sends ``destroy all`` and ``remcirc`` so memory does not grow. One simulator per
 process: run parallel work in processes.
 """
@@ -17,7 +18,7 @@ import numpy as np
 
 from ..circuit import Circuit
 from ..errors import SimulationError
-from ..spice import netlist_in
+from ..spice import netlist_in, without_control
 from .base import ENGINES, run_in_child
 from .raw import Waveforms, errors_in, in_dir, kind_of, number_noise_plots, refine_kind
 
@@ -125,7 +126,7 @@ class NgspiceShared:
 
     def _run_here(self, netlist_path: Path, progress=None) -> dict[str, Waveforms]:
         run_dir = netlist_path.parent
-        text = netlist_path.read_text()
+        text = without_control(netlist_path.read_text())
         with self._lock, in_dir(run_dir):
             ng = self._instance()
             try:
