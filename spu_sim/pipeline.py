@@ -25,6 +25,7 @@ from .circuit import Circuit, check_physical, saved_vectors
 from .config import save_config
 from .run_config import Config, load_run_config
 from .engines import Waveforms, get_engine
+from .engines.progress import elapsed_line
 from .engines.waveform_files import BYTES_PER_VALUE, write_waveforms
 from .errors import BadInputError, SimulationError
 from .problems import Problem, build_problem
@@ -262,11 +263,15 @@ def run_engine(prep: Prepared, circuit: Circuit, folder: Path,
                progress: bool = False) -> tuple[dict[str, Waveforms], float]:
     """Run the circuit on the configured engine (simulation.backend) in folder; returns plots and wall time.
 
-    progress: show a tqdm bar (stderr) for transients, fed by the engine where it reports progress.
+    progress: on a terminal, a tqdm bar (stderr) for transients on an engine that reports its progress, else a
+    line with the elapsed time once the run takes longer than a few seconds (spu_sim.engines.progress).
     """
     engine = get_engine(prep.cfg.simulation.backend)
     t0 = time.perf_counter()
-    if progress and "tran" in prep.cfg.simulation.analyses and engine.reports_progress:
+    if progress and not ("tran" in prep.cfg.simulation.analyses and engine.reports_progress):
+        with elapsed_line(f"engine {engine.name}"):
+            plots = engine.run(circuit, folder, timeout_s=prep.cfg.simulation.timeout_s)
+    elif progress:
         from tqdm import tqdm  # noqa: PLC0415
         with tqdm(total=100, desc="ngspice transient", unit="%", leave=False, mininterval=0.5, disable=None,
                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}") as bar:

@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,8 @@ import yaml
 from spu_sim.cli import main
 from spu_sim.engines.raw import Waveforms, format_raw, number_noise_plots, parse_raw_list, raw_name
 from spu_sim.engines.waveform_files import format_csv, parse_csv, read_waveforms
-from spu_sim.pipeline import prepare, simulate
+from spu_sim.engines import progress as progress_mod
+from spu_sim.pipeline import build_circuit, prepare, run_engine, simulate
 from spu_sim.readout import make_adc, read_op, read_transient
 from spu_sim.spice import without_control
 
@@ -184,3 +187,24 @@ def test_netlist_and_noise_cir_run_standalone_once(tmp_path):
     plots = keyed(parse_raw_list((noise / "noise.raw").read_bytes()))
     assert sorted(plots) == sorted(f"noise{t}_{k}" for k in range(3) for t in ("", "_total"))
     same_vectors(read_waveforms(noise, "noise_waveforms"), plots)
+
+
+@pytest.mark.parametrize("engine,t_stop_tau", [("linear", 1500.0), ("ngspice-subprocess", 60.0)])
+def test_engine_without_progress_reports_shows_elapsed_time_on_a_terminal(engine, t_stop_tau, monkeypatch, tmp_path):
+    """run_engine(progress=True) on an engine that reports no progress writes 'engine <name>: running, N s' to a
+    terminal (a pty) once the run outlasts the delay (here 0.02 s instead of 3 s), and clears it at the end."""
+    prep = prepare(small(engine, t_stop_tau=t_stop_tau))
+    circuit = build_circuit(prep)
+    monkeypatch.setattr(progress_mod, "DELAY_S", 0.02)
+    master, slave = os.openpty()
+    with open(slave, "w") as tty:
+        monkeypatch.setattr(sys, "stderr", tty)
+        _, took_s = run_engine(prep, circuit, tmp_path, progress=True)
+        os.set_blocking(master, False)
+        try:
+            shown = os.read(master, 1 << 16).decode()
+        except BlockingIOError:
+            shown = ""
+    os.close(master)
+    assert took_s > 0.1, "the run must outlast the delay for this test to mean anything"
+    assert f"engine {engine}: running, 0 s" in shown and shown.endswith("\r"), (took_s, shown)

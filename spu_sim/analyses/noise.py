@@ -45,6 +45,7 @@ from ..circuit import CCCS, Circuit, Comment, Noise, NoiseSource, Resistor, Resi
 from ..config import save_config
 from ..run_config import Config, load_run_config
 from ..engines import get_engine
+from ..engines.progress import elapsed_line
 from ..engines.waveform_files import write_waveforms
 from ..errors import BadInputError
 from ..pipeline import prepare, simulate, staged
@@ -178,7 +179,8 @@ def run_noise(config: str | Path | dict | Config, out_dir: str | Path, *, points
         run_dir = stage / "noise_run"
         t0 = time.perf_counter()
         try:
-            plots = get_engine(cfg.simulation.backend).run(circuit, run_dir, timeout_s=cfg.simulation.timeout_s)
+            with elapsed_line(f"engine {cfg.simulation.backend}: {len(pairs)} .noise analyses"):
+                plots = get_engine(cfg.simulation.backend).run(circuit, run_dir, timeout_s=cfg.simulation.timeout_s)
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
         ngspice_s = time.perf_counter() - t0   # the engine run (an ngspice engine: .noise)
