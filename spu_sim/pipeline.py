@@ -138,8 +138,8 @@ def estimates(prep: Prepared) -> dict[str, float]:
     disk (netlist, noise and waveform files of a kept run; waveforms_mb of them the waveforms) in MB. The
     waveform file (readout.waveforms): transient points
     (readout or noise steps, times NGSPICE_POINTS_PER_STEP on an engine that runs netlist files) times the
-    vectors (time, d readout nodes, up to 2 d op-amp output currents, the save_nodes) times the bytes of one
-    value in that format."""
+    vectors (time, d readout nodes, the save_nodes and, with op-amp macromodels, up to 2 d output currents)
+    times the bytes of one value in that format."""
     sim, design = prep.cfg.simulation, prep.design
     tran = "tran" in sim.analyses
     noise = prep.n_noise_steps * design.d if tran and design.has_noise else 0
@@ -147,7 +147,8 @@ def estimates(prep: Prepared) -> dict[str, float]:
     steps = max(points, prep.n_noise_steps if tran and design.has_noise else 0)
     if get_engine(sim.backend).reads_files:
         steps *= NGSPICE_POINTS_PER_STEP
-    waveform_bytes = steps * (3 * design.d + len(sim.save_nodes) + 1) * BYTES_PER_VALUE[prep.cfg.readout.waveforms]
+    n_vectors = 1 + design.d + len(sim.save_nodes) + (2 * design.d if getattr(design, "macro", None) is not None else 0)
+    waveform_bytes = steps * n_vectors * BYTES_PER_VALUE[prep.cfg.readout.waveforms]
     disk = (noise * BYTES_PER_NOISE_SAMPLE + prep.topology.n_elements(design) * BYTES_PER_ELEMENT
             + waveform_bytes) / 1e6
     return {"noise_samples": noise, "readout_values": points * design.d, "disk_mb": disk,
