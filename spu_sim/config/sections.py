@@ -26,7 +26,7 @@ class SimulationConfig(Strict):
     burn_in_tau: discarded before averaging; default: 10 relaxation times of the slowest mode, capped
     at half the run. noise_dt_tau: step of the injected noise samples; default 1/(noise_oversample *
     lambda_max). backend: a registered engine (spu_sim.engines; checked by the run configuration, spu_sim.run_config): ``ngspice-shared`` (in-process through
-    PySpice), ``ngspice-subprocess`` (plain ``ngspice -b -r``). analyses: which of op / tran to run.
+    PySpice), ``ngspice-subprocess`` (plain ``ngspice -b netlist.cir``). analyses: which of op / tran to run.
     timeout_s: the engine run is stopped at this limit (every engine). Limits checked from the config before
     any work: max_noise_samples (noise samples over all noise sources), max_readout_values (readout points
     times variables), max_disk_mb (estimated netlist, noise and waveform files; the free space of --out is
