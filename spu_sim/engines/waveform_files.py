@@ -54,11 +54,13 @@ def format_csv(w: Waveforms) -> str:
             cols.append(v.astype(float))
     if len({len(c) for c in cols}) > 1:
         raise ValueError(f"the {w.kind} plot has vectors of different lengths: not one table")
-    buf = _io.StringIO()
-    buf.write(",".join(names) + "\n")
-    if cols:
-        np.savetxt(buf, np.column_stack(cols), fmt="%.17g", delimiter=",")
-    return buf.getvalue()
+    head = ",".join(names) + "\n"
+    if not cols:
+        return head
+    data = np.column_stack(cols)
+    row = ",".join(["%.17g"] * data.shape[1]) + "\n"
+    # one C-level formatting call for the whole table (np.savetxt formats row by row in Python: 10x slower)
+    return head + (row * data.shape[0]) % tuple(data.ravel().tolist())
 
 
 def parse_csv(text: str, kind: str) -> Waveforms:
