@@ -43,6 +43,9 @@ Behavioural expressions are trees (``Expr``) built with ``num``, ``volt``, ``add
 
 Analyses: Op(), Tran(step_s, stop_s, tmax_s, uic=True), Noise(output, reference, source, points_per_decade,
 f_start_hz, f_stop_hz) -- one ``.noise`` line per output pair.
+
+Names a user asks for (simulation.save_nodes) are checked against the circuit's own: ``node_names(circuit)``,
+``saved_vectors(circuit, wanted)``.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from typing import Union
 
 import numpy as np
 
-from .errors import DesignError
+from .errors import BadInputError, DesignError
 
 
 # ---------------------------------------------------------------- names
@@ -424,6 +427,55 @@ class Circuit:
     def analysis(self, kind: type):
         """The first analysis of that type, or None."""
         return next((a for a in self.analyses if isinstance(a, kind)), None)
+
+
+_NODE_ATTRS = ("n_pos", "n_neg", "c_pos", "c_neg", "node")
+
+
+def node_names(circuit: Circuit) -> list[str]:
+    """Every node the elements connect (ground ``0`` included), in first-use order."""
+    seen: dict[str, None] = {}
+    for e in circuit.elements:
+        if isinstance(e, ResistorArray):
+            seen.update(dict.fromkeys(e.row_nodes))
+            seen.update(dict.fromkeys(e.col_nodes))
+            continue
+        for attr in _NODE_ATTRS:
+            v = getattr(e, attr, None)
+            if isinstance(v, str):
+                seen[v] = None
+    return list(seen)
+
+
+def saved_vectors(circuit: Circuit, wanted: list[str]) -> list[str]:
+    """simulation.save_nodes -> vectors for circuit.saves: ``sum1`` -> ``v(sum1)``; ``v(a)``, ``v(a,b)`` with
+    nodes of the circuit; ``i(name)`` with a voltage source of the circuit (its branch current; case-insensitive
+    as in SPICE). An unknown name is a BadInputError naming it and listing some valid ones."""
+    nodes = {n.lower(): n for n in node_names(circuit)}
+    sources = {e.name.lower(): e.name for e in circuit.elements if isinstance(e, (VoltageSource, PulseVoltageSource))}
+    out = []
+    for w in wanted:
+        key = w.strip().lower().replace(" ", "")
+        if key.startswith("i(") and key.endswith(")"):
+            if key[2:-1] not in sources:
+                some = ", ".join(sorted(sources.values())[:8]) or "none"
+                raise BadInputError(f"simulation.save_nodes: {w!r}: the circuit has no voltage source "
+                                    f"{key[2:-1]!r} (i() takes a voltage source; some: {some})")
+            out.append(f"i({sources[key[2:-1]]})")
+            continue
+        parts = key[2:-1].split(",") if key.startswith("v(") and key.endswith(")") else [key]
+        for n in parts:
+            if n not in nodes:
+                some = ", ".join(sorted((v for v in nodes.values() if v != "0"), key=_natural)[:10])
+                raise BadInputError(f"simulation.save_nodes: {w!r}: the circuit has no node {n!r}; its nodes "
+                                    f"include {some} ({len(nodes) - 1} in all)")
+        out.append("v(" + ",".join(check_name(nodes[n]) for n in parts) + ")")
+    return out
+
+
+def _natural(name: str) -> tuple:
+    """Sort key: x2 before x10."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
 
 
 _POSITIVE = {Resistor: ("r_ohm", "R", "ohm"), Capacitor: ("c_farad", "C", "F"), Inductor: ("l_henry", "L", "H")}

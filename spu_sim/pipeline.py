@@ -21,11 +21,13 @@ from typing import Callable, TypeVar
 import numpy as np
 
 from . import io
-from .circuit import Circuit, check_physical
+from .circuit import Circuit, check_physical, saved_vectors
 from .config import save_config
 from .run_config import Config, load_run_config
 from .engines import Engine, Waveforms, Workload, check_finite_waveforms, free_memory_mb, get_engine
 from .errors import BadInputError, SimulationError, numbers_checked
+from .engines.progress import elapsed_line
+from .engines.waveform_files import BYTES_PER_VALUE, write_waveforms
 from .problems import Problem, build_problem
 from .readout import make_adc, read_op, read_transient, sample_dt_tau
 from .spice import NETLIST_NAME, format_spice, write_circuit
@@ -89,12 +91,14 @@ TIMING_NAMES = tuple(f.name for f in fields(Timings))
 class SimulationResult:
     """What ``simulate`` produced. ``arrays`` is exactly what result.npz holds: a dict, since a topology adds
     its own arrays (``Topology.circuit_arrays``) to the common ones of ``read_results``; ``result["x"]`` reads
-    one of them."""
+    one of them. ``waveforms``: the engine's plots (op, tran, ...: every saved vector, simulation.save_nodes
+    included, at the engine's own points), what the run folder's waveform file holds."""
 
     out_dir: Path | None
     arrays: dict[str, np.ndarray]
     timings_s: Timings = field(default_factory=Timings)
     files: list[Path] = field(default_factory=list)
+    waveforms: dict[str, Waveforms] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> np.ndarray:
         return self.arrays[key]
@@ -136,9 +140,11 @@ def workload(prep: Prepared, keep_files: bool = False) -> Workload:
     sim, design = prep.cfg.simulation, prep.design
     tran = "tran" in sim.analyses
     points = int(np.floor(sim.t_stop_tau / prep.sample_dt_tau)) + 1 if tran else 0
+    n_vectors = 1 + design.d + len(sim.save_nodes) + (2 * design.d if getattr(design, "macro", None) is not None else 0)
     return Workload(n_sources=design.d if tran and design.has_noise else 0, n_noise_steps=prep.n_noise_steps,
                     noise_dt_tau=design.noise_dt_tau, step_tau=prep.sample_dt_tau, n_out_points=points,
-                    n_outputs=design.d, n_elements=prep.topology.n_elements(design), keep_files=keep_files)
+                    n_outputs=design.d, n_elements=prep.topology.n_elements(design), keep_files=keep_files,
+                    n_vectors=n_vectors, waveform_bytes_per_value=BYTES_PER_VALUE[prep.cfg.readout.waveforms])
 
 
 def estimates(prep: Prepared, keep_files: bool = False, engine: Engine | None = None) -> dict[str, float]:
@@ -175,8 +181,8 @@ def check_limits(prep: Prepared, out_dir: Path | None = None, engine: Engine | N
             "readout.sample_dt_tau, or free memory")
     if est["disk_mb"] > sim.max_disk_mb:
         raise BadInputError(
-            f"simulation: the run would write about {est['disk_mb']:.4g} MB of netlist, noise and result files "
-            f"(limit simulation.max_disk_mb = {sim.max_disk_mb:g}); shorten the run, raise noise_dt_tau or the limit")
+            f"simulation: the run would write about {est['disk_mb']:.4g} MB of netlist, noise, result and waveform files "
+            f"(limit simulation.max_disk_mb = {sim.max_disk_mb:g}); shorten the run, raise noise_dt_tau, set readout.waveforms: none or raise the limit")
     probe = Path(out_dir if out_dir is not None else tempfile.gettempdir()).resolve()
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
@@ -196,6 +202,12 @@ def build_circuit(prep: Prepared) -> Circuit:
                              step_s=prep.sample_dt_tau * design.tau_s, reltol=sim.reltol, noise_u=noise_u)
     circuit = prep.topology.build_circuit(design, request)
     check_physical(circuit)
+    if sim.save_nodes and circuit.saves:   # no .save line: ngspice and the linear engine keep every vector anyway
+        extra = saved_vectors(circuit, sim.save_nodes)
+        have = {s.lower() for s in circuit.saves}
+        circuit.saves = circuit.saves + [v for v in dict.fromkeys(extra) if v.lower() not in have]
+    elif sim.save_nodes:
+        saved_vectors(circuit, sim.save_nodes)   # checked all the same
     return circuit
 
 
@@ -264,11 +276,15 @@ def run_engine(prep: Prepared, circuit: Circuit, folder: Path,
                progress: bool = False) -> tuple[dict[str, Waveforms], float]:
     """Run the circuit on the configured engine (simulation.backend) in folder; returns plots and wall time.
 
-    progress: show a tqdm bar (stderr) for transients, fed by the engine where it reports progress.
+    progress: on a terminal, a tqdm bar (stderr) for transients on an engine that reports its progress, else a
+    line with the elapsed time once the run takes longer than a few seconds (spu_sim.engines.progress).
     """
     engine = get_engine(prep.cfg.simulation.backend)
     t0 = time.perf_counter()
-    if progress and "tran" in prep.cfg.simulation.analyses and engine.reports_progress:
+    if progress and not ("tran" in prep.cfg.simulation.analyses and engine.reports_progress):
+        with elapsed_line(f"engine {engine.name}"):
+            plots = engine.run(circuit, folder, timeout_s=prep.cfg.simulation.timeout_s)
+    elif progress:
         from tqdm import tqdm  # noqa: PLC0415
         with tqdm(total=100, desc="ngspice transient", unit="%", leave=False, mininterval=0.5, disable=None,
                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}") as bar:
@@ -313,7 +329,8 @@ def simulate(config: str | Path | dict | Config | Prepared, out_dir: str | Path 
              progress: bool = False) -> SimulationResult:
     """Run the configured analyses in ngspice and read them out (the main entry point from Python).
 
-    With out_dir, publishes netlist.cir, noise_<i>.txt, config.yaml, design.json and result.npz there;
+    With out_dir, publishes netlist.cir, noise_<i>.txt, config.yaml, design.json, result.npz and the waveform
+    file (readout.waveforms: waveforms.raw, waveforms_<analysis>.csv or none) there;
     without, runs in a temporary folder and returns the arrays only. progress: a bar for the transient.
     """
     timings = Timings()
@@ -342,5 +359,6 @@ def simulate_in(prep: Prepared, folder: Path, out: Path | None, timings: Timings
     timings.readout_s = time.perf_counter() - t0
     arrays["timings_s"] = timings.as_array()
     if out is not None:   # a throw-away run (a temporary folder) returns the arrays without writing them
+        write_waveforms(folder, plots, prep.cfg.readout.waveforms, circuit.title)
         io.atomic_save_npz(folder / RESULT_NAME, **arrays)
-    return SimulationResult(out, arrays, timings)
+    return SimulationResult(out, arrays, timings, waveforms=plots)

@@ -3,9 +3,14 @@
     text = format_spice(circuit)               # the netlist text
     path = write_circuit(circuit, folder)      # folder/netlist.cir and one noise_<i>.txt per noise source
 
-The netlist runs on its own: ``ngspice -b -r out.raw netlist.cir`` in its folder. Only numbers (written
-with ``fmt``: the shortest round-trip repr, so the netlist holds exactly the designed values) and names
-checked by ``spu_sim.circuit.check_name`` reach it.
+The netlist runs on its own: ``ngspice -b netlist.cir`` in its folder runs every analysis once and writes
+netlist.raw (noise.cir: noise.raw), every plot in ngspice's binary raw format, through the ``.control`` block
+at its end (``control_block``: run, then ``write`` each plot, then quit, so batch mode does not run the
+analyses a second time). The engines run the same text: ngspice-subprocess as it is (``ngspice -b FILE``,
+then it reads ``raw_file_of(text)``), ngspice-shared without the block (``without_control``: it runs the
+analyses itself and fetches the vectors from memory). Only numbers (written with ``fmt``: the shortest
+round-trip repr, so the netlist holds exactly the designed values) and names checked by
+``spu_sim.circuit.check_name`` reach it.
 """
 
 from __future__ import annotations
@@ -149,15 +154,78 @@ def format_analyses(circuit: Circuit) -> list[str]:
     return L
 
 
-def format_spice(circuit: Circuit) -> str:
-    """The standalone netlist text of a circuit."""
-    L = [f"* {circuit.title}"] + [f"* {h}" for h in circuit.header] + [""]
+def raw_file_name(netlist_name: str) -> str:
+    """The raw file a netlist's control block writes: netlist.cir -> netlist.raw."""
+    return Path(netlist_name).stem + ".raw"
+
+
+def plot_names(circuit: Circuit) -> list[str]:
+    """ngspice's names of the plots the circuit's analyses create, in creation order: op1, tran1, then two per
+    .noise (spectrum, integrated): noise1 ... noise<2K>."""
+    names = ["op1"] if circuit.analysis(Op) is not None else []
+    names += ["tran1"] if circuit.analysis(Tran) is not None else []
+    n_noise = sum(isinstance(a, Noise) for a in circuit.analyses)
+    return names + [f"noise{k}" for k in range(1, 2 * n_noise + 1)]
+
+
+def control_block(circuit: Circuit, raw_name: str) -> list[str]:
+    """The ``.control`` block that makes ``ngspice -b FILE`` run every analysis once and write every plot to
+    raw_name (binary): ``write`` writes the current plot, so each plot is selected and appended in turn (the
+    first write replaces an earlier file). ``quit`` ends batch mode before it would run the analyses again."""
+    check_name(raw_name.replace(".", "_"))
+    plots = plot_names(circuit)
+    if not plots:
+        return []
+    return [CONTROL_START, "set filetype=binary", "unset appendwrite", "run", f"foreach plot {' '.join(plots)}",
+            "  setplot $plot", f"  write {raw_name}", "  set appendwrite", "end", "quit", CONTROL_END]
+
+
+CONTROL_START, CONTROL_END = ".control", ".endc"
+
+
+def format_spice(circuit: Circuit, name: str = NETLIST_NAME) -> str:
+    """The standalone netlist text of a circuit, to be saved as ``name`` (its control block writes
+    raw_file_name(name); the header's last line says how to run it)."""
+    raw = raw_file_name(name)
+    run = (f"Run: ngspice -b {name} (in this folder) runs every analysis and writes {raw} (ngspice's binary raw"
+           f" format; ngspice's load reads it)" if plot_names(circuit) else "Run: ngspice -b " + name)
+    L = [f"* {circuit.title}"] + [f"* {h}" for h in circuit.header] + [f"* {run}", ""]
     for e in circuit.elements:
         L.extend(format_element(e))
     L.append("")
     L.extend(format_analyses(circuit))
+    L.extend(control_block(circuit, raw))
     L.append(".end")
     return "\n".join(L) + "\n"
+
+
+def without_control(text: str) -> str:
+    """The netlist text without its ``.control`` ... ``.endc`` blocks (what the shared-library engine loads: it
+    runs the analyses itself)."""
+    out, inside = [], False
+    for line in text.splitlines():
+        low = line.strip().lower()
+        if low.startswith(CONTROL_START):
+            inside = True
+        elif inside and low.startswith(CONTROL_END):
+            inside = False
+        elif not inside:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def raw_file_of(text: str) -> str | None:
+    """The raw file the netlist's control block (control_block) writes, or None when it has none."""
+    inside = False
+    for line in text.splitlines():
+        low = line.strip().lower()
+        if low.startswith(CONTROL_START):
+            inside = True
+        elif low.startswith(CONTROL_END):
+            inside = False
+        elif inside and low.startswith("write "):
+            return line.split()[1]
+    return None
 
 
 def write_noise_files(folder: Path, circuit: Circuit) -> list[Path]:
@@ -183,7 +251,7 @@ def write_circuit(circuit: Circuit, folder: Path, name: str = NETLIST_NAME) -> P
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    io.atomic_write_text(path, format_spice(circuit))
+    io.atomic_write_text(path, format_spice(circuit, name))
     write_noise_files(folder, circuit)
     return path
 

@@ -113,6 +113,7 @@ def test_ngspice_failure_is_one_line_with_run_folder_and_keeps_results(tmp_path,
     before = (tmp_path / "out" / "result.npz").read_bytes()
     slow = with_("simulation", {"t_stop_tau": 20000, "timeout_s": 0.2, "max_noise_samples": 10_000_000})
     slow["problem"]["kappa"] = 0.01
+    slow["readout"] = {"waveforms": "none"}   # its waveforms would take ~0.5 GB: the disk check refuses them
     code, err = run_cli(tmp_path, slow, capsys, cmd="simulate")
     assert code == 1, err
     assert len(err.strip().splitlines()) == 1 and "did not finish within 0.2 s" in err

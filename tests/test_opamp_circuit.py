@@ -101,12 +101,13 @@ def test_same_seed_same_numbers_other_seed_other_numbers(transient_d4, tmp_path)
 
 
 def test_written_netlist_runs_in_plain_ngspice_and_matches_in_process(transient_d4):
-    """The published netlist.cir + noise_<i>.txt run with plain `ngspice -b -r` give the in-process waveforms."""
+    """The published netlist.cir + noise_<i>.txt run with plain `ngspice -b netlist.cir` (its control block writes
+    netlist.raw) give the in-process waveforms."""
     cfg, r, out = transient_d4
-    proc = subprocess.run([shutil.which("ngspice"), "-b", "-r", "plain.raw", "netlist.cir"], cwd=out,
+    proc = subprocess.run([shutil.which("ngspice"), "-b", "netlist.cir"], cwd=out,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    plots = parse_raw((out / "plain.raw").read_bytes())
+    plots = parse_raw((out / "netlist.raw").read_bytes())
     t = plots["tran"].axis
     prep = prepare(cfg)
     x1 = np.interp(r["t"], t, plots["tran"].node("x1")) * prep.design.s_x
@@ -132,7 +133,10 @@ def test_netlist_contains_only_generated_lines(tmp_path):
                rf"VDAC\d+ dac\d+ 0 DC {num}", rf"RIN\d+ dac\d+ sum\d+ {num}", r"ANOISE\d+ %vd\(\[nz\d+ 0\]\) noisesrc\d+",
                r'\.model noisesrc\d+ filesource \(file="noise_\d+\.txt" amploffset=\[0\] amplscale=\[1\] timeoffset=0 timescale=1 timerelative=false amplstep=false\)',
                rf"RN\d+ nz\d+ sum\d+ {num}", rf"\.options reltol={num}", r"\.save( v\(x\d+\))+", r"\.op",
-               rf"\.tran {num} {num} 0 {num} uic", r"\.end"]
+               rf"\.tran {num} {num} 0 {num} uic", r"\.end",
+               # the control block of the standalone run (spu_sim.spice.control_block)
+               r"\.control", r"set filetype=binary", r"unset appendwrite", r"run", r"foreach plot op1 tran1",
+               r"  setplot \$plot", r"  write netlist\.raw", r"  set appendwrite", r"end", r"quit", r"\.endc"]
     for line in text.splitlines():
         if not line.strip() or line.startswith("*"):
             continue

@@ -12,6 +12,7 @@ from spu_sim.engines import available, get_engine
 from spu_sim.run_config import load_run_config
 from spu_sim.experiments.rlc import autocovariance, bartlett_se, exact_autocovariance, interpolated_noise_cov
 from spu_sim.pipeline import netlist_text, prepare, simulate
+from spu_sim.spice import without_control
 
 pytestmark = [pytest.mark.ngspice, pytest.mark.skipif(not available(), reason="ngspice not installed")]
 
@@ -49,7 +50,7 @@ def measure_maxwell(design, cfg, tmp_path) -> np.ndarray:
     (A transient, not .ac: ngspice 39 evaluates an S switch as OFF in small-signal .ac whatever its
     control voltage -- measured -- so only the transient sees the bank as built.)
     """
-    text = netlist_text(prepare(cfg))
+    text = without_control(netlist_text(prepare(cfg)))   # the standalone run's control block goes too
     keep = [ln for ln in text.splitlines()
             if not ln.startswith(("LL", "RR", "ANOISE", ".model noisesrc", ".tran", ".ic", ".save", ".end"))]
     d = design.d

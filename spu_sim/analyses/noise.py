@@ -45,6 +45,8 @@ from ..circuit import CCCS, Circuit, Comment, Noise, NoiseSource, Resistor, Resi
 from ..config import save_config
 from ..run_config import Config, load_run_config
 from ..engines import get_engine
+from ..engines.progress import elapsed_line
+from ..engines.waveform_files import write_waveforms
 from ..errors import BadInputError
 from ..pipeline import prepare, simulate, staged
 from ..plotting import pyplot, save_png
@@ -56,6 +58,7 @@ NOISE_NETLIST_NAME = "noise.cir"
 NOISE_NPZ = "noise.npz"
 NOISE_METRICS = "noise_metrics.json"
 NOISE_CONFIG = "noise_config.yaml"   # not config.yaml: the folder may hold a simulate run's files too
+NOISE_WAVEFORMS_STEM = "noise_waveforms"   # noise_waveforms.raw (readout.waveforms): every spectrum and total
 R_AUX_OHM = 1e3
 
 
@@ -152,7 +155,9 @@ def _band_integral(K, D, s_x, tau_s, f1, f2) -> np.ndarray:
 
 def run_noise(config: str | Path | dict | Config, out_dir: str | Path, *, points_per_decade: int = 20,
               span_decades: float = 4.0, element_noise: bool = False, transient: bool = True) -> dict[str, Any]:
-    """The whole noise analysis (module doc); writes OUT/noise.cir, noise.npz, noise_metrics.json, *.png.
+    """The whole noise analysis (module doc); writes OUT/noise.cir (standalone: ``ngspice -b noise.cir`` writes
+    noise.raw), noise.npz, noise_metrics.json, the engine's plots (readout.waveforms: noise_waveforms.raw or
+    noise_waveforms_<plot>.csv), *.png.
 
     transient: compare with the transient covariance of OUT/result.npz (from an earlier simulate run into
     OUT) or, if there is none, of a fresh simulate run (not saved). Validation happens before anything is
@@ -174,10 +179,12 @@ def run_noise(config: str | Path | dict | Config, out_dir: str | Path, *, points
         run_dir = stage / "noise_run"
         t0 = time.perf_counter()
         try:
-            plots = get_engine(cfg.simulation.backend).run(circuit, run_dir, timeout_s=cfg.simulation.timeout_s)
+            with elapsed_line(f"engine {cfg.simulation.backend}: {len(pairs)} .noise analyses"):
+                plots = get_engine(cfg.simulation.backend).run(circuit, run_dir, timeout_s=cfg.simulation.timeout_s)
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
         ngspice_s = time.perf_counter() - t0   # the engine run (an ngspice engine: .noise)
+        write_waveforms(stage, plots, cfg.readout.waveforms, circuit.title, stem=NOISE_WAVEFORMS_STEM)
         freq = np.real(plots["noise_0"].axis)
         spec = np.array([np.real(plots[f"noise_{k}"].vectors["onoise_spectrum"]) ** 2 for k in range(len(pairs))])
         total = np.array([float(np.real(plots[f"noise_total_{k}"].node("onoise_total"))[0]) ** 2

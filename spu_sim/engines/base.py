@@ -48,6 +48,8 @@ class Workload(NamedTuple):
     n_outputs: int          # saved outputs (the readout nodes)
     n_elements: int         # circuit elements (netlist lines)
     keep_files: bool        # the run's files are kept (an out folder): netlist, noise files, result.npz
+    n_vectors: int = 0      # vectors of the kept waveform file (time, readout nodes, save_nodes, op-amp currents)
+    waveform_bytes_per_value: int = 0   # readout.waveforms: raw 8, csv 25, none 0 (waveform_files.BYTES_PER_VALUE)
 
 
 class Cost(NamedTuple):
@@ -64,6 +66,18 @@ BYTES_PER_NOISE_LINE = 37
 BYTES_PER_ELEMENT = 60
 #: config.yaml, design.json and the npz container around the arrays
 METADATA_BYTES = 200_000
+#: ngspice's adaptive time points per readout or noise step (the larger count): measured 6.9 (opamp d4), 5.3
+#: (opamp macro d8), 13.4 (rlc d8); the clock of a switched-capacitor circuit adds more. The linear engines
+#: return the readout grid itself (one point per step).
+NGSPICE_POINTS_PER_STEP = 10
+
+
+def waveform_file_bytes(w: Workload, points_per_step: float) -> float:
+    """The kept waveform file (readout.waveforms): time points x vectors x bytes per value; 0 when not kept."""
+    if not w.keep_files:
+        return 0.0
+    steps = max(w.n_out_points, w.n_noise_steps if w.n_sources else 0) * points_per_step
+    return steps * w.n_vectors * w.waveform_bytes_per_value
 
 
 def _common(w: Workload) -> tuple[float, float]:
@@ -87,13 +101,13 @@ def file_engine_cost(w: Workload) -> Cost:
     if not w.keep_files:
         disk = BYTES_PER_NOISE_LINE * samples + BYTES_PER_ELEMENT * w.n_elements
     memory += 16.0 * samples + 8.0 * w.n_out_points * (w.n_outputs + 1)
-    return Cost(memory / 1e6, disk / 1e6)
+    return Cost(memory / 1e6, (disk + waveform_file_bytes(w, NGSPICE_POINTS_PER_STEP)) / 1e6)
 
 
 def memory_engine_cost(w: Workload) -> Cost:
     """An engine that works on the Circuit object (linear): files only when the run keeps them."""
     memory, disk = _common(w)
-    return Cost(memory / 1e6, disk / 1e6)
+    return Cost(memory / 1e6, (disk + waveform_file_bytes(w, 1)) / 1e6)
 
 
 def free_memory_mb() -> float:

@@ -1,6 +1,7 @@
 """Engine ``ngspice-shared``: ngspice in-process through PySpice's NgSpiceShared (libngspice).
 
-Loads the netlist, runs it in its folder (so relative file names such as noise_1.txt resolve), fetches every
+Loads the netlist without its ``.control`` block (spu_sim.spice.without_control: the block is for plain
+``ngspice -b``; here the analyses are run by ``bg_run``, once), runs it in its folder (so relative file names such as noise_1.txt resolve), fetches every
 vector of every plot, then sends ``destroy all`` and ``remcirc`` so memory does not grow. One simulator per
 process: run parallel work in processes.
 """
@@ -17,10 +18,11 @@ import numpy as np
 
 from ..circuit import Circuit
 from ..errors import SimulationError
-from ..spice import netlist_in
+from ..spice import netlist_in, without_control
 from .base import ENGINES, Cost, Workload, file_engine_cost, run_in_child
 from .raw import Waveforms, errors_in, in_dir, kind_of, number_noise_plots, refine_kind
 
+POLL_S = 0.005   # how often a running simulation is polled (progress, Ctrl-C; at most this much latency at its end)
 LIB_CANDIDATES = ("/usr/lib/x86_64-linux-gnu/libngspice.so.0", "/usr/lib/aarch64-linux-gnu/libngspice.so.0",
                   "/usr/lib/x86_64-linux-gnu/libngspice.so", "/usr/lib/aarch64-linux-gnu/libngspice.so")
 
@@ -132,7 +134,7 @@ class NgspiceShared:
 
     def _run_here(self, netlist_path: Path, progress=None) -> dict[str, Waveforms]:
         run_dir = netlist_path.parent
-        text = netlist_path.read_text()
+        text = without_control(netlist_path.read_text())
         with self._lock, in_dir(run_dir):
             ng = self._instance()
             try:
@@ -165,13 +167,21 @@ class NgspiceShared:
         self._command("bg_run")
         try:
             # the thread may not have started when bg_run returns: wait for its end signal, not for "not running"
-            # (bounded: a thread that never reports is taken as ended after 2 s of not running)
+            # (bounded: a thread that never reports is taken as ended after 2 s of not running). The signal can
+            # come while the thread still runs (ngspice 39 reports "not running" as its thread starts: measured),
+            # so every pass sleeps POLL_S: polling without it spun a core (2.4 million passes in a 10 s run).
             idle_since = time.monotonic()
-            while not ng.bg_done.wait(0.01) or ng._ngspice_shared.ngSpice_running():
-                if ng._ngspice_shared.ngSpice_running():
-                    idle_since = time.monotonic()
-                elif not ng.bg_done.is_set() and time.monotonic() - idle_since > 2.0:
+            while True:
+                ended = ng.bg_done.wait(POLL_S)
+                running = ng._ngspice_shared.ngSpice_running()
+                if ended and not running:
                     break
+                if running:
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since > 2.0:
+                    break
+                if ended:
+                    time.sleep(POLL_S)
                 if progress is not None:
                     frac = _stat_fraction(ng.last_stat)
                     if frac is not None:

@@ -1,5 +1,7 @@
-"""Engine ``ngspice-subprocess``: plain ``ngspice -b -r out.raw netlist.cir`` in a subprocess, raw file parsed
-here (isolation, a per-run timeout that kills the process, and the reference for plain use)."""
+"""Engine ``ngspice-subprocess``: plain ``ngspice -b netlist.cir`` in a subprocess, exactly what a user runs by
+hand: the netlist's own control block runs the analyses once and writes netlist.raw (spu_sim.spice), which is
+parsed here and removed (isolation, a per-run timeout that kills the process, and the reference for plain use).
+A netlist without that block runs as ``ngspice -b -r out.raw FILE``."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 
 from ..circuit import Circuit, Noise
 from ..errors import SimulationError
-from ..spice import netlist_in
+from ..spice import netlist_in, raw_file_of
 from .base import ENGINES, Cost, Workload, file_engine_cost
 from .raw import Waveforms, errors_in, number_noise_plots, parse_raw_list
 
@@ -45,11 +47,12 @@ class NgspiceSubprocess:
         exe = shutil.which("ngspice")
         if exe is None:
             raise SimulationError("ngspice is not installed (apt-get install ngspice)", run_dir=run_dir)
-        raw = run_dir / "out.raw"
+        own = raw_file_of(netlist_path.read_text())
+        raw = run_dir / (own or "out.raw")
         raw.unlink(missing_ok=True)
+        cmd = [exe, "-b", netlist_path.name] if own else [exe, "-b", "-r", raw.name, netlist_path.name]
         try:
-            proc = subprocess.run([exe, "-b", "-r", raw.name, netlist_path.name], cwd=run_dir,
-                                  capture_output=True, text=True, timeout=timeout_s)
+            proc = subprocess.run(cmd, cwd=run_dir, capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
             raise SimulationError(f"ngspice did not finish within {timeout_s:g} s", run_dir=run_dir,
                                   netlist_path=netlist_path) from None

@@ -1,19 +1,31 @@
-"""Waveforms and ngspice's raw files: what every engine returns, and how ngspice's output is read.
+"""Waveforms and ngspice's raw files: what every engine returns, and how ngspice's raw files are read and written.
 
 ``Waveforms(kind, axis, vectors)``: one analysis' vectors by lower-case name (``v(x1)``, ``i(voi1)``,
 ``onoise_spectrum``); the axis is time or frequency (None for op). Engines return a dict of them keyed by
 ``op``, ``tran`` and, for the k-th ``Noise`` analysis of a circuit (0-based, in circuit order),
 ``noise_<k>`` (spectrum) and ``noise_total_<k>`` (integrated).
+
+    plots = parse_raw(path.read_bytes())              # ngspice's own file (binary or ascii)
+    write_raw(path, plots, title="* my circuit")      # the same binary format, for any engine's plots
+
+The binary format, as ngspice 39 writes it (``ngspice -b -r`` and the ``write`` command; read back by its
+``load``): per plot a text header ``Title:``, ``Date:``, ``Plotname:``, ``Flags: real|complex``,
+``No. Variables:``, ``No. Points:`` (padded to 8 places), ``Variables:`` (one ``\t<index>\t<name>\t<type>``
+line each: the scale first; a frequency scale adds ``grid=3``, log), then ``Binary:`` and the points row by row, each value a little-endian float64 (complex plots: real
+and imaginary part of every value, the scale too). Several plots follow one another in one file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .. import io
 
 ERROR_MARKERS = ("error", "timestep too small", "singular matrix", "no convergence", "aborted",
                  "simulation(s) aborted", "could not find", "unknown", "fatal")
@@ -162,3 +174,91 @@ def number_noise_plots(plots: list[Waveforms]) -> dict[str, Waveforms]:
     for k, (s, t) in enumerate(zip(spectra, totals)):
         out[f"noise_{k}"], out[f"noise_total_{k}"] = s, t
     return out
+
+
+# ---------------------------------------------------------------- writing
+
+#: ngspice's plot names by kind (the ``Plotname:`` of its raw files; kind_of reads them back)
+PLOT_NAMES = {"op": "Operating Point", "tran": "Transient Analysis", "noise": "Noise Spectral Density Curves",
+              "noise_total": "Integrated Noise", "ac": "AC Analysis", "dc": "DC transfer characteristic"}
+
+
+def raw_name(key: str) -> str:
+    """A vector name as ngspice's raw files spell it: ``vsum1#branch`` (the shared library's name of a branch
+    current) -> ``i(vsum1)``, ``onoise_total`` (its name of an integrated noise) -> ``v(onoise_total)``; other
+    names unchanged (lower case)."""
+    key = key.lower()
+    if key.endswith("#branch"):
+        return f"i({key[:-len('#branch')]})"
+    if key.endswith("noise_total") and not key.startswith("v("):
+        return f"v({key})"
+    return key
+
+
+def vector_type(name: str) -> str:
+    """ngspice's type of a vector by its name: time, frequency, current (i(...)), voltage-density (a noise
+    spectrum), else voltage."""
+    if name in ("time", "frequency"):
+        return name
+    if name.startswith("i("):
+        return "current"
+    if name.endswith("noise_spectrum"):
+        return "voltage-density"
+    return "voltage"
+
+
+def plot_order(plots: dict[str, Waveforms]) -> list[Waveforms]:
+    """The plots in ngspice's execution order: op, tran, other kinds, then the noise pairs from the last
+    ``noise_<k>`` to the first (ngspice 39 runs several .noise lines in reverse; number_noise_plots undoes it),
+    so that parse_raw_list + number_noise_plots give back the same keys."""
+    noise_k = sorted((int(k.rsplit("_", 1)[1]) for k in plots if k.startswith("noise_") and k[6:].isdigit()),
+                     reverse=True)
+    head = [plots[k] for k in ("op", "tran") if k in plots]
+    rest = [w for k, w in plots.items() if k not in ("op", "tran") and not k.startswith("noise_")]
+    noise = [w for k in noise_k for w in (plots[f"noise_{k}"], plots[f"noise_total_{k}"])]
+    return head + rest + noise
+
+
+def format_raw_plot(w: Waveforms, title: str, date: str) -> bytes:
+    """One plot in ngspice's binary raw format (module doc): the scale first (time of a tran, frequency of a
+    noise spectrum or ac plot: the vector of that name, else the axis), then the other vectors in their order. Raises ValueError for vectors of unequal lengths."""
+    names = [raw_name(k) for k in w.vectors]
+    cols = [np.asarray(v).ravel() for v in w.vectors.values()]
+    scale = next((i for i, n in enumerate(names) if n in ("time", "frequency")), None)
+    axis_name = {"tran": "time", "noise": "frequency", "ac": "frequency"}.get(w.kind)
+    if scale is None and w.axis is not None and axis_name is not None:
+        names.insert(0, axis_name)
+        cols.insert(0, np.asarray(w.axis).ravel())
+    elif scale is not None:
+        names.insert(0, names.pop(scale))
+        cols.insert(0, cols.pop(scale))
+    n = {len(c) for c in cols}
+    if len(n) != 1:
+        raise ValueError(f"the {w.kind} plot has vectors of different lengths {sorted(n)}: not one raw plot")
+    complex_ = any(np.iscomplexobj(c) for c in cols)
+    head = [f"Title: {title}", f"Date: {date}", f"Plotname: {PLOT_NAMES.get(w.kind, w.kind)}",
+            f"Flags: {'complex' if complex_ else 'real'}", f"No. Variables: {len(names)}",
+            f"No. Points: {n.pop():<8d}", "Variables:"]
+    head += [f"\t{i}\t{name}\t{vector_type(name)}" + ("\tgrid=3" if name == "frequency" else "")
+             for i, name in enumerate(names)]
+    head.append("Binary:")
+    if complex_:
+        data = np.column_stack([np.asarray(c, dtype=complex) for c in cols]).view(float)
+    else:
+        data = np.column_stack([np.asarray(c, dtype=float) for c in cols])
+    return ("\n".join(head) + "\n").encode("latin-1") + np.ascontiguousarray(data, dtype="<f8").tobytes()
+
+
+def format_raw(plots: dict[str, Waveforms], title: str, date: str | None = None) -> bytes:
+    """Every plot (plot_order) in one binary raw file. title: the ``Title:`` line (ngspice: the netlist's first
+    line); date: the ``Date:`` line (default: now, in ngspice's format)."""
+    date = time.strftime("%a %b %d %H:%M:%S  %Y") if date is None else date
+    if any(c in title for c in "\r\n"):
+        raise ValueError("a raw file's title is one line")
+    return b"".join(format_raw_plot(w, title, date) for w in plot_order(plots))
+
+
+def write_raw(path: Path, plots: dict[str, Waveforms], title: str, date: str | None = None) -> Path:
+    """format_raw into path (written whole: a temporary file renamed, spu_sim.io); returns path."""
+    io.atomic_write_bytes(Path(path), format_raw(plots, title, date))
+    return Path(path)

@@ -40,7 +40,7 @@ def nonideal_header(design) -> list[str]:
 
 def header_tail(design, extra: list[str] = (), units: str = "ohm, farad, volt, second") -> list[str]:
     """The closing lines of every topology's netlist header: the pruned entries (when the design pruned any), the
-    topology's ``extra`` lines (non-idealities), the units and how to run the netlist on its own."""
+    topology's ``extra`` lines (non-idealities) and the units (spu_sim.spice adds how to run the file)."""
     pruned = getattr(design, "pruned", None)
     lines = [f"Pruned (no resistor, below prune_below_relative): {len(pruned)} entries"] if pruned else []
-    return lines + list(extra) + [f"Units: {units}. Run: ngspice -b -r out.raw netlist.cir"]
+    return lines + list(extra) + [f"Units: {units}."]
