@@ -239,7 +239,9 @@ def test_ctrl_c_during_an_in_process_run_exits_130_every_time(tmp_path):
     import subprocess
     import sys
     import time
-    cfg = _yaml(tmp_path, spd_problem(8, 5.0, t_stop_tau=2000.0, kappa=0.01))
+    data = spd_problem(8, 5.0, t_stop_tau=2000.0, kappa=0.01)
+    data.setdefault("readout", {})["waveforms"] = "none"   # a long run whose waveform file would exceed max_disk_mb
+    cfg = _yaml(tmp_path, data)
     for k in range(3):
         out = tmp_path / f"o{k}"
         proc = subprocess.Popen([sys.executable, "-m", "spu_sim.cli", "simulate", cfg, "--out", str(out)],
