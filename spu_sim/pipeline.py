@@ -29,6 +29,7 @@ from .errors import BadInputError, SimulationError
 from .problems import Problem, build_problem
 from .readout import make_adc, read_op, read_transient, sample_dt_tau
 from .spice import NETLIST_NAME, format_spice, write_circuit
+from .parts.intrinsic_noise import add_intrinsic_noise, intrinsic_from_config
 from .parts.noise_dacs import noise_samples
 from .topologies import TOPOLOGIES, CircuitRequest, Design, Topology
 
@@ -174,6 +175,8 @@ def build_circuit(prep: Prepared) -> Circuit:
     request = CircuitRequest(analyses=tuple(sim.analyses), t_stop_s=prep.t_stop_s,
                              step_s=prep.sample_dt_tau * design.tau_s, reltol=sim.reltol, noise_u=noise_u)
     circuit = prep.topology.build_circuit(design, request)
+    circuit = add_intrinsic_noise(circuit, intrinsic_from_config(prep.cfg.circuit), design.noise_dt_tau * design.tau_s,
+                                  prep.n_noise_steps, sim.seed)
     check_physical(circuit)
     return circuit
 

@@ -14,9 +14,11 @@ from ..parts.opamp import header_line
 
 
 class CircuitBase(Strict):
-    """The shared part of every topology's ``circuit`` section."""
+    """The shared part of every topology's ``circuit`` section. thermal_noise: the 4kT/R current noise of every
+    resistor at temperature.temp_c in the transient (spu_sim.parts.intrinsic_noise; default off)."""
 
     topology: str
+    thermal_noise: bool = False
     tolerance: ToleranceConfig = ToleranceConfig()
     quantization: QuantizationConfig = QuantizationConfig()
     temperature: TemperatureConfig = TemperatureConfig()
