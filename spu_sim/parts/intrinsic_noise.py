@@ -25,6 +25,10 @@ Which parts are where (found from the elements themselves, so every topology get
   graph, is diagonal on the free nodes). A resistor whose both ends are free (wire segments, an op-amp output
   with an output resistance) couples two nodes (an off-diagonal entry of L): it gets its own source across it.
   A resistor with both ends held adds nothing (physics.md section 10).
+* A node fed by a noise DAC (a linearly interpolated NoiseSource through one resistor R_noise, its node holding
+  nothing else) receives its aggregated current i through that DAC: the DAC's samples gain R_noise i_k, so the
+  resistor carries the DAC current plus i, exactly, and the engines play one source fewer (the same streams are
+  drawn either way).
 * Op-amp current noise i_n (in_a_per_rthz): a white current of intensity i_n^2 / 2 into the inverting input
   (the summing node); it is independent of the thermal currents at that node and is aggregated with them.
   (The non-inverting inputs of every op-amp here are at ground or at a source: their i_n flows into a held node.)
@@ -296,6 +300,29 @@ def _voltage_noise(name: str, node: str, u: np.ndarray, fl: np.ndarray | None, d
     return out
 
 
+def noise_dac_feeds(elements: list) -> dict[str, tuple[int, float]]:
+    """{node: (index of the NoiseSource, R)} for every node fed by a ground-referenced, linearly interpolated
+    NoiseSource through one resistor R that is the only element on the source's node (a noise DAC into a summing
+    node, spu_sim.parts.noise_dacs)."""
+    count: dict[str, int] = {}
+    for e in elements:
+        if isinstance(e, ResistorArray):
+            for n in set(e.row_nodes) | set(e.col_nodes):
+                count[n] = count.get(n, 0) + 2      # never a noise-DAC node (an array is not its lone resistor)
+        elif not isinstance(e, Comment):
+            for n in {getattr(e, a) for a in ("n_pos", "n_neg", "node", "c_pos", "c_neg") if hasattr(e, a)}:
+                count[n] = count.get(n, 0) + 1
+    srcs = {e.node: k for k, e in enumerate(elements)
+            if isinstance(e, NoiseSource) and e.n_neg == "0" and not e.held and count.get(e.node) == 2}
+    out: dict[str, tuple[int, float]] = {}
+    for e in elements:
+        if isinstance(e, Resistor):
+            for a, b in ((e.n_pos, e.n_neg), (e.n_neg, e.n_pos)):
+                if a in srcs and b not in srcs:
+                    out.setdefault(b, (srcs[a], float(e.r_ohm)))
+    return out
+
+
 def with_intrinsic_noise(elements: list, spec: IntrinsicNoise | None, dt_s: float, n_steps: int, seed: int,
                          small_signal: float | None = None) -> list:
     """The elements plus the intrinsic sources of ``spec`` (module doc): seeded NoiseSources of n_steps + 2
@@ -354,10 +381,15 @@ def with_intrinsic_noise(elements: list, spec: IntrinsicNoise | None, dt_s: floa
     currents = [("0", n, q) for n, q in node_q.items() if q > 0] + pairs
     if currents:
         u = None if ss_mode else unit_samples(len(currents), n_steps, seed, STREAM_THERMAL)
+        dacs = {} if ss_mode else noise_dac_feeds(E)
         for k, (a, b, q) in enumerate(currents, start=1):
+            amp = np.sqrt(q / dt_s)              # current samples (A) of intensity q
+            if a == "0" and b in dacs:           # played through the noise DAC that feeds the node (module doc)
+                idx, r_ohm = dacs[b]
+                E[idx] = dataclasses.replace(E[idx], samples_v=E[idx].samples_v + r_ohm * amp * u[:, k - 1])
+                continue
             tag = f"th{k}"
-            amp = np.sqrt(q / dt_s) / GM_SIEMENS
-            added += _white_source(f"ATH{k}", tag, None if u is None else amp * u[:, k - 1], dt_s,
+            added += _white_source(f"ATH{k}", tag, None if u is None else amp / GM_SIEMENS * u[:, k - 1], dt_s,
                                    q / GM_SIEMENS ** 2, small_signal, kT, f"thermal_{k}" if not ss_mode else tag)
             added.append(VCCS(f"GTH{k}", a, b, tag, "0", GM_SIEMENS))
     return E + added
