@@ -159,7 +159,8 @@ def flicker_samples(n_samples: int, n_sources: int, dt_s: float, en: float, f_co
         rho = float(np.exp(-2.0 * np.pi * fk * dt_s))
         w = rng.standard_normal((n_samples, n_sources))
         w[0] /= np.sqrt(1.0 - rho ** 2)            # x_0 ~ N(0, var): the stationary start
-        out += np.sqrt(var * (1.0 - rho ** 2)) * ss.lfilter([1.0], [1.0, -rho], w, axis=0)
+        w *= np.sqrt(var * (1.0 - rho ** 2))
+        out += ss.lfilter([1.0], [1.0, -rho], w, axis=0)
     return out
 
 
