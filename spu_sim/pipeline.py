@@ -29,7 +29,7 @@ from .errors import BadInputError, SimulationError
 from .problems import Problem, build_problem
 from .readout import make_adc, read_op, read_transient, sample_dt_tau
 from .spice import NETLIST_NAME, format_spice, write_circuit
-from .parts.intrinsic_noise import add_intrinsic_noise, intrinsic_from_config
+from .parts.intrinsic_noise import add_intrinsic_noise, check_engine, intrinsic_from_config
 from .parts.noise_dacs import noise_samples
 from .topologies import TOPOLOGIES, CircuitRequest, Design, Topology
 
@@ -132,6 +132,9 @@ def estimates(prep: Prepared) -> dict[str, float]:
     sim, design = prep.cfg.simulation, prep.design
     tran = "tran" in sim.analyses
     noise = prep.n_noise_steps * design.d if tran and design.has_noise else 0
+    spec = intrinsic_from_config(prep.cfg.circuit) if tran else None
+    if spec is not None:   # about one source per summing node (thermal, i_n) and two op-amps per variable (e_n)
+        noise += prep.n_noise_steps * design.d * ((spec.thermal or spec.in_a_per_rthz > 0) + 2 * (spec.en_v_per_rthz > 0))
     points = int(np.floor(sim.t_stop_tau / prep.sample_dt_tau)) + 1 if tran else 0
     disk = (noise * BYTES_PER_NOISE_SAMPLE + prep.topology.n_elements(design) * BYTES_PER_ELEMENT) / 1e6
     return {"noise_samples": noise, "readout_values": points * design.d, "disk_mb": disk}
@@ -141,6 +144,7 @@ def check_limits(prep: Prepared, out_dir: Path | None = None) -> None:
     """Refuse (BadInputError naming the knob and the estimate) a run beyond the configured limits, and, with
     out_dir, one whose files would not fit on its disk -- before any work is done."""
     sim = prep.cfg.simulation
+    check_engine(intrinsic_from_config(prep.cfg.circuit), get_engine(sim.backend).name)
     est = estimates(prep)
     if est["noise_samples"] > sim.max_noise_samples:
         raise BadInputError(

@@ -66,6 +66,7 @@ import scipy.signal as ss
 
 from ..circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Comment, NoiseSource, Resistor, ResistorArray,
                        Tran, VoltageSource)
+from ..errors import BadInputError
 from .element_values import group_rng
 from .noise_dacs import PRE_EMPHASIS
 
@@ -395,6 +396,15 @@ def with_intrinsic_noise(elements: list, spec: IntrinsicNoise | None, dt_s: floa
             added.append(VCCS(f"GTH{k}", a, b, tag, "0", GM_SIEMENS))
     return E + added
 
+
+
+def check_engine(spec: IntrinsicNoise | None, engine_name: str) -> None:
+    """Refuse 1/f noise on the aggregated linear engine (it replaces each source by white noise of the samples'
+    low-frequency intensity: exact for the white sources, not for 1/f) before any work."""
+    if spec is not None and spec.flicker_corner_hz > 0 and engine_name == "linear-aggregated":
+        raise BadInputError("circuit.opamp.flicker_corner_hz: 1/f noise is not white, and simulation.backend "
+                            "linear-aggregated would replace it by white noise; use backend linear (the samples) or "
+                            "an ngspice engine, or set flicker_corner_hz to 0")
 
 
 def add_intrinsic_noise(circuit: Circuit, spec: IntrinsicNoise | None, dt_s: float, n_steps: int, seed: int) -> Circuit:
