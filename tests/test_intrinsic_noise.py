@@ -220,3 +220,22 @@ def test_one_over_f_noise_is_refused_by_the_aggregated_linear_engine_before_it_r
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "flicker_corner_hz" in err and "backend linear" in err, err
     assert not (tmp_path / "o").exists()
+
+
+def test_rlc_thermal_noise_alone_gives_kT_times_the_inverse_capacitance_matrix():
+    """RLC cells with the noise DAC off: the cell resistors' 2kT/R makes v ~ N(0, kT Cm^-1) (physics.md section 4),
+    i.e. kappa_intrinsic = kT s_x^2 / gamma in problem units; the linear engine's covariance over 1900 tau equals
+    kappa_intrinsic A^-1 within 4 sampling sigmas."""
+    from conftest import rlc_problem
+    A = np.array([[2.0, -0.5], [-0.5, 1.0]])
+    cfg = rlc_problem(A.tolist(), kappa=0.0, circuit={"thermal_noise": True}, t_stop_tau=T_STOP_TAU, backend="linear",
+                      burn_in_tau=BURN_TAU)
+    d = prepare(cfg).design
+    kT = K_BOLTZMANN * (27.0 + 273.15)
+    assert d.kappa_intrinsic == pytest.approx(kT * d.s_x ** 2 / d.gamma, rel=1e-12)
+    S = d.kappa_intrinsic * np.linalg.inv(A)
+    sde = d.realized_sde()
+    np.testing.assert_allclose(stationary_cov(sde)[:2, :2], S, rtol=1e-9)
+    cov = simulate(cfg).arrays["x_cov"]
+    z = (cov - S) / np.sqrt(sample_cov_var(sde, T_STOP_TAU - BURN_TAU)[:2, :2])
+    assert np.abs(z).max() < 4.0, z
