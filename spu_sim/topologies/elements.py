@@ -18,10 +18,10 @@ class CircuitBase(Strict):
     resistor at temperature.temp_c in the transient (spu_sim.parts.intrinsic_noise; default off)."""
 
     topology: str
-    thermal_noise: bool = False
     tolerance: ToleranceConfig = ToleranceConfig()
     quantization: QuantizationConfig = QuantizationConfig()
     temperature: TemperatureConfig = TemperatureConfig()
+    thermal_noise: bool = False
 
 
 def notes_lines(notes: dict) -> list[str]:
