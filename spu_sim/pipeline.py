@@ -149,7 +149,7 @@ def check_limits(prep: Prepared, out_dir: Path | None = None) -> None:
     if est["noise_samples"] > sim.max_noise_samples:
         raise BadInputError(
             f"simulation.t_stop_tau: {sim.t_stop_tau:g} tau needs {est['noise_samples']:.3g} noise samples "
-            f"({prep.n_noise_steps} steps of {prep.design.noise_dt_tau:.3g} tau x {prep.design.d} sources; limit "
+            f"({prep.n_noise_steps} steps of {prep.design.noise_dt_tau:.3g} tau x {est['noise_samples'] // max(prep.n_noise_steps, 1)} sources; limit "
             f"simulation.max_noise_samples = {sim.max_noise_samples}); shorten the run, raise noise_dt_tau or the limit")
     if est["readout_values"] > sim.max_readout_values:
         raise BadInputError(

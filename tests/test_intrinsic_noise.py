@@ -239,3 +239,26 @@ def test_rlc_thermal_noise_alone_gives_kT_times_the_inverse_capacitance_matrix()
     cov = simulate(cfg).arrays["x_cov"]
     z = (cov - S) / np.sqrt(sample_cov_var(sde, T_STOP_TAU - BURN_TAU)[:2, :2])
     assert np.abs(z).max() < 4.0, z
+
+
+def test_macro_inverter_thermal_noise_played_through_its_e_n_is_the_same_path_and_matches_the_judge():
+    """Macromodel (no GBW pole), a negative coupling (an inverter of 1 MOhm resistors), C = 1 pF, noise DAC off:
+    the thermal current at the inverter's resistive input node is played through that op-amp's e_n source when
+    there is one (-i / sum G at the + input, exact). With e_n = 1e-15 V/rtHz (negligible) the path equals the one
+    with separate current sources (same streams) to 1e-6, and the covariance matches the Lyapunov judge (the
+    inverter's node noise through R2 included) within 4 sampling sigmas."""
+    covs = {}
+    for en in (0.0, 1e-15):
+        cfg = {"problem": {"matrix": [[2.0, -0.9], [-0.9, 1.0]], "vector": [0.0, 0.0], "kappa": 0.0},
+               "circuit": {"thermal_noise": True, "integrator": {"c_farad": 1e-12},
+                           "opamp": {"model": "macro", "gbw_hz": None, "en_v_per_rthz": en, "r_inverter_ohm": 1e6}},
+               "simulation": {"t_stop_tau": 1000.0, "noise_dt_tau": 0.02, "burn_in_tau": BURN_TAU, "backend": "linear",
+                              "analyses": ["tran"], "seed": 1}}
+        prep = prepare(cfg)
+        names = [s.name for s in build_circuit(prep).noise_sources]
+        covs[en] = simulate(cfg).arrays["x_cov"]
+    assert len(names) == 6 and sum(n.startswith("ATH") for n in names) == 2    # the inverter node's source merged
+    np.testing.assert_allclose(covs[1e-15], covs[0.0], rtol=1e-6)
+    sde = prep.design.effective_sde()
+    z = (covs[0.0] - stationary_cov(sde)) / np.sqrt(sample_cov_var(sde, 1000.0 - BURN_TAU))
+    assert np.abs(z).max() < 4.0, z

@@ -29,6 +29,10 @@ Which parts are where (found from the elements themselves, so every topology get
   nothing else) receives its aggregated current i through that DAC: the DAC's samples gain R_noise i_k, so the
   resistor carries the DAC current plus i, exactly, and the engines play one source fewer (the same streams are
   drawn either way).
+* A macromodel op-amp's inverting input that only resistors drive (an inverter's or a summer's node; not an
+  integrator's, which holds C_f): the op-amp sees V+ - V-, V- = (sum_r G_r V_r + i) / sum_r G_r, so a current i
+  into the node is exactly a voltage -i / sum G at the + input: it is played through that op-amp's e_n source
+  (when e_n > 0; one source fewer, the same streams drawn).
 * Op-amp current noise i_n (in_a_per_rthz): a white current of intensity i_n^2 / 2 into the inverting input
   (the summing node); it is independent of the thermal currents at that node and is aggregated with them.
   (The non-inverting inputs of every op-amp here are at ground or at a source: their i_n flows into a held node.)
@@ -302,6 +306,29 @@ def _voltage_noise(name: str, node: str, u: np.ndarray, fl: np.ndarray | None, d
     return out
 
 
+def resistive_inputs(elements: list, nodes: set[str]) -> dict[str, float]:
+    """{node: the sum of the conductances on it} for those of ``nodes`` that only resistors drive (other elements
+    may sense them through control terminals: an op-amp's inverting input in a resistive stage)."""
+    g: dict[str, float] = {n: 0.0 for n in nodes}
+    bad: set[str] = set()
+    for e in elements:
+        if isinstance(e, Resistor):
+            for n in (e.n_pos, e.n_neg):
+                if n in g:
+                    g[n] += 1.0 / e.r_ohm
+        elif isinstance(e, ResistorArray):
+            i, j, r = e.entries()
+            for k, n in enumerate(e.row_nodes):
+                if n in g:
+                    g[n] += float((1.0 / r[i == k]).sum())
+            for k, n in enumerate(e.col_nodes):
+                if n in g:
+                    g[n] += float((1.0 / r[j == k]).sum())
+        elif hasattr(e, "n_neg"):        # any other element whose current flows into the node
+            bad.update(n for n in _ends(e) if n in g)
+    return {n: v for n, v in g.items() if n not in bad and v > 0}
+
+
 def noise_dac_feeds(elements: list) -> dict[str, tuple[int, float]]:
     """{node: (index of the NoiseSource, R)} for every node fed by a ground-referenced, linearly interpolated
     NoiseSource through one resistor R that is the only element on the source's node (a noise DAC into a summing
@@ -337,6 +364,7 @@ def with_intrinsic_noise(elements: list, spec: IntrinsicNoise | None, dt_s: floa
     E = list(elements)
     added: list = [Comment("intrinsic noise (spu_sim.parts.intrinsic_noise): resistor thermal and op-amp noise")]
     # ---- op-amp voltage noise: re-reference, one source per op-amp
+    en_sources: dict[str, int] = {}      # macromodel inverting input -> index in ``added`` of its e_n source
     sites = opamp_sites(E) if (spec.en_v_per_rthz > 0 or spec.in_a_per_rthz > 0) else []
     if spec.en_v_per_rthz > 0 and sites:
         n = len(sites)
@@ -351,6 +379,8 @@ def with_intrinsic_noise(elements: list, spec: IntrinsicNoise | None, dt_s: floa
         index = {getattr(e, "name", None): k for k, e in enumerate(E)}
         for k, s in enumerate(sites, start=1):
             node = f"en{k}"
+            if s.kind == "macro" and not ss_mode:
+                en_sources[s.inn] = len(added)           # where _voltage_noise puts the NoiseSource
             if s.kind == "macro":
                 vos = E[index["VOS" + s.tag]]
                 E[index["VOS" + s.tag]] = dataclasses.replace(vos, n_neg=node)
@@ -384,11 +414,16 @@ def with_intrinsic_noise(elements: list, spec: IntrinsicNoise | None, dt_s: floa
     if currents:
         u = None if ss_mode else unit_samples(len(currents), n_steps, seed, STREAM_THERMAL)
         dacs = {} if ss_mode else noise_dac_feeds(E)
+        g_in = {} if ss_mode else resistive_inputs(E, set(en_sources))
         for k, (a, b, q) in enumerate(currents, start=1):
             amp = np.sqrt(q / dt_s)              # current samples (A) of intensity q
             if a == "0" and b in dacs:           # played through the noise DAC that feeds the node (module doc)
                 idx, r_ohm = dacs[b]
                 E[idx] = dataclasses.replace(E[idx], samples_v=E[idx].samples_v + r_ohm * amp * u[:, k - 1])
+                continue
+            if a == "0" and b in g_in:           # a resistive op-amp input: played through its e_n (module doc)
+                j = en_sources[b]
+                added[j] = dataclasses.replace(added[j], samples_v=added[j].samples_v - amp / g_in[b] * u[:, k - 1])
                 continue
             tag = f"th{k}"
             added += _white_source(f"ATH{k}", tag, None if u is None else amp / GM_SIEMENS * u[:, k - 1], dt_s,
