@@ -31,6 +31,7 @@ from .engines.waveform_files import BYTES_PER_VALUE, write_waveforms
 from .problems import Problem, build_problem
 from .readout import make_adc, read_op, read_transient, sample_dt_tau
 from .spice import NETLIST_NAME, format_spice, write_circuit
+from .parts.intrinsic_noise import add_intrinsic_noise, check_engine, intrinsic_from_config
 from .parts.noise_dacs import noise_samples
 from .topologies import TOPOLOGIES, CircuitRequest, Design, Topology
 
@@ -139,9 +140,13 @@ def workload(prep: Prepared, keep_files: bool = False) -> Workload:
     """What the run asks of its engine, from the config and design alone (spu_sim.engines.Workload)."""
     sim, design = prep.cfg.simulation, prep.design
     tran = "tran" in sim.analyses
+    n_sources = design.d if tran and design.has_noise else 0
+    spec = intrinsic_from_config(prep.cfg.circuit) if tran else None
+    if spec is not None:   # about one source per summing node (thermal, i_n) and two op-amps per variable (e_n)
+        n_sources += design.d * ((spec.thermal or spec.in_a_per_rthz > 0) + 2 * (spec.en_v_per_rthz > 0))
     points = int(np.floor(sim.t_stop_tau / prep.sample_dt_tau)) + 1 if tran else 0
     n_vectors = 1 + design.d + len(sim.save_nodes) + (2 * design.d if getattr(design, "macro", None) is not None else 0)
-    return Workload(n_sources=design.d if tran and design.has_noise else 0, n_noise_steps=prep.n_noise_steps,
+    return Workload(n_sources=n_sources, n_noise_steps=prep.n_noise_steps,
                     noise_dt_tau=design.noise_dt_tau, step_tau=prep.sample_dt_tau, n_out_points=points,
                     n_outputs=design.d, n_elements=prep.topology.n_elements(design), keep_files=keep_files,
                     n_vectors=n_vectors, waveform_bytes_per_value=BYTES_PER_VALUE[prep.cfg.readout.waveforms])
@@ -162,11 +167,12 @@ def check_limits(prep: Prepared, out_dir: Path | None = None, engine: Engine | N
     memory, max_disk_mb or (with out_dir) the free space of its disk, or beyond the configured counts -- before
     any work is done."""
     sim = prep.cfg.simulation
+    check_engine(intrinsic_from_config(prep.cfg.circuit), get_engine(sim.backend).name)
     est = estimates(prep, keep_files=out_dir is not None, engine=engine)
     if sim.max_noise_samples is not None and est["noise_samples"] > sim.max_noise_samples:
         raise BadInputError(
             f"simulation.t_stop_tau: {sim.t_stop_tau:g} tau needs {est['noise_samples']:.3g} noise samples "
-            f"({prep.n_noise_steps} steps of {prep.design.noise_dt_tau:.3g} tau x {prep.design.d} sources; limit "
+            f"({prep.n_noise_steps} steps of {prep.design.noise_dt_tau:.3g} tau x {est['noise_samples'] // max(prep.n_noise_steps, 1)} sources; limit "
             f"simulation.max_noise_samples = {sim.max_noise_samples}); shorten the run, raise noise_dt_tau or the limit")
     if est["readout_values"] > sim.max_readout_values:
         raise BadInputError(
@@ -201,6 +207,8 @@ def build_circuit(prep: Prepared) -> Circuit:
     request = CircuitRequest(analyses=tuple(sim.analyses), t_stop_s=prep.t_stop_s,
                              step_s=prep.sample_dt_tau * design.tau_s, reltol=sim.reltol, noise_u=noise_u)
     circuit = prep.topology.build_circuit(design, request)
+    circuit = add_intrinsic_noise(circuit, intrinsic_from_config(prep.cfg.circuit), design.noise_dt_tau * design.tau_s,
+                                  prep.n_noise_steps, sim.seed)
     check_physical(circuit)
     if sim.save_nodes and circuit.saves:   # no .save line: ngspice and the linear engine keep every vector anyway
         extra = saved_vectors(circuit, sim.save_nodes)

@@ -19,6 +19,10 @@ the noise enters, the small-signal design and the exact theory; this module does
 - the AC trick: ``.noise`` needs an input source with an AC value to refer the noise to. VNACIN (DC 0, AC 1)
   drives only its own noiseless 1 ohm load, so the circuit is unchanged; the output noise does not depend
   on the input source at all, and the input-referred noise ngspice also reports is meaningless and ignored.
+- the intrinsic sources of the config (circuit.thermal_noise, circuit.opamp.en_v_per_rthz / in_a_per_rthz /
+  flicker_corner_hz), in the small-signal form of spu_sim.parts.intrinsic_noise: the same spectra as the
+  transient's seeded samples (thermal noise of R_noise, absent from the .noise design, is the one difference:
+  2 kT / R_noise against the injected v_n^2 h / R_noise^2, a relative 1e-8 at the shipped values).
 - outputs v(o<i>) (variances S_ii) and differential outputs v(o<i>, o<j>), i < j, of the readout nodes:
   Var(V_i - V_j) = S_ii + S_jj - 2 S_ij, so S_ij = (S_ii + S_jj - Var_ij) / 2: the full covariance,
   from onoise_total (the rms integrated over [f_start, f_stop]) with no sampling error.
@@ -48,6 +52,7 @@ from ..engines import get_engine
 from ..engines.progress import elapsed_line
 from ..engines.waveform_files import write_waveforms
 from ..errors import BadInputError
+from ..parts.intrinsic_noise import intrinsic_from_config, with_intrinsic_noise
 from ..pipeline import prepare, simulate, staged
 from ..plotting import pyplot, save_png
 from ..spice import write_circuit
@@ -98,6 +103,11 @@ def noise_circuit(topo, design, cfg: Config, pairs: list[tuple[int, int]], f_sta
                               CircuitRequest(analyses=(), t_stop_s=0.0, step_s=0.0, reltol=cfg.simulation.reltol))
     elements = [dataclasses.replace(e, noisy=False) if isinstance(e, (Resistor, ResistorArray)) and not element_noise else e
                 for e in base.elements if not isinstance(e, NoiseSource)]
+    spec = intrinsic_from_config(cfg.circuit)
+    if spec is not None:     # the transient's intrinsic sources in their small-signal form (same spectra)
+        dt_s = design.noise_dt_tau * design.tau_s
+        elements = with_intrinsic_noise(elements, spec, dt_s, int(np.ceil(cfg.simulation.t_stop_tau / design.noise_dt_tau)),
+                                        cfg.simulation.seed, small_signal=R_AUX_OHM)
     nodes, gains = topo.noise.injection(design, _kT(cfg), R_AUX_OHM)
     elements.append(Comment(f"noise injection: thermal current of RNQ<i> ({R_AUX_OHM:g} ohm, shorted by VNQ<i>) "
                             f"times g_i = {float(gains[0]):.6g} (i = 1) into {nodes[0]} ... = the process's noise current"))
@@ -166,6 +176,9 @@ def run_noise(config: str | Path | dict | Config, out_dir: str | Path, *, points
     cfg, prep, topo = _noise_prep(config)
     if points_per_decade < 2 or span_decades <= 0:
         raise BadInputError("noise: points_per_decade must be >= 2 and span_decades > 0")
+    if element_noise and cfg.circuit.thermal_noise:
+        raise BadInputError("noise: --element-noise and circuit.thermal_noise both add the resistors' thermal noise; "
+                            "use one of them")
     design = prep.design
     d = design.d
     out = Path(out_dir)

@@ -9,6 +9,8 @@ spu_sim.circuit, spu_sim.config and spu_sim.ideal; a part never imports a topolo
     amplifiers.py          the stages built of an op-amp: integrators, inverters, summers (ideal nullor or macromodel)
     dacs.py                the DACs of b (and y): a held voltage through an input resistor into a summing node
     noise_dacs.py          the noise DACs: seeded unit-intensity samples played by XSPICE filesources
+    intrinsic_noise.py     resistor thermal noise and op-amp e_n / i_n / 1-f noise as seeded sources added to a
+                           built circuit (transient) or in small-signal form (.noise)
     summing_node_noise.py  the small-signal noise hooks of an integrator network whose OU noise enters at the
                            summing nodes (spu_sim.analyses.noise)
     settling.py            settling time of a linear network, measured and predicted

@@ -94,7 +94,12 @@ class OpampConfig(Strict):
     limit), input offset ``offset_v`` (plus a seeded per-op-amp Gaussian of rms ``offset_sigma_v``,
     drawn from circuit.tolerance.seed), unity-gain inverters of two ``r_inverter_ohm`` resistors, and
     supplies +/- ``supply_v`` that provide the output-stage load current plus ``i_quiescent_a`` per op-amp
-    (energy metric). The knobs other than ``model`` are ignored by the ideal model.
+    (energy metric). The knobs other than ``model`` and the noise densities are ignored by the ideal model.
+
+    Noise (every op-amp of every topology, ideal model included; spu_sim.parts.intrinsic_noise): input voltage
+    noise density ``en_v_per_rthz`` (V/sqrt(Hz), one-sided, in series with the + input), input current noise
+    density ``in_a_per_rthz`` (A/sqrt(Hz), into the inverting input) and the 1/f corner ``flicker_corner_hz`` of
+    the voltage noise (PSD en^2 (1 + f_c / f); 0 = white). 0 = noiseless (the default).
     """
 
     model: Literal["ideal", "macro"] = "ideal"
@@ -106,6 +111,17 @@ class OpampConfig(Strict):
     r_inverter_ohm: float = Field(default=1e4, gt=0)
     supply_v: float = Field(default=5.0, gt=0)
     i_quiescent_a: float = Field(default=0.0, ge=0)
+    en_v_per_rthz: float = Field(default=0.0, ge=0)
+    in_a_per_rthz: float = Field(default=0.0, ge=0)
+    flicker_corner_hz: float = Field(default=0.0, ge=0)
 
     _fin = field_validator("gain", "gbw_hz", "v_out_max_v", "offset_v", "offset_sigma_v", "r_inverter_ohm",
-                           "supply_v", "i_quiescent_a")(_finite)
+                           "supply_v", "i_quiescent_a", "en_v_per_rthz", "in_a_per_rthz",
+                           "flicker_corner_hz")(_finite)
+
+    @model_validator(mode="after")
+    def _flicker(self) -> "OpampConfig":
+        if self.flicker_corner_hz > 0 and self.en_v_per_rthz == 0:
+            raise ValueError("flicker_corner_hz is the corner of the voltage noise: set en_v_per_rthz > 0 too, "
+                             "or flicker_corner_hz to 0")
+        return self

@@ -14,12 +14,14 @@ from ..parts.opamp import header_line
 
 
 class CircuitBase(Strict):
-    """The shared part of every topology's ``circuit`` section."""
+    """The shared part of every topology's ``circuit`` section. thermal_noise: the 4kT/R current noise of every
+    resistor at temperature.temp_c in the transient (spu_sim.parts.intrinsic_noise; default off)."""
 
     topology: str
     tolerance: ToleranceConfig = ToleranceConfig()
     quantization: QuantizationConfig = QuantizationConfig()
     temperature: TemperatureConfig = TemperatureConfig()
+    thermal_noise: bool = False
 
 
 def notes_lines(notes: dict) -> list[str]:

@@ -281,8 +281,11 @@ def pwl_inputs(srcs: list[NoiseSource], q: int, dc_only: bool = False) -> InputB
         return lambda j0, j1: np.ones((j1 - j0 + 1, 1))
     n_s = min(len(s.samples_v) for s in srcs)
     S = np.column_stack([np.asarray(s.samples_v[:n_s], dtype=float) for s in srcs])
+    S1 = np.hstack([np.ones((n_s, 1)), S]) if q == 1 else None   # fine grid = sample grid: u_j is row j itself
 
     def block(j0: int, j1: int) -> np.ndarray:
+        if S1 is not None and j1 < n_s:
+            return S1[j0:j1 + 1]      # a read-only view: the interpolation below gives the same rows (frac = 0)
         j = np.arange(j0, j1 + 1)
         idx = np.minimum(j // q, n_s - 2)
         frac = ((j - idx * q) / q)[:, None]

@@ -7,6 +7,9 @@ metrics.py (settling and energy), noise.py (the small-signal noise analysis).
 
 from __future__ import annotations
 
+import dataclasses
+
+from ...parts.intrinsic_noise import intrinsic_from_config
 from ..base import TOPOLOGIES, Topology
 from . import build, metrics
 from .config import OpampCircuitConfig
@@ -22,7 +25,9 @@ class OpampTopology(Topology):
     noise = OpampNoise()
 
     def design(self, problem, circuit, simulation):
-        return apply_opamp_nonidealities(design_opamp(problem, circuit, simulation), circuit)
+        design = apply_opamp_nonidealities(design_opamp(problem, circuit, simulation), circuit)
+        spec = intrinsic_from_config(circuit)
+        return design if spec is None else dataclasses.replace(design, intrinsic=spec)
 
     def build_circuit(self, design, request):
         return build.build_circuit(design, request)

@@ -78,6 +78,7 @@ class OpampDesign(OuDesign):
     cond_realized: float = float("nan")    # |lambda|_max / |lambda|_min of the nominal realised matrix
     macro: Any = None                      # the op-amp macromodel (parts.opamp.MacroOpamp) or None: ideal nullor
     notes: dict = field(default_factory=dict)  # the non-idealities applied (none for a nominal design)
+    intrinsic: Any = None                  # parts.intrinsic_noise.IntrinsicNoise (thermal / op-amp noise) or None
 
     @property
     def d(self) -> int:
@@ -122,10 +123,53 @@ class OpampDesign(OuDesign):
         q_i = self.noise_v_rms ** 2 * h_s / self.r_noise_ohm ** 2
         return q_i * self.tau_s * self.s_x ** 2 / (2.0 * self.c_farad ** 2)
 
+    def intrinsic_diffusion(self) -> np.ndarray:
+        """(d, d) diffusion of the intrinsic white current noise in problem units per tau (0 without it).
+
+        Resistor thermal noise and op-amp i_n (spu_sim.parts.intrinsic_noise) at summing node i: a white current of
+        two-sided intensity q_i = 2 kT Gsum_i + i_n^2 / 2, Gsum_i the conductance of every resistor ending on the node
+        (coupling, R_in, R_noise: their far ends are op-amp outputs and DACs, whose injected current changes no
+        state). Integrator i: C_i (1 + 1/A0) dV_i = ... dt + dI_i, so D_ii = s_x^2 tau_s q_i / (C_i (1 + 1/A0))^2
+        (A0 = inf for the ideal op-amp). Macromodel inverter j (R1, R2 into node ni<j>): its node current
+        q_j = 2 kT (G1 + G2) + i_n^2 / 2 appears at xn<j> as -R2 i (quasi-static), and reaches every summing node i
+        fed from xn<j> through G_ij: D += s_x^2 tau_s B diag(R2^2 q_j) B^T, B_ij = G_ij [s_ij < 0] / (C_i (1 + 1/A0)).
+        Not included: e_n (its state diffusion and its direct feed-through into the output) and 1/f noise (not a
+        white diffusion); their effect is measured by the transient and by .noise (analyses/noise.py)."""
+        d = self.d
+        spec = self.intrinsic
+        if spec is None or not (spec.thermal or spec.in_a_per_rthz > 0):
+            return np.zeros((d, d))
+        kT = spec.kT_joule if spec.thermal else 0.0
+        i2 = spec.in_a_per_rthz ** 2 / 2.0
+        g = np.where(np.isfinite(self.r_ohm), 1.0 / self.r_ohm, 0.0)
+        r_in = getattr(self, "r_in_each_ohm", None)
+        r_in = np.full(d, self.r_in_ohm) if r_in is None else r_in
+        r_n = getattr(self, "r_noise_each_ohm", None)
+        r_n = np.full(d, self.r_noise_ohm) if r_n is None else r_n
+        gsum = g.sum(axis=1) + 1.0 / r_in + 1.0 / r_n          # 1 / inf = 0: absent resistors
+        cf = getattr(self, "c_f_farad", None)
+        cf = np.full(d, self.c_farad) if cf is None else cf
+        m = self.macro
+        cg = cf * (1.0 + 1.0 / m.gain) if m is not None else cf
+        D = np.diag(self.s_x ** 2 * self.tau_s * (2.0 * kT * gsum + i2) / cg ** 2)
+        if m is not None and self.needs_inverter.any():
+            g1, g2 = 1.0 / m.r_inv_in_ohm, 1.0 / m.r_inv_fb_ohm
+            qn = np.where(self.needs_inverter, (2.0 * kT * (g1 + g2) + i2) * m.r_inv_fb_ohm ** 2, 0.0)
+            B = np.where(self.sign < 0, g, 0.0) / cg[:, None]
+            D = D + self.s_x ** 2 * self.tau_s * (B * qn[None, :]) @ B.T
+        return D
+
+    @property
+    def kappa_intrinsic(self) -> float:
+        """The intrinsic noise floor with the noise DAC off, in problem units: mean_i D_int,ii / 2 (the kappa an
+        isotropic injected noise of the same mean strength would have)."""
+        return float(np.mean(np.diag(self.intrinsic_diffusion())) / 2.0)
+
     # ---- the design protocol used by pipeline/readout/compare (every topology provides these)
     def realized_sde(self) -> LinearSDE:
-        """The process the element values implement (realised A, b and kappa)."""
-        return ou_sde(self.A_realized, self.b_realized, self.kappa_realized)
+        """The process the element values implement (realised A, b and kappa, plus the intrinsic diffusion)."""
+        sde = ou_sde(self.A_realized, self.b_realized, self.kappa_realized)
+        return sde._replace(D=sde.D + self.intrinsic_diffusion()) if self.intrinsic is not None else sde
 
     def describe(self) -> dict[str, object]:
         """Scalars of the mapping, for the netlist header and result files."""
@@ -138,7 +182,7 @@ class OpampDesign(OuDesign):
             "r_coupling_max_ohm": float(r.max()), "n_resistors": int(r.size),
             "n_inverters": int(self.needs_inverter.sum()), "pruned_entries": len(self.pruned),
             "v_swing_v": self.v_swing_v,
-        }
+        } | ({"kappa_intrinsic": self.kappa_intrinsic} if self.intrinsic is not None else {})
 
 
 EXACT_SPECTRUM_MAX_D = 256

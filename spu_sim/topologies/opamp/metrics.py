@@ -101,4 +101,6 @@ def circuit_metrics(design, problem, arrays: dict) -> dict[str, float]:
     if e is not None and t.size:
         out["power_supply_mean_w"] = float(e) / float(t[-1] - t[0]) if t[-1] > t[0] else float("nan")
     out["run_time_s"] = float(t[-1]) if t.size else float("nan")
+    if getattr(design, "intrinsic", None) is not None:     # circuit.thermal_noise / op-amp noise on
+        out["kappa_intrinsic"] = design.kappa_intrinsic
     return out

@@ -5,7 +5,8 @@ is made with analyses = [op] (no transient noise DAC, R_noise absent).
 
 Theory: the realised (effective, finite-gain) drift K, D = diag(q_I s_x^2 tau_s / (C_i (1 + 1/A0))^2)
 (+ 2 kT Gsum_i s_x^2 tau_s / (C_i (1 + 1/A0))^2 with element noise: the coupling and input resistors'
-Johnson current at the summing node), S solves K S + S K^T = D.
+Johnson current at the summing node) (+ the intrinsic white diffusion of circuit.thermal_noise and op-amp i_n,
+OpampDesign.intrinsic_diffusion), S solves K S + S K^T = D.
 """
 
 from __future__ import annotations
@@ -38,5 +39,6 @@ class OpampNoise(SummingNodeNoise):
                 r_in = design.r_in_each_ohm if isinstance(design, NonidealOpampDesign) else None
                 g = g + 1.0 / (np.full(design.d, design.r_in_ohm) if r_in is None else r_in)
             Ddiag = Ddiag + 2.0 * kT * g * design.s_x ** 2 * design.tau_s / (cf * gain_fac) ** 2
-        sde = LinearSDE(A, np.zeros(design.d), np.diag(Ddiag))
-        return {"K": A, "D": np.diag(Ddiag), "S": stationary_cov(sde)}
+        D = np.diag(Ddiag) + design.intrinsic_diffusion()     # thermal / i_n of circuit.thermal_noise, circuit.opamp
+        sde = LinearSDE(A, np.zeros(design.d), D)
+        return {"K": A, "D": D, "S": stationary_cov(sde)}

@@ -111,7 +111,7 @@ class NonidealOpampDesign(OpampDesign):
         return float(np.mean(self.kappa_each))
 
     def realized_sde(self) -> LinearSDE:
-        return LinearSDE(self.A_realized, self.b_realized, np.diag(2.0 * self.kappa_each))
+        return LinearSDE(self.A_realized, self.b_realized, np.diag(2.0 * self.kappa_each) + self.intrinsic_diffusion())
 
     # --- finite-gain op-amps (module doc)
     def _conductances(self, include_noise_resistor: bool = True):
@@ -149,7 +149,7 @@ class NonidealOpampDesign(OpampDesign):
 
     def effective_sde(self) -> LinearSDE:
         A, b, kap = self.effective_linear()
-        return LinearSDE(A, b, np.diag(2.0 * kap))
+        return LinearSDE(A, b, np.diag(2.0 * kap) + self.intrinsic_diffusion())
 
     def describe(self) -> dict[str, object]:
         out = super().describe()

@@ -8,6 +8,9 @@ of the netlist with every switch node), noise.py (the small-signal noise analysi
 
 from __future__ import annotations
 
+import dataclasses
+
+from ...parts.intrinsic_noise import intrinsic_from_config
 from ..base import TOPOLOGIES, Topology
 from . import build
 from .config import RlcCircuitConfig
@@ -23,7 +26,9 @@ class RlcTopology(Topology):
     noise = RlcNoise()
 
     def design(self, problem, circuit, simulation):
-        return apply_rlc_nonidealities(design_rlc(problem, circuit, simulation), circuit)
+        design = apply_rlc_nonidealities(design_rlc(problem, circuit, simulation), circuit)
+        spec = intrinsic_from_config(circuit)
+        return design if spec is None else dataclasses.replace(design, intrinsic=spec)
 
     def build_circuit(self, design, request):
         return build.build_circuit(design, request)

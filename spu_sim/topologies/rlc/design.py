@@ -57,6 +57,7 @@ Default noise_dt_tau = 1/(noise_oversample max|eig K|), about 0.008 for eta = 1.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -149,6 +150,7 @@ class RlcDesign:
     l_each_henry: np.ndarray | None = None     # (d,) realised inductors
     r_each_ohm: np.ndarray | None = None       # (d,) realised cell resistors
     notes: dict = field(default_factory=dict)
+    intrinsic: Any = None                      # parts.intrinsic_noise.IntrinsicNoise (circuit.thermal_noise) or None
 
     @property
     def l_cells(self) -> np.ndarray:
@@ -227,13 +229,23 @@ class RlcDesign:
         """The underdamped process with the target A and kappa (same eta, a_ref): x ~ N(0, kappa A^-1)."""
         return rlc_sde(self.problem.A, self.problem.kappa, self.eta, self.a_ref)
 
+    @property
+    def kappa_intrinsic(self) -> float:
+        """Thermal noise of the cell resistors in problem units (circuit.thermal_noise): the cell's current noise
+        2 kT / R adds kT to kT_eff, so kappa gains kT s_x^2 / gamma (0 when off). The noise floor with the noise
+        DAC off."""
+        spec = self.intrinsic
+        return spec.kT_joule * self.s_x ** 2 / self.gamma if spec is not None and spec.thermal else 0.0
+
     def realized_sde(self) -> LinearSDE:
         """The process of the realised capacitance matrix and noise level (r_on -> 0, r_off -> inf); with
-        mismatched L or R the per-cell form rlc_cell_sde."""
+        mismatched L or R the per-cell form rlc_cell_sde. The injected and the thermal noise (kappa_intrinsic)
+        are independent white currents into the same cells: their kappas add."""
+        k_th = self.kappa_intrinsic
         if self.l_each_henry is None and self.r_each_ohm is None:
-            return rlc_sde(self.A_realized, self.kappa_realized, self.eta, self.a_ref)
+            return rlc_sde(self.A_realized, self.kappa_realized + k_th, self.eta, self.a_ref)
         c_ref = self.gamma * self.a_ref
-        return rlc_cell_sde(self.A_realized, self.kappa_each, self.tau_s / (self.r_cells * c_ref),
+        return rlc_cell_sde(self.A_realized, self.kappa_each + k_th, self.tau_s / (self.r_cells * c_ref),
                             self.l_henry / self.l_cells, self.a_ref)
 
     def effective_sde(self) -> LinearSDE:
