@@ -3,7 +3,6 @@ noise in the transient of both engine families and in .noise (spu_sim.parts.intr
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ import yaml
 from conftest import spd_problem
 from spu_sim.analyses.crosscheck import run_crosscheck
 from spu_sim.analyses.noise import run_noise, spectrum_theory_v2
-from spu_sim.circuit import NoiseSource
 from spu_sim.cli import main
 from spu_sim.ideal import LinearSDE, sample_cov_var, stationary_cov
 from spu_sim.parts.intrinsic_noise import (K_BOLTZMANN, flicker_poles_hz, flicker_psd, flicker_psd_sampled,
@@ -135,7 +133,6 @@ def test_opamp_voltage_noise_integrator_output_spectrum_equals_the_closed_form()
     t, x = r.arrays["t"] / d.tau_s, r.arrays["x"][:, 0]
     v = (x[t >= 20.0] - x[t >= 20.0].mean()) / d.s_x
     dt = d.noise_dt_tau * d.tau_s
-    T = len(v) * dt
     poles = flicker_poles_hz(dt, prep.n_noise_steps * dt + 2 * dt)
     for f, p, sd in _welch_bands(v, dt, 4.0 / (2 ** 12 * dt), 0.5 / dt / 20):
         model = _noise_gain2(d, f) * (white_psd_sampled(f, en ** 2 / 2, dt) + flicker_psd_sampled(f, en, fc, poles, dt))
@@ -191,7 +188,7 @@ def test_noise_analysis_with_thermal_noise_matches_the_lyapunov_judge(tmp_path):
 
 
 @pytest.mark.parametrize("key, value, fix", [
-    ("en_v_per_rthz", -1e-9, "greater than or equal to 0"), ("in_a_per_rthz", float("nan"), "got nan"),
+    ("en_v_per_rthz", -1e-9, "greater than or equal to 0"), ("in_a_per_rthz", float("nan"), "is nan, not a finite number"),
     ("flicker_corner_hz", float("inf"), "finite"), ("flicker_corner_hz", 1e3, "en_v_per_rthz")])
 def test_bad_noise_keys_exit_2_naming_the_key_before_any_engine_runs(tmp_path, capsys, key, value, fix):
     cfg = spd_problem(2, 5.0, circuit={"opamp": {key: value}})
