@@ -131,7 +131,7 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
     if macro is not None:
         E.extend(supplies(design))
     add(Comment("coupling resistors R<i>_<j> realise A_ij: a crossbar from x<j> (A_ij > 0), one from xn<j> (A_ij < 0)"))
-    E.extend(coupling_arrays(design.r_ohm, design.sign, wires=getattr(design, "wires", None)))
+    E.extend(getattr(design, "wired_arrays", None) or coupling_arrays(design.r_ohm, design.sign))
     if np.isfinite(design.r_in_ohm):
         add(Comment("right-hand side b: DAC voltages through R_in"))
         E.extend(b_dacs(design.v_dac_v, element_values(design, "r_in_each_ohm", design.r_in_ohm)))

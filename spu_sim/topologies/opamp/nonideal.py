@@ -77,6 +77,12 @@ class NonidealOpampDesign(OpampDesign):
     wires: tuple | None = None      # (r_ohm_per_segment, c_farad_per_segment) of circuit.wires; None: ideal lines
 
     @cached_property
+    def wired_arrays(self) -> list:
+        """The coupling crossbars on their wires, built once: the netlist (build.py) and wired_transfer share them
+        (and so their port admittance, computed once)."""
+        return coupling_arrays(self.r_ohm, self.sign, wires=self.wires) if self.wires is not None else []
+
+    @cached_property
     def wired_transfer(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(G_pos, G_neg, Y_rr) of the coupling crossbars as built on their wires: G_pos[i, j] the DC current into
         sum<i> per volt on x<j> (G_neg: on xn<j>) with every other terminal at 0 V, and Y_rr the summing nodes'
@@ -85,7 +91,7 @@ class NonidealOpampDesign(OpampDesign):
         G where A_ij < 0, Y_rr = diag(sum_j G_ij)."""
         d = self.d
         gp, gn, yrr = np.zeros((d, d)), np.zeros((d, d)), np.zeros((d, d))
-        for arr in coupling_arrays(self.r_ohm, self.sign, wires=self.wires):
+        for arr in self.wired_arrays:
             Y = arr.port_admittance()
             g = -Y[:d, d:]
             if arr.col_nodes[0].startswith("xn"):
