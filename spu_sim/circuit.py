@@ -99,7 +99,9 @@ class ResistorArray:
     line has one segment from its terminal to the first cross-point and one between each pair of neighbours:
     cols x rows + rows x cols segments and 2 rows cols line nodes (``lc_<col>_<row>`` on column lines,
     ``lr_<row>_<col>`` on row lines). The cross-point resistor (i, j) joins line nodes lc_<col j>_<row i> and
-    lr_<row i>_<col j>; every cross-point position keeps its line nodes and segments, present or not. Each line
+    lr_<row i>_<col j>; every cross-point position keeps its line nodes and segments, present or not, on a line
+    that serves at least one cell; a line without any cell (e.g. the column of an inverted copy no entry uses) is
+    not built: it would float and carry no current (ngspice's .op of a floating line was measured 2 % off). Each line
     node has c_wire_farad to ground (the segment before it, lumped at its far end). The far cell of a long line
     sees the largest drop: the realised conductance matrix is the array's DC transfer (``port_admittance``),
     not 1 / r_ohm.
@@ -145,6 +147,18 @@ class ResistorArray:
     def has_wires(self) -> bool:
         return self.r_wire_ohm > 0
 
+    def scatter_transfer(self, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+        """(G (rows, cols), Y_rr (rows, rows)) of port_admittance placed by the keys (key k -> index k - 1) into the
+        whole array's shape: G[a, b] the DC current into row terminal a per volt on column terminal b, every other
+        terminal at 0 V; Y_rr the row terminals' own block."""
+        Y = self.port_admittance()
+        R = len(self.row_nodes)
+        ri, ci = self.row_keys - 1, self.col_keys - 1
+        G, Yrr = np.zeros((rows, cols)), np.zeros((rows, rows))
+        G[np.ix_(ri, ci)] = -Y[:R, R:]
+        Yrr[np.ix_(ri, ri)] = Y[:R, :R]
+        return G, Yrr
+
     def line_nodes(self) -> tuple[np.ndarray, np.ndarray]:
         """(rows, cols) arrays of names: the column-line node lc_<col>_<row> and the row-line node lr_<row>_<col>
         at each cross-point (i, j)."""
@@ -161,12 +175,14 @@ class ResistorArray:
         R, C = self.r_ohm.shape
         rw, cw = self.r_wire_ohm, self.c_wire_farad
         out: list = []
-        for j in range(C):
+        present = ~np.isposinf(self.r_ohm)
+        used_c, used_r = np.flatnonzero(present.any(axis=0)), np.flatnonzero(present.any(axis=1))
+        for j in used_c:
             prev = self.col_nodes[j]
             for i in range(R):
                 out.append(Resistor(f"RW{lc[i, j][1:]}", prev, lc[i, j], rw, self.noisy))
                 prev = lc[i, j]
-        for i in range(R):
+        for i in used_r:
             prev = self.row_nodes[i]
             for j in range(C):
                 out.append(Resistor(f"RW{lr[i, j][1:]}", prev, lr[i, j], rw, self.noisy))
@@ -174,7 +190,8 @@ class ResistorArray:
         i, j, r = self.entries()
         out += [Resistor(self.entry_name(a, b), lc[a, b], lr[a, b], float(v), self.noisy) for a, b, v in zip(i, j, r)]
         if cw > 0:
-            out += [Capacitor(f"CW{n[1:]}", n, "0", cw) for n in np.concatenate([lc.ravel(), lr.ravel()])]
+            nodes = np.concatenate([lc[:, used_c].ravel(), lr[used_r, :].ravel()])
+            out += [Capacitor(f"CW{n[1:]}", n, "0", cw) for n in nodes]
         return out
 
     def port_admittance(self) -> np.ndarray:
@@ -203,31 +220,33 @@ class ResistorArray:
         R, C = G.shape
         if not self.has_wires:
             return np.block([[np.diag(G.sum(axis=1)), -G], [-G.T, np.diag(G.sum(axis=0))]])
-        K, P = self._line_matrices(G)
+        K, P, keep = self._line_matrices(G)
         gw = 1.0 / self.r_wire_ohm
-        Pt = P.tocoo()
-        t, port = Pt.row, Pt.col                  # the line node next to each terminal, and that terminal
+        new = np.cumsum(keep) - 1                           # full numbering -> the kept line nodes
+        K, P = K[keep][:, keep].tocsc(), P[keep].tocoo()
+        t, port = P.row, P.col                             # the line node next to each connected terminal, and it
         nd = _nested_dissection(R, C)                      # cells (i, j) as i C + j, a fill-reducing order
         ii, jj = nd // C, nd % C
         cells = np.stack([jj * R + ii, R * C + ii * C + jj], axis=1).ravel()   # both line nodes of each cell
+        cells = new[cells[keep[cells]]]
         is_t = np.zeros(K.shape[0], dtype=bool)
         is_t[t] = True
         order = np.concatenate([cells[~is_t[cells]], t])
-        K = K.tocsc()
         lu = spla.splu(K[order][:, order].tocsc(), permc_spec="NATURAL", diag_pivot_thresh=0,
                        options={"SymmetricMode": True})
         if not ((lu.perm_r == np.arange(len(order))).all() and (lu.perm_c == np.arange(len(order))).all()):
             raise RuntimeError(f"ResistorArray {self.prefix}: the line solve pivoted (not expected for a Laplacian)")
         m = len(t)
         S = lu.L.tocsc()[-m:, -m:].toarray() @ lu.U.tocsc()[-m:, -m:].toarray()   # K's Schur complement onto t
-        Y = -(gw * gw) * np.linalg.inv(S)        # -P_t^T S^-1 P_t in terminal order
-        Y = Y[np.ix_(np.argsort(port), np.argsort(port))]
-        Y[np.arange(R + C), np.arange(R + C)] += gw
+        Y = np.zeros((R + C, R + C))
+        Y[np.ix_(port, port)] = -(gw * gw) * np.linalg.inv(S)     # -P_t^T S^-1 P_t
+        Y[port, port] += gw
         return 0.5 * (Y + Y.T)
 
-    def _line_matrices(self, G: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        """(K, P) of ``port_admittance``: interior numbering lc(i, j) -> j R + i (column lines contiguous),
-        lr(i, j) -> R C + i C + j (row lines contiguous); terminals: row i -> i, column j -> R + j."""
+    def _line_matrices(self, G: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+        """(K, P, keep) of ``port_admittance`` on the full numbering lc(i, j) -> j R + i (column lines contiguous),
+        lr(i, j) -> R C + i C + j (row lines contiguous); terminals: row i -> i, column j -> R + j. keep: the line
+        nodes that exist (a line without any cell has none: it would float; the class doc)."""
         R, C = G.shape
         gw = 1.0 / self.r_wire_ohm
         n = 2 * R * C
@@ -245,7 +264,11 @@ class ResistorArray:
                                                               np.concatenate([b, a, np.arange(n)]))), shape=(n, n))
         port = np.concatenate([R + np.arange(C), np.arange(R)])
         P = sp.csr_matrix((np.full(first.size, -gw), (first, port)), shape=(n, R + C))
-        return K, P
+        used_c, used_r = (G > 0).any(axis=0), (G > 0).any(axis=1)
+        keep = np.zeros(n, dtype=bool)
+        keep[lc[:, used_c].ravel()] = True
+        keep[lr[used_r, :].ravel()] = True
+        return K.tocsr(), P.tocsr(), keep
 
     def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(i, j, r_ohm) of the resistors present (finite or non-physical entries; inf = absent), row-major."""

@@ -154,3 +154,38 @@ def test_bad_opamp_parasitics_are_refused(opamp):
     with pytest.raises(BadInputError) as e:
         prepare(_cfg(opamp=opamp))
     assert next(iter(k for k in opamp if k != "model")) in str(e.value)
+
+
+def _factored_cfg(wires=None, backend="linear", n=10, m=4) -> dict:
+    circuit = {"topology": "opamp_factored", "integrator": {"r_min_ohm": 1e3}}
+    if wires is not None:
+        circuit["wires"] = wires
+    return {"problem": {"factors": {"J": {"random": {"kind": "normal", "rows": m, "cols": n, "scale": 0.3, "seed": 1}},
+                                    "H": {"random": {"kind": "spd", "d": m, "condition": 4, "scale": 0.5, "seed": 2}},
+                                    "damping": 1.0},
+                        "vector": {"random": {"kind": "normal", "seed": 3}}, "kappa": 0.0},
+            "circuit": circuit, "simulation": {"t_stop_tau": 1.0, "analyses": ["op"], "backend": backend}}
+
+
+def test_factored_arrays_on_wires_transfer_by_the_nodal_solve():
+    """J array of opamp_factored on wires: J_realized = -P_u s_u / s_x with P_u from the lines' transfer, which the
+    test recomputes with its own nodal solve (ideal summers: V_u = -(G_pos - G_neg) V_x / G_f)."""
+    d = prepare(_factored_cfg({"r_ohm_per_segment": R_SEG})).design
+    pos = np.where(d.s_j > 0, d.r_j_ohm, np.inf)
+    neg = np.where(d.s_j > 0, np.inf, d.r_j_ohm)
+    g = _nodal_transfer(pos, R_SEG) - _nodal_transfer(neg, R_SEG)
+    expect = g * d.r_fu_ohm[:, None] * d.s_u / d.s_x
+    assert np.abs(d.J_realized - expect).max() <= 1e-10 * np.abs(expect).max()
+    assert np.abs(d.J_realized - d.problem.J).max() > 1e-3 * np.abs(d.problem.J).max()
+
+
+@pytest.mark.ngspice
+@pytest.mark.parametrize("backend", ["ngspice-shared", "linear"])
+def test_factored_op_on_wires_equals_a_realized_inverse_b(backend):
+    cfg = _factored_cfg({"r_ohm_per_segment": R_SEG}, backend=backend)
+    text = format_spice(build_circuit(prepare(cfg)))
+    assert "\nRWc_x1_su1 " in text and "\nRWr_sz1_u1 " in text and "\nRWr_sum1_z1 " in text   # J, H, J^T on lines
+    r = simulate(cfg)
+    x = np.linalg.solve(r["A_realized"], r["b_realized"])
+    assert np.allclose(r["x_op"], x, rtol=1e-7, atol=1e-12)
+    assert np.abs(x - r["x_star"]).max() > 1e-3 * np.abs(r["x_star"]).max()

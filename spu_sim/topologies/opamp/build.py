@@ -89,8 +89,9 @@ def coupling_arrays(r_ohm: np.ndarray, sign: np.ndarray, prefix: str = "R",
     out = []
     for tag, mask in (("", sign > 0), ("n", sign < 0)):
         if (mask & present).any():
-            out.append(ResistorArray(prefix, rows, tuple(f"x{tag}{j}" for j in range(1, d_cols + 1)),
-                                     _where_inf(mask, r_ohm), **wire_fields(wires)))
+            arr = ResistorArray(prefix, rows, tuple(f"x{tag}{j}" for j in range(1, d_cols + 1)),
+                                _where_inf(mask, r_ohm), **wire_fields(wires))
+            out.append(arr)
     return out
 
 

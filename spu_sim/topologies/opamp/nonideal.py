@@ -55,6 +55,7 @@ from ...errors import DesignError
 from ...ideal import LinearSDE
 from ...parts.element_values import (check_tolerance_draw, element_errors, is_default, quantize_conductance,
                                      quantize_grid, temperature_factor)
+from ...parts.wires import check_wires
 from ...parts.opamp import MacroOpamp, draw_offsets, macro_notes, model_fields, offset_rng
 from .build import coupling_arrays
 from .config import OpampCircuitConfig
@@ -92,13 +93,12 @@ class NonidealOpampDesign(OpampDesign):
         d = self.d
         gp, gn, yrr = np.zeros((d, d)), np.zeros((d, d)), np.zeros((d, d))
         for arr in self.wired_arrays:
-            Y = arr.port_admittance()
-            g = -Y[:d, d:]
+            g, y = arr.scatter_transfer(d, d)
             if arr.col_nodes[0].startswith("xn"):
                 gn += g
             else:
                 gp += g
-            yrr += Y[:d, :d]
+            yrr += y
         return gp, gn, yrr
 
     # --- element-value model (ideal op-amps)
@@ -201,7 +201,7 @@ def apply_opamp_nonidealities(design: OpampDesign, c: OpampCircuitConfig) -> Opa
     if is_default(c) and not wires.on:
         return design
     if wires.on:
-        check_wires(design, wires.r_ohm_per_segment, c.integrator.r_min_ohm)
+        check_wires(design.d, wires.r_ohm_per_segment, c.integrator.r_min_ohm)
     q, tol, tmp = c.quantization, c.tolerance, c.temperature
     d = design.d
     notes: dict[str, object] = {}
@@ -272,22 +272,6 @@ def apply_opamp_nonidealities(design: OpampDesign, c: OpampCircuitConfig) -> Opa
                           "tolerance draw, coarse quantization.r_bits or the op-amp model moved A; lower circuit.tolerance, "
                           "add r_bits or check circuit.opamp")
     return real
-
-
-WIRE_DROP_MAX = 0.5   # the largest line resistance, as a fraction of the smallest cross-point resistor
-
-
-def check_wires(design: OpampDesign, r_seg_ohm: float, r_min_ohm: float) -> None:
-    """Refuse wires whose line resistance reaches the cells': a line of d segments carrying the current of its
-    cross-points drops about r_seg d G_cell d / 2 of the drive, so an entry of the smallest programmed resistor
-    r_min is unrealisable (its own line takes the voltage meant for it) once d r_seg > WIRE_DROP_MAX r_min.
-    A DesignError (exit 2) naming the key and the largest segment resistance that passes."""
-    d = design.d
-    if d * r_seg_ohm > WIRE_DROP_MAX * r_min_ohm:
-        raise DesignError(f"circuit.wires.r_ohm_per_segment = {r_seg_ohm:g} ohm: a line of {d} segments reaches "
-                          f"{d * r_seg_ohm:.4g} ohm, more than {WIRE_DROP_MAX:g} x the smallest cell resistor "
-                          f"circuit.integrator.r_min_ohm = {r_min_ohm:g} ohm, so entries are unrealisable; use at most "
-                          f"{WIRE_DROP_MAX * r_min_ohm / d:.4g} ohm per segment or raise r_min_ohm")
 
 
 def macro_state_space(design) -> tuple[LinearSDE, np.ndarray]:

@@ -45,6 +45,7 @@ The realised drift (spu_sim.topologies.opamp_factored.linear) is computed from t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -54,7 +55,7 @@ from ...errors import DesignError
 from ...ideal import LinearSDE
 from ..base import OuDesign
 from .config import FactoredCircuitConfig
-from .linear import macro_loop_stability, realized_factors, realized_parts
+from .linear import macro_loop_stability, realized_factors, realized_parts, wired_arrays
 from ...problems.factored import FactoredProblem
 
 SIGMA_HEADROOM = 4.0
@@ -105,6 +106,13 @@ class FactoredDesign(OuDesign):
     pruned: list = field(default_factory=list)
     macro: Any = None
     notes: dict = field(default_factory=dict)
+    wires: tuple | None = None     # (r_ohm_per_segment, c_farad_per_segment) of circuit.wires; None: ideal lines
+
+    @cached_property
+    def wired_arrays(self) -> dict:
+        """The J, H, J^T crossbars on their wires, built once (the netlist and the realised model share them, and so
+        their port admittance): spu_sim.topologies.opamp_factored.linear.wired_arrays."""
+        return wired_arrays(self)
 
     # ---- sizes, nodes, inverters
     @property
