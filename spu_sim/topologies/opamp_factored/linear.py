@@ -181,6 +181,15 @@ def realized_factors(design, effective: bool = False):
     return L, pu, dg, b
 
 
+def drift_eigvals(L: np.ndarray, P: np.ndarray, dg: np.ndarray) -> np.ndarray:
+    """The eigenvalues of L P + diag(dg): through the m x m core when dg is uniform (exact: eig(L P) is eig(P L)
+    and N - m zeros, so dg_0 + eig(P L) and dg_0 for the rest; O(m^2 N)), else dense (O(N^3))."""
+    if np.all(dg == dg[0]):
+        core = np.linalg.eigvals(P @ L)
+        return np.concatenate([dg[0] + core, np.full(L.shape[0] - len(core), dg[0])])
+    return np.linalg.eigvals(L @ P + np.diag(dg))
+
+
 def realized_parts(design):
     """(J_r (m, N), H_r (m, m), JT_r (N, m)) of the ideal-op-amp model (module doc)."""
     pu, _, pz, _, MT, _, _ = stage_maps(design, False)

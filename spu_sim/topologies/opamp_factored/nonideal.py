@@ -29,6 +29,7 @@ from ...parts.wires import check_wires
 from ...parts.opamp import OpampModel, draw_offsets, macro_notes, model_fields, offset_rng
 from .config import FactoredCircuitConfig
 from .design import DENSE_EIG_MAX_N, FactoredDesign
+from .linear import drift_eigvals
 
 OPAMP_GROUPS = ("int", "sum_u", "sum_z", "inv_x", "inv_u", "inv_z")
 
@@ -100,7 +101,7 @@ def apply_factored_nonidealities(design: FactoredDesign, c: FactoredCircuitConfi
     real = dataclasses.replace(design, **v, macro=macro, notes=notes,
                                wires=(wires.r_ohm_per_segment, wires.c_farad_per_segment) if wires.on else None)
     if n <= DENSE_EIG_MAX_N:
-        lam = np.linalg.eigvals(real.A_effective if macro is not None else real.A_realized)
+        lam = drift_eigvals(*real.factors_realized(macro is not None)[:3])
         if wires.on and np.any(lam.real <= 0):
             raise DesignError(f"circuit.wires.r_ohm_per_segment = {wires.r_ohm_per_segment:g} ohm: the IR drop of the "
                               f"lines makes the realised drift unstable (eigenvalue {lam.real.min():.3g} <= 0); lower "
