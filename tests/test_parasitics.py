@@ -189,3 +189,31 @@ def test_factored_op_on_wires_equals_a_realized_inverse_b(backend):
     x = np.linalg.solve(r["A_realized"], r["b_realized"])
     assert np.allclose(r["x_op"], x, rtol=1e-7, atol=1e-12)
     assert np.abs(x - r["x_star"]).max() > 1e-3 * np.abs(r["x_star"]).max()
+
+
+def test_array_limits_experiment_small(tmp_path):
+    """The experiment at toy size: the error grows with the wire resistance, an unrealisable wire is a NaN point with
+    its reason, the largest N within the budget is read from the saved points, and the plot exists."""
+    import json
+
+    import yaml
+    from spu_sim.experiments import run_experiment
+    cfg = {"problem": {"matrix": [[1.0]], "vector": [1.0], "kappa": 1e-4},
+           "circuit": {"integrator": {"r_min_ohm": 1e3, "r_max_ohm": 1e12}}, "simulation": {"t_stop_tau": 100.0},
+           "experiment": {"n": [4, 8], "r_ohm_per_segment": [0.0, 5.0, 100.0], "noise_values": [1e-6, 1e-3],
+                          "error_budget": 0.01, "factored": {"factors_file": None, "n": [6], "m": 3}}}
+    path = tmp_path / "limits.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    run_experiment("array_limits", path, tmp_path / "out")
+    z = np.load(tmp_path / "out" / "array_limits.npz")
+    s = json.loads((tmp_path / "out" / "summary.json").read_text())
+    dense = (z["family"] == "dense") & (z["n"] == 8) & (z["noise"] == 1e-6)
+    err = dict(zip(z["r_ohm_per_segment"][dense], z["error_rel"][dense]))
+    assert err[0.0] < 1e-3 < err[5.0]                 # ideal lines: noise only; 5 ohm segments: IR drop
+    assert np.isnan(err[100.0])                       # 8 x 100 ohm > 0.5 x 1 kOhm: refused, not simulated
+    for e in s["largest_n"]:
+        sel = (z["family"] == e["family"]) & (z["r_ohm_per_segment"] == e["r_ohm_per_segment"]) & (z["noise"] == e["noise"])
+        ok = z["n"][sel][z["error_rel"][sel] <= 0.01]
+        assert e["n_max"] == (int(ok.max()) if ok.size else 0)
+    assert (tmp_path / "out" / "array_limits.png").is_file()
+    assert set(z["family"]) == {"dense", "factored"}
