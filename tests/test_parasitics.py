@@ -217,3 +217,23 @@ def test_array_limits_experiment_small(tmp_path):
         assert e["n_max"] == (int(ok.max()) if ok.size else 0)
     assert (tmp_path / "out" / "array_limits.png").is_file()
     assert set(z["family"]) == {"dense", "factored"}
+
+
+@pytest.mark.parametrize("circuit, key", [
+    ({"wires": {"r_ohm_per_segment": -0.5}}, "r_ohm_per_segment"),
+    ({"wires": {"r_ohm_per_segment": 400.0}}, "circuit.wires.r_ohm_per_segment"),
+    ({"topology": "opamp_factored", "wires": {"r_ohm_per_segment": 400.0}}, "circuit.wires.r_ohm_per_segment"),
+    ({"opamp": {"model": "macro", "r_out_ohm": float("inf")}}, "r_out_ohm"),
+])
+def test_cli_exit_2_names_the_key_before_any_engine(tmp_path, capsys, circuit, key):
+    """The CLI refuses with exit code 2 and one line naming the key and the fix; compare writes nothing."""
+    import yaml
+    from spu_sim.cli import main
+    cfg = _factored_cfg() if circuit.get("topology") == "opamp_factored" else _cfg()
+    cfg["circuit"].update(circuit)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    code = main(["compare", str(path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and key in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "out" / "result.npz").exists()
