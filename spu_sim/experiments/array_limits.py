@@ -95,7 +95,9 @@ def _point_config(cfg, topology: str, r_seg: float, noise_key: str, noise: float
     data["circuit"] = circuit
     if problem is not None:
         data["problem"] = problem
-    data["simulation"] = {**data["simulation"], "backend": "linear", "analyses": ["op"]}
+    # "tran": so the design has its noise; no transient runs (solution_error runs the .op only), so its length
+    # is 1 tau here (the averaging time T of the spread is the config's simulation.t_stop_tau)
+    data["simulation"] = {**data["simulation"], "backend": "linear", "analyses": ["op", "tran"], "t_stop_tau": 1.0}
     sec, _, key = noise_key.partition(".")
     node = data.setdefault(sec, {})
     *head, last = key.split(".")
@@ -107,8 +109,10 @@ def _point_config(cfg, topology: str, r_seg: float, noise_key: str, noise: float
 
 def solution_error(prep: Prepared, t_tau: float) -> dict[str, float]:
     """bias, spread and error (module doc) of one prepared point, on the linear engine."""
+    sim = prep.cfg.simulation.model_copy(update={"analyses": ["op"]})   # the design (noise included) as prepared
+    op_only = Prepared(prep.cfg.model_copy(update={"simulation": sim}), prep.problem, prep.topology, prep.design)
     with tempfile.TemporaryDirectory(prefix="spu-sim-limits-") as tmp:
-        x_op = simulate_in(prep, Path(tmp), None).arrays["x_op"]
+        x_op = simulate_in(op_only, Path(tmp), None).arrays["x_op"]
     x_star = prep.problem.x_star
     norm = float(np.linalg.norm(x_star))
     sde = prep.design.effective_sde()
