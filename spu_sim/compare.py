@@ -40,6 +40,7 @@ the change they make to it (``Cause.context``). A new cause (e.g. one more noise
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import tempfile
@@ -259,8 +260,17 @@ def _with_circuit(prep: Prepared, circuit: dict, kappa: float | None = None) -> 
                                             "noise_dt_tau": float(prep.design.noise_dt_tau)})
     readout = cfg.readout.model_copy(update={"sample_dt_tau": prep.sample_dt_tau})
     new = cfg.model_copy(update={"circuit": section, "simulation": sim, "readout": readout})
-    problem = prep.problem if kappa is None else dataclasses.replace(prep.problem, kappa=kappa)
+    problem = prep.problem if kappa is None else _with_kappa(prep.problem, kappa)
     return prepare_problem(new, problem)
+
+
+def _with_kappa(problem, kappa: float):
+    """The problem with another kappa (a dataclass Problem, or a problem class such as FactoredProblem: a copy)."""
+    if dataclasses.is_dataclass(problem):
+        return dataclasses.replace(problem, kappa=kappa)
+    out = copy.copy(problem)
+    out.kappa = float(kappa)
+    return out
 
 
 def _run(prep: Prepared, analyses: list[str]) -> dict[str, np.ndarray]:
