@@ -208,12 +208,13 @@ BUDGET_CAUSES.add(Cause("opamp", "op-amp gain / GBW / offset",
 BUDGET_CAUSES.add(Cause("parasitics", "parasitics (wires, r_out, c_in)", ("wires", "opamp.r_out_ohm", "opamp.c_in_farad"),
                         context=("opamp.model", "opamp.gain", "opamp.gbw_hz")))
 # the intrinsic noise keys (issue 20 parts 1-2): present once the config models have them
-BUDGET_CAUSES.add(Cause("intrinsic_noise", "intrinsic noise", ("thermal_noise", "temperature", "opamp.en_v_per_rthz",
+BUDGET_CAUSES.add(Cause("intrinsic_noise", "intrinsic noise", ("thermal_noise", "opamp.en_v_per_rthz",
                                                                "opamp.in_a_per_rthz", "opamp.flicker_corner_hz")))
 BUDGET_ESTIMATES = ("op", "mean", "cov")
 BUDGET_TIME = (("finite_time", "finite time"), ("sampling", "sampling"))
-#: the circuit keys no cause owns that are kept in every budget run (they do not change the process)
-_SEED_KEYS = ("tolerance.seed",)
+#: keys kept in every budget run: the random streams' seed and the operating temperature (kT of the intrinsic noise;
+#: element values move with it only through the temperature coefficients, which the quantisation cause owns)
+_SEED_KEYS = ("tolerance.seed", "temperature.temp_c", "temperature.tnom_c")
 
 
 def _get(d: dict, path: str):

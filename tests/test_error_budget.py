@@ -68,8 +68,10 @@ def test_budget_of_an_ngspice_run_is_measured_on_the_linear_engine(tmp_path):
 
 def test_several_causes_are_each_listed(tmp_path):
     m = compare(_cfg({"wires": {"r_ohm_per_segment": 5.0}, "tolerance": {"local_rel": 0.01, "seed": 3},
-                      "opamp": {"model": "macro", "gain": 1e3, "gbw_hz": None, "offset_v": 1e-3}}, kappa=0.01),
+                      "opamp": {"model": "macro", "gain": 1e3, "gbw_hz": None, "offset_v": 1e-3},
+                      "temperature": {"temp_c": 40.0}}, kappa=0.01),
                 tmp_path / "o")
+    assert "budget_op_intrinsic_noise" not in m      # an operating temperature alone is no cause
     for c in ("parasitics", "quantisation_tolerance", "opamp"):
         assert m[f"budget_op_{c}"] > 0 and m[f"budget_cov_{c}"] >= 0
     shares = [m[f"budget_mean_{c}"] for c in ("parasitics", "quantisation_tolerance", "opamp", "finite_time", "sampling")]
