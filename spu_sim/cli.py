@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .analyses.crosscheck import run_crosscheck
 from .analyses.noise import run_noise
-from .compare import compare, format_table
+from .compare import compare, format_budget, format_table
 from .engines import available
 from .errors import BadInputError, SpuSimError, one_line
 from .experiments import EXPERIMENTS, run_experiment
@@ -61,6 +61,8 @@ def cmd_simulate(a) -> int:
 def cmd_compare(a) -> int:
     m = compare(a.config, a.out, progress=True)
     print(format_table(m))
+    if format_budget(m):
+        print(format_budget(m))
     out = Path(a.out).resolve()
     print(f"netlist: {out / 'netlist.cir'}")
     print(f"results: {out / 'result.npz'}  metrics: {out / 'metrics.json'}")

@@ -15,18 +15,47 @@ For every run ``compare`` reports, as relative errors:
 
 Topologies without a mean (RLC: the inductors short DC) report only covariance metrics; their mean
 metrics are absent, never a misleading zero.
+
+The error budget (``error_budget``; ``budget_<estimate>_<cause>`` in metrics.json, a table beside the total and
+budget.png): the error of each estimate (``op``: the equilibrium, ``mean``: the time average, ``cov``: the sample
+covariance) split by cause, each measured on the exact linear engine with that cause alone present (same
+realisation: the same tolerance seed, noise seed, sample grid, burn-in and window):
+
+    circuit causes (BUDGET_CAUSES, by registration: quantisation_tolerance, opamp, parasitics, intrinsic_noise)
+        the circuit with only that cause's keys of the ``circuit`` section set (the rest at their defaults);
+        op and mean: its DC solution (the linear engine's .op) against A^-1 b, i.e. the stationary mean with no
+        finite-time or sampling error; cov: the Lyapunov covariance of its realised process (effective_sde)
+        against kappa A^-1
+    finite_time   the ideal circuit, noise off: the time average of the deterministic transient against A^-1 b
+    sampling      the ideal circuit with the run's noise (same seed): mean: its time average minus the noise-free
+                  one; cov: its sample covariance against kappa A^-1 (the finite-time part of the covariance
+                  cannot be told apart on one path and is counted here)
+
+Errors are relative norms, so the shares do not add exactly: their sum is stated beside the measured total
+(``budget_<estimate>_sum``, ``budget_<estimate>_total``). A cause that is not set is left out (not a zero). The
+op-amp's output-swing limit is nonlinear and not in the budget (the linear engine refuses it). r_out_ohm and
+c_in_farad do nothing on an ideal op-amp: they are measured on the run's macro op-amp (gain, GBW; offsets off) as
+the change they make to it (``Cause.context``). A new cause (e.g. one more noise key) joins with ``BUDGET_CAUSES.add(Cause(...))``.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import json
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import ideal, io, plots
+from .errors import BadInputError
+from .plotting import pyplot
+from .registry import Registry
 from .run_config import Config
-from .pipeline import TIMING_NAMES, Prepared, prepare, simulate_in, staged
+from .pipeline import TIMING_NAMES, Prepared, prepare, prepare_problem, simulate_in, staged
 
 METRICS_NAME = "metrics.json"
 REFERENCE_NAME = "reference.npz"
@@ -156,6 +185,230 @@ def reference_arrays(prep: Prepared, arrays: dict[str, np.ndarray]) -> dict[str,
     return ref
 
 
+# ---------------------------------------------------------------- the error budget (module doc)
+
+@dataclass(frozen=True)
+class Cause:
+    """A circuit cause of the error budget: ``keys`` are the paths in the ``circuit`` section it owns ("wires",
+    "opamp.r_out_ohm"). ``context``: keys of another cause without which this one has no effect (r_out_ohm needs a
+    macro op-amp); when the run sets them, the cause is measured with them and its share is the difference to the
+    run with the context alone: ||x(context + cause) - x(context)|| / ||x*||."""
+
+    name: str
+    label: str
+    keys: tuple[str, ...]
+    context: tuple[str, ...] = ()    # keys that, when set, are kept with the cause and measured apart as its baseline
+
+
+BUDGET_CAUSES: Registry[Cause] = Registry("an error-budget cause", "budget cause")
+BUDGET_CAUSES.add(Cause("quantisation_tolerance", "quantisation and tolerance", ("quantization", "tolerance", "temperature")))
+BUDGET_CAUSES.add(Cause("opamp", "op-amp gain / GBW / offset",
+                        ("opamp.model", "opamp.gain", "opamp.gbw_hz", "opamp.offset_v", "opamp.offset_sigma_v",
+                         "opamp.r_inverter_ohm")))
+BUDGET_CAUSES.add(Cause("parasitics", "parasitics (wires, r_out, c_in)", ("wires", "opamp.r_out_ohm", "opamp.c_in_farad"),
+                        context=("opamp.model", "opamp.gain", "opamp.gbw_hz")))
+# the intrinsic noise keys (issue 20 parts 1-2): present once the config models have them
+BUDGET_CAUSES.add(Cause("intrinsic_noise", "intrinsic noise", ("thermal_noise", "opamp.en_v_per_rthz",
+                                                               "opamp.in_a_per_rthz", "opamp.flicker_corner_hz")))
+BUDGET_ESTIMATES = ("op", "mean", "cov")
+BUDGET_TIME = (("finite_time", "finite time"), ("sampling", "sampling"))
+#: keys kept in every budget run: the random streams' seed and the operating temperature (kT of the intrinsic noise;
+#: element values move with it only through the temperature coefficients, which the quantisation cause owns)
+_SEED_KEYS = ("tolerance.seed", "temperature.temp_c", "temperature.tnom_c")
+
+
+def _get(d: dict, path: str):
+    for k in path.split("."):
+        if not isinstance(d, dict) or k not in d:
+            return _MISSING
+        d = d[k]
+    return d
+
+
+def _set(d: dict, path: str, v) -> None:
+    *head, last = path.split(".")
+    for k in head:
+        d = d.setdefault(k, {})
+    d[last] = v
+
+
+_MISSING = object()
+
+
+def _base_circuit(circuit: dict) -> dict:
+    """The circuit section with every key any cause owns removed (the ideal circuit of the same design ranges)."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in circuit.items()}
+    for _, cause in BUDGET_CAUSES.items():
+        for key in cause.keys:
+            *head, last = key.split(".")
+            parent = _get(out, ".".join(head)) if head else out
+            if isinstance(parent, dict):
+                parent.pop(last, None)
+    for key in _SEED_KEYS:
+        v = _get(circuit, key)
+        if v is not _MISSING:
+            _set(out, key, v)
+    return out
+
+
+def _with_circuit(prep: Prepared, circuit: dict, kappa: float | None = None) -> Prepared:
+    """prep's run on the linear engine with another circuit section (and kappa), the noise step, sample grid and
+    burn-in of the run fixed (so the same seed gives the same noise samples), designed for the same problem (no
+    file is read again)."""
+    cfg = prep.cfg
+    section = type(cfg.circuit).model_validate(circuit)
+    sim = cfg.simulation.model_copy(update={"backend": "linear", "burn_in_tau": prep.burn_in_tau,
+                                            "noise_dt_tau": float(prep.design.noise_dt_tau)})
+    readout = cfg.readout.model_copy(update={"sample_dt_tau": prep.sample_dt_tau})
+    new = cfg.model_copy(update={"circuit": section, "simulation": sim, "readout": readout})
+    problem = prep.problem if kappa is None else _with_kappa(prep.problem, kappa)
+    return prepare_problem(new, problem)
+
+
+def _with_kappa(problem, kappa: float):
+    """The problem with another kappa (a dataclass Problem, or a problem class such as FactoredProblem: a copy)."""
+    if dataclasses.is_dataclass(problem):
+        return dataclasses.replace(problem, kappa=kappa)
+    out = copy.copy(problem)
+    out.kappa = float(kappa)
+    return out
+
+
+def _run(prep: Prepared, analyses: list[str]) -> dict[str, np.ndarray]:
+    sim = prep.cfg.simulation.model_copy(update={"analyses": analyses})
+    p = Prepared(prep.cfg.model_copy(update={"simulation": sim}), prep.problem, prep.topology, prep.design)
+    with tempfile.TemporaryDirectory(prefix="spu-sim-budget-") as tmp:
+        return simulate_in(p, Path(tmp), None).arrays
+
+
+def error_budget(prep: Prepared, metrics: dict[str, Any]) -> dict[str, float]:
+    """The budget_<estimate>_<cause> entries of metrics.json (module doc), with budget_<estimate>_sum and
+    budget_<estimate>_total (the run's measured error: op_rel_err, mean_rel_err, cov_rel_err), for the estimates
+    the run has. Empty when the topology has no mean and no noise, or its circuit is not linear."""
+    problem, d = prep.problem, prep.design.d
+    target = prep.design.target_sde()
+    mean_t, cov_t = _observed(target, d)
+    circuit = prep.cfg.circuit.model_dump(mode="json")
+    base = _base_circuit(circuit)
+    base_dump = type(prep.cfg.circuit).model_validate(base).model_dump(mode="json")
+    has_mean = bool(prep.topology.has_mean)
+    out: dict[str, float] = {}
+    for name, cause in BUDGET_CAUSES.items():
+        alone = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+        for key in cause.keys:
+            v = _get(circuit, key)
+            if v is not _MISSING:
+                _set(alone, key, v)
+        try:
+            section = type(prep.cfg.circuit).model_validate(alone).model_dump(mode="json")
+        except ValueError:
+            continue
+        if section == base_dump:
+            continue      # the cause is not set in this run
+        ctx = {}
+        sections = {k.split(".")[0] for k in cause.context}   # the context matters when a key of its section is set
+        needs = any(_get(circuit, k) not in (_MISSING, None, 0, 0.0) for k in cause.keys if k.split(".")[0] in sections)
+        for key in cause.context if needs else ():
+            v = _get(circuit, key)
+            if v is not _MISSING:
+                _set(ctx, key, v)
+        ref_circuit = None
+        if type(prep.cfg.circuit).model_validate({**base, **ctx}).model_dump(mode="json") != base_dump:
+            ref_circuit = {**base, **ctx}
+            for key in cause.context:
+                _set(alone, key, _get(circuit, key))
+        p = _with_circuit(prep, alone)
+        ref = None if ref_circuit is None else _with_circuit(prep, ref_circuit)
+        if has_mean and "op_rel_err" in metrics:
+            x = _run(p, ["op"])["x_op"]
+            x0 = mean_t if ref is None else _run(ref, ["op"])["x_op"]
+            out[f"budget_op_{name}"] = out[f"budget_mean_{name}"] = _rel(x - x0, mean_t)
+        if "cov_rel_err" in metrics:
+            c0 = cov_t if ref is None else _observed(ref.design.effective_sde(), d)[1]
+            out[f"budget_cov_{name}"] = _rel(_observed(p.design.effective_sde(), d)[1] - c0, cov_t)
+    if "window_tau" in metrics:
+        ideal_noisy = _with_circuit(prep, base)
+        noisy = _run(ideal_noisy, ["tran"])
+        if has_mean and "mean_rel_err" in metrics:
+            quiet = _run(_with_circuit(prep, base, kappa=0.0), ["tran"]) if problem.kappa > 0 else noisy
+            out["budget_mean_finite_time"] = _rel(quiet["x_mean"] - mean_t, mean_t)
+            if problem.kappa > 0:
+                out["budget_mean_sampling"] = _rel(noisy["x_mean"] - quiet["x_mean"], mean_t)
+        if "cov_rel_err" in metrics:
+            out["budget_cov_sampling"] = _rel(noisy["x_cov"] - cov_t, cov_t)
+    for est, total in (("op", "op_rel_err"), ("mean", "mean_rel_err"), ("cov", "cov_rel_err")):
+        shares = [v for k, v in out.items() if k.startswith(f"budget_{est}_")]
+        if shares and total in metrics:
+            out[f"budget_{est}_sum"] = float(sum(shares))
+            out[f"budget_{est}_total"] = float(metrics[total])
+    return out
+
+
+def error_budget_or_note(prep: Prepared, metrics: dict[str, Any]) -> dict[str, Any]:
+    """error_budget, or {"budget_note": why} when the circuit cannot run on the linear engine (a nonlinear
+    element such as the output-swing limit of every cause-alone circuit)."""
+    try:
+        return error_budget(prep, metrics)
+    except BadInputError as e:
+        return {"budget_note": f"no error budget: {e}"}
+
+
+def budget_causes() -> list[tuple[str, str]]:
+    """(name, label) of every cause, circuit causes in registration order, then finite time and sampling."""
+    return [(n, c.label) for n, c in BUDGET_CAUSES.items()] + list(BUDGET_TIME)
+
+
+def format_budget(m: dict[str, Any]) -> str:
+    """The budget as a text table: one row per cause present, one column per estimate, then the sum of the shares
+    and the measured total ('' when the run has no budget)."""
+    ests = [e for e in BUDGET_ESTIMATES if f"budget_{e}_total" in m]
+    if not ests:
+        return ""
+    head = {"op": ".op", "mean": "time average", "cov": "covariance"}
+    lines = ["error budget (each cause alone, linear engine, same seed)",
+             f"{'cause':34s} " + " ".join(f"{head[e]:>12s}" for e in ests)]
+
+    def cell(k):
+        return f"{m[k]:.3e}" if k in m else "-"
+    for name, label in budget_causes():
+        if any(f"budget_{e}_{name}" in m for e in ests):
+            lines.append(f"{label:34s} " + " ".join(f"{cell(f'budget_{e}_{name}'):>12s}" for e in ests))
+    lines.append(f"{'sum of the shares':34s} " + " ".join(f"{cell(f'budget_{e}_sum'):>12s}" for e in ests))
+    lines.append(f"{'total (measured)':34s} " + " ".join(f"{cell(f'budget_{e}_total'):>12s}" for e in ests))
+    return "\n".join(lines)
+
+
+BUDGET_PLOT_NAME = "budget.png"
+
+
+def plot_budget(out_dir: str | Path) -> list[Path]:
+    """budget.png from metrics.json: per estimate, a bar per cause and the measured total (log scale)."""
+    out = Path(out_dir)
+    m = json.loads((out / METRICS_NAME).read_text(encoding="utf-8"))
+    ests = [e for e in BUDGET_ESTIMATES if f"budget_{e}_total" in m]
+    if not ests:
+        return []
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(ests), figsize=(4.5 * len(ests), 3.8), squeeze=False)
+    for ax, e in zip(axes[0], ests):
+        rows = [(label, m[f"budget_{e}_{n}"]) for n, label in budget_causes() if f"budget_{e}_{n}" in m]
+        rows += [("sum of shares", m[f"budget_{e}_sum"]), ("total", m[f"budget_{e}_total"])]
+        vals = [max(v, 1e-16) for _, v in rows]
+        ax.barh(range(len(rows)), vals, color=["C0"] * (len(rows) - 2) + ["C7", "C3"])
+        ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
+        ax.set_xscale("log")
+        ax.tick_params(axis="x", which="minor", labelbottom=False)
+        ax.invert_yaxis()
+        ax.set_xlabel("relative error")
+        ax.set_title({"op": ".op", "mean": "time average", "cov": "covariance"}[e])
+    fig.suptitle(f"error budget by cause ({m.get('engine', '?')} run; shares on the linear engine)")
+    fig.tight_layout()
+    path = out / BUDGET_PLOT_NAME
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
 def format_table(m: dict[str, Any]) -> str:
     """The metrics as an aligned text table (circuit | ideal sampler | expected from theory)."""
     rows = [("equilibrium (.op) vs A^-1 b", "op_rel_err", None, None),
@@ -176,17 +429,23 @@ def format_table(m: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def compare(config: str | Path | dict | Config, out_dir: str | Path, *, progress: bool = False) -> dict[str, Any]:
-    """simulate + exact reference + metrics.json + reference.npz + PNG plots in out_dir."""
+def compare(config: str | Path | dict | Config, out_dir: str | Path, *, progress: bool = False,
+            budget: bool = True) -> dict[str, Any]:
+    """simulate + exact reference + metrics.json + reference.npz + PNG plots in out_dir; budget: also the error
+    budget (module doc; extra linear-engine runs: one .op per cause present and two transients of the ideal
+    circuit) and budget.png."""
     prep = prepare(config)
 
     def work(stage: Path) -> dict[str, Any]:
         arrays = simulate_in(prep, stage, Path(out_dir), progress=progress).arrays
         ref = reference_arrays(prep, arrays) if len(arrays["t"]) > 1 else {}
         metrics = compute_metrics(prep, arrays, ref.get("x_ideal"))
+        if budget:
+            metrics.update(error_budget_or_note(prep, metrics))
         if ref:
             io.atomic_save_npz(stage / REFERENCE_NAME, **ref)
         io.atomic_write_json(stage / METRICS_NAME, metrics)
         plots.plot_compare(stage)
+        plot_budget(stage)
         return metrics
     return staged(out_dir, work, prep=prep)[0]

@@ -85,6 +85,8 @@ def format_element(e) -> list[str]:
     if isinstance(e, Comment):
         return [f"* {e.text}"]
     if isinstance(e, ResistorArray):
+        if e.has_wires:   # the lines node by node (ResistorArray doc: the layout)
+            return [line for x in e.line_elements() for line in format_element(x)]
         return _array_lines(e)
     _names(e)
     if isinstance(e, Resistor):

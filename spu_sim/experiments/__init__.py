@@ -9,6 +9,7 @@ then plots from the saved files only (``replot`` redraws without simulating).
     rlc_autocorrelation  node-voltage autocorrelation vs the exact underdamped prediction
     sc_clock             switched-capacitor SPU: error vs f_clk tau and bank bits, kT/C floor, energy per clock
     posterior_scaling    mixing time and energy of the Gaussian posterior circuit vs d (posterior_scaling.py)
+    array_limits         solution error vs N for wire resistances and noise levels, the largest N within a budget
 
 Each module registers its experiments in ``base.EXPERIMENTS`` where it defines them; this package imports
 the modules it exposes.
@@ -19,9 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import EXPERIMENTS, Experiment
-from . import rlc, sc_clock, posterior_scaling  # in this order: the order ``choose one of`` lists them
+from . import rlc, sc_clock, posterior_scaling, array_limits  # in this order: the order ``choose one of`` lists them
 
-__all__ = ["EXPERIMENTS", "Experiment", "posterior_scaling", "replot", "rlc", "run_experiment", "sc_clock"]
+__all__ = ["EXPERIMENTS", "Experiment", "array_limits", "posterior_scaling", "replot", "rlc", "run_experiment", "sc_clock"]
 
 
 def run_experiment(name: str, config_path: str | Path, out_dir: str | Path) -> list[Path]:

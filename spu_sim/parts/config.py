@@ -94,7 +94,9 @@ class OpampConfig(Strict):
     limit), input offset ``offset_v`` (plus a seeded per-op-amp Gaussian of rms ``offset_sigma_v``,
     drawn from circuit.tolerance.seed), unity-gain inverters of two ``r_inverter_ohm`` resistors, and
     supplies +/- ``supply_v`` that provide the output-stage load current plus ``i_quiescent_a`` per op-amp
-    (energy metric). The knobs other than ``model`` and the noise densities are ignored by the ideal model.
+    (energy metric). ``r_out_ohm``: output resistance in series with the output (0 = none); ``c_in_farad``:
+    input capacitance from the inverting input to ground (0 = none). The knobs other than ``model`` and the noise
+    densities are ignored by the ideal model.
 
     Noise (every op-amp of every topology, ideal model included; spu_sim.parts.intrinsic_noise): input voltage
     noise density ``en_v_per_rthz`` (V/sqrt(Hz), one-sided, in series with the + input), input current noise
@@ -114,10 +116,12 @@ class OpampConfig(Strict):
     en_v_per_rthz: float = Field(default=0.0, ge=0)
     in_a_per_rthz: float = Field(default=0.0, ge=0)
     flicker_corner_hz: float = Field(default=0.0, ge=0)
+    r_out_ohm: float = Field(default=0.0, ge=0)
+    c_in_farad: float = Field(default=0.0, ge=0)
 
     _fin = field_validator("gain", "gbw_hz", "v_out_max_v", "offset_v", "offset_sigma_v", "r_inverter_ohm",
                            "supply_v", "i_quiescent_a", "en_v_per_rthz", "in_a_per_rthz",
-                           "flicker_corner_hz")(_finite)
+                           "flicker_corner_hz", "r_out_ohm", "c_in_farad")(_finite)
 
     @model_validator(mode="after")
     def _flicker(self) -> "OpampConfig":
@@ -125,3 +129,27 @@ class OpampConfig(Strict):
             raise ValueError("flicker_corner_hz is the corner of the voltage noise: set en_v_per_rthz > 0 too, "
                              "or flicker_corner_hz to 0")
         return self
+
+
+class WiresConfig(Strict):
+    """Parasitics of the resistor arrays (``circuit.wires``): every crossbar is built on real lines with one wire
+    segment of ``r_ohm_per_segment`` between neighbouring cross-points (and from each line's terminal to its first
+    cross-point) and ``c_farad_per_segment`` to ground at each line node (layout: spu_sim.circuit.ResistorArray).
+    0 and 0 = ideal lines (no line nodes: the default, bit-identical to a circuit without this section). The IR
+    drop grows about as r_ohm_per_segment G_cell N^2 / 2 along an N-cell line."""
+
+    r_ohm_per_segment: float = Field(default=0.0, ge=0)
+    c_farad_per_segment: float = Field(default=0.0, ge=0)
+
+    _fin = field_validator("r_ohm_per_segment", "c_farad_per_segment")(_finite)
+
+    @model_validator(mode="after")
+    def _needs_r(self) -> "WiresConfig":
+        if self.c_farad_per_segment > 0 and self.r_ohm_per_segment == 0:
+            raise ValueError("c_farad_per_segment > 0 needs r_ohm_per_segment > 0 (a line without resistance is one "
+                             "node); set r_ohm_per_segment")
+        return self
+
+    @property
+    def on(self) -> bool:
+        return self.r_ohm_per_segment > 0

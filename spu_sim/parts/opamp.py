@@ -16,6 +16,9 @@ through the offset source), inn, out:
     CP<t>    pp<t> 0 A0 / (2 pi GBW)       the dominant pole at GBW / A0 (absent when gbw_hz is null)
     EO<t>    oo<t> 0 pp<t> 0 1             output stage, or E ... TABLE {V(pp)} = (-vmax,-vmax) (vmax,vmax)
     VO<t>    oo<t> out DC 0                senses the output (load) current; saved as i(VO<t>)
+    ROUT<t>  ro<t> out r_out               output resistance (only when r_out_ohm > 0; VO<t> then ends at ro<t>);
+                                           noiseless here (the op-amp's noise is its own keys)
+    CIN<t>   inn 0 c_in                    input capacitance (only when c_in_farad > 0)
 
 so V(out) = A0 (V+ - V-) / (1 + s A0 / (2 pi GBW)), clipped to +/- vmax.
 
@@ -29,11 +32,11 @@ transient 1.8x slower: measured 7.4 s vs 4.2 s for 30 tau.)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..circuit import VCCS, VCVS, Capacitor, ClippedVCVS, VoltageSource
+from ..circuit import VCCS, VCVS, Capacitor, ClippedVCVS, Resistor, VoltageSource
 from .config import OpampConfig
 from .element_values import group_rng
 
@@ -51,6 +54,8 @@ class OpampModel:
     v_out_max_v: float | None
     supply_v: float
     i_quiescent_a: float
+    r_out_ohm: float = field(default=0.0, kw_only=True)
+    c_in_farad: float = field(default=0.0, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ class MacroOpamp(OpampModel):
 def model_fields(oc: OpampConfig) -> dict[str, object]:
     """The OpampModel fields of the ``circuit.opamp`` section (``MacroOpamp(**model_fields(oc), ...)``)."""
     return {"gain": oc.gain, "gbw_hz": oc.gbw_hz, "v_out_max_v": oc.v_out_max_v, "supply_v": oc.supply_v,
-            "i_quiescent_a": oc.i_quiescent_a}
+            "i_quiescent_a": oc.i_quiescent_a, "r_out_ohm": oc.r_out_ohm, "c_in_farad": oc.c_in_farad}
 
 
 def offset_rng(seed: int) -> np.random.Generator:
@@ -85,13 +90,15 @@ def draw_offsets(oc: OpampConfig, rng: np.random.Generator, shape) -> np.ndarray
 def macro_notes(oc: OpampConfig) -> dict[str, object]:
     """The design.json / netlist-header notes of the macromodel."""
     return {"opamp": "macro", "gain": oc.gain, "gbw_hz": oc.gbw_hz, "v_out_max_v": oc.v_out_max_v,
-            "offset_v": oc.offset_v, "offset_sigma_v": oc.offset_sigma_v}
+            "offset_v": oc.offset_v, "offset_sigma_v": oc.offset_sigma_v,
+            **{k: getattr(oc, k) for k in ("r_out_ohm", "c_in_farad") if getattr(oc, k)}}
 
 
 def header_line(m: OpampModel) -> str:
     """The netlist-header line naming the macromodel's parameters."""
+    extra = "".join(f", {k} = {getattr(m, k):.6g}" for k in ("r_out_ohm", "c_in_farad") if getattr(m, k))
     return (f"Op-amp macromodel: A0 = {m.gain:.6g}, GBW = {m.gbw_hz} Hz, swing = +/-{m.v_out_max_v} V,"
-            f" supplies +/-{m.supply_v:.6g} V, Iq = {m.i_quiescent_a:.6g} A per op-amp")
+            f" supplies +/-{m.supply_v:.6g} V, Iq = {m.i_quiescent_a:.6g} A per op-amp{extra}")
 
 
 def opamp_elements(m: OpampModel, tag: str, inn: str, out: str, offset_v: float, ic_out_v: float | None = None) -> list:
@@ -107,7 +114,13 @@ def opamp_elements(m: OpampModel, tag: str, inn: str, out: str, offset_v: float,
         E.append(VCVS(f"EO{tag}", f"oo{tag}", "0", f"pp{tag}", "0", 1.0))
     else:
         E.append(ClippedVCVS(f"EO{tag}", f"oo{tag}", "0", f"pp{tag}", float(m.v_out_max_v)))
-    E.append(VoltageSource(f"VO{tag}", f"oo{tag}", out, 0.0))
+    if m.r_out_ohm > 0:
+        E += [VoltageSource(f"VO{tag}", f"oo{tag}", f"ro{tag}", 0.0),
+              Resistor(f"ROUT{tag}", f"ro{tag}", out, float(m.r_out_ohm), noisy=False)]
+    else:
+        E.append(VoltageSource(f"VO{tag}", f"oo{tag}", out, 0.0))
+    if m.c_in_farad > 0:
+        E.append(Capacitor(f"CIN{tag}", inn, "0", float(m.c_in_farad)))
     return E
 
 

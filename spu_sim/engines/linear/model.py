@@ -68,7 +68,7 @@ def by_type(circuit: Circuit) -> dict[type, list]:
     out: dict = {t: [] for t in _LINEAR}
     out[None] = others = []
     skip = (Resistor, ResistorArray, Comment, SwitchModel)
-    for e in circuit.elements:
+    for e in _expand_wire_capacitance(circuit.elements):
         t = type(e)
         bucket = out.get(t)
         if bucket is None:
@@ -77,6 +77,16 @@ def by_type(circuit: Circuit) -> dict[type, list]:
         if t not in skip:
             others.append(e)
     return out
+
+
+def _expand_wire_capacitance(elements: list):
+    """The elements with every crossbar whose wires have capacitance replaced by its lines (their nodes are then
+    states of the model); a crossbar on resistive wires stays one element (stamp.py: its port admittance)."""
+    for e in elements:
+        if isinstance(e, ResistorArray) and e.c_wire_farad > 0:
+            yield from e.line_elements()
+        else:
+            yield e
 
 
 @dataclass

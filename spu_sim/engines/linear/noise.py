@@ -84,6 +84,9 @@ def noise_analysis(circuit: Circuit, a: Noise, mna: MNA, opts: RunOptions) -> tu
     temp_k = (DEFAULT_TEMP_C if circuit.temp_c is None else circuit.temp_c) + KELVIN_AT_0C
     gens = [(e.n_pos, e.n_neg, e.r_ohm) for e in circuit.of_type(Resistor) if e.noisy]
     for arr in circuit.of_type(ResistorArray):
+        if arr.has_wires:
+            raise BadInputError(f".noise with crossbar {arr.prefix} on wires (circuit.wires): the linear engine's "
+                                "small-signal noise takes plain crossbars only; use simulation.backend ngspice")
         if arr.noisy:
             i, j, r = arr.entries()
             gens += [(arr.col_nodes[b], arr.row_nodes[a], v) for a, b, v in zip(i.tolist(), j.tolist(), r.tolist())]

@@ -5,7 +5,9 @@ assembles the rest).
     G = stamp_resistors(..., blocks=out)    # crossbars' off-diagonals appended to out as dense Blocks instead
     T = Triplets(); T.two_terminal(a, b, g); T.branch(k, a, b); T.csr((n, n))   # the other elements, vectorised
 
-Scalar resistors go through one COO construction; every ResistorArray crossbar adds its diagonal by bincount and
+A crossbar on wires (ResistorArray.has_wires) is stamped as its exact dense port admittance (the 2 rows cols line
+nodes eliminated once, circuit.ResistorArray.port_admittance); with wire capacitance its lines are real nodes
+(model.by_type expands them). Scalar resistors go through one COO construction; every ResistorArray crossbar adds its diagonal by bincount and
 its two off-diagonal blocks straight into canonical CSR (no sort of its entries), summed pairwise.
 
 With ``blocks`` (the structured method, krylov.py) a crossbar whose row and column lines are
@@ -106,6 +108,12 @@ def stamp_resistors(res: list[Resistor], pos: list[str], neg: list[str], r_ohm: 
         parts.append(sp.csr_matrix((np.concatenate([-g, -g]), (np.concatenate([a, b]), np.concatenate([b, a]))),
                                    shape=(n, n)))
     for e in arrays:
+        if e.has_wires:   # the lines' exact DC port admittance (no wire capacitance here: see by_type)
+            bad = e.first_non_physical()
+            if bad is not None:
+                raise BadInputError(f"element {bad[0]}: resistance {bad[1]!r} ohm must be positive and finite")
+            parts.append(_wired_csr(e, get, n))
+            continue
         with np.errstate(divide="ignore", invalid="ignore"):
             gb = 1.0 / e.r_ohm                  # inf (no resistor) -> 0
         bad = e.first_non_physical()
@@ -126,6 +134,17 @@ def stamp_resistors(res: list[Resistor], pos: list[str], neg: list[str], r_ohm: 
     while len(parts) > 1:   # pairwise (a tree): O(nnz log(parts)), not O(nnz parts) for many crossbar blocks
         parts = [parts[k] + parts[k + 1] if k + 1 < len(parts) else parts[k] for k in range(0, len(parts), 2)]
     return parts[0]
+
+
+def _wired_csr(e: ResistorArray, get, n: int) -> sp.csr_matrix:
+    """A crossbar on wires as its dense port admittance (ResistorArray.port_admittance: the line nodes eliminated
+    exactly, which a resistive network allows) on its terminals; ground terminals dropped."""
+    Y = e.port_admittance()
+    term = np.array([get(x, -1) for x in (*e.row_nodes, *e.col_nodes)], dtype=np.int64)
+    keep = np.flatnonzero(term >= 0)
+    t = term[keep]
+    Yk = Y[np.ix_(keep, keep)]
+    return sp.csr_matrix((Yk.ravel(), (np.repeat(t, len(t)), np.tile(t, len(t)))), shape=(n, n))
 
 
 DENSE_MIN_FILL = 0.1   # a crossbar with fewer entries present than this fraction is stamped sparse

@@ -77,18 +77,27 @@ def supplies(design) -> list:
             " per op-amp, evaluated on the saved output currents i(VO*) (spu_sim.topologies.opamp.metrics)")]
 
 
-def coupling_arrays(r_ohm: np.ndarray, sign: np.ndarray, prefix: str = "R") -> list[ResistorArray]:
+def coupling_arrays(r_ohm: np.ndarray, sign: np.ndarray, prefix: str = "R",
+                    wires: tuple[float, float] | None = None) -> list[ResistorArray]:
     """The coupling crossbars <prefix><i>_<j> into sum<i>: from x<j> where sign > 0, from xn<j> where sign < 0
-    (r_ohm inf: no resistor). One name per (i, j): the two crossbars' entries are complementary."""
+    (r_ohm inf: no resistor). One name per (i, j): the two crossbars' entries are complementary. wires:
+    (r_wire_ohm, c_wire_farad) per segment (circuit.wires), None = ideal lines; each of the two crossbars is then
+    its own array of lines (column lines from x<j> or xn<j>, row lines ending at sum<i>)."""
     d_rows, d_cols = r_ohm.shape
     rows = tuple(f"sum{i}" for i in range(1, d_rows + 1))
     present = np.isfinite(r_ohm)
     out = []
     for tag, mask in (("", sign > 0), ("n", sign < 0)):
         if (mask & present).any():
-            out.append(ResistorArray(prefix, rows, tuple(f"x{tag}{j}" for j in range(1, d_cols + 1)),
-                                     _where_inf(mask, r_ohm)))
+            arr = ResistorArray(prefix, rows, tuple(f"x{tag}{j}" for j in range(1, d_cols + 1)),
+                                _where_inf(mask, r_ohm), **wire_fields(wires))
+            out.append(arr)
     return out
+
+
+def wire_fields(wires: tuple[float, float] | None) -> dict[str, float]:
+    """The ResistorArray keyword arguments of (r_wire_ohm, c_wire_farad) or None (ideal lines: none)."""
+    return {} if wires is None else {"r_wire_ohm": wires[0], "c_wire_farad": wires[1]}
 
 
 def _where_inf(mask: np.ndarray, r_ohm: np.ndarray) -> np.ndarray:
@@ -123,7 +132,7 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
     if macro is not None:
         E.extend(supplies(design))
     add(Comment("coupling resistors R<i>_<j> realise A_ij: a crossbar from x<j> (A_ij > 0), one from xn<j> (A_ij < 0)"))
-    E.extend(coupling_arrays(design.r_ohm, design.sign))
+    E.extend(getattr(design, "wired_arrays", None) or coupling_arrays(design.r_ohm, design.sign))
     if np.isfinite(design.r_in_ohm):
         add(Comment("right-hand side b: DAC voltages through R_in"))
         E.extend(b_dacs(design.v_dac_v, element_values(design, "r_in_each_ohm", design.r_in_ohm)))

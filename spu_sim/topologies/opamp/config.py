@@ -1,5 +1,5 @@
 """The ``circuit`` section of topology ``opamp``: integrator element ranges and the op-amp model
-(spu_sim.parts.config), plus the shared tolerance / quantization / temperature sections
+(spu_sim.parts.config), the wires of its crossbars (``wires``), plus the shared tolerance / quantization / temperature sections
 (spu_sim.topologies.elements.CircuitBase)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from ...parts.config import IntegratorConfig, OpampConfig
+from ...parts.config import IntegratorConfig, OpampConfig, WiresConfig
 from ..elements import CircuitBase
 
 
@@ -16,6 +16,7 @@ class OpampCircuitConfig(CircuitBase):
     topology: Literal["opamp"] = "opamp"
     integrator: IntegratorConfig = IntegratorConfig()
     opamp: OpampConfig = OpampConfig()
+    wires: WiresConfig = WiresConfig()
 
     @model_validator(mode="after")
     def _knobs(self) -> "OpampCircuitConfig":

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -54,7 +55,9 @@ from ...errors import DesignError
 from ...ideal import LinearSDE
 from ...parts.element_values import (check_tolerance_draw, element_errors, is_default, quantize_conductance,
                                      quantize_grid, temperature_factor)
+from ...parts.wires import check_wires
 from ...parts.opamp import MacroOpamp, draw_offsets, macro_notes, model_fields, offset_rng
+from .build import coupling_arrays
 from .config import OpampCircuitConfig
 from .design import OpampDesign
 
@@ -72,6 +75,31 @@ class NonidealOpampDesign(OpampDesign):
     c_f_farad: np.ndarray = None
     r_in_each_ohm: np.ndarray = None
     r_noise_each_ohm: np.ndarray = None
+    wires: tuple | None = None      # (r_ohm_per_segment, c_farad_per_segment) of circuit.wires; None: ideal lines
+
+    @cached_property
+    def wired_arrays(self) -> list:
+        """The coupling crossbars on their wires, built once: the netlist (build.py) and wired_transfer share them
+        (and so their port admittance, computed once)."""
+        return coupling_arrays(self.r_ohm, self.sign, wires=self.wires) if self.wires is not None else []
+
+    @cached_property
+    def wired_transfer(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(G_pos, G_neg, Y_rr) of the coupling crossbars as built on their wires: G_pos[i, j] the DC current into
+        sum<i> per volt on x<j> (G_neg: on xn<j>) with every other terminal at 0 V, and Y_rr the summing nodes'
+        own (dense) admittance block; from ResistorArray.port_admittance of the very arrays the netlist holds (a
+        nodal solve of the lines), not from the element values. Without wires: G_pos = G where A_ij > 0, G_neg =
+        G where A_ij < 0, Y_rr = diag(sum_j G_ij)."""
+        d = self.d
+        gp, gn, yrr = np.zeros((d, d)), np.zeros((d, d)), np.zeros((d, d))
+        for arr in self.wired_arrays:
+            g, y = arr.scatter_transfer(d, d)
+            if arr.col_nodes[0].startswith("xn"):
+                gn += g
+            else:
+                gp += g
+            yrr += y
+        return gp, gn, yrr
 
     # --- element-value model (ideal op-amps)
     @property
@@ -87,6 +115,9 @@ class NonidealOpampDesign(OpampDesign):
 
     @property
     def A_realized(self) -> np.ndarray:
+        if self.wires is not None:   # A_ij = alpha (C_nom / C_i) (G_pos,ij - G_neg,ij k_j): the lines' DC transfer
+            gp, gn, _ = self.wired_transfer
+            return self.alpha * self._row[:, None] * (gp - gn * self.inverter_gain[None, :])
         g = np.where(np.isfinite(self.r_ohm), 1.0 / self.r_ohm, 0.0)
         k = np.where(self.sign < 0, self.inverter_gain[None, :], 1.0)
         return self.alpha * self._row[:, None] * self.sign * g * k
@@ -131,10 +162,17 @@ class NonidealOpampDesign(OpampDesign):
         k = a0 * g1 / (g1 + g2 + a0 * g2)
         o = a0 * (g1 + g2) * m.offset_inv_v / (g1 + g2 + a0 * g2)
         neg = self.sign < 0
+        vdac = self.v_dac_v if np.isfinite(self.r_in_ohm) else np.zeros(self.d)
+        if self.wires is not None:   # the lines' transfer and the summing nodes' dense admittance (wired_transfer)
+            gpos, gneg, yrr = self.wired_transfer
+            ysum = yrr + np.diag(gin + gn)
+            M = gpos - gneg * k[None, :] + ysum / a0
+            c = -gin * vdac + ysum @ m.offset_int_v - gneg @ o
+            row = self.alpha * self.c_farad / (self.c_f_farad * (1.0 + 1.0 / a0))
+            return row[:, None] * M, self.s_x * row * c, self.kappa_each / (1.0 + 1.0 / a0) ** 2
         M = np.where(neg, -g * k[None, :], g)
         gsum = g.sum(axis=1) + gin + gn
         M = M + np.diag(gsum / a0)
-        vdac = self.v_dac_v if np.isfinite(self.r_in_ohm) else np.zeros(self.d)
         c = -gin * vdac + gsum * m.offset_int_v - (np.where(neg, g, 0.0) * o[None, :]).sum(axis=1)
         row = self.alpha * self.c_farad / (self.c_f_farad * (1.0 + 1.0 / a0))
         return row[:, None] * M, self.s_x * row * c, self.kappa_each / (1.0 + 1.0 / a0) ** 2
@@ -159,8 +197,11 @@ class NonidealOpampDesign(OpampDesign):
 
 def apply_opamp_nonidealities(design: OpampDesign, c: OpampCircuitConfig) -> OpampDesign:
     """The realised design (see module doc); the nominal design itself when every knob is default."""
-    if is_default(c):
+    wires = c.wires
+    if is_default(c) and not wires.on:
         return design
+    if wires.on:
+        check_wires(design.d, wires.r_ohm_per_segment, c.integrator.r_min_ohm)
     q, tol, tmp = c.quantization, c.tolerance, c.temperature
     d = design.d
     notes: dict[str, object] = {}
@@ -216,9 +257,16 @@ def apply_opamp_nonidealities(design: OpampDesign, c: OpampCircuitConfig) -> Opa
         notes.update(macro_notes(oc))
     base = {f.name: getattr(design, f.name) for f in dataclasses.fields(design)}
     base.update(r_ohm=r, v_dac_v=v_dac, macro=macro, notes=notes)
+    if wires.on:
+        notes.update(wire_r_ohm_per_segment=wires.r_ohm_per_segment, wire_c_farad_per_segment=wires.c_farad_per_segment)
     real = NonidealOpampDesign(**base, r_nominal_ohm=np.array(design.r_ohm), c_f_farad=cf, r_in_each_ohm=r_in,
-                               r_noise_each_ohm=r_noise)
+                               r_noise_each_ohm=r_noise, wires=(wires.r_ohm_per_segment, wires.c_farad_per_segment)
+                               if wires.on else None)
     lam = np.linalg.eigvals(real.A_effective)
+    if wires.on and np.any(lam.real <= 0):
+        raise DesignError(f"circuit.wires.r_ohm_per_segment = {wires.r_ohm_per_segment:g} ohm: the IR drop of the lines "
+                          f"makes the realised drift unstable (eigenvalue {lam.real.min():.3g} <= 0); lower the wire "
+                          "resistance or raise circuit.integrator.r_min_ohm")
     if np.any(lam.real <= 0):
         raise DesignError(f"the realised (non-ideal) drift is not stable (eigenvalue {lam.real.min():.3g} <= 0): the "
                           "tolerance draw, coarse quantization.r_bits or the op-amp model moved A; lower circuit.tolerance, "

@@ -41,20 +41,18 @@ from ...parts.dacs import b_dacs
 from ...parts.noise_dacs import noise_dacs_into_sums
 from ..base import CircuitRequest
 from ..elements import header_tail, notes_lines
-from .linear import stage_maps
+from .linear import array_elements, group_of, stage_maps
 
 FANOUT_GROUPS = 8
 FANOUT_MIN_N = 128
 
 
 def fanout_groups(design) -> int:
-    """How many parts the wide nodes are split into (module doc): 1 for the macromodel or small N."""
+    """How many parts the wide nodes are split into (module doc): 1 for the macromodel, small N or wires (a row line
+    ends at one summing node)."""
+    if getattr(design, "wires", None) is not None:
+        return 1
     return FANOUT_GROUPS if design.macro is None and design.d >= FANOUT_MIN_N else 1
-
-
-def _group_of(index: int, n: int, groups: int) -> int:
-    """0-based block of a 0-based index when n indices are cut into `groups` contiguous blocks."""
-    return index * groups // n
 
 
 def header(design) -> list[str]:
@@ -103,30 +101,6 @@ def _inverters(design, src: str, needs: np.ndarray, group: str, ic_v: np.ndarray
     return E
 
 
-def _array(name: str, r: np.ndarray, s: np.ndarray, src: str, dst: str, src_groups: int = 1,
-           dst_groups: int = 1) -> list[ResistorArray]:
-    """Resistors name<a>_<b> from src<b> (or its inverted copy src n<b>) to dst<a>; with src_groups > 1 from the
-    buffered copy of the source for a's block, with dst_groups > 1 into the part of dst<a> for b's block.
-    One ResistorArray per (sign, row block, column block): the names are the whole array's (row_keys, col_keys)."""
-    E = []
-    rows, cols = r.shape
-    row_blocks = [np.flatnonzero(_group_of(np.arange(rows), rows, src_groups) == g) for g in range(src_groups)]
-    col_blocks = [np.flatnonzero(_group_of(np.arange(cols), cols, dst_groups) == g) for g in range(dst_groups)]
-    for tag, mask in (("", s > 0), ("n", ~(s > 0))):
-        rr = np.where(mask & np.isfinite(r), r, np.inf)
-        for gs, ia in enumerate(row_blocks):
-            for gd, jb in enumerate(col_blocks):
-                block = rr[np.ix_(ia, jb)]
-                if not np.isfinite(block).any():
-                    continue
-                tail = f"b{gs}" if src_groups > 1 else ""
-                part = f"p{gd}" if dst_groups > 1 else ""
-                E.append(ResistorArray(name, tuple(f"{dst}{a + 1}{part}" for a in ia),
-                                       tuple(f"{src}{tag}{b + 1}{tail}" for b in jb), block,
-                                       row_keys=ia + 1, col_keys=jb + 1))
-    return E
-
-
 def _split_summer_and_buffers(design, groups: int) -> list:
     """The split virtual grounds of the u summers and the buffers of the z outputs (module doc)."""
     n, m = design.d, design.m
@@ -135,7 +109,7 @@ def _split_summer_and_buffers(design, groups: int) -> list:
         for g in range(groups):
             E += [VoltageSource(f"VSU{k}_{g}", f"su{k}p{g}", "0", 0.0), CCCS(f"FU{k}_{g}", f"ru{k}", "0", f"VSU{k}_{g}", 1.0)]
     i, l = np.nonzero(np.isfinite(design.r_t_ohm))
-    key = (l * groups + _group_of(i, n, groups)) * 2 + (design.s_t[i, l] < 0)   # sorted like (l, g, neg)
+    key = (l * groups + group_of(i, n, groups)) * 2 + (design.s_t[i, l] < 0)   # sorted like (l, g, neg)
     for k in np.unique(key).tolist():
         l, g, neg = k // (2 * groups), (k // 2) % groups, bool(k % 2)
         src = f"zn{l + 1}" if neg else f"z{l + 1}"
@@ -169,9 +143,14 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
     E.append(Comment("J array RJ<k>_<j> (x -> su), H array RH<l>_<k> (u -> sz), J^T array RT<i>_<l> (z -> sum)"))
     if groups > 1:
         E += _split_summer_and_buffers(design, groups)
-    E += _array("RJ", design.r_j_ohm, design.s_j, "x", "su", dst_groups=groups)
-    E += _array("RH", design.r_h_ohm, design.s_h, "u", "sz")
-    E += _array("RT", design.r_t_ohm, design.s_t, "z", "sum", src_groups=groups)
+    if getattr(design, "wires", None) is not None:
+        E.append(Comment("arrays on wires (circuit.wires): line nodes lc_<col>_<row>, lr_<row>_<col> (spu_sim.circuit)"))
+        for key in ("J", "H", "T"):
+            E += design.wired_arrays[key]
+    else:
+        E += array_elements("RJ", design.r_j_ohm, design.s_j, "x", "su", dst_groups=groups)
+        E += array_elements("RH", design.r_h_ohm, design.s_h, "u", "sz")
+        E += array_elements("RT", design.r_t_ohm, design.s_t, "z", "sum", src_groups=groups)
     if np.all(np.isfinite(design.r_leak_ohm)):
         E.append(Comment("damping leak RL<i>: x<i> -> sum<i>"))
         E += [Resistor(f"RL{i}", f"x{i}", f"sum{i}", float(design.r_leak_ohm[i - 1])) for i in range(1, n + 1)]

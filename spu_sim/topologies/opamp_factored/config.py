@@ -1,5 +1,5 @@
 """The ``circuit`` section of topology ``opamp_factored``: the same integrator element ranges and op-amp model
-as ``opamp`` (spu_sim.parts.config, shared, not copied) plus the shared tolerance / quantization /
+as ``opamp`` (spu_sim.parts.config, shared, not copied), the wires of the J / H / J^T arrays (``wires``), plus the shared tolerance / quantization /
 temperature sections. The integrator ranges apply to every resistor array (J, H, J^T, leak, R_in, R_noise);
 prune_below_relative drops J and H entries below that fraction of the array's largest entry."""
 
@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from ...parts.config import IntegratorConfig, OpampConfig
+from ...parts.config import IntegratorConfig, OpampConfig, WiresConfig
 from ..elements import CircuitBase
 
 
@@ -17,6 +17,7 @@ class FactoredCircuitConfig(CircuitBase):
     topology: Literal["opamp_factored"] = "opamp_factored"
     integrator: IntegratorConfig = IntegratorConfig()
     opamp: OpampConfig = OpampConfig()
+    wires: WiresConfig = WiresConfig()
 
     @model_validator(mode="after")
     def _knobs(self) -> "FactoredCircuitConfig":

@@ -45,6 +45,7 @@ The realised drift (spu_sim.topologies.opamp_factored.linear) is computed from t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -54,7 +55,7 @@ from ...errors import DesignError
 from ...ideal import LinearSDE
 from ..base import OuDesign
 from .config import FactoredCircuitConfig
-from .linear import macro_loop_stability, realized_factors, realized_parts
+from .linear import drift_eigvals, macro_loop_stability, realized_factors, realized_parts, wired_arrays
 from ...problems.factored import FactoredProblem
 
 SIGMA_HEADROOM = 4.0
@@ -105,6 +106,13 @@ class FactoredDesign(OuDesign):
     pruned: list = field(default_factory=list)
     macro: Any = None
     notes: dict = field(default_factory=dict)
+    wires: tuple | None = None     # (r_ohm_per_segment, c_farad_per_segment) of circuit.wires; None: ideal lines
+
+    @cached_property
+    def wired_arrays(self) -> dict:
+        """The J, H, J^T crossbars on their wires, built once (the netlist and the realised model share them, and so
+        their port admittance): spu_sim.topologies.opamp_factored.linear.wired_arrays."""
+        return wired_arrays(self)
 
     # ---- sizes, nodes, inverters
     @property
@@ -201,9 +209,10 @@ class FactoredDesign(OuDesign):
     @property
     def slowest_rate_tau(self) -> float:
         """Re lambda_min of the realised drift: the nominal design's exactly in O(m^2 N) (lambda + min(0,
-        eig(K^1/2 H K^1/2)), K = J J^T); a non-ideal one's from dense eigenvalues up to N = 1500 (else nominal)."""
+        eig(K^1/2 H K^1/2)), K = J J^T); a non-ideal one's from its eigenvalues up to N = 1500 (else nominal; linear.drift_eigvals:
+        O(m^2 N) when the leak is uniform, dense otherwise)."""
         if self.notes and self.d <= DENSE_EIG_MAX_N:    # realised values differ from the nominal ones
-            return float(np.min(np.real(np.linalg.eigvals(self.A_realized))))
+            return float(np.min(np.real(drift_eigvals(*self.factors_realized()[:3]))))
         return nominal_lambda_min(self.problem)
 
     def element_counts(self) -> dict[str, int]:

@@ -18,6 +18,11 @@ Gsum_i = sum_l G^T_il + G_leak,i + G_in,i + G_noise,i. So with V_u = P_u V_x + c
     A = L P + diag(dg),   L = row M_T P_z (N, m),  P = P_u (m, N),  dg = row (G_leak + Gsum / A0)
     b = -s_x row (M_T (P_z c_u + c_z) + c_T + G_in V_dac - Gsum os)
 
+Wires (design.wires, circuit.wires): each array's M is its lines' DC transfer G_pos - G_neg k (``wired_transfer``, a
+nodal solve of the lines as built) and the summers solve their KCL with the summing nodes' dense admittance block;
+the integrators keep only its diagonal in the Gsum / A0 term (the off-diagonal coupling of the J^T lines between
+summing nodes, divided by A0, is left out of the quasi-static effective model; exact with ideal op-amps).
+
 The realised model is this with ideal op-amps (A0 = inf, no offsets; macromodel inverters keep k = R2/R1); the
 effective model (macro only) uses the finite gain and the offsets. The gain-bandwidth poles are not in it
 (quasi-static), exactly as in ``opamp``; ngspice simulates them.
@@ -28,6 +33,74 @@ L P = JT_r H_r J_r (nominal: J, H, J^T and dg = lambda).
 from __future__ import annotations
 
 import numpy as np
+
+from ...circuit import ResistorArray
+
+ARRAYS = (("J", "RJ", "r_j_ohm", "s_j", "x", "su"), ("H", "RH", "r_h_ohm", "s_h", "u", "sz"),
+          ("T", "RT", "r_t_ohm", "s_t", "z", "sum"))   # key, element prefix, values, signs, source, destination
+
+
+def group_of(index, n: int, groups: int):
+    """0-based block of a 0-based index when n indices are cut into `groups` contiguous blocks."""
+    return index * groups // n
+
+
+def array_elements(name: str, r: np.ndarray, s: np.ndarray, src: str, dst: str, src_groups: int = 1,
+                   dst_groups: int = 1, wires: tuple[float, float] | None = None) -> list[ResistorArray]:
+    """Resistors name<a>_<b> from src<b> (or its inverted copy src n<b>) to dst<a>; with src_groups > 1 from the
+    buffered copy of the source for a's block, with dst_groups > 1 into the part of dst<a> for b's block.
+    One ResistorArray per (sign, row block, column block): the names are the whole array's (row_keys, col_keys).
+    wires: (r_wire_ohm, c_wire_farad) per segment (circuit.wires; the groups are then 1: one physical array per
+    sign, its row lines ending at dst<a>, its column lines driven by src<b> / src n<b>)."""
+    E = []
+    rows, cols = r.shape
+    row_blocks = [np.flatnonzero(group_of(np.arange(rows), rows, src_groups) == g) for g in range(src_groups)]
+    col_blocks = [np.flatnonzero(group_of(np.arange(cols), cols, dst_groups) == g) for g in range(dst_groups)]
+    extra = {} if wires is None else {"r_wire_ohm": wires[0], "c_wire_farad": wires[1]}
+    for tag, mask in (("", s > 0), ("n", ~(s > 0))):
+        rr = np.where(mask & np.isfinite(r), r, np.inf)
+        for gs, ia in enumerate(row_blocks):
+            for gd, jb in enumerate(col_blocks):
+                block = rr[np.ix_(ia, jb)]
+                if not np.isfinite(block).any():
+                    continue
+                tail = f"b{gs}" if src_groups > 1 else ""
+                part = f"p{gd}" if dst_groups > 1 else ""
+                arr = ResistorArray(name, tuple(f"{dst}{a + 1}{part}" for a in ia),
+                                    tuple(f"{src}{tag}{b + 1}{tail}" for b in jb), block,
+                                    row_keys=ia + 1, col_keys=jb + 1, **extra)
+                E.append(arr)
+    return E
+
+
+def wired_arrays(design) -> dict[str, list[ResistorArray]]:
+    """The J, H, J^T crossbars on their wires (design.wires), one physical array per sign."""
+    return {key: array_elements(prefix, getattr(design, r), getattr(design, s), src, dst, wires=design.wires)
+            for key, prefix, r, s, src, dst in ARRAYS}
+
+
+def wired_transfer(arrays: list[ResistorArray], rows: int, cols: int, src: str):
+    """(G_pos, G_neg, Y_rr) of one array on wires: the DC current into destination a per volt on source b (G_pos)
+    or on its inverted copy (G_neg), every other terminal at 0 V, and the destinations' own admittance block; from
+    ResistorArray.port_admittance (the nodal solve of the lines), not from the element values."""
+    gp, gn, yrr = np.zeros((rows, cols)), np.zeros((rows, cols)), np.zeros((rows, rows))
+    for arr in arrays:
+        g, y = arr.scatter_transfer(rows, cols)
+        if arr.col_nodes[0].startswith(src + "n"):
+            gn += g
+        else:
+            gp += g
+        yrr += y
+    return gp, gn, yrr
+
+
+def _transfer(design, key: str):
+    """wired_transfer of array key ("J", "H", "T") when the design has wires, else None."""
+    if getattr(design, "wires", None) is None:
+        return None
+    _, _, r, _, src, _ = next(a for a in ARRAYS if a[0] == key)
+    rows, cols = getattr(design, r).shape
+    return wired_transfer(design.wired_arrays[key], rows, cols, src)
 
 
 def _g(r: np.ndarray) -> np.ndarray:
@@ -70,14 +143,27 @@ def stage_maps(design, effective: bool = False):
     ku, ou = _inverter(design, "u", m, effective)
     kz, oz = _inverter(design, "z", m, effective)
     v_maps = []
-    for (r, s, k, o, rf, grp) in ((design.r_j_ohm, design.s_j, kx, ox, design.r_fu_ohm, "sum_u"),
-                                  (design.r_h_ohm, design.s_h, ku, ou, design.r_fz_ohm, "sum_z")):
-        M, c, gs = _signed(r, s, k, o)
+    for (key, r, s, k, o, rf, grp) in (("J", design.r_j_ohm, design.s_j, kx, ox, design.r_fu_ohm, "sum_u"),
+                                       ("H", design.r_h_ohm, design.s_h, ku, ou, design.r_fz_ohm, "sum_z")):
         gf = 1.0 / rf
         a0, os = _a0_os(design, grp, m, effective)
+        tr = _transfer(design, key)
+        if tr is not None:   # wires: KCL with the dense admittance of the summing nodes, D V_o = -(M v + c) + Ysum os
+            gp, gn, yrr = tr
+            M, c = gp - gn * k[None, :], gn @ o
+            ysum = yrr + np.diag(gf)
+            D = np.diag(gf) + (ysum / a0 if np.isfinite(a0) else 0.0)
+            v_maps.append((-np.linalg.solve(D, M), np.linalg.solve(D, -c + ysum @ os)))
+            continue
+        M, c, gs = _signed(r, s, k, o)
         den = gf + (gs + gf) / a0
         v_maps.append((-M / den[:, None], (-c + (gs + gf) * os) / den))
-    MT, cT, gsT = _signed(design.r_t_ohm, design.s_t, kz, oz)
+    tr = _transfer(design, "T")
+    if tr is not None:   # the integrators' summing-node coupling through the J^T lines enters only over A0: its diagonal kept
+        gp, gn, yrr = tr
+        MT, cT, gsT = gp - gn * kz[None, :], gn @ oz, np.diag(yrr).copy()
+    else:
+        MT, cT, gsT = _signed(design.r_t_ohm, design.s_t, kz, oz)
     (pu, cu), (pz, cz) = v_maps
     return pu, cu, pz, cz, MT, cT, gsT
 
@@ -93,6 +179,15 @@ def realized_factors(design, effective: bool = False):
     dg = row * (g_leak + gsum / a0)
     b = -design.s_x * row * (MT @ (pz @ cu + cz) + cT + g_in * design.v_dac_v - gsum * os)
     return L, pu, dg, b
+
+
+def drift_eigvals(L: np.ndarray, P: np.ndarray, dg: np.ndarray) -> np.ndarray:
+    """The eigenvalues of L P + diag(dg): through the m x m core when dg is uniform (exact: eig(L P) is eig(P L)
+    and N - m zeros, so dg_0 + eig(P L) and dg_0 for the rest; O(m^2 N)), else dense (O(N^3))."""
+    if np.all(dg == dg[0]):
+        core = np.linalg.eigvals(P @ L)
+        return np.concatenate([dg[0] + core, np.full(L.shape[0] - len(core), dg[0])])
+    return np.linalg.eigvals(L @ P + np.diag(dg))
 
 
 def realized_parts(design):

@@ -25,9 +25,11 @@ import numpy as np
 from ...errors import DesignError
 from ...parts.element_values import (element_errors, is_default, quantize_grid, quantize_resistor_groups,
                                      temperature_factor)
+from ...parts.wires import check_wires
 from ...parts.opamp import OpampModel, draw_offsets, macro_notes, model_fields, offset_rng
 from .config import FactoredCircuitConfig
 from .design import DENSE_EIG_MAX_N, FactoredDesign
+from .linear import drift_eigvals
 
 OPAMP_GROUPS = ("int", "sum_u", "sum_z", "inv_x", "inv_u", "inv_z")
 
@@ -45,10 +47,13 @@ class FactoredMacro(OpampModel):
 
 def apply_factored_nonidealities(design: FactoredDesign, c: FactoredCircuitConfig) -> FactoredDesign:
     """The realised design (module doc); the nominal design itself when every knob is default."""
-    if is_default(c):
+    wires = c.wires
+    if is_default(c) and not wires.on:
         return design
     q, tol, tmp, oc = c.quantization, c.tolerance, c.temperature, c.opamp
     n, m = design.d, design.m
+    if wires.on:
+        check_wires(max(n, m), wires.r_ohm_per_segment, c.integrator.r_min_ohm)
     notes: dict[str, object] = {}
     v = {k: np.array(getattr(design, k), dtype=float) for k in
          ("r_j_ohm", "r_h_ohm", "r_t_ohm", "r_fu_ohm", "r_fz_ohm", "r_leak_ohm", "r_in_ohm", "r_noise_ohm",
@@ -91,9 +96,16 @@ def apply_factored_nonidealities(design: FactoredDesign, c: FactoredCircuitConfi
         offs = {g: draw_offsets(oc, rng, n if g in ("int", "inv_x") else m) for g in OPAMP_GROUPS}
         macro = FactoredMacro(**model_fields(oc), offset_v=offs, r_inv_in_ohm=r1, r_inv_fb_ohm=r2)
         notes.update(macro_notes(oc))
-    real = dataclasses.replace(design, **v, macro=macro, notes=notes)
+    if wires.on:
+        notes.update(wire_r_ohm_per_segment=wires.r_ohm_per_segment, wire_c_farad_per_segment=wires.c_farad_per_segment)
+    real = dataclasses.replace(design, **v, macro=macro, notes=notes,
+                               wires=(wires.r_ohm_per_segment, wires.c_farad_per_segment) if wires.on else None)
     if n <= DENSE_EIG_MAX_N:
-        lam = np.linalg.eigvals(real.A_effective if macro is not None else real.A_realized)
+        lam = drift_eigvals(*real.factors_realized(macro is not None)[:3])
+        if wires.on and np.any(lam.real <= 0):
+            raise DesignError(f"circuit.wires.r_ohm_per_segment = {wires.r_ohm_per_segment:g} ohm: the IR drop of the "
+                              f"lines makes the realised drift unstable (eigenvalue {lam.real.min():.3g} <= 0); lower "
+                              "the wire resistance or raise circuit.integrator.r_min_ohm")
         if np.any(lam.real <= 0):
             raise DesignError("the realised (non-ideal) drift is not stable (an eigenvalue with real part <= 0); "
                               "add circuit.quantization.r_bits or lower circuit.tolerance")

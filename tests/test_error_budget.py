@@ -1,0 +1,94 @@
+"""The error budget of compare (spu_sim.compare.error_budget): each cause measured alone on the linear engine.
+
+A run with one cause only must have that cause's share equal to its total error (the share is measured on the
+same circuit, so only a wrong "alone" configuration -- a cause dropped or another one kept -- breaks it), and no
+other circuit cause listed. Finite time and sampling: a noise-free ideal run's time-average error is its
+finite-time share exactly; with noise the total and the sampling share differ by at most the finite-time share
+(triangle inequality, the two shares being the parts of one difference).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from spu_sim.compare import BUDGET_CAUSES, compare, format_budget
+
+A4 = [[3.0, -0.8, 0.4, 0.0], [-0.8, 2.5, -0.6, 0.3], [0.4, -0.6, 2.0, -0.5], [0.0, 0.3, -0.5, 1.5]]
+B4 = [1.0, -0.5, 0.25, 0.8]
+CIRCUIT_CAUSES = [n for n, _ in BUDGET_CAUSES.items()]
+
+
+def _cfg(circuit: dict, kappa=0.0, t_stop=20.0, analyses=("op", "tran"), backend="linear") -> dict:
+    return {"problem": {"matrix": A4, "vector": B4, "kappa": kappa}, "circuit": {"integrator": {"r_min_ohm": 1e3}, **circuit},
+            "simulation": {"t_stop_tau": t_stop, "analyses": list(analyses), "backend": backend, "seed": 4},
+            "readout": {"sample_dt_tau": None if kappa else 0.05}}
+
+
+@pytest.mark.parametrize("cause, circuit", [
+    ("parasitics", {"wires": {"r_ohm_per_segment": 20.0}}),
+    ("quantisation_tolerance", {"tolerance": {"local_rel": 0.02, "seed": 5}}),
+    ("opamp", {"opamp": {"model": "macro", "gain": 100.0, "gbw_hz": None, "offset_v": 1e-3}}),
+])
+def test_one_cause_only_has_its_share_equal_to_the_total(tmp_path, cause, circuit):
+    m = compare(_cfg(circuit, analyses=("op",)), tmp_path / "o")
+    assert m["op_rel_err"] > 1e-6                                # the cause does change the solution
+    assert m[f"budget_op_{cause}"] == pytest.approx(m["op_rel_err"], rel=1e-9)
+    assert m["budget_op_sum"] == pytest.approx(m["budget_op_total"], rel=1e-9)
+    others = [c for c in CIRCUIT_CAUSES if c != cause]
+    assert not [c for c in others if f"budget_op_{c}" in m]     # nothing else is listed
+    saved = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert saved[f"budget_op_{cause}"] == m[f"budget_op_{cause}"]
+    assert (tmp_path / "o" / "budget.png").is_file()
+    assert "sum of the shares" in format_budget(m)
+
+
+def test_finite_time_alone_and_sampling(tmp_path):
+    short = compare(_cfg({}, t_stop=4.0), tmp_path / "a")        # noise-free and short: finite time only
+    assert short["mean_rel_err"] > 1e-3
+    assert short["budget_mean_finite_time"] == pytest.approx(short["mean_rel_err"], rel=1e-9)
+    assert "budget_mean_sampling" not in short
+    noisy = compare(_cfg({}, kappa=0.01, t_stop=40.0), tmp_path / "b")
+    ft, sa = noisy["budget_mean_finite_time"], noisy["budget_mean_sampling"]
+    assert sa > 10 * ft                                           # sampling dominates the long noisy run
+    assert abs(noisy["mean_rel_err"] - sa) <= ft * (1 + 1e-9) + 1e-15
+    assert noisy["budget_cov_sampling"] == pytest.approx(noisy["cov_rel_err"], rel=1e-9)   # ideal circuit: all of it
+
+
+@pytest.mark.ngspice
+def test_budget_of_an_ngspice_run_is_measured_on_the_linear_engine(tmp_path):
+    """The run on ngspice with wires only: its .op error and the linear engine's share agree (exact engine, the
+    same wired netlist), to ngspice's DC accuracy."""
+    m = compare(_cfg({"wires": {"r_ohm_per_segment": 20.0}}, analyses=("op",), backend="ngspice-shared"), tmp_path / "o")
+    assert m["engine"] == "ngspice-shared"
+    assert m["budget_op_parasitics"] == pytest.approx(m["op_rel_err"], rel=1e-6)
+
+
+def test_several_causes_are_each_listed(tmp_path):
+    m = compare(_cfg({"wires": {"r_ohm_per_segment": 5.0}, "tolerance": {"local_rel": 0.01, "seed": 3},
+                      "opamp": {"model": "macro", "gain": 1e3, "gbw_hz": None, "offset_v": 1e-3},
+                      "temperature": {"temp_c": 40.0}}, kappa=0.01),
+                tmp_path / "o")
+    assert "budget_op_intrinsic_noise" not in m      # an operating temperature alone is no cause
+    for c in ("parasitics", "quantisation_tolerance", "opamp"):
+        assert m[f"budget_op_{c}"] > 0 and m[f"budget_cov_{c}"] >= 0
+    shares = [m[f"budget_mean_{c}"] for c in ("parasitics", "quantisation_tolerance", "opamp", "finite_time", "sampling")]
+    assert m["budget_mean_sum"] == pytest.approx(sum(shares), rel=1e-12)
+    assert np.isfinite(m["budget_mean_total"])
+
+
+def test_r_out_share_is_its_change_to_the_run_op_amp(tmp_path):
+    """r_out / c_in do nothing on an ideal op-amp: their share is the change they make to the run's macro op-amp,
+    checked against two runs of the linear engine made here."""
+    from spu_sim.pipeline import simulate
+    amp = {"model": "macro", "gain": 100.0, "gbw_hz": None}
+    m = compare(_cfg({"opamp": {**amp, "r_out_ohm": 1e3, "c_in_farad": 1e-12}}, analyses=("op",)), tmp_path / "o")
+    with_r = simulate(_cfg({"opamp": {**amp, "r_out_ohm": 1e3, "c_in_farad": 1e-12}}, analyses=("op",)))["x_op"]
+    without = simulate(_cfg({"opamp": amp}, analyses=("op",)))
+    x_star = without["x_star"]
+    expect = np.linalg.norm(with_r - without["x_op"]) / np.linalg.norm(x_star)
+    assert expect > 1e-6
+    assert m["budget_op_parasitics"] == pytest.approx(expect, rel=1e-9)
+    assert m["budget_op_opamp"] == pytest.approx(np.linalg.norm(without["x_op"] - x_star) / np.linalg.norm(x_star), rel=1e-9)
