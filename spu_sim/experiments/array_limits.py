@@ -33,7 +33,7 @@ from pydantic import Field, ValidationError
 from .. import ideal, io
 from ..config import Strict, format_validation_error, read_yaml, save_config
 from ..errors import BadInputError, ConfigError
-from ..pipeline import Prepared, prepare, prepare_problem, simulate_in
+from ..pipeline import Prepared, prepare, prepare_problem, simulate_in, staged
 from ..plotting import pyplot, save_png
 from ..problems.factored import FactoredProblem
 from ..problems.sources import random_matrix
@@ -142,6 +142,7 @@ def _factors(fam: FactoredFamily, base_dir: Path) -> tuple[np.ndarray, np.ndarra
 
 def run_array_limits(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     cfg, exp, base_dir = _load(config_path)
+    out = io.check_out_dir(Path(out_dir))   # before the sweep, not after it
     t_tau = float(cfg.simulation.t_stop_tau)
     rows: list[dict] = []
     families = []
@@ -178,9 +179,8 @@ def run_array_limits(config_path: str | Path, out_dir: str | Path) -> list[Path]
                         row.update(bias_rel=np.nan, spread_rel=np.nan, error_rel=np.nan, note=str(e)[:200])
                     rows.append(row)
     summary = _summary(rows, exp)
-    out = Path(out_dir)
-    stage = io.new_stage(out)
-    try:
+
+    def work(stage: Path) -> None:
         keys = ("n", "r_ohm_per_segment", "noise", "bias_rel", "spread_rel", "error_rel")
         io.atomic_save_npz(stage / "array_limits.npz", family=np.array([r["family"] for r in rows]),
                            noise_key=np.array(exp.noise_key), error_budget=np.array(exp.error_budget),
@@ -192,12 +192,10 @@ def run_array_limits(config_path: str | Path, out_dir: str | Path) -> list[Path]
         io.atomic_write_json(stage / SUMMARY_NAME, summary)
         io.atomic_write_text(stage / "config.yaml", save_config(cfg) + yaml.safe_dump({"experiment": exp.model_dump(mode="json")}))
         plot_array_limits(stage)
-    except BaseException:
-        io.discard(stage)
-        raise
-    print(format_summary(summary))
-    return io.publish(stage, out)
 
+    published = staged(out, work, family="array_limits")[1]
+    print(format_summary(summary))
+    return published
 
 def _summary(rows: list[dict], exp: ArrayLimitsExperiment) -> dict:
     """The largest N within the budget per (family, r, noise): {"largest_n": [{family, r, noise, n_max}], ...}."""

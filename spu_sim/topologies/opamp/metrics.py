@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ideal import stationary_cov, stationary_mean
 from ...parts.opamp import output_current
-from ...parts.settling import N_SIGMA, SETTLE_TOL, settling_time_measured, settling_time_predicted
+from ...parts.settling import settling_metrics
 from .build import opamp_tags
 from .nonideal import NonidealOpampDesign
 
@@ -65,30 +64,11 @@ def circuit_arrays(design, plots: dict) -> dict[str, np.ndarray]:
 
 def circuit_metrics(design, problem, arrays: dict) -> dict[str, float]:
     """Settling time (measured and predicted, tau and seconds) and energy of one run (module doc)."""
-    tau_s = float(design.tau_s)
-    sde = design.effective_sde()
-    x0 = np.asarray(arrays.get("x0", problem.x0), dtype=float)
-    exact, slow = settling_time_predicted(sde, x0)
-    lam = np.linalg.eigvals(sde.K)
-    out: dict[str, float] = {
-        "settle_tol_relative": SETTLE_TOL,
-        "settle_predicted_exact_tau": exact, "settle_predicted_slowest_tau": slow,
-        "settle_predicted_exact_s": exact * tau_s,
-        "lambda_min_effective": float(np.min(lam.real)), "lambda_max_effective": float(np.max(lam.real)),
-    }
+    out: dict[str, float] = settling_metrics(design, problem, arrays)
+    lam = np.linalg.eigvals(design.effective_sde().K)
+    out.update(lambda_min_effective=float(np.min(lam.real)), lambda_max_effective=float(np.max(lam.real)))
     t = np.asarray(arrays.get("t", np.zeros(0)), dtype=float)
     x = np.asarray(arrays.get("x", np.zeros((0, design.d))), dtype=float)
-    meas = float("nan")
-    if t.size:
-        x_eq = np.asarray(arrays.get("x_op", np.full(design.d, np.nan)), dtype=float)
-        if not np.all(np.isfinite(x_eq)):
-            x_eq = stationary_mean(sde)
-        band = 0.0
-        if np.any(np.diag(sde.D) > 0):
-            band = N_SIGMA * np.sqrt(np.clip(np.diag(stationary_cov(sde)), 0, None))
-        meas = settling_time_measured(t / tau_s, x, x0, x_eq, band)
-    out["settle_measured_tau"] = meas
-    out["settle_measured_s"] = meas * tau_s
     if t.size:
         v = x / design.s_x
         p = resistive_power_w(design, v)

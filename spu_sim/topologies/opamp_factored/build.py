@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...circuit import CCCS, VCVS, Circuit, Comment, Resistor, ResistorArray, VoltageSource
+from ...circuit import CCCS, VCVS, Circuit, Comment, Resistor, VoltageSource
 from ...parts.amplifiers import integrator, macro_inverter, macro_summer, nullor_inverter, nullor_summer
 from ...parts.dacs import b_dacs
 from ...parts.noise_dacs import noise_dacs_into_sums
