@@ -172,7 +172,7 @@ def _read_manifest(out_dir: Path) -> dict[str, Any]:
 
 #: (file, key pattern) of the values that are NaN or inf by convention when a quantity was not measured in this run
 #: or is absent, never because arithmetic failed: the operating point or the statistics of a run without .op or
-#: .tran, the time of a phase that did not run, a supply energy without a supply model, the spread of one
+#: .tran (its settling, energy, power and run time), the time of a phase that did not run, a supply energy without a supply model, the spread of one
 #: replicate or a time that was never reached (a settling time of a run that did not settle), the errors of an
 #: array_limits point whose design was refused (its note says why), the measured columns of theory-only rows, the losses of an
 #: optimiser marked ``diverged``, an absent noise resistor (inf ohm). Every other number published must be finite
@@ -183,7 +183,8 @@ NOT_MEASURED: tuple[tuple[str, str], ...] = (
     ("metrics.json", "energy_supply_j"), ("metrics.json", "time_design_s"),
     ("scaling.json", "*_sem"), ("scaling.json", "t_conv_tau"), ("scaling.json", "loglog_slope"),
     ("sc_clock.npz", "measured_*"), ("sc_clock.npz", "expected_*"), ("sc_clock.npz", "wall_s"),
-    ("metrics.json", "settle_measured_*"), ("array_limits.npz", "*_rel"),
+    ("metrics.json", "settle_measured_*"), ("metrics.json", "energy_resistive_j"), ("metrics.json", "power_*_mean_w"),
+    ("metrics.json", "run_time_s"), ("array_limits.npz", "*_rel"),
     ("summary.json", "final_*"), ("summary.json", "best_test_accuracy"), ("summary.json", "mean_nat_grad_rel_error"),
 )
 
