@@ -1,0 +1,78 @@
+"""What a designer takes away (issue 23): the per-element table beside every netlist, the realised condition number
+in the netlist header, and nothing silently ignored (a knob the chosen model does not use is exit 2 with one line)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from spu_sim.cli import main
+from spu_sim.pipeline import prepare, write_netlist
+
+#: 5 x 5, r_bits = 3: four entries round to code 0 (an 8 % matrix error), and a hot resistor network
+QUANTISED = {"problem": {"matrix": {"random": {"kind": "spd", "d": 5, "condition": 30, "seed": 2}},
+                         "vector": {"random": {"kind": "normal", "seed": 2}}, "kappa": 0.01},
+             "circuit": {"topology": "opamp", "quantization": {"r_bits": 3},
+                         "temperature": {"temp_c": 85.0, "r_tc1_per_k": 1.0e-4}},
+             "simulation": {"t_stop_tau": 5, "backend": "linear"}}
+
+
+def netlist_elements(path: Path) -> list[str]:
+    """The element names of a netlist: every line that is no comment, control card, continuation or blank."""
+    names = []
+    for line in path.read_text().splitlines()[1:]:
+        s = line.strip()
+        if s and s[0] not in "*.+":
+            names.append(s.split()[0])
+    return names
+
+
+def read_table(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_elements_csv_rows_match_netlist_and_dropped_entries(tmp_path):
+    out = tmp_path / "q"
+    write_netlist(QUANTISED, out)
+    rows = read_table(out / "elements.csv")
+    present = [r["name"] for r in rows if r["status"] == "present"]
+    assert present == netlist_elements(out / "netlist.cir")          # one row per element, in netlist order
+    prep = prepare(QUANTISED)
+    A, A_real = prep.problem.A, prep.design.A_realized
+    missing = {(i + 1, j + 1) for i, j in zip(*np.nonzero((A != 0) & (A_real == 0)))}
+    dropped = {tuple(int(k) for k in re.fullmatch(r"R(\d+)_(\d+)", r["name"]).groups())
+               for r in rows if r["status"] == "dropped"}
+    assert len(missing) == 4 and dropped == missing
+    desc = json.loads((out / "design.json").read_text())
+    assert desc["dropped_entries"] == len(dropped) and desc["pruned_entries"] == 0
+    assert desc["n_resistors"] == sum(1 for r in rows if re.fullmatch(r"R\d+_\d+", r["name"]) and r["status"] == "present")
+    # a present coupling resistor: its code, nominal and realised values (code * G_lsb at 85 C)
+    r = next(r for r in rows if r["name"] == "R1_1")
+    g_lsb = (1 / 1e3) / (2 ** 3 - 1)
+    assert r["realises"].startswith("A[1,1]") and r["bits"] == "3"
+    assert float(r["realised"]) == pytest.approx(1 / (int(r["code"]) * g_lsb) * (1 + 1e-4 * 58), rel=1e-12)
+    assert float(r["nominal"]) == pytest.approx(prep.design.alpha / abs(A[0, 0]), rel=1e-12)
+    assert "r_bits=3" in r["applied"]
+    # the header's condition number is that of the realised matrix, not the nominal one (30)
+    lam = np.abs(np.linalg.eigvals(A_real))
+    head = re.search(r"cond\(A realised\) = ([0-9.e+-]+)", (out / "netlist.cir").read_text()).group(1)
+    assert float(head) == pytest.approx(lam.max() / lam.min(), rel=1e-3)
+    assert abs(float(head) - 30.0) > 1.0
+
+
+@pytest.mark.parametrize("config", ["opamp_sc_d4", "opamp_factored_d40", "rlc_sampling_d8", "posterior_logistic_d3"])
+def test_elements_csv_beside_every_netlist(tmp_path, config):
+    """Every topology writes the table: one present row per netlist element."""
+    root = Path(__file__).resolve().parent.parent / "configs"
+    out = tmp_path / "n"
+    write_netlist(root / f"{config}.yaml", out)
+    rows = read_table(out / "elements.csv")
+    assert [r["name"] for r in rows if r["status"] == "present"] == netlist_elements(out / "netlist.cir")
+    assert all(r["realised"] or r["kind"] in ("switch", "noise DAC", "behavioural source") for r in rows)
