@@ -76,3 +76,56 @@ def test_elements_csv_beside_every_netlist(tmp_path, config):
     rows = read_table(out / "elements.csv")
     assert [r["name"] for r in rows if r["status"] == "present"] == netlist_elements(out / "netlist.cir")
     assert all(r["realised"] or r["kind"] in ("switch", "noise DAC", "behavioural source") for r in rows)
+
+
+SMALL = {"problem": {"matrix": [[2.0, -1.0], [-1.0, 2.0]], "vector": [1.0, 0.5], "kappa": 0.0},
+         "simulation": {"analyses": ["op"]}}
+
+
+def run_netlist(tmp_path: Path, cfg: dict, capsys) -> tuple[int, str]:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    code = main(["netlist", str(path), "--out", str(tmp_path / "out")])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("circuit, words", [
+    ({"opamp": {"gain": 1000.0}}, "opamp.gain"),
+    ({"opamp": {"gbw_hz": 1.0e6}}, "opamp.gbw_hz"),
+    ({"opamp": {"offset_v": 1.0e-3}}, "opamp.offset_v"),
+    ({"opamp": {"model": "ideal", "v_out_max_v": 2.0}}, "opamp.v_out_max_v"),
+    ({"topology": "opamp_factored", "opamp": {"gain": 1000.0}}, "opamp.gain"),
+    ({"topology": "opamp_sc", "opamp": {"model": "macro", "r_inverter_ohm": 5.0e3}}, "opamp.r_inverter_ohm"),
+])
+def test_silent_ignore_is_exit_2_with_one_line(tmp_path, capsys, circuit, words):
+    """A knob the chosen model does not use: exit 2, one line naming the knob and the model that would use it."""
+    cfg = {**SMALL, "circuit": circuit}
+    if circuit.get("topology") == "opamp_factored":
+        cfg["problem"] = {"factors": {"J": [[1.0, 0.5]], "H": [[1.0]], "damping": 1.0}, "vector": [1.0, 0.5],
+                          "kappa": 0.0}
+    if circuit.get("topology") == "opamp_sc":
+        cfg["simulation"] = {"analyses": ["tran"], "t_stop_tau": 1}
+    code, err = run_netlist(tmp_path, cfg, capsys)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and "Traceback" not in err
+    assert ("model: macro" in lines[0]) or ("does not apply to topology opamp_sc" in lines[0])
+    assert not (tmp_path / "out").exists()
+
+
+def test_knobs_the_model_uses_are_accepted(tmp_path, capsys):
+    """The same knobs with model: macro, and the quiescent supply of the posterior's ideal op-amps, are used."""
+    code, err = run_netlist(tmp_path, {**SMALL, "circuit": {"opamp": {"model": "macro", "gain": 1000.0,
+                                                                      "offset_v": 1.0e-3}}}, capsys)
+    assert code == 0, err
+
+
+def test_the_one_topology_of_a_problem_kind_is_selected(tmp_path):
+    """problem.kind gaussian_posterior without circuit.topology: the only topology that takes it."""
+    root = Path(__file__).resolve().parent.parent / "configs"
+    text = (root / "posterior_gaussian_d4.yaml").read_text()
+    assert "  topology: posterior_gaussian\n" in text
+    (tmp_path / "p.yaml").write_text(text.replace("  topology: posterior_gaussian\n", ""))
+    assert prepare(tmp_path / "p.yaml").cfg.circuit.topology == "posterior_gaussian"
+    # a linear problem (several topologies take it) keeps the default
+    assert prepare(SMALL).cfg.circuit.topology == "opamp"

@@ -94,7 +94,9 @@ class OpampConfig(Strict):
     limit), input offset ``offset_v`` (plus a seeded per-op-amp Gaussian of rms ``offset_sigma_v``,
     drawn from circuit.tolerance.seed), unity-gain inverters of two ``r_inverter_ohm`` resistors, and
     supplies +/- ``supply_v`` that provide the output-stage load current plus ``i_quiescent_a`` per op-amp
-    (energy metric). The knobs other than ``model`` are ignored by the ideal model.
+    (energy metric). A knob the chosen model does not use is an error (``check_opamp_knobs``, called by every
+    topology that has op-amps): the knobs other than ``model`` are the macromodel's unless a topology's ideal
+    model uses them too.
     """
 
     model: Literal["ideal", "macro"] = "ideal"
@@ -109,3 +111,25 @@ class OpampConfig(Strict):
 
     _fin = field_validator("gain", "gbw_hz", "v_out_max_v", "offset_v", "offset_sigma_v", "r_inverter_ohm",
                            "supply_v", "i_quiescent_a")(_finite)
+
+
+#: the OpampConfig knobs the ideal model (a nullor) uses in every topology; every other knob, a new one included,
+#: is the macromodel's unless a topology lists it in its ``ideal_uses`` (check_opamp_knobs)
+IDEAL_OPAMP_KNOBS: tuple[str, ...] = ("model",)
+
+
+def check_opamp_knobs(oc: OpampConfig, topology: str, ideal_uses: tuple[str, ...] = (),
+                      unused: dict[str, str] | None = None) -> None:
+    """ValueError (one line, naming the model that would use it) for the first op-amp knob set to a value other than
+    its default that the chosen model of ``topology`` does not use: a macromodel knob with ``model: ideal`` (unless
+    in ``ideal_uses``: knobs the topology's ideal op-amps use too), or a knob in ``unused`` ({knob: why}) that no
+    model of this topology uses. Called from each topology's circuit-section validator."""
+    for name, f in type(oc).model_fields.items():
+        value = getattr(oc, name)
+        if name in IDEAL_OPAMP_KNOBS or value == f.default:
+            continue
+        if unused and name in unused:
+            raise ValueError(f"opamp.{name} = {value!r} does not apply to topology {topology} ({unused[name]}); remove it")
+        if oc.model == "ideal" and name not in ideal_uses:
+            raise ValueError(f"opamp.{name} = {value!r} is used only by model: macro (the ideal op-amp is a nullor and "
+                             f"ignores it); set circuit.opamp.model: macro, or remove {name}")

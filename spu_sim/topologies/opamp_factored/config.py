@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from ...parts.config import IntegratorConfig, OpampConfig
+from ...parts.config import IntegratorConfig, OpampConfig, check_opamp_knobs
 from ..elements import CircuitBase
 
 
@@ -26,4 +26,5 @@ class FactoredCircuitConfig(CircuitBase):
         if self.quantization.c_bits is not None:
             raise ValueError("quantization.c_bits does not apply to topology opamp_factored (its only capacitors are"
                              " the fixed integrator capacitors); remove it")
+        check_opamp_knobs(self.opamp, "opamp_factored")
         return self
