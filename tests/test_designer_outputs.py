@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from spu_sim.cli import main
+from spu_sim.cli import format_sweep_summary, main
 from spu_sim.pipeline import prepare, write_netlist
 
 #: 5 x 5, r_bits = 3: four entries round to code 0 (an 8 % matrix error), and a hot resistor network
@@ -129,3 +129,29 @@ def test_the_one_topology_of_a_problem_kind_is_selected(tmp_path):
     assert prepare(tmp_path / "p.yaml").cfg.circuit.topology == "posterior_gaussian"
     # a linear problem (several topologies take it) keeps the default
     assert prepare(SMALL).cfg.circuit.topology == "opamp"
+
+
+def test_noise_takes_its_options_on_the_command_line_and_prints_words(tmp_path, capsys):
+    """spu-sim noise --points-per-decade/--no-transient: real ngspice; the metrics in words with units."""
+    root = Path(__file__).resolve().parent.parent / "configs"
+    code = main(["noise", str(root / "noise_d4.yaml"), "--out", str(tmp_path / "n"), "--points-per-decade", "3",
+                 "--no-transient"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "3 points per decade" in out and " Hz to " in out
+    assert re.search(r"largest variance error of \.noise against the Lyapunov theory: [0-9.e+-]+ %", out)
+    m = json.loads((tmp_path / "n" / "noise_metrics.json").read_text())
+    assert m["points_per_decade"] == 3 and "cov_rel_error_transient_vs_noise" not in m
+    assert "spectrum_max_rel_error " not in out          # no bare metric names
+
+
+def test_sweep_summary_in_words():
+    info = {"ok": 15, "failed": 1, "runs_planned": 16, "metric": "op_rel_err", "threshold": 0.01, "yield": 0.4375,
+            "metric_stats": {"op_rel_err": {"n": 15, "mean": 0.015, "median": 0.0145, "p95": 0.0298, "max": 0.0368}},
+            "mitigation": {"group_size": 4, "yield": 0.5,
+                           "op_rel_err_averaged": {"n": 4, "mean": 0.0078, "median": 0.0072, "p95": 0.014, "max": 0.0146}}}
+    text = "\n".join(format_sweep_summary(info))
+    assert "runs: 15 ok, 1 failed of 16 planned" in text
+    assert "mean 1.5 %, median 1.45 %, 95th percentile 2.98 %, largest 3.68 % over 15 runs" in text
+    assert "yield: 43.8 % of the planned runs have op_rel_err <= 1 %" in text
+    assert "yield with mitigation: 50 % of the groups" in text
