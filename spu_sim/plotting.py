@@ -22,6 +22,21 @@ def pyplot():
     return plt
 
 
+def integer_ticks(axis) -> None:
+    """Ticks at whole numbers only on ``axis`` (ax.yaxis / ax.xaxis): for counts (a histogram's runs)."""
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415 - optional heavy dependency, loaded only to draw
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def no_minor_labels(axis) -> None:
+    """No labels at the minor ticks of a log ``axis`` (matplotlib labels them when a range spans under a decade,
+    and they overlap)."""
+    from matplotlib.ticker import NullFormatter  # noqa: PLC0415 - optional heavy dependency, loaded only to draw
+
+    axis.set_minor_formatter(NullFormatter())
+
+
 def save_png(fig, path: Path) -> Path:
     """tight_layout, write atomically (temp file + rename), close the figure."""
     fig.tight_layout()
