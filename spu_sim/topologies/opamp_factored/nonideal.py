@@ -91,7 +91,11 @@ def apply_factored_nonidealities(design: FactoredDesign, c: FactoredCircuitConfi
         offs = {g: draw_offsets(oc, rng, n if g in ("int", "inv_x") else m) for g in OPAMP_GROUPS}
         macro = FactoredMacro(**model_fields(oc), offset_v=offs, r_inv_in_ohm=r1, r_inv_fb_ohm=r2)
         notes.update(macro_notes(oc))
-    real = dataclasses.replace(design, **v, macro=macro, notes=notes)
+    arrays = {"J": "r_j_ohm", "H": "r_h_ohm", "JT": "r_t_ohm"}
+    dropped = [(name, int(i), int(j)) for name, key in arrays.items()
+               for i, j in np.argwhere(np.isfinite(getattr(design, key)) & ~np.isfinite(v[key]))]
+    real = dataclasses.replace(design, **v, macro=macro, notes=notes, dropped=dropped,
+                               r_nominal={key: np.asarray(getattr(design, key)) for key in arrays.values()})
     if n <= DENSE_EIG_MAX_N:
         lam = np.linalg.eigvals(real.A_effective if macro is not None else real.A_realized)
         if np.any(lam.real <= 0):
