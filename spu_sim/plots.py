@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plotting import pyplot, save_png
+from .plotting import pyplot, save_png, variable_ticks
 
 MAX_TRACES = 6
 
@@ -16,16 +16,6 @@ MAX_TRACES = 6
 def _engine(res) -> str:
     """The engine that produced a result (result.npz's ``engine``), for legends."""
     return str(res["engine"]) if "engine" in res else "ngspice"
-
-
-def variable_ticks(ax, d: int) -> None:
-    """Heat-map axes named like the waveforms and the netlist's nodes: x1 .. xd (1-based), at most 10 labels."""
-    step = max(1, int(np.ceil(d / 10)))
-    idx = np.arange(0, d, step)
-    ax.set_xticks(idx, [f"x{k + 1}" for k in idx])
-    ax.set_yticks(idx, [f"x{k + 1}" for k in idx])
-    ax.set_xlabel("variable j")
-    ax.set_ylabel("variable i")
 
 
 def plot_waveforms(res, ref, path: Path) -> Path:

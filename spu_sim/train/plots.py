@@ -38,6 +38,12 @@ def read_history(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
 WARMUP_FACTOR = 3.0
 
 
+def legend_columns(n_entries: int, rows: int = 16) -> int:
+    """Columns of a legend of n_entries so that it stays within about ``rows`` rows (a long legend of one column
+    runs off the figure)."""
+    return max(1, -(-n_entries // rows))
+
+
 def warm_time(h: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
     """(modelled time with the first step's warm-up left out, the seconds left out) of one optimiser's history.
 
@@ -64,12 +70,15 @@ def warm_time(h: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
 
 
 def _time_label(hist: dict[str, dict[str, np.ndarray]], what: str = "modelled time (s)") -> str:
-    """The time axis label ``what``, with a second line naming the warm-up left out (warm_time) if any."""
+    """The time axis label ``what``, with a second line saying how much warm-up was left out (warm_time), if any
+    (the optimiser with the largest; history.csv keeps the measured times)."""
     cut = {lab: warm_time(h)[1] for lab, h in hist.items()}
     cut = {lab: v for lab, v in cut.items() if v > 0}
     if not cut:
         return what
-    return what + "\nfirst-step warm-up left out: " + ", ".join(f"{lab} {v * 1e3:.2g} ms" for lab, v in cut.items())
+    worst = max(cut, key=cut.get)
+    others = f" and {len(cut) - 1} more" if len(cut) > 1 else ""
+    return what + f"\nfirst-step warm-up left out: {worst} {cut[worst] * 1e3:.2g} ms{others}"
 
 
 def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, *, with_time: bool = True) -> Path:
@@ -81,7 +90,12 @@ def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, 
         panels.append(("nat_grad_rel_error", "|SPU - exact| / |exact| (NGD; tkfac: K-FAC)"))
     ncols = len(panels)
     nrows = 2 if with_time else 1
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 4.2 * nrows), squeeze=False)
+    # one more, narrow column for the legend: inside a panel a long legend covers curves or runs off the figure
+    fig, grid = plt.subplots(nrows, ncols + 1, figsize=(5 * ncols + 2.6, 4.2 * nrows), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.0] * ncols + [0.5]})
+    axes = [row[:ncols] for row in grid]
+    for row in grid:
+        row[-1].axis("off")
     xs = [("iteration", "iteration", "linear")]
     if with_time:
         xs.append(("modelled_time_s", _time_label(hist), "log"))
@@ -102,7 +116,9 @@ def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, 
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    grid[0][-1].legend(handles, labels, loc="upper left", fontsize=7, ncol=legend_columns(len(labels), rows=16),
+                       title="optimiser", title_fontsize=8)
     fig.suptitle(title)
     return save_png(fig, path)
 
@@ -126,7 +142,9 @@ def plot_loss_iteration_time(hist: dict[str, dict[str, np.ndarray]], path: Path,
     """Two panels: train loss against iteration and against modelled time (log axes for time and loss)."""
     plt = pyplot()
     plt.rcParams["text.usetex"] = False
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    fig, grid = plt.subplots(1, 3, figsize=(13.5, 4.6), gridspec_kw={"width_ratios": [1.0, 1.0, 0.55]})
+    axes, side = grid[:2], grid[2]
+    side.axis("off")
     for i, (label, h) in enumerate(hist.items()):
         for ax, xkey in zip(axes, ("iteration", "modelled_time_s")):
             x = warm_time(h)[0] if xkey == "modelled_time_s" else h[xkey]
@@ -141,7 +159,9 @@ def plot_loss_iteration_time(hist: dict[str, dict[str, np.ndarray]], path: Path,
         ax.set_yscale("log")
         ax.set_ylabel("train loss")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    side.legend(handles, labels, loc="upper left", fontsize=7, ncol=legend_columns(len(labels), rows=16),
+                title="optimiser", title_fontsize=8)
     fig.suptitle(title)
     return save_png(fig, path)
 
