@@ -113,6 +113,15 @@ def test_silent_ignore_is_exit_2_with_one_line(tmp_path, capsys, circuit, words)
     assert not (tmp_path / "out").exists()
 
 
+def test_switched_bank_knob_with_ideal_coupling_is_exit_2(tmp_path, capsys):
+    cfg = {"problem": {"matrix": [[2.0, -1.0], [-1.0, 2.0]], "kappa": 1.0},
+           "circuit": {"topology": "rlc", "rlc": {"coupling": "ideal", "bits": 4}},
+           "simulation": {"analyses": ["tran"], "t_stop_tau": 1}}
+    code, err = run_netlist(tmp_path, cfg, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "circuit.rlc: bits = 4" in err and "coupling: switched" in err
+
+
 def test_knobs_the_model_uses_are_accepted(tmp_path, capsys):
     """The same knobs with model: macro, and the quiescent supply of the posterior's ideal op-amps, are used."""
     code, err = run_netlist(tmp_path, {**SMALL, "circuit": {"opamp": {"model": "macro", "gain": 1000.0,
