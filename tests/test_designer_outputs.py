@@ -122,6 +122,12 @@ def test_switched_bank_knob_with_ideal_coupling_is_exit_2(tmp_path, capsys):
     assert "circuit.rlc: bits = 4" in err and "coupling: switched" in err
 
 
+def test_adc_range_without_bits_is_exit_2(tmp_path, capsys):
+    code, err = run_netlist(tmp_path, {**SMALL, "readout": {"adc": {"range_v": 2.0}}}, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "readout.adc: range_v = 2" in err and "readout.adc.bits" in err
+
+
 def test_knobs_the_model_uses_are_accepted(tmp_path, capsys):
     """The same knobs with model: macro, and the quiescent supply of the posterior's ideal op-amps, are used."""
     code, err = run_netlist(tmp_path, {**SMALL, "circuit": {"opamp": {"model": "macro", "gain": 1000.0,
