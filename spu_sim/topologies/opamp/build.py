@@ -25,7 +25,7 @@ import numpy as np
 from ...circuit import Circuit, Comment, ResistorArray
 from ...parts.amplifiers import integrator, macro_inverter, nullor_inverter
 from ...parts.dacs import b_dacs
-from ...parts.element_table import ElementInfo, MissingElement
+from ...parts.element_table import ArrayInfo, ElementInfo, MissingElement
 from ...parts.noise_dacs import noise_dacs_into_sums
 from ...parts.opamp import output_current_saves
 from ..base import CircuitRequest
@@ -62,8 +62,8 @@ def _code(design, group: str, index) -> tuple[int | None, int | None]:
     return (None, None) if got is None else (int(got[0][index]), got[1])
 
 
-def element_info(design) -> tuple[dict[str, ElementInfo], list[MissingElement]]:
-    """What each element realises (spu_sim.parts.element_table): R<i>_<j> A[i,j] (fed by x<j> or xn<j>), RIN<i> and
+def element_info(design) -> tuple[dict, list[MissingElement]]:
+    """What each element realises (spu_sim.parts.element_table): R<i>_<j> A[i,j] (fed by x<j> or xn<j>: its nodes), RIN<i> and
     VDAC<i> b[i], RN<i> and ANOISE<i> the noise of x<i>, CF<i> the integrator capacitor, with nominal values and
     codes; the pruned and dropped entries as missing rows."""
     d = design.d
@@ -71,11 +71,8 @@ def element_info(design) -> tuple[dict[str, ElementInfo], list[MissingElement]]:
     r_nom = design.r_ohm if r_nom is None else r_nom
     v_nom = getattr(design, "v_dac_nominal_v", None)
     v_nom = design.v_dac_v if v_nom is None else v_nom
-    info: dict[str, ElementInfo] = {}
-    for i, j in zip(*np.nonzero(np.isfinite(r_nom))):
-        src = "x" if design.sign[i, j] > 0 else "xn"
-        info[f"R{i + 1}_{j + 1}"] = ElementInfo(f"A[{i + 1},{j + 1}] (fed by {src}{j + 1})", float(r_nom[i, j]),
-                                                *_code(design, "R", (i, j)))
+    codes = getattr(design, "codes", {}).get("R")
+    info: dict = {"R": ArrayInfo("A[{i},{j}]", np.asarray(r_nom), *(codes if codes is not None else (None, None)))}
     for i in range(d):
         k = i + 1
         info[f"RIN{k}"] = ElementInfo(f"b[{k}] input resistor", float(design.r_in_ohm), *_code(design, "RIN", i))
@@ -89,8 +86,7 @@ def element_info(design) -> tuple[dict[str, ElementInfo], list[MissingElement]]:
         for i, j in entries:
             src = "x" if design.sign[i, j] > 0 else "xn"
             missing.append(MissingElement(f"R{i + 1}_{j + 1}", "resistor", f"{src}{j + 1} sum{i + 1}",
-                                          f"A[{i + 1},{j + 1}] (fed by {src}{j + 1})",
-                                          float(design.alpha / abs(design.problem.A[i, j])), "ohm", status,
+                                          f"A[{i + 1},{j + 1}]", float(design.alpha / abs(design.problem.A[i, j])), "ohm", status,
                                           *_code(design, "R", (i, j))))
     return info, missing
 

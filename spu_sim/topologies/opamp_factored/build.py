@@ -38,7 +38,7 @@ import numpy as np
 from ...circuit import CCCS, VCVS, Circuit, Comment, Resistor, ResistorArray, VoltageSource
 from ...parts.amplifiers import integrator, macro_inverter, macro_summer, nullor_inverter, nullor_summer
 from ...parts.dacs import b_dacs
-from ...parts.element_table import ElementInfo, MissingElement
+from ...parts.element_table import ArrayInfo, MissingElement
 from ...parts.noise_dacs import noise_dacs_into_sums
 from ..base import CircuitRequest
 from ..elements import header_tail, notes_lines
@@ -132,15 +132,12 @@ def _array(name: str, r: np.ndarray, s: np.ndarray, src: str, dst: str, src_grou
 ARRAYS = (("r_j_ohm", "RJ", "J", "J"), ("r_h_ohm", "RH", "H", "H"), ("r_t_ohm", "RT", "J^T", "JT"))
 
 
-def element_info(design) -> tuple[dict[str, ElementInfo], list[MissingElement]]:
+def element_info(design) -> tuple[dict, list[MissingElement]]:
     """What the array resistors realise (spu_sim.parts.element_table): RJ<a>_<b> J[a,b], RH<a>_<b> H[a,b], RT<a>_<b>
     J^T[a,b] (1-based), with their nominal values; the pruned entries (a pruned J entry leaves both RJ and RT out)
     and the entries rounded to code 0 (r_bits) as missing rows."""
-    info: dict[str, ElementInfo] = {}
-    for attr, prefix, factor, _ in ARRAYS:
-        nominal = design.r_nominal.get(attr, getattr(design, attr))
-        for a, b in zip(*np.nonzero(np.isfinite(nominal))):
-            info[f"{prefix}{a + 1}_{b + 1}"] = ElementInfo(f"{factor}[{a + 1},{b + 1}]", float(nominal[a, b]))
+    info: dict = {prefix: ArrayInfo(factor + "[{i},{j}]", np.asarray(design.r_nominal.get(attr, getattr(design, attr))))
+                  for attr, prefix, factor, _ in ARRAYS}
     missing = []
     by_tag = {tag: (prefix, factor) for _, prefix, factor, tag in ARRAYS}
     pruned = []
