@@ -18,6 +18,7 @@ Errors print one line, never a traceback (set SPU_SIM_DEBUG=1 to see one).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import warnings
@@ -30,9 +31,65 @@ from .engines import available
 from .errors import BadInputError, SpuSimError, one_line
 from .experiments import EXPERIMENTS, run_experiment
 from .pipeline import simulate, write_netlist
+from .runs.summary import SUMMARY_JSON
 from .posterior.run import format_summary, run_posterior
 from .sweep import run_sweep
 from .train.loop import run_training_from_file
+
+
+#: the key numbers a command prints, in words with units: (metric key, words, kind), kind "%" (a relative error,
+#: printed in percent), "s", "J", "W", "tau", "x" (a ratio) or "" (a plain number)
+KEY_NUMBERS: tuple[tuple[str, str, str], ...] = (
+    # op-amp circuits: settling and energy (spu_sim.topologies.opamp.metrics, spu_sim.parts.settling)
+    ("settle_measured_tau", "settling time to 1 % of the initial error, measured", "tau"),
+    ("settle_measured_s", "the same settling time in seconds", "s"),
+    ("settle_predicted_exact_tau", "settling time predicted from the effective drift", "tau"),
+    ("energy_supply_j", "energy drawn from the op-amp supplies over the run", "J"),
+    ("power_supply_mean_w", "mean supply power of the op-amps", "W"),
+    ("energy_resistive_j", "energy dissipated in the coupling and input resistors", "J"),
+    ("power_resistive_mean_w", "mean power in the coupling and input resistors", "W"),
+    # switched-capacitor circuits: the error split (spu_sim.topologies.opamp_sc.metrics)
+    ("sc_quantization_mean_rel_err", "mean error from the capacitor-bank codes (quantisation)", "%"),
+    ("sc_quantization_cov_rel_err", "covariance error from the capacitor-bank codes (quantisation)", "%"),
+    ("sc_discretization_mean_rel_err", "mean error from the clocked (discrete-time) update", "%"),
+    ("sc_discretization_cov_rel_err", "covariance error from the clocked (discrete-time) update", "%"),
+    ("sc_feedthrough_mean_rel_err", "mean error from clock feedthrough and charge injection", "%"),
+    ("sc_sampling_mean_rel_err", "mean error of the finite run (sampling)", "%"),
+    ("sc_sampling_mean_rel_err_expected", "mean error of the finite run expected from theory", "%"),
+    ("sc_sampling_cov_rel_err", "covariance error of the finite run (sampling)", "%"),
+    ("sc_sampling_cov_rel_err_expected", "covariance error of the finite run expected from theory", "%"),
+    ("sc_ktc_over_kappa", "kT/C noise relative to the target kappa", "x"),
+    ("sc_energy_per_clock_j", "switching energy per clock period", "J"),
+    ("sc_power_w", "switching power at the clock frequency", "W"),
+    # the small-signal noise analysis (spu_sim.analyses.noise)
+    ("max_abs_var_error_relative", "largest variance error of .noise against the Lyapunov theory", "%"),
+    ("cov_rel_error_vs_lyapunov", "covariance from .noise against the Lyapunov theory of the realised circuit", "%"),
+    ("cov_rel_error_vs_band_theory", "covariance from .noise against the theory over the same band", "%"),
+    ("cov_rel_error_vs_kappa_A_inv", "covariance from .noise against the target kappa A^-1", "%"),
+    ("cov_rel_error_vs_kT_Cm_inv_realized", "covariance from .noise against kT Cm^-1 of the realised capacitors", "%"),
+    ("spectrum_max_rel_error", "largest error of a noise spectrum against theory, over the band", "%"),
+    ("cov_rel_error_transient_vs_noise", "covariance of the transient run against the one from .noise", "%"),
+    ("engine_s", "engine run time", "s"),
+)
+
+
+def format_number(value: float, kind: str) -> str:
+    """A key number with its unit: a relative error in percent, a time in s, an energy in J, ..."""
+    if kind == "%":
+        return f"{100.0 * value:.3g} %"
+    if kind == "x":
+        return f"{value:.3g} x"
+    return f"{value:.4g} {kind}".rstrip()
+
+
+def format_key_numbers(m: dict, keys: tuple[tuple[str, str, str], ...] = KEY_NUMBERS) -> list[str]:
+    """One line per key number present in m (finite numbers only): "words: value unit"."""
+    out = []
+    for key, words, kind in keys:
+        v = m.get(key) if isinstance(m, dict) else None
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf"):
+            out.append(f"{words}: {format_number(float(v), kind)}")
+    return out
 
 
 def _print_files(out: Path, files: list[Path] | None = None) -> None:
@@ -53,6 +110,13 @@ def cmd_simulate(a) -> int:
     res = simulate(a.config, a.out, progress=True)
     t = res.timings_s
     print(f"engine {res['engine']}: {t.engine_s:.2f} s, readout {t.readout_s:.2f} s")
+    n = len(res["t"])
+    if n:
+        print(f"transient: {n} samples over {float(res['t'][-1]) / float(res['tau_s']):.4g} tau "
+              f"(tau = {float(res['tau_s']):.4g} s), {int(res['adc_clipped'])} ADC samples clipped")
+    energy = {k: float(res[k]) for k in ("energy_supply_j",) if k in res.arrays}
+    for line in format_key_numbers(energy):
+        print(line)
     print(f"netlist: {(Path(a.out) / 'netlist.cir').resolve()}")
     print(f"results: {(Path(a.out) / 'result.npz').resolve()}")
     return 0
@@ -61,6 +125,8 @@ def cmd_simulate(a) -> int:
 def cmd_compare(a) -> int:
     m = compare(a.config, a.out, progress=True)
     print(format_table(m))
+    for line in format_key_numbers(m):
+        print(line)
     if format_budget(m):
         print(format_budget(m))
     out = Path(a.out).resolve()
@@ -71,12 +137,14 @@ def cmd_compare(a) -> int:
 
 
 def cmd_noise(a) -> int:
-    m = run_noise(a.config, a.out)
-    for key in ("max_abs_var_error_relative", "cov_rel_error_vs_lyapunov", "cov_rel_error_vs_kappa_A_inv",
-                "spectrum_max_rel_error", "cov_rel_error_vs_kT_Cm_inv_realized",
-                "cov_rel_error_transient_vs_noise"):
-        if isinstance(m, dict) and key in m:
-            print(f"{key:36s} {m[key]:.3e}")
+    m = run_noise(a.config, a.out, points_per_decade=a.points_per_decade, span_decades=a.span_decades,
+                  element_noise=a.element_noise, transient=not a.no_transient)
+    f1, f2 = m["band_hz"]
+    print(f".noise of {m['d']} outputs and {m['n_outputs'] - m['d']} differences on {m['engine']}, "
+          f"{f1:.3g} Hz to {f2:.3g} Hz, {m['points_per_decade']} points per decade"
+          + (", every resistor's thermal noise included" if m["element_noise"] else ""))
+    for line in format_key_numbers(m):
+        print(line)
     _print_files(a.out)
     return 0
 
@@ -90,19 +158,55 @@ def cmd_posterior(a) -> int:
     return 0
 
 
+CROSSCHECK_NUMBERS = (("op_rel_diff", ".op difference (relative)", "%"),
+                      ("path_rms_diff_sd", "path difference, rms, in stationary standard deviations", "x"),
+                      ("path_max_diff_sd", "path difference, largest, in stationary standard deviations", "x"),
+                      ("mean_rel_diff", "time-average difference (relative)", "%"),
+                      ("cov_rel_diff", "covariance difference (relative)", "%"))
+
+
 def cmd_crosscheck(a) -> int:
     m = run_crosscheck(a.config, a.out, reference=a.reference, candidate=a.candidate)
-    for key in ("op_rel_diff", "path_rms_diff_sd", "path_max_diff_sd", "mean_rel_diff", "cov_rel_diff"):
-        value = getattr(m, key)
-        if value is not None:
-            print(f"{key:20s} {value:.3e}")
+    for line in format_key_numbers({k: getattr(m, k) for k, _, _ in CROSSCHECK_NUMBERS}, CROSSCHECK_NUMBERS):
+        print(line)
     print(f"{m.reference}: {m.reference_s:.3f} s, {m.candidate}: {m.candidate_s:.3f} s, ratio {m.speedup:.1f}")
     _print_files(a.out)
     return 0
 
 
+def format_sweep_summary(info: dict) -> list[str]:
+    """The key numbers of a sweep's summary.json in words: runs, the metric's spread, the yield (and with
+    mitigation the averaged groups' spread and yield)."""
+    metric = info.get("metric", "")
+    lines = [f"runs: {info.get('ok', 0)} ok, {info.get('failed', 0)} failed of {info.get('runs_planned', 0)} planned"]
+
+    kind = "%" if "rel_err" in metric or metric.endswith("_relative") else ""
+
+    def spread(st: dict) -> str:
+        return (f"mean {format_number(st['mean'], kind)}, median {format_number(st['median'], kind)}, 95th percentile "
+                f"{format_number(st['p95'], kind)}, largest {format_number(st['max'], kind)} over {st['n']} runs")
+    st = info.get("metric_stats", {}).get(metric, {})
+    if st.get("n"):
+        lines.append(f"{metric}{' (relative error)' if kind else ''}: {spread(st)}")
+    if "yield" in info:
+        lines.append(f"yield: {100 * info['yield']:.3g} % of the planned runs have {metric} <= "
+                     f"{format_number(info['threshold'], kind)}")
+    mit = info.get("mitigation", {})
+    col = mit.get(f"{metric}_averaged", {})
+    if col.get("n"):
+        lines.append(f"{metric} of groups of {mit['group_size']} averaged (mitigation): " + spread(col).replace(
+            "runs", "groups"))
+    if "yield" in mit:
+        lines.append(f"yield with mitigation: {100 * mit['yield']:.3g} % of the groups")
+    return lines
+
+
 def cmd_sweep(a) -> int:
     path = run_sweep(a.config, a.out, scheduler=a.scheduler, workers=a.workers, plots=not a.no_plots)
+    summary_json = Path(a.out) / SUMMARY_JSON
+    if summary_json.is_file():
+        for line in format_sweep_summary(json.loads(summary_json.read_text())):
+            print(line)
     print(f"summary: {Path(path).resolve()}")
     _print_files(a.out)
     return 0
@@ -149,7 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("netlist", cmd_netlist, "write the netlist only")
     add("simulate", cmd_simulate, "run ngspice and write result.npz")
     add("compare", cmd_compare, "simulate, compare with the exact OU reference, write metrics and plots")
-    add("noise", cmd_noise, "small-signal .noise analysis against the OU theory")
+    n = add("noise", cmd_noise, "small-signal .noise analysis against the OU theory")
+    n.add_argument("--points-per-decade", type=int, default=20, help="frequency points per decade (>= 2; default 20)")
+    n.add_argument("--span-decades", type=float, default=4.0,
+                   help="decades of band beyond the slowest and fastest mode (> 0; default 4)")
+    n.add_argument("--element-noise", action="store_true",
+                   help="include every resistor's own thermal noise (default: only the injected noise)")
+    n.add_argument("--no-transient", action="store_true",
+                   help="skip the comparison with a transient run's covariance")
     x = add("crosscheck", cmd_crosscheck, "run one circuit on ngspice and on the exact linear engine with the same "
             "noise: .op and path differences (in stationary sd), statistics, run times and their ratio, a plot")
     x.add_argument("--reference", default=None, help="the sign-off engine (default: the config's ngspice engine)")

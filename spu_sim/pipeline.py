@@ -32,6 +32,7 @@ from .problems import Problem, build_problem
 from .readout import make_adc, read_op, read_transient, sample_dt_tau
 from .spice import NETLIST_NAME, format_spice, write_circuit
 from .parts.intrinsic_noise import add_intrinsic_noise, check_engine, intrinsic_from_config
+from .parts.element_table import ELEMENTS_NAME, applied_text, write_element_table
 from .parts.noise_dacs import noise_samples
 from .topologies import TOPOLOGIES, CircuitRequest, Design, Topology
 
@@ -227,7 +228,7 @@ def netlist_text(prep: Prepared) -> str:
 def write_run_files(prep: Prepared, folder: Path, metadata: bool = True) -> Circuit:
     """netlist.cir (+ noise_<i>.txt when the design injects noise) in folder; returns the circuit.
 
-    metadata: also config.yaml and design.json (skipped for throw-away runs: dumping a 130 x 130 inline
+    metadata: also config.yaml, design.json and elements.csv (skipped for throw-away runs: dumping a 130 x 130 inline
     matrix as YAML costs more than loading the netlist into ngspice).
     """
     circuit = build_circuit(prep)
@@ -235,6 +236,8 @@ def write_run_files(prep: Prepared, folder: Path, metadata: bool = True) -> Circ
     if metadata:
         io.atomic_write_text(folder / CONFIG_NAME, save_config(prep.cfg))
         io.atomic_write_json(folder / DESIGN_NAME, prep.design.describe())
+        write_element_table(folder / ELEMENTS_NAME, circuit, *prep.topology.element_info(prep.design),
+                            applied=applied_text(getattr(prep.design, "notes", {})))
     return circuit
 
 

@@ -8,9 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .plotting import pyplot, save_png
+from .plotting import pyplot, save_png, variable_ticks
 
 MAX_TRACES = 6
+
+
+def _engine(res) -> str:
+    """The engine that produced a result (result.npz's ``engine``), for legends."""
+    return str(res["engine"]) if "engine" in res else "ngspice"
 
 
 def plot_waveforms(res, ref, path: Path) -> Path:
@@ -25,7 +30,7 @@ def plot_waveforms(res, ref, path: Path) -> Path:
         ax = axes[i, 0]
         ax.fill_between(t, ref["mean_t"][:, i] - 2 * ref["std_t"][:, i], ref["mean_t"][:, i] + 2 * ref["std_t"][:, i],
                         color="tab:orange", alpha=0.25, label="exact mean +/- 2 sigma")
-        ax.plot(t, res["x"][sel, i], lw=0.6, color="tab:blue", label="circuit (ngspice)")
+        ax.plot(t, res["x"][sel, i], lw=0.6, color="tab:blue", label=f"circuit ({_engine(res)})")
         ax.plot(t, ref["mean_t"][:, i], lw=1.2, color="tab:orange", label="exact mean")
         ax.set_ylabel(f"x{i + 1}")
     axes[0, 0].legend(loc="upper right", fontsize=7, ncol=3)
@@ -35,27 +40,36 @@ def plot_waveforms(res, ref, path: Path) -> Path:
 
 
 def plot_covariance(res, ref, path: Path) -> Path:
-    """Heat maps: circuit sample covariance, exact stationary covariance, and their difference."""
+    """Heat maps: circuit sample covariance, exact stationary covariance, and their difference; rows and columns
+    named x1 .. xd like the waveforms."""
     plt = pyplot()
     c, s = res["x_cov"], ref["cov_stationary"]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
     lim = np.abs(s).max()
-    for ax, mat, title in ((axes[0], c, "circuit (ngspice)"), (axes[1], s, "exact stationary"),
-                           (axes[2], c - s, "circuit - exact")):
-        im = ax.imshow(mat, cmap="RdBu_r", vmin=-lim if title != "circuit - exact" else -np.abs(c - s).max(),
-                       vmax=lim if title != "circuit - exact" else np.abs(c - s).max())
+    circuit = f"circuit ({_engine(res)})"
+    for ax, mat, title in ((axes[0], c, circuit), (axes[1], s, "exact stationary"), (axes[2], c - s, "circuit - exact")):
+        diff = title == "circuit - exact"
+        im = ax.imshow(mat, cmap="RdBu_r", vmin=-np.abs(c - s).max() if diff else -lim,
+                       vmax=np.abs(c - s).max() if diff else lim)
         ax.set_title(title)
-        fig.colorbar(im, ax=ax, fraction=0.046)
+        variable_ticks(ax, mat.shape[0])
+        fig.colorbar(im, ax=ax, fraction=0.046).set_label("covariance (problem units^2)")
+    fig.suptitle("Covariance of x: cov(x_i, x_j)")
     return save_png(fig, path)
 
 
-def plot_convergence(ref, path: Path) -> Path:
-    """Relative error of the running mean and covariance vs averaging time: circuit, ideal sampler, theory."""
+def plot_convergence(ref, path: Path, res=None) -> Path:
+    """Relative error of the running mean and covariance vs averaging time: circuit, ideal sampler, theory. A
+    topology without a mean (rlc: has_mean False in result.npz) has no b: the covariance panel only."""
     plt = pyplot()
     T = ref["conv_T_tau"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, key, title in ((axes[0], "mean", "time average vs A^-1 b"), (axes[1], "cov", "covariance vs kappa A^-1")):
-        ax.loglog(T, ref[f"conv_{key}_err"], "o-", ms=3, label="circuit (ngspice)")
+    panels = [("mean", "time average vs A^-1 b"), ("cov", "covariance vs kappa A^-1")]
+    if res is not None and "has_mean" in res and not bool(res["has_mean"]):
+        panels = panels[1:]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    engine = "ngspice" if res is None else _engine(res)
+    for ax, (key, title) in zip(axes[0], panels):
+        ax.loglog(T, ref[f"conv_{key}_err"], "o-", ms=3, label=f"circuit ({engine})")
         ax.loglog(T, ref[f"conv_{key}_err_ideal"], "s-", ms=3, label="ideal OU sampler")
         if f"conv_{key}_err_expected" in ref:
             ax.loglog(T, ref[f"conv_{key}_err_expected"], "k--", label="expected (theory, rms)")
@@ -85,8 +99,8 @@ def plot_clock_zoom(res, path: Path) -> Path:
         ax.plot(t_us, res["sc_zoom_x"][:, i], lw=1.0, marker=".", ms=2, label=f"x{i + 1} ({engine})")
     ax.set_ylabel("x (problem units)")
     ax.legend(fontsize=8, loc="upper right")
-    ax.set_title(f"Clocked waveform: {len(t)} {engine} points over {(t[-1] - t[0]) / T:.0f} clock periods "
-                 "(shaded: phase 1 green, phase 2 purple)")
+    ax.set_title(f"Clocked waveform: {len(t)} {engine} points over {(t[-1] - t[0]) / T:.0f} clock periods\n"
+                 "(shaded: phase 1 green, phase 2 purple)", fontsize=10)
     axc.set_ylabel("clock (V)")
     axc.set_xlabel("t - t0 (us)")
     axc.legend(fontsize=8, loc="upper right", ncol=2)
@@ -101,7 +115,7 @@ def plot_compare(out_dir: str | Path) -> list[Path]:
     if not ref_path.is_file():
         return []
     ref = dict(np.load(ref_path))
-    paths = [plot_waveforms(res, ref, out / "waveforms.png"), plot_convergence(ref, out / "error_vs_time.png")]
+    paths = [plot_waveforms(res, ref, out / "waveforms.png"), plot_convergence(ref, out / "error_vs_time.png", res)]
     if np.all(np.isfinite(res["x_cov"])) and np.any(res.get("kappa", 0)):
         paths.append(plot_covariance(res, ref, out / "covariance.png"))
     if "sc_zoom_t_s" in res and len(res["sc_zoom_t_s"]) > 1:   # a clocked topology saved its zoom window

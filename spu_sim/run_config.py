@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from .config import ReadoutConfig, SimulationConfig, Strict, load_config
 from .engines import ENGINES
@@ -42,8 +42,16 @@ class Config(Strict):
 
     @field_validator("circuit", mode="before")
     @classmethod
-    def _circuit(cls, v: Any) -> Any:
-        """Validate the section with the config model of the topology it names (default opamp)."""
+    def _circuit(cls, v: Any, info: ValidationInfo) -> Any:
+        """Validate the section with the config model of the topology it names; without ``circuit.topology`` the one
+        topology that takes the problem's kind when exactly one does (posterior_gaussian for gaussian_posterior,
+        opamp_factored for factored), else opamp."""
+        problem = info.data.get("problem")
+        if problem is not None and (v is None or (isinstance(v, dict) and "topology" not in v)):
+            kind = getattr(problem, "kind", "linear")
+            takes = [name for name, t in TOPOLOGIES.items() if kind in t.problem_kinds]
+            if len(takes) == 1:
+                v = {**(v or {}), "topology": takes[0]}
         return circuit_config(v)
 
     @field_validator("simulation")

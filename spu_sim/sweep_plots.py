@@ -3,9 +3,11 @@
     plot_sweep("runs/mc")   # -> [DIR/error_vs_<key>.png ..., DIR/mc_histogram.png, DIR/mc_yield.png]
 
 - error_vs_<key>.png: every error metric of the ok runs against each swept key (points, median line;
-  log axes where the values span more than a factor 20); failed runs marked at the bottom.
-- mc_histogram.png: histogram of the sweep metric over Monte Carlo draws (and of the mitigated,
-  group-averaged error when mitigation.csv exists).
+  log axes where the values span more than a factor 20); failed runs marked at the bottom. A seed key
+  (``simulation.seed``, ``circuit.tolerance.seed``: replications, no physical axis) gets no such plot: its runs
+  are the spread of the points in the other keys' plots, or, when seeds are all that is swept, the histogram.
+- mc_histogram.png: histogram of the sweep metric over Monte Carlo draws or swept seeds (and of the mitigated,
+  group-averaged error when mitigation.csv exists); whole-number counts.
 - mc_yield.png: yield (fraction of all runs, failed ones count as misses) against the threshold, the
   configured threshold marked.
 Never simulates; matplotlib Agg, no LaTeX.
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plotting import pyplot, save_png
+from .plotting import integer_ticks, no_minor_labels, pyplot, save_png
 from .runs.records import PLAN_NAME
 from .runs.summary import MITIGATION_NAME, SUMMARY_NAME, format_value
 
@@ -37,6 +39,17 @@ def _num(v: str | None) -> float:
         return float(v) if v not in (None, "") else math.nan
     except ValueError:
         return math.nan
+
+
+def is_seed_key(key: str) -> bool:
+    """A config key that only names a random stream (simulation.seed, circuit.tolerance.seed): no axis to plot on."""
+    leaf = key.rsplit(".", 1)[-1]
+    return leaf == "seed" or leaf.endswith("_seed")
+
+
+def metric_label(metric: str) -> str:
+    """An axis label for a summary metric: its name, and what a *_rel_err is."""
+    return f"{metric} (relative error)" if "rel_err" in metric else metric
 
 
 def _safe(name: str) -> str:
@@ -58,7 +71,8 @@ def plot_sweep(out_dir: str | Path) -> list[Path]:
     errors = [c for c in ERROR_COLUMNS if c in rows[0]] or ([metric] if metric in rows[0] else [])
     ok = [r for r in rows if r["status"] == "ok"]
 
-    for key in spec.get("grid", {}):
+    grid_keys = list(spec.get("grid", {}))
+    for key in [k for k in grid_keys if not is_seed_key(k)]:
         values = spec["grid"][key]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -101,7 +115,8 @@ def plot_sweep(out_dir: str | Path) -> list[Path]:
         save_png(fig, path)
         files.append(path)
 
-    if spec.get("monte_carlo") and metric in rows[0]:
+    only_seeds = bool(grid_keys) and all(is_seed_key(k) for k in grid_keys)
+    if (spec.get("monte_carlo") or only_seeds) and metric in rows[0]:
         y = np.array([_num(r[metric]) for r in ok])
         y = y[np.isfinite(y)]
         mit_path = out / MITIGATION_NAME
@@ -120,10 +135,12 @@ def plot_sweep(out_dir: str | Path) -> list[Path]:
                         label=f"average of {k} realisations (n={len(y_avg)}, median {np.median(y_avg):.3g})")
             if lo > 0:
                 ax.set_xscale("log")
+                no_minor_labels(ax.xaxis)
             if spec.get("threshold"):
                 ax.axvline(spec["threshold"], color="k", ls="--", label=f"threshold {spec['threshold']:g}")
-            ax.set_xlabel(metric)
+            ax.set_xlabel(metric_label(metric))
             ax.set_ylabel("runs")
+            integer_ticks(ax.yaxis)
             ax.set_title(f"Monte Carlo: {metric} ({len(rows) - len(ok)} failed)")
             ax.legend(fontsize=8)
             path = out / "mc_histogram.png"
@@ -142,9 +159,11 @@ def plot_sweep(out_dir: str | Path) -> list[Path]:
                 ax.annotate(f"yield {(y <= t0).sum() / n_all:.1%} at {t0:g}", (t0, 0.05), fontsize=8)
             if y.min() > 0:
                 ax.set_xscale("log")
+                no_minor_labels(ax.xaxis)
             ax.set_ylim(0, 1.02)
-            ax.set_xlabel(f"threshold on {metric}")
-            ax.set_ylabel("yield")
+            ax.set_xlabel(f"threshold on {metric_label(metric)}")
+            ax.set_ylabel("yield (fraction of runs at or below)")
+            ax.set_title(f"Monte Carlo yield: {metric}")
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8)
             path = out / "mc_yield.png"

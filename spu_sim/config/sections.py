@@ -78,6 +78,14 @@ class AdcConfig(Strict):
     bits: int | None = Field(default=None, ge=1, le=32)
     range_v: float | None = Field(default=None, gt=0)
 
+    @model_validator(mode="after")
+    def _range_needs_bits(self) -> "AdcConfig":
+        """range_v without bits would be silently ignored: the ideal ADC neither clips nor rounds."""
+        if self.bits is None and self.range_v is not None:
+            raise ValueError(f"range_v = {self.range_v:g} is used only by a quantising ADC (the ideal one, bits: null, "
+                             "neither clips nor rounds); set readout.adc.bits, or remove range_v")
+        return self
+
 
 class ReadoutConfig(Strict):
     """sample_dt_tau: ADC sample period in tau (default: the noise step). waveforms: the file of the engine's

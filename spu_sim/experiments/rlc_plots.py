@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..plotting import pyplot, save_png
+from ..plotting import pyplot, save_png, variable_ticks
 
 SUMMARY_NAME = "summary.json"
 
@@ -31,6 +31,9 @@ def plot_sampling(out: Path) -> list[Path]:
         ax.plot(g, np.exp(-0.5 * (g / s) ** 2) / (s * np.sqrt(2 * np.pi)), color="tab:orange",
                 label="N(0, kT Cm^-1)")
         ax.set_title(f"cell {i + 1}", fontsize=9)
+        ax.set_xlabel(f"x{i + 1} (problem units)", fontsize=8)
+        if i % cols == 0:
+            ax.set_ylabel("probability density", fontsize=8)
     for k in range(d, rows * cols):
         axes[k // cols, k % cols].axis("off")
     axes[0, 0].legend(fontsize=7)
@@ -43,11 +46,13 @@ def plot_sampling(out: Path) -> list[Path]:
     for ax, mat, title in ((axes[0], emp, "empirical (V^2)"), (axes[1], th, "kT_eff Cm^-1 (V^2)")):
         im = ax.imshow(mat, cmap="RdBu_r", vmin=-lim, vmax=lim)
         ax.set_title(title)
-        fig.colorbar(im, ax=ax, fraction=0.046)
+        variable_ticks(ax, mat.shape[0])
+        fig.colorbar(im, ax=ax, fraction=0.046).set_label("covariance (V^2)")
     zl = max(3.0, float(np.abs(f["z"]).max()))
     im = axes[2].imshow(f["z"], cmap="RdBu_r", vmin=-zl, vmax=zl)
     axes[2].set_title("(empirical - theory) / std. error")
-    fig.colorbar(im, ax=axes[2], fraction=0.046)
+    variable_ticks(axes[2], f["z"].shape[0])
+    fig.colorbar(im, ax=axes[2], fraction=0.046).set_label("z score")
     iu = np.triu_indices(emp.shape[0])
     axes[3].errorbar(th[iu], emp[iu], yerr=2 * sd[iu], fmt="o", ms=3, lw=0.8, label="entries +/- 2 s.e.")
     lo, hi = float(th[iu].min()), float(th[iu].max())

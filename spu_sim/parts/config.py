@@ -95,8 +95,9 @@ class OpampConfig(Strict):
     drawn from circuit.tolerance.seed), unity-gain inverters of two ``r_inverter_ohm`` resistors, and
     supplies +/- ``supply_v`` that provide the output-stage load current plus ``i_quiescent_a`` per op-amp
     (energy metric). ``r_out_ohm``: output resistance in series with the output (0 = none); ``c_in_farad``:
-    input capacitance from the inverting input to ground (0 = none). The knobs other than ``model`` and the noise
-    densities are ignored by the ideal model.
+    input capacitance from the inverting input to ground (0 = none). A knob the chosen model does not use is an
+    error (``check_opamp_knobs``, called by every topology that has op-amps): the knobs other than ``model`` and
+    the noise densities are the macromodel's unless a topology's ideal model uses them too.
 
     Noise (every op-amp of every topology, ideal model included; spu_sim.parts.intrinsic_noise): input voltage
     noise density ``en_v_per_rthz`` (V/sqrt(Hz), one-sided, in series with the + input), input current noise
@@ -153,3 +154,25 @@ class WiresConfig(Strict):
     @property
     def on(self) -> bool:
         return self.r_ohm_per_segment > 0
+
+
+#: the OpampConfig knobs the ideal model (a nullor) uses in every topology; every other knob, a new one included,
+#: is the macromodel's unless a topology lists it in its ``ideal_uses`` (check_opamp_knobs)
+IDEAL_OPAMP_KNOBS: tuple[str, ...] = ("model", "en_v_per_rthz", "in_a_per_rthz", "flicker_corner_hz")
+
+
+def check_opamp_knobs(oc: OpampConfig, topology: str, ideal_uses: tuple[str, ...] = (),
+                      unused: dict[str, str] | None = None) -> None:
+    """ValueError (one line, naming the model that would use it) for the first op-amp knob set to a value other than
+    its default that the chosen model of ``topology`` does not use: a macromodel knob with ``model: ideal`` (unless
+    in ``ideal_uses``: knobs the topology's ideal op-amps use too), or a knob in ``unused`` ({knob: why}) that no
+    model of this topology uses. Called from each topology's circuit-section validator."""
+    for name, f in type(oc).model_fields.items():
+        value = getattr(oc, name)
+        if name in IDEAL_OPAMP_KNOBS or value == f.default:
+            continue
+        if unused and name in unused:
+            raise ValueError(f"opamp.{name} = {value!r} does not apply to topology {topology} ({unused[name]}); remove it")
+        if oc.model == "ideal" and name not in ideal_uses:
+            raise ValueError(f"opamp.{name} = {value!r} is used only by model: macro (the ideal op-amp is a nullor and "
+                             f"ignores it); set circuit.opamp.model: macro, or remove {name}")

@@ -63,6 +63,22 @@ def quantize_grid(values: np.ndarray, lsb: float, max_value: float | None = None
     return np.round(v / lsb) * lsb
 
 
+def grid_codes(values: np.ndarray, lsb: float, max_value: float | None = None) -> np.ndarray:
+    """The integer codes k of quantize_grid (values clipped to +/- max_value, then k = round(v / lsb))."""
+    v = np.asarray(values, dtype=float)
+    if max_value is not None:
+        v = np.clip(v, -max_value, max_value)
+    return np.round(v / lsb).astype(np.int64)
+
+
+def conductance_codes(r_ohm: np.ndarray, r_min_ohm: float, bits: int) -> np.ndarray:
+    """The integer codes k of quantize_conductance (conductance k G_max / (2^bits - 1), k <= 2^bits - 1; k = 0:
+    no resistor); a resistor that does not exist (inf) has code 0."""
+    g = np.where(np.isfinite(r_ohm), 1.0 / np.asarray(r_ohm, dtype=float), 0.0)
+    lsb = (1.0 / r_min_ohm) / (2 ** bits - 1)
+    return np.minimum(np.round(g / lsb), 2 ** bits - 1).astype(np.int64)
+
+
 def quantize_conductance(r_ohm: np.ndarray, r_min_ohm: float, bits: int) -> np.ndarray:
     """Resistors (inf = none) -> resistors whose conductance lies on k G_max / (2^bits - 1); k = 0 -> inf."""
     g = np.where(np.isfinite(r_ohm), 1.0 / np.asarray(r_ohm, dtype=float), 0.0)

@@ -46,6 +46,7 @@ def plot_marginals(s, path: Path) -> Path:
                 ax.plot(g, np.exp(-0.5 * ((g - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)), color=col, lw=0.9,
                         ls="--", label=lab + " (Gaussian fit)")
         ax.set_xlabel(f"theta_{i + 1}")
+        ax.set_ylabel("probability density")
         if i == 0:
             ax.legend(fontsize=6)
     fig.suptitle("posterior marginals", fontsize=9)
@@ -85,8 +86,8 @@ def plot_pairs(s, path: Path) -> Path:
                 ax.axis("off")
             if i == d - 1:
                 ax.set_xlabel(f"theta_{j + 1}", fontsize=7)
-            if j == 0 and i > 0:
-                ax.set_ylabel(f"theta_{i + 1}", fontsize=7)
+            if j == 0:
+                ax.set_ylabel(f"theta_{i + 1}" if i > 0 else "density", fontsize=7)
             ax.tick_params(labelsize=6)
     fig.suptitle(f"circuit ({_engine(s)}, blue) vs reference ({s['ref_kind']}, orange; black: 1 and 2 sigma)",
                  fontsize=8)

@@ -15,7 +15,7 @@ A topology is an instance of a ``Topology`` subclass with
     problem_kinds   the problem kinds it accepts (spu_sim.problems; default linear)
     design()        Problem + its section + the simulation section -> a design (the ``Design`` protocol)
     build_circuit() design + CircuitRequest -> Circuit
-and optional hooks with do-nothing defaults: ``circuit_arrays`` (extra result.npz arrays), ``circuit_metrics``
+and optional hooks with do-nothing defaults: ``element_info`` (the roles of elements.csv), ``circuit_arrays`` (extra result.npz arrays), ``circuit_metrics``
 (extra compare metrics) and ``noise`` (the small-signal noise analysis, spu_sim.analyses.noise).
 
 ``TOPOLOGIES.add(topology)`` adds one (a test registers its own from tests/); the config's ``circuit`` section
@@ -128,6 +128,12 @@ class Topology:
     def n_elements(self, design) -> int:
         """An estimate of the circuit's element count, for the limits checked before a run (default: dense)."""
         return design.d ** 2 + 10 * design.d
+
+    def element_info(self, design) -> tuple[dict, list]:
+        """What each element realises, for elements.csv (spu_sim.parts.element_table): ({element name:
+        ElementInfo}, [MissingElement] for entries pruned or dropped). Default: none (the table then gives each
+        element its netlist section as its role)."""
+        return {}, []
 
     def circuit_arrays(self, design, problem, plots: dict, arrays: dict) -> dict[str, np.ndarray]:
         """Extra result.npz arrays (default none)."""

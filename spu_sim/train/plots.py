@@ -34,6 +34,53 @@ def read_history(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     return {lab: {k: np.asarray(v) for k, v in c.items()} for lab, c in cols.items()}
 
 
+#: a first step slower than this multiple of the median step is a cold start (Adam: 2.2 ms against 0.1 ms)
+WARMUP_FACTOR = 3.0
+
+
+def legend_columns(n_entries: int, rows: int = 16) -> int:
+    """Columns of a legend of n_entries so that it stays within about ``rows`` rows (a long legend of one column
+    runs off the figure)."""
+    return max(1, -(-n_entries // rows))
+
+
+def warm_time(h: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
+    """(modelled time with the first step's warm-up left out, the seconds left out) of one optimiser's history.
+
+    The first step of a digital optimiser includes one-off costs (allocation, caches: Adam's took 2.2 ms against
+    0.1 ms per later step), which on a log time axis squeezes the whole run into its right end. The first row
+    interval's time is replaced by its steps times the median per-step time of the later intervals when it is more
+    than WARMUP_FACTOR times that; every later time moves by the same amount (the curve keeps its shape).
+    """
+    t, it = np.asarray(h["modelled_time_s"], dtype=float), np.asarray(h["iteration"], dtype=float)
+    if len(t) < 3:
+        return t, 0.0
+    dt, dit = np.diff(t), np.diff(it)
+    ok = dit > 0
+    if not ok[0] or ok[1:].sum() == 0:
+        return t, 0.0
+    per_step = float(np.median(dt[1:][ok[1:]] / dit[1:][ok[1:]]))
+    typical = per_step * dit[0]
+    if not (per_step > 0 and dt[0] > WARMUP_FACTOR * typical):
+        return t, 0.0
+    excess = float(dt[0] - typical)
+    out = t.copy()
+    out[1:] -= excess
+    return out, excess
+
+
+def _time_label(hist: dict[str, dict[str, np.ndarray]], what: str = "modelled time (s)") -> str:
+    """The time axis label ``what``, with a second line saying how much warm-up was left out (warm_time), if any
+    (the optimiser with the largest; history.csv keeps the measured times)."""
+    cut = {lab: warm_time(h)[1] for lab, h in hist.items()}
+    cut = {lab: v for lab, v in cut.items() if v > 0}
+    if not cut:
+        return what
+    worst = max(cut, key=cut.get)
+    others = f" and {len(cut) - 1} more" if len(cut) > 1 else ""
+    return what + f"\nfirst-step warm-up left out: {worst} {cut[worst] * 1e3:.2g} ms{others}"
+
+
 def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, *, with_time: bool = True) -> Path:
     """Loss and accuracy against iteration (and against modelled time) for the labels in ``hist``."""
     plt = pyplot()
@@ -43,16 +90,22 @@ def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, 
         panels.append(("nat_grad_rel_error", "|SPU - exact| / |exact| (NGD; tkfac: K-FAC)"))
     ncols = len(panels)
     nrows = 2 if with_time else 1
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 4.2 * nrows), squeeze=False)
+    # one more, narrow column for the legend: inside a panel a long legend covers curves or runs off the figure
+    fig, grid = plt.subplots(nrows, ncols + 1, figsize=(5 * ncols + 2.6, 4.2 * nrows), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.0] * ncols + [0.5]})
+    axes = [row[:ncols] for row in grid]
+    for row in grid:
+        row[-1].axis("off")
     xs = [("iteration", "iteration", "linear")]
     if with_time:
-        xs.append(("modelled_time_s", "modelled time (s)", "log"))
+        xs.append(("modelled_time_s", _time_label(hist), "log"))
     colors = {label: f"C{i % 10}" for i, label in enumerate(hist)}
     for row, (xkey, xlabel, xscale) in enumerate(xs):
         for col, (ykey, ylabel) in enumerate(panels):
             ax = axes[row][col]
             for label, h in hist.items():
-                x, y = h[xkey], h.get(ykey, np.full_like(h[xkey], np.nan))
+                x = warm_time(h)[0] if xkey == "modelled_time_s" else h[xkey]
+                y = h.get(ykey, np.full_like(h[xkey], np.nan))
                 if not np.isfinite(y).any():
                     continue
                 keep = x > 0 if xscale == "log" else np.ones_like(x, dtype=bool)
@@ -63,7 +116,9 @@ def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, 
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    grid[0][-1].legend(handles, labels, loc="upper left", fontsize=7, ncol=legend_columns(len(labels), rows=16),
+                       title="optimiser", title_fontsize=8)
     fig.suptitle(title)
     return save_png(fig, path)
 
@@ -87,20 +142,26 @@ def plot_loss_iteration_time(hist: dict[str, dict[str, np.ndarray]], path: Path,
     """Two panels: train loss against iteration and against modelled time (log axes for time and loss)."""
     plt = pyplot()
     plt.rcParams["text.usetex"] = False
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, grid = plt.subplots(1, 3, figsize=(13.5, 4.6), gridspec_kw={"width_ratios": [1.0, 1.0, 0.55]})
+    axes, side = grid[:2], grid[2]
+    side.axis("off")
     for i, (label, h) in enumerate(hist.items()):
         for ax, xkey in zip(axes, ("iteration", "modelled_time_s")):
-            x, y = h[xkey], h["train_loss"]
+            x = warm_time(h)[0] if xkey == "modelled_time_s" else h[xkey]
+            y = h["train_loss"]
             keep = np.isfinite(y) & ((x > 0) if xkey == "modelled_time_s" else np.ones_like(x, dtype=bool))
             ax.plot(x[keep], y[keep], lw=1.4, color=f"C{i % 10}", label=(legend or {}).get(label, label))
     axes[0].set_xlabel("iteration")
-    axes[1].set_xlabel("modelled time (s): TNGD hardware model, digital optimisers wall time")
+    axes[1].set_xlabel(_time_label(hist, "modelled time (s): TNGD hardware model, digital optimisers wall time"),
+                       fontsize=9)
     axes[1].set_xscale("log")
     for ax in axes:
         ax.set_yscale("log")
         ax.set_ylabel("train loss")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    side.legend(handles, labels, loc="upper left", fontsize=7, ncol=legend_columns(len(labels), rows=16),
+                title="optimiser", title_fontsize=8)
     fig.suptitle(title)
     return save_png(fig, path)
 

@@ -32,6 +32,9 @@ class OpampTopology(Topology):
     def build_circuit(self, design, request):
         return build.build_circuit(design, request)
 
+    def element_info(self, design):
+        return build.element_info(design)
+
     def circuit_arrays(self, design, problem, plots, arrays):
         return metrics.circuit_arrays(design, plots)
 

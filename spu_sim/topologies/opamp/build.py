@@ -25,6 +25,7 @@ import numpy as np
 from ...circuit import Circuit, Comment, ResistorArray
 from ...parts.amplifiers import integrator, macro_inverter, nullor_inverter
 from ...parts.dacs import b_dacs
+from ...parts.element_table import ArrayInfo, ElementInfo, MissingElement
 from ...parts.noise_dacs import noise_dacs_into_sums
 from ...parts.opamp import output_current_saves
 from ..base import CircuitRequest
@@ -49,7 +50,45 @@ def header(design) -> list[str]:
         H.append(f"Noise: filesources noise_<i>.txt: samples of {design.noise_v_rms:.6g} V rms every"
                  f" {design.noise_dt_tau * design.tau_s:.6g} s ({design.noise_dt_tau:.6g} tau), linearly interpolated,"
                  f" through R_noise = {design.r_noise_ohm:.6g} ohm")
-    return H + header_tail(design, nonideal_header(design))
+    dropped = getattr(design, "dropped", [])
+    extra = ([f"Dropped (conductance rounds to code 0 at r_bits = {design.codes['R'][1]}): {len(dropped)} entries"]
+             if dropped else [])
+    return H + header_tail(design, extra + nonideal_header(design))
+
+
+def _code(design, group: str, index) -> tuple[int | None, int | None]:
+    """(code, bits) of an element of a quantised group (NonidealOpampDesign.codes), else (None, None)."""
+    got = getattr(design, "codes", {}).get(group)
+    return (None, None) if got is None else (int(got[0][index]), got[1])
+
+
+def element_info(design) -> tuple[dict, list[MissingElement]]:
+    """What each element realises (spu_sim.parts.element_table): R<i>_<j> A[i,j] (fed by x<j> or xn<j>: its nodes), RIN<i> and
+    VDAC<i> b[i], RN<i> and ANOISE<i> the noise of x<i>, CF<i> the integrator capacitor, with nominal values and
+    codes; the pruned and dropped entries as missing rows."""
+    d = design.d
+    r_nom = getattr(design, "r_nominal_ohm", None)
+    r_nom = design.r_ohm if r_nom is None else r_nom
+    v_nom = getattr(design, "v_dac_nominal_v", None)
+    v_nom = design.v_dac_v if v_nom is None else v_nom
+    codes = getattr(design, "codes", {}).get("R")
+    info: dict = {"R": ArrayInfo("A[{i},{j}]", np.asarray(r_nom), *(codes if codes is not None else (None, None)))}
+    for i in range(d):
+        k = i + 1
+        info[f"RIN{k}"] = ElementInfo(f"b[{k}] input resistor", float(design.r_in_ohm), *_code(design, "RIN", i))
+        info[f"VDAC{k}"] = ElementInfo(f"b[{k}] DAC voltage", float(v_nom[i]), *_code(design, "VDAC", i))
+        info[f"RN{k}"] = ElementInfo(f"noise of x{k} (R_noise)", float(design.r_noise_ohm))
+        info[f"ANOISE{k}"] = ElementInfo(f"noise of x{k} (noise DAC, {design.noise_v_rms:.6g} V rms)")
+        info[f"CF{k}"] = ElementInfo(f"integrator {k} feedback capacitor (tau = alpha C_f)", float(design.c_farad),
+                                     *_code(design, "CF", i))
+    missing = []
+    for status, entries in (("pruned", design.pruned), ("dropped", getattr(design, "dropped", []))):
+        for i, j in entries:
+            src = "x" if design.sign[i, j] > 0 else "xn"
+            missing.append(MissingElement(f"R{i + 1}_{j + 1}", "resistor", f"{src}{j + 1} sum{i + 1}",
+                                          f"A[{i + 1},{j + 1}]", float(design.alpha / abs(design.problem.A[i, j])), "ohm", status,
+                                          *_code(design, "R", (i, j))))
+    return info, missing
 
 
 def element_value(design, attr: str, index: int, default: float) -> float:

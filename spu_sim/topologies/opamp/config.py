@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from ...parts.config import IntegratorConfig, OpampConfig, WiresConfig
+from ...parts.config import IntegratorConfig, OpampConfig, WiresConfig, check_opamp_knobs
 from ..elements import CircuitBase
 
 
@@ -22,4 +22,5 @@ class OpampCircuitConfig(CircuitBase):
     def _knobs(self) -> "OpampCircuitConfig":
         if self.temperature.l_tc1_per_k != 0:
             raise ValueError("temperature.l_tc1_per_k does not apply to topology opamp (no inductors); remove it")
+        check_opamp_knobs(self.opamp, "opamp")
         return self

@@ -75,7 +75,8 @@ class OpampDesign(OuDesign):
     noise_dt_tau: float
     v_swing_v: float
     pruned: list[tuple[int, int]] = field(default_factory=list)
-    cond_realized: float = float("nan")    # |lambda|_max / |lambda|_min of the nominal realised matrix
+    cond_realized: float = float("nan")    # |lambda|_max / |lambda|_min of the realised matrix (non-ideal: of the
+                                           # realised element values, spu_sim.topologies.opamp.nonideal)
     macro: Any = None                      # the op-amp macromodel (parts.opamp.MacroOpamp) or None: ideal nullor
     notes: dict = field(default_factory=dict)  # the non-idealities applied (none for a nominal design)
     intrinsic: Any = None                  # parts.intrinsic_noise.IntrinsicNoise (thermal / op-amp noise) or None

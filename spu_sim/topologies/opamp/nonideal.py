@@ -53,8 +53,8 @@ import numpy as np
 
 from ...errors import DesignError
 from ...ideal import LinearSDE
-from ...parts.element_values import (check_tolerance_draw, element_errors, is_default, quantize_conductance,
-                                     quantize_grid, temperature_factor)
+from ...parts.element_values import (check_tolerance_draw, conductance_codes, element_errors, grid_codes, is_default,
+                                     quantize_conductance, quantize_grid, temperature_factor)
 from ...parts.wires import check_wires
 from ...parts.opamp import MacroOpamp, draw_offsets, macro_notes, model_fields, offset_rng
 from .build import coupling_arrays
@@ -75,6 +75,9 @@ class NonidealOpampDesign(OpampDesign):
     c_f_farad: np.ndarray = None
     r_in_each_ohm: np.ndarray = None
     r_noise_each_ohm: np.ndarray = None
+    v_dac_nominal_v: np.ndarray = None     # the DAC voltages before dac_bits
+    codes: dict = dataclasses.field(default_factory=dict)   # group (R, RIN, VDAC, CF) -> (integer codes, bits)
+    dropped: list = dataclasses.field(default_factory=list)  # (i, j) entries whose resistor rounded to code 0
     wires: tuple | None = None      # (r_ohm_per_segment, c_farad_per_segment) of circuit.wires; None: ideal lines
 
     @cached_property
@@ -191,6 +194,7 @@ class NonidealOpampDesign(OpampDesign):
 
     def describe(self) -> dict[str, object]:
         out = super().describe()
+        out["dropped_entries"] = len(self.dropped)
         out["nonideal"] = self.notes
         return out
 
@@ -213,21 +217,28 @@ def apply_opamp_nonidealities(design: OpampDesign, c: OpampCircuitConfig) -> Opa
     oc = c.opamp
     r_inv_in = np.full(d, oc.r_inverter_ohm)
     r_inv_fb = np.full(d, oc.r_inverter_ohm)
+    codes: dict[str, tuple[np.ndarray, int]] = {}
     # 1. quantisation of the programmed values
     if q.r_bits is not None:
-        r = quantize_conductance(r, c.integrator.r_min_ohm, q.r_bits)
+        rmin = c.integrator.r_min_ohm
+        codes["R"] = (conductance_codes(r, rmin, q.r_bits), q.r_bits)
+        r = quantize_conductance(r, rmin, q.r_bits)
         if np.isfinite(design.r_in_ohm):
-            r_in = quantize_conductance(r_in, c.integrator.r_min_ohm, q.r_bits)
+            codes["RIN"] = (conductance_codes(r_in, rmin, q.r_bits), q.r_bits)
+            r_in = quantize_conductance(r_in, rmin, q.r_bits)
             if not np.all(np.isfinite(r_in)):
                 raise DesignError(f"circuit.quantization.r_bits = {q.r_bits}: R_in rounds to no resistor; add bits")
         notes["r_bits"] = q.r_bits
     if q.dac_bits is not None:
         vmax = c.integrator.v_dac_max_v
+        codes["VDAC"] = (grid_codes(v_dac, 2.0 * vmax / 2 ** q.dac_bits, vmax), q.dac_bits)
         v_dac = quantize_grid(v_dac, 2.0 * vmax / 2 ** q.dac_bits, vmax)
         notes["dac_bits"] = q.dac_bits
     if q.c_bits is not None:
+        codes["CF"] = (grid_codes(cf, design.c_farad / 2 ** (q.c_bits - 1)), q.c_bits)
         cf = quantize_grid(cf, design.c_farad / 2 ** (q.c_bits - 1))
         notes["c_bits"] = q.c_bits
+    dropped = [(int(i), int(j)) for i, j in np.argwhere(np.isfinite(design.r_ohm) & ~np.isfinite(r))]
     # 2. tolerance and mismatch (only elements that exist get a factor; the draw covers the full shape)
     if tol.global_rel or tol.local_rel:
         gr, lr, s = tol.global_rel, tol.local_rel, tol.seed
@@ -260,7 +271,8 @@ def apply_opamp_nonidealities(design: OpampDesign, c: OpampCircuitConfig) -> Opa
     if wires.on:
         notes.update(wire_r_ohm_per_segment=wires.r_ohm_per_segment, wire_c_farad_per_segment=wires.c_farad_per_segment)
     real = NonidealOpampDesign(**base, r_nominal_ohm=np.array(design.r_ohm), c_f_farad=cf, r_in_each_ohm=r_in,
-                               r_noise_each_ohm=r_noise, wires=(wires.r_ohm_per_segment, wires.c_farad_per_segment)
+                               r_noise_each_ohm=r_noise, v_dac_nominal_v=np.array(design.v_dac_v), codes=codes,
+                               dropped=dropped, wires=(wires.r_ohm_per_segment, wires.c_farad_per_segment)
                                if wires.on else None)
     lam = np.linalg.eigvals(real.A_effective)
     if wires.on and np.any(lam.real <= 0):
@@ -271,7 +283,9 @@ def apply_opamp_nonidealities(design: OpampDesign, c: OpampCircuitConfig) -> Opa
         raise DesignError(f"the realised (non-ideal) drift is not stable (eigenvalue {lam.real.min():.3g} <= 0): the "
                           "tolerance draw, coarse quantization.r_bits or the op-amp model moved A; lower circuit.tolerance, "
                           "add r_bits or check circuit.opamp")
-    return real
+    lam_real = np.abs(np.linalg.eigvals(real.A_realized))   # the header's cond(A realised): of the realised values
+    return dataclasses.replace(real, cond_realized=float(lam_real.max() / lam_real.min()) if lam_real.min() > 0
+                               else float("inf"))
 
 
 def macro_state_space(design) -> tuple[LinearSDE, np.ndarray]:

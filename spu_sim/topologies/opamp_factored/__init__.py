@@ -37,6 +37,9 @@ class FactoredTopology(Topology):
     def build_circuit(self, design, request):
         return build.build_circuit(design, request)
 
+    def element_info(self, design):
+        return build.element_info(design)
+
     def circuit_arrays(self, design, problem, plots, arrays):
         if design.macro is None:
             return {}

@@ -38,6 +38,7 @@ import numpy as np
 from ...circuit import CCCS, VCVS, Circuit, Comment, Resistor, VoltageSource
 from ...parts.amplifiers import integrator, macro_inverter, macro_summer, nullor_inverter, nullor_summer
 from ...parts.dacs import b_dacs
+from ...parts.element_table import ArrayInfo, MissingElement
 from ...parts.noise_dacs import noise_dacs_into_sums
 from ..base import CircuitRequest
 from ..elements import header_tail, notes_lines
@@ -99,6 +100,31 @@ def _inverters(design, src: str, needs: np.ndarray, group: str, ic_v: np.ndarray
                             m.r_inv_in_ohm[group][j - 1], m.r_inv_fb_ohm[group][j - 1], m.offset_v[group][j - 1],
                             -float(ic_v[j - 1]))
     return E
+
+
+#: the three arrays: (design attribute, netlist prefix, factor name in ``realises``, pruned/dropped tag)
+ARRAYS = (("r_j_ohm", "RJ", "J", "J"), ("r_h_ohm", "RH", "H", "H"), ("r_t_ohm", "RT", "J^T", "JT"))
+
+
+def element_info(design) -> tuple[dict, list[MissingElement]]:
+    """What the array resistors realise (spu_sim.parts.element_table): RJ<a>_<b> J[a,b], RH<a>_<b> H[a,b], RT<a>_<b>
+    J^T[a,b] (1-based), with their nominal values; the pruned entries (a pruned J entry leaves both RJ and RT out)
+    and the entries rounded to code 0 (r_bits) as missing rows."""
+    info: dict = {prefix: ArrayInfo(factor + "[{i},{j}]", np.asarray(design.r_nominal.get(attr, getattr(design, attr))))
+                  for attr, prefix, factor, _ in ARRAYS}
+    missing = []
+    by_tag = {tag: (prefix, factor) for _, prefix, factor, tag in ARRAYS}
+    pruned = []
+    for name, i, j in design.pruned:
+        pruned.append((name, i, j))
+        if name == "J":
+            pruned.append(("JT", j, i))      # J's entries are kept or pruned in both arrays together
+    for status, entries in (("pruned", pruned), ("dropped", design.dropped)):
+        for tag, i, j in entries:
+            prefix, factor = by_tag[tag]
+            missing.append(MissingElement(f"{prefix}{i + 1}_{j + 1}", "resistor", "", f"{factor}[{i + 1},{j + 1}]",
+                                          float("nan"), "ohm", status))
+    return info, missing
 
 
 def _split_summer_and_buffers(design, groups: int) -> list:

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from ...parts.config import IntegratorConfig, OpampConfig, WiresConfig
+from ...parts.config import IntegratorConfig, OpampConfig, WiresConfig, check_opamp_knobs
 from ..elements import CircuitBase
 
 
@@ -27,4 +27,5 @@ class FactoredCircuitConfig(CircuitBase):
         if self.quantization.c_bits is not None:
             raise ValueError("quantization.c_bits does not apply to topology opamp_factored (its only capacitors are"
                              " the fixed integrator capacitors); remove it")
+        check_opamp_knobs(self.opamp, "opamp_factored")
         return self

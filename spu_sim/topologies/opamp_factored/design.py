@@ -106,6 +106,8 @@ class FactoredDesign(OuDesign):
     pruned: list = field(default_factory=list)
     macro: Any = None
     notes: dict = field(default_factory=dict)
+    dropped: list = field(default_factory=list)            # ("J" | "H" | "JT", i, j) rounded to code 0 (r_bits)
+    r_nominal: dict = field(default_factory=dict)          # array key (r_j_ohm, ...) -> its nominal resistors
     wires: tuple | None = None     # (r_ohm_per_segment, c_farad_per_segment) of circuit.wires; None: ideal lines
 
     @cached_property
@@ -244,7 +246,7 @@ class FactoredDesign(OuDesign):
                "r_leak_ohm": float(np.min(self.r_leak_ohm)), "r_in_ohm": float(np.min(self.r_in_ohm)),
                "r_noise_ohm": float(np.min(self.r_noise_ohm)), "noise_v_rms": self.noise_v_rms,
                "noise_dt_tau": self.noise_dt_tau, "r_array_min_ohm": r_lo,
-               "r_array_max_ohm": r_hi, "pruned_entries": len(self.pruned),
+               "r_array_max_ohm": r_hi, "pruned_entries": len(self.pruned), "dropped_entries": len(self.dropped),
                "v_swing_v": self.v_swing_v}
         out.update(self.element_counts())
         if self.notes:

@@ -98,7 +98,11 @@ def apply_factored_nonidealities(design: FactoredDesign, c: FactoredCircuitConfi
         notes.update(macro_notes(oc))
     if wires.on:
         notes.update(wire_r_ohm_per_segment=wires.r_ohm_per_segment, wire_c_farad_per_segment=wires.c_farad_per_segment)
-    real = dataclasses.replace(design, **v, macro=macro, notes=notes,
+    arrays = {"J": "r_j_ohm", "H": "r_h_ohm", "JT": "r_t_ohm"}
+    dropped = [(name, int(i), int(j)) for name, key in arrays.items()
+               for i, j in np.argwhere(np.isfinite(getattr(design, key)) & ~np.isfinite(v[key]))]
+    real = dataclasses.replace(design, **v, macro=macro, notes=notes, dropped=dropped,
+                               r_nominal={key: np.asarray(getattr(design, key)) for key in arrays.values()},
                                wires=(wires.r_ohm_per_segment, wires.c_farad_per_segment) if wires.on else None)
     if n <= DENSE_EIG_MAX_N:
         lam = drift_eigvals(*real.factors_realized(macro is not None)[:3])

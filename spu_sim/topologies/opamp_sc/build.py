@@ -29,6 +29,7 @@ import numpy as np
 from ...circuit import Capacitor, Circuit, Comment, NoiseSource, PulseVoltageSource, Switch, SwitchModel, Tran
 from ...parts.amplifiers import integrator
 from ...parts.dacs import dac
+from ...parts.element_table import ElementInfo, MissingElement
 from ...parts.element_values import group_rng
 from ...parts.noise_dacs import noise_dacs
 from ...parts.opamp import output_current_saves
@@ -104,6 +105,21 @@ def branch(design: OpampScDesign, tag: str, i: int, source: str, caps: list[floa
     if sc.c_top_plate_farad > 0:
         E.append(Capacitor(f"CPT{tag}", a, "0", float(sc.c_top_plate_farad)))
     return E
+
+
+def element_info(design: OpampScDesign) -> tuple[dict[str, ElementInfo], list[MissingElement]]:
+    """What each bank capacitor realises (spu_sim.parts.element_table): CB<i>_<j>_<k>, bit k of the bank of A[i,j]
+    (code and bits the bank's; nominal the unit capacitor times 2^k), and the dropped entries (code 0: no branch)."""
+    info: dict[str, ElementInfo] = {}
+    unit = design.sc.c_unit_farad
+    for i, j in zip(*np.nonzero(design.code)):
+        for k in range(design.bits):
+            info[f"CB{i + 1}_{j + 1}_{k}"] = ElementInfo(f"A[{i + 1},{j + 1}] bank bit {k}", unit * 2.0 ** k,
+                                                        int(design.code[i, j]), design.bits)
+    missing = [MissingElement(f"CB{i + 1}_{j + 1}", "capacitor bank", f"x{j + 1} sum{i + 1}",
+                              f"A[{i + 1},{j + 1}]", float("nan"), "F", "dropped", 0, design.bits)
+               for i, j in design.dropped]
+    return info, missing
 
 
 def _ktc(design: OpampScDesign, tag: str, c: float, n_half: int) -> np.ndarray | None:

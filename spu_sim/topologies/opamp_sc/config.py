@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ...config.base import Strict, finite as _finite
-from ...parts.config import OpampConfig
+from ...parts.config import OpampConfig, check_opamp_knobs
 from ..elements import CircuitBase
 
 
@@ -84,4 +84,5 @@ class OpampScCircuitConfig(CircuitBase):
         if t.r_tc1_per_k != 0 or t.l_tc1_per_k != 0:
             raise ValueError("temperature.r_tc1_per_k / l_tc1_per_k do not apply to topology opamp_sc (no resistors "
                              "or inductors in the signal path); remove them")
+        check_opamp_knobs(self.opamp, "opamp_sc", unused={"r_inverter_ohm": "no inverters: the branches invert by clock phase"})
         return self

@@ -38,6 +38,9 @@ class PosteriorGaussianTopology(Topology):
     def build_circuit(self, design, request):
         return build.build_circuit(design, request)
 
+    def element_info(self, design):
+        return build.element_info(design)
+
     def circuit_arrays(self, design, problem, plots, arrays):
         return metrics.circuit_arrays(design, [f"r{k}" for k in range(1, design.n + 1)], plots)
 
@@ -55,6 +58,9 @@ class PosteriorLogisticTopology(Topology):
 
     def build_circuit(self, design, request):
         return build.build_circuit(design, request, line_output=sigmoid_output)
+
+    def element_info(self, design):
+        return build.element_info(design)
 
     def circuit_arrays(self, design, problem, plots, arrays):
         return metrics.circuit_arrays(design, [f"s{k}" for k in range(1, design.n + 1)], plots)

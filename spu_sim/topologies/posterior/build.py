@@ -26,6 +26,7 @@ import numpy as np
 from ...circuit import Circuit, Comment, Resistor
 from ...parts.amplifiers import integrator, macro_inverter, macro_summer, nullor_inverter, nullor_summer
 from ...parts.dacs import b_dacs, resistor_dac
+from ...parts.element_table import ElementInfo, MissingElement
 from ...parts.noise_dacs import noise_dacs_into_sums
 from ...parts.opamp import output_current_saves
 from ..base import CircuitRequest
@@ -94,6 +95,26 @@ def summer(design, k: int) -> list:
 def residual_output(design, k: int) -> tuple[list, str]:
     """The gaussian line output: the summer's node itself."""
     return [], f"r{k}"
+
+
+#: the programmable arrays: (design attribute, netlist prefix, name in the design's pruned / dropped lists)
+ARRAYS = (("r_p", "RP", "prior_precision"), ("r_x", "RX", "X"), ("r_t", "RT", "X^T"))
+
+
+def element_info(design) -> tuple[dict[str, ElementInfo], list[MissingElement]]:
+    """What the array resistors realise (spu_sim.parts.element_table): RP<a>_<b> the prior precision [a,b],
+    RX<a>_<b> X[a,b], RT<a>_<b> X^T[a,b] (1-based), with nominal values; pruned and dropped entries as missing rows."""
+    info: dict[str, ElementInfo] = {}
+    for attr, prefix, name in ARRAYS:
+        nominal = design.r_nominal.get(attr, getattr(design, attr))
+        for a, b in zip(*np.nonzero(np.isfinite(nominal))):
+            info[f"{prefix}{a + 1}_{b + 1}"] = ElementInfo(f"{name}[{a + 1},{b + 1}]", float(nominal[a, b]))
+    prefix_of = {name: prefix for _, prefix, name in ARRAYS}
+    missing = [MissingElement(f"{prefix_of[name]}{i + 1}_{j + 1}", "resistor", "", f"{name}[{i + 1},{j + 1}]",
+                              float("nan"), "ohm", status)
+               for status, entries in (("pruned", design.pruned), ("dropped", design.dropped))
+               for name, (i, j) in entries]
+    return info, missing
 
 
 def _array(prefix: str, r: np.ndarray, sign: np.ndarray, src, dst) -> list:

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ...config.base import Strict, finite as _finite
-from ...parts.config import IntegratorConfig, OpampConfig
+from ...parts.config import IntegratorConfig, OpampConfig, check_opamp_knobs
 from ..elements import CircuitBase
 
 
@@ -25,6 +25,7 @@ class PosteriorCircuitBase(CircuitBase):
         if self.quantization.c_bits is not None:
             raise ValueError(f"quantization.c_bits does not apply to topology {self.topology} (no programmable "
                              "capacitors); remove it")
+        check_opamp_knobs(self.opamp, self.topology, ideal_uses=("supply_v", "i_quiescent_a"))
         return self
 
 

@@ -88,7 +88,9 @@ class PosteriorDesign(OuDesign):
     i_quiescent_a: float = 0.0
     pruned: list = field(default_factory=list)
     notes: dict = field(default_factory=dict)
-    macro: object = None     # nonideal.PosteriorMacro (spu_sim.parts.opamp's macromodel for every op-amp) or None: nullors
+    macro: object = None
+    dropped: list = field(default_factory=list)      # (array, (i, j)) rounded to code 0 by r_bits (no resistor)
+    r_nominal: dict = field(default_factory=dict)    # r_p, r_x, r_t -> the nominal resistors (non-ideal designs)     # nonideal.PosteriorMacro (spu_sim.parts.opamp's macromodel for every op-amp) or None: nullors
 
     # ---- shapes, nodes, units
     @property
@@ -218,7 +220,7 @@ class PosteriorDesign(OuDesign):
                 "n_resistors": int(sum(r.size for r in rs) + self.n + np.isfinite(self.r_y).sum()
                                    + np.isfinite(self.r_in).sum()),
                 "r_min_used_ohm": float(allr.min()), "r_max_used_ohm": float(allr.max()),
-                "n_opamps": self.n_opamps, "opamp": "ideal" if self.macro is None else "macro", "pruned_entries": len(self.pruned), "v_swing_v": self.v_swing_v,
+                "n_opamps": self.n_opamps, "opamp": "ideal" if self.macro is None else "macro", "pruned_entries": len(self.pruned), "dropped_entries": len(self.dropped), "v_swing_v": self.v_swing_v,
                 "data_source": self.problem.data.source, "nonideal": self.notes}
 
 

@@ -85,7 +85,11 @@ def apply_posterior_nonidealities(design: PosteriorDesign, c) -> PosteriorDesign
         notes.update(macro_notes(c.opamp))
     if not notes:
         return design
-    real = dataclasses.replace(design, **vals, c_f=c_f, v_y=v_y, v_dac=v_dac, notes=notes, macro=macro)
+    arrays = {"r_p": "prior_precision", "r_x": "X", "r_t": "X^T"}
+    dropped = [(name, (int(i), int(j))) for key, name in arrays.items()
+               for i, j in np.argwhere(np.isfinite(getattr(design, key)) & ~np.isfinite(vals[key]))]
+    real = dataclasses.replace(design, **vals, c_f=c_f, v_y=v_y, v_dac=v_dac, notes=notes, macro=macro, dropped=dropped,
+                               r_nominal={k: np.asarray(getattr(design, k)) for k in arrays})
     lam = np.linalg.eigvals(real.A_realized)
     if np.any(lam.real <= 0):
         raise DesignError("the realised (non-ideal) drift is not stable; add circuit.quantization.r_bits or lower "

@@ -33,5 +33,8 @@ class RlcTopology(Topology):
     def build_circuit(self, design, request):
         return build.build_circuit(design, request)
 
+    def element_info(self, design):
+        return build.element_info(design)
+
 
 TOPOLOGIES.add(RlcTopology())

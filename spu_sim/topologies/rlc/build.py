@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...circuit import Capacitor, Circuit, Comment, Inductor, Resistor, Switch, SwitchModel, Tran, VoltageSource
+from ...parts.element_table import ElementInfo, MissingElement
 from ...parts.noise_dacs import noise_dacs
 from ..base import CircuitRequest
 from ..elements import header_tail, notes_lines
@@ -63,6 +64,28 @@ def _initial_conditions(design) -> dict[str, float]:
                     on = (int(design.code[i - 1, j - 1]) >> k) & 1
                     ic[f"s{i}_{j}_{k}"] = float(x0[j - 1] if on else x0[i - 1] * ck / (ck + design.c_parasitic_farad))
     return ic
+
+
+def element_info(design) -> tuple[dict[str, ElementInfo], list[MissingElement]]:
+    """What the cell and coupling elements realise (spu_sim.parts.element_table): CC<i> the cell capacitor (with the
+    couplings Cm_ii = gamma A_ii), CK<i>_<j> and the bank bits CB<i>_<j>_<k> A[i,j] (code and bits the bank's, the
+    bit's state; nominal c_unit 2^k), LL<i> and RR<i> the cell's L and R; no missing rows (a bank of code 0 keeps its
+    capacitors, all switched off)."""
+    d = design.d
+    info: dict[str, ElementInfo] = {}
+    for i in range(1, d + 1):
+        info[f"CC{i}"] = ElementInfo(f"cell {i} capacitor (Cm[{i},{i}] = gamma A[{i},{i}] with the couplings)")
+        info[f"LL{i}"] = ElementInfo(f"cell {i} inductor", float(design.l_henry))
+        info[f"RR{i}"] = ElementInfo(f"cell {i} resistor (damping, noise)", float(design.r_ohm))
+        for j in range(i + 1, d + 1):
+            info[f"CK{i}_{j}"] = ElementInfo(f"A[{i},{j}] = A[{j},{i}] (coupling -gamma A_ij)",
+                                             float(design.c_coupling_farad[i - 1, j - 1]))
+            code = int(design.code[i - 1, j - 1])
+            for k in range(design.bits if code >= 0 else 0):
+                state = "on" if (code >> k) & 1 else "off"
+                info[f"CB{i}_{j}_{k}"] = ElementInfo(f"A[{i},{j}] bank bit {k} ({state})", design.c_unit_farad * 2.0 ** k,
+                                                     code, design.bits)
+    return info, []
 
 
 def build_circuit(design, request: CircuitRequest) -> Circuit:

@@ -3,7 +3,7 @@ quantization (c_bits only) / temperature sections. Knobs it has no element for a
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -41,10 +41,19 @@ class RlcConfig(Strict):
     _fin = field_validator("c_cell_farad", "l_henry", "r_ohm", "c_unit_farad", "r_on_ohm", "r_off_ohm",
                            "c_parasitic_farad", "v_control_v", "v_swing_v")(_finite)
 
+    #: the knobs every coupling uses; the others are the switched banks' (an error with coupling: ideal)
+    EVERY_COUPLING: ClassVar[tuple[str, ...]] = ("c_cell_farad", "l_henry", "r_ohm", "coupling", "v_swing_v")
+
     @model_validator(mode="after")
     def _switch(self) -> "RlcConfig":
         if self.r_off_ohm <= self.r_on_ohm:
             raise ValueError(f"r_off_ohm ({self.r_off_ohm:g}) must exceed r_on_ohm ({self.r_on_ohm:g})")
+        if self.coupling == "ideal":      # a bank knob set to a value other than its default is not silently ignored
+            for name, f in type(self).model_fields.items():
+                value = getattr(self, name)
+                if name not in self.EVERY_COUPLING and value != f.default:
+                    raise ValueError(f"{name} = {value!r} is used only by coupling: switched (ideal coupling is one "
+                                     f"exact capacitor per pair); set circuit.rlc.coupling: switched, or remove {name}")
         return self
 
 
