@@ -203,8 +203,8 @@ class Cause:
 BUDGET_CAUSES: Registry[Cause] = Registry("an error-budget cause", "budget cause")
 BUDGET_CAUSES.add(Cause("quantisation_tolerance", "quantisation and tolerance", ("quantization", "tolerance", "temperature")))
 BUDGET_CAUSES.add(Cause("opamp", "op-amp gain / GBW / offset",
-                        ("opamp.model", "opamp.gain", "opamp.gbw_hz", "opamp.offset_v", "opamp.offset_sigma_v",
-                         "opamp.r_inverter_ohm")))
+                        ("opamp.model", "opamp.gain", "opamp.gbw_hz", "opamp.v_out_max_v", "opamp.offset_v",
+                         "opamp.offset_sigma_v", "opamp.r_inverter_ohm", "opamp.supply_v", "opamp.i_quiescent_a")))
 BUDGET_CAUSES.add(Cause("parasitics", "parasitics (wires, r_out, c_in)", ("wires", "opamp.r_out_ohm", "opamp.c_in_farad"),
                         context=("opamp.model", "opamp.gain", "opamp.gbw_hz")))
 # the intrinsic noise keys (issue 20 parts 1-2): present once the config models have them
@@ -299,12 +299,6 @@ def error_budget(prep: Prepared, metrics: dict[str, Any]) -> dict[str, float]:
             v = _get(circuit, key)
             if v is not _MISSING:
                 _set(alone, key, v)
-        try:
-            section = type(prep.cfg.circuit).model_validate(alone).model_dump(mode="json")
-        except ValueError:
-            continue
-        if section == base_dump:
-            continue      # the cause is not set in this run
         ctx = {}
         sections = {k.split(".")[0] for k in cause.context}   # the context matters when a key of its section is set
         needs = any(_get(circuit, k) not in (_MISSING, None, 0, 0.0) for k in cause.keys if k.split(".")[0] in sections)
@@ -313,10 +307,22 @@ def error_budget(prep: Prepared, metrics: dict[str, Any]) -> dict[str, float]:
             if v is not _MISSING:
                 _set(ctx, key, v)
         ref_circuit = None
-        if type(prep.cfg.circuit).model_validate({**base, **ctx}).model_dump(mode="json") != base_dump:
-            ref_circuit = {**base, **ctx}
+        if ctx:
+            ref_circuit = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
             for key in cause.context:
-                _set(alone, key, _get(circuit, key))
+                v = _get(ctx, key)
+                if v is not _MISSING:
+                    _set(ref_circuit, key, v)
+                    _set(alone, key, v)      # e.g. r_out_ohm needs model: macro to be valid at all
+            if type(prep.cfg.circuit).model_validate(ref_circuit).model_dump(mode="json") == base_dump:
+                ref_circuit = None
+        try:
+            section = type(prep.cfg.circuit).model_validate(alone).model_dump(mode="json")
+        except ValueError:
+            continue
+        if section == (base_dump if ref_circuit is None else
+                       type(prep.cfg.circuit).model_validate(ref_circuit).model_dump(mode="json")):
+            continue      # the cause is not set in this run
         p = _with_circuit(prep, alone)
         ref = None if ref_circuit is None else _with_circuit(prep, ref_circuit)
         if has_mean and "op_rel_err" in metrics:
@@ -389,7 +395,7 @@ def plot_budget(out_dir: str | Path) -> list[Path]:
     if not ests:
         return []
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(ests), figsize=(4.5 * len(ests), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(ests), figsize=(max(6.5, 4.5 * len(ests)), 4.0), squeeze=False)
     for ax, e in zip(axes[0], ests):
         rows = [(label, m[f"budget_{e}_{n}"]) for n, label in budget_causes() if f"budget_{e}_{n}" in m]
         rows += [("sum of shares", m[f"budget_{e}_sum"]), ("total", m[f"budget_{e}_total"])]
@@ -400,8 +406,9 @@ def plot_budget(out_dir: str | Path) -> list[Path]:
         ax.tick_params(axis="x", which="minor", labelbottom=False)
         ax.invert_yaxis()
         ax.set_xlabel("relative error")
+        ax.set_ylabel("cause")
         ax.set_title({"op": ".op", "mean": "time average", "cov": "covariance"}[e])
-    fig.suptitle(f"error budget by cause ({m.get('engine', '?')} run; shares on the linear engine)")
+    fig.suptitle(f"error budget by cause\n({m.get('engine', '?')} run; shares measured on the linear engine)")
     fig.tight_layout()
     path = out / BUDGET_PLOT_NAME
     fig.savefig(path, dpi=110)

@@ -24,11 +24,16 @@ QUANTISED = {"problem": {"matrix": {"random": {"kind": "spd", "d": 5, "condition
 
 
 def netlist_elements(path: Path) -> list[str]:
-    """The element names of a netlist: every line that is no comment, control card, continuation or blank."""
-    names = []
+    """The element names of a netlist: every line that is no comment, control card, continuation or blank, outside
+    the .control block (its lines are ngspice commands, not elements)."""
+    names, control = [], False
     for line in path.read_text().splitlines()[1:]:
         s = line.strip()
-        if s and s[0] not in "*.+":
+        low = s.lower()
+        if low.startswith(".control") or low.startswith(".endc"):
+            control = low.startswith(".control")
+            continue
+        if s and not control and s[0] not in "*.+":
             names.append(s.split()[0])
     return names
 
