@@ -133,3 +133,14 @@ class AnalogSolver:
         if t_tau <= 0:
             return problem.x0.copy()
         return self._final_state(prepare_problem(self._run_cfg(self._factored_cfg(), t_tau), problem))
+
+    def design(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray, t_tau: float):
+        """The design of ``solve(A, b, x0, t_tau)`` without running it (validation, element values, the run's
+        limits): the check a caller makes before a long run. Raises what ``solve`` would raise before the engine."""
+        return prepare_problem(self._run_cfg(self._cfg, t_tau), self.problem(A, b, x0))
+
+    def design_factored(self, J: np.ndarray, H: np.ndarray, damping: float, b: np.ndarray, x0: np.ndarray,
+                        t_tau: float):
+        """The design of ``solve_factored(J, H, damping, b, x0, t_tau)`` without running it (see ``design``)."""
+        problem = FactoredProblem.create(J, H, damping, b, self.kappa, x0, field="AnalogSolver")
+        return prepare_problem(self._run_cfg(self._factored_cfg(), t_tau), problem)
