@@ -14,6 +14,7 @@ Your own data: ``arrays`` (four .npy files: data.x_train, y_train, x_test, y_tes
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -102,15 +103,31 @@ def _blobs(section: Any) -> Dataset:
                       spread=section.spread, test_fraction=section.test_fraction, seed=section.seed)
 
 
+def _import(module_name: str):
+    """importlib.import_module, then once more with the current folder on sys.path (a CLI run's own modules)."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError:
+        cwd = str(Path.cwd())
+        if cwd in sys.path:
+            raise
+        sys.path.insert(0, cwd)
+        try:
+            return importlib.import_module(module_name)
+        finally:
+            sys.path.remove(cwd)
+
+
 def load_callable(spec: str, field: str) -> Callable[..., Any]:
     """``package.module:function`` -> the function (the module imported by name, as Python would)."""
     module_name, sep, attr = str(spec).partition(":")
     if not sep or not module_name or not attr:
         raise BadInputError(f"{field}: {spec!r} is not 'module:function'; give e.g. 'mypackage.data:load'")
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name)
     except ImportError as err:
-        raise BadInputError(f"{field}: cannot import module {module_name!r} ({err}); put it on PYTHONPATH") from None
+        raise BadInputError(f"{field}: cannot import module {module_name!r} ({err}); put it on PYTHONPATH or in "
+                            "the current folder") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise BadInputError(f"{field}: {module_name!r} has no function {attr!r}")
