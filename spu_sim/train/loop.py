@@ -254,7 +254,8 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
             errors.append(nat_err)
         if progress is not None:
             if engine is not None:   # circuit optimisers: one line per step (time, engine, solve error estimate)
-                progress.write(circuit_step_line(entry, k, len(batches), dt, engine, problem, state, hyper))
+                progress.write(circuit_step_line(entry, k, len(batches), dt, engine, problem, state, hyper),
+                               file=sys.stderr)
             progress.set_postfix(batch_loss=f"{problem.loss:.4f}", refresh=False)
             progress.update(1)
         finite = bool(np.all(np.isfinite(theta)))
