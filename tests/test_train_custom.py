@@ -172,3 +172,16 @@ def test_factorised_circuit_prunes_below_one_resistor_step_by_default():
     strict = AnalogSolver({"integrator": {"r_max_ohm": 1e7, "prune_below_relative": 0.0}}, backend="linear")
     with pytest.raises(BadInputError, match=r"J\[0\]\[3\].*prune_below_relative above"):
         strict.design_factored(j, np.eye(3), 0.5, b, b, 5.0)
+
+
+def test_reused_factor_buffers_give_the_same_run(tmp_path, monkeypatch):
+    """The loop writes each step's factor into one of two buffers in turn; TNGD's delay phase keeps the previous
+    step's factor: the history equals that of a run with fresh factors, to the last digit."""
+    opts = [{"name": "tngd", "lr": 0.5, "damping": 0.1, "t_tau": 5, "delay_tau": 0.5},
+            {"name": "ngd_woodbury", "lr": 0.3, "damping": 0.1}]
+    loop.run_training(_blobs(opts), tmp_path / "reused")
+    real = models.make_problem
+    monkeypatch.setattr(models, "make_problem", lambda *a, factor_out=None, **k: real(*a, **k))
+    loop.run_training(_blobs(opts), tmp_path / "fresh")
+    cols = lambda p: [line.split(",")[:8] for line in (p / "history.csv").read_text().splitlines()]  # noqa: E731
+    assert cols(tmp_path / "reused") == cols(tmp_path / "fresh")

@@ -200,10 +200,15 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
     engine = circuit_engine(entry)
     pruned: list[int] = []
     steps_done = 0
+    # two factor buffers used in turn: each step's factor is written into reused memory (no fresh pages per step);
+    # the only factor kept past its step is the previous one (TNGD's delay phase), which lives in the other buffer
+    needs_factor = OPTIMIZERS.get(entry.name).CURVATURE_NEEDED in ("factor", "matvec")
+    buffers = [np.empty(0), np.empty(0)] if needs_factor and not isinstance(model, UserModel) else []
     for k, idx in enumerate(batches, start=1):
         t0 = time.perf_counter()
         with np.errstate(all="ignore"):
-            problem = models.make_problem(model, theta, ds.x_train[idx], ds.y_train[idx], cfg.model.curvature)
+            problem = models.make_problem(model, theta, ds.x_train[idx], ds.y_train[idx], cfg.model.curvature,
+                                          factor_out=buffers[k % 2] if buffers else None)
             if entry.is_tngd:
                 problem.factor  # noqa: B018 -- the digital part of a TNGD step, timed on its own
             t_digital = time.perf_counter() - t0
@@ -219,6 +224,8 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
             theta = theta + updates
         dt = time.perf_counter() - t0
         steps_done = k
+        if buffers and "factor" in vars(problem):   # the factor was built: its memory is this step's buffer
+            buffers[k % 2] = vars(problem)["factor"]
         if entry.is_tngd and engine is not None:
             factored = tngd.Curvature(problem.factor, hyper["damping"]).factored   # tngd's rule for the circuit
             circuits["opamp_factored" if factored else "opamp"] += 1
