@@ -21,7 +21,8 @@ m summers for u = J x, m for z = H u, the J^T array and the damping leak into th
 resistors) with the same circuit sections (the ``topology`` key is replaced); it builds a FactoredProblem
 directly, so nothing of size N x N is formed on the way.
 
-Defaults for training problems: r_max_ohm 1e9 and prune_below_relative 1e-6, because a GGN has entries
+Defaults for training problems: r_max_ohm 1e9 and prune_below_relative 1e-6 (dense circuit; the factorised circuit
+derives its default from the resistor resolution, spu_sim.topologies.opamp_factored.config), because a GGN has entries
 many decades below its largest one; pruned entries are counted in ``last_pruned``.
 
 Noise (kappa > 0): the readout is one sample at t_tau, so the noise DACs' step is chosen commensurate with it,
@@ -87,6 +88,7 @@ class AnalogSolver:
     def __init__(self, circuit: dict[str, Any] | None = None, *, kappa: float = 0.0, seed: int = 0,
                  adc_bits: int | None = None, backend: str = "ngspice-shared") -> None:
         self.circuit = _merge({"topology": "opamp", "integrator": dict(DEFAULT_INTEGRATOR)}, circuit)
+        self._circuit_given = dict(circuit or {})
         self.kappa = float(kappa)
         self.seed = int(seed)
         self.adc_bits = adc_bits
@@ -166,11 +168,18 @@ class AnalogSolver:
         self.last_pruned = len(d.pruned)
         return x
 
+    def _factored_circuit(self) -> dict[str, Any]:
+        """The circuit section without the dense default prune threshold unless the caller set one."""
+        integrator = dict(self.circuit["integrator"])
+        if "prune_below_relative" not in (self._circuit_given.get("integrator") or {}):
+            integrator.pop("prune_below_relative", None)
+        return {**self.circuit, "integrator": integrator}
+
     def _factored_cfg(self):
         if self._cfg_factored is None:
             self._cfg_factored = load_run_config({
                 "problem": {"factors": {"J": [[1.0]], "H": [[1.0]], "damping": 1.0}, "vector": [0.0], "kappa": self.kappa},
-                "circuit": {**self.circuit, "topology": "opamp_factored"},
+                "circuit": {**self._factored_circuit(), "topology": "opamp_factored"},
                 "simulation": self._cfg.simulation.model_dump(), "readout": self._cfg.readout.model_dump()})
         return self._cfg_factored
 
@@ -182,3 +191,14 @@ class AnalogSolver:
         if t_tau <= 0:
             return problem.x0.copy()
         return self._final_state(self._prepare(self._factored_cfg(), t_tau, problem), t_tau)
+
+    def design(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray, t_tau: float):
+        """The design of ``solve(A, b, x0, t_tau)`` without running it (validation, element values, the run's
+        limits): the check a caller makes before a long run. Raises what ``solve`` would raise before the engine."""
+        return self._prepare(self._cfg, t_tau, self.problem(A, b, x0))
+
+    def design_factored(self, J: np.ndarray, H: np.ndarray, damping: float, b: np.ndarray, x0: np.ndarray,
+                        t_tau: float):
+        """The design of ``solve_factored(J, H, damping, b, x0, t_tau)`` without running it (see ``design``)."""
+        problem = FactoredProblem.create(J, H, damping, b, self.kappa, x0, field="AnalogSolver")
+        return self._prepare(self._factored_cfg(), t_tau, problem)

@@ -122,7 +122,7 @@ def test_timing_model_terms():
                                  digital_s=5.0, include_digital=False).digital_s == 0.0
 
 
-@pytest.mark.parametrize("name", ["tngd_digits.yaml", "tngd_sweep.yaml", "tngd_digits_mlp.yaml"])
+@pytest.mark.parametrize("name", ["tngd_digits.yaml", "tngd_sweep.yaml", "tngd_digits_mlp.yaml", "tngd_digits_wide.yaml"])
 def test_shipped_configs_validate(name):
     cfg = load_config(ROOT / "configs" / name)
     assert cfg.train.optimizers

@@ -51,4 +51,8 @@ def build(lr: LearningRate = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: floa
     return Transform(init, partial(update, lr=lr, b1=b1, b2=b2, eps=eps))
 
 
+#: the curvature this optimiser reads from the LocalProblem (None, "factor", "matvec" or "layers"): checked
+#: against the model before a run trains (spu_sim.train.loop)
+CURVATURE_NEEDED: str | None = None
+
 OPTIMIZERS.register("adam", sys.modules[__name__])

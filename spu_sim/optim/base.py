@@ -36,10 +36,13 @@ OPTIMIZERS: Registry[ModuleType] = Registry("an optimizer", "train.optimizers.na
 
 
 class Transform(NamedTuple):
-    """An optimiser: ``init(params) -> state`` and ``update(problem, state) -> (updates, state)``."""
+    """An optimiser: ``init(params) -> state`` and ``update(problem, state) -> (updates, state)``; optional
+    ``check(problem)`` raises what the first ``update`` on ``problem`` would refuse (for circuit optimisers: the
+    design of the first step's circuit, without running it), so a run can check every optimiser before training."""
 
     init: Callable[[np.ndarray], Any]
     update: Callable[["LocalProblem", Any], tuple[np.ndarray, Any]]
+    check: Callable[["LocalProblem"], None] | None = None
 
 
 def lr_at(lr: LearningRate, step: int) -> float:
@@ -58,16 +61,20 @@ class LocalProblem:
         batch_size, d_z: mini-batch size and model output dimension (for the timing model).
         layers: per-layer K-FAC statistics (``spu_sim.train.models.KroneckerLayer``: index, a_cov, g_cov),
             computed on first access by ``layers_fn`` (K-FAC only; None if the model gives none).
+        matvec_fn: optional ``v -> C v`` (a curvature-vector product); when given, ``damped_matvec`` uses it and
+            never builds the factor (a model without a factor: spu_sim.train.custom.UserModel).
     """
 
     def __init__(self, loss: float, grad: np.ndarray, factor_fn: Callable[[], np.ndarray], *,
-                 batch_size: int, d_z: int, layers_fn: Callable[[], list] | None = None):
+                 batch_size: int, d_z: int, layers_fn: Callable[[], list] | None = None,
+                 matvec_fn: Callable[[np.ndarray], np.ndarray] | None = None):
         self.loss = float(loss)
         self.grad = np.asarray(grad, dtype=float)
         self._factor_fn = factor_fn
         self.batch_size = int(batch_size)
         self.d_z = int(d_z)
         self._layers_fn = layers_fn
+        self._matvec_fn = matvec_fn
 
     @cached_property
     def layers(self) -> list | None:
@@ -87,6 +94,8 @@ class LocalProblem:
         return u.T @ u + damping * np.eye(u.shape[1])
 
     def damped_matvec(self, v: np.ndarray, damping: float) -> np.ndarray:
-        """``A v = U^T (U v) + damping v`` without forming A; cost O(rows N)."""
+        """``A v = U^T (U v) + damping v`` without forming A; cost O(rows N) (or ``matvec_fn(v) + damping v``)."""
+        if self._matvec_fn is not None:
+            return self._matvec_fn(v) + damping * v
         u = self.factor
         return u.T @ (u @ v) + damping * v

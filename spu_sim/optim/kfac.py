@@ -138,4 +138,8 @@ def build(lr: LearningRate = 0.1, damping: float = 1e-2, decay: float = 0.95, in
     return Transform(init, partial(update, lr=lr, damping=damping, decay=decay, inverse_every=int(inverse_every)))
 
 
+#: the curvature this optimiser reads from the LocalProblem (None, "factor", "matvec" or "layers"): checked
+#: against the model before a run trains (spu_sim.train.loop)
+CURVATURE_NEEDED: str | None = "layers"
+
 OPTIMIZERS.register("kfac", sys.modules[__name__])

@@ -58,4 +58,8 @@ def build(lr: LearningRate = 0.1, damping: float = 1e-2, max_iter: int = 10, tol
     return Transform(init, partial(update, lr=lr, damping=damping, max_iter=max_iter, tol=tol))
 
 
+#: the curvature this optimiser reads from the LocalProblem (None, "factor", "matvec" or "layers"): checked
+#: against the model before a run trains (spu_sim.train.loop)
+CURVATURE_NEEDED: str | None = "matvec"
+
 OPTIMIZERS.register("ngd_cg", sys.modules[__name__])

@@ -46,4 +46,8 @@ def build(lr: LearningRate = 0.1, damping: float = 1e-2) -> Transform:
     return Transform(init, partial(update, lr=lr, damping=damping))
 
 
+#: the curvature this optimiser reads from the LocalProblem (None, "factor", "matvec" or "layers"): checked
+#: against the model before a run trains (spu_sim.train.loop)
+CURVATURE_NEEDED: str | None = "factor"
+
 OPTIMIZERS.register("ngd_woodbury", sys.modules[__name__])

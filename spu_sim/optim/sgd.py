@@ -28,4 +28,8 @@ def build(lr: LearningRate = 0.1) -> Transform:
     return Transform(init, partial(update, lr=lr))
 
 
+#: the curvature this optimiser reads from the LocalProblem (None, "factor", "matvec" or "layers"): checked
+#: against the model before a run trains (spu_sim.train.loop)
+CURVATURE_NEEDED: str | None = None
+
 OPTIMIZERS.register("sgd", sys.modules[__name__])

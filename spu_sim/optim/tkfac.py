@@ -133,6 +133,25 @@ def spu_invert(m: np.ndarray, previous: np.ndarray | None, solver, *, t_tau: flo
     return 0.5 * (x + x.T) / s
 
 
+def check_first_refresh(problem: LocalProblem, *, solver, damping: float, t_tau: float,
+                        factor_bits: int | None) -> None:
+    """Design (never run, circuit backends only) the first column's circuit of every damped factor of the first
+    refresh on ``problem`` (the same programmed matrix as ``spu_invert``)."""
+    if not hasattr(solver, "design") or t_tau <= 0:
+        return
+    _, a_avg, g_avg = kfac.running_averages(problem, kfac.init(problem.grad), 0.0)
+    for a, g in zip(a_avg, g_avg):
+        for m in kfac.damped_factors(a, g, damping):
+            s = float(np.max(np.abs(m)))
+            e = np.zeros(m.shape[0])
+            e[0] = 1.0
+            try:
+                solver.design(quantize_factor(m / s, factor_bits), e, e, t_tau)
+            except BadInputError as err:
+                raise DesignError(f"tkfac: the {m.shape[0]} x {m.shape[0]} factor programmed with factor_bits = "
+                                  f"{factor_bits} cannot be realised ({err}); raise factor_bits or the damping") from None
+
+
 def init(params: np.ndarray, *, tau_s: float) -> TKFACState:
     return TKFACState(kfac=kfac.init(params), damped=(), spu_wall_s=0.0, solves=0, tau_s=tau_s)
 
@@ -182,7 +201,12 @@ def build(lr: LearningRate = 0.1, damping: float = 1e-2, decay: float = 0.95, in
     solver = BACKENDS.get(backend)(kappa=kappa, seed=seed, adc_bits=adc_bits, circuit=circuit, tau_s=tau_s)
     return Transform(partial(init, tau_s=tau_s),
                      partial(update, lr=lr, damping=damping, decay=decay, inverse_every=int(inverse_every),
-                             t_tau=t_tau, factor_bits=factor_bits, solver=solver))
+                             t_tau=t_tau, factor_bits=factor_bits, solver=solver),
+                     partial(check_first_refresh, solver=solver, damping=damping, t_tau=t_tau, factor_bits=factor_bits))
 
+
+#: the curvature this optimiser reads from the LocalProblem (None, "factor", "matvec" or "layers"): checked
+#: against the model before a run trains (spu_sim.train.loop)
+CURVATURE_NEEDED: str | None = "layers"
 
 OPTIMIZERS.register("tkfac", sys.modules[__name__])

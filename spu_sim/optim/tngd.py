@@ -81,6 +81,26 @@ class TNGDState(NamedTuple):
     count: int
     spu: SPUState
     tau_s: float  # seconds per tau of the (last programmed) circuit, for the timing model
+    pruned: int = 0  # circuit backends: entries the last programmed circuit pruned (spu_sim.analog.AnalogSolver)
+
+
+def pruned_entries(evolve: Evolve) -> int:
+    """Entries pruned by the last circuit an evolve programmed (0 for the ideal backend)."""
+    solver = getattr(evolve, "solver", None)
+    return int(solver.last_pruned) if solver is not None else 0
+
+
+def check_first_step(problem: LocalProblem, *, evolve: Evolve, damping: float, t_tau: float) -> None:
+    """Design (never run) the circuit of the first SPU use on ``problem``: A = Curvature(U, damping), b = x0 = grad,
+    the dense or factorised circuit by the rule of ``evolve`` (circuit backends only; the ideal backend needs none)."""
+    solver = getattr(evolve, "solver", None)
+    if solver is None or t_tau <= 0:
+        return
+    a, g = Curvature(problem.factor, float(damping)), problem.grad
+    if evolve.factored and a.factored:
+        solver.design_factored(a.factor, np.eye(a.factor.shape[0]), a.damping, g, g, t_tau)
+    else:
+        solver.design(a.dense(), g, g, t_tau)
 
 
 def ou_transient(a: np.ndarray, b: np.ndarray, x0: np.ndarray, t_tau: float, *, kappa: float = 0.0,
@@ -136,6 +156,7 @@ def _circuit_spu(engine: str):
                 return np.asarray(solver.solve_factored(u, np.eye(u.shape[0]), a.damping, b, x0, t_tau), dtype=float)
             return np.asarray(solver.solve(_dense(a), b, x0, t_tau), dtype=float)
 
+        evolve_circuit.solver, evolve_circuit.factored = solver, factored   # for check_first_step and the pruned count
         return evolve_circuit, lambda: float(solver.tau_s)
     return make
 
@@ -177,7 +198,8 @@ def update(problem: LocalProblem, state: TNGDState, *, lr: LearningRate, damping
     g, spu = spu_step(problem, state.spu, state.count, evolve, damping=damping, t_tau=t_tau,
                       delay_tau=delay_tau, warm_start=warm_start)
     tau_s = circuit_tau_s() or state.tau_s
-    return -lr_at(lr, state.count) * g, TNGDState(count=state.count + 1, spu=spu, tau_s=tau_s)
+    return -lr_at(lr, state.count) * g, TNGDState(count=state.count + 1, spu=spu, tau_s=tau_s,
+                                                   pruned=pruned_entries(evolve))
 
 
 def check_hyper(damping: float, t_tau: float, delay_tau: float) -> None:
@@ -200,7 +222,12 @@ def build(lr: LearningRate = 0.1, damping: float = 1e-2, t_tau: float = 50.0, de
                                         factored=factored)
     return Transform(partial(init, tau_s=tau_s),
                      partial(update, lr=lr, damping=damping, t_tau=t_tau, delay_tau=delay_tau,
-                             warm_start=warm_start, evolve=evolve, circuit_tau_s=circuit_tau_s))
+                             warm_start=warm_start, evolve=evolve, circuit_tau_s=circuit_tau_s),
+                     partial(check_first_step, evolve=evolve, damping=damping, t_tau=t_tau))
 
+
+#: the curvature this optimiser reads from the LocalProblem (None, "factor", "matvec" or "layers"): checked
+#: against the model before a run trains (spu_sim.train.loop)
+CURVATURE_NEEDED: str | None = "factor"
 
 OPTIMIZERS.register("tngd", sys.modules[__name__])

@@ -23,6 +23,7 @@ class TNGDAdamState(NamedTuple):
     spu: tngd.SPUState
     adam: adam.AdamState
     tau_s: float
+    pruned: int = 0  # as tngd.TNGDState.pruned
 
 
 def init(params: np.ndarray, *, tau_s: float) -> TNGDAdamState:
@@ -36,7 +37,8 @@ def update(problem: LocalProblem, state: TNGDAdamState, *, lr: LearningRate, dam
                            delay_tau=delay_tau, warm_start=warm_start)
     direction, adam_state = adam.adam_direction(g, state.adam, b1=b1, b2=b2, eps=eps)
     tau_s = circuit_tau_s() or state.tau_s
-    new = TNGDAdamState(count=state.count + 1, spu=spu, adam=adam_state, tau_s=tau_s)
+    new = TNGDAdamState(count=state.count + 1, spu=spu, adam=adam_state, tau_s=tau_s,
+                        pruned=tngd.pruned_entries(evolve))
     return -lr_at(lr, state.count) * direction, new
 
 
@@ -51,7 +53,12 @@ def build(lr: LearningRate = 1e-3, damping: float = 1e-2, t_tau: float = 50.0, d
     return Transform(partial(init, tau_s=tau_s),
                      partial(update, lr=lr, damping=damping, t_tau=t_tau, delay_tau=delay_tau,
                              warm_start=warm_start, b1=b1, b2=b2, eps=eps, evolve=evolve,
-                             circuit_tau_s=circuit_tau_s))
+                             circuit_tau_s=circuit_tau_s),
+                     partial(tngd.check_first_step, evolve=evolve, damping=damping, t_tau=t_tau))
 
+
+#: the curvature this optimiser reads from the LocalProblem (None, "factor", "matvec" or "layers"): checked
+#: against the model before a run trains (spu_sim.train.loop)
+CURVATURE_NEEDED: str | None = "factor"
 
 OPTIMIZERS.register("tngd_adam", sys.modules[__name__])

@@ -1,9 +1,10 @@
 """Config of ``spu-sim train``: one pydantic model per YAML section, unknown keys rejected.
 
-    data:   name (digits | blobs), test_fraction, seed, features (none | pca | pool), n_components, pool,
-            n_samples, n_features, n_classes, spread (blobs only)
-    model:  name (logreg | mlp), hidden (int, or a list of widths: deeper MLP), activation (tanh | relu),
-            curvature (ggn | empirical_fisher), init_scale
+    data:   name (digits | blobs | arrays | function), test_fraction, seed, features (none | pca | pool), n_components,
+            pool, n_samples, n_features, n_classes, spread (blobs only), x_train, y_train, x_test, y_test (arrays:
+            .npy paths), function (function: 'module:function')
+    model:  name (logreg | mlp | function), hidden (int, or a list of widths: deeper MLP), activation (tanh | relu),
+            curvature (ggn | empirical_fisher), init_scale, function (function: 'module:build' -> UserModel)
     train:  steps, batch_size, seed, eval_every, progress, diagnostics, blas_threads, optimizers: [ {name, label, lr, damping, ...} ]
     timing: the TNGD hardware time model (spu_sim.train.timing)
     plots:  groups: {plot name: [labels]} -> one extra plot per group
@@ -86,6 +87,11 @@ class DataConfig(_Section):
     n_features: int = Field(4, ge=1, le=10_000)
     n_classes: int = Field(3, ge=2, le=1000)
     spread: float = Field(1.0, gt=0, le=1e6)     # in units of the class means' sd / 2; 1e6: classes indistinguishable
+    x_train: str | None = None   # arrays: .npy paths (relative to the config file)
+    y_train: str | None = None
+    x_test: str | None = None
+    y_test: str | None = None
+    function: str | None = None  # function: 'module:function' returning a Dataset or (x_train, y_train, x_test, y_test)
 
     @model_validator(mode="after")
     def _size(self) -> "DataConfig":
@@ -99,6 +105,19 @@ class DataConfig(_Section):
     def _name(cls, v: str) -> str:
         return _registered(v, DATASETS)
 
+    @model_validator(mode="after")
+    def _source(self) -> "DataConfig":
+        keys = {"arrays": ("x_train", "y_train", "x_test", "y_test"), "function": ("function",)}
+        for key in ("x_train", "y_train", "x_test", "y_test", "function"):
+            if getattr(self, key) is not None and key not in keys.get(self.name, ()):
+                raise ValueError(f"{key!r} is not an option of data.name {self.name}; remove it or set data.name: "
+                                 f"{'function' if key == 'function' else 'arrays'}")
+        for key in keys.get(self.name, ()):
+            if getattr(self, key) is None:
+                raise ValueError(f"data.name {self.name} needs {key!r}; add it ("
+                                 f"{'a .npy path' if self.name == 'arrays' else 'module:function'})")
+        return self
+
     @field_validator("features")
     @classmethod
     def _features(cls, v: str) -> str:
@@ -111,11 +130,19 @@ class ModelConfig(_Section):
     activation: str = "tanh"
     curvature: str = "ggn"
     init_scale: float | None = Field(None, ge=0)
+    function: str | None = None  # model.name function: 'module:build', build(dataset) -> spu_sim.train.custom.UserModel
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         return _registered(v, MODELS)
+
+    @model_validator(mode="after")
+    def _function(self) -> "ModelConfig":
+        if (self.name == "function") != (self.function is not None):
+            raise ValueError("model.name function and model.function ('module:build') go together; give both or "
+                             "neither")
+        return self
 
     @field_validator("hidden")
     @classmethod
@@ -286,8 +313,13 @@ def validate_config(raw: dict[str, Any] | TrainConfig) -> TrainConfig:
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    """Read a YAML file (spu_sim.config.read_yaml) and validate it."""
-    raw, _ = read_yaml(path)
+    """Read a YAML file (spu_sim.config.read_yaml) and validate it; data.x_train etc. resolve against its folder."""
+    raw, base = read_yaml(path)
+    data = raw.get("data") if isinstance(raw, dict) else None
+    if isinstance(data, dict):
+        for key in ("x_train", "y_train", "x_test", "y_test"):
+            if isinstance(data.get(key), str):
+                data[key] = str((base / data[key]).resolve())
     return validate_config(raw)
 
 

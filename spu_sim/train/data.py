@@ -4,12 +4,18 @@ Features are standardised with the training split's mean and std; optional reduc
 enough for the circuit: ``pca`` (n_components principal components of the training split) or
 ``pool`` (average pooling of the 8x8 image by ``pool`` x ``pool`` blocks).
 
+Your own data: ``arrays`` (four .npy files: data.x_train, y_train, x_test, y_test) or ``function`` (data.function:
+'module:function' returning a Dataset or (x_train, y_train, x_test, y_test)); no standardisation is applied to them.
+
 ``DATASETS`` is the registry of the data set names (``data.name``): each item builds the ``Dataset`` of a
 ``data`` config section.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
+from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -101,10 +107,92 @@ def _blobs(section: Any) -> Dataset:
                       spread=section.spread, test_fraction=section.test_fraction, seed=section.seed)
 
 
+def _import(module_name: str):
+    """importlib.import_module, then once more with the current folder on sys.path (a CLI run's own modules)."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError:
+        cwd = str(Path.cwd())
+        if cwd in sys.path:
+            raise
+        sys.path.insert(0, cwd)
+        try:
+            return importlib.import_module(module_name)
+        finally:
+            sys.path.remove(cwd)
+
+
+def load_callable(spec: str, field: str) -> Callable[..., Any]:
+    """``package.module:function`` -> the function (the module imported by name, as Python would)."""
+    module_name, sep, attr = str(spec).partition(":")
+    if not sep or not module_name or not attr:
+        raise BadInputError(f"{field}: {spec!r} is not 'module:function'; give e.g. 'mypackage.data:load'")
+    try:
+        module = _import(module_name)
+    except ImportError as err:
+        raise BadInputError(f"{field}: cannot import module {module_name!r} ({err}); put it on PYTHONPATH or in "
+                            "the current folder") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise BadInputError(f"{field}: {module_name!r} has no function {attr!r}")
+    return fn
+
+
+def as_dataset(data: Any, field: str, name: str = "arrays") -> Dataset:
+    """A Dataset from a Dataset or a tuple (x_train, y_train, x_test, y_test): x 2-D with one row per example."""
+    if isinstance(data, Dataset):
+        return data
+    if not isinstance(data, (tuple, list)) or len(data) != 4:
+        raise BadInputError(f"{field}: expected (x_train, y_train, x_test, y_test), got {type(data).__name__}")
+    xtr, ytr, xte, yte = (np.asarray(a) for a in data)
+    for key, x, y in (("train", xtr, ytr), ("test", xte, yte)):
+        if x.ndim != 2 or y.ndim < 1 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
+            raise BadInputError(f"{field}: x_{key} must be (n, d) and y_{key} have n rows (got {x.shape}, {y.shape})")
+        if x.dtype.kind not in "fiu" or not np.all(np.isfinite(x)):
+            raise BadInputError(f"{field}: x_{key} must hold finite real numbers")
+    integer = ytr.dtype.kind in "iu" and yte.dtype.kind in "iu" and ytr.ndim == 1 and yte.ndim == 1
+    n_classes = int(max(ytr.max(), yte.max())) + 1 if integer else 0
+    if integer and min(ytr.min(), yte.min()) < 0:
+        raise BadInputError(f"{field}: integer labels must be >= 0 (class indices)")
+    return Dataset(xtr.astype(float), ytr, xte.astype(float), yte, n_classes, name)
+
+
+def _arrays(section: Any) -> Dataset:
+    keys = ("x_train", "y_train", "x_test", "y_test")
+    arrays = []
+    for k in keys:
+        path = getattr(section, k)
+        if path is None:
+            raise BadInputError(f"data.{k}: data.name arrays needs {', '.join(keys)} (.npy paths)")
+        try:
+            arr = np.load(_npy(path, f"data.{k}"), allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise BadInputError(f"data.{k}: cannot read {path!r} as .npy ({err})") from None
+        if arr.dtype.kind not in "fiu":
+            raise BadInputError(f"data.{k}: must hold real numbers (got dtype {arr.dtype})")
+        arrays.append(arr)
+    return as_dataset(tuple(arrays), "data")
+
+
+def _npy(path: str, field: str) -> Path:
+    p = Path(path)
+    if p.suffix != ".npy" or not p.is_file():
+        raise BadInputError(f"{field}: {path!r} is not an existing .npy file (paths are relative to the config file)")
+    return p
+
+
+def _function_data(section: Any) -> Dataset:
+    if section.function is None:
+        raise BadInputError("data.function: data.name function needs function: 'module:function'")
+    return as_dataset(load_callable(section.function, "data.function")(), "data.function", "function")
+
+
 #: data sets by ``data.name``: ``build(section) -> Dataset`` (section: spu_sim.train.config.DataConfig)
 DATASETS: Registry[Callable[[Any], Dataset]] = Registry("a data set", "data.name")
 DATASETS.register("digits", _digits)
 DATASETS.register("blobs", _blobs)
+DATASETS.register("arrays", _arrays)
+DATASETS.register("function", _function_data)
 
 
 def batch_indices(n_train: int, batch_size: int, steps: int, seed: int) -> np.ndarray:

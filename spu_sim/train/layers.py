@@ -91,6 +91,26 @@ class DeepMLP:
             out[ix[-1]] = ds.sum(axis=0)
         return out
 
+    def vjp_rows(self, theta: np.ndarray, x: np.ndarray, dz: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Per-example vector-Jacobian products, shape (n r, N): row (i, k) = J_i^T dz[i, k] for output cotangents
+        dz (n, r, d_z), J_i = dz_i/dtheta. Batched over examples and rows (no Python loop over either): per layer
+        the block of row (i, k) is the outer product h_{l-1,i} ds_{l,ik}^T, written once into its slice of the
+        result (cost O(n r N) writes plus O(n r sum_l n_out n_in) for the back-propagation). ``out``: a float64
+        C-contiguous array of n r N entries to write into (a caller's reused buffer: no fresh pages per step), else new."""
+        n, r = dz.shape[0], dz.shape[1]
+        ins, ders, _ = self.forward(theta, x)
+        if out is None or out.size != n * r * self.n_params or out.dtype != np.float64 or not out.flags.c_contiguous:
+            out = np.empty(n * r * self.n_params)
+        out = out.reshape(n, r, self.n_params)
+        for ix, h, ds in zip(self.index, ins, self.cotangents(theta, ders, dz.reshape(n * r, -1), repeat=r)):
+            n_in, n_out = ix.shape[0] - 1, ix.shape[1]
+            start = int(ix[0, 0])   # the block [W_l row-major, c_l] is contiguous in theta
+            ds = ds.reshape(n, r, n_out)
+            w = out[:, :, start:start + n_in * n_out].reshape(n, r, n_in, n_out)   # a view (last axis split)
+            np.multiply(h[:, None, :, None], ds[:, :, None, :], out=w)
+            out[:, :, start + n_in * n_out:start + (n_in + 1) * n_out] = ds
+        return out.reshape(n * r, self.n_params)
+
     def jacobian(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Per-example Jacobians dz_i/dtheta, shape (n, d_z, N): back-propagate every output unit."""
         ins, ders, _ = self.forward(theta, x)

@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import math
+import re
 import shutil
 import sys
 import time
@@ -39,6 +40,7 @@ from spu_sim.pipeline import staged
 from spu_sim.train import data as data_mod
 from spu_sim.train import models
 from spu_sim.train.config import OptimizerConfig, TrainConfig, load_config, resolved_dict, validate_config
+from spu_sim.train.custom import UserModel, curvature_kind
 from spu_sim.train.kfac_timing import tkfac_refresh_time
 from spu_sim.train.plots import plot_run
 from spu_sim.train.timing import StepTime, format_step_time, tngd_step_time
@@ -82,10 +84,12 @@ class OptimizerSummary:
     wall_time_per_step_s: float
     modelled_time_per_step_s: float
     modelled_time_kind: str
+    failed: bool = False   # the optimiser stopped on an error (``error``); ``steps`` counts its completed steps
     error: str | None = None
     spu_backend: str | None = None
     spu_engine: str | None = None
     spu_circuit_steps: dict[str, int] | None = None
+    spu_pruned_per_step: float | None = None   # circuit backends: mean entries pruned per programmed circuit
     modelled_terms_per_step_s: dict[str, float] | None = None
     tau_s: float | None = None
     timing_line: str | None = None
@@ -130,13 +134,28 @@ def check_limits(cfg: TrainConfig, out_dir: str | Path | None = None) -> None:
                                 f"{free_disk:.4g} MB free; free space, choose another --out or raise train.eval_every")
 
 
-def prepare(cfg: TrainConfig) -> tuple[data_mod.Dataset, models.Model, np.ndarray, np.ndarray]:
+def make_model(cfg: TrainConfig, ds: data_mod.Dataset) -> models.Model:
+    """The model of the config for data set ``ds``: a built-in classifier, or ``model.function``'s UserModel."""
+    if cfg.model.name == "function":
+        return models.function_model(cfg.model.function, ds)
+    if ds.n_classes < 2 or ds.y_train.ndim != 1 or ds.y_train.dtype.kind not in "iu":
+        raise BadInputError(f"model.name: {cfg.model.name} is a classifier and needs integer class labels "
+                            f"(at least 2 classes); give such labels or your own model (model.name: function)")
+    return models.make_model(cfg.model.name, ds.x_train.shape[1], ds.n_classes, hidden=cfg.model.hidden,
+                             activation=cfg.model.activation)
+
+
+def prepare(cfg: TrainConfig, model: models.Model | None = None,
+            data: Any = None) -> tuple[data_mod.Dataset, models.Model, np.ndarray, np.ndarray]:
     """(data set, model, mini-batch indices (steps, batch), initial parameters) of a validated config: what
-    every optimiser of a run shares (also used by spu_sim.train.spot_check to replay the same steps)."""
+    every optimiser of a run shares (also used by spu_sim.train.spot_check to replay the same steps). ``model``
+    (a UserModel or a built-in model) and ``data`` (a Dataset or (x_train, y_train, x_test, y_test)) replace the
+    config's when given."""
     check_limits(cfg)
-    ds = make_dataset(cfg)
-    model = models.make_model(cfg.model.name, ds.x_train.shape[1], ds.n_classes, hidden=cfg.model.hidden,
-                              activation=cfg.model.activation)
+    ds = make_dataset(cfg) if data is None else data_mod.as_dataset(data, "data")
+    model = make_model(cfg, ds) if model is None else model
+    if model.n_params < 1:
+        raise BadInputError("model: has no parameters")
     batches = data_mod.batch_indices(len(ds.y_train), cfg.train.batch_size, cfg.train.steps, cfg.train.seed)
     rng = np.random.default_rng(cfg.train.seed)
     theta0 = model.init(rng) if cfg.model.init_scale is None else model.init(rng, cfg.model.init_scale)
@@ -163,6 +182,11 @@ def build_optimizer(entry: OptimizerConfig, cfg: TrainConfig) -> Transform:
 
 def _evaluate(model, theta, ds) -> dict[str, float]:
     with np.errstate(all="ignore"):
+        if isinstance(model, UserModel):
+            (train_loss, train_acc), (test_loss, test_acc) = (model.metrics(theta, ds.x_train, ds.y_train),
+                                                              model.metrics(theta, ds.x_test, ds.y_test))
+            return {"train_loss": train_loss, "train_accuracy": train_acc, "test_loss": test_loss,
+                    "test_accuracy": test_acc}
         return {
             "train_loss": models.cross_entropy(model.logits(theta, ds.x_train), ds.y_train),
             "train_accuracy": models.accuracy(model, theta, ds.x_train, ds.y_train),
@@ -205,10 +229,18 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
     failure: SpuSimError | None = None
     hyper = entry.hyper()
     circuits = {"opamp_factored": 0, "opamp": 0}   # which circuit produced each TNGD readout (circuit backends)
+    engine = circuit_engine(entry)
+    pruned: list[int] = []
+    steps_done = 0
+    # two factor buffers used in turn: each step's factor is written into reused memory (no fresh pages per step);
+    # the only factor kept past its step is the previous one (TNGD's delay phase), which lives in the other buffer
+    needs_factor = OPTIMIZERS.get(entry.name).CURVATURE_NEEDED in ("factor", "matvec")
+    buffers = [np.empty(0), np.empty(0)] if needs_factor and not isinstance(model, UserModel) else []
     for k, idx in enumerate(batches, start=1):
         t0 = time.perf_counter()
         with np.errstate(all="ignore"):
-            problem = models.make_problem(model, theta, ds.x_train[idx], ds.y_train[idx], cfg.model.curvature)
+            problem = models.make_problem(model, theta, ds.x_train[idx], ds.y_train[idx], cfg.model.curvature,
+                                          factor_out=buffers[k % 2] if buffers else None)
             if entry.is_tngd:
                 problem.factor  # noqa: B018 -- the digital part of a TNGD step, timed on its own
             t_digital = time.perf_counter() - t0
@@ -223,9 +255,13 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
                 break
             theta = theta + updates
         dt = time.perf_counter() - t0
-        if entry.is_tngd and tngd.BACKEND_ENGINES[hyper["backend"]] is not None:
+        steps_done = k
+        if buffers and "factor" in vars(problem):   # the factor was built: its memory is this step's buffer
+            buffers[k % 2] = vars(problem)["factor"]
+        if entry.is_tngd and engine is not None:
             factored = tngd.Curvature(problem.factor, hyper["damping"]).factored   # tngd's rule for the circuit
             circuits["opamp_factored" if factored else "opamp"] += 1
+            pruned.append(state.pruned)
         wall += dt
         if entry.is_tkfac:
             step_time = tkfac_step_time(state, dt, hyper, cfg)
@@ -256,6 +292,9 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
                     pass
             errors.append(nat_err)
         if progress is not None:
+            if engine is not None:   # circuit optimisers: one line per step (time, engine, solve error estimate)
+                progress.write(circuit_step_line(entry, k, len(batches), dt, engine, problem, state, hyper),
+                               file=sys.stderr)
             progress.set_postfix(batch_loss=f"{problem.loss:.4f}", refresh=False)
             progress.update(1)
         finite = bool(np.all(np.isfinite(theta)))
@@ -268,7 +307,6 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
             if progress is not None:
                 progress.update(len(batches) - k)
             break
-    steps_done = rows[-1].iteration
     last = rows[-1]
     summary = OptimizerSummary(
         optimizer=entry.name, steps=steps_done, diverged=diverged,
@@ -281,12 +319,13 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
                             "hardware model (spu_sim.train.kfac_timing)" if entry.is_tkfac else
                             "measured wall time"))
     if failure is not None:
-        summary.error = str(failure)
+        summary.failed, summary.error = True, str(failure)
     if entry.is_tngd:   # every TNGD result names the engine and the circuit that produced its directions
-        engine = tngd.BACKEND_ENGINES[hyper["backend"]]
         summary.spu_backend = hyper["backend"]
         summary.spu_engine = engine or "none: exact OU transient (spu_sim.optim.tngd.ou_transient)"
         summary.spu_circuit_steps = {k: v for k, v in circuits.items() if v} if engine else {}
+        if pruned:
+            summary.spu_pruned_per_step = float(np.mean(pruned))
     if step_time is not None:
         mean_terms = StepTime(*(terms / max(steps_done, 1)))
         summary.modelled_terms_per_step_s = mean_terms._asdict()
@@ -296,6 +335,28 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
             finite = [e for e in errors if math.isfinite(e)]
             summary.mean_nat_grad_rel_error = float(np.mean(finite)) if finite else math.nan
     return rows, summary, failure
+
+
+def circuit_engine(entry: OptimizerConfig) -> str | None:
+    """The engine of a circuit optimiser's SPU (tngd, tngd_adam, tkfac with backend circuit or linear), else None."""
+    if entry.is_tngd:
+        return tngd.BACKEND_ENGINES[entry.hyper()["backend"]]
+    if entry.is_tkfac:
+        return tngd.BACKEND_ENGINES.get(entry.hyper()["backend"])
+    return None
+
+
+def circuit_step_line(entry: OptimizerConfig, k: int, steps: int, dt: float, engine: str, problem, state,
+                      hyper: dict[str, Any]) -> str:
+    """The progress line of one circuit-optimiser step: wall time, engine, and the solve error estimate (TNGD: the
+    relative residual |A x - g| / |g| of the readout x, A = U^T U + damping I, O(m N); tkfac: SPU runs)."""
+    head = f"[{entry.label}] step {k}/{steps}: {dt:.3g} s on engine {engine}"
+    if entry.is_tkfac:
+        return f"{head}, {state.solves} SPU runs (refresh {'yes' if state.kfac.refreshed else 'no'})"
+    x, g = state.spu.x, problem.grad
+    with np.errstate(all="ignore"):
+        res = float(np.linalg.norm(problem.damped_matvec(x, hyper["damping"]) - g) / np.linalg.norm(g))
+    return f"{head}, residual |A x - g|/|g| = {res:.3g}, pruned {state.pruned} entries"
 
 
 def tkfac_step_time(state, dt: float, hyper: dict[str, Any], cfg: TrainConfig) -> StepTime:
@@ -326,7 +387,8 @@ def format_summary_table(summary: dict[str, Any]) -> str:
             "modelled/step (ms) |\n|---|---|---|---|---|---|---|---|\n")
     lines = []
     for label, s in summary["optimizers"].items():
-        lines.append(f"| {label} | {s['optimizer']} | {s['steps']}{' (diverged)' if s['diverged'] else ''} | "
+        status = " (failed)" if s.get("failed") else " (diverged)" if s["diverged"] else ""
+        lines.append(f"| {label} | {s['optimizer']} | {s['steps']}{status} | "
                      f"{s['final_train_loss']:.4f} | {s['final_test_loss']:.4f} | {s['final_test_accuracy']:.4f} | "
                      f"{s['wall_time_per_step_s'] * 1e3:.3f} | {s['modelled_time_per_step_s'] * 1e3:.4f} |")
     timing = [s["timing_line"] for s in summary["optimizers"].values() if "timing_line" in s]
@@ -336,26 +398,77 @@ def format_summary_table(summary: dict[str, Any]) -> str:
     engines = [f"{label}: backend {s['spu_backend']}, engine {s['spu_engine']}"
                + (", circuit steps " + ", ".join(f"{k} {v}" for k, v in s["spu_circuit_steps"].items())
                   if s["spu_circuit_steps"] else "")
+               + (f", {s['spu_pruned_per_step']:.4g} entries pruned per step (mean)" if "spu_pruned_per_step" in s else "")
                for label, s in summary["optimizers"].items() if "spu_engine" in s]
     if engines:
         text += "\nSPU readouts produced by:\n" + "\n".join(f"- {e}" for e in engines) + "\n"
+    failed = [f"{label}: failed after {s['steps']} steps: {s['error']}" for label, s in summary["optimizers"].items()
+              if s.get("failed")]
+    if failed:
+        text += "\nFailed (curves end where they stopped; the others' results are complete):\n" + \
+            "\n".join(f"- {f}" for f in failed) + "\n"
     text += "\nDigital optimisers: modelled time = measured wall time.\n"
     return text
 
 
-def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
+def preflight(cfg: TrainConfig, model, transforms: list[Transform], problem) -> None:
+    """Check every optimiser's set-up on the first mini-batch before any optimiser trains: the curvature it reads is
+    one the model gives, and for circuit optimisers one design of its first step (``Transform.check``: element values
+    and run limits, no engine run). Raises the first error as one line naming the optimiser entry and its keys."""
+    have = curvature_kind(model)
+    for i, (entry, transform) in enumerate(zip(cfg.train.optimizers, transforms)):
+        need = OPTIMIZERS.get(entry.name).CURVATURE_NEEDED
+        if need is not None and need not in have and not (need == "matvec" and "factor" in have):
+            given = " or ".join(sorted(have)) or "none"
+            raise BadInputError(f"train.optimizers[{i}].name: {entry.name} needs the curvature as "
+                                f"{'per-layer statistics (model.name logreg or mlp)' if need == 'layers' else 'a factor'}"
+                                f"; the model gives {given}; remove this optimiser or give the model ggn_factor")
+        if transform.check is None:
+            continue
+        try:
+            with np.errstate(all="ignore"):
+                transform.check(problem)
+        except BadInputError as err:
+            raise type(err)(name_entry_keys(str(err), i, entry.label)) from None
+
+
+def name_entry_keys(message: str, i: int, label: str) -> str:
+    """An optimiser's set-up error with the keys the user wrote: ``circuit.``, ``factor_bits`` and ``adc_bits`` become
+    ``train.optimizers[i].circuit.`` etc., prefixed by the entry (the engine's own messages name run-config keys)."""
+    prefix = f"train.optimizers[{i}]"
+    text = re.sub(r"(?<![\w.\[\]])(circuit\.|factor_bits|adc_bits|kappa)", lambda m: f"{prefix}.{m.group(1)}", message)
+    return f"{prefix} ({label}), checked on the first mini-batch before training: {text}"
+
+
+def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path, *, model: models.Model | None = None,
+                 data: Any = None) -> dict[str, Any]:
     """Validate ``config``, train every optimiser on it and write the outputs to ``out_dir``.
 
-    Everything that can be checked (the config, the data, the optimisers' settings, the circuit
-    backend's sections, validated when its AnalogSolver is built) is checked before ``out_dir`` is created or
-    touched. Returns the summary dict.
-    If an optimiser's SPU backend fails (SpuSimError), the other optimisers still run, the outputs are
-    written (the failed entry's summary carries ``error``) and then the first error is raised.
+    ``model``: your own model (``spu_sim.train.custom.UserModel``, or a built-in one) in place of the config's;
+    ``data``: your own data (a ``spu_sim.train.data.Dataset`` or (x_train, y_train, x_test, y_test)) in place of
+    the config's ``data`` section.
+
+    Everything that can be checked is checked before ``out_dir`` is created or touched and before any optimiser
+    trains: the config, the data, the optimisers' settings, the circuit backend's sections (validated when its
+    AnalogSolver is built), the curvature each optimiser needs against what the model gives, and one design of
+    every circuit optimiser's first step (``preflight``). Returns the summary dict.
+    If an optimiser fails while training (SpuSimError), the other optimisers still run, the outputs are written (the
+    failed entry's summary carries ``failed`` and ``error``; its curves end where it stopped) and then the first
+    error is raised.
     """
     cfg = validate_config(config)
     check_limits(cfg, out_dir)
-    ds, model, batches, theta0 = prepare(cfg)
-    transforms = [build_optimizer(entry, cfg) for entry in cfg.train.optimizers]
+    ds, model, batches, theta0 = prepare(cfg, model, data)
+    transforms = []
+    for i, entry in enumerate(cfg.train.optimizers):
+        try:
+            transforms.append(build_optimizer(entry, cfg))
+        except BadInputError as err:
+            raise type(err)(name_entry_keys(str(err), i, entry.label)) from None
+    with np.errstate(all="ignore"):
+        first = models.make_problem(model, theta0, ds.x_train[batches[0]], ds.y_train[batches[0]], cfg.model.curvature)
+    preflight(cfg, model, transforms, first)
+    del first
 
     def work(out: Path) -> tuple[dict[str, Any], list[SpuSimError]]:   # out: the stage, published whole
         atomic_write_text(out / "config.yaml", yaml.safe_dump(resolved_dict(cfg), sort_keys=False))
@@ -383,7 +496,9 @@ def run_training(config: TrainConfig | dict[str, Any], out_dir: str | Path) -> d
             if blas is not None:
                 blas.restore_original_limits()
         summary = {
-            "data": cfg.data.name, "model": cfg.model.name, "n_params": int(model.n_params),
+            "data": ds.name if data is not None else cfg.data.name,
+            "model": type(model).__name__ if isinstance(model, UserModel) else cfg.model.name,
+            "n_params": int(model.n_params),
             "n_train": int(len(ds.y_train)), "n_test": int(len(ds.y_test)), "batch_size": cfg.train.batch_size,
             "d_z": int(model.d_z), "steps": cfg.train.steps, "run_time_s": time.perf_counter() - t_start,
             "optimizers": per_opt,

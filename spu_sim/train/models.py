@@ -28,7 +28,8 @@ cotangent per example, ds_i from p_i - e_{y_i}. In the flat vector the block's r
 vec(Wbar) = theta[index], index of shape (n_in + 1, n_out), and the block is A (x) G in that order.
 
 ``MODELS`` is the registry of the model names (``model.name``): ``logreg`` and ``mlp`` (an int ``hidden``: the
-one-hidden-layer ``MLP``; a list of widths: the deeper ``spu_sim.train.layers.DeepMLP``).
+one-hidden-layer ``MLP``; a list of widths: the deeper ``spu_sim.train.layers.DeepMLP``), and ``function`` (your own
+model, ``spu_sim.train.custom.UserModel``, built by ``model.function``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import numpy as np
 from spu_sim.errors import BadInputError
 from spu_sim.optim.base import LocalProblem
 from spu_sim.registry import Registry
+from spu_sim.train.custom import UserModel, function_model
 from spu_sim.train.layers import ACTIVATIONS, DeepMLP
 
 CURVATURES = ("ggn", "empirical_fisher")
@@ -145,7 +147,7 @@ class MLP:
         return np.concatenate([jw1, d, jw2, jc2], axis=2)
 
 
-Model = LogReg | MLP | DeepMLP
+Model = LogReg | MLP | DeepMLP | UserModel
 
 
 def _logreg(d_in: int, n_classes: int, *, hidden: int | list[int], activation: str) -> LogReg:
@@ -162,6 +164,7 @@ def _mlp(d_in: int, n_classes: int, *, hidden: int | list[int], activation: str)
 MODELS: Registry[Callable[..., Model]] = Registry("a model", "model.name")
 MODELS.register("logreg", _logreg)
 MODELS.register("mlp", _mlp)
+MODELS.register("function", function_model)   # model.function: 'module:build', build(dataset) -> UserModel
 
 
 def make_model(name: str, d_in: int, n_classes: int, *, hidden: int | list[int] = 16,
@@ -179,19 +182,22 @@ def loss_and_grad(model: Model, theta: np.ndarray, x: np.ndarray, y: np.ndarray)
     return cross_entropy(z, y), model.backprop(theta, x, p / len(y))
 
 
-def ggn_factor(model: Model, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """U (n d_z, N) with GGN = U^T U = (1/n) sum_i J_i^T H_L,i J_i."""
-    j = model.jacobian(theta, x)
-    lf = loss_hessian_factor(softmax(model.logits(theta, x)))
-    return np.einsum("nck,ncp->nkp", lf, j).reshape(-1, j.shape[2]) / np.sqrt(x.shape[0])
+def ggn_factor(model: Model, theta: np.ndarray, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """U (n d_z, N) with GGN = U^T U = (1/n) sum_i J_i^T H_L,i J_i: row (i, k) = J_i^T L_i[:, k] / sqrt(n), one
+    batched vector-Jacobian product per column of the loss-Hessian factor (``DeepMLP.vjp_rows``), so J_f is never
+    formed on its own; O(n d_z N). ``out``: a buffer to write U into (see ``DeepMLP.vjp_rows``)."""
+    net = as_layers(model)
+    lf = loss_hessian_factor(softmax(net.logits(theta, x)))           # (n, d_z c, d_z k)
+    return net.vjp_rows(theta, x, lf.transpose(0, 2, 1) / np.sqrt(x.shape[0]), out=out)
 
 
-def empirical_fisher_factor(model: Model, theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """U (n, N) with empirical Fisher = U^T U = (1/n) sum_i g_i g_i^T (per-example gradients g_i)."""
-    j = model.jacobian(theta, x)
-    r = softmax(model.logits(theta, x))
+def empirical_fisher_factor(model: Model, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
+                            out: np.ndarray | None = None) -> np.ndarray:
+    """U (n, N) with empirical Fisher = U^T U = (1/n) sum_i g_i g_i^T (per-example gradients g_i, batched)."""
+    net = as_layers(model)
+    r = softmax(net.logits(theta, x))
     r[np.arange(len(y)), y] -= 1.0
-    return np.einsum("ncp,nc->np", j, r) / np.sqrt(x.shape[0])
+    return net.vjp_rows(theta, x, r[:, None, :] / np.sqrt(x.shape[0]), out=out)
 
 
 def ggn(model: Model, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -253,13 +259,18 @@ def kronecker_layers(model, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
 
 
 def make_problem(model: Model, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
-                 curvature: Literal["ggn", "empirical_fisher"] = "ggn") -> LocalProblem:
-    """The mini-batch problem for the optimisers: loss, gradient now, curvature factor on demand."""
+                 curvature: Literal["ggn", "empirical_fisher"] = "ggn",
+                 factor_out: np.ndarray | None = None) -> LocalProblem:
+    """The mini-batch problem for the optimisers: loss, gradient now, curvature factor on demand (a UserModel:
+    its own functions, ``UserModel.problem``). ``factor_out``: a buffer the factor is written into when it is built
+    (the caller must not hold an earlier factor written there: spu_sim.train.loop keeps two and alternates)."""
+    if isinstance(model, UserModel):
+        return model.problem(theta, x, y)
     loss, grad = loss_and_grad(model, theta, x, y)
     if curvature == "ggn":
-        factor_fn = lambda: ggn_factor(model, theta, x)  # noqa: E731
+        factor_fn = lambda: ggn_factor(model, theta, x, out=factor_out)  # noqa: E731
     elif curvature == "empirical_fisher":
-        factor_fn = lambda: empirical_fisher_factor(model, theta, x, y)  # noqa: E731
+        factor_fn = lambda: empirical_fisher_factor(model, theta, x, y, out=factor_out)  # noqa: E731
     else:
         raise BadInputError(f"{curvature!r} is not a curvature; choose one of: {', '.join(CURVATURES)}")
     layers_fn = lambda: kronecker_layers(model, theta, x, y, curvature)  # noqa: E731

@@ -81,7 +81,8 @@ def _time_label(hist: dict[str, dict[str, np.ndarray]], what: str = "modelled ti
     return what + f"\nfirst-step warm-up left out: {worst} {cut[worst] * 1e3:.2g} ms{others}"
 
 
-def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, *, with_time: bool = True) -> Path:
+def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, *, with_time: bool = True,
+                legend: dict[str, str] | None = None) -> Path:
     """Loss and accuracy against iteration (and against modelled time) for the labels in ``hist``."""
     plt = pyplot()
     plt.rcParams["text.usetex"] = False
@@ -103,16 +104,23 @@ def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, 
     for row, (xkey, xlabel, xscale) in enumerate(xs):
         for col, (ykey, ylabel) in enumerate(panels):
             ax = axes[row][col]
+            drawn = False
             for label, h in hist.items():
                 x = warm_time(h)[0] if xkey == "modelled_time_s" else h[xkey]
                 y = h.get(ykey, np.full_like(h[xkey], np.nan))
-                if not np.isfinite(y).any():
+                keep = np.isfinite(y) & ((x > 0) if xscale == "log" else True)
+                if ykey != "test_accuracy":
+                    keep &= y > 0
+                if not keep.any():
                     continue
-                keep = x > 0 if xscale == "log" else np.ones_like(x, dtype=bool)
-                ax.plot(x[keep], y[keep], label=label, lw=1.4, color=colors[label])
-            ax.set_xscale(xscale)
-            if ykey != "test_accuracy":
-                ax.set_yscale("log")
+                ax.plot(x[keep], y[keep], label=(legend or {}).get(label, label), lw=1.4, color=colors[label])
+                drawn = True
+            if drawn:   # log axes only with positive data (a run whose optimisers all failed still plots)
+                ax.set_xscale(xscale)
+                if ykey != "test_accuracy":
+                    ax.set_yscale("log")
+            else:
+                ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
@@ -130,6 +138,9 @@ def _legend_labels(out: Path, labels) -> dict[str, str]:
     if not path.is_file():
         return names
     for lab, s in (json.loads(path.read_text()).get("optimizers") or {}).items():
+        if lab in names and s.get("failed"):
+            names[lab] = f"{lab} (FAILED after {s.get('steps', 0)} steps)"
+            continue
         if lab in names and "spu_engine" in s:
             engine = s["spu_backend"] if s["spu_engine"].startswith("none") else f"{s['spu_engine']} engine"
             circuit = "+".join(s.get("spu_circuit_steps") or {})
@@ -145,18 +156,22 @@ def plot_loss_iteration_time(hist: dict[str, dict[str, np.ndarray]], path: Path,
     fig, grid = plt.subplots(1, 3, figsize=(13.5, 4.6), gridspec_kw={"width_ratios": [1.0, 1.0, 0.55]})
     axes, side = grid[:2], grid[2]
     side.axis("off")
+    drawn = [False, False]
     for i, (label, h) in enumerate(hist.items()):
-        for ax, xkey in zip(axes, ("iteration", "modelled_time_s")):
+        for j, (ax, xkey) in enumerate(zip(axes, ("iteration", "modelled_time_s"))):
             x = warm_time(h)[0] if xkey == "modelled_time_s" else h[xkey]
             y = h["train_loss"]
-            keep = np.isfinite(y) & ((x > 0) if xkey == "modelled_time_s" else np.ones_like(x, dtype=bool))
+            keep = np.isfinite(y) & (y > 0) & ((x > 0) if xkey == "modelled_time_s" else True)
             ax.plot(x[keep], y[keep], lw=1.4, color=f"C{i % 10}", label=(legend or {}).get(label, label))
+            drawn[j] |= bool(keep.any())
     axes[0].set_xlabel("iteration")
     axes[1].set_xlabel(_time_label(hist, "modelled time (s): TNGD hardware model, digital optimisers wall time"),
                        fontsize=9)
-    axes[1].set_xscale("log")
-    for ax in axes:
-        ax.set_yscale("log")
+    if drawn[1]:
+        axes[1].set_xscale("log")
+    for ax, ok in zip(axes, drawn):   # log axes only with positive data (a run whose optimisers all failed still plots)
+        if ok:
+            ax.set_yscale("log")
         ax.set_ylabel("train loss")
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
@@ -175,10 +190,12 @@ def plot_run(out_dir: str | Path) -> list[Path]:
     if cfg_path.is_file():
         groups = (yaml.safe_load(cfg_path.read_text()).get("plots") or {}).get("groups") or {}
     title = "all optimisers (modelled time: SPU hardware model for TNGD and tkfac, digital = wall time)"
-    paths = [plot_curves(hist, out / "loss_accuracy.png", title),
+    legend = _legend_labels(out, hist)
+    paths = [plot_curves(hist, out / "loss_accuracy.png", title, legend=legend),
              plot_loss_iteration_time(hist, out / "loss_iteration_time.png", "loss against iteration and modelled time",
-                                      _legend_labels(out, hist))]
+                                      legend)]
     for name, labels in groups.items():
         sub = {lab: hist[lab] for lab in labels if lab in hist}
-        paths.append(plot_curves(sub, io.path_in(out, f"group_{name}.png", "plots.groups"), name, with_time=False))
+        paths.append(plot_curves(sub, io.path_in(out, f"group_{name}.png", "plots.groups"), name, with_time=False,
+                                 legend=legend))
     return paths

@@ -335,14 +335,14 @@ def design_factored(problem: FactoredProblem, circuit: FactoredCircuitConfig, si
     # (faster where the smallest kept J^T entry would need more than r_max; never a leak or J^T resistor below r_min)
     a_max = lam + float(np.max(np.sum(J * (H @ J), axis=0)))   # max_i (J^T H J)_ii by one GEMM
     aj = np.abs(J)
-    kept = aj[aj >= max(ic.prune_below_relative * jmax, np.finfo(float).tiny)]
+    kept = aj[aj >= max(circuit.prune_below_relative * jmax, np.finfo(float).tiny)]
     jmin = float(kept.min()) if kept.size else jmax
     alpha_lo = max(lam * rmin, jmax * rmin * s_z / s_x)
     alpha = max(alpha_lo, min(a_max * rmin, rmax * jmin * s_z / s_x))
     alpha_t = alpha * s_x / s_z
     tau_s = alpha * ic.c_farad
     pruned: list = []
-    prune = ic.prune_below_relative
+    prune = circuit.prune_below_relative   # set, or derived from the resistor resolution (config.py)
     r_j, s_j = _array(J, alpha_j, rmax, prune, "J", pruned, alpha_limit=alpha_t)   # J and J^T keep the same entries
     r_h, s_h = _array(H, alpha_h, rmax, prune, "H", pruned)
     with np.errstate(divide="ignore"):
