@@ -28,17 +28,17 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from .. import ideal, io
-from ..config import Strict, format_validation_error, read_yaml, save_config
+from ..config import Strict, save_config
 from ..errors import BadInputError, ConfigError
 from ..pipeline import Prepared, prepare, prepare_problem, simulate_in, staged
 from ..plotting import pyplot, save_png
 from ..problems.factored import FactoredProblem
 from ..problems.sources import random_matrix
 from ..run_config import load_run_config
-from .base import EXPERIMENTS, Experiment
+from .base import EXPERIMENTS, Experiment, read_experiment
 
 SUMMARY_NAME = "summary.json"
 
@@ -69,14 +69,7 @@ class ArrayLimitsExperiment(Strict):
 
 
 def _load(config_path: str | Path):
-    data, base_dir = read_yaml(config_path)
-    section = data.pop("experiment", None) or {}
-    if not isinstance(section, dict):
-        raise ConfigError("experiment: must be a mapping of settings")
-    try:
-        exp = ArrayLimitsExperiment.model_validate(section)
-    except ValidationError as e:
-        raise ConfigError(format_validation_error(e, root="experiment")) from None
+    data, base_dir, exp = read_experiment(config_path, ArrayLimitsExperiment)
     for v in exp.r_ohm_per_segment + exp.noise_values:
         if not (np.isfinite(v) and v >= 0):
             raise ConfigError(f"experiment: {v} is not a finite value >= 0 (r_ohm_per_segment, noise_values)")

@@ -14,10 +14,15 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, TypeVar
 
-from ..errors import BadInputError
+from pydantic import BaseModel, ValidationError
+
+from ..config import format_validation_error, read_yaml
+from ..errors import BadInputError, ConfigError
 from ..registry import Registry
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,21 @@ class Experiment:
 
 
 EXPERIMENTS: Registry[Experiment] = Registry("an experiment", "experiment")
+
+
+def read_experiment(config_path: str | Path, model: type[M]) -> tuple[dict[str, Any], Path, M]:
+    """An experiment's YAML -> (the run config's raw dict without ``experiment``, the YAML's folder, the
+    ``experiment`` section validated by ``model``); ConfigError naming the key otherwise. Each experiment then
+    validates the run config (load_run_config) and its own constraints."""
+    data, base_dir = read_yaml(config_path)
+    section = data.pop("experiment", None) or {}
+    if not isinstance(section, dict):
+        raise ConfigError("experiment: must be a mapping of settings")
+    try:
+        exp = model.model_validate(section)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, root="experiment", model=model)) from None
+    return data, base_dir, exp
 
 
 @contextlib.contextmanager

@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from .. import io
-from ..config import Seed, Strict, format_validation_error, read_yaml, save_config
+from ..config import Seed, Strict, save_config
 from ..run_config import load_run_config
 from ..errors import ConfigError
 from ..pipeline import prepare, run_engine, simulate, staged
@@ -45,7 +45,7 @@ from ..readout import read_node_voltages
 from ..spice import write_circuit
 from ..topologies import CircuitRequest
 from ..topologies.posterior.metrics import quiescent_power_w
-from .base import EXPERIMENTS, Experiment
+from .base import EXPERIMENTS, Experiment, read_experiment
 
 NAME = "posterior_scaling"
 
@@ -60,14 +60,7 @@ class ScalingExperiment(Strict):
 
 
 def _load(config_path: str | Path) -> tuple[dict, Path, ScalingExperiment]:
-    data, base_dir = read_yaml(config_path)
-    section = data.pop("experiment", None) or {}
-    if not isinstance(section, dict):
-        raise ConfigError("experiment: must be a mapping of settings")
-    try:
-        exp = ScalingExperiment.model_validate(section)
-    except ValidationError as e:
-        raise ConfigError(format_validation_error(e, root="experiment", model=ScalingExperiment)) from None
+    data, base_dir, exp = read_experiment(config_path, ScalingExperiment)
     if any(d < 1 or d > 128 for d in exp.d_values):
         raise ConfigError("experiment.d_values: every d must be in 1..128")
     cfg = load_run_config(data)          # validates the template (kind gaussian_posterior on posterior_gaussian)

@@ -21,10 +21,10 @@ from typing import Annotated, Any, Literal, Union
 
 import numpy as np
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from .. import ideal, io
-from ..config import Strict, format_validation_error, read_yaml, save_config
+from ..config import Strict, save_config
 from ..run_config import Config, load_run_config
 from ..errors import ConfigError, SimulationError
 from ..pipeline import Prepared, prepare, simulate, staged
@@ -32,7 +32,7 @@ from ..runs.scheduler import run_tasks
 from ..topologies import circuit_config
 from ..topologies.rlc.config import RlcCircuitConfig
 from ..topologies.rlc.sde import netlist_stationary_cov
-from .base import EXPERIMENTS, Experiment, as_setting
+from .base import EXPERIMENTS, Experiment, as_setting, read_experiment
 from .rlc_stats import (autocovariance, bartlett_se, error_curve, exact_autocovariance, fit_damped_cosine,
                         interpolated_noise_cov, rel_err)
 from .rlc_plots import SUMMARY_NAME, plot_autocorrelation, plot_inversion, plot_sampling
@@ -88,14 +88,7 @@ class AutocorrelationExperiment(Strict):
 def load_experiment(config_path: str | Path, model: type[Strict]) -> tuple[Config, Any, dict[str, Any]]:
     """YAML -> (run Config, validated experiment section, the raw dict). Relative paths resolve against
     the YAML's folder. The run config must use circuit.topology: rlc."""
-    data, base_dir = read_yaml(config_path)
-    section = data.pop("experiment", None) or {}
-    if not isinstance(section, dict):
-        raise ConfigError("experiment: must be a mapping of settings")
-    try:
-        exp = model.model_validate(section)
-    except ValidationError as e:
-        raise ConfigError(format_validation_error(e, root="experiment")) from None
+    data, base_dir, exp = read_experiment(config_path, model)
     circuit = circuit_config(data.get("circuit"))      # the topology first: its problem rules differ
     if not isinstance(circuit, RlcCircuitConfig):
         raise ConfigError(f"circuit.topology: {circuit.topology!r} is not supported by this experiment; use rlc")

@@ -28,18 +28,18 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from .. import ideal, io
 from ..compare import compute_metrics
-from ..config import Strict, format_validation_error, read_yaml, save_config
+from ..config import Strict, save_config
 from ..run_config import load_run_config
 from ..errors import ConfigError
 from ..pipeline import prepare, simulate, staged
 from ..plotting import pyplot, save_png
 from ..topologies.opamp_sc import discrete, metrics
 from ..topologies.opamp_sc.config import OpampScCircuitConfig
-from .base import EXPERIMENTS, Experiment, as_setting
+from .base import EXPERIMENTS, Experiment, as_setting, read_experiment
 
 SUMMARY_NAME = "summary.json"
 
@@ -56,14 +56,7 @@ class ScClockExperiment(Strict):
 
 
 def _load(config_path: str | Path):
-    data, base_dir = read_yaml(config_path)
-    section = data.pop("experiment", None) or {}
-    if not isinstance(section, dict):
-        raise ConfigError("experiment: must be a mapping of settings")
-    try:
-        exp = ScClockExperiment.model_validate(section)
-    except ValidationError as e:
-        raise ConfigError(format_validation_error(e, root="experiment")) from None
+    data, base_dir, exp = read_experiment(config_path, ScClockExperiment)
     cfg = load_run_config(data)
     if not isinstance(cfg.circuit, OpampScCircuitConfig):
         raise ConfigError(f"circuit.topology: {cfg.circuit.topology!r} is not supported by this experiment; use opamp_sc")
