@@ -38,7 +38,7 @@ def run_sweep(config_path: str | Path, out_dir: str | Path, *, scheduler: str | 
     if workers is not None:
         check_workers(workers, name="--workers")
     sweep = load_sweep(config_path)
-    if scheduler:   # a scheduler that does not answer, is not Dask or has no worker: refused, nothing written
+    if scheduler is not None:  # a scheduler that does not answer, is not Dask or has no worker: refused, nothing written
         check_scheduler(scheduler)
     with locked(Path(out_dir)) as out:  # a second sweep into DIR is refused while this one runs
         # the folder becomes this sweep's: files of an earlier run of another kind (compare, train) go; a

@@ -28,6 +28,7 @@ import ctypes
 import multiprocessing as mp
 import os
 import signal
+import socket
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, wait
@@ -162,6 +163,51 @@ CONNECT_S = 30.0    # a Dask scheduler must answer within this
 WORKERS_S = 60.0    # ... and have a worker within this (also: the longest a sweep waits with no worker at all)
 
 
+def parse_scheduler_address(address: str) -> tuple[str, int]:
+    """(host, port) of a Dask scheduler address ``[tcp://]host:port``; BadInputError naming what is wrong.
+
+    Only plain TCP is supported: ``tls://`` needs certificates that spu-sim does not pass to Dask, and
+    ``ucx://`` / ``inproc://`` are not reachable from the worker processes spu-sim starts.
+    """
+    text = address.strip() if isinstance(address, str) else ""
+    if not text:
+        raise BadInputError(f"--scheduler {address!r}: empty address; give tcp://host:port of a dask scheduler, "
+                            "or leave --scheduler out to run on local worker processes")
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "tcp", text
+    if scheme != "tcp":
+        raise BadInputError(f"--scheduler {address}: the {scheme}:// protocol is not supported (only plain tcp; "
+                            "tls needs certificates spu-sim does not pass); give tcp://host:port")
+    host, colon, port_text = rest.rpartition(":")
+    if not colon or not host or not port_text or "/" in rest:
+        raise BadInputError(f"--scheduler {address}: no port; give tcp://host:port (a dask scheduler listens "
+                            "on 8786 by default: tcp://HOST:8786)")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise BadInputError(f"--scheduler {address}: port {port_text[:20]!r} is not a port number (1 .. 65535); "
+                            "give tcp://host:port")
+    return host.strip("[]"), int(port_text)
+
+
+def _reach(address: str, host: str, port: int, timeout_s: float) -> None:
+    """Open (and close) a plain TCP connection to host:port within timeout_s; BadInputError naming why not."""
+
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except socket.gaierror:
+        raise BadInputError(f"--scheduler {address}: host {host[:80]!r} is unknown (no DNS entry); give the "
+                            "scheduler's host name or IP address") from None
+    except ConnectionRefusedError:
+        raise BadInputError(f"--scheduler {address}: nothing listens on {host[:80]} port {port} (connection "
+                            "refused); start a scheduler there (dask scheduler --port PORT) or fix the port") from None
+    except (TimeoutError, socket.timeout):
+        raise BadInputError(f"--scheduler {address}: host {host[:80]} did not answer within {timeout_s:g} s "
+                            "(unreachable or firewalled); give a reachable scheduler address") from None
+    except OSError as e:
+        raise BadInputError(f"--scheduler {address}: cannot connect to {host[:80]} port {port} "
+                            f"({type(e).__name__}: {str(e)[:120]}); give a reachable scheduler address") from None
+
+
 def _identity(address: str, timeout_s: float) -> dict[str, Any]:
     """The scheduler's identity (type, workers), asked over Dask's own protocol under a hard deadline: a
     server that accepts the connection and never answers (not Dask) fails here instead of hanging."""
@@ -190,12 +236,18 @@ def check_scheduler(address: str, *, connect_s: float | None = None, workers_s: 
     connect_s = CONNECT_S if connect_s is None else connect_s
     workers_s = WORKERS_S if workers_s is None else workers_s
     t0 = time.monotonic()
+    host, port = parse_scheduler_address(address)
+    _reach(address, host, port, connect_s)
     try:
         ident = _identity(address, connect_s)
-    except (TimeoutError, OSError) as e:
-        why = "nothing answered" if isinstance(e, TimeoutError) else f"{type(e).__name__}: {str(e)[:120]}"
-        raise BadInputError(f"--scheduler {address}: no Dask scheduler reached within {connect_s:g} s ({why}); "
-                            "start one (dask scheduler) or give its tcp://host:port") from None
+    except TimeoutError:
+        raise BadInputError(f"--scheduler {address}: a server accepted the connection but did not answer as a "
+                            f"Dask scheduler within {connect_s:g} s; give the address of a dask scheduler "
+                            "(dask scheduler prints it)") from None
+    except OSError as e:
+        raise BadInputError(f"--scheduler {address}: the server there closed the connection without answering as "
+                            f"a Dask scheduler ({type(e).__name__}: {str(e)[:120]}); give the address of a dask "
+                            "scheduler") from None
     except Exception as e:  # noqa: BLE001 - a server speaking another protocol
         raise BadInputError(f"--scheduler {address}: the server there is not a Dask scheduler "
                             f"({type(e).__name__}); give the address of a dask scheduler") from None

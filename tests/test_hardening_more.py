@@ -1,0 +1,58 @@
+"""Issue 24, the cases the first passes left: each test holds a mechanism with cases other than the issue's.
+
+Class 6 (Dask runs end): ``check_scheduler`` first parses the address (``[tcp://]host:port``) and opens a
+plain TCP connection, so a bad address, an unknown host, a closed port and a server that is not Dask are each
+refused at once (exit 2) with the cause named -- not as "not a Dask scheduler (ValueError)" or after 30 s.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from spu_sim.errors import BadInputError
+from spu_sim.runs.scheduler import check_scheduler
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("address, words", [
+    ("localhost", "no port"),                          # a bare host
+    ("tcp://localhost:", "no port"),                   # an empty port
+    ("tcp://localhost:0", "not a port number"),
+    ("tcp://localhost:8786x", "not a port number"),
+    ("ws://localhost:8786", "ws:// protocol is not supported"),
+    ("   ", "empty address"),
+])
+def test_a_malformed_scheduler_address_names_what_is_wrong(address, words):
+    t0 = time.monotonic()
+    with pytest.raises(BadInputError, match=words):
+        check_scheduler(address, connect_s=2.0, workers_s=2.0)
+    assert time.monotonic() - t0 < 1.5
+
+
+def test_a_closed_port_and_an_unknown_host_are_named_at_once():
+    port = _free_port()
+    t0 = time.monotonic()
+    with pytest.raises(BadInputError, match="nothing listens .*connection refused"):
+        check_scheduler(f"tcp://127.0.0.1:{port}", connect_s=20.0, workers_s=2.0)
+    with pytest.raises(BadInputError, match="unknown"):
+        check_scheduler("tcp://spu-sim-no-such-host.invalid:8786", connect_s=20.0, workers_s=2.0)
+    assert time.monotonic() - t0 < 10.0     # not the 20 s connect deadline: the cause is known at once
+
+
+def test_a_server_that_accepts_and_stays_silent_is_not_called_unreachable():
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        port = srv.getsockname()[1]
+        t0 = time.monotonic()
+        with pytest.raises(BadInputError, match="accepted the connection but did not answer as a Dask"):
+            check_scheduler(f"tcp://127.0.0.1:{port}", connect_s=1.5, workers_s=1.0)
+        assert time.monotonic() - t0 < 8.0
