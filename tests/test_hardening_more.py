@@ -3,17 +3,26 @@
 Class 6 (Dask runs end): ``check_scheduler`` first parses the address (``[tcp://]host:port``) and opens a
 plain TCP connection, so a bad address, an unknown host, a closed port and a server that is not Dask are each
 refused at once (exit 2) with the cause named -- not as "not a Dask scheduler (ValueError)" or after 30 s.
+
+Class 5 (messages name the real cause): a prior mean far from the data is named, not y; ``spu-sim noise`` on an
+engine that runs no ``.noise`` names simulation.backend and the engines that do.
 """
 
 from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
+from spu_sim.cli import main
 from spu_sim.errors import BadInputError
 from spu_sim.runs.scheduler import check_scheduler
+
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def _free_port() -> int:
@@ -56,3 +65,33 @@ def test_a_server_that_accepts_and_stays_silent_is_not_called_unreachable():
         with pytest.raises(BadInputError, match="accepted the connection but did not answer as a Dask"):
             check_scheduler(f"tcp://127.0.0.1:{port}", connect_s=1.5, workers_s=1.0)
         assert time.monotonic() - t0 < 8.0
+
+
+# ---------------------------------------------------------------- 5. messages name the real cause
+
+def _cli(tmp_path, cmd: list[str], cfg: dict, capsys) -> tuple[int, str]:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    code = main([*cmd, str(path), "--out", str(tmp_path / "out")])
+    return code, capsys.readouterr().err.strip()
+
+
+def test_a_prior_mean_far_from_the_data_is_named_not_y(tmp_path, capsys):
+    """A prior mean of 1e12 in one entry (before: 'problem.y: max|y| = ... needs R_y ...')."""
+    cfg = yaml.safe_load((CONFIGS / "posterior_gaussian_d4.yaml").read_text())
+    cfg["problem"]["prior_mean"] = [0.0, 1e12, 0.0, 0.0]
+    code, err = _cli(tmp_path, ["netlist"], cfg, capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("error: problem.prior_mean") and "problem.y" not in err, err
+
+
+@pytest.mark.parametrize("backend", ["linear", "linear-aggregated"])
+def test_noise_on_an_engine_without_noise_analysis_names_the_engine(tmp_path, capsys, backend):
+    """Before: '.noise input VNACIN has no gain to the output' (the cause: the engine runs no .noise)."""
+    cfg = yaml.safe_load((CONFIGS / "noise_d4.yaml").read_text())
+    cfg["simulation"]["backend"] = backend
+    cfg["problem"]["matrix"]["random"]["d"] = 2
+    code, err = _cli(tmp_path, ["noise"], cfg, capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "simulation.backend" in err and "ngspice-shared" in err and "VNACIN" not in err, err
+    assert not (tmp_path / "out").exists()

@@ -48,7 +48,7 @@ from .. import io
 from ..circuit import CCCS, Circuit, Comment, Noise, NoiseSource, Resistor, ResistorArray, VoltageSource
 from ..config import save_config
 from ..run_config import Config, load_run_config
-from ..engines import get_engine
+from ..engines import ENGINES, get_engine
 from ..engines.progress import elapsed_line
 from ..engines.waveform_files import write_waveforms
 from ..errors import BadInputError
@@ -79,6 +79,12 @@ def _noise_prep(config):
         have = [n for n in TOPOLOGIES.names() if TOPOLOGIES.get(n).noise is not None]
         raise BadInputError(f"circuit.topology: {topo.name} has no small-signal noise analysis; use one of: "
                             f"{', '.join(have)}")
+    engine = get_engine(cfg.simulation.backend)
+    if not engine.sign_off:   # .noise is an ngspice analysis; the linear engines integrate transients only
+        runs_noise = [n for n in ENGINES.names() if get_engine(n).sign_off]
+        raise BadInputError(f"simulation.backend: {engine.name} runs no .noise analysis (it integrates transients); "
+                            f"spu-sim noise needs an ngspice engine: set simulation.backend to one of "
+                            f"{', '.join(runs_noise)}")
     prep = prepare(topo.noise.design_config(cfg))
     if prep.problem.kappa <= 0:
         raise BadInputError("problem.kappa: must be > 0 for a noise analysis (kappa sets the injected noise)")

@@ -288,6 +288,14 @@ def design_posterior(problem, circuit, sim, model: str, link: str | None = None,
     if model == "gaussian" and ymax > 0:
         g_y = min(ymax / (s_line * r_f_each * ic.v_dac_max_v), 1.0 / ic.r_min_ohm)
         if 1.0 / g_y > ic.r_max_ohm:
+            # the summers' scale s_line is set by max|X theta - y| over the posterior; when the prior mean puts
+            # theta far beyond what the data reach, y is small beside it and the prior mean is the cause
+            pm = float(np.max(np.abs(data.prior_mean))) if np.size(data.prior_mean) else 0.0
+            if pm > 0 and xmax * pm >= 0.5 * line_range and xmax * pm > 100 * ymax:
+                raise DesignError(f"problem.prior_mean: max|prior_mean| = {pm:.3g} puts X theta up to {xmax * pm:.3g}, "
+                                  f"{xmax * pm / ymax:.3g} times max|y| = {ymax:.3g}, so y needs R_y = {1 / g_y:.3g} ohm "
+                                  "above circuit.integrator.r_max_ohm; give a prior mean on the scale of the data's "
+                                  "theta (or standardise X and y)")
             raise DesignError(f"problem.y: max|y| = {ymax:.3g} needs R_y = {1 / g_y:.3g} ohm above r_max_ohm; raise "
                               "circuit.integrator.r_max_ohm or v_dac_max_v")
         r_y = np.full(n, 1.0 / g_y)
