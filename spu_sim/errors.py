@@ -74,6 +74,11 @@ class ResultError(SpuSimError):
     """A result that is not a number (NaN or inf) reached publication: nothing is published. CLI exit code 1."""
 
 
+class TrainingDiverged(SpuSimError):
+    """An optimiser of ``spu-sim train`` diverged: the outputs are published with it marked, and the command says so
+    (CLI exit code 1) so that no script takes its numbers for a result."""
+
+
 @contextlib.contextmanager
 def numbers_checked(where: str, fix: str) -> Iterator[None]:
     """Run a block whose arithmetic follows from the user's input (a design, a problem's matrices, an engine's

@@ -10,6 +10,7 @@ engine that runs no ``.noise`` names simulation.backend and the engines that do.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from pathlib import Path
@@ -95,3 +96,17 @@ def test_noise_on_an_engine_without_noise_analysis_names_the_engine(tmp_path, ca
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "simulation.backend" in err and "ngspice-shared" in err and "VNACIN" not in err, err
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- 1. a diverged optimiser is not a result
+
+def test_an_optimiser_whose_loss_explodes_but_stays_finite_is_marked_diverged_and_the_command_fails(tmp_path, capsys):
+    """sgd at lr 1e200 keeps finite losses of ~1e200 (before: diverged false, exit 0)."""
+    cfg = {"data": {"name": "blobs", "n_samples": 80}, "model": {"name": "logreg"},
+           "train": {"steps": 4, "batch_size": 8, "progress": False,
+                     "optimizers": [{"name": "sgd", "lr": 1e200, "label": "wild"}, {"name": "sgd", "lr": 0.1}]}}
+    code, err = _cli(tmp_path, ["train"], cfg, capsys)
+    assert code == 1 and len(err.splitlines()) == 1 and "wild (sgd): diverged" in err, err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["optimizers"]["wild"]["diverged"] and not summary["optimizers"]["sgd"]["diverged"]
+    assert "Diverged" in (tmp_path / "out" / "summary.md").read_text()

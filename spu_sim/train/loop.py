@@ -33,7 +33,7 @@ import yaml
 from threadpoolctl import threadpool_limits
 
 from spu_sim.engines import free_memory_mb
-from spu_sim.errors import BadInputError, SpuSimError
+from spu_sim.errors import BadInputError, SpuSimError, TrainingDiverged
 from spu_sim.io import atomic_write_text
 from spu_sim.optim import OPTIMIZERS, Transform, ngd, ngd_woodbury, tkfac, tngd
 from spu_sim.pipeline import staged
@@ -108,6 +108,9 @@ def make_dataset(cfg: TrainConfig) -> data_mod.Dataset:
 #: bytes per history row (the HistoryRow in memory, a CSV line on disk) and per step of mini-batch indices
 #: beyond the indices themselves (a numpy slice in a list)
 HISTORY_ROW_BYTES = 1000
+#: an optimiser whose training loss exceeds this multiple of its initial loss (at least 1) has diverged: its numbers
+#: are finite but meaningless (lr 1e300 gives losses of 1e298), so it is stopped and marked like a non-finite one
+DIVERGED_LOSS_FACTOR = 1e6
 STEP_OVERHEAD_BYTES = 120
 
 
@@ -302,7 +305,8 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
             rows.append(HistoryRow(optimizer=entry.name, label=entry.label, iteration=k, batch_loss=problem.loss,
                                    **_evaluate(model, theta, ds), wall_time_s=wall, modelled_time_s=modelled,
                                    nat_grad_rel_error=nat_err))
-        if not finite or not math.isfinite(rows[-1].train_loss):
+        loss_bound = DIVERGED_LOSS_FACTOR * max(rows[0].train_loss, 1.0) if math.isfinite(rows[0].train_loss) else math.inf
+        if not finite or not math.isfinite(rows[-1].train_loss) or rows[-1].train_loss > loss_bound:
             diverged = True
             if progress is not None:
                 progress.update(len(batches) - k)
@@ -381,6 +385,14 @@ def format_history_csv(rows: list[HistoryRow]) -> str:
     return buf.getvalue()
 
 
+def diverged_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per optimiser marked ``diverged`` (non-finite parameters or loss, or a training loss above
+    DIVERGED_LOSS_FACTOR times its initial one): label, steps, last loss and the fix."""
+    return [f"{label} ({s['optimizer']}): diverged at step {s['steps']} (train loss {s['final_train_loss']:.3g}); "
+            "lower its lr" for label, s in summary["optimizers"].items()
+            if s.get("diverged") and not s.get("failed")]
+
+
 def format_summary_table(summary: dict[str, Any]) -> str:
     """A Markdown table of the final metrics and per-step times, then the TNGD time-model lines."""
     head = ("| label | optimizer | steps | train loss | test loss | test acc | wall/step (ms) | "
@@ -389,7 +401,7 @@ def format_summary_table(summary: dict[str, Any]) -> str:
     for label, s in summary["optimizers"].items():
         status = " (failed)" if s.get("failed") else " (diverged)" if s["diverged"] else ""
         lines.append(f"| {label} | {s['optimizer']} | {s['steps']}{status} | "
-                     f"{s['final_train_loss']:.4f} | {s['final_test_loss']:.4f} | {s['final_test_accuracy']:.4f} | "
+                     f"{s['final_train_loss']:.4g} | {s['final_test_loss']:.4g} | {s['final_test_accuracy']:.4f} | "
                      f"{s['wall_time_per_step_s'] * 1e3:.3f} | {s['modelled_time_per_step_s'] * 1e3:.4f} |")
     timing = [s["timing_line"] for s in summary["optimizers"].values() if "timing_line" in s]
     text = head + "\n".join(lines) + "\n"
@@ -404,6 +416,9 @@ def format_summary_table(summary: dict[str, Any]) -> str:
         text += "\nSPU readouts produced by:\n" + "\n".join(f"- {e}" for e in engines) + "\n"
     failed = [f"{label}: failed after {s['steps']} steps: {s['error']}" for label, s in summary["optimizers"].items()
               if s.get("failed")]
+    diverged = diverged_lines(summary)
+    if diverged:
+        text += "\nDiverged (stopped; their last numbers are not results):\n" + "\n".join(f"- {d}" for d in diverged) + "\n"
     if failed:
         text += "\nFailed (curves end where they stopped; the others' results are complete):\n" + \
             "\n".join(f"- {f}" for f in failed) + "\n"
@@ -525,6 +540,10 @@ def run_training_from_file(config_path: str | Path, out_dir: str | Path) -> dict
     summary = run_training(cfg, out_dir)
     print(format_summary_table(summary), end="")
     print(f"run time {summary['run_time_s']:.1f} s; outputs in {out_dir}")
+    diverged = diverged_lines(summary)
+    if diverged:   # the outputs are published (marked); the command fails so no script takes them for results
+        raise TrainingDiverged(f"train: {len(diverged)} of {len(summary['optimizers'])} optimisers diverged, "
+                               f"marked in {out_dir}/summary.md and the plots: {'; '.join(diverged)}")
     return summary
 
 

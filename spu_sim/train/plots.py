@@ -141,6 +141,9 @@ def _legend_labels(out: Path, labels) -> dict[str, str]:
         if lab in names and s.get("failed"):
             names[lab] = f"{lab} (FAILED after {s.get('steps', 0)} steps)"
             continue
+        if lab in names and s.get("diverged"):
+            names[lab] = f"{lab} (DIVERGED at step {s.get('steps', 0)})"
+            continue
         if lab in names and "spu_engine" in s:
             engine = s["spu_backend"] if s["spu_engine"].startswith("none") else f"{s['spu_engine']} engine"
             circuit = "+".join(s.get("spu_circuit_steps") or {})
