@@ -132,7 +132,8 @@ def cmd_compare(a) -> int:
     out = Path(a.out).resolve()
     print(f"netlist: {out / 'netlist.cir'}")
     print(f"results: {out / 'result.npz'}  metrics: {out / 'metrics.json'}")
-    print("plots:   " + ", ".join(str(p) for p in sorted(out.glob('*.png'))))
+    print("plots:   " + (", ".join(str(p) for p in sorted(out.glob('*.png')))
+                         or "none (no transient analysis: nothing over time to plot)"))
     return 0
 
 

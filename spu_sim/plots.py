@@ -4,6 +4,7 @@ never simulate. Agg backend, no LaTeX. Run again any time: ``python -m spu_sim.p
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -116,8 +117,12 @@ def plot_compare(out_dir: str | Path) -> list[Path]:
         return []
     ref = dict(np.load(ref_path))
     paths = [plot_waveforms(res, ref, out / "waveforms.png"), plot_convergence(ref, out / "error_vs_time.png", res)]
-    if np.all(np.isfinite(res["x_cov"])) and np.any(res.get("kappa", 0)):
-        paths.append(plot_covariance(res, ref, out / "covariance.png"))
+    if np.any(res.get("kappa", 0)):
+        if np.all(np.isfinite(res["x_cov"])):
+            paths.append(plot_covariance(res, ref, out / "covariance.png"))
+        else:   # a noisy run without a measured covariance (no .tran): say why the plot is missing
+            warnings.warn("covariance.png not drawn: the run measured no covariance (x_cov is not a number: no tran "
+                          "analysis, or no samples after the burn-in); add tran to simulation.analyses", stacklevel=2)
     if "sc_zoom_t_s" in res and len(res["sc_zoom_t_s"]) > 1:   # a clocked topology saved its zoom window
         paths.append(plot_clock_zoom(res, out / "clock_zoom.png"))
     return paths

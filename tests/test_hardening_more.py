@@ -15,10 +15,13 @@ import socket
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from spu_sim.cli import main
+from spu_sim.compare import compare
+from spu_sim.plots import plot_compare
 from spu_sim.errors import BadInputError
 from spu_sim.runs.scheduler import check_scheduler
 
@@ -110,3 +113,19 @@ def test_an_optimiser_whose_loss_explodes_but_stays_finite_is_marked_diverged_an
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["optimizers"]["wild"]["diverged"] and not summary["optimizers"]["sgd"]["diverged"]
     assert "Diverged" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_a_compare_plot_that_cannot_be_drawn_is_named_not_dropped(tmp_path):
+    """A noisy run whose covariance is not a number: covariance.png is not drawn, and a warning says so (before:
+    it vanished without a word)."""
+    cfg = {"problem": {"matrix": [[2.0, -1.0], [-1.0, 2.0]], "vector": [1.0, 0.0], "kappa": 0.05},
+           "simulation": {"t_stop_tau": 30, "seed": 1, "backend": "linear"}}
+    compare(cfg, tmp_path / "o")
+    assert (tmp_path / "o" / "covariance.png").is_file()
+    res = dict(np.load(tmp_path / "o" / "result.npz"))
+    res["x_cov"] = np.full_like(res["x_cov"], np.nan)
+    np.savez(tmp_path / "o" / "result.npz", **res)
+    (tmp_path / "o" / "covariance.png").unlink()
+    with pytest.warns(UserWarning, match="covariance.png not drawn"):
+        paths = plot_compare(tmp_path / "o")
+    assert all(p.name != "covariance.png" for p in paths)
