@@ -64,6 +64,8 @@ class Cost(NamedTuple):
 BYTES_PER_NOISE_LINE = 37
 #: bytes of a netlist line, on average over the topologies (an upper estimate)
 BYTES_PER_ELEMENT = 60
+#: bytes of an elements.csv row (one per element, spu_sim.parts.element_table): measured 144 on opamp_factored
+ELEMENT_TABLE_BYTES_PER_ELEMENT = 150
 #: config.yaml, design.json and the npz container around the arrays
 METADATA_BYTES = 200_000
 #: ngspice's adaptive time points per readout or noise step (the larger count): measured 6.9 (opamp d4), 5.3
@@ -80,16 +82,25 @@ def waveform_file_bytes(w: Workload, points_per_step: float) -> float:
     return steps * w.n_vectors * w.waveform_bytes_per_value
 
 
+#: d x d float64 matrices result.npz holds (A, A_realized, x_cov) and the peak number of them in memory while the
+#: result is assembled (the three, plus a temporary of the realised drift's product): measured on opamp_factored
+#: N = 20,000 (m = 16): result.npz 9.6 GB (three 3.2 GB matrices), peak RSS 13.3 GB
+RESULT_MATRICES_ON_DISK = 3
+RESULT_MATRICES_IN_MEMORY = 4
+
+
 def _common(w: Workload) -> tuple[float, float]:
     """(memory, disk) in bytes every engine needs: the noise samples the pipeline draws (float64), the readout
-    arrays (a few float64 copies of points x outputs), and with kept files the netlist, noise files and
-    result.npz."""
+    arrays (a few float64 copies of points x outputs), the result's d x d matrices (RESULT_MATRICES_*: they
+    dominate a factorised run of large N), and with kept files the netlist, noise files and result.npz."""
     samples = w.n_sources * (w.n_noise_steps + 1)
     out_values = w.n_out_points * (w.n_outputs + 1)
-    memory = 8.0 * samples + 4 * 8.0 * out_values
+    matrix = 8.0 * w.n_outputs ** 2
+    memory = 8.0 * samples + 4 * 8.0 * out_values + RESULT_MATRICES_IN_MEMORY * matrix
     disk = 0.0
     if w.keep_files:
-        disk = BYTES_PER_NOISE_LINE * samples + BYTES_PER_ELEMENT * w.n_elements + 8.0 * out_values + METADATA_BYTES
+        disk = (BYTES_PER_NOISE_LINE * samples + (BYTES_PER_ELEMENT + ELEMENT_TABLE_BYTES_PER_ELEMENT) * w.n_elements
+                + 8.0 * out_values + METADATA_BYTES + RESULT_MATRICES_ON_DISK * matrix)
     return memory, disk
 
 
