@@ -169,6 +169,15 @@ def check_limits(prep: Prepared, out_dir: Path | None = None, engine: Engine | N
     any work is done."""
     sim = prep.cfg.simulation
     check_engine(intrinsic_from_config(prep.cfg.circuit), get_engine(sim.backend).name)
+    if "tran" in sim.analyses:   # the mean and covariance need two readout samples after the burn-in
+        dt, burn = prep.sample_dt_tau, prep.burn_in_tau
+        n_after = int(np.floor(sim.t_stop_tau / dt + 1e-9)) - int(np.ceil(burn / dt - 1e-9)) + 1
+        if n_after < 2:
+            raise BadInputError(
+                f"simulation.t_stop_tau: {sim.t_stop_tau:g} tau leaves {max(n_after, 0)} readout samples after the "
+                f"burn-in of {burn:.4g} tau (readout step {dt:.4g} tau; the slowest mode relaxes at "
+                f"{prep.design.slowest_rate_tau:.3g} per tau), and the estimates need two; lengthen t_stop_tau "
+                "(or set readout.sample_dt_tau / simulation.burn_in_tau)")
     est = estimates(prep, keep_files=out_dir is not None, engine=engine)
     if sim.max_noise_samples is not None and est["noise_samples"] > sim.max_noise_samples:
         raise BadInputError(

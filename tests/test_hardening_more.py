@@ -148,3 +148,17 @@ def test_a_factorised_runs_disk_estimate_matches_what_it_writes(tmp_path):
     simulate(cfg, out_dir=tmp_path / "o")
     written = sum(p.stat().st_size for p in (tmp_path / "o").iterdir()) / 1e6
     assert written <= est <= 1.3 * written, (est, written)
+
+
+# ---------------------------------------------------------------- 2. derived quantities checked before use
+
+def test_a_run_too_short_for_two_samples_after_the_burn_in_is_bad_input_before_the_engine(tmp_path, capsys):
+    """A slow diagonal problem (rates 1e-4 per tau) over 40 tau: the readout step follows the slow dynamics, so
+    fewer than two samples follow the burn-in (before: the engine ran, then exit 1 'internal failure: ValueError')."""
+    cfg = {"problem": {"matrix": [[3e-4, 0.0, 0.0], [0.0, 2e-4, 0.0], [0.0, 0.0, 1e-4]], "vector": [1.0, 0.0, 1.0],
+                       "kappa": 0.01},
+           "simulation": {"t_stop_tau": 40, "seed": 1, "backend": "linear"}}
+    code, err = _cli(tmp_path, ["simulate"], cfg, capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "simulation.t_stop_tau" in err and "burn-in" in err and "internal" not in err, err
+    assert not (tmp_path / "out").exists()
