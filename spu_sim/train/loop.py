@@ -24,6 +24,7 @@ import re
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -541,9 +542,12 @@ def run_training_from_file(config_path: str | Path, out_dir: str | Path) -> dict
     print(format_summary_table(summary), end="")
     print(f"run time {summary['run_time_s']:.1f} s; outputs in {out_dir}")
     diverged = diverged_lines(summary)
-    if diverged:   # the outputs are published (marked); the command fails so no script takes them for results
-        raise TrainingDiverged(f"train: {len(diverged)} of {len(summary['optimizers'])} optimisers diverged, "
-                               f"marked in {out_dir}/summary.md and the plots: {'; '.join(diverged)}")
+    text = (f"train: {len(diverged)} of {len(summary['optimizers'])} optimisers diverged, marked in "
+            f"{out_dir}/summary.md and the plots: {'; '.join(diverged)}")
+    if diverged and len(diverged) == len(summary["optimizers"]):   # no result at all: the command fails (exit 1)
+        raise TrainingDiverged(text)
+    if diverged:   # the others are results (a sweep may study divergence): said on stderr, exit 0
+        warnings.warn(text, stacklevel=2)
     return summary
 
 
