@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import yaml
 from scipy import stats
 
 from conftest import spd_problem
 from spu_sim import ideal
+from spu_sim.cli import main
 from spu_sim.pipeline import prepare, simulate
 from spu_sim.topologies.intrinsic import circuit_intrinsic_diffusion
 
@@ -68,3 +70,30 @@ def test_posterior_gaussian_judge_has_the_full_diffusion_and_needs_it():
     r = simulate(GAUSS)
     assert _z_max(r, full) < _bound(3)
     assert _z_max(r, injected) > _bound(3)      # the same run fails the injected-only judge
+
+
+SC = {"problem": {"matrix": {"random": {"kind": "spd", "d": 3, "condition": 3.0, "seed": 1}},
+                  "vector": {"random": {"kind": "normal", "seed": 2}}, "kappa": 0.01},
+      "circuit": {"topology": "opamp_sc", "opamp": {"in_a_per_rthz": 2.5e-10}},
+      "simulation": {"t_stop_tau": 300.0, "burn_in_tau": 10.0, "seed": 0, "backend": "linear", "analyses": ["tran"]}}
+
+
+def test_opamp_sc_op_amp_current_noise_is_in_the_clocked_judge():
+    """i_n integrates on C_f over each clock period (q_in_period): the run matches the clocked judge with it and
+    fails the one without it at the same bound."""
+    prep = prepare(SC)
+    d = prep.design
+    assert d.kappa_intrinsic > 0 and np.all(d.q_in_period > 0.5 * d.q_injected)
+    r = simulate(SC)
+    assert _z_max(r, d.effective_sde()) < _bound(3)
+    without = prepare({**SC, "circuit": {"topology": "opamp_sc"}}).design.effective_sde()
+    assert _z_max(r, without) > _bound(3)
+
+
+def test_opamp_sc_refuses_thermal_noise_with_one_line(tmp_path, capsys):
+    cfg = {**SC, "circuit": {"topology": "opamp_sc", "thermal_noise": True}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["simulate", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "thermal_noise" in err[0] and "kT/C" in err[0], err

@@ -51,7 +51,10 @@ class FactoredTopology(Topology):
     def circuit_metrics(self, design, problem, arrays):
         """Settling time, measured and predicted, with the criteria of spu_sim.parts.settling (topology opamp's
         energy metrics read its element arrays and are not computed here)."""
-        return settling_metrics(design, problem, arrays)
+        out = settling_metrics(design, problem, arrays)
+        if design.intrinsic is not None and design.intrinsic_diffusion is not None:   # topologies.intrinsic
+            out["kappa_intrinsic"] = design.kappa_intrinsic
+        return out
 
 
 TOPOLOGIES.add(FactoredTopology())
