@@ -352,6 +352,27 @@ def noise_dac_feeds(elements: list) -> dict[str, tuple[int, float]]:
     return out
 
 
+def white_currents(elements: list, spec: IntrinsicNoise, held: set[str],
+                   sites: list[OpampSite]) -> list[tuple[str, str, float]]:
+    """[(a, b, q)]: the white currents of spec, from node a into node b, of two-sided intensity q (A^2 s): one per
+    free node (the thermal currents of the resistors with one free end there plus the i_n of an op-amp input
+    there, aggregated: module doc) and one per resistor with both ends free. ``sites``: opamp_sites of the
+    elements before any re-referencing."""
+    node_q: dict[str, float] = {}
+    pairs: list[tuple[str, str, float]] = []
+    if spec.thermal:
+        node_g, pairs_g = resistor_conductances(elements, held)
+        node_q = {n: 2.0 * spec.kT_joule * g for n, g in node_g.items()}
+        pairs = [(a, b, 2.0 * spec.kT_joule * g) for a, b, g in pairs_g]
+    if spec.in_a_per_rthz > 0:
+        vnode = {e.name: e.n_pos for e in elements if isinstance(e, VoltageSource)}
+        for s in sites:
+            for inn in ([s.inn] if s.kind == "macro" else [vnode[v] for v in s.sources]):
+                if inn not in held:
+                    node_q[inn] = node_q.get(inn, 0.0) + spec.in_a_per_rthz ** 2 / 2.0
+    return [("0", n, q) for n, q in node_q.items() if q > 0] + pairs
+
+
 def with_intrinsic_noise(elements: list, spec: IntrinsicNoise | None, dt_s: float, n_steps: int, seed: int,
                          small_signal: float | None = None) -> list:
     """The elements plus the intrinsic sources of ``spec`` (module doc): seeded NoiseSources of n_steps + 2
@@ -397,20 +418,7 @@ def with_intrinsic_noise(elements: list, spec: IntrinsicNoise | None, dt_s: floa
                                     None if fl is None else fl[:, k - 1], dt_s, q_white, scale, spec, poles,
                                     small_signal, f"en{k}")
     # ---- currents into free nodes: thermal (aggregated / per resistor) and op-amp i_n
-    held = held_nodes(E + added)
-    node_q: dict[str, float] = {}
-    pairs: list[tuple[str, str, float]] = []
-    if spec.thermal:
-        node_g, pairs = resistor_conductances(E, held)
-        node_q = {n: 2.0 * kT * g for n, g in node_g.items()}
-        pairs = [(a, b, 2.0 * kT * g) for a, b, g in pairs]
-    if spec.in_a_per_rthz > 0:
-        vnode = {e.name: e.n_pos for e in E if isinstance(e, VoltageSource)}
-        for s in sites:
-            for inn in ([s.inn] if s.kind == "macro" else [vnode[v] for v in s.sources]):
-                if inn not in held:
-                    node_q[inn] = node_q.get(inn, 0.0) + spec.in_a_per_rthz ** 2 / 2.0
-    currents = [("0", n, q) for n, q in node_q.items() if q > 0] + pairs
+    currents = white_currents(E, spec, held_nodes(E + added), sites)
     if currents:
         u = None if ss_mode else unit_samples(len(currents), n_steps, seed, STREAM_THERMAL)
         dacs = {} if ss_mode else noise_dac_feeds(E)

@@ -12,8 +12,10 @@ nonideal.py (tolerance, quantisation, temperature, macromodel), build.py (the ci
 
 from __future__ import annotations
 
+from ...parts.intrinsic_noise import intrinsic_from_config
 from ...parts.settling import settling_metrics
 from ..base import TOPOLOGIES, Topology
+from ..intrinsic import with_intrinsic
 from . import build
 from .config import FactoredCircuitConfig
 from .design import FactoredDesign, design_factored
@@ -32,7 +34,8 @@ class FactoredTopology(Topology):
     noise = FactoredNoise()
 
     def design(self, problem, circuit, simulation):
-        return apply_factored_nonidealities(design_factored(problem, circuit, simulation), circuit)
+        design = apply_factored_nonidealities(design_factored(problem, circuit, simulation), circuit)
+        return with_intrinsic(self, design, intrinsic_from_config(circuit))
 
     def build_circuit(self, design, request):
         return build.build_circuit(design, request)
@@ -55,7 +58,10 @@ class FactoredTopology(Topology):
     def circuit_metrics(self, design, problem, arrays):
         """Settling time, measured and predicted, with the criteria of spu_sim.parts.settling (topology opamp's
         energy metrics read its element arrays and are not computed here)."""
-        return settling_metrics(design, problem, arrays)
+        out = settling_metrics(design, problem, arrays)
+        if design.intrinsic is not None and design.intrinsic_diffusion is not None:   # topologies.intrinsic
+            out["kappa_intrinsic"] = design.kappa_intrinsic
+        return out
 
 
 TOPOLOGIES.add(FactoredTopology())

@@ -109,6 +109,8 @@ class FactoredDesign(OuDesign):
     dropped: list = field(default_factory=list)            # ("J" | "H" | "JT", i, j) rounded to code 0 (r_bits)
     r_nominal: dict = field(default_factory=dict)          # array key (r_j_ohm, ...) -> its nominal resistors
     wires: tuple | None = None     # (r_ohm_per_segment, c_farad_per_segment) of circuit.wires; None: ideal lines
+    intrinsic: Any = None          # parts.intrinsic_noise.IntrinsicNoise (thermal / op-amp noise) or None
+    intrinsic_diffusion: Any = None    # (d, d) its white diffusion per tau (topologies.intrinsic) or None
 
     @cached_property
     def wired_arrays(self) -> dict:
@@ -200,8 +202,20 @@ class FactoredDesign(OuDesign):
     def _gain_factor(self) -> float:
         return 1.0 if self.macro is None else 1.0 + 1.0 / self.macro.gain
 
+    def intrinsic_d(self) -> np.ndarray:
+        """The intrinsic white diffusion in the judge (topologies.intrinsic; zeros when off or not modelled)."""
+        D = self.intrinsic_diffusion
+        return np.zeros((self.d, self.d)) if D is None else D
+
+    @property
+    def kappa_intrinsic(self) -> float:
+        """The intrinsic noise floor with the noise DAC off, in problem units: mean_i D_int,ii / 2 (NaN when the
+        circuit's intrinsic diffusion is not modelled: macromodel op-amps, the logistic sigmoid)."""
+        D = self.intrinsic_diffusion
+        return float("nan") if D is None else float(np.mean(np.diag(D)) / 2.0)
+
     def realized_sde(self) -> LinearSDE:
-        return LinearSDE(self.A_realized, self.b_realized, np.diag(2.0 * self.kappa_each))
+        return LinearSDE(self.A_realized, self.b_realized, np.diag(2.0 * self.kappa_each) + self.intrinsic_d())
 
     def effective_sde(self) -> LinearSDE:
         if self.macro is None:

@@ -10,6 +10,9 @@ Engines: ngspice (sign-off) and the exact linear engine, which steps the per-pha
 
 from __future__ import annotations
 
+import dataclasses
+
+from ...parts.intrinsic_noise import intrinsic_from_config
 from ..base import TOPOLOGIES, Topology
 from . import build, metrics
 from .config import OpampScCircuitConfig
@@ -22,7 +25,9 @@ class OpampScTopology(Topology):
     has_mean = True
 
     def design(self, problem, circuit, simulation):
-        return design_opamp_sc(problem, circuit, simulation)
+        design = design_opamp_sc(problem, circuit, simulation)
+        spec = intrinsic_from_config(circuit)
+        return design if spec is None else dataclasses.replace(design, intrinsic=spec)
 
     def build_circuit(self, design, request):
         return build.build_circuit(design, request)

@@ -84,5 +84,9 @@ class OpampScCircuitConfig(CircuitBase):
         if t.r_tc1_per_k != 0 or t.l_tc1_per_k != 0:
             raise ValueError("temperature.r_tc1_per_k / l_tc1_per_k do not apply to topology opamp_sc (no resistors "
                              "or inductors in the signal path); remove them")
+        if self.thermal_noise:
+            raise ValueError("thermal_noise does not apply to topology opamp_sc: its only resistors are the switches', "
+                             "whose thermal noise is the kT/C noise it samples (circuit.sc.ktc_noise, on by default); "
+                             "remove thermal_noise")
         check_opamp_knobs(self.opamp, "opamp_sc", unused={"r_inverter_ohm": "no inverters: the branches invert by clock phase"})
         return self

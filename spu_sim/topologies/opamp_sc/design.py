@@ -102,6 +102,7 @@ class OpampScDesign(OuDesign):
     dropped: list = field(default_factory=list)
     macro: Any = None
     notes: dict = field(default_factory=dict)
+    intrinsic: Any = None        # parts.intrinsic_noise.IntrinsicNoise (op-amp e_n / i_n) or None
 
     # ---- element values
     @property
@@ -169,6 +170,23 @@ class OpampScDesign(OuDesign):
         return (self.s_x * self.c_noise_farad * self.noise_v_rms / self.c_f_farad) ** 2
 
     @property
+    def q_in_period(self) -> np.ndarray:
+        """(d,) per-period variance on x (problem units) of the op-amp current noise i_n (circuit.opamp.in_a_per_rthz):
+        a white current of two-sided intensity i_n^2 / 2 into the virtual ground, whose charge over a period h_s
+        (both phases: the branch capacitors on the virtual ground hold 0 V, so it all lands on C_f) has variance
+        i_n^2 / 2 h_s; on x: s_x^2 i_n^2 h_s / (2 C_f^2). It enters the period map where the injected noise does."""
+        spec = self.intrinsic
+        if spec is None or spec.in_a_per_rthz == 0:
+            return np.zeros(self.d)
+        return self.s_x ** 2 * spec.in_a_per_rthz ** 2 / 2.0 * self.h * self.tau_s / self.c_f_farad ** 2
+
+    @property
+    def kappa_intrinsic(self) -> float:
+        """The intrinsic noise floor with the noise DAC off, in problem units: mean_i (q_in,i / h) / 2 (i_n only:
+        kT/C is circuit.sc.ktc_noise, e_n is not in the clocked judge, docs/nonideal.md)."""
+        return float(np.mean(self.q_in_period / self.h) / 2.0)
+
+    @property
     def q_ktc_phase(self) -> np.ndarray:
         """(d,) per-phase kT/C variance on x (problem units): kT sum of branch capacitors / C_f^2."""
         c_tot = self.c_branch_farad.sum(axis=1) + self.c_in_farad + self.c_noise_farad
@@ -207,6 +225,7 @@ class OpampScDesign(OuDesign):
         c = -self.c_in_farad * self.v_dac_v / self.c_f_farad * self.s_x
         q1 = np.diag(self.q_ktc_phase) if kt else np.zeros((self.d, self.d))
         qw = np.diag(self.q_injected) if inj else np.zeros((self.d, self.d))
+        qw = qw + np.diag(self.q_in_period)          # op-amp i_n (circuit.opamp.in_a_per_rthz), 0 when off
         p = discrete.sc_process(self.H_plus, self.H_minus, c, q1, q1, qw, self.h)
         delta = self.s_x * self.feedthrough_offset_v
         if feedthrough and np.any(delta):

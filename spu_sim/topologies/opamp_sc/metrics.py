@@ -81,6 +81,8 @@ def energy_per_clock_j(design, v_mean_sq: np.ndarray) -> float:
 
 def circuit_metrics(design, problem, arrays: dict) -> dict[str, float]:
     out = error_split(design)
+    if getattr(design, "intrinsic", None) is not None:      # circuit.opamp.in_a_per_rthz (design.q_in_period)
+        out["kappa_intrinsic"] = design.kappa_intrinsic
     p = design.process()
     m_e, S_e = discrete.stationary_mean(p), discrete.stationary_cov(p)
     out["sc_energy_per_clock_theory_j"] = energy_per_clock_j(design, (m_e ** 2 + np.diag(S_e)) / design.s_x ** 2)

@@ -18,7 +18,9 @@ config.py, design.py, nonideal.py, build.py, sigmoid.py, metrics.py.
 
 from __future__ import annotations
 
+from ...parts.intrinsic_noise import intrinsic_from_config
 from ..base import TOPOLOGIES, Topology
+from ..intrinsic import with_intrinsic
 from . import build, metrics
 from .config import GaussianCircuitConfig, LogisticCircuitConfig
 from .design import design_posterior
@@ -33,7 +35,8 @@ class PosteriorGaussianTopology(Topology):
     problem_kinds = ("gaussian_posterior",)
 
     def design(self, problem, circuit, simulation):
-        return apply_posterior_nonidealities(design_posterior(problem, circuit, simulation, "gaussian"), circuit)
+        design = apply_posterior_nonidealities(design_posterior(problem, circuit, simulation, "gaussian"), circuit)
+        return with_intrinsic(self, design, intrinsic_from_config(circuit))
 
     def build_circuit(self, design, request):
         return build.build_circuit(design, request)
@@ -54,7 +57,7 @@ class PosteriorLogisticTopology(Topology):
     def design(self, problem, circuit, simulation):
         s = circuit.sigmoid
         nominal = design_posterior(problem, circuit, simulation, "logistic", link=s.model, v_sig=s.v_out_v)
-        return apply_posterior_nonidealities(nominal, circuit)
+        return with_intrinsic(self, apply_posterior_nonidealities(nominal, circuit), intrinsic_from_config(circuit))
 
     def build_circuit(self, design, request):
         return build.build_circuit(design, request, line_output=sigmoid_output)

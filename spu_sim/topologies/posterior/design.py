@@ -34,6 +34,8 @@ with G the signed conductances s G (0 where no resistor).
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,6 +93,8 @@ class PosteriorDesign(OuDesign):
     macro: object = None
     dropped: list = field(default_factory=list)      # (array, (i, j)) rounded to code 0 by r_bits (no resistor)
     r_nominal: dict = field(default_factory=dict)    # r_p, r_x, r_t -> the nominal resistors (non-ideal designs)     # nonideal.PosteriorMacro (spu_sim.parts.opamp's macromodel for every op-amp) or None: nullors
+    intrinsic: Any = None          # parts.intrinsic_noise.IntrinsicNoise (thermal / op-amp noise) or None
+    intrinsic_diffusion: Any = None    # (d, d) its white diffusion per tau (topologies.intrinsic) or None
 
     # ---- shapes, nodes, units
     @property
@@ -201,9 +205,21 @@ class PosteriorDesign(OuDesign):
         """The exact posterior's OU process (gaussian) or its Laplace approximation (logistic), kappa = 1."""
         return ou_sde(self.problem.A, self.problem.b, 1.0)
 
+    def intrinsic_d(self) -> np.ndarray:
+        """The intrinsic white diffusion in the judge (topologies.intrinsic; zeros when off or not modelled)."""
+        D = self.intrinsic_diffusion
+        return np.zeros((self.d, self.d)) if D is None else D
+
+    @property
+    def kappa_intrinsic(self) -> float:
+        """The intrinsic noise floor with the noise DAC off, in problem units: mean_i D_int,ii / 2 (NaN when the
+        circuit's intrinsic diffusion is not modelled: macromodel op-amps, the logistic sigmoid)."""
+        D = self.intrinsic_diffusion
+        return float("nan") if D is None else float(np.mean(np.diag(D)) / 2.0)
+
     def realized_sde(self) -> LinearSDE:
         A, b = self._linearised()
-        return LinearSDE(A, b, np.diag(2.0 * self.kappa_each))
+        return LinearSDE(A, b, np.diag(2.0 * self.kappa_each) + self.intrinsic_d())
 
     def effective_sde(self) -> LinearSDE:
         """The realised process. With the op-amp macromodel its quasi-static finite-gain corrections (order
