@@ -325,10 +325,12 @@ def error_budget(prep: Prepared, metrics: dict[str, Any]) -> dict[str, float]:
             continue      # the cause is not set in this run
         p = _with_circuit(prep, alone)
         ref = None if ref_circuit is None else _with_circuit(prep, ref_circuit)
-        if has_mean and "op_rel_err" in metrics:
+        if has_mean and ("op_rel_err" in metrics or "mean_rel_err" in metrics):   # posterior runs: no .op estimate
             x = _run(p, ["op"])["x_op"]
             x0 = mean_t if ref is None else _run(ref, ["op"])["x_op"]
-            out[f"budget_op_{name}"] = out[f"budget_mean_{name}"] = _rel(x - x0, mean_t)
+            out[f"budget_mean_{name}"] = _rel(x - x0, mean_t)
+            if "op_rel_err" in metrics:
+                out[f"budget_op_{name}"] = out[f"budget_mean_{name}"]
         if "cov_rel_err" in metrics:
             c0 = cov_t if ref is None else _observed(ref.design.effective_sde(), d)[1]
             out[f"budget_cov_{name}"] = _rel(_observed(p.design.effective_sde(), d)[1] - c0, cov_t)

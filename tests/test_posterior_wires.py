@@ -7,11 +7,16 @@ line node equals the realised drift's root, for the Gaussian and the logistic ci
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from scipy.linalg import solve_continuous_lyapunov
 
+from spu_sim.compare import error_budget_or_note
 from spu_sim.errors import BadInputError
 from spu_sim.pipeline import build_circuit, prepare, simulate
+from spu_sim.posterior.run import format_summary, run_posterior
 from spu_sim.spice import format_spice
 
 R_SEG = 20.0   # ohm per segment against r_min 1 kOhm: a drop of a few %, far above the 1e-10 of the check
@@ -125,3 +130,33 @@ def test_bad_posterior_wires_are_refused_before_any_engine(r_seg, key):
     with pytest.raises(BadInputError) as e:
         prepare(_cfg(GAUSS, r_seg))
     assert key in str(e.value)
+
+
+def test_posterior_error_budget_by_cause(tmp_path):
+    """spu-sim posterior's budget (spu_sim.compare.error_budget): with wires the only circuit cause, its mean share
+    is the wired circuit's DC root against the exact posterior mean and its covariance share the Lyapunov solution
+    of the realised drift (built here) against A^-1; the ideal circuit's noise-free run has no error beyond its
+    transient; table, metrics.json and budget.png; the logistic circuit (sigmoid: ngspice only) gets a note."""
+    cfg = _cfg({**GAUSS, "problem": {**GAUSS["problem"], "X": {"random": {"n": 5, "d": 3, "scale": 0.3, "seed": 1}}},
+                "simulation": {"t_stop_tau": 60.0, "seed": 3, "noise_oversample": 10, "backend": "linear"}})
+    m = run_posterior(cfg, tmp_path / "g")
+    d = prepare(cfg).design
+    A, b = d.problem.A, d.problem.b
+    mean = np.linalg.solve(A, b)
+    root = np.linalg.solve(d.A_realized, d.b_realized)
+    assert m["budget_mean_parasitics"] == pytest.approx(np.linalg.norm(root - mean) / np.linalg.norm(mean), rel=1e-6)
+    S = solve_continuous_lyapunov(-d.A_realized, -np.diag(2.0 * d.kappa_each))
+    cov = np.linalg.inv(A)
+    assert m["budget_cov_parasitics"] == pytest.approx(np.linalg.norm(S - cov) / np.linalg.norm(cov), rel=1e-6)
+    assert m["budget_mean_finite_time"] < 1e-3 < m["budget_mean_sampling"]
+    assert "budget_mean_quantisation_tolerance" not in m and "budget_op_parasitics" not in m
+    for est in ("mean", "cov"):
+        shares = [v for k, v in m.items() if k.startswith(f"budget_{est}_") and k.rsplit("_", 1)[-1] not in ("sum", "total")]
+        assert m[f"budget_{est}_sum"] == pytest.approx(sum(shares), rel=1e-12)
+        assert m[f"budget_{est}_total"] == m[f"{est}_rel_err"]
+    assert json.loads((tmp_path / "g" / "metrics.json").read_text())["budget_cov_parasitics"] == m["budget_cov_parasitics"]
+    assert (tmp_path / "g" / "budget.png").stat().st_size > 0
+    assert "error budget" in format_summary(m) and "parasitics" in format_summary(m)
+    logit = _cfg({**LOGIT, "simulation": {"t_stop_tau": 10.0, "backend": "ngspice-shared"}})
+    note = error_budget_or_note(prepare(logit), {"mean_rel_err": 0.1, "cov_rel_err": 0.1, "window_tau": 10.0})
+    assert list(note) == ["budget_note"] and "BSIG1" in note["budget_note"]

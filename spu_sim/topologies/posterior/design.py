@@ -353,7 +353,7 @@ def design_posterior(problem, circuit, sim, model: str, link: str | None = None,
     lam_max = float(np.linalg.eigvalsh(P0 + curv)[-1])
     noise_dt_tau = sim.noise_dt_tau or 1.0 / (sim.noise_oversample * lam_max)
     r_n, v_n = np.full(d, np.inf), 0.0
-    if "tran" in sim.analyses:
+    if "tran" in sim.analyses and problem.kappa > 0:   # kappa 0: the noise-free run of the error budget
         h_s = noise_dt_tau * tau_s
         q_i = 2.0 * C ** 2 / (tau_s * s_th ** 2)
         v_n = ic.noise_v_rms
