@@ -35,7 +35,8 @@ Errors are relative norms, so the shares do not add exactly: their sum is stated
 (``budget_<estimate>_sum``, ``budget_<estimate>_total``). A cause that is not set is left out (not a zero). The
 op-amp's output-swing limit is nonlinear and not in the budget (the linear engine refuses it). r_out_ohm and
 c_in_farad do nothing on an ideal op-amp: they are measured on the run's macro op-amp (gain, GBW; offsets off) as
-the change they make to it (``Cause.context``). A new cause (e.g. one more noise key) joins with ``BUDGET_CAUSES.add(Cause(...))``.
+the change they make to it (``Cause.context``). ``spu-sim posterior`` (spu_sim.posterior.run) has the same budget
+for its sample mean and covariance (no .op estimate there: the circuit causes' DC solution is the mean's share). A new cause (e.g. one more noise key) joins with ``BUDGET_CAUSES.add(Cause(...))``.
 """
 
 from __future__ import annotations
