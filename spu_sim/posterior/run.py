@@ -243,7 +243,7 @@ def run_posterior(config: str | Path | dict | Config, out_dir: str | Path, *, pr
         result = simulate_in(prep, stage, out, progress=progress)
         metrics, samples = posterior_metrics(prep, result.arrays, ref)
         if budget:
-            metrics.update(error_budget_or_note(prep, metrics))
+            metrics.update(error_budget_or_note(prep, metrics, mean_from_op=True))
         io.atomic_save_npz(stage / SAMPLES_NAME, **samples)
         io.atomic_write_json(stage / METRICS_NAME, metrics)
         plot_posterior(stage)
