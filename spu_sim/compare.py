@@ -35,7 +35,8 @@ Errors are relative norms, so the shares do not add exactly: their sum is stated
 (``budget_<estimate>_sum``, ``budget_<estimate>_total``). A cause that is not set is left out (not a zero). The
 op-amp's output-swing limit is nonlinear and not in the budget (the linear engine refuses it). r_out_ohm and
 c_in_farad do nothing on an ideal op-amp: they are measured on the run's macro op-amp (gain, GBW; offsets off) as
-the change they make to it (``Cause.context``). A new cause (e.g. one more noise key) joins with ``BUDGET_CAUSES.add(Cause(...))``.
+the change they make to it (``Cause.context``). ``spu-sim posterior`` (spu_sim.posterior.run) has the same budget
+for its sample mean and covariance (no .op estimate there: the circuit causes' DC solution is the mean's share). A new cause (e.g. one more noise key) joins with ``BUDGET_CAUSES.add(Cause(...))``.
 """
 
 from __future__ import annotations
@@ -281,10 +282,12 @@ def _run(prep: Prepared, analyses: list[str]) -> dict[str, np.ndarray]:
         return simulate_in(p, Path(tmp), None).arrays
 
 
-def error_budget(prep: Prepared, metrics: dict[str, Any]) -> dict[str, float]:
+def error_budget(prep: Prepared, metrics: dict[str, Any], mean_from_op: bool = False) -> dict[str, float]:
     """The budget_<estimate>_<cause> entries of metrics.json (module doc), with budget_<estimate>_sum and
     budget_<estimate>_total (the run's measured error: op_rel_err, mean_rel_err, cov_rel_err), for the estimates
-    the run has. Empty when the topology has no mean and no noise, or its circuit is not linear."""
+    the run has. Empty when the topology has no mean and no noise, or its circuit is not linear. mean_from_op: the
+    circuit causes' mean share from the DC solution also when the run has no .op estimate (spu-sim posterior; a
+    compare run takes it only with op_rel_err, since a clocked circuit has no meaningful .op)."""
     problem, d = prep.problem, prep.design.d
     target = prep.design.target_sde()
     mean_t, cov_t = _observed(target, d)
@@ -325,10 +328,12 @@ def error_budget(prep: Prepared, metrics: dict[str, Any]) -> dict[str, float]:
             continue      # the cause is not set in this run
         p = _with_circuit(prep, alone)
         ref = None if ref_circuit is None else _with_circuit(prep, ref_circuit)
-        if has_mean and "op_rel_err" in metrics:
+        if has_mean and ("op_rel_err" in metrics or (mean_from_op and "mean_rel_err" in metrics)):
             x = _run(p, ["op"])["x_op"]
             x0 = mean_t if ref is None else _run(ref, ["op"])["x_op"]
-            out[f"budget_op_{name}"] = out[f"budget_mean_{name}"] = _rel(x - x0, mean_t)
+            out[f"budget_mean_{name}"] = _rel(x - x0, mean_t)
+            if "op_rel_err" in metrics:
+                out[f"budget_op_{name}"] = out[f"budget_mean_{name}"]
         if "cov_rel_err" in metrics:
             c0 = cov_t if ref is None else _observed(ref.design.effective_sde(), d)[1]
             out[f"budget_cov_{name}"] = _rel(_observed(p.design.effective_sde(), d)[1] - c0, cov_t)
@@ -350,11 +355,11 @@ def error_budget(prep: Prepared, metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def error_budget_or_note(prep: Prepared, metrics: dict[str, Any]) -> dict[str, Any]:
+def error_budget_or_note(prep: Prepared, metrics: dict[str, Any], mean_from_op: bool = False) -> dict[str, Any]:
     """error_budget, or {"budget_note": why} when the circuit cannot run on the linear engine (a nonlinear
     element such as the output-swing limit of every cause-alone circuit)."""
     try:
-        return error_budget(prep, metrics)
+        return error_budget(prep, metrics, mean_from_op)
     except BadInputError as e:
         return {"budget_note": f"no error budget: {e}"}
 

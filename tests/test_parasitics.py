@@ -215,6 +215,7 @@ def test_array_limits_experiment_small(tmp_path):
         sel = (z["family"] == e["family"]) & (z["r_ohm_per_segment"] == e["r_ohm_per_segment"]) & (z["noise"] == e["noise"])
         ok = z["n"][sel][z["error_rel"][sel] <= 0.01]
         assert e["n_max"] == (int(ok.max()) if ok.size else 0)
+        assert e["at_grid_edge"] == (ok.size > 0 and ok.max() == z["n"][sel].max())
     assert (tmp_path / "out" / "array_limits.png").is_file()
     assert set(z["family"]) == {"dense", "factored"}
 

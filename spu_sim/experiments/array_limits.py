@@ -16,7 +16,8 @@ topology opamp_factored, A = J^T H J + damping I with J the first N columns of t
 GGN factor U, GGN = U^T U, H = I: scripts/digits_ggn_factors writes it) or, without a file, a Gaussian J (m x N,
 entries N(0, 1/N)) and H SPD (condition 4): the same shape. A point the design refuses (a wire resistance whose
 line reaches the cells' resistance: circuit.wires, spu_sim.parts.wires) is stored as NaN with its reason.
-The largest N with error <= ``error_budget`` per (family, r, noise level) is the table's answer (0: none).
+The largest N with error <= ``error_budget`` per (family, r, noise level) is the table's answer (0: none; ">= N" with
+``at_grid_edge`` in summary.json when the largest size tried is within the budget: the limit lies beyond the grid).
 Files: array_limits.npz, array_limits.csv, summary.json, config.yaml; plots (array_limits.png) read only those.
 """
 
@@ -198,8 +199,9 @@ def _summary(rows: list[dict], exp: ArrayLimitsExperiment) -> dict:
             for noise in exp.noise_values:
                 pts = [r for r in rows if r["family"] == fam and r["r_ohm_per_segment"] == r_seg and r["noise"] == noise]
                 ok = [p["n"] for p in pts if np.isfinite(p["error_rel"]) and p["error_rel"] <= exp.error_budget]
+                tried = [p["n"] for p in pts]
                 out.append({"family": fam, "r_ohm_per_segment": r_seg, "noise": noise, "n_max": max(ok) if ok else 0,
-                            "n_tried": [p["n"] for p in pts]})
+                            "n_tried": tried, "at_grid_edge": bool(ok) and max(ok) == max(tried)})
     return {"engine": "linear", "error_budget": exp.error_budget, "noise_key": exp.noise_key, "largest_n": out}
 
 
@@ -207,8 +209,9 @@ def format_summary(s: dict) -> str:
     lines = [f"largest N with solution error <= {s['error_budget']:g} (exact linear engine)",
              f"{'family':10s} {'r_ohm/segment':>14s} {s['noise_key']:>22s} {'largest N':>10s}"]
     for e in s["largest_n"]:
-        lines.append(f"{e['family']:10s} {e['r_ohm_per_segment']:14g} {e['noise']:22g} {e['n_max']:10d}")
-    return "\n".join(lines)
+        n = f">= {e['n_max']}" if e.get("at_grid_edge") else str(e["n_max"])
+        lines.append(f"{e['family']:10s} {e['r_ohm_per_segment']:14g} {e['noise']:22g} {n:>10s}")
+    return "\n".join(lines + ["(>= N: the largest size tried is inside the budget, so the limit lies beyond the grid)"])
 
 
 def plot_array_limits(out: Path) -> list[Path]:

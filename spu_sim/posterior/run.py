@@ -31,6 +31,7 @@ from pydantic import Field, ValidationError
 from .. import ideal, io
 from ..config import Seed, Strict, format_validation_error, read_yaml
 from ..run_config import Config, load_run_config
+from ..compare import error_budget_or_note, format_budget, plot_budget
 from ..errors import ConfigError
 from ..pipeline import prepare, simulate_in, staged
 from . import stats
@@ -225,8 +226,12 @@ def posterior_metrics(prep, arrays: dict, ref: PosteriorReference) -> tuple[dict
     return m, samples
 
 
-def run_posterior(config: str | Path | dict | Config, out_dir: str | Path, *, progress: bool = False) -> dict[str, Any]:
-    """simulate + reference + metrics.json + samples.npz + plots in out_dir (module doc)."""
+def run_posterior(config: str | Path | dict | Config, out_dir: str | Path, *, progress: bool = False,
+                  budget: bool = True) -> dict[str, Any]:
+    """simulate + reference + metrics.json + samples.npz + plots in out_dir (module doc); budget: also the error
+    budget of the sample mean and covariance by cause (spu_sim.compare.error_budget: each cause alone on the linear
+    engine, same seed; a circuit the linear engine cannot run, such as the logistic sigmoid element, gets
+    ``budget_note`` instead) and budget.png."""
     cfg, rc = load_posterior(config)
     prep = prepare(cfg)
     if "tran" not in cfg.simulation.analyses:
@@ -237,9 +242,12 @@ def run_posterior(config: str | Path | dict | Config, out_dir: str | Path, *, pr
     def work(stage: Path) -> dict[str, Any]:    # simulate's files, samples, metrics and plots: published together
         result = simulate_in(prep, stage, out, progress=progress)
         metrics, samples = posterior_metrics(prep, result.arrays, ref)
+        if budget:
+            metrics.update(error_budget_or_note(prep, metrics, mean_from_op=True))
         io.atomic_save_npz(stage / SAMPLES_NAME, **samples)
         io.atomic_write_json(stage / METRICS_NAME, metrics)
         plot_posterior(stage)
+        plot_budget(stage)
         return metrics
     return staged(out, work, prep=prep)[0]
 
@@ -259,4 +267,8 @@ def format_summary(m: dict[str, Any]) -> str:
                      f"{m['sigmoid_max_abs_deviation']:.3g}" + (
                          f"; its posterior moves the mean by {m['sigmoid_effect_mean_shift_in_sd_max']:.3g} sd, the "
                          f"covariance by {m['sigmoid_effect_cov_rel']:.3g} (rel)" if "sigmoid_effect_cov_rel" in m else ""))
+    if format_budget(m):
+        lines.append(format_budget(m))
+    elif "budget_note" in m:
+        lines.append(m["budget_note"])
     return "\n".join(lines)

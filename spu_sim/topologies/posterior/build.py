@@ -126,6 +126,12 @@ def _array(prefix: str, r: np.ndarray, sign: np.ndarray, src, dst) -> list:
     return E
 
 
+def _wired(design, attr: str) -> list:
+    """The array attr (r_p, r_x, r_t) as its crossbars on lines (design.wired_arrays; circuit.wires), [] on ideal
+    lines."""
+    return [arr for _, arr in design.wired_arrays.get(attr, [])]
+
+
 def build_circuit(design, request: CircuitRequest, line_output: LineOutput = residual_output) -> Circuit:
     """The whole posterior sampler for the requested analyses."""
     d, n = design.d, design.n
@@ -142,7 +148,7 @@ def build_circuit(design, request: CircuitRequest, line_output: LineOutput = res
                 E.extend(theta_inverter(design, j))
     theta = lambda j, s: f"x{j}" if s > 0 else f"xn{j}"  # noqa: E731
     E.append(Comment("prior precision: RP<i>_<j> into the integrators"))
-    E.extend(_array("RP", design.r_p, design.sign_p, theta, lambda i: f"sum{i}"))
+    E.extend(_wired(design, "r_p") or _array("RP", design.r_p, design.sign_p, theta, lambda i: f"sum{i}"))
     outs: list[str] = []
     for k in range(1, n + 1):
         E.extend(summer(design, k))
@@ -152,14 +158,16 @@ def build_circuit(design, request: CircuitRequest, line_output: LineOutput = res
         E.extend(extra)
         outs.append(out)
     E.append(Comment("the array X: RX<k>_<j> into the summers"))
-    E.extend(_array("RX", design.r_x, design.sign_x, theta, lambda k: f"rs{k}"))
+    E.extend(_wired(design, "r_x") or _array("RX", design.r_x, design.sign_x, theta, lambda k: f"rs{k}"))
     linv = design.line_needs_inverter
     for k in range(1, n + 1):
         if linv[k - 1]:
             E.extend(line_inverter(design, k, outs[k - 1]))
     line = lambda k, s: outs[k - 1] if s > 0 else f"ln{k}"  # noqa: E731
     E.append(Comment("the array X^T: RT<i>_<k> feeds the lines back into the integrators"))
-    E.extend(_array("RT", design.r_t, design.sign_t, line, lambda i: f"sum{i}"))
+    if design.wires is not None and outs != list(design.line_sources[0]):
+        raise ValueError(f"posterior circuit: line outputs {outs[:3]}... differ from the wired X^T array's columns")
+    E.extend(_wired(design, "r_t") or _array("RT", design.r_t, design.sign_t, line, lambda i: f"sum{i}"))
     if np.all(np.isfinite(design.r_in)):
         E.append(Comment("bias: DAC voltages through R_in"))
         E.extend(b_dacs(design.v_dac, design.r_in))

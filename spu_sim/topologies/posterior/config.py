@@ -9,13 +9,14 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ...config.base import Strict, finite as _finite
-from ...parts.config import IntegratorConfig, OpampConfig, check_opamp_knobs
+from ...parts.config import IntegratorConfig, OpampConfig, WiresConfig, check_opamp_knobs
 from ..elements import CircuitBase
 
 
 class PosteriorCircuitBase(CircuitBase):
     integrator: IntegratorConfig = IntegratorConfig()
     opamp: OpampConfig = OpampConfig()
+    wires: WiresConfig = WiresConfig()
 
     @model_validator(mode="after")
     def _knobs(self) -> "PosteriorCircuitBase":

@@ -34,12 +34,13 @@ with G the signed conductances s G (0 where no resistor).
 
 from __future__ import annotations
 
-from typing import Any
-
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 
+from ...circuit import ResistorArray
 from ...errors import DesignError
 from ...ideal import LinearSDE, ou_sde
 from ...problems.posterior_reference import link_fn, link_slope
@@ -90,9 +91,10 @@ class PosteriorDesign(OuDesign):
     i_quiescent_a: float = 0.0
     pruned: list = field(default_factory=list)
     notes: dict = field(default_factory=dict)
-    macro: object = None
+    macro: object = None           # nonideal.PosteriorMacro (spu_sim.parts.opamp's macromodel for every op-amp) or None: nullors
     dropped: list = field(default_factory=list)      # (array, (i, j)) rounded to code 0 by r_bits (no resistor)
-    r_nominal: dict = field(default_factory=dict)    # r_p, r_x, r_t -> the nominal resistors (non-ideal designs)     # nonideal.PosteriorMacro (spu_sim.parts.opamp's macromodel for every op-amp) or None: nullors
+    r_nominal: dict = field(default_factory=dict)    # r_p, r_x, r_t -> the nominal resistors (non-ideal designs)
+    wires: tuple | None = None      # (r_ohm_per_segment, c_farad_per_segment) of circuit.wires; None: ideal lines
     intrinsic: Any = None          # parts.intrinsic_noise.IntrinsicNoise (thermal / op-amp noise) or None
     intrinsic_diffusion: Any = None    # (d, d) its white diffusion per tau (topologies.intrinsic) or None
 
@@ -138,16 +140,60 @@ class PosteriorDesign(OuDesign):
     def _c(self) -> np.ndarray:
         return self.tau_s / self.c_f
 
+    @cached_property
+    def wired_arrays(self) -> dict[str, list[tuple[int, ResistorArray]]]:
+        """With circuit.wires: each programmable array (r_p, r_x, r_t) as its crossbars on lines, (sign, array) for
+        the one fed by the positive sources (x<j>, the line outputs) and the one fed by their inverted copies (xn<j>,
+        ln<k>), built once so that the netlist (build.py) and the realised drift (realized_parts) share them and
+        their port admittance. {} without wires."""
+        if self.wires is None:
+            return {}
+        w = {"r_wire_ohm": self.wires[0], "c_wire_farad": self.wires[1]}
+        sums = tuple(f"sum{i}" for i in range(1, self.d + 1))
+        theta = (tuple(f"x{j}" for j in range(1, self.d + 1)), tuple(f"xn{j}" for j in range(1, self.d + 1)))
+        spec = {"r_p": ("RP", self.sign_p, sums, theta),
+                "r_x": ("RX", self.sign_x, tuple(f"rs{k}" for k in range(1, self.n + 1)), theta),
+                "r_t": ("RT", self.sign_t, sums, self.line_sources)}
+        out: dict[str, list[tuple[int, ResistorArray]]] = {}
+        for attr, (prefix, sign, rows, (pos, neg)) in spec.items():
+            r = np.asarray(getattr(self, attr), dtype=float)
+            out[attr] = [(s, ResistorArray(prefix, rows, cols, np.where(mask & np.isfinite(r), r, np.inf), **w))
+                         for s, mask, cols in ((1, sign > 0, pos), (-1, sign < 0, neg)) if (mask & np.isfinite(r)).any()]
+        return out
+
+    @property
+    def line_sources(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(the line outputs, their inverted copies ln<k>): the column nodes of the X^T array. Gaussian: the summer
+        outputs r<k>; logistic: the sigmoid element's outputs s<k>."""
+        out = tuple(f"r{k}" if self.model == "gaussian" else f"s{k}" for k in range(1, self.n + 1))
+        return out, tuple(f"ln{k}" for k in range(1, self.n + 1))
+
+    def _transfer(self, attr: str, sign: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(T_pos, T_neg): the conductances from the positive sources and from the inverted copies into the rows.
+        Ideal lines: 1 / r where the sign is + (resp. -), 0 elsewhere. With wires: each crossbar's DC transfer
+        (ResistorArray.scatter_transfer: the current into a virtual-ground row per volt on a column, every other
+        terminal at 0 V), which the lines spread over every entry."""
+        r = getattr(self, attr)
+        if self.wires is None:
+            g = np.abs(_signed(r, sign))
+            return np.where(sign > 0, g, 0.0), np.where(sign < 0, g, 0.0)
+        T = {1: np.zeros(r.shape), -1: np.zeros(r.shape)}
+        for s, arr in self.wired_arrays[attr]:
+            T[s] = arr.scatter_transfer(*r.shape)[0]
+        return T[1], T[-1]
+
     def realized_parts(self) -> dict[str, np.ndarray]:
-        """The realised terms in problem units: P0 (or A for gaussian), X_r, T, b."""
+        """The realised terms in problem units: P0 (or A for gaussian), X_r, T, b. Each array's signed conductance
+        matrix is T_pos - k T_neg (_transfer; k the inverters' ideal-op-amp gains R2/R1 with the macromodel, 1
+        unless toleranced; else 1): with circuit.wires the lines' DC transfer, not the element values."""
         c = self._c[:, None]
-        Gp, Gx, Gt = _signed(self.r_p, self.sign_p), _signed(self.r_x, self.sign_x), _signed(self.r_t, self.sign_t)
-        if self.macro is not None:     # the inverters' ideal-op-amp gains R2/R1 (1 unless toleranced)
+        k_th = k_line = 1.0
+        if self.macro is not None:
             m = self.macro
-            k_th, k_line = m.r_inv_fb_ohm / m.r_inv_in_ohm, m.r_line_fb_ohm / m.r_line_in_ohm
-            Gp = np.where(self.sign_p < 0, Gp * k_th[None, :], Gp)
-            Gx = np.where(self.sign_x < 0, Gx * k_th[None, :], Gx)
-            Gt = np.where(self.sign_t < 0, Gt * k_line[None, :], Gt)
+            k_th, k_line = (m.r_inv_fb_ohm / m.r_inv_in_ohm)[None, :], (m.r_line_fb_ohm / m.r_line_in_ohm)[None, :]
+        (pp, pn), (xp, xn), (tp, tn) = (self._transfer("r_p", self.sign_p), self._transfer("r_x", self.sign_x),
+                                        self._transfer("r_t", self.sign_t))
+        Gp, Gx, Gt = pp - k_th * pn, xp - k_th * xn, tp - k_line * tn
         g_in = np.where(np.isfinite(self.r_in), 1.0 / np.where(np.isfinite(self.r_in), self.r_in, 1.0), 0.0)
         bias = -self._c * self.s_th * g_in * self.v_dac
         if self.model == "gaussian":
@@ -330,7 +376,7 @@ def design_posterior(problem, circuit, sim, model: str, link: str | None = None,
     lam_max = float(np.linalg.eigvalsh(P0 + curv)[-1])
     noise_dt_tau = sim.noise_dt_tau or 1.0 / (sim.noise_oversample * lam_max)
     r_n, v_n = np.full(d, np.inf), 0.0
-    if "tran" in sim.analyses:
+    if "tran" in sim.analyses and problem.kappa > 0:   # kappa 0: the noise-free run of the error budget
         h_s = noise_dt_tau * tau_s
         q_i = 2.0 * C ** 2 / (tau_s * s_th ** 2)
         v_n = ic.noise_v_rms

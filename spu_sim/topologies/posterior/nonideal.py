@@ -9,6 +9,10 @@
     4. op-amps       ``opamp.model: macro``: the macromodel of spu_sim.parts.opamp (finite gain, GBW pole, output swing, offsets:
                      ``offset_v`` plus a seeded Gaussian of rms ``offset_sigma_v`` per op-amp) for every
                      integrator, summer and inverter; inverters of two r_inverter_ohm resistors (toleranced)
+    5. wires         ``wires``: the arrays RP, RX, RT on real lines (spu_sim.circuit.ResistorArray's layout; one
+                     crossbar per source sign); their realised conductances are the lines' DC transfer
+                     (design.PosteriorDesign._transfer), checked by spu_sim.parts.wires.check_wires on the longest
+                     line (max(d, n) segments) and for a stable realised drift
 
 The design's realised drift (design.PosteriorDesign.realized_parts) is computed from the element arrays,
 so it reports exactly what the netlist implements.
@@ -24,6 +28,7 @@ import numpy as np
 from ...errors import DesignError
 from ...parts.element_values import element_errors, quantize_grid, quantize_resistor_groups, temperature_factor
 from ...parts.opamp import MacroOpamp, draw_offsets, macro_notes, model_fields, offset_rng
+from ...parts.wires import check_wires
 from .design import PosteriorDesign
 
 
@@ -83,14 +88,23 @@ def apply_posterior_nonidealities(design: PosteriorDesign, c) -> PosteriorDesign
     if c.opamp.model == "macro":
         macro = _macro(design, c, fr)
         notes.update(macro_notes(c.opamp))
+    wires = c.wires
+    if wires.on:
+        check_wires(max(design.d, design.n), wires.r_ohm_per_segment, c.integrator.r_min_ohm)
+        notes.update(wire_r_ohm_per_segment=wires.r_ohm_per_segment, wire_c_farad_per_segment=wires.c_farad_per_segment)
     if not notes:
         return design
     arrays = {"r_p": "prior_precision", "r_x": "X", "r_t": "X^T"}
     dropped = [(name, (int(i), int(j))) for key, name in arrays.items()
                for i, j in np.argwhere(np.isfinite(getattr(design, key)) & ~np.isfinite(vals[key]))]
     real = dataclasses.replace(design, **vals, c_f=c_f, v_y=v_y, v_dac=v_dac, notes=notes, macro=macro, dropped=dropped,
+                               wires=(wires.r_ohm_per_segment, wires.c_farad_per_segment) if wires.on else None,
                                r_nominal={k: np.asarray(getattr(design, k)) for k in arrays})
     lam = np.linalg.eigvals(real.A_realized)
+    if wires.on and np.any(lam.real <= 0):
+        raise DesignError(f"circuit.wires.r_ohm_per_segment = {wires.r_ohm_per_segment:g} ohm: the IR drop of the lines "
+                          f"makes the realised drift unstable (eigenvalue {lam.real.min():.3g} <= 0); lower the wire "
+                          "resistance or raise circuit.integrator.r_min_ohm")
     if np.any(lam.real <= 0):
         raise DesignError("the realised (non-ideal) drift is not stable; add circuit.quantization.r_bits or lower "
                           "circuit.tolerance")
