@@ -129,7 +129,8 @@ def small_config(tmp_path: Path, name: str, **changes) -> Path:
 NGSPICE = {"simulation.backend": "ngspice-shared", "simulation.t_stop_tau": 5.0}
 
 
-@pytest.mark.parametrize("name", ["opamp_d8", "opamp_macro_d8", "opamp_sc_d4", "opamp_factored_d40", "rlc_sampling_d8"])
+@pytest.mark.parametrize("name", ["opamp_d8", "opamp_macro_d8", "opamp_sc_d4", "opamp_factored_d40", "rlc_sampling_d8",
+                                  "intrinsic_noise_d4"])
 def test_compare_plots(tmp_path, drawn, name):
     compare(small_config(tmp_path, name, **(NGSPICE if name == "opamp_macro_d8" else {})), tmp_path / "out")
     assert {"waveforms.png", "error_vs_time.png"} <= set(drawn)
@@ -169,13 +170,20 @@ def test_sweep_plots(tmp_path, drawn, name):
         assert all(float(v).is_integer() for v in hist)
 
 
-@pytest.mark.parametrize("name", ["tngd_digits", "kfac_digits", "kfac_noise_sweep", "tngd_sweep"])
+@pytest.mark.parametrize("name", ["tngd_digits", "kfac_digits", "kfac_noise_sweep", "tngd_sweep", "tngd_digits_mlp",
+                                  "tngd_digits_wide", "tngd_noise"])
 def test_training_plots(tmp_path, drawn, name):
-    """Every optimiser of the config (with their long legend labels) but those on the circuit backend, 4 steps
-    (tngd_digits_mlp draws the same plots as tngd_digits with another model: left out for time)."""
+    """Every optimiser of the config (with their long legend labels) but those on the circuit backend, 4 steps; TNGD on
+    the linear engine solved exactly instead (backend ideal), an MLP at most 64 wide."""
     cfg = parse_yaml((CONFIGS / f"{name}.yaml").read_text())
     cfg["train"]["steps"] = 4
     cfg["train"]["optimizers"] = [o for o in cfg["train"]["optimizers"] if o.get("backend") != "circuit"]
+    for o in cfg["train"]["optimizers"]:     # the labels and plots stay; the SPU solve is the exact (ideal) one
+        if o.get("backend") == "linear":
+            o["backend"] = "ideal"
+            o.pop("circuit", None)
+    if "hidden" in cfg["model"]:             # a small MLP: the plots do not depend on its width
+        cfg["model"]["hidden"] = min(int(cfg["model"]["hidden"]), 64)
     labels = {o.get("label", o["name"]) for o in cfg["train"]["optimizers"]}
     groups = (cfg.get("plots") or {}).get("groups") or {}
     for group, members in groups.items():
@@ -190,6 +198,7 @@ def test_training_plots(tmp_path, drawn, name):
     ("rlc_sampling", "rlc_sampling_d8", {}),
     ("rlc_autocorrelation", "rlc_autocorrelation", {"max_lag_tau": 5.0}),
     ("rlc_inversion", "rlc_inversion_4x4", {"banks": ["ideal", 3], "reference_t_tau": 200.0, "n_points": 6}),
+    ("rlc_inversion", "rlc_inversion_8x8", {"banks": ["ideal", 4], "reference_t_tau": 200.0, "n_points": 6}),
     ("sc_clock", "sc_clock", {"ngspice_f_clk_tau": [], "ngspice_bits": [], "f_clk_tau": [5, 20], "bits": [4, 8]}),
     ("posterior_scaling", "posterior_scaling", {"d_values": [2, 3], "replicates": 1}),
     ("array_limits", "array_limits", {"n": [4, 8], "r_ohm_per_segment": [0.0, 0.1], "noise_values": [1e-3],
@@ -230,3 +239,16 @@ def test_warm_time_leaves_out_a_cold_first_step():
     assert cut == pytest.approx(2.1e-3) and out[1] == pytest.approx(1e-4) and np.allclose(np.diff(out[1:]), 1e-4)
     steady = np.r_[0.0, 1e-4 * np.arange(1, 6)]
     assert warm_time({"iteration": it, "modelled_time_s": steady})[1] == 0.0
+
+
+def test_every_shipped_config_is_rendered_here():
+    """Each config in configs/ is one of the parameters above, so every plot of the shipped configs is checked."""
+    named = set()
+    for fn in (test_compare_plots, test_noise_plots, test_posterior_plots, test_sweep_plots, test_training_plots,
+               test_experiment_plots):
+        for mark in getattr(fn, "pytestmark", []):
+            for value in mark.args[1]:
+                named.add(value[1] if isinstance(value, tuple) else value)
+    named.add("opamp_d8")          # test_crosscheck_plot
+    shipped = {p.stem for p in CONFIGS.glob("*.yaml")}
+    assert shipped - named == set(), f"shipped configs whose plots no test renders: {sorted(shipped - named)}"
