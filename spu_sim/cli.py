@@ -24,12 +24,14 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from .analyses.crosscheck import run_crosscheck
 from .analyses.noise import run_noise
 from .compare import compare, format_budget, format_table
 from .engines import available
 from .errors import BadInputError, SpuSimError, one_line
-from .experiments import EXPERIMENTS, run_experiment
+from .experiments import EXPERIMENTS, key_numbers as experiment_key_numbers, run_experiment
 from .pipeline import simulate, write_netlist
 from .runs.summary import SUMMARY_JSON
 from .posterior.run import format_summary, run_posterior
@@ -106,6 +108,31 @@ def cmd_netlist(a) -> int:
     return 0
 
 
+#: simulate's key numbers beyond the run times: the solution read at .op and in the transient, energy and power
+SIMULATE_NUMBERS = (("op_rel_err", "solution at the operating point (.op) against A^-1 b", "%"),
+                    ("mean_rel_err", "time average of the transient against A^-1 b", "%"),
+                    ("energy_supply_j", "energy drawn from the op-amp supplies over the run", "J"),
+                    ("power_supply_mean_w", "mean supply power of the op-amps", "W"),
+                    ("power_resistive_mean_w", "mean power in the coupling and input resistors", "W"))
+
+
+def simulate_key_numbers(res) -> list[str]:
+    """The key numbers of a simulate run in words with units: the relative error of x_op and of the transient's time
+    average against the exact solution x_star (when the problem has one), energy and power when the run has them."""
+    m: dict[str, float] = {}
+    arrays = res.arrays
+    x_star = np.asarray(arrays.get("x_star", []), dtype=float)
+    ref = float(np.linalg.norm(x_star)) if x_star.size and bool(arrays.get("has_mean", True)) else 0.0
+    if ref > 0 and "x_op" in arrays and np.size(arrays["x_op"]) == x_star.size:
+        m["op_rel_err"] = float(np.linalg.norm(np.asarray(arrays["x_op"], dtype=float) - x_star) / ref)
+    if ref > 0 and "x_mean" in arrays and np.size(arrays["x_mean"]) == x_star.size:
+        m["mean_rel_err"] = float(np.linalg.norm(np.asarray(arrays["x_mean"], dtype=float) - x_star) / ref)
+    for k in ("energy_supply_j", "power_supply_mean_w", "power_resistive_mean_w"):
+        if k in arrays and np.size(arrays[k]) == 1:
+            m[k] = float(arrays[k])
+    return format_key_numbers(m, SIMULATE_NUMBERS)
+
+
 def cmd_simulate(a) -> int:
     res = simulate(a.config, a.out, progress=True)
     t = res.timings_s
@@ -114,8 +141,7 @@ def cmd_simulate(a) -> int:
     if n:
         print(f"transient: {n} samples over {float(res['t'][-1]) / float(res['tau_s']):.4g} tau "
               f"(tau = {float(res['tau_s']):.4g} s), {int(res['adc_clipped'])} ADC samples clipped")
-    energy = {k: float(res[k]) for k in ("energy_supply_j",) if k in res.arrays}
-    for line in format_key_numbers(energy):
+    for line in simulate_key_numbers(res):
         print(line)
     print(f"netlist: {(Path(a.out) / 'netlist.cir').resolve()}")
     print(f"results: {(Path(a.out) / 'result.npz').resolve()}")
@@ -150,9 +176,24 @@ def cmd_noise(a) -> int:
     return 0
 
 
+def posterior_key_numbers(m: dict) -> list[str]:
+    """The posterior sampler's key numbers in words with units (beside format_summary's table)."""
+    pc = lambda v: format_number(float(v), "%")  # noqa: E731
+    lines = [f"posterior mean against the {m['reference']} reference: {pc(m['mean_rel_err'])} "
+             f"(expected from the finite run: {pc(m['mean_rel_err_expected'])})",
+             f"posterior covariance against the {m['reference']} reference: {pc(m['cov_rel_err'])} "
+             f"(expected from the finite run: {pc(m['cov_rel_err_expected'])})",
+             f"mixing time: {m['mixing_time_tau']:.3g} tau = {m['mixing_time_tau'] * m['tau_s']:.3g} s "
+             f"({m['ess']:.0f} effective samples)",
+             f"energy per mixing time: {m['energy_per_mixing_time_j']:.3g} J"]
+    return lines
+
+
 def cmd_posterior(a) -> int:
     m = run_posterior(a.config, a.out, progress=True)
     print(format_summary(m))
+    for line in posterior_key_numbers(m):
+        print(line)
     out = Path(a.out).resolve()
     print(f"samples: {out / 'samples.npz'}  metrics: {out / 'metrics.json'}")
     print("plots:   " + ", ".join(str(p) for p in sorted(out.glob('*.png'))))
@@ -213,14 +254,36 @@ def cmd_sweep(a) -> int:
     return 0
 
 
+def train_key_numbers(summary: dict) -> list[str]:
+    """Each optimiser's final numbers in words with units: losses (the model's mean loss per example), accuracy
+    in percent, modelled and measured time per step in ms; a failed or diverged optimiser says so."""
+    lines = []
+    for label, s in summary["optimizers"].items():
+        state = (f"failed after {s['steps']} steps ({s.get('error', '')})" if s.get("failed")
+                 else f"diverged, {s['steps']} steps" if s.get("diverged") else f"{s['steps']} steps")
+        lines.append(f"{label} ({s['optimizer']}, {state}): final test loss {s['final_test_loss']:.4g} (mean per example), "
+                     f"train loss {s['final_train_loss']:.4g}, test accuracy "
+                     f"{100 * s['final_test_accuracy']:.3g} % (best {100 * s['best_test_accuracy']:.3g} %), "
+                     f"modelled time per step {1e3 * s['modelled_time_per_step_s']:.4g} ms "
+                     f"({s['modelled_time_kind']}), measured {1e3 * s['wall_time_per_step_s']:.4g} ms")
+    failed = sum(1 for s in summary["optimizers"].values() if s.get("failed"))
+    lines.append(f"optimisers: {len(summary['optimizers']) - failed} finished, {failed} failed; "
+                 f"run time {summary['run_time_s']:.3g} s")
+    return lines
+
+
 def cmd_train(a) -> int:
-    run_training_from_file(a.config, a.out)
+    summary = run_training_from_file(a.config, a.out)
+    for line in train_key_numbers(summary):
+        print(line)
     _print_files(a.out)
     return 0
 
 
 def cmd_experiment(a) -> int:
     files = run_experiment(a.name, a.config, a.out)
+    for line in experiment_key_numbers(a.name, a.out):
+        print(line)
     _print_files(a.out, files)
     return 0
 

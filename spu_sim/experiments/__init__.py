@@ -22,12 +22,18 @@ from pathlib import Path
 from .base import EXPERIMENTS, Experiment
 from . import rlc, sc_clock, posterior_scaling, array_limits  # in this order: the order ``choose one of`` lists them
 
-__all__ = ["EXPERIMENTS", "Experiment", "array_limits", "posterior_scaling", "replot", "rlc", "run_experiment", "sc_clock"]
+__all__ = ["EXPERIMENTS", "Experiment", "array_limits", "key_numbers", "posterior_scaling", "replot", "rlc", "run_experiment", "sc_clock"]
 
 
 def run_experiment(name: str, config_path: str | Path, out_dir: str | Path) -> list[Path]:
     """Run experiment ``name`` on the YAML config and return the files written to out_dir."""
     return EXPERIMENTS.get(name).run(config_path, out_dir)
+
+
+def key_numbers(name: str, out_dir: str | Path) -> list[str]:
+    """The key numbers of experiment ``name``'s results in out_dir, in words with units (read from its files)."""
+    fn = EXPERIMENTS.get(name).key_numbers
+    return [] if fn is None else fn(Path(out_dir))
 
 
 def replot(name: str, out_dir: str | Path) -> list[Path]:

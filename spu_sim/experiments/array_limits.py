@@ -39,6 +39,7 @@ from ..plotting import pyplot, save_png
 from ..problems.factored import FactoredProblem
 from ..problems.sources import random_matrix
 from ..run_config import load_run_config
+from . import key_numbers
 from .base import EXPERIMENTS, Experiment, read_experiment
 
 SUMMARY_NAME = "summary.json"
@@ -187,9 +188,7 @@ def run_array_limits(config_path: str | Path, out_dir: str | Path) -> list[Path]
         io.atomic_write_text(stage / "config.yaml", save_config(cfg) + yaml.safe_dump({"experiment": exp.model_dump(mode="json")}))
         plot_array_limits(stage)
 
-    published = staged(out, work, family="array_limits")[1]
-    print(format_summary(summary))
-    return published
+    return staged(out, work, family="array_limits")[1]
 
 def _summary(rows: list[dict], exp: ArrayLimitsExperiment) -> dict:
     """The largest N within the budget per (family, r, noise): {"largest_n": [{family, r, noise, n_max}], ...}."""
@@ -203,15 +202,6 @@ def _summary(rows: list[dict], exp: ArrayLimitsExperiment) -> dict:
                 out.append({"family": fam, "r_ohm_per_segment": r_seg, "noise": noise, "n_max": max(ok) if ok else 0,
                             "n_tried": tried, "at_grid_edge": bool(ok) and max(ok) == max(tried)})
     return {"engine": "linear", "error_budget": exp.error_budget, "noise_key": exp.noise_key, "largest_n": out}
-
-
-def format_summary(s: dict) -> str:
-    lines = [f"largest N with solution error <= {s['error_budget']:g} (exact linear engine)",
-             f"{'family':10s} {'r_ohm/segment':>14s} {s['noise_key']:>22s} {'largest N':>10s}"]
-    for e in s["largest_n"]:
-        n = f">= {e['n_max']}" if e.get("at_grid_edge") else str(e["n_max"])
-        lines.append(f"{e['family']:10s} {e['r_ohm_per_segment']:14g} {e['noise']:22g} {n:>10s}")
-    return "\n".join(lines + ["(>= N: the largest size tried is inside the budget, so the limit lies beyond the grid)"])
 
 
 def plot_array_limits(out: Path) -> list[Path]:
@@ -242,4 +232,4 @@ def plot_array_limits(out: Path) -> list[Path]:
     return [save_png(fig, out / "array_limits.png")]
 
 
-EXPERIMENTS.register("array_limits", Experiment(run_array_limits, plot_array_limits))
+EXPERIMENTS.register("array_limits", Experiment(run_array_limits, plot_array_limits, key_numbers.key_numbers_array_limits))

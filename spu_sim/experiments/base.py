@@ -28,10 +28,13 @@ M = TypeVar("M", bound=BaseModel)
 @dataclass(frozen=True)
 class Experiment:
     """run(config_path, out_dir) -> the files written; plot(out_dir) -> the plots redrawn from the saved files
-    (never simulates; a list of paths or one path)."""
+    (never simulates; a list of paths or one path); key_numbers(out_dir) -> the lines the terminal shows."""
 
     run: Callable[[str | Path, str | Path], list[Path]]
     plot: Callable[[Path], list[Path] | Path]
+    #: key_numbers(out_dir) -> lines: the key numbers in words with units, from the saved files (``spu-sim
+    #: experiment`` prints them; spu_sim.experiments.key_numbers)
+    key_numbers: Callable[[Path], list[str]] | None = None
 
 
 EXPERIMENTS: Registry[Experiment] = Registry("an experiment", "experiment")

@@ -45,6 +45,7 @@ from ..readout import read_node_voltages
 from ..spice import write_circuit
 from ..topologies import CircuitRequest
 from ..topologies.posterior.metrics import quiescent_power_w
+from . import key_numbers
 from .base import EXPERIMENTS, Experiment, read_experiment
 
 NAME = "posterior_scaling"
@@ -216,4 +217,4 @@ def plot(out_dir: str | Path) -> Path:
     return save_png(fig, out / "scaling.png")
 
 
-EXPERIMENTS.register(NAME, Experiment(run, plot))
+EXPERIMENTS.register(NAME, Experiment(run, plot, key_numbers.key_numbers_scaling))

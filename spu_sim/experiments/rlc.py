@@ -32,6 +32,7 @@ from ..runs.scheduler import run_tasks
 from ..topologies import circuit_config
 from ..topologies.rlc.config import RlcCircuitConfig
 from ..topologies.rlc.sde import netlist_stationary_cov
+from . import key_numbers
 from .base import EXPERIMENTS, Experiment, as_setting, read_experiment
 from .rlc_stats import (autocovariance, bartlett_se, error_curve, exact_autocovariance, fit_damped_cosine,
                         interpolated_noise_cov, rel_err)
@@ -128,7 +129,7 @@ def run_sampling(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     prep = prepare(cfg)  # designed once: simulate and the analysis below share it
     def work(stage: Path) -> None:
         t0 = time.perf_counter()
-        res = simulate(prep, stage / "run")   # published with the stage
+        res = simulate(prep, stage / "run", progress=True)   # published with the stage
         wall = time.perf_counter() - t0
         design = prep.design
         d = design.d
@@ -302,7 +303,7 @@ def run_autocorrelation(config_path: str | Path, out_dir: str | Path) -> list[Pa
                           "tau, simulation.t_stop_tau minus the burn-in); change it or the run length")
     def work(stage: Path) -> None:
         t0 = time.perf_counter()
-        res = simulate(prep, stage / "run")   # published with the stage
+        res = simulate(prep, stage / "run", progress=True)   # published with the stage
         wall = time.perf_counter() - t0
         i = exp.cell - 1
         dt = prep.sample_dt_tau
@@ -347,6 +348,7 @@ def run_autocorrelation(config_path: str | Path, out_dir: str | Path) -> list[Pa
 # ---------------------------------------------------------------- the experiments by name
 
 
-EXPERIMENTS.register("rlc_sampling", Experiment(run_sampling, plot_sampling))
-EXPERIMENTS.register("rlc_inversion", Experiment(run_inversion, plot_inversion))
-EXPERIMENTS.register("rlc_autocorrelation", Experiment(run_autocorrelation, plot_autocorrelation))
+EXPERIMENTS.register("rlc_sampling", Experiment(run_sampling, plot_sampling, key_numbers.key_numbers_sampling))
+EXPERIMENTS.register("rlc_inversion", Experiment(run_inversion, plot_inversion, key_numbers.key_numbers_inversion))
+EXPERIMENTS.register("rlc_autocorrelation", Experiment(run_autocorrelation, plot_autocorrelation,
+                                                      key_numbers.key_numbers_autocorrelation))

@@ -39,6 +39,7 @@ from ..pipeline import prepare, simulate, staged
 from ..plotting import pyplot, save_png
 from ..topologies.opamp_sc import discrete, metrics
 from ..topologies.opamp_sc.config import OpampScCircuitConfig
+from . import key_numbers
 from .base import EXPERIMENTS, Experiment, as_setting, read_experiment
 
 SUMMARY_NAME = "summary.json"
@@ -202,4 +203,4 @@ def plot_sc_clock(out: Path) -> list[Path]:
     return paths
 
 
-EXPERIMENTS.register("sc_clock", Experiment(run_sc_clock, plot_sc_clock))
+EXPERIMENTS.register("sc_clock", Experiment(run_sc_clock, plot_sc_clock, key_numbers.key_numbers_sc_clock))

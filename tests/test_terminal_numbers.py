@@ -1,0 +1,73 @@
+"""Each command prints its key numbers in words with units (issue 23, part 4): simulate (solution errors), posterior
+(mean and covariance errors, mixing time, energy), train (final loss and accuracy, time per step, failures) and
+experiment (the experiment's own numbers, read from its files). Small runs on the linear engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from spu_sim.cli import main
+from spu_sim.config.base import parse_yaml
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def _small(tmp_path: Path, name: str, edit) -> Path:
+    cfg = parse_yaml((CONFIGS / f"{name}.yaml").read_text())
+    edit(cfg)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _linear(t_stop_tau: float):
+    def edit(cfg):
+        cfg["simulation"].update(t_stop_tau=t_stop_tau, backend="linear")
+        cfg["simulation"].pop("max_noise_samples", None)
+    return edit
+
+
+def test_simulate_prints_the_solution_errors_in_percent(tmp_path, capsys):
+    assert main(["simulate", str(_small(tmp_path, "opamp_d8", _linear(20.0))), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "solution at the operating point (.op) against A^-1 b: " in out
+    line = next(x for x in out.splitlines() if x.startswith("time average of the transient against A^-1 b: "))
+    assert line.endswith(" %") and 0.0 < float(line.split(": ")[1].split()[0]) < 100.0
+
+
+def test_posterior_prints_errors_mixing_time_and_energy(tmp_path, capsys):
+    assert main(["posterior", str(_small(tmp_path, "posterior_gaussian_d4", _linear(20.0))), "--out",
+                 str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "posterior covariance against the exact reference: " in out
+    assert any(x.startswith("mixing time: ") and " tau = " in x and x.split("(")[0].rstrip().endswith(" s")
+               for x in out.splitlines())
+    assert any(x.startswith("energy per mixing time: ") and x.endswith(" J") for x in out.splitlines())
+
+
+def test_train_prints_each_optimisers_final_numbers_in_words(tmp_path, capsys):
+    def edit(cfg):
+        cfg["train"]["steps"] = 3
+        cfg["train"]["optimizers"] = [o for o in cfg["train"]["optimizers"] if o.get("backend") != "circuit"][:2]
+        cfg.pop("plots", None)
+    cfg_path = _small(tmp_path, "tngd_digits", edit)
+    assert main(["train", str(cfg_path), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    words = [x for x in out.splitlines() if "final test loss" in x]
+    assert len(words) == 2
+    for x in words:
+        assert "3 steps" in x and "test accuracy " in x and " %" in x and "modelled time per step " in x and " ms" in x
+    assert "optimisers: 2 finished, 0 failed; run time " in out
+
+
+def test_experiment_prints_its_key_numbers(tmp_path, capsys):
+    def edit(cfg):
+        _linear(40.0)(cfg)
+        cfg["experiment"] = {"ngspice_f_clk_tau": [5], "ngspice_bits": [], "f_clk_tau": [5, 20], "bits": [4, 8]}
+    assert main(["experiment", "sc_clock", str(_small(tmp_path, "sc_clock", edit)), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "f_clk_tau from 5 to 20 clock periods per tau: covariance error of the clocked process (theory) " in out
+    assert "energy per clock " in out and " J" in out
+    assert "simulated f_clk_tau = 5: covariance error " in out and "against the clocked theory" in out
