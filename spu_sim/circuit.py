@@ -311,7 +311,7 @@ class ResistorArray:
                 for a, b, v in zip(i, j, r)]
 
 
-def _nested_dissection(rows: int, cols: int, leaf: int = 16) -> np.ndarray:
+def _nested_dissection(rows: int, cols: int, leaf: int = 8) -> np.ndarray:
     """A nested-dissection order of the cells of a rows x cols grid (cell (i, j) numbered i cols + j): each block
     is cut across its longer side, both halves ordered first, the cut line last; blocks of at most leaf x leaf
     cells in row-major order. For the 2-layer grid of a wired crossbar it keeps the sparse LU's fill O(n log n)."""

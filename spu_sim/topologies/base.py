@@ -24,7 +24,9 @@ is validated by the registered model of the name it gives.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -62,6 +64,18 @@ class Design(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
+def replace_keeping_cache(design, **changes):
+    """``dataclasses.replace(design, **changes)`` that carries over the values of design's ``cached_property``
+    attributes already computed (dataclasses.replace drops them: a design on wires would solve its line networks
+    again for every copy). Only for changes that none of those cached values depends on (the caller's promise:
+    e.g. the intrinsic-noise spec or a header number added to a design whose element values are final)."""
+    new = dataclasses.replace(design, **changes)
+    for name, value in vars(design).items():
+        if isinstance(getattr(type(design), name, None), cached_property):
+            new.__dict__[name] = value
+    return new
+
+
 class OuDesign:
     """The defaults of the Design protocol for a design of an overdamped OU process (a mixin of the design
     dataclasses; a design overrides what differs): the target is the problem's OU, the circuit implements
@@ -76,9 +90,9 @@ class OuDesign:
         """The process the circuit implements (default: the realised one)."""
         return self.realized_sde()
 
-    @property
+    @cached_property
     def slowest_rate_tau(self) -> float:
-        """Re lambda_min of the realised drift (per tau)."""
+        """Re lambda_min of the realised drift (per tau; computed once per design)."""
         return float(np.min(np.real(np.linalg.eigvals(self.A_realized))))
 
     @property

@@ -27,7 +27,7 @@ from ..circuit import VCCS, NoiseSource
 from ..engines.linear.model import build_model
 from ..errors import BadInputError
 from ..parts.intrinsic_noise import IntrinsicNoise, held_nodes, opamp_sites, white_currents
-from .base import CircuitRequest
+from .base import CircuitRequest, replace_keeping_cache
 
 
 def circuit_intrinsic_diffusion(topology, design, spec: IntrinsicNoise | None) -> np.ndarray | None:
@@ -70,5 +70,5 @@ def with_intrinsic(topology, design, spec: IntrinsicNoise | None):
     itself when spec is None: every intrinsic source off)."""
     if spec is None:
         return design
-    design = dataclasses.replace(design, intrinsic=spec)
-    return dataclasses.replace(design, intrinsic_diffusion=circuit_intrinsic_diffusion(topology, design, spec))
+    design = replace_keeping_cache(design, intrinsic=spec)
+    return replace_keeping_cache(design, intrinsic_diffusion=circuit_intrinsic_diffusion(topology, design, spec))

@@ -7,10 +7,8 @@ metrics.py (settling and energy), noise.py (the small-signal noise analysis).
 
 from __future__ import annotations
 
-import dataclasses
-
 from ...parts.intrinsic_noise import intrinsic_from_config
-from ..base import TOPOLOGIES, Topology
+from ..base import TOPOLOGIES, Topology, replace_keeping_cache
 from . import build, metrics
 from .config import OpampCircuitConfig
 from .design import design_opamp
@@ -27,7 +25,7 @@ class OpampTopology(Topology):
     def design(self, problem, circuit, simulation):
         design = apply_opamp_nonidealities(design_opamp(problem, circuit, simulation), circuit)
         spec = intrinsic_from_config(circuit)
-        return design if spec is None else dataclasses.replace(design, intrinsic=spec)
+        return design if spec is None else replace_keeping_cache(design, intrinsic=spec)
 
     def build_circuit(self, design, request):
         return build.build_circuit(design, request)

@@ -57,6 +57,7 @@ from ...parts.element_values import (check_tolerance_draw, conductance_codes, el
                                      quantize_conductance, quantize_grid, temperature_factor)
 from ...parts.wires import check_wires
 from ...parts.opamp import MacroOpamp, draw_offsets, macro_notes, model_fields, offset_rng
+from ..base import replace_keeping_cache
 from .build import coupling_arrays
 from .config import OpampCircuitConfig
 from .design import OpampDesign
@@ -274,7 +275,8 @@ def apply_opamp_nonidealities(design: OpampDesign, c: OpampCircuitConfig) -> Opa
                                r_noise_each_ohm=r_noise, v_dac_nominal_v=np.array(design.v_dac_v), codes=codes,
                                dropped=dropped, wires=(wires.r_ohm_per_segment, wires.c_farad_per_segment)
                                if wires.on else None)
-    lam = np.linalg.eigvals(real.A_effective)
+    lam_real = np.linalg.eigvals(real.A_realized)      # once: the stability check, the header's cond, the burn-in
+    lam = lam_real if macro is None else np.linalg.eigvals(real.A_effective)
     if wires.on and np.any(lam.real <= 0):
         raise DesignError(f"circuit.wires.r_ohm_per_segment = {wires.r_ohm_per_segment:g} ohm: the IR drop of the lines "
                           f"makes the realised drift unstable (eigenvalue {lam.real.min():.3g} <= 0); lower the wire "
@@ -283,9 +285,10 @@ def apply_opamp_nonidealities(design: OpampDesign, c: OpampCircuitConfig) -> Opa
         raise DesignError(f"the realised (non-ideal) drift is not stable (eigenvalue {lam.real.min():.3g} <= 0): the "
                           "tolerance draw, coarse quantization.r_bits or the op-amp model moved A; lower circuit.tolerance, "
                           "add r_bits or check circuit.opamp")
-    lam_real = np.abs(np.linalg.eigvals(real.A_realized))   # the header's cond(A realised): of the realised values
-    return dataclasses.replace(real, cond_realized=float(lam_real.max() / lam_real.min()) if lam_real.min() > 0
-                               else float("inf"))
+    mag = np.abs(lam_real)             # the header's cond(A realised): of the realised values
+    out = replace_keeping_cache(real, cond_realized=float(mag.max() / mag.min()) if mag.min() > 0 else float("inf"))
+    out.__dict__["slowest_rate_tau"] = float(np.min(lam_real.real))   # OuDesign.slowest_rate_tau, from the same eigenvalues
+    return out
 
 
 def macro_state_space(design) -> tuple[LinearSDE, np.ndarray]:
