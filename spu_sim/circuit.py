@@ -441,6 +441,26 @@ class Switch:
     on: bool
 
 
+@dataclass(frozen=True)
+class NoiseLaw:
+    """The statistical law of a NoiseSource's samples, for an engine that draws the noise instead of playing the
+    samples (the linear engine's aggregated mode, spu_sim/engines/linear/dense.py): white noise of two-sided
+    intensity ``q_white_v2_s`` (V^2 s) plus independent stationary Ornstein-Uhlenbeck processes, one per corner
+    ``ou_poles_hz[k]`` (rate 2 pi f_k per second) of stationary variance ``ou_var_v2[k]`` (V^2), started in that
+    variance. The 1/f construction (spu_sim.parts.intrinsic_noise) is of this form, exactly."""
+
+    q_white_v2_s: float
+    ou_poles_hz: tuple[float, ...] = ()
+    ou_var_v2: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        vals = (self.q_white_v2_s, *self.ou_poles_hz, *self.ou_var_v2)
+        if len(self.ou_poles_hz) != len(self.ou_var_v2) or not all(math.isfinite(v) and v >= 0 for v in vals) \
+                or not all(f > 0 for f in self.ou_poles_hz):
+            raise ValueError(f"NoiseLaw: intensities, poles and variances must be finite and >= 0 (poles > 0), "
+                             f"one variance per pole: {self}")
+
+
 @dataclass(frozen=True, eq=False)
 class NoiseSource:
     """A noise DAC: V(node) = samples_v[k] at t = k dt_s, linearly interpolated in between (ground referenced).
@@ -460,6 +480,9 @@ class NoiseSource:
     dt_s: float
     held: bool = False
     n_neg: str = "0"
+    #: what an engine that draws the noise instead of playing the samples draws (None: white noise of the samples'
+    #: low-frequency intensity, spu_sim.engines.linear.noise.noise_intensity_v2_s)
+    law: NoiseLaw | None = None
 
 
 # ---------------------------------------------------------------- behavioural-source expressions

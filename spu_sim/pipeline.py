@@ -31,7 +31,7 @@ from .engines.waveform_files import BYTES_PER_VALUE, write_waveforms
 from .problems import Problem, build_problem
 from .readout import make_adc, read_op, read_transient, sample_dt_tau
 from .spice import NETLIST_NAME, format_spice, write_circuit
-from .parts.intrinsic_noise import add_intrinsic_noise, check_engine, intrinsic_from_config
+from .parts.intrinsic_noise import add_intrinsic_noise, intrinsic_from_config
 from .parts.element_table import ELEMENTS_NAME, applied_text, write_element_table
 from .parts.noise_dacs import noise_samples
 from .topologies import TOPOLOGIES, CircuitRequest, Design, Topology
@@ -168,7 +168,6 @@ def check_limits(prep: Prepared, out_dir: Path | None = None, engine: Engine | N
     memory, max_disk_mb or (with out_dir) the free space of its disk, or beyond the configured counts -- before
     any work is done."""
     sim = prep.cfg.simulation
-    check_engine(intrinsic_from_config(prep.cfg.circuit), get_engine(sim.backend).name)
     if "tran" in sim.analyses:   # the mean and covariance need two readout samples after the burn-in
         dt, burn = prep.sample_dt_tau, prep.burn_in_tau
         n_after = int(np.floor(sim.t_stop_tau / dt + 1e-9)) - int(np.ceil(burn / dt - 1e-9)) + 1

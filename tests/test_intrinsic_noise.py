@@ -209,16 +209,6 @@ def test_thermal_noise_key_must_be_a_boolean(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "thermal_noise" in err, err
 
 
-def test_one_over_f_noise_is_refused_by_the_aggregated_linear_engine_before_it_runs(tmp_path, capsys):
-    cfg = _one_integrator(1e-6, 1e5, backend="linear-aggregated", t_stop_tau=50.0)
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    assert main(["simulate", str(path), "--out", str(tmp_path / "o")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "flicker_corner_hz" in err and "backend linear" in err, err
-    assert not (tmp_path / "o").exists()
-
-
 def test_rlc_thermal_noise_alone_gives_kT_times_the_inverse_capacitance_matrix():
     """RLC cells with the noise DAC off: the cell resistors' 2kT/R makes v ~ N(0, kT Cm^-1) (physics.md section 4),
     i.e. kappa_intrinsic = kT s_x^2 / gamma in problem units; the linear engine's covariance over 1900 tau equals

@@ -68,9 +68,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.signal as ss
 
-from ..circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Comment, NoiseSource, Resistor, ResistorArray,
-                       Tran, VoltageSource)
-from ..errors import BadInputError
+from ..circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Comment, NoiseLaw, NoiseSource, Resistor,
+                       ResistorArray, Tran, VoltageSource)
 from .element_values import group_rng
 from .noise_dacs import PRE_EMPHASIS
 
@@ -138,11 +137,17 @@ def flicker_psd(f_hz: np.ndarray, en: float, f_corner_hz: float, poles_hz: np.nd
     return (a / (1.0 + (f / poles_hz) ** 2)).sum(axis=-1)
 
 
+def flicker_pole_var_v2(en: float, f_corner_hz: float) -> float:
+    """Stationary variance (V^2) of each pole's OU process: a_k f_k pi / 2 = c e_n^2 f_c pi / 2, the same for every
+    pole (module doc)."""
+    return FLICKER_C * en ** 2 * f_corner_hz * np.pi / 2.0
+
+
 def flicker_psd_sampled(f_hz: np.ndarray, en: float, f_corner_hz: float, poles_hz: np.ndarray, dt_s: float) -> np.ndarray:
     """One-sided PSD (V^2/Hz) of the flicker samples as a sequence at dt_s (what a spectrum of the samples
     estimates, aliasing included): sum_k 2 dt var_k (1 - rho_k^2) / |1 - rho_k e^{-i 2 pi f dt}|^2."""
     th = 2.0 * np.pi * np.asarray(f_hz, dtype=float)[..., None] * dt_s
-    var = FLICKER_C * en ** 2 * f_corner_hz * np.pi / 2.0 * np.ones_like(poles_hz)
+    var = flicker_pole_var_v2(en, f_corner_hz) * np.ones_like(poles_hz)
     rho = np.exp(-2.0 * np.pi * poles_hz * dt_s)
     return (2.0 * dt_s * var * (1.0 - rho ** 2) / np.abs(1.0 - rho * np.exp(-1j * th)) ** 2).sum(axis=-1)
 
@@ -160,7 +165,7 @@ def flicker_samples(n_samples: int, n_sources: int, dt_s: float, en: float, f_co
     ``flicker_poles_hz(dt_s, n_samples dt_s)`` (module doc)."""
     out = np.zeros((n_samples, n_sources))
     for fk in flicker_poles_hz(dt_s, n_samples * dt_s):
-        var = FLICKER_C * en ** 2 * f_corner_hz / fk * fk * np.pi / 2.0
+        var = flicker_pole_var_v2(en, f_corner_hz)
         rho = float(np.exp(-2.0 * np.pi * fk * dt_s))
         w = rng.standard_normal((n_samples, n_sources))
         w[0] /= np.sqrt(1.0 - rho ** 2)            # x_0 ~ N(0, var): the stationary start
@@ -271,10 +276,11 @@ def opamp_sites(elements: list) -> list[OpampSite]:
 # ---------------------------------------------------------------- the elements
 
 def _white_source(name: str, node: str, samples: np.ndarray, dt_s: float, q: float, r_aux: float | None,
-                  kT: float, tag: str) -> list:
-    """A voltage source V(node) of the given samples (transient) or of white intensity q (small signal)."""
+                  kT: float, tag: str, law: NoiseLaw | None = None) -> list:
+    """A voltage source V(node) of the given samples (transient; law: their law, NoiseLaw) or of white intensity q
+    (small signal)."""
     if r_aux is None:
-        return [NoiseSource(name, node, f"{tag}src", f"{tag}.txt", samples, float(dt_s))]
+        return [NoiseSource(name, node, f"{tag}src", f"{tag}.txt", samples, float(dt_s), law=law)]
     g = float(np.sqrt(q * r_aux / (2.0 * kT)))
     return [Resistor(f"RX{tag}", f"x{tag}", "0", r_aux), VoltageSource(f"VX{tag}", f"x{tag}", "0", 0.0),
             CCCS(f"FX{tag}", "0", f"w{tag}", f"VX{tag}", g), Resistor(f"RW{tag}", f"w{tag}", "0", 1.0, noisy=False),
@@ -286,7 +292,10 @@ def _voltage_noise(name: str, node: str, u: np.ndarray, fl: np.ndarray | None, d
     """e_n (white + 1/f) times ``scale`` as a source from ``node`` to ground."""
     if r_aux is None:
         s = scale * (np.sqrt(q_white / dt_s) * u + (0.0 if fl is None else fl))
-        return _white_source(name, node, s, dt_s, 0.0, None, spec.kT_joule, tag)
+        law = None if fl is None else NoiseLaw(   # the samples' law, exactly (what linear-aggregated draws)
+            scale ** 2 * q_white, tuple(float(f) for f in poles),
+            (float(scale ** 2 * flicker_pole_var_v2(spec.en_v_per_rthz, spec.flicker_corner_hz)),) * len(poles))
+        return _white_source(name, node, s, dt_s, 0.0, None, spec.kT_joule, tag, law)
     q = scale ** 2 * q_white
     if poles is None:
         return _white_source(name, node, None, dt_s, q, r_aux, spec.kT_joule, tag)
@@ -392,7 +401,7 @@ def with_intrinsic_noise(elements: list, spec: IntrinsicNoise | None, dt_s: floa
         u = None if ss_mode else unit_samples(n, n_steps, seed, STREAM_EN)
         fl = poles = None
         if spec.flicker_corner_hz > 0:
-            poles = flicker_poles_hz(dt_s, (n_steps + 2) * dt_s)
+            poles = flicker_poles_hz(dt_s, (n_steps + 2) * dt_s)    # flicker_samples' poles (n_steps + 2 samples)
             if not ss_mode:
                 fl = flicker_samples(n_steps + 2, n, dt_s, spec.en_v_per_rthz, spec.flicker_corner_hz,
                                      group_rng(seed, STREAM_EN + "_FLICKER"))
@@ -431,7 +440,10 @@ def with_intrinsic_noise(elements: list, spec: IntrinsicNoise | None, dt_s: floa
                 continue
             if a == "0" and b in g_in:           # a resistive op-amp input: played through its e_n (module doc)
                 j = en_sources[b]
-                added[j] = dataclasses.replace(added[j], samples_v=added[j].samples_v - amp / g_in[b] * u[:, k - 1])
+                law = added[j].law        # the white part gains the current's intensity over the node's G squared
+                added[j] = dataclasses.replace(added[j], samples_v=added[j].samples_v - amp / g_in[b] * u[:, k - 1],
+                                               law=None if law is None else dataclasses.replace(
+                                                   law, q_white_v2_s=law.q_white_v2_s + q / g_in[b] ** 2))
                 continue
             tag = f"th{k}"
             added += _white_source(f"ATH{k}", tag, None if u is None else amp / GM_SIEMENS * u[:, k - 1], dt_s,
@@ -439,15 +451,6 @@ def with_intrinsic_noise(elements: list, spec: IntrinsicNoise | None, dt_s: floa
             added.append(VCCS(f"GTH{k}", a, b, tag, "0", GM_SIEMENS))
     return E + added
 
-
-
-def check_engine(spec: IntrinsicNoise | None, engine_name: str) -> None:
-    """Refuse 1/f noise on the aggregated linear engine (it replaces each source by white noise of the samples'
-    low-frequency intensity: exact for the white sources, not for 1/f) before any work."""
-    if spec is not None and spec.flicker_corner_hz > 0 and engine_name == "linear-aggregated":
-        raise BadInputError("circuit.opamp.flicker_corner_hz: 1/f noise is not white, and simulation.backend "
-                            "linear-aggregated would replace it by white noise; use backend linear (the samples) or "
-                            "an ngspice engine, or set flicker_corner_hz to 0")
 
 
 def add_intrinsic_noise(circuit: Circuit, spec: IntrinsicNoise | None, dt_s: float, n_steps: int, seed: int) -> Circuit:

@@ -46,7 +46,7 @@ from scipy.signal import lfilter
 
 from ...circuit import Circuit, NoiseSource, Switch, Tran
 from ...errors import BadInputError
-from .model import LinearModel, assemble, build_model, check_programmed_switches, dc_solution, output_rows
+from .model import MAX_DENSE_STATES, LinearModel, assemble, build_model, check_programmed_switches, dc_solution, output_rows
 from .noise import noise_intensity_v2_s, seed_of
 from .result import NGSPICE_HINT, LinearWaveforms, RunOptions, op_waveforms, output_count, tran_waveforms
 from .switched import needs_switched
@@ -343,40 +343,85 @@ def tran_dense(circuit: Circuit, tran: Tran, opts: RunOptions) -> LinearWaveform
     n_out, p, q, h = fine_grid(tran, srcs, samples=opts.noise_mode == "samples")
     x0 = start_state(circuit, tran, model)
     Cx, Du = model.Cx[:len(saves)], model.Du[:len(saves)]
-    mf = modal_form(model.M) if method in ("auto", "modal") else None
-    use_modal = mf is not None and (method == "modal" or (np.isfinite(mf.cond) and mf.cond <= COND_MAX))
-    used = "modal" if use_modal else "loop"
-    if opts.noise_mode == "samples":
-        inputs = pwl_inputs(srcs, q)
-        if use_modal:
-            Y = run_modal(mf, model.N, Cx, Du, x0, h, n_out * p, p, inputs)
-        else:
-            Y = run_loop(model.M, model.N, Cx, Du, x0, h, n_out * p, p, inputs)
+    if opts.noise_mode != "samples":
+        Y, used = _aggregated(model, Cx, Du, x0, tran.step_s, n_out, method, opts.seed, opts.noise_intensity_v2_s)
+        return tran_waveforms(np.arange(n_out + 1) * tran.step_s, saves, Y, opts, used)
+    mf = _modal_or_none(model.M, method)
+    inputs = pwl_inputs(srcs, q)
+    if mf is not None:
+        Y = run_modal(mf, model.N, Cx, Du, x0, h, n_out * p, p, inputs)
     else:
-        Y = _aggregated(model, Cx, Du, x0, tran.step_s, n_out, mf if use_modal else None, opts.seed,
-                        opts.noise_intensity_v2_s)
+        Y = run_loop(model.M, model.N, Cx, Du, x0, h, n_out * p, p, inputs)
     t = np.arange(n_out + 1) * tran.step_s
-    return tran_waveforms(t, saves, Y, opts, used)
+    return tran_waveforms(t, saves, Y, opts, "modal" if mf is not None else "loop")
 
 
-def _aggregated(model, Cx, Du, x0, h, n_out, mf, seed, intensity) -> np.ndarray:
-    """Outputs of noise_mode aggregated (module doc): the exact transition over each output step h with its
-    noise xi_k ~ N(0, Q) drawn from a generator seeded by ``seed`` (None: noise.seed_of the samples)."""
+def _modal_or_none(M: np.ndarray, method: str) -> Modal | None:
+    """The modal form of M for method auto (when its eigenbasis is well conditioned) or modal, else None (loop)."""
+    mf = modal_form(M) if method in ("auto", "modal") else None
+    return mf if mf is not None and (method == "modal" or (np.isfinite(mf.cond) and mf.cond <= COND_MAX)) else None
+
+
+def white_intensity_v2_s(src: NoiseSource, intensity: dict | None) -> float:
+    """The aggregated mode's white-noise intensity of one source: the override ``intensity[name]``, else its law's
+    white part (NoiseLaw), else the samples' low-frequency intensity (noise.noise_intensity_v2_s)."""
+    given = (intensity or {}).get(src.name, None)
+    if given:
+        return float(given)
+    if src.law is not None:
+        return src.law.q_white_v2_s
+    return noise_intensity_v2_s(src.samples_v, src.dt_s)
+
+
+def ou_augmented(M: np.ndarray, N: np.ndarray, Nq: np.ndarray, Cx: np.ndarray, Du: np.ndarray, x0: np.ndarray,
+                 srcs: list[NoiseSource], rng: np.random.Generator):
+    """(M, N_dc, Nq, Cx, x0) with one state per OU part of the sources' laws appended (NoiseLaw; the 1/f
+    construction): source i's value is its white part plus sum_k z_k, dz_k = -l_k z_k dt + sqrt(2 l_k var_k) dW,
+    l_k = 2 pi f_k, so z_k enters the circuit through the source's input column N[:, 1 + i] (drift block M_xz) and
+    the outputs through Du[:, 1 + i]; z_k(0) ~ N(0, var_k) drawn from rng (the samples start stationary too). The
+    augmented system is exact: the transition of (x, z) over a step is drawn as for any white-noise input."""
+    parts = [(1 + i, f, v) for i, s in enumerate(srcs) if s.law is not None
+             for f, v in zip(s.law.ou_poles_hz, s.law.ou_var_v2) if v > 0]
+    if not parts:
+        return M, N[:, :1], Nq, Cx, x0
+    col = np.array([c for c, _, _ in parts])
+    lam = 2.0 * np.pi * np.array([f for _, f, _ in parts])
+    var = np.array([v for _, _, v in parts])
+    n, k, m = M.shape[0], len(parts), Nq.shape[1]
+    if n + k > MAX_DENSE_STATES:
+        raise BadInputError(f"the aggregated noise mode draws the 1/f noise as {k} OU states (one per pole and source) "
+                            f"beside the circuit's {n}: {n + k} states exceed the dense model's {MAX_DENSE_STATES}; use "
+                            "simulation.backend linear (the samples) or set circuit.opamp.flicker_corner_hz to 0")
+    Ma = np.zeros((n + k, n + k))
+    Ma[:n, :n], Ma[:n, n:], Ma[n:, n:] = M, N[:, col], -np.diag(lam)
+    Nqa = np.zeros((n + k, m + k))
+    Nqa[:n, :m], Nqa[n:, m:] = Nq, np.diag(np.sqrt(2.0 * lam * var))
+    N_dc = np.vstack([N[:, :1], np.zeros((k, 1))])
+    return Ma, N_dc, Nqa, np.hstack([Cx, Du[:, col]]), np.concatenate([x0, rng.standard_normal(k) * np.sqrt(var)])
+
+
+def _aggregated(model, Cx, Du, x0, h, n_out, method, seed, intensity) -> tuple[np.ndarray, str]:
+    """(outputs, method used) of noise_mode aggregated (module doc): the exact transition over each output step
+    h with its noise xi_k ~ N(0, Q) drawn from a generator seeded by ``seed`` (None: noise.seed_of the samples);
+    sources with an OU part in their law (1/f) get its states appended (ou_augmented)."""
     srcs = model.noise
-    # direct feed-through of the noise (not rounding: relative to the output's state gain)
-    feed = np.abs(Du[:, 1:]).max(axis=1, initial=0) > 1e-12 * np.abs(Cx).max(axis=1, initial=0)
+    qs = np.array([white_intensity_v2_s(s, intensity) for s in srcs])
+    # direct feed-through of white noise (not rounding: relative to the output's state gain); an OU part has a value
+    white = 1 + np.flatnonzero(qs > 0)
+    feed = np.abs(Du[:, white]).max(axis=1, initial=0) > 1e-12 * np.abs(Cx).max(axis=1, initial=0)
     if feed.any():
         names = [model.outputs[i] for i in np.flatnonzero(feed)][:5]
         raise BadInputError(f"saved vector(s) {', '.join(names)} follow the noise sources directly: white noise"
                             " has no value at a time point, so the aggregated noise mode cannot give them; save"
                             " node voltages only or use noise_mode samples")
-    qs = np.array([(intensity or {}).get(s.name, None) or noise_intensity_v2_s(s.samples_v, s.dt_s)
-                   for s in srcs])
     Nq = model.N[:, 1:] * np.sqrt(qs)[None, :]
     rng = np.random.default_rng(seed_of(srcs) if seed is None else seed)
-    n = model.M.shape[0]
+    M, N_dc, Nq, Cx, x0 = ou_augmented(model.M, model.N, Nq, Cx, Du, x0, srcs, rng)
+    mf = _modal_or_none(M, method)
+    n = M.shape[0]
     inputs = pwl_inputs(srcs, 1, dc_only=True)
-    N_dc, Du_dc = model.N[:, :1], Du[:, :1]
+    Du_dc = Du[:, :1]
+    used = "modal" if mf is not None else "loop"
     if mf is not None:
         W = modal_noise_factor(mf, Nq, h)
         w_diag = np.diag(W).copy()
@@ -387,10 +432,10 @@ def _aggregated(model, Cx, Du, x0, h, n_out, mf, seed, intensity) -> np.ndarray:
         else:
             def noise(rows):
                 return rng.standard_normal((rows, n)) @ W.T
-        return run_modal(mf, N_dc, Cx, Du_dc, x0, h, n_out, 1, inputs, noise=noise)
-    Lq = sqrt_psd(q_dense(model.M, Nq, h))
-    return run_loop(model.M, N_dc, Cx, Du_dc, x0, h, n_out, 1, inputs,
-                    noise=lambda rows: rng.standard_normal((rows, n)) @ Lq.T)
+        return run_modal(mf, N_dc, Cx, Du_dc, x0, h, n_out, 1, inputs, noise=noise), used
+    Lq = sqrt_psd(q_dense(M, Nq, h))
+    return run_loop(M, N_dc, Cx, Du_dc, x0, h, n_out, 1, inputs,
+                    noise=lambda rows: rng.standard_normal((rows, n)) @ Lq.T), used
 
 
 def path_at(circuit: Circuit, times_s: np.ndarray, saves: list[str] | None = None) -> dict[str, np.ndarray]:
