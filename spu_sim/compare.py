@@ -441,12 +441,21 @@ def format_table(m: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def check_judged(prep: Prepared) -> None:
+    """Refuse (BadInputError, before any engine runs) a compare / posterior run whose judge cannot model what the
+    circuit does: the design's ``unjudged_intrinsic`` reason (posterior_logistic with intrinsic noise)."""
+    reason = getattr(prep.design, "unjudged_intrinsic", None)
+    if reason:
+        raise BadInputError(reason)
+
+
 def compare(config: str | Path | dict | Config, out_dir: str | Path, *, progress: bool = False,
             budget: bool = True) -> dict[str, Any]:
     """simulate + exact reference + metrics.json + reference.npz + PNG plots in out_dir; budget: also the error
     budget (module doc; extra linear-engine runs: one .op per cause present and two transients of the ideal
     circuit) and budget.png."""
     prep = prepare(config)
+    check_judged(prep)
 
     def work(stage: Path) -> dict[str, Any]:
         arrays = simulate_in(prep, stage, Path(out_dir), progress=progress).arrays

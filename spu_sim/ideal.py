@@ -48,6 +48,17 @@ def stationary_mean(sde: LinearSDE) -> np.ndarray:
     return np.linalg.solve(sde.K, sde.f)
 
 
+def quasi_static(sde: LinearSDE, d: int) -> LinearSDE:
+    """The process of the first d states with the others eliminated quasi-statically (their time derivative set to
+    0: K' = K11 - K12 K22^-1 K21, f' = f1 - K12 K22^-1 f2, D' = D11): the same stationary mean, the slow dynamics of
+    a circuit whose extra states (op-amp poles) are fast. The process itself when it has d states."""
+    if sde.K.shape[0] == d:
+        return sde
+    K, f = sde.K, sde.f
+    X = np.linalg.solve(K[d:, d:], np.column_stack([K[d:, :d], f[d:]]))
+    return LinearSDE(K[:d, :d] - K[:d, d:] @ X[:, :d], f[:d] - K[:d, d:] @ X[:, d], sde.D[:d, :d])
+
+
 def stationary_cov(sde: LinearSDE) -> np.ndarray:
     """S solving K S + S K^T = D (scipy.linalg.solve_continuous_lyapunov), symmetrised, shape (n, n)."""
     S = sla.solve_continuous_lyapunov(sde.K, sde.D)

@@ -97,3 +97,55 @@ def test_opamp_sc_refuses_thermal_noise_with_one_line(tmp_path, capsys):
     assert main(["simulate", str(path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "thermal_noise" in err[0] and "kT/C" in err[0], err
+
+
+# ---------------------------------------------------------------- the macromodel in the realised judge (issue 20)
+
+MACRO = {"model": "macro", "gain": 300.0, "gbw_hz": 3e6, "offset_sigma_v": 2e-3}
+
+
+def _macro(base: dict) -> dict:
+    cfg = {**base, "circuit": {**base["circuit"], "opamp": {**base["circuit"]["opamp"], **MACRO}},
+           "simulation": {**base["simulation"], "analyses": ["op", "tran"]}}
+    return cfg
+
+
+@pytest.mark.parametrize("base", [FACTORED, GAUSS], ids=["opamp_factored", "posterior_gaussian"])
+def test_macro_opamp_is_in_the_realised_judge(base):
+    """Gain 300, GBW 3 MHz and random offsets with intrinsic noise: the judge is the circuit's own process read from
+    the netlist (op-amp poles as extra states after the d readouts, topologies.intrinsic.circuit_sde). Its mean
+    equals the engine's .op to rounding (the ideal-op-amp model misses it by ~2 %), and the transient's covariance
+    is inside the Bonferroni 1e-4 bound of it (posterior_gaussian: outside it for the ideal-op-amp judge)."""
+    cfg = _macro(base)
+    prep = prepare(cfg)
+    design = prep.design
+    d = design.d
+    sde = design.effective_sde()
+    assert sde.K.shape[0] > d                                   # the op-amps' poles are states of the judge
+    r = simulate(cfg)
+    mean = ideal.stationary_mean(sde)[:d]
+    assert np.abs(r["x_op"] - mean).max() < 1e-9 * np.abs(mean).max()
+    ideal_op = ideal.stationary_mean(design.realized_sde())
+    assert np.abs(r["x_op"] - ideal_op).max() > 1e-3 * np.abs(mean).max()
+    T = (r["t"][-1] - float(r["burn_in_s"])) / float(r["tau_s"])
+    z = (r["x_cov"] - ideal.stationary_cov(sde)[:d, :d]) / np.sqrt(ideal.sample_cov_var(sde, T)[:d, :d])
+    assert np.abs(z).max() < _bound(d), z
+    if base is GAUSS:
+        assert _z_max(r, design.realized_sde()) > _bound(d)
+
+
+@pytest.mark.parametrize("command", ["compare", "posterior"])
+def test_posterior_logistic_with_intrinsic_noise_exits_2_in_compare_and_posterior(tmp_path, capsys, command):
+    """Its judge (the Laplace linearisation of the sigmoid circuit) has no model of intrinsic noise: one line naming
+    the keys, before any engine runs, and no output folder."""
+    cfg = {"problem": {"kind": "logistic_posterior", "X": {"dataset": "breast_cancer", "features": ["mean radius"],
+                                                           "n": 20, "seed": 0}, "prior_cov": 1.0},
+           "circuit": {"topology": "posterior_logistic", "thermal_noise": True, "opamp": {"in_a_per_rthz": 1e-12}},
+           "simulation": {"t_stop_tau": 20.0, "seed": 3}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main([command, str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "circuit.thermal_noise" in err[0] and "circuit.opamp.in_a_per_rthz" in err[0] \
+        and "posterior_logistic" in err[0], err
+    assert not (tmp_path / "o").exists()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ideal import LinearSDE, stationary_cov, stationary_mean, transient_mean
+from ..ideal import LinearSDE, quasi_static, stationary_cov, stationary_mean, transient_mean
 
 SETTLE_TOL = 1e-2
 N_SIGMA = 4.0
@@ -58,7 +58,8 @@ def settling_metrics(design, problem, arrays: dict) -> dict[str, float]:
     """Settling time, measured and predicted (module doc), of a design's effective process: settle_tol_relative,
     settle_predicted_{exact,slowest}_tau, settle_predicted_exact_s, settle_measured_{tau,s} (arrays: result.npz
     contents; t in seconds, x in problem units, x_op the .op equilibrium when there is one)."""
-    sde = design.effective_sde()
+    full = design.effective_sde()     # its first d states are the variables (more: a macromodel's op-amp poles)
+    sde = quasi_static(full, design.d)
     x0 = np.asarray(arrays.get("x0", problem.x0), dtype=float)
     exact, slow = settling_time_predicted(sde, x0)
     out = {"settle_tol_relative": SETTLE_TOL, "settle_predicted_exact_tau": exact,
@@ -69,7 +70,8 @@ def settling_metrics(design, problem, arrays: dict) -> dict[str, float]:
         x_eq = np.asarray(arrays.get("x_op", np.full(design.d, np.nan)), dtype=float)
         if not np.all(np.isfinite(x_eq)):
             x_eq = stationary_mean(sde)
-        band = N_SIGMA * np.sqrt(np.clip(np.diag(stationary_cov(sde)), 0, None)) if np.any(np.diag(sde.D) > 0) else 0.0
+        band = (N_SIGMA * np.sqrt(np.clip(np.diag(stationary_cov(full))[:design.d], 0, None))
+                if np.any(np.diag(full.D) > 0) else 0.0)
         meas = settling_time_measured(t / design.tau_s, np.asarray(arrays["x"]), x0, x_eq, band)
     out.update(settle_measured_tau=meas, settle_measured_s=meas * design.tau_s)
     return out

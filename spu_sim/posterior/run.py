@@ -31,7 +31,7 @@ from pydantic import Field, ValidationError
 from .. import ideal, io
 from ..config import Seed, Strict, format_validation_error, read_yaml
 from ..run_config import Config, load_run_config
-from ..compare import error_budget_or_note, format_budget, plot_budget
+from ..compare import check_judged, error_budget_or_note, format_budget, plot_budget
 from ..errors import ConfigError
 from ..pipeline import prepare, simulate_in, staged
 from . import stats
@@ -234,6 +234,7 @@ def run_posterior(config: str | Path | dict | Config, out_dir: str | Path, *, pr
     ``budget_note`` instead) and budget.png."""
     cfg, rc = load_posterior(config)
     prep = prepare(cfg)
+    check_judged(prep)
     if "tran" not in cfg.simulation.analyses:
         raise ConfigError("simulation.analyses: spu-sim posterior needs tran (the samples); add tran")
     out = Path(out_dir)

@@ -14,7 +14,18 @@ the same linear algebra the transient integrates. Problem units per tau: x = S y
 part, diagonal), t = tau_s t', so D = tau_s S D_y S. Not included, as in OpampDesign.intrinsic_diffusion: e_n
 (it enters as a voltage, with direct feed-through to the outputs) and 1/f noise (not white). Circuits with more
 states than readout nodes (op-amp macromodels: the op-amps' internal poles are states) or nonlinear elements
-(posterior_logistic's sigmoid) give None: their intrinsic noise is in the transient but not in the judge.
+(posterior_logistic's sigmoid) give None here; the macromodel circuits get the whole process instead:
+
+    sde = circuit_sde(topology, design, spec)     # LinearSDE (t in tau), first d states = the readouts; None: too big
+
+The realised process of a linear circuit with macromodel op-amps (gain, GBW pole, offsets, r_out, c_in, wires: all
+in the netlist) read from the same state-space model x' = M x + N u, u = [1, noise DACs, white currents]: with
+y = C x the d readout voltages (C of rank d, no direct feed-through) and S the problem-unit scale, the states
+z = T x, T = [S C; an orthonormal basis of C's null space], give dz/dt' = -K z + f + noise in tau with
+K = -tau_s T M T^-1, f = tau_s T N_dc and D = tau_s T N_q diag(q) N_q^T T^T (noise DACs at the samples' low-frequency
+intensity noise_v_rms^2 dt, the white currents at theirs). The first d states are the readouts, so the judge's
+stationary mean and covariance are those of the circuit itself (exact for the linear netlist; e_n and 1/f are
+left out as above). More than MAX_SDE_STATES states: None (the design keeps its quasi-static model).
 """
 
 from __future__ import annotations
@@ -23,11 +34,74 @@ import dataclasses
 
 import numpy as np
 
+import scipy.linalg as sla
+
 from ..circuit import VCCS, NoiseSource
 from ..engines.linear.model import build_model
 from ..errors import BadInputError
+from ..ideal import LinearSDE
 from ..parts.intrinsic_noise import IntrinsicNoise, held_nodes, opamp_sites, white_currents
 from .base import CircuitRequest, replace_keeping_cache
+
+
+MAX_SDE_STATES = 600     # circuit_sde: the judge's Lyapunov solution is O(n^3) in the states
+
+
+def _probe_model(topology, design, spec: IntrinsicNoise | None):
+    """(model, white currents): the linear model of the noise-free .op circuit with the noise DACs present (at 0) and
+    one unit current input AIQ<k> per white current of spec (module doc); model None when the linear model refuses
+    an element (a nonlinear one)."""
+    d = design.d
+    noise_u = np.zeros((3, d)) if getattr(design, "has_noise", False) else None     # the noise DACs' resistors too
+    request = CircuitRequest(analyses=("op",), t_stop_s=design.tau_s, step_s=design.tau_s, reltol=1e-3,
+                             noise_u=noise_u)
+    circuit = topology.build_circuit(design, request)
+    E = list(circuit.elements)
+    currents = white_currents(E, spec, held_nodes(E), opamp_sites(E)) if spec is not None else []
+    extra: list = []
+    for k, (a, b, _q) in enumerate(currents, start=1):
+        extra += [NoiseSource(f"AIQ{k}", f"iq{k}", "0", f"iq{k}.txt", np.zeros(3), 1.0),
+                  VCCS(f"GIQ{k}", a, b, f"iq{k}", "0", 1.0)]
+    probe = dataclasses.replace(circuit, elements=E + extra, analyses=[])
+    try:
+        return build_model(probe, saves=[f"v({n})" for n in circuit.readout_nodes]), currents
+    except BadInputError:
+        return None, currents
+
+
+def _unit_scale(design) -> np.ndarray:
+    """(d,) the linear part of design.to_problem_units (problem units per volt of each readout)."""
+    d = design.d
+    return np.asarray(design.to_problem_units(np.ones(d)), dtype=float) - np.asarray(
+        design.to_problem_units(np.zeros(d)), dtype=float)
+
+
+def circuit_sde(topology, design, spec: IntrinsicNoise | None) -> LinearSDE | None:
+    """The realised process of the circuit as built, in tau and problem units, its first d states the readouts
+    (module doc); None when the circuit has more than MAX_SDE_STATES states, a nonlinear element, a readout that is
+    not a combination of states or a direct feed-through."""
+    d = design.d
+    model, currents = _probe_model(topology, design, spec)
+    if model is None or model.M.shape[0] > MAX_SDE_STATES:
+        return None
+    C, n = model.Cx, model.M.shape[0]
+    if np.abs(model.Du).max(initial=0.0) > 1e-12 * np.abs(C).max(initial=1.0) or np.linalg.matrix_rank(C) < d:
+        return None
+    scale = _unit_scale(design)
+    T = np.vstack([scale[:, None] * C, sla.null_space(C).T]) if n > d else scale[:, None] * C
+    Tinv = np.linalg.inv(T)
+    tau = design.tau_s
+    cols, q = [], []
+    for i, s in enumerate(model.noise):
+        if s.name.startswith("AIQ"):
+            cols.append(1 + i)
+            q.append(currents[int(s.name[3:]) - 1][2])
+        elif s.name.startswith("ANOISE"):       # a noise DAC: pre-emphasised samples of intensity v_rms^2 dt
+            cols.append(1 + i)
+            q.append(design.noise_v_rms ** 2 * design.noise_dt_tau * tau)
+    TN = T @ model.N[:, cols] if cols else np.zeros((n, 0))
+    D = tau * (TN * np.array(q)) @ TN.T
+    return LinearSDE(-tau * T @ model.M @ Tinv, tau * T @ model.N[:, 0], 0.5 * (D + D.T))
 
 
 def circuit_intrinsic_diffusion(topology, design, spec: IntrinsicNoise | None) -> np.ndarray | None:
@@ -37,38 +111,28 @@ def circuit_intrinsic_diffusion(topology, design, spec: IntrinsicNoise | None) -
     d = design.d
     if spec is None or not (spec.thermal or spec.in_a_per_rthz > 0):
         return np.zeros((d, d))
-    noise_u = np.zeros((3, d)) if getattr(design, "has_noise", False) else None     # the noise DACs' resistors too
-    request = CircuitRequest(analyses=("op",), t_stop_s=design.tau_s, step_s=design.tau_s, reltol=1e-3,
-                             noise_u=noise_u)
-    circuit = topology.build_circuit(design, request)
-    E = list(circuit.elements)
-    currents = white_currents(E, spec, held_nodes(E), opamp_sites(E))
-    extra: list = []
-    for k, (a, b, _q) in enumerate(currents, start=1):
-        extra += [NoiseSource(f"AIQ{k}", f"iq{k}", "0", f"iq{k}.txt", np.zeros(3), 1.0),
-                  VCCS(f"GIQ{k}", a, b, f"iq{k}", "0", 1.0)]
-    nodes = list(circuit.readout_nodes)
-    probe = dataclasses.replace(circuit, elements=E + extra, analyses=[])
-    try:
-        model = build_model(probe, saves=[f"v({n})" for n in nodes])
-    except BadInputError:
-        return None
-    if model.M.shape[0] != d:
+    model, currents = _probe_model(topology, design, spec)
+    if model is None or model.M.shape[0] != d:
         return None
     cols = {s.name: 1 + i for i, s in enumerate(model.noise)}
     Nk = model.N[:, [cols[f"AIQ{k}"] for k in range(1, len(currents) + 1)]]
     q = np.array([c[2] for c in currents])
     CN = model.Cx @ Nk
     D_y = (CN * q) @ CN.T
-    scale = np.asarray(design.to_problem_units(np.ones(d)), dtype=float) - np.asarray(
-        design.to_problem_units(np.zeros(d)), dtype=float)
+    scale = _unit_scale(design)
     return design.tau_s * scale[:, None] * D_y * scale[None, :]
 
 
-def with_intrinsic(topology, design, spec: IntrinsicNoise | None):
-    """The design with ``intrinsic`` = spec and ``intrinsic_diffusion`` = circuit_intrinsic_diffusion (the design
-    itself when spec is None: every intrinsic source off)."""
-    if spec is None:
+def with_intrinsic(topology, design, spec: IntrinsicNoise | None, linear: bool = True):
+    """The design with ``intrinsic`` = spec and ``intrinsic_diffusion`` = circuit_intrinsic_diffusion, and with
+    macromodel op-amps (design.macro) on a linear circuit (``linear``) ``netlist_sde`` = circuit_sde, the judge of
+    the realised process (the design itself when spec is None and the op-amps are ideal)."""
+    macro = linear and getattr(design, "macro", None) is not None
+    if spec is None and not macro:
         return design
-    design = replace_keeping_cache(design, intrinsic=spec)
-    return replace_keeping_cache(design, intrinsic_diffusion=circuit_intrinsic_diffusion(topology, design, spec))
+    if spec is not None:
+        design = replace_keeping_cache(design, intrinsic=spec)
+        design = replace_keeping_cache(design, intrinsic_diffusion=circuit_intrinsic_diffusion(topology, design, spec))
+    if macro:
+        design = replace_keeping_cache(design, netlist_sde=circuit_sde(topology, design, spec))
+    return design

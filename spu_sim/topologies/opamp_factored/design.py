@@ -111,6 +111,7 @@ class FactoredDesign(OuDesign):
     wires: tuple | None = None     # (r_ohm_per_segment, c_farad_per_segment) of circuit.wires; None: ideal lines
     intrinsic: Any = None          # parts.intrinsic_noise.IntrinsicNoise (thermal / op-amp noise) or None
     intrinsic_diffusion: Any = None    # (d, d) its white diffusion per tau (topologies.intrinsic) or None
+    netlist_sde: Any = None        # macromodel op-amps: the circuit's own process (topologies.intrinsic.circuit_sde)
 
     @cached_property
     def wired_arrays(self) -> dict:
@@ -218,8 +219,14 @@ class FactoredDesign(OuDesign):
         return LinearSDE(self.A_realized, self.b_realized, np.diag(2.0 * self.kappa_each) + self.intrinsic_d())
 
     def effective_sde(self) -> LinearSDE:
+        """Ideal op-amps: the realised process. Macromodel: the circuit's own linear process read from the netlist
+        (gain, GBW, offsets, r_out, c_in, wires, noise DACs and the intrinsic white currents; its first d states
+        the readouts: topologies.intrinsic.circuit_sde), else (more than its MAX_SDE_STATES states) the
+        quasi-static finite-gain model without the intrinsic noise."""
         if self.macro is None:
             return self.realized_sde()
+        if self.netlist_sde is not None:
+            return self.netlist_sde
         return LinearSDE(self.A_effective, self.b_effective, np.diag(2.0 * self.kappa_each / self._gain_factor() ** 2))
 
     @property

@@ -57,7 +57,8 @@ class PosteriorLogisticTopology(Topology):
     def design(self, problem, circuit, simulation):
         s = circuit.sigmoid
         nominal = design_posterior(problem, circuit, simulation, "logistic", link=s.model, v_sig=s.v_out_v)
-        return with_intrinsic(self, apply_posterior_nonidealities(nominal, circuit), intrinsic_from_config(circuit))
+        return with_intrinsic(self, apply_posterior_nonidealities(nominal, circuit), intrinsic_from_config(circuit),
+                              linear=False)
 
     def build_circuit(self, design, request):
         return build.build_circuit(design, request, line_output=sigmoid_output)

@@ -97,6 +97,7 @@ class PosteriorDesign(OuDesign):
     wires: tuple | None = None      # (r_ohm_per_segment, c_farad_per_segment) of circuit.wires; None: ideal lines
     intrinsic: Any = None          # parts.intrinsic_noise.IntrinsicNoise (thermal / op-amp noise) or None
     intrinsic_diffusion: Any = None    # (d, d) its white diffusion per tau (topologies.intrinsic) or None
+    netlist_sde: Any = None        # gaussian with macromodel op-amps: the circuit's own process (intrinsic.circuit_sde)
 
     # ---- shapes, nodes, units
     @property
@@ -268,9 +269,25 @@ class PosteriorDesign(OuDesign):
         return LinearSDE(A, b, np.diag(2.0 * self.kappa_each) + self.intrinsic_d())
 
     def effective_sde(self) -> LinearSDE:
-        """The realised process. With the op-amp macromodel its quasi-static finite-gain corrections (order
-        1/gain, 1e-5 by default) are not modelled here: the macromodel is in the netlist only."""
-        return self.realized_sde()
+        """The realised process; gaussian with macromodel op-amps: the circuit's own linear process read from the
+        netlist (gain, GBW, offsets, r_out, c_in, wires, noise DACs and intrinsic white currents; its first d states
+        the readouts: topologies.intrinsic.circuit_sde) when it has at most MAX_SDE_STATES states. The logistic
+        circuit's sigmoid is nonlinear: its macromodel is in the netlist only."""
+        return self.realized_sde() if self.netlist_sde is None else self.netlist_sde
+
+    @property
+    def unjudged_intrinsic(self) -> str | None:
+        """Why compare / posterior cannot judge this run (None: they can): intrinsic noise in the logistic circuit,
+        whose Laplace-linearised judge has no model of it."""
+        spec = self.intrinsic
+        if self.model != "logistic" or spec is None:
+            return None
+        keys = [k for k, on in (("circuit.thermal_noise", spec.thermal),
+                                ("circuit.opamp.en_v_per_rthz", spec.en_v_per_rthz > 0),
+                                ("circuit.opamp.in_a_per_rthz", spec.in_a_per_rthz > 0)) if on]
+        return (f"{', '.join(keys)}: posterior_logistic's judge (the Laplace linearisation of its sigmoid circuit) has no "
+                "model of intrinsic noise, so its errors would go unjudged; set them off (false / 0) for compare and "
+                "posterior, or run spu-sim simulate to see the noisy transient")
 
     def describe(self) -> dict[str, object]:
         rs = [r[np.isfinite(r)] for r in (self.r_p, self.r_x, self.r_t)]
