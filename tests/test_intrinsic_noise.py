@@ -14,8 +14,8 @@ from spu_sim.analyses.crosscheck import run_crosscheck
 from spu_sim.analyses.noise import run_noise, spectrum_theory_v2
 from spu_sim.cli import main
 from spu_sim.ideal import LinearSDE, sample_cov_var, stationary_cov
-from spu_sim.parts.intrinsic_noise import (K_BOLTZMANN, flicker_poles_hz, flicker_psd, flicker_psd_sampled,
-                                           white_psd_sampled)
+from spu_sim.parts.intrinsic_noise import (K_BOLTZMANN, ar1_filter, flicker_poles_hz, flicker_psd,
+                                           flicker_psd_sampled, white_psd_sampled)
 from spu_sim.pipeline import build_circuit, prepare, simulate
 
 T_STOP_TAU = 2000.0
@@ -249,3 +249,11 @@ def test_macro_inverter_thermal_noise_played_through_its_e_n_is_the_same_path_an
     sde = prep.design.effective_sde()
     z = (covs[0.0] - stationary_cov(sde)) / np.sqrt(sample_cov_var(sde, 1000.0 - BURN_TAU))
     assert np.abs(z).max() < 4.0, z
+
+
+@pytest.mark.parametrize("n", [1, 31, 32, 33, 1000])
+@pytest.mark.parametrize("rho", [0.0, 0.5, 1.0 - 1e-6])
+def test_blocked_ar1_filter_equals_the_recursion(n, rho):
+    """The 1/f construction's blocked AR(1) (ar1_filter) is the recursion y_k = rho y_(k-1) + w_k, to rounding."""
+    w = np.random.default_rng(n).standard_normal((n, 3))
+    np.testing.assert_allclose(ar1_filter(w, rho), ss.lfilter([1.0], [1.0, -rho], w, axis=0), rtol=0, atol=1e-12 * n)
