@@ -36,7 +36,7 @@ import numpy as np
 
 import scipy.linalg as sla
 
-from ..circuit import VCCS, NoiseSource
+from ..circuit import VCCS, Capacitor, NoiseSource, ResistorArray
 from ..engines.linear.model import build_model
 from ..errors import BadInputError
 from ..ideal import LinearSDE
@@ -47,16 +47,21 @@ from .base import CircuitRequest, replace_keeping_cache
 MAX_SDE_STATES = 600     # circuit_sde: the judge's Lyapunov solution is O(n^3) in the states
 
 
-def _probe_model(topology, design, spec: IntrinsicNoise | None):
+def _probe_model(topology, design, spec: IntrinsicNoise | None, max_states: int | None = None):
     """(model, white currents): the linear model of the noise-free .op circuit with the noise DACs present (at 0) and
     one unit current input AIQ<k> per white current of spec (module doc); model None when the linear model refuses
-    an element (a nonlinear one)."""
+    an element (a nonlinear one) or the circuit has more than max_states capacitors and capacitive line nodes
+    (each at most one state: checked before the model is built)."""
     d = design.d
     noise_u = np.zeros((3, d)) if getattr(design, "has_noise", False) else None     # the noise DACs' resistors too
     request = CircuitRequest(analyses=("op",), t_stop_s=design.tau_s, step_s=design.tau_s, reltol=1e-3,
                              noise_u=noise_u)
     circuit = topology.build_circuit(design, request)
     E = list(circuit.elements)
+    n_caps = sum(1 if isinstance(e, Capacitor) else 2 * e.r_ohm.size if isinstance(e, ResistorArray) and
+                 e.c_wire_farad > 0 else 0 for e in E)     # a wired array with capacitance: its line nodes
+    if max_states is not None and n_caps > max_states:
+        return None, []
     currents = white_currents(E, spec, held_nodes(E), opamp_sites(E)) if spec is not None else []
     extra: list = []
     for k, (a, b, _q) in enumerate(currents, start=1):
@@ -81,7 +86,9 @@ def circuit_sde(topology, design, spec: IntrinsicNoise | None) -> LinearSDE | No
     (module doc); None when the circuit has more than MAX_SDE_STATES states, a nonlinear element, a readout that is
     not a combination of states or a direct feed-through."""
     d = design.d
-    model, currents = _probe_model(topology, design, spec)
+    if 2 * d > MAX_SDE_STATES:    # every variable's integrator has at least C_f and its op-amp's pole: too big, and
+        return None               # the circuit is not built (its netlist header alone solves a dense eigenproblem)
+    model, currents = _probe_model(topology, design, spec, MAX_SDE_STATES)
     if model is None or model.M.shape[0] > MAX_SDE_STATES:
         return None
     C, n = model.Cx, model.M.shape[0]
