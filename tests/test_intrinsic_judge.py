@@ -101,7 +101,7 @@ def test_opamp_sc_refuses_thermal_noise_with_one_line(tmp_path, capsys):
 
 # ---------------------------------------------------------------- the macromodel in the realised judge (issue 20)
 
-MACRO = {"model": "macro", "gain": 300.0, "gbw_hz": 3e6, "offset_sigma_v": 2e-3}
+MACRO = {"model": "macro", "gain": 300.0, "offset_sigma_v": 2e-3}     # GBW: the default 10 MHz
 
 
 def _macro(base: dict) -> dict:
@@ -112,7 +112,7 @@ def _macro(base: dict) -> dict:
 
 @pytest.mark.parametrize("base", [FACTORED, GAUSS], ids=["opamp_factored", "posterior_gaussian"])
 def test_macro_opamp_is_in_the_realised_judge(base):
-    """Gain 300, GBW 3 MHz and random offsets with intrinsic noise: the judge is the circuit's own process read from
+    """Gain 300, GBW 10 MHz and random offsets with intrinsic noise: the judge is the circuit's own process read from
     the netlist (op-amp poles as extra states after the d readouts, topologies.intrinsic.circuit_sde). Its mean
     equals the engine's .op to rounding (the ideal-op-amp model misses it by ~2 %), and the transient's covariance
     is inside the Bonferroni 1e-4 bound of it (posterior_gaussian: outside it for the ideal-op-amp judge)."""
