@@ -40,6 +40,14 @@ Elements
     BehavioralCurrent(name, n_pos, n_neg, expr)            B source: current expr from n_pos to n_neg
     Comment(text)                                          a comment line in the netlist (readability)
 
+Subcircuits
+    Subckt(name, pins, elements)                           .subckt name pins / local elements / .ends
+    SubcktFile(path, section=None)                         .include "path", or .lib "path" section (an external
+                                                           file only ngspice reads; path absolute, check_path)
+    Instance(name, subckt, nodes)                          X line: nodes[k] on the subcircuit's pin k
+    flatten(elements)                                      Instances of Subckts expanded into plain elements, for
+                                                           engines that take flat elements
+
 Behavioural expressions are trees (``Expr``) built with ``num``, ``volt``, ``add``, ``mul``, ``div`` and
 ``call`` (functions in EXPR_FUNCS): only numbers and checked node names reach the netlist, never text.
 
@@ -52,6 +60,7 @@ Names a user asks for (simulation.save_nodes) are checked against the circuit's 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -545,8 +554,96 @@ class Comment:
     text: str
 
 
+# ---------------------------------------------------------------- subcircuits
+
+#: characters a file path may not hold where it goes into a netlist between double quotes
+_PATH_BAD = re.compile(r'["\n\r\x00-\x1f\x7f]')
+
+
+def check_path(path: str, key: str = "file") -> str:
+    """An absolute file path as it may appear in a ``.include`` / ``.lib`` line: no quote, no control character,
+    nothing after it can start a new card. ``key`` names the config key in the BadInputError."""
+    text = str(path)
+    if not text or _PATH_BAD.search(text):
+        raise BadInputError(f"{key}: {text[:80]!r} is not a usable file path (no quotes or control characters); "
+                            "rename the file or its folder")
+    if not text.startswith("/"):
+        raise ValueError(f"{text!r}: a netlist includes absolute paths only (resolve it first)")
+    return text
+
+
+@dataclass(frozen=True)
+class SubcktFile:
+    """An external file the netlist includes: ``.include "path"`` (section None) or ``.lib "path" section`` (one
+    section of a process library, e.g. a corner). Nothing of it is part of the description: only ngspice reads it."""
+
+    path: str
+    section: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Subckt:
+    """A subcircuit definition ``.subckt name pins ... .ends``: elements whose names and nodes are local to it
+    (a node is a pin, a local node, or ground ``0``, which is global)."""
+
+    name: str
+    pins: tuple
+    elements: tuple
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Instance:
+    """An X line: an instance of subcircuit ``subckt`` (a ``Subckt`` of the circuit or one defined in a
+    ``SubcktFile``) whose pin k connects to nodes[k] (the pin map, in the order of the definition's pins)."""
+
+    name: str
+    subckt: str
+    nodes: tuple
+
+
 Element = Union[Resistor, ResistorArray, Capacitor, Inductor, VoltageSource, PulseVoltageSource, VCVS, ClippedVCVS, VCCS, CCCS,
-                SwitchModel, Switch, NoiseSource, BehavioralVoltage, BehavioralCurrent, Comment]
+                SwitchModel, Switch, NoiseSource, BehavioralVoltage, BehavioralCurrent, Comment, SubcktFile, Subckt, Instance]
+
+
+def flatten(elements: list) -> list:
+    """The elements with every Instance of a Subckt among them expanded in place (for engines that take flat
+    elements): element ``E`` of instance ``X`` becomes ``E_X``, its local node ``n`` becomes ``X_n``, its pins the
+    instance's nodes; the definitions themselves go. An Instance of a subcircuit defined only in an external file
+    (SubcktFile) cannot be flattened: ValueError naming it (only ngspice reads such a file)."""
+    defs = {e.name.upper(): e for e in elements if isinstance(e, Subckt)}
+    if not any(isinstance(e, Instance) for e in elements):
+        return [e for e in elements if not isinstance(e, Subckt)]
+    out: list = []
+    for e in elements:
+        if isinstance(e, Subckt):
+            continue
+        if not isinstance(e, Instance):
+            out.append(e)
+            continue
+        sub = defs.get(e.subckt.upper())
+        if sub is None:
+            raise ValueError(f"instance {e.name}: subcircuit {e.subckt} is defined in an external file, which only "
+                             "ngspice reads (an engine that needs flat elements cannot run it)")
+        if len(e.nodes) != len(sub.pins):
+            raise ValueError(f"instance {e.name}: {len(e.nodes)} nodes for the {len(sub.pins)} pins of {sub.name}")
+        pin = dict(zip(sub.pins, e.nodes))
+        node = lambda n: n if n == "0" else pin.get(n, f"{e.name}_{n}")   # noqa: E731
+        names = {x.name for x in sub.elements if hasattr(x, "name")}
+        for x in flatten(list(sub.elements)):
+            if isinstance(x, Comment):
+                continue
+            if isinstance(x, (ResistorArray, NoiseSource, SubcktFile, BehavioralVoltage, BehavioralCurrent)):
+                raise ValueError(f"subcircuit {sub.name}: a {type(x).__name__} cannot be flattened")
+            upd = {"name": f"{x.name}_{e.name}"}
+            for attr in _NODE_ATTRS + ("control",):
+                if isinstance(getattr(x, attr, None), str):
+                    upd[attr] = node(getattr(x, attr))
+            for attr in ("sense", "model"):
+                if isinstance(getattr(x, attr, None), str) and getattr(x, attr) in names:
+                    upd[attr] = f"{getattr(x, attr)}_{e.name}"
+            out.append(dataclasses.replace(x, **upd))
+    return out
 
 
 @dataclass(frozen=True)
@@ -624,6 +721,9 @@ def node_names(circuit: Circuit) -> list[str]:
         if isinstance(e, ResistorArray):
             seen.update(dict.fromkeys(e.row_nodes))
             seen.update(dict.fromkeys(e.col_nodes))
+            continue
+        if isinstance(e, Instance):
+            seen.update(dict.fromkeys(e.nodes))
             continue
         for attr in _NODE_ATTRS:
             v = getattr(e, attr, None)

@@ -205,7 +205,8 @@ BUDGET_CAUSES: Registry[Cause] = Registry("an error-budget cause", "budget cause
 BUDGET_CAUSES.add(Cause("quantisation_tolerance", "quantisation and tolerance", ("quantization", "tolerance", "temperature")))
 BUDGET_CAUSES.add(Cause("opamp", "op-amp gain / GBW / offset",
                         ("opamp.model", "opamp.gain", "opamp.gbw_hz", "opamp.v_out_max_v", "opamp.offset_v",
-                         "opamp.offset_sigma_v", "opamp.r_inverter_ohm", "opamp.supply_v", "opamp.i_quiescent_a")))
+                         "opamp.offset_sigma_v", "opamp.r_inverter_ohm", "opamp.supply_v", "opamp.i_quiescent_a",
+                         "opamp.subckt", "opamp.corner")))
 BUDGET_CAUSES.add(Cause("parasitics", "parasitics (wires, r_out, c_in)", ("wires", "opamp.r_out_ohm", "opamp.c_in_farad"),
                         context=("opamp.model", "opamp.gain", "opamp.gbw_hz")))
 # the intrinsic noise keys (issue 20 parts 1-2): present once the config models have them
@@ -297,6 +298,11 @@ def error_budget(prep: Prepared, metrics: dict[str, Any], mean_from_op: bool = F
     has_mean = bool(prep.topology.has_mean)
     out: dict[str, float] = {}
     for name, cause in BUDGET_CAUSES.items():
+        model = _get(circuit, "opamp.model")
+        if "opamp.model" in cause.keys and model not in (_MISSING, "ideal", "macro"):
+            out["budget_note_opamp"] = (f"op-amp share not measured: circuit.opamp.model {model} is a SPICE subcircuit "
+                                        "that the linear engine (which runs the budget) cannot run")
+            continue
         alone = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
         for key in cause.keys:
             v = _get(circuit, key)

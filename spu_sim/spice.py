@@ -21,14 +21,14 @@ import numpy as np
 
 from . import io
 from .circuit import (CCCS, EXPR_FUNCS, VCCS, VCVS, BehavioralCurrent, BehavioralVoltage, Capacitor, Circuit,
-                      ClippedVCVS, Comment, Expr, Inductor, Noise, NoiseSource, Op, PulseVoltageSource, Resistor,
-                      ResistorArray, Switch, SwitchModel, Tran, VoltageSource, check_name)
+                      ClippedVCVS, Comment, Expr, Inductor, Instance, Noise, NoiseSource, Op, PulseVoltageSource, Resistor,
+                      ResistorArray, Subckt, SubcktFile, Switch, SwitchModel, Tran, VoltageSource, check_name, check_path)
 
 NETLIST_NAME = "netlist.cir"
 
 _PREFIX = {Resistor: "R", ResistorArray: "R", Capacitor: "C", Inductor: "L", VoltageSource: "V", PulseVoltageSource: "V", VCVS: "E",
            ClippedVCVS: "E", VCCS: "G", CCCS: "F", Switch: "S", NoiseSource: "A", BehavioralVoltage: "B",
-           BehavioralCurrent: "B"}
+           BehavioralCurrent: "B", Instance: "X"}
 
 
 def fmt(x: float) -> str:
@@ -84,6 +84,17 @@ def format_element(e) -> list[str]:
     """The netlist line(s) of one element."""
     if isinstance(e, Comment):
         return [f"* {e.text}"]
+    if isinstance(e, SubcktFile):
+        path = check_path(e.path)
+        return [f'.include "{path}"'] if e.section is None else [f'.lib "{path}" {check_name(e.section)}']
+    if isinstance(e, Subckt):
+        head = [f"* {e.comment}"] if e.comment else []
+        body = [line for x in e.elements for line in format_element(x)]
+        return head + [f".subckt {check_name(e.name)} " + " ".join(check_name(p) for p in e.pins)] + body + [
+            f".ends {e.name}"]
+    if isinstance(e, Instance):
+        _names(e)
+        return [f"{e.name} " + " ".join(check_name(n) for n in e.nodes) + f" {check_name(e.subckt)}"]
     if isinstance(e, ResistorArray):
         if e.has_wires:   # the lines node by node (ResistorArray doc: the layout)
             return [line for x in e.line_elements() for line in format_element(x)]

@@ -39,6 +39,7 @@ import numpy as np
 from ..circuit import VCCS, VCVS, Capacitor, ClippedVCVS, Resistor, VoltageSource
 from .config import OpampConfig
 from .element_values import group_rng
+from .subckt_opamp import SubcktOpamp, subckt_from_config
 
 OFFSET_GROUP = "OFFSET"   # the random stream of the per-op-amp offsets (spu_sim.parts.element_values.group_rng)
 
@@ -56,6 +57,7 @@ class OpampModel:
     i_quiescent_a: float
     r_out_ohm: float = field(default=0.0, kw_only=True)
     c_in_farad: float = field(default=0.0, kw_only=True)
+    cell: SubcktOpamp | None = field(default=None, kw_only=True)   # a subcircuit op-amp instead of the macromodel
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,29 @@ class MacroOpamp(OpampModel):
 
 
 def model_fields(oc: OpampConfig) -> dict[str, object]:
-    """The OpampModel fields of the ``circuit.opamp`` section (``MacroOpamp(**model_fields(oc), ...)``)."""
+    """The OpampModel fields of the ``circuit.opamp`` section (``MacroOpamp(**model_fields(oc), ...)``); with a
+    subcircuit op-amp (model: subckt or a shipped cell) ``cell``, its file scanned first (a BadInputError before any
+    engine runs)."""
+    cell = None if oc.model in ("ideal", "macro") else subckt_from_config(oc)
     return {"gain": oc.gain, "gbw_hz": oc.gbw_hz, "v_out_max_v": oc.v_out_max_v, "supply_v": oc.supply_v,
-            "i_quiescent_a": oc.i_quiescent_a, "r_out_ohm": oc.r_out_ohm, "c_in_farad": oc.c_in_farad}
+            "i_quiescent_a": oc.i_quiescent_a, "r_out_ohm": oc.r_out_ohm, "c_in_farad": oc.c_in_farad, "cell": cell}
+
+
+def has_opamp_model(oc: OpampConfig) -> bool:
+    """Whether the op-amps are real stages (macromodel or subcircuit) rather than nullors (model: ideal)."""
+    return oc.model != "ideal"
+
+
+def finite_gain_model(m: OpampModel | None) -> OpampModel | None:
+    """The op-amp model the closed-form (finite-gain) predictions may use: m for the macromodel; None for the ideal
+    op-amp and for a subcircuit op-amp, whose gain spu-sim does not model (its effect is measured by the ngspice run,
+    never predicted: the predictions then are the element values' own)."""
+    return None if m is None or m.cell is not None else m
+
+
+def is_subckt(m: OpampModel | None) -> bool:
+    """Whether the op-amps are subcircuit op-amps (model: subckt or a shipped cell)."""
+    return m is not None and m.cell is not None
 
 
 def offset_rng(seed: int) -> np.random.Generator:
@@ -88,14 +110,19 @@ def draw_offsets(oc: OpampConfig, rng: np.random.Generator, shape) -> np.ndarray
 
 
 def macro_notes(oc: OpampConfig) -> dict[str, object]:
-    """The design.json / netlist-header notes of the macromodel."""
+    """The design.json / netlist-header notes of the macromodel (or of a subcircuit op-amp)."""
+    if oc.model not in ("ideal", "macro"):
+        return {"opamp": oc.model, **({"subckt_name": oc.subckt.name, "subckt_file": oc.subckt.file} if oc.subckt else {}),
+                "supply_v": oc.supply_v, **({"corner": oc.corner} if oc.corner else {})}
     return {"opamp": "macro", "gain": oc.gain, "gbw_hz": oc.gbw_hz, "v_out_max_v": oc.v_out_max_v,
             "offset_v": oc.offset_v, "offset_sigma_v": oc.offset_sigma_v,
             **{k: getattr(oc, k) for k in ("r_out_ohm", "c_in_farad") if getattr(oc, k)}}
 
 
 def header_line(m: OpampModel) -> str:
-    """The netlist-header line naming the macromodel's parameters."""
+    """The netlist-header line naming the macromodel's parameters (or the subcircuit op-amp)."""
+    if m.cell is not None:
+        return m.cell.header_line()
     extra = "".join(f", {k} = {getattr(m, k):.6g}" for k in ("r_out_ohm", "c_in_farad") if getattr(m, k))
     return (f"Op-amp macromodel: A0 = {m.gain:.6g}, GBW = {m.gbw_hz} Hz, swing = +/-{m.v_out_max_v} V,"
             f" supplies +/-{m.supply_v:.6g} V, Iq = {m.i_quiescent_a:.6g} A per op-amp{extra}")
@@ -124,9 +151,27 @@ def opamp_elements(m: OpampModel, tag: str, inn: str, out: str, offset_v: float,
     return E
 
 
-def output_current_saves(tags: list[str]) -> list[str]:
-    """The vectors to save for the output currents of the op-amps with these tags."""
-    return [f"i(VO{t})" for t in tags]
+def opamp_cell(m: OpampModel, tag: str, inn: str, out: str, offset_v: float, ic_out_v: float | None = None) -> list:
+    """Op-amp ``tag`` of model m (inverting input ``inn``, output ``out``): the macromodel (opamp_elements, with its
+    offset and initial output) or, for a subcircuit op-amp, one instance of it (its offset and initial state are
+    its own: offset_v must be 0 and ic_out_v is not applied)."""
+    if m.cell is None:
+        return opamp_elements(m, tag, inn, out, offset_v, ic_out_v)
+    if offset_v != 0.0:
+        raise ValueError(f"op-amp {tag}: a subcircuit op-amp has its own offset (offset_v must be 0)")
+    return m.cell.instance(tag, inn, out)
+
+
+def cell_elements(m: OpampModel | None) -> list:
+    """What a netlist holds once for its op-amps before they are instantiated: a subcircuit op-amp's include line and
+    supply sources (SubcktOpamp.netlist_elements); nothing for the ideal op-amp and the macromodel."""
+    return [] if m is None or m.cell is None else m.cell.netlist_elements()
+
+
+def output_current_saves(m: OpampModel | None, tags: list[str]) -> list[str]:
+    """The vectors to save for the output currents of the op-amps with these tags (macromodel: i(VO<t>); none for the
+    ideal op-amp and a subcircuit op-amp, which has no sensing source)."""
+    return [f"i(VO{t})" for t in tags] if finite_gain_model(m) is not None else []
 
 
 def output_current(vectors: dict, tag: str):

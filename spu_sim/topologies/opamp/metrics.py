@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...parts.opamp import output_current
+from ...parts.opamp import is_subckt, output_current
 from ...parts.settling import settling_metrics
 from .build import opamp_tags
 from .nonideal import NonidealOpampDesign
@@ -54,6 +54,8 @@ def circuit_arrays(design, plots: dict) -> dict[str, np.ndarray]:
     result files unchanged): A_effective, b_effective, and with the macromodel the supply power
     (t_supply_s, p_supply_w) and energy_supply_j."""
     if not isinstance(design, NonidealOpampDesign):
+        return {}
+    if is_subckt(design.macro):   # the subcircuit's gain is not modelled: the realised matrix is not measured
         return {}
     out: dict[str, np.ndarray] = {"A_effective": design.A_effective, "b_effective": design.b_effective}
     if design.macro is not None and "tran" in plots and output_current(plots["tran"].vectors, "I1") is not None:
