@@ -178,14 +178,14 @@ def scan_subckt_file(file: str, name: str, pins: dict, key: str, section: str | 
             raise BadInputError(f"circuit.opamp.corner: {section!r} is not a .lib section of {path.name} (sections: "
                                 f"{', '.join(sections) or 'none'}); give a section the file defines, or remove corner to "
                                 ".include the whole file")
-    found: dict[str, tuple[str, list[str]]] = {}
+    found: dict[str, tuple[str, str, list[str]]] = {}    # lower-case name -> (name, where, pins)
     _scan(path, cards, key, found, 0, set())
     sub = found.get(name.lower())
     if sub is None:
         some = ", ".join(v[0] for v in list(found.values())[:8]) or "none"
         raise BadInputError(f"{key}.name: {path.name} defines no subcircuit {name!r} (it defines: {some}); give the "
                             "name of its .subckt line")
-    where, line_pins = sub
+    _, where, line_pins = sub
     low = [p.lower() for p in line_pins]
     for role in PIN_ROLES:
         pin = str(pins[role])
@@ -218,7 +218,7 @@ def _scan(path: Path, cards: list, key: str, found: dict, depth: int, seen: set)
                 if "=" in t or t.lower().startswith("params:"):
                     break
                 pins.append(t)
-            found.setdefault(tok[1].lower(), (f"{path.name} line {n}", pins))
+            found.setdefault(tok[1].lower(), (tok[1], f"{path.name} line {n}", pins))
         m = _INCLUDE.match(card)
         if m and depth < SCAN_MAX_DEPTH:
             target = m.group(2).strip("\"'")
