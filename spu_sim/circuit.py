@@ -581,36 +581,48 @@ class SubcktFile:
     section: str | None = None
 
 
+@dataclass(frozen=True)
+class Param:
+    """A value inside a Subckt that each Instance sets (``{name}`` in the netlist, a number after flatten)."""
+
+    name: str
+
+
 @dataclass(frozen=True, eq=False)
 class Subckt:
-    """A subcircuit definition ``.subckt name pins ... .ends``: elements whose names and nodes are local to it
-    (a node is a pin, a local node, or ground ``0``, which is global)."""
+    """A subcircuit definition ``.subckt name pins params: p=default ... .ends``: elements whose names and nodes are
+    local to it (a node is a pin, a local node, or ground ``0``, which is global); an element value may be a
+    ``Param`` of ``params`` ({name: default})."""
 
     name: str
     pins: tuple
     elements: tuple
     comment: str = ""
+    params: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Instance:
     """An X line: an instance of subcircuit ``subckt`` (a ``Subckt`` of the circuit or one defined in a
-    ``SubcktFile``) whose pin k connects to nodes[k] (the pin map, in the order of the definition's pins)."""
+    ``SubcktFile``) whose pin k connects to nodes[k] (the pin map, in the order of the definition's pins), with
+    parameter values ``params`` ({name: value}; the definition's defaults otherwise)."""
 
     name: str
     subckt: str
     nodes: tuple
+    params: dict = field(default_factory=dict, hash=False, compare=True)
 
 
 Element = Union[Resistor, ResistorArray, Capacitor, Inductor, VoltageSource, PulseVoltageSource, VCVS, ClippedVCVS, VCCS, CCCS,
                 SwitchModel, Switch, NoiseSource, BehavioralVoltage, BehavioralCurrent, Comment, SubcktFile, Subckt, Instance]
 
 
-def flatten(elements: list) -> list:
+def flatten(elements: list, keep_external: bool = False) -> list:
     """The elements with every Instance of a Subckt among them expanded in place (for engines that take flat
     elements): element ``E`` of instance ``X`` becomes ``E_X``, its local node ``n`` becomes ``X_n``, its pins the
     instance's nodes; the definitions themselves go. An Instance of a subcircuit defined only in an external file
-    (SubcktFile) cannot be flattened: ValueError naming it (only ngspice reads such a file)."""
+    (SubcktFile) cannot be flattened: ValueError naming it (only ngspice reads such a file), or with keep_external
+    it is kept as it is."""
     defs = {e.name.upper(): e for e in elements if isinstance(e, Subckt)}
     if not any(isinstance(e, Instance) for e in elements):
         return [e for e in elements if not isinstance(e, Subckt)]
@@ -622,12 +634,19 @@ def flatten(elements: list) -> list:
             out.append(e)
             continue
         sub = defs.get(e.subckt.upper())
+        if sub is None and keep_external:
+            out.append(e)
+            continue
         if sub is None:
             raise ValueError(f"instance {e.name}: subcircuit {e.subckt} is defined in an external file, which only "
                              "ngspice reads (an engine that needs flat elements cannot run it)")
         if len(e.nodes) != len(sub.pins):
             raise ValueError(f"instance {e.name}: {len(e.nodes)} nodes for the {len(sub.pins)} pins of {sub.name}")
         pin = dict(zip(sub.pins, e.nodes))
+        unknown = set(e.params) - set(sub.params)
+        if unknown:
+            raise ValueError(f"instance {e.name}: {sorted(unknown)[0]} is not a parameter of {sub.name}")
+        par = {**sub.params, **e.params}
         node = lambda n: n if n == "0" else pin.get(n, f"{e.name}_{n}")   # noqa: E731
         names = {x.name for x in sub.elements if hasattr(x, "name")}
         for x in flatten(list(sub.elements)):
@@ -636,6 +655,10 @@ def flatten(elements: list) -> list:
             if isinstance(x, (ResistorArray, NoiseSource, SubcktFile, BehavioralVoltage, BehavioralCurrent)):
                 raise ValueError(f"subcircuit {sub.name}: a {type(x).__name__} cannot be flattened")
             upd = {"name": f"{x.name}_{e.name}"}
+            for f in dataclasses.fields(x):
+                v = getattr(x, f.name)
+                if isinstance(v, Param):
+                    upd[f.name] = float(par[v.name])
             for attr in _NODE_ATTRS + ("control",):
                 if isinstance(getattr(x, attr, None), str):
                     upd[attr] = node(getattr(x, attr))
@@ -775,7 +798,7 @@ def check_physical(circuit: Circuit) -> None:
     isfinite = math.isfinite   # scalars: a tenth of np.isfinite's call cost, and a circuit has 1e4 elements
     why = ("; check circuit.tolerance / circuit.temperature (they can drive a value below 0) and the problem's "
            "scale against the element ranges")
-    for e in circuit.elements:
+    for e in flatten(circuit.elements, keep_external=True):
         if isinstance(e, ResistorArray):
             bad = e.first_non_physical()
             if bad is not None:

@@ -22,7 +22,7 @@ import numpy as np
 from . import io
 from .circuit import (CCCS, EXPR_FUNCS, VCCS, VCVS, BehavioralCurrent, BehavioralVoltage, Capacitor, Circuit,
                       ClippedVCVS, Comment, Expr, Inductor, Instance, Noise, NoiseSource, Op, PulseVoltageSource, Resistor,
-                      ResistorArray, Subckt, SubcktFile, Switch, SwitchModel, Tran, VoltageSource, check_name, check_path)
+                      Param, ResistorArray, Subckt, SubcktFile, Switch, SwitchModel, Tran, VoltageSource, check_name, check_path)
 
 NETLIST_NAME = "netlist.cir"
 
@@ -32,7 +32,10 @@ _PREFIX = {Resistor: "R", ResistorArray: "R", Capacitor: "C", Inductor: "L", Vol
 
 
 def fmt(x: float) -> str:
-    """A float as exact SPICE text: the shortest round-trip repr, integers without a decimal point."""
+    """A float as exact SPICE text: the shortest round-trip repr, integers without a decimal point (a subcircuit
+    Param: ``{name}``)."""
+    if isinstance(x, Param):
+        return "{" + check_name(x.name) + "}"
     x = float(x)
     if not np.isfinite(x):
         raise ValueError(f"non-finite value {x} cannot go into a netlist")
@@ -90,11 +93,13 @@ def format_element(e) -> list[str]:
     if isinstance(e, Subckt):
         head = [f"* {e.comment}"] if e.comment else []
         body = [line for x in e.elements for line in format_element(x)]
-        return head + [f".subckt {check_name(e.name)} " + " ".join(check_name(p) for p in e.pins)] + body + [
-            f".ends {e.name}"]
+        par = "".join(f" {check_name(k)}={fmt(v)}" for k, v in e.params.items())
+        return head + [f".subckt {check_name(e.name)} " + " ".join(check_name(p) for p in e.pins)
+                       + (f" params:{par}" if par else "")] + body + [f".ends {e.name}"]
     if isinstance(e, Instance):
         _names(e)
-        return [f"{e.name} " + " ".join(check_name(n) for n in e.nodes) + f" {check_name(e.subckt)}"]
+        par = "".join(f" {check_name(k)}={fmt(v)}" for k, v in e.params.items())
+        return [f"{e.name} " + " ".join(check_name(n) for n in e.nodes) + f" {check_name(e.subckt)}{par}"]
     if isinstance(e, ResistorArray):
         if e.has_wires:   # the lines node by node (ResistorArray doc: the layout)
             return [line for x in e.line_elements() for line in format_element(x)]

@@ -93,7 +93,8 @@ def test_netlist_includes_and_instantiates_the_subcircuit(tmp_path):
 
 def test_every_opamp_topology_instantiates_it(tmp_path):
     """opamp_factored (integrators, summers, inverters), opamp_sc (integrators) and posterior_gaussian (integrators,
-    summers, inverters): as many X lines as the macromodel has op-amps (its GA<t> elements), and no macromodel."""
+    summers, inverters): as many X lines as the macromodel has op-amps (its XA<t> instances of SPU_OPAMP_MACRO, the
+    one .subckt of the macromodel's netlist), and no macromodel."""
     amp = write_amp(tmp_path)
     rng = np.random.default_rng(0)
     J, b = rng.standard_normal((3, 5)), rng.standard_normal(5)
@@ -114,13 +115,15 @@ def test_every_opamp_topology_instantiates_it(tmp_path):
     for name, base in configs.items():
         macro = yaml.safe_load(yaml.safe_dump(base))
         macro["circuit"]["opamp"] = {"model": "macro"}
-        n_macro = len(re.findall(r"^GA\S+ ", netlist_text(prepare(macro)), re.M))
+        text_m = netlist_text(prepare(macro))
+        n_macro = len(re.findall(r"^XA\S+ .* SPU_OPAMP_MACRO( ic_v=\S+)?$", text_m, re.M))
+        assert text_m.count(".subckt SPU_OPAMP_MACRO inp inn oo") == 1 and not re.search(r"^GA\S+ ", text_m, re.M)
         sub = yaml.safe_load(yaml.safe_dump(base))
         sub["circuit"]["opamp"] = subckt_opamp(amp)
         text = netlist_text(prepare(sub))
         n_x = len(re.findall(r"^X\S+ .* myamp$", text, re.M))
         assert n_macro > 0 and n_x == n_macro, (name, n_x, n_macro)
-        assert not re.search(r"^GA\S* ", text, re.M), name
+        assert "SPU_OPAMP_MACRO" not in text and not re.search(r"^(GA|VOS|VO)\S* ", text, re.M), name
 
 
 # ---------------------------------------------------------------- ngspice: the finite-gain error of the realised matrix

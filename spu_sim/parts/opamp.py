@@ -7,18 +7,28 @@ stages themselves (spu_sim.parts.amplifiers). A change to the op-amp (its noise,
 subcircuit) lands here.
 
 Macromodel OA (tag ``<t>``: I<i> integrators, N<j> inverters, ... as the topology names them), nodes inp (ground
-through the offset source), inn, out:
+through the offset source), inn, out. Its core is one subcircuit per netlist, ``.subckt SPU_OPAMP_MACRO inp inn oo
+params: ic_v=0`` (``macro_subckt``, written once by ``cell_elements``; a designer can swap it by hand), instantiated
+per op-amp as XA<t>; the offset source, the output-current sense source and the parasitics stay outside it, so the
+saved currents i(VO<t>) and the intrinsic-noise re-referencing of VOS<t> see the same names as ever:
 
     VOS<t>   os<t> 0 DC offset             input offset voltage (in series with the + input, at ground)
-    GA<t>    0 pp<t> os<t> inn  A0         transconductance A0 S into the pole node
-    GP<t>    pp<t> 0 pp<t> 0 1             a 1 S conductance made of a VCCS: noiseless (a resistor would
+    XA<t>    os<t> inn oo<t> SPU_OPAMP_MACRO ic_v=<initial output>
+      GA     0 pp inp inn  A0              transconductance A0 S into the pole node
+      GP     pp 0 pp 0 1                   a 1 S conductance made of a VCCS: noiseless (a resistor would
                                            add thermal noise to .noise that no real op-amp has)
-    CP<t>    pp<t> 0 A0 / (2 pi GBW)       the dominant pole at GBW / A0 (absent when gbw_hz is null)
-    EO<t>    oo<t> 0 pp<t> 0 1             output stage, or E ... TABLE {V(pp)} = (-vmax,-vmax) (vmax,vmax)
+      CP     pp 0 A0 / (2 pi GBW) IC={ic_v}  the dominant pole at GBW / A0 (absent when gbw_hz is null)
+      EO     oo 0 pp 0 1                   output stage, or E ... TABLE {V(pp)} = (-vmax,-vmax) (vmax,vmax)
     VO<t>    oo<t> out DC 0                senses the output (load) current; saved as i(VO<t>)
     ROUT<t>  ro<t> out r_out               output resistance (only when r_out_ohm > 0; VO<t> then ends at ro<t>);
                                            noiseless here (the op-amp's noise is its own keys)
     CIN<t>   inn 0 c_in                    input capacitance (only when c_in_farad > 0)
+
+Engines that take flat elements (the linear engine, the checks) expand the instances (spu_sim.circuit.flatten):
+element GA of XA<t> becomes GA_XA<t>, node pp becomes XA<t>_pp.
+
+A subcircuit op-amp (``model: subckt`` or a shipped cell, spu_sim.parts.subckt_opamp) replaces the whole op-amp by
+one instance X<t> of the designer's subcircuit (``opamp_cell``), with the include and supplies written once.
 
 so V(out) = A0 (V+ - V-) / (1 + s A0 / (2 pi GBW)), clipped to +/- vmax.
 
@@ -36,7 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..circuit import VCCS, VCVS, Capacitor, ClippedVCVS, Resistor, VoltageSource
+from ..circuit import VCCS, VCVS, Capacitor, ClippedVCVS, Instance, Param, Resistor, Subckt, VoltageSource
 from .config import OpampConfig
 from .element_values import group_rng
 from .subckt_opamp import SubcktOpamp, subckt_from_config
@@ -128,19 +138,31 @@ def header_line(m: OpampModel) -> str:
             f" supplies +/-{m.supply_v:.6g} V, Iq = {m.i_quiescent_a:.6g} A per op-amp{extra}")
 
 
+MACRO_SUBCKT = "SPU_OPAMP_MACRO"
+
+
+def macro_subckt(m: OpampModel) -> Subckt:
+    """The core of the macromodel (module doc) as the subcircuit every macro op-amp of a netlist instantiates: pins
+    inp (the + input behind the offset source), inn, oo (the output stage, before the output-current sense source);
+    parameter ic_v: the pole node's initial voltage (the op-amp's initial output)."""
+    E: list = [VCCS("GA", "0", "pp", "inp", "inn", float(m.gain)), VCCS("GP", "pp", "0", "pp", "0", 1.0)]
+    if m.gbw_hz is not None:
+        E.append(Capacitor("CP", "pp", "0", float(m.gain / (2 * np.pi * m.gbw_hz)), ic_v=Param("ic_v")))
+    if m.v_out_max_v is None:
+        E.append(VCVS("EO", "oo", "0", "pp", "0", 1.0))
+    else:
+        E.append(ClippedVCVS("EO", "oo", "0", "pp", float(m.v_out_max_v)))
+    return Subckt(MACRO_SUBCKT, ("inp", "inn", "oo"), tuple(E), params={"ic_v": 0.0},
+                  comment=f"{MACRO_SUBCKT}, the core of every op-amp (spu_sim.parts.opamp). {header_line(m)}")
+
+
 def opamp_elements(m: OpampModel, tag: str, inn: str, out: str, offset_v: float, ic_out_v: float | None = None) -> list:
     """One op-amp macromodel (module doc) with tag ``tag``, inverting input ``inn``, output ``out``, input offset
-    ``offset_v``; ic_out_v: the initial output (the pole capacitor's IC; None: none)."""
+    ``offset_v``; ic_out_v: the initial output (the pole capacitor's IC; None: none, i.e. 0 V under uic). Its core is
+    an instance XA<tag> of macro_subckt (which cell_elements puts into the netlist once)."""
+    par = {} if ic_out_v is None or m.gbw_hz is None else {"ic_v": float(ic_out_v)}
     E: list = [VoltageSource(f"VOS{tag}", f"os{tag}", "0", float(offset_v)),
-               VCCS(f"GA{tag}", "0", f"pp{tag}", f"os{tag}", inn, float(m.gain)),
-               VCCS(f"GP{tag}", f"pp{tag}", "0", f"pp{tag}", "0", 1.0)]
-    if m.gbw_hz is not None:
-        E.append(Capacitor(f"CP{tag}", f"pp{tag}", "0", float(m.gain / (2 * np.pi * m.gbw_hz)),
-                           ic_v=None if ic_out_v is None else float(ic_out_v)))
-    if m.v_out_max_v is None:
-        E.append(VCVS(f"EO{tag}", f"oo{tag}", "0", f"pp{tag}", "0", 1.0))
-    else:
-        E.append(ClippedVCVS(f"EO{tag}", f"oo{tag}", "0", f"pp{tag}", float(m.v_out_max_v)))
+               Instance(f"XA{tag}", MACRO_SUBCKT, (f"os{tag}", inn, f"oo{tag}"), par)]
     if m.r_out_ohm > 0:
         E += [VoltageSource(f"VO{tag}", f"oo{tag}", f"ro{tag}", 0.0),
               Resistor(f"ROUT{tag}", f"ro{tag}", out, float(m.r_out_ohm), noisy=False)]
@@ -163,9 +185,12 @@ def opamp_cell(m: OpampModel, tag: str, inn: str, out: str, offset_v: float, ic_
 
 
 def cell_elements(m: OpampModel | None) -> list:
-    """What a netlist holds once for its op-amps before they are instantiated: a subcircuit op-amp's include line and
-    supply sources (SubcktOpamp.netlist_elements); nothing for the ideal op-amp and the macromodel."""
-    return [] if m is None or m.cell is None else m.cell.netlist_elements()
+    """What a netlist holds once for its op-amps before they are instantiated: the macromodel's subcircuit
+    (macro_subckt), or a subcircuit op-amp's include line and supply sources (SubcktOpamp.netlist_elements); nothing
+    for the ideal op-amp."""
+    if m is None:
+        return []
+    return [macro_subckt(m)] if m.cell is None else m.cell.netlist_elements()
 
 
 def output_current_saves(m: OpampModel | None, tags: list[str]) -> list[str]:
