@@ -59,8 +59,10 @@ class SubcktSource:
 
 
 def shipped_cell(name: str) -> SubcktSource:
-    """The shipped op-amp cell ``name`` (circuit.opamp.model). None is available in this version: ConfigError naming
-    the models there are."""
+    """The shipped op-amp cell ``name`` (circuit.opamp.model) as a SubcktSource: its file (a .subckt with the
+    process-model includes it needs, in one ``.lib CORNER`` section per corner when it has corners), subcircuit name,
+    pins and corners (the first is the default). The hook the cell registry (spu_sim/parts/opamp_cells/) plugs into;
+    none is available in this version: ConfigError naming the models there are."""
     if name in SHIPPED_OPAMP_CELLS:
         raise ConfigError(f"circuit.opamp.model: cell {name!r} is registered but its files are not available in this "
                           "installation; use model: subckt with your own .subckt, or ideal / macro")
@@ -121,19 +123,24 @@ def resolve_file(file: str, base_dir: Path | None = None) -> str:
 def subckt_from_config(oc) -> SubcktOpamp:
     """The SubcktOpamp of a ``circuit.opamp`` section whose model is subckt or a shipped cell, its file scanned
     (scan_subckt_file) so every problem with it is a BadInputError before any engine runs."""
+    corner = oc.corner
     if oc.model == "subckt":
         sc = oc.subckt
         path = resolve_file(sc.file)
         src = SubcktSource(path, sc.name, sc.pins.model_dump(), ())
-        key = "circuit.opamp.subckt"
+        key, follow = "circuit.opamp.subckt", True
     else:
         src = shipped_cell(oc.model)
-        key = f"circuit.opamp.model ({oc.model})"
-        if src.corners and oc.corner is not None and oc.corner not in src.corners:
-            raise BadInputError(f"circuit.opamp.corner: {oc.corner!r} is not a corner of cell {oc.model} (corners: "
+        key, follow = f"circuit.opamp.model ({oc.model})", False     # a shipped cell's includes are the process's
+        if src.corners and corner is not None and corner not in src.corners:
+            raise BadInputError(f"circuit.opamp.corner: {corner!r} is not a corner of cell {oc.model} (corners: "
                                 f"{', '.join(src.corners)}); choose one of them")
-    roles = scan_subckt_file(src.file, src.name, src.pins, key, oc.corner)
-    return SubcktOpamp(src.name, src.file, roles, float(oc.supply_v), oc.corner, oc.model)
+        if corner is None and src.corners:
+            corner = src.corners[0]
+        if corner is not None and not src.corners:
+            raise BadInputError(f"circuit.opamp.corner: cell {oc.model} has no process corners; remove corner")
+    roles = scan_subckt_file(src.file, src.name, src.pins, key, corner, follow)
+    return SubcktOpamp(src.name, src.file, roles, float(oc.supply_v), corner, oc.model)
 
 
 # ---------------------------------------------------------------- the pre-flight scan
@@ -165,11 +172,12 @@ def _cards(path: Path, key: str) -> list[tuple[int, str]]:
     return cards
 
 
-def scan_subckt_file(file: str, name: str, pins: dict, key: str, section: str | None = None) -> tuple[str, ...]:
+def scan_subckt_file(file: str, name: str, pins: dict, key: str, section: str | None = None,
+                     follow: bool = True) -> tuple[str, ...]:
     """The roles (PIN_ROLES) of the pins of ``.subckt name`` in its line's order, after checking the file (module
     doc); ``pins`` {role: pin name}; ``key`` the config key the messages name; ``section`` the .lib section the netlist
-    will include (None: the whole file). Follows the file's own .include / .lib lines (relative to the including
-    file) to find the subcircuit and any .control block."""
+    will include (None: the whole file). follow: also scan the files it .include's / .lib's (relative to the including
+    file; up to SCAN_MAX_DEPTH deep, none larger than SCAN_MAX_BYTES) for the subcircuit and any .control block."""
     path = Path(file)
     cards = _cards(path, key)
     if section is not None:
@@ -179,7 +187,7 @@ def scan_subckt_file(file: str, name: str, pins: dict, key: str, section: str | 
                                 f"{', '.join(sections) or 'none'}); give a section the file defines, or remove corner to "
                                 ".include the whole file")
     found: dict[str, tuple[str, str, list[str]]] = {}    # lower-case name -> (name, where, pins)
-    _scan(path, cards, key, found, 0, set())
+    _scan(path, cards, key, found, 0 if follow else SCAN_MAX_DEPTH, set())
     sub = found.get(name.lower())
     if sub is None:
         some = ", ".join(v[0] for v in list(found.values())[:8]) or "none"
