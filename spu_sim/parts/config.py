@@ -7,8 +7,6 @@ them). The op-amp topologies (opamp, opamp_factored, posterior_*; opamp_sc the o
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, field_validator, model_validator
 
 from ..config.base import Seed, Strict, finite as _finite
