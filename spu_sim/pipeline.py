@@ -11,6 +11,7 @@ private folder and published atomically at the end (spu_sim.io).
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -34,6 +35,8 @@ from .spice import NETLIST_NAME, format_spice, write_circuit
 from .parts.intrinsic_noise import add_intrinsic_noise, intrinsic_from_config
 from .parts.element_table import ELEMENTS_NAME, applied_text, write_element_table
 from .parts.noise_dacs import noise_samples
+from .parts.opamp import is_subckt
+from .parts.subckt_opamp import resolve_file
 from .topologies import TOPOLOGIES, CircuitRequest, Design, Topology
 
 T = TypeVar("T")
@@ -124,6 +127,9 @@ def prepare_problem(cfg: Config, problem: Problem) -> Prepared:
     """Design an already built Problem with a validated config's circuit/simulation/readout sections (the
     config's own problem section is not read: callers such as AnalogSolver pass arrays straight through)."""
     topology = TOPOLOGIES.get(cfg.circuit.topology)
+    sub = getattr(getattr(cfg.circuit, "opamp", None), "subckt", None)
+    if sub is not None and not Path(sub.file).is_absolute():   # the op-amp's own file: relative to the config file
+        sub.file = resolve_file(sub.file, cfg.base_dir)
     with numbers_checked(f"circuit (topology {topology.name}) for this problem",
                          "bring the problem's entries (problem.matrix or problem.factors, problem.vector) or the "
                          "circuit's values into a realistic range (e.g. rescale the problem)"):
@@ -163,11 +169,23 @@ def estimates(prep: Prepared, keep_files: bool = False, engine: Engine | None = 
             "disk_mb": cost.disk_mb, "memory_mb": cost.memory_mb}
 
 
+def check_subckt_engine(design, engine: Engine) -> None:
+    """A subcircuit op-amp (circuit.opamp.model: subckt or a shipped cell) runs only in ngspice: BadInputError naming
+    the ngspice engines for any other engine, before any work."""
+    m = getattr(design, "macro", None)
+    if is_subckt(m) and not engine.sign_off:
+        raise BadInputError(f"simulation.backend: {engine.name} cannot run circuit.opamp.model: {m.cell.label} (a SPICE "
+                            "subcircuit that only ngspice reads, and whose gain spu-sim does not model); use "
+                            "simulation.backend: ngspice-shared or ngspice-subprocess (a command that needs the "
+                            "linear engine, such as crosscheck, cannot run it)")
+
+
 def check_limits(prep: Prepared, out_dir: Path | None = None, engine: Engine | None = None) -> None:
     """Refuse (BadInputError naming the cost and the fix) a run whose engine's estimate exceeds the machine's free
     memory, max_disk_mb or (with out_dir) the free space of its disk, or beyond the configured counts -- before
     any work is done."""
     sim = prep.cfg.simulation
+    check_subckt_engine(prep.design, engine or get_engine(sim.backend))
     if "tran" in sim.analyses:   # the mean and covariance need two readout samples after the burn-in
         dt, burn = prep.sample_dt_tau, prep.burn_in_tau
         n_after = int(np.floor(sim.t_stop_tau / dt + 1e-9)) - int(np.ceil(burn / dt - 1e-9)) + 1
@@ -216,6 +234,8 @@ def build_circuit(prep: Prepared) -> Circuit:
     request = CircuitRequest(analyses=tuple(sim.analyses), t_stop_s=prep.t_stop_s,
                              step_s=prep.sample_dt_tau * design.tau_s, reltol=sim.reltol, noise_u=noise_u)
     circuit = prep.topology.build_circuit(design, request)
+    if is_subckt(getattr(design, "macro", None)) and circuit.temp_c is None:   # the transistor models' temperature
+        circuit = dataclasses.replace(circuit, temp_c=float(prep.cfg.circuit.temperature.temp_c))
     circuit = add_intrinsic_noise(circuit, intrinsic_from_config(prep.cfg.circuit), design.noise_dt_tau * design.tau_s,
                                   prep.n_noise_steps, sim.seed)
     check_physical(circuit)

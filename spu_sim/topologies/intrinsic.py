@@ -36,11 +36,12 @@ import numpy as np
 
 import scipy.linalg as sla
 
-from ..circuit import VCCS, Capacitor, NoiseSource, ResistorArray
+from ..circuit import VCCS, Capacitor, NoiseSource, ResistorArray, flatten
 from ..engines.linear.model import build_model
 from ..errors import BadInputError
 from ..ideal import LinearSDE
 from ..parts.intrinsic_noise import IntrinsicNoise, held_nodes, opamp_sites, white_currents
+from ..parts.opamp import finite_gain_model
 from .base import CircuitRequest, replace_keeping_cache
 
 
@@ -58,11 +59,12 @@ def _probe_model(topology, design, spec: IntrinsicNoise | None, max_states: int 
                              noise_u=noise_u)
     circuit = topology.build_circuit(design, request)
     E = list(circuit.elements)
+    flat = flatten(E, keep_external=True)   # the op-amp cores' elements too (as with_intrinsic_noise sees them)
     n_caps = sum(1 if isinstance(e, Capacitor) else 2 * e.r_ohm.size if isinstance(e, ResistorArray) and
-                 e.c_wire_farad > 0 else 0 for e in E)     # a wired array with capacitance: its line nodes
+                 e.c_wire_farad > 0 else 0 for e in flat)     # a wired array with capacitance: its line nodes
     if max_states is not None and n_caps > max_states:
         return None, []
-    currents = white_currents(E, spec, held_nodes(E), opamp_sites(E)) if spec is not None else []
+    currents = white_currents(flat, spec, held_nodes(flat), opamp_sites(E)) if spec is not None else []
     extra: list = []
     for k, (a, b, _q) in enumerate(currents, start=1):
         extra += [NoiseSource(f"AIQ{k}", f"iq{k}", "0", f"iq{k}.txt", np.zeros(3), 1.0),
@@ -134,7 +136,7 @@ def with_intrinsic(topology, design, spec: IntrinsicNoise | None, linear: bool =
     """The design with ``intrinsic`` = spec and ``intrinsic_diffusion`` = circuit_intrinsic_diffusion, and with
     macromodel op-amps (design.macro) on a linear circuit (``linear``) ``netlist_sde`` = circuit_sde, the judge of
     the realised process (the design itself when spec is None and the op-amps are ideal)."""
-    macro = linear and getattr(design, "macro", None) is not None
+    macro = linear and finite_gain_model(getattr(design, "macro", None)) is not None   # not a subcircuit op-amp
     if spec is None and not macro:
         return design
     if spec is not None:

@@ -53,6 +53,7 @@ import numpy as np
 from ...config import SimulationConfig
 from ...errors import DesignError
 from ...ideal import LinearSDE
+from ...parts.opamp import finite_gain_model
 from ..base import OuDesign
 from .config import FactoredCircuitConfig
 from .linear import drift_eigvals, macro_loop_stability, realized_factors, realized_parts, wired_arrays
@@ -201,7 +202,7 @@ class FactoredDesign(OuDesign):
         return float(np.mean(self.kappa_each))
 
     def _gain_factor(self) -> float:
-        return 1.0 if self.macro is None else 1.0 + 1.0 / self.macro.gain
+        return 1.0 if finite_gain_model(self.macro) is None else 1.0 + 1.0 / self.macro.gain
 
     def intrinsic_d(self) -> np.ndarray:
         """The intrinsic white diffusion in the judge (topologies.intrinsic; zeros when off or not modelled)."""
@@ -223,7 +224,7 @@ class FactoredDesign(OuDesign):
         (gain, GBW, offsets, r_out, c_in, wires, noise DACs and the intrinsic white currents; its first d states
         the readouts: topologies.intrinsic.circuit_sde), else (more than its MAX_SDE_STATES states) the
         quasi-static finite-gain model without the intrinsic noise."""
-        if self.macro is None:
+        if finite_gain_model(self.macro) is None:   # ideal op-amps, or a subcircuit op-amp (not modelled)
             return self.realized_sde()
         if self.netlist_sde is not None:
             return self.netlist_sde
@@ -272,7 +273,7 @@ class FactoredDesign(OuDesign):
         out.update(self.element_counts())
         if self.notes:
             out["nonideal"] = self.notes
-        if self.macro is not None and self.macro.gbw_hz is not None and self.d <= DENSE_EIG_MAX_N:
+        if finite_gain_model(self.macro) is not None and self.macro.gbw_hz is not None and self.d <= DENSE_EIG_MAX_N:
             out.update(macro_loop_stability(self))   # the summers' and integrators' poles in the loop
         return out
 
