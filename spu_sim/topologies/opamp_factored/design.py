@@ -311,6 +311,23 @@ def _array(M: np.ndarray, alpha: float, r_max: float, prune: float, name: str, p
     return r, np.where(M < 0, -1.0, 1.0)
 
 
+def check_coupling_range(problem: FactoredProblem, alpha_t: float, jmax: float, rmin: float, rmax: float) -> None:
+    """DesignError, before any array is built, when even the largest J^T entry would need a resistor above r_max.
+
+    alpha is at most max(damping r_min, r_max min|J| s_z / s_x) (module doc), so alpha_t / max|J| > r_max only
+    when the leak sets the time unit: J^T H J is below about damping r_min / r_max. The cause is then the
+    coupling's size next to the damping, not one entry of J (whose resistor would only be the first one hit)."""
+    if not alpha_t / jmax > rmax or not (np.any(problem.J) and np.any(problem.H)):
+        return     # (J = 0 or H = 0: no arrays, only the leak)
+    jhj = float(np.max(np.sum(problem.J * (problem.H @ problem.J), axis=0)))   # max_i (J^T H J)_ii
+    raise DesignError(
+        f"problem.factors: J^T H J (largest diagonal entry {jhj:.3g}) is negligible next to problem.factors.damping"
+        f" = {problem.damping:.3g}: with the leak at circuit.integrator.r_min_ohm = {rmin:.3g} the J^T array would "
+        f"need resistors of {alpha_t / jmax:.3g} ohm and more, above circuit.integrator.r_max_ohm = {rmax:.3g} "
+        f"(the arrays span r_max / r_min = {rmax / rmin:.3g}); rescale problem.factors.J or problem.factors.H so that "
+        "J^T H J is within that ratio of the damping, or raise circuit.integrator.r_max_ohm")
+
+
 def _range(mean: np.ndarray, var: np.ndarray, start: np.ndarray) -> float:
     return float(max(np.max(np.abs(mean) + SIGMA_HEADROOM * np.sqrt(np.clip(var, 0, None))), np.max(np.abs(start))))
 
@@ -355,6 +372,7 @@ def design_factored(problem: FactoredProblem, circuit: FactoredCircuitConfig, si
     alpha = max(alpha_lo, min(a_max * rmin, rmax * jmin * s_z / s_x))
     alpha_t = alpha * s_x / s_z
     tau_s = alpha * ic.c_farad
+    check_coupling_range(problem, alpha_t, jmax, rmin, rmax)
     pruned: list = []
     prune = circuit.prune_below_relative   # set, or derived from the resistor resolution (config.py)
     r_j, s_j = _array(J, alpha_j, rmax, prune, "J", pruned, alpha_limit=alpha_t)   # J and J^T keep the same entries

@@ -1,0 +1,100 @@
+"""Issue 24, the fourth pass: the two failures the verification pass found, and what its adversarial cases found.
+
+Class 5 (the real cause): an opamp_factored problem whose J^T H J is negligible next to the damping is named as
+that (rescale J or H, or raise r_max_ohm), not as one J entry "needing" a resistor of 1e+304 ohm.
+Class 2 (finite physical ranges): every optimiser time (t_tau, delay_tau) has a physical range checked by the config
+model, and an ngspice transient of the AnalogSolver is estimated (its span in time constants of the fastest mode)
+before the engine stalls on it with "Timestep too small".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from spu_sim.analog import AnalogSolver
+from spu_sim.cli import main
+from spu_sim.errors import BadInputError, ConfigError
+from spu_sim.optim import tkfac, tngd, tngd_adam
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def _cli(tmp_path, cmd: list[str], cfg: dict, capsys) -> tuple[int, str]:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    code = main([*cmd, str(path), "--out", str(tmp_path / "out")])
+    return code, capsys.readouterr().err.strip()
+
+
+# ---------------------------------------------------------------- 5. the factorised circuit's real cause
+
+@pytest.mark.parametrize("factor, scale", [("J", 1e-120), ("H", 1e-40), ("J", 1e-5)])
+def test_a_coupling_negligible_next_to_the_damping_is_named_as_such(tmp_path, capsys, factor, scale):
+    """J x 1e-120, H x 1e-40 or J x 1e-5 (J^T H J about 1e-10 of the damping, beyond r_max / r_min = 1e5); before:
+    'problem.factors.J[0][0] = ... needs R = 3e+244 ohm ... (entries below 1e+237 are not realisable)'."""
+    cfg = yaml.safe_load((CONFIGS / "opamp_factored_d40.yaml").read_text())
+    cfg["problem"]["factors"][factor]["random"]["scale"] *= scale
+    code, err = _cli(tmp_path, ["netlist"], cfg, capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "negligible next to problem.factors.damping" in err and "r_max_ohm" in err, err
+    assert "not realisable" not in err and "J[0][0]" not in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_entry_too_small_for_r_max_is_still_named_by_its_entry(tmp_path, capsys):
+    """The new cause does not take over the per-entry one: J x 1e-2 (its largest entries still fit the resistor
+    range next to the damping, its small ones not) names the entry and prune_below_relative; J x 1e-4 names the
+    coupling's size."""
+    cfg = yaml.safe_load((CONFIGS / "opamp_factored_d40.yaml").read_text())
+    cfg["problem"]["factors"]["J"]["random"]["scale"] *= 1e-4
+    code, err = _cli(tmp_path, ["netlist"], cfg, capsys)
+    assert code == 2 and "negligible next to problem.factors.damping" in err, err
+    cfg["problem"]["factors"]["J"]["random"]["scale"] *= 1e2
+    code, err = _cli(tmp_path, ["netlist"], cfg, capsys)
+    assert code == 2 and "problem.factors.J[" in err and "prune_below_relative" in err, err
+    assert "negligible" not in err, err
+
+
+# ---------------------------------------------------------------- 2. optimiser times: a physical range, an estimate
+
+_TRAIN = {"data": {"name": "blobs", "n_samples": 40, "n_features": 2, "n_classes": 2, "features": "none"},
+          "model": {"name": "logreg"},
+          "train": {"steps": 1, "batch_size": 4, "progress": False, "optimizers": []}}
+
+
+@pytest.mark.parametrize("entry, key", [
+    ({"name": "tngd", "lr": 0.1, "t_tau": 3e6, "backend": "circuit"}, "t_tau"),
+    ({"name": "tngd_adam", "lr": 0.1, "t_tau": 5.0, "delay_tau": 1e200, "backend": "circuit"}, "delay_tau"),
+    ({"name": "tkfac", "lr": 0.1, "t_tau": 1e9, "backend": "linear"}, "t_tau"),
+])
+def test_an_optimiser_time_beyond_its_physical_range_is_refused_before_training(tmp_path, capsys, entry, key):
+    """Before: accepted; on the circuit backend ngspice then failed after training started ('Timestep too small',
+    exit 1)."""
+    cfg = {**_TRAIN, "train": {**_TRAIN["train"], "optimizers": [entry]}}
+    code, err = _cli(tmp_path, ["train"], cfg, capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: train.optimizers[0].{key}:") and "physical range" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("build", [tngd.build, tngd_adam.build, tkfac.build])
+def test_the_python_optimisers_check_the_same_range(build):
+    with pytest.raises(BadInputError, match="t_tau"):
+        build(t_tau=2e6)
+
+
+def test_an_ngspice_transient_too_long_to_resolve_is_refused_before_the_engine():
+    """t_tau = 1e12 on a d = 2 problem spans 1.5e12 time constants of its fastest mode: ngspice took 7 s and at
+    1e15 stalled; the AnalogSolver refuses it from its estimate, naming t_tau (the linear engine takes any span)."""
+    A, b = np.array([[2.0, -1.0], [-1.0, 2.0]]), np.array([1.0, 0.5])
+    with pytest.raises(ConfigError, match=r"^t_tau: 1e\+12 tau spans .* lower t_tau"):
+        AnalogSolver(backend="ngspice-shared").design(A, b, b, 1e12)
+    with pytest.raises(ConfigError, match=r"^delay_tau: "):
+        AnalogSolver(backend="ngspice-subprocess").design(A, b, b, 1e11, key="delay_tau")
+    AnalogSolver(backend="ngspice-shared").design(A, b, b, 1e6)      # within the span: designed as before
+    x = AnalogSolver(backend="linear").solve(A, b, b, 1e12)
+    assert np.allclose(x, np.linalg.solve(A, b), rtol=1e-6)
