@@ -317,13 +317,17 @@ def check_coupling_range(problem: FactoredProblem, alpha_t: float, jmax: float, 
     alpha is at most max(damping r_min, r_max min|J| s_z / s_x) (module doc), so alpha_t / max|J| > r_max only
     when the leak sets the time unit: J^T H J is below about damping r_min / r_max. The cause is then the
     coupling's size next to the damping, not one entry of J (whose resistor would only be the first one hit)."""
-    if not alpha_t / jmax > rmax or not (np.any(problem.J) and np.any(problem.H)):
+    r_needed = alpha_t / jmax
+    if not r_needed > rmax or not (np.any(problem.J) and np.any(problem.H)):
         return     # (J = 0 or H = 0: no arrays, only the leak)
-    jhj = float(np.max(np.sum(problem.J * (problem.H @ problem.J), axis=0)))   # max_i (J^T H J)_ii
+    with np.errstate(all="ignore"):
+        jhj = float(np.max(np.sum(problem.J * (problem.H @ problem.J), axis=0)))   # max_i (J^T H J)_ii
+    if not (np.isfinite(r_needed) and jhj > 0):
+        return     # the products leave floating-point range: the design's arithmetic names that (numbers_checked)
     raise DesignError(
         f"problem.factors: J^T H J (largest diagonal entry {jhj:.3g}) is negligible next to problem.factors.damping"
         f" = {problem.damping:.3g}: with the leak at circuit.integrator.r_min_ohm = {rmin:.3g} the J^T array would "
-        f"need resistors of {alpha_t / jmax:.3g} ohm and more, above circuit.integrator.r_max_ohm = {rmax:.3g} "
+        f"need resistors of {r_needed:.3g} ohm and more, above circuit.integrator.r_max_ohm = {rmax:.3g} "
         f"(the arrays span r_max / r_min = {rmax / rmin:.3g}); rescale problem.factors.J or problem.factors.H so that "
         "J^T H J is within that ratio of the damping, or raise circuit.integrator.r_max_ohm")
 
