@@ -9,16 +9,23 @@ before the engine stalls on it with "Timestep too small".
 
 from __future__ import annotations
 
+import os
+import signal
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
+from spu_sim import compare, io
 from spu_sim.analog import AnalogSolver
 from spu_sim.cli import main
 from spu_sim.errors import BadInputError, ConfigError
+from spu_sim.experiments import array_limits
 from spu_sim.optim import tkfac, tngd, tngd_adam
+from spu_sim.pipeline import prepare
+from spu_sim.runs import isolate
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -98,3 +105,49 @@ def test_an_ngspice_transient_too_long_to_resolve_is_refused_before_the_engine()
     AnalogSolver(backend="ngspice-shared").design(A, b, b, 1e6)      # within the span: designed as before
     x = AnalogSolver(backend="linear").solve(A, b, b, 1e12)
     assert np.allclose(x, np.linalg.solve(A, b), rtol=1e-6)
+
+
+# ---------------------------------------------------------------- 4. a killed run's temporary folders
+
+def _killed_inside(tmp_root: Path, work) -> None:
+    """work() in a forked child that SIGKILLs itself from inside the engine call (as a kill -9 of the command)."""
+    pid = os.fork()
+    if pid == 0:   # the child: never returns into pytest
+        try:
+            tempfile.tempdir = str(tmp_root)
+            work()
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, status
+
+
+def _kill_in_engine(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("where", ["error_budget", "array_limits", "isolated_task"])
+def test_a_run_killed_in_a_throwaway_folder_leaves_nothing_after_the_next_run(tmp_path, monkeypatch, where):
+    """kill -9 while the error budget's runs (compare), an array_limits point or a sweep's isolated task hold their
+    throw-away folder (spu-sim-budget-*, spu-sim-limits-*, spu-sim-task-*): the next run removes it. Before: plain
+    TemporaryDirectory folders without the lock that io.temp_folder's cleanup looks for, kept for ever."""
+    cfg = {"problem": {"matrix": [[2.0, -1.0], [-1.0, 2.0]], "vector": [1.0, 0.5], "kappa": 0.01},
+           "circuit": {"topology": "opamp"}, "simulation": {"t_stop_tau": 5.0, "burn_in_tau": 1.0,
+                                                           "backend": "linear"}}
+
+    def work():
+        if where == "isolated_task":
+            isolate.subprocess.Popen = _kill_in_engine
+            isolate.run_isolated(abs, -1.0, timeout_s=5.0)
+            return
+        module = compare if where == "error_budget" else array_limits
+        module.simulate_in = _kill_in_engine
+        prep = prepare(cfg)
+        compare._run(prep, ["tran"]) if where == "error_budget" else array_limits.solution_error(prep, 1.0)
+
+    _killed_inside(tmp_path, work)
+    assert list(tmp_path.glob("spu-sim-*")), "the kill left its folder (the case this test is about)"
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with io.temp_folder():
+        pass
+    assert list(tmp_path.glob("spu-sim-*")) == []
