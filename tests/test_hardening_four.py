@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 import yaml
 
+import spu_sim
 from spu_sim import compare, io
 from spu_sim.analog import AnalogSolver
 from spu_sim.cli import main
-from spu_sim.errors import BadInputError, ConfigError
+from spu_sim.errors import BadInputError, ConfigError, SimulationError
 from spu_sim.experiments import array_limits
 from spu_sim.optim import tkfac, tngd, tngd_adam
 from spu_sim.pipeline import prepare
@@ -150,4 +151,17 @@ def test_a_run_killed_in_a_throwaway_folder_leaves_nothing_after_the_next_run(tm
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with io.temp_folder():
         pass
+    assert list(tmp_path.glob("spu-sim-*")) == []
+
+
+def test_a_failed_throwaway_run_names_no_folder_that_is_gone(tmp_path, monkeypatch):
+    """A run without an out folder (spu_sim.simulate, an AnalogSolver solve, an experiment's point) that fails:
+    before, '[run folder: /tmp/spu-sim-...]' named its temporary folder, already removed when the user reads it."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    cfg = {"problem": {"matrix": [[2.0, -1.0], [-1.0, 2.0]], "vector": [1.0, 0.5], "kappa": 0.01},
+           "circuit": {"topology": "opamp"},
+           "simulation": {"t_stop_tau": 2000.0, "backend": "linear", "timeout_s": 0.001}}
+    with pytest.raises(SimulationError) as info:
+        spu_sim.simulate(cfg)
+    assert "run folder" not in str(info.value) and "throw-away run" in str(info.value), info.value
     assert list(tmp_path.glob("spu-sim-*")) == []
