@@ -332,8 +332,7 @@ def temp_folder(prefix: str = TEMP_PREFIX):
         run_dir = err.run_dir
         if run_dir is None or not Path(run_dir).resolve().is_relative_to(path.resolve()):
             raise
-        head = str(err).split(" [run folder")[0].split(" (ngspice:")[0]
-        raise SimulationError(f"{head} (a throw-away run: its temporary folder is removed with "
+        raise SimulationError(f"{err.message} (a throw-away run: its temporary folder is removed with "
                               "its files)", ngspice_message=err.ngspice_message) from None
     finally:
         shutil.rmtree(path, ignore_errors=True)

@@ -24,6 +24,7 @@ from spu_sim.analog import AnalogSolver
 from spu_sim.cli import main
 from spu_sim.errors import BadInputError, ConfigError, SimulationError
 from spu_sim.experiments import array_limits
+from spu_sim.experiments.sc_clock import run_sc_clock
 from spu_sim.optim import tkfac, tngd, tngd_adam
 from spu_sim.pipeline import prepare
 from spu_sim.runs import isolate
@@ -165,3 +166,45 @@ def test_a_failed_throwaway_run_names_no_folder_that_is_gone(tmp_path, monkeypat
         spu_sim.simulate(cfg)
     assert "run folder" not in str(info.value) and "throw-away run" in str(info.value), info.value
     assert list(tmp_path.glob("spu-sim-*")) == []
+
+
+def _sc_clock_config(tmp_path: Path) -> Path:
+    cfg = yaml.safe_load((CONFIGS / "sc_clock.yaml").read_text())
+    cfg["simulation"].update({"t_stop_tau": 30, "burn_in_tau": 5, "timeout_s": 0.01})
+    cfg["experiment"].update({"f_clk_tau": [6, 10], "bits": [4, 6], "ngspice_f_clk_tau": [10], "ngspice_bits": [6]})
+    path = tmp_path / "sc.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.ngspice
+def test_an_experiment_whose_point_fails_leaves_its_out_folder_as_it_was_and_unlocked(tmp_path):
+    """sc_clock's ngspice point runs in a throw-away folder and times out: before, the experiment's (empty) stage
+    was kept as OUT/failed-<time> and named as the run folder; now OUT is as it was, and in the same process a
+    simulate into it is not refused (the lock is released)."""
+    out = tmp_path / "out"
+    small = {"problem": {"matrix": [[2.0, -1.0], [-1.0, 2.0]], "vector": [1.0, 0.5], "kappa": 0.01},
+             "circuit": {"topology": "opamp"}, "simulation": {"t_stop_tau": 5.0, "burn_in_tau": 1.0,
+                                                             "backend": "linear"}}
+    spu_sim.simulate(small, out_dir=out)
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(SimulationError) as info:
+        run_sc_clock(_sc_clock_config(tmp_path), out)
+    assert "run folder" not in str(info.value) and "did not finish" in str(info.value), info.value
+    assert sorted(p.name for p in out.iterdir()) == before
+    spu_sim.simulate(small, out_dir=out)
+
+
+def test_a_failed_linear_run_inside_an_experiment_keeps_no_failed_folder(tmp_path, capsys):
+    """rlc_sampling on the linear engine, timed out: before, OUT/failed-<time> was kept (the engine reads no files,
+    so only its noise files would fill the disk); now nothing is kept and no removed folder is named."""
+    cfg = {"problem": {"matrix": {"random": {"kind": "m_matrix", "d": 3, "condition": 5, "seed": 1}}, "kappa": 1.0},
+           "circuit": {"topology": "rlc", "rlc": {"c_cell_farad": 1e-9, "l_henry": 1e-5, "r_ohm": 100.0,
+                                                  "coupling": "ideal"}},
+           "simulation": {"t_stop_tau": 3000, "noise_dt_tau": 0.02, "backend": "linear", "timeout_s": 0.001,
+                          "analyses": ["tran"]},
+           "readout": {"sample_dt_tau": 0.1}}
+    code, err = _cli(tmp_path, ["experiment", "rlc_sampling"], cfg, capsys)
+    assert code == 1 and len(err.splitlines()) == 1 and "did not finish" in err, err
+    assert "run folder" not in err, err
+    assert not list((tmp_path / "out").glob("failed-*")) and not list((tmp_path / "out").glob(".stage-*"))

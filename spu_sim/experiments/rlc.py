@@ -163,7 +163,7 @@ def run_sampling(config_path: str | Path, out_dir: str | Path) -> list[Path]:
         io.atomic_write_text(stage / "sampling.csv", "\n".join(rows) + "\n")
         _save_common(stage, cfg, exp)
         plot_sampling(stage)
-    return staged(out, work, family="rlc_sampling")[1]
+    return staged(out, work, family="rlc_sampling", backend=prep.cfg.simulation.backend)[1]
 
 
 # ---------------------------------------------------------------- inversion
@@ -278,7 +278,7 @@ def run_inversion(config_path: str | Path, out_dir: str | Path) -> list[Path]:
         io.atomic_write_text(stage / "inversion.csv", "\n".join(rows) + "\n")
         _save_common(stage, cfg, exp)
         plot_inversion(stage)
-    return staged(out, work, family="rlc_inversion")[1]
+    return staged(out, work, family="rlc_inversion", backend=prep0.cfg.simulation.backend)[1]
 
 
 # ---------------------------------------------------------------- autocorrelation
@@ -342,7 +342,7 @@ def run_autocorrelation(config_path: str | Path, out_dir: str | Path) -> list[Pa
         io.atomic_write_text(stage / "autocorrelation.csv", "\n".join(rows) + "\n")
         _save_common(stage, cfg, exp)
         plot_autocorrelation(stage)
-    return staged(out, work, family="rlc_autocorrelation")[1]
+    return staged(out, work, family="rlc_autocorrelation", backend=prep.cfg.simulation.backend)[1]
 
 
 # ---------------------------------------------------------------- the experiments by name
