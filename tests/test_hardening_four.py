@@ -10,8 +10,12 @@ before the engine stalls on it with "Timestep too small".
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +31,7 @@ from spu_sim.experiments import array_limits
 from spu_sim.experiments.sc_clock import run_sc_clock
 from spu_sim.optim import tkfac, tngd, tngd_adam
 from spu_sim.pipeline import prepare
-from spu_sim.runs import isolate
+from spu_sim.runs import isolate, scheduler
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -208,3 +212,46 @@ def test_a_failed_linear_run_inside_an_experiment_keeps_no_failed_folder(tmp_pat
     assert code == 1 and len(err.splitlines()) == 1 and "did not finish" in err, err
     assert "run folder" not in err, err
     assert not list((tmp_path / "out").glob("failed-*")) and not list((tmp_path / "out").glob(".stage-*"))
+
+
+# ---------------------------------------------------------------- 6. a server that is not Dask fails quickly
+
+def _server(greeting: bytes | None):
+    """A TCP server on a free port that sends ``greeting`` (None: nothing) to each connection and keeps it open."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    held: list = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            held.append(conn)
+            if greeting is not None:
+                conn.sendall(greeting)
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, held
+
+
+@pytest.mark.parametrize("greeting, words, limit_s", [
+    (b"SSH-2.0-OpenSSH_9.6\r\n", "is not a Dask scheduler (it sent b'SSH-2.0", 5.0),   # a banner: at once
+    (None, "did not answer as a Dask scheduler within 1 s", 6.0),                  # silent (HTTP): the greeting wait
+])
+def test_a_server_that_is_not_dask_is_refused_without_waiting_for_the_connect_deadline(monkeypatch, greeting,
+                                                                                       words, limit_s):
+    """Before: Dask's own handshake waited out the whole connect deadline (30 s, plus its retries: an HTTP server
+    took 64 s) for a server that sent an SSH banner or nothing; a scheduler greets every connection at once."""
+    monkeypatch.setattr(scheduler, "GREETING_S", 1.0)
+    srv, held = _server(greeting)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(BadInputError, match=re.escape(words)):
+            scheduler.check_scheduler(f"tcp://127.0.0.1:{srv.getsockname()[1]}", connect_s=30.0, workers_s=2.0)
+        assert time.monotonic() - t0 < limit_s
+    finally:
+        srv.close()
+        for conn in held:
+            conn.close()
