@@ -25,7 +25,9 @@ import yaml
 import spu_sim
 from spu_sim import compare, io
 from spu_sim.analog import AnalogSolver
+from spu_sim.analyses.crosscheck import run_crosscheck
 from spu_sim.cli import main
+from spu_sim.engines import get_engine
 from spu_sim.errors import BadInputError, ConfigError, SimulationError
 from spu_sim.experiments import array_limits
 from spu_sim.experiments.sc_clock import run_sc_clock
@@ -255,3 +257,19 @@ def test_a_server_that_is_not_dask_is_refused_without_waiting_for_the_connect_de
         srv.close()
         for conn in held:
             conn.close()
+
+
+# ---------------------------------------------------------------- 3. a candidate's refusal before the reference runs
+
+def test_a_clocked_circuit_the_aggregated_engine_refuses_is_refused_before_ngspice_runs(tmp_path, monkeypatch):
+    """crosscheck of opamp_sc with --candidate linear-aggregated: before, ngspice ran the reference (27 s for the
+    shipped config) and then the candidate said 'noise_mode aggregated: ... (engine linear)'; now the candidate's
+    check refuses it first, naming the engine and the fix."""
+    cfg = yaml.safe_load((CONFIGS / "opamp_sc_d4.yaml").read_text())
+    cfg["problem"]["matrix"]["random"]["d"] = 2
+    cfg["simulation"].update({"t_stop_tau": 20, "burn_in_tau": 5})
+    ran = []
+    monkeypatch.setattr(get_engine("ngspice-shared"), "run", lambda *a, **k: ran.append(1))
+    with pytest.raises(BadInputError, match=r"engine linear-aggregated .*--candidate linear"):
+        run_crosscheck(cfg, tmp_path / "out", candidate="linear-aggregated")
+    assert not ran
