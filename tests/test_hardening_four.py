@@ -16,6 +16,7 @@ import socket
 import tempfile
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -273,3 +274,38 @@ def test_a_clocked_circuit_the_aggregated_engine_refuses_is_refused_before_ngspi
     with pytest.raises(BadInputError, match=r"engine linear-aggregated .*--candidate linear"):
         run_crosscheck(cfg, tmp_path / "out", candidate="linear-aggregated")
     assert not ran
+
+
+# ---------------------------------------------------------------- 3. opamp_factored's dense matrices at large N
+
+def test_the_factorised_runs_dense_matrices_are_built_without_n_by_n_temporaries():
+    """The result's dense A_realized (and the reference A) of a factorised run of large N: before, L P + diag(dg)
+    held three N x N arrays at peak (and A four), beyond the RESULT_MATRICES_IN_MEMORY the memory estimate checks
+    before the engine (N = 20,000: 3.2 GB each; the run ended in a crash after 3 min). Now one (two for A, whose
+    symmetrisation buffers A^T), with the same numbers."""
+    n = 1200
+    cfg = {"problem": {"factors": {"J": {"random": {"kind": "normal", "rows": 8, "cols": n, "scale": 0.15, "seed": 1}},
+                                   "H": {"random": {"kind": "spd", "d": 8, "condition": 4, "scale": 0.5, "seed": 2}},
+                                   "damping": 1.0},
+                       "vector": {"random": {"kind": "normal", "seed": 3}}, "kappa": 0.0},
+           "circuit": {"topology": "opamp_factored", "integrator": {"r_max_ohm": 1e12, "prune_below_relative": 1e-3}},
+           "simulation": {"t_stop_tau": 2, "burn_in_tau": 0.5, "backend": "linear", "analyses": ["tran"]}}
+    prep = prepare(cfg)
+    matrix_bytes = 8.0 * n * n
+    tracemalloc.start()
+    try:
+        a_realized = prep.design.A_realized
+        peak_realized = tracemalloc.get_traced_memory()[1] / matrix_bytes
+        tracemalloc.reset_peak()
+        a = prep.problem.A
+        peak_a = tracemalloc.get_traced_memory()[1] / matrix_bytes - 1.0    # A_realized is still held
+    finally:
+        tracemalloc.stop()
+    assert peak_realized < 1.2 and peak_a < 2.2, (peak_realized, peak_a)
+    L, P, dg, _ = prep.design.factors_realized()
+    assert np.array_equal(a_realized, L @ P + np.diag(dg))
+    J, H = prep.problem.J, prep.problem.H
+    ref = J.T @ (H @ J)
+    ref = 0.5 * (ref + ref.T)
+    ref[np.diag_indices_from(ref)] += 1.0
+    assert np.array_equal(a, ref)

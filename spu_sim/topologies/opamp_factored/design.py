@@ -169,9 +169,9 @@ class FactoredDesign(OuDesign):
 
     @property
     def A_realized(self) -> np.ndarray:
-        """Dense (N, N) realised drift JT_r H_r J_r + diag(damping_r), from the element values."""
-        L, P, dg, _ = self.factors_realized()
-        return L @ P + np.diag(dg)
+        """Dense (N, N) realised drift JT_r H_r J_r + diag(damping_r), from the element values: one N x N array at
+        peak (the diagonal added in place), as engines.base.RESULT_MATRICES_IN_MEMORY counts it."""
+        return _low_rank_plus_diag(*self.factors_realized()[:3])
 
     @property
     def b_realized(self) -> np.ndarray:
@@ -179,8 +179,7 @@ class FactoredDesign(OuDesign):
 
     @property
     def A_effective(self) -> np.ndarray:
-        L, P, dg, _ = self.factors_realized(True)
-        return L @ P + np.diag(dg)
+        return _low_rank_plus_diag(*self.factors_realized(True)[:3])
 
     @property
     def b_effective(self) -> np.ndarray:
@@ -268,6 +267,13 @@ class FactoredDesign(OuDesign):
         if self.macro is not None and self.macro.gbw_hz is not None and self.d <= DENSE_EIG_MAX_N:
             out.update(macro_loop_stability(self))   # the summers' and integrators' poles in the loop
         return out
+
+
+def _low_rank_plus_diag(L: np.ndarray, P: np.ndarray, dg: np.ndarray) -> np.ndarray:
+    """L P + diag(dg) as one dense array (no N x N temporaries: the diagonal is added in place)."""
+    A = L @ P
+    A[np.diag_indices_from(A)] += dg
+    return A
 
 
 def core_eigenvalues(problem: FactoredProblem) -> np.ndarray:
