@@ -309,3 +309,19 @@ def test_the_factorised_runs_dense_matrices_are_built_without_n_by_n_temporaries
     ref = 0.5 * (ref + ref.T)
     ref[np.diag_indices_from(ref)] += 1.0
     assert np.array_equal(a, ref)
+
+
+# ---------------------------------------------------------------- 1./2. rlc experiment settings
+
+@pytest.mark.parametrize("exp", [{"reference_dt_tau": 1e300}, {"reference_t_tau": 1e-300},
+                                 {"reference_t_tau": 5.0, "reference_dt_tau": 1.0}])
+def test_an_inversion_reference_too_short_for_an_error_curve_is_refused(tmp_path, capsys, exp):
+    """Before: exit 0 after the ngspice runs, the exact sampler's curve from the zero initial state alone published as
+    'an ideal sampler: 100 %' error."""
+    cfg = yaml.safe_load((CONFIGS / "rlc_inversion_4x4.yaml").read_text())
+    cfg["simulation"]["t_stop_tau"] = 200.0
+    cfg["experiment"].update(exp)
+    code, err = _cli(tmp_path, ["experiment", "rlc_inversion"], cfg, capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "reference_dt_tau" in err and "below the 20" in err, err
+    assert not (tmp_path / "out").exists()

@@ -50,6 +50,7 @@ class SamplingExperiment(Strict):
 
 
 MAX_REFERENCE_STEPS = 10_000_000    # steps of an exact reference sampler (each a d-vector per bank)
+MIN_REFERENCE_STEPS = 20            # ... and at least the shortest prefix of an error curve (rlc_stats.error_curve)
 
 
 class InversionExperiment(Strict):
@@ -73,6 +74,10 @@ class InversionExperiment(Strict):
         if steps > MAX_REFERENCE_STEPS:
             raise ValueError(f"reference_t_tau / reference_dt_tau = {steps:.3g} steps of the exact samplers, beyond "
                              f"{MAX_REFERENCE_STEPS:.0e}; shorten reference_t_tau or raise reference_dt_tau")
+        if not steps >= MIN_REFERENCE_STEPS:   # fewer: an error curve of the zero initial state alone (100 %)
+            raise ValueError(f"reference_t_tau / reference_dt_tau = {steps:.3g} steps of the exact samplers, below the "
+                             f"{MIN_REFERENCE_STEPS} of the error curves' shortest point; lengthen reference_t_tau or "
+                             "lower reference_dt_tau")
         return self
 
 
