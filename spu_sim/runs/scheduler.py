@@ -228,6 +228,7 @@ def _greeting(address: str, host: str, port: int, timeout_s: float) -> None:
                 if not chunk:
                     break
                 data += chunk
+                deadline = min(deadline, time.monotonic() + 0.5)   # the rest of a greeting follows at once
     except (TimeoutError, socket.timeout):
         if not data:
             raise BadInputError(f"--scheduler {address}: a server accepted the connection but did not answer as a "
