@@ -45,7 +45,7 @@ import numpy as np
 import scipy.sparse.linalg as spla
 
 from . import io, pipeline
-from .errors import BadInputError
+from .errors import BadInputError, ConfigError
 from .pipeline import circuit_for_run, prepare_problem, run_engine
 from .problems import FactoredProblem, Problem, validate_spd
 from .readout import make_adc, read_final_state
@@ -54,6 +54,10 @@ from .topologies.opamp_factored.design import core_eigenvalues
 
 DEFAULT_INTEGRATOR = {"r_max_ohm": 1e9, "prune_below_relative": 1e-6}
 DENSE_EIGH_MAX = 400              # the dense A's lambda_max by eigvalsh up to this size, else eigsh
+#: the longest transient ngspice resolves, in time constants of the circuit's fastest mode (t_tau lambda_max):
+#: measured noise-free at d = 2, 1e10 runs in 0.07 s, 1e12 in 7 s, 1e15 stalls for minutes or ends in
+#: "Timestep too small" (its float64 time no longer resolves the steps)
+NGSPICE_MAX_SPAN = 1e10
 
 
 def lambda_max(problem: Problem | FactoredProblem) -> float:
@@ -130,9 +134,10 @@ class AnalogSolver:
             return 0
         return max(int(np.ceil(t_tau * self._cfg.simulation.noise_oversample * lambda_max(problem) - 1e-9)), 1)
 
-    def _prepare(self, base, t_tau: float, problem):
+    def _prepare(self, base, t_tau: float, problem, key: str = "t_tau"):
         """The prepared run of one solve: the validated sections with this call's run length, seed (one per call),
-        readout period (t_tau) and, with noise, the commensurate noise step (module doc)."""
+        readout period (t_tau) and, with noise, the commensurate noise step (module doc). key: the caller's name of
+        the run length in its errors (t_tau, or delay_tau for TNGD's delay phase)."""
         sim = {"t_stop_tau": float(t_tau), "seed": self.seed + self.calls}
         k = self.noise_steps(problem, t_tau)
         if k:
@@ -145,10 +150,27 @@ class AnalogSolver:
         cfg = base.model_copy(update={"simulation": base.simulation.model_copy(update=sim),
                                       "readout": base.readout.model_copy(update={"sample_dt_tau": float(t_tau)})})
         try:
-            return prepare_problem(cfg, problem)
+            prep = prepare_problem(cfg, problem)
         except BadInputError as err:
-            raise type(err)(f"AnalogSolver(backend={self.backend}, kappa={self.kappa:g}) at t_tau = {t_tau:g}: {err}")\
+            raise type(err)(f"AnalogSolver(backend={self.backend}, kappa={self.kappa:g}) at {key} = {t_tau:g}: {err}")\
                 from None
+        self._check_span(prep, t_tau, key)
+        return prep
+
+    def _check_span(self, prep, t_tau: float, key: str) -> None:
+        """ConfigError naming ``key`` when an ngspice transient of t_tau would span more than NGSPICE_MAX_SPAN time
+        constants of the circuit's fastest mode (the design's noise step is 1 / (noise_oversample lambda_max), or
+        t_tau / K with noise): the point estimate of the run, before the engine stalls on it."""
+        if not self.backend.startswith("ngspice"):
+            return      # the linear engine steps exactly: any span is one matrix exponential
+        span = t_tau / (prep.design.noise_dt_tau * prep.cfg.simulation.noise_oversample)
+        if span > NGSPICE_MAX_SPAN:
+            slowest = prep.design.slowest_rate_tau
+            raise ConfigError(
+                f"{key}: {t_tau:.4g} tau spans {span:.3g} time constants of the circuit's fastest mode on "
+                f"{self.backend}, beyond the {NGSPICE_MAX_SPAN:.0e} ngspice resolves (its time step stalls, "
+                f"'Timestep too small'); lower {key} (the slowest mode settles within 10 / {slowest:.3g} = "
+                f"{10.0 / slowest:.3g} tau) or use the linear backend")
 
     def _final_state(self, prep, t_tau: float) -> np.ndarray:
         """Build the circuit, run the engine in a temporary folder and read the final state through the ADC (no
@@ -192,13 +214,14 @@ class AnalogSolver:
             return problem.x0.copy()
         return self._final_state(self._prepare(self._factored_cfg(), t_tau, problem), t_tau)
 
-    def design(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray, t_tau: float):
+    def design(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray, t_tau: float, key: str = "t_tau"):
         """The design of ``solve(A, b, x0, t_tau)`` without running it (validation, element values, the run's
-        limits): the check a caller makes before a long run. Raises what ``solve`` would raise before the engine."""
-        return self._prepare(self._cfg, t_tau, self.problem(A, b, x0))
+        limits): the check a caller makes before a long run. Raises what ``solve`` would raise before the engine;
+        key: the caller's name of t_tau in the errors."""
+        return self._prepare(self._cfg, t_tau, self.problem(A, b, x0), key)
 
     def design_factored(self, J: np.ndarray, H: np.ndarray, damping: float, b: np.ndarray, x0: np.ndarray,
-                        t_tau: float):
+                        t_tau: float, key: str = "t_tau"):
         """The design of ``solve_factored(J, H, damping, b, x0, t_tau)`` without running it (see ``design``)."""
         problem = FactoredProblem.create(J, H, damping, b, self.kappa, x0, field="AnalogSolver")
-        return self._prepare(self._factored_cfg(), t_tau, problem)
+        return self._prepare(self._factored_cfg(), t_tau, problem, key)

@@ -44,7 +44,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -281,7 +280,7 @@ def _with_kappa(problem, kappa: float):
 def _run(prep: Prepared, analyses: list[str]) -> dict[str, np.ndarray]:
     sim = prep.cfg.simulation.model_copy(update={"analyses": analyses})
     p = Prepared(prep.cfg.model_copy(update={"simulation": sim}), prep.problem, prep.topology, prep.design)
-    with tempfile.TemporaryDirectory(prefix="spu-sim-budget-") as tmp:
+    with io.temp_folder("spu-sim-budget-") as tmp:     # locked: a killed run's is removed by the next run
         return simulate_in(p, Path(tmp), None).arrays
 
 

@@ -58,6 +58,7 @@ class SimulationError(SpuSimError):
 
     def __init__(self, message: str, *, ngspice_message: str = "", run_dir: Path | None = None,
                  netlist_path: Path | None = None):
+        self.message = str(message)     # without ngspice's message and the run folder (a caller re-raising it)
         self.ngspice_message = ngspice_message.strip()
         self.run_dir = run_dir
         self.netlist_path = netlist_path

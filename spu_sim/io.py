@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BadInputError, ResultError
+from .errors import BadInputError, ResultError, SimulationError
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -328,6 +328,12 @@ def temp_folder(prefix: str = TEMP_PREFIX):
         fcntl.flock(fd, fcntl.LOCK_EX)           # locked before it gets the name the sweep looks for
         os.rename(path / (_TEMP_LOCK + ".new"), path / _TEMP_LOCK)
         yield path
+    except SimulationError as err:   # its run folder is about to go: never name it as one to look into
+        run_dir = err.run_dir
+        if run_dir is None or not Path(run_dir).resolve().is_relative_to(path.resolve()):
+            raise
+        raise SimulationError(f"{err.message} (a throw-away run: its temporary folder is removed with "
+                              "its files)", ngspice_message=err.ngspice_message) from None
     finally:
         shutil.rmtree(path, ignore_errors=True)
         os.close(fd)

@@ -284,26 +284,31 @@ def write_netlist(config: str | Path | dict | Config, out_dir: str | Path) -> li
 
 
 def staged(out_dir: str | Path, work: Callable[[Path], T], family: str = "run",
-           prep: Prepared | None = None) -> tuple[T, list[Path]]:
+           prep: Prepared | None = None, backend: str | None = None) -> tuple[T, list[Path]]:
     """Run ``work(stage)`` in a private stage of out_dir (locked for this run) and publish the stage whole
     (spu_sim.io.publish); returns work's value and the published files. A SimulationError of a run on an engine
-    that reads the run's files (ngspice) keeps the stage as out_dir/failed-<time> (its netlist reruns by hand);
-    any other failure -- and a failed run on an engine that never reads them, whose noise files would only
-    fill the disk -- leaves out_dir as it was (stage removed, lock released)."""
+    that reads the run's files (ngspice) whose folder is in the stage keeps the stage as out_dir/failed-<time> (its
+    netlist reruns by hand); any other failure -- a failed run on an engine that never reads them, whose noise files
+    would only fill the disk, or one that ran in a throw-away folder outside the stage (an experiment's point), whose
+    stage holds no netlist -- leaves out_dir as it was (stage removed, lock released). backend: the engine of the
+    runs in the stage when ``prep`` is not given (an experiment's)."""
     out = Path(out_dir)
     if prep is not None:
         check_limits(prep, out)
-    keep_failed = prep is None or get_engine(prep.cfg.simulation.backend).reads_files
+        backend = prep.cfg.simulation.backend
+    keep_failed = backend is None or get_engine(backend).reads_files
     stage = io.new_stage(out)
     try:
         value = work(stage)
     except SimulationError as e:
-        if not keep_failed:
+        inside = e.run_dir is not None and Path(e.run_dir).resolve().is_relative_to(stage.resolve())
+        if not (keep_failed and inside):
             io.discard(stage)
+            if inside:   # its folder is gone with the stage: not named as one to look into
+                raise SimulationError(e.message, ngspice_message=e.ngspice_message) from None
             raise
         failed = io.keep_failed_stage(stage, out)
-        raise SimulationError(str(e).split(" [run folder")[0].split(" (ngspice:")[0],
-                              ngspice_message=e.ngspice_message, run_dir=failed,
+        raise SimulationError(e.message, ngspice_message=e.ngspice_message, run_dir=failed,
                               netlist_path=failed / NETLIST_NAME) from None
     except BaseException:
         io.discard(stage)

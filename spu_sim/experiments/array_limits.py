@@ -24,7 +24,6 @@ Files: array_limits.npz, array_limits.csv, summary.json, config.yaml; plots (arr
 from __future__ import annotations
 
 import csv
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +105,7 @@ def solution_error(prep: Prepared, t_tau: float) -> dict[str, float]:
     """bias, spread and error (module doc) of one prepared point, on the linear engine."""
     sim = prep.cfg.simulation.model_copy(update={"analyses": ["op"]})   # the design (noise included) as prepared
     op_only = Prepared(prep.cfg.model_copy(update={"simulation": sim}), prep.problem, prep.topology, prep.design)
-    with tempfile.TemporaryDirectory(prefix="spu-sim-limits-") as tmp:
+    with io.temp_folder("spu-sim-limits-") as tmp:     # locked: a killed run's is removed by the next run
         x_op = simulate_in(op_only, Path(tmp), None).arrays["x_op"]
     x_star = prep.problem.x_star
     norm = float(np.linalg.norm(x_star))

@@ -50,6 +50,7 @@ class SamplingExperiment(Strict):
 
 
 MAX_REFERENCE_STEPS = 10_000_000    # steps of an exact reference sampler (each a d-vector per bank)
+MIN_REFERENCE_STEPS = 20            # ... and at least the shortest prefix of an error curve (rlc_stats.error_curve)
 
 
 class InversionExperiment(Strict):
@@ -73,6 +74,10 @@ class InversionExperiment(Strict):
         if steps > MAX_REFERENCE_STEPS:
             raise ValueError(f"reference_t_tau / reference_dt_tau = {steps:.3g} steps of the exact samplers, beyond "
                              f"{MAX_REFERENCE_STEPS:.0e}; shorten reference_t_tau or raise reference_dt_tau")
+        if not steps >= MIN_REFERENCE_STEPS:   # fewer: an error curve of the zero initial state alone (100 %)
+            raise ValueError(f"reference_t_tau / reference_dt_tau = {steps:.3g} steps of the exact samplers, below the "
+                             f"{MIN_REFERENCE_STEPS} of the error curves' shortest point; lengthen reference_t_tau or "
+                             "lower reference_dt_tau")
         return self
 
 
@@ -163,7 +168,7 @@ def run_sampling(config_path: str | Path, out_dir: str | Path) -> list[Path]:
         io.atomic_write_text(stage / "sampling.csv", "\n".join(rows) + "\n")
         _save_common(stage, cfg, exp)
         plot_sampling(stage)
-    return staged(out, work, family="rlc_sampling")[1]
+    return staged(out, work, family="rlc_sampling", backend=prep.cfg.simulation.backend)[1]
 
 
 # ---------------------------------------------------------------- inversion
@@ -278,7 +283,7 @@ def run_inversion(config_path: str | Path, out_dir: str | Path) -> list[Path]:
         io.atomic_write_text(stage / "inversion.csv", "\n".join(rows) + "\n")
         _save_common(stage, cfg, exp)
         plot_inversion(stage)
-    return staged(out, work, family="rlc_inversion")[1]
+    return staged(out, work, family="rlc_inversion", backend=prep0.cfg.simulation.backend)[1]
 
 
 # ---------------------------------------------------------------- autocorrelation
@@ -342,7 +347,7 @@ def run_autocorrelation(config_path: str | Path, out_dir: str | Path) -> list[Pa
         io.atomic_write_text(stage / "autocorrelation.csv", "\n".join(rows) + "\n")
         _save_common(stage, cfg, exp)
         plot_autocorrelation(stage)
-    return staged(out, work, family="rlc_autocorrelation")[1]
+    return staged(out, work, family="rlc_autocorrelation", backend=prep.cfg.simulation.backend)[1]
 
 
 # ---------------------------------------------------------------- the experiments by name

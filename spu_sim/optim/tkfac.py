@@ -39,9 +39,9 @@ import numpy as np
 
 import spu_sim.optim.kfac as kfac
 from spu_sim.analog import AnalogSolver
-from spu_sim.errors import BadInputError, DesignError
+from spu_sim.errors import BadInputError, ConfigError, DesignError
 from spu_sim.optim.base import OPTIMIZERS, LearningRate, LocalProblem, Transform, lr_at
-from spu_sim.optim.tngd import DEFAULT_TAU_S, ou_transient
+from spu_sim.optim.tngd import DEFAULT_TAU_S, MAX_T_TAU, ou_transient
 from spu_sim.problems import validate_spd
 from spu_sim.readout import Adc
 from spu_sim.registry import Registry
@@ -147,6 +147,8 @@ def check_first_refresh(problem: LocalProblem, *, solver, damping: float, t_tau:
             e[0] = 1.0
             try:
                 solver.design(quantize_factor(m / s, factor_bits), e, e, t_tau)
+            except ConfigError:
+                raise     # the run's length (t_tau), not the factor
             except BadInputError as err:
                 raise DesignError(f"tkfac: the {m.shape[0]} x {m.shape[0]} factor programmed with factor_bits = "
                                   f"{factor_bits} cannot be realised ({err}); raise factor_bits or the damping") from None
@@ -193,8 +195,9 @@ def build(lr: LearningRate = 0.1, damping: float = 1e-2, decay: float = 0.95, in
     programmed factor, readout ``adc_bits`` and noise ``seed``; ``circuit`` is AnalogSolver's circuit
     section, ``tau_s`` the seconds per tau the ideal backend reports."""
     kfac.check_hyper(damping, decay, inverse_every)
-    if not t_tau >= 0 or not kappa >= 0:
-        raise BadInputError(f"t_tau and kappa must be >= 0 (got {t_tau}, {kappa})")
+    if not 0 <= t_tau <= MAX_T_TAU or not kappa >= 0:
+        raise BadInputError(f"t_tau must lie in 0 .. {MAX_T_TAU:.0e} tau and kappa be >= 0 (got {t_tau:.4g}, "
+                            f"{kappa:.4g})")
     for name, bits in (("factor_bits", factor_bits), ("adc_bits", adc_bits)):
         if bits is not None and (int(bits) != bits or not 1 <= bits <= 32):
             raise BadInputError(f"{name} must be an integer in 1..32 or null (got {bits})")

@@ -44,6 +44,9 @@ from spu_sim.optim.base import OPTIMIZERS, LearningRate, LocalProblem, Transform
 from spu_sim.registry import Registry
 
 DEFAULT_TAU_S = 1e3 * 1e-9  # R = 1 kOhm, C = 1 nF
+#: the physical range of an analog time or delay per step (t_tau, delay_tau), in tau: 1e6 tau is a second of analog
+#: time per step at tau = 1 us, long after any SPU of a training problem has settled (spu_sim.train.config checks it)
+MAX_T_TAU = 1e6
 
 Evolve = Callable[[np.ndarray, np.ndarray, np.ndarray, float, int, int], np.ndarray]
 
@@ -90,17 +93,24 @@ def pruned_entries(evolve: Evolve) -> int:
     return int(solver.last_pruned) if solver is not None else 0
 
 
-def check_first_step(problem: LocalProblem, *, evolve: Evolve, damping: float, t_tau: float) -> None:
+def check_first_step(problem: LocalProblem, *, evolve: Evolve, damping: float, t_tau: float,
+                     delay_tau: float = 0.0, warm_start: bool = False) -> None:
     """Design (never run) the circuit of the first SPU use on ``problem``: A = Curvature(U, damping), b = x0 = grad,
-    the dense or factorised circuit by the rule of ``evolve`` (circuit backends only; the ideal backend needs none)."""
+    the dense or factorised circuit by the rule of ``evolve`` (circuit backends only; the ideal backend needs none),
+    for the run of t_tau and (with warm start) the delay's run of delay_tau: each one's limits (memory, the
+    transient's span) are checked under its own key."""
     solver = getattr(evolve, "solver", None)
-    if solver is None or t_tau <= 0:
+    if solver is None:
         return
     a, g = Curvature(problem.factor, float(damping)), problem.grad
-    if evolve.factored and a.factored:
-        solver.design_factored(a.factor, np.eye(a.factor.shape[0]), a.damping, g, g, t_tau)
-    else:
-        solver.design(a.dense(), g, g, t_tau)
+    runs = [("t_tau", t_tau)] + ([("delay_tau", delay_tau)] if warm_start else [])
+    for key, t in runs:
+        if t <= 0:
+            continue
+        if evolve.factored and a.factored:
+            solver.design_factored(a.factor, np.eye(a.factor.shape[0]), a.damping, g, g, t, key)
+        else:
+            solver.design(a.dense(), g, g, t, key)
 
 
 def ou_transient(a: np.ndarray, b: np.ndarray, x0: np.ndarray, t_tau: float, *, kappa: float = 0.0,
@@ -205,8 +215,10 @@ def update(problem: LocalProblem, state: TNGDState, *, lr: LearningRate, damping
 def check_hyper(damping: float, t_tau: float, delay_tau: float) -> None:
     if damping <= 0:
         raise BadInputError(f"damping must be > 0 (got {damping}); A = C + damping I must be positive definite")
-    if t_tau < 0 or delay_tau < 0:
-        raise BadInputError(f"t_tau and delay_tau must be >= 0 (got {t_tau}, {delay_tau})")
+    for key, t in (("t_tau", t_tau), ("delay_tau", delay_tau)):
+        if not 0 <= t <= MAX_T_TAU:
+            raise BadInputError(f"{key} = {t:.4g} is outside 0 .. {MAX_T_TAU:.0e} tau (the physical range of an analog "
+                                f"time per step); give a time in it")
 
 
 def build(lr: LearningRate = 0.1, damping: float = 1e-2, t_tau: float = 50.0, delay_tau: float = 0.0,
@@ -223,7 +235,8 @@ def build(lr: LearningRate = 0.1, damping: float = 1e-2, t_tau: float = 50.0, de
     return Transform(partial(init, tau_s=tau_s),
                      partial(update, lr=lr, damping=damping, t_tau=t_tau, delay_tau=delay_tau,
                              warm_start=warm_start, evolve=evolve, circuit_tau_s=circuit_tau_s),
-                     partial(check_first_step, evolve=evolve, damping=damping, t_tau=t_tau))
+                     partial(check_first_step, evolve=evolve, damping=damping, t_tau=t_tau, delay_tau=delay_tau,
+                             warm_start=warm_start))
 
 
 #: the curvature this optimiser reads from the LocalProblem (None, "factor", "matvec" or "layers"): checked

@@ -54,7 +54,8 @@ def build(lr: LearningRate = 1e-3, damping: float = 1e-2, t_tau: float = 50.0, d
                      partial(update, lr=lr, damping=damping, t_tau=t_tau, delay_tau=delay_tau,
                              warm_start=warm_start, b1=b1, b2=b2, eps=eps, evolve=evolve,
                              circuit_tau_s=circuit_tau_s),
-                     partial(tngd.check_first_step, evolve=evolve, damping=damping, t_tau=t_tau))
+                     partial(tngd.check_first_step, evolve=evolve, damping=damping, t_tau=t_tau, delay_tau=delay_tau,
+                             warm_start=warm_start))
 
 
 #: the curvature this optimiser reads from the LocalProblem (None, "factor", "matvec" or "layers"): checked

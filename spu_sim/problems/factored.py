@@ -117,7 +117,8 @@ class FactoredProblem:
     def A(self) -> np.ndarray:
         """Dense A (N, N), formed on first use (cost m N^2): for the ideal reference at small N only."""
         A = self.J.T @ (self.H @ self.J)
-        A = 0.5 * (A + A.T)
+        A += A.T          # symmetrised in place: two N x N arrays at peak (numpy buffers the overlapping A.T)
+        A *= 0.5
         A[np.diag_indices_from(A)] += self.damping
         return A
 

@@ -18,10 +18,11 @@ import select
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+from .. import io
 
 MAX_ERROR_CHARS = 1000
 STARTUP_S = 120.0
@@ -74,7 +75,7 @@ def run_isolated(fn: Callable[[Any], Any], task: Any, timeout_s: float | None = 
     as for a local worker, which is warm when its run starts; the start itself may take STARTUP_S.
     """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    with tempfile.TemporaryDirectory(prefix="spu-sim-task-") as tmp:
+    with io.temp_folder("spu-sim-task-") as tmp:     # locked: a killed sweep's is removed by the next run
         result, log = Path(tmp) / "result.pkl", Path(tmp) / "stderr.txt"
         with open(log, "wb") as err:
             proc = subprocess.Popen([sys.executable, "-m", "spu_sim.runs.isolate", str(result)],

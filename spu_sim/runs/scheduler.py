@@ -208,6 +208,45 @@ def _reach(address: str, host: str, port: int, timeout_s: float) -> None:
                             f"({type(e).__name__}: {str(e)[:120]}); give a reachable scheduler address") from None
 
 
+#: a Dask scheduler greets every new connection at once with its handshake (a msgpack map naming compression,
+#: python and pickle-protocol), before the client says anything: a server silent for this long is not one
+GREETING_S = 10.0
+_DASK_GREETING = b"pickle-protocol"
+
+
+def _greeting(address: str, host: str, port: int, timeout_s: float) -> None:
+    """Read the first bytes the server at host:port sends on a new connection; BadInputError unless they are a Dask
+    handshake: a silent server (HTTP, most line protocols) fails within timeout_s, one that sends something else
+    (an SSH banner) or closes the connection fails at once -- not after Dask's own connect timeout and retries."""
+    data = b""
+    deadline = time.monotonic() + timeout_s
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as conn:
+            while _DASK_GREETING not in data and len(data) < 4096:
+                conn.settimeout(max(deadline - time.monotonic(), 0.01))
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+                deadline = min(deadline, time.monotonic() + 0.5)   # the rest of a greeting follows at once
+    except (TimeoutError, socket.timeout):
+        if not data:
+            raise BadInputError(f"--scheduler {address}: a server accepted the connection but did not answer as a "
+                                f"Dask scheduler within {timeout_s:g} s (a scheduler greets at once); give the address "
+                                "of a dask scheduler (dask scheduler prints it)") from None
+    except OSError as e:
+        raise BadInputError(f"--scheduler {address}: the server there closed the connection without answering as "
+                            f"a Dask scheduler ({type(e).__name__}: {str(e)[:120]}); give the address of a dask "
+                            "scheduler") from None
+    if _DASK_GREETING in data:
+        return
+    if not data:
+        raise BadInputError(f"--scheduler {address}: the server there closed the connection without answering as a "
+                            "Dask scheduler; give the address of a dask scheduler")
+    raise BadInputError(f"--scheduler {address}: the server there is not a Dask scheduler (it sent "
+                        f"{data[:24]!r}); give the address of a dask scheduler (dask scheduler prints it)")
+
+
 def _identity(address: str, timeout_s: float) -> dict[str, Any]:
     """The scheduler's identity (type, workers), asked over Dask's own protocol under a hard deadline: a
     server that accepts the connection and never answers (not Dask) fails here instead of hanging."""
@@ -238,6 +277,7 @@ def check_scheduler(address: str, *, connect_s: float | None = None, workers_s: 
     t0 = time.monotonic()
     host, port = parse_scheduler_address(address)
     _reach(address, host, port, connect_s)
+    _greeting(address, host, port, min(connect_s, GREETING_S))
     try:
         ident = _identity(address, connect_s)
     except TimeoutError:

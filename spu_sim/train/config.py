@@ -28,6 +28,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
 from spu_sim.config import Seed, format_validation_error, physical, read_yaml
 from spu_sim.errors import ConfigError
 from spu_sim.optim import OPTIMIZERS, tkfac, tngd
+from spu_sim.optim.tngd import MAX_T_TAU
 from spu_sim.registry import Registry
 from spu_sim.train.data import DATASETS
 from spu_sim.train.layers import ACTIVATIONS
@@ -168,7 +169,7 @@ class OptimizerConfig(_Section):
     label: str | None = None
     lr: float = Field(gt=0)
     damping: float | None = Field(None, gt=0)
-    t_tau: float | None = Field(None, ge=0)
+    t_tau: float | None = Field(None, ge=0)      # analog time per step (tau), at most MAX_T_TAU (_time)
     delay_tau: float | None = Field(None, ge=0)
     backend: str | None = None
     warm_start: bool | None = None
@@ -189,6 +190,17 @@ class OptimizerConfig(_Section):
     @classmethod
     def _name(cls, v: str) -> str:
         return _registered(v, OPTIMIZERS)
+
+    @field_validator("t_tau", "delay_tau")
+    @classmethod
+    def _time(cls, v: float | None) -> float | None:
+        """An analog time or delay per step has a physical range (spu_sim.optim.tngd.MAX_T_TAU): checked here, before
+        training, because an engine would stall on a transient of, say, 1e300 tau only after training started."""
+        if v is not None and v > MAX_T_TAU:
+            raise ValueError(f"{v:.4g} tau is beyond the physical range 0 .. {MAX_T_TAU:.0e} tau of an analog time per "
+                             "step (1e6 tau is a second at tau = 1 us; the SPU settles within tens of tau); give a "
+                             "shorter time (e.g. 50)")
+        return v
 
     @field_validator("label")
     @classmethod
@@ -270,8 +282,8 @@ class TimingConfig(_Section):
     dac_bits: int = Field(16, ge=1)
     resistor_bits: int = Field(16, ge=1)
     adc_bits: int = Field(16, ge=1)
-    dac_latency_s: float = Field(0.0, ge=0)
-    adc_latency_s: float = Field(0.0, ge=0)
+    dac_latency_s: float = Field(0.0, ge=0, le=1.0)     # a converter's latency: at most a second
+    adc_latency_s: float = Field(0.0, ge=0, le=1.0)
     include_digital: bool = True
 
 

@@ -91,10 +91,17 @@ class LinearEngine:
                     f"multiple or fraction of the noise step, or {NGSPICE_HINT}")
         return memory_engine_cost(work)
 
-    def check(self, circuit: Circuit) -> None:
+    def check(self, circuit: Circuit, noise_mode: str | None = None, method: str | None = None) -> None:
         """Refuse (BadInputError) a circuit this engine cannot run -- an analysis other than .op / .tran / .noise,
-        a nonlinear element (a clipped op-amp), a clocked circuit with .op or .noise -- in one pass over it,
+        a nonlinear element (a clipped op-amp), a clocked circuit with .op or .noise, a clocked or held-source
+        transient with another noise_mode than samples (linear-aggregated) or method krylov -- in one pass over it,
         before any engine runs (a cross-check calls it before its reference run)."""
+        mode, method = noise_mode or self.noise_mode, method or self.method
+        if circuit.analysis(Tran) is not None and needs_switched(circuit) and (mode != "samples" or method == "krylov"):
+            how = f"noise_mode {mode}" if mode != "samples" else "method krylov"
+            raise BadInputError(f"engine {self.name} ({how}): clocked switches and held sources are stepped exactly "
+                                "with their noise samples only; run this circuit on the engine linear "
+                                "(simulation.backend: linear, or crosscheck --candidate linear) or on ngspice")
         for a in circuit.analyses:
             if not isinstance(a, (Op, Tran, Noise)):
                 raise BadInputError(f"analysis {type(a).__name__}: the linear engine runs .op, .tran and .noise only;"
@@ -120,7 +127,7 @@ class LinearEngine:
         mode = noise_mode or self.noise_mode
         if mode not in NOISE_MODES:
             raise BadInputError(f"noise_mode {mode!r}: choose one of {', '.join(NOISE_MODES)}")
-        self.check(circuit)
+        self.check(circuit, mode, method)
         opts = RunOptions(self.name, mode, self.seed if seed is None else seed,
                           noise_intensity_v2_s or self.noise_intensity, method or self.method)
         out: dict[str, Waveforms] = {}

@@ -171,9 +171,9 @@ class FactoredDesign(OuDesign):
 
     @property
     def A_realized(self) -> np.ndarray:
-        """Dense (N, N) realised drift JT_r H_r J_r + diag(damping_r), from the element values."""
-        L, P, dg, _ = self.factors_realized()
-        return L @ P + np.diag(dg)
+        """Dense (N, N) realised drift JT_r H_r J_r + diag(damping_r), from the element values: one N x N array at
+        peak (the diagonal added in place), as engines.base.RESULT_MATRICES_IN_MEMORY counts it."""
+        return _low_rank_plus_diag(*self.factors_realized()[:3])
 
     @property
     def b_realized(self) -> np.ndarray:
@@ -181,8 +181,7 @@ class FactoredDesign(OuDesign):
 
     @property
     def A_effective(self) -> np.ndarray:
-        L, P, dg, _ = self.factors_realized(True)
-        return L @ P + np.diag(dg)
+        return _low_rank_plus_diag(*self.factors_realized(True)[:3])
 
     @property
     def b_effective(self) -> np.ndarray:
@@ -278,6 +277,13 @@ class FactoredDesign(OuDesign):
         return out
 
 
+def _low_rank_plus_diag(L: np.ndarray, P: np.ndarray, dg: np.ndarray) -> np.ndarray:
+    """L P + diag(dg) as one dense array (no N x N temporaries: the diagonal is added in place)."""
+    A = L @ P
+    A[np.diag_indices_from(A)] += dg
+    return A
+
+
 def core_eigenvalues(problem: FactoredProblem) -> np.ndarray:
     """The m eigenvalues of K^1/2 H K^1/2 (K = J J^T): the non-zero spectrum of J^T H J, in O(m^2 N + m^3)."""
     K = problem.K
@@ -317,6 +323,27 @@ def _array(M: np.ndarray, alpha: float, r_max: float, prune: float, name: str, p
         pruned.extend((name, int(i), int(j)) for i, j in np.argwhere(drop))
         r = np.where(drop, np.inf, r)
     return r, np.where(M < 0, -1.0, 1.0)
+
+
+def check_coupling_range(problem: FactoredProblem, alpha_t: float, jmax: float, rmin: float, rmax: float) -> None:
+    """DesignError, before any array is built, when even the largest J^T entry would need a resistor above r_max.
+
+    alpha is at most max(damping r_min, r_max min|J| s_z / s_x) (module doc), so alpha_t / max|J| > r_max only
+    when the leak sets the time unit: J^T H J is below about damping r_min / r_max. The cause is then the
+    coupling's size next to the damping, not one entry of J (whose resistor would only be the first one hit)."""
+    r_needed = alpha_t / jmax
+    if not r_needed > rmax or not (np.any(problem.J) and np.any(problem.H)):
+        return     # (J = 0 or H = 0: no arrays, only the leak)
+    with np.errstate(all="ignore"):
+        jhj = float(np.max(np.sum(problem.J * (problem.H @ problem.J), axis=0)))   # max_i (J^T H J)_ii
+    if not (np.isfinite(r_needed) and jhj > 0):
+        return     # the products leave floating-point range: the design's arithmetic names that (numbers_checked)
+    raise DesignError(
+        f"problem.factors: J^T H J (largest diagonal entry {jhj:.3g}) is negligible next to problem.factors.damping"
+        f" = {problem.damping:.3g}: with the leak at circuit.integrator.r_min_ohm = {rmin:.3g} the J^T array would "
+        f"need resistors of {r_needed:.3g} ohm and more, above circuit.integrator.r_max_ohm = {rmax:.3g} "
+        f"(the arrays span r_max / r_min = {rmax / rmin:.3g}); rescale problem.factors.J or problem.factors.H so that "
+        "J^T H J is within that ratio of the damping, or raise circuit.integrator.r_max_ohm")
 
 
 def _range(mean: np.ndarray, var: np.ndarray, start: np.ndarray) -> float:
@@ -363,6 +390,7 @@ def design_factored(problem: FactoredProblem, circuit: FactoredCircuitConfig, si
     alpha = max(alpha_lo, min(a_max * rmin, rmax * jmin * s_z / s_x))
     alpha_t = alpha * s_x / s_z
     tau_s = alpha * ic.c_farad
+    check_coupling_range(problem, alpha_t, jmax, rmin, rmax)
     pruned: list = []
     prune = circuit.prune_below_relative   # set, or derived from the resistor resolution (config.py)
     r_j, s_j = _array(J, alpha_j, rmax, prune, "J", pruned, alpha_limit=alpha_t)   # J and J^T keep the same entries
