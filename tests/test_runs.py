@@ -36,7 +36,7 @@ def write_cfg(tmp_path: Path, sweep: dict, **extra) -> Path:
 # ---------------------------------------------------------------- the scheduler (no ngspice)
 
 
-HANG_S = 300   # far beyond any bound below: a run that ends before it was stopped
+HANG_S = 600   # far beyond any bound below: a run that ends before it was stopped
 
 
 def _hang(task):
