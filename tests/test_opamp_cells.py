@@ -3,6 +3,7 @@ models (the optional extra ``pdk``, installed by scripts/setup.sh; without it th
 
 - every cell's netlist loads with only the model files its spec names, and its .op is sane: as a unity follower at
   0 V (mid-supply) its output sits within 10 mV of 0 V and its supply current within a factor 2 of its design note;
+  open loop, its gain at 1 Hz is real and positive (inp is the non-inverting input);
 - the characterised gain and GBW equal an independent fit of an open-loop .ac response written here (a different
   DC-feedback trick: 1 Tohm instead of an inductor) within 2 % (tolerance below);
 - the loaded gain equals A0 R_L / (R_L + r_out) (the Thevenin output the macromodel realises) within 1 %;
@@ -58,14 +59,21 @@ def test_cell_loads_and_follows_at_mid_supply(name, tmp_path):
     needs_pdk(name)
     spec = cell_spec(name)
     s = spec.supply_v
-    lines = [f"* {name} as a unity follower at 0 V", *spec.model_lines(),
+    lines = [f"* {name} as a unity follower at 0 V, and open loop for its polarity", *spec.model_lines(),
              spec.instance("1", "0", "out", "out", "vdd", "vss"), f"VDD vdd 0 {s}", f"VSS vss 0 {-s}",
-             ".control", "set filetype=binary", "op", "write out.raw", "quit", ".endc", ".end"]
-    op = run_netlist(spec, lines, tmp_path)["op"]
+             spec.instance("2", "p2", "n2", "o2", "vdd2", "vss2"), f"VDD2 vdd2 0 {s}", f"VSS2 vss2 0 {-s}",
+             "VP2 p2 0 DC 0 AC 1", "L2 o2 n2 1e6", "C2 n2 0 1",
+             ".control", "set filetype=binary", "unset appendwrite", "op", "write out.raw", "set appendwrite",
+             "ac lin 1 1 1", "write out.raw", "quit", ".endc", ".end"]
+    plots = run_netlist(spec, lines, tmp_path)
+    op, ac = plots["op"], plots["ac"]
     v_out = float(np.real(op.node("out"))[0])
     i_dd = -float(np.real(op.vectors["i(vdd)"])[0])
     assert abs(v_out) < 0.01, f"{name}: follower output {v_out:.4g} V, not near mid-supply (0 V)"
     assert DESIGN_IQ_A[name] / 2 < i_dd < 2 * DESIGN_IQ_A[name], f"{name}: supply current {i_dd:.3g} A"
+    # a .op also solves an unstable equilibrium: swapped inputs show only in the sign of the open-loop gain
+    a_1hz = complex((ac.node("o2") / (ac.node("p2") - ac.node("n2")))[0])
+    assert a_1hz.real > 10 and abs(a_1hz.imag) < 0.1 * a_1hz.real, f"{name}: open-loop gain at 1 Hz {a_1hz:.4g}"
 
 
 @pytest.fixture(scope="module")

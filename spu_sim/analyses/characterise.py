@@ -24,9 +24,10 @@ vdd = +supply_v, vss = -supply_v (each bench is its own circuit; ideal supplies 
          macromodel's VOS in series with the + input gives V(out) = offset A0 / (1 + A0)), i_quiescent_a = the
          current from its vdd (equal to the current into vss with no load).
     INV  inverting amplifier of gain -1 (R_in = R_f = r_load_ohm) with r_load_ohm to ground at out, its input swept
-         over +/-(1.5 supply_v) (.dc): the output error e = V(out) - (2 V_os - V_in) (the linear line through the
-         offset); the swing is the range of V(out) over which |e| <= swing_tolerance_v; v_out_max_v is the smaller
-         of its two ends (the macromodel clips symmetrically).
+         over +/-(1.5 supply_v) (.dc): the output error e = V(out) minus its tangent at V_in = 0 (the linear
+         response, with the finite-gain error and offset the macromodel has anyway); the swing is the range of
+         V(out) over which |e| <= swing_tolerance_v; v_out_max_v is the smaller of its two ends (the macromodel
+         clips symmetrically).
     IN   the OL bench with inp shorted to ground by VNI (0 V, AC 1) and HNI = 1 ohm x i(VNI): .noise at v(hni) is the
          short-circuit noise current of the input, in A/sqrt(Hz).
 
@@ -273,15 +274,16 @@ def fit_flicker(f_hz: np.ndarray, psd: np.ndarray) -> tuple[float, float]:
     return float(np.sqrt(a)), max(b / a, 0.0)
 
 
-def swing_limits(v_in: np.ndarray, v_out: np.ndarray, offset_v: float, tol_v: float) -> tuple[float, float]:
-    """(lowest, highest) V(out) of INV reached with |V(out) - (2 offset - V_in)| <= tol_v, contiguous from the
-    point nearest V_in = 0."""
-    err = np.abs(v_out - (2 * offset_v - v_in))
-    k0 = int(np.argmin(np.abs(v_in)))
-    if err[k0] > tol_v:
-        raise ResultError(f"characterise: the inverting bench misses its line by {err[k0]:.3g} V at 0 V input (more "
-                          f"than swing_tolerance_v = {tol_v:g} V); the cell does not work at this corner/temperature")
-    ok = err <= tol_v
+def swing_limits(v_in: np.ndarray, v_out: np.ndarray, tol_v: float) -> tuple[float, float]:
+    """(lowest, highest) V(out) of INV within tol_v of its linear response: the tangent at the sweep point nearest
+    V_in = 0 (its slope -1 / (1 + 2 / A_loaded), the finite-gain error the macromodel already has, and its offset),
+    contiguous from that point. So the swing is where the output saturates, not where the loop gain runs out."""
+    k0 = int(np.clip(np.argmin(np.abs(v_in)), 1, len(v_in) - 2))
+    slope = (v_out[k0 + 1] - v_out[k0 - 1]) / (v_in[k0 + 1] - v_in[k0 - 1])
+    if not slope < 0:
+        raise ResultError(f"characterise: the inverting bench's output rises with its input (slope {slope:.3g}) at 0 V: "
+                          "the cell does not work as an op-amp at this corner/temperature (or its inputs are swapped)")
+    ok = np.abs(v_out - (v_out[k0] + slope * (v_in - v_in[k0]))) <= tol_v
     lo = k0
     while lo > 0 and ok[lo - 1]:
         lo -= 1
@@ -314,7 +316,7 @@ def analyse(plots: dict, spec: CellSpec, cfg: CharacteriseConfig) -> tuple[dict[
     iq = float(-np.real(_v(op, "i(vddf)"))[0])
     iq_vss = float(np.real(_v(op, "i(vssf)"))[0])
     v_in, v_out = np.real(dc.axis), np.real(_v(dc, "v(ivo)"))
-    sw_lo, sw_hi = swing_limits(v_in, v_out, offset, ch.swing_tolerance_v)
+    sw_lo, sw_hi = swing_limits(v_in, v_out, ch.swing_tolerance_v)
     nz_v, nz_i = plots["noise_0"], plots["noise_1"]
     fn = np.real(nz_v.axis)
     en_f = np.real(_v(nz_v, "inoise_spectrum"))
@@ -367,8 +369,8 @@ KEY_NUMBERS: tuple[tuple[str, str, str], ...] = (
     ("phase_margin_deg", "phase margin (degrees) into c_load_farad", ""),
     ("gain_loaded", "open-loop gain into r_load_ohm", "x"),
     ("offset_v", "input offset (systematic, unity follower)", "V"),
-    ("swing_low_v", "lowest output within swing_tolerance_v of the line", "V"),
-    ("swing_high_v", "highest output within swing_tolerance_v of the line", "V"),
+    ("swing_low_v", "lowest output within swing_tolerance_v of the linear response", "V"),
+    ("swing_high_v", "highest output within swing_tolerance_v of the linear response", "V"),
     ("r_out_ohm", "open-loop output resistance", "ohm"),
     ("i_quiescent_a", "quiescent supply current", "A"),
     ("power_quiescent_w", "quiescent power", "W"),
@@ -450,18 +452,21 @@ def plot_characterise(npz_path: Path, out_dir: Path, metrics: dict[str, Any]) ->
     b2.legend(fontsize=7)
     p2 = save_png(fig, Path(out_dir) / "noise.png")
     v_in, v_out = z["v_in_v"], z["v_out_v"]
+    k0 = int(np.clip(np.argmin(np.abs(v_in)), 1, len(v_in) - 2))
+    line = v_out[k0] + (v_out[k0 + 1] - v_out[k0 - 1]) / (v_in[k0 + 1] - v_in[k0 - 1]) * (v_in - v_in[k0])
     fig, (c1, c2) = plt.subplots(1, 2, figsize=(9, 3.6))
-    c1.plot(v_in, v_out, lw=2, label="V(out), gain -1 into R_L")
-    c1.plot(v_in, 2 * offset - v_in, "k--", lw=0.8, label="ideal line")
+    c1.plot(v_in, v_out, lw=2, label=f"V(out), gain -1, {metrics['r_load_ohm']:g} ohm")
+    c1.plot(v_in, line, "k--", lw=0.8, label="linear response (tangent at 0 V)")
     for v in (sw_lo, sw_hi):
         c1.axhline(v, color="C3", lw=0.8, ls=":")
+    c1.set_ylim(v_out.min() - 0.1, v_out.max() + 0.1)
     c1.set_xlabel("V_in [V]")
     c1.set_ylabel("V_out [V]")
     c1.legend(fontsize=7)
-    c2.semilogy(v_out, np.maximum(np.abs(v_out - (2 * offset - v_in)), 1e-9), lw=2)
+    c2.semilogy(v_out, np.maximum(np.abs(v_out - line), 1e-9), lw=2)
     c2.axhline(metrics["swing_tolerance_v"], color="C3", lw=0.8, ls=":")
     c2.set_xlabel("V_out [V]")
-    c2.set_ylabel("|error| [V]")
+    c2.set_ylabel("|V_out - linear response| [V]")
     c2.set_title(f"swing {sw_lo:.3g} V .. {sw_hi:.3g} V", fontsize=8)
     p3 = save_png(fig, Path(out_dir) / "swing.png")
     return [p1, p2, p3]
