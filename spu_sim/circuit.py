@@ -40,6 +40,14 @@ Elements
     BehavioralCurrent(name, n_pos, n_neg, expr)            B source: current expr from n_pos to n_neg
     Comment(text)                                          a comment line in the netlist (readability)
 
+Subcircuits
+    Subckt(name, pins, elements)                           .subckt name pins / local elements / .ends
+    SubcktFile(path, section=None)                         .include "path", or .lib "path" section (an external
+                                                           file only ngspice reads; path absolute, check_path)
+    Instance(name, subckt, nodes)                          X line: nodes[k] on the subcircuit's pin k
+    flatten(elements)                                      Instances of Subckts expanded into plain elements, for
+                                                           engines that take flat elements
+
 Behavioural expressions are trees (``Expr``) built with ``num``, ``volt``, ``add``, ``mul``, ``div`` and
 ``call`` (functions in EXPR_FUNCS): only numbers and checked node names reach the netlist, never text.
 
@@ -52,6 +60,7 @@ Names a user asks for (simulation.save_nodes) are checked against the circuit's 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -545,8 +554,119 @@ class Comment:
     text: str
 
 
+# ---------------------------------------------------------------- subcircuits
+
+#: characters a file path may not hold where it goes into a netlist between double quotes
+_PATH_BAD = re.compile(r'["\n\r\x00-\x1f\x7f]')
+
+
+def check_path(path: str, key: str = "file") -> str:
+    """An absolute file path as it may appear in a ``.include`` / ``.lib`` line: no quote, no control character,
+    nothing after it can start a new card. ``key`` names the config key in the BadInputError."""
+    text = str(path)
+    if not text or _PATH_BAD.search(text):
+        raise BadInputError(f"{key}: {text[:80]!r} is not a usable file path (no quotes or control characters); "
+                            "rename the file or its folder")
+    if not text.startswith("/"):
+        raise ValueError(f"{text!r}: a netlist includes absolute paths only (resolve it first)")
+    return text
+
+
+@dataclass(frozen=True)
+class SubcktFile:
+    """An external file the netlist includes: ``.include "path"`` (section None) or ``.lib "path" section`` (one
+    section of a process library, e.g. a corner). Nothing of it is part of the description: only ngspice reads it."""
+
+    path: str
+    section: str | None = None
+
+
+@dataclass(frozen=True)
+class Param:
+    """A value inside a Subckt that each Instance sets (``{name}`` in the netlist, a number after flatten)."""
+
+    name: str
+
+
+@dataclass(frozen=True, eq=False)
+class Subckt:
+    """A subcircuit definition ``.subckt name pins params: p=default ... .ends``: elements whose names and nodes are
+    local to it (a node is a pin, a local node, or ground ``0``, which is global); an element value may be a
+    ``Param`` of ``params`` ({name: default})."""
+
+    name: str
+    pins: tuple
+    elements: tuple
+    comment: str = ""
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """An X line: an instance of subcircuit ``subckt`` (a ``Subckt`` of the circuit or one defined in a
+    ``SubcktFile``) whose pin k connects to nodes[k] (the pin map, in the order of the definition's pins), with
+    parameter values ``params`` ({name: value}; the definition's defaults otherwise)."""
+
+    name: str
+    subckt: str
+    nodes: tuple
+    params: dict = field(default_factory=dict, hash=False, compare=True)
+
+
 Element = Union[Resistor, ResistorArray, Capacitor, Inductor, VoltageSource, PulseVoltageSource, VCVS, ClippedVCVS, VCCS, CCCS,
-                SwitchModel, Switch, NoiseSource, BehavioralVoltage, BehavioralCurrent, Comment]
+                SwitchModel, Switch, NoiseSource, BehavioralVoltage, BehavioralCurrent, Comment, SubcktFile, Subckt, Instance]
+
+
+def flatten(elements: list, keep_external: bool = False) -> list:
+    """The elements with every Instance of a Subckt among them expanded in place (for engines that take flat
+    elements): element ``E`` of instance ``X`` becomes ``E_X``, its local node ``n`` becomes ``X_n``, its pins the
+    instance's nodes; the definitions themselves go. An Instance of a subcircuit defined only in an external file
+    (SubcktFile) cannot be flattened: ValueError naming it (only ngspice reads such a file), or with keep_external
+    it is kept as it is."""
+    defs = {e.name.upper(): e for e in elements if isinstance(e, Subckt)}
+    if not any(isinstance(e, Instance) for e in elements):
+        return [e for e in elements if not isinstance(e, Subckt)]
+    out: list = []
+    for e in elements:
+        if isinstance(e, Subckt):
+            continue
+        if not isinstance(e, Instance):
+            out.append(e)
+            continue
+        sub = defs.get(e.subckt.upper())
+        if sub is None and keep_external:
+            out.append(e)
+            continue
+        if sub is None:
+            raise ValueError(f"instance {e.name}: subcircuit {e.subckt} is defined in an external file, which only "
+                             "ngspice reads (an engine that needs flat elements cannot run it)")
+        if len(e.nodes) != len(sub.pins):
+            raise ValueError(f"instance {e.name}: {len(e.nodes)} nodes for the {len(sub.pins)} pins of {sub.name}")
+        pin = dict(zip(sub.pins, e.nodes))
+        unknown = set(e.params) - set(sub.params)
+        if unknown:
+            raise ValueError(f"instance {e.name}: {sorted(unknown)[0]} is not a parameter of {sub.name}")
+        par = {**sub.params, **e.params}
+        node = lambda n: n if n == "0" else pin.get(n, f"{e.name}_{n}")   # noqa: E731
+        names = {x.name for x in sub.elements if hasattr(x, "name")}
+        for x in flatten(list(sub.elements)):
+            if isinstance(x, Comment):
+                continue
+            if isinstance(x, (ResistorArray, NoiseSource, SubcktFile, BehavioralVoltage, BehavioralCurrent)):
+                raise ValueError(f"subcircuit {sub.name}: a {type(x).__name__} cannot be flattened")
+            upd = {"name": f"{x.name}_{e.name}"}
+            for f in dataclasses.fields(x):
+                v = getattr(x, f.name)
+                if isinstance(v, Param):
+                    upd[f.name] = float(par[v.name])
+            for attr in _NODE_ATTRS + ("control",):
+                if isinstance(getattr(x, attr, None), str):
+                    upd[attr] = node(getattr(x, attr))
+            for attr in ("sense", "model"):
+                if isinstance(getattr(x, attr, None), str) and getattr(x, attr) in names:
+                    upd[attr] = f"{getattr(x, attr)}_{e.name}"
+            out.append(dataclasses.replace(x, **upd))
+    return out
 
 
 @dataclass(frozen=True)
@@ -625,6 +745,9 @@ def node_names(circuit: Circuit) -> list[str]:
             seen.update(dict.fromkeys(e.row_nodes))
             seen.update(dict.fromkeys(e.col_nodes))
             continue
+        if isinstance(e, Instance):
+            seen.update(dict.fromkeys(e.nodes))
+            continue
         for attr in _NODE_ATTRS:
             v = getattr(e, attr, None)
             if isinstance(v, str):
@@ -675,7 +798,7 @@ def check_physical(circuit: Circuit) -> None:
     isfinite = math.isfinite   # scalars: a tenth of np.isfinite's call cost, and a circuit has 1e4 elements
     why = ("; check circuit.tolerance / circuit.temperature (they can drive a value below 0) and the problem's "
            "scale against the element ranges")
-    for e in circuit.elements:
+    for e in flatten(circuit.elements, keep_external=True):
         if isinstance(e, ResistorArray):
             bad = e.first_non_physical()
             if bad is not None:

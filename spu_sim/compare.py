@@ -56,6 +56,7 @@ from .errors import BadInputError
 from .plotting import pyplot
 from .registry import Registry
 from .run_config import Config
+from .parts.opamp import is_subckt
 from .pipeline import TIMING_NAMES, Prepared, prepare, prepare_problem, simulate_in, staged
 
 METRICS_NAME = "metrics.json"
@@ -133,6 +134,7 @@ def compute_metrics(prep: Prepared, arrays: dict[str, np.ndarray], x_ideal: np.n
             if not has_mean:
                 exp.pop("mean_rel_err_expected", None)
             m.update(exp)
+    m = _unmeasured_realised(design, m)
     m.update(prep.topology.circuit_metrics(design, problem, arrays))   # e.g. opamp: settling, energy
     if "timings_s" in arrays:
         for k, v in zip(TIMING_NAMES, arrays["timings_s"]):
@@ -205,7 +207,8 @@ BUDGET_CAUSES: Registry[Cause] = Registry("an error-budget cause", "budget cause
 BUDGET_CAUSES.add(Cause("quantisation_tolerance", "quantisation and tolerance", ("quantization", "tolerance", "temperature")))
 BUDGET_CAUSES.add(Cause("opamp", "op-amp gain / GBW / offset",
                         ("opamp.model", "opamp.gain", "opamp.gbw_hz", "opamp.v_out_max_v", "opamp.offset_v",
-                         "opamp.offset_sigma_v", "opamp.r_inverter_ohm", "opamp.supply_v", "opamp.i_quiescent_a")))
+                         "opamp.offset_sigma_v", "opamp.r_inverter_ohm", "opamp.supply_v", "opamp.i_quiescent_a",
+                         "opamp.subckt", "opamp.corner")))
 BUDGET_CAUSES.add(Cause("parasitics", "parasitics (wires, r_out, c_in)", ("wires", "opamp.r_out_ohm", "opamp.c_in_farad"),
                         context=("opamp.model", "opamp.gain", "opamp.gbw_hz")))
 # the intrinsic noise keys (issue 20 parts 1-2): present once the config models have them
@@ -297,6 +300,11 @@ def error_budget(prep: Prepared, metrics: dict[str, Any], mean_from_op: bool = F
     has_mean = bool(prep.topology.has_mean)
     out: dict[str, float] = {}
     for name, cause in BUDGET_CAUSES.items():
+        model = _get(circuit, "opamp.model")
+        if "opamp.model" in cause.keys and model not in (_MISSING, "ideal", "macro"):
+            out["budget_note_opamp"] = (f"op-amp share not measured: circuit.opamp.model {model} is a SPICE subcircuit "
+                                        "that the linear engine (which runs the budget) cannot run")
+            continue
         alone = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
         for key in cause.keys:
             v = _get(circuit, key)
@@ -386,6 +394,8 @@ def format_budget(m: dict[str, Any]) -> str:
             lines.append(f"{label:34s} " + " ".join(f"{cell(f'budget_{e}_{name}'):>12s}" for e in ests))
     lines.append(f"{'sum of the shares':34s} " + " ".join(f"{cell(f'budget_{e}_sum'):>12s}" for e in ests))
     lines.append(f"{'total (measured)':34s} " + " ".join(f"{cell(f'budget_{e}_total'):>12s}" for e in ests))
+    if "budget_note_opamp" in m:
+        lines.append(m["budget_note_opamp"])
     return "\n".join(lines)
 
 
@@ -421,6 +431,19 @@ def plot_budget(out_dir: str | Path) -> list[Path]:
     return [path]
 
 
+def _unmeasured_realised(design, m: dict[str, Any]) -> dict[str, Any]:
+    """With a subcircuit op-amp (circuit.opamp.model: subckt or a shipped cell) the realised matrix and process are
+    not known (spu-sim does not model the subcircuit's gain): matrix_rel_err and the *_vs_realized errors are left
+    out, not computed from ideal op-amps, and ``realized_note`` says so."""
+    m_op = getattr(design, "macro", None)
+    if not is_subckt(m_op):
+        return m
+    out = {k: v for k, v in m.items() if k != "matrix_rel_err" and not k.endswith("_vs_realized")}
+    out["realized_note"] = (f"realised matrix: not measured (circuit.opamp.model {m_op.cell.label} is a subcircuit whose "
+                            "gain spu-sim does not model; the errors against A^-1 b and kappa A^-1 include its effect)")
+    return out
+
+
 def format_table(m: dict[str, Any]) -> str:
     """The metrics as an aligned text table (circuit | ideal sampler | expected from theory)."""
     rows = [("equilibrium (.op) vs A^-1 b", "op_rel_err", None, None),
@@ -436,6 +459,8 @@ def format_table(m: dict[str, Any]) -> str:
     for label, a, b, c in rows:
         if a in m:
             lines.append(f"{label:34s} {cell(a):>10s} {cell(b):>10s} {cell(c):>10s}")
+    if "realized_note" in m:
+        lines.append(m["realized_note"])
     if "window_tau" in m:
         lines.append(f"averaging window {m['window_tau']:.4g} tau ({m['n_samples']} samples), tau = {m['tau_s']:.4g} s")
     return "\n".join(lines)

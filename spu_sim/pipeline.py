@@ -11,6 +11,7 @@ private folder and published atomically at the end (spu_sim.io).
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -34,6 +35,7 @@ from .spice import NETLIST_NAME, format_spice, write_circuit
 from .parts.intrinsic_noise import add_intrinsic_noise, check_engine, intrinsic_from_config
 from .parts.element_table import ELEMENTS_NAME, applied_text, write_element_table
 from .parts.noise_dacs import noise_samples
+from .parts.opamp import is_subckt
 from .topologies import TOPOLOGIES, CircuitRequest, Design, Topology
 
 T = TypeVar("T")
@@ -163,12 +165,23 @@ def estimates(prep: Prepared, keep_files: bool = False, engine: Engine | None = 
             "disk_mb": cost.disk_mb, "memory_mb": cost.memory_mb}
 
 
+def check_subckt_engine(design, engine: Engine) -> None:
+    """A subcircuit op-amp (circuit.opamp.model: subckt or a shipped cell) runs only in ngspice: BadInputError naming
+    the ngspice engines for any other engine, before any work."""
+    m = getattr(design, "macro", None)
+    if is_subckt(m) and not engine.sign_off:
+        raise BadInputError(f"simulation.backend: {engine.name} cannot run circuit.opamp.model: {m.cell.label} (a SPICE "
+                            "subcircuit that only ngspice reads, and whose gain spu-sim does not model); use "
+                            "simulation.backend: ngspice-shared or ngspice-subprocess")
+
+
 def check_limits(prep: Prepared, out_dir: Path | None = None, engine: Engine | None = None) -> None:
     """Refuse (BadInputError naming the cost and the fix) a run whose engine's estimate exceeds the machine's free
     memory, max_disk_mb or (with out_dir) the free space of its disk, or beyond the configured counts -- before
     any work is done."""
     sim = prep.cfg.simulation
     check_engine(intrinsic_from_config(prep.cfg.circuit), get_engine(sim.backend).name)
+    check_subckt_engine(prep.design, engine or get_engine(sim.backend))
     if "tran" in sim.analyses:   # the mean and covariance need two readout samples after the burn-in
         dt, burn = prep.sample_dt_tau, prep.burn_in_tau
         n_after = int(np.floor(sim.t_stop_tau / dt + 1e-9)) - int(np.ceil(burn / dt - 1e-9)) + 1
@@ -217,6 +230,8 @@ def build_circuit(prep: Prepared) -> Circuit:
     request = CircuitRequest(analyses=tuple(sim.analyses), t_stop_s=prep.t_stop_s,
                              step_s=prep.sample_dt_tau * design.tau_s, reltol=sim.reltol, noise_u=noise_u)
     circuit = prep.topology.build_circuit(design, request)
+    if is_subckt(getattr(design, "macro", None)) and circuit.temp_c is None:   # the transistor models' temperature
+        circuit = dataclasses.replace(circuit, temp_c=float(prep.cfg.circuit.temperature.temp_c))
     circuit = add_intrinsic_noise(circuit, intrinsic_from_config(prep.cfg.circuit), design.noise_dt_tau * design.tau_s,
                                   prep.n_noise_steps, sim.seed)
     check_physical(circuit)

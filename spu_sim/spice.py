@@ -21,18 +21,21 @@ import numpy as np
 
 from . import io
 from .circuit import (CCCS, EXPR_FUNCS, VCCS, VCVS, BehavioralCurrent, BehavioralVoltage, Capacitor, Circuit,
-                      ClippedVCVS, Comment, Expr, Inductor, Noise, NoiseSource, Op, PulseVoltageSource, Resistor,
-                      ResistorArray, Switch, SwitchModel, Tran, VoltageSource, check_name)
+                      ClippedVCVS, Comment, Expr, Inductor, Instance, Noise, NoiseSource, Op, PulseVoltageSource, Resistor,
+                      Param, ResistorArray, Subckt, SubcktFile, Switch, SwitchModel, Tran, VoltageSource, check_name, check_path)
 
 NETLIST_NAME = "netlist.cir"
 
 _PREFIX = {Resistor: "R", ResistorArray: "R", Capacitor: "C", Inductor: "L", VoltageSource: "V", PulseVoltageSource: "V", VCVS: "E",
            ClippedVCVS: "E", VCCS: "G", CCCS: "F", Switch: "S", NoiseSource: "A", BehavioralVoltage: "B",
-           BehavioralCurrent: "B"}
+           BehavioralCurrent: "B", Instance: "X"}
 
 
 def fmt(x: float) -> str:
-    """A float as exact SPICE text: the shortest round-trip repr, integers without a decimal point."""
+    """A float as exact SPICE text: the shortest round-trip repr, integers without a decimal point (a subcircuit
+    Param: ``{name}``)."""
+    if isinstance(x, Param):
+        return "{" + check_name(x.name) + "}"
     x = float(x)
     if not np.isfinite(x):
         raise ValueError(f"non-finite value {x} cannot go into a netlist")
@@ -84,6 +87,19 @@ def format_element(e) -> list[str]:
     """The netlist line(s) of one element."""
     if isinstance(e, Comment):
         return [f"* {e.text}"]
+    if isinstance(e, SubcktFile):
+        path = check_path(e.path)
+        return [f'.include "{path}"'] if e.section is None else [f'.lib "{path}" {check_name(e.section)}']
+    if isinstance(e, Subckt):
+        head = [f"* {e.comment}"] if e.comment else []
+        body = [line for x in e.elements for line in format_element(x)]
+        par = "".join(f" {check_name(k)}={fmt(v)}" for k, v in e.params.items())
+        return head + [f".subckt {check_name(e.name)} " + " ".join(check_name(p) for p in e.pins)
+                       + (f" params:{par}" if par else "")] + body + [f".ends {e.name}"]
+    if isinstance(e, Instance):
+        _names(e)
+        par = "".join(f" {check_name(k)}={fmt(v)}" for k, v in e.params.items())
+        return [f"{e.name} " + " ".join(check_name(n) for n in e.nodes) + f" {check_name(e.subckt)}{par}"]
     if isinstance(e, ResistorArray):
         if e.has_wires:   # the lines node by node (ResistorArray doc: the layout)
             return [line for x in e.line_elements() for line in format_element(x)]

@@ -17,7 +17,7 @@ to inn. Element names are the topology's (each names its own netlist).
 from __future__ import annotations
 
 from ..circuit import CCCS, VCVS, Capacitor, Comment, Resistor, VoltageSource
-from .opamp import OpampModel, opamp_elements
+from .opamp import OpampModel, opamp_cell
 
 
 def integrator(i: int, c_farad: float, ic_v: float, m: OpampModel | None = None, offset_v: float = 0.0,
@@ -30,8 +30,9 @@ def integrator(i: int, c_farad: float, ic_v: float, m: OpampModel | None = None,
                     CCCS(f"FINT{i}", f"st{i}", "0", f"VSUM{i}", 1.0),
                     Capacitor(f"CF{i}", f"st{i}", "0", float(c_farad), ic_v=float(ic_v)),
                     VCVS(f"EOUT{i}", f"x{i}", "0", f"st{i}", "0", 1.0)]
-    E = [Comment(f"integrator {i}: op-amp macromodel + feedback capacitor CF{i} (x{i} -> sum{i})")] if comment else []
-    E += opamp_elements(m, f"I{i}", f"sum{i}", f"x{i}", float(offset_v), float(ic_v))
+    kind = "op-amp macromodel" if m.cell is None else f"op-amp subcircuit XI{i}"
+    E = [Comment(f"integrator {i}: {kind} + feedback capacitor CF{i} (x{i} -> sum{i})")] if comment else []
+    E += opamp_cell(m, f"I{i}", f"sum{i}", f"x{i}", float(offset_v), float(ic_v))
     E.append(Capacitor(f"CF{i}", f"x{i}", f"sum{i}", float(c_farad), ic_v=float(ic_v)))
     return E
 
@@ -46,7 +47,7 @@ def macro_inverter(m: OpampModel, tag: str, node: str, mid: str, out: str, r_nam
     """Inverter of op-amp ``tag``: R1 = r_names[0] (node -> mid), R2 = r_names[1] (mid -> out), then the op-amp
     (inverting input mid, output out): V(out) = -(R2/R1) V(node) (+ offset terms)."""
     return ([Resistor(r_names[0], node, mid, float(r_in_ohm)), Resistor(r_names[1], mid, out, float(r_fb_ohm))]
-            + opamp_elements(m, tag, mid, out, float(offset_v), ic_out_v))
+            + opamp_cell(m, tag, mid, out, float(offset_v), ic_out_v))
 
 
 def nullor_summer(names: tuple[str, str, str, str], inn: str, mid: str, out: str, r_f_ohm: float,
@@ -63,6 +64,6 @@ def macro_summer(m: OpampModel, tag: str, inn: str, out: str, r_name: str, r_f_o
                  ic_out_v: float | None = None, feedback_first: bool = False) -> list:
     """Inverting summer of op-amp ``tag`` with feedback resistor r_name (out -> inn); feedback_first: the resistor
     before the op-amp in the netlist (else after)."""
-    amp = opamp_elements(m, tag, inn, out, float(offset_v), ic_out_v)
+    amp = opamp_cell(m, tag, inn, out, float(offset_v), ic_out_v)
     rf = [Resistor(r_name, out, inn, float(r_f_ohm))]
     return rf + amp if feedback_first else amp + rf

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..config.base import Seed, Strict, finite as _finite
+from .subckt_opamp import shipped_cell
 
 
 class ToleranceConfig(Strict):
@@ -85,6 +86,34 @@ class IntegratorConfig(Strict):
         return self
 
 
+class SubcktPinsConfig(Strict):
+    """The pin names of the user's op-amp subcircuit (as its ``.subckt`` line spells them) for each role:
+    non-inverting input, inverting input, output, positive and negative supply."""
+
+    inp: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
+    inn: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
+    out: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
+    vdd: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
+    vss: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "SubcktPinsConfig":
+        names = [v.lower() for v in (self.inp, self.inn, self.out, self.vdd, self.vss)]
+        if len(set(names)) != 5:
+            raise ValueError("the five pins inp, inn, out, vdd, vss must name five different pins of the subcircuit")
+        return self
+
+
+class SubcktConfig(Strict):
+    """The designer's own op-amp (``circuit.opamp.model: subckt``): ``file`` (a SPICE file, relative to the config
+    file) holding ``.subckt name ...``, and which of its pins is which. Only the include reaches the netlist; the file
+    is scanned before ngspice runs (spu_sim.parts.subckt_opamp.scan_subckt_file)."""
+
+    file: str = Field(min_length=1, max_length=4096)
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
+    pins: SubcktPinsConfig
+
+
 class OpampConfig(Strict):
     """The op-amp model. ``ideal``: a nullor (virtual ground held exactly, no gain error).
 
@@ -105,7 +134,7 @@ class OpampConfig(Strict):
     the voltage noise (PSD en^2 (1 + f_c / f); 0 = white). 0 = noiseless (the default).
     """
 
-    model: Literal["ideal", "macro"] = "ideal"
+    model: str = "ideal"
     gain: float = Field(default=1e5, gt=1)
     gbw_hz: float | None = Field(default=1e7, gt=0)
     v_out_max_v: float | None = Field(default=None, gt=0)
@@ -119,10 +148,33 @@ class OpampConfig(Strict):
     flicker_corner_hz: float = Field(default=0.0, ge=0)
     r_out_ohm: float = Field(default=0.0, ge=0)
     c_in_farad: float = Field(default=0.0, ge=0)
+    subckt: SubcktConfig | None = None
+    corner: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
 
     _fin = field_validator("gain", "gbw_hz", "v_out_max_v", "offset_v", "offset_sigma_v", "r_inverter_ohm",
                            "supply_v", "i_quiescent_a", "en_v_per_rthz", "in_a_per_rthz",
                            "flicker_corner_hz", "r_out_ohm", "c_in_farad")(_finite)
+
+    @model_validator(mode="after")
+    def _model(self) -> "OpampConfig":
+        """``model`` is ideal, macro, subckt or a shipped cell (spu_sim.parts.subckt_opamp); ``subckt`` goes with
+        model: subckt only, and the op-amp's own noise keys with the behavioural models only."""
+        if self.model not in OPAMP_MODELS:
+            shipped_cell(self.model)     # a shipped transistor-level cell, or a ConfigError naming what there is
+        if self.model == "subckt" and self.subckt is None:
+            raise ValueError("model: subckt needs circuit.opamp.subckt: {file, name, pins: {inp, inn, out, vdd, vss}}")
+        if self.model != "subckt" and self.subckt is not None:
+            raise ValueError(f"subckt is the designer's op-amp of model: subckt (model is {self.model}); set "
+                             "circuit.opamp.model: subckt, or remove circuit.opamp.subckt")
+        if self.model in ("ideal", "macro") and self.corner is not None:
+            raise ValueError(f"corner selects a process section of a transistor-level op-amp (model: subckt or a shipped "
+                             f"cell), not of model: {self.model}; remove circuit.opamp.corner")
+        if self.model not in ("ideal", "macro"):
+            for key in ("en_v_per_rthz", "in_a_per_rthz", "flicker_corner_hz"):
+                if getattr(self, key):
+                    raise ValueError(f"{key}: a transistor-level op-amp (model: {self.model}) has its own noise in its "
+                                     "devices; remove circuit.opamp." + key)
+        return self
 
     @model_validator(mode="after")
     def _flicker(self) -> "OpampConfig":
@@ -156,6 +208,13 @@ class WiresConfig(Strict):
         return self.r_ohm_per_segment > 0
 
 
+#: the behavioural op-amp models; every other ``circuit.opamp.model`` is a subcircuit (spu_sim.parts.subckt_opamp)
+OPAMP_MODELS: tuple[str, ...] = ("ideal", "macro", "subckt")
+
+#: the OpampConfig knobs a subcircuit op-amp (model: subckt or a shipped cell) uses besides ``model``: its supplies,
+#: its process corner, the inverters' resistors; every other knob is the macromodel's
+SUBCKT_OPAMP_KNOBS: tuple[str, ...] = ("subckt", "corner", "supply_v", "r_inverter_ohm")
+
 #: the OpampConfig knobs the ideal model (a nullor) uses in every topology; every other knob, a new one included,
 #: is the macromodel's unless a topology lists it in its ``ideal_uses`` (check_opamp_knobs)
 IDEAL_OPAMP_KNOBS: tuple[str, ...] = ("model", "en_v_per_rthz", "in_a_per_rthz", "flicker_corner_hz")
@@ -171,6 +230,12 @@ def check_opamp_knobs(oc: OpampConfig, topology: str, ideal_uses: tuple[str, ...
         value = getattr(oc, name)
         if name in IDEAL_OPAMP_KNOBS or value == f.default:
             continue
+        if oc.model not in ("ideal", "macro"):
+            if name in SUBCKT_OPAMP_KNOBS and not (unused and name in unused):
+                continue
+            if name not in SUBCKT_OPAMP_KNOBS:
+                raise ValueError(f"opamp.{name} = {value!r} is a knob of model: macro; a subcircuit op-amp (model: "
+                                 f"{oc.model}) is what its devices make it; remove {name}")
         if unused and name in unused:
             raise ValueError(f"opamp.{name} = {value!r} does not apply to topology {topology} ({unused[name]}); remove it")
         if oc.model == "ideal" and name not in ideal_uses:

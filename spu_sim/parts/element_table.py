@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import io
-from ..circuit import (CCCS, VCCS, VCVS, BehavioralCurrent, BehavioralVoltage, Capacitor, Circuit, ClippedVCVS,
+from ..circuit import (CCCS, VCCS, VCVS, BehavioralCurrent, BehavioralVoltage, Capacitor, Circuit, ClippedVCVS, Instance,
                        Comment, Inductor, NoiseSource, PulseVoltageSource, Resistor, ResistorArray, Switch,
                        VoltageSource)
 
@@ -145,6 +145,9 @@ def element_lines(circuit: Circuit, info: dict, missing: list[MissingElement] = 
             out.extend(f"{p}{a}_{b},resistor,{cols_n[y]} {rows_n[x]},{w},{c},{n},{v!r},ohm{tail}"
                        for a, b, x, y, v, w, n, c in zip(rk.tolist(), ck.tolist(), i.tolist(), j.tolist(), r.tolist(),
                                                          what, nominal, code))
+        elif isinstance(e, Instance):     # an op-amp: an instance of a subcircuit (its elements are local to it)
+            out.append(_line(e.name, f"subcircuit {e.subckt}", " ".join(e.nodes), section, "", "", "", "", "",
+                             applied, "present"))
         elif type(e) in _KINDS:
             kind, attr, unit = _KINDS[type(e)]
             got = info.get(e.name)

@@ -68,11 +68,12 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.signal as ss
 
-from ..circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Comment, NoiseSource, Resistor, ResistorArray,
-                       Tran, VoltageSource)
+from ..circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Comment, Instance, NoiseSource, Resistor,
+                       ResistorArray, Subckt, Tran, VoltageSource, flatten)
 from ..errors import BadInputError
 from .element_values import group_rng
 from .noise_dacs import PRE_EMPHASIS
+from .opamp import MACRO_SUBCKT
 
 K_BOLTZMANN = 1.380649e-23
 FLICKER_C = 2.0 * np.log(10.0) / np.pi
@@ -244,11 +245,16 @@ def opamp_sites(elements: list) -> list[OpampSite]:
     """Every op-amp of the circuit (module doc), in netlist order."""
     by_name = {getattr(e, "name", None): e for e in elements}
     sites: list[OpampSite] = []
-    # macromodels: VOS<t> with GA<t>
+    # macromodels: VOS<t> with its core XA<t> (an instance of spu_sim.parts.opamp.macro_subckt: pins inp, inn, oo)
+    # or, written flat, GA<t>
     for e in elements:
-        if isinstance(e, VoltageSource) and e.name.startswith("VOS") and isinstance(by_name.get("GA" + e.name[3:]), VCCS):
+        if isinstance(e, VoltageSource) and e.name.startswith("VOS"):
             t = e.name[3:]
-            sites.append(OpampSite(t, by_name["GA" + t].c_neg, "macro"))
+            core, ga = by_name.get("XA" + t), by_name.get("GA" + t)
+            if isinstance(core, Instance) and core.subckt == MACRO_SUBCKT:
+                sites.append(OpampSite(t, core.nodes[1], "macro"))
+            elif isinstance(ga, VCCS):
+                sites.append(OpampSite(t, ga.c_neg, "macro"))
     # nullors: 0 V sources to ground sensed by a CCCS into node m, m buffered by an E source referenced to ground
     vsrc = {e.name: e for e in elements if isinstance(e, VoltageSource) and e.n_neg == "0" and e.dc_v == 0.0}
     groups: dict[str, list[tuple[str, str]]] = {}
@@ -338,7 +344,10 @@ def noise_dac_feeds(elements: list) -> dict[str, tuple[int, float]]:
         if isinstance(e, ResistorArray):
             for n in set(e.row_nodes) | set(e.col_nodes):
                 count[n] = count.get(n, 0) + 2      # never a noise-DAC node (an array is not its lone resistor)
-        elif not isinstance(e, Comment):
+        elif isinstance(e, Instance):
+            for n in set(e.nodes):
+                count[n] = count.get(n, 0) + 1
+        elif not isinstance(e, (Comment, Subckt)):
             for n in {getattr(e, a) for a in ("n_pos", "n_neg", "node", "c_pos", "c_neg") if hasattr(e, a)}:
                 count[n] = count.get(n, 0) + 1
     srcs = {e.node: k for k, e in enumerate(elements)
@@ -418,11 +427,12 @@ def with_intrinsic_noise(elements: list, spec: IntrinsicNoise | None, dt_s: floa
                                     None if fl is None else fl[:, k - 1], dt_s, q_white, scale, spec, poles,
                                     small_signal, f"en{k}")
     # ---- currents into free nodes: thermal (aggregated / per resistor) and op-amp i_n
-    currents = white_currents(E, spec, held_nodes(E + added), sites)
+    flat = flatten(E)       # the op-amp cores' elements too (they hold their outputs), names and nodes expanded
+    currents = white_currents(flat, spec, held_nodes(flat + added), sites)
     if currents:
         u = None if ss_mode else unit_samples(len(currents), n_steps, seed, STREAM_THERMAL)
         dacs = {} if ss_mode else noise_dac_feeds(E)
-        g_in = {} if ss_mode else resistive_inputs(E, set(en_sources))
+        g_in = {} if ss_mode else resistive_inputs(flat, set(en_sources))
         for k, (a, b, q) in enumerate(currents, start=1):
             amp = np.sqrt(q / dt_s)              # current samples (A) of intensity q
             if a == "0" and b in dacs:           # played through the noise DAC that feeds the node (module doc)

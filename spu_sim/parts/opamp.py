@@ -7,18 +7,28 @@ stages themselves (spu_sim.parts.amplifiers). A change to the op-amp (its noise,
 subcircuit) lands here.
 
 Macromodel OA (tag ``<t>``: I<i> integrators, N<j> inverters, ... as the topology names them), nodes inp (ground
-through the offset source), inn, out:
+through the offset source), inn, out. Its core is one subcircuit per netlist, ``.subckt SPU_OPAMP_MACRO inp inn oo
+params: ic_v=0`` (``macro_subckt``, written once by ``cell_elements``; a designer can swap it by hand), instantiated
+per op-amp as XA<t>; the offset source, the output-current sense source and the parasitics stay outside it, so the
+saved currents i(VO<t>) and the intrinsic-noise re-referencing of VOS<t> see the same names as ever:
 
     VOS<t>   os<t> 0 DC offset             input offset voltage (in series with the + input, at ground)
-    GA<t>    0 pp<t> os<t> inn  A0         transconductance A0 S into the pole node
-    GP<t>    pp<t> 0 pp<t> 0 1             a 1 S conductance made of a VCCS: noiseless (a resistor would
+    XA<t>    os<t> inn oo<t> SPU_OPAMP_MACRO ic_v=<initial output>
+      GA     0 pp inp inn  A0              transconductance A0 S into the pole node
+      GP     pp 0 pp 0 1                   a 1 S conductance made of a VCCS: noiseless (a resistor would
                                            add thermal noise to .noise that no real op-amp has)
-    CP<t>    pp<t> 0 A0 / (2 pi GBW)       the dominant pole at GBW / A0 (absent when gbw_hz is null)
-    EO<t>    oo<t> 0 pp<t> 0 1             output stage, or E ... TABLE {V(pp)} = (-vmax,-vmax) (vmax,vmax)
+      CP     pp 0 A0 / (2 pi GBW) IC={ic_v}  the dominant pole at GBW / A0 (absent when gbw_hz is null)
+      EO     oo 0 pp 0 1                   output stage, or E ... TABLE {V(pp)} = (-vmax,-vmax) (vmax,vmax)
     VO<t>    oo<t> out DC 0                senses the output (load) current; saved as i(VO<t>)
     ROUT<t>  ro<t> out r_out               output resistance (only when r_out_ohm > 0; VO<t> then ends at ro<t>);
                                            noiseless here (the op-amp's noise is its own keys)
     CIN<t>   inn 0 c_in                    input capacitance (only when c_in_farad > 0)
+
+Engines that take flat elements (the linear engine, the checks) expand the instances (spu_sim.circuit.flatten):
+element GA of XA<t> becomes GA_XA<t>, node pp becomes XA<t>_pp.
+
+A subcircuit op-amp (``model: subckt`` or a shipped cell, spu_sim.parts.subckt_opamp) replaces the whole op-amp by
+one instance X<t> of the designer's subcircuit (``opamp_cell``), with the include and supplies written once.
 
 so V(out) = A0 (V+ - V-) / (1 + s A0 / (2 pi GBW)), clipped to +/- vmax.
 
@@ -36,9 +46,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..circuit import VCCS, VCVS, Capacitor, ClippedVCVS, Resistor, VoltageSource
+from ..circuit import VCCS, VCVS, Capacitor, ClippedVCVS, Instance, Param, Resistor, Subckt, VoltageSource
 from .config import OpampConfig
 from .element_values import group_rng
+from .subckt_opamp import SubcktOpamp, subckt_from_config
 
 OFFSET_GROUP = "OFFSET"   # the random stream of the per-op-amp offsets (spu_sim.parts.element_values.group_rng)
 
@@ -56,6 +67,7 @@ class OpampModel:
     i_quiescent_a: float
     r_out_ohm: float = field(default=0.0, kw_only=True)
     c_in_farad: float = field(default=0.0, kw_only=True)
+    cell: SubcktOpamp | None = field(default=None, kw_only=True)   # a subcircuit op-amp instead of the macromodel
 
 
 @dataclass(frozen=True)
@@ -71,9 +83,29 @@ class MacroOpamp(OpampModel):
 
 
 def model_fields(oc: OpampConfig) -> dict[str, object]:
-    """The OpampModel fields of the ``circuit.opamp`` section (``MacroOpamp(**model_fields(oc), ...)``)."""
+    """The OpampModel fields of the ``circuit.opamp`` section (``MacroOpamp(**model_fields(oc), ...)``); with a
+    subcircuit op-amp (model: subckt or a shipped cell) ``cell``, its file scanned first (a BadInputError before any
+    engine runs)."""
+    cell = None if oc.model in ("ideal", "macro") else subckt_from_config(oc)
     return {"gain": oc.gain, "gbw_hz": oc.gbw_hz, "v_out_max_v": oc.v_out_max_v, "supply_v": oc.supply_v,
-            "i_quiescent_a": oc.i_quiescent_a, "r_out_ohm": oc.r_out_ohm, "c_in_farad": oc.c_in_farad}
+            "i_quiescent_a": oc.i_quiescent_a, "r_out_ohm": oc.r_out_ohm, "c_in_farad": oc.c_in_farad, "cell": cell}
+
+
+def has_opamp_model(oc: OpampConfig) -> bool:
+    """Whether the op-amps are real stages (macromodel or subcircuit) rather than nullors (model: ideal)."""
+    return oc.model != "ideal"
+
+
+def finite_gain_model(m: OpampModel | None) -> OpampModel | None:
+    """The op-amp model the closed-form (finite-gain) predictions may use: m for the macromodel; None for the ideal
+    op-amp and for a subcircuit op-amp, whose gain spu-sim does not model (its effect is measured by the ngspice run,
+    never predicted: the predictions then are the element values' own)."""
+    return None if m is None or m.cell is not None else m
+
+
+def is_subckt(m: OpampModel | None) -> bool:
+    """Whether the op-amps are subcircuit op-amps (model: subckt or a shipped cell)."""
+    return m is not None and m.cell is not None
 
 
 def offset_rng(seed: int) -> np.random.Generator:
@@ -88,32 +120,49 @@ def draw_offsets(oc: OpampConfig, rng: np.random.Generator, shape) -> np.ndarray
 
 
 def macro_notes(oc: OpampConfig) -> dict[str, object]:
-    """The design.json / netlist-header notes of the macromodel."""
+    """The design.json / netlist-header notes of the macromodel (or of a subcircuit op-amp)."""
+    if oc.model not in ("ideal", "macro"):
+        return {"opamp": oc.model, **({"subckt_name": oc.subckt.name, "subckt_file": oc.subckt.file} if oc.subckt else {}),
+                "supply_v": oc.supply_v, **({"corner": oc.corner} if oc.corner else {})}
     return {"opamp": "macro", "gain": oc.gain, "gbw_hz": oc.gbw_hz, "v_out_max_v": oc.v_out_max_v,
             "offset_v": oc.offset_v, "offset_sigma_v": oc.offset_sigma_v,
             **{k: getattr(oc, k) for k in ("r_out_ohm", "c_in_farad") if getattr(oc, k)}}
 
 
 def header_line(m: OpampModel) -> str:
-    """The netlist-header line naming the macromodel's parameters."""
+    """The netlist-header line naming the macromodel's parameters (or the subcircuit op-amp)."""
+    if m.cell is not None:
+        return m.cell.header_line()
     extra = "".join(f", {k} = {getattr(m, k):.6g}" for k in ("r_out_ohm", "c_in_farad") if getattr(m, k))
     return (f"Op-amp macromodel: A0 = {m.gain:.6g}, GBW = {m.gbw_hz} Hz, swing = +/-{m.v_out_max_v} V,"
             f" supplies +/-{m.supply_v:.6g} V, Iq = {m.i_quiescent_a:.6g} A per op-amp{extra}")
 
 
+MACRO_SUBCKT = "SPU_OPAMP_MACRO"
+
+
+def macro_subckt(m: OpampModel) -> Subckt:
+    """The core of the macromodel (module doc) as the subcircuit every macro op-amp of a netlist instantiates: pins
+    inp (the + input behind the offset source), inn, oo (the output stage, before the output-current sense source);
+    parameter ic_v: the pole node's initial voltage (the op-amp's initial output)."""
+    E: list = [VCCS("GA", "0", "pp", "inp", "inn", float(m.gain)), VCCS("GP", "pp", "0", "pp", "0", 1.0)]
+    if m.gbw_hz is not None:
+        E.append(Capacitor("CP", "pp", "0", float(m.gain / (2 * np.pi * m.gbw_hz)), ic_v=Param("ic_v")))
+    if m.v_out_max_v is None:
+        E.append(VCVS("EO", "oo", "0", "pp", "0", 1.0))
+    else:
+        E.append(ClippedVCVS("EO", "oo", "0", "pp", float(m.v_out_max_v)))
+    return Subckt(MACRO_SUBCKT, ("inp", "inn", "oo"), tuple(E), params={"ic_v": 0.0},
+                  comment=f"{MACRO_SUBCKT}, the core of every op-amp (spu_sim.parts.opamp). {header_line(m)}")
+
+
 def opamp_elements(m: OpampModel, tag: str, inn: str, out: str, offset_v: float, ic_out_v: float | None = None) -> list:
     """One op-amp macromodel (module doc) with tag ``tag``, inverting input ``inn``, output ``out``, input offset
-    ``offset_v``; ic_out_v: the initial output (the pole capacitor's IC; None: none)."""
+    ``offset_v``; ic_out_v: the initial output (the pole capacitor's IC; None: none, i.e. 0 V under uic). Its core is
+    an instance XA<tag> of macro_subckt (which cell_elements puts into the netlist once)."""
+    par = {} if ic_out_v is None or m.gbw_hz is None else {"ic_v": float(ic_out_v)}
     E: list = [VoltageSource(f"VOS{tag}", f"os{tag}", "0", float(offset_v)),
-               VCCS(f"GA{tag}", "0", f"pp{tag}", f"os{tag}", inn, float(m.gain)),
-               VCCS(f"GP{tag}", f"pp{tag}", "0", f"pp{tag}", "0", 1.0)]
-    if m.gbw_hz is not None:
-        E.append(Capacitor(f"CP{tag}", f"pp{tag}", "0", float(m.gain / (2 * np.pi * m.gbw_hz)),
-                           ic_v=None if ic_out_v is None else float(ic_out_v)))
-    if m.v_out_max_v is None:
-        E.append(VCVS(f"EO{tag}", f"oo{tag}", "0", f"pp{tag}", "0", 1.0))
-    else:
-        E.append(ClippedVCVS(f"EO{tag}", f"oo{tag}", "0", f"pp{tag}", float(m.v_out_max_v)))
+               Instance(f"XA{tag}", MACRO_SUBCKT, (f"os{tag}", inn, f"oo{tag}"), par)]
     if m.r_out_ohm > 0:
         E += [VoltageSource(f"VO{tag}", f"oo{tag}", f"ro{tag}", 0.0),
               Resistor(f"ROUT{tag}", f"ro{tag}", out, float(m.r_out_ohm), noisy=False)]
@@ -124,9 +173,30 @@ def opamp_elements(m: OpampModel, tag: str, inn: str, out: str, offset_v: float,
     return E
 
 
-def output_current_saves(tags: list[str]) -> list[str]:
-    """The vectors to save for the output currents of the op-amps with these tags."""
-    return [f"i(VO{t})" for t in tags]
+def opamp_cell(m: OpampModel, tag: str, inn: str, out: str, offset_v: float, ic_out_v: float | None = None) -> list:
+    """Op-amp ``tag`` of model m (inverting input ``inn``, output ``out``): the macromodel (opamp_elements, with its
+    offset and initial output) or, for a subcircuit op-amp, one instance of it (its offset and initial state are
+    its own: offset_v must be 0 and ic_out_v is not applied)."""
+    if m.cell is None:
+        return opamp_elements(m, tag, inn, out, offset_v, ic_out_v)
+    if offset_v != 0.0:
+        raise ValueError(f"op-amp {tag}: a subcircuit op-amp has its own offset (offset_v must be 0)")
+    return m.cell.instance(tag, inn, out)
+
+
+def cell_elements(m: OpampModel | None) -> list:
+    """What a netlist holds once for its op-amps before they are instantiated: the macromodel's subcircuit
+    (macro_subckt), or a subcircuit op-amp's include line and supply sources (SubcktOpamp.netlist_elements); nothing
+    for the ideal op-amp."""
+    if m is None:
+        return []
+    return [macro_subckt(m)] if m.cell is None else m.cell.netlist_elements()
+
+
+def output_current_saves(m: OpampModel | None, tags: list[str]) -> list[str]:
+    """The vectors to save for the output currents of the op-amps with these tags (macromodel: i(VO<t>); none for the
+    ideal op-amp and a subcircuit op-amp, which has no sensing source)."""
+    return [f"i(VO{t})" for t in tags] if finite_gain_model(m) is not None else []
 
 
 def output_current(vectors: dict, tag: str):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .opamp import finite_gain_model
+
 
 class SummingNodeNoise:
     """The hooks every such topology shares; ``theory(design, kT, element_noise)`` is the topology's."""
@@ -28,7 +30,7 @@ class SummingNodeNoise:
 
     def f_min_stop_hz(self, design) -> float:
         """The band must reach past the op-amp's unity-gain frequency."""
-        m = design.macro
+        m = finite_gain_model(design.macro)
         return 10 * m.gbw_hz if m is not None and m.gbw_hz is not None else 0.0
 
     def theory(self, design, kT: float, element_noise: bool) -> dict:

@@ -36,7 +36,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from ...circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Comment, Inductor, NoiseSource, Resistor,
+from ...circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Comment, Inductor, NoiseSource, Resistor, flatten,
                         ResistorArray, Switch, SwitchModel, VoltageSource)
 from ...errors import BadInputError
 from .peel import check_structure, factor, solve_algebraic
@@ -68,7 +68,11 @@ def by_type(circuit: Circuit) -> dict[type, list]:
     out: dict = {t: [] for t in _LINEAR}
     out[None] = others = []
     skip = (Resistor, ResistorArray, Comment, SwitchModel)
-    for e in _expand_wire_capacitance(circuit.elements):
+    try:
+        elements = flatten(circuit.elements)    # subcircuits defined in the circuit, expanded
+    except ValueError as err:                   # one defined in an external file: only ngspice reads it
+        raise BadInputError(f"{err}; {NGSPICE_HINT}") from None
+    for e in _expand_wire_capacitance(elements):
         t = type(e)
         bucket = out.get(t)
         if bucket is None:

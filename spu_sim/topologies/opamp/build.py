@@ -27,7 +27,7 @@ from ...parts.amplifiers import integrator, macro_inverter, nullor_inverter
 from ...parts.dacs import b_dacs
 from ...parts.element_table import ArrayInfo, ElementInfo, MissingElement
 from ...parts.noise_dacs import noise_dacs_into_sums
-from ...parts.opamp import output_current_saves
+from ...parts.opamp import cell_elements, output_current_saves
 from ..base import CircuitRequest
 from ..elements import header_tail, nonideal_header
 from .design import EXACT_SPECTRUM_MAX_D
@@ -152,7 +152,7 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
     """The whole op-amp integrator network for the requested analyses."""
     d = design.d
     macro = design.macro
-    E: list = []
+    E: list = cell_elements(macro)
     add = E.append
     for i in range(1, d + 1):
         E.extend(integrator(i, element_value(design, "c_f_farad", i - 1, design.c_farad), float(design.x0_v[i - 1]),
@@ -162,13 +162,13 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
         add(Comment("unity-gain inverters: xn<j> = -V_j"))
         for j in range(1, d + 1):
             if inv[j - 1] and macro is not None:
-                add(Comment(f"inverter {j}: op-amp macromodel, RI{j}A in, RI{j}B feedback"))
+                add(Comment(f"inverter {j}: op-amp {'macromodel' if macro.cell is None else 'subcircuit XN' + str(j)}, RI{j}A in, RI{j}B feedback"))
                 E.extend(macro_inverter(macro, f"N{j}", f"x{j}", f"ni{j}", f"xn{j}", (f"RI{j}A", f"RI{j}B"),
                                         macro.r_inv_in_ohm[j - 1], macro.r_inv_fb_ohm[j - 1], macro.offset_inv_v[j - 1],
                                         -float(design.x0_v[j - 1])))
             elif inv[j - 1]:
                 E.extend(nullor_inverter(f"EINV{j}", f"x{j}", f"xn{j}"))
-    if macro is not None:
+    if macro is not None and macro.cell is None:
         E.extend(supplies(design))
     add(Comment("coupling resistors R<i>_<j> realise A_ij: a crossbar from x<j> (A_ij > 0), one from xn<j> (A_ij < 0)"))
     E.extend(getattr(design, "wired_arrays", None) or coupling_arrays(design.r_ohm, design.sign))
@@ -182,4 +182,4 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
     analyses = request.integrator_analyses(design.noise_dt_tau * design.tau_s if design.has_noise else None)
     return Circuit(title=f"spu-sim op-amp integrator SPU, d = {d}", header=header(design), elements=E,
                    readout_nodes=list(design.readout_nodes), analyses=analyses, options={"reltol": request.reltol},
-                   saves=[f"v(x{i})" for i in range(1, d + 1)] + output_current_saves(opamp_tags(design)))
+                   saves=[f"v(x{i})" for i in range(1, d + 1)] + output_current_saves(macro, opamp_tags(design)))

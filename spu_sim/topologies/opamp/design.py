@@ -44,6 +44,7 @@ import scipy.sparse.linalg as spla
 from ...config import SimulationConfig
 from ...errors import DesignError
 from ...ideal import LinearSDE, ou_sde
+from ...parts.opamp import finite_gain_model
 from ...problems import MAX_CONDITION, Problem
 from ..base import OuDesign
 from .config import OpampCircuitConfig
@@ -151,7 +152,7 @@ class OpampDesign(OuDesign):
         cf = getattr(self, "c_f_farad", None)
         cf = np.full(d, self.c_farad) if cf is None else cf
         m = self.macro
-        cg = cf * (1.0 + 1.0 / m.gain) if m is not None else cf
+        cg = cf * (1.0 + 1.0 / m.gain) if finite_gain_model(m) is not None else cf
         D = np.diag(self.s_x ** 2 * self.tau_s * (2.0 * kT * gsum + i2) / cg ** 2)
         if m is not None and self.needs_inverter.any():
             g1, g2 = 1.0 / m.r_inv_in_ohm, 1.0 / m.r_inv_fb_ohm

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...parts.opamp import output_current
+from ...parts.opamp import is_subckt, output_current
 from ...parts.settling import settling_metrics
 from .build import opamp_tags
 from .nonideal import NonidealOpampDesign
@@ -55,6 +55,8 @@ def circuit_arrays(design, plots: dict) -> dict[str, np.ndarray]:
     (t_supply_s, p_supply_w) and energy_supply_j."""
     if not isinstance(design, NonidealOpampDesign):
         return {}
+    if is_subckt(design.macro):   # the subcircuit's gain is not modelled: the realised matrix is not measured
+        return {}
     out: dict[str, np.ndarray] = {"A_effective": design.A_effective, "b_effective": design.b_effective}
     if design.macro is not None and "tran" in plots and output_current(plots["tran"].vectors, "I1") is not None:
         t, p = supply_power_w(plots["tran"], design)
@@ -65,8 +67,9 @@ def circuit_arrays(design, plots: dict) -> dict[str, np.ndarray]:
 def circuit_metrics(design, problem, arrays: dict) -> dict[str, float]:
     """Settling time (measured and predicted, tau and seconds) and energy of one run (module doc)."""
     out: dict[str, float] = settling_metrics(design, problem, arrays)
-    lam = np.linalg.eigvals(design.effective_sde().K)
-    out.update(lambda_min_effective=float(np.min(lam.real)), lambda_max_effective=float(np.max(lam.real)))
+    if not is_subckt(design.macro):   # a subcircuit op-amp's effective drift is not modelled: not reported
+        lam = np.linalg.eigvals(design.effective_sde().K)
+        out.update(lambda_min_effective=float(np.min(lam.real)), lambda_max_effective=float(np.max(lam.real)))
     t = np.asarray(arrays.get("t", np.zeros(0)), dtype=float)
     x = np.asarray(arrays.get("x", np.zeros((0, design.d))), dtype=float)
     if t.size:

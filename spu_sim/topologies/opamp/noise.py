@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ideal import LinearSDE, stationary_cov
+from ...parts.opamp import finite_gain_model
 from ...parts.summing_node_noise import SummingNodeNoise
 from .nonideal import NonidealOpampDesign
 
@@ -22,7 +23,8 @@ def _effective(design):
     """(K, C_i (d,), A0) of the drift .noise sees: the finite-gain model without the noise resistor."""
     if isinstance(design, NonidealOpampDesign):
         A, _, _ = design.effective_linear(include_noise_resistor=False)
-        a0 = design.macro.gain if design.macro is not None else np.inf
+        m = finite_gain_model(design.macro)
+        a0 = m.gain if m is not None else np.inf
         return A, design.c_f_farad, a0
     return design.A_realized, np.full(design.d, design.c_farad), np.inf
 

@@ -56,7 +56,7 @@ from ...ideal import LinearSDE
 from ...parts.element_values import (check_tolerance_draw, conductance_codes, element_errors, grid_codes, is_default,
                                      quantize_conductance, quantize_grid, temperature_factor)
 from ...parts.wires import check_wires
-from ...parts.opamp import MacroOpamp, draw_offsets, macro_notes, model_fields, offset_rng
+from ...parts.opamp import MacroOpamp, draw_offsets, finite_gain_model, has_opamp_model, macro_notes, model_fields, offset_rng
 from .build import coupling_arrays
 from .config import OpampCircuitConfig
 from .design import OpampDesign
@@ -156,9 +156,9 @@ class NonidealOpampDesign(OpampDesign):
 
     def effective_linear(self, include_noise_resistor: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(A_effective, b_effective, kappa_each_effective) of the quasi-static finite-gain model."""
-        if self.macro is None:
+        m = finite_gain_model(self.macro)
+        if m is None:    # ideal op-amps, or a subcircuit op-amp (not modelled: measured)
             return self.A_realized, self.b_realized, self.kappa_each
-        m = self.macro
         a0 = m.gain
         g, gin, gn = self._conductances(include_noise_resistor)
         g1, g2 = 1.0 / m.r_inv_in_ohm, 1.0 / m.r_inv_fb_ohm
@@ -246,7 +246,7 @@ def apply_opamp_nonidealities(design: OpampDesign, c: OpampCircuitConfig) -> Opa
         r_in = r_in * element_errors(s, "RIN", (d,), gr, lr, kind="R")
         r_noise = r_noise * element_errors(s, "RN", (d,), gr, lr, kind="R")
         cf = cf * element_errors(s, "C", (d,), gr, lr)
-        if oc.model == "macro":
+        if has_opamp_model(oc):
             f = element_errors(s, "RINV", (2, d), gr, lr, kind="R")
             r_inv_in, r_inv_fb = r_inv_in * f[0], r_inv_fb * f[1]
         exists = np.isfinite(design.r_ohm)
@@ -261,7 +261,7 @@ def apply_opamp_nonidealities(design: OpampDesign, c: OpampCircuitConfig) -> Opa
         r_inv_in, r_inv_fb = r_inv_in * fr, r_inv_fb * fr
         notes.update(temp_c=tmp.temp_c, r_factor=fr, c_factor=fc)
     macro = None
-    if oc.model == "macro":
+    if has_opamp_model(oc):
         offs = draw_offsets(oc, offset_rng(tol.seed), (2, d))
         macro = MacroOpamp(**model_fields(oc), offset_int_v=offs[0], offset_inv_v=offs[1], r_inv_in_ohm=r_inv_in,
                            r_inv_fb_ohm=r_inv_fb)
@@ -298,7 +298,7 @@ def macro_state_space(design) -> tuple[LinearSDE, np.ndarray]:
         C_i dq_i/dt = -sum_j G_ij (u_ij - s_i) - G_in (V_dac - s_i) + G_n s_i   (+ noise current)
         dw_j/dt = wp (A0 (osn_j - n_j) - w_j),  n_j = (G1 V_j + G2 w_j) / (G1 + G2)
     """
-    m = design.macro
+    m = finite_gain_model(design.macro)
     d = design.d
     if m is None or m.gbw_hz is None:
         raise ValueError("macro_state_space needs the macro op-amp model with a finite gbw_hz")

@@ -13,6 +13,7 @@ nonideal.py (tolerance, quantisation, temperature, macromodel), build.py (the ci
 from __future__ import annotations
 
 from ...parts.intrinsic_noise import intrinsic_from_config
+from ...parts.opamp import finite_gain_model
 from ...parts.settling import settling_metrics
 from ..base import TOPOLOGIES, Topology
 from ..intrinsic import with_intrinsic
@@ -51,7 +52,7 @@ class FactoredTopology(Topology):
         return c["n_resistors_total"] + 4 * stages + 4 * design.d + 10
 
     def circuit_arrays(self, design, problem, plots, arrays):
-        if design.macro is None:
+        if finite_gain_model(design.macro) is None:   # a subcircuit op-amp's realised matrix is not measured
             return {}
         return {"A_effective": design.A_effective, "b_effective": design.b_effective}
 

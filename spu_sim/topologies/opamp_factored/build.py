@@ -38,6 +38,7 @@ import numpy as np
 from ...circuit import CCCS, VCVS, Circuit, Comment, Resistor, VoltageSource
 from ...parts.amplifiers import integrator, macro_inverter, macro_summer, nullor_inverter, nullor_summer
 from ...parts.dacs import b_dacs
+from ...parts.opamp import cell_elements
 from ...parts.element_table import ArrayInfo, MissingElement
 from ...parts.noise_dacs import noise_dacs_into_sums
 from ..base import CircuitRequest
@@ -153,7 +154,7 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
         vz0 = pz @ vu0 + cz
     else:
         vu0 = vz0 = np.zeros(m_rows)
-    E: list = [Comment(f"{n} integrators")]
+    E: list = cell_elements(macro) + [Comment(f"{n} integrators")]
     for i in range(1, n + 1):
         E += integrator(i, design.c_f_farad[i - 1], design.x0_v[i - 1], macro,
                         0.0 if macro is None else macro.offset_v["int"][i - 1], comment=False)

@@ -53,6 +53,7 @@ import numpy as np
 from ...config import SimulationConfig
 from ...errors import DesignError
 from ...ideal import LinearSDE
+from ...parts.opamp import finite_gain_model
 from ..base import OuDesign
 from .config import FactoredCircuitConfig
 from .linear import drift_eigvals, macro_loop_stability, realized_factors, realized_parts, wired_arrays
@@ -200,7 +201,7 @@ class FactoredDesign(OuDesign):
         return float(np.mean(self.kappa_each))
 
     def _gain_factor(self) -> float:
-        return 1.0 if self.macro is None else 1.0 + 1.0 / self.macro.gain
+        return 1.0 if finite_gain_model(self.macro) is None else 1.0 + 1.0 / self.macro.gain
 
     def intrinsic_d(self) -> np.ndarray:
         """The intrinsic white diffusion in the judge (topologies.intrinsic; zeros when off or not modelled)."""
@@ -218,7 +219,7 @@ class FactoredDesign(OuDesign):
         return LinearSDE(self.A_realized, self.b_realized, np.diag(2.0 * self.kappa_each) + self.intrinsic_d())
 
     def effective_sde(self) -> LinearSDE:
-        if self.macro is None:
+        if finite_gain_model(self.macro) is None:   # ideal op-amps, or a subcircuit op-amp (not modelled)
             return self.realized_sde()
         return LinearSDE(self.A_effective, self.b_effective, np.diag(2.0 * self.kappa_each / self._gain_factor() ** 2))
 
@@ -265,7 +266,7 @@ class FactoredDesign(OuDesign):
         out.update(self.element_counts())
         if self.notes:
             out["nonideal"] = self.notes
-        if self.macro is not None and self.macro.gbw_hz is not None and self.d <= DENSE_EIG_MAX_N:
+        if finite_gain_model(self.macro) is not None and self.macro.gbw_hz is not None and self.d <= DENSE_EIG_MAX_N:
             out.update(macro_loop_stability(self))   # the summers' and integrators' poles in the loop
         return out
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...circuit import ResistorArray
+from ...parts.opamp import finite_gain_model
 
 ARRAYS = (("J", "RJ", "r_j_ohm", "s_j", "x", "su"), ("H", "RH", "r_h_ohm", "s_h", "u", "sz"),
           ("T", "RT", "r_t_ohm", "s_t", "z", "sum"))   # key, element prefix, values, signs, source, destination
@@ -123,7 +124,7 @@ def _inverter(design, group: str, n: int, effective: bool):
     if m is None:
         return np.ones(n), np.zeros(n)
     g1, g2 = 1.0 / m.r_inv_in_ohm["inv_" + group], 1.0 / m.r_inv_fb_ohm["inv_" + group]
-    if not effective:
+    if not effective or m.cell is not None:     # ideal op-amps, or a subcircuit op-amp (not modelled)
         return g1 / g2, np.zeros(n)
     a0 = m.gain
     den = g1 + g2 + a0 * g2
@@ -131,7 +132,7 @@ def _inverter(design, group: str, n: int, effective: bool):
 
 
 def _a0_os(design, group: str, n: int, effective: bool):
-    if effective and design.macro is not None:
+    if effective and finite_gain_model(design.macro) is not None:
         return design.macro.gain, design.macro.offset_v[group]
     return np.inf, np.zeros(n)
 

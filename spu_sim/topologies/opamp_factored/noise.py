@@ -17,13 +17,14 @@ import numpy as np
 
 from ...errors import BadInputError
 from ...ideal import LinearSDE, stationary_cov
+from ...parts.opamp import finite_gain_model
 from ...parts.summing_node_noise import SummingNodeNoise
 from .linear import _g, stage_maps
 
 
 class FactoredNoise(SummingNodeNoise):
     def theory(self, design, kT: float, element_noise: bool) -> dict:
-        eff = design.macro is not None
+        eff = finite_gain_model(design.macro) is not None
         L, P, dg, _ = design.factors_realized(eff)
         K = L @ P + np.diag(dg)
         gain_fac = 1.0 if not eff else 1.0 + 1.0 / design.macro.gain

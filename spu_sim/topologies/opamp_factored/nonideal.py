@@ -26,7 +26,7 @@ from ...errors import DesignError
 from ...parts.element_values import (element_errors, is_default, quantize_grid, quantize_resistor_groups,
                                      temperature_factor)
 from ...parts.wires import check_wires
-from ...parts.opamp import OpampModel, draw_offsets, macro_notes, model_fields, offset_rng
+from ...parts.opamp import OpampModel, draw_offsets, finite_gain_model, has_opamp_model, macro_notes, model_fields, offset_rng
 from .config import FactoredCircuitConfig
 from .design import DENSE_EIG_MAX_N, FactoredDesign
 from .linear import drift_eigvals
@@ -75,7 +75,7 @@ def apply_factored_nonidealities(design: FactoredDesign, c: FactoredCircuitConfi
                          ("r_fz_ohm", "RFZ"), ("r_leak_ohm", "RLEAK"), ("r_in_ohm", "RIN"), ("r_noise_ohm", "RN")):
             v[key] = v[key] * element_errors(s, grp, v[key].shape, gr, lr, kind="R")
         v["c_f_farad"] = v["c_f_farad"] * element_errors(s, "C", (n,), gr, lr)
-        if oc.model == "macro":
+        if has_opamp_model(oc):
             for g, k in sizes.items():
                 f = element_errors(s, "RINV_" + g, (2, k), gr, lr, kind="R")
                 r1[g], r2[g] = r1[g] * f[0], r2[g] * f[1]
@@ -91,7 +91,7 @@ def apply_factored_nonidealities(design: FactoredDesign, c: FactoredCircuitConfi
         r2 = {g: x * fr for g, x in r2.items()}
         notes.update(temp_c=tmp.temp_c, r_factor=fr, c_factor=fc)
     macro = None
-    if oc.model == "macro":
+    if has_opamp_model(oc):
         rng = offset_rng(tol.seed)
         offs = {g: draw_offsets(oc, rng, n if g in ("int", "inv_x") else m) for g in OPAMP_GROUPS}
         macro = FactoredMacro(**model_fields(oc), offset_v=offs, r_inv_in_ohm=r1, r_inv_fb_ohm=r2)
@@ -105,7 +105,7 @@ def apply_factored_nonidealities(design: FactoredDesign, c: FactoredCircuitConfi
                                r_nominal={key: np.asarray(getattr(design, key)) for key in arrays.values()},
                                wires=(wires.r_ohm_per_segment, wires.c_farad_per_segment) if wires.on else None)
     if n <= DENSE_EIG_MAX_N:
-        lam = drift_eigvals(*real.factors_realized(macro is not None)[:3])
+        lam = drift_eigvals(*real.factors_realized(finite_gain_model(macro) is not None)[:3])
         if wires.on and np.any(lam.real <= 0):
             raise DesignError(f"circuit.wires.r_ohm_per_segment = {wires.r_ohm_per_segment:g} ohm: the IR drop of the "
                               f"lines makes the realised drift unstable (eigenvalue {lam.real.min():.3g} <= 0); lower "

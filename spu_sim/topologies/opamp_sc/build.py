@@ -32,7 +32,7 @@ from ...parts.dacs import dac
 from ...parts.element_table import ElementInfo, MissingElement
 from ...parts.element_values import group_rng
 from ...parts.noise_dacs import noise_dacs
-from ...parts.opamp import output_current_saves
+from ...parts.opamp import cell_elements, output_current_saves
 from ..base import CircuitRequest
 from ..elements import header_tail, nonideal_header
 from .design import OpampScDesign, bit_mask
@@ -138,9 +138,9 @@ def build_circuit(design: OpampScDesign, request: CircuitRequest) -> Circuit:
     noisy = tran and request.noise_u is not None
     n_periods = int(np.ceil(request.t_stop_s / T)) + 2
     n_half = 2 * n_periods
-    E: list = []
-    add = E.append
     macro = design.macro
+    E: list = cell_elements(macro)
+    add = E.append
     for i in range(1, d + 1):
         E.extend(integrator(i, design.c_f_farad[i - 1], design.x0_v[i - 1], macro,
                             0.0 if macro is None else macro.offset_int_v[i - 1]))
@@ -179,7 +179,7 @@ def build_circuit(design: OpampScDesign, request: CircuitRequest) -> Circuit:
         notes.append("no .op: switched-capacitor branches have no DC path; the discrete-time theory gives the mean")
     if tran:
         analyses.append(Tran(request.step_s, request.t_stop_s, T / 2))
-    saves = [f"v(x{i})" for i in range(1, d + 1)] + ["v(phi1)", "v(phi2)"] + output_current_saves(
+    saves = [f"v(x{i})" for i in range(1, d + 1)] + ["v(phi1)", "v(phi2)"] + output_current_saves(macro,
         [f"I{i}" for i in range(1, d + 1)] if macro is not None else [])
     return Circuit(title=f"spu-sim switched-capacitor op-amp integrator SPU, d = {d}", header=header(design),
                    elements=E, readout_nodes=list(design.readout_nodes), analyses=analyses,

@@ -51,7 +51,7 @@ from ...errors import DesignError
 from ...ideal import LinearSDE
 from ...problems import Problem
 from ...parts.element_values import element_errors, quantize_grid, temperature_factor
-from ...parts.opamp import MacroOpamp, draw_offsets, model_fields, offset_rng
+from ...parts.opamp import MacroOpamp, draw_offsets, has_opamp_model, macro_notes, model_fields, offset_rng
 from ..base import OuDesign
 from . import discrete
 from .config import OpampScCircuitConfig, SwitchedCapConfig
@@ -268,7 +268,7 @@ class OpampScDesign(OuDesign):
 
 def _macro(c: OpampScCircuitConfig, d: int) -> MacroOpamp | None:
     oc = c.opamp
-    if oc.model != "macro":
+    if not has_opamp_model(oc):
         return None
     offs = draw_offsets(oc, offset_rng(c.tolerance.seed), (2, d))
     ones = np.ones(d)
@@ -363,7 +363,7 @@ def design_opamp_sc(problem: Problem, circuit: OpampScCircuitConfig, sim: Simula
         c_n, u = np.zeros(d), 0.0
     macro = _macro(circuit, d)
     if macro is not None:
-        notes.update(opamp="macro", gain=macro.gain, gbw_hz=macro.gbw_hz)
+        notes.update(macro_notes(circuit.opamp) if macro.cell is not None else dict(opamp="macro", gain=macro.gain, gbw_hz=macro.gbw_hz))
     for k in ("c_overlap_farad", "q_injection_c"):
         if getattr(sc, k):
             notes[k] = getattr(sc, k)

@@ -28,7 +28,7 @@ from ...parts.amplifiers import integrator, macro_inverter, macro_summer, nullor
 from ...parts.dacs import b_dacs, resistor_dac
 from ...parts.element_table import ElementInfo, MissingElement
 from ...parts.noise_dacs import noise_dacs_into_sums
-from ...parts.opamp import output_current_saves
+from ...parts.opamp import cell_elements, output_current_saves
 from ..base import CircuitRequest
 from ..elements import header_tail, notes_lines
 
@@ -42,7 +42,7 @@ def header(design) -> list[str]:
          f"Scaling: s_th = {design.s_th:.6g} [theta]/V; line scale {design.s_line:.6g} per V;"
          f" tau = {design.tau_s:.6g} s; C_f = {design.c_nominal:.6g} F",
          f"Elements: {desc['n_resistors']} resistors in [{desc['r_min_used_ohm']:.6g}, {desc['r_max_used_ohm']:.6g}]"
-         f" ohm; {design.n_opamps} op-amps ({'ideal nullors' if design.macro is None else 'macromodels'})"]
+         f" ohm; {design.n_opamps} op-amps ({'ideal nullors' if design.macro is None else 'macromodels' if design.macro.cell is None else 'subcircuit X<tag> instances of ' + design.macro.cell.name})"]
     if design.link is not None:
         H.append(f"Sigmoid element: {design.link} (full scale {design.v_sig:.6g} V)")
     if design.has_noise:
@@ -135,8 +135,8 @@ def _wired(design, attr: str) -> list:
 def build_circuit(design, request: CircuitRequest, line_output: LineOutput = residual_output) -> Circuit:
     """The whole posterior sampler for the requested analyses."""
     d, n = design.d, design.n
-    E: list = []
     macro = design.macro
+    E: list = cell_elements(macro)
     for i in range(1, d + 1):
         E.extend(integrator(i, design.c_f[i - 1], design.x0_v[i - 1], macro,
                             0.0 if macro is None else macro.offset_int_v[i - 1]))
@@ -180,4 +180,4 @@ def build_circuit(design, request: CircuitRequest, line_output: LineOutput = res
                    elements=E, readout_nodes=list(design.readout_nodes), analyses=analyses,
                    options={"reltol": request.reltol},
                    saves=[f"v(x{i})" for i in range(1, d + 1)] + [f"v(r{k})" for k in range(1, n + 1)]
-                   + [f"v({o})" for o in outs if not o.startswith("r")] + output_current_saves(opamp_tags(design)))
+                   + [f"v({o})" for o in outs if not o.startswith("r")] + output_current_saves(macro, opamp_tags(design)))

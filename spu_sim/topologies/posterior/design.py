@@ -282,7 +282,7 @@ class PosteriorDesign(OuDesign):
                 "n_resistors": int(sum(r.size for r in rs) + self.n + np.isfinite(self.r_y).sum()
                                    + np.isfinite(self.r_in).sum()),
                 "r_min_used_ohm": float(allr.min()), "r_max_used_ohm": float(allr.max()),
-                "n_opamps": self.n_opamps, "opamp": "ideal" if self.macro is None else "macro", "pruned_entries": len(self.pruned), "dropped_entries": len(self.dropped), "v_swing_v": self.v_swing_v,
+                "n_opamps": self.n_opamps, "opamp": "ideal" if self.macro is None else "macro" if self.macro.cell is None else self.macro.cell.label, "pruned_entries": len(self.pruned), "dropped_entries": len(self.dropped), "v_swing_v": self.v_swing_v,
                 "data_source": self.problem.data.source, "nonideal": self.notes}
 
 

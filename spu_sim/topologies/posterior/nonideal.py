@@ -27,7 +27,7 @@ import numpy as np
 
 from ...errors import DesignError
 from ...parts.element_values import element_errors, quantize_grid, quantize_resistor_groups, temperature_factor
-from ...parts.opamp import MacroOpamp, draw_offsets, macro_notes, model_fields, offset_rng
+from ...parts.opamp import MacroOpamp, draw_offsets, has_opamp_model, macro_notes, model_fields, offset_rng
 from ...parts.wires import check_wires
 from .design import PosteriorDesign
 
@@ -85,7 +85,7 @@ def apply_posterior_nonidealities(design: PosteriorDesign, c) -> PosteriorDesign
         c_f = c_f * fc
         notes.update(temp_c=tmp.temp_c, r_factor=fr, c_factor=fc)
     macro = None
-    if c.opamp.model == "macro":
+    if has_opamp_model(c.opamp):
         macro = _macro(design, c, fr)
         notes.update(macro_notes(c.opamp))
     wires = c.wires
