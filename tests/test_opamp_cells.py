@@ -8,11 +8,14 @@ models (the optional extra ``pdk``, installed by scripts/setup.sh; without it th
   DC-feedback trick: 1 Tohm instead of an inductor) within 2 % (tolerance below);
 - the loaded gain equals A0 R_L / (R_L + r_out) (the Thevenin output the macromodel realises) within 1 %;
 - opamp_macro.yaml is a circuit.opamp section the run config accepts;
-- a missing PDK, a user subcircuit and an unknown corner exit 2 with one line, before ngspice runs.
+- a missing PDK, a user subcircuit and an unknown corner exit 2 with one line, before ngspice runs;
+- a d = 2 SPU built of sky130_miller (circuit.opamp.model: sky130_miller, spu_sim.parts.subckt_opamp) reaches at .op
+  the equilibrium that the characterised macromodel predicts (the same design with the characterised section).
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.metadata
 import os
 from pathlib import Path
@@ -26,6 +29,7 @@ from spu_sim.cli import main
 from spu_sim.config.base import read_yaml
 from spu_sim.engines.ngspice_subprocess import NgspiceSubprocess
 from spu_sim.parts.opamp_cells import CELL_NAMES, SHIPPED, cell_spec
+from spu_sim.pipeline import simulate
 from spu_sim.run_config import load_run_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,3 +172,40 @@ def test_bad_characterise_config_exits_2_with_one_line(capsys, tmp_path, opamp, 
     path.write_text(yaml.safe_dump({"circuit": {"opamp": opamp}}))
     err = _one_line_exit_2(capsys, ["characterise", str(path), "--out", str(tmp_path / "out")])
     assert words in err
+
+
+SPU_D2 = {"problem": {"matrix": [[2.0, -0.5], [-0.5, 1.5]], "vector": [0.4, -0.3], "kappa": 0.0},
+          "circuit": {"topology": "opamp", "integrator": {"c_farad": 1e-9, "r_min_ohm": 2e4, "r_max_ohm": 1e7,
+                                                          "v_swing_v": 0.5, "v_dac_max_v": 0.5},
+                      "opamp": {"model": "sky130_miller"}},
+          "simulation": {"analyses": ["op"], "backend": "ngspice-subprocess"}}
+
+
+@pytest.mark.ngspice
+def test_transistor_level_spu_op_is_what_the_characterised_macromodel_predicts(characterised):
+    """x_op of the d = 2 SPU with four sky130_miller cells against x_op of the same design with the characterised
+    macromodel (its DC keys: gain, offset, r_out; no noise keys, no swing clip, both far from the outputs here):
+    the macromodel linearises the cell at 0 V output, so what it misses is the change of gain and offset over the
+    outputs (|x| <= 0.17 V of a +/-0.85 V swing). Acceptance: the macromodel explains at least 75 % of the
+    transistor-level deviation from A^-1 b (measured: 92 %), and that deviation is far above ngspice's tolerance."""
+    m, _, _ = characterised
+    section = {k: v for k, v in m["opamp_section"].items()
+               if k not in ("en_v_per_rthz", "in_a_per_rthz", "flicker_corner_hz", "v_out_max_v")}
+    r_cell = simulate(SPU_D2)
+    macro = copy.deepcopy(SPU_D2)
+    macro["circuit"]["opamp"] = section
+    r_macro = simulate(macro)
+    x_star = r_cell["x_star"]
+    predicted = np.linalg.norm(r_macro["x_op"] - x_star)
+    assert predicted > 1e-3 * np.linalg.norm(x_star)          # the op-amps' effect, far above reltol 1e-4
+    assert np.linalg.norm(r_cell["x_op"] - r_macro["x_op"]) <= 0.25 * predicted
+
+
+def test_shipped_cell_with_other_supplies_exits_2_with_one_line(capsys, tmp_path):
+    needs_pdk("sky130_miller")
+    cfg = copy.deepcopy(SPU_D2)
+    cfg["circuit"]["opamp"]["supply_v"] = 2.5
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    err = _one_line_exit_2(capsys, ["simulate", str(path), "--out", str(tmp_path / "out")])
+    assert "circuit.opamp.supply_v: cell sky130_miller is designed for +/-0.9 V" in err
