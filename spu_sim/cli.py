@@ -220,7 +220,7 @@ def cmd_crosscheck(a) -> int:
 
 def cmd_characterise(a) -> int:
     m = run_characterise(a.config, a.out)
-    print(f"{m['cell']} ({m['pdk_package']}, corner {m['corner']}, {m['temp_c']:g} C) on {m['engine']}, "
+    print(f"{m['cell']} ({m['source']}, corner {m['corner']}, {m['temp_c']:g} C) on {m['engine']}, "
           f"{m['engine_s']:.2f} s:")
     for line in characterise_key_numbers(m):
         print(line)
@@ -342,8 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
             "noise: .op and path differences (in stationary sd), statistics, run times and their ratio, a plot")
     x.add_argument("--reference", default=None, help="the sign-off engine (default: the config's ngspice engine)")
     x.add_argument("--candidate", default="linear", help="the engine judged against it (default: linear)")
-    add("characterise", cmd_characterise, "characterise a transistor-level op-amp cell (circuit.opamp.model: "
-        "sky130_miller, sky130_ota5t, gf180_miller) in ngspice: gain, GBW, offset, swing, noise, r_out, quiescent "
+    add("characterise", cmd_characterise, "characterise a transistor-level op-amp (circuit.opamp.model: "
+        "sky130_miller, sky130_ota5t, gf180_miller, or subckt with circuit.opamp.subckt) in ngspice: gain, GBW, offset, swing, noise, r_out, quiescent "
         "current, written as a ready circuit.opamp macromodel section (opamp_macro.yaml) with Bode, noise and swing "
         "plots")
     add("posterior", cmd_posterior, "sample a Bayesian posterior with a posterior_gaussian / posterior_logistic "

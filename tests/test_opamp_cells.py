@@ -8,7 +8,9 @@ models (the optional extra ``pdk``, installed by scripts/setup.sh; without it th
   DC-feedback trick: 1 Tohm instead of an inductor) within 2 % (tolerance below);
 - the loaded gain equals A0 R_L / (R_L + r_out) (the Thevenin output the macromodel realises) within 1 %;
 - opamp_macro.yaml is a circuit.opamp section the run config accepts;
-- a missing PDK, a user subcircuit and an unknown corner exit 2 with one line, before ngspice runs;
+- characterise recovers the known values of a user's behavioural subcircuit (model: subckt);
+- a missing PDK, a bad op-amp choice, an unknown corner and a missing subcircuit file exit 2 with one line, before
+  ngspice runs;
 - a d = 2 SPU built of sky130_miller (circuit.opamp.model: sky130_miller, spu_sim.parts.subckt_opamp) reaches at .op
   the equilibrium that the characterised macromodel predicts (the same design with the characterised section).
 """
@@ -162,9 +164,11 @@ def test_missing_pdk_exits_2_with_one_line(capsys, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("opamp, words", [
-    ({"model": "subckt"}, "circuit.opamp.model"),
+    ({"model": "subckt"}, "model: subckt needs circuit.opamp.subckt"),
     ({"model": "macro"}, "not a transistor-level op-amp"),
-    ({"model": "sky130_miller", "corner": "xx"}, "circuit.opamp.corner"),
+    ({"model": "sky130_miller", "corner": "xx"}, "is not a corner of sky130_miller"),
+    ({"model": "subckt", "supply_v": 1.0, "subckt": {"file": "nowhere.sub", "name": "a", "pins": {
+        "inp": "a", "inn": "b", "out": "c", "vdd": "d", "vss": "e"}}}, "circuit.opamp.subckt.file"),
     ({"model": "sky130_miller", "gain": 1e4}, "circuit.opamp.gain: unknown key"),
 ])
 def test_bad_characterise_config_exits_2_with_one_line(capsys, tmp_path, opamp, words):
@@ -209,3 +213,28 @@ def test_shipped_cell_with_other_supplies_exits_2_with_one_line(capsys, tmp_path
     path.write_text(yaml.safe_dump(cfg))
     err = _one_line_exit_2(capsys, ["simulate", str(path), "--out", str(tmp_path / "out")])
     assert "circuit.opamp.supply_v: cell sky130_miller is designed for +/-0.9 V" in err
+
+
+@pytest.mark.ngspice
+def test_characterise_recovers_a_users_single_pole_subcircuit(tmp_path):
+    """model: subckt with a behavioural op-amp of known values written here (pins in another order than the roles):
+    transconductance gm = 1 mS into R1 = 10 Mohm || C1 (A0 = gm R1 = 1e4, pole 1 kHz, GBW = gm / (2 pi C1) = 10 MHz),
+    a unity buffer and R_O = 100 ohm. characterise must return them: the open-loop bench and the single-pole fit
+    are exact for this circuit up to the buffer-load pole, absent here (c_load_farad 0), so 1e-3 is ngspice's
+    AC accuracy with margin."""
+    gm, r1, r_o, gbw = 1e-3, 1e7, 100.0, 1e7
+    c1 = gm / (2 * np.pi * gbw)
+    (tmp_path / "amp.sub").write_text(
+        f".subckt myamp o vn vp n p\nG1 0 x p n {gm}\nR1 x 0 {r1}\nC1 x 0 {c1:.9e}\nE1 y 0 x 0 1\nRO y o {r_o}\n"
+        ".ends myamp\n")
+    cfg = {"circuit": {"opamp": {"model": "subckt", "supply_v": 1.0, "subckt": {
+        "file": str(tmp_path / "amp.sub"), "name": "myamp",
+        "pins": {"inp": "p", "inn": "n", "out": "o", "vdd": "vp", "vss": "vn"}}}},
+        "characterise": {"c_load_farad": 0.0, "f_stop_hz": 1e8, "points_per_decade": 10}}
+    m = run_characterise(cfg, tmp_path / "out")
+    assert m["cell"] == "myamp" and m["source"] == f"user subcircuit {tmp_path / 'amp.sub'}"
+    assert m["gain"] == pytest.approx(gm * r1, rel=1e-3)
+    assert m["gbw_hz"] == pytest.approx(gbw, rel=1e-3)
+    assert m["r_out_ohm"] == pytest.approx(r_o, rel=1e-3)
+    assert m["gain_loaded"] == pytest.approx(gm * r1 * 2e4 / (2e4 + r_o), rel=1e-3)
+    assert abs(m["offset_v"]) < 1e-9 and m["i_quiescent_a"] == pytest.approx(0.0, abs=1e-12)

@@ -3,12 +3,13 @@
     metrics = run_characterise("configs/characterise_sky130_miller.yaml", "runs/char")
     # CLI: spu-sim characterise CONFIG --out DIR
 
-CONFIG names the cell in ``circuit.opamp.model`` (a shipped cell of spu_sim.parts.opamp_cells: sky130_miller,
-sky130_ota5t, gf180_miller; ``circuit.opamp.corner``: tt, ff, ss, fs, sf), the temperature in
-``circuit.temperature.temp_c`` (``.temp``) and the testbench in the optional ``characterise`` section. The other
-sections of an SPU config (problem, simulation, readout, the rest of circuit) may be present and are not read, so
-the file that characterises a cell can be the file that runs it. (A user's own subcircuit, ``circuit.opamp.model:
-subckt``, is not characterised by this version: only the shipped cells.)
+CONFIG names the op-amp in ``circuit.opamp.model``: a shipped cell of spu_sim.parts.opamp_cells (sky130_miller,
+sky130_ota5t, gf180_miller; ``circuit.opamp.corner``: tt, ff, ss, fs, sf) or ``subckt``, the designer's own
+subcircuit (``circuit.opamp.subckt: {file, name, pins: {inp, inn, out, vdd, vss}}``, its rails ``supply_v``
+(required) and optionally ``corner``, a ``.lib`` section of the file; scanned by spu_sim.parts.subckt_opamp exactly as
+for a run). The temperature is ``circuit.temperature.temp_c`` (``.temp``), the testbench the optional
+``characterise`` section. The other sections of an SPU config (problem, simulation, readout, the rest of circuit)
+may be present and are not read, so the file that characterises an op-amp can be the file that runs it.
 
 One netlist, one ngspice run (the process models load once), six copies of the cell on shared ideal supplies
 vdd = +supply_v, vss = -supply_v (each bench is its own circuit; ideal supplies couple nothing):
@@ -57,8 +58,9 @@ from __future__ import annotations
 import math
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import yaml
@@ -70,8 +72,9 @@ from ..config.base import finite as _finite, read_yaml
 from ..engines.ngspice_subprocess import NgspiceSubprocess
 from ..engines.progress import elapsed_line
 from ..errors import BadInputError, ConfigError, ResultError
-from ..parts.config import OpampConfig, TemperatureConfig
-from ..parts.opamp_cells import CELL_NAMES, CORNERS, CellSpec, cell_spec
+from ..parts.config import OpampConfig, SubcktConfig, TemperatureConfig
+from ..parts.opamp_cells import CELL_NAMES, CORNERS, cell_spec
+from ..parts.subckt_opamp import PIN_ROLES, subckt_from_config
 from ..pipeline import staged
 from ..plotting import pyplot, save_png
 
@@ -88,21 +91,74 @@ SECTIONS_NOT_READ = ("problem", "simulation", "readout")
 
 
 class CellChoice(Strict):
-    """``circuit.opamp`` for characterise: a shipped cell and its process corner."""
+    """``circuit.opamp`` for characterise: a shipped cell and its process corner, or ``model: subckt`` with the
+    designer's ``subckt`` section, its rails ``supply_v`` and optionally a ``.lib`` section ``corner``."""
 
-    model: Literal[CELL_NAMES]   # type: ignore[valid-type]
-    corner: Literal[CORNERS] = "tt"   # type: ignore[valid-type]
+    model: str
+    corner: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
+    subckt: SubcktConfig | None = None
+    supply_v: float | None = Field(default=None, gt=0)
 
-    @field_validator("model", mode="before")
-    @classmethod
-    def _subckt(cls, v: Any) -> Any:
-        if v == "subckt":
-            raise ValueError("a user's own subcircuit (model: subckt) is not characterised by this version; "
-                             f"characterise one of the shipped cells: {', '.join(CELL_NAMES)}")
-        if v in ("ideal", "macro"):
-            raise ValueError(f"{v!r} is not a transistor-level op-amp (nothing to characterise); choose one of: "
-                             f"{', '.join(CELL_NAMES)}")
-        return v
+    @model_validator(mode="after")
+    def _choice(self) -> "CellChoice":
+        cells = ", ".join(CELL_NAMES)
+        if self.model in ("ideal", "macro"):
+            raise ValueError(f"model: {self.model!r} is not a transistor-level op-amp (nothing to characterise); "
+                             f"choose one of: {cells}, subckt")
+        if self.model == "subckt":
+            if self.subckt is None:
+                raise ValueError("model: subckt needs circuit.opamp.subckt: {file, name, pins: {inp, inn, out, vdd, vss}}")
+            if self.supply_v is None:
+                raise ValueError("model: subckt needs circuit.opamp.supply_v, the magnitude of its rails (vdd = "
+                                 "+supply_v, vss = -supply_v)")
+            return self
+        if self.model not in CELL_NAMES:
+            raise ValueError(f"model: {self.model!r} is not a shipped op-amp cell; choose one of: {cells}, subckt")
+        if self.subckt is not None:
+            raise ValueError(f"subckt is the designer's op-amp of model: subckt (model is {self.model}); remove it")
+        if self.supply_v is not None:
+            raise ValueError(f"supply_v: cell {self.model} has its own supplies; remove circuit.opamp.supply_v")
+        if self.corner is not None and self.corner not in CORNERS:
+            raise ValueError(f"corner: {self.corner!r} is not a corner of {self.model}; choose one of: "
+                             f"{', '.join(CORNERS)}")
+        return self
+
+
+@dataclass(frozen=True)
+class BenchCell:
+    """The op-amp as the testbench needs it: the netlist lines that load it, its pins' roles in its ``.subckt`` line
+    order, its rails, the ngspice variables it asks for, and what it is (for metrics and the header)."""
+
+    name: str              # the cell name, or the subcircuit's name (model: subckt)
+    summary: str
+    source: str            # the PDK package (shipped cell) or "user subcircuit <file>"
+    file: str
+    subckt: str
+    supply_v: float
+    corner: str | None
+    lines: tuple
+    pin_roles: tuple = PIN_ROLES
+    args: tuple = ()
+    spiceinit: str = ""
+
+    def instance(self, tag: str, inp: str, inn: str, out: str, vdd: str, vss: str) -> str:
+        node = {"inp": inp, "inn": inn, "out": out, "vdd": vdd, "vss": vss}
+        return f"X{tag} {' '.join(node[r] for r in self.pin_roles)} {self.subckt}"
+
+
+def bench_cell(oc: CellChoice) -> BenchCell:
+    """The BenchCell of circuit.opamp, its files checked before anything runs (BadInputError: a missing PDK, a
+    subcircuit file that fails the pre-flight scan of spu_sim.parts.subckt_opamp)."""
+    if oc.model == "subckt":
+        sub = subckt_from_config(OpampConfig(model="subckt", subckt=oc.subckt, supply_v=oc.supply_v, corner=oc.corner))
+        line = f'.lib "{sub.file}" {sub.section}' if sub.section else f'.include "{sub.file}"'
+        return BenchCell(sub.name, "the designer's subcircuit", f"user subcircuit {sub.file}", sub.file, sub.name,
+                         sub.supply_v, sub.section, (line,), sub.pin_roles)
+    spec = cell_spec(oc.model)
+    corner = oc.corner or spec.default_corner
+    return BenchCell(spec.name, spec.summary, f"{spec.process.distribution}=={spec.process.version}", str(spec.file),
+                     spec.subckt, spec.supply_v, corner, tuple(spec.model_lines(corner)), spec.pins,
+                     tuple(spec.ngspice_args()), spec.spiceinit_text())
 
 
 class CharacteriseCircuit(Strict):
@@ -168,18 +224,18 @@ def load_characterise_config(source: str | Path | dict) -> CharacteriseConfig:
 
 # ---------------------------------------------------------------- the testbench netlist
 
-def format_testbench(spec: CellSpec, cfg: CharacteriseConfig) -> str:
+def format_testbench(spec: BenchCell, cfg: CharacteriseConfig) -> str:
     """The whole testbench netlist (module doc)."""
-    s, oc, ch = spec.supply_v, cfg.circuit.opamp, cfg.characterise
+    s, ch = spec.supply_v, cfg.characterise
     x = spec.instance
     sweep_v = 1.5 * s
     step_v = sweep_v / 300
     band = f"dec {ch.points_per_decade} {ch.f_start_hz:.6g} {ch.f_stop_hz:.6g}"
-    run = " ".join(["ngspice", *spec.ngspice_args(), "-b", NETLIST])
-    L = [f"* spu-sim characterise: {spec.name} ({spec.summary}), corner {oc.corner}, "
+    run = " ".join(["ngspice", *spec.args, "-b", NETLIST])
+    L = [f"* spu-sim characterise: {spec.name} ({spec.summary}), corner {spec.corner}, "
          f"{cfg.circuit.temperature.temp_c:g} C",
          f"* Run: {run} (in this folder) writes {RAW}", "",
-         *spec.model_lines(oc.corner), "",
+         *spec.lines, "",
          f"VDD vdd 0 {s:.6g}", f"VSS vss 0 {-s:.6g}", "",
          "* OL: open loop for AC (LOL closes the DC loop, COL holds inn at AC ground)",
          x("OL", "olp", "oln", "olo", "vdd", "vss"),
@@ -218,7 +274,7 @@ def format_testbench(spec: CellSpec, cfg: CharacteriseConfig) -> str:
     return "\n".join(L) + "\n"
 
 
-def run_testbench(spec: CellSpec, cfg: CharacteriseConfig, folder: Path) -> dict:
+def run_testbench(spec: BenchCell, cfg: CharacteriseConfig, folder: Path) -> dict:
     """Write folder/characterise.cir, run it in folder/characterise_run (with the cell's .spiceinit) and return the
     plots (op, ac, dc, noise_0 = the voltage noise, noise_1 = the current noise: ngspice's plots in reverse order
     of the noise commands, spu_sim.engines.raw.number_noise_plots)."""
@@ -228,8 +284,8 @@ def run_testbench(spec: CellSpec, cfg: CharacteriseConfig, folder: Path) -> dict
     run_dir.mkdir(exist_ok=True)
     try:
         io.atomic_write_text(run_dir / NETLIST, text)
-        if spec.spiceinit_text():
-            io.atomic_write_text(run_dir / ".spiceinit", spec.spiceinit_text())
+        if spec.spiceinit:
+            io.atomic_write_text(run_dir / ".spiceinit", spec.spiceinit)
         return NgspiceSubprocess().run_netlist(run_dir / NETLIST, timeout_s=cfg.characterise.timeout_s)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -294,7 +350,7 @@ def swing_limits(v_in: np.ndarray, v_out: np.ndarray, tol_v: float) -> tuple[flo
     return float(vals.min()), float(vals.max())
 
 
-def analyse(plots: dict, spec: CellSpec, cfg: CharacteriseConfig) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def analyse(plots: dict, spec: BenchCell, cfg: CharacteriseConfig) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(metrics, arrays) from the testbench plots (module doc)."""
     ch = cfg.characterise
     op, ac, dc = plots["op"], plots["ac"], plots["dc"]
@@ -338,8 +394,7 @@ def analyse(plots: dict, spec: CellSpec, cfg: CharacteriseConfig) -> tuple[dict[
         raise ResultError(f"characterise: the fitted section is not a valid circuit.opamp ({e}); the cell does not "
                           "behave as an op-amp at this corner/temperature") from None
     metrics: dict[str, Any] = {
-        "cell": spec.name, "subckt_file": str(spec.file), "process": spec.process.name,
-        "pdk_package": f"{spec.process.distribution}=={spec.process.version}", "corner": cfg.circuit.opamp.corner,
+        "cell": spec.name, "subckt_file": spec.file, "source": spec.source, "corner": spec.corner,
         "temp_c": cfg.circuit.temperature.temp_c, "engine": ENGINE,
         "gain": float(gain), "gain_db": float(20 * np.log10(gain)), "gbw_hz": float(gbw),
         "unity_gain_hz": f_u, "phase_margin_deg": pm_deg, "c_load_farad": ch.c_load_farad,
@@ -384,7 +439,7 @@ KEY_NUMBERS: tuple[tuple[str, str, str], ...] = (
 def format_macro_yaml(metrics: dict[str, Any]) -> str:
     """opamp_macro.yaml: a ready ``circuit.opamp`` section, with a header naming the cell, corner and temperature."""
     head = (f"# circuit.opamp of the macromodel, characterised by spu-sim characterise from {metrics['cell']} "
-            f"({metrics['pdk_package']}, corner {metrics['corner']}, {metrics['temp_c']:g} C) on {metrics['engine']}.\n"
+            f"({metrics['source']}, corner {metrics['corner']}, {metrics['temp_c']:g} C) on {metrics['engine']}.\n"
             f"# Paste it into an SPU config (it replaces circuit.opamp) to run the same design at scale on the linear\n"
             f"# engine. Open-loop loaded gain into {metrics['r_load_ohm']:g} ohm: {metrics['gain_loaded']:.4g} "
             f"(A0 R_L / (R_L + r_out) predicts {metrics['gain_loaded_predicted']:.4g}).\n")
@@ -396,8 +451,7 @@ def run_characterise(config: str | Path | dict, out_dir: str | Path) -> dict[str
     characterise.npz, characterise_config.yaml, bode.png, noise.png, swing.png. The config and the process models
     are checked before anything runs. Returns the metrics."""
     cfg = load_characterise_config(config)
-    spec = cell_spec(cfg.circuit.opamp.model)
-    spec.model_lines(cfg.circuit.opamp.corner)      # the model files exist (BadInputError otherwise)
+    spec = bench_cell(cfg.circuit.opamp)           # the files exist and pass the scan (BadInputError otherwise)
 
     def work(stage: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
