@@ -174,6 +174,8 @@ def cmd_noise(a) -> int:
           + (", every resistor's thermal noise included" if m["element_noise"] else ""))
     for line in format_key_numbers(m):
         print(line)
+    if "theory_note" in m:
+        print(m["theory_note"])
     _print_files(a.out)
     return 0
 

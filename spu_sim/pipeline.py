@@ -36,6 +36,7 @@ from .parts.intrinsic_noise import add_intrinsic_noise, check_engine, intrinsic_
 from .parts.element_table import ELEMENTS_NAME, applied_text, write_element_table
 from .parts.noise_dacs import noise_samples
 from .parts.opamp import is_subckt
+from .parts.subckt_opamp import resolve_file
 from .topologies import TOPOLOGIES, CircuitRequest, Design, Topology
 
 T = TypeVar("T")
@@ -126,6 +127,9 @@ def prepare_problem(cfg: Config, problem: Problem) -> Prepared:
     """Design an already built Problem with a validated config's circuit/simulation/readout sections (the
     config's own problem section is not read: callers such as AnalogSolver pass arrays straight through)."""
     topology = TOPOLOGIES.get(cfg.circuit.topology)
+    sub = getattr(getattr(cfg.circuit, "opamp", None), "subckt", None)
+    if sub is not None and not Path(sub.file).is_absolute():   # the op-amp's own file: relative to the config file
+        sub.file = resolve_file(sub.file, cfg.base_dir)
     with numbers_checked(f"circuit (topology {topology.name}) for this problem",
                          "bring the problem's entries (problem.matrix or problem.factors, problem.vector) or the "
                          "circuit's values into a realistic range (e.g. rescale the problem)"):
@@ -172,7 +176,8 @@ def check_subckt_engine(design, engine: Engine) -> None:
     if is_subckt(m) and not engine.sign_off:
         raise BadInputError(f"simulation.backend: {engine.name} cannot run circuit.opamp.model: {m.cell.label} (a SPICE "
                             "subcircuit that only ngspice reads, and whose gain spu-sim does not model); use "
-                            "simulation.backend: ngspice-shared or ngspice-subprocess")
+                            "simulation.backend: ngspice-shared or ngspice-subprocess (a command that needs the "
+                            "linear engine, such as crosscheck, cannot run it)")
 
 
 def check_limits(prep: Prepared, out_dir: Path | None = None, engine: Engine | None = None) -> None:

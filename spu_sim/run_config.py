@@ -20,7 +20,6 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_
 from .config import ReadoutConfig, SimulationConfig, Strict, load_config
 from .engines import ENGINES
 from .errors import ConfigError
-from .parts.subckt_opamp import resolve_file
 from .problems import Problem, ProblemConfig, build_problem, problem_config
 from .topologies import TOPOLOGIES, circuit_config
 
@@ -97,11 +96,7 @@ def load_run_config(source: Any) -> Config:
     """A run config from a YAML path, a dict or an existing Config, validated (one-line ConfigError naming the
     field otherwise); relative paths inside it resolve against the YAML file's folder (or the current folder
     for a dict)."""
-    cfg = load_config(source, Config)
-    sub = getattr(getattr(cfg.circuit, "opamp", None), "subckt", None)
-    if sub is not None and not Path(sub.file).is_absolute():   # the op-amp's own file (circuit.opamp.subckt.file)
-        sub.file = resolve_file(sub.file, cfg.base_dir)
-    return cfg
+    return load_config(source, Config)
 
 
 def build_problem_from(config: Any) -> Problem:

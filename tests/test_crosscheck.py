@@ -42,7 +42,7 @@ def test_a_nonlinear_element_is_refused_by_the_linear_engine_and_run_by_ngspice(
     cfg["simulation"]["backend"] = "linear"
     assert main(["simulate", _write(tmp_path, cfg), "--out", str(tmp_path / "lin")]) == 2
     err = capsys.readouterr().err
-    assert "EOI1" in err and "nonlinear" in err and len(err.strip().splitlines()) == 1
+    assert "EO_XAI1" in err and "nonlinear" in err and len(err.strip().splitlines()) == 1
     cfg["simulation"]["backend"] = "ngspice-shared"
     assert main(["simulate", _write(tmp_path, cfg), "--out", str(tmp_path / "ng")]) == 0
 

@@ -289,6 +289,6 @@ def test_macromodel_op_amps_sample_the_same_posterior(tmp_path):
     cfg = {**GAUSS, "circuit": circuit, "simulation": {**GAUSS["simulation"], "t_stop_tau": 150.0}}
     m = run_posterior(cfg, tmp_path)
     text = (tmp_path / "netlist.cir").read_text()
-    assert "GAS1 " in text and "GAI1 " in text and "VSUM1" not in text and "RF1 r1 rs1" in text
+    assert "XAS1 " in text and "XAI1 " in text and ".subckt SPU_OPAMP_MACRO" in text and "VSUM1" not in text and "RF1 r1 rs1" in text
     assert m["mean_z_max"] <= N_SIGMA and m["cov_z_max"] <= N_SIGMA, m
     assert m["power_opamp_w"] > m["n_opamps"] * 2 * 5.0 * 1.0e-4 * (1 - 1e-9)

@@ -91,10 +91,13 @@ def test_netlist_includes_and_instantiates_the_subcircuit(tmp_path):
     assert not re.search(r"^(GA|VOS|VO)\S* ", text, re.M) and "i(VO" not in text
 
 
+@pytest.mark.ngspice
 def test_every_opamp_topology_instantiates_it(tmp_path):
     """opamp_factored (integrators, summers, inverters), opamp_sc (integrators) and posterior_gaussian (integrators,
     summers, inverters): as many X lines as the macromodel has op-amps (its XA<t> instances of SPU_OPAMP_MACRO, the
-    one .subckt of the macromodel's netlist), and no macromodel."""
+    one .subckt of the macromodel's netlist), no macromodel element; and in ngspice the gain-100 subcircuit gives the
+    macromodel of gain 100 without a pole (.op, or the clocked transient of opamp_sc) to 1e-9 of the finite gain's
+    own effect (its distance from the ideal op-amp's run)."""
     amp = write_amp(tmp_path)
     rng = np.random.default_rng(0)
     J, b = rng.standard_normal((3, 5)), rng.standard_normal(5)
@@ -105,25 +108,31 @@ def test_every_opamp_topology_instantiates_it(tmp_path):
                            "circuit": {"topology": "opamp_factored"}, "simulation": {"analyses": ["op"]}},
         "opamp_sc": {"problem": {"matrix": A2, "vector": B2, "kappa": 0.0},
                      "circuit": {"topology": "opamp_sc", "sc": {"f_clk_tau": 5, "bits": 6, "ktc_noise": False}},
-                     "simulation": {"t_stop_tau": 2.0, "analyses": ["tran"]}},
+                     "simulation": {"t_stop_tau": 3.0, "analyses": ["tran"]}},
         "posterior_gaussian": {"problem": {"kind": "gaussian_posterior",
                                            "X": {"random": {"n": 4, "d": 2, "scale": 0.3, "seed": 1}},
                                            "y": {"random": {"theta_scale": 1.0, "seed": 2}}, "prior_cov": 1.0,
                                            "noise_var": 1.0},
-                               "circuit": {"topology": "posterior_gaussian"}, "simulation": {"t_stop_tau": 5.0}},
+                               "circuit": {"topology": "posterior_gaussian"},
+                               "simulation": {"t_stop_tau": 5.0, "analyses": ["op"]}},
     }
+    models = {"ideal": {"model": "ideal"}, "macro": {"model": "macro", "gain": GAIN, "gbw_hz": None},
+              "subckt": subckt_opamp(amp)}
     for name, base in configs.items():
-        macro = yaml.safe_load(yaml.safe_dump(base))
-        macro["circuit"]["opamp"] = {"model": "macro"}
-        text_m = netlist_text(prepare(macro))
-        n_macro = len(re.findall(r"^XA\S+ .* SPU_OPAMP_MACRO( ic_v=\S+)?$", text_m, re.M))
-        assert text_m.count(".subckt SPU_OPAMP_MACRO inp inn oo") == 1 and not re.search(r"^GA\S+ ", text_m, re.M)
-        sub = yaml.safe_load(yaml.safe_dump(base))
-        sub["circuit"]["opamp"] = subckt_opamp(amp)
-        text = netlist_text(prepare(sub))
-        n_x = len(re.findall(r"^X\S+ .* myamp$", text, re.M))
+        runs, texts = {}, {}
+        for label, opamp in models.items():
+            c = yaml.safe_load(yaml.safe_dump(base))
+            c["circuit"]["opamp"] = opamp
+            texts[label] = netlist_text(prepare(c))
+            r = simulate(c)
+            runs[label] = r["x_op"] if name != "opamp_sc" else r["x"]
+        n_macro = len(re.findall(r"^XA\S+ .* SPU_OPAMP_MACRO( ic_v=\S+)?$", texts["macro"], re.M))
+        assert texts["macro"].count(".subckt SPU_OPAMP_MACRO inp inn oo") == 1, name
+        n_x = len(re.findall(r"^X\S+ .* myamp$", texts["subckt"], re.M))
         assert n_macro > 0 and n_x == n_macro, (name, n_x, n_macro)
-        assert "SPU_OPAMP_MACRO" not in text and not re.search(r"^(GA|VOS|VO)\S* ", text, re.M), name
+        assert "SPU_OPAMP_MACRO" not in texts["subckt"] and not re.search(r"^(GA|VOS|VO)\S* ", texts["subckt"], re.M)
+        effect = np.abs(runs["macro"] - runs["ideal"]).max()
+        assert effect > 1e-3 and np.abs(runs["subckt"] - runs["macro"]).max() < 1e-9 * max(effect, 1.0), name
 
 
 # ---------------------------------------------------------------- ngspice: the finite-gain error of the realised matrix

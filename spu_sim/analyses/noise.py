@@ -52,6 +52,7 @@ from ..engines import ENGINES, get_engine
 from ..engines.progress import elapsed_line
 from ..engines.waveform_files import write_waveforms
 from ..errors import BadInputError
+from ..parts.opamp import is_subckt
 from ..parts.intrinsic_noise import intrinsic_from_config, with_intrinsic_noise
 from ..pipeline import prepare, simulate, staged
 from ..plotting import pyplot, save_png
@@ -258,6 +259,10 @@ def run_noise(config: str | Path | dict | Config, out_dir: str | Path, *, points
         }
         for key, ref in extra_refs.items():
             metrics[f"cov_rel_error_vs_{key}"] = rel(S_noise, ref)
+        if is_subckt(getattr(design, "macro", None)):
+            metrics["theory_note"] = ("the theory is the element values' with ideal op-amps: a subcircuit op-amp "
+                                      f"(circuit.opamp.model {design.macro.cell.label}) is not modelled, so its effect "
+                                      "is in the errors against theory")
         if cov_tran is not None:
             metrics["cov_rel_error_transient_vs_noise"] = rel(cov_tran, S_noise)
             metrics["transient_source"] = tran_source

@@ -6,6 +6,8 @@ spu_sim.circuit, spu_sim.config and spu_sim.ideal; a part never imports a topolo
     element_values.py      what the fab delivers: quantisation, tolerance / mismatch draws, temperature factors
     opamp.py               the op-amp: its model parameters and ``opamp_elements``, the one function through which
                            every non-ideal op-amp of every topology is instantiated
+    subckt_opamp.py        an op-amp that is a SPICE subcircuit: the designer's own (``model: subckt``: include, pin
+                           map, pre-flight scan of the file) and the hook for shipped transistor-level cells
     amplifiers.py          the stages built of an op-amp: integrators, inverters, summers (ideal nullor or macromodel)
     dacs.py                the DACs of b (and y): a held voltage through an input resistor into a summing node
     noise_dacs.py          the noise DACs: seeded unit-intensity samples played by XSPICE filesources

@@ -1,5 +1,6 @@
 """The stages built of an op-amp: integrators, inverters, summers, each with an ideal op-amp (a nullor) or the
-macromodel of spu_sim.parts.opamp (``m``: its OpampModel; None = ideal).
+op-amp of spu_sim.parts.opamp (``m``: its OpampModel; None = ideal): the macromodel, or a subcircuit op-amp
+(``m.cell``, model: subckt) instantiated by ``opamp_cell``; "macro" below means either.
 
 Ideal integrator i (nodes sum<i>, st<i>, x<i>): VSUM<i> holds the summing node at exactly 0 V and senses the
 input current, FINT<i> passes it to CF<i>, EOUT<i> buffers the capacitor onto x<i> so that loads do not discharge

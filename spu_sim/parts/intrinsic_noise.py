@@ -427,7 +427,7 @@ def with_intrinsic_noise(elements: list, spec: IntrinsicNoise | None, dt_s: floa
                                     None if fl is None else fl[:, k - 1], dt_s, q_white, scale, spec, poles,
                                     small_signal, f"en{k}")
     # ---- currents into free nodes: thermal (aggregated / per resistor) and op-amp i_n
-    flat = flatten(E)       # the op-amp cores' elements too (they hold their outputs), names and nodes expanded
+    flat = flatten(E, keep_external=True)   # the op-amp cores' elements too (they hold their outputs), names and nodes expanded
     currents = white_currents(flat, spec, held_nodes(flat + added), sites)
     if currents:
         u = None if ss_mode else unit_samples(len(currents), n_steps, seed, STREAM_THERMAL)

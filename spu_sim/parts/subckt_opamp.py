@@ -67,8 +67,10 @@ class SubcktSource:
 
 
 def shipped_cell(name: str) -> SubcktSource:
-    """The shipped op-amp cell ``name`` (circuit.opamp.model), its process models present (BadInputError naming
-    `pip install 'spu-sim[pdk]'` otherwise); an unknown name is a ConfigError naming the models there are."""
+    """The shipped op-amp cell ``name`` (circuit.opamp.model) as a SubcktSource: its .subckt file, subcircuit name,
+    pins, corners (the first is the default) and supplies, its process models present (BadInputError naming
+    `pip install 'spu-sim[pdk]'` otherwise; the model files themselves come from the cell registry,
+    spu_sim/parts/opamp_cells, in subckt_from_config); an unknown name is a ConfigError naming the models there are."""
     if name in SHIPPED_OPAMP_CELLS:
         spec = cell_spec(name)
         return SubcktSource(str(spec.file), spec.subckt, {r: r for r in PIN_ROLES}, spec.corners, spec.supply_v)
@@ -137,27 +139,28 @@ def resolve_file(file: str, base_dir: Path | None = None) -> str:
 def subckt_from_config(oc) -> SubcktOpamp:
     """The SubcktOpamp of a ``circuit.opamp`` section whose model is subckt or a shipped cell, its file scanned
     (scan_subckt_file) so every problem with it is a BadInputError before any engine runs."""
+    corner = oc.corner
     if oc.model == "subckt":
         sc = oc.subckt
         path = resolve_file(sc.file)
         src = SubcktSource(path, sc.name, sc.pins.model_dump(), ())
-        key = "circuit.opamp.subckt"
+        key, follow = "circuit.opamp.subckt", True
     else:
         src = shipped_cell(oc.model)
-        key = f"circuit.opamp.model ({oc.model})"
-        if src.corners and oc.corner is not None and oc.corner not in src.corners:
-            raise BadInputError(f"circuit.opamp.corner: {oc.corner!r} is not a corner of cell {oc.model} (corners: "
+        key, follow = f"circuit.opamp.model ({oc.model})", False     # a shipped cell's includes are the process's
+        if src.corners and corner is not None and corner not in src.corners:
+            raise BadInputError(f"circuit.opamp.corner: {corner!r} is not a corner of cell {oc.model} (corners: "
                                 f"{', '.join(src.corners)}); choose one of them")
         if oc.supply_v != src.supply_v:
             raise BadInputError(f"circuit.opamp.supply_v: cell {oc.model} is designed for +/-{src.supply_v:g} V "
                                 f"(got {oc.supply_v:g}); remove supply_v or set it to {src.supply_v:g}")
         spec = cell_spec(oc.model)
-        corner = oc.corner or spec.default_corner
-        roles = scan_subckt_file(src.file, src.name, src.pins, key, None)
+        corner = corner or spec.default_corner
+        roles = scan_subckt_file(src.file, src.name, src.pins, key, None, follow)
         return SubcktOpamp(src.name, src.file, roles, float(src.supply_v), None, oc.model,
                            models=tuple((str(p), sec) for p, sec in spec.model_files(corner)), corner=corner)
-    roles = scan_subckt_file(src.file, src.name, src.pins, key, oc.corner)
-    return SubcktOpamp(src.name, src.file, roles, float(oc.supply_v), oc.corner, oc.model)
+    roles = scan_subckt_file(src.file, src.name, src.pins, key, corner, follow)
+    return SubcktOpamp(src.name, src.file, roles, float(oc.supply_v), corner, oc.model)
 
 
 # ---------------------------------------------------------------- the pre-flight scan
@@ -189,11 +192,12 @@ def _cards(path: Path, key: str) -> list[tuple[int, str]]:
     return cards
 
 
-def scan_subckt_file(file: str, name: str, pins: dict, key: str, section: str | None = None) -> tuple[str, ...]:
+def scan_subckt_file(file: str, name: str, pins: dict, key: str, section: str | None = None,
+                     follow: bool = True) -> tuple[str, ...]:
     """The roles (PIN_ROLES) of the pins of ``.subckt name`` in its line's order, after checking the file (module
     doc); ``pins`` {role: pin name}; ``key`` the config key the messages name; ``section`` the .lib section the netlist
-    will include (None: the whole file). Follows the file's own .include / .lib lines (relative to the including
-    file) to find the subcircuit and any .control block."""
+    will include (None: the whole file). follow: also scan the files it .include's / .lib's (relative to the including
+    file; up to SCAN_MAX_DEPTH deep, none larger than SCAN_MAX_BYTES) for the subcircuit and any .control block."""
     path = Path(file)
     cards = _cards(path, key)
     if section is not None:
@@ -203,7 +207,7 @@ def scan_subckt_file(file: str, name: str, pins: dict, key: str, section: str | 
                                 f"{', '.join(sections) or 'none'}); give a section the file defines, or remove corner to "
                                 ".include the whole file")
     found: dict[str, tuple[str, str, list[str]]] = {}    # lower-case name -> (name, where, pins)
-    _scan(path, cards, key, found, 0, set())
+    _scan(path, cards, key, found, 0 if follow else SCAN_MAX_DEPTH, set())
     sub = found.get(name.lower())
     if sub is None:
         some = ", ".join(v[0] for v in list(found.values())[:8]) or "none"
