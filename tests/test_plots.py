@@ -9,17 +9,21 @@ by the same rule as soon as one of these runs draws it."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
+from spu_sim.analyses.characterise import run_characterise
 from spu_sim.analyses.crosscheck import run_crosscheck
 from spu_sim.analyses.noise import run_noise
 from spu_sim.compare import compare
 from spu_sim.config.base import parse_yaml
+from spu_sim.errors import BadInputError
 from spu_sim.experiments import key_numbers, run_experiment
+from spu_sim.parts.opamp_cells import cell_spec
 from spu_sim.plotting import pyplot
 from spu_sim.posterior.run import run_posterior
 from spu_sim.sweep import run_sweep
@@ -223,6 +227,22 @@ def test_crosscheck_plot(tmp_path, drawn):
     assert drawn
 
 
+@pytest.mark.parametrize("config", ["characterise_sky130_miller"])
+def test_characterise_plots(tmp_path, drawn, config):
+    """The Bode, noise and swing plots of spu-sim characterise (real process models: skipped without the extra pdk,
+    which scripts/setup.sh installs), on a coarse band."""
+    cfg = parse_yaml((CONFIGS / f"{config}.yaml").read_text())
+    try:
+        cell_spec(cfg["circuit"]["opamp"]["model"])
+    except BadInputError as e:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(str(e))
+    cfg["characterise"].update(f_stop_hz=1e8, points_per_decade=5)
+    run_characterise(cfg, tmp_path / "out")
+    assert {"bode.png", "noise.png", "swing.png"} <= set(drawn)
+
+
 def test_warm_time_leaves_out_a_cold_first_step():
     """Adam's first step 2.2 ms, later steps 0.1 ms: the axis starts at a typical step, later steps unchanged."""
     it = np.arange(6.0)
@@ -237,7 +257,7 @@ def test_every_shipped_config_is_rendered_here():
     """Each config in configs/ is one of the parameters above, so every plot of the shipped configs is checked."""
     named = set()
     for fn in (test_compare_plots, test_noise_plots, test_posterior_plots, test_sweep_plots, test_training_plots,
-               test_experiment_plots):
+               test_experiment_plots, test_characterise_plots):
         for mark in getattr(fn, "pytestmark", []):
             for value in mark.args[1]:
                 named.add(value[1] if isinstance(value, tuple) else value)

@@ -206,7 +206,8 @@ BAD_KEYS = [
     ("macro knob", "gain", r"opamp\.gain = 1000\.0 is a knob of model: macro"),
     ("op-amp noise", "en", r"en_v_per_rthz: a transistor-level op-amp .* has its own noise"),
     ("corner not a section", "corner", r"circuit\.opamp\.corner: 'ss' is not a \.lib section of amp\.sub \(sections: tt\)"),
-    ("shipped cell", {"model": "sky130_miller"}, r"circuit\.opamp\.model: 'sky130_miller' is not available"),
+    ("unknown cell", {"model": "sky130_foo"}, r"circuit\.opamp\.model: 'sky130_foo' is not available .*shipped cells "
+                                             r"sky130_miller, sky130_ota5t, gf180_miller"),
     ("corner of macro", {"model": "macro", "corner": "tt"}, r"corner selects a process section"),
     ("linear engine", "linear", r"simulation\.backend: linear cannot run circuit\.opamp\.model: subckt .* ngspice-shared"),
 ]

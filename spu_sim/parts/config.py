@@ -158,7 +158,9 @@ class OpampConfig(Strict):
         """``model`` is ideal, macro, subckt or a shipped cell (spu_sim.parts.subckt_opamp); ``subckt`` goes with
         model: subckt only, and the op-amp's own noise keys with the behavioural models only."""
         if self.model not in OPAMP_MODELS:
-            shipped_cell(self.model)     # a shipped transistor-level cell, or a ConfigError naming what there is
+            cell = shipped_cell(self.model)   # a shipped transistor-level cell, or a ConfigError naming what there is
+            if "supply_v" not in self.model_fields_set:   # the cell's own supplies (written back: a saved config says it)
+                self.__dict__["supply_v"] = cell.supply_v
         if self.model == "subckt" and self.subckt is None:
             raise ValueError("model: subckt needs circuit.opamp.subckt: {file, name, pins: {inp, inn, out, vdd, vss}}")
         if self.model != "subckt" and self.subckt is not None:

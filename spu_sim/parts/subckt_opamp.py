@@ -18,7 +18,13 @@ Names: each op-amp is ``X<tag>`` (tags as the topology names its op-amps: I<i>, 
 local to it (ngspice prefixes it with the instance name), so a ``VOS1`` inside the user's file cannot clash with the
 netlist's own ``VOS<k>``.
 
-Corner (``circuit.opamp.corner``): for a shipped cell, the section of its process library; for a user subcircuit,
+Shipped cells (spu_sim.parts.opamp_cells): the netlist includes the process-model files the cell's spec names
+(``.include`` / ``.lib FILE SECTION``, only the FET files), then the cell's own file; the supplies are the cell's
+(``circuit.opamp.supply_v`` defaults to it: 0.9 V for the sky130 cells, 1.65 V for gf180_miller; another value is
+exit 2). A missing PDK is exit 2 naming ``pip install 'spu-sim[pdk]'``.
+
+Corner (``circuit.opamp.corner``): for a shipped cell, the corner of its process models (tt, ff, ss, fs, sf; tt when
+not given); for a user subcircuit,
 the section of ``subckt.file`` itself: with a corner the netlist says ``.lib "FILE" CORNER`` (the file must hold
 ``.lib CORNER`` ... ``.endl``), without it ``.include "FILE"``.
 """
@@ -31,6 +37,7 @@ from pathlib import Path
 
 from ..circuit import Comment, Instance, SubcktFile, VoltageSource, check_path
 from ..errors import BadInputError, ConfigError
+from .opamp_cells import CELL_NAMES, cell_spec
 
 #: the roles of an op-amp's pins, in the order of circuit.opamp.subckt.pins
 PIN_ROLES: tuple[str, ...] = ("inp", "inn", "out", "vdd", "vss")
@@ -39,7 +46,7 @@ SUPPLY_NODES = {"vdd": "vdda", "vss": "vssa"}
 
 #: the shipped transistor-level op-amp cells (names for circuit.opamp.model); the registry of
 #: spu_sim/parts/opamp_cells/ plugs in here (``shipped_cell``)
-SHIPPED_OPAMP_CELLS: tuple = ()
+SHIPPED_OPAMP_CELLS: tuple = CELL_NAMES
 
 #: the largest file the pre-flight scan reads (a process library is larger: it is included, not scanned)
 SCAN_MAX_BYTES = 20_000_000
@@ -56,16 +63,17 @@ class SubcktSource:
     name: str
     pins: dict
     corners: tuple = ()
+    supply_v: float | None = None     # a shipped cell's supplies (None: circuit.opamp.supply_v)
 
 
 def shipped_cell(name: str) -> SubcktSource:
-    """The shipped op-amp cell ``name`` (circuit.opamp.model) as a SubcktSource: its file (a .subckt with the
-    process-model includes it needs, in one ``.lib CORNER`` section per corner when it has corners), subcircuit name,
-    pins and corners (the first is the default). The hook the cell registry (spu_sim/parts/opamp_cells/) plugs into;
-    none is available in this version: ConfigError naming the models there are."""
+    """The shipped op-amp cell ``name`` (circuit.opamp.model) as a SubcktSource: its .subckt file, subcircuit name,
+    pins, corners (the first is the default) and supplies, its process models present (BadInputError naming
+    `pip install 'spu-sim[pdk]'` otherwise; the model files themselves come from the cell registry,
+    spu_sim/parts/opamp_cells, in subckt_from_config); an unknown name is a ConfigError naming the models there are."""
     if name in SHIPPED_OPAMP_CELLS:
-        raise ConfigError(f"circuit.opamp.model: cell {name!r} is registered but its files are not available in this "
-                          "installation; use model: subckt with your own .subckt, or ideal / macro")
+        spec = cell_spec(name)
+        return SubcktSource(str(spec.file), spec.subckt, {r: r for r in PIN_ROLES}, spec.corners, spec.supply_v)
     raise ConfigError(f"circuit.opamp.model: {name!r} is not available (models: ideal, macro, subckt"
                       + (f", shipped cells {', '.join(SHIPPED_OPAMP_CELLS)}" if SHIPPED_OPAMP_CELLS else
                          "; no transistor-level cells are shipped in this version") + "); use model: subckt with "
@@ -84,12 +92,18 @@ class SubcktOpamp:
     supply_v: float
     section: str | None = None
     label: str = "subckt"
+    models: tuple = ()              # a shipped cell's process-model files, (path, .lib section or None), included first
+    corner: str | None = None       # a shipped cell's process corner
 
     def netlist_elements(self) -> list:
-        """The include line and the two supply sources (once per netlist, before the op-amps)."""
+        """The include lines (a shipped cell's process models first) and the two supply sources (once per netlist,
+        before the op-amps)."""
         how = f".lib section {self.section}" if self.section else ".include"
-        return [Comment(f"op-amp subcircuit {self.name} ({self.label}, {how} of {Path(self.file).name}); supplies "
-                        f"+/-{self.supply_v:.6g} V on nodes vdda / vssa"),
+        models = ([Comment(f"process models of {self.label}, corner {self.corner} (only the FET files it needs)")]
+                  + [SubcktFile(check_path(str(p), "circuit.opamp.model"), sec) for p, sec in self.models]
+                  if self.models else [])
+        return models + [Comment(f"op-amp subcircuit {self.name} ({self.label}, {how} of {Path(self.file).name}); "
+                                 f"supplies +/-{self.supply_v:.6g} V on nodes vdda / vssa"),
                 SubcktFile(check_path(self.file, "circuit.opamp.subckt.file"), self.section),
                 VoltageSource("VDDA", SUPPLY_NODES["vdd"], "0", float(self.supply_v)),
                 VoltageSource("VSSA", SUPPLY_NODES["vss"], "0", -float(self.supply_v))]
@@ -101,14 +115,16 @@ class SubcktOpamp:
         return [Instance(f"X{tag}", self.name, tuple(node[r] for r in self.pin_roles))]
 
     def header_line(self) -> str:
-        how = f", .lib section {self.section}" if self.section else ""
+        how = (f", .lib section {self.section}" if self.section else "") + (
+            f", process corner {self.corner}" if self.corner else "")
         return (f"Op-amp: subcircuit {self.name} from {self.file}{how} (model {self.label}), supplies "
                 f"+/-{self.supply_v:.6g} V")
 
     def notes(self) -> dict[str, object]:
         """design.json / netlist-header notes."""
         return {"opamp": self.label, "subckt_file": self.file, "subckt_name": self.name,
-                "supply_v": self.supply_v, **({"corner": self.section} if self.section else {})}
+                "supply_v": self.supply_v, **({"corner": self.section or self.corner} if self.section or self.corner
+                                              else {})}
 
 
 def resolve_file(file: str, base_dir: Path | None = None) -> str:
@@ -135,10 +151,14 @@ def subckt_from_config(oc) -> SubcktOpamp:
         if src.corners and corner is not None and corner not in src.corners:
             raise BadInputError(f"circuit.opamp.corner: {corner!r} is not a corner of cell {oc.model} (corners: "
                                 f"{', '.join(src.corners)}); choose one of them")
-        if corner is None and src.corners:
-            corner = src.corners[0]
-        if corner is not None and not src.corners:
-            raise BadInputError(f"circuit.opamp.corner: cell {oc.model} has no process corners; remove corner")
+        if oc.supply_v != src.supply_v:
+            raise BadInputError(f"circuit.opamp.supply_v: cell {oc.model} is designed for +/-{src.supply_v:g} V "
+                                f"(got {oc.supply_v:g}); remove supply_v or set it to {src.supply_v:g}")
+        spec = cell_spec(oc.model)
+        corner = corner or spec.default_corner
+        roles = scan_subckt_file(src.file, src.name, src.pins, key, None, follow)
+        return SubcktOpamp(src.name, src.file, roles, float(src.supply_v), None, oc.model,
+                           models=tuple((str(p), sec) for p, sec in spec.model_files(corner)), corner=corner)
     roles = scan_subckt_file(src.file, src.name, src.pins, key, corner, follow)
     return SubcktOpamp(src.name, src.file, roles, float(oc.supply_v), corner, oc.model)
 
