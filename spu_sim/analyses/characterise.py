@@ -71,7 +71,7 @@ from ..config import Strict, load_config
 from ..config.base import finite as _finite, read_yaml
 from ..engines.ngspice_subprocess import NgspiceSubprocess
 from ..engines.progress import elapsed_line
-from ..errors import BadInputError, ConfigError, ResultError
+from ..errors import ConfigError, ResultError
 from ..parts.config import OpampConfig, SubcktConfig, TemperatureConfig
 from ..parts.opamp_cells import CELL_NAMES, CORNERS, cell_spec
 from ..parts.subckt_opamp import PIN_ROLES, subckt_from_config
