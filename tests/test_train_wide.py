@@ -63,3 +63,19 @@ def test_a_circuit_step_is_not_refused_for_result_matrices_it_never_forms(monkey
     assert pipeline.estimates(prep)["memory_mb"] > 4 * 8 * n * n / 1e6 > pipeline.MEMORY_SHARE * 100.0
     with pytest.raises(BadInputError, match="MB of memory"):
         pipeline.check_limits(prep)
+
+
+def test_bench_script_times_dense_ngd_and_bounds_the_mlp_run(tmp_path):
+    """With the N = 4810 MLP config (which has an ngd entry) the bench times NGD's dense step too and bounds the
+    config's whole run from below (issue 22's goal for that run: <= 150 s), here at tiny size."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_train_wide"), "--config",
+                           str(ROOT / "configs" / "tngd_digits_mlp.yaml"), "--hidden", "3", "--batch", "4",
+                           "--repeats", "1", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-800:]
+    res = json.loads(out.read_text())
+    assert res["median_wall"]["ngd_s"] > 0
+    bound = res["run_lower_bound_s"]
+    assert bound["steps"] == load_config(ROOT / "configs" / "tngd_digits_mlp.yaml").train.steps
+    assert bound["seconds"] >= bound["steps"] * res["circuit_steps"][0]["step_s"]
+    assert "at least" in proc.stdout
