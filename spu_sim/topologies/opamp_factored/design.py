@@ -285,6 +285,12 @@ def nominal_lambda_min(problem: FactoredProblem) -> float:
     return float(problem.damping + low)
 
 
+#: a resistor within this relative margin above r_max counts as r_max: the design sets alpha so that the smallest kept
+#: entry lands exactly on r_max, and the rounding of that product can put it an ulp above (it refused the shipped
+#: tngd_noise.yaml at a step whose smallest kept J entry set alpha)
+R_MAX_RTOL = 1e-12
+
+
 def _array(M: np.ndarray, alpha: float, r_max: float, prune: float, name: str, pruned: list,
            alpha_limit: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Resistors alpha / |M| (inf for zeros and pruned entries) and the sign rule; DesignError beyond r_max.
@@ -299,9 +305,10 @@ def _array(M: np.ndarray, alpha: float, r_max: float, prune: float, name: str, p
     # the entries above r_max: limit / |M| > r_max, evaluated exactly on the candidates |M| < (limit / r_max)(1 + 1e-6)
     # only (a superset), so the m N array is passed over twice here, not once per test (the wide config: 1.3e8 entries)
     flat = a.ravel()
-    cand = np.flatnonzero(flat < limit / r_max * (1.0 + 1e-6))
+    r_cap = r_max * (1.0 + R_MAX_RTOL)
+    cand = np.flatnonzero(flat < limit / r_cap * (1.0 + 1e-6))
     with np.errstate(divide="ignore"):
-        big_c = (limit / flat[cand] > r_max) & (flat[cand] > 0)
+        big_c = (limit / flat[cand] > r_cap) & (flat[cand] > 0)
     cand = cand[big_c]
     if len(cand):
         drop_c = flat[cand] < prune * amax
