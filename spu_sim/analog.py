@@ -150,7 +150,7 @@ class AnalogSolver:
         cfg = base.model_copy(update={"simulation": base.simulation.model_copy(update=sim),
                                       "readout": base.readout.model_copy(update={"sample_dt_tau": float(t_tau)})})
         try:
-            prep = prepare_problem(cfg, problem)
+            prep = prepare_problem(cfg, problem, result=False)   # a final-state readout: no result matrices
         except BadInputError as err:
             raise type(err)(f"AnalogSolver(backend={self.backend}, kappa={self.kappa:g}) at {key} = {t_tau:g}: {err}")\
                 from None

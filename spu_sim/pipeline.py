@@ -123,9 +123,11 @@ def prepare(config: str | Path | dict | Config | Prepared) -> Prepared:
     return prepare_problem(cfg, problem)
 
 
-def prepare_problem(cfg: Config, problem: Problem) -> Prepared:
+def prepare_problem(cfg: Config, problem: Problem, result: bool = True) -> Prepared:
     """Design an already built Problem with a validated config's circuit/simulation/readout sections (the
-    config's own problem section is not read: callers such as AnalogSolver pass arrays straight through)."""
+    config's own problem section is not read: callers such as AnalogSolver pass arrays straight through).
+    result=False: the caller reads the final state only (AnalogSolver), so the limits leave out result.npz's
+    d x d matrices (engines.base.Workload.result_matrices)."""
     topology = TOPOLOGIES.get(cfg.circuit.topology)
     sub = getattr(getattr(cfg.circuit, "opamp", None), "subckt", None)
     if sub is not None and not Path(sub.file).is_absolute():   # the op-amp's own file: relative to the config file
@@ -135,7 +137,7 @@ def prepare_problem(cfg: Config, problem: Problem) -> Prepared:
                          "circuit's values into a realistic range (e.g. rescale the problem)"):
         design = topology.design(problem, cfg.circuit, cfg.simulation)
     prep = Prepared(cfg, problem, topology, design)
-    check_limits(prep)
+    check_limits(prep, result=result)
     return prep
 
 
@@ -143,8 +145,9 @@ def prepare_problem(cfg: Config, problem: Problem) -> Prepared:
 MEMORY_SHARE = 0.8
 
 
-def workload(prep: Prepared, keep_files: bool = False) -> Workload:
-    """What the run asks of its engine, from the config and design alone (spu_sim.engines.Workload)."""
+def workload(prep: Prepared, keep_files: bool = False, result: bool = True) -> Workload:
+    """What the run asks of its engine, from the config and design alone (spu_sim.engines.Workload; result: the
+    run assembles the result arrays, False for a final-state readout)."""
     sim, design = prep.cfg.simulation, prep.design
     tran = "tran" in sim.analyses
     n_sources = design.d if tran and design.has_noise else 0
@@ -156,14 +159,16 @@ def workload(prep: Prepared, keep_files: bool = False) -> Workload:
     return Workload(n_sources=n_sources, n_noise_steps=prep.n_noise_steps,
                     noise_dt_tau=design.noise_dt_tau, step_tau=prep.sample_dt_tau, n_out_points=points,
                     n_outputs=design.d, n_elements=prep.topology.n_elements(design), keep_files=keep_files,
-                    n_vectors=n_vectors, waveform_bytes_per_value=BYTES_PER_VALUE[prep.cfg.readout.waveforms])
+                    n_vectors=n_vectors, waveform_bytes_per_value=BYTES_PER_VALUE[prep.cfg.readout.waveforms],
+                    result_matrices=result)
 
 
-def estimates(prep: Prepared, keep_files: bool = False, engine: Engine | None = None) -> dict[str, float]:
+def estimates(prep: Prepared, keep_files: bool = False, engine: Engine | None = None,
+              result: bool = True) -> dict[str, float]:
     """What the run will need, from the config and design alone: noise samples (all sources), readout values,
     and the configured engine's estimate of memory and disk in MB (Engine.estimate; keep_files: with an out
     folder, whose netlist, noise and result files count on disk; engine: another engine than the configured one)."""
-    w = workload(prep, keep_files)
+    w = workload(prep, keep_files, result)
     cost = (engine or get_engine(prep.cfg.simulation.backend)).estimate(w)
     return {"noise_samples": w.n_sources * w.n_noise_steps, "readout_values": w.n_out_points * w.n_outputs,
             "disk_mb": cost.disk_mb, "memory_mb": cost.memory_mb}
@@ -180,7 +185,8 @@ def check_subckt_engine(design, engine: Engine) -> None:
                             "linear engine, such as crosscheck, cannot run it)")
 
 
-def check_limits(prep: Prepared, out_dir: Path | None = None, engine: Engine | None = None) -> None:
+def check_limits(prep: Prepared, out_dir: Path | None = None, engine: Engine | None = None,
+                 result: bool = True) -> None:
     """Refuse (BadInputError naming the cost and the fix) a run whose engine's estimate exceeds the machine's free
     memory, max_disk_mb or (with out_dir) the free space of its disk, or beyond the configured counts -- before
     any work is done."""
@@ -195,7 +201,7 @@ def check_limits(prep: Prepared, out_dir: Path | None = None, engine: Engine | N
                 f"burn-in of {burn:.4g} tau (readout step {dt:.4g} tau; the slowest mode relaxes at "
                 f"{prep.design.slowest_rate_tau:.3g} per tau), and the estimates need two; lengthen t_stop_tau "
                 "(or set readout.sample_dt_tau / simulation.burn_in_tau)")
-    est = estimates(prep, keep_files=out_dir is not None, engine=engine)
+    est = estimates(prep, keep_files=out_dir is not None, engine=engine, result=result)
     if sim.max_noise_samples is not None and est["noise_samples"] > sim.max_noise_samples:
         raise BadInputError(
             f"simulation.t_stop_tau: {sim.t_stop_tau:g} tau needs {est['noise_samples']:.3g} noise samples "

@@ -50,6 +50,7 @@ class Workload(NamedTuple):
     keep_files: bool        # the run's files are kept (an out folder): netlist, noise files, result.npz
     n_vectors: int = 0      # vectors of the kept waveform file (time, readout nodes, save_nodes, op-amp currents)
     waveform_bytes_per_value: int = 0   # readout.waveforms: raw 8, csv 25, none 0 (waveform_files.BYTES_PER_VALUE)
+    result_matrices: bool = True   # the run assembles result.npz's d x d matrices (False: a readout only, AnalogSolver)
 
 
 class Cost(NamedTuple):
@@ -92,10 +93,11 @@ RESULT_MATRICES_IN_MEMORY = 4
 def _common(w: Workload) -> tuple[float, float]:
     """(memory, disk) in bytes every engine needs: the noise samples the pipeline draws (float64), the readout
     arrays (a few float64 copies of points x outputs), the result's d x d matrices (RESULT_MATRICES_*: they
-    dominate a factorised run of large N), and with kept files the netlist, noise files and result.npz."""
+    dominate a factorised run of large N; none when the run only reads its final state, Workload.result_matrices),
+    and with kept files the netlist, noise files and result.npz."""
     samples = w.n_sources * (w.n_noise_steps + 1)
     out_values = w.n_out_points * (w.n_outputs + 1)
-    matrix = 8.0 * w.n_outputs ** 2
+    matrix = 8.0 * w.n_outputs ** 2 if w.result_matrices or w.keep_files else 0.0
     memory = 8.0 * samples + 4 * 8.0 * out_values + RESULT_MATRICES_IN_MEMORY * matrix
     disk = 0.0
     if w.keep_files:

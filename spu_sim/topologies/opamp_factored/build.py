@@ -135,11 +135,18 @@ def _split_summer_and_buffers(design, groups: int) -> list:
     for k in range(1, m + 1):
         for g in range(groups):
             E += [VoltageSource(f"VSU{k}_{g}", f"su{k}p{g}", "0", 0.0), CCCS(f"FU{k}_{g}", f"ru{k}", "0", f"VSU{k}_{g}", 1.0)]
-    i, l = np.nonzero(np.isfinite(design.r_t_ohm))
-    key = (l * groups + group_of(i, n, groups)) * 2 + (design.s_t[i, l] < 0)   # sorted like (l, g, neg)
-    for k in np.unique(key).tolist():
-        l, g, neg = k // (2 * groups), (k // 2) % groups, bool(k % 2)
-        src = f"zn{l + 1}" if neg else f"z{l + 1}"
+    # a buffer per (z line l, row group g, sign) that feeds at least one J^T entry: any() per row group, in the order
+    # (l, g, sign) (no index arrays of the m N entries)
+    fin, neg = np.isfinite(design.r_t_ohm), design.s_t < 0
+    g_of = group_of(np.arange(n), n, groups)
+    used = np.zeros((m, groups, 2), dtype=bool)
+    for g in range(groups):
+        sl = slice(int(np.searchsorted(g_of, g)), int(np.searchsorted(g_of, g, side="right")))
+        f, ng = fin[sl], neg[sl]
+        used[:, g, 0] = (f & ~ng).any(axis=0)
+        used[:, g, 1] = (f & ng).any(axis=0)
+    for l, g, neg_k in zip(*(a.tolist() for a in np.nonzero(used))):
+        src = f"zn{l + 1}" if neg_k else f"z{l + 1}"
         E.append(VCVS(f"EB{src.upper()}_{g}", f"{src}b{g}", "0", src, "0", 1.0))
     return E
 

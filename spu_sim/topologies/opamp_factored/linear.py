@@ -46,6 +46,12 @@ def group_of(index, n: int, groups: int):
     return index * groups // n
 
 
+def _ranges(n: int, groups: int) -> list[slice]:
+    """The `groups` contiguous blocks of group_of as slices (empty blocks kept, so the block numbers stay)."""
+    g = group_of(np.arange(n), n, groups)
+    return [slice(int(np.searchsorted(g, k)), int(np.searchsorted(g, k, side="right"))) for k in range(groups)]
+
+
 def array_elements(name: str, r: np.ndarray, s: np.ndarray, src: str, dst: str, src_groups: int = 1,
                    dst_groups: int = 1, wires: tuple[float, float] | None = None) -> list[ResistorArray]:
     """Resistors name<a>_<b> from src<b> (or its inverted copy src n<b>) to dst<a>; with src_groups > 1 from the
@@ -55,21 +61,23 @@ def array_elements(name: str, r: np.ndarray, s: np.ndarray, src: str, dst: str, 
     sign, its row lines ending at dst<a>, its column lines driven by src<b> / src n<b>)."""
     E = []
     rows, cols = r.shape
-    row_blocks = [np.flatnonzero(group_of(np.arange(rows), rows, src_groups) == g) for g in range(src_groups)]
-    col_blocks = [np.flatnonzero(group_of(np.arange(cols), cols, dst_groups) == g) for g in range(dst_groups)]
+    # the blocks are contiguous ranges (group_of is monotone): slices, views of the sign's array, not copies
+    row_blocks = _ranges(rows, src_groups)
+    col_blocks = _ranges(cols, dst_groups)
     extra = {} if wires is None else {"r_wire_ohm": wires[0], "c_wire_farad": wires[1]}
     for tag, mask in (("", s > 0), ("n", ~(s > 0))):
         rr = np.where(mask & np.isfinite(r), r, np.inf)
         for gs, ia in enumerate(row_blocks):
             for gd, jb in enumerate(col_blocks):
-                block = rr[np.ix_(ia, jb)]
+                block = rr[ia, jb]
                 if not np.isfinite(block).any():
                     continue
                 tail = f"b{gs}" if src_groups > 1 else ""
                 part = f"p{gd}" if dst_groups > 1 else ""
-                arr = ResistorArray(name, tuple(f"{dst}{a + 1}{part}" for a in ia),
-                                    tuple(f"{src}{tag}{b + 1}{tail}" for b in jb), block,
-                                    row_keys=ia + 1, col_keys=jb + 1, **extra)
+                a_idx, b_idx = np.arange(rows)[ia], np.arange(cols)[jb]
+                arr = ResistorArray(name, tuple(f"{dst}{a + 1}{part}" for a in a_idx.tolist()),
+                                    tuple(f"{src}{tag}{b + 1}{tail}" for b in b_idx.tolist()), block,
+                                    row_keys=a_idx + 1, col_keys=b_idx + 1, **extra)
                 E.append(arr)
     return E
 
