@@ -155,6 +155,8 @@ def cmd_compare(a) -> int:
         print(line)
     if format_budget(m):
         print(format_budget(m))
+    elif m.get("budget_note"):
+        print(m["budget_note"])
     out = Path(a.out).resolve()
     print(f"netlist: {out / 'netlist.cir'}")
     print(f"results: {out / 'result.npz'}  metrics: {out / 'metrics.json'}")

@@ -258,9 +258,11 @@ def _with_circuit(prep: Prepared, circuit: dict, kappa: float | None = None) -> 
     file is read again)."""
     cfg = prep.cfg
     section = type(cfg.circuit).model_validate(circuit)
+    # no save_nodes and no waveform file: the run's extra vectors name elements of its own circuit (VOI1 of a
+    # macro op-amp) that a cause-alone circuit may not have, and the budget reads result arrays only
     sim = cfg.simulation.model_copy(update={"backend": "linear", "burn_in_tau": prep.burn_in_tau,
-                                            "noise_dt_tau": float(prep.design.noise_dt_tau)})
-    readout = cfg.readout.model_copy(update={"sample_dt_tau": prep.sample_dt_tau})
+                                            "noise_dt_tau": float(prep.design.noise_dt_tau), "save_nodes": []})
+    readout = cfg.readout.model_copy(update={"sample_dt_tau": prep.sample_dt_tau, "waveforms": "none"})
     new = cfg.model_copy(update={"circuit": section, "simulation": sim, "readout": readout})
     problem = prep.problem if kappa is None else _with_kappa(prep.problem, kappa)
     return prepare_problem(new, problem)

@@ -92,3 +92,26 @@ def test_r_out_share_is_its_change_to_the_run_op_amp(tmp_path):
     assert expect > 1e-6
     assert m["budget_op_parasitics"] == pytest.approx(expect, rel=1e-9)
     assert m["budget_op_opamp"] == pytest.approx(np.linalg.norm(without["x_op"] - x_star) / np.linalg.norm(x_star), rel=1e-9)
+
+
+def test_save_nodes_of_the_run_do_not_stop_the_budget(tmp_path):
+    """simulation.save_nodes names vectors of the run's own circuit (here the macro op-amp's output source VOI1,
+    which the cause-alone circuits do not have): the budget runs keep no waveforms, so the budget is still there."""
+    cfg = _cfg({"opamp": {"model": "macro", "gain": 100.0, "gbw_hz": None}, "tolerance": {"local_rel": 0.02, "seed": 5}},
+               analyses=("op",))
+    cfg["simulation"]["save_nodes"] = ["sum1", "i(voi1)"]
+    m = compare(cfg, tmp_path / "o")
+    assert "budget_note" not in m
+    assert m["budget_op_opamp"] > 0 and m["budget_op_quantisation_tolerance"] > 0
+
+
+def test_compare_prints_why_there_is_no_budget(tmp_path, capsys):
+    """A run whose budget cannot be measured (the output-swing limit is nonlinear) says so on the terminal."""
+    from spu_sim.cli import main
+    import yaml
+    cfg = _cfg({"opamp": {"model": "macro", "gain": 100.0, "gbw_hz": None, "v_out_max_v": 5.0}}, analyses=("op",),
+               backend="ngspice-subprocess")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["compare", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "no error budget" in out and "nonlinear" in out
