@@ -293,7 +293,7 @@ def error_budget(prep: Prepared, metrics: dict[str, Any], mean_from_op: bool = F
     problem, d = prep.problem, prep.design.d
     target = prep.design.target_sde()
     mean_t, cov_t = _observed(target, d)
-    circuit = prep.cfg.circuit.model_dump(mode="json")
+    circuit = prep.cfg.circuit.model_dump(mode="json", exclude_defaults=True)   # the knobs the run sets
     base = _base_circuit(circuit)
     base_dump = type(prep.cfg.circuit).model_validate(base).model_dump(mode="json")
     has_mean = bool(prep.topology.has_mean)

@@ -96,6 +96,7 @@ def run_netlist(tmp_path: Path, cfg: dict, capsys) -> tuple[int, str]:
 
 @pytest.mark.parametrize("circuit, words", [
     ({"opamp": {"gain": 1000.0}}, "opamp.gain"),
+    ({"opamp": {"gain": 1.0e5, "gbw_hz": 1.0e7}}, "opamp.gain"),    # written out, though equal to the defaults
     ({"opamp": {"gbw_hz": 1.0e6}}, "opamp.gbw_hz"),
     ({"opamp": {"offset_v": 1.0e-3}}, "opamp.offset_v"),
     ({"opamp": {"model": "ideal", "v_out_max_v": 2.0}}, "opamp.v_out_max_v"),
@@ -131,6 +132,17 @@ def test_adc_range_without_bits_is_exit_2(tmp_path, capsys):
     code, err = run_netlist(tmp_path, {**SMALL, "readout": {"adc": {"range_v": 2.0}}}, capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "readout.adc: range_v = 2" in err and "readout.adc.bits" in err
+
+
+def test_resolved_config_of_an_ideal_op_amp_loads_again(tmp_path, capsys):
+    """The resolved config.yaml leaves out the macromodel knobs of an ideal op-amp (written, they would be refused on
+    reload as knobs the ideal model ignores); the macromodel's resolved config keeps every knob."""
+    from spu_sim.config.base import save_config
+    for opamp in ({}, {"model": "macro"}):
+        cfg = prepare({**SMALL, "circuit": {"opamp": opamp}}).cfg
+        data = yaml.safe_load(save_config(cfg))
+        assert ("gain" in data["circuit"]["opamp"]) == bool(opamp)
+        assert prepare(data).cfg == cfg
 
 
 def test_knobs_the_model_uses_are_accepted(tmp_path, capsys):

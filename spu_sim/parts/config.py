@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from ..config.base import Seed, Strict, finite as _finite
 
@@ -124,6 +124,18 @@ class OpampConfig(Strict):
                            "supply_v", "i_quiescent_a", "en_v_per_rthz", "in_a_per_rthz",
                            "flicker_corner_hz", "r_out_ohm", "c_in_farad")(_finite)
 
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        """The ideal model's dump leaves out the macromodel knobs at their defaults (the nullor ignores them, and
+        check_opamp_knobs refuses them when written out), so a resolved config loads again."""
+        out = handler(self)
+        if self.model == "ideal" and isinstance(out, dict):
+            fields = type(self).model_fields
+            for name in [k for k in out if k not in IDEAL_OPAMP_KNOBS and k in fields]:
+                if getattr(self, name) == fields[name].default:
+                    del out[name]
+        return out
+
     @model_validator(mode="after")
     def _flicker(self) -> "OpampConfig":
         if self.flicker_corner_hz > 0 and self.en_v_per_rthz == 0:
@@ -163,13 +175,15 @@ IDEAL_OPAMP_KNOBS: tuple[str, ...] = ("model", "en_v_per_rthz", "in_a_per_rthz",
 
 def check_opamp_knobs(oc: OpampConfig, topology: str, ideal_uses: tuple[str, ...] = (),
                       unused: dict[str, str] | None = None) -> None:
-    """ValueError (one line, naming the model that would use it) for the first op-amp knob set to a value other than
-    its default that the chosen model of ``topology`` does not use: a macromodel knob with ``model: ideal`` (unless
+    """ValueError (one line, naming the model that would use it) for the first op-amp knob that the chosen model of
+    ``topology`` does not use: a macromodel knob written out (at any value) or set off its default with ``model: ideal`` (unless
     in ``ideal_uses``: knobs the topology's ideal op-amps use too), or a knob in ``unused`` ({knob: why}) that no
     model of this topology uses. Called from each topology's circuit-section validator."""
     for name, f in type(oc).model_fields.items():
         value = getattr(oc, name)
-        if name in IDEAL_OPAMP_KNOBS or value == f.default:
+        # a macromodel knob written out with an ideal op-amp is refused even at its default value (gain: 1.0e5)
+        written = name in oc.model_fields_set and oc.model == "ideal" and name not in ideal_uses
+        if name in IDEAL_OPAMP_KNOBS or (value == f.default and not written):
             continue
         if unused and name in unused:
             raise ValueError(f"opamp.{name} = {value!r} does not apply to topology {topology} ({unused[name]}); remove it")

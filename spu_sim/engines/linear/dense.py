@@ -353,23 +353,38 @@ def tran_dense(circuit: Circuit, tran: Tran, opts: RunOptions) -> LinearWaveform
         else:
             Y = run_loop(model.M, model.N, Cx, Du, x0, h, n_out * p, p, inputs)
     else:
-        Y = _aggregated(model, Cx, Du, x0, tran.step_s, n_out, mf if use_modal else None, opts.seed,
+        keep = _aggregated_rows(saves, Cx, Du, circuit.optional_saves)
+        saves, Cx, Du = [saves[i] for i in keep], Cx[keep], Du[keep]
+        Y = _aggregated(model, saves, Cx, Du, x0, tran.step_s, n_out, mf if use_modal else None, opts.seed,
                         opts.noise_intensity_v2_s)
     t = np.arange(n_out + 1) * tran.step_s
     return tran_waveforms(t, saves, Y, opts, used)
 
 
-def _aggregated(model, Cx, Du, x0, h, n_out, mf, seed, intensity) -> np.ndarray:
+def _feeds_noise(Cx, Du) -> np.ndarray:
+    """Rows of the outputs that the noise sources reach directly (not rounding: relative to the state gain)."""
+    return np.abs(Du[:, 1:]).max(axis=1, initial=0) > 1e-12 * np.abs(Cx).max(axis=1, initial=0)
+
+
+def _aggregated_rows(saves: list[str], Cx, Du, optional: list[str]) -> list[int]:
+    """The output rows noise_mode aggregated keeps: all but the optional saves (Circuit.optional_saves) that the
+    noise reaches directly, which white noise gives no value at a time point."""
+    drop = {v.lower() for v in optional}
+    feed = _feeds_noise(Cx, Du)
+    return [i for i, name in enumerate(saves) if not (feed[i] and name.lower() in drop)]
+
+
+def _aggregated(model, saves, Cx, Du, x0, h, n_out, mf, seed, intensity) -> np.ndarray:
     """Outputs of noise_mode aggregated (module doc): the exact transition over each output step h with its
     noise xi_k ~ N(0, Q) drawn from a generator seeded by ``seed`` (None: noise.seed_of the samples)."""
     srcs = model.noise
-    # direct feed-through of the noise (not rounding: relative to the output's state gain)
-    feed = np.abs(Du[:, 1:]).max(axis=1, initial=0) > 1e-12 * np.abs(Cx).max(axis=1, initial=0)
+    feed = _feeds_noise(Cx, Du)
     if feed.any():
-        names = [model.outputs[i] for i in np.flatnonzero(feed)][:5]
+        names = [saves[i] for i in np.flatnonzero(feed)][:5]
         raise BadInputError(f"saved vector(s) {', '.join(names)} follow the noise sources directly: white noise"
                             " has no value at a time point, so the aggregated noise mode cannot give them; save"
-                            " node voltages only or use noise_mode samples")
+                            " node voltages only (simulation.save_nodes), or run noise_mode samples"
+                            " (simulation.backend: linear)")
     qs = np.array([(intensity or {}).get(s.name, None) or noise_intensity_v2_s(s.samples_v, s.dt_s)
                    for s in srcs])
     Nq = model.N[:, 1:] * np.sqrt(qs)[None, :]
