@@ -145,6 +145,18 @@ def test_resolved_config_of_an_ideal_op_amp_loads_again(tmp_path, capsys):
         assert prepare(data).cfg == cfg
 
 
+@pytest.mark.parametrize("extra, key", [
+    ({"readout": {"sample_dt_tau": 0.1}}, "readout.sample_dt_tau"),
+    ({"readout": {"adc": {"bits": 8}}}, "readout.adc.bits"),
+    ({"simulation": {"analyses": ["op"], "burn_in_tau": 1.0}}, "simulation.burn_in_tau"),
+])
+def test_transient_knobs_without_a_transient_are_exit_2(tmp_path, capsys, extra, key):
+    """Readout and burn-in act on the transient only: with simulation.analyses [op] they would be ignored."""
+    code, err = run_netlist(tmp_path, {**SMALL, **extra}, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert key in err and "simulation.analyses" in err
+
+
 def test_knobs_the_model_uses_are_accepted(tmp_path, capsys):
     """The same knobs with model: macro, and the quiescent supply of the posterior's ideal op-amps, are used."""
     code, err = run_netlist(tmp_path, {**SMALL, "circuit": {"opamp": {"model": "macro", "gain": 1000.0,

@@ -24,7 +24,7 @@ CIRCUIT_CAUSES = [n for n, _ in BUDGET_CAUSES.items()]
 def _cfg(circuit: dict, kappa=0.0, t_stop=20.0, analyses=("op", "tran"), backend="linear") -> dict:
     return {"problem": {"matrix": A4, "vector": B4, "kappa": kappa}, "circuit": {"integrator": {"r_min_ohm": 1e3}, **circuit},
             "simulation": {"t_stop_tau": t_stop, "analyses": list(analyses), "backend": backend, "seed": 4},
-            "readout": {"sample_dt_tau": None if kappa else 0.05}}
+            "readout": {"sample_dt_tau": None if kappa or "tran" not in analyses else 0.05}}
 
 
 @pytest.mark.parametrize("cause, circuit", [

@@ -176,13 +176,16 @@ IDEAL_OPAMP_KNOBS: tuple[str, ...] = ("model", "en_v_per_rthz", "in_a_per_rthz",
 def check_opamp_knobs(oc: OpampConfig, topology: str, ideal_uses: tuple[str, ...] = (),
                       unused: dict[str, str] | None = None) -> None:
     """ValueError (one line, naming the model that would use it) for the first op-amp knob that the chosen model of
-    ``topology`` does not use: a macromodel knob written out (at any value) or set off its default with ``model: ideal`` (unless
+    ``topology`` does not use: a macromodel knob written out (at any value but 0 / null, which mean none) or set off its
+    default with ``model: ideal`` (unless
     in ``ideal_uses``: knobs the topology's ideal op-amps use too), or a knob in ``unused`` ({knob: why}) that no
     model of this topology uses. Called from each topology's circuit-section validator."""
     for name, f in type(oc).model_fields.items():
         value = getattr(oc, name)
-        # a macromodel knob written out with an ideal op-amp is refused even at its default value (gain: 1.0e5)
-        written = name in oc.model_fields_set and oc.model == "ideal" and name not in ideal_uses
+        # a macromodel knob written out with an ideal op-amp is refused even at its default value (gain: 1.0e5);
+        # 0 / null ("none": r_out_ohm: 0, v_out_max_v: null) is what the nullor has anyway
+        written = (name in oc.model_fields_set and oc.model == "ideal" and name not in ideal_uses
+                   and value is not None and value != 0)
         if name in IDEAL_OPAMP_KNOBS or (value == f.default and not written):
             continue
         if unused and name in unused:
