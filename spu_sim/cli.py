@@ -43,9 +43,10 @@ from .train.loop import run_training_from_file
 #: printed in percent), "s", "J", "W", "tau", "x" (a ratio) or "" (a plain number)
 KEY_NUMBERS: tuple[tuple[str, str, str], ...] = (
     # op-amp circuits: settling and energy (spu_sim.topologies.opamp.metrics, spu_sim.parts.settling)
-    ("settle_measured_tau", "settling time to 1 % of the initial error, measured", "tau"),
+    ("settle_measured_tau", "settling time into 1 % of the initial error plus the 4-sigma noise band, measured", "tau"),
     ("settle_measured_s", "the same settling time in seconds", "s"),
-    ("settle_predicted_exact_tau", "settling time predicted from the effective drift", "tau"),
+    ("settle_predicted_exact_tau", "settling time into 1 % of the initial error of the noise-free mean, predicted "
+                                   "from the effective drift", "tau"),
     ("energy_supply_j", "energy drawn from the op-amp supplies over the run", "J"),
     ("power_supply_mean_w", "mean supply power of the op-amps", "W"),
     ("energy_resistive_j", "energy dissipated in the coupling and input resistors", "J"),
@@ -130,6 +131,9 @@ def simulate_key_numbers(res) -> list[str]:
     for k in ("energy_supply_j", "power_supply_mean_w", "power_resistive_mean_w"):
         if k in arrays and np.size(arrays[k]) == 1:
             m[k] = float(arrays[k])
+    t_supply = np.asarray(arrays.get("t_supply_s", []), dtype=float)
+    if "energy_supply_j" in m and "power_supply_mean_w" not in m and t_supply.size > 1 and t_supply[-1] > t_supply[0]:
+        m["power_supply_mean_w"] = m["energy_supply_j"] / float(t_supply[-1] - t_supply[0])   # as compare's metrics
     return format_key_numbers(m, SIMULATE_NUMBERS)
 
 

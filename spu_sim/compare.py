@@ -398,9 +398,21 @@ def plot_budget(out_dir: str | Path) -> list[Path]:
     """budget.png from metrics.json: per estimate, a bar per cause and the measured total (log scale)."""
     out = Path(out_dir)
     m = json.loads((out / METRICS_NAME).read_text(encoding="utf-8"))
+    fig = budget_figure(m)
+    if fig is None:
+        return []
+    path = out / BUDGET_PLOT_NAME
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return [path]
+
+
+def budget_figure(m: dict[str, Any]):
+    """The figure of budget.png (None without a budget): each bar carries its value, since the shares often lie
+    within one decade, where a log axis has no labelled tick."""
     ests = [e for e in BUDGET_ESTIMATES if f"budget_{e}_total" in m]
     if not ests:
-        return []
+        return None
     plt = pyplot()
     fig, axes = plt.subplots(1, len(ests), figsize=(max(6.5, 4.5 * len(ests)), 4.0), squeeze=False)
     for ax, e in zip(axes[0], ests):
@@ -411,16 +423,17 @@ def plot_budget(out_dir: str | Path) -> list[Path]:
         ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
         ax.set_xscale("log")
         ax.tick_params(axis="x", which="minor", labelbottom=False)
+        lo, hi = min(vals), max(vals)
+        ax.set_xlim(lo / 3.0, hi * 6.0)          # room for the value beside the longest bar
+        for k, v in enumerate(vals):
+            ax.text(v * 1.1, k, f"{v:.3g}", va="center", fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel("relative error")
         ax.set_ylabel("cause")
         ax.set_title({"op": ".op", "mean": "time average", "cov": "covariance"}[e])
     fig.suptitle(f"error budget by cause\n({m.get('engine', '?')} run; shares measured on the linear engine)")
     fig.tight_layout()
-    path = out / BUDGET_PLOT_NAME
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return fig
 
 
 def format_table(m: dict[str, Any]) -> str:

@@ -115,3 +115,15 @@ def test_compare_prints_why_there_is_no_budget(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
     assert "no error budget" in out and "nonlinear" in out
+
+
+def test_budget_plot_gives_each_share_its_value():
+    """Shares within one decade (0.16 to 0.34) leave a log axis without a labelled tick: each bar carries its value."""
+    from spu_sim.compare import budget_figure
+    from spu_sim.plotting import pyplot
+    m = {"engine": "linear", "budget_cov_quantisation_tolerance": 0.1632, "budget_cov_sampling": 0.1762,
+         "budget_cov_sum": 0.3394, "budget_cov_total": 0.1786}
+    fig = budget_figure(m)
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    pyplot().close(fig)
+    assert {"0.163", "0.176", "0.339", "0.179"} <= texts
