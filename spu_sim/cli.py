@@ -33,9 +33,11 @@ from .engines import available
 from .errors import BadInputError, SpuSimError, one_line
 from .experiments import EXPERIMENTS, key_numbers as experiment_key_numbers, run_experiment
 from .pipeline import simulate, write_netlist
-from .runs.summary import SUMMARY_JSON
+from .runs.records import PLAN_NAME
+from .runs.summary import SUMMARY_JSON, SUMMARY_NAME
 from .posterior.run import format_summary, run_posterior
 from .sweep import run_sweep
+from .sweep_plots import is_seed_key, read_csv
 from .train.loop import run_training_from_file
 
 
@@ -249,11 +251,48 @@ def format_sweep_summary(info: dict) -> list[str]:
     return lines
 
 
+def format_grid_lines(plan: dict, rows: list[dict]) -> list[str]:
+    """A grid sweep's metric at each value of each swept key that is not a seed (the other keys' runs, seeds
+    included, are its spread): "<metric> at <key> = <value>: median (smallest to largest) over n runs"."""
+    spec = plan.get("sweep", {})
+    metric = spec.get("metric", "mean_rel_err")
+    kind = "%" if "rel_err" in metric or metric.endswith("_relative") else ""
+    lines = []
+    for key, values in spec.get("grid", {}).items():
+        if is_seed_key(key):
+            continue
+        for v in values:
+            runs = [r for r in rows if r.get(key) is not None and _same_value(r[key], v)]
+            vals = np.array([float(r[metric]) for r in runs if r.get("status") == "ok" and r.get(metric) not in ("", None)])
+            vals = vals[np.isfinite(vals)]
+            failed = len(runs) - len(vals)
+            shown = f"{v:.4g}" if isinstance(v, float) else str(v)
+            if not vals.size:
+                lines.append(f"{metric} at {key} = {shown}: no finished run ({failed} failed)")
+                continue
+            lines.append(f"{metric} at {key} = {shown}: median {format_number(float(np.median(vals)), kind)} "
+                         f"({format_number(float(vals.min()), kind)} to {format_number(float(vals.max()), kind)}) over "
+                         f"{vals.size} run{'s' if vals.size != 1 else ''}" + (f", {failed} failed" if failed else ""))
+    return lines
+
+
+def _same_value(cell: str, v) -> bool:
+    """A summary.csv cell against a grid value (numbers compared as numbers)."""
+    try:
+        return float(cell) == float(v)
+    except (TypeError, ValueError):
+        return str(cell) == str(v)
+
+
 def cmd_sweep(a) -> int:
     path = run_sweep(a.config, a.out, scheduler=a.scheduler, workers=a.workers, plots=not a.no_plots)
     summary_json = Path(a.out) / SUMMARY_JSON
     if summary_json.is_file():
         for line in format_sweep_summary(json.loads(summary_json.read_text())):
+            print(line)
+    plan_json, summary_csv = Path(a.out) / PLAN_NAME, Path(a.out) / SUMMARY_NAME
+    if plan_json.is_file() and summary_csv.is_file():
+        for line in format_grid_lines(json.loads(plan_json.read_text()), read_csv(summary_csv)):
             print(line)
     print(f"summary: {Path(path).resolve()}")
     _print_files(a.out)

@@ -199,3 +199,19 @@ def test_sweep_summary_in_words():
     assert "mean 1.5 %, median 1.45 %, 95th percentile 2.98 %, largest 3.68 % over 15 runs" in text
     assert "yield: 43.8 % of the planned runs have op_rel_err <= 1 %" in text
     assert "yield with mitigation: 50 % of the groups" in text
+
+
+def test_grid_sweep_prints_the_metric_at_each_grid_value():
+    """A GBW sweep with two seeds per GBW: the spread over all runs mixes the GBW values; the terminal gives the
+    metric at each GBW (the seeds are its spread), in words with units."""
+    from spu_sim.cli import format_grid_lines
+    plan = {"sweep": {"metric": "cov_rel_err", "grid": {"circuit.opamp.gbw_hz": [1.0e5, 1.0e7],
+                                                         "simulation.seed": [0, 1]}}}
+    rows = [{"circuit.opamp.gbw_hz": g, "simulation.seed": s, "status": "ok", "cov_rel_err": v}
+            for g, s, v in (("100000.0", "0", "0.9"), ("100000.0", "1", "0.7"), ("10000000.0", "0", "0.3"),
+                            ("10000000.0", "1", "")) ]
+    rows[-1]["status"] = "failed"
+    lines = format_grid_lines(plan, rows)
+    assert lines == ["cov_rel_err at circuit.opamp.gbw_hz = 1e+05: median 80 % (70 % to 90 %) over 2 runs",
+                     "cov_rel_err at circuit.opamp.gbw_hz = 1e+07: median 30 % (30 % to 30 %) over 1 run, 1 failed"]
+    assert format_grid_lines({"sweep": {"metric": "cov_rel_err", "grid": {"simulation.seed": [0, 1]}}}, rows) == []
