@@ -73,6 +73,8 @@ KEY_NUMBERS: tuple[tuple[str, str, str], ...] = (
     ("cov_rel_error_vs_kappa_A_inv", "covariance from .noise against the target kappa A^-1", "%"),
     ("cov_rel_error_vs_kT_Cm_inv_realized", "covariance from .noise against kT Cm^-1 of the realised capacitors", "%"),
     ("spectrum_max_rel_error", "largest error of a noise spectrum against theory, over the band", "%"),
+    ("spectrum_max_rel_error_below_gbw", "the same below GBW / 10 (the OU theory has no op-amp pole: above GBW the "
+                                         "circuit rolls off faster)", "%"),
     ("cov_rel_error_transient_vs_noise", "covariance of the transient run against the one from .noise", "%"),
     ("engine_s", "engine run time", "s"),
 )

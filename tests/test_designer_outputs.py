@@ -215,3 +215,17 @@ def test_grid_sweep_prints_the_metric_at_each_grid_value():
     assert lines == ["cov_rel_err at circuit.opamp.gbw_hz = 1e+05: median 80 % (70 % to 90 %) over 2 runs",
                      "cov_rel_err at circuit.opamp.gbw_hz = 1e+07: median 30 % (30 % to 30 %) over 1 run, 1 failed"]
     assert format_grid_lines({"sweep": {"metric": "cov_rel_err", "grid": {"simulation.seed": [0, 1]}}}, rows) == []
+
+
+def test_noise_of_a_macro_op_amp_gives_the_spectrum_error_below_its_gbw(tmp_path, capsys):
+    """The OU theory has no op-amp pole: over a band reaching past GBW the spectrum error is ~100 % whatever the
+    circuit; below GBW / 10 the pole changes |H|^2 by about (f N / GBW)^2 (N: the noise gain, a few): a few %."""
+    cfg = {"problem": {"matrix": [[2.0, -1.0], [-1.0, 2.0]], "vector": [1.0, 0.5], "kappa": 0.05},
+           "circuit": {"opamp": {"model": "macro", "gain": 1.0e4, "gbw_hz": 1.0e7}}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["noise", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "n"), "--points-per-decade", "5",
+                 "--no-transient"]) == 0
+    out = capsys.readouterr().out
+    m = json.loads((tmp_path / "n" / "noise_metrics.json").read_text())
+    assert m["spectrum_max_rel_error"] > 0.5 and m["spectrum_max_rel_error_below_gbw"] < 0.1
+    assert "below GBW / 10" in out

@@ -256,6 +256,13 @@ def run_noise(config: str | Path | dict | Config, out_dir: str | Path, *, points
             "cov_rel_error_vs_kappa_A_inv": rel(S_noise, kappa_Ainv),
             "spectrum_max_rel_error": float(np.max(np.abs(spec / spec_th - 1))),
         }
+        # the OU theory has no op-amp pole: above a macromodel's GBW the circuit rolls off faster (error -> 100 %);
+        # below GBW / 10 the spectra are comparable
+        gbw_hz = getattr(getattr(design, "macro", None), "gbw_hz", None)
+        below = freq <= gbw_hz / 10.0 if gbw_hz else np.zeros(0, dtype=bool)
+        if below.any():
+            metrics["gbw_hz"] = float(gbw_hz)
+            metrics["spectrum_max_rel_error_below_gbw"] = float(np.max(np.abs(spec[:, below] / spec_th[:, below] - 1)))
         for key, ref in extra_refs.items():
             metrics[f"cov_rel_error_vs_{key}"] = rel(S_noise, ref)
         if cov_tran is not None:
