@@ -18,6 +18,7 @@ Errors print one line, never a traceback (set SPU_SIM_DEBUG=1 to see one).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -32,6 +33,7 @@ from .compare import compare, format_budget, format_table
 from .engines import available
 from .errors import BadInputError, SpuSimError, one_line
 from .experiments import EXPERIMENTS, key_numbers as experiment_key_numbers, run_experiment
+from .parts.element_table import ELEMENTS_NAME
 from .pipeline import simulate, write_netlist
 from .runs.records import PLAN_NAME
 from .runs.summary import SUMMARY_JSON, SUMMARY_NAME
@@ -106,15 +108,34 @@ def _print_files(out: Path, files: list[Path] | None = None) -> None:
         print(f"  {Path(f).name}")
 
 
+def element_key_numbers(folder: Path) -> list[str]:
+    """From elements.csv: how many elements the netlist has and how many matrix entries have none (dropped by
+    quantisation to code 0, pruned below circuit.integrator.prune_below_relative); nothing without the file."""
+    path = Path(folder) / ELEMENTS_NAME
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as f:
+        status = [row.get("status", "") for row in csv.DictReader(f)]
+    dropped, pruned = status.count("dropped"), status.count("pruned")
+    line = f"elements: {status.count('present')} in the netlist"
+    if dropped or pruned:
+        line += (f"; matrix entries without an element: {dropped} dropped (quantised to code 0), {pruned} pruned "
+                 f"(below prune_below_relative), listed in {ELEMENTS_NAME}")
+    return [line]
+
+
 def cmd_netlist(a) -> int:
     files = write_netlist(a.config, a.out)
     print(f"netlist: {(Path(a.out) / 'netlist.cir').resolve()}")
+    for line in element_key_numbers(Path(a.out)):
+        print(line)
     _print_files(a.out, files)
     return 0
 
 
 #: simulate's key numbers beyond the run times: the solution read at .op and in the transient, energy and power
-SIMULATE_NUMBERS = (("op_rel_err", "solution at the operating point (.op) against A^-1 b", "%"),
+SIMULATE_NUMBERS = (("matrix_rel_err", "realised matrix against A (quantisation, tolerance, dropped entries)", "%"),
+                    ("op_rel_err", "solution at the operating point (.op) against A^-1 b", "%"),
                     ("mean_rel_err", "time average of the transient against A^-1 b", "%"),
                     ("energy_supply_j", "energy drawn from the op-amp supplies over the run", "J"),
                     ("power_supply_mean_w", "mean supply power of the op-amps", "W"),
@@ -128,6 +149,9 @@ def simulate_key_numbers(res) -> list[str]:
     arrays = res.arrays
     x_star = np.asarray(arrays.get("x_star", []), dtype=float)
     ref = float(np.linalg.norm(x_star)) if x_star.size and bool(arrays.get("has_mean", True)) else 0.0
+    A, A_real = (np.asarray(arrays.get(k, []), dtype=float) for k in ("A", "A_realized"))
+    if A.size and A.shape == A_real.shape and np.linalg.norm(A) > 0:
+        m["matrix_rel_err"] = float(np.linalg.norm(A_real - A) / np.linalg.norm(A))
     if ref > 0 and "x_op" in arrays and np.size(arrays["x_op"]) == x_star.size:
         m["op_rel_err"] = float(np.linalg.norm(np.asarray(arrays["x_op"], dtype=float) - x_star) / ref)
     if ref > 0 and "x_mean" in arrays and np.size(arrays["x_mean"]) == x_star.size:
@@ -149,7 +173,7 @@ def cmd_simulate(a) -> int:
     if n:
         print(f"transient: {n} samples over {float(res['t'][-1]) / float(res['tau_s']):.4g} tau "
               f"(tau = {float(res['tau_s']):.4g} s), {int(res['adc_clipped'])} ADC samples clipped")
-    for line in simulate_key_numbers(res):
+    for line in element_key_numbers(Path(a.out)) + simulate_key_numbers(res):
         print(line)
     print(f"netlist: {(Path(a.out) / 'netlist.cir').resolve()}")
     print(f"results: {(Path(a.out) / 'result.npz').resolve()}")

@@ -4,6 +4,7 @@ experiment (the experiment's own numbers, read from its files). Small runs on th
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -100,3 +101,24 @@ def test_settling_words_say_what_was_measured():
     assert f"{100 * SETTLE_TOL:g} %" in words["settle_measured_tau"]
     assert f"{N_SIGMA:g}-sigma noise band" in words["settle_measured_tau"]
     assert "noise-free" in words["settle_predicted_exact_tau"]
+
+
+def test_netlist_and_simulate_say_how_many_entries_were_dropped(tmp_path, capsys):
+    """r_bits: 3 on a 5 x 5 SPD matrix of condition 30 drops 6 entries: the terminal says so (with design.json's
+    count) and simulate gives the realised matrix's error, which explains the solution error beside it."""
+    cfg = {"problem": {"matrix": {"random": {"kind": "spd", "d": 5, "condition": 30, "seed": 3}},
+                       "vector": {"random": {"kind": "normal", "seed": 4}}, "kappa": 0.0},
+           "circuit": {"quantization": {"r_bits": 3}},
+           "simulation": {"t_stop_tau": 2.0, "backend": "linear"}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["netlist", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "n")]) == 0
+    out = capsys.readouterr().out
+    dropped = json.loads((tmp_path / "n" / "design.json").read_text())["dropped_entries"]
+    assert dropped > 0 and f"{dropped} dropped (quantised to code 0)" in out
+    assert main(["simulate", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    z = np.load(tmp_path / "s" / "result.npz")
+    err = np.linalg.norm(z["A_realized"] - z["A"]) / np.linalg.norm(z["A"])
+    line = next(x for x in out.splitlines() if x.startswith("realised matrix against A"))
+    assert float(line.split(": ")[1].split()[0]) == pytest.approx(100 * err, rel=1e-2)
+    assert f"{dropped} dropped" in out
