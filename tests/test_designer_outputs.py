@@ -229,3 +229,17 @@ def test_noise_of_a_macro_op_amp_gives_the_spectrum_error_below_its_gbw(tmp_path
     m = json.loads((tmp_path / "n" / "noise_metrics.json").read_text())
     assert m["spectrum_max_rel_error"] > 0.5 and m["spectrum_max_rel_error_below_gbw"] < 0.1
     assert "below GBW / 10" in out
+
+
+def test_noise_cir_has_its_element_table(tmp_path):
+    """noise.cir is a netlist too: noise_elements.csv beside it, one row per element in netlist order."""
+    import csv
+    from spu_sim.analyses.noise import run_noise
+    cfg = {"problem": {"matrix": [[2.0, -1.0], [-1.0, 2.0]], "vector": [1.0, 0.5], "kappa": 0.05},
+           "circuit": {"opamp": {"model": "macro", "gain": 1.0e4, "gbw_hz": 1.0e7}}}
+    run_noise(cfg, tmp_path / "n", points_per_decade=3, transient=False)
+    with (tmp_path / "n" / "noise_elements.csv").open(newline="") as f:
+        rows = [r["name"] for r in csv.DictReader(f) if r["status"] == "present"]
+    text = (tmp_path / "n" / "noise.cir").read_text().split(".control")[0]
+    names = [line.split()[0] for line in text.splitlines() if line[:1].isalpha()]
+    assert rows == names and len(names) > 10

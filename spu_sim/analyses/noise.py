@@ -52,6 +52,7 @@ from ..engines import ENGINES, get_engine
 from ..engines.progress import elapsed_line
 from ..engines.waveform_files import write_waveforms
 from ..errors import BadInputError
+from ..parts.element_table import applied_text, write_element_table
 from ..parts.intrinsic_noise import intrinsic_from_config, with_intrinsic_noise
 from ..pipeline import prepare, simulate, staged
 from ..plotting import pyplot, save_png
@@ -60,6 +61,7 @@ from ..topologies import TOPOLOGIES, CircuitRequest
 
 K_BOLTZMANN = 1.380649e-23
 NOISE_NETLIST_NAME = "noise.cir"
+NOISE_ELEMENTS_NAME = "noise_elements.csv"   # elements.csv of noise.cir (the folder may hold a run's elements.csv)
 NOISE_NPZ = "noise.npz"
 NOISE_METRICS = "noise_metrics.json"
 NOISE_CONFIG = "noise_config.yaml"   # not config.yaml: the folder may hold a simulate run's files too
@@ -195,6 +197,8 @@ def run_noise(config: str | Path | dict | Config, out_dir: str | Path, *, points
         f1, f2 = frequency_band(topo, design, span_decades)
         circuit = noise_circuit(topo, design, cfg, pairs, f1, f2, points_per_decade, element_noise)
         write_circuit(circuit, stage, NOISE_NETLIST_NAME)   # the artifact (the run folder may hold netlist.cir)
+        write_element_table(stage / NOISE_ELEMENTS_NAME, circuit, *topo.element_info(design),
+                            applied=applied_text(getattr(design, "notes", {})))
         run_dir = stage / "noise_run"
         t0 = time.perf_counter()
         try:
