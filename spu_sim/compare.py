@@ -33,7 +33,8 @@ realisation: the same tolerance seed, noise seed, sample grid, burn-in and windo
 
 Errors are relative norms, so the shares do not add exactly: their sum is stated beside the measured total
 (``budget_<estimate>_sum``, ``budget_<estimate>_total``). A cause that is not set is left out (not a zero). The
-op-amp's output-swing limit is nonlinear and not in the budget (the linear engine refuses it). r_out_ohm and
+op-amp's output-swing limit is nonlinear and not in the budget (the linear engine refuses it): no cause-alone run takes
+it (BUDGET_LEFT_OUT) and the budget says so (``budget_left_out``). r_out_ohm and
 c_in_farad do nothing on an ideal op-amp: they are measured on the run's macro op-amp (gain, GBW; offsets off) as
 the change they make to it (``Cause.context``). ``spu-sim posterior`` (spu_sim.posterior.run) has the same budget
 for its sample mean and covariance (no .op estimate there: the circuit causes' DC solution is the mean's share). A new cause (e.g. one more noise key) joins with ``BUDGET_CAUSES.add(Cause(...))``.
@@ -204,13 +205,17 @@ class Cause:
 BUDGET_CAUSES: Registry[Cause] = Registry("an error-budget cause", "budget cause")
 BUDGET_CAUSES.add(Cause("quantisation_tolerance", "quantisation and tolerance", ("quantization", "tolerance", "temperature")))
 BUDGET_CAUSES.add(Cause("opamp", "op-amp gain / GBW / offset",
-                        ("opamp.model", "opamp.gain", "opamp.gbw_hz", "opamp.v_out_max_v", "opamp.offset_v",
+                        ("opamp.model", "opamp.gain", "opamp.gbw_hz", "opamp.offset_v",
                          "opamp.offset_sigma_v", "opamp.r_inverter_ohm", "opamp.supply_v", "opamp.i_quiescent_a")))
 BUDGET_CAUSES.add(Cause("parasitics", "parasitics (wires, r_out, c_in)", ("wires", "opamp.r_out_ohm", "opamp.c_in_farad"),
                         context=("opamp.model", "opamp.gain", "opamp.gbw_hz")))
 # the intrinsic noise keys (issue 20 parts 1-2): present once the config models have them
 BUDGET_CAUSES.add(Cause("intrinsic_noise", "intrinsic noise", ("thermal_noise", "opamp.en_v_per_rthz",
                                                                "opamp.in_a_per_rthz", "opamp.flicker_corner_hz")))
+#: circuit keys no cause-alone run takes, and why (the budget's runs are on the linear engine): the run's budget then
+#: names them (budget_left_out) instead of failing whole -- every realistic macromodel has a swing limit
+BUDGET_LEFT_OUT = {"opamp.v_out_max_v": "the op-amp output-swing limit (opamp.v_out_max_v: nonlinear, which the "
+                                         "linear engine cannot run)"}
 BUDGET_ESTIMATES = ("op", "mean", "cov")
 BUDGET_TIME = (("finite_time", "finite time"), ("sampling", "sampling"))
 #: keys kept in every budget run: the random streams' seed and the operating temperature (kT of the intrinsic noise;
@@ -239,7 +244,7 @@ _MISSING = object()
 def _base_circuit(circuit: dict) -> dict:
     """The circuit section with every key any cause owns removed (the ideal circuit of the same design ranges)."""
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in circuit.items()}
-    for _, cause in BUDGET_CAUSES.items():
+    for _, cause in [*BUDGET_CAUSES.items(), ("left out", Cause("left out", "", tuple(BUDGET_LEFT_OUT)))]:
         for key in cause.keys:
             *head, last = key.split(".")
             parent = _get(out, ".".join(head)) if head else out
@@ -361,9 +366,14 @@ def error_budget_or_note(prep: Prepared, metrics: dict[str, Any], mean_from_op: 
     """error_budget, or {"budget_note": why} when the circuit cannot run on the linear engine (a nonlinear
     element such as the output-swing limit of every cause-alone circuit)."""
     try:
-        return error_budget(prep, metrics, mean_from_op)
+        out: dict[str, Any] = error_budget(prep, metrics, mean_from_op)
     except BadInputError as e:
         return {"budget_note": f"no error budget: {e}"}
+    run_keys = prep.cfg.circuit.model_dump(mode="json", exclude_defaults=True)
+    left = [why for key, why in BUDGET_LEFT_OUT.items() if _get(run_keys, key) not in (_MISSING, None)]
+    if left and out:
+        out["budget_left_out"] = "not in the budget: " + "; ".join(left)
+    return out
 
 
 def budget_causes() -> list[tuple[str, str]]:
@@ -388,6 +398,8 @@ def format_budget(m: dict[str, Any]) -> str:
             lines.append(f"{label:34s} " + " ".join(f"{cell(f'budget_{e}_{name}'):>12s}" for e in ests))
     lines.append(f"{'sum of the shares':34s} " + " ".join(f"{cell(f'budget_{e}_sum'):>12s}" for e in ests))
     lines.append(f"{'total (measured)':34s} " + " ".join(f"{cell(f'budget_{e}_total'):>12s}" for e in ests))
+    if m.get("budget_left_out"):
+        lines.append(str(m["budget_left_out"]))
     return "\n".join(lines)
 
 

@@ -105,16 +105,32 @@ def test_save_nodes_of_the_run_do_not_stop_the_budget(tmp_path):
     assert m["budget_op_opamp"] > 0 and m["budget_op_quantisation_tolerance"] > 0
 
 
-def test_compare_prints_why_there_is_no_budget(tmp_path, capsys):
-    """A run whose budget cannot be measured (the output-swing limit is nonlinear) says so on the terminal."""
+def test_compare_prints_why_there_is_no_budget(tmp_path, capsys, monkeypatch):
+    """A run whose budget cannot be measured says why on the terminal (not only in metrics.json)."""
+    from spu_sim import compare as compare_mod
     from spu_sim.cli import main
+    from spu_sim.errors import BadInputError
     import yaml
-    cfg = _cfg({"opamp": {"model": "macro", "gain": 100.0, "gbw_hz": None, "v_out_max_v": 5.0}}, analyses=("op",),
-               backend="ngspice-subprocess")
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+
+    def refuse(*a, **k):
+        raise BadInputError("element X1 is nonlinear: the linear engine cannot run it exactly")
+    monkeypatch.setattr(compare_mod, "error_budget", refuse)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(_cfg({"tolerance": {"local_rel": 0.02, "seed": 5}}, analyses=("op",))))
     assert main(["compare", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
-    assert "no error budget" in out and "nonlinear" in out
+    assert "no error budget: element X1 is nonlinear" in out
+
+
+def test_a_swing_limit_leaves_the_budget_standing_and_is_named(tmp_path):
+    """Every realistic macromodel has an output-swing limit, which the linear engine cannot run: the budget leaves it
+    out and says so, instead of failing whole (a limit far above the swing changes nothing: the op share is the
+    total, as without it)."""
+    cfg = _cfg({"opamp": {"model": "macro", "gain": 100.0, "gbw_hz": None, "v_out_max_v": 5.0}}, analyses=("op",),
+               backend="ngspice-subprocess")
+    m = compare(cfg, tmp_path / "o")
+    assert "budget_note" not in m
+    assert m["budget_op_opamp"] == pytest.approx(m["op_rel_err"], rel=1e-6)
+    assert "v_out_max_v" in m["budget_left_out"] and "v_out_max_v" in format_budget(m)
 
 
 def test_budget_plot_gives_each_share_its_value():
