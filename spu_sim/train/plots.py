@@ -81,8 +81,8 @@ def _time_label(hist: dict[str, dict[str, np.ndarray]], what: str = "modelled ti
     if not cut:
         return what
     worst = max(cut, key=cut.get)
-    others = f" and {len(cut) - 1} more" if len(cut) > 1 else ""
-    return what + f"\nwarm-up and interrupted steps left out: {worst} {cut[worst] * 1e3:.2g} ms{others}"
+    ms = f"{cut[worst] * 1e3:.2g} ms"     # short: the label sits under a narrow panel
+    return what + ("\nslow steps left out: " + (f"{ms} ({worst})" if len(cut) == 1 else f"up to {ms} ({len(cut)} optimisers)"))
 
 
 def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, *, with_time: bool = True,
