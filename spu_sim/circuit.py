@@ -731,6 +731,8 @@ class Circuit:
 
     readout_nodes: the nodes whose voltages the readout turns into the problem's variables, in order.
     analysis_notes: comment lines written with the analyses (e.g. why an analysis is absent).
+    optional_saves: saved vectors only a metric reads (the op-amp output currents of the supply energy), which an
+    engine that cannot give them leaves out (linear-aggregated: they follow white noise directly) instead of refusing.
     """
 
     title: str
@@ -743,6 +745,7 @@ class Circuit:
     temp_c: float | None = None
     saves: list[str] = field(default_factory=list)
     analysis_notes: list[str] = field(default_factory=list)
+    optional_saves: list[str] = field(default_factory=list)
 
     def of_type(self, kind: type) -> list:
         """The elements of one type, in order."""

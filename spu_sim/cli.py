@@ -19,6 +19,7 @@ Errors print one line, never a traceback (set SPU_SIM_DEBUG=1 to see one).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -34,10 +35,13 @@ from .compare import compare, format_budget, format_table
 from .engines import available
 from .errors import BadInputError, SpuSimError, one_line
 from .experiments import EXPERIMENTS, key_numbers as experiment_key_numbers, run_experiment
+from .parts.element_table import ELEMENTS_NAME
 from .pipeline import simulate, write_netlist
-from .runs.summary import SUMMARY_JSON
+from .runs.records import PLAN_NAME
+from .runs.summary import SUMMARY_JSON, SUMMARY_NAME
 from .posterior.run import format_summary, run_posterior
 from .sweep import run_sweep
+from .sweep_plots import is_seed_key, read_csv
 from .train.loop import run_training_from_file
 
 
@@ -45,9 +49,10 @@ from .train.loop import run_training_from_file
 #: printed in percent), "s", "J", "W", "tau", "x" (a ratio) or "" (a plain number)
 KEY_NUMBERS: tuple[tuple[str, str, str], ...] = (
     # op-amp circuits: settling and energy (spu_sim.topologies.opamp.metrics, spu_sim.parts.settling)
-    ("settle_measured_tau", "settling time to 1 % of the initial error, measured", "tau"),
+    ("settle_measured_tau", "settling time into 1 % of the initial error plus the 4-sigma noise band, measured", "tau"),
     ("settle_measured_s", "the same settling time in seconds", "s"),
-    ("settle_predicted_exact_tau", "settling time predicted from the effective drift", "tau"),
+    ("settle_predicted_exact_tau", "settling time into 1 % of the initial error of the noise-free mean, predicted "
+                                   "from the effective drift", "tau"),
     ("energy_supply_j", "energy drawn from the op-amp supplies over the run", "J"),
     ("power_supply_mean_w", "mean supply power of the op-amps", "W"),
     ("energy_resistive_j", "energy dissipated in the coupling and input resistors", "J"),
@@ -72,6 +77,8 @@ KEY_NUMBERS: tuple[tuple[str, str, str], ...] = (
     ("cov_rel_error_vs_kappa_A_inv", "covariance from .noise against the target kappa A^-1", "%"),
     ("cov_rel_error_vs_kT_Cm_inv_realized", "covariance from .noise against kT Cm^-1 of the realised capacitors", "%"),
     ("spectrum_max_rel_error", "largest error of a noise spectrum against theory, over the band", "%"),
+    ("spectrum_max_rel_error_below_gbw", "the same below GBW / 10 (the OU theory has no op-amp pole: above GBW the "
+                                         "circuit rolls off faster)", "%"),
     ("cov_rel_error_transient_vs_noise", "covariance of the transient run against the one from .noise", "%"),
     ("engine_s", "engine run time", "s"),
 )
@@ -103,15 +110,34 @@ def _print_files(out: Path, files: list[Path] | None = None) -> None:
         print(f"  {Path(f).name}")
 
 
+def element_key_numbers(folder: Path) -> list[str]:
+    """From elements.csv: how many elements the netlist has and how many matrix entries have none (dropped by
+    quantisation to code 0, pruned below circuit.integrator.prune_below_relative); nothing without the file."""
+    path = Path(folder) / ELEMENTS_NAME
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as f:
+        status = [row.get("status", "") for row in csv.DictReader(f)]
+    dropped, pruned = status.count("dropped"), status.count("pruned")
+    line = f"elements: {status.count('present')} in the netlist"
+    if dropped or pruned:
+        line += (f"; matrix entries without an element: {dropped} dropped (quantised to code 0), {pruned} pruned "
+                 f"(below prune_below_relative), listed in {ELEMENTS_NAME}")
+    return [line]
+
+
 def cmd_netlist(a) -> int:
     files = write_netlist(a.config, a.out)
     print(f"netlist: {(Path(a.out) / 'netlist.cir').resolve()}")
+    for line in element_key_numbers(Path(a.out)):
+        print(line)
     _print_files(a.out, files)
     return 0
 
 
 #: simulate's key numbers beyond the run times: the solution read at .op and in the transient, energy and power
-SIMULATE_NUMBERS = (("op_rel_err", "solution at the operating point (.op) against A^-1 b", "%"),
+SIMULATE_NUMBERS = (("matrix_rel_err", "realised matrix against A (quantisation, tolerance, dropped entries)", "%"),
+                    ("op_rel_err", "solution at the operating point (.op) against A^-1 b", "%"),
                     ("mean_rel_err", "time average of the transient against A^-1 b", "%"),
                     ("energy_supply_j", "energy drawn from the op-amp supplies over the run", "J"),
                     ("power_supply_mean_w", "mean supply power of the op-amps", "W"),
@@ -125,6 +151,9 @@ def simulate_key_numbers(res) -> list[str]:
     arrays = res.arrays
     x_star = np.asarray(arrays.get("x_star", []), dtype=float)
     ref = float(np.linalg.norm(x_star)) if x_star.size and bool(arrays.get("has_mean", True)) else 0.0
+    A, A_real = (np.asarray(arrays.get(k, []), dtype=float) for k in ("A", "A_realized"))
+    if A.size and A.shape == A_real.shape and np.linalg.norm(A) > 0:
+        m["matrix_rel_err"] = float(np.linalg.norm(A_real - A) / np.linalg.norm(A))
     if ref > 0 and "x_op" in arrays and np.size(arrays["x_op"]) == x_star.size:
         m["op_rel_err"] = float(np.linalg.norm(np.asarray(arrays["x_op"], dtype=float) - x_star) / ref)
     if ref > 0 and "x_mean" in arrays and np.size(arrays["x_mean"]) == x_star.size:
@@ -132,6 +161,9 @@ def simulate_key_numbers(res) -> list[str]:
     for k in ("energy_supply_j", "power_supply_mean_w", "power_resistive_mean_w"):
         if k in arrays and np.size(arrays[k]) == 1:
             m[k] = float(arrays[k])
+    t_supply = np.asarray(arrays.get("t_supply_s", []), dtype=float)
+    if "energy_supply_j" in m and "power_supply_mean_w" not in m and t_supply.size > 1 and t_supply[-1] > t_supply[0]:
+        m["power_supply_mean_w"] = m["energy_supply_j"] / float(t_supply[-1] - t_supply[0])   # as compare's metrics
     return format_key_numbers(m, SIMULATE_NUMBERS)
 
 
@@ -143,7 +175,7 @@ def cmd_simulate(a) -> int:
     if n:
         print(f"transient: {n} samples over {float(res['t'][-1]) / float(res['tau_s']):.4g} tau "
               f"(tau = {float(res['tau_s']):.4g} s), {int(res['adc_clipped'])} ADC samples clipped")
-    for line in simulate_key_numbers(res):
+    for line in element_key_numbers(Path(a.out)) + simulate_key_numbers(res):
         print(line)
     print(f"netlist: {(Path(a.out) / 'netlist.cir').resolve()}")
     print(f"results: {(Path(a.out) / 'result.npz').resolve()}")
@@ -157,6 +189,8 @@ def cmd_compare(a) -> int:
         print(line)
     if format_budget(m):
         print(format_budget(m))
+    elif m.get("budget_note"):
+        print(m["budget_note"])
     out = Path(a.out).resolve()
     print(f"netlist: {out / 'netlist.cir'}")
     print(f"results: {out / 'result.npz'}  metrics: {out / 'metrics.json'}")
@@ -258,11 +292,48 @@ def format_sweep_summary(info: dict) -> list[str]:
     return lines
 
 
+def format_grid_lines(plan: dict, rows: list[dict]) -> list[str]:
+    """A grid sweep's metric at each value of each swept key that is not a seed (the other keys' runs, seeds
+    included, are its spread): "<metric> at <key> = <value>: median (smallest to largest) over n runs"."""
+    spec = plan.get("sweep", {})
+    metric = spec.get("metric", "mean_rel_err")
+    kind = "%" if "rel_err" in metric or metric.endswith("_relative") else ""
+    lines = []
+    for key, values in spec.get("grid", {}).items():
+        if is_seed_key(key):
+            continue
+        for v in values:
+            runs = [r for r in rows if r.get(key) is not None and _same_value(r[key], v)]
+            vals = np.array([float(r[metric]) for r in runs if r.get("status") == "ok" and r.get(metric) not in ("", None)])
+            vals = vals[np.isfinite(vals)]
+            failed = len(runs) - len(vals)
+            shown = f"{v:.4g}" if isinstance(v, float) else str(v)
+            if not vals.size:
+                lines.append(f"{metric} at {key} = {shown}: no finished run ({failed} failed)")
+                continue
+            lines.append(f"{metric} at {key} = {shown}: median {format_number(float(np.median(vals)), kind)} "
+                         f"({format_number(float(vals.min()), kind)} to {format_number(float(vals.max()), kind)}) over "
+                         f"{vals.size} run{'s' if vals.size != 1 else ''}" + (f", {failed} failed" if failed else ""))
+    return lines
+
+
+def _same_value(cell: str, v) -> bool:
+    """A summary.csv cell against a grid value (numbers compared as numbers)."""
+    try:
+        return float(cell) == float(v)
+    except (TypeError, ValueError):
+        return str(cell) == str(v)
+
+
 def cmd_sweep(a) -> int:
     path = run_sweep(a.config, a.out, scheduler=a.scheduler, workers=a.workers, plots=not a.no_plots)
     summary_json = Path(a.out) / SUMMARY_JSON
     if summary_json.is_file():
         for line in format_sweep_summary(json.loads(summary_json.read_text())):
+            print(line)
+    plan_json, summary_csv = Path(a.out) / PLAN_NAME, Path(a.out) / SUMMARY_NAME
+    if plan_json.is_file() and summary_csv.is_file():
+        for line in format_grid_lines(json.loads(plan_json.read_text()), read_csv(summary_csv)):
             print(line)
     print(f"summary: {Path(path).resolve()}")
     _print_files(a.out)

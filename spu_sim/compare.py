@@ -33,7 +33,8 @@ realisation: the same tolerance seed, noise seed, sample grid, burn-in and windo
 
 Errors are relative norms, so the shares do not add exactly: their sum is stated beside the measured total
 (``budget_<estimate>_sum``, ``budget_<estimate>_total``). A cause that is not set is left out (not a zero). The
-op-amp's output-swing limit is nonlinear and not in the budget (the linear engine refuses it). r_out_ohm and
+op-amp's output-swing limit is nonlinear and not in the budget (the linear engine refuses it): no cause-alone run takes
+it (BUDGET_LEFT_OUT) and the budget says so (``budget_left_out``). r_out_ohm and
 c_in_farad do nothing on an ideal op-amp: they are measured on the run's macro op-amp (gain, GBW; offsets off) as
 the change they make to it (``Cause.context``). ``spu-sim posterior`` (spu_sim.posterior.run) has the same budget
 for its sample mean and covariance (no .op estimate there: the circuit causes' DC solution is the mean's share). A new cause (e.g. one more noise key) joins with ``BUDGET_CAUSES.add(Cause(...))``.
@@ -205,7 +206,7 @@ class Cause:
 BUDGET_CAUSES: Registry[Cause] = Registry("an error-budget cause", "budget cause")
 BUDGET_CAUSES.add(Cause("quantisation_tolerance", "quantisation and tolerance", ("quantization", "tolerance", "temperature")))
 BUDGET_CAUSES.add(Cause("opamp", "op-amp gain / GBW / offset",
-                        ("opamp.model", "opamp.gain", "opamp.gbw_hz", "opamp.v_out_max_v", "opamp.offset_v",
+                        ("opamp.model", "opamp.gain", "opamp.gbw_hz", "opamp.offset_v",
                          "opamp.offset_sigma_v", "opamp.r_inverter_ohm", "opamp.supply_v", "opamp.i_quiescent_a",
                          "opamp.subckt", "opamp.corner")))
 BUDGET_CAUSES.add(Cause("parasitics", "parasitics (wires, r_out, c_in)", ("wires", "opamp.r_out_ohm", "opamp.c_in_farad"),
@@ -213,6 +214,10 @@ BUDGET_CAUSES.add(Cause("parasitics", "parasitics (wires, r_out, c_in)", ("wires
 # the intrinsic noise keys (issue 20 parts 1-2): present once the config models have them
 BUDGET_CAUSES.add(Cause("intrinsic_noise", "intrinsic noise", ("thermal_noise", "opamp.en_v_per_rthz",
                                                                "opamp.in_a_per_rthz", "opamp.flicker_corner_hz")))
+#: circuit keys no cause-alone run takes, and why (the budget's runs are on the linear engine): the run's budget then
+#: names them (budget_left_out) instead of failing whole -- every realistic macromodel has a swing limit
+BUDGET_LEFT_OUT = {"opamp.v_out_max_v": "the op-amp output-swing limit (opamp.v_out_max_v: nonlinear, which the "
+                                         "linear engine cannot run)"}
 BUDGET_ESTIMATES = ("op", "mean", "cov")
 BUDGET_TIME = (("finite_time", "finite time"), ("sampling", "sampling"))
 #: keys kept in every budget run: the random streams' seed and the operating temperature (kT of the intrinsic noise;
@@ -241,7 +246,7 @@ _MISSING = object()
 def _base_circuit(circuit: dict) -> dict:
     """The circuit section with every key any cause owns removed (the ideal circuit of the same design ranges)."""
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in circuit.items()}
-    for _, cause in BUDGET_CAUSES.items():
+    for _, cause in [*BUDGET_CAUSES.items(), ("left out", Cause("left out", "", tuple(BUDGET_LEFT_OUT)))]:
         for key in cause.keys:
             *head, last = key.split(".")
             parent = _get(out, ".".join(head)) if head else out
@@ -260,9 +265,11 @@ def _with_circuit(prep: Prepared, circuit: dict, kappa: float | None = None) -> 
     file is read again)."""
     cfg = prep.cfg
     section = type(cfg.circuit).model_validate(circuit)
+    # no save_nodes and no waveform file: the run's extra vectors name elements of its own circuit (VOI1 of a
+    # macro op-amp) that a cause-alone circuit may not have, and the budget reads result arrays only
     sim = cfg.simulation.model_copy(update={"backend": "linear", "burn_in_tau": prep.burn_in_tau,
-                                            "noise_dt_tau": float(prep.design.noise_dt_tau)})
-    readout = cfg.readout.model_copy(update={"sample_dt_tau": prep.sample_dt_tau})
+                                            "noise_dt_tau": float(prep.design.noise_dt_tau), "save_nodes": []})
+    readout = cfg.readout.model_copy(update={"sample_dt_tau": prep.sample_dt_tau, "waveforms": "none"})
     new = cfg.model_copy(update={"circuit": section, "simulation": sim, "readout": readout})
     problem = prep.problem if kappa is None else _with_kappa(prep.problem, kappa)
     return prepare_problem(new, problem)
@@ -293,7 +300,7 @@ def error_budget(prep: Prepared, metrics: dict[str, Any], mean_from_op: bool = F
     problem, d = prep.problem, prep.design.d
     target = prep.design.target_sde()
     mean_t, cov_t = _observed(target, d)
-    circuit = prep.cfg.circuit.model_dump(mode="json")
+    circuit = prep.cfg.circuit.model_dump(mode="json", exclude_defaults=True)   # the knobs the run sets
     base = _base_circuit(circuit)
     base_dump = type(prep.cfg.circuit).model_validate(base).model_dump(mode="json")
     has_mean = bool(prep.topology.has_mean)
@@ -366,9 +373,14 @@ def error_budget_or_note(prep: Prepared, metrics: dict[str, Any], mean_from_op: 
     """error_budget, or {"budget_note": why} when the circuit cannot run on the linear engine (a nonlinear
     element such as the output-swing limit of every cause-alone circuit)."""
     try:
-        return error_budget(prep, metrics, mean_from_op)
+        out: dict[str, Any] = error_budget(prep, metrics, mean_from_op)
     except BadInputError as e:
         return {"budget_note": f"no error budget: {e}"}
+    run_keys = prep.cfg.circuit.model_dump(mode="json", exclude_defaults=True)
+    left = [why for key, why in BUDGET_LEFT_OUT.items() if _get(run_keys, key) not in (_MISSING, None)]
+    if left and out:
+        out["budget_left_out"] = "not in the budget: " + "; ".join(left)
+    return out
 
 
 def budget_causes() -> list[tuple[str, str]]:
@@ -395,6 +407,8 @@ def format_budget(m: dict[str, Any]) -> str:
     lines.append(f"{'total (measured)':34s} " + " ".join(f"{cell(f'budget_{e}_total'):>12s}" for e in ests))
     if "budget_note_opamp" in m:
         lines.append(m["budget_note_opamp"])
+    if m.get("budget_left_out"):
+        lines.append(str(m["budget_left_out"]))
     return "\n".join(lines)
 
 
@@ -405,9 +419,21 @@ def plot_budget(out_dir: str | Path) -> list[Path]:
     """budget.png from metrics.json: per estimate, a bar per cause and the measured total (log scale)."""
     out = Path(out_dir)
     m = json.loads((out / METRICS_NAME).read_text(encoding="utf-8"))
+    fig = budget_figure(m)
+    if fig is None:
+        return []
+    path = out / BUDGET_PLOT_NAME
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return [path]
+
+
+def budget_figure(m: dict[str, Any]):
+    """The figure of budget.png (None without a budget): each bar carries its value, since the shares often lie
+    within one decade, where a log axis has no labelled tick."""
     ests = [e for e in BUDGET_ESTIMATES if f"budget_{e}_total" in m]
     if not ests:
-        return []
+        return None
     plt = pyplot()
     fig, axes = plt.subplots(1, len(ests), figsize=(max(6.5, 4.5 * len(ests)), 4.0), squeeze=False)
     for ax, e in zip(axes[0], ests):
@@ -418,16 +444,17 @@ def plot_budget(out_dir: str | Path) -> list[Path]:
         ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
         ax.set_xscale("log")
         ax.tick_params(axis="x", which="minor", labelbottom=False)
+        lo, hi = min(vals), max(vals)
+        ax.set_xlim(lo / 3.0, hi * 6.0)          # room for the value beside the longest bar
+        for k, v in enumerate(vals):
+            ax.text(v * 1.1, k, f"{v:.3g}", va="center", fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel("relative error")
         ax.set_ylabel("cause")
         ax.set_title({"op": ".op", "mean": "time average", "cov": "covariance"}[e])
     fig.suptitle(f"error budget by cause\n({m.get('engine', '?')} run; shares measured on the linear engine)")
     fig.tight_layout()
-    path = out / BUDGET_PLOT_NAME
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return fig
 
 
 def _unmeasured_realised(design, m: dict[str, Any]) -> dict[str, Any]:

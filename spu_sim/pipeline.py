@@ -249,6 +249,8 @@ def build_circuit(prep: Prepared) -> Circuit:
         extra = saved_vectors(circuit, sim.save_nodes)
         have = {s.lower() for s in circuit.saves}
         circuit.saves = circuit.saves + [v for v in dict.fromkeys(extra) if v.lower() not in have]
+        asked = {v.lower() for v in extra}   # a vector asked for is no longer optional
+        circuit.optional_saves = [v for v in circuit.optional_saves if v.lower() not in asked]
     elif sim.save_nodes:
         saved_vectors(circuit, sim.save_nodes)   # checked all the same
     return circuit

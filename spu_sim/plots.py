@@ -128,6 +128,21 @@ def plot_compare(out_dir: str | Path) -> list[Path]:
     return paths
 
 
-if __name__ == "__main__":
-    for p in plot_compare(sys.argv[1]):
+def main(argv: list[str]) -> int:
+    """``python -m spu_sim.plots OUT``: redraw a compare folder's plots; another folder (no result.npz: a sweep, a
+    training run) is exit 2 with one line, not a traceback."""
+    if len(argv) != 1:
+        print("usage: python -m spu_sim.plots OUT  (OUT: the folder of a compare run)", file=sys.stderr)
+        return 2
+    out = Path(argv[0])
+    if not (out / "result.npz").is_file():
+        print(f"error: {out}: no result.npz here; python -m spu_sim.plots redraws the plots of a compare run folder "
+              "(spu-sim compare CONFIG --out OUT)", file=sys.stderr)
+        return 2
+    for p in plot_compare(out):
         print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -63,6 +63,19 @@ class Config(Strict):
         return v
 
     @model_validator(mode="after")
+    def _transient_knobs(self) -> "Config":
+        """The readout and burn-in act on the transient only: set without ``tran`` in simulation.analyses they would
+        be silently ignored."""
+        if "tran" in self.simulation.analyses:
+            return self
+        for key, value in (("readout.sample_dt_tau", self.readout.sample_dt_tau), ("readout.adc.bits", self.readout.adc.bits),
+                           ("simulation.burn_in_tau", self.simulation.burn_in_tau)):
+            if value is not None:
+                raise ConfigError(f"{key} = {value:g} acts on the transient only, and simulation.analyses has no tran "
+                                  f"(the .op is read exactly); add tran to simulation.analyses or remove {key}")
+        return self
+
+    @model_validator(mode="after")
     def _vector_of_topology(self) -> "Config":
         """A topology without a mean takes no vector (it would be a knob with no element); one with a mean
         needs it."""

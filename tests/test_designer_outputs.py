@@ -96,6 +96,7 @@ def run_netlist(tmp_path: Path, cfg: dict, capsys) -> tuple[int, str]:
 
 @pytest.mark.parametrize("circuit, words", [
     ({"opamp": {"gain": 1000.0}}, "opamp.gain"),
+    ({"opamp": {"gain": 1.0e5, "gbw_hz": 1.0e7}}, "opamp.gain"),    # written out, though equal to the defaults
     ({"opamp": {"gbw_hz": 1.0e6}}, "opamp.gbw_hz"),
     ({"opamp": {"offset_v": 1.0e-3}}, "opamp.offset_v"),
     ({"opamp": {"model": "ideal", "v_out_max_v": 2.0}}, "opamp.v_out_max_v"),
@@ -131,6 +132,29 @@ def test_adc_range_without_bits_is_exit_2(tmp_path, capsys):
     code, err = run_netlist(tmp_path, {**SMALL, "readout": {"adc": {"range_v": 2.0}}}, capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "readout.adc: range_v = 2" in err and "readout.adc.bits" in err
+
+
+def test_resolved_config_of_an_ideal_op_amp_loads_again(tmp_path, capsys):
+    """The resolved config.yaml leaves out the macromodel knobs of an ideal op-amp (written, they would be refused on
+    reload as knobs the ideal model ignores); the macromodel's resolved config keeps every knob."""
+    from spu_sim.config.base import save_config
+    for opamp in ({}, {"model": "macro"}):
+        cfg = prepare({**SMALL, "circuit": {"opamp": opamp}}).cfg
+        data = yaml.safe_load(save_config(cfg))
+        assert ("gain" in data["circuit"]["opamp"]) == bool(opamp)
+        assert prepare(data).cfg == cfg
+
+
+@pytest.mark.parametrize("extra, key", [
+    ({"readout": {"sample_dt_tau": 0.1}}, "readout.sample_dt_tau"),
+    ({"readout": {"adc": {"bits": 8}}}, "readout.adc.bits"),
+    ({"simulation": {"analyses": ["op"], "burn_in_tau": 1.0}}, "simulation.burn_in_tau"),
+])
+def test_transient_knobs_without_a_transient_are_exit_2(tmp_path, capsys, extra, key):
+    """Readout and burn-in act on the transient only: with simulation.analyses [op] they would be ignored."""
+    code, err = run_netlist(tmp_path, {**SMALL, **extra}, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert key in err and "simulation.analyses" in err
 
 
 def test_knobs_the_model_uses_are_accepted(tmp_path, capsys):
@@ -175,3 +199,47 @@ def test_sweep_summary_in_words():
     assert "mean 1.5 %, median 1.45 %, 95th percentile 2.98 %, largest 3.68 % over 15 runs" in text
     assert "yield: 43.8 % of the planned runs have op_rel_err <= 1 %" in text
     assert "yield with mitigation: 50 % of the groups" in text
+
+
+def test_grid_sweep_prints_the_metric_at_each_grid_value():
+    """A GBW sweep with two seeds per GBW: the spread over all runs mixes the GBW values; the terminal gives the
+    metric at each GBW (the seeds are its spread), in words with units."""
+    from spu_sim.cli import format_grid_lines
+    plan = {"sweep": {"metric": "cov_rel_err", "grid": {"circuit.opamp.gbw_hz": [1.0e5, 1.0e7],
+                                                         "simulation.seed": [0, 1]}}}
+    rows = [{"circuit.opamp.gbw_hz": g, "simulation.seed": s, "status": "ok", "cov_rel_err": v}
+            for g, s, v in (("100000.0", "0", "0.9"), ("100000.0", "1", "0.7"), ("10000000.0", "0", "0.3"),
+                            ("10000000.0", "1", "")) ]
+    rows[-1]["status"] = "failed"
+    lines = format_grid_lines(plan, rows)
+    assert lines == ["cov_rel_err at circuit.opamp.gbw_hz = 1e+05: median 80 % (70 % to 90 %) over 2 runs",
+                     "cov_rel_err at circuit.opamp.gbw_hz = 1e+07: median 30 % (30 % to 30 %) over 1 run, 1 failed"]
+    assert format_grid_lines({"sweep": {"metric": "cov_rel_err", "grid": {"simulation.seed": [0, 1]}}}, rows) == []
+
+
+def test_noise_of_a_macro_op_amp_gives_the_spectrum_error_below_its_gbw(tmp_path, capsys):
+    """The OU theory has no op-amp pole: over a band reaching past GBW the spectrum error is ~100 % whatever the
+    circuit; below GBW / 10 the pole changes |H|^2 by about (f N / GBW)^2 (N: the noise gain, a few): a few %."""
+    cfg = {"problem": {"matrix": [[2.0, -1.0], [-1.0, 2.0]], "vector": [1.0, 0.5], "kappa": 0.05},
+           "circuit": {"opamp": {"model": "macro", "gain": 1.0e4, "gbw_hz": 1.0e7}}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["noise", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "n"), "--points-per-decade", "5",
+                 "--no-transient"]) == 0
+    out = capsys.readouterr().out
+    m = json.loads((tmp_path / "n" / "noise_metrics.json").read_text())
+    assert m["spectrum_max_rel_error"] > 0.5 and m["spectrum_max_rel_error_below_gbw"] < 0.1
+    assert "below GBW / 10" in out
+
+
+def test_noise_cir_has_its_element_table(tmp_path):
+    """noise.cir is a netlist too: noise_elements.csv beside it, one row per element in netlist order."""
+    import csv
+    from spu_sim.analyses.noise import run_noise
+    cfg = {"problem": {"matrix": [[2.0, -1.0], [-1.0, 2.0]], "vector": [1.0, 0.5], "kappa": 0.05},
+           "circuit": {"opamp": {"model": "macro", "gain": 1.0e4, "gbw_hz": 1.0e7}}}
+    run_noise(cfg, tmp_path / "n", points_per_decade=3, transient=False)
+    with (tmp_path / "n" / "noise_elements.csv").open(newline="") as f:
+        rows = [r["name"] for r in csv.DictReader(f) if r["status"] == "present"]
+    text = (tmp_path / "n" / "noise.cir").read_text().split(".control")[0]
+    names = [line.split()[0] for line in text.splitlines() if line[:1].isalpha()]
+    assert rows == names and len(names) > 10

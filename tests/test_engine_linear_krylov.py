@@ -38,9 +38,9 @@ def factored_circuit(n, m, *, circuit=None, kappa=0.0, t_stop_tau=5.0, step_tau=
                        "x0": (0.5 * rng.standard_normal(n)).tolist()},
            "circuit": {"topology": "opamp_factored", "integrator": {"r_max_ohm": 1e10, "prune_below_relative": 1e-5},
                        **(circuit or {})},
-           "simulation": {"t_stop_tau": t_stop_tau, "burn_in_tau": 0.0, "analyses": list(analyses), "backend": "linear",
-                          "noise_dt_tau": noise_dt_tau},
-           "readout": {"sample_dt_tau": step_tau}}
+           "simulation": {"t_stop_tau": t_stop_tau, "burn_in_tau": 0.0 if "tran" in analyses else None,
+                          "analyses": list(analyses), "backend": "linear", "noise_dt_tau": noise_dt_tau},
+           "readout": {"sample_dt_tau": step_tau if "tran" in analyses else None}}
     return build_circuit(prepare(cfg))
 
 

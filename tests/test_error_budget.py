@@ -24,7 +24,7 @@ CIRCUIT_CAUSES = [n for n, _ in BUDGET_CAUSES.items()]
 def _cfg(circuit: dict, kappa=0.0, t_stop=20.0, analyses=("op", "tran"), backend="linear") -> dict:
     return {"problem": {"matrix": A4, "vector": B4, "kappa": kappa}, "circuit": {"integrator": {"r_min_ohm": 1e3}, **circuit},
             "simulation": {"t_stop_tau": t_stop, "analyses": list(analyses), "backend": backend, "seed": 4},
-            "readout": {"sample_dt_tau": None if kappa else 0.05}}
+            "readout": {"sample_dt_tau": None if kappa or "tran" not in analyses else 0.05}}
 
 
 @pytest.mark.parametrize("cause, circuit", [
@@ -92,3 +92,54 @@ def test_r_out_share_is_its_change_to_the_run_op_amp(tmp_path):
     assert expect > 1e-6
     assert m["budget_op_parasitics"] == pytest.approx(expect, rel=1e-9)
     assert m["budget_op_opamp"] == pytest.approx(np.linalg.norm(without["x_op"] - x_star) / np.linalg.norm(x_star), rel=1e-9)
+
+
+def test_save_nodes_of_the_run_do_not_stop_the_budget(tmp_path):
+    """simulation.save_nodes names vectors of the run's own circuit (here the macro op-amp's output source VOI1,
+    which the cause-alone circuits do not have): the budget runs keep no waveforms, so the budget is still there."""
+    cfg = _cfg({"opamp": {"model": "macro", "gain": 100.0, "gbw_hz": None}, "tolerance": {"local_rel": 0.02, "seed": 5}},
+               analyses=("op",))
+    cfg["simulation"]["save_nodes"] = ["sum1", "i(voi1)"]
+    m = compare(cfg, tmp_path / "o")
+    assert "budget_note" not in m
+    assert m["budget_op_opamp"] > 0 and m["budget_op_quantisation_tolerance"] > 0
+
+
+def test_compare_prints_why_there_is_no_budget(tmp_path, capsys, monkeypatch):
+    """A run whose budget cannot be measured says why on the terminal (not only in metrics.json)."""
+    from spu_sim import compare as compare_mod
+    from spu_sim.cli import main
+    from spu_sim.errors import BadInputError
+    import yaml
+
+    def refuse(*a, **k):
+        raise BadInputError("element X1 is nonlinear: the linear engine cannot run it exactly")
+    monkeypatch.setattr(compare_mod, "error_budget", refuse)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(_cfg({"tolerance": {"local_rel": 0.02, "seed": 5}}, analyses=("op",))))
+    assert main(["compare", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "no error budget: element X1 is nonlinear" in out
+
+
+def test_a_swing_limit_leaves_the_budget_standing_and_is_named(tmp_path):
+    """Every realistic macromodel has an output-swing limit, which the linear engine cannot run: the budget leaves it
+    out and says so, instead of failing whole (a limit far above the swing changes nothing: the op share is the
+    total, as without it)."""
+    cfg = _cfg({"opamp": {"model": "macro", "gain": 100.0, "gbw_hz": None, "v_out_max_v": 5.0}}, analyses=("op",),
+               backend="ngspice-subprocess")
+    m = compare(cfg, tmp_path / "o")
+    assert "budget_note" not in m
+    assert m["budget_op_opamp"] == pytest.approx(m["op_rel_err"], rel=1e-6)
+    assert "v_out_max_v" in m["budget_left_out"] and "v_out_max_v" in format_budget(m)
+
+
+def test_budget_plot_gives_each_share_its_value():
+    """Shares within one decade (0.16 to 0.34) leave a log axis without a labelled tick: each bar carries its value."""
+    from spu_sim.compare import budget_figure
+    from spu_sim.plotting import pyplot
+    m = {"engine": "linear", "budget_cov_quantisation_tolerance": 0.1632, "budget_cov_sampling": 0.1762,
+         "budget_cov_sum": 0.3394, "budget_cov_total": 0.1786}
+    fig = budget_figure(m)
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    pyplot().close(fig)
+    assert {"0.163", "0.176", "0.339", "0.179"} <= texts

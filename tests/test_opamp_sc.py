@@ -36,6 +36,8 @@ def sc_problem(d: int, sc: dict, kappa: float = 0.05, circuit: dict | None = Non
                        "vector": {"random": {"kind": "normal", "seed": 2}}, "kappa": kappa},
            "circuit": {"topology": "opamp_sc", "sc": sc, **(circuit or {})},
            "simulation": {"t_stop_tau": 200.0, "burn_in_tau": 10.0, "seed": 3, **sim}}
+    if "tran" not in cfg["simulation"].get("analyses", ["tran"]):
+        del cfg["simulation"]["burn_in_tau"]      # a transient knob: refused without a transient
     return cfg
 
 

@@ -29,7 +29,7 @@ def _cfg(wires=None, opamp=None, backend="linear", analyses=("op",), t_stop=1.0,
         circuit["opamp"] = opamp
     return {"problem": {"matrix": A4, "vector": B4, "kappa": kappa}, "circuit": circuit,
             "simulation": {"t_stop_tau": t_stop, "analyses": list(analyses), "backend": backend, "reltol": reltol},
-            "readout": {"sample_dt_tau": 0.05}}
+            "readout": {"sample_dt_tau": 0.05 if "tran" in analyses else None}}
 
 
 def _nodal_transfer(r_ohm: np.ndarray, r_seg: float) -> np.ndarray:

@@ -52,6 +52,7 @@ from ..engines import ENGINES, get_engine
 from ..engines.progress import elapsed_line
 from ..engines.waveform_files import write_waveforms
 from ..errors import BadInputError
+from ..parts.element_table import applied_text, write_element_table
 from ..parts.opamp import is_subckt
 from ..parts.intrinsic_noise import intrinsic_from_config, with_intrinsic_noise
 from ..pipeline import prepare, simulate, staged
@@ -61,6 +62,7 @@ from ..topologies import TOPOLOGIES, CircuitRequest
 
 K_BOLTZMANN = 1.380649e-23
 NOISE_NETLIST_NAME = "noise.cir"
+NOISE_ELEMENTS_NAME = "noise_elements.csv"   # elements.csv of noise.cir (the folder may hold a run's elements.csv)
 NOISE_NPZ = "noise.npz"
 NOISE_METRICS = "noise_metrics.json"
 NOISE_CONFIG = "noise_config.yaml"   # not config.yaml: the folder may hold a simulate run's files too
@@ -196,6 +198,8 @@ def run_noise(config: str | Path | dict | Config, out_dir: str | Path, *, points
         f1, f2 = frequency_band(topo, design, span_decades)
         circuit = noise_circuit(topo, design, cfg, pairs, f1, f2, points_per_decade, element_noise)
         write_circuit(circuit, stage, NOISE_NETLIST_NAME)   # the artifact (the run folder may hold netlist.cir)
+        write_element_table(stage / NOISE_ELEMENTS_NAME, circuit, *topo.element_info(design),
+                            applied=applied_text(getattr(design, "notes", {})))
         run_dir = stage / "noise_run"
         t0 = time.perf_counter()
         try:
@@ -257,6 +261,13 @@ def run_noise(config: str | Path | dict | Config, out_dir: str | Path, *, points
             "cov_rel_error_vs_kappa_A_inv": rel(S_noise, kappa_Ainv),
             "spectrum_max_rel_error": float(np.max(np.abs(spec / spec_th - 1))),
         }
+        # the OU theory has no op-amp pole: above a macromodel's GBW the circuit rolls off faster (error -> 100 %);
+        # below GBW / 10 the spectra are comparable
+        gbw_hz = getattr(getattr(design, "macro", None), "gbw_hz", None)
+        below = freq <= gbw_hz / 10.0 if gbw_hz else np.zeros(0, dtype=bool)
+        if below.any():
+            metrics["gbw_hz"] = float(gbw_hz)
+            metrics["spectrum_max_rel_error_below_gbw"] = float(np.max(np.abs(spec[:, below] / spec_th[:, below] - 1)))
         for key, ref in extra_refs.items():
             metrics[f"cov_rel_error_vs_{key}"] = rel(S_noise, ref)
         if is_subckt(getattr(design, "macro", None)):

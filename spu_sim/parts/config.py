@@ -7,7 +7,7 @@ them). The op-amp topologies (opamp, opamp_factored, posterior_*; opamp_sc the o
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from ..config.base import Seed, Strict, finite as _finite
 from .subckt_opamp import shipped_cell
@@ -153,6 +153,18 @@ class OpampConfig(Strict):
                            "supply_v", "i_quiescent_a", "en_v_per_rthz", "in_a_per_rthz",
                            "flicker_corner_hz", "r_out_ohm", "c_in_farad")(_finite)
 
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        """The ideal model's dump leaves out the macromodel knobs at their defaults (the nullor ignores them, and
+        check_opamp_knobs refuses them when written out), so a resolved config loads again."""
+        out = handler(self)
+        if self.model == "ideal" and isinstance(out, dict):
+            fields = type(self).model_fields
+            for name in [k for k in out if k not in IDEAL_OPAMP_KNOBS and k in fields]:
+                if getattr(self, name) == fields[name].default:
+                    del out[name]
+        return out
+
     @model_validator(mode="after")
     def _model(self) -> "OpampConfig":
         """``model`` is ideal, macro, subckt or a shipped cell (spu_sim.parts.subckt_opamp); ``subckt`` goes with
@@ -222,13 +234,18 @@ IDEAL_OPAMP_KNOBS: tuple[str, ...] = ("model", "en_v_per_rthz", "in_a_per_rthz",
 
 def check_opamp_knobs(oc: OpampConfig, topology: str, ideal_uses: tuple[str, ...] = (),
                       unused: dict[str, str] | None = None) -> None:
-    """ValueError (one line, naming the model that would use it) for the first op-amp knob set to a value other than
-    its default that the chosen model of ``topology`` does not use: a macromodel knob with ``model: ideal`` (unless
+    """ValueError (one line, naming the model that would use it) for the first op-amp knob that the chosen model of
+    ``topology`` does not use: a macromodel knob written out (at any value but 0 / null, which mean none) or set off its
+    default with ``model: ideal`` (unless
     in ``ideal_uses``: knobs the topology's ideal op-amps use too), or a knob in ``unused`` ({knob: why}) that no
     model of this topology uses. Called from each topology's circuit-section validator."""
     for name, f in type(oc).model_fields.items():
         value = getattr(oc, name)
-        if name in IDEAL_OPAMP_KNOBS or value == f.default:
+        # a macromodel knob written out with an ideal op-amp is refused even at its default value (gain: 1.0e5);
+        # 0 / null ("none": r_out_ohm: 0, v_out_max_v: null) is what the nullor has anyway
+        written = (name in oc.model_fields_set and oc.model == "ideal" and name not in ideal_uses
+                   and value is not None and value != 0)
+        if name in IDEAL_OPAMP_KNOBS or (value == f.default and not written):
             continue
         if oc.model not in ("ideal", "macro"):
             if name in SUBCKT_OPAMP_KNOBS and not (unused and name in unused):

@@ -344,7 +344,8 @@ def tran_dense(circuit: Circuit, tran: Tran, opts: RunOptions) -> LinearWaveform
     x0 = start_state(circuit, tran, model)
     Cx, Du = model.Cx[:len(saves)], model.Du[:len(saves)]
     if opts.noise_mode != "samples":
-        Y, used = _aggregated(model, Cx, Du, x0, tran.step_s, n_out, method, opts.seed, opts.noise_intensity_v2_s)
+        Y, used, saves = _aggregated(model, saves, Cx, Du, x0, tran.step_s, n_out, method, opts.seed,
+                                     opts.noise_intensity_v2_s, circuit.optional_saves)
         return tran_waveforms(np.arange(n_out + 1) * tran.step_s, saves, Y, opts, used)
     mf = _modal_or_none(model.M, method)
     inputs = pwl_inputs(srcs, q)
@@ -400,20 +401,27 @@ def ou_augmented(M: np.ndarray, N: np.ndarray, Nq: np.ndarray, Cx: np.ndarray, D
     return Ma, N_dc, Nqa, np.hstack([Cx, Du[:, col]]), np.concatenate([x0, rng.standard_normal(k) * np.sqrt(var)])
 
 
-def _aggregated(model, Cx, Du, x0, h, n_out, method, seed, intensity) -> tuple[np.ndarray, str]:
-    """(outputs, method used) of noise_mode aggregated (module doc): the exact transition over each output step
-    h with its noise xi_k ~ N(0, Q) drawn from a generator seeded by ``seed`` (None: noise.seed_of the samples);
-    sources with an OU part in their law (1/f) get its states appended (ou_augmented)."""
+def _aggregated(model, saves, Cx, Du, x0, h, n_out, method, seed, intensity,
+                optional: list[str]) -> tuple[np.ndarray, str, list[str]]:
+    """(outputs, method used, the saves kept) of noise_mode aggregated (module doc): the exact transition over each
+    output step h with its noise xi_k ~ N(0, Q) drawn from a generator seeded by ``seed`` (None: noise.seed_of the
+    samples); sources with an OU part in their law (1/f) get its states appended (ou_augmented). The optional saves
+    (Circuit.optional_saves) that white noise reaches directly are left out (white noise gives them no value at a
+    time point); any other such save is refused."""
     srcs = model.noise
     qs = np.array([white_intensity_v2_s(s, intensity) for s in srcs])
     # direct feed-through of white noise (not rounding: relative to the output's state gain); an OU part has a value
     white = 1 + np.flatnonzero(qs > 0)
     feed = np.abs(Du[:, white]).max(axis=1, initial=0) > 1e-12 * np.abs(Cx).max(axis=1, initial=0)
+    drop = {v.lower() for v in optional}
+    keep = [i for i, name in enumerate(saves) if not (feed[i] and name.lower() in drop)]
+    saves, Cx, Du, feed = [saves[i] for i in keep], Cx[keep], Du[keep], feed[keep]
     if feed.any():
-        names = [model.outputs[i] for i in np.flatnonzero(feed)][:5]
+        names = [saves[i] for i in np.flatnonzero(feed)][:5]
         raise BadInputError(f"saved vector(s) {', '.join(names)} follow the noise sources directly: white noise"
                             " has no value at a time point, so the aggregated noise mode cannot give them; save"
-                            " node voltages only or use noise_mode samples")
+                            " node voltages only (simulation.save_nodes), or run noise_mode samples"
+                            " (simulation.backend: linear)")
     Nq = model.N[:, 1:] * np.sqrt(qs)[None, :]
     rng = np.random.default_rng(seed_of(srcs) if seed is None else seed)
     M, N_dc, Nq, Cx, x0 = ou_augmented(model.M, model.N, Nq, Cx, Du, x0, srcs, rng)
@@ -432,10 +440,10 @@ def _aggregated(model, Cx, Du, x0, h, n_out, method, seed, intensity) -> tuple[n
         else:
             def noise(rows):
                 return rng.standard_normal((rows, n)) @ W.T
-        return run_modal(mf, N_dc, Cx, Du_dc, x0, h, n_out, 1, inputs, noise=noise), used
+        return run_modal(mf, N_dc, Cx, Du_dc, x0, h, n_out, 1, inputs, noise=noise), used, saves
     Lq = sqrt_psd(q_dense(M, Nq, h))
     return run_loop(M, N_dc, Cx, Du_dc, x0, h, n_out, 1, inputs,
-                    noise=lambda rows: rng.standard_normal((rows, n)) @ Lq.T), used
+                    noise=lambda rows: rng.standard_normal((rows, n)) @ Lq.T), used, saves
 
 
 def path_at(circuit: Circuit, times_s: np.ndarray, saves: list[str] | None = None) -> dict[str, np.ndarray]:

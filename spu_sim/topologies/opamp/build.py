@@ -182,4 +182,5 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
     analyses = request.integrator_analyses(design.noise_dt_tau * design.tau_s if design.has_noise else None)
     return Circuit(title=f"spu-sim op-amp integrator SPU, d = {d}", header=header(design), elements=E,
                    readout_nodes=list(design.readout_nodes), analyses=analyses, options={"reltol": request.reltol},
-                   saves=[f"v(x{i})" for i in range(1, d + 1)] + output_current_saves(macro, opamp_tags(design)))
+                   saves=[f"v(x{i})" for i in range(1, d + 1)] + output_current_saves(macro, opamp_tags(design)),
+                   optional_saves=output_current_saves(macro, opamp_tags(design)))

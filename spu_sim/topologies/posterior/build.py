@@ -180,4 +180,5 @@ def build_circuit(design, request: CircuitRequest, line_output: LineOutput = res
                    elements=E, readout_nodes=list(design.readout_nodes), analyses=analyses,
                    options={"reltol": request.reltol},
                    saves=[f"v(x{i})" for i in range(1, d + 1)] + [f"v(r{k})" for k in range(1, n + 1)]
-                   + [f"v({o})" for o in outs if not o.startswith("r")] + output_current_saves(macro, opamp_tags(design)))
+                   + [f"v({o})" for o in outs if not o.startswith("r")] + output_current_saves(macro, opamp_tags(design)),
+                   optional_saves=output_current_saves(macro, opamp_tags(design)))
