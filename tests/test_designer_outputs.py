@@ -25,15 +25,19 @@ QUANTISED = {"problem": {"matrix": {"random": {"kind": "spd", "d": 5, "condition
 
 def netlist_elements(path: Path) -> list[str]:
     """The element names of a netlist: every line that is no comment, control card, continuation or blank, outside
-    the .control block (its lines are ngspice commands, not elements)."""
-    names, control = [], False
+    the .control block (its lines are ngspice commands, not elements) and outside .subckt definitions (a model's
+    insides: the netlist's elements are its X instances)."""
+    names, control, subckt = [], False, False
     for line in path.read_text().splitlines()[1:]:
         s = line.strip()
         low = s.lower()
         if low.startswith(".control") or low.startswith(".endc"):
             control = low.startswith(".control")
             continue
-        if s and not control and s[0] not in "*.+":
+        if low.startswith(".subckt") or low.startswith(".ends"):
+            subckt = low.startswith(".subckt")
+            continue
+        if s and not control and not subckt and s[0] not in "*.+":
             names.append(s.split()[0])
     return names
 
@@ -72,7 +76,8 @@ def test_elements_csv_rows_match_netlist_and_dropped_entries(tmp_path):
     assert abs(float(head) - 30.0) > 1.0
 
 
-@pytest.mark.parametrize("config", ["opamp_sc_d4", "opamp_factored_d40", "rlc_sampling_d8", "posterior_logistic_d3"])
+@pytest.mark.parametrize("config", ["opamp_sc_d4", "opamp_factored_d40", "rlc_sampling_d8", "posterior_logistic_d3",
+                                    "opamp_macro_d8"])
 def test_elements_csv_beside_every_netlist(tmp_path, config):
     """Every topology writes the table: one present row per netlist element."""
     root = Path(__file__).resolve().parent.parent / "configs"
@@ -80,7 +85,8 @@ def test_elements_csv_beside_every_netlist(tmp_path, config):
     write_netlist(root / f"{config}.yaml", out)
     rows = read_table(out / "elements.csv")
     assert [r["name"] for r in rows if r["status"] == "present"] == netlist_elements(out / "netlist.cir")
-    assert all(r["realised"] or r["kind"] in ("switch", "noise DAC", "behavioural source") for r in rows)
+    assert all(r["realised"] or r["kind"] in ("switch", "noise DAC", "behavioural source")
+               or r["kind"].startswith("subcircuit ") for r in rows)   # an op-amp instance: its model has no one value
 
 
 SMALL = {"problem": {"matrix": [[2.0, -1.0], [-1.0, 2.0]], "vector": [1.0, 0.5], "kappa": 0.0},
@@ -240,6 +246,5 @@ def test_noise_cir_has_its_element_table(tmp_path):
     run_noise(cfg, tmp_path / "n", points_per_decade=3, transient=False)
     with (tmp_path / "n" / "noise_elements.csv").open(newline="") as f:
         rows = [r["name"] for r in csv.DictReader(f) if r["status"] == "present"]
-    text = (tmp_path / "n" / "noise.cir").read_text().split(".control")[0]
-    names = [line.split()[0] for line in text.splitlines() if line[:1].isalpha()]
-    assert rows == names and len(names) > 10
+    names = netlist_elements(tmp_path / "n" / "noise.cir")
+    assert rows == names and len(names) > 10 and "XAI1" in names
