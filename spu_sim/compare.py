@@ -134,8 +134,8 @@ def compute_metrics(prep: Prepared, arrays: dict[str, np.ndarray], x_ideal: np.n
             if not has_mean:
                 exp.pop("mean_rel_err_expected", None)
             m.update(exp)
-    m = _unmeasured_realised(design, m)
     m.update(prep.topology.circuit_metrics(design, problem, arrays))   # e.g. opamp: settling, energy
+    m = _unmeasured_realised(design, m)
     if "timings_s" in arrays:
         for k, v in zip(TIMING_NAMES, arrays["timings_s"]):
             m[f"time_{k}"] = float(v)
@@ -460,8 +460,16 @@ def budget_figure(m: dict[str, Any]):
 def _unmeasured_realised(design, m: dict[str, Any]) -> dict[str, Any]:
     """With a subcircuit op-amp (circuit.opamp.model: subckt or a shipped cell) the realised matrix and process are
     not known (spu-sim does not model the subcircuit's gain): matrix_rel_err and the *_vs_realized errors are left
-    out, not computed from ideal op-amps, and ``realized_note`` says so."""
+    out, not computed from ideal op-amps, and ``realized_note`` says so. A design whose judge leaves a noise source
+    out (``judge_leaves_out``: opamp_sc with op-amp e_n) has its covariance-vs-realised errors left out likewise."""
     m_op = getattr(design, "macro", None)
+    left = getattr(design, "judge_leaves_out", None)
+    if left:
+        out = {k: v for k, v in m.items() if not (k.startswith("cov_rel_err_vs_realized")
+                                                  or k.startswith("sc_sampling_cov_rel_err"))}
+        out["realized_note"] = (f"covariance vs realised circuit: not judged (the judge leaves out {left}; the error "
+                                "against kappa A^-1 includes its effect)")
+        return out
     if not is_subckt(m_op):
         return m
     out = {k: v for k, v in m.items() if k != "matrix_rel_err" and not k.endswith("_vs_realized")}

@@ -13,6 +13,7 @@ from scipy import stats
 from conftest import spd_problem
 from spu_sim import ideal
 from spu_sim.cli import main
+from spu_sim.compare import compare as run_compare
 from spu_sim.pipeline import prepare, simulate
 from spu_sim.topologies.intrinsic import circuit_intrinsic_diffusion
 
@@ -88,6 +89,19 @@ def test_opamp_sc_op_amp_current_noise_is_in_the_clocked_judge():
     assert _z_max(r, d.effective_sde()) < _bound(3)
     without = prepare({**SC, "circuit": {"topology": "opamp_sc"}}).design.effective_sde()
     assert _z_max(r, without) > _bound(3)
+
+
+def test_opamp_sc_covariance_is_not_judged_against_a_judge_without_its_voltage_noise(tmp_path):
+    """e_n is sampled onto the branch capacitors through the switches' bandwidth, which the clocked judge does not
+    model: compare leaves the covariance-vs-realised errors out and says why, and keeps those the judge holds."""
+    cfg = {**SC, "circuit": {"topology": "opamp_sc", "opamp": {"en_v_per_rthz": 1e-7}},
+           "simulation": {**SC["simulation"], "t_stop_tau": 30.0}}
+    m = run_compare(cfg, tmp_path / "o", budget=False)
+    assert "cov_rel_err_vs_realized" not in m and not any(k.startswith("sc_sampling_cov") for k in m)
+    assert "e_n" in m["realized_note"] and "not judged" in m["realized_note"]
+    assert np.isfinite(m["mean_rel_err_vs_realized"]) and np.isfinite(m["cov_rel_err"])
+    m_in = run_compare(SC | {"simulation": {**SC["simulation"], "t_stop_tau": 30.0}}, tmp_path / "i", budget=False)
+    assert "cov_rel_err_vs_realized" in m_in and "realized_note" not in m_in     # i_n is in the judge
 
 
 def test_opamp_sc_refuses_thermal_noise_with_one_line(tmp_path, capsys):

@@ -181,6 +181,17 @@ class OpampScDesign(OuDesign):
         return self.s_x ** 2 * spec.in_a_per_rthz ** 2 / 2.0 * self.h * self.tau_s / self.c_f_farad ** 2
 
     @property
+    def judge_leaves_out(self) -> str | None:
+        """What the clocked judge (``process``) does not model of this circuit's noise, None when it models all of
+        it: the op-amp voltage noise e_n, which the switches sample onto the branch capacitors through their own
+        bandwidth (docs/nonideal.md). compare then leaves the covariance-vs-realised errors out (not judged)."""
+        spec = self.intrinsic
+        if spec is None or spec.en_v_per_rthz == 0:
+            return None
+        return ("the op-amp voltage noise e_n (circuit.opamp.en_v_per_rthz), which the switches sample onto the "
+                "branch capacitors")
+
+    @property
     def kappa_intrinsic(self) -> float:
         """The intrinsic noise floor with the noise DAC off, in problem units: mean_i (q_in,i / h) / 2 (i_n only:
         kT/C is circuit.sc.ktc_noise, e_n is not in the clocked judge, docs/nonideal.md)."""
