@@ -12,7 +12,11 @@ models (the optional extra ``pdk``, installed by scripts/setup.sh; without it th
 - a missing PDK, a bad op-amp choice, an unknown corner and a missing subcircuit file exit 2 with one line, before
   ngspice runs;
 - a d = 2 SPU built of sky130_miller (circuit.opamp.model: sky130_miller, spu_sim.parts.subckt_opamp) reaches at .op
-  the equilibrium that the characterised macromodel predicts (the same design with the characterised section).
+  the equilibrium that the characterised macromodel predicts (the same design with the characterised section);
+- the same d = 2 SPU's transient on injected noise (4 tau, noise step 0.05 tau) gets the same noise samples at
+  transistor level as with ideal op-amps; and issue 21's check that its path differs from the characterised
+  macromodel's by at most the error budget's op-amp share, printed and run as a strict xfail: it does not hold yet
+  (docs/opamp_cells.md, "Transistor level against the macromodel on the same noise").
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from spu_sim.cli import main
 from spu_sim.config.base import read_yaml
 from spu_sim.engines.ngspice_subprocess import NgspiceSubprocess
 from spu_sim.parts.opamp_cells import CELL_NAMES, SHIPPED, cell_spec
-from spu_sim.pipeline import simulate
+from spu_sim.compare import error_budget
+from spu_sim.pipeline import prepare, simulate
 from spu_sim.run_config import load_run_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -238,3 +243,80 @@ def test_characterise_recovers_a_users_single_pole_subcircuit(tmp_path):
     assert m["r_out_ohm"] == pytest.approx(r_o, rel=1e-3)
     assert m["gain_loaded"] == pytest.approx(gm * r1 * 2e4 / (2e4 + r_o), rel=1e-3)
     assert abs(m["offset_v"]) < 1e-9 and m["i_quiescent_a"] == pytest.approx(0.0, abs=1e-12)
+
+
+#: the d = 2 SPU above with the noise DAC on, a short transient on a coarse noise step (cheap at transistor level)
+TRAN_D2 = copy.deepcopy(SPU_D2)
+TRAN_D2["problem"]["kappa"] = 1e-4
+TRAN_D2["simulation"].update(analyses=["tran"], t_stop_tau=4.0, noise_dt_tau=0.05, seed=3)
+#: the start-up is left out: every op-amp starts from zero internal states (uic), so the readout near t = 0 is the
+#: op-amps' start-up (the t = 0 sample is off by up to 70 % of |x*|; by 0.2 tau the paths agree to 2e-3)
+STARTUP_TAU = 1.0
+
+
+def _path_rel_rms(a, b) -> float:
+    """RMS over the samples after STARTUP_TAU of ||x_a(t) - x_b(t)|| / ||x*|| (problem units)."""
+    keep = a["t"] / a["tau_s"] >= STARTUP_TAU
+    assert np.array_equal(a["t"], b["t"]) and keep.sum() >= 50
+    return float(np.sqrt(np.mean(np.sum((a["x"][keep] - b["x"][keep]) ** 2, axis=1))) / np.linalg.norm(a["x_star"]))
+
+
+@pytest.fixture(scope="module")
+def same_noise_paths(characterised):
+    """The transient of TRAN_D2 (same seed, same noise samples) with four sky130_miller cells, with the characterised
+    macromodel section (opamp_macro.yaml without its noise keys, which the cell's transient has no counterpart of,
+    and without the swing clip, which the budget's linear engine refuses) and with ideal op-amps; and the budget's
+    op-amp share of the macro design (spu_sim.compare.error_budget: cause opamp alone on the linear engine,
+    ||x_dc(macro) - x*|| / ||x*||)."""
+    m, _, _ = characterised
+    section = {k: v for k, v in m["opamp_section"].items()
+               if k not in ("en_v_per_rthz", "in_a_per_rthz", "flicker_corner_hz", "v_out_max_v")}
+    runs = {}
+    for name, opamp in (("cell", TRAN_D2["circuit"]["opamp"]), ("macro", section), ("ideal", {"model": "ideal"})):
+        cfg = copy.deepcopy(TRAN_D2)
+        cfg["circuit"]["opamp"] = opamp
+        runs[name] = simulate(cfg)
+    macro = copy.deepcopy(TRAN_D2)
+    macro["circuit"]["opamp"] = section
+    share = error_budget(prepare(macro), {"op_rel_err": 0.0})["budget_op_opamp"]
+    d = {"cell_macro": _path_rel_rms(runs["cell"], runs["macro"]),
+         "cell_ideal": _path_rel_rms(runs["cell"], runs["ideal"]),
+         "macro_ideal": _path_rel_rms(runs["macro"], runs["ideal"])}
+    fluct = _path_rel_rms(runs["ideal"], {**runs["ideal"].arrays, "x": runs["ideal"]["x"] * 0 + runs["ideal"]["x_star"]})
+    print(f"\nsky130_miller d = 2, {TRAN_D2['simulation']['t_stop_tau']:g} tau on the same noise, path RMS / ||x*|| "
+          f"after {STARTUP_TAU:g} tau: cell vs characterised macro {d['cell_macro']:.3e}, cell vs ideal "
+          f"{d['cell_ideal']:.3e}, macro vs ideal {d['macro_ideal']:.3e}; budget op-amp share {share:.3e}; "
+          f"noise path about x* {fluct:.3e}")
+    return d, share, fluct
+
+
+@pytest.mark.ngspice
+def test_transistor_level_transient_follows_the_same_injected_noise(same_noise_paths):
+    """The cell's circuit gets the same noise samples as the ideal one: the noise drives the path about x* by
+    `fluct` (about 0.05 of ||x*||), and independent samples would put the two paths sqrt(2) fluct apart; the same
+    samples leave only the op-amps' error (about their DC share, 1e-3). Acceptance: cell vs ideal below fluct / 10,
+    and the noise far above the op-amps' share (otherwise this check and the next could not tell noise apart)."""
+    d, share, fluct = same_noise_paths
+    assert fluct > 10 * share
+    assert d["cell_ideal"] < 0.1 * fluct
+
+
+@pytest.mark.ngspice
+@pytest.mark.xfail(strict=True, reason=(
+    "measured 8.9e-3 against a share of 9.4e-4: the characterised r_out_ohm (the cell's DC open-loop output "
+    "resistance, 53 kohm) is a resistor after the macromodel's single pole at every frequency, so each noise step's "
+    "capacitor current feeds through it (macro vs ideal 9.6e-3, the same on the linear engine), while the Miller "
+    "cell's output impedance falls above its dominant pole; without r_out_ohm the difference is still about 2e-3, "
+    "as is cell vs ideal (2.0e-3): a dynamic error on the noise steps beyond the single-pole estimate below"))
+def test_transistor_level_vs_macro_transient_is_within_the_budgets_opamp_share(same_noise_paths):
+    """Issue 21's check: the path difference of the transistor-level and the characterised-macro transients on the
+    same injected noise is bounded by the budget's op-amp share. Derivation: both circuits are linear about x* for
+    these small signals (|x| <= 0.2 V of a +/-0.85 V swing) and the op-amps' poles lie far above the noise band
+    (GBW 10 MHz against 1 / (2 pi noise_dt) = 80 kHz), so the path of either is x_ideal(t) plus its op-amp's DC
+    error plus a dynamic error of relative size f_noise / GBW ~ 1e-2 times the noise path (fluct ~ 5e-2, so ~5e-4);
+    both op-amps have the same GBW, so their dynamic errors largely cancel, and the macromodel carries the cell's DC
+    error up to the 25 % the .op test allows: the difference is at most 0.25 share + 5e-4 (2.3e-4 + 5e-4 here),
+    below one share. Strict xfail: passes (and then fails the suite, to
+    remove this mark) when the macromodel's output impedance follows the cell's."""
+    d, share, _ = same_noise_paths
+    assert d["cell_macro"] <= share
