@@ -304,12 +304,12 @@ def error_budget(prep: Prepared, metrics: dict[str, Any], mean_from_op: bool = F
     base = _base_circuit(circuit)
     base_dump = type(prep.cfg.circuit).model_validate(base).model_dump(mode="json")
     has_mean = bool(prep.topology.has_mean)
+    subckt = is_subckt(getattr(prep.design, "macro", None))
     out: dict[str, float] = {}
     for name, cause in BUDGET_CAUSES.items():
-        model = _get(circuit, "opamp.model")
-        if "opamp.model" in cause.keys and model not in (_MISSING, "ideal", "macro"):
-            out["budget_note_opamp"] = (f"op-amp share not measured: circuit.opamp.model {model} is a SPICE subcircuit "
-                                        "that the linear engine (which runs the budget) cannot run")
+        if subckt and "opamp.model" in cause.keys:
+            out["budget_note_opamp"] = (f"op-amp share not measured: circuit.opamp.model {_get(circuit, 'opamp.model')} "
+                                        "is a SPICE subcircuit that the linear engine (which runs the budget) cannot run")
             continue
         alone = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
         for key in cause.keys:

@@ -72,8 +72,8 @@ from ..config.base import finite as _finite, read_yaml
 from ..engines.ngspice_subprocess import NgspiceSubprocess
 from ..engines.progress import elapsed_line
 from ..errors import ConfigError, ResultError
-from ..parts.config import OpampConfig, SubcktConfig, TemperatureConfig
-from ..parts.opamp_cells import CELL_NAMES, CORNERS, cell_spec
+from ..parts.config import BEHAVIOURAL_OPAMP_MODELS, OpampConfig, SubcktConfig, TemperatureConfig
+from ..parts.opamp_cells import CELL_NAMES, CORNERS, cell_spec, format_model_file
 from ..parts.subckt_opamp import PIN_ROLES, subckt_from_config
 from ..pipeline import staged
 from ..plotting import pyplot, save_png
@@ -102,7 +102,7 @@ class CellChoice(Strict):
     @model_validator(mode="after")
     def _choice(self) -> "CellChoice":
         cells = ", ".join(CELL_NAMES)
-        if self.model in ("ideal", "macro"):
+        if self.model in BEHAVIOURAL_OPAMP_MODELS:
             raise ValueError(f"model: {self.model!r} is not a transistor-level op-amp (nothing to characterise); "
                              f"choose one of: {cells}, subckt")
         if self.model == "subckt":
@@ -151,7 +151,7 @@ def bench_cell(oc: CellChoice) -> BenchCell:
     subcircuit file that fails the pre-flight scan of spu_sim.parts.subckt_opamp)."""
     if oc.model == "subckt":
         sub = subckt_from_config(OpampConfig(model="subckt", subckt=oc.subckt, supply_v=oc.supply_v, corner=oc.corner))
-        line = f'.lib "{sub.file}" {sub.section}' if sub.section else f'.include "{sub.file}"'
+        line = format_model_file(Path(sub.file), sub.section)    # the path checked as any netlist include
         return BenchCell(sub.name, "the designer's subcircuit", f"user subcircuit {sub.file}", sub.file, sub.name,
                          sub.supply_v, sub.section, (line,), sub.pin_roles)
     spec = cell_spec(oc.model)

@@ -41,7 +41,7 @@ import spu_sim.optim.kfac as kfac
 from spu_sim.analog import AnalogSolver
 from spu_sim.errors import BadInputError, ConfigError, DesignError
 from spu_sim.optim.base import OPTIMIZERS, LearningRate, LocalProblem, Transform, lr_at
-from spu_sim.optim.tngd import DEFAULT_TAU_S, MAX_T_TAU, ou_transient
+from spu_sim.optim.tngd import DEFAULT_TAU_S, check_time_tau, ou_transient
 from spu_sim.problems import validate_spd
 from spu_sim.readout import Adc
 from spu_sim.registry import Registry
@@ -195,9 +195,9 @@ def build(lr: LearningRate = 0.1, damping: float = 1e-2, decay: float = 0.95, in
     programmed factor, readout ``adc_bits`` and noise ``seed``; ``circuit`` is AnalogSolver's circuit
     section, ``tau_s`` the seconds per tau the ideal backend reports."""
     kfac.check_hyper(damping, decay, inverse_every)
-    if not 0 <= t_tau <= MAX_T_TAU or not kappa >= 0:
-        raise BadInputError(f"t_tau must lie in 0 .. {MAX_T_TAU:.0e} tau and kappa be >= 0 (got {t_tau:.4g}, "
-                            f"{kappa:.4g})")
+    check_time_tau("t_tau", t_tau)
+    if not kappa >= 0:
+        raise BadInputError(f"kappa must be >= 0 (got {kappa:.4g})")
     for name, bits in (("factor_bits", factor_bits), ("adc_bits", adc_bits)):
         if bits is not None and (int(bits) != bits or not 1 <= bits <= 32):
             raise BadInputError(f"{name} must be an integer in 1..32 or null (got {bits})")

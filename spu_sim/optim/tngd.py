@@ -212,13 +212,19 @@ def update(problem: LocalProblem, state: TNGDState, *, lr: LearningRate, damping
                                                    pruned=pruned_entries(evolve))
 
 
+def check_time_tau(key: str, t: float) -> None:
+    """BadInputError naming ``key`` for an analog time or delay per step outside 0 .. MAX_T_TAU (tngd, tngd_adam,
+    tkfac)."""
+    if not 0 <= t <= MAX_T_TAU:
+        raise BadInputError(f"{key} = {t:.4g} is outside 0 .. {MAX_T_TAU:.0e} tau (the physical range of an analog "
+                            f"time per step); give a time in it")
+
+
 def check_hyper(damping: float, t_tau: float, delay_tau: float) -> None:
     if damping <= 0:
         raise BadInputError(f"damping must be > 0 (got {damping}); A = C + damping I must be positive definite")
-    for key, t in (("t_tau", t_tau), ("delay_tau", delay_tau)):
-        if not 0 <= t <= MAX_T_TAU:
-            raise BadInputError(f"{key} = {t:.4g} is outside 0 .. {MAX_T_TAU:.0e} tau (the physical range of an analog "
-                                f"time per step); give a time in it")
+    check_time_tau("t_tau", t_tau)
+    check_time_tau("delay_tau", delay_tau)
 
 
 def build(lr: LearningRate = 0.1, damping: float = 1e-2, t_tau: float = 50.0, delay_tau: float = 0.0,

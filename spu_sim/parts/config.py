@@ -165,6 +165,12 @@ class OpampConfig(Strict):
                     del out[name]
         return out
 
+    @property
+    def is_subckt(self) -> bool:
+        """Whether the op-amp is a subcircuit (model: subckt or a shipped cell), not one of spu-sim's behavioural
+        models (BEHAVIOURAL_OPAMP_MODELS)."""
+        return self.model not in BEHAVIOURAL_OPAMP_MODELS
+
     @model_validator(mode="after")
     def _model(self) -> "OpampConfig":
         """``model`` is ideal, macro, subckt or a shipped cell (spu_sim.parts.subckt_opamp); ``subckt`` goes with
@@ -178,10 +184,10 @@ class OpampConfig(Strict):
         if self.model != "subckt" and self.subckt is not None:
             raise ValueError(f"subckt is the designer's op-amp of model: subckt (model is {self.model}); set "
                              "circuit.opamp.model: subckt, or remove circuit.opamp.subckt")
-        if self.model in ("ideal", "macro") and self.corner is not None:
+        if not self.is_subckt and self.corner is not None:
             raise ValueError(f"corner selects a process section of a transistor-level op-amp (model: subckt or a shipped "
                              f"cell), not of model: {self.model}; remove circuit.opamp.corner")
-        if self.model not in ("ideal", "macro"):
+        if self.is_subckt:
             for key in ("en_v_per_rthz", "in_a_per_rthz", "flicker_corner_hz"):
                 if getattr(self, key):
                     raise ValueError(f"{key}: a transistor-level op-amp (model: {self.model}) has its own noise in its "
@@ -220,8 +226,10 @@ class WiresConfig(Strict):
         return self.r_ohm_per_segment > 0
 
 
-#: the behavioural op-amp models; every other ``circuit.opamp.model`` is a subcircuit (spu_sim.parts.subckt_opamp)
-OPAMP_MODELS: tuple[str, ...] = ("ideal", "macro", "subckt")
+#: the behavioural op-amp models (spu-sim's own: a nullor and the macromodel); every other ``circuit.opamp.model``
+#: is a subcircuit (subckt or a shipped cell, spu_sim.parts.subckt_opamp)
+BEHAVIOURAL_OPAMP_MODELS: tuple[str, ...] = ("ideal", "macro")
+OPAMP_MODELS: tuple[str, ...] = (*BEHAVIOURAL_OPAMP_MODELS, "subckt")
 
 #: the OpampConfig knobs a subcircuit op-amp (model: subckt or a shipped cell) uses besides ``model``: its supplies,
 #: its process corner, the inverters' resistors; every other knob is the macromodel's
@@ -247,7 +255,7 @@ def check_opamp_knobs(oc: OpampConfig, topology: str, ideal_uses: tuple[str, ...
                    and value is not None and value != 0)
         if name in IDEAL_OPAMP_KNOBS or (value == f.default and not written):
             continue
-        if oc.model not in ("ideal", "macro"):
+        if oc.is_subckt:
             if name in SUBCKT_OPAMP_KNOBS and not (unused and name in unused):
                 continue
             if name not in SUBCKT_OPAMP_KNOBS:

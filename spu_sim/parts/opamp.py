@@ -86,7 +86,7 @@ def model_fields(oc: OpampConfig) -> dict[str, object]:
     """The OpampModel fields of the ``circuit.opamp`` section (``MacroOpamp(**model_fields(oc), ...)``); with a
     subcircuit op-amp (model: subckt or a shipped cell) ``cell``, its file scanned first (a BadInputError before any
     engine runs)."""
-    cell = None if oc.model in ("ideal", "macro") else subckt_from_config(oc)
+    cell = subckt_from_config(oc) if oc.is_subckt else None
     return {"gain": oc.gain, "gbw_hz": oc.gbw_hz, "v_out_max_v": oc.v_out_max_v, "supply_v": oc.supply_v,
             "i_quiescent_a": oc.i_quiescent_a, "r_out_ohm": oc.r_out_ohm, "c_in_farad": oc.c_in_farad, "cell": cell}
 
@@ -121,7 +121,7 @@ def draw_offsets(oc: OpampConfig, rng: np.random.Generator, shape) -> np.ndarray
 
 def macro_notes(oc: OpampConfig) -> dict[str, object]:
     """The design.json / netlist-header notes of the macromodel (or of a subcircuit op-amp)."""
-    if oc.model not in ("ideal", "macro"):
+    if oc.is_subckt:
         return {"opamp": oc.model, **({"subckt_name": oc.subckt.name, "subckt_file": oc.subckt.file} if oc.subckt else {}),
                 "supply_v": oc.supply_v, **({"corner": oc.corner} if oc.corner else {})}
     return {"opamp": "macro", "gain": oc.gain, "gbw_hz": oc.gbw_hz, "v_out_max_v": oc.v_out_max_v,

@@ -74,10 +74,9 @@ def shipped_cell(name: str) -> SubcktSource:
     if name in SHIPPED_OPAMP_CELLS:
         spec = cell_spec(name)
         return SubcktSource(str(spec.file), spec.subckt, {r: r for r in PIN_ROLES}, spec.corners, spec.supply_v)
-    raise ConfigError(f"circuit.opamp.model: {name!r} is not available (models: ideal, macro, subckt"
-                      + (f", shipped cells {', '.join(SHIPPED_OPAMP_CELLS)}" if SHIPPED_OPAMP_CELLS else
-                         "; no transistor-level cells are shipped in this version") + "); use model: subckt with "
-                      "circuit.opamp.subckt for your own op-amp")
+    raise ConfigError(f"circuit.opamp.model: {name!r} is not available (models: ideal, macro, subckt, shipped cells "
+                      f"{', '.join(SHIPPED_OPAMP_CELLS)}); use model: subckt with circuit.opamp.subckt for your own "
+                      "op-amp")
 
 
 @dataclass(frozen=True)
@@ -119,13 +118,6 @@ class SubcktOpamp:
             f", process corner {self.corner}" if self.corner else "")
         return (f"Op-amp: subcircuit {self.name} from {self.file}{how} (model {self.label}), supplies "
                 f"+/-{self.supply_v:.6g} V")
-
-    def notes(self) -> dict[str, object]:
-        """design.json / netlist-header notes."""
-        return {"opamp": self.label, "subckt_file": self.file, "subckt_name": self.name,
-                "supply_v": self.supply_v, **({"corner": self.section or self.corner} if self.section or self.corner
-                                              else {})}
-
 
 def resolve_file(file: str, base_dir: Path | None = None) -> str:
     """subckt.file as an absolute path: relative paths against base_dir (the config file's folder; None: the current
