@@ -83,8 +83,8 @@ _TRAIN = {"data": {"name": "blobs", "n_samples": 40, "n_features": 2, "n_classes
 
 
 @pytest.mark.parametrize("entry, key", [
-    ({"name": "tngd", "lr": 0.1, "t_tau": 3e6, "backend": "circuit"}, "t_tau"),
-    ({"name": "tngd_adam", "lr": 0.1, "t_tau": 5.0, "delay_tau": 1e200, "backend": "circuit"}, "delay_tau"),
+    ({"name": "tngd", "lr": 0.1, "t_tau": 3e6, "backend": "ngspice-shared"}, "t_tau"),
+    ({"name": "tngd_adam", "lr": 0.1, "t_tau": 5.0, "delay_tau": 1e200, "backend": "ngspice-shared"}, "delay_tau"),
     ({"name": "tkfac", "lr": 0.1, "t_tau": 1e9, "backend": "linear"}, "t_tau"),
 ])
 def test_an_optimiser_time_beyond_its_physical_range_is_refused_before_training(tmp_path, capsys, entry, key):

@@ -165,8 +165,8 @@ def test_dense_and_factored_topology_give_the_same_tngd_trajectory():
     model = models.make_model("logreg", 3, 3)
     theta0 = model.init(np.random.default_rng(0), 0.3)
     kw = dict(lr=1.0, damping=0.5, t_tau=2.0, delay_tau=0.0)
-    opt = {"ideal": tngd.build(**kw), "dense": tngd.build(**kw, backend="circuit", factored=False),
-           "factored": tngd.build(**kw, backend="circuit")}
+    opt = {"ideal": tngd.build(**kw), "dense": tngd.build(**kw, backend="ngspice-shared", factored=False),
+           "factored": tngd.build(**kw, backend="ngspice-shared")}
     theta = {k: theta0.copy() for k in opt}
     state = {k: o.init(theta0) for k, o in opt.items()}
     for step, idx in enumerate(data.batch_indices(len(ds.y_train), 2, 4, seed=1)):

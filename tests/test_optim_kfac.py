@@ -228,9 +228,11 @@ def _cfg(opts, **model):
 @pytest.mark.parametrize("opt,model,expected", [
     ({"name": "kfac", "lr": 1, "t_tau": 5}, {}, "train.optimizers[0]: 't_tau' is not an option of kfac"),
     ({"name": "tkfac", "lr": 1, "backend": "fpga"}, {},
-     "train.optimizers[0].backend: 'fpga' is not a tkfac backend; choose one of: ideal, circuit, linear"),
+     "train.optimizers[0].backend: 'fpga' is not a backend; choose one of: ideal, ngspice-shared, ngspice-subprocess, "
+     "linear"),
     ({"name": "tngd", "lr": 1, "backend": "fpga"}, {},
-     "train.optimizers[0].backend: 'fpga' is not a TNGD backend; choose one of: ideal, circuit, linear"),
+     "train.optimizers[0].backend: 'fpga' is not a backend; choose one of: ideal, ngspice-shared, ngspice-subprocess, "
+     "linear"),
     ({"name": "tkfac", "lr": 1, "delay_tau": 1}, {}, "train.optimizers[0]: 'delay_tau' is not an option of tkfac"),
     ({"name": "kfac", "lr": 1, "decay": 1.0}, {}, "train.optimizers[0].decay: Input should be less than 1"),
     ({"name": "kfac", "lr": 1, "inverse_every": 0}, {}, "train.optimizers[0].inverse_every: Input should be greater"),

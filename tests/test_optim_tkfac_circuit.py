@@ -1,4 +1,4 @@
-"""tkfac on the ngspice op-amp SPU (backend circuit, spu_sim.analog.AnalogSolver) against digital kfac."""
+"""tkfac on the ngspice op-amp SPU (backend ngspice-shared, spu_sim.analog.AnalogSolver) against digital kfac."""
 
 import numpy as np
 import pytest
@@ -24,7 +24,7 @@ def test_circuit_tkfac_tracks_kfac_within_the_measured_solve_error():
     model = models.make_model("mlp", 3, 2, hidden=[3])
     theta = model.init(np.random.default_rng(0))
     kw = dict(lr=0.5, damping=0.01, decay=0.9, inverse_every=1)
-    ref, circ = kfac.build(**kw), tkfac.build(**kw, backend="circuit", t_tau=100.0)
+    ref, circ = kfac.build(**kw), tkfac.build(**kw, backend="ngspice-shared", t_tau=100.0)
     other = kfac.build(**{**kw, "damping": 0.02})
     s_r, s_c, s_o = ref.init(theta), circ.init(theta), other.init(theta)
     for k, idx in enumerate(data.batch_indices(len(ds.y_train), 8, 3, seed=1)):
@@ -59,7 +59,7 @@ def test_circuit_inverse_follows_the_ou_transient_with_warm_start():
     model = models.make_model("logreg", 3, 2)
     theta = model.init(np.random.default_rng(0), 0.3)
     kw = dict(lr=0.5, damping=0.01, decay=0.5, inverse_every=1, t_tau=2.0)
-    ideal, circ, half = tkfac.build(**kw), tkfac.build(**kw, backend="circuit"), tkfac.build(**{**kw, "t_tau": 1.0})
+    ideal, circ, half = tkfac.build(**kw), tkfac.build(**kw, backend="ngspice-shared"), tkfac.build(**{**kw, "t_tau": 1.0})
     s_i, s_c, s_h = ideal.init(theta), circ.init(theta), half.init(theta)
     for k, idx in enumerate(data.batch_indices(len(ds.y_train), 8, 2, seed=1)):
         p = models.make_problem(model, theta, ds.x_train[idx], ds.y_train[idx])
@@ -87,7 +87,7 @@ def test_ideal_adc_model_reads_the_same_codes_as_the_circuit():
     model = models.make_model("mlp", 3, 2, hidden=[3])
     theta = model.init(np.random.default_rng(0))
     kw = dict(lr=0.5, damping=0.01, decay=0.9, inverse_every=1, t_tau=100.0)
-    ideal, circ, finer = (tkfac.build(**kw, adc_bits=6), tkfac.build(**kw, adc_bits=6, backend="circuit"),
+    ideal, circ, finer = (tkfac.build(**kw, adc_bits=6), tkfac.build(**kw, adc_bits=6, backend="ngspice-shared"),
                           tkfac.build(**kw, adc_bits=7))
     s_i, s_c, s_f = ideal.init(theta), circ.init(theta), finer.init(theta)
     moved = total = changed = 0
@@ -119,7 +119,7 @@ def test_unrealisable_quantised_factor_is_one_design_error():
     theta = model.init(np.random.default_rng(0))
     idx = data.batch_indices(len(ds.y_train), 32, 1, 0)[0]
     p = models.make_problem(model, theta, ds.x_train[idx], ds.y_train[idx])
-    t = tkfac.build(lr=0.1, damping=0.01, backend="circuit", factor_bits=2)
+    t = tkfac.build(lr=0.1, damping=0.01, backend="ngspice-shared", factor_bits=2)
     with pytest.raises(DesignError, match=r"tkfac: the 16 x 16 factor programmed with factor_bits = 2") as info:
         t.update(p, t.init(theta))
     assert "\n" not in str(info.value)

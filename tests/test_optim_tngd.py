@@ -133,5 +133,5 @@ def test_kappa_noise_is_reproducible_by_seed():
 def test_bad_hyper_parameters():
     with pytest.raises(BadInputError, match="damping"):
         tngd.build(damping=0.0)
-    with pytest.raises(BadInputError, match="not a TNGD backend"):
+    with pytest.raises(BadInputError, match="backend: 'fpga' is not a backend; choose one of: ideal, ngspice-shared"):
         tngd.build(backend="fpga")

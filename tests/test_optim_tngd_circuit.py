@@ -26,7 +26,7 @@ def test_circuit_estimate_matches_ideal_transient():
     below the change from halving t_tau (checked at step 0). Measured here: 1.6e-3 to 2.7e-3.
     """
     ds, model, theta, kw = _logreg_case()
-    ideal, circ = tngd.build(**kw), tngd.build(**kw, backend="circuit")
+    ideal, circ = tngd.build(**kw), tngd.build(**kw, backend="ngspice-shared")
     s_i, s_c = ideal.init(theta), circ.init(theta)
     for k, idx in enumerate(data.batch_indices(len(ds.y_train), 8, 3, seed=1)):
         p = models.make_problem(model, theta, ds.x_train[idx], ds.y_train[idx])

@@ -82,7 +82,7 @@ def test_noisy_step_on_ngspice_agrees_pathwise_with_the_linear_engine():
     far more (a different seed's draw: checked > 10 x the tolerance)."""
     a, b, x0 = _case()
     lin, _ = tngd.make_evolve("linear", kappa=KAPPA, seed=3)
-    ng, _ = tngd.make_evolve("circuit", kappa=KAPPA, seed=3)
+    ng, _ = tngd.make_evolve("ngspice-shared", kappa=KAPPA, seed=3)
     other, _ = tngd.make_evolve("linear", kappa=KAPPA, seed=4)
     x_l, x_n, x_o = (e(a, b, x0, T_TAU, 0, 1) for e in (lin, ng, other))
     tol = 1e-2 * np.linalg.norm(x_l)

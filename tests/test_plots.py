@@ -179,7 +179,7 @@ def test_training_plots(tmp_path, drawn, name):
     """Every optimiser of the config (with their long legend labels) but those on the circuit backend, 4 steps."""
     cfg = parse_yaml((CONFIGS / f"{name}.yaml").read_text())
     cfg["train"]["steps"] = 4
-    cfg["train"]["optimizers"] = [o for o in cfg["train"]["optimizers"] if o.get("backend") != "circuit"]
+    cfg["train"]["optimizers"] = [o for o in cfg["train"]["optimizers"] if o.get("backend") != "ngspice-shared"]
     labels = {o.get("label", o["name"]) for o in cfg["train"]["optimizers"]}
     groups = (cfg.get("plots") or {}).get("groups") or {}
     for group, members in groups.items():

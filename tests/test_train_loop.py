@@ -32,7 +32,7 @@ def _cfg(**train):
      "ngd_woodbury, tngd, tngd_adam"),
     ({"optimizers": [{"name": "sgd", "lr": 1, "t_tau": 5}]}, "train.optimizers[0]: 't_tau' is not an option of sgd"),
     ({"optimizers": [{"name": "tngd", "lr": 1, "backend": "fpga"}]},
-     "train.optimizers[0].backend: 'fpga' is not a TNGD backend; choose one of: ideal, circuit, linear"),
+     "train.optimizers[0].backend: 'fpga' is not a backend; choose one of: ideal, ngspice-shared, ngspice-subprocess, linear"),
     ({"optimizers": [{"name": "tngd", "lr": 1, "t_tua": 5}]}, "train.optimizers[0].t_tua: unknown key"),
     ({"steps": 0}, "train.steps: Input should be greater than or equal to 1"),
     ({"optimizers": [{"name": "sgd", "lr": 1}, {"name": "sgd", "lr": 2}]}, "train: label 'sgd' is used twice"),

@@ -11,6 +11,7 @@ from spu_sim.cli import main
 from spu_sim.config import read_yaml
 from spu_sim.errors import ConfigError
 from spu_sim.optim import tngd
+from spu_sim.optim import backend as spu_backend
 from spu_sim.train import loop, spot_check, timing
 from spu_sim.train.config import load_config
 
@@ -36,7 +37,7 @@ def test_shipped_mlp_config_has_the_claimed_size():
     m = cfg.train.batch_size * model.d_z
     assert m == 320 and m < model.n_params
     entry = next(e for e in cfg.train.optimizers if e.name == "tngd")
-    assert entry.backend == "linear" and tngd.BACKEND_ENGINES[entry.backend] == "linear"
+    assert entry.backend == "linear" and spu_backend.engine(entry.backend) == "linear"
     # the App. C programming term counts the factorised circuit's m (m + 2N) resistors
     st = timing.tngd_step_time(n_params=4810, batch_size=32, d_z=10, t_tau=50, delay_tau=0, tau_s=1e-6,
                                **cfg.timing.model_dump())
@@ -69,12 +70,12 @@ def test_spot_check_linear_engine_agrees_with_ngspice():
     entries at the threshold. The tolerance discriminates: half the analog time moves the direction > 10 x it."""
     rep = spot_check.spot_check(_shipped(hidden=2, batch=2, steps=3))
     assert rep["n_params"] == 160 and rep["circuits"] == ["opamp_factored"]
-    assert rep["engines"] == {"linear": "linear", "circuit": "ngspice-shared"}
+    assert rep["engines"] == {"linear": "linear", "ngspice-shared": "ngspice-shared"}
     assert rep["tolerance"] == pytest.approx(3 * 7 * 1e-4)
     assert rep["max_rel_diff"] < rep["tolerance"], rep["per_step"]
     assert rep["within_tolerance"]
     assert rep["max_rel_err_vs_exact"]["linear"] < 1e-4
-    assert rep["max_rel_err_vs_exact"]["circuit"] < rep["tolerance"]
+    assert rep["max_rel_err_vs_exact"]["ngspice-shared"] < rep["tolerance"]
     assert rep["max_rel_diff"] > 1e-9   # two different engines ran (ngspice is not exact)
     # discrimination at step 0: the exact transient at t / 2 from the same start (x0 = grad)
     cfg = loop.validate_config(_shipped(hidden=2, batch=2, steps=1))

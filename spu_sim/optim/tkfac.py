@@ -21,11 +21,11 @@ costs the same n_in + 1 + n_out runs but at every step, so for ``inverse_every``
 times fewer circuit runs (equal at T = 1). It also keeps tkfac equal to kfac when the SPU is exact.
 The price is the digital O(n^3) application of the inverses each step (see docs/kfac.md, timing).
 
-Backends (registry ``BACKENDS``): ``ideal`` = the exact OU transient (``spu_sim.optim.tngd.ou_transient``)
-with the same quantisation, exact Gaussian noise and an ADC of the circuit's range rule (1.25 x the
-larger of |x*| + 4 sigma and |x0|); ``circuit`` = ``spu_sim.analog.AnalogSolver`` on ngspice (the op-amp
-integrator netlist, one transient per column); ``linear`` = the same AnalogSolver on the exact linear
-circuit engine (``backend="linear"``; without that engine registered its config is refused with one line).
+Backends (``backend``, spu_sim.optim.backend): ``ideal`` = the exact OU transient
+(``spu_sim.optim.tngd.ou_transient``) with the same quantisation, exact Gaussian noise and an ADC of the circuit's
+range rule (1.25 x the larger of |x*| + 4 sigma and |x0|); an engine name (``ngspice-shared``, ``linear``, ...:
+``spu_sim.engines.ENGINES``) = ``spu_sim.analog.AnalogSolver`` on that engine (the op-amp integrator netlist, one
+transient per column).
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ import numpy as np
 import spu_sim.optim.kfac as kfac
 from spu_sim.analog import AnalogSolver
 from spu_sim.errors import BadInputError, ConfigError, DesignError
+from spu_sim.optim import backend as spu_backend
 from spu_sim.optim.base import OPTIMIZERS, LearningRate, LocalProblem, Transform, lr_at
 from spu_sim.optim.tngd import DEFAULT_TAU_S, check_time_tau, ou_transient
 from spu_sim.problems import validate_spd
 from spu_sim.readout import Adc
-from spu_sim.registry import Registry
 
 SIGMA_HEADROOM = 4.0  # as spu_sim.topologies.opamp.design: the range covers mean + 4 sigma
 
@@ -95,11 +95,11 @@ def _analog(engine: str):
     return make
 
 
-#: tkfac's SPU backends (``backend`` of a tkfac entry); each item makes a solver with ``solve(A, b, x0, t_tau)``
-BACKENDS: Registry[Callable[..., Any]] = Registry("a tkfac backend", "backend")
-BACKENDS.register("ideal", _ideal)
-BACKENDS.register("circuit", _analog("ngspice-shared"))
-BACKENDS.register("linear", _analog("linear"))
+def make_solver(backend: str, **kw):
+    """The SPU of a backend (spu_sim.optim.backend): IdealSPU, or AnalogSolver on the engine of that name; ConfigError
+    naming ``backend`` for any other value."""
+    engine = spu_backend.engine(backend)
+    return _ideal(**kw) if engine is None else _analog(engine)(**kw)
 
 
 def _unrealisable(n: int, factor_bits: int | None, err: Exception) -> DesignError:
@@ -191,7 +191,7 @@ def build(lr: LearningRate = 0.1, damping: float = 1e-2, decay: float = 0.95, in
           adc_bits: int | None = None, seed: int = 0, circuit: dict[str, Any] | None = None,
           tau_s: float = DEFAULT_TAU_S) -> Transform:
     """Thermodynamic K-FAC: kfac's ``lr``, ``damping``, ``decay``, ``inverse_every``; the SPU's ``backend``
-    (ideal | circuit | linear), analog time ``t_tau`` per column, noise ``kappa``, ``factor_bits`` of the
+    (ideal or an engine name: ngspice-shared, linear, ...), analog time ``t_tau`` per column, noise ``kappa``, ``factor_bits`` of the
     programmed factor, readout ``adc_bits`` and noise ``seed``; ``circuit`` is AnalogSolver's circuit
     section, ``tau_s`` the seconds per tau the ideal backend reports."""
     kfac.check_hyper(damping, decay, inverse_every)
@@ -201,7 +201,7 @@ def build(lr: LearningRate = 0.1, damping: float = 1e-2, decay: float = 0.95, in
     for name, bits in (("factor_bits", factor_bits), ("adc_bits", adc_bits)):
         if bits is not None and (int(bits) != bits or not 1 <= bits <= 32):
             raise BadInputError(f"{name} must be an integer in 1..32 or null (got {bits})")
-    solver = BACKENDS.get(backend)(kappa=kappa, seed=seed, adc_bits=adc_bits, circuit=circuit, tau_s=tau_s)
+    solver = make_solver(backend, kappa=kappa, seed=seed, adc_bits=adc_bits, circuit=circuit, tau_s=tau_s)
     return Transform(partial(init, tau_s=tau_s),
                      partial(update, lr=lr, damping=damping, decay=decay, inverse_every=int(inverse_every),
                              t_tau=t_tau, factor_bits=factor_bits, solver=solver),

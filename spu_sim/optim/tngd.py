@@ -18,12 +18,13 @@ Convention for warm start and delay (what ``spu_step`` implements):
     (A_k, b_k) for t = ``t_tau``; the readout is the final state. At step 0 there is no previous problem
     and no delay. With warm start off the state is reset at upload, so the delay has no effect.
 
-Backends:
+Backends (``backend``, spu_sim.optim.backend): ``ideal`` or the name of a registered engine.
   * ``ideal``: the exact OU transient by an eigendecomposition of the symmetric A (O(N^3)), mean only for
     kappa = 0, else mean plus an exact Gaussian sample with covariance kappa A^-1 (I - expm(-2 A t)),
     drawn from a generator seeded by (seed, step, phase) so runs are reproducible.
-  * ``circuit``: ``spu_sim.analog.AnalogSolver(circuit, kappa=, seed=, adc_bits=)``: every step programs the
-    problem into a netlist and runs ngspice. When the curvature factor U (rows m, C = U^T U) has m < N rows the
+  * an engine (``ngspice-shared``, ``ngspice-subprocess``, ``linear``, ...: ``spu_sim.engines.ENGINES``):
+    ``spu_sim.analog.AnalogSolver(circuit, kappa=, seed=, adc_bits=, backend=engine)``: every step programs the
+    problem into a netlist and runs it on that engine. When the curvature factor U (rows m, C = U^T U) has m < N rows the
     factorised circuit is used (``solve_factored(U, I_m, lambda, b, x0, t)``, topology ``opamp_factored``:
     m (m + 2N) resistors, A never formed); otherwise the dense ``opamp`` network (``solve(A, b, x0, t)``, N^2).
 The SPU sees the damped curvature as a ``Curvature(U, damping)``; ``dense()`` forms A where a backend needs it.
@@ -40,8 +41,8 @@ import numpy as np
 
 from spu_sim.analog import AnalogSolver
 from spu_sim.errors import BadInputError
+from spu_sim.optim import backend as spu_backend
 from spu_sim.optim.base import OPTIMIZERS, LearningRate, LocalProblem, Transform, lr_at
-from spu_sim.registry import Registry
 
 DEFAULT_TAU_S = 1e3 * 1e-9  # R = 1 kOhm, C = 1 nF
 #: the physical range of an analog time or delay per step (t_tau, delay_tau), in tau: 1e6 tau is a second of analog
@@ -139,10 +140,9 @@ def make_evolve(backend: str, *, kappa: float = 0.0, seed: int = 0, circuit: dic
     """The SPU of a backend as ``evolve(A, b, x0, t_tau, step, phase) -> x`` plus ``tau_s() -> float|None``;
     A is a dense matrix or a ``Curvature``. factored=False: the circuit backend always uses the dense network.
 
-    The circuit backends build one ``AnalogSolver``. An unknown backend: ConfigError listing ``BACKENDS``.
+    The circuit backends build one ``AnalogSolver``. An unknown backend: ConfigError listing ideal and the engines.
     """
-    make = BACKENDS.get(backend)
-    return make(kappa=kappa, seed=seed, circuit=circuit, adc_bits=adc_bits, factored=factored)
+    return _spu(backend)(kappa=kappa, seed=seed, circuit=circuit, adc_bits=adc_bits, factored=factored)
 
 
 def _ideal_spu(*, kappa, seed, circuit, adc_bits, factored) -> tuple[Evolve, Callable[[], float | None]]:
@@ -171,15 +171,11 @@ def _circuit_spu(engine: str):
     return make
 
 
-#: the engine that produces each backend's readouts (None: no circuit, the exact OU transient of ``ou_transient``)
-BACKEND_ENGINES: dict[str, str | None] = {"ideal": None, "circuit": "ngspice-shared", "linear": "linear"}
-
-#: TNGD's SPU backends (``backend`` of a tngd / tngd_adam entry): ideal (exact OU), circuit (ngspice), linear (the
-#: same circuit on the exact linear engine); each item makes ``(evolve, tau_s)``
-BACKENDS: Registry[Callable[..., tuple[Evolve, Callable[[], float | None]]]] = Registry("a TNGD backend", "backend")
-BACKENDS.register("ideal", _ideal_spu)
-BACKENDS.register("circuit", _circuit_spu(BACKEND_ENGINES["circuit"]))
-BACKENDS.register("linear", _circuit_spu(BACKEND_ENGINES["linear"]))
+def _spu(backend: str) -> Callable[..., tuple[Evolve, Callable[[], float | None]]]:
+    """The maker of ``(evolve, tau_s)`` of a backend (spu_sim.optim.backend): ideal, or the circuit on an engine;
+    ConfigError naming ``backend`` for any other value."""
+    engine = spu_backend.engine(backend)
+    return _ideal_spu if engine is None else _circuit_spu(engine)
 
 
 def spu_step(problem: LocalProblem, spu: SPUState, step: int, evolve: Evolve, *, damping: float,
@@ -232,8 +228,8 @@ def build(lr: LearningRate = 0.1, damping: float = 1e-2, t_tau: float = 50.0, de
           circuit: dict[str, Any] | None = None, adc_bits: int | None = None, factored: bool = True,
           tau_s: float = DEFAULT_TAU_S) -> Transform:
     """TNGD with analog time ``t_tau`` and delay ``delay_tau`` (units of tau), warm start, damping, a
-    backend (``ideal`` or ``circuit``), noise ``kappa`` and ``seed``; ``tau_s`` is the seconds per tau
-    reported by the ideal backend (the circuit backend reports ``AnalogSolver.tau_s``); ``factored``: the circuit
+    backend (``ideal`` or an engine name, spu_sim.optim.backend), noise ``kappa`` and ``seed``; ``tau_s`` is the seconds per tau
+    reported by the ideal backend (an engine backend reports ``AnalogSolver.tau_s``); ``factored``: the circuit
     backend uses the factorised circuit when the factor has fewer rows than parameters (False: always dense)."""
     check_hyper(damping, t_tau, delay_tau)
     evolve, circuit_tau_s = make_evolve(backend, kappa=kappa, seed=seed, circuit=circuit, adc_bits=adc_bits,

@@ -12,7 +12,7 @@
 Every validation error becomes one ``ConfigError`` line: "<dotted.path>: <problem>; <fix>". The names come from
 the registries where the things are defined: ``data.name`` from ``spu_sim.train.data.DATASETS``, ``model.name``
 from ``spu_sim.train.models.MODELS``, an optimiser's ``name`` from ``spu_sim.optim.OPTIMIZERS`` and its ``backend``
-from ``spu_sim.optim.tngd.BACKENDS`` (tngd, tngd_adam) or ``spu_sim.optim.tkfac.BACKENDS``.
+(tngd, tngd_adam, tkfac) is ``ideal`` or an engine of ``spu_sim.engines.ENGINES`` (spu_sim.optim.backend).
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
                       model_validator)
 
 from spu_sim.config import Seed, format_validation_error, physical, read_yaml
 from spu_sim.errors import ConfigError
-from spu_sim.optim import OPTIMIZERS, tkfac, tngd
+from spu_sim.optim import OPTIMIZERS
+from spu_sim.optim import backend as spu_backend
 from spu_sim.optim.tngd import MAX_T_TAU
 from spu_sim.registry import Registry
 from spu_sim.train.data import DATASETS
@@ -214,10 +215,11 @@ class OptimizerConfig(_Section):
 
     @field_validator("backend")
     @classmethod
-    def _backend(cls, v: str | None, info: ValidationInfo) -> str | None:
-        if v is None:
-            return None
-        return _registered(v, tkfac.BACKENDS if info.data.get("name") == "tkfac" else tngd.BACKENDS)
+    def _backend(cls, v: str | None) -> str | None:
+        err = None if v is None else spu_backend.problem(v)
+        if err is not None:
+            raise ValueError(err)
+        return v
 
     @model_validator(mode="after")
     def _options(self) -> "OptimizerConfig":

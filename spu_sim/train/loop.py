@@ -37,6 +37,7 @@ from spu_sim.engines import free_memory_mb
 from spu_sim.errors import BadInputError, SpuSimError, TrainingDiverged
 from spu_sim.io import atomic_write_text
 from spu_sim.optim import OPTIMIZERS, Transform, ngd, ngd_woodbury, tkfac, tngd
+from spu_sim.optim import backend as spu_backend
 from spu_sim.pipeline import staged
 from spu_sim.train import data as data_mod
 from spu_sim.train import models
@@ -343,11 +344,9 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
 
 
 def circuit_engine(entry: OptimizerConfig) -> str | None:
-    """The engine of a circuit optimiser's SPU (tngd, tngd_adam, tkfac with backend circuit or linear), else None."""
-    if entry.is_tngd:
-        return tngd.BACKEND_ENGINES[entry.hyper()["backend"]]
-    if entry.is_tkfac:
-        return tngd.BACKEND_ENGINES.get(entry.hyper()["backend"])
+    """The engine of a circuit optimiser's SPU (tngd, tngd_adam, tkfac with an engine as backend), else None."""
+    if entry.is_tngd or entry.is_tkfac:
+        return spu_backend.engine(entry.hyper()["backend"])
     return None
 
 

@@ -1,6 +1,6 @@
 """Spot checks of TNGD's SPU engines: the same steps on two backends, compared direction by direction.
 
-    spot_check(cfg, label=None, backends=("linear", "circuit")) -> report dict
+    spot_check(cfg, label=None, backends=("linear", "ngspice-shared")) -> report dict
 
 One TNGD entry of a training config (``name: tngd``; the first one unless ``label`` names another) is replayed
 on the config's data, model, initial parameters and mini-batches (``spu_sim.train.loop.prepare``: the same
@@ -32,6 +32,7 @@ import numpy as np
 from spu_sim.config import SimulationConfig
 from spu_sim.errors import ConfigError
 from spu_sim.optim import tngd
+from spu_sim.optim import backend as spu_backend
 from spu_sim.optim.base import lr_at
 from spu_sim.train import models
 from spu_sim.train.config import TrainConfig, validate_config
@@ -94,13 +95,13 @@ def _rel(x: np.ndarray, ref: np.ndarray) -> float:
 
 
 def spot_check(config: TrainConfig | dict[str, Any], *, label: str | None = None,
-               backends: tuple[str, str] = ("linear", "circuit"), progress: bool = False) -> dict[str, Any]:
+               backends: tuple[str, str] = ("linear", "ngspice-shared"), progress: bool = False) -> dict[str, Any]:
     """Replay the TNGD entry's steps on ``backends`` (module docstring); returns the report (JSON-ready)."""
     cfg = validate_config(config)
     entry = _entry(cfg, label)
     hyper = entry.hyper()
     for b in backends:
-        tngd.BACKENDS.get(b, field="spot check backend")
+        spu_backend.check(b, field="spot check backend")
     ds, model, batches, theta = prepare(cfg)
     evolves = {b: tngd.make_evolve(b, kappa=0.0, seed=hyper["seed"], circuit=hyper["circuit"],
                                    adc_bits=hyper["adc_bits"])[0] for b in backends}
@@ -136,7 +137,7 @@ def spot_check(config: TrainConfig | dict[str, Any], *, label: str | None = None
     max_diff = max(r["rel_diff"] for r in rows)
     return {
         "label": entry.label, "backends": list(backends),
-        "engines": {b: tngd.BACKEND_ENGINES[b] or "none (exact OU transient)" for b in backends},
+        "engines": {b: spu_backend.engine(b) or "none (exact OU transient)" for b in backends},
         "n_params": int(model.n_params), "batch_size": cfg.train.batch_size, "d_z": int(model.d_z),
         "steps": len(rows), "t_tau": hyper["t_tau"], "damping": hyper["damping"],
         "circuits": sorted({r["circuit"] for r in rows}),
