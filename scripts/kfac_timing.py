@@ -1,6 +1,6 @@
 """K-FAC time model against the layer width n: digital against thermodynamic, n = 16 .. 4096.
 
-    python scripts/kfac_timing.py OUT [--batch 32] [--inverse-every 10] [--t-tau 50] [--measure-max 2048]
+    python scripts/kfac_timing.py OUT [--batch 32] [--inverse-every 10] [--t-stop-tau 50] [--measure-max 2048]
 
 Measures this CPU's rates (one BLAS thread) for the two digital kernels (n x n matrix product, SPD
 inverse by Cholesky)
@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("out")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--inverse-every", type=int, default=10)
-    ap.add_argument("--t-tau", type=float, default=50.0)
+    ap.add_argument("--t-stop-tau", type=float, default=50.0)
     ap.add_argument("--measure-max", type=int, default=2048)
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     rows = []
     for n in ns:
         rate = by_n.get(n) or measured[-1]
-        row = kfac_timing.asymptotics([n], batch=args.batch, inverse_every=args.inverse_every, t_tau=args.t_tau,
+        row = kfac_timing.asymptotics([n], batch=args.batch, inverse_every=args.inverse_every, t_stop_tau=args.t_stop_tau,
                                       tau_s=tau_s, matmul_flops_per_s=rate["matmul_flops_per_s"],
                                       inverse_flops_per_s=rate["inverse_flops_per_s"], **timing)[0]
         row["rates_measured_at_n"] = rate["n"]
@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
         return min(wins) if wins else None
 
     result = {"engine": "model (digital rates measured on this CPU)", "batch": args.batch,
-              "inverse_every": args.inverse_every, "t_tau": args.t_tau, "tau_s": tau_s, "timing": timing,
+              "inverse_every": args.inverse_every, "t_stop_tau": args.t_stop_tau, "tau_s": tau_s, "timing": timing,
               "measured_rates": measured, "rows": rows, "exponents_n_ge_256": exps,
               "thermo_faster_from_n": crossover("thermo_s"), "thermo_apply_faster_from_n": crossover("thermo_apply_s"),
               "inverse_speedup_at_4096": rows[-1]["digital_inverse_s"] / rows[-1]["spu_refresh_s"],
@@ -83,7 +83,7 @@ def main(argv: list[str]) -> int:
     ax[0].axvline(args.measure_max, color="0.6", ls=":", lw=1)
     ax[0].set_title(f"per step, one n x n layer, batch {args.batch}, refresh every {args.inverse_every}")
     ax[1].loglog(n, [r["digital_inverse_s"] for r in rows], "o-", label="digital inverses (2 n^3 flops)")
-    ax[1].loglog(n, [r["spu_refresh_s"] for r in rows], "s-", label=f"SPU inverses (n columns x {args.t_tau:g} tau)")
+    ax[1].loglog(n, [r["spu_refresh_s"] for r in rows], "s-", label=f"SPU inverses (n columns x {args.t_stop_tau:g} tau)")
     ax[1].set_title("inversion part only, per step (amortised)")
     for a in ax:
         a.set_xlabel("layer width n")

@@ -1,12 +1,12 @@
 """AnalogSolver: the op-amp integrator SPU as a linear-solve primitive for optimisers (TNGD).
 
     solver = AnalogSolver(circuit=None, kappa=0.0, seed=0, adc_bits=None)
-    x_t = solver.solve(A, b, x0, t_tau)      # state after analog time t_tau, read through the ADC
-    x_t = solver.solve_factored(J, H, damping, b, x0, t_tau)   # A = J^T H J + damping I, never formed (N x N)
+    x_t = solver.solve(A, b, x0, t_stop_tau)      # state after analog time t_stop_tau, read through the ADC
+    x_t = solver.solve_factored(J, H, damping, b, x0, t_stop_tau)   # A = J^T H J + damping I, never formed (N x N)
 
 Each call runs the whole chain of spu_sim.pipeline on a fresh netlist: validate (A must be SPD; the arrays go
 straight into a Problem, the circuit/simulation/readout sections are validated once at construction) -> design (element values, scaling) -> netlist -> ngspice transient from the initial condition x0 for
-t_tau (problem time units: dx = -(A x - b) dt/tau + sqrt(2 kappa/tau) dW) -> readout of the final
+t_stop_tau (problem time units: dx = -(A x - b) dt/tau + sqrt(2 kappa/tau) dW) -> readout of the final
 state in problem units (the last ADC sample only: readout.read_final_state; no result files, no statistics).
 Both solves share that run (``_final_state``). With kappa = 0 the netlist has no noise sources, so ngspice takes large
 adaptive steps and a solve costs little more than loading the netlist.
@@ -25,15 +25,15 @@ Defaults for training problems: r_max_ohm 1e9 and prune_below_relative 1e-6 (den
 derives its default from the resistor resolution, spu_sim.topologies.opamp_factored.config), because a GGN has entries
 many decades below its largest one; pruned entries are counted in ``last_pruned``.
 
-Noise (kappa > 0): the readout is one sample at t_tau, so the noise DACs' step is chosen commensurate with it,
-noise_dt_tau = t_tau / K with K = ceil(t_tau * noise_oversample * lambda_max) (lambda_max of A: the factorised
+Noise (kappa > 0): the readout is one sample at t_stop_tau, so the noise DACs' step is chosen commensurate with it,
+noise_dt_tau = t_stop_tau / K with K = ceil(t_stop_tau * noise_oversample * lambda_max) (lambda_max of A: the factorised
 problem's m x m core, ``core_eigenvalues``, or the dense A's largest eigenvalue), never coarser than the
 design's own rule 1 / (noise_oversample lambda_max). The linear engine then integrates the samples exactly on
 that grid at any size (method krylov above its state threshold). The noise samples of one solve are held in
 memory (d K of them, 8 bytes each); a solve whose samples exceed the machine's free memory (the pipeline's
-share, pipeline.MEMORY_SHARE) is refused before any work naming t_tau and kappa (an optimiser has no
+share, pipeline.MEMORY_SHARE) is refused before any work naming t_stop_tau and kappa (an optimiser has no
 ``simulation`` section); the design's and the engine's other refusals keep their
-class (BadInputError, DesignError) with the AnalogSolver's own arguments (backend, kappa, t_tau) in front.
+class (BadInputError, DesignError) with the AnalogSolver's own arguments (backend, kappa, t_stop_tau) in front.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from .topologies.opamp_factored.design import core_eigenvalues
 
 DEFAULT_INTEGRATOR = {"r_max_ohm": 1e9, "prune_below_relative": 1e-6}
 DENSE_EIGH_MAX = 400              # the dense A's lambda_max by eigvalsh up to this size, else eigsh
-#: the longest transient ngspice resolves, in time constants of the circuit's fastest mode (t_tau lambda_max):
+#: the longest transient ngspice resolves, in time constants of the circuit's fastest mode (t_stop_tau lambda_max):
 #: measured noise-free at d = 2, 1e10 runs in 0.07 s, 1e12 in 7 s, 1e15 stalls for minutes or ends in
 #: "Timestep too small" (its float64 time no longer resolves the steps)
 NGSPICE_MAX_SPAN = 1e10
@@ -81,7 +81,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]
 
 
 class AnalogSolver:
-    """Programs (A, b) into the op-amp integrator netlist and runs ngspice for t_tau per call.
+    """Programs (A, b) into the op-amp integrator netlist and runs ngspice for t_stop_tau per call.
 
     circuit: a dict for the config's ``circuit`` section (integrator ranges, op-amp model,
     non-idealities); kappa: noise level in problem units (0 = noise-free); seed: first noise seed
@@ -121,58 +121,58 @@ class AnalogSolver:
                 raise BadInputError(f"AnalogSolver: {name} must hold {d} finite numbers (got shape {v.shape})")
         return Problem(A=A, b=b, kappa=self.kappa, x0=x0)
 
-    def solve(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray, t_tau: float) -> np.ndarray:
-        """x(t_tau) of the circuit started at x0, in problem units, shape (d,)."""
-        if t_tau <= 0:
+    def solve(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray, t_stop_tau: float) -> np.ndarray:
+        """x(t_stop_tau) of the circuit started at x0, in problem units, shape (d,)."""
+        if t_stop_tau <= 0:
             return np.asarray(x0, float).copy()
         problem = self.problem(A, b, x0)
-        return self._final_state(self._prepare(self._cfg, t_tau, problem), t_tau)
+        return self._final_state(self._prepare(self._cfg, t_stop_tau, problem), t_stop_tau)
 
-    def noise_steps(self, problem: Problem | FactoredProblem, t_tau: float) -> int:
-        """K noise steps per solve of t_tau (module doc); 0 without noise."""
+    def noise_steps(self, problem: Problem | FactoredProblem, t_stop_tau: float) -> int:
+        """K noise steps per solve of t_stop_tau (module doc); 0 without noise."""
         if self.kappa <= 0:
             return 0
-        return max(int(np.ceil(t_tau * self._cfg.simulation.noise_oversample * lambda_max(problem) - 1e-9)), 1)
+        return max(int(np.ceil(t_stop_tau * self._cfg.simulation.noise_oversample * lambda_max(problem) - 1e-9)), 1)
 
-    def _prepare(self, base, t_tau: float, problem, key: str = "t_tau"):
+    def _prepare(self, base, t_stop_tau: float, problem, key: str = "t_stop_tau"):
         """The prepared run of one solve: the validated sections with this call's run length, seed (one per call),
-        readout period (t_tau) and, with noise, the commensurate noise step (module doc). key: the caller's name of
-        the run length in its errors (t_tau, or delay_tau for TNGD's delay phase)."""
-        sim = {"t_stop_tau": float(t_tau), "seed": self.seed + self.calls}
-        k = self.noise_steps(problem, t_tau)
+        readout period (t_stop_tau) and, with noise, the commensurate noise step (module doc). key: the caller's name of
+        the run length in its errors (t_stop_tau, or delay_tau for TNGD's delay phase)."""
+        sim = {"t_stop_tau": float(t_stop_tau), "seed": self.seed + self.calls}
+        k = self.noise_steps(problem, t_stop_tau)
         if k:
             need_mb, free_mb = 8.0 * k * problem.d / 1e6, pipeline.free_memory_mb()
             if need_mb > pipeline.MEMORY_SHARE * free_mb:   # before the pipeline's own check, in the solver's terms
-                raise BadInputError(f"AnalogSolver: a noisy solve of t_tau = {t_tau:g} at N = {problem.d} needs {k} noise"
+                raise BadInputError(f"AnalogSolver: a noisy solve of t_stop_tau = {t_stop_tau:g} at N = {problem.d} needs {k} noise"
                                     f" steps x {problem.d} sources = {need_mb:.4g} MB of samples in memory, {free_mb:.4g}"
-                                    f" MB are free; shorten t_tau, set kappa = 0 or free memory")
-            sim["noise_dt_tau"] = float(t_tau) / k
+                                    f" MB are free; shorten t_stop_tau, set kappa = 0 or free memory")
+            sim["noise_dt_tau"] = float(t_stop_tau) / k
         cfg = base.model_copy(update={"simulation": base.simulation.model_copy(update=sim),
-                                      "readout": base.readout.model_copy(update={"sample_dt_tau": float(t_tau)})})
+                                      "readout": base.readout.model_copy(update={"sample_dt_tau": float(t_stop_tau)})})
         try:
             prep = prepare_problem(cfg, problem, result=False)   # a final-state readout: no result matrices
         except BadInputError as err:
-            raise type(err)(f"AnalogSolver(backend={self.backend}, kappa={self.kappa:g}) at {key} = {t_tau:g}: {err}")\
+            raise type(err)(f"AnalogSolver(backend={self.backend}, kappa={self.kappa:g}) at {key} = {t_stop_tau:g}: {err}")\
                 from None
-        self._check_span(prep, t_tau, key)
+        self._check_span(prep, t_stop_tau, key)
         return prep
 
-    def _check_span(self, prep, t_tau: float, key: str) -> None:
-        """ConfigError naming ``key`` when an ngspice transient of t_tau would span more than NGSPICE_MAX_SPAN time
+    def _check_span(self, prep, t_stop_tau: float, key: str) -> None:
+        """ConfigError naming ``key`` when an ngspice transient of t_stop_tau would span more than NGSPICE_MAX_SPAN time
         constants of the circuit's fastest mode (the design's noise step is 1 / (noise_oversample lambda_max), or
-        t_tau / K with noise): the point estimate of the run, before the engine stalls on it."""
+        t_stop_tau / K with noise): the point estimate of the run, before the engine stalls on it."""
         if not self.backend.startswith("ngspice"):
             return      # the linear engine steps exactly: any span is one matrix exponential
-        span = t_tau / (prep.design.noise_dt_tau * prep.cfg.simulation.noise_oversample)
+        span = t_stop_tau / (prep.design.noise_dt_tau * prep.cfg.simulation.noise_oversample)
         if span > NGSPICE_MAX_SPAN:
             slowest = prep.design.slowest_rate_tau
             raise ConfigError(
-                f"{key}: {t_tau:.4g} tau spans {span:.3g} time constants of the circuit's fastest mode on "
+                f"{key}: {t_stop_tau:.4g} tau spans {span:.3g} time constants of the circuit's fastest mode on "
                 f"{self.backend}, beyond the {NGSPICE_MAX_SPAN:.0e} ngspice resolves (its time step stalls, "
                 f"'Timestep too small'); lower {key} (the slowest mode settles within 10 / {slowest:.3g} = "
                 f"{10.0 / slowest:.3g} tau) or use the linear backend")
 
-    def _final_state(self, prep, t_tau: float) -> np.ndarray:
+    def _final_state(self, prep, t_stop_tau: float) -> np.ndarray:
         """Build the circuit, run the engine in a temporary folder and read the final state through the ADC (no
         result files, no statistics of the two samples); records the call's bookkeeping. The engine's refusals
         carry the AnalogSolver's arguments in front (module doc)."""
@@ -181,7 +181,7 @@ class AnalogSolver:
                 circuit = circuit_for_run(prep, Path(tmp), keep=False)
                 plots, self.last_engine_s = run_engine(prep, circuit, Path(tmp))
             except BadInputError as err:
-                raise type(err)(f"AnalogSolver(backend={self.backend}, kappa={self.kappa:g}) at t_tau = {t_tau:g}:"
+                raise type(err)(f"AnalogSolver(backend={self.backend}, kappa={self.kappa:g}) at t_stop_tau = {t_stop_tau:g}:"
                                 f" {err}") from None
         d = prep.design
         x = read_final_state(plots["tran"], d, make_adc(prep.cfg, d), prep.sample_dt_tau * d.tau_s, prep.t_stop_s)
@@ -206,22 +206,22 @@ class AnalogSolver:
         return self._cfg_factored
 
     def solve_factored(self, J: np.ndarray, H: np.ndarray, damping: float, b: np.ndarray, x0: np.ndarray,
-                       t_tau: float) -> np.ndarray:
-        """x(t_tau) of the factorised circuit (A = J^T H J + damping I; J (m, N), H (m, m) symmetric PSD)
+                       t_stop_tau: float) -> np.ndarray:
+        """x(t_stop_tau) of the factorised circuit (A = J^T H J + damping I; J (m, N), H (m, m) symmetric PSD)
         started at x0, in problem units, shape (N,)."""
         problem = FactoredProblem.create(J, H, damping, b, self.kappa, x0, field="AnalogSolver")
-        if t_tau <= 0:
+        if t_stop_tau <= 0:
             return problem.x0.copy()
-        return self._final_state(self._prepare(self._factored_cfg(), t_tau, problem), t_tau)
+        return self._final_state(self._prepare(self._factored_cfg(), t_stop_tau, problem), t_stop_tau)
 
-    def design(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray, t_tau: float, key: str = "t_tau"):
-        """The design of ``solve(A, b, x0, t_tau)`` without running it (validation, element values, the run's
+    def design(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray, t_stop_tau: float, key: str = "t_stop_tau"):
+        """The design of ``solve(A, b, x0, t_stop_tau)`` without running it (validation, element values, the run's
         limits): the check a caller makes before a long run. Raises what ``solve`` would raise before the engine;
-        key: the caller's name of t_tau in the errors."""
-        return self._prepare(self._cfg, t_tau, self.problem(A, b, x0), key)
+        key: the caller's name of t_stop_tau in the errors."""
+        return self._prepare(self._cfg, t_stop_tau, self.problem(A, b, x0), key)
 
     def design_factored(self, J: np.ndarray, H: np.ndarray, damping: float, b: np.ndarray, x0: np.ndarray,
-                        t_tau: float, key: str = "t_tau"):
-        """The design of ``solve_factored(J, H, damping, b, x0, t_tau)`` without running it (see ``design``)."""
+                        t_stop_tau: float, key: str = "t_stop_tau"):
+        """The design of ``solve_factored(J, H, damping, b, x0, t_stop_tau)`` without running it (see ``design``)."""
         problem = FactoredProblem.create(J, H, damping, b, self.kappa, x0, field="AnalogSolver")
-        return self._prepare(self._factored_cfg(), t_tau, problem, key)
+        return self._prepare(self._factored_cfg(), t_stop_tau, problem, key)

@@ -2,7 +2,7 @@
 
 Class 5 (the real cause): an opamp_factored problem whose J^T H J is negligible next to the damping is named as
 that (rescale J or H, or raise r_max_ohm), not as one J entry "needing" a resistor of 1e+304 ohm.
-Class 2 (finite physical ranges): every optimiser time (t_tau, delay_tau) has a physical range checked by the config
+Class 2 (finite physical ranges): every optimiser time (t_stop_tau, delay_tau) has a physical range checked by the config
 model, and an ngspice transient of the AnalogSolver is estimated (its span in time constants of the fastest mode)
 before the engine stalls on it with "Timestep too small".
 """
@@ -83,9 +83,9 @@ _TRAIN = {"data": {"name": "blobs", "n_samples": 40, "n_features": 2, "n_classes
 
 
 @pytest.mark.parametrize("entry, key", [
-    ({"name": "tngd", "lr": 0.1, "t_tau": 3e6, "backend": "ngspice-shared"}, "t_tau"),
-    ({"name": "tngd_adam", "lr": 0.1, "t_tau": 5.0, "delay_tau": 1e200, "backend": "ngspice-shared"}, "delay_tau"),
-    ({"name": "tkfac", "lr": 0.1, "t_tau": 1e9, "backend": "linear"}, "t_tau"),
+    ({"name": "tngd", "lr": 0.1, "t_stop_tau": 3e6, "backend": "ngspice-shared"}, "t_stop_tau"),
+    ({"name": "tngd_adam", "lr": 0.1, "t_stop_tau": 5.0, "delay_tau": 1e200, "backend": "ngspice-shared"}, "delay_tau"),
+    ({"name": "tkfac", "lr": 0.1, "t_stop_tau": 1e9, "backend": "linear"}, "t_stop_tau"),
 ])
 def test_an_optimiser_time_beyond_its_physical_range_is_refused_before_training(tmp_path, capsys, entry, key):
     """Before: accepted; on the circuit backend ngspice then failed after training started ('Timestep too small',
@@ -99,15 +99,15 @@ def test_an_optimiser_time_beyond_its_physical_range_is_refused_before_training(
 
 @pytest.mark.parametrize("build", [tngd.build, tngd_adam.build, tkfac.build])
 def test_the_python_optimisers_check_the_same_range(build):
-    with pytest.raises(BadInputError, match="t_tau"):
-        build(t_tau=2e6)
+    with pytest.raises(BadInputError, match="t_stop_tau"):
+        build(t_stop_tau=2e6)
 
 
 def test_an_ngspice_transient_too_long_to_resolve_is_refused_before_the_engine():
-    """t_tau = 1e12 on a d = 2 problem spans 1.5e12 time constants of its fastest mode: ngspice took 7 s and at
-    1e15 stalled; the AnalogSolver refuses it from its estimate, naming t_tau (the linear engine takes any span)."""
+    """t_stop_tau = 1e12 on a d = 2 problem spans 1.5e12 time constants of its fastest mode: ngspice took 7 s and at
+    1e15 stalled; the AnalogSolver refuses it from its estimate, naming t_stop_tau (the linear engine takes any span)."""
     A, b = np.array([[2.0, -1.0], [-1.0, 2.0]]), np.array([1.0, 0.5])
-    with pytest.raises(ConfigError, match=r"^t_tau: 1e\+12 tau spans .* lower t_tau"):
+    with pytest.raises(ConfigError, match=r"^t_stop_tau: 1e\+12 tau spans .* lower t_stop_tau"):
         AnalogSolver(backend="ngspice-shared").design(A, b, b, 1e12)
     with pytest.raises(ConfigError, match=r"^delay_tau: "):
         AnalogSolver(backend="ngspice-subprocess").design(A, b, b, 1e11, key="delay_tau")

@@ -164,7 +164,7 @@ def test_dense_and_factored_topology_give_the_same_tngd_trajectory():
     ds = data.make_blobs(n_samples=80, n_features=3, n_classes=3, seed=3)
     model = models.make_model("logreg", 3, 3)
     theta0 = model.init(np.random.default_rng(0), 0.3)
-    kw = dict(lr=1.0, damping=0.5, t_tau=2.0, delay_tau=0.0)
+    kw = dict(lr=1.0, damping=0.5, t_stop_tau=2.0, delay_tau=0.0)
     opt = {"ideal": tngd.build(**kw), "dense": tngd.build(**kw, backend="ngspice-shared", factored=False),
            "factored": tngd.build(**kw, backend="ngspice-shared")}
     theta = {k: theta0.copy() for k in opt}

@@ -146,7 +146,7 @@ def test_tkfac_noise_free_ideal_spu_at_long_time_equals_kfac():
     """Exact OU at t = 2000 tau: the slowest normalised mode (lambda_min / max|M| >= 0.05 here) has decayed
     by exp(-100); what is left is rounding."""
     kw = dict(lr=0.5, damping=0.01, decay=0.9, inverse_every=2)
-    for problem, (u_k, u_t), (_, st) in _run([kfac.build(**kw), tkfac.build(**kw, t_tau=2000.0)]):
+    for problem, (u_k, u_t), (_, st) in _run([kfac.build(**kw), tkfac.build(**kw, t_stop_tau=2000.0)]):
         assert np.linalg.norm(u_t - u_k) <= 1e-6 * np.linalg.norm(u_k)
         for ma, mg in st.damped:
             for m in (ma, mg):
@@ -156,7 +156,7 @@ def test_tkfac_noise_free_ideal_spu_at_long_time_equals_kfac():
 
 def test_tkfac_short_time_is_not_kfac_and_warm_start_helps():
     kw = dict(lr=0.5, damping=0.01, decay=0.9, inverse_every=1)
-    runs = _run([kfac.build(**kw), tkfac.build(**kw, t_tau=3.0)], steps=5)
+    runs = _run([kfac.build(**kw), tkfac.build(**kw, t_stop_tau=3.0)], steps=5)
     errs = [np.linalg.norm(u_t - u_k) / np.linalg.norm(u_k) for _, (u_k, u_t), _ in runs]
     assert errs[0] > 1e-2  # cold start, 3 tau: far from converged
     assert errs[-1] < 0.5 * errs[0]  # the warm start from the previous inverse carries convergence over
@@ -168,7 +168,7 @@ def test_spu_invert_matches_ou_transient_column_by_column():
     m = q @ q.T + 3 * np.eye(6)
     s = np.abs(m).max()
     solver = tkfac.IdealSPU()
-    inv = tkfac.spu_invert(m, None, solver, t_tau=4.0, factor_bits=None)
+    inv = tkfac.spu_invert(m, None, solver, t_stop_tau=4.0, factor_bits=None)
     cols = np.stack([tngd.ou_transient(m / s, e, e, 4.0) for e in np.eye(6)], axis=1)
     np.testing.assert_allclose(inv, 0.5 * (cols + cols.T) / s, rtol=1e-13, atol=1e-15)
     assert solver.calls == 6
@@ -186,7 +186,7 @@ def test_factor_quantisation_error_is_at_most_half_a_step():
 
 
 def test_tkfac_noise_knobs_degrade_the_direction_and_are_reproducible():
-    kw = dict(lr=0.5, damping=0.01, decay=0.9, inverse_every=1, t_tau=2000.0)
+    kw = dict(lr=0.5, damping=0.01, decay=0.9, inverse_every=1, t_stop_tau=2000.0)
     ts = [kfac.build(**{k: kw[k] for k in ("lr", "damping", "decay", "inverse_every")}),
           tkfac.build(**kw, factor_bits=4), tkfac.build(**kw, factor_bits=12),
           tkfac.build(**kw, adc_bits=6), tkfac.build(**kw, kappa=1e-3, seed=1), tkfac.build(**kw, kappa=1e-3, seed=1),
@@ -200,7 +200,7 @@ def test_tkfac_noise_knobs_degrade_the_direction_and_are_reproducible():
 
 
 def test_linear_backend_is_the_exact_ou_on_the_circuit():
-    kw = dict(lr=0.5, damping=0.01, decay=0.9, inverse_every=1, t_tau=5.0)  # the exact engine is the exact OU
+    kw = dict(lr=0.5, damping=0.01, decay=0.9, inverse_every=1, t_stop_tau=5.0)  # the exact engine is the exact OU
     _, (u_i, u_l), _ = _run([tkfac.build(**kw), tkfac.build(**kw, backend="linear")], steps=1, hidden=(3,))[0]
     assert np.linalg.norm(u_l - u_i) <= 1e-6 * np.linalg.norm(u_i)
 
@@ -209,7 +209,7 @@ def test_bad_hyper_parameters_are_bad_input():
     for kw in ({"damping": 0}, {"decay": 1.0}, {"inverse_every": 0}):
         with pytest.raises(BadInputError):
             kfac.build(**kw)
-    for kw in ({"backend": "fpga"}, {"t_tau": -1}, {"factor_bits": 0}, {"adc_bits": 40}):
+    for kw in ({"backend": "fpga"}, {"t_stop_tau": -1}, {"factor_bits": 0}, {"adc_bits": 40}):
         with pytest.raises(BadInputError):
             tkfac.build(**kw)
     with pytest.raises(BadInputError, match="per-layer statistics"):
@@ -226,7 +226,7 @@ def _cfg(opts, **model):
 
 
 @pytest.mark.parametrize("opt,model,expected", [
-    ({"name": "kfac", "lr": 1, "t_tau": 5}, {}, "train.optimizers[0]: 't_tau' is not an option of kfac"),
+    ({"name": "kfac", "lr": 1, "t_stop_tau": 5}, {}, "train.optimizers[0]: 't_stop_tau' is not an option of kfac"),
     ({"name": "tkfac", "lr": 1, "backend": "fpga"}, {},
      "train.optimizers[0].backend: 'fpga' is not a backend; choose one of: ideal, ngspice-shared, ngspice-subprocess, "
      "linear"),
@@ -248,12 +248,12 @@ def test_kfac_config_errors_are_one_line(opt, model, expected):
 
 
 def test_refresh_time_terms():
-    st = kfac_timing.tkfac_refresh_time([13, 10], t_tau=50, tau_s=1e-6, r_ohm=1e3, link_bits_per_s=50e9,
+    st = kfac_timing.tkfac_refresh_time([13, 10], t_stop_tau=50, tau_s=1e-6, r_ohm=1e3, link_bits_per_s=50e9,
                                         dac_bits=16, resistor_bits=12, adc_bits=8)
     assert st.program_s == pytest.approx((169 + 100) * 12 / 50e9)
     assert st.analog_s == pytest.approx(23 * 50e-6)
     assert st.dac_s == pytest.approx((169 + 100) * 16 / 50e9) and st.adc_s == pytest.approx(269 * 8 / 50e9)
-    rows = kfac_timing.asymptotics([64, 4096], batch=32, inverse_every=10, t_tau=50, tau_s=1e-6,
+    rows = kfac_timing.asymptotics([64, 4096], batch=32, inverse_every=10, t_stop_tau=50, tau_s=1e-6,
                                    matmul_flops_per_s=1e10, inverse_flops_per_s=1e10)
     assert rows[1]["digital_inverse_s"] == pytest.approx(2 * 4096 ** 3 / 1e10 / 10)
     assert rows[1]["thermo_s"] - rows[1]["digital_apply_s"] - rows[1]["digital_build_s"] == pytest.approx(
@@ -263,7 +263,7 @@ def test_refresh_time_terms():
 def test_spu_sim_train_runs_a_tiny_kfac_config(tmp_path, capsys):
     """The CLI end to end: kfac and tkfac (ideal, inverse_every 2) on a two-hidden-layer MLP."""
     opts = [{"name": "kfac", "lr": 0.3, "damping": 0.05, "inverse_every": 2},
-            {"name": "tkfac", "lr": 0.3, "damping": 0.05, "inverse_every": 2, "t_tau": 500, "seed": 3}]
+            {"name": "tkfac", "lr": 0.3, "damping": 0.05, "inverse_every": 2, "t_stop_tau": 500, "seed": 3}]
     path = tmp_path / "kfac.yaml"
     path.write_text(yaml.safe_dump(_cfg(opts)))
     assert main(["train", str(path), "--out", str(tmp_path / "run")]) == 0
@@ -312,7 +312,7 @@ def test_noise_sweep_script_runs_and_summarises(tmp_path):
     spec = importlib.util.spec_from_file_location("kfac_noise_sweep", root / "scripts" / "kfac_noise_sweep.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    common = {"lr": 0.1, "damping": 0.01, "inverse_every": 2, "t_tau": 50}
+    common = {"lr": 0.1, "damping": 0.01, "inverse_every": 2, "t_stop_tau": 50}
     cfg = _cfg([{"name": "adam", "lr": 0.03}, {"name": "kfac", **{k: common[k] for k in ("lr", "damping")}},
                 {"name": "tkfac", "label": "fb3", **common, "factor_bits": 3},
                 {"name": "tkfac", "label": "k1", **common, "kappa": 0.1}])

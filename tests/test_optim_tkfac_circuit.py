@@ -24,7 +24,7 @@ def test_circuit_tkfac_tracks_kfac_within_the_measured_solve_error():
     model = models.make_model("mlp", 3, 2, hidden=[3])
     theta = model.init(np.random.default_rng(0))
     kw = dict(lr=0.5, damping=0.01, decay=0.9, inverse_every=1)
-    ref, circ = kfac.build(**kw), tkfac.build(**kw, backend="ngspice-shared", t_tau=100.0)
+    ref, circ = kfac.build(**kw), tkfac.build(**kw, backend="ngspice-shared", t_stop_tau=100.0)
     other = kfac.build(**{**kw, "damping": 0.02})
     s_r, s_c, s_o = ref.init(theta), circ.init(theta), other.init(theta)
     for k, idx in enumerate(data.batch_indices(len(ds.y_train), 8, 3, seed=1)):
@@ -58,8 +58,8 @@ def test_circuit_inverse_follows_the_ou_transient_with_warm_start():
     ds = data.make_blobs(n_samples=80, n_features=3, n_classes=2, seed=3)
     model = models.make_model("logreg", 3, 2)
     theta = model.init(np.random.default_rng(0), 0.3)
-    kw = dict(lr=0.5, damping=0.01, decay=0.5, inverse_every=1, t_tau=2.0)
-    ideal, circ, half = tkfac.build(**kw), tkfac.build(**kw, backend="ngspice-shared"), tkfac.build(**{**kw, "t_tau": 1.0})
+    kw = dict(lr=0.5, damping=0.01, decay=0.5, inverse_every=1, t_stop_tau=2.0)
+    ideal, circ, half = tkfac.build(**kw), tkfac.build(**kw, backend="ngspice-shared"), tkfac.build(**{**kw, "t_stop_tau": 1.0})
     s_i, s_c, s_h = ideal.init(theta), circ.init(theta), half.init(theta)
     for k, idx in enumerate(data.batch_indices(len(ds.y_train), 8, 2, seed=1)):
         p = models.make_problem(model, theta, ds.x_train[idx], ds.y_train[idx])
@@ -86,7 +86,7 @@ def test_ideal_adc_model_reads_the_same_codes_as_the_circuit():
     ds = data.make_blobs(n_samples=80, n_features=3, n_classes=2, seed=3)
     model = models.make_model("mlp", 3, 2, hidden=[3])
     theta = model.init(np.random.default_rng(0))
-    kw = dict(lr=0.5, damping=0.01, decay=0.9, inverse_every=1, t_tau=100.0)
+    kw = dict(lr=0.5, damping=0.01, decay=0.9, inverse_every=1, t_stop_tau=100.0)
     ideal, circ, finer = (tkfac.build(**kw, adc_bits=6), tkfac.build(**kw, adc_bits=6, backend="ngspice-shared"),
                           tkfac.build(**kw, adc_bits=7))
     s_i, s_c, s_f = ideal.init(theta), circ.init(theta), finer.init(theta)

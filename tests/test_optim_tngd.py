@@ -25,14 +25,14 @@ def _trajectory(transform, steps=15, seed=0):
 def test_large_t_reproduces_ngd_trajectory():
     """lambda_min(A) >= damping = 0.5, so after t = 200 the transient is below exp(-100)."""
     ref = _trajectory(ngd.build(lr=0.5, damping=0.5))
-    got = _trajectory(tngd.build(lr=0.5, damping=0.5, t_tau=200.0))
+    got = _trajectory(tngd.build(lr=0.5, damping=0.5, t_stop_tau=200.0))
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10 * np.abs(ref).max())
 
 
 def test_zero_t_without_warm_start_is_sgd():
     """x0 = grad and t = 0 give x = grad exactly: the SGD trajectory."""
     ref = _trajectory(sgd.build(lr=0.3))
-    got = _trajectory(tngd.build(lr=0.3, damping=0.1, t_tau=0.0, warm_start=False))
+    got = _trajectory(tngd.build(lr=0.3, damping=0.1, t_stop_tau=0.0, warm_start=False))
     np.testing.assert_array_equal(got, ref)
 
 
@@ -91,7 +91,7 @@ def test_warm_start_and_delay_convention():
     then for t under (A_k, b_k)."""
     (p0, p1, p2), theta = _problems()
     lam, t, td = 0.1, 2.0, 0.7
-    tr = tngd.build(lr=1.0, damping=lam, t_tau=t, delay_tau=td)
+    tr = tngd.build(lr=1.0, damping=lam, t_stop_tau=t, delay_tau=td)
     s = tr.init(theta)
     u0, s = tr.update(p0, s)
     u1, s = tr.update(p1, s)
@@ -101,7 +101,7 @@ def test_warm_start_and_delay_convention():
     x_mid = tngd.ou_transient(a0, p0.grad, x0, td)
     np.testing.assert_allclose(-u1, tngd.ou_transient(a1, p1.grad, x_mid, t), atol=1e-13)
     # without delay, the warm start continues from x0 directly; and it differs from the delayed readout
-    tr0 = tngd.build(lr=1.0, damping=lam, t_tau=t)
+    tr0 = tngd.build(lr=1.0, damping=lam, t_stop_tau=t)
     s0 = tr0.init(theta)
     _, s0 = tr0.update(p0, s0)
     v1, _ = tr0.update(p1, s0)
@@ -111,7 +111,7 @@ def test_warm_start_and_delay_convention():
 
 def test_tngd_adam_feeds_the_same_estimate_to_adam():
     problems, theta = _problems()
-    kw = dict(damping=0.1, t_tau=3.0, delay_tau=0.5)
+    kw = dict(damping=0.1, t_stop_tau=3.0, delay_tau=0.5)
     a, b = tngd.build(lr=1.0, **kw), tngd_adam.build(lr=0.01, **kw)  # b1 = b2 = 0 by default
     sa, sb = a.init(theta), b.init(theta)
     for p in problems:
@@ -124,7 +124,7 @@ def test_kappa_noise_is_reproducible_by_seed():
     problems, theta = _problems()
     runs = []
     for seed in (1, 1, 2):
-        tr = tngd.build(lr=1.0, damping=0.1, t_tau=1.0, kappa=1e-3, seed=seed)
+        tr = tngd.build(lr=1.0, damping=0.1, t_stop_tau=1.0, kappa=1e-3, seed=seed)
         runs.append(tr.update(problems[0], tr.init(theta))[0])
     np.testing.assert_array_equal(runs[0], runs[1])
     assert np.linalg.norm(runs[0] - runs[2]) > 0

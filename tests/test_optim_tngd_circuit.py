@@ -14,16 +14,16 @@ def _logreg_case():
     ds = data.make_blobs(n_samples=80, n_features=3, n_classes=2, seed=3)
     model = models.make_model("logreg", 3, 2)
     theta = model.init(np.random.default_rng(0), 0.3)
-    return ds, model, theta, dict(lr=1.0, damping=0.5, t_tau=2.0, delay_tau=0.0)
+    return ds, model, theta, dict(lr=1.0, damping=0.5, t_stop_tau=2.0, delay_tau=0.0)
 
 
 def test_circuit_estimate_matches_ideal_transient():
-    """Three warm-started TNGD steps on an N = 8 logistic regression: same problems, same t_tau.
+    """Three warm-started TNGD steps on an N = 8 logistic regression: same problems, same t_stop_tau.
 
     Both backends integrate the same OU drift from the same x0 (kappa = 0, ideal ADC, ideal op-amps),
     so the readouts differ only by ngspice's transient truncation error, bounded per step by its
     RELTOL = 1e-3; 1e-2 (10 x RELTOL, for accumulation over the transient) is the tolerance. It is far
-    below the change from halving t_tau (checked at step 0). Measured here: 1.6e-3 to 2.7e-3.
+    below the change from halving t_stop_tau (checked at step 0). Measured here: 1.6e-3 to 2.7e-3.
     """
     ds, model, theta, kw = _logreg_case()
     ideal, circ = tngd.build(**kw), tngd.build(**kw, backend="ngspice-shared")

@@ -107,12 +107,12 @@ def test_noise_step_is_commensurate_with_the_readout():
 
 def test_refusals_name_the_optimisers_arguments(monkeypatch):
     """A noisy solve whose noise samples do not fit the machine's free memory (here: a machine with 0.01 MB free)
-    is refused by the pipeline's limits before any work, naming t_tau and kappa (an optimiser has no simulation
+    is refused by the pipeline's limits before any work, naming t_stop_tau and kappa (an optimiser has no simulation
     section to point at)."""
     monkeypatch.setattr(pipeline, "free_memory_mb", lambda: 0.01)
     a, b, x0 = _case()
     evolve, _ = tngd.make_evolve("linear", kappa=KAPPA)
-    with pytest.raises(BadInputError, match=r"t_tau = 50.*kappa = 0") as err:
+    with pytest.raises(BadInputError, match=r"t_stop_tau = 50.*kappa = 0") as err:
         evolve(a, b, x0, 50.0, 0, 1)
     assert "simulation." not in str(err.value) and "readout." not in str(err.value)
 
@@ -123,8 +123,8 @@ def test_noisy_tngd_and_tkfac_train_on_the_linear_engine():
     ds = data.make_blobs(n_samples=80, n_features=3, n_classes=2, seed=3)
     model = models.make_model("logreg", 3, 2)
     theta = model.init(np.random.default_rng(0), 0.3)
-    for opt in (tngd.build(lr=0.5, damping=0.5, t_tau=50.0, backend="linear", kappa=KAPPA),
-                tkfac.build(lr=0.5, damping=0.1, backend="linear", t_tau=10.0, kappa=1e-4)):
+    for opt in (tngd.build(lr=0.5, damping=0.5, t_stop_tau=50.0, backend="linear", kappa=KAPPA),
+                tkfac.build(lr=0.5, damping=0.1, backend="linear", t_stop_tau=10.0, kappa=1e-4)):
         state, th = opt.init(theta), theta
         for idx in data.batch_indices(len(ds.y_train), 8, 2, seed=1):
             p = models.make_problem(model, th, ds.x_train[idx], ds.y_train[idx])

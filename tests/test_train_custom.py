@@ -38,7 +38,7 @@ def test_custom_model_and_data_train_with_history_plots_and_modelled_time(tmp_pa
     (to the damping's relative bias 1e-8 / lambda_min); every optimiser gets history, summary, plots, modelled time."""
     opts = [{"name": "sgd", "lr": 0.1}, {"name": "ngd", "lr": 1.0, "damping": 1e-8},
             {"name": "ngd_woodbury", "lr": 1.0, "damping": 1e-8}, {"name": "ngd_cg", "lr": 1.0, "damping": 1e-8},
-            {"name": "tngd", "lr": 1.0, "damping": 1e-8, "t_tau": 2000, "warm_start": False}]
+            {"name": "tngd", "lr": 1.0, "damping": 1e-8, "t_stop_tau": 2000, "warm_start": False}]
     s = loop.run_training(_cfg(opts), tmp_path / "run", model=least_squares(), data=DATA)
     w_opt = np.linalg.lstsq(X[:80], Y[:80], rcond=None)[0]
     best = 0.5 * np.mean((X[:80] @ w_opt - Y[:80]) ** 2)
@@ -96,7 +96,7 @@ def _blobs(optimizers):
             "train": {"steps": 4, "batch_size": 8, "seed": 1, "progress": False, "optimizers": optimizers}}
 
 
-BAD_CIRCUIT = {"name": "tngd", "label": "tngd_lin", "lr": 0.5, "damping": 0.1, "t_tau": 5, "backend": "linear",
+BAD_CIRCUIT = {"name": "tngd", "label": "tngd_lin", "lr": 0.5, "damping": 0.1, "t_stop_tau": 5, "backend": "linear",
                "circuit": {"integrator": {"r_max_ohm": 2e3, "prune_below_relative": 0.0}}}
 
 
@@ -132,8 +132,8 @@ def test_failures_while_training_are_marked_and_an_all_fail_run_still_plots(tmp_
         return real(*args, **kwargs)
 
     monkeypatch.setattr(tngd, "ou_transient", flaky)
-    opts = [{"name": "tngd", "lr": 0.5, "damping": 0.1, "t_tau": 5},
-            {"name": "tngd_adam", "lr": 0.03, "damping": 0.1, "t_tau": 5}]
+    opts = [{"name": "tngd", "lr": 0.5, "damping": 0.1, "t_stop_tau": 5},
+            {"name": "tngd_adam", "lr": 0.03, "damping": 0.1, "t_stop_tau": 5}]
     with pytest.raises(SimulationError, match="timestep too small"):
         loop.run_training(_blobs(opts), tmp_path / "run")
     s = json.loads((tmp_path / "run" / "summary.json").read_text())["optimizers"]
@@ -177,7 +177,7 @@ def test_factorised_circuit_prunes_below_one_resistor_step_by_default():
 def test_reused_factor_buffers_give_the_same_run(tmp_path, monkeypatch):
     """The loop writes each step's factor into one of two buffers in turn; TNGD's delay phase keeps the previous
     step's factor: the history equals that of a run with fresh factors, to the last digit."""
-    opts = [{"name": "tngd", "lr": 0.5, "damping": 0.1, "t_tau": 5, "delay_tau": 0.5},
+    opts = [{"name": "tngd", "lr": 0.5, "damping": 0.1, "t_stop_tau": 5, "delay_tau": 0.5},
             {"name": "ngd_woodbury", "lr": 0.3, "damping": 0.1}]
     loop.run_training(_blobs(opts), tmp_path / "reused")
     real = models.make_problem

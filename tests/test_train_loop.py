@@ -19,8 +19,8 @@ def _cfg(**train):
     opts = [{"name": "sgd", "lr": 0.3}, {"name": "adam", "lr": 0.03}, {"name": "ngd", "lr": 0.5, "damping": 0.1},
             {"name": "ngd_cg", "lr": 0.5, "damping": 0.1, "cg_iters": 4},
             {"name": "ngd_woodbury", "lr": 0.5, "damping": 0.1},
-            {"name": "tngd", "lr": 0.5, "damping": 0.1, "t_tau": 5, "delay_tau": 0.2, "kappa": 1e-4},
-            {"name": "tngd_adam", "lr": 0.03, "damping": 0.1, "t_tau": 5, "label": "tadam"}]
+            {"name": "tngd", "lr": 0.5, "damping": 0.1, "t_stop_tau": 5, "delay_tau": 0.2, "kappa": 1e-4},
+            {"name": "tngd_adam", "lr": 0.03, "damping": 0.1, "t_stop_tau": 5, "label": "tadam"}]
     return {"data": {"name": "blobs", "n_samples": 150}, "model": {"name": "mlp", "hidden": 4},
             "train": {"steps": 6, "batch_size": 8, "seed": 1, "progress": False, "optimizers": opts, **train},
             "plots": {"groups": {"second_order": ["ngd", "tngd"]}}}
@@ -30,7 +30,7 @@ def _cfg(**train):
     ({"optimizers": [{"name": "sgd", "lr": 1}, {"name": "adam", "lr": 1}, {"name": "ngd_x", "lr": 1}]},
      "train.optimizers[2].name: 'ngd_x' is not an optimizer; choose one of: sgd, adam, ngd, ngd_cg, "
      "ngd_woodbury, tngd, tngd_adam"),
-    ({"optimizers": [{"name": "sgd", "lr": 1, "t_tau": 5}]}, "train.optimizers[0]: 't_tau' is not an option of sgd"),
+    ({"optimizers": [{"name": "sgd", "lr": 1, "t_stop_tau": 5}]}, "train.optimizers[0]: 't_stop_tau' is not an option of sgd"),
     ({"optimizers": [{"name": "tngd", "lr": 1, "backend": "fpga"}]},
      "train.optimizers[0].backend: 'fpga' is not a backend; choose one of: ideal, ngspice-shared, ngspice-subprocess, linear"),
     ({"optimizers": [{"name": "tngd", "lr": 1, "t_tua": 5}]}, "train.optimizers[0].t_tua: unknown key"),
@@ -111,14 +111,14 @@ def test_ngd_family_trains_identically_in_the_loop(tmp_path):
 
 
 def test_timing_model_terms():
-    st = timing.tngd_step_time(n_params=130, batch_size=32, d_z=10, t_tau=50, delay_tau=1, tau_s=1e-6,
+    st = timing.tngd_step_time(n_params=130, batch_size=32, d_z=10, t_stop_tau=50, delay_tau=1, tau_s=1e-6,
                                digital_s=1e-3, dac_latency_s=2e-7)
     assert st.program_s == pytest.approx(320 * (320 + 260) * 16 / 50e9)
     assert st.dac_s == pytest.approx(2e-7 + 130 * 16 / 50e9)
     assert st.adc_s == pytest.approx(130 * 16 / 50e9)
     assert st.analog_s == pytest.approx(50e-6) and st.delay_s == pytest.approx(1e-6)
     assert st.total_s == pytest.approx(sum(st))
-    assert timing.tngd_step_time(n_params=1, batch_size=1, d_z=1, t_tau=1, delay_tau=0, tau_s=1,
+    assert timing.tngd_step_time(n_params=1, batch_size=1, d_z=1, t_stop_tau=1, delay_tau=0, tau_s=1,
                                  digital_s=5.0, include_digital=False).digital_s == 0.0
 
 

@@ -39,7 +39,7 @@ def test_shipped_mlp_config_has_the_claimed_size():
     entry = next(e for e in cfg.train.optimizers if e.name == "tngd")
     assert entry.backend == "linear" and spu_backend.engine(entry.backend) == "linear"
     # the App. C programming term counts the factorised circuit's m (m + 2N) resistors
-    st = timing.tngd_step_time(n_params=4810, batch_size=32, d_z=10, t_tau=50, delay_tau=0, tau_s=1e-6,
+    st = timing.tngd_step_time(n_params=4810, batch_size=32, d_z=10, t_stop_tau=50, delay_tau=0, tau_s=1e-6,
                                **cfg.timing.model_dump())
     assert st.program_s == pytest.approx(320 * (320 + 2 * 4810) * 16 / 50e9, rel=1e-12)
 

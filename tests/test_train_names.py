@@ -42,3 +42,15 @@ def test_backends_are_ideal_and_every_registered_engine():
     for build in (tngd.build, tkfac.build):
         with pytest.raises(ConfigError, match="backend: 'circuit' was renamed ngspice-shared"):
             build(backend="circuit")
+
+
+@pytest.mark.parametrize("name", ["tngd", "tngd_adam", "tkfac"])
+def test_t_tau_was_renamed_t_stop_tau(tmp_path, capsys, name):
+    code, err = train_cli(tmp_path, capsys, {"name": name, "lr": 0.1, "t_tau": 5})
+    assert code == 2 and len(err) == 1, err
+    assert "train.optimizers[1].t_tau: was renamed t_stop_tau (the analog time per step, as a run's " \
+           "simulation.t_stop_tau); write t_stop_tau: 5 instead" in err[0], err[0]
+    for build in (tngd.build, tkfac.build):
+        build(t_stop_tau=5.0)
+        with pytest.raises(TypeError, match="t_tau"):
+            build(t_tau=5.0)

@@ -3,7 +3,7 @@
 ``OPTIMIZERS`` (the registry, in base.py) holds each module under its config name, registered by the module
 itself; importing this package imports every optimiser module, in the order of the choices listed in errors:
 
-    OPTIMIZERS.get("tngd").build(lr=0.1, t_tau=50.0)     # or ConfigError listing the optimisers
+    OPTIMIZERS.get("tngd").build(lr=0.1, t_stop_tau=50.0)     # or ConfigError listing the optimisers
 """
 
 from __future__ import annotations

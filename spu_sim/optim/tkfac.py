@@ -10,7 +10,7 @@ programmed into an SPU and inverted column by column:
     Minv ~ sym([x_1 ... x_n]) / s               sym(X) = (X + X^T) / 2 (the exact inverse is symmetric)
 
 Normalising by s makes the largest entry the circuit's fastest conductance, so tau = r_min C whatever the
-factor's magnitude and ``t_tau`` means the same on every backend (the slowest mode decays as
+factor's magnitude and ``t_stop_tau`` means the same on every backend (the slowest mode decays as
 exp(-lambda_min(M) t / s)). Q_bits is the resistor quantisation of the op-amp SPU (README
 ``circuit.quantization.r_bits``): |m| rounded to multiples of 1 / (2^bits - 1), the sign kept by the
 routing, None = exact. ``kappa`` is the noise level of the normalised problem.
@@ -66,17 +66,17 @@ def quantize_factor(m: np.ndarray, bits: int | None) -> np.ndarray:
 
 
 class IdealSPU:
-    """The exact OU transient as a solver with AnalogSolver's call ``solve(A, b, x0, t_tau)``."""
+    """The exact OU transient as a solver with AnalogSolver's call ``solve(A, b, x0, t_stop_tau)``."""
 
     def __init__(self, *, kappa: float = 0.0, seed: int = 0, adc_bits: int | None = None,
                  tau_s: float = DEFAULT_TAU_S) -> None:
         self.kappa, self.seed, self.adc_bits, self.tau_s = float(kappa), int(seed), adc_bits, float(tau_s)
         self.calls = 0
 
-    def solve(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray, t_tau: float) -> np.ndarray:
+    def solve(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray, t_stop_tau: float) -> np.ndarray:
         rng = np.random.default_rng([self.seed, self.calls]) if self.kappa > 0 else None
         self.calls += 1
-        x = ou_transient(A, b, x0, t_tau, kappa=self.kappa, rng=rng)
+        x = ou_transient(A, b, x0, t_stop_tau, kappa=self.kappa, rng=rng)
         if self.adc_bits is None:
             return x
         x_star = np.linalg.solve(A, b)
@@ -108,7 +108,7 @@ def _unrealisable(n: int, factor_bits: int | None, err: Exception) -> DesignErro
                        f"({err}); raise factor_bits or the damping")
 
 
-def spu_invert(m: np.ndarray, previous: np.ndarray | None, solver, *, t_tau: float,
+def spu_invert(m: np.ndarray, previous: np.ndarray | None, solver, *, t_stop_tau: float,
                factor_bits: int | None) -> np.ndarray:
     """Minv ~ sym([x_1 .. x_n]) / s of the module docstring, one ``solver.solve`` per column."""
     n = m.shape[0]
@@ -122,7 +122,7 @@ def spu_invert(m: np.ndarray, previous: np.ndarray | None, solver, *, t_tau: flo
         try:
             if j == 0 and not isinstance(solver, IdealSPU):   # the ideal SPU takes any symmetric factor (as before)
                 validate_spd(mq, field=f"tkfac: the programmed {n} x {n} factor", condition=False)
-            cols.append(np.asarray(solver.solve(mq, e, x0, t_tau), dtype=float))
+            cols.append(np.asarray(solver.solve(mq, e, x0, t_stop_tau), dtype=float))
         except DesignError as err:
             raise _unrealisable(n, factor_bits, err) from None
         except BadInputError as err:   # the programmed factor's own check; the solver's other refusals name its args
@@ -133,11 +133,11 @@ def spu_invert(m: np.ndarray, previous: np.ndarray | None, solver, *, t_tau: flo
     return 0.5 * (x + x.T) / s
 
 
-def check_first_refresh(problem: LocalProblem, *, solver, damping: float, t_tau: float,
+def check_first_refresh(problem: LocalProblem, *, solver, damping: float, t_stop_tau: float,
                         factor_bits: int | None) -> None:
     """Design (never run, circuit backends only) the first column's circuit of every damped factor of the first
     refresh on ``problem`` (the same programmed matrix as ``spu_invert``)."""
-    if not hasattr(solver, "design") or t_tau <= 0:
+    if not hasattr(solver, "design") or t_stop_tau <= 0:
         return
     _, a_avg, g_avg = kfac.running_averages(problem, kfac.init(problem.grad), 0.0)
     for a, g in zip(a_avg, g_avg):
@@ -146,9 +146,9 @@ def check_first_refresh(problem: LocalProblem, *, solver, damping: float, t_tau:
             e = np.zeros(m.shape[0])
             e[0] = 1.0
             try:
-                solver.design(quantize_factor(m / s, factor_bits), e, e, t_tau)
+                solver.design(quantize_factor(m / s, factor_bits), e, e, t_stop_tau)
             except ConfigError:
-                raise     # the run's length (t_tau), not the factor
+                raise     # the run's length (t_stop_tau), not the factor
             except BadInputError as err:
                 raise DesignError(f"tkfac: the {m.shape[0]} x {m.shape[0]} factor programmed with factor_bits = "
                                   f"{factor_bits} cannot be realised ({err}); raise factor_bits or the damping") from None
@@ -159,14 +159,14 @@ def init(params: np.ndarray, *, tau_s: float) -> TKFACState:
 
 
 def update(problem: LocalProblem, state: TKFACState, *, lr: LearningRate, damping: float, decay: float,
-           inverse_every: int, t_tau: float, factor_bits: int | None, solver) -> tuple[np.ndarray, TKFACState]:
+           inverse_every: int, t_stop_tau: float, factor_bits: int | None, solver) -> tuple[np.ndarray, TKFACState]:
     k = state.kfac
     layers, a_avg, g_avg = kfac.running_averages(problem, k, decay)
     refreshed = k.count % inverse_every == 0
     a_inv, g_inv, damped, wall, calls = k.a_inv, k.g_inv, state.damped, 0.0, solver.calls
     if refreshed:
         t0 = time.perf_counter()
-        invert = lambda m, prev, key: spu_invert(m, prev, solver, t_tau=t_tau, factor_bits=factor_bits)  # noqa: E731
+        invert = lambda m, prev, key: spu_invert(m, prev, solver, t_stop_tau=t_stop_tau, factor_bits=factor_bits)  # noqa: E731
         a_inv, g_inv, damped = kfac.refresh(a_avg, g_avg, a_inv, g_inv, damping, invert)
         wall = time.perf_counter() - t0
     direction = kfac.precondition(problem.grad, layers, a_inv, g_inv)
@@ -187,15 +187,15 @@ def direction_rel_error(problem: LocalProblem, state: TKFACState) -> float:
 
 
 def build(lr: LearningRate = 0.1, damping: float = 1e-2, decay: float = 0.95, inverse_every: int = 1,
-          backend: str = "ideal", t_tau: float = 50.0, kappa: float = 0.0, factor_bits: int | None = None,
+          backend: str = "ideal", t_stop_tau: float = 50.0, kappa: float = 0.0, factor_bits: int | None = None,
           adc_bits: int | None = None, seed: int = 0, circuit: dict[str, Any] | None = None,
           tau_s: float = DEFAULT_TAU_S) -> Transform:
     """Thermodynamic K-FAC: kfac's ``lr``, ``damping``, ``decay``, ``inverse_every``; the SPU's ``backend``
-    (ideal or an engine name: ngspice-shared, linear, ...), analog time ``t_tau`` per column, noise ``kappa``, ``factor_bits`` of the
+    (ideal or an engine name: ngspice-shared, linear, ...), analog time ``t_stop_tau`` per column, noise ``kappa``, ``factor_bits`` of the
     programmed factor, readout ``adc_bits`` and noise ``seed``; ``circuit`` is AnalogSolver's circuit
     section, ``tau_s`` the seconds per tau the ideal backend reports."""
     kfac.check_hyper(damping, decay, inverse_every)
-    check_time_tau("t_tau", t_tau)
+    check_time_tau("t_stop_tau", t_stop_tau)
     if not kappa >= 0:
         raise BadInputError(f"kappa must be >= 0 (got {kappa:.4g})")
     for name, bits in (("factor_bits", factor_bits), ("adc_bits", adc_bits)):
@@ -204,8 +204,8 @@ def build(lr: LearningRate = 0.1, damping: float = 1e-2, decay: float = 0.95, in
     solver = make_solver(backend, kappa=kappa, seed=seed, adc_bits=adc_bits, circuit=circuit, tau_s=tau_s)
     return Transform(partial(init, tau_s=tau_s),
                      partial(update, lr=lr, damping=damping, decay=decay, inverse_every=int(inverse_every),
-                             t_tau=t_tau, factor_bits=factor_bits, solver=solver),
-                     partial(check_first_refresh, solver=solver, damping=damping, t_tau=t_tau, factor_bits=factor_bits))
+                             t_stop_tau=t_stop_tau, factor_bits=factor_bits, solver=solver),
+                     partial(check_first_refresh, solver=solver, damping=damping, t_stop_tau=t_stop_tau, factor_bits=factor_bits))
 
 
 #: the curvature this optimiser reads from the LocalProblem (None, "factor", "matvec" or "layers"): checked

@@ -15,7 +15,7 @@ Convention for warm start and delay (what ``spu_step`` implements):
     warm start off: x0 = grad_k at every step (t = 0 is then exactly an SGD step, t -> inf an NGD step).
   * delay t_d = ``delay_tau`` (only meaningful with warm start): between reading theta and uploading
     (A_k, b_k) the SPU keeps evolving under the previous (A_{k-1}, b_{k-1}) for t_d, then under
-    (A_k, b_k) for t = ``t_tau``; the readout is the final state. At step 0 there is no previous problem
+    (A_k, b_k) for t = ``t_stop_tau``; the readout is the final state. At step 0 there is no previous problem
     and no delay. With warm start off the state is reset at upload, so the delay has no effect.
 
 Backends (``backend``, spu_sim.optim.backend): ``ideal`` or the name of a registered engine.
@@ -45,7 +45,7 @@ from spu_sim.optim import backend as spu_backend
 from spu_sim.optim.base import OPTIMIZERS, LearningRate, LocalProblem, Transform, lr_at
 
 DEFAULT_TAU_S = 1e3 * 1e-9  # R = 1 kOhm, C = 1 nF
-#: the physical range of an analog time or delay per step (t_tau, delay_tau), in tau: 1e6 tau is a second of analog
+#: the physical range of an analog time or delay per step (t_stop_tau, delay_tau), in tau: 1e6 tau is a second of analog
 #: time per step at tau = 1 us, long after any SPU of a training problem has settled (spu_sim.train.config checks it)
 MAX_T_TAU = 1e6
 
@@ -94,17 +94,17 @@ def pruned_entries(evolve: Evolve) -> int:
     return int(solver.last_pruned) if solver is not None else 0
 
 
-def check_first_step(problem: LocalProblem, *, evolve: Evolve, damping: float, t_tau: float,
+def check_first_step(problem: LocalProblem, *, evolve: Evolve, damping: float, t_stop_tau: float,
                      delay_tau: float = 0.0, warm_start: bool = False) -> None:
     """Design (never run) the circuit of the first SPU use on ``problem``: A = Curvature(U, damping), b = x0 = grad,
     the dense or factorised circuit by the rule of ``evolve`` (circuit backends only; the ideal backend needs none),
-    for the run of t_tau and (with warm start) the delay's run of delay_tau: each one's limits (memory, the
+    for the run of t_stop_tau and (with warm start) the delay's run of delay_tau: each one's limits (memory, the
     transient's span) are checked under its own key."""
     solver = getattr(evolve, "solver", None)
     if solver is None:
         return
     a, g = Curvature(problem.factor, float(damping)), problem.grad
-    runs = [("t_tau", t_tau)] + ([("delay_tau", delay_tau)] if warm_start else [])
+    runs = [("t_stop_tau", t_stop_tau)] + ([("delay_tau", delay_tau)] if warm_start else [])
     for key, t in runs:
         if t <= 0:
             continue
@@ -114,30 +114,30 @@ def check_first_step(problem: LocalProblem, *, evolve: Evolve, damping: float, t
             solver.design(a.dense(), g, g, t, key)
 
 
-def ou_transient(a: np.ndarray, b: np.ndarray, x0: np.ndarray, t_tau: float, *, kappa: float = 0.0,
+def ou_transient(a: np.ndarray, b: np.ndarray, x0: np.ndarray, t_stop_tau: float, *, kappa: float = 0.0,
                  rng: np.random.Generator | None = None) -> np.ndarray:
-    """Exact OU state after t_tau for symmetric positive-definite ``a`` (N, N); returns (N,).
+    """Exact OU state after t_stop_tau for symmetric positive-definite ``a`` (N, N); returns (N,).
 
     Mean x* + Q exp(-w t) Q^T (x0 - x*) with a = Q diag(w) Q^T, x* = a^-1 b. For kappa > 0 adds a sample
     of covariance kappa Q diag((1 - exp(-2 w t)) / w) Q^T (the exact transient covariance of a symmetric
     drift, physics.md section 1, started from the deterministic x0).
     """
-    if t_tau == 0.0:
+    if t_stop_tau == 0.0:
         return np.array(x0, dtype=float, copy=True)
     w, q = np.linalg.eigh(a)
     x_star = q @ ((q.T @ b) / w)
-    x = x_star + q @ (np.exp(-w * t_tau) * (q.T @ (x0 - x_star)))
+    x = x_star + q @ (np.exp(-w * t_stop_tau) * (q.T @ (x0 - x_star)))
     if kappa > 0.0:
         if rng is None:
             raise BadInputError("ou_transient: kappa > 0 needs a random generator")
-        std = np.sqrt(kappa * -np.expm1(-2.0 * w * t_tau) / w)
+        std = np.sqrt(kappa * -np.expm1(-2.0 * w * t_stop_tau) / w)
         x = x + q @ (std * rng.standard_normal(w.shape[0]))
     return x
 
 
 def make_evolve(backend: str, *, kappa: float = 0.0, seed: int = 0, circuit: dict | None = None,
                 adc_bits: int | None = None, factored: bool = True) -> tuple[Evolve, Callable[[], float | None]]:
-    """The SPU of a backend as ``evolve(A, b, x0, t_tau, step, phase) -> x`` plus ``tau_s() -> float|None``;
+    """The SPU of a backend as ``evolve(A, b, x0, t_stop_tau, step, phase) -> x`` plus ``tau_s() -> float|None``;
     A is a dense matrix or a ``Curvature``. factored=False: the circuit backend always uses the dense network.
 
     The circuit backends build one ``AnalogSolver``. An unknown backend: ConfigError listing ideal and the engines.
@@ -147,9 +147,9 @@ def make_evolve(backend: str, *, kappa: float = 0.0, seed: int = 0, circuit: dic
 
 def _ideal_spu(*, kappa, seed, circuit, adc_bits, factored) -> tuple[Evolve, Callable[[], float | None]]:
     """The exact OU transient (eigendecomposition), seeded by (seed, step, phase)."""
-    def evolve_ideal(a, b, x0, t_tau, step, phase):
+    def evolve_ideal(a, b, x0, t_stop_tau, step, phase):
         rng = np.random.default_rng([seed, step, phase]) if kappa > 0 else None
-        return ou_transient(_dense(a), b, x0, t_tau, kappa=kappa, rng=rng)
+        return ou_transient(_dense(a), b, x0, t_stop_tau, kappa=kappa, rng=rng)
     return evolve_ideal, lambda: None
 
 
@@ -158,13 +158,13 @@ def _circuit_spu(engine: str):
     def make(*, kappa, seed, circuit, adc_bits, factored) -> tuple[Evolve, Callable[[], float | None]]:
         solver = AnalogSolver(circuit, kappa=kappa, seed=seed, adc_bits=adc_bits, backend=engine)
 
-        def evolve_circuit(a, b, x0, t_tau, step, phase):
-            if t_tau == 0.0:
+        def evolve_circuit(a, b, x0, t_stop_tau, step, phase):
+            if t_stop_tau == 0.0:
                 return np.array(x0, dtype=float, copy=True)
             if factored and isinstance(a, Curvature) and a.factored:
                 u = a.factor
-                return np.asarray(solver.solve_factored(u, np.eye(u.shape[0]), a.damping, b, x0, t_tau), dtype=float)
-            return np.asarray(solver.solve(_dense(a), b, x0, t_tau), dtype=float)
+                return np.asarray(solver.solve_factored(u, np.eye(u.shape[0]), a.damping, b, x0, t_stop_tau), dtype=float)
+            return np.asarray(solver.solve(_dense(a), b, x0, t_stop_tau), dtype=float)
 
         evolve_circuit.solver, evolve_circuit.factored = solver, factored   # for check_first_step and the pruned count
         return evolve_circuit, lambda: float(solver.tau_s)
@@ -179,7 +179,7 @@ def _spu(backend: str) -> Callable[..., tuple[Evolve, Callable[[], float | None]
 
 
 def spu_step(problem: LocalProblem, spu: SPUState, step: int, evolve: Evolve, *, damping: float,
-             t_tau: float, delay_tau: float, warm_start: bool) -> tuple[np.ndarray, SPUState]:
+             t_stop_tau: float, delay_tau: float, warm_start: bool) -> tuple[np.ndarray, SPUState]:
     """One SPU use (see the module docstring): returns the natural-gradient estimate and the new SPU state."""
     a = Curvature(problem.factor, float(damping))
     b = problem.grad
@@ -189,7 +189,7 @@ def spu_step(problem: LocalProblem, spu: SPUState, step: int, evolve: Evolve, *,
             x0 = evolve(spu.a_prev, spu.b_prev, x0, delay_tau, step, 0)
     else:
         x0 = b
-    x = evolve(a, b, x0, t_tau, step, 1)
+    x = evolve(a, b, x0, t_stop_tau, step, 1)
     keep = delay_tau > 0.0 and warm_start
     return x, SPUState(x=x, a_prev=a if keep else None, b_prev=b if keep else None)
 
@@ -198,10 +198,10 @@ def init(params: np.ndarray, *, tau_s: float) -> TNGDState:
     return TNGDState(count=0, spu=SPUState(None, None, None), tau_s=tau_s)
 
 
-def update(problem: LocalProblem, state: TNGDState, *, lr: LearningRate, damping: float, t_tau: float,
+def update(problem: LocalProblem, state: TNGDState, *, lr: LearningRate, damping: float, t_stop_tau: float,
            delay_tau: float, warm_start: bool, evolve: Evolve,
            circuit_tau_s: Callable[[], float | None]) -> tuple[np.ndarray, TNGDState]:
-    g, spu = spu_step(problem, state.spu, state.count, evolve, damping=damping, t_tau=t_tau,
+    g, spu = spu_step(problem, state.spu, state.count, evolve, damping=damping, t_stop_tau=t_stop_tau,
                       delay_tau=delay_tau, warm_start=warm_start)
     tau_s = circuit_tau_s() or state.tau_s
     return -lr_at(lr, state.count) * g, TNGDState(count=state.count + 1, spu=spu, tau_s=tau_s,
@@ -216,28 +216,28 @@ def check_time_tau(key: str, t: float) -> None:
                             f"time per step); give a time in it")
 
 
-def check_hyper(damping: float, t_tau: float, delay_tau: float) -> None:
+def check_hyper(damping: float, t_stop_tau: float, delay_tau: float) -> None:
     if damping <= 0:
         raise BadInputError(f"damping must be > 0 (got {damping}); A = C + damping I must be positive definite")
-    check_time_tau("t_tau", t_tau)
+    check_time_tau("t_stop_tau", t_stop_tau)
     check_time_tau("delay_tau", delay_tau)
 
 
-def build(lr: LearningRate = 0.1, damping: float = 1e-2, t_tau: float = 50.0, delay_tau: float = 0.0,
+def build(lr: LearningRate = 0.1, damping: float = 1e-2, t_stop_tau: float = 50.0, delay_tau: float = 0.0,
           warm_start: bool = True, backend: str = "ideal", kappa: float = 0.0, seed: int = 0,
           circuit: dict[str, Any] | None = None, adc_bits: int | None = None, factored: bool = True,
           tau_s: float = DEFAULT_TAU_S) -> Transform:
-    """TNGD with analog time ``t_tau`` and delay ``delay_tau`` (units of tau), warm start, damping, a
+    """TNGD with analog time ``t_stop_tau`` and delay ``delay_tau`` (units of tau), warm start, damping, a
     backend (``ideal`` or an engine name, spu_sim.optim.backend), noise ``kappa`` and ``seed``; ``tau_s`` is the seconds per tau
     reported by the ideal backend (an engine backend reports ``AnalogSolver.tau_s``); ``factored``: the circuit
     backend uses the factorised circuit when the factor has fewer rows than parameters (False: always dense)."""
-    check_hyper(damping, t_tau, delay_tau)
+    check_hyper(damping, t_stop_tau, delay_tau)
     evolve, circuit_tau_s = make_evolve(backend, kappa=kappa, seed=seed, circuit=circuit, adc_bits=adc_bits,
                                         factored=factored)
     return Transform(partial(init, tau_s=tau_s),
-                     partial(update, lr=lr, damping=damping, t_tau=t_tau, delay_tau=delay_tau,
+                     partial(update, lr=lr, damping=damping, t_stop_tau=t_stop_tau, delay_tau=delay_tau,
                              warm_start=warm_start, evolve=evolve, circuit_tau_s=circuit_tau_s),
-                     partial(check_first_step, evolve=evolve, damping=damping, t_tau=t_tau, delay_tau=delay_tau,
+                     partial(check_first_step, evolve=evolve, damping=damping, t_stop_tau=t_stop_tau, delay_tau=delay_tau,
                              warm_start=warm_start))
 
 

@@ -30,10 +30,10 @@ def init(params: np.ndarray, *, tau_s: float) -> TNGDAdamState:
     return TNGDAdamState(count=0, spu=tngd.SPUState(None, None, None), adam=adam.init(params), tau_s=tau_s)
 
 
-def update(problem: LocalProblem, state: TNGDAdamState, *, lr: LearningRate, damping: float, t_tau: float,
+def update(problem: LocalProblem, state: TNGDAdamState, *, lr: LearningRate, damping: float, t_stop_tau: float,
            delay_tau: float, warm_start: bool, b1: float, b2: float, eps: float, evolve: tngd.Evolve,
            circuit_tau_s: Callable[[], float | None]) -> tuple[np.ndarray, TNGDAdamState]:
-    g, spu = tngd.spu_step(problem, state.spu, state.count, evolve, damping=damping, t_tau=t_tau,
+    g, spu = tngd.spu_step(problem, state.spu, state.count, evolve, damping=damping, t_stop_tau=t_stop_tau,
                            delay_tau=delay_tau, warm_start=warm_start)
     direction, adam_state = adam.adam_direction(g, state.adam, b1=b1, b2=b2, eps=eps)
     tau_s = circuit_tau_s() or state.tau_s
@@ -42,19 +42,19 @@ def update(problem: LocalProblem, state: TNGDAdamState, *, lr: LearningRate, dam
     return -lr_at(lr, state.count) * direction, new
 
 
-def build(lr: LearningRate = 1e-3, damping: float = 1e-2, t_tau: float = 50.0, delay_tau: float = 0.0,
+def build(lr: LearningRate = 1e-3, damping: float = 1e-2, t_stop_tau: float = 50.0, delay_tau: float = 0.0,
           warm_start: bool = True, backend: str = "ideal", kappa: float = 0.0, seed: int = 0,
           circuit: dict[str, Any] | None = None, adc_bits: int | None = None, factored: bool = True,
           tau_s: float = tngd.DEFAULT_TAU_S, b1: float = 0.0, b2: float = 0.0, eps: float = 1e-8) -> Transform:
     """TNGD-Adam: the knobs of ``tngd.build`` plus Adam's ``b1, b2`` (default 0, 0) and ``eps``."""
-    tngd.check_hyper(damping, t_tau, delay_tau)
+    tngd.check_hyper(damping, t_stop_tau, delay_tau)
     evolve, circuit_tau_s = tngd.make_evolve(backend, kappa=kappa, seed=seed, circuit=circuit, adc_bits=adc_bits,
                                         factored=factored)
     return Transform(partial(init, tau_s=tau_s),
-                     partial(update, lr=lr, damping=damping, t_tau=t_tau, delay_tau=delay_tau,
+                     partial(update, lr=lr, damping=damping, t_stop_tau=t_stop_tau, delay_tau=delay_tau,
                              warm_start=warm_start, b1=b1, b2=b2, eps=eps, evolve=evolve,
                              circuit_tau_s=circuit_tau_s),
-                     partial(tngd.check_first_step, evolve=evolve, damping=damping, t_tau=t_tau, delay_tau=delay_tau,
+                     partial(tngd.check_first_step, evolve=evolve, damping=damping, t_stop_tau=t_stop_tau, delay_tau=delay_tau,
                              warm_start=warm_start))
 
 

@@ -46,13 +46,18 @@ _OPTIONS: dict[str, dict[str, str]] = {
     "ngd": {"lr": "lr", "damping": "damping"},
     "ngd_cg": {"lr": "lr", "damping": "damping", "cg_iters": "max_iter", "cg_tol": "tol"},
     "ngd_woodbury": {"lr": "lr", "damping": "damping"},
-    "tngd": {k: k for k in ("lr", "damping", "t_tau", "delay_tau", "warm_start", "backend", "kappa", "seed",
+    "tngd": {k: k for k in ("lr", "damping", "t_stop_tau", "delay_tau", "warm_start", "backend", "kappa", "seed",
                             "circuit", "adc_bits")},
 }
 _OPTIONS["tngd_adam"] = {**_OPTIONS["tngd"], "b1": "b1", "b2": "b2", "eps": "eps"}
 _OPTIONS["kfac"] = {k: k for k in ("lr", "damping", "decay", "inverse_every")}
-_OPTIONS["tkfac"] = {**_OPTIONS["kfac"], **{k: k for k in ("backend", "t_tau", "kappa", "factor_bits", "adc_bits",
+_OPTIONS["tkfac"] = {**_OPTIONS["kfac"], **{k: k for k in ("backend", "t_stop_tau", "kappa", "factor_bits", "adc_bits",
                                                               "seed")}}
+#: former optimiser keys -> (the name now, what it is): one name per concept across CLI, config and Python (a run
+#: config's and the engine registry's names); a config with a former key is refused naming the new one
+RENAMED_KEYS: dict[str, tuple[str, str]] = {
+    "t_tau": ("t_stop_tau", "the analog time per step, as a run's simulation.t_stop_tau"),
+}
 
 
 def _choice(value: str, choices: tuple[str, ...], what: str) -> str:
@@ -170,7 +175,7 @@ class OptimizerConfig(_Section):
     label: str | None = None
     lr: float = Field(gt=0)
     damping: float | None = Field(None, gt=0)
-    t_tau: float | None = Field(None, ge=0)      # analog time per step (tau), at most MAX_T_TAU (_time)
+    t_stop_tau: float | None = Field(None, ge=0)      # analog time per step (tau), at most MAX_T_TAU (_time)
     delay_tau: float | None = Field(None, ge=0)
     backend: str | None = None
     warm_start: bool | None = None
@@ -192,7 +197,7 @@ class OptimizerConfig(_Section):
     def _name(cls, v: str) -> str:
         return _registered(v, OPTIMIZERS)
 
-    @field_validator("t_tau", "delay_tau")
+    @field_validator("t_stop_tau", "delay_tau")
     @classmethod
     def _time(cls, v: float | None) -> float | None:
         """An analog time or delay per step has a physical range (spu_sim.optim.tngd.MAX_T_TAU): checked here, before
@@ -314,12 +319,24 @@ class TrainConfig(_Section):
         return self
 
 
+def check_renamed(raw: dict[str, Any]) -> None:
+    """ConfigError naming the first former key of an optimiser entry (``RENAMED_KEYS``) and the name it has now."""
+    train = raw.get("train")
+    entries = train.get("optimizers") if isinstance(train, dict) else None
+    for i, entry in enumerate(entries if isinstance(entries, list) else []):
+        for old, (new, what) in RENAMED_KEYS.items():
+            if isinstance(entry, dict) and old in entry:
+                raise ConfigError(f"train.optimizers[{i}].{old}: was renamed {new} ({what}); write "
+                                  f"{new}: {entry[old]!r:.20} instead")
+
+
 def validate_config(raw: dict[str, Any] | TrainConfig) -> TrainConfig:
     """Validate a config dict (as loaded from YAML) into a ``TrainConfig``; raises ConfigError."""
     if isinstance(raw, TrainConfig):
         return raw
     if not isinstance(raw, dict):
         raise ConfigError(f"config: expected a mapping of sections (data, model, train, ...), got {type(raw).__name__}")
+    check_renamed(raw)
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as err:

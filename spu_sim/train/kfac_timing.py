@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 from spu_sim.train.timing import StepTime
 
 
-def factor_refresh_time(n: int, *, t_tau: float, tau_s: float, link_bits_per_s: float = 50e9,
+def factor_refresh_time(n: int, *, t_stop_tau: float, tau_s: float, link_bits_per_s: float = 50e9,
                         dac_bits: int = 16, resistor_bits: int = 16, adc_bits: int = 16,
                         dac_latency_s: float = 0.0, adc_latency_s: float = 0.0) -> StepTime:
     """The terms of the module docstring for one n x n factor (digital_s = delay_s = 0)."""
@@ -38,20 +38,20 @@ def factor_refresh_time(n: int, *, t_tau: float, tau_s: float, link_bits_per_s: 
         digital_s=0.0,
         dac_s=n * (dac_latency_s + n * dac_bits / link_bits_per_s),
         program_s=n * n * resistor_bits / link_bits_per_s,
-        analog_s=n * t_tau * tau_s,
+        analog_s=n * t_stop_tau * tau_s,
         delay_s=0.0,
         adc_s=n * (adc_latency_s + n * adc_bits / link_bits_per_s),
     )
 
 
-def tkfac_refresh_time(sizes: list[int], *, t_tau: float, tau_s: float, **timing: Any) -> StepTime:
+def tkfac_refresh_time(sizes: list[int], *, t_stop_tau: float, tau_s: float, **timing: Any) -> StepTime:
     """Sum of ``factor_refresh_time`` over the factors of sizes ``sizes`` (extra keys such as r_ohm are
     ignored, as in ``tngd_step_time``)."""
     keys = ("link_bits_per_s", "dac_bits", "resistor_bits", "adc_bits", "dac_latency_s", "adc_latency_s")
     kw = {k: timing[k] for k in keys if k in timing}
     total = np.zeros(6)
     for n in sizes:
-        total += np.array(factor_refresh_time(int(n), t_tau=t_tau, tau_s=tau_s, **kw))
+        total += np.array(factor_refresh_time(int(n), t_stop_tau=t_stop_tau, tau_s=tau_s, **kw))
     return StepTime(*map(float, total))
 
 
@@ -90,7 +90,7 @@ def measure_flop_rates(ns: list[int], min_repeats: int = 5, min_total_s: float =
     return rows
 
 
-def asymptotics(ns: list[int], *, batch: int, inverse_every: int, t_tau: float, tau_s: float,
+def asymptotics(ns: list[int], *, batch: int, inverse_every: int, t_stop_tau: float, tau_s: float,
                 matmul_flops_per_s: float, inverse_flops_per_s: float, **timing: Any) -> list[dict[str, float]]:
     """Modelled seconds per step of one square layer (n_in + 1 = n_out = n) for every n:
     ``digital`` K-FAC, ``thermo`` (tkfac: SPU inverts, digital application) and ``thermo_apply`` (the
@@ -101,7 +101,7 @@ def asymptotics(ns: list[int], *, batch: int, inverse_every: int, t_tau: float, 
         build = 2 * batch * (2 * n * n) / matmul_flops_per_s
         apply = 2 * n * n * (2 * n) / matmul_flops_per_s
         inv = 2 * n ** 3 / inverse_flops_per_s
-        hw = factor_refresh_time(int(n), t_tau=t_tau, tau_s=tau_s, **timing)
+        hw = factor_refresh_time(int(n), t_stop_tau=t_stop_tau, tau_s=tau_s, **timing)
         spu_refresh = 2 * (hw.total_s)
         # SPU applies: program per refresh; per step 2 factors x n columns (DAC, analog, ADC)
         per_step_cols = 2 * (hw.dac_s + hw.analog_s + hw.adc_s)

@@ -274,7 +274,7 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
             modelled += step_time.total_s
         elif entry.is_tngd:
             step_time = tngd_step_time(n_params=theta.size, batch_size=len(idx), d_z=model.d_z,
-                                       t_tau=hyper["t_tau"], delay_tau=hyper["delay_tau"], tau_s=state.tau_s,
+                                       t_stop_tau=hyper["t_stop_tau"], delay_tau=hyper["delay_tau"], tau_s=state.tau_s,
                                        digital_s=t_digital, **cfg.timing.model_dump())
             terms += np.array(step_time)
             modelled += step_time.total_s
@@ -370,7 +370,7 @@ def tkfac_step_time(state, dt: float, hyper: dict[str, Any], cfg: TrainConfig) -
     if not state.kfac.refreshed:
         return StepTime(digital, 0.0, 0.0, 0.0, 0.0, 0.0)
     sizes = [m.shape[0] for pair in state.damped for m in pair]
-    hw = tkfac_refresh_time(sizes, t_tau=hyper["t_tau"], tau_s=state.tau_s, **cfg.timing.model_dump())
+    hw = tkfac_refresh_time(sizes, t_stop_tau=hyper["t_stop_tau"], tau_s=state.tau_s, **cfg.timing.model_dump())
     return hw._replace(digital_s=digital)
 
 
@@ -451,7 +451,7 @@ def name_entry_keys(message: str, i: int, label: str) -> str:
     """An optimiser's set-up error with the keys the user wrote: ``circuit.``, ``factor_bits`` and ``adc_bits`` become
     ``train.optimizers[i].circuit.`` etc., prefixed by the entry (the engine's own messages name run-config keys)."""
     prefix = f"train.optimizers[{i}]"
-    text = re.sub(r"(?<![\w.\[\]])(circuit\.|factor_bits|adc_bits|kappa|t_tau|delay_tau)", lambda m: f"{prefix}.{m.group(1)}", message)
+    text = re.sub(r"(?<![\w.\[\]])(circuit\.|factor_bits|adc_bits|kappa|t_stop_tau|delay_tau)", lambda m: f"{prefix}.{m.group(1)}", message)
     return f"{prefix} ({label}), checked on the first mini-batch before training: {text}"
 
 

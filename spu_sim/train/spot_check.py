@@ -46,8 +46,8 @@ def engine_tolerance(reltol: float) -> float:
     return 3.0 * NGSPICE_TRTOL * reltol
 
 
-def ou_transient_lowrank(u: np.ndarray, damping: float, b: np.ndarray, x0: np.ndarray, t_tau: float) -> np.ndarray:
-    """Exact noise-free OU state after t_tau for A = U^T U + damping I, U (m, N), without forming A.
+def ou_transient_lowrank(u: np.ndarray, damping: float, b: np.ndarray, x0: np.ndarray, t_stop_tau: float) -> np.ndarray:
+    """Exact noise-free OU state after t_stop_tau for A = U^T U + damping I, U (m, N), without forming A.
 
     With U U^T = V diag(s2) V^T and W = U^T V diag(s2)^-1/2 (orthonormal columns spanning U's row space),
     A = W diag(s2 + lambda) W^T + lambda (I - W W^T), so x* = A^-1 b and expm(-A t) act on the two parts
@@ -66,16 +66,16 @@ def ou_transient_lowrank(u: np.ndarray, damping: float, b: np.ndarray, x0: np.nd
     cb, nb = split(np.asarray(b, dtype=float))
     x_star_c, x_star_n = cb / rate, nb / damping
     c0, n0 = split(np.asarray(x0, dtype=float))
-    c = x_star_c + np.exp(-rate * t_tau) * (c0 - x_star_c)
-    n = x_star_n + np.exp(-damping * t_tau) * (n0 - x_star_n)
+    c = x_star_c + np.exp(-rate * t_stop_tau) * (c0 - x_star_c)
+    n = x_star_n + np.exp(-damping * t_stop_tau) * (n0 - x_star_n)
     return w @ c + n
 
 
-def evolve_exact(a, b, x0, t_tau, step, phase) -> np.ndarray:
+def evolve_exact(a, b, x0, t_stop_tau, step, phase) -> np.ndarray:
     """A TNGD ``Evolve`` without a circuit: the exact noise-free OU transient (low-rank form for a Curvature)."""
     if isinstance(a, tngd.Curvature):
-        return ou_transient_lowrank(a.factor, a.damping, b, x0, t_tau)
-    return tngd.ou_transient(np.asarray(a, dtype=float), b, x0, t_tau)
+        return ou_transient_lowrank(a.factor, a.damping, b, x0, t_stop_tau)
+    return tngd.ou_transient(np.asarray(a, dtype=float), b, x0, t_stop_tau)
 
 
 def _entry(cfg: TrainConfig, label: str | None):
@@ -106,7 +106,7 @@ def spot_check(config: TrainConfig | dict[str, Any], *, label: str | None = None
     evolves = {b: tngd.make_evolve(b, kappa=0.0, seed=hyper["seed"], circuit=hyper["circuit"],
                                    adc_bits=hyper["adc_bits"])[0] for b in backends}
     evolves["exact"] = evolve_exact
-    kw = dict(damping=hyper["damping"], t_tau=hyper["t_tau"], delay_tau=hyper["delay_tau"],
+    kw = dict(damping=hyper["damping"], t_stop_tau=hyper["t_stop_tau"], delay_tau=hyper["delay_tau"],
               warm_start=hyper["warm_start"])
     spu = tngd.SPUState(None, None, None)
     rows = []
@@ -139,7 +139,7 @@ def spot_check(config: TrainConfig | dict[str, Any], *, label: str | None = None
         "label": entry.label, "backends": list(backends),
         "engines": {b: spu_backend.engine(b) or "none (exact OU transient)" for b in backends},
         "n_params": int(model.n_params), "batch_size": cfg.train.batch_size, "d_z": int(model.d_z),
-        "steps": len(rows), "t_tau": hyper["t_tau"], "damping": hyper["damping"],
+        "steps": len(rows), "t_stop_tau": hyper["t_stop_tau"], "damping": hyper["damping"],
         "circuits": sorted({r["circuit"] for r in rows}),
         "max_rel_diff": max_diff,
         "max_rel_err_vs_exact": {b: max(r[f"rel_err_{b}_vs_exact"] for r in rows) for b in backends},
@@ -154,7 +154,7 @@ def format_report(rep: dict[str, Any]) -> str:
     """The report as a Markdown table plus a verdict line."""
     a, b = rep["backends"]
     head = (f"spot check '{rep['label']}': N = {rep['n_params']}, batch {rep['batch_size']} x d_z {rep['d_z']}, "
-            f"t = {rep['t_tau']:g} tau, lambda = {rep['damping']:g}; {a} ({rep['engines'][a]}) vs {b} "
+            f"t = {rep['t_stop_tau']:g} tau, lambda = {rep['damping']:g}; {a} ({rep['engines'][a]}) vs {b} "
             f"({rep['engines'][b]})\n\n| step | circuit | m | |{b} - {a}| / |{a}| | {a} vs exact OU | {b} vs exact OU "
             f"| wall {a} (s) | wall {b} (s) |\n|---|---|---|---|---|---|---|---|\n")
     lines = [f"| {r['step']} | {r['circuit']} | {r['rows_m']} | {r['rel_diff']:.3g} | {r[f'rel_err_{a}_vs_exact']:.3g} "

@@ -35,7 +35,7 @@ class StepTime(NamedTuple):
         return float(sum(self))
 
 
-def tngd_step_time(*, n_params: int, batch_size: int, d_z: int, t_tau: float, delay_tau: float, tau_s: float,
+def tngd_step_time(*, n_params: int, batch_size: int, d_z: int, t_stop_tau: float, delay_tau: float, tau_s: float,
                    digital_s: float = 0.0, link_bits_per_s: float = 50e9, dac_bits: int = 16,
                    resistor_bits: int = 16, adc_bits: int = 16, dac_latency_s: float = 0.0,
                    adc_latency_s: float = 0.0, include_digital: bool = True, **_ignored) -> StepTime:
@@ -45,7 +45,7 @@ def tngd_step_time(*, n_params: int, batch_size: int, d_z: int, t_tau: float, de
         digital_s=digital_s if include_digital else 0.0,
         dac_s=dac_latency_s + n_params * dac_bits / link_bits_per_s,
         program_s=bdz * (bdz + 2 * n_params) * resistor_bits / link_bits_per_s,
-        analog_s=t_tau * tau_s,
+        analog_s=t_stop_tau * tau_s,
         delay_s=delay_tau * tau_s,
         adc_s=adc_latency_s + n_params * adc_bits / link_bits_per_s,
     )
