@@ -5,7 +5,7 @@
 
 ``run`` trains the config once per seed (train.seed and data.seed set to the seed: other batches, other
 initial parameters and another train/test split). ``summarise`` reads each seed's config.yaml (the
-resolved factor_bits, adc_bits, kappa of every tkfac entry) and history.csv and writes OUT/noise_sweep.csv,
+resolved factor_bits, readout.adc.bits, kappa of every tkfac entry) and history.csv and writes OUT/noise_sweep.csv,
 OUT/noise_sweep.json and OUT/noise_sweep.png. Metrics, per seed then mean and min-max over seeds:
   * area = mean over iterations of log(full-train-set loss): the whole curve, so speed counts;
   * benefit retained = (area_adam - area_tkfac) / (area_adam - area_kfac): 1 = all of digital K-FAC's
@@ -34,7 +34,7 @@ from spu_sim.plotting import pyplot, save_png
 from spu_sim.train.loop import run_training
 from spu_sim.train.plots import read_history
 
-KNOBS = ("factor_bits", "adc_bits", "kappa")
+KNOBS = ("factor_bits", "readout.adc.bits", "kappa")   # keys of a tkfac entry (dotted: nested)
 REFERENCES = ("kfac", "adam", "sgd")
 
 
@@ -66,6 +66,13 @@ def _curve_metrics(run_dir: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def _knob(entry: dict, key: str):
+    """The value of a (dotted) key of an optimiser entry, None when it or a section on its path is absent."""
+    for part in key.split("."):
+        entry = entry.get(part) if isinstance(entry, dict) else None
+    return entry
+
+
 def summarise(out: Path) -> tuple[list[dict], dict]:
     runs = sorted(p for p in out.glob("seed_*") if (p / "history.csv").is_file())
     if not runs:
@@ -78,7 +85,7 @@ def summarise(out: Path) -> tuple[list[dict], dict]:
             for name, label in by_name.items()}
     rows = []
     for o in cfg["train"]["optimizers"]:
-        knobs = [k for k in KNOBS if o.get(k) not in (None, 0, 0.0)]
+        knobs = [k for k in KNOBS if _knob(o, k) not in (None, 0, 0.0)]
         if o["name"] != "tkfac" or len(knobs) != 1:
             continue
         kept = [(c[by_name["adam"]]["area"] - c[o["label"]]["area"]) /
@@ -86,7 +93,7 @@ def summarise(out: Path) -> tuple[list[dict], dict]:
         kept = [k if np.isfinite(k) else -np.inf for k in kept]
         late = [c[o["label"]]["late"] for c in curves]
         dir_err = [e[o["label"]].get("mean_nat_grad_rel_error", np.nan) for e in errs]
-        rows.append({"label": o["label"], "knob": knobs[0], "value": o[knobs[0]],
+        rows.append({"label": o["label"], "knob": knobs[0], "value": _knob(o, knobs[0]),
                      "benefit_retained": float(np.mean(kept)), "benefit_retained_min": float(np.min(kept)),
                      "benefit_retained_max": float(np.max(kept)), "late_train_loss": float(np.mean(late)),
                      "steps_to_target": float(np.mean([c[o["label"]]["steps"] for c in curves])),

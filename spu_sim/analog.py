@@ -1,6 +1,6 @@
 """AnalogSolver: the op-amp integrator SPU as a linear-solve primitive for optimisers (TNGD).
 
-    solver = AnalogSolver(circuit=None, kappa=0.0, seed=0, adc_bits=None)
+    solver = AnalogSolver(circuit=None, kappa=0.0, seed=0, readout=None)   # readout: {"adc": {"bits": 8}}
     x_t = solver.solve(A, b, x0, t_stop_tau)      # state after analog time t_stop_tau, read through the ADC
     x_t = solver.solve_factored(J, H, damping, b, x0, t_stop_tau)   # A = J^T H J + damping I, never formed (N x N)
 
@@ -45,6 +45,9 @@ import numpy as np
 import scipy.sparse.linalg as spla
 
 from . import io, pipeline
+from pydantic import ValidationError
+
+from .config import AdcConfig, format_validation_error
 from .errors import BadInputError, ConfigError
 from .pipeline import circuit_for_run, prepare_problem, run_engine
 from .problems import FactoredProblem, Problem, validate_spd
@@ -70,6 +73,23 @@ def lambda_max(problem: Problem | FactoredProblem) -> float:
     return float(spla.eigsh(A, k=1, which="LA", tol=1e-6, v0=np.ones(A.shape[0]), return_eigenvectors=False)[0])
 
 
+def solver_readout(readout: dict[str, Any] | None) -> AdcConfig:
+    """The ADC of a solver's ``readout`` section (a run's ``readout`` with only ``adc``: the solve reads its final
+    state, so the sample period is the solve's t_stop_tau and no waveform file is kept); ConfigError naming the key."""
+    if readout is None:
+        return AdcConfig()
+    if not isinstance(readout, dict):
+        raise ConfigError(f"readout: got {type(readout).__name__}; give a mapping such as {{'adc': {{'bits': 8}}}}")
+    for key in readout:
+        if key != "adc":
+            raise ConfigError(f"readout.{key}: not a key of a solver's readout (it reads the final state at t_stop_tau "
+                              "through the ADC); remove it (valid keys here: adc)")
+    try:
+        return AdcConfig.model_validate(readout.get("adc") or {})
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, root="readout.adc", model=AdcConfig)) from None
+
+
 def _merge(base: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
     for k, v in (extra or {}).items():
@@ -85,17 +105,18 @@ class AnalogSolver:
 
     circuit: a dict for the config's ``circuit`` section (integrator ranges, op-amp model,
     non-idealities); kappa: noise level in problem units (0 = noise-free); seed: first noise seed
-    (incremented per call so successive solves get independent noise); adc_bits: readout ADC
-    resolution (None = ideal); backend: ``ngspice-shared`` or ``ngspice-subprocess``.
+    (incremented per call so successive solves get independent noise); readout: a run's ``readout`` section with
+    only ``adc`` (``{"adc": {"bits": 8}}``; None = the ideal ADC, ``solver_readout``); backend: the engine (a run's
+    ``simulation.backend``: ``ngspice-shared``, ``ngspice-subprocess``, ``linear``, ...).
     """
 
     def __init__(self, circuit: dict[str, Any] | None = None, *, kappa: float = 0.0, seed: int = 0,
-                 adc_bits: int | None = None, backend: str = "ngspice-shared") -> None:
+                 readout: dict[str, Any] | None = None, backend: str = "ngspice-shared") -> None:
         self.circuit = _merge({"topology": "opamp", "integrator": dict(DEFAULT_INTEGRATOR)}, circuit)
         self._circuit_given = dict(circuit or {})
         self.kappa = float(kappa)
         self.seed = int(seed)
-        self.adc_bits = adc_bits
+        self.adc = solver_readout(readout)
         self.backend = backend
         self.calls = 0
         self.tau_s = float("nan")
@@ -108,7 +129,7 @@ class AnalogSolver:
             "circuit": self.circuit,
             "simulation": {"t_stop_tau": 1.0, "burn_in_tau": 0.0, "seed": self.seed, "analyses": ["tran"],
                            "backend": self.backend},
-            "readout": {"sample_dt_tau": 1.0, "adc": {"bits": self.adc_bits}}})
+            "readout": {"sample_dt_tau": 1.0, "adc": self.adc.model_dump(exclude_none=True)}})
 
     def problem(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray) -> Problem:
         """The validated Problem of one solve (A symmetric positive definite, b and x0 finite of length d)."""

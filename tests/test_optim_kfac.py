@@ -189,7 +189,7 @@ def test_tkfac_noise_knobs_degrade_the_direction_and_are_reproducible():
     kw = dict(lr=0.5, damping=0.01, decay=0.9, inverse_every=1, t_stop_tau=2000.0)
     ts = [kfac.build(**{k: kw[k] for k in ("lr", "damping", "decay", "inverse_every")}),
           tkfac.build(**kw, factor_bits=4), tkfac.build(**kw, factor_bits=12),
-          tkfac.build(**kw, adc_bits=6), tkfac.build(**kw, kappa=1e-3, seed=1), tkfac.build(**kw, kappa=1e-3, seed=1),
+          tkfac.build(**kw, readout={"adc": {"bits": 6}}), tkfac.build(**kw, kappa=1e-3, seed=1), tkfac.build(**kw, kappa=1e-3, seed=1),
           tkfac.build(**kw, kappa=1e-3, seed=2)]
     problem, ups, _ = _run(ts, steps=1)[0]
     err = [np.linalg.norm(u - ups[0]) / np.linalg.norm(ups[0]) for u in ups]
@@ -209,7 +209,7 @@ def test_bad_hyper_parameters_are_bad_input():
     for kw in ({"damping": 0}, {"decay": 1.0}, {"inverse_every": 0}):
         with pytest.raises(BadInputError):
             kfac.build(**kw)
-    for kw in ({"backend": "fpga"}, {"t_stop_tau": -1}, {"factor_bits": 0}, {"adc_bits": 40}):
+    for kw in ({"backend": "fpga"}, {"t_stop_tau": -1}, {"factor_bits": 0}, {"readout": {"adc": {"bits": 40}}}, {"readout": {"sample_dt_tau": 1.0}}):
         with pytest.raises(BadInputError):
             tkfac.build(**kw)
     with pytest.raises(BadInputError, match="per-layer statistics"):

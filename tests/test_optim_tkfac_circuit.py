@@ -87,8 +87,9 @@ def test_ideal_adc_model_reads_the_same_codes_as_the_circuit():
     model = models.make_model("mlp", 3, 2, hidden=[3])
     theta = model.init(np.random.default_rng(0))
     kw = dict(lr=0.5, damping=0.01, decay=0.9, inverse_every=1, t_stop_tau=100.0)
-    ideal, circ, finer = (tkfac.build(**kw, adc_bits=6), tkfac.build(**kw, adc_bits=6, backend="ngspice-shared"),
-                          tkfac.build(**kw, adc_bits=7))
+    adc = lambda bits: {"adc": {"bits": bits}}  # noqa: E731
+    ideal, circ, finer = (tkfac.build(**kw, readout=adc(6)), tkfac.build(**kw, readout=adc(6), backend="ngspice-shared"),
+                          tkfac.build(**kw, readout=adc(7)))
     s_i, s_c, s_f = ideal.init(theta), circ.init(theta), finer.init(theta)
     moved = total = changed = 0
     for idx in data.batch_indices(len(ds.y_train), 8, 2, seed=1):

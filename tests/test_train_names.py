@@ -54,3 +54,33 @@ def test_t_tau_was_renamed_t_stop_tau(tmp_path, capsys, name):
         build(t_stop_tau=5.0)
         with pytest.raises(TypeError, match="t_tau"):
             build(t_tau=5.0)
+
+
+@pytest.mark.parametrize("name", ["tngd", "tngd_adam", "tkfac"])
+def test_adc_bits_was_renamed_readout_adc_bits(tmp_path, capsys, name):
+    code, err = train_cli(tmp_path, capsys, {"name": name, "lr": 0.1, "adc_bits": 6})
+    assert code == 2 and len(err) == 1, err
+    assert "train.optimizers[1].adc_bits: was renamed readout.adc.bits (the readout ADC's resolution, as a run's " \
+           "readout.adc.bits); write readout: {adc: {bits: 6}} instead" in err[0], err[0]
+
+
+@pytest.mark.parametrize("readout,expected", [
+    ({"adc": {"bits": 40}}, "train.optimizers[1].readout.adc.bits: Input should be less than or equal to 32"),
+    ({"sample_dt_tau": 1.0}, "train.optimizers[1].readout.sample_dt_tau: unknown key; valid keys here: adc"),
+])
+def test_an_optimisers_readout_is_a_runs_readout_adc(tmp_path, capsys, readout, expected):
+    code, err = train_cli(tmp_path, capsys, {"name": "tkfac", "lr": 0.1, "readout": readout})
+    assert code == 2 and len(err) == 1 and expected in err[0], err
+
+
+def test_readout_in_python_is_the_same_section():
+    """build(readout=...) takes the config's section: the ADC is applied (6 bits: a coarser direction than the exact
+    ideal one) and a key other than adc, or range_v on the ideal backend, is refused naming it."""
+    for bad, key in (({"sample_dt_tau": 1.0}, "readout.sample_dt_tau"), ({"adc": {"bits": 0}}, "readout.adc.bits"),
+                     ({"adc": {"bits": 6, "range_v": 1.0}}, "readout.adc.range_v")):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            tkfac.build(readout=bad)
+    with pytest.raises(ConfigError, match=r"readout\.sample_dt_tau"):
+        tngd.build(backend="linear", readout={"sample_dt_tau": 1.0})
+    with pytest.raises(TypeError, match="adc_bits"):
+        tngd.build(adc_bits=6)

@@ -6,7 +6,7 @@ programmed into an SPU and inverted column by column:
 
     s = max_ij |M_ij|,   Mq = Q_bits(M / s)      programmed matrix: largest entry 1, ``factor_bits``
     x_j = x(t) of  dx = -(Mq x - e_j) dt/tau + sqrt(2 kappa/tau) dW,   x(0) = s Minv_prev e_j (warm start;
-          e_j at the first refresh),  j = 1..n, read out through an ``adc_bits`` ADC
+          e_j at the first refresh),  j = 1..n, read out through the ADC ``readout.adc``
     Minv ~ sym([x_1 ... x_n]) / s               sym(X) = (X + X^T) / 2 (the exact inverse is symmetric)
 
 Normalising by s makes the largest entry the circuit's fastest conductance, so tau = r_min C whatever the
@@ -38,7 +38,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 import spu_sim.optim.kfac as kfac
-from spu_sim.analog import AnalogSolver
+from spu_sim.analog import AnalogSolver, solver_readout
 from spu_sim.errors import BadInputError, ConfigError, DesignError
 from spu_sim.optim import backend as spu_backend
 from spu_sim.optim.base import OPTIMIZERS, LearningRate, LocalProblem, Transform, lr_at
@@ -68,9 +68,15 @@ def quantize_factor(m: np.ndarray, bits: int | None) -> np.ndarray:
 class IdealSPU:
     """The exact OU transient as a solver with AnalogSolver's call ``solve(A, b, x0, t_stop_tau)``."""
 
-    def __init__(self, *, kappa: float = 0.0, seed: int = 0, adc_bits: int | None = None,
+    def __init__(self, *, kappa: float = 0.0, seed: int = 0, readout: dict[str, Any] | None = None,
                  tau_s: float = DEFAULT_TAU_S) -> None:
-        self.kappa, self.seed, self.adc_bits, self.tau_s = float(kappa), int(seed), adc_bits, float(tau_s)
+        self.kappa, self.seed, self.tau_s = float(kappa), int(seed), float(tau_s)
+        adc = solver_readout(readout)
+        if adc.range_v is not None:
+            raise ConfigError(f"readout.adc.range_v: the ideal backend's ADC has the circuit's range rule (1.25 x the "
+                              f"larger of |x*| + 4 sigma and |x0|, in problem units), not volts; remove range_v or "
+                              f"use an engine backend (got {adc.range_v:g})")
+        self.adc_bits = adc.bits
         self.calls = 0
 
     def solve(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray, t_stop_tau: float) -> np.ndarray:
@@ -85,13 +91,13 @@ class IdealSPU:
         return Adc(bits=self.adc_bits, range_v=1.25 * x_range).convert(x)[0]
 
 
-def _ideal(*, kappa, seed, adc_bits, circuit, tau_s):
-    return IdealSPU(kappa=kappa, seed=seed, adc_bits=adc_bits, tau_s=tau_s)
+def _ideal(*, kappa, seed, readout, circuit, tau_s):
+    return IdealSPU(kappa=kappa, seed=seed, readout=readout, tau_s=tau_s)
 
 
 def _analog(engine: str):
-    def make(*, kappa, seed, adc_bits, circuit, tau_s):
-        return AnalogSolver(circuit, kappa=kappa, seed=seed, adc_bits=adc_bits, backend=engine)
+    def make(*, kappa, seed, readout, circuit, tau_s):
+        return AnalogSolver(circuit, kappa=kappa, seed=seed, readout=readout, backend=engine)
     return make
 
 
@@ -188,20 +194,19 @@ def direction_rel_error(problem: LocalProblem, state: TKFACState) -> float:
 
 def build(lr: LearningRate = 0.1, damping: float = 1e-2, decay: float = 0.95, inverse_every: int = 1,
           backend: str = "ideal", t_stop_tau: float = 50.0, kappa: float = 0.0, factor_bits: int | None = None,
-          adc_bits: int | None = None, seed: int = 0, circuit: dict[str, Any] | None = None,
+          readout: dict[str, Any] | None = None, seed: int = 0, circuit: dict[str, Any] | None = None,
           tau_s: float = DEFAULT_TAU_S) -> Transform:
     """Thermodynamic K-FAC: kfac's ``lr``, ``damping``, ``decay``, ``inverse_every``; the SPU's ``backend``
     (ideal or an engine name: ngspice-shared, linear, ...), analog time ``t_stop_tau`` per column, noise ``kappa``, ``factor_bits`` of the
-    programmed factor, readout ``adc_bits`` and noise ``seed``; ``circuit`` is AnalogSolver's circuit
+    programmed factor, the ``readout`` section (a run's, only ``adc``: ``{"adc": {"bits": 8}}``) and noise ``seed``; ``circuit`` is AnalogSolver's circuit
     section, ``tau_s`` the seconds per tau the ideal backend reports."""
     kfac.check_hyper(damping, decay, inverse_every)
     check_time_tau("t_stop_tau", t_stop_tau)
     if not kappa >= 0:
         raise BadInputError(f"kappa must be >= 0 (got {kappa:.4g})")
-    for name, bits in (("factor_bits", factor_bits), ("adc_bits", adc_bits)):
-        if bits is not None and (int(bits) != bits or not 1 <= bits <= 32):
-            raise BadInputError(f"{name} must be an integer in 1..32 or null (got {bits})")
-    solver = make_solver(backend, kappa=kappa, seed=seed, adc_bits=adc_bits, circuit=circuit, tau_s=tau_s)
+    if factor_bits is not None and (int(factor_bits) != factor_bits or not 1 <= factor_bits <= 32):
+        raise BadInputError(f"factor_bits must be an integer in 1..32 or null (got {factor_bits})")
+    solver = make_solver(backend, kappa=kappa, seed=seed, readout=readout, circuit=circuit, tau_s=tau_s)
     return Transform(partial(init, tau_s=tau_s),
                      partial(update, lr=lr, damping=damping, decay=decay, inverse_every=int(inverse_every),
                              t_stop_tau=t_stop_tau, factor_bits=factor_bits, solver=solver),

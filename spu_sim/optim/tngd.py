@@ -23,7 +23,7 @@ Backends (``backend``, spu_sim.optim.backend): ``ideal`` or the name of a regist
     kappa = 0, else mean plus an exact Gaussian sample with covariance kappa A^-1 (I - expm(-2 A t)),
     drawn from a generator seeded by (seed, step, phase) so runs are reproducible.
   * an engine (``ngspice-shared``, ``ngspice-subprocess``, ``linear``, ...: ``spu_sim.engines.ENGINES``):
-    ``spu_sim.analog.AnalogSolver(circuit, kappa=, seed=, adc_bits=, backend=engine)``: every step programs the
+    ``spu_sim.analog.AnalogSolver(circuit, kappa=, seed=, readout=, backend=engine)``: every step programs the
     problem into a netlist and runs it on that engine. When the curvature factor U (rows m, C = U^T U) has m < N rows the
     factorised circuit is used (``solve_factored(U, I_m, lambda, b, x0, t)``, topology ``opamp_factored``:
     m (m + 2N) resistors, A never formed); otherwise the dense ``opamp`` network (``solve(A, b, x0, t)``, N^2).
@@ -136,16 +136,16 @@ def ou_transient(a: np.ndarray, b: np.ndarray, x0: np.ndarray, t_stop_tau: float
 
 
 def make_evolve(backend: str, *, kappa: float = 0.0, seed: int = 0, circuit: dict | None = None,
-                adc_bits: int | None = None, factored: bool = True) -> tuple[Evolve, Callable[[], float | None]]:
+                readout: dict | None = None, factored: bool = True) -> tuple[Evolve, Callable[[], float | None]]:
     """The SPU of a backend as ``evolve(A, b, x0, t_stop_tau, step, phase) -> x`` plus ``tau_s() -> float|None``;
     A is a dense matrix or a ``Curvature``. factored=False: the circuit backend always uses the dense network.
 
     The circuit backends build one ``AnalogSolver``. An unknown backend: ConfigError listing ideal and the engines.
     """
-    return _spu(backend)(kappa=kappa, seed=seed, circuit=circuit, adc_bits=adc_bits, factored=factored)
+    return _spu(backend)(kappa=kappa, seed=seed, circuit=circuit, readout=readout, factored=factored)
 
 
-def _ideal_spu(*, kappa, seed, circuit, adc_bits, factored) -> tuple[Evolve, Callable[[], float | None]]:
+def _ideal_spu(*, kappa, seed, circuit, readout, factored) -> tuple[Evolve, Callable[[], float | None]]:
     """The exact OU transient (eigendecomposition), seeded by (seed, step, phase)."""
     def evolve_ideal(a, b, x0, t_stop_tau, step, phase):
         rng = np.random.default_rng([seed, step, phase]) if kappa > 0 else None
@@ -155,8 +155,8 @@ def _ideal_spu(*, kappa, seed, circuit, adc_bits, factored) -> tuple[Evolve, Cal
 
 def _circuit_spu(engine: str):
     """The op-amp integrator circuit through AnalogSolver on an engine (ngspice, or the exact linear engine)."""
-    def make(*, kappa, seed, circuit, adc_bits, factored) -> tuple[Evolve, Callable[[], float | None]]:
-        solver = AnalogSolver(circuit, kappa=kappa, seed=seed, adc_bits=adc_bits, backend=engine)
+    def make(*, kappa, seed, circuit, readout, factored) -> tuple[Evolve, Callable[[], float | None]]:
+        solver = AnalogSolver(circuit, kappa=kappa, seed=seed, readout=readout, backend=engine)
 
         def evolve_circuit(a, b, x0, t_stop_tau, step, phase):
             if t_stop_tau == 0.0:
@@ -225,14 +225,14 @@ def check_hyper(damping: float, t_stop_tau: float, delay_tau: float) -> None:
 
 def build(lr: LearningRate = 0.1, damping: float = 1e-2, t_stop_tau: float = 50.0, delay_tau: float = 0.0,
           warm_start: bool = True, backend: str = "ideal", kappa: float = 0.0, seed: int = 0,
-          circuit: dict[str, Any] | None = None, adc_bits: int | None = None, factored: bool = True,
+          circuit: dict[str, Any] | None = None, readout: dict[str, Any] | None = None, factored: bool = True,
           tau_s: float = DEFAULT_TAU_S) -> Transform:
     """TNGD with analog time ``t_stop_tau`` and delay ``delay_tau`` (units of tau), warm start, damping, a
     backend (``ideal`` or an engine name, spu_sim.optim.backend), noise ``kappa`` and ``seed``; ``tau_s`` is the seconds per tau
     reported by the ideal backend (an engine backend reports ``AnalogSolver.tau_s``); ``factored``: the circuit
     backend uses the factorised circuit when the factor has fewer rows than parameters (False: always dense)."""
     check_hyper(damping, t_stop_tau, delay_tau)
-    evolve, circuit_tau_s = make_evolve(backend, kappa=kappa, seed=seed, circuit=circuit, adc_bits=adc_bits,
+    evolve, circuit_tau_s = make_evolve(backend, kappa=kappa, seed=seed, circuit=circuit, readout=readout,
                                         factored=factored)
     return Transform(partial(init, tau_s=tau_s),
                      partial(update, lr=lr, damping=damping, t_stop_tau=t_stop_tau, delay_tau=delay_tau,

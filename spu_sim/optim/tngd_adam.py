@@ -44,11 +44,11 @@ def update(problem: LocalProblem, state: TNGDAdamState, *, lr: LearningRate, dam
 
 def build(lr: LearningRate = 1e-3, damping: float = 1e-2, t_stop_tau: float = 50.0, delay_tau: float = 0.0,
           warm_start: bool = True, backend: str = "ideal", kappa: float = 0.0, seed: int = 0,
-          circuit: dict[str, Any] | None = None, adc_bits: int | None = None, factored: bool = True,
+          circuit: dict[str, Any] | None = None, readout: dict[str, Any] | None = None, factored: bool = True,
           tau_s: float = tngd.DEFAULT_TAU_S, b1: float = 0.0, b2: float = 0.0, eps: float = 1e-8) -> Transform:
     """TNGD-Adam: the knobs of ``tngd.build`` plus Adam's ``b1, b2`` (default 0, 0) and ``eps``."""
     tngd.check_hyper(damping, t_stop_tau, delay_tau)
-    evolve, circuit_tau_s = tngd.make_evolve(backend, kappa=kappa, seed=seed, circuit=circuit, adc_bits=adc_bits,
+    evolve, circuit_tau_s = tngd.make_evolve(backend, kappa=kappa, seed=seed, circuit=circuit, readout=readout,
                                         factored=factored)
     return Transform(partial(init, tau_s=tau_s),
                      partial(update, lr=lr, damping=damping, t_stop_tau=t_stop_tau, delay_tau=delay_tau,

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
                       model_validator)
 
-from spu_sim.config import Seed, format_validation_error, physical, read_yaml
+from spu_sim.config import AdcConfig, Seed, format_validation_error, physical, read_yaml
 from spu_sim.errors import ConfigError
 from spu_sim.optim import OPTIMIZERS
 from spu_sim.optim import backend as spu_backend
@@ -47,16 +47,18 @@ _OPTIONS: dict[str, dict[str, str]] = {
     "ngd_cg": {"lr": "lr", "damping": "damping", "cg_iters": "max_iter", "cg_tol": "tol"},
     "ngd_woodbury": {"lr": "lr", "damping": "damping"},
     "tngd": {k: k for k in ("lr", "damping", "t_stop_tau", "delay_tau", "warm_start", "backend", "kappa", "seed",
-                            "circuit", "adc_bits")},
+                            "circuit", "readout")},
 }
 _OPTIONS["tngd_adam"] = {**_OPTIONS["tngd"], "b1": "b1", "b2": "b2", "eps": "eps"}
 _OPTIONS["kfac"] = {k: k for k in ("lr", "damping", "decay", "inverse_every")}
-_OPTIONS["tkfac"] = {**_OPTIONS["kfac"], **{k: k for k in ("backend", "t_stop_tau", "kappa", "factor_bits", "adc_bits",
+_OPTIONS["tkfac"] = {**_OPTIONS["kfac"], **{k: k for k in ("backend", "t_stop_tau", "kappa", "factor_bits", "readout",
                                                               "seed")}}
 #: former optimiser keys -> (the name now, what it is): one name per concept across CLI, config and Python (a run
 #: config's and the engine registry's names); a config with a former key is refused naming the new one
-RENAMED_KEYS: dict[str, tuple[str, str]] = {
-    "t_tau": ("t_stop_tau", "the analog time per step, as a run's simulation.t_stop_tau"),
+RENAMED_KEYS: dict[str, tuple[str, str, str]] = {   # former key: (new key, what it is, how to write it)
+    "t_tau": ("t_stop_tau", "the analog time per step, as a run's simulation.t_stop_tau", "t_stop_tau: {}"),
+    "adc_bits": ("readout.adc.bits", "the readout ADC's resolution, as a run's readout.adc.bits",
+                 "readout: {{adc: {{bits: {}}}}}"),
 }
 
 
@@ -170,6 +172,13 @@ class ModelConfig(_Section):
         return _choice(v, CURVATURES, "a curvature")
 
 
+class OptimizerReadout(_Section):
+    """A circuit optimiser's ``readout``: a run's readout section with only ``adc`` (bits, range_v): the SPU is read
+    once per run, its final state at t_stop_tau, so there is no sample period or waveform file to set."""
+
+    adc: AdcConfig = Field(default_factory=AdcConfig)
+
+
 class OptimizerConfig(_Section):
     name: str
     label: str | None = None
@@ -181,8 +190,8 @@ class OptimizerConfig(_Section):
     warm_start: bool | None = None
     kappa: float | None = Field(None, ge=0)
     seed: Seed | None = None
-    adc_bits: int | None = Field(None, ge=1, le=32)
     circuit: dict[str, Any] | None = None
+    readout: OptimizerReadout | None = None
     b1: float | None = Field(None, ge=0, lt=1)
     b2: float | None = Field(None, ge=0, lt=1)
     eps: float | None = Field(None, gt=0)
@@ -243,7 +252,8 @@ class OptimizerConfig(_Section):
         out = {}
         for key, kw in _OPTIONS[self.name].items():
             value = getattr(self, key)
-            out[key] = params[kw].default if value is None else value
+            out[key] = params[kw].default if value is None else \
+                value.model_dump() if isinstance(value, BaseModel) else value
         return out
 
     def hyper(self) -> dict[str, Any]:
@@ -324,10 +334,10 @@ def check_renamed(raw: dict[str, Any]) -> None:
     train = raw.get("train")
     entries = train.get("optimizers") if isinstance(train, dict) else None
     for i, entry in enumerate(entries if isinstance(entries, list) else []):
-        for old, (new, what) in RENAMED_KEYS.items():
+        for old, (new, what, written) in RENAMED_KEYS.items():
             if isinstance(entry, dict) and old in entry:
                 raise ConfigError(f"train.optimizers[{i}].{old}: was renamed {new} ({what}); write "
-                                  f"{new}: {entry[old]!r:.20} instead")
+                                  f"{written.format(f'{entry[old]!r:.20}')} instead")
 
 
 def validate_config(raw: dict[str, Any] | TrainConfig) -> TrainConfig:

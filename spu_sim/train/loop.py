@@ -448,10 +448,10 @@ def preflight(cfg: TrainConfig, model, transforms: list[Transform], problem) -> 
 
 
 def name_entry_keys(message: str, i: int, label: str) -> str:
-    """An optimiser's set-up error with the keys the user wrote: ``circuit.``, ``factor_bits`` and ``adc_bits`` become
+    """An optimiser's set-up error with the keys the user wrote: ``circuit.``, ``readout.adc.`` and ``factor_bits`` become
     ``train.optimizers[i].circuit.`` etc., prefixed by the entry (the engine's own messages name run-config keys)."""
     prefix = f"train.optimizers[{i}]"
-    text = re.sub(r"(?<![\w.\[\]])(circuit\.|factor_bits|adc_bits|kappa|t_stop_tau|delay_tau)", lambda m: f"{prefix}.{m.group(1)}", message)
+    text = re.sub(r"(?<![\w.\[\]])(circuit\.|readout\.adc\.|factor_bits|kappa|t_stop_tau|delay_tau)", lambda m: f"{prefix}.{m.group(1)}", message)
     return f"{prefix} ({label}), checked on the first mini-batch before training: {text}"
 
 

@@ -104,7 +104,7 @@ def spot_check(config: TrainConfig | dict[str, Any], *, label: str | None = None
         spu_backend.check(b, field="spot check backend")
     ds, model, batches, theta = prepare(cfg)
     evolves = {b: tngd.make_evolve(b, kappa=0.0, seed=hyper["seed"], circuit=hyper["circuit"],
-                                   adc_bits=hyper["adc_bits"])[0] for b in backends}
+                                   readout=hyper["readout"])[0] for b in backends}
     evolves["exact"] = evolve_exact
     kw = dict(damping=hyper["damping"], t_stop_tau=hyper["t_stop_tau"], delay_tau=hyper["delay_tau"],
               warm_start=hyper["warm_start"])
