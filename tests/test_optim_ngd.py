@@ -20,7 +20,7 @@ def test_ngd_cg_woodbury_agree_on_direction(damping):
     problem, theta = _problem(damping=damping)
     n = theta.size
     outs = []
-    for build in (ngd.build(lr=1.0, damping=damping), ngd_cg.build(lr=1.0, damping=damping, max_iter=5 * n, tol=1e-15),
+    for build in (ngd.build(lr=1.0, damping=damping), ngd_cg.build(lr=1.0, damping=damping, cg_iters=5 * n, cg_tol=1e-15),
                   ngd_woodbury.build(lr=1.0, damping=damping)):
         upd, _ = build.update(problem, build.init(theta))
         outs.append(upd)
@@ -33,7 +33,7 @@ def test_ngd_cg_woodbury_agree_on_direction(damping):
 
 def test_ngd_cg_respects_its_budget():
     problem, theta = _problem()
-    t = ngd_cg.build(lr=1.0, damping=1e-2, max_iter=1)
+    t = ngd_cg.build(lr=1.0, damping=1e-2, cg_iters=1)
     upd, state = t.update(problem, t.init(theta))
     assert state.last_iters == 1
     # one CG step from 0 is the exact line-search along grad: x = (g.g / g.A g) g

@@ -1,8 +1,8 @@
 """Natural gradient by conjugate gradient with an iteration budget.
 
-Solves (U^T U + lambda I) x = grad with at most ``max_iter`` CG iterations from x = 0, each a
+Solves (U^T U + lambda I) x = grad with at most ``cg_iters`` CG iterations from x = 0, each a
 matrix-free product ``U^T (U v) + lambda v`` (cost O(b d_z N) per iteration), stopping early when
-||r|| <= tol ||grad||. theta <- theta - lr * x.
+||r|| <= cg_tol ||grad||. theta <- theta - lr * x.
 """
 
 from __future__ import annotations
@@ -25,17 +25,17 @@ def init(params: np.ndarray) -> NGDCGState:
     return NGDCGState(count=0, last_iters=0)
 
 
-def conjugate_gradient(problem: LocalProblem, damping: float, max_iter: int,
-                       tol: float) -> tuple[np.ndarray, int]:
+def conjugate_gradient(problem: LocalProblem, damping: float, cg_iters: int,
+                       cg_tol: float) -> tuple[np.ndarray, int]:
     """CG for the damped curvature system; returns (x, iterations used)."""
     b = problem.grad
     x = np.zeros_like(b)
     r = b.copy()
     p = r.copy()
     rs = float(r @ r)
-    stop = (tol * float(np.linalg.norm(b))) ** 2
+    stop = (cg_tol * float(np.linalg.norm(b))) ** 2
     it = 0
-    while it < max_iter and rs > stop:
+    while it < cg_iters and rs > stop:
         ap = problem.damped_matvec(p, damping)
         alpha = rs / float(p @ ap)
         x = x + alpha * p
@@ -47,15 +47,15 @@ def conjugate_gradient(problem: LocalProblem, damping: float, max_iter: int,
     return x, it
 
 
-def update(problem: LocalProblem, state: NGDCGState, *, lr: LearningRate, damping: float, max_iter: int,
-           tol: float) -> tuple[np.ndarray, NGDCGState]:
-    x, it = conjugate_gradient(problem, damping, max_iter, tol)
+def update(problem: LocalProblem, state: NGDCGState, *, lr: LearningRate, damping: float, cg_iters: int,
+           cg_tol: float) -> tuple[np.ndarray, NGDCGState]:
+    x, it = conjugate_gradient(problem, damping, cg_iters, cg_tol)
     return -lr_at(lr, state.count) * x, NGDCGState(count=state.count + 1, last_iters=it)
 
 
-def build(lr: LearningRate = 0.1, damping: float = 1e-2, max_iter: int = 10, tol: float = 1e-10) -> Transform:
-    """NGD-CG with learning rate ``lr``, damping, a budget of ``max_iter`` CG iterations and ``tol``."""
-    return Transform(init, partial(update, lr=lr, damping=damping, max_iter=max_iter, tol=tol))
+def build(lr: LearningRate = 0.1, damping: float = 1e-2, cg_iters: int = 10, cg_tol: float = 1e-10) -> Transform:
+    """NGD-CG with learning rate ``lr``, damping, a budget of ``cg_iters`` CG iterations and ``cg_tol``."""
+    return Transform(init, partial(update, lr=lr, damping=damping, cg_iters=cg_iters, cg_tol=cg_tol))
 
 
 #: the curvature this optimiser reads from the LocalProblem (None, "factor", "matvec" or "layers"): checked

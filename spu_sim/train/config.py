@@ -44,7 +44,7 @@ _OPTIONS: dict[str, dict[str, str]] = {
     "sgd": {"lr": "lr"},
     "adam": {"lr": "lr", "b1": "b1", "b2": "b2", "eps": "eps"},
     "ngd": {"lr": "lr", "damping": "damping"},
-    "ngd_cg": {"lr": "lr", "damping": "damping", "cg_iters": "max_iter", "cg_tol": "tol"},
+    "ngd_cg": {"lr": "lr", "damping": "damping", "cg_iters": "cg_iters", "cg_tol": "cg_tol"},
     "ngd_woodbury": {"lr": "lr", "damping": "damping"},
     "tngd": {k: k for k in ("lr", "damping", "t_stop_tau", "delay_tau", "warm_start", "backend", "kappa", "seed",
                             "circuit", "readout")},
