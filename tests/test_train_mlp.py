@@ -69,7 +69,7 @@ def test_spot_check_linear_engine_agrees_with_ngspice():
     A to round-off plus what pruning (entries below 1e-5 of the largest) removes: 1e-4 allows a hundred pruned
     entries at the threshold. The tolerance discriminates: half the analog time moves the direction > 10 x it."""
     rep = spot_check.spot_check(_shipped(hidden=2, batch=2, steps=3))
-    assert rep["n_params"] == 160 and rep["circuits"] == ["opamp_factored"]
+    assert rep["n_params"] == 160 and rep["topologies"] == ["opamp_factored"]
     assert rep["engines"] == {"linear": "linear", "ngspice-shared": "ngspice-shared"}
     assert rep["tolerance"] == pytest.approx(3 * 7 * 1e-4)
     assert rep["max_rel_diff"] < rep["tolerance"], rep["per_step"]
@@ -110,12 +110,12 @@ def test_mlp_config_runs_end_to_end_through_the_cli(tmp_path, capsys):
     assert s["n_params"] == 64 * 3 + 3 + 3 * 10 + 10
     t = s["optimizers"]["tngd"]
     assert t["spu_backend"] == "linear" and t["spu_engine"] == "linear"
-    assert t["spu_circuit_steps"] == {"opamp_factored": 3}
+    assert t["spu_topology_steps"] == {"opamp_factored": 3}
     assert set(s["optimizers"]) == {"adam", "ngd", "ngd_cg", "ngd_woodbury", "tngd"}
     assert "spu_engine" not in s["optimizers"]["adam"]
     m, n = 2 * 10, s["n_params"]
     assert t["modelled_terms_per_step_s"]["program_s"] == pytest.approx(m * (m + 2 * n) * 16 / 50e9, rel=1e-12)
     assert np.isfinite(t["mean_nat_grad_rel_error"])
     md = (out / "summary.md").read_text()
-    assert "tngd: backend linear, engine linear, circuit steps opamp_factored 3" in md
+    assert "tngd: backend linear, engine linear, topology steps opamp_factored 3" in md
     assert "engine linear" in capsys.readouterr().out

@@ -22,7 +22,7 @@ def test_wide_config_is_the_papers_scale_and_runs_small(tmp_path):
     small["train"]["progress"] = False
     s = loop.run_training(small, tmp_path / "run")
     tngd = s["optimizers"]["tngd"]
-    assert tngd["spu_engine"] == "linear" and tngd["spu_circuit_steps"] == {"opamp_factored": 2}
+    assert tngd["spu_engine"] == "linear" and tngd["spu_topology_steps"] == {"opamp_factored": 2}
     assert "spu_pruned_per_step" in tngd and (tmp_path / "run" / "loss_iteration_time.png").is_file()
 
 

@@ -72,7 +72,7 @@ HISTORY_COLUMNS = tuple(f.name for f in fields(HistoryRow))
 @dataclass
 class OptimizerSummary:
     """One optimiser's entry of summary.json. The optional fields (None: not written) are ``error`` (the SPU
-    backend failed), ``spu_*`` (TNGD: backend, engine and the circuit of each readout) and the time-model terms
+    backend failed), ``spu_*`` (TNGD: backend, engine and the topology of each readout) and the time-model terms
     (TNGD and tkfac: mean seconds per step by term, tau, the printed line, the mean direction error)."""
 
     optimizer: str
@@ -90,7 +90,7 @@ class OptimizerSummary:
     error: str | None = None
     spu_backend: str | None = None
     spu_engine: str | None = None
-    spu_circuit_steps: dict[str, int] | None = None
+    spu_topology_steps: dict[str, int] | None = None   # steps per circuit.topology (opamp_factored, opamp)
     spu_pruned_per_step: float | None = None   # circuit backends: mean entries pruned per programmed circuit
     modelled_terms_per_step_s: dict[str, float] | None = None
     tau_s: float | None = None
@@ -329,7 +329,7 @@ def train_one(entry: OptimizerConfig, transform: Transform, model, theta0: np.nd
     if entry.is_tngd:   # every TNGD result names the engine and the circuit that produced its directions
         summary.spu_backend = hyper["backend"]
         summary.spu_engine = engine or "none: exact OU transient (spu_sim.optim.tngd.ou_transient)"
-        summary.spu_circuit_steps = {k: v for k, v in circuits.items() if v} if engine else {}
+        summary.spu_topology_steps = {k: v for k, v in circuits.items() if v} if engine else {}
         if pruned:
             summary.spu_pruned_per_step = float(np.mean(pruned))
     if step_time is not None:
@@ -408,8 +408,8 @@ def format_summary_table(summary: dict[str, Any]) -> str:
     if timing:
         text += "\nSPU modelled time per step (mean):\n" + "\n".join(f"- {t}" for t in timing) + "\n"
     engines = [f"{label}: backend {s['spu_backend']}, engine {s['spu_engine']}"
-               + (", circuit steps " + ", ".join(f"{k} {v}" for k, v in s["spu_circuit_steps"].items())
-                  if s["spu_circuit_steps"] else "")
+               + (", topology steps " + ", ".join(f"{k} {v}" for k, v in s["spu_topology_steps"].items())
+                  if s["spu_topology_steps"] else "")
                + (f", {s['spu_pruned_per_step']:.4g} entries pruned per step (mean)" if "spu_pruned_per_step" in s else "")
                for label, s in summary["optimizers"].items() if "spu_engine" in s]
     if engines:

@@ -138,7 +138,7 @@ def plot_curves(hist: dict[str, dict[str, np.ndarray]], path: Path, title: str, 
 
 
 def _legend_labels(out: Path, labels) -> dict[str, str]:
-    """label -> legend text; TNGD entries get '(engine, circuit)' from summary.json when it is there."""
+    """label -> legend text; TNGD entries get '(engine, topology)' from summary.json when it is there."""
     names = {lab: lab for lab in labels}
     path = out / "summary.json"
     if not path.is_file():
@@ -152,8 +152,8 @@ def _legend_labels(out: Path, labels) -> dict[str, str]:
             continue
         if lab in names and "spu_engine" in s:
             engine = s["spu_backend"] if s["spu_engine"].startswith("none") else f"{s['spu_engine']} engine"
-            circuit = "+".join(s.get("spu_circuit_steps") or {})
-            names[lab] = f"{lab} ({engine}{', ' + circuit if circuit else ''})"
+            topology = "+".join(s.get("spu_topology_steps") or {})
+            names[lab] = f"{lab} ({engine}{', ' + topology if topology else ''})"
     return names
 
 

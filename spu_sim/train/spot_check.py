@@ -10,7 +10,7 @@ previous state, delay) through ``tngd.spu_step``, so the readouts differ only by
 circuit-free reference is the exact OU transient of the nominal A = U^T U + lambda I in low-rank form
 (``ou_transient_lowrank``, O(m^2 N), any N).
 
-Reported per step: which circuit ran (``opamp_factored`` when U has m < N rows, else the dense ``opamp``),
+Reported per step: which circuit ran (``topology``: ``opamp_factored`` when U has m < N rows, else the dense ``opamp``),
 |x_b - x_a| / |x_a| between the two backends, |x_b - x_exact| / |x_exact| for each, and the wall time per
 backend. ``tolerance`` is what ngspice's transient may differ from an exact integration of the same circuit:
 ngspice accepts a local truncation error up to trtol * reltol of the state per time point (trtol = 7, its
@@ -123,7 +123,7 @@ def spot_check(config: TrainConfig | dict[str, Any], *, label: str | None = None
             out[name], states[name] = tngd.spu_step(problem, spu, k, evolve, **kw)
             wall[name] = time.perf_counter() - t0
         factored = tngd.Curvature(problem.factor, hyper["damping"]).factored
-        rows.append({"step": k, "circuit": "opamp_factored" if factored else "opamp",
+        rows.append({"step": k, "topology": "opamp_factored" if factored else "opamp",
                      "rows_m": int(problem.factor.shape[0]), "rel_diff": _rel(out[b_name], out[a_name]),
                      **{f"rel_err_{n}_vs_exact": _rel(out[n], out["exact"]) for n in backends},
                      **{f"wall_s_{n}": wall[n] for n in evolves}})
@@ -140,7 +140,7 @@ def spot_check(config: TrainConfig | dict[str, Any], *, label: str | None = None
         "engines": {b: spu_backend.engine(b) or "none (exact OU transient)" for b in backends},
         "n_params": int(model.n_params), "batch_size": cfg.train.batch_size, "d_z": int(model.d_z),
         "steps": len(rows), "t_stop_tau": hyper["t_stop_tau"], "damping": hyper["damping"],
-        "circuits": sorted({r["circuit"] for r in rows}),
+        "topologies": sorted({r["topology"] for r in rows}),
         "max_rel_diff": max_diff,
         "max_rel_err_vs_exact": {b: max(r[f"rel_err_{b}_vs_exact"] for r in rows) for b in backends},
         "tolerance": tol, "within_tolerance": bool(max_diff < tol),
@@ -155,9 +155,9 @@ def format_report(rep: dict[str, Any]) -> str:
     a, b = rep["backends"]
     head = (f"spot check '{rep['label']}': N = {rep['n_params']}, batch {rep['batch_size']} x d_z {rep['d_z']}, "
             f"t = {rep['t_stop_tau']:g} tau, lambda = {rep['damping']:g}; {a} ({rep['engines'][a]}) vs {b} "
-            f"({rep['engines'][b]})\n\n| step | circuit | m | |{b} - {a}| / |{a}| | {a} vs exact OU | {b} vs exact OU "
+            f"({rep['engines'][b]})\n\n| step | topology | m | |{b} - {a}| / |{a}| | {a} vs exact OU | {b} vs exact OU "
             f"| wall {a} (s) | wall {b} (s) |\n|---|---|---|---|---|---|---|---|\n")
-    lines = [f"| {r['step']} | {r['circuit']} | {r['rows_m']} | {r['rel_diff']:.3g} | {r[f'rel_err_{a}_vs_exact']:.3g} "
+    lines = [f"| {r['step']} | {r['topology']} | {r['rows_m']} | {r['rel_diff']:.3g} | {r[f'rel_err_{a}_vs_exact']:.3g} "
              f"| {r[f'rel_err_{b}_vs_exact']:.3g} | {r[f'wall_s_{a}']:.2f} | {r[f'wall_s_{b}']:.2f} |"
              for r in rep["per_step"]]
     verdict = (f"\nmax relative difference {rep['max_rel_diff']:.3g} "
