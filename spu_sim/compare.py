@@ -209,7 +209,8 @@ BUDGET_CAUSES.add(Cause("opamp", "op-amp gain / GBW / offset",
                         ("opamp.model", "opamp.gain", "opamp.gbw_hz", "opamp.offset_v",
                          "opamp.offset_sigma_v", "opamp.r_inverter_ohm", "opamp.supply_v", "opamp.i_quiescent_a",
                          "opamp.subckt", "opamp.corner")))
-BUDGET_CAUSES.add(Cause("parasitics", "parasitics (wires, r_out, c_in)", ("wires", "opamp.r_out_ohm", "opamp.c_in_farad"),
+BUDGET_CAUSES.add(Cause("parasitics", "parasitics (wires, r_out, c_in)", ("wires", "opamp.r_out_ohm", "opamp.r_out_hf_ohm",
+                                                                      "opamp.r_out_pole_hz", "opamp.c_in_farad"),
                         context=("opamp.model", "opamp.gain", "opamp.gbw_hz")))
 # the intrinsic noise keys (issue 20 parts 1-2): present once the config models have them
 BUDGET_CAUSES.add(Cause("intrinsic_noise", "intrinsic noise", ("thermal_noise", "opamp.en_v_per_rthz",

@@ -121,8 +121,11 @@ class OpampConfig(Strict):
     limit), input offset ``offset_v`` (plus a seeded per-op-amp Gaussian of rms ``offset_sigma_v``,
     drawn from circuit.tolerance.seed), unity-gain inverters of two ``r_inverter_ohm`` resistors, and
     supplies +/- ``supply_v`` that provide the output-stage load current plus ``i_quiescent_a`` per op-amp
-    (energy metric). ``r_out_ohm``: output resistance in series with the output (0 = none); ``c_in_farad``:
-    input capacitance from the inverting input to ground (0 = none). A knob the chosen model does not use is an
+    (energy metric). ``r_out_ohm``: output resistance in series with the output (0 = none), at every frequency
+    unless ``r_out_pole_hz`` is set: then the open-loop output impedance falls above that pole to ``r_out_hf_ohm``,
+    Z_out(f) = r_out_hf_ohm + (r_out_ohm - r_out_hf_ohm) / (1 + j f / r_out_pole_hz) (a Miller op-amp: its
+    compensation capacitor shunts the output stage above the dominant pole; ``spu-sim characterise`` fits both);
+    ``c_in_farad``: input capacitance from the inverting input to ground (0 = none). A knob the chosen model does not use is an
     error (``check_opamp_knobs``, called by every topology that has op-amps): the knobs other than ``model`` and
     the noise densities are the macromodel's unless a topology's ideal model uses them too.
 
@@ -145,13 +148,15 @@ class OpampConfig(Strict):
     in_a_per_rthz: float = Field(default=0.0, ge=0)
     flicker_corner_hz: float = Field(default=0.0, ge=0)
     r_out_ohm: float = Field(default=0.0, ge=0)
+    r_out_hf_ohm: float | None = Field(default=None, ge=0)
+    r_out_pole_hz: float | None = Field(default=None, gt=0)
     c_in_farad: float = Field(default=0.0, ge=0)
     subckt: SubcktConfig | None = None
     corner: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
 
     _fin = field_validator("gain", "gbw_hz", "v_out_max_v", "offset_v", "offset_sigma_v", "r_inverter_ohm",
                            "supply_v", "i_quiescent_a", "en_v_per_rthz", "in_a_per_rthz",
-                           "flicker_corner_hz", "r_out_ohm", "c_in_farad")(_finite)
+                           "flicker_corner_hz", "r_out_ohm", "r_out_hf_ohm", "r_out_pole_hz", "c_in_farad")(_finite)
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):
@@ -192,6 +197,17 @@ class OpampConfig(Strict):
                 if getattr(self, key):
                     raise ValueError(f"{key}: a transistor-level op-amp (model: {self.model}) has its own noise in its "
                                      "devices; remove circuit.opamp." + key)
+        return self
+
+    @model_validator(mode="after")
+    def _r_out_pole(self) -> "OpampConfig":
+        """r_out_hf_ohm and r_out_pole_hz go together, below a DC output resistance r_out_ohm."""
+        if (self.r_out_hf_ohm is None) != (self.r_out_pole_hz is None):
+            raise ValueError("r_out_hf_ohm and r_out_pole_hz describe one output-impedance pole: set both (Z_out falls "
+                             "from r_out_ohm to r_out_hf_ohm above r_out_pole_hz) or neither")
+        if self.r_out_hf_ohm is not None and not self.r_out_hf_ohm < self.r_out_ohm:
+            raise ValueError(f"r_out_hf_ohm ({self.r_out_hf_ohm:g}) must lie below r_out_ohm ({self.r_out_ohm:g}), the "
+                             "DC output resistance it falls from; raise r_out_ohm or remove r_out_hf_ohm and r_out_pole_hz")
         return self
 
     @model_validator(mode="after")
