@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import importlib.metadata
+import json
 import os
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from spu_sim.cli import main
 from spu_sim.config.base import read_yaml
 from spu_sim.engines.ngspice_subprocess import NgspiceSubprocess
 from spu_sim.parts.opamp_cells import CELL_NAMES, SHIPPED, cell_spec
-from spu_sim.compare import error_budget
+from spu_sim.compare import compare, error_budget
 from spu_sim.pipeline import build_circuit, prepare, simulate
 from spu_sim.spice import format_spice
 from spu_sim.run_config import load_run_config
@@ -466,3 +467,67 @@ def test_transistor_level_vs_macro_transient_is_within_the_budgets_opamp_share(s
     d, share, _ = same_noise_paths
     assert d["cell_macro_linear"] <= share
     assert d["cell_macro_ngspice"] <= share
+
+
+@pytest.mark.ngspice
+def test_compare_reports_the_characterised_macromodels_error(characterised, tmp_path):
+    """Issue 21 item 4: `compare` of the transistor-level d = 2 SPU (TRAN_D2 with an .op, ngspice) with
+    circuit.opamp.characterised = the characterise folder also runs the same design with that macromodel on ngspice
+    and on the linear engine (same seed and noise samples) and reports the gaps in metrics.json, each engine named;
+    the error budget gets the op-amp share measured through the macromodel (a subcircuit alone has none) and the
+    macromodel's own error as a row (the linear engine's gap). The path gap is the quantity of the transient test
+    above (the same runs, but after compare's burn-in instead of 1 tau): bounded by the op-amp share as there."""
+    _, out, _ = characterised
+    cfg = copy.deepcopy(TRAN_D2)
+    cfg["simulation"]["analyses"] = ["op", "tran"]
+    cfg["circuit"]["opamp"] = {"model": "sky130_miller", "characterised": str(out)}
+    m = compare(cfg, tmp_path / "cmp")
+    assert m["engine"] == "ngspice-subprocess"
+    assert m["macro_engines"] == {"ngspice": "ngspice-subprocess", "linear": "linear"}
+    assert m["macro_characterised"] == str(out) and "budget_note_opamp" not in m
+    for tag in ("ngspice", "linear"):
+        for k in ("op_gap", "path_gap", "mean_gap", "cov_gap"):
+            assert np.isfinite(m[f"macro_{tag}_{k}"]), (tag, k)
+        assert m[f"macro_{tag}_path_gap"] <= m["budget_op_opamp"]
+    assert m["budget_op_macro_model"] == m["macro_linear_op_gap"]
+    assert m["budget_cov_macro_model"] == m["macro_linear_cov_gap"]
+    # the same macromodel on the two engines: its gaps differ by ngspice's time-step error, far below the gap
+    assert abs(m["macro_ngspice_path_gap"] - m["macro_linear_path_gap"]) < 0.5 * m["macro_linear_path_gap"]
+    # the .op gap is the one of the .op test: the macromodel explains at least 75 % of the cell's .op error
+    assert m["macro_linear_op_gap"] <= 0.25 * m["macro_linear_op_rel_err"]
+    saved = json.loads((tmp_path / "cmp" / "metrics.json").read_text())
+    assert saved["macro_linear_path_gap"] == m["macro_linear_path_gap"]
+    print(f"\ncompare d = 2 sky130_miller beside its macromodel: path gap {m['macro_ngspice_path_gap']:.3e} (ngspice), "
+          f"{m['macro_linear_path_gap']:.3e} (linear); .op gap {m['macro_linear_op_gap']:.3e}; op-amp share "
+          f"{m['budget_op_opamp']:.3e}")
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"characterised": "nowhere"}, "is not a folder"),
+    ({"temp_c": 85.0}, "characterises temperature (C) 27.0, the run has 85.0"),
+    ({"corner": "ss"}, "characterises corner tt, the run has ss"),
+])
+def test_characterised_of_another_op_amp_exits_2_with_one_line(characterised, capsys, tmp_path, change, words):
+    _, out, _ = characterised
+    cfg = copy.deepcopy(SPU_D2)
+    cfg["circuit"]["opamp"] = {"model": "sky130_miller", "characterised": str(out)}
+    if "characterised" in change:
+        cfg["circuit"]["opamp"]["characterised"] = str(tmp_path / change["characterised"])
+    if "corner" in change:
+        cfg["circuit"]["opamp"]["corner"] = change["corner"]
+    if "temp_c" in change:
+        cfg["circuit"]["temperature"] = {"temp_c": change["temp_c"]}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    err = _one_line_exit_2(capsys, ["compare", str(path), "--out", str(tmp_path / "out")])
+    assert "circuit.opamp.characterised" in err and words in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_characterised_with_a_behavioural_op_amp_exits_2_with_one_line(capsys, tmp_path):
+    cfg = copy.deepcopy(SPU_D2)
+    cfg["circuit"]["opamp"] = {"model": "macro", "characterised": str(tmp_path)}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    err = _one_line_exit_2(capsys, ["compare", str(path), "--out", str(tmp_path / "out")])
+    assert "characterised names the characterisation of a transistor-level op-amp" in err

@@ -129,6 +129,10 @@ class OpampConfig(Strict):
     error (``check_opamp_knobs``, called by every topology that has op-amps): the knobs other than ``model`` and
     the noise densities are the macromodel's unless a topology's ideal model uses them too.
 
+    ``characterised`` (a transistor-level op-amp only): the folder ``spu-sim characterise`` wrote for this op-amp
+    (relative to the config file); ``spu-sim compare`` then also runs the design with that macromodel, on the run's
+    engine and on the linear engine, and reports the gap as the macromodel's error (spu_sim.parts.characterised).
+
     Noise (every op-amp of every topology, ideal model included; spu_sim.parts.intrinsic_noise): input voltage
     noise density ``en_v_per_rthz`` (V/sqrt(Hz), one-sided, in series with the + input), input current noise
     density ``in_a_per_rthz`` (A/sqrt(Hz), into the inverting input) and the 1/f corner ``flicker_corner_hz`` of
@@ -153,6 +157,7 @@ class OpampConfig(Strict):
     c_in_farad: float = Field(default=0.0, ge=0)
     subckt: SubcktConfig | None = None
     corner: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
+    characterised: str | None = Field(default=None, min_length=1, max_length=4096)
 
     _fin = field_validator("gain", "gbw_hz", "v_out_max_v", "offset_v", "offset_sigma_v", "r_inverter_ohm",
                            "supply_v", "i_quiescent_a", "en_v_per_rthz", "in_a_per_rthz",
@@ -189,6 +194,9 @@ class OpampConfig(Strict):
         if self.model != "subckt" and self.subckt is not None:
             raise ValueError(f"subckt is the designer's op-amp of model: subckt (model is {self.model}); set "
                              "circuit.opamp.model: subckt, or remove circuit.opamp.subckt")
+        if not self.is_subckt and self.characterised is not None:
+            raise ValueError(f"characterised names the characterisation of a transistor-level op-amp (model: subckt or a "
+                             f"shipped cell), which model: {self.model} is not; remove circuit.opamp.characterised")
         if not self.is_subckt and self.corner is not None:
             raise ValueError(f"corner selects a process section of a transistor-level op-amp (model: subckt or a shipped "
                              f"cell), not of model: {self.model}; remove circuit.opamp.corner")
@@ -249,7 +257,7 @@ OPAMP_MODELS: tuple[str, ...] = (*BEHAVIOURAL_OPAMP_MODELS, "subckt")
 
 #: the OpampConfig knobs a subcircuit op-amp (model: subckt or a shipped cell) uses besides ``model``: its supplies,
 #: its process corner, the inverters' resistors; every other knob is the macromodel's
-SUBCKT_OPAMP_KNOBS: tuple[str, ...] = ("subckt", "corner", "supply_v", "r_inverter_ohm")
+SUBCKT_OPAMP_KNOBS: tuple[str, ...] = ("subckt", "corner", "supply_v", "r_inverter_ohm", "characterised")
 
 #: the OpampConfig knobs the ideal model (a nullor) uses in every topology; every other knob, a new one included,
 #: is the macromodel's unless a topology lists it in its ``ideal_uses`` (check_opamp_knobs)
