@@ -16,6 +16,11 @@ For every run ``compare`` reports, as relative errors:
 Topologies without a mean (RLC: the inductors short DC) report only covariance metrics; their mean
 metrics are absent, never a misleading zero.
 
+A transistor-level run with ``circuit.opamp.characterised`` (the folder ``spu-sim characterise`` wrote for its op-amp,
+spu_sim.parts.characterised) also runs the same design with that macromodel on the run's engine and on the linear
+engine and reports the gaps (``macro_gaps``: ``macro_<ngspice|linear>_<op|path|mean|cov>_gap``), the macromodel's
+error; its error budget is the macromodel design's, with that error as the row ``macro_model``.
+
 The error budget (``error_budget``; ``budget_<estimate>_<cause>`` in metrics.json, a table beside the total and
 budget.png): the error of each estimate (``op``: the equilibrium, ``mean``: the time average, ``cov``: the sample
 covariance) split by cause, each measured on the exact linear engine with that cause alone present (same
@@ -271,7 +276,7 @@ def format_macro_gaps(m: dict[str, Any]) -> list[str]:
     for tag in MACRO_ENGINE_TAGS:
         cells = [f"{w} {m[f'macro_{tag}_{k}']:.3g}" for k, w in words if f"macro_{tag}_{k}" in m]
         lines.append(f"  macromodel on {m['macro_engines'][tag]}: " + ", ".join(cells))
-    return lines
+    return lines + [f"  ({m['macro_note']})"]
 
 
 # ---------------------------------------------------------------- the error budget (module doc)

@@ -96,8 +96,7 @@ def model_fields(oc: OpampConfig) -> dict[str, object]:
     engine runs)."""
     cell = subckt_from_config(oc) if oc.is_subckt else None
     return {"gain": oc.gain, "gbw_hz": oc.gbw_hz, "v_out_max_v": oc.v_out_max_v, "supply_v": oc.supply_v,
-            "i_quiescent_a": oc.i_quiescent_a, "r_out_ohm": oc.r_out_ohm, "r_out_hf_ohm": oc.r_out_hf_ohm, "r_out_pole_hz": oc.r_out_pole_hz,
-            "c_in_farad": oc.c_in_farad, "cell": cell}
+            "i_quiescent_a": oc.i_quiescent_a, "cell": cell, **{k: getattr(oc, k) for k in PARASITIC_KEYS}}
 
 
 def has_opamp_model(oc: OpampConfig) -> bool:
