@@ -156,7 +156,7 @@ def test_fitted_output_impedance_reproduces_the_cells_zout(characterised, tmp_pa
     points). The zero/pole pair is the first-order model of a Miller output: above the pole the compensation capacitor
     closes a local loop round the output stage. What it leaves out is the output stage's own non-dominant pole (the
     rise of |Z_out| near f_u): relative size f / f_p2, f_p2 ~ f_u tan(phase margin) ~ 50 MHz, so 2 % at f_u / 10
-    (measured: 0.8 %). And that pole is the gain's dominant pole GBW / A0: the first stage's output node with the
+    (measured: 0.5 %). And that pole is the gain's dominant pole GBW / A0: the first stage's output node with the
     Miller capacitor sets both; the gain bench's 10 pF load moves it by far less than 2 % (measured 0.2 %)."""
     m, _, _ = characterised
     sec = m["opamp_section"]

@@ -14,9 +14,9 @@ may be present and are not read, so the file that characterises an op-amp can be
 One netlist, one ngspice run (the process models load once), six copies of the cell on shared ideal supplies
 vdd = +supply_v, vss = -supply_v (each bench is its own circuit; ideal supplies couple nothing):
 
-    OL   open loop for AC: inp driven (VOLP, AC 1), out fed back to inn through LOL = 1 MH and inn held to AC ground
+    OL   open loop for AC: inp driven (VOLP, AC 1), out fed back to inn through LOL = 1 GH and inn held to AC ground
          by COL = 1 F: the DC loop is closed (unity follower, so the operating point is the real one with its
-         offset), the AC loop open above ~1e-3 Hz. A(f) = V(out) / (V(inp) - V(inn)), exact whatever the residual
+         offset), the AC loop open above ~1e-4 Hz; 6 Gohm at 1 Hz, so it does not load the output. A(f) = V(out) / (V(inp) - V(inn)), exact whatever the residual
          loop. Load: c_load_farad.
     OLR  the same with r_load_ohm || c_load_farad: the loaded gain, checked against A0 R_L / (R_L + r_out).
     ZO   the OL bench with inp at AC ground and an AC current of 1 A into out (no load): Z_out(f); r_out_ohm is its
@@ -95,7 +95,7 @@ NPZ = "characterise.npz"
 METRICS = "metrics.json"
 MACRO_YAML = "opamp_macro.yaml"
 CONFIG_COPY = "characterise_config.yaml"
-L_FEEDBACK_H = 1e6      # LOL: closes the DC loop, open for AC above ~1e-3 Hz with COL
+L_FEEDBACK_H = 1e9      # LOL: closes the DC loop, open for AC above ~1e-4 Hz with COL, and 6 Gohm at 1 Hz: no load
 C_GROUND_F = 1.0        # COL: holds inn at AC ground
 SECTIONS_NOT_READ = ("problem", "simulation", "readout")
 Z_FLAT_REL = 0.01       # Z_out falling by less than this fraction over the fit band: no output-impedance pole
