@@ -31,7 +31,7 @@ import numpy as np
 from .analyses.characterise import key_number_lines as characterise_key_numbers, run_characterise
 from .analyses.crosscheck import run_crosscheck
 from .analyses.noise import run_noise
-from .compare import compare, format_budget, format_table
+from .compare import compare, format_budget, format_macro_gaps, format_table
 from .engines import available
 from .errors import BadInputError, SpuSimError, one_line
 from .experiments import EXPERIMENTS, key_numbers as experiment_key_numbers, run_experiment
@@ -185,7 +185,7 @@ def cmd_simulate(a) -> int:
 def cmd_compare(a) -> int:
     m = compare(a.config, a.out, progress=True)
     print(format_table(m))
-    for line in format_key_numbers(m):
+    for line in format_key_numbers(m) + format_macro_gaps(m):
         print(line)
     if format_budget(m):
         print(format_budget(m))

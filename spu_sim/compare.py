@@ -16,6 +16,11 @@ For every run ``compare`` reports, as relative errors:
 Topologies without a mean (RLC: the inductors short DC) report only covariance metrics; their mean
 metrics are absent, never a misleading zero.
 
+A transistor-level run with ``circuit.opamp.characterised`` (the folder ``spu-sim characterise`` wrote for its op-amp,
+spu_sim.parts.characterised) also runs the same design with that macromodel on the run's engine and on the linear
+engine and reports the gaps (``macro_gaps``: ``macro_<ngspice|linear>_<op|path|mean|cov>_gap``), the macromodel's
+error; its error budget is the macromodel design's, with that error as the row ``macro_model``.
+
 The error budget (``error_budget``; ``budget_<estimate>_<cause>`` in metrics.json, a table beside the total and
 budget.png): the error of each estimate (``op``: the equilibrium, ``mean``: the time average, ``cov``: the sample
 covariance) split by cause, each measured on the exact linear engine with that cause alone present (same
@@ -56,6 +61,7 @@ from .errors import BadInputError
 from .plotting import pyplot
 from .registry import Registry
 from .run_config import Config
+from .parts.characterised import CharacterisedMacro, read_characterised
 from .parts.opamp import is_subckt
 from .pipeline import TIMING_NAMES, Prepared, prepare, prepare_problem, simulate_in, staged
 
@@ -188,6 +194,91 @@ def reference_arrays(prep: Prepared, arrays: dict[str, np.ndarray]) -> dict[str,
     return ref
 
 
+# ---------------------------------------------------------------- the characterised macromodel beside a cell
+
+#: the keys of a characterised section left out of both macromodel runs: the noise keys (ngspice's transient of the
+#: cell has no device noise) and the swing clip, which the linear engine cannot run and which the macromodel applies
+#: to its internal source before r_out_ohm: with a characterised r_out of 53 kohm the DC load current alone drives
+#: that source into the clip while the cell's output is far inside its swing (measured: the d = 2 test design's .op
+#: 88 % off with the clip, 1e-4 without; docs/opamp_cells.md)
+MACRO_LEFT_OUT_KEYS = ("en_v_per_rthz", "in_a_per_rthz", "flicker_corner_hz", "v_out_max_v")
+MACRO_ENGINE_TAGS = ("ngspice", "linear")
+
+
+def _gap_scale(prep: Prepared) -> float:
+    """The norm the gaps are relative to: ||x*|| (a topology with a mean), else sqrt(tr kappa A^-1)."""
+    mean_t, cov_t = _observed(prep.design.target_sde(), prep.design.d)
+    return float(np.linalg.norm(mean_t)) if prep.topology.has_mean else float(np.sqrt(max(np.trace(cov_t), 1e-300)))
+
+
+def macro_gaps(prep: Prepared, arrays: dict[str, np.ndarray],
+               macro: CharacterisedMacro) -> tuple[dict[str, Any], Prepared, dict[str, float]]:
+    """The transistor-level run (prep, its result arrays) against the same design with its characterised
+    macromodel (macro.section without MACRO_LEFT_OUT_KEYS; same seed, noise samples, sample grid and burn-in) on the
+    run's engine (tag ngspice) and on the linear engine (tag linear). Returns (metrics,
+    the linear macromodel run's Prepared, {estimate: gap of the linear run}), metrics:
+
+        macro_<tag>_op_gap     ||x_op(cell) - x_op(macro)|| / ||x*||
+        macro_<tag>_path_gap   RMS over the samples after burn-in of ||x_cell(t) - x_macro(t)|| / ||x*||
+        macro_<tag>_mean_gap   ||x_mean(cell) - x_mean(macro)|| / ||x*||
+        macro_<tag>_cov_gap    ||cov(cell) - cov(macro)||_F / ||kappa A^-1||_F (with noise)
+        macro_<tag>_op_rel_err, _mean_rel_err, _cov_rel_err   the macromodel run's own errors against the target
+
+    with macro_engines naming each tag's engine, macro_characterised the folder, macro_note what was left out
+    (||x*|| is sqrt(tr kappa A^-1) for a topology without a mean). The linear engine's gap is the macromodel's error
+    (no time-step error), the one the budget lists."""
+    section = {k: v for k, v in macro.section.items() if k not in MACRO_LEFT_OUT_KEYS}
+    circuit = prep.cfg.circuit.model_dump(mode="json", exclude_defaults=True)
+    runs: dict[str, tuple[Prepared, dict[str, np.ndarray]]] = {}
+    for tag, backend in zip(MACRO_ENGINE_TAGS, (prep.cfg.simulation.backend, "linear")):
+        p = _with_circuit(prep, {**circuit, "opamp": section}, backend=backend)
+        runs[tag] = (p, _run(p, list(prep.cfg.simulation.analyses)))
+    d = prep.design.d
+    scale = _gap_scale(prep)
+    cov_t = _observed(prep.design.target_sde(), d)[1]
+    out: dict[str, Any] = {"macro_characterised": macro.folder,
+                           "macro_engines": {tag: runs[tag][0].cfg.simulation.backend for tag in MACRO_ENGINE_TAGS},
+                           "macro_note": (f"the {macro.cell} run against its characterised macromodel ({macro.folder}: "
+                                          f"corner {macro.corner}, {macro.temp_c:g} C) without its noise keys (the "
+                                          "transistor-level transient has no device noise) and its swing clip (applied "
+                                          "before r_out_ohm it clips on the DC load current alone)")}
+    gap: dict[str, float] = {}
+    for tag, (p, a) in runs.items():
+        m = compute_metrics(p, a)
+        for k in ("op_rel_err", "mean_rel_err", "cov_rel_err"):
+            if k in m:
+                out[f"macro_{tag}_{k}"] = m[k]
+        g: dict[str, float] = {}
+        if "x_op" in arrays and "x_op" in a and np.all(np.isfinite(arrays["x_op"])) and prep.topology.has_mean:
+            g["op"] = float(np.linalg.norm(arrays["x_op"] - a["x_op"]) / scale)
+        t = arrays.get("t")
+        if t is not None and len(t) > 1:
+            keep = t >= float(arrays["burn_in_s"])
+            out[f"macro_{tag}_path_gap"] = float(np.sqrt(np.mean(np.sum((arrays["x"][keep] - a["x"][keep]) ** 2, axis=1)))
+                                                 / scale)
+            if prep.topology.has_mean:
+                g["mean"] = float(np.linalg.norm(arrays["x_mean"] - a["x_mean"]) / scale)
+            if prep.problem.kappa > 0:
+                g["cov"] = _rel(arrays["x_cov"] - a["x_cov"], cov_t)
+        out.update({f"macro_{tag}_{est}_gap": v for est, v in g.items()})
+        if tag == "linear":
+            gap = g
+    return out, runs["linear"][0], gap
+
+
+def format_macro_gaps(m: dict[str, Any]) -> list[str]:
+    """The gaps of macro_gaps in words (empty without a characterised macromodel)."""
+    if "macro_engines" not in m:
+        return []
+    words = (("op_gap", "equilibrium (.op)"), ("path_gap", "path, RMS after burn-in"), ("mean_gap", "time average"),
+             ("cov_gap", "covariance (relative to kappa A^-1)"))
+    lines = [f"transistor level against its characterised macromodel ({m['macro_characterised']}), relative to ||x*||:"]
+    for tag in MACRO_ENGINE_TAGS:
+        cells = [f"{w} {m[f'macro_{tag}_{k}']:.3g}" for k, w in words if f"macro_{tag}_{k}" in m]
+        lines.append(f"  macromodel on {m['macro_engines'][tag]}: " + ", ".join(cells))
+    return lines + [f"  ({m['macro_note']})"]
+
+
 # ---------------------------------------------------------------- the error budget (module doc)
 
 @dataclass(frozen=True)
@@ -208,8 +299,9 @@ BUDGET_CAUSES.add(Cause("quantisation_tolerance", "quantisation and tolerance", 
 BUDGET_CAUSES.add(Cause("opamp", "op-amp gain / GBW / offset",
                         ("opamp.model", "opamp.gain", "opamp.gbw_hz", "opamp.offset_v",
                          "opamp.offset_sigma_v", "opamp.r_inverter_ohm", "opamp.supply_v", "opamp.i_quiescent_a",
-                         "opamp.subckt", "opamp.corner")))
-BUDGET_CAUSES.add(Cause("parasitics", "parasitics (wires, r_out, c_in)", ("wires", "opamp.r_out_ohm", "opamp.c_in_farad"),
+                         "opamp.subckt", "opamp.corner", "opamp.characterised")))
+BUDGET_CAUSES.add(Cause("parasitics", "parasitics (wires, r_out, c_in)", ("wires", "opamp.r_out_ohm", "opamp.r_out_hf_ohm",
+                                                                      "opamp.r_out_pole_hz", "opamp.c_in_farad"),
                         context=("opamp.model", "opamp.gain", "opamp.gbw_hz")))
 # the intrinsic noise keys (issue 20 parts 1-2): present once the config models have them
 BUDGET_CAUSES.add(Cause("intrinsic_noise", "intrinsic noise", ("thermal_noise", "opamp.en_v_per_rthz",
@@ -220,6 +312,11 @@ BUDGET_LEFT_OUT = {"opamp.v_out_max_v": "the op-amp output-swing limit (opamp.v_
                                          "linear engine cannot run)"}
 BUDGET_ESTIMATES = ("op", "mean", "cov")
 BUDGET_TIME = (("finite_time", "finite time"), ("sampling", "sampling"))
+#: the measured error of the op-amp macromodel itself (a transistor-level run with circuit.opamp.characterised: the
+#: cell's run against its characterised macromodel on the linear engine, macro_gaps)
+BUDGET_MODEL = (("macro_model", "op-amp macromodel error"),)
+#: each estimate's measured total in metrics.json
+BUDGET_TOTALS = {"op": "op_rel_err", "mean": "mean_rel_err", "cov": "cov_rel_err"}
 #: keys kept in every budget run: the random streams' seed and the operating temperature (kT of the intrinsic noise;
 #: element values move with it only through the temperature coefficients, which the quantisation cause owns)
 _SEED_KEYS = ("tolerance.seed", "temperature.temp_c", "temperature.tnom_c")
@@ -259,15 +356,15 @@ def _base_circuit(circuit: dict) -> dict:
     return out
 
 
-def _with_circuit(prep: Prepared, circuit: dict, kappa: float | None = None) -> Prepared:
-    """prep's run on the linear engine with another circuit section (and kappa), the noise step, sample grid and
-    burn-in of the run fixed (so the same seed gives the same noise samples), designed for the same problem (no
-    file is read again)."""
+def _with_circuit(prep: Prepared, circuit: dict, kappa: float | None = None, backend: str = "linear") -> Prepared:
+    """prep's run on the linear engine (or ``backend``) with another circuit section (and kappa), the noise step,
+    sample grid and burn-in of the run fixed (so the same seed gives the same noise samples), designed for the same
+    problem (no file is read again)."""
     cfg = prep.cfg
     section = type(cfg.circuit).model_validate(circuit)
     # no save_nodes and no waveform file: the run's extra vectors name elements of its own circuit (VOI1 of a
     # macro op-amp) that a cause-alone circuit may not have, and the budget reads result arrays only
-    sim = cfg.simulation.model_copy(update={"backend": "linear", "burn_in_tau": prep.burn_in_tau,
+    sim = cfg.simulation.model_copy(update={"backend": backend, "burn_in_tau": prep.burn_in_tau,
                                             "noise_dt_tau": float(prep.design.noise_dt_tau), "save_nodes": []})
     readout = cfg.readout.model_copy(update={"sample_dt_tau": prep.sample_dt_tau, "waveforms": "none"})
     new = cfg.model_copy(update={"circuit": section, "simulation": sim, "readout": readout})
@@ -291,12 +388,15 @@ def _run(prep: Prepared, analyses: list[str]) -> dict[str, np.ndarray]:
         return simulate_in(p, Path(tmp), None).arrays
 
 
-def error_budget(prep: Prepared, metrics: dict[str, Any], mean_from_op: bool = False) -> dict[str, float]:
+def error_budget(prep: Prepared, metrics: dict[str, Any], mean_from_op: bool = False,
+                 model_gap: dict[str, float] | None = None) -> dict[str, float]:
     """The budget_<estimate>_<cause> entries of metrics.json (module doc), with budget_<estimate>_sum and
     budget_<estimate>_total (the run's measured error: op_rel_err, mean_rel_err, cov_rel_err), for the estimates
     the run has. Empty when the topology has no mean and no noise, or its circuit is not linear. mean_from_op: the
     circuit causes' mean share from the DC solution also when the run has no .op estimate (spu-sim posterior; a
-    compare run takes it only with op_rel_err, since a clocked circuit has no meaningful .op)."""
+    compare run takes it only with op_rel_err, since a clocked circuit has no meaningful .op). model_gap
+    ({estimate: share}): the op-amp macromodel's own error, budget_<estimate>_macro_model (compare of a
+    transistor-level run with its characterisation: prep is then the macromodel's run)."""
     problem, d = prep.problem, prep.design.d
     target = prep.design.target_sde()
     mean_t, cov_t = _observed(target, d)
@@ -361,7 +461,10 @@ def error_budget(prep: Prepared, metrics: dict[str, Any], mean_from_op: bool = F
                 out["budget_mean_sampling"] = _rel(noisy["x_mean"] - quiet["x_mean"], mean_t)
         if "cov_rel_err" in metrics:
             out["budget_cov_sampling"] = _rel(noisy["x_cov"] - cov_t, cov_t)
-    for est, total in (("op", "op_rel_err"), ("mean", "mean_rel_err"), ("cov", "cov_rel_err")):
+    for est, share in (model_gap or {}).items():
+        if BUDGET_TOTALS[est] in metrics:
+            out[f"budget_{est}_macro_model"] = float(share)
+    for est, total in BUDGET_TOTALS.items():
         shares = [v for k, v in out.items() if k.startswith(f"budget_{est}_")]
         if shares and total in metrics:
             out[f"budget_{est}_sum"] = float(sum(shares))
@@ -369,11 +472,12 @@ def error_budget(prep: Prepared, metrics: dict[str, Any], mean_from_op: bool = F
     return out
 
 
-def error_budget_or_note(prep: Prepared, metrics: dict[str, Any], mean_from_op: bool = False) -> dict[str, Any]:
+def error_budget_or_note(prep: Prepared, metrics: dict[str, Any], mean_from_op: bool = False,
+                         model_gap: dict[str, float] | None = None) -> dict[str, Any]:
     """error_budget, or {"budget_note": why} when the circuit cannot run on the linear engine (a nonlinear
     element such as the output-swing limit of every cause-alone circuit)."""
     try:
-        out: dict[str, Any] = error_budget(prep, metrics, mean_from_op)
+        out: dict[str, Any] = error_budget(prep, metrics, mean_from_op, model_gap)
     except BadInputError as e:
         return {"budget_note": f"no error budget: {e}"}
     run_keys = prep.cfg.circuit.model_dump(mode="json", exclude_defaults=True)
@@ -384,8 +488,9 @@ def error_budget_or_note(prep: Prepared, metrics: dict[str, Any], mean_from_op: 
 
 
 def budget_causes() -> list[tuple[str, str]]:
-    """(name, label) of every cause, circuit causes in registration order, then finite time and sampling."""
-    return [(n, c.label) for n, c in BUDGET_CAUSES.items()] + list(BUDGET_TIME)
+    """(name, label) of every cause, circuit causes in registration order, then the macromodel's own error,
+    finite time and sampling."""
+    return [(n, c.label) for n, c in BUDGET_CAUSES.items()] + list(BUDGET_MODEL) + list(BUDGET_TIME)
 
 
 def format_budget(m: dict[str, Any]) -> str:
@@ -512,16 +617,25 @@ def compare(config: str | Path | dict | Config, out_dir: str | Path, *, progress
             budget: bool = True) -> dict[str, Any]:
     """simulate + exact reference + metrics.json + reference.npz + PNG plots in out_dir; budget: also the error
     budget (module doc; extra linear-engine runs: one .op per cause present and two transients of the ideal
-    circuit) and budget.png."""
+    circuit) and budget.png. With circuit.opamp.characterised (a transistor-level op-amp): also the same design
+    with its characterised macromodel on the run's engine and on the linear engine (macro_gaps), and the error
+    budget of that macromodel's design with the macromodel's own error as one more row."""
     prep = prepare(config)
     check_judged(prep)
+    oc = getattr(prep.cfg.circuit, "opamp", None)
+    characterised = read_characterised(oc, prep.cfg.circuit.temperature.temp_c) if oc is not None else None
 
     def work(stage: Path) -> dict[str, Any]:
         arrays = simulate_in(prep, stage, Path(out_dir), progress=progress).arrays
         ref = reference_arrays(prep, arrays) if len(arrays["t"]) > 1 else {}
         metrics = compute_metrics(prep, arrays, ref.get("x_ideal"))
+        gap: dict[str, float] | None = None
+        budget_prep = prep
+        if characterised is not None:
+            gaps, budget_prep, gap = macro_gaps(prep, arrays, characterised)
+            metrics.update(gaps)
         if budget:
-            metrics.update(error_budget_or_note(prep, metrics))
+            metrics.update(error_budget_or_note(budget_prep, metrics, model_gap=gap))
         if ref:
             io.atomic_save_npz(stage / REFERENCE_NAME, **ref)
         io.atomic_write_json(stage / METRICS_NAME, metrics)

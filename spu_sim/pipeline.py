@@ -36,6 +36,7 @@ from .parts.intrinsic_noise import add_intrinsic_noise, intrinsic_from_config
 from .parts.element_table import ELEMENTS_NAME, applied_text, write_element_table
 from .parts.noise_dacs import noise_samples
 from .parts.opamp import is_subckt
+from .parts.characterised import read_characterised
 from .parts.subckt_opamp import resolve_file
 from .topologies import TOPOLOGIES, CircuitRequest, Design, Topology
 
@@ -132,6 +133,10 @@ def prepare_problem(cfg: Config, problem: Problem, result: bool = True) -> Prepa
     sub = getattr(getattr(cfg.circuit, "opamp", None), "subckt", None)
     if sub is not None and not Path(sub.file).is_absolute():   # the op-amp's own file: relative to the config file
         sub.file = resolve_file(sub.file, cfg.base_dir)
+    oc = getattr(cfg.circuit, "opamp", None)
+    if oc is not None and oc.characterised is not None:        # its characterisation: read and checked before any run
+        oc.characterised = resolve_file(oc.characterised, cfg.base_dir)
+        read_characterised(oc, cfg.circuit.temperature.temp_c)
     with numbers_checked(f"circuit (topology {topology.name}) for this problem",
                          "bring the problem's entries (problem.matrix or problem.factors, problem.vector) or the "
                          "circuit's values into a realistic range (e.g. rescale the problem)"):

@@ -14,9 +14,9 @@ may be present and are not read, so the file that characterises an op-amp can be
 One netlist, one ngspice run (the process models load once), six copies of the cell on shared ideal supplies
 vdd = +supply_v, vss = -supply_v (each bench is its own circuit; ideal supplies couple nothing):
 
-    OL   open loop for AC: inp driven (VOLP, AC 1), out fed back to inn through LOL = 1 MH and inn held to AC ground
+    OL   open loop for AC: inp driven (VOLP, AC 1), out fed back to inn through LOL = 1 GH and inn held to AC ground
          by COL = 1 F: the DC loop is closed (unity follower, so the operating point is the real one with its
-         offset), the AC loop open above ~1e-3 Hz. A(f) = V(out) / (V(inp) - V(inn)), exact whatever the residual
+         offset), the AC loop open above ~1e-4 Hz; 6 Gohm at 1 Hz, so it does not load the output. A(f) = V(out) / (V(inp) - V(inn)), exact whatever the residual
          loop. Load: c_load_farad.
     OLR  the same with r_load_ohm || c_load_farad: the loaded gain, checked against A0 R_L / (R_L + r_out).
     ZO   the OL bench with inp at AC ground and an AC current of 1 A into out (no load): Z_out(f); r_out_ohm is its
@@ -50,7 +50,16 @@ Fits (written as the macromodel's keys, spu_sim.parts.config.OpampConfig):
                       inn driven by VCI, AC 1, in series with COL; Y_in = (-i(VCI) - i(LCI)) / V(inn), the feedback
                       inductor's current (V(inn) - V(out)) / (j w L) subtracted), open loop, so it includes the
                       Miller multiplication of the first stage at that frequency.
-    r_out_ohm, offset_v, i_quiescent_a, v_out_max_v, supply_v   as above.
+    r_out_ohm,        the open-loop output impedance Z_out(f) of bench ZO as r_out_ohm = Re Z_out(f_start_hz) and
+    r_out_hf_ohm,     the zero/pole pair the macromodel realises (spu_sim.parts.opamp.output_impedance):
+    r_out_pole_hz     Z(f) = r_hf + (r_out - r_hf) / (1 + j f / f_p), r_hf >= 0 and f_p by least squares of the
+                      relative complex error over f <= f_u / 10 (as the gain), started from the linear fit of
+                      Z - r_out = -j f (Z - r_hf) / f_p. A Miller op-amp's output impedance falls above its dominant
+                      pole (the compensation capacitor closes a local loop round the output stage: sky130_miller 53
+                      kohm -> 0.6 kohm), a one-stage OTA's falls to ~0 (its output node capacitance). When Z_out falls
+                      by less than Z_FLAT_REL over the band, or the fitted pole lies outside it, the section has no
+                      pole (r_out_ohm at every frequency). z_out_fit_max_rel_err: the fit's largest relative error.
+    offset_v, i_quiescent_a, v_out_max_v, supply_v   as above.
 """
 
 from __future__ import annotations
@@ -64,6 +73,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from scipy.optimize import least_squares
 from pydantic import Field, field_validator, model_validator
 
 from .. import io
@@ -85,9 +95,10 @@ NPZ = "characterise.npz"
 METRICS = "metrics.json"
 MACRO_YAML = "opamp_macro.yaml"
 CONFIG_COPY = "characterise_config.yaml"
-L_FEEDBACK_H = 1e6      # LOL: closes the DC loop, open for AC above ~1e-3 Hz with COL
+L_FEEDBACK_H = 1e9      # LOL: closes the DC loop, open for AC above ~1e-4 Hz with COL, and 6 Gohm at 1 Hz: no load
 C_GROUND_F = 1.0        # COL: holds inn at AC ground
 SECTIONS_NOT_READ = ("problem", "simulation", "readout")
+Z_FLAT_REL = 0.01       # Z_out falling by less than this fraction over the fit band: no output-impedance pole
 
 
 class CellChoice(Strict):
@@ -320,6 +331,41 @@ def fit_single_pole(f_hz: np.ndarray, a: np.ndarray, f_max_hz: float) -> tuple[f
     return 1.0 / inv_a0, 1.0 / inv_gbw
 
 
+def output_impedance_model(f_hz: np.ndarray, r_out_ohm: float, r_hf_ohm: float, f_pole_hz: float) -> np.ndarray:
+    """Z(f) = r_hf + (r_out - r_hf) / (1 + j f / f_pole): the macromodel's output impedance (r_out_pole_hz)."""
+    return r_hf_ohm + (r_out_ohm - r_hf_ohm) / (1 + 1j * f_hz / f_pole_hz)
+
+
+def fit_output_impedance(f_hz: np.ndarray, z_ohm: np.ndarray, r_out_ohm: float,
+                         f_max_hz: float) -> tuple[float | None, float | None, float]:
+    """(r_hf_ohm, f_pole_hz, largest relative error) of Z(f) = r_hf + (r_out - r_hf) / (1 + j f / f_pole) fitted to
+    z_ohm over f <= f_max_hz (module doc); (None, None, error of the flat r_out_ohm) when Z_out does not fall by
+    Z_FLAT_REL over the band or the fitted pole lies outside it."""
+    m = f_hz <= f_max_hz
+    f, z = f_hz[m], z_ohm[m]
+    flat_err = float(np.max(np.abs(z - r_out_ohm) / np.abs(z)))
+    if r_out_ohm <= 0 or m.sum() < 3 or np.min(np.abs(z)) > (1 - Z_FLAT_REL) * r_out_ohm:
+        return None, None, flat_err
+    # linear start: Z - r_out = -j f a Z + j f b (a = 1 / f_pole, b = r_hf / f_pole), relative weights
+    w = 1.0 / np.abs(z)
+    X = np.column_stack([-1j * f * z, 1j * f]) * w[:, None]
+    y = (z - r_out_ohm) * w
+    a, b = np.linalg.lstsq(np.vstack([X.real, X.imag]), np.concatenate([y.real, y.imag]), rcond=None)[0]
+    f0 = 1.0 / a if a > 0 else float(np.sqrt(f[0] * f[-1]))
+    r0 = float(np.clip(b * f0, 0.0, 0.5 * r_out_ohm))
+
+    def residual(p):
+        e = (output_impedance_model(f, r_out_ohm, p[0], p[1]) - z) / np.abs(z)
+        return np.concatenate([e.real, e.imag])
+    fit = least_squares(residual, [r0, f0], bounds=([0.0, f[0] / 10], [r_out_ohm * (1 - Z_FLAT_REL), f[-1] * 10]),
+                        x_scale=[max(r0, 1e-3 * r_out_ohm), f0])
+    r_hf, f_p = float(fit.x[0]), float(fit.x[1])
+    if not f[0] <= f_p <= f[-1]:
+        return None, None, flat_err
+    err = float(np.max(np.abs(output_impedance_model(f, r_out_ohm, r_hf, f_p) - z) / np.abs(z)))
+    return r_hf, f_p, err
+
+
 def fit_flicker(f_hz: np.ndarray, psd: np.ndarray) -> tuple[float, float]:
     """(en, f_c) of psd(f) = en^2 (1 + f_c / f) by least squares with relative weights (module doc)."""
     X = np.column_stack([np.ones_like(f_hz), 1.0 / f_hz]) / psd[:, None]
@@ -364,6 +410,7 @@ def analyse(plots: dict, spec: BenchCell, cfg: CharacteriseConfig) -> tuple[dict
     gain, gbw = fit_single_pole(f, a_ol, f_u / 10)
     z_out = _v(ac, "v(zoo)")
     r_out = float(np.real(z_out[0]))
+    r_hf, f_zp, z_err = fit_output_impedance(f, z_out, r_out, f_u / 10)
     k_rep = int(np.argmin(np.abs(np.log(f / ch.f_report_hz))))
     i_l = (_v(ac, "v(cin)") - _v(ac, "v(cio)")) / (2j * np.pi * f * L_FEEDBACK_H)   # the current into LCI
     y_in = (-_v(ac, "i(vci)") - i_l) / _v(ac, "v(cin)")
@@ -386,6 +433,7 @@ def analyse(plots: dict, spec: BenchCell, cfg: CharacteriseConfig) -> tuple[dict
     section = {"model": "macro", "gain": float(gain), "gbw_hz": float(gbw),
                "v_out_max_v": float(min(-sw_lo, sw_hi)), "offset_v": offset if abs(offset) >= 1e-15 else 0.0,
                "supply_v": spec.supply_v, "i_quiescent_a": iq, "r_out_ohm": max(r_out, 0.0),
+               **({} if f_zp is None else {"r_out_hf_ohm": r_hf, "r_out_pole_hz": f_zp}),
                "c_in_farad": c_in if c_in >= 1e-21 else 0.0, "en_v_per_rthz": en, "in_a_per_rthz": in_rep,
                "flicker_corner_hz": fc if fc >= 1e-3 else 0.0}
     try:
@@ -404,12 +452,14 @@ def analyse(plots: dict, spec: BenchCell, cfg: CharacteriseConfig) -> tuple[dict
         "power_quiescent_w": float(2 * spec.supply_v * iq),
         "swing_low_v": sw_lo, "swing_high_v": sw_hi, "v_out_max_v": section["v_out_max_v"],
         "swing_tolerance_v": ch.swing_tolerance_v, "r_out_ohm": r_out, "c_in_farad": c_in,
+        "r_out_hf_ohm": r_hf, "r_out_pole_hz": f_zp, "z_out_fit_max_rel_err": z_err, "z_out_fit_f_max_hz": f_u / 10,
         "en_v_per_rthz": en, "flicker_corner_hz": fc, "in_a_per_rthz": in_rep, "f_report_hz": float(f[k_rep]),
         "en_at_f_report_v_per_rthz": float(en_f[int(np.argmin(np.abs(np.log(fn / ch.f_report_hz))))]),
         "supply_v": spec.supply_v, "opamp_section": section}
     arrays = {"f_hz": f, "a_ol": a_ol, "a_loaded": a_olr, "z_out_ohm": z_out, "y_in_s": y_in, "f_noise_hz": fn,
               "en_v_per_rthz": en_f, "in_a_per_rthz": in_f, "v_in_v": v_in, "v_out_v": v_out,
-              "fit": np.array([gain, gbw, en, fc, offset, sw_lo, sw_hi, f_u])}
+              "fit": np.array([gain, gbw, en, fc, offset, sw_lo, sw_hi, f_u]),
+              "z_out_fit": np.array([r_out, r_out if r_hf is None else r_hf, 0.0 if f_zp is None else f_zp])}
     return metrics, arrays
 
 
@@ -426,7 +476,10 @@ KEY_NUMBERS: tuple[tuple[str, str, str], ...] = (
     ("offset_v", "input offset (systematic, unity follower)", "V"),
     ("swing_low_v", "lowest output within swing_tolerance_v of the linear response", "V"),
     ("swing_high_v", "highest output within swing_tolerance_v of the linear response", "V"),
-    ("r_out_ohm", "open-loop output resistance", "ohm"),
+    ("r_out_ohm", "open-loop output resistance (DC)", "ohm"),
+    ("r_out_hf_ohm", "open-loop output resistance above its pole", "ohm"),
+    ("r_out_pole_hz", "pole where the output impedance falls", "Hz"),
+    ("z_out_fit_max_rel_err", "largest relative error of that output-impedance fit", ""),
     ("i_quiescent_a", "quiescent supply current", "A"),
     ("power_quiescent_w", "quiescent power", "W"),
     ("en_v_per_rthz", "input voltage noise, white level", "V/rtHz"),
@@ -442,13 +495,16 @@ def format_macro_yaml(metrics: dict[str, Any]) -> str:
             f"({metrics['source']}, corner {metrics['corner']}, {metrics['temp_c']:g} C) on {metrics['engine']}.\n"
             f"# Paste it into an SPU config (it replaces circuit.opamp) to run the same design at scale on the linear\n"
             f"# engine. Open-loop loaded gain into {metrics['r_load_ohm']:g} ohm: {metrics['gain_loaded']:.4g} "
-            f"(A0 R_L / (R_L + r_out) predicts {metrics['gain_loaded_predicted']:.4g}).\n")
+            f"(A0 R_L / (R_L + r_out) predicts {metrics['gain_loaded_predicted']:.4g}).\n"
+            "# v_out_max_v is the output's swing; the macromodel clips its internal source before r_out_ohm, so with a\n"
+            "# large r_out_ohm the load current alone can clip it: remove v_out_max_v unless the design needs the clip\n"
+            "# (docs/opamp_cells.md).\n")
     return head + yaml.safe_dump({"circuit": {"opamp": metrics["opamp_section"]}}, sort_keys=False)
 
 
 def run_characterise(config: str | Path | dict, out_dir: str | Path) -> dict[str, Any]:
     """The whole characterisation (module doc) into out_dir: characterise.cir, opamp_macro.yaml, metrics.json,
-    characterise.npz, characterise_config.yaml, bode.png, noise.png, swing.png. The config and the process models
+    characterise.npz, characterise_config.yaml, bode.png, noise.png, swing.png, zout.png. The config and the process models
     are checked before anything runs. Returns the metrics."""
     cfg = load_characterise_config(config)
     spec = bench_cell(cfg.circuit.opamp)           # the files exist and pass the scan (BadInputError otherwise)
@@ -470,7 +526,8 @@ def run_characterise(config: str | Path | dict, out_dir: str | Path) -> dict[str
 
 
 def plot_characterise(npz_path: Path, out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
-    """bode.png (|A| and phase with the single-pole fit), noise.png (e_n and i_n with the 1/f fit), swing.png (the
+    """bode.png (|A| and phase with the single-pole fit), noise.png (e_n and i_n with the 1/f fit), zout.png (the
+    open-loop output impedance with the macromodel's zero/pole fit), swing.png (the
     inverting bench's transfer and error with the swing limits). Reads files only."""
     plt = pyplot()
     z = np.load(npz_path)
@@ -523,7 +580,29 @@ def plot_characterise(npz_path: Path, out_dir: Path, metrics: dict[str, Any]) ->
     c2.set_ylabel("|V_out - linear response| [V]")
     c2.set_title(f"swing {sw_lo:.3g} V .. {sw_hi:.3g} V", fontsize=8)
     p3 = save_png(fig, Path(out_dir) / "swing.png")
-    return [p1, p2, p3]
+    r_dc, r_hf, f_zp = z["z_out_fit"]
+    z_out = z["z_out_ohm"]
+    fig, (d1, d2) = plt.subplots(2, 1, figsize=(6, 5.5), sharex=True)
+    d1.loglog(f, np.abs(z_out), lw=2, label=f"{metrics['cell']} (open loop, no load)")
+    if f_zp > 0:     # 0: no output-impedance pole (analyse)
+        model = output_impedance_model(f, r_dc, r_hf, f_zp)
+        label = f"macromodel: {r_dc:.3g} ohm -> {r_hf:.3g} ohm above {f_zp:.3g} Hz"
+    else:
+        model = np.full(f.shape, r_dc, dtype=complex)
+        label = f"macromodel: {r_dc:.3g} ohm at every frequency"
+    d1.loglog(f, np.abs(model), "k--", lw=1, label=label)
+    d1.axvline(metrics["z_out_fit_f_max_hz"], color="0.6", lw=0.6, ls=":")
+    d1.set_ylabel("|Z_out| [ohm]")
+    d1.legend(fontsize=7)
+    d2.semilogx(f, np.degrees(np.angle(z_out)), lw=2)
+    d2.semilogx(f, np.degrees(np.angle(model)), "k--", lw=1)
+    d2.axvline(metrics["z_out_fit_f_max_hz"], color="0.6", lw=0.6, ls=":")
+    d2.set_ylabel("phase [deg]")
+    d2.set_xlabel("f [Hz]")
+    d2.set_title(f"fitted up to f_u / 10 (dotted): largest relative error {metrics['z_out_fit_max_rel_err']:.2g}",
+                 fontsize=8)
+    p4 = save_png(fig, Path(out_dir) / "zout.png")
+    return [p1, p2, p3, p4]
 
 
 def key_number_lines(metrics: dict[str, Any]) -> list[str]:

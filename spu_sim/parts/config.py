@@ -121,10 +121,17 @@ class OpampConfig(Strict):
     limit), input offset ``offset_v`` (plus a seeded per-op-amp Gaussian of rms ``offset_sigma_v``,
     drawn from circuit.tolerance.seed), unity-gain inverters of two ``r_inverter_ohm`` resistors, and
     supplies +/- ``supply_v`` that provide the output-stage load current plus ``i_quiescent_a`` per op-amp
-    (energy metric). ``r_out_ohm``: output resistance in series with the output (0 = none); ``c_in_farad``:
-    input capacitance from the inverting input to ground (0 = none). A knob the chosen model does not use is an
+    (energy metric). ``r_out_ohm``: output resistance in series with the output (0 = none), at every frequency
+    unless ``r_out_pole_hz`` is set: then the open-loop output impedance falls above that pole to ``r_out_hf_ohm``,
+    Z_out(f) = r_out_hf_ohm + (r_out_ohm - r_out_hf_ohm) / (1 + j f / r_out_pole_hz) (a Miller op-amp: its
+    compensation capacitor shunts the output stage above the dominant pole; ``spu-sim characterise`` fits both);
+    ``c_in_farad``: input capacitance from the inverting input to ground (0 = none). A knob the chosen model does not use is an
     error (``check_opamp_knobs``, called by every topology that has op-amps): the knobs other than ``model`` and
     the noise densities are the macromodel's unless a topology's ideal model uses them too.
+
+    ``characterised`` (a transistor-level op-amp only): the folder ``spu-sim characterise`` wrote for this op-amp
+    (relative to the config file); ``spu-sim compare`` then also runs the design with that macromodel, on the run's
+    engine and on the linear engine, and reports the gap as the macromodel's error (spu_sim.parts.characterised).
 
     Noise (every op-amp of every topology, ideal model included; spu_sim.parts.intrinsic_noise): input voltage
     noise density ``en_v_per_rthz`` (V/sqrt(Hz), one-sided, in series with the + input), input current noise
@@ -145,13 +152,16 @@ class OpampConfig(Strict):
     in_a_per_rthz: float = Field(default=0.0, ge=0)
     flicker_corner_hz: float = Field(default=0.0, ge=0)
     r_out_ohm: float = Field(default=0.0, ge=0)
+    r_out_hf_ohm: float | None = Field(default=None, ge=0)
+    r_out_pole_hz: float | None = Field(default=None, gt=0)
     c_in_farad: float = Field(default=0.0, ge=0)
     subckt: SubcktConfig | None = None
     corner: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
+    characterised: str | None = Field(default=None, min_length=1, max_length=4096)
 
     _fin = field_validator("gain", "gbw_hz", "v_out_max_v", "offset_v", "offset_sigma_v", "r_inverter_ohm",
                            "supply_v", "i_quiescent_a", "en_v_per_rthz", "in_a_per_rthz",
-                           "flicker_corner_hz", "r_out_ohm", "c_in_farad")(_finite)
+                           "flicker_corner_hz", "r_out_ohm", "r_out_hf_ohm", "r_out_pole_hz", "c_in_farad")(_finite)
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):
@@ -184,6 +194,9 @@ class OpampConfig(Strict):
         if self.model != "subckt" and self.subckt is not None:
             raise ValueError(f"subckt is the designer's op-amp of model: subckt (model is {self.model}); set "
                              "circuit.opamp.model: subckt, or remove circuit.opamp.subckt")
+        if not self.is_subckt and self.characterised is not None:
+            raise ValueError(f"characterised names the characterisation of a transistor-level op-amp (model: subckt or a "
+                             f"shipped cell), which model: {self.model} is not; remove circuit.opamp.characterised")
         if not self.is_subckt and self.corner is not None:
             raise ValueError(f"corner selects a process section of a transistor-level op-amp (model: subckt or a shipped "
                              f"cell), not of model: {self.model}; remove circuit.opamp.corner")
@@ -192,6 +205,17 @@ class OpampConfig(Strict):
                 if getattr(self, key):
                     raise ValueError(f"{key}: a transistor-level op-amp (model: {self.model}) has its own noise in its "
                                      "devices; remove circuit.opamp." + key)
+        return self
+
+    @model_validator(mode="after")
+    def _r_out_pole(self) -> "OpampConfig":
+        """r_out_hf_ohm and r_out_pole_hz go together, below a DC output resistance r_out_ohm."""
+        if (self.r_out_hf_ohm is None) != (self.r_out_pole_hz is None):
+            raise ValueError("r_out_hf_ohm and r_out_pole_hz describe one output-impedance pole: set both (Z_out falls "
+                             "from r_out_ohm to r_out_hf_ohm above r_out_pole_hz) or neither")
+        if self.r_out_hf_ohm is not None and not self.r_out_hf_ohm < self.r_out_ohm:
+            raise ValueError(f"r_out_hf_ohm ({self.r_out_hf_ohm:g}) must lie below r_out_ohm ({self.r_out_ohm:g}), the "
+                             "DC output resistance it falls from; raise r_out_ohm or remove r_out_hf_ohm and r_out_pole_hz")
         return self
 
     @model_validator(mode="after")
@@ -233,7 +257,7 @@ OPAMP_MODELS: tuple[str, ...] = (*BEHAVIOURAL_OPAMP_MODELS, "subckt")
 
 #: the OpampConfig knobs a subcircuit op-amp (model: subckt or a shipped cell) uses besides ``model``: its supplies,
 #: its process corner, the inverters' resistors; every other knob is the macromodel's
-SUBCKT_OPAMP_KNOBS: tuple[str, ...] = ("subckt", "corner", "supply_v", "r_inverter_ohm")
+SUBCKT_OPAMP_KNOBS: tuple[str, ...] = ("subckt", "corner", "supply_v", "r_inverter_ohm", "characterised")
 
 #: the OpampConfig knobs the ideal model (a nullor) uses in every topology; every other knob, a new one included,
 #: is the macromodel's unless a topology lists it in its ``ideal_uses`` (check_opamp_knobs)

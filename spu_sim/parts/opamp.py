@@ -22,6 +22,12 @@ saved currents i(VO<t>) and the intrinsic-noise re-referencing of VOS<t> see the
     VO<t>    oo<t> out DC 0                senses the output (load) current; saved as i(VO<t>)
     ROUT<t>  ro<t> out r_out               output resistance (only when r_out_ohm > 0; VO<t> then ends at ro<t>);
                                            noiseless here (the op-amp's noise is its own keys)
+    with r_out_pole_hz (the output impedance falls above a pole, as a Miller op-amp's does) instead:
+    ROUT<t>  ro<t> rz<t> r_out_hf          the high-frequency output resistance (absent when r_out_hf_ohm is 0:
+                                           VO<t> then ends at rz<t>)
+    RZO<t>   rz<t> out r_out - r_out_hf    with CZO<t> across it, C = 1 / (2 pi r_out_pole_hz (r_out - r_out_hf)):
+    CZO<t>   rz<t> out                     Z_out(f) = r_out_hf + (r_out - r_out_hf) / (1 + j f / r_out_pole_hz),
+                                           noiseless; the capacitor starts at 0 V (uic)
     CIN<t>   inn 0 c_in                    input capacitance (only when c_in_farad > 0)
 
 Engines that take flat elements (the linear engine, the checks) expand the instances (spu_sim.circuit.flatten):
@@ -66,6 +72,8 @@ class OpampModel:
     supply_v: float
     i_quiescent_a: float
     r_out_ohm: float = field(default=0.0, kw_only=True)
+    r_out_hf_ohm: float | None = field(default=None, kw_only=True)    # with r_out_pole_hz: Z_out falls to it
+    r_out_pole_hz: float | None = field(default=None, kw_only=True)
     c_in_farad: float = field(default=0.0, kw_only=True)
     cell: SubcktOpamp | None = field(default=None, kw_only=True)   # a subcircuit op-amp instead of the macromodel
 
@@ -88,7 +96,7 @@ def model_fields(oc: OpampConfig) -> dict[str, object]:
     engine runs)."""
     cell = subckt_from_config(oc) if oc.is_subckt else None
     return {"gain": oc.gain, "gbw_hz": oc.gbw_hz, "v_out_max_v": oc.v_out_max_v, "supply_v": oc.supply_v,
-            "i_quiescent_a": oc.i_quiescent_a, "r_out_ohm": oc.r_out_ohm, "c_in_farad": oc.c_in_farad, "cell": cell}
+            "i_quiescent_a": oc.i_quiescent_a, "cell": cell, **{k: getattr(oc, k) for k in PARASITIC_KEYS}}
 
 
 def has_opamp_model(oc: OpampConfig) -> bool:
@@ -126,19 +134,21 @@ def macro_notes(oc: OpampConfig) -> dict[str, object]:
                 "supply_v": oc.supply_v, **({"corner": oc.corner} if oc.corner else {})}
     return {"opamp": "macro", "gain": oc.gain, "gbw_hz": oc.gbw_hz, "v_out_max_v": oc.v_out_max_v,
             "offset_v": oc.offset_v, "offset_sigma_v": oc.offset_sigma_v,
-            **{k: getattr(oc, k) for k in ("r_out_ohm", "c_in_farad") if getattr(oc, k)}}
+            **{k: getattr(oc, k) for k in PARASITIC_KEYS if getattr(oc, k)}}
 
 
 def header_line(m: OpampModel) -> str:
     """The netlist-header line naming the macromodel's parameters (or the subcircuit op-amp)."""
     if m.cell is not None:
         return m.cell.header_line()
-    extra = "".join(f", {k} = {getattr(m, k):.6g}" for k in ("r_out_ohm", "c_in_farad") if getattr(m, k))
+    extra = "".join(f", {k} = {getattr(m, k):.6g}" for k in PARASITIC_KEYS if getattr(m, k))
     return (f"Op-amp macromodel: A0 = {m.gain:.6g}, GBW = {m.gbw_hz} Hz, swing = +/-{m.v_out_max_v} V,"
             f" supplies +/-{m.supply_v:.6g} V, Iq = {m.i_quiescent_a:.6g} A per op-amp{extra}")
 
 
 MACRO_SUBCKT = "SPU_OPAMP_MACRO"
+#: the macromodel's output impedance and input capacitance keys (notes and the netlist header name those set)
+PARASITIC_KEYS: tuple[str, ...] = ("r_out_ohm", "r_out_hf_ohm", "r_out_pole_hz", "c_in_farad")
 
 
 def macro_subckt(m: OpampModel) -> Subckt:
@@ -163,14 +173,28 @@ def opamp_elements(m: OpampModel, tag: str, inn: str, out: str, offset_v: float,
     par = {} if ic_out_v is None or m.gbw_hz is None else {"ic_v": float(ic_out_v)}
     E: list = [VoltageSource(f"VOS{tag}", f"os{tag}", "0", float(offset_v)),
                Instance(f"XA{tag}", MACRO_SUBCKT, (f"os{tag}", inn, f"oo{tag}"), par)]
-    if m.r_out_ohm > 0:
-        E += [VoltageSource(f"VO{tag}", f"oo{tag}", f"ro{tag}", 0.0),
-              Resistor(f"ROUT{tag}", f"ro{tag}", out, float(m.r_out_ohm), noisy=False)]
-    else:
-        E.append(VoltageSource(f"VO{tag}", f"oo{tag}", out, 0.0))
+    E += output_impedance(m, tag, out)
     if m.c_in_farad > 0:
         E.append(Capacitor(f"CIN{tag}", inn, "0", float(m.c_in_farad)))
     return E
+
+
+def output_impedance(m: OpampModel, tag: str, out: str) -> list:
+    """The output-current sense source VO<tag> from the output stage oo<tag> and the output impedance to ``out``
+    (module doc): none, r_out_ohm at every frequency, or with r_out_pole_hz the zero/pole pair
+    Z_out(f) = r_out_hf + (r_out - r_out_hf) / (1 + j f / f_p) as ROUT<tag> in series with RZO<tag> || CZO<tag>."""
+    if m.r_out_ohm <= 0:
+        return [VoltageSource(f"VO{tag}", f"oo{tag}", out, 0.0)]
+    if m.r_out_pole_hz is None:
+        return [VoltageSource(f"VO{tag}", f"oo{tag}", f"ro{tag}", 0.0),
+                Resistor(f"ROUT{tag}", f"ro{tag}", out, float(m.r_out_ohm), noisy=False)]
+    r_hf = float(m.r_out_hf_ohm or 0.0)
+    r_fall = float(m.r_out_ohm) - r_hf
+    E: list = ([VoltageSource(f"VO{tag}", f"oo{tag}", f"ro{tag}", 0.0),
+                Resistor(f"ROUT{tag}", f"ro{tag}", f"rz{tag}", r_hf, noisy=False)] if r_hf > 0 else
+               [VoltageSource(f"VO{tag}", f"oo{tag}", f"rz{tag}", 0.0)])
+    return E + [Resistor(f"RZO{tag}", f"rz{tag}", out, r_fall, noisy=False),
+                Capacitor(f"CZO{tag}", f"rz{tag}", out, float(1.0 / (2 * np.pi * m.r_out_pole_hz * r_fall)))]
 
 
 def opamp_cell(m: OpampModel, tag: str, inn: str, out: str, offset_v: float, ic_out_v: float | None = None) -> list:

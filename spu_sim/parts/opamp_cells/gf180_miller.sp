@@ -7,7 +7,8 @@
 *   stage 1    NMOS pair M1/M2 (W/L 20u/1u, 10 uA each), PMOS mirror M3/M4 (10u/1u), NMOS tail M5 (10u/2u, 20 uA)
 *   stage 2    PMOS common source M6 (2 x 100u/1u) with NMOS sink M7 (100u/2u, 200 uA)
 *   compensation  CC 3 pF in series with RZ 2 kohm (about 1/gm6)
-* Measured by spu-sim characterise (tt, 27 C): gain 7.2e4 (97 dB) unloaded, 7.5e3 into 20 kohm (r_out 173 kohm), GBW
+* Measured by spu-sim characterise (tt, 27 C): gain 7.2e4 (97 dB) unloaded, 7.5e3 into 20 kohm (r_out 173 kohm,
+* falling to 0.8 kohm above 120 Hz), GBW
 * 8.6 MHz, phase margin 75 degrees into 10 pF, swing -1.53 V .. +1.61 V into 20 kohm (10 mV from linear), offset
 * -4 uV, 237 uA, e_n 16 nV/rtHz white with a 1/f corner near 120 kHz (docs/opamp_cells.md).
 .subckt gf180_miller inp inn out vdd vss

@@ -13,7 +13,8 @@
 *   compensation  CC 3 pF Miller capacitor in series with RZ 2 kohm (about 1/gm6: moves the right-half-plane
 *              zero to high frequency)
 * Expected: GBW = gm1 / (2 pi CC), quiescent current 10 + 20 + 200 uA. Measured by spu-sim characterise (tt, 27 C,
-* configs/characterise_sky130_miller.yaml): gain 1.23e4 (82 dB) unloaded, 3.4e3 into 20 kohm (r_out 53 kohm),
+* configs/characterise_sky130_miller.yaml): gain 1.23e4 (82 dB) unloaded, 3.4e3 into 20 kohm (r_out 53 kohm, falling
+* to 618 ohm above 846 Hz: CC shunts the output stage above the dominant pole),
 * GBW 10 MHz, phase margin 79 degrees into 10 pF, swing -0.85 V .. +0.84 V into 20 kohm (10 mV from linear),
 * offset -0.14 mV, 251 uA, e_n 26 nV/rtHz white with a 1/f corner near 90 kHz (docs/opamp_cells.md).
 .subckt sky130_miller inp inn out vdd vss
