@@ -128,8 +128,9 @@ def test_netlist_contains_only_generated_lines(tmp_path):
     write_netlist(cfg, tmp_path)
     text = (tmp_path / "netlist.cir").read_text()
     num = r"-?\d+(\.\d+)?(e[-+]?\d+)?"
-    grammar = [r"VSUM\d+ sum\d+ 0 DC 0", r"FINT\d+ st\d+ 0 VSUM\d+ 1", rf"CF\d+ st\d+ 0 {num} IC={num}",
-               r"EOUT\d+ x\d+ 0 st\d+ 0 1", r"EINV\d+ xn\d+ 0 x\d+ 0 -1", rf"R\d+_\d+ xn?\d+ sum\d+ {num}",
+    grammar = [r"\.subckt SPU_OPAMP_IDEAL inp inn out", r"VN inp inn DC 0", r"FN inn out VN 1", r"FP 0 inp VN 1",
+               r"\.ends SPU_OPAMP_IDEAL", r"XI\d+ 0 sum\d+ x\d+ SPU_OPAMP_IDEAL", rf"CF\d+ x\d+ sum\d+ {num} IC={num}",
+               r"EINV\d+ xn\d+ 0 x\d+ 0 -1", rf"R\d+_\d+ xn?\d+ sum\d+ {num}",
                rf"VDAC\d+ dac\d+ 0 DC {num}", rf"RIN\d+ dac\d+ sum\d+ {num}", r"ANOISE\d+ %vd\(\[nz\d+ 0\]\) noisesrc\d+",
                r'\.model noisesrc\d+ filesource \(file="noise_\d+\.txt" amploffset=\[0\] amplscale=\[1\] timeoffset=0 timescale=1 timerelative=false amplstep=false\)',
                rf"RN\d+ nz\d+ sum\d+ {num}", rf"\.options reltol={num}", r"\.save( v\(x\d+\))+", r"\.op",

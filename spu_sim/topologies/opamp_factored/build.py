@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...circuit import CCCS, VCVS, Circuit, Comment, Resistor, VoltageSource
-from ...parts.amplifiers import integrator, macro_inverter, macro_summer, nullor_inverter, nullor_summer
+from ...parts.amplifiers import integrator, macro_inverter, nullor_inverter, nullor_summer, opamp_summer
 from ...parts.dacs import b_dacs
 from ...parts.opamp import cell_elements
 from ...parts.element_table import ArrayInfo, MissingElement
@@ -82,11 +82,10 @@ def _summer(design, tag: str, k: int, r_f: float, group: str, ic: float, sense: 
     """Summer k of the u (tag "u") or z (tag "z") stage (module doc); sense=False: its virtual ground is split
     (_split_summer_and_buffers)."""
     m, T = design.macro, tag.upper()
-    if m is None:
-        return nullor_summer((f"VS{T}{k}", f"F{T}{k}", f"RF{T}{k}", f"E{T}{k}"), f"s{tag}{k}", f"r{tag}{k}",
-                             f"{tag}{k}", r_f, sense=sense)
-    return macro_summer(m, f"{T}{k}", f"s{tag}{k}", f"{tag}{k}", f"RF{T}{k}", r_f, m.offset_v[group][k - 1], ic,
-                        feedback_first=True)
+    if not sense:
+        return nullor_summer((f"RF{T}{k}", f"E{T}{k}"), f"r{tag}{k}", f"{tag}{k}", r_f)
+    return opamp_summer(m, f"{T}{k}", f"s{tag}{k}", f"{tag}{k}", f"RF{T}{k}", r_f,
+                        0.0 if m is None else m.offset_v[group][k - 1], ic, feedback_first=True)
 
 
 def _inverters(design, src: str, needs: np.ndarray, group: str, ic_v: np.ndarray) -> list:

@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from ...circuit import Circuit, Comment, Resistor
-from ...parts.amplifiers import integrator, macro_inverter, macro_summer, nullor_inverter, nullor_summer
+from ...parts.amplifiers import integrator, macro_inverter, nullor_inverter, opamp_summer
 from ...parts.dacs import b_dacs, resistor_dac
 from ...parts.element_table import ElementInfo, MissingElement
 from ...parts.noise_dacs import noise_dacs_into_sums
@@ -85,11 +85,9 @@ def summer(design, k: int) -> list:
     """Inverting summing amplifier k: V(r<k>) = -R_f (current into rs<k>); with the macromodel op-amp S<k> and RF<k>
     from r<k> to rs<k>."""
     m, r_f = design.macro, float(design.r_f[k - 1])
-    if m is None:
-        return [Comment(f"summer {k}")] + nullor_summer((f"VRS{k}", f"FRS{k}", f"RF{k}", f"ERS{k}"), f"rs{k}",
-                                                         f"rf{k}", f"r{k}", r_f)
-    return ([Comment(f"summer {k}: op-amp macromodel, RF{k} feedback")]
-            + macro_summer(m, f"S{k}", f"rs{k}", f"r{k}", f"RF{k}", r_f, m.offset_sum_v[k - 1]))
+    kind = "ideal op-amp XS" + str(k) if m is None else "op-amp macromodel" if m.cell is None else "op-amp subcircuit XS" + str(k)
+    return ([Comment(f"summer {k}: {kind}, RF{k} feedback")]
+            + opamp_summer(m, f"S{k}", f"rs{k}", f"r{k}", f"RF{k}", r_f, 0.0 if m is None else m.offset_sum_v[k - 1]))
 
 
 def residual_output(design, k: int) -> tuple[list, str]:
