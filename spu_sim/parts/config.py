@@ -7,10 +7,10 @@ them). The op-amp topologies (opamp, opamp_factored, posterior_*; opamp_sc the o
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_serializer, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_serializer, model_validator
 
 from ..config.base import Seed, Strict, finite as _finite
-from .subckt_opamp import shipped_cell
+from .subckt_opamp import resolve_file, shipped_cell
 
 
 class ToleranceConfig(Strict):
@@ -111,6 +111,23 @@ class SubcktConfig(Strict):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
     pins: SubcktPinsConfig
 
+    @field_validator("file")
+    @classmethod
+    def _absolute(cls, v: str, info: ValidationInfo) -> str:
+        """The file as an absolute path, a relative one resolved at load against the config file's folder (the
+        validation context's ``base_dir``, spu_sim.config.load_config; without one the current folder)."""
+        return resolve_file(v, (info.context or {}).get("base_dir"))
+
+
+def check_subckt_section(model: str, subckt: SubcktConfig | None) -> None:
+    """``subckt`` (the designer's op-amp) is given with model: subckt and only with it: ValueError otherwise (the one
+    rule of every ``circuit.opamp`` section: OpampConfig's, and characterise's CellChoice)."""
+    if model == "subckt" and subckt is None:
+        raise ValueError("model: subckt needs circuit.opamp.subckt: {file, name, pins: {inp, inn, out, vdd, vss}}")
+    if model != "subckt" and subckt is not None:
+        raise ValueError(f"subckt is the designer's op-amp of model: subckt (model is {model}); set "
+                         "circuit.opamp.model: subckt, or remove circuit.opamp.subckt")
+
 
 class OpampConfig(Strict):
     """The op-amp model. ``ideal``: a nullor (virtual ground held exactly, no gain error).
@@ -179,11 +196,7 @@ class OpampConfig(Strict):
             cell = shipped_cell(self.model)   # a shipped transistor-level cell, or a ConfigError naming what there is
             if "supply_v" not in self.model_fields_set:   # the cell's own supplies (written back: a saved config says it)
                 self.__dict__["supply_v"] = cell.supply_v
-        if self.model == "subckt" and self.subckt is None:
-            raise ValueError("model: subckt needs circuit.opamp.subckt: {file, name, pins: {inp, inn, out, vdd, vss}}")
-        if self.model != "subckt" and self.subckt is not None:
-            raise ValueError(f"subckt is the designer's op-amp of model: subckt (model is {self.model}); set "
-                             "circuit.opamp.model: subckt, or remove circuit.opamp.subckt")
+        check_subckt_section(self.model, self.subckt)
         if not self.is_subckt and self.corner is not None:
             raise ValueError(f"corner selects a process section of a transistor-level op-amp (model: subckt or a shipped "
                              f"cell), not of model: {self.model}; remove circuit.opamp.corner")
