@@ -37,7 +37,6 @@ from .parts.element_table import ELEMENTS_NAME, applied_text, write_element_tabl
 from .parts.noise_dacs import noise_samples
 from .parts.opamp import is_subckt
 from .parts.characterised import read_characterised
-from .parts.subckt_opamp import resolve_file
 from .topologies import TOPOLOGIES, CircuitRequest, Design, Topology
 
 T = TypeVar("T")
@@ -130,12 +129,8 @@ def prepare_problem(cfg: Config, problem: Problem, result: bool = True) -> Prepa
     result=False: the caller reads the final state only (AnalogSolver), so the limits leave out result.npz's
     d x d matrices (engines.base.Workload.result_matrices)."""
     topology = TOPOLOGIES.get(cfg.circuit.topology)
-    sub = getattr(getattr(cfg.circuit, "opamp", None), "subckt", None)
-    if sub is not None and not Path(sub.file).is_absolute():   # the op-amp's own file: relative to the config file
-        sub.file = resolve_file(sub.file, cfg.base_dir)
     oc = getattr(cfg.circuit, "opamp", None)
     if oc is not None and oc.characterised is not None:        # its characterisation: read and checked before any run
-        oc.characterised = resolve_file(oc.characterised, cfg.base_dir)
         read_characterised(oc, cfg.circuit.temperature.temp_c)
     with numbers_checked(f"circuit (topology {topology.name}) for this problem",
                          "bring the problem's entries (problem.matrix or problem.factors, problem.vector) or the "

@@ -52,7 +52,7 @@ class Config(Strict):
             takes = [name for name, t in TOPOLOGIES.items() if kind in t.problem_kinds]
             if len(takes) == 1:
                 v = {**(v or {}), "topology": takes[0]}
-        return circuit_config(v)
+        return circuit_config(v, info.context)
 
     @field_validator("simulation")
     @classmethod
@@ -105,11 +105,11 @@ class Config(Strict):
         return self.model_dump(mode="json")
 
 
-def load_run_config(source: Any) -> Config:
+def load_run_config(source: Any, base_dir: str | Path | None = None) -> Config:
     """A run config from a YAML path, a dict or an existing Config, validated (one-line ConfigError naming the
-    field otherwise); relative paths inside it resolve against the YAML file's folder (or the current folder
-    for a dict)."""
-    return load_config(source, Config)
+    field otherwise); relative paths inside it resolve against the YAML file's folder (for a dict: ``base_dir``, the
+    folder of the file it came from, or else the current folder)."""
+    return load_config(source, Config, base_dir)
 
 
 def build_problem_from(config: Any) -> Problem:

@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 import yaml
 
-from spu_sim.analyses.characterise import run_characterise
+from spu_sim.analyses.characterise import load_characterise_config, run_characterise
 from spu_sim.cli import main
 from spu_sim.config.base import read_yaml
 from spu_sim.engines.ngspice_subprocess import NgspiceSubprocess
@@ -219,12 +219,34 @@ def test_missing_pdk_exits_2_with_one_line(capsys, tmp_path, monkeypatch):
     ({"model": "subckt", "supply_v": 1.0, "subckt": {"file": "nowhere.sub", "name": "a", "pins": {
         "inp": "a", "inn": "b", "out": "c", "vdd": "d", "vss": "e"}}}, "circuit.opamp.subckt.file"),
     ({"model": "sky130_miller", "gain": 1e4}, "circuit.opamp.gain: unknown key"),
+    ({"model": "sky130_miller", "subckt": {"file": "/x.sub", "name": "a", "pins": {
+        "inp": "a", "inn": "b", "out": "c", "vdd": "d", "vss": "e"}}},
+     "set circuit.opamp.model: subckt, or remove circuit.opamp.subckt"),     # the rule of every circuit.opamp section
 ])
 def test_bad_characterise_config_exits_2_with_one_line(capsys, tmp_path, opamp, words):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"circuit": {"opamp": opamp}}))
     err = _one_line_exit_2(capsys, ["characterise", str(path), "--out", str(tmp_path / "out")])
     assert words in err
+
+
+def test_characterise_subckt_file_is_relative_to_the_config_and_checked_as_every_include(capsys, tmp_path,
+                                                                                          monkeypatch):
+    """characterise resolves a relative subckt.file against the config file's folder (not the current folder), and
+    a path a netlist cannot quote (here a double quote in the file name) is exit 2 naming the key, with the message
+    of every netlist include (spu_sim.circuit.check_path)."""
+    pins = {"inp": "p", "inn": "n", "out": "o", "vdd": "vp", "vss": "vn"}
+    text = ".subckt myamp o vn vp n p\nE1 o 0 p n 1000\nRB vp vn 1e6\n.ends myamp\n"
+    (tmp_path / "amp.sub").write_text(text)
+    (tmp_path / 'q"amp.sub').write_text(text)
+    monkeypatch.chdir(tmp_path.parent)
+    for name in ("amp.sub", 'q"amp.sub'):
+        (tmp_path / "c.yaml").write_text(yaml.safe_dump({"circuit": {"opamp": {
+            "model": "subckt", "supply_v": 1.0, "subckt": {"file": name, "name": "myamp", "pins": pins}}}}))
+        loaded = load_characterise_config(tmp_path / "c.yaml")
+        assert loaded.circuit.opamp.subckt.file == str((tmp_path / name).resolve())
+    err = _one_line_exit_2(capsys, ["characterise", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out")])
+    assert err.startswith("error: circuit.opamp.subckt.file: ") and "is not a usable file path" in err
 
 
 SPU_D2 = {"problem": {"matrix": [[2.0, -0.5], [-0.5, 1.5]], "vector": [0.4, -0.3], "kappa": 0.0},

@@ -128,8 +128,9 @@ def test_netlist_contains_only_generated_lines(tmp_path):
     write_netlist(cfg, tmp_path)
     text = (tmp_path / "netlist.cir").read_text()
     num = r"-?\d+(\.\d+)?(e[-+]?\d+)?"
-    grammar = [r"VSUM\d+ sum\d+ 0 DC 0", r"FINT\d+ st\d+ 0 VSUM\d+ 1", rf"CF\d+ st\d+ 0 {num} IC={num}",
-               r"EOUT\d+ x\d+ 0 st\d+ 0 1", r"EINV\d+ xn\d+ 0 x\d+ 0 -1", rf"R\d+_\d+ xn?\d+ sum\d+ {num}",
+    grammar = [r"\.subckt SPU_OPAMP_IDEAL inp inn out", r"VN inp inn DC 0", r"FN inn out VN 1", r"FP 0 inp VN 1",
+               r"\.ends SPU_OPAMP_IDEAL", r"XI\d+ 0 sum\d+ x\d+ SPU_OPAMP_IDEAL", rf"CF\d+ x\d+ sum\d+ {num} IC={num}",
+               r"EINV\d+ xn\d+ 0 x\d+ 0 -1", rf"R\d+_\d+ xn?\d+ sum\d+ {num}",
                rf"VDAC\d+ dac\d+ 0 DC {num}", rf"RIN\d+ dac\d+ sum\d+ {num}", r"ANOISE\d+ %vd\(\[nz\d+ 0\]\) noisesrc\d+",
                r'\.model noisesrc\d+ filesource \(file="noise_\d+\.txt" amploffset=\[0\] amplscale=\[1\] timeoffset=0 timescale=1 timerelative=false amplstep=false\)',
                rf"RN\d+ nz\d+ sum\d+ {num}", rf"\.options reltol={num}", r"\.save( v\(x\d+\))+", r"\.op",
@@ -167,3 +168,35 @@ def test_adc_quantises_readout(tmp_path):
     step = 2.0 / 2 ** 6
     assert np.allclose(v / step, np.round(v / step), atol=1e-9)
     assert len(np.unique(np.round(v / step))) <= 2 ** 6 + 1
+
+
+def test_ideal_opamp_is_a_subcircuit_a_designer_can_swap(tmp_path):
+    """The ideal op-amp is one .subckt SPU_OPAMP_IDEAL inp inn out and one instance per integrator (and summer), the
+    feedback capacitor outside it: replacing its body by hand with a VCVS of gain 100 in the written netlist makes
+    plain ngspice -b give the .op of the macromodel of gain 100 without a pole (the same op-amp count, every op-amp
+    swapped) to 1e-9 of the finite gain's own effect, and the untouched netlist gives the ideal .op (no inverters
+    here: A has no negative entry, so every op-amp is an instance)."""
+    base = {"problem": {"matrix": [[2.0, 0.5], [0.5, 1.0]], "vector": [1.0, 0.5], "kappa": 0.0},
+            "simulation": {"analyses": ["op"]}}
+    ops = {}
+    for label, opamp in (("ideal", {"model": "ideal"}), ("macro", {"model": "macro", "gain": 100.0, "gbw_hz": None})):
+        write_netlist({**base, "circuit": {"opamp": opamp}}, tmp_path / label)
+    text = (tmp_path / "ideal" / "netlist.cir").read_text()
+    assert text.count(".subckt SPU_OPAMP_IDEAL inp inn out") == 1
+    assert re.findall(r"^(XI\d) 0 (sum\d) (x\d) SPU_OPAMP_IDEAL$", text, re.M) == [
+        ("XI1", "sum1", "x1"), ("XI2", "sum2", "x2")]
+    assert re.search(r"^CF1 x1 sum1 ", text, re.M) and not re.search(r"^(VSUM|FINT|EOUT)", text, re.M)
+    body = re.search(r"^\.subckt SPU_OPAMP_IDEAL inp inn out\n(.*?)^\.ends", text, re.M | re.S)
+    (tmp_path / "swapped").mkdir()
+    swapped = text[:body.start(1)] + "E1 out 0 inp inn 100\n" + text[body.end(1):]
+    for label, netlist in (("ideal", text), ("swapped", swapped), ("macro", None)):
+        folder = tmp_path / label
+        if netlist is not None:
+            (folder / "netlist.cir").write_text(netlist)
+        run = subprocess.run(["ngspice", "-b", "netlist.cir"], cwd=folder, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr[-300:]
+        op = parse_raw((folder / "netlist.raw").read_bytes())["op"]
+        ops[label] = np.array([np.real(op.node(f"x{i}"))[0] for i in (1, 2)])
+    effect = np.abs(ops["macro"] - ops["ideal"]).max()
+    assert effect > 1e-3 * np.abs(ops["ideal"]).max()
+    assert np.abs(ops["swapped"] - ops["macro"]).max() < 1e-9 * effect

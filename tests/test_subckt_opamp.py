@@ -20,6 +20,7 @@ from spu_sim.circuit import Capacitor, Comment, Instance, Resistor, Subckt, VCVS
 from spu_sim.cli import main
 from spu_sim.engines.linear.model import by_type
 from spu_sim.pipeline import netlist_text, prepare, simulate
+from spu_sim.run_config import load_run_config
 from spu_sim.spice import format_element
 
 A2 = [[2.0, -0.5], [-0.5, 1.0]]
@@ -171,6 +172,26 @@ def test_netlist_runs_standalone(tmp_path):
     assert run.returncode == 0, run.stderr[-500:]
     assert (tmp_path / "out" / "netlist.raw").stat().st_size > 0
     assert "error" not in (run.stdout + run.stderr).lower()
+
+
+def test_relative_file_is_resolved_at_load_and_prepare_changes_nothing(tmp_path, monkeypatch):
+    """A relative subckt.file is relative to the config file: the loaded config holds the absolute path (a dict:
+    relative to the base_dir it is loaded with, else to the current folder), and preparing a run leaves the validated
+    config as it was (no path written into it afterwards)."""
+    write_amp(tmp_path)
+    c = cfg(subckt_opamp(Path("amp.sub")), analyses=("op",))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(c))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    want = str((tmp_path / "amp.sub").resolve())
+    loaded = load_run_config(tmp_path / "c.yaml")
+    assert loaded.circuit.opamp.subckt.file == want
+    dump = loaded.to_dict()
+    prepare(loaded)
+    assert loaded.to_dict() == dump
+    assert load_run_config(c, tmp_path).circuit.opamp.subckt.file == want
+    assert load_run_config(c).circuit.opamp.subckt.file == str((elsewhere / "amp.sub").resolve())
 
 
 # ---------------------------------------------------------------- bad subcircuits: exit 2, one line, before ngspice

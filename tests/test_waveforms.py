@@ -127,12 +127,14 @@ def test_csv_round_trips_and_none_writes_nothing(tmp_path):
 @pytest.mark.skipif(NGSPICE is None, reason="ngspice not installed")
 @pytest.mark.parametrize("engine", ["ngspice-shared", "linear"])
 def test_save_nodes_summing_node_is_the_virtual_ground(engine):
-    """Ideal op-amp: V(sum) = 0 exactly (VSUM holds it). Macromodel: A0 (0 - V(sum)) = V(x) + C_p V(x)' with
+    """Ideal op-amp: V(sum) = V(inp) = 0 (the nullator of SPU_OPAMP_IDEAL holds it; ngspice's LU solves that row
+    together with the others, so to the rounding of node voltages near 1 V: a few eps, here 4 eps). Macromodel: A0 (0 - V(sum)) = V(x) + C_p V(x)' with
     C_p = A0 / (2 pi GBW), so V(sum) = -V(x)/A0 - V(x)'/(2 pi GBW): exact at the .op, and along a noise-free
     transient up to the derivative's finite differences (5 % of the largest value)."""
     ideal = simulate(small(engine, kappa=0.0, save_nodes=["sum1", "v(sum2)"])).waveforms
     for key in ("op", "tran"):
-        assert np.array_equal(ideal[key].node("sum1"), np.zeros_like(ideal[key].node("x1")))
+        x_max = np.max(np.abs(ideal[key].node("x1")))
+        assert x_max > 0.1 and np.max(np.abs(ideal[key].node("sum1"))) <= 4 * np.finfo(float).eps * x_max
     w = simulate(small(engine, macro=True, kappa=0.0, save_nodes=["sum1", "v(sum2)", "xn1", "i(VOI1)"])).waveforms
     for i in (1, 2):
         x, s = w["op"].node(f"x{i}")[0], w["op"].node(f"sum{i}")[0]

@@ -82,7 +82,7 @@ from ..config.base import finite as _finite, read_yaml
 from ..engines.ngspice_subprocess import NgspiceSubprocess
 from ..engines.progress import elapsed_line
 from ..errors import ConfigError, ResultError
-from ..parts.config import BEHAVIOURAL_OPAMP_MODELS, OpampConfig, SubcktConfig, TemperatureConfig
+from ..parts.config import BEHAVIOURAL_OPAMP_MODELS, OpampConfig, SubcktConfig, TemperatureConfig, check_subckt_section
 from ..parts.opamp_cells import CELL_NAMES, CORNERS, cell_spec, format_model_file
 from ..parts.subckt_opamp import PIN_ROLES, subckt_from_config
 from ..pipeline import staged
@@ -116,17 +116,14 @@ class CellChoice(Strict):
         if self.model in BEHAVIOURAL_OPAMP_MODELS:
             raise ValueError(f"model: {self.model!r} is not a transistor-level op-amp (nothing to characterise); "
                              f"choose one of: {cells}, subckt")
+        check_subckt_section(self.model, self.subckt)
         if self.model == "subckt":
-            if self.subckt is None:
-                raise ValueError("model: subckt needs circuit.opamp.subckt: {file, name, pins: {inp, inn, out, vdd, vss}}")
             if self.supply_v is None:
                 raise ValueError("model: subckt needs circuit.opamp.supply_v, the magnitude of its rails (vdd = "
                                  "+supply_v, vss = -supply_v)")
             return self
         if self.model not in CELL_NAMES:
             raise ValueError(f"model: {self.model!r} is not a shipped op-amp cell; choose one of: {cells}, subckt")
-        if self.subckt is not None:
-            raise ValueError(f"subckt is the designer's op-amp of model: subckt (model is {self.model}); remove it")
         if self.supply_v is not None:
             raise ValueError(f"supply_v: cell {self.model} has its own supplies; remove circuit.opamp.supply_v")
         if self.corner is not None and self.corner not in CORNERS:
@@ -162,7 +159,7 @@ def bench_cell(oc: CellChoice) -> BenchCell:
     subcircuit file that fails the pre-flight scan of spu_sim.parts.subckt_opamp)."""
     if oc.model == "subckt":
         sub = subckt_from_config(OpampConfig(model="subckt", subckt=oc.subckt, supply_v=oc.supply_v, corner=oc.corner))
-        line = format_model_file(Path(sub.file), sub.section)    # the path checked as any netlist include
+        line = format_model_file(Path(sub.file), sub.section, "circuit.opamp.subckt.file")
         return BenchCell(sub.name, "the designer's subcircuit", f"user subcircuit {sub.file}", sub.file, sub.name,
                          sub.supply_v, sub.section, (line,), sub.pin_roles)
     spec = cell_spec(oc.model)
@@ -216,7 +213,7 @@ class CharacteriseConfig(Strict):
 
 def load_characterise_config(source: str | Path | dict) -> CharacteriseConfig:
     """The sections characterise reads (module doc), validated; ConfigError (one line) otherwise."""
-    data = read_yaml(source)[0] if isinstance(source, (str, Path)) else source
+    data, base_dir = read_yaml(source) if isinstance(source, (str, Path)) else (source, None)
     if not isinstance(data, dict):
         raise ConfigError("config: the top level must be a mapping of sections (circuit, characterise, ...)")
     unknown = [k for k in data if k not in ("circuit", "characterise", *SECTIONS_NOT_READ)]
@@ -230,7 +227,7 @@ def load_characterise_config(source: str | Path | dict) -> CharacteriseConfig:
     picked = {"circuit": {k: circuit[k] for k in ("opamp", "temperature") if k in circuit}}
     if "characterise" in data:
         picked["characterise"] = data["characterise"]
-    return load_config(picked, CharacteriseConfig)
+    return load_config(picked, CharacteriseConfig, base_dir)    # a relative subckt.file: relative to the config file
 
 
 # ---------------------------------------------------------------- the testbench netlist

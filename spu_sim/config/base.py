@@ -250,15 +250,16 @@ def read_yaml(path: str | Path) -> tuple[dict[str, Any], Path]:
     return data, path.resolve().parent
 
 
-def load_config(source: Any, model: type[BaseModel]) -> Any:
+def load_config(source: Any, model: type[BaseModel], base_dir: str | Path | None = None) -> Any:
     """Load a config from a YAML path, a dict or an existing instance and validate it with ``model``.
 
-    Relative paths inside the config resolve against the YAML file's folder (or the current folder
-    for a dict): a model with a private ``_base_dir`` gets that folder.
+    Relative paths inside the config resolve against the YAML file's folder (for a dict: ``base_dir``, the folder of
+    the file it came from, or else the current folder): the validators that resolve a path read it from the
+    validation context (``info.context["base_dir"]``), and a model with a private ``_base_dir`` gets that folder.
     """
     if isinstance(source, model):
         return source
-    base_dir = Path(".")
+    base_dir = Path(".") if base_dir is None else Path(base_dir)
     if isinstance(source, (str, Path)):
         data, base_dir = read_yaml(source)
     else:
@@ -266,7 +267,7 @@ def load_config(source: Any, model: type[BaseModel]) -> Any:
     if not isinstance(data, dict):
         raise ConfigError("config: the top level must be a mapping of sections (problem, circuit, ...)")
     try:
-        cfg = model.model_validate(data)
+        cfg = model.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, model=model)) from None
     if hasattr(cfg, "_base_dir"):

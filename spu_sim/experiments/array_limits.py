@@ -74,8 +74,7 @@ def _load(config_path: str | Path):
     for v in exp.r_ohm_per_segment + exp.noise_values:
         if not (np.isfinite(v) and v >= 0):
             raise ConfigError(f"experiment: {v} is not a finite value >= 0 (r_ohm_per_segment, noise_values)")
-    cfg = load_run_config(data)
-    cfg._base_dir = base_dir
+    cfg = load_run_config(data, base_dir)
     return cfg, exp, base_dir
 
 

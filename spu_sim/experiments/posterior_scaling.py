@@ -64,7 +64,7 @@ def _load(config_path: str | Path) -> tuple[dict, Path, ScalingExperiment]:
     data, base_dir, exp = read_experiment(config_path, ScalingExperiment)
     if any(d < 1 or d > 128 for d in exp.d_values):
         raise ConfigError("experiment.d_values: every d must be in 1..128")
-    cfg = load_run_config(data)          # validates the template (kind gaussian_posterior on posterior_gaussian)
+    cfg = load_run_config(data, base_dir)          # validates the template (kind gaussian_posterior on posterior_gaussian)
     if not isinstance(cfg.problem, GaussianPosteriorConfig):
         raise ConfigError("problem.kind: posterior_scaling needs a gaussian_posterior template")
     return data, base_dir, exp
@@ -97,8 +97,7 @@ def convergence_time(t_tau: np.ndarray, m: np.ndarray, mu: np.ndarray, P: np.nda
 
 def measure(cfg_dict: dict, exp: ScalingExperiment, base_dir: Path) -> dict[str, Any]:
     """Both runs for one d (module doc)."""
-    cfg = load_run_config(cfg_dict)
-    cfg._base_dir = base_dir
+    cfg = load_run_config(cfg_dict, base_dir)
     prep = prepare(cfg)
     design, prob = prep.design, prep.problem
     tau = design.tau_s
@@ -158,8 +157,7 @@ def run(config_path: str | Path, out_dir: str | Path) -> list[Path]:
     data, base_dir, exp = _load(config_path)
     jobs = [(d, r) for d in exp.d_values for r in range(exp.replicates)]
     for d, r in jobs:     # bad input of any d is refused before hours of runs of the others
-        cfg = load_run_config(config_for_d(data, exp, d, r))
-        cfg._base_dir = base_dir
+        cfg = load_run_config(config_for_d(data, exp, d, r), base_dir)
         prepare(cfg)
     out = io.check_out_dir(Path(out_dir))
 
@@ -180,7 +178,7 @@ def run(config_path: str | Path, out_dir: str | Path) -> list[Path]:
         fits = {q: fit(dv, np.array([r[q] for r in means], dtype=float)) for q in QUANTITIES}
         io.atomic_write_json(stage / "scaling.json", {"experiment": exp.model_dump(), "rows": rows, "means": means,
                                                       "fits": fits})
-        io.atomic_write_text(stage / "config.yaml", save_config(load_run_config(data)) + yaml.safe_dump(
+        io.atomic_write_text(stage / "config.yaml", save_config(load_run_config(data, base_dir)) + yaml.safe_dump(
             {"experiment": exp.model_dump(mode="json")}))
         plot(stage)   # inside the stage: published with the numbers, under the folder's lock
 

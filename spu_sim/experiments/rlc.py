@@ -98,8 +98,7 @@ def load_experiment(config_path: str | Path, model: type[Strict]) -> tuple[Confi
     circuit = circuit_config(data.get("circuit"))      # the topology first: its problem rules differ
     if not isinstance(circuit, RlcCircuitConfig):
         raise ConfigError(f"circuit.topology: {circuit.topology!r} is not supported by this experiment; use rlc")
-    cfg = load_run_config(data)
-    cfg._base_dir = base_dir
+    cfg = load_run_config(data, base_dir)
     return cfg, exp, data
 
 
@@ -107,9 +106,7 @@ def _with(cfg: Config, **rlc: Any) -> Config:
     """A copy of cfg with circuit.rlc fields replaced (validated), same base folder."""
     data = cfg.to_dict()
     data["circuit"]["rlc"].update(rlc)
-    new = load_run_config(data)
-    new._base_dir = cfg.base_dir
-    return new
+    return load_run_config(data, cfg.base_dir)
 
 
 def _save_common(stage: Path, cfg: Config, exp: Any) -> None:

@@ -58,19 +58,16 @@ class ScClockExperiment(Strict):
 
 def _load(config_path: str | Path):
     data, base_dir, exp = read_experiment(config_path, ScClockExperiment)
-    cfg = load_run_config(data)
+    cfg = load_run_config(data, base_dir)
     if not isinstance(cfg.circuit, OpampScCircuitConfig):
         raise ConfigError(f"circuit.topology: {cfg.circuit.topology!r} is not supported by this experiment; use opamp_sc")
-    cfg._base_dir = base_dir
     return cfg, exp
 
 
 def _variant(cfg, **sc):
     data = cfg.to_dict()
     data["circuit"]["sc"].update(sc)
-    new = load_run_config(data)
-    new._base_dir = cfg.base_dir
-    return new
+    return load_run_config(data, cfg.base_dir)
 
 
 def _rel(a, ref) -> float:

@@ -7,10 +7,10 @@ them). The op-amp topologies (opamp, opamp_factored, posterior_*; opamp_sc the o
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_serializer, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_serializer, model_validator
 
 from ..config.base import Seed, Strict, finite as _finite
-from .subckt_opamp import shipped_cell
+from .subckt_opamp import resolve_file, shipped_cell
 
 
 class ToleranceConfig(Strict):
@@ -111,6 +111,23 @@ class SubcktConfig(Strict):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
     pins: SubcktPinsConfig
 
+    @field_validator("file")
+    @classmethod
+    def _absolute(cls, v: str, info: ValidationInfo) -> str:
+        """The file as an absolute path, a relative one resolved at load against the config file's folder (the
+        validation context's ``base_dir``, spu_sim.config.load_config; without one the current folder)."""
+        return resolve_file(v, (info.context or {}).get("base_dir"))
+
+
+def check_subckt_section(model: str, subckt: SubcktConfig | None) -> None:
+    """``subckt`` (the designer's op-amp) is given with model: subckt and only with it: ValueError otherwise (the one
+    rule of every ``circuit.opamp`` section: OpampConfig's, and characterise's CellChoice)."""
+    if model == "subckt" and subckt is None:
+        raise ValueError("model: subckt needs circuit.opamp.subckt: {file, name, pins: {inp, inn, out, vdd, vss}}")
+    if model != "subckt" and subckt is not None:
+        raise ValueError(f"subckt is the designer's op-amp of model: subckt (model is {model}); set "
+                         "circuit.opamp.model: subckt, or remove circuit.opamp.subckt")
+
 
 class OpampConfig(Strict):
     """The op-amp model. ``ideal``: a nullor (virtual ground held exactly, no gain error).
@@ -159,6 +176,12 @@ class OpampConfig(Strict):
     corner: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
     characterised: str | None = Field(default=None, min_length=1, max_length=4096)
 
+    @field_validator("characterised")
+    @classmethod
+    def _characterised_absolute(cls, v: str | None, info: ValidationInfo) -> str | None:
+        """The characterise folder as an absolute path, resolved at load like SubcktConfig.file."""
+        return None if v is None else resolve_file(v, (info.context or {}).get("base_dir"))
+
     _fin = field_validator("gain", "gbw_hz", "v_out_max_v", "offset_v", "offset_sigma_v", "r_inverter_ohm",
                            "supply_v", "i_quiescent_a", "en_v_per_rthz", "in_a_per_rthz",
                            "flicker_corner_hz", "r_out_ohm", "r_out_hf_ohm", "r_out_pole_hz", "c_in_farad")(_finite)
@@ -189,11 +212,7 @@ class OpampConfig(Strict):
             cell = shipped_cell(self.model)   # a shipped transistor-level cell, or a ConfigError naming what there is
             if "supply_v" not in self.model_fields_set:   # the cell's own supplies (written back: a saved config says it)
                 self.__dict__["supply_v"] = cell.supply_v
-        if self.model == "subckt" and self.subckt is None:
-            raise ValueError("model: subckt needs circuit.opamp.subckt: {file, name, pins: {inp, inn, out, vdd, vss}}")
-        if self.model != "subckt" and self.subckt is not None:
-            raise ValueError(f"subckt is the designer's op-amp of model: subckt (model is {self.model}); set "
-                             "circuit.opamp.model: subckt, or remove circuit.opamp.subckt")
+        check_subckt_section(self.model, self.subckt)
         if not self.is_subckt and self.characterised is not None:
             raise ValueError(f"characterised names the characterisation of a transistor-level op-amp (model: subckt or a "
                              f"shipped cell), which model: {self.model} is not; remove circuit.opamp.characterised")

@@ -12,8 +12,10 @@ low-frequency intensity dt_s; samples a u therefore carry q = a^2 dt_s: a = sqrt
 
 Which parts are where (found from the elements themselves, so every topology gets the same treatment):
 
-* Held nodes: ground and every node tied to it through a chain of voltage-defined branches (V sources, E sources,
-  noise sources) whose current no CCCS senses (op-amp outputs, DAC outputs, the noise-DAC nodes). A current
+* Held nodes: ground, the outputs of ideal op-amps (SPU_OPAMP_IDEAL: the nullor's output takes any current and
+  its voltage is set by the nullator's constraint) and every node tied to them through a chain of voltage-defined
+  branches (V sources, E sources, noise sources) whose current no CCCS senses (op-amp outputs, DAC outputs, the
+  noise-DAC nodes). A current
   injected into a held node flows through the holding source and changes no node voltage and no state.
 * Resistor thermal noise (circuit.thermal_noise): a Norton current of two-sided intensity 2kT/R across each
   resistor, i.e. +i into one end and -i into the other. **Aggregated per node where that is exact, per resistor
@@ -38,9 +40,11 @@ Which parts are where (found from the elements themselves, so every topology get
   (The non-inverting inputs of every op-amp here are at ground or at a source: their i_n flows into a held node.)
 * Op-amp voltage noise e_n (en_v_per_rthz, flicker_corner_hz): one source per op-amp in series with its
   non-inverting input. Macromodel (spu_sim.parts.opamp): VOS<t> is re-referenced to a noise node, so the input
-  offset and e_n add. Ideal op-amp of an integrator / summer (a 0 V source S holding the virtual ground, sensed
-  by a CCCS into node m, buffered by an E source controlled by m): S and the buffer's reference move to the noise
-  node, so V(out) = e_n + (the sensed current's response), the noise gain 1 + Z_f Y_in of the real stage. Ideal
+  offset and e_n add. Ideal op-amp (an instance X<t> of SPU_OPAMP_IDEAL, integrators and summers): its + input
+  moves from ground to the noise node, so V(inn) = e_n and the stage gives the noise gain 1 + Z_f Y_in of the real
+  stage. An ideal summer written inline (opamp_factored's split virtual grounds: 0 V sources S holding the
+  virtual ground, sensed by CCCSs into node m, buffered by an E source controlled by m): S and the buffer's
+  reference move to the noise node, so V(out) = e_n + (the sensed current's response), the same. Ideal
   unity-gain inverter (an E source of gain -1, the two-equal-resistor inverter): its reference node is the noise
   source played at twice e_n (noise gain 1 + R2 / R1 = 2; its i_n is not modelled: the ideal inverter has no
   resistors).
@@ -72,7 +76,7 @@ from ..circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Commen
                        Resistor, ResistorArray, Subckt, Tran, VoltageSource, flatten)
 from .element_values import group_rng
 from .noise_dacs import PRE_EMPHASIS
-from .opamp import MACRO_SUBCKT
+from .opamp import IDEAL_SUBCKT, MACRO_SUBCKT
 
 K_BOLTZMANN = 1.380649e-23
 FLICKER_C = 2.0 * np.log(10.0) / np.pi
@@ -208,11 +212,17 @@ def _ends(e) -> tuple[str, str]:
     return (e.node, e.n_neg) if isinstance(e, NoiseSource) else (e.n_pos, e.n_neg)
 
 
-def held_nodes(elements: list) -> set[str]:
-    """Ground and the nodes tied to it by voltage-defined branches whose current no CCCS senses (module doc)."""
+def ideal_outputs(elements: list) -> set[str]:
+    """The output nodes of the ideal op-amps (instances of SPU_OPAMP_IDEAL) among the elements (not flattened)."""
+    return {e.nodes[2] for e in elements if isinstance(e, Instance) and e.subckt == IDEAL_SUBCKT}
+
+
+def held_nodes(elements: list, outputs: set[str] = frozenset()) -> set[str]:
+    """Ground, the ideal op-amp outputs ``outputs`` (ideal_outputs of the elements before flattening) and the nodes
+    tied to them by voltage-defined branches whose current no CCCS senses (module doc)."""
     sensed = {e.sense for e in elements if isinstance(e, CCCS)}
     branches = [_ends(e) for e in elements if isinstance(e, _VOLTAGE_BRANCHES) and e.name not in sensed]
-    held = {"0"}
+    held = {"0", *outputs}
     grew = True
     while grew:
         grew = False
@@ -260,7 +270,8 @@ def resistor_conductances(elements: list, held: set[str]) -> tuple[dict[str, flo
 @dataclass(frozen=True)
 class OpampSite:
     """One op-amp as found in the elements: tag, its inverting input (summing node), how e_n enters: kind
-    'macro' (VOS<tag> re-referenced), 'nullor' (the virtual-ground sources ``sources`` and the output buffer
+    'macro' (VOS<tag> re-referenced), 'ideal' (the + input of instance ``tag`` of SPU_OPAMP_IDEAL moved to the noise
+    node), 'nullor' (an ideal summer written inline: the virtual-ground sources ``sources`` and the output buffer
     ``buffer`` re-referenced) or 'inverter' (the E inverter ``buffer`` re-referenced at 2 e_n)."""
 
     tag: str
@@ -284,7 +295,10 @@ def opamp_sites(elements: list) -> list[OpampSite]:
                 sites.append(OpampSite(t, core.nodes[1], "macro"))
             elif isinstance(ga, VCCS):
                 sites.append(OpampSite(t, ga.c_neg, "macro"))
-    # nullors: 0 V sources to ground sensed by a CCCS into node m, m buffered by an E source referenced to ground
+    # ideal op-amps: instances of SPU_OPAMP_IDEAL (pins inp, inn, out), then the ideal summers written inline: 0 V
+    # sources to ground sensed by a CCCS into node m, m buffered by an E source referenced to ground
+    sites += [OpampSite(e.name, e.nodes[1], "ideal") for e in elements
+              if isinstance(e, Instance) and e.subckt == IDEAL_SUBCKT]
     vsrc = {e.name: e for e in elements if isinstance(e, VoltageSource) and e.n_neg == "0" and e.dc_v == 0.0}
     groups: dict[str, list[tuple[str, str]]] = {}
     for e in elements:
@@ -409,7 +423,7 @@ def white_currents(elements: list, spec: IntrinsicNoise, held: set[str],
     if spec.in_a_per_rthz > 0:
         vnode = {e.name: e.n_pos for e in elements if isinstance(e, VoltageSource)}
         for s in sites:
-            for inn in ([s.inn] if s.kind == "macro" else [vnode[v] for v in s.sources]):
+            for inn in ([s.inn] if s.kind in ("macro", "ideal") else [vnode[v] for v in s.sources]):
                 if inn not in held:
                     node_q[inn] = node_q.get(inn, 0.0) + spec.in_a_per_rthz ** 2 / 2.0
     return [("0", n, q) for n, q in node_q.items() if q > 0] + pairs
@@ -448,6 +462,10 @@ def with_intrinsic_noise(elements: list, spec: IntrinsicNoise | None, dt_s: floa
                 vos = E[index["VOS" + s.tag]]
                 E[index["VOS" + s.tag]] = dataclasses.replace(vos, n_neg=node)
                 scale = 1.0
+            elif s.kind == "ideal":
+                x = E[index[s.tag]]
+                E[index[s.tag]] = dataclasses.replace(x, nodes=(node,) + tuple(x.nodes[1:]))
+                scale = 1.0
             elif s.kind == "nullor":
                 for name in s.sources:
                     E[index[name]] = dataclasses.replace(E[index[name]], n_neg=node)
@@ -461,7 +479,7 @@ def with_intrinsic_noise(elements: list, spec: IntrinsicNoise | None, dt_s: floa
                                     small_signal, f"en{k}")
     # ---- currents into free nodes: thermal (aggregated / per resistor) and op-amp i_n
     flat = flatten(E, keep_external=True)   # the op-amp cores' elements too (they hold their outputs), names and nodes expanded
-    currents = white_currents(flat, spec, held_nodes(flat + added), sites)
+    currents = white_currents(flat, spec, held_nodes(flat + added, ideal_outputs(E)), sites)
     if currents:
         u = None if ss_mode else unit_samples(len(currents), n_steps, seed, STREAM_THERMAL)
         dacs = {} if ss_mode else noise_dac_feeds(E)

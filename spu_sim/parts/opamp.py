@@ -2,9 +2,22 @@
 
 Every non-ideal op-amp of every topology is made by ``opamp_elements`` (integrators, inverters and summers of
 spu_sim.parts.amplifiers call it), with the parameters of one ``OpampModel`` per design, built from the
-``circuit.opamp`` section by ``model_fields``; an ideal op-amp (``model: ideal``) is a nullor, written out by the
-stages themselves (spu_sim.parts.amplifiers). A change to the op-amp (its noise, output resistance, a user
-subcircuit) lands here.
+``circuit.opamp`` section by ``model_fields``; an ideal op-amp (``model: ideal``) is a nullor, one instance X<t> of
+``.subckt SPU_OPAMP_IDEAL inp inn out`` (``ideal_subckt``, ``ideal_opamp``; below). A change to the op-amp (its noise,
+output resistance, a user subcircuit) lands here.
+
+Ideal op-amp (tag ``<t>``), the exact nullor in three SPICE elements, written once per netlist:
+
+    .subckt SPU_OPAMP_IDEAL inp inn out
+    VN  inp inn DC 0         the nullator's constraint V(inn) = V(inp); its branch current I is the norator's
+    FN  inn out VN 1         I back into inn and out of out: no current flows into inn ...
+    FP  0 inp VN 1           ... nor into inp (with inp at ground FP joins 0 to 0 and does nothing)
+    .ends
+
+so the op-amp takes no input current, holds V(inn) = V(inp) and its output sources whatever current the feedback
+network needs: the infinite-gain op-amp, exactly (not a large finite gain). Instance X<t> inp inn out; the stages
+(spu_sim.parts.amplifiers) put the feedback element outside it, as for the macromodel, so a designer can point the
+X<t> lines at SPU_OPAMP_MACRO (pins inp inn oo) or a subcircuit of their own.
 
 Macromodel OA (tag ``<t>``: I<i> integrators, N<j> inverters, ... as the topology names them), nodes inp (ground
 through the offset source), inn, out. Its core is one subcircuit per netlist, ``.subckt SPU_OPAMP_MACRO inp inn oo
@@ -52,7 +65,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..circuit import VCCS, VCVS, Capacitor, ClippedVCVS, Instance, Param, Resistor, Subckt, VoltageSource
+from ..circuit import CCCS, VCCS, VCVS, Capacitor, ClippedVCVS, Instance, Param, Resistor, Subckt, VoltageSource
 from .config import OpampConfig
 from .element_values import group_rng
 from .subckt_opamp import SubcktOpamp, subckt_from_config
@@ -166,6 +179,25 @@ def macro_subckt(m: OpampModel) -> Subckt:
                   comment=f"{MACRO_SUBCKT}, the core of every op-amp (spu_sim.parts.opamp). {header_line(m)}")
 
 
+IDEAL_SUBCKT = "SPU_OPAMP_IDEAL"
+
+
+def ideal_subckt() -> Subckt:
+    """The ideal op-amp (module doc: the nullor VN, FN, FP) as the subcircuit every ideal op-amp of a netlist
+    instantiates: pins inp, inn, out."""
+    return Subckt(IDEAL_SUBCKT, ("inp", "inn", "out"),
+                  (VoltageSource("VN", "inp", "inn", 0.0), CCCS("FN", "inn", "out", "VN", 1.0),
+                   CCCS("FP", "0", "inp", "VN", 1.0)),
+                  comment=f"{IDEAL_SUBCKT}, the ideal op-amp (a nullor: V(inn) = V(inp), no input current;"
+                          " spu_sim.parts.opamp)")
+
+
+def ideal_opamp(tag: str, inn: str, out: str, inp: str = "0") -> Instance:
+    """Ideal op-amp ``tag``: the instance X<tag> of ideal_subckt (which cell_elements puts into the netlist once),
+    inverting input ``inn``, output ``out``, non-inverting input ``inp`` (ground)."""
+    return Instance(f"X{tag}", IDEAL_SUBCKT, (inp, inn, out))
+
+
 def opamp_elements(m: OpampModel, tag: str, inn: str, out: str, offset_v: float, ic_out_v: float | None = None) -> list:
     """One op-amp macromodel (module doc) with tag ``tag``, inverting input ``inn``, output ``out``, input offset
     ``offset_v``; ic_out_v: the initial output (the pole capacitor's IC; None: none, i.e. 0 V under uic). Its core is
@@ -197,10 +229,16 @@ def output_impedance(m: OpampModel, tag: str, out: str) -> list:
                 Capacitor(f"CZO{tag}", f"rz{tag}", out, float(1.0 / (2 * np.pi * m.r_out_pole_hz * r_fall)))]
 
 
-def opamp_cell(m: OpampModel, tag: str, inn: str, out: str, offset_v: float, ic_out_v: float | None = None) -> list:
-    """Op-amp ``tag`` of model m (inverting input ``inn``, output ``out``): the macromodel (opamp_elements, with its
-    offset and initial output) or, for a subcircuit op-amp, one instance of it (its offset and initial state are
-    its own: offset_v must be 0 and ic_out_v is not applied)."""
+def opamp_cell(m: OpampModel | None, tag: str, inn: str, out: str, offset_v: float,
+               ic_out_v: float | None = None) -> list:
+    """Op-amp ``tag`` of model m (inverting input ``inn``, output ``out``): m None, the ideal op-amp (ideal_opamp;
+    no offset, no state: offset_v must be 0, ic_out_v is not needed); the macromodel (opamp_elements, with its offset
+    and initial output) or, for a subcircuit op-amp, one instance of it (its offset and initial state are its own:
+    offset_v must be 0 and ic_out_v is not applied)."""
+    if m is None:
+        if offset_v != 0.0:
+            raise ValueError(f"op-amp {tag}: the ideal op-amp has no offset (offset_v must be 0)")
+        return [ideal_opamp(tag, inn, out)]
     if m.cell is None:
         return opamp_elements(m, tag, inn, out, offset_v, ic_out_v)
     if offset_v != 0.0:
@@ -209,11 +247,11 @@ def opamp_cell(m: OpampModel, tag: str, inn: str, out: str, offset_v: float, ic_
 
 
 def cell_elements(m: OpampModel | None) -> list:
-    """What a netlist holds once for its op-amps before they are instantiated: the macromodel's subcircuit
-    (macro_subckt), or a subcircuit op-amp's include line and supply sources (SubcktOpamp.netlist_elements); nothing
-    for the ideal op-amp."""
+    """What a netlist holds once for its op-amps before they are instantiated: the ideal op-amp's subcircuit
+    (m None: ideal_subckt), the macromodel's (macro_subckt), or a subcircuit op-amp's include line and supply sources
+    (SubcktOpamp.netlist_elements)."""
     if m is None:
-        return []
+        return [ideal_subckt()]
     return [macro_subckt(m)] if m.cell is None else m.cell.netlist_elements()
 
 

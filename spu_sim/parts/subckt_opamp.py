@@ -134,7 +134,7 @@ def subckt_from_config(oc) -> SubcktOpamp:
     corner = oc.corner
     if oc.model == "subckt":
         sc = oc.subckt
-        path = resolve_file(sc.file)
+        path = sc.file          # absolute: resolved at config load (spu_sim.parts.config.SubcktConfig)
         src = SubcktSource(path, sc.name, sc.pins.model_dump(), ())
         key, follow = "circuit.opamp.subckt", True
     else:

@@ -67,8 +67,7 @@ def run_one(task: RunTask) -> dict[str, Any]:
     record: dict[str, Any] = {"run_id": run.run_id, "index": run.index, "params": run.params, "draw": run.draw}
     record.update(seed=run.config.get("simulation", {}).get("seed"), host=os.uname().nodename, pid=os.getpid())
     try:
-        cfg = load_run_config(copy.deepcopy(run.config))
-        cfg._base_dir = Path(run.base_dir)
+        cfg = load_run_config(copy.deepcopy(run.config), run.base_dir)
         timeout_s = task.soft_timeout_s
         if timeout_s and (cfg.simulation.timeout_s is None or cfg.simulation.timeout_s > timeout_s):
             cfg.simulation.timeout_s = timeout_s  # soft limit inside ngspice; the hard one kills the worker

@@ -161,8 +161,9 @@ class Topology:
 TOPOLOGIES: Registry[Topology] = Registry("a topology", "circuit.topology")
 
 
-def circuit_config(section: Any) -> CircuitBase:
-    """The ``circuit`` section validated by the config model of the topology it names (default opamp)."""
+def circuit_config(section: Any, context: dict | None = None) -> CircuitBase:
+    """The ``circuit`` section validated by the config model of the topology it names (default opamp); context: the
+    validation context of the whole config (``base_dir``: the folder relative file paths are relative to)."""
     if isinstance(section, CircuitBase):
         return section
     if section is None:
@@ -172,6 +173,6 @@ def circuit_config(section: Any) -> CircuitBase:
     name = section.get("topology", DEFAULT_TOPOLOGY)
     model = TOPOLOGIES.get(name).config_model
     try:
-        return model.model_validate({**section, "topology": name})
+        return model.model_validate({**section, "topology": name}, context=context)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, root="circuit", model=model)) from None

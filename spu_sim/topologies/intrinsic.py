@@ -40,7 +40,7 @@ from ..circuit import VCCS, Capacitor, NoiseSource, ResistorArray, flatten
 from ..engines.linear.model import build_model
 from ..errors import BadInputError
 from ..ideal import LinearSDE
-from ..parts.intrinsic_noise import IntrinsicNoise, held_nodes, opamp_sites, white_currents
+from ..parts.intrinsic_noise import IntrinsicNoise, held_nodes, ideal_outputs, opamp_sites, white_currents
 from ..parts.opamp import finite_gain_model
 from .base import CircuitRequest, replace_keeping_cache
 
@@ -64,7 +64,7 @@ def _probe_model(topology, design, spec: IntrinsicNoise | None, max_states: int 
                  e.c_wire_farad > 0 else 0 for e in flat)     # a wired array with capacitance: its line nodes
     if max_states is not None and n_caps > max_states:
         return None, []
-    currents = white_currents(flat, spec, held_nodes(flat), opamp_sites(E)) if spec is not None else []
+    currents = white_currents(flat, spec, held_nodes(flat, ideal_outputs(E)), opamp_sites(E)) if spec is not None else []
     extra: list = []
     for k, (a, b, _q) in enumerate(currents, start=1):
         extra += [NoiseSource(f"AIQ{k}", f"iq{k}", "0", f"iq{k}.txt", np.zeros(3), 1.0),

@@ -95,7 +95,7 @@ def _expand_wire_capacitance(elements: list):
 
 @dataclass
 class MNA:
-    """C_m z' + G_m z = B u; labels name each unknown (``node x1``, ``branch VSUM1``) for error messages."""
+    """C_m z' + G_m z = B u; labels name each unknown (``node x1``, ``the current of VDAC1``) for error messages."""
 
     nodes: dict[str, int]
     branches: dict[str, int]
@@ -228,7 +228,7 @@ class LinearModel:
     """x' = M x + N u for the dynamic variables x; outputs y = Cx x + Du u (one row per output name).
 
     u = [1, u_1(t), ..., u_m(t)]: column 0 the DC sources, column i the i-th noise source. x0: the uic
-    initial state. state_labels name each state (``node st1``, ``x1 - sum1`` for a floating island,
+    initial state. state_labels name each state (``node n1``, ``x1 - sum1`` for a floating island,
     ``the current of LL1``).
     """
 

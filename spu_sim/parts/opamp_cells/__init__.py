@@ -47,7 +47,9 @@ import importlib.metadata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...circuit import SubcktFile, check_path
 from ...errors import BadInputError
+from ...spice import format_element
 
 CELLS_DIR = Path(__file__).resolve().parent
 PINS: tuple[str, ...] = ("inp", "inn", "out", "vdd", "vss")
@@ -94,14 +96,6 @@ GF180_CORNER = {"tt": "t", "ff": "f", "ss": "s", "fs": "fs", "sf": "sf"}
 ModelFile = tuple[Path, "str | None"]     # (absolute path, .lib section; None: .include the whole file)
 
 
-def _quoted(path: Path) -> str:
-    text = str(path)
-    if '"' in text or any(ord(ch) < 32 for ch in text):
-        raise BadInputError(f"the process model path {text!r} holds a quote or a control character; install the PDK "
-                            "into a folder without them")
-    return f'"{text}"'
-
-
 def sky130_model_files(root: Path, corner: str) -> list[ModelFile]:
     """The sky130 FET models of ``corner`` (module doc)."""
     return [(SKY130_SWITCHES, None)] + [(root / f.format(corner=corner), None) for f in SKY130_FILES]
@@ -114,9 +108,10 @@ def gf180_model_files(root: Path, corner: str) -> list[ModelFile]:
         (root / "sm141064.ngspice", section) for section in (f"nfet_03v3_{c}", f"pfet_03v3_{c}", "noise_corner", "fets_mm")]
 
 
-def format_model_file(path: Path, section: str | None) -> str:
-    """``.include "path"`` or ``.lib "path" section``."""
-    return f".include {_quoted(path)}" if section is None else f".lib {_quoted(path)} {section}"
+def format_model_file(path: Path, section: str | None, key: str = "circuit.opamp.model") -> str:
+    """``.include "path"`` or ``.lib "path" section``, written as every netlist include is (spu_sim.spice: the path
+    checked by spu_sim.circuit.check_path; a quote or control character in it is a BadInputError naming ``key``)."""
+    return format_element(SubcktFile(check_path(str(path), key), section))[0]
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,16 @@
 
 Element and node names (i, j are 1-based variable indices):
 
-    integrator i  VSUM<i> (virtual ground / current sense), FINT<i> + CF<i> (ideal integrator: the
-                  sensed current charges the feedback capacitor), EOUT<i> (output buffer)
-                  nodes sum<i> (summing node), st<i> (capacitor), x<i> (output V_i)
+    integrator i  XI<i> (the ideal op-amp: an instance of SPU_OPAMP_IDEAL, pins 0 sum<i> x<i>) + CF<i> (feedback
+                  capacitor, x<i> -> sum<i>); nodes sum<i> (summing node), x<i> (output V_i)
     inverter j    EINV<j>: node xn<j> = -V_j (only where some A_ij < 0)
     coupling      R<i>_<j>: from x<j> (A_ij > 0) or xn<j> (A_ij < 0) into sum<i>
     input b       VDAC<i> (node dac<i>) and RIN<i> into sum<i>
     noise         ANOISE<i> (XSPICE filesource reading noise_<i>.txt) drives nz<i>; RN<i> into sum<i>
 
-The ideal op-amp is a nullor: VSUM holds the summing node at exactly 0 V and FINT passes the summed
-current to CF, so C_f dV_i/dt = -I_sum,i with no gain error; EOUT buffers the capacitor so that loads do
-not discharge it. This is exactly the inverting integrator with an infinite-gain op-amp.
+The ideal op-amp is a nullor (spu_sim.parts.opamp.ideal_subckt): it holds the summing node at V(inp) = 0 V and
+takes no input current, so the summed current flows through CF and C_f dV_i/dt = -I_sum,i with no gain error;
+its output drives any load. This is exactly the inverting integrator with an infinite-gain op-amp.
 
 With circuit.opamp.model = macro (spu_sim.parts.opamp): integrator i is op-amp I<i> with CF<i> from x<i> to
 sum<i>; inverter j is op-amp N<j> with RI<j>A (x<j> -> ni<j>) and RI<j>B (ni<j> -> xn<j>) (spu_sim.parts.amplifiers).

@@ -2,11 +2,11 @@
 
 Element and node names (i: 1..N variables, k, l: 1..m rows of J and H; 1-based):
 
-    integrator i   VSUM<i> + FINT<i> + CF<i> + EOUT<i> (ideal nullor, exactly as opamp), nodes sum<i>, st<i>, x<i>
-    summer u_k     VSU<k> (virtual ground su<k>, senses the input current) + FU<k> (CCCS pushing it through the
-                   feedback resistor RFU<k>, node ru<k>: V = -R_fu I) + EU<k> (unity buffer, node u<k>): the
-                   inverting summer with an infinite-gain op-amp, its output unaffected by the H array's load
-    summer z_l     VSZ<l>, FZ<l>, RFZ<l>, EZ<l> likewise, nodes sz<l>, rz<l>, z<l>
+    integrator i   XI<i> (ideal op-amp, an instance of SPU_OPAMP_IDEAL) + CF<i> (x<i> -> sum<i>), exactly as opamp;
+                   nodes sum<i>, x<i>
+    summer u_k     XU<k> (ideal op-amp, inverting input su<k>, output u<k>) + RFU<k> (u<k> -> su<k>): the inverting
+                   summer with an infinite-gain op-amp, V(u<k>) = -R_fu I, its output unaffected by the H array's load
+    summer z_l     XZ<l> + RFZ<l> likewise, nodes sz<l>, z<l>
     inverters      EINVX<j> xn<j> = -V(x<j>),  EINVU<k> un<k> = -V(u<k>),  EINVZ<l> zn<l> = -V(z<l>)  (only where
                    a negative entry needs them)
     J array        RJ<k>_<j>: x<j> (J_kj > 0) or xn<j> (J_kj < 0) -> su<k>
@@ -16,9 +16,10 @@ Element and node names (i: 1..N variables, k, l: 1..m rows of J and H; 1-based):
     input b        VDAC<i> (node dac<i>) and RIN<i> into sum<i>
     noise          ANOISE<i> (XSPICE filesource noise_<i>.txt) drives nz<i>; RN<i> into sum<i>
 
-Netlist layout for ngspice's Sparse 1.3 (ideal op-amps, N >= FANOUT_MIN_N): the u summers' virtual ground is
-split into G = FANOUT_GROUPS parts su<k>p<g> (each VSU<k>_<g> senses its block of J resistors, and every
-FU<k>_<g> pushes its current into the same RFU<k>), and z<l> / zn<l> reach the J^T array through G ideal unity
+Netlist layout for ngspice's Sparse 1.3 (ideal op-amps, N >= FANOUT_MIN_N): the u summers are written inline (not
+an SPU_OPAMP_IDEAL instance, whose one inverting input would be the wide node) with their virtual ground split into
+G = FANOUT_GROUPS parts su<k>p<g> (each VSU<k>_<g> senses its block of J resistors, every FU<k>_<g> pushes its
+current into RFU<k> from node ru<k> to ground, and EU<k> buffers ru<k> onto u<k>: V(u<k>) = -R_fu I), and z<l> / zn<l> reach the J^T array through G ideal unity
 buffers EBZ<l>_<g> / EBZN<l>_<g> (nodes z<l>b<g>, zn<l>b<g>): exactly the same equations (the currents add
 in ru<k>; an ideal buffer is exact), but no node of the matrix has N entries. Measured (N = 1024, m = 32):
 ngspice's matrix reordering (its spOrderAndFactor, the whole cost of a short run: the factorisation itself
@@ -36,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...circuit import CCCS, VCVS, Circuit, Comment, Resistor, VoltageSource
-from ...parts.amplifiers import integrator, macro_inverter, macro_summer, nullor_inverter, nullor_summer
+from ...parts.amplifiers import integrator, macro_inverter, nullor_inverter, nullor_summer, opamp_summer
 from ...parts.dacs import b_dacs
 from ...parts.opamp import cell_elements
 from ...parts.element_table import ArrayInfo, MissingElement
@@ -82,11 +83,10 @@ def _summer(design, tag: str, k: int, r_f: float, group: str, ic: float, sense: 
     """Summer k of the u (tag "u") or z (tag "z") stage (module doc); sense=False: its virtual ground is split
     (_split_summer_and_buffers)."""
     m, T = design.macro, tag.upper()
-    if m is None:
-        return nullor_summer((f"VS{T}{k}", f"F{T}{k}", f"RF{T}{k}", f"E{T}{k}"), f"s{tag}{k}", f"r{tag}{k}",
-                             f"{tag}{k}", r_f, sense=sense)
-    return macro_summer(m, f"{T}{k}", f"s{tag}{k}", f"{tag}{k}", f"RF{T}{k}", r_f, m.offset_v[group][k - 1], ic,
-                        feedback_first=True)
+    if not sense:
+        return nullor_summer((f"RF{T}{k}", f"E{T}{k}"), f"r{tag}{k}", f"{tag}{k}", r_f)
+    return opamp_summer(m, f"{T}{k}", f"s{tag}{k}", f"{tag}{k}", f"RF{T}{k}", r_f,
+                        0.0 if m is None else m.offset_v[group][k - 1], ic, feedback_first=True)
 
 
 def _inverters(design, src: str, needs: np.ndarray, group: str, ic_v: np.ndarray) -> list:

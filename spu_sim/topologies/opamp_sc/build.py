@@ -2,8 +2,8 @@
 
 Element and node names (i, j 1-based; branch tag t = <i>_<j> for coupling, <i>_b for b, <i>_n for noise):
 
-    integrator i  as topology opamp: VSUM<i> / FINT<i> / CF<i> / EOUT<i> (ideal nullor) or op-amp I<i>
-                  (spu_sim.parts.amplifiers); nodes sum<i> (virtual ground), x<i> (output V_i)
+    integrator i  as topology opamp: op-amp I<i> (ideal: instance XI<i> of SPU_OPAMP_IDEAL) with CF<i> from x<i> to
+                  sum<i> (spu_sim.parts.amplifiers); nodes sum<i> (virtual ground), x<i> (output V_i)
     clock         VPHI1 / VPHI2: PULSE sources on nodes phi1 / phi2, two non-overlapping phases; model swsc
     branch t      SA<t> source -> a<t>; SG<t> a<t> -> ground; SP<t> p<t> -> ground (phase 1);
                   SV<t> p<t> -> sum<i> (phase 2). Delay-free (A_ij > 0, b, noise): SA on phase 2, SG on

@@ -2,13 +2,13 @@
 
 Element and node names (i, j: 1-based parameter indices; k: 1-based data row):
 
-    integrator i   the nullor integrator of spu_sim.parts.amplifiers (VSUM<i>, FINT<i>, CF<i>, EOUT<i>): sum<i>, st<i>, x<i>
+    integrator i   the integrator of spu_sim.parts.amplifiers: op-amp XI<i> (ideal: SPU_OPAMP_IDEAL) + CF<i> (x<i> -> sum<i>)
     inverter j     EINV<j>: xn<j> = -V(x<j>) (where a negative entry needs it)
     prior          RP<i>_<j>: from x<j> / xn<j> into sum<i> (the leak, P0 = prior precision)
-    summer k       VRS<k> holds rs<k> at 0 V and senses the input current, FRS<k> drives it through
-                   RF<k> (node rf<k>), ERS<k> buffers it onto r<k>: V(r<k>) = -R_f (input current);
+    summer k       op-amp S<k> (ideal: XS<k>, inverting input rs<k>, output r<k>) with RF<k> from r<k> to rs<k>:
+                   V(r<k>) = -R_f (input current);
                    with opamp.model: macro every op-amp is the macromodel of spu_sim.parts.opamp (tags I<i>, N<j>, S<k>, L<k>;
-                   the summer's RF<k> then runs from r<k> to rs<k>, the line inverter is RL<k>A/B)
+                   the line inverter is then RL<k>A/B)
                    RX<k>_<j>: from x<j> / xn<j> into rs<k> (the array X); VY<k> + RY<k>: -y_k (gaussian)
     line output    gaussian: r<k>; logistic: the sigmoid element BSIG<k> (node s<k>, from r<k>)
                    ERN<k>: the inverted copy ln<k> = -(line output) where a feedback entry needs it
@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from ...circuit import Circuit, Comment, Resistor
-from ...parts.amplifiers import integrator, macro_inverter, macro_summer, nullor_inverter, nullor_summer
+from ...parts.amplifiers import integrator, macro_inverter, nullor_inverter, opamp_summer
 from ...parts.dacs import b_dacs, resistor_dac
 from ...parts.element_table import ElementInfo, MissingElement
 from ...parts.noise_dacs import noise_dacs_into_sums
@@ -85,11 +85,9 @@ def summer(design, k: int) -> list:
     """Inverting summing amplifier k: V(r<k>) = -R_f (current into rs<k>); with the macromodel op-amp S<k> and RF<k>
     from r<k> to rs<k>."""
     m, r_f = design.macro, float(design.r_f[k - 1])
-    if m is None:
-        return [Comment(f"summer {k}")] + nullor_summer((f"VRS{k}", f"FRS{k}", f"RF{k}", f"ERS{k}"), f"rs{k}",
-                                                         f"rf{k}", f"r{k}", r_f)
-    return ([Comment(f"summer {k}: op-amp macromodel, RF{k} feedback")]
-            + macro_summer(m, f"S{k}", f"rs{k}", f"r{k}", f"RF{k}", r_f, m.offset_sum_v[k - 1]))
+    kind = f"ideal op-amp XS{k}" if m is None else "op-amp macromodel" if m.cell is None else f"op-amp subcircuit XS{k}"
+    return ([Comment(f"summer {k}: {kind}, RF{k} feedback")]
+            + opamp_summer(m, f"S{k}", f"rs{k}", f"r{k}", f"RF{k}", r_f, 0.0 if m is None else m.offset_sum_v[k - 1]))
 
 
 def residual_output(design, k: int) -> tuple[list, str]:

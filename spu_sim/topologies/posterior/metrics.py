@@ -1,7 +1,7 @@
 """Power and energy of a posterior circuit run, from the saved node voltages (no simulation here).
 
-Resistive power (every resistor's far end on a virtual ground, except the summers' feedback resistors RF<k>
-from rf<k> to ground, and an inverted copy carrying the same |V| as its source):
+Resistive power (every resistor's far end on a virtual ground -- the summers' feedback resistors RF<k> from r<k> to
+the summing node rs<k> too -- or an inverted copy carrying the same |V| as its source):
 
     P_R(t) = sum_ij G^p_ij V_j^2 + sum_kj G^x_kj V_j^2 + sum_k V(r<k>)^2 / R_f,k + sum_ik G^t_ik L_k^2
              + sum_k G^y_k V_y,k^2 + sum_i G_in,i V_dac,i^2
