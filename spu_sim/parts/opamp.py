@@ -52,12 +52,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..circuit import VCCS, VCVS, Capacitor, ClippedVCVS, Instance, Param, Resistor, Subckt, VoltageSource
+from ..circuit import (VCCS, VCVS, BehavioralCurrent, Capacitor, ClippedVCVS, Expr, Instance, Param, Resistor, Subckt,
+                       VoltageSource, num)
 from .config import OpampConfig
 from .element_values import group_rng
 from .subckt_opamp import SubcktOpamp, subckt_from_config
 
 OFFSET_GROUP = "OFFSET"   # the random stream of the per-op-amp offsets (spu_sim.parts.element_values.group_rng)
+#: the output clamp's conductance beyond the swing (output_clamp): the output then exceeds the rail by
+#: (V(oo) - v_out_max_v) / (1 + CLAMP_SIEMENS Z_out)
+CLAMP_SIEMENS = 1e3
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,7 @@ def macro_subckt(m: OpampModel) -> Subckt:
     E: list = [VCCS("GA", "0", "pp", "inp", "inn", float(m.gain)), VCCS("GP", "pp", "0", "pp", "0", 1.0)]
     if m.gbw_hz is not None:
         E.append(Capacitor("CP", "pp", "0", float(m.gain / (2 * np.pi * m.gbw_hz)), ic_v=Param("ic_v")))
-    if m.v_out_max_v is None:
+    if m.v_out_max_v is None or has_output_clamp(m):
         E.append(VCVS("EO", "oo", "0", "pp", "0", 1.0))
     else:
         E.append(ClippedVCVS("EO", "oo", "0", "pp", float(m.v_out_max_v)))
@@ -179,22 +183,48 @@ def opamp_elements(m: OpampModel, tag: str, inn: str, out: str, offset_v: float,
     return E
 
 
+def has_output_clamp(m: OpampModel) -> bool:
+    """Whether the swing limit is the output clamp (module doc): a swing limit with an output impedance. Without
+    r_out_ohm the output node is the output stage's, and the clipped stage EO is the same limit."""
+    return m.v_out_max_v is not None and m.r_out_ohm > 0
+
+
+def output_clamp(name: str, node: str, v_max_v: float) -> BehavioralCurrent:
+    """The swing limit on an output node (module doc): a current CLAMP_SIEMENS (|V(node)| - v_max_v) from the node
+    to ground beyond +/- v_max_v, none inside (a saturated output stage holds its node at the rail)."""
+    v, g = float(v_max_v), num(CLAMP_SIEMENS)
+    beyond = Expr("+", (Expr("max", (Expr("+", (Expr("v", (node,)), num(-v))), num(0.0))),
+                        Expr("min", (Expr("+", (Expr("v", (node,)), num(v))), num(0.0)))))
+    return BehavioralCurrent(name, node, "0", Expr("*", (g, beyond)))
+
+
 def output_impedance(m: OpampModel, tag: str, out: str) -> list:
     """The output-current sense source VO<tag> from the output stage oo<tag> and the output impedance to ``out``
     (module doc): none, r_out_ohm at every frequency, or with r_out_pole_hz the zero/pole pair
-    Z_out(f) = r_out_hf + (r_out - r_out_hf) / (1 + j f / f_p) as ROUT<tag> in series with RZO<tag> || CZO<tag>."""
+    Z_out(f) = r_out_hf + (r_out - r_out_hf) / (1 + j f / f_p) as ROUT<tag> in series with RZO<tag> || CZO<tag>.
+    With a swing limit (has_output_clamp) the impedance ends at oc<tag>, the clamp CLAMP<tag> holds that node within
+    +/- v_out_max_v, and VO<tag> runs from oc<tag> to ``out`` (it senses the current the output delivers)."""
     if m.r_out_ohm <= 0:
         return [VoltageSource(f"VO{tag}", f"oo{tag}", out, 0.0)]
+    clamp = has_output_clamp(m)
+    end = f"oc{tag}" if clamp else out
+    head = f"oo{tag}" if clamp else f"ro{tag}"     # where the impedance starts (VO<tag> before it without a clamp)
+    E: list = [] if clamp else [VoltageSource(f"VO{tag}", f"oo{tag}", f"ro{tag}", 0.0)]
     if m.r_out_pole_hz is None:
-        return [VoltageSource(f"VO{tag}", f"oo{tag}", f"ro{tag}", 0.0),
-                Resistor(f"ROUT{tag}", f"ro{tag}", out, float(m.r_out_ohm), noisy=False)]
-    r_hf = float(m.r_out_hf_ohm or 0.0)
-    r_fall = float(m.r_out_ohm) - r_hf
-    E: list = ([VoltageSource(f"VO{tag}", f"oo{tag}", f"ro{tag}", 0.0),
-                Resistor(f"ROUT{tag}", f"ro{tag}", f"rz{tag}", r_hf, noisy=False)] if r_hf > 0 else
-               [VoltageSource(f"VO{tag}", f"oo{tag}", f"rz{tag}", 0.0)])
-    return E + [Resistor(f"RZO{tag}", f"rz{tag}", out, r_fall, noisy=False),
-                Capacitor(f"CZO{tag}", f"rz{tag}", out, float(1.0 / (2 * np.pi * m.r_out_pole_hz * r_fall)))]
+        E.append(Resistor(f"ROUT{tag}", head, end, float(m.r_out_ohm), noisy=False))
+    else:
+        r_hf = float(m.r_out_hf_ohm or 0.0)
+        r_fall = float(m.r_out_ohm) - r_hf
+        if r_hf > 0:
+            E.append(Resistor(f"ROUT{tag}", head, f"rz{tag}", r_hf, noisy=False))
+        elif not clamp:
+            E[-1] = VoltageSource(f"VO{tag}", f"oo{tag}", f"rz{tag}", 0.0)
+        rz = f"rz{tag}" if r_hf > 0 or not clamp else head
+        E += [Resistor(f"RZO{tag}", rz, end, r_fall, noisy=False),
+              Capacitor(f"CZO{tag}", rz, end, float(1.0 / (2 * np.pi * m.r_out_pole_hz * r_fall)))]
+    if clamp:
+        E += [output_clamp(f"BCL{tag}", end, float(m.v_out_max_v)), VoltageSource(f"VO{tag}", end, out, 0.0)]
+    return E
 
 
 def opamp_cell(m: OpampModel, tag: str, inn: str, out: str, offset_v: float, ic_out_v: float | None = None) -> list:
