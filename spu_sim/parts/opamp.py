@@ -18,7 +18,8 @@ saved currents i(VO<t>) and the intrinsic-noise re-referencing of VOS<t> see the
       GP     pp 0 pp 0 1                   a 1 S conductance made of a VCCS: noiseless (a resistor would
                                            add thermal noise to .noise that no real op-amp has)
       CP     pp 0 A0 / (2 pi GBW) IC={ic_v}  the dominant pole at GBW / A0 (absent when gbw_hz is null)
-      EO     oo 0 pp 0 1                   output stage, or E ... TABLE {V(pp)} = (-vmax,-vmax) (vmax,vmax)
+      EO     oo 0 pp 0 1                   output stage; without r_out_ohm and with v_out_max_v the swing limit
+                                           E ... TABLE {V(pp)} = (-vmax,-vmax) (vmax,vmax) (then oo is the output)
     VO<t>    oo<t> out DC 0                senses the output (load) current; saved as i(VO<t>)
     ROUT<t>  ro<t> out r_out               output resistance (only when r_out_ohm > 0; VO<t> then ends at ro<t>);
                                            noiseless here (the op-amp's noise is its own keys)
@@ -30,13 +31,28 @@ saved currents i(VO<t>) and the intrinsic-noise re-referencing of VOS<t> see the
                                            noiseless; the capacitor starts at 0 V (uic)
     CIN<t>   inn 0 c_in                    input capacitance (only when c_in_farad > 0)
 
+The swing limit (v_out_max_v) with an output impedance limits the output node, as a real op-amp's saturating output
+stage does, not the source behind the impedance (a limit there clips on the load current alone: a characterised
+r_out of 53 kohm sourcing a few uA already puts the source volts away from the output). EO stays linear, the
+impedance ends at node oc<t>, and
+
+    BCL<t>   oc<t> 0 I = CLAMP_SIEMENS (max(V - vmax, 0) + min(V + vmax, 0))   the clamp: no current inside the
+                                           swing, 1 kS beyond it (the output exceeds the rail by
+                                           (V(oo) - vmax) / (1 + CLAMP_SIEMENS Z_out): 4e-5 V at .op of the d = 2
+                                           test design with the characterised sky130_miller and vmax 0.2 V)
+    VO<t>    oc<t> out DC 0                the delivered current (after the clamp, whose current is the Thevenin
+                                           source's excess, not a current any rail supplies)
+
+The clamp is a B source: nonlinear, so the linear engine refuses it (as the E TABLE); for ngspice it is a
+piecewise-linear current (no exponential, unlike a diode clamp).
+
 Engines that take flat elements (the linear engine, the checks) expand the instances (spu_sim.circuit.flatten):
 element GA of XA<t> becomes GA_XA<t>, node pp becomes XA<t>_pp.
 
 A subcircuit op-amp (``model: subckt`` or a shipped cell, spu_sim.parts.subckt_opamp) replaces the whole op-amp by
 one instance X<t> of the designer's subcircuit (``opamp_cell``), with the include and supplies written once.
 
-so V(out) = A0 (V+ - V-) / (1 + s A0 / (2 pi GBW)), clipped to +/- vmax.
+so V(out) = A0 (V+ - V-) / (1 + s A0 / (2 pi GBW)) - Z_out I_out, limited to +/- vmax.
 
 Supplies: each output stage sources its load current i(VO) from the +supply_v rail when positive and sinks it
 into the -supply_v rail when negative (class-B), plus a quiescent i_quiescent_a from each rail:
