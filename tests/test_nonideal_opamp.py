@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from spu_sim.errors import BadInputError
 from spu_sim.ideal import LinearSDE, transient_mean
 from spu_sim.topologies.opamp.metrics import circuit_metrics
 from spu_sim.topologies.opamp.nonideal import macro_state_space
@@ -94,6 +95,13 @@ def test_swing_limit_acts_on_the_output_node_not_before_r_out():
     v = r["x_op"] / prepare(_cfg(opamp)).design.s_x
     assert np.max(np.abs(v)) < 1.5 and np.max(np.abs(v)) > 0.5
     assert np.allclose(r["x_op"], r_free["x_op"], rtol=1e-6, atol=1e-9)
+
+
+def test_swing_limit_on_the_linear_engine_is_refused_naming_the_key():
+    """The clamp is nonlinear: the linear engine refuses it (as the clipped stage), naming circuit.opamp.v_out_max_v."""
+    cfg = _cfg({"gain": 1e5, "gbw_hz": None, "r_out_ohm": 5e4, "v_out_max_v": 1.5}, t_stop=1.0, backend="linear")
+    with pytest.raises(BadInputError, match=r"BCLI1 .*remove circuit\.opamp\.v_out_max_v"):
+        simulate(cfg)
 
 
 @pytest.mark.ngspice
