@@ -300,7 +300,7 @@ OPAMP_IMPEDANCE_KEYS = tuple(f"opamp.{k}" for k in PARASITIC_KEYS)
 BUDGET_CAUSES.add(Cause("quantisation_tolerance", "quantisation and tolerance", ("quantization", "tolerance", "temperature")))
 # the op-amp share is the whole op-amp as its data sheet (or characterise) gives it: gain, GBW, offset, and its
 # output impedance and input capacitance (keys OPAMP_IMPEDANCE_KEYS; properties of the op-amp, not of the wiring)
-BUDGET_CAUSES.add(Cause("opamp", "op-amp gain / GBW / offset / r_out / c_in",
+BUDGET_CAUSES.add(Cause("opamp", "op-amp (gain, GBW, offset, r_out, c_in)",
                         ("opamp.model", "opamp.gain", "opamp.gbw_hz", "opamp.offset_v",
                          "opamp.offset_sigma_v", "opamp.r_inverter_ohm", "opamp.supply_v", "opamp.i_quiescent_a",
                          "opamp.subckt", "opamp.corner", "opamp.characterised", *OPAMP_IMPEDANCE_KEYS)))
@@ -482,15 +482,15 @@ def format_budget(m: dict[str, Any]) -> str:
         return ""
     head = {"op": ".op", "mean": "time average", "cov": "covariance"}
     lines = ["error budget (each cause alone, linear engine, same seed)",
-             f"{'cause':34s} " + " ".join(f"{head[e]:>12s}" for e in ests)]
+             f"{'cause':40s} " + " ".join(f"{head[e]:>12s}" for e in ests)]
 
     def cell(k):
         return f"{m[k]:.3e}" if k in m else "-"
     for name, label in budget_causes():
         if any(f"budget_{e}_{name}" in m for e in ests):
-            lines.append(f"{label:34s} " + " ".join(f"{cell(f'budget_{e}_{name}'):>12s}" for e in ests))
-    lines.append(f"{'sum of the shares':34s} " + " ".join(f"{cell(f'budget_{e}_sum'):>12s}" for e in ests))
-    lines.append(f"{'total (measured)':34s} " + " ".join(f"{cell(f'budget_{e}_total'):>12s}" for e in ests))
+            lines.append(f"{label:40s} " + " ".join(f"{cell(f'budget_{e}_{name}'):>12s}" for e in ests))
+    lines.append(f"{'sum of the shares':40s} " + " ".join(f"{cell(f'budget_{e}_sum'):>12s}" for e in ests))
+    lines.append(f"{'total (measured)':40s} " + " ".join(f"{cell(f'budget_{e}_total'):>12s}" for e in ests))
     if "budget_note_opamp" in m:
         lines.append(m["budget_note_opamp"])
     if m.get("budget_left_out"):
