@@ -39,9 +39,10 @@ realisation: the same tolerance seed, noise seed, sample grid, burn-in and windo
 Errors are relative norms, so the shares do not add exactly: their sum is stated beside the measured total
 (``budget_<estimate>_sum``, ``budget_<estimate>_total``). A cause that is not set is left out (not a zero). The
 op-amp's output-swing limit is nonlinear and not in the budget (the linear engine refuses it): no cause-alone run takes
-it (BUDGET_LEFT_OUT) and the budget says so (``budget_left_out``). r_out_ohm and
-c_in_farad do nothing on an ideal op-amp: they are measured on the run's macro op-amp (gain, GBW; offsets off) as
-the change they make to it (``Cause.context``). ``spu-sim posterior`` (spu_sim.posterior.run) has the same budget
+it (BUDGET_LEFT_OUT) and the budget says so (``budget_left_out``). The op-amp cause
+owns the whole op-amp: gain, GBW, offsets and its output impedance and input capacitance (r_out_ohm, r_out_hf_ohm,
+r_out_pole_hz, c_in_farad: properties of the op-amp that characterise measures with the rest); parasitics are the
+wires. ``spu-sim posterior`` (spu_sim.posterior.run) has the same budget
 for its sample mean and covariance (no .op estimate there: the circuit causes' DC solution is the mean's share). A new cause (e.g. one more noise key) joins with ``BUDGET_CAUSES.add(Cause(...))``.
 """
 
@@ -62,7 +63,7 @@ from .plotting import pyplot
 from .registry import Registry
 from .run_config import Config
 from .parts.characterised import CharacterisedMacro, read_characterised
-from .parts.opamp import is_subckt
+from .parts.opamp import PARASITIC_KEYS, is_subckt
 from .pipeline import TIMING_NAMES, Prepared, prepare, prepare_problem, simulate_in, staged
 
 METRICS_NAME = "metrics.json"
@@ -197,11 +198,11 @@ def reference_arrays(prep: Prepared, arrays: dict[str, np.ndarray]) -> dict[str,
 # ---------------------------------------------------------------- the characterised macromodel beside a cell
 
 #: the keys of a characterised section left out of both macromodel runs: the noise keys (ngspice's transient of the
-#: cell has no device noise) and the swing clip, which the linear engine cannot run and which the macromodel applies
-#: to its internal source before r_out_ohm: with a characterised r_out of 53 kohm the DC load current alone drives
-#: that source into the clip while the cell's output is far inside its swing (measured: the d = 2 test design's .op
-#: 88 % off with the clip, 1e-4 without; docs/opamp_cells.md)
-MACRO_LEFT_OUT_KEYS = ("en_v_per_rthz", "in_a_per_rthz", "flicker_corner_hz", "v_out_max_v")
+#: cell has no device noise)
+MACRO_LEFT_OUT_KEYS = ("en_v_per_rthz", "in_a_per_rthz", "flicker_corner_hz")
+#: left out of the linear engine's macromodel run only: the swing limit, nonlinear (the linear engine refuses it; the
+#: budget leaves it out too, BUDGET_LEFT_OUT); the ngspice run has it, on the output node as a real op-amp's
+MACRO_LINEAR_LEFT_OUT_KEYS = ("v_out_max_v",)
 MACRO_ENGINE_TAGS = ("ngspice", "linear")
 
 
@@ -214,7 +215,8 @@ def _gap_scale(prep: Prepared) -> float:
 def macro_gaps(prep: Prepared, arrays: dict[str, np.ndarray],
                macro: CharacterisedMacro) -> tuple[dict[str, Any], Prepared, dict[str, float]]:
     """The transistor-level run (prep, its result arrays) against the same design with its characterised
-    macromodel (macro.section without MACRO_LEFT_OUT_KEYS; same seed, noise samples, sample grid and burn-in) on the
+    macromodel (macro.section without MACRO_LEFT_OUT_KEYS, and on the linear engine without
+    MACRO_LINEAR_LEFT_OUT_KEYS; same seed, noise samples, sample grid and burn-in) on the
     run's engine (tag ngspice) and on the linear engine (tag linear). Returns (metrics,
     the linear macromodel run's Prepared, {estimate: gap of the linear run}), metrics:
 
@@ -231,7 +233,8 @@ def macro_gaps(prep: Prepared, arrays: dict[str, np.ndarray],
     circuit = prep.cfg.circuit.model_dump(mode="json", exclude_defaults=True)
     runs: dict[str, tuple[Prepared, dict[str, np.ndarray]]] = {}
     for tag, backend in zip(MACRO_ENGINE_TAGS, (prep.cfg.simulation.backend, "linear")):
-        p = _with_circuit(prep, {**circuit, "opamp": section}, backend=backend)
+        sec = section if tag != "linear" else {k: v for k, v in section.items() if k not in MACRO_LINEAR_LEFT_OUT_KEYS}
+        p = _with_circuit(prep, {**circuit, "opamp": sec}, backend=backend)
         runs[tag] = (p, _run(p, list(prep.cfg.simulation.analyses)))
     d = prep.design.d
     scale = _gap_scale(prep)
@@ -240,8 +243,8 @@ def macro_gaps(prep: Prepared, arrays: dict[str, np.ndarray],
                            "macro_engines": {tag: runs[tag][0].cfg.simulation.backend for tag in MACRO_ENGINE_TAGS},
                            "macro_note": (f"the {macro.cell} run against its characterised macromodel ({macro.folder}: "
                                           f"corner {macro.corner}, {macro.temp_c:g} C) without its noise keys (the "
-                                          "transistor-level transient has no device noise) and its swing clip (applied "
-                                          "before r_out_ohm it clips on the DC load current alone)")}
+                                          "transistor-level transient has no device noise); on the linear engine also "
+                                          "without its swing limit (nonlinear)")}
     gap: dict[str, float] = {}
     for tag, (p, a) in runs.items():
         m = compute_metrics(p, a)
@@ -284,25 +287,24 @@ def format_macro_gaps(m: dict[str, Any]) -> list[str]:
 @dataclass(frozen=True)
 class Cause:
     """A circuit cause of the error budget: ``keys`` are the paths in the ``circuit`` section it owns ("wires",
-    "opamp.r_out_ohm"). ``context``: keys of another cause without which this one has no effect (r_out_ohm needs a
-    macro op-amp); when the run sets them, the cause is measured with them and its share is the difference to the
-    run with the context alone: ||x(context + cause) - x(context)|| / ||x*||."""
+    "opamp.r_out_ohm"); its share is the run with those keys alone against the ideal: ||x(cause) - x*|| / ||x*||."""
 
     name: str
     label: str
     keys: tuple[str, ...]
-    context: tuple[str, ...] = ()    # keys that, when set, are kept with the cause and measured apart as its baseline
 
 
 BUDGET_CAUSES: Registry[Cause] = Registry("an error-budget cause", "budget cause")
+#: the op-amp's output impedance and input capacitance keys (spu_sim.parts.opamp.PARASITIC_KEYS): in the op-amp cause
+OPAMP_IMPEDANCE_KEYS = tuple(f"opamp.{k}" for k in PARASITIC_KEYS)
 BUDGET_CAUSES.add(Cause("quantisation_tolerance", "quantisation and tolerance", ("quantization", "tolerance", "temperature")))
-BUDGET_CAUSES.add(Cause("opamp", "op-amp gain / GBW / offset",
+# the op-amp share is the whole op-amp as its data sheet (or characterise) gives it: gain, GBW, offset, and its
+# output impedance and input capacitance (keys OPAMP_IMPEDANCE_KEYS; properties of the op-amp, not of the wiring)
+BUDGET_CAUSES.add(Cause("opamp", "op-amp (gain, GBW, offset, r_out, c_in)",
                         ("opamp.model", "opamp.gain", "opamp.gbw_hz", "opamp.offset_v",
                          "opamp.offset_sigma_v", "opamp.r_inverter_ohm", "opamp.supply_v", "opamp.i_quiescent_a",
-                         "opamp.subckt", "opamp.corner", "opamp.characterised")))
-BUDGET_CAUSES.add(Cause("parasitics", "parasitics (wires, r_out, c_in)", ("wires", "opamp.r_out_ohm", "opamp.r_out_hf_ohm",
-                                                                      "opamp.r_out_pole_hz", "opamp.c_in_farad"),
-                        context=("opamp.model", "opamp.gain", "opamp.gbw_hz")))
+                         "opamp.subckt", "opamp.corner", "opamp.characterised", *OPAMP_IMPEDANCE_KEYS)))
+BUDGET_CAUSES.add(Cause("parasitics", "parasitics (wires)", ("wires",)))
 # the intrinsic noise keys (issue 20 parts 1-2): present once the config models have them
 BUDGET_CAUSES.add(Cause("intrinsic_noise", "intrinsic noise", ("thermal_noise", "opamp.en_v_per_rthz",
                                                                "opamp.in_a_per_rthz", "opamp.flicker_corner_hz")))
@@ -416,41 +418,20 @@ def error_budget(prep: Prepared, metrics: dict[str, Any], mean_from_op: bool = F
             v = _get(circuit, key)
             if v is not _MISSING:
                 _set(alone, key, v)
-        ctx = {}
-        sections = {k.split(".")[0] for k in cause.context}   # the context matters when a key of its section is set
-        needs = any(_get(circuit, k) not in (_MISSING, None, 0, 0.0) for k in cause.keys if k.split(".")[0] in sections)
-        for key in cause.context if needs else ():
-            v = _get(circuit, key)
-            if v is not _MISSING:
-                _set(ctx, key, v)
-        ref_circuit = None
-        if ctx:
-            ref_circuit = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
-            for key in cause.context:
-                v = _get(ctx, key)
-                if v is not _MISSING:
-                    _set(ref_circuit, key, v)
-                    _set(alone, key, v)      # e.g. r_out_ohm needs model: macro to be valid at all
-            if type(prep.cfg.circuit).model_validate(ref_circuit).model_dump(mode="json") == base_dump:
-                ref_circuit = None
         try:
             section = type(prep.cfg.circuit).model_validate(alone).model_dump(mode="json")
         except ValueError:
             continue
-        if section == (base_dump if ref_circuit is None else
-                       type(prep.cfg.circuit).model_validate(ref_circuit).model_dump(mode="json")):
+        if section == base_dump:
             continue      # the cause is not set in this run
         p = _with_circuit(prep, alone)
-        ref = None if ref_circuit is None else _with_circuit(prep, ref_circuit)
         if has_mean and ("op_rel_err" in metrics or (mean_from_op and "mean_rel_err" in metrics)):
             x = _run(p, ["op"])["x_op"]
-            x0 = mean_t if ref is None else _run(ref, ["op"])["x_op"]
-            out[f"budget_mean_{name}"] = _rel(x - x0, mean_t)
+            out[f"budget_mean_{name}"] = _rel(x - mean_t, mean_t)
             if "op_rel_err" in metrics:
                 out[f"budget_op_{name}"] = out[f"budget_mean_{name}"]
         if "cov_rel_err" in metrics:
-            c0 = cov_t if ref is None else _observed(ref.design.effective_sde(), d)[1]
-            out[f"budget_cov_{name}"] = _rel(_observed(p.design.effective_sde(), d)[1] - c0, cov_t)
+            out[f"budget_cov_{name}"] = _rel(_observed(p.design.effective_sde(), d)[1] - cov_t, cov_t)
     if "window_tau" in metrics:
         ideal_noisy = _with_circuit(prep, base)
         noisy = _run(ideal_noisy, ["tran"])
@@ -501,15 +482,15 @@ def format_budget(m: dict[str, Any]) -> str:
         return ""
     head = {"op": ".op", "mean": "time average", "cov": "covariance"}
     lines = ["error budget (each cause alone, linear engine, same seed)",
-             f"{'cause':34s} " + " ".join(f"{head[e]:>12s}" for e in ests)]
+             f"{'cause':40s} " + " ".join(f"{head[e]:>12s}" for e in ests)]
 
     def cell(k):
         return f"{m[k]:.3e}" if k in m else "-"
     for name, label in budget_causes():
         if any(f"budget_{e}_{name}" in m for e in ests):
-            lines.append(f"{label:34s} " + " ".join(f"{cell(f'budget_{e}_{name}'):>12s}" for e in ests))
-    lines.append(f"{'sum of the shares':34s} " + " ".join(f"{cell(f'budget_{e}_sum'):>12s}" for e in ests))
-    lines.append(f"{'total (measured)':34s} " + " ".join(f"{cell(f'budget_{e}_total'):>12s}" for e in ests))
+            lines.append(f"{label:40s} " + " ".join(f"{cell(f'budget_{e}_{name}'):>12s}" for e in ests))
+    lines.append(f"{'sum of the shares':40s} " + " ".join(f"{cell(f'budget_{e}_sum'):>12s}" for e in ests))
+    lines.append(f"{'total (measured)':40s} " + " ".join(f"{cell(f'budget_{e}_total'):>12s}" for e in ests))
     if "budget_note_opamp" in m:
         lines.append(m["budget_note_opamp"])
     if m.get("budget_left_out"):

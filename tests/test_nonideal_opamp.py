@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from spu_sim.errors import BadInputError
 from spu_sim.ideal import LinearSDE, transient_mean
 from spu_sim.topologies.opamp.metrics import circuit_metrics
 from spu_sim.topologies.opamp.nonideal import macro_state_space
-from spu_sim.pipeline import prepare, simulate
+from spu_sim.pipeline import build_circuit, prepare, simulate
+from spu_sim.spice import format_spice
 
 A2 = [[2.0, -0.5], [-0.5, 1.0]]
 B2 = [1.0, 0.5]
@@ -76,6 +78,30 @@ def test_output_swing_limit_clips():
     v = r["x"] / d.s_x
     assert np.max(np.abs(v)) <= 0.3 + 1e-9
     assert np.max(np.abs(v)) > 0.299          # the unclipped solution needs more than 0.3 V
+
+
+@pytest.mark.ngspice
+def test_swing_limit_acts_on_the_output_node_not_before_r_out():
+    """With r_out_ohm = 50 kohm the output stage's source sits I_load r_out above the output (here about 1 V /
+    1 kohm x 50 kohm = 50 V): a limit on that source (the model before) clipped at 1.5 V with every output inside
+    1.5 V. The limit is the clamp BCL<t> on the node after the output impedance, so inside the swing the .op equals
+    the unlimited one to ngspice's tolerance; VO<t> comes after the clamp (it senses the delivered current)."""
+    opamp = {"gain": 1e5, "gbw_hz": None, "r_out_ohm": 5e4, "v_out_max_v": 1.5}
+    text = format_spice(build_circuit(prepare(_cfg(opamp, t_stop=1.0))))
+    assert "\nEO oo 0 pp 0 1\n" in text and "TABLE" not in text
+    assert "\nROUTI1 ooI1 ocI1 " in text and "\nBCLI1 ocI1 0 I = " in text and "\nVOI1 ocI1 x1 " in text
+    r = simulate(_cfg(opamp, t_stop=1.0))
+    r_free = simulate(_cfg({**opamp, "v_out_max_v": None}, t_stop=1.0))
+    v = r["x_op"] / prepare(_cfg(opamp)).design.s_x
+    assert np.max(np.abs(v)) < 1.5 and np.max(np.abs(v)) > 0.5
+    assert np.allclose(r["x_op"], r_free["x_op"], rtol=1e-6, atol=1e-9)
+
+
+def test_swing_limit_on_the_linear_engine_is_refused_naming_the_key():
+    """The clamp is nonlinear: the linear engine refuses it (as the clipped stage), naming circuit.opamp.v_out_max_v."""
+    cfg = _cfg({"gain": 1e5, "gbw_hz": None, "r_out_ohm": 5e4, "v_out_max_v": 1.5}, t_stop=1.0, backend="linear")
+    with pytest.raises(BadInputError, match=r"BCLI1 .*remove circuit\.opamp\.v_out_max_v"):
+        simulate(cfg)
 
 
 @pytest.mark.ngspice

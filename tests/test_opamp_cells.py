@@ -37,6 +37,7 @@ from spu_sim.analyses.characterise import load_characterise_config, run_characte
 from spu_sim.cli import main
 from spu_sim.config.base import read_yaml
 from spu_sim.engines.ngspice_subprocess import NgspiceSubprocess
+from spu_sim.parts.opamp import CLAMP_SIEMENS
 from spu_sim.parts.opamp_cells import CELL_NAMES, SHIPPED, cell_spec
 from spu_sim.compare import compare, error_budget
 from spu_sim.pipeline import build_circuit, prepare, simulate
@@ -258,22 +259,53 @@ SPU_D2 = {"problem": {"matrix": [[2.0, -0.5], [-0.5, 1.5]], "vector": [0.4, -0.3
 
 @pytest.mark.ngspice
 def test_transistor_level_spu_op_is_what_the_characterised_macromodel_predicts(characterised):
-    """x_op of the d = 2 SPU with four sky130_miller cells against x_op of the same design with the characterised
-    macromodel (its DC keys: gain, offset, r_out; no noise keys, no swing clip, both far from the outputs here):
-    the macromodel linearises the cell at 0 V output, so what it misses is the change of gain and offset over the
-    outputs (|x| <= 0.17 V of a +/-0.85 V swing). Acceptance: the macromodel explains at least 75 % of the
-    transistor-level deviation from A^-1 b (measured: 92 %), and that deviation is far above ngspice's tolerance."""
+    """x_op of the d = 2 SPU with four sky130_miller cells against x_op of the same design with the whole
+    characterised section as written (gain, offset, r_out, swing; the noise keys do nothing at .op): the macromodel
+    linearises the cell at 0 V output, so what it misses is the change of gain and offset over the outputs
+    (|x| <= 0.17 V of a +/-0.84 V swing). Acceptance: the macromodel explains at least 75 % of the transistor-level
+    deviation from A^-1 b (measured: 92 %), and that deviation is far above ngspice's tolerance. The swing limit sits
+    on the output node (spu_sim.parts.opamp), so inside the swing it changes nothing: the .op equals the one without
+    v_out_max_v to ngspice's tolerance (a limit on the source before r_out_ohm = 53 kohm clipped on the DC load
+    current alone: 88 % off)."""
     m, _, _ = characterised
-    section = {k: v for k, v in m["opamp_section"].items()
-               if k not in ("en_v_per_rthz", "in_a_per_rthz", "flicker_corner_hz", "v_out_max_v")}
+    section = m["opamp_section"]
+    assert section["v_out_max_v"] > 0.5 and section["r_out_ohm"] > 1e4
     r_cell = simulate(SPU_D2)
     macro = copy.deepcopy(SPU_D2)
     macro["circuit"]["opamp"] = section
     r_macro = simulate(macro)
+    macro["circuit"]["opamp"] = {k: v for k, v in section.items() if k != "v_out_max_v"}
+    r_unclipped = simulate(macro)
     x_star = r_cell["x_star"]
     predicted = np.linalg.norm(r_macro["x_op"] - x_star)
     assert predicted > 1e-3 * np.linalg.norm(x_star)          # the op-amps' effect, far above reltol 1e-4
     assert np.linalg.norm(r_cell["x_op"] - r_macro["x_op"]) <= 0.25 * predicted
+    assert np.linalg.norm(r_macro["x_op"] - r_unclipped["x_op"]) <= 1e-6 * np.linalg.norm(x_star)
+
+
+@pytest.mark.ngspice
+def test_characterised_swing_limit_holds_the_output_at_the_rail(characterised):
+    """The same design overdriven: the characterised section with v_out_max_v = 0.2 V while the outputs need 0.5 V
+    and 0.44 V (the unclipped .op). At .op and over the transient (4 tau from 0 V) every integrator output ends at
+    the rail, not below it (a limit before r_out_ohm would leave it short by the load current times r_out) and
+    beyond it by at most the clamp's leak (V(oo) - v_max) / (CLAMP_SIEMENS r_out_hf) with |V(oo)| <= A0 v_dac_max
+    (the largest summing-node error the DAC inputs can make)."""
+    m, _, _ = characterised
+    v_max = 0.2
+    section = {**m["opamp_section"], "v_out_max_v": v_max}
+    leak = section["gain"] * SPU_D2["circuit"]["integrator"]["v_dac_max_v"] / (CLAMP_SIEMENS * section["r_out_hf_ohm"])
+    for base in (SPU_D2, TRAN_D2):
+        cfg = copy.deepcopy(base)
+        cfg["circuit"]["opamp"] = section
+        cfg["simulation"]["analyses"] = ["op", "tran"] if base is TRAN_D2 else ["op"]
+        prep = prepare(cfg)
+        r = simulate(cfg)
+        v_op = np.abs(r["x_op"] / prep.design.s_x)
+        assert np.all(v_op >= v_max - 1e-6) and np.all(v_op <= v_max + leak), v_op
+        if base is TRAN_D2:
+            v = np.abs(r["x"] / prep.design.s_x)
+            assert v.max() <= v_max + leak
+            assert np.all(v[r["t"] / r["tau_s"] >= 1.0] >= v_max - 1e-6)
 
 
 HOT_C = 125.0     # the hot end of the usual industrial / automotive ranges
@@ -415,28 +447,36 @@ TRAN_D2["simulation"].update(analyses=["tran"], t_stop_tau=4.0, noise_dt_tau=0.0
 #: op-amps' start-up (the t = 0 sample is off by up to 70 % of |x*|; by 0.2 tau the paths agree to 2e-3)
 STARTUP_TAU = 1.0
 #: the characterised section's keys a transistor-level transient has no counterpart of (device noise: ngspice's
-#: transient has none) or the budget's linear engine refuses (the swing clip; the paths stay far inside it)
-NOT_IN_TRANSIENT = ("en_v_per_rthz", "in_a_per_rthz", "flicker_corner_hz", "v_out_max_v")
+#: transient has none); the linear engine's runs also leave out the swing limit (nonlinear; it refuses it), which
+#: the ngspice runs keep (the paths stay far inside it)
+NOT_IN_TRANSIENT = ("en_v_per_rthz", "in_a_per_rthz", "flicker_corner_hz")
+NOT_ON_LINEAR = ("v_out_max_v",)
 
 
-def _path_rel_rms(a, b) -> float:
-    """RMS over the samples after STARTUP_TAU of ||x_a(t) - x_b(t)|| / ||x*|| (problem units)."""
-    keep = a["t"] / a["tau_s"] >= STARTUP_TAU
-    assert np.array_equal(a["t"], b["t"]) and keep.sum() >= 50
+def _path_rel_rms(a, b, t_from_tau: float = STARTUP_TAU, t_to_tau: float = np.inf) -> float:
+    """RMS over the samples from t_from_tau to t_to_tau of ||x_a(t) - x_b(t)|| / ||x*|| (problem units; the noise
+    step 0.05 tau gives 20 samples per tau)."""
+    t = a["t"] / a["tau_s"]
+    keep = (t >= t_from_tau) & (t <= t_to_tau)
+    assert np.array_equal(a["t"], b["t"]) and keep.sum() >= 15 * min(t_to_tau - t_from_tau, 3.0)
     return float(np.sqrt(np.mean(np.sum((a["x"][keep] - b["x"][keep]) ** 2, axis=1))) / np.linalg.norm(a["x_star"]))
 
 
-def _run_tran(opamp: dict, backend: str):
+def _run_tran(opamp: dict, backend: str, t_stop_tau: float | None = None):
     cfg = copy.deepcopy(TRAN_D2)
-    cfg["circuit"]["opamp"] = opamp
+    cfg["circuit"]["opamp"] = ({k: v for k, v in opamp.items() if k not in NOT_ON_LINEAR} if backend == "linear"
+                               else opamp)
     cfg["simulation"]["backend"] = backend
+    if t_stop_tau is not None:
+        cfg["simulation"]["t_stop_tau"] = t_stop_tau
     return simulate(cfg)
 
 
 @pytest.fixture(scope="module")
 def same_noise_paths(characterised):
     """The transient of TRAN_D2 (same seed, same noise samples) with four sky130_miller cells (ngspice), with the
-    characterised macromodel section (without NOT_IN_TRANSIENT) on the exact linear engine and on ngspice, with the
+    characterised macromodel section (without NOT_IN_TRANSIENT; on the linear engine also without NOT_ON_LINEAR) on
+    the exact linear engine and on ngspice, with the
     same section but r_out_ohm at every frequency (its output-impedance pole removed: the macromodel before it had
     one; linear engine) and with ideal op-amps (ngspice); and the budget's op-amp share of the macro design
     (spu_sim.compare.error_budget: cause opamp alone on the linear engine, ||x_dc(macro) - x*|| / ||x*||)."""
@@ -480,15 +520,64 @@ def test_transistor_level_vs_macro_transient_is_within_the_budgets_opamp_share(s
     ngspice. Derivation: both circuits are linear about x* for these small signals (|x| <= 0.2 V of a +/-0.85 V
     swing), and the macromodel is the cell's Thevenin output V = A(f) v_d - Z_out(f) I_out with A(f) fitted below
     f_u / 10 and Z_out(f) within 1 % there (test above). So the difference is the DC error the macromodel misses (at
-    most 25 % of the share, the .op test: 0.25 x 9.4e-4 = 2.3e-4) plus a dynamic error of relative size f_noise / f_p2
+    most 25 % of the share, the .op test: 0.25 x 1.5e-3 = 3.7e-4) plus a dynamic error of relative size f_noise / f_p2
     (the non-dominant pole the single-pole A(f) leaves out: 80 kHz / 50 MHz ~ 2e-3) and the 1 % Z_out fit error times
     the output impedance's whole effect on the path (~9e-3, the macromodel with r_out_ohm at every frequency), both
     times the noise path (fluct ~ 5e-2): ~1e-4 each, and ngspice's time-step error at reltol 1e-6 (4e-5): about
-    5e-4 in all, below one share (9.4e-4). Measured: 1.7e-4. Before the output-impedance pole (r_out_ohm at every
+    6e-4 in all, below one share (1.5e-3: gain, GBW, offset and the output impedance). Measured: 1.7e-4. Before the output-impedance pole (r_out_ohm at every
     frequency) it was 1.0e-2 (8.9e-3 with ngspice at reltol 1e-4)."""
     d, share, _ = same_noise_paths
     assert d["cell_macro_linear"] <= share
     assert d["cell_macro_ngspice"] <= share
+
+
+#: gf180_miller's start-up lasts longer: at 0.05 tau its path is 5.4e-3 of ||x*|| off the macromodel's (the cell's
+#: bias powering up from zero states under uic), a difference the SPU then forgets at its slowest rate
+#: lambda_min(A) = 1.19 / tau: below a tenth of the op-amp share (5.5e-5) after ln(5.4e-3 / 5.5e-5) / 1.19 = 3.9 tau
+GF180_STARTUP_TAU = 4.0
+GF180_T_STOP_TAU = 8.0
+
+
+@pytest.fixture(scope="module")
+def gf180_same_noise_paths(tmp_path_factory):
+    """TRAN_D2 run to GF180_T_STOP_TAU with four gf180_miller cells (ngspice) and with their characterised section
+    (1 Hz .. 100 MHz at 5 points per decade: a third of the CPU of 10, the same fit to 1e-6) on the linear engine and
+    on ngspice;
+    the budget's op-amp share of the macro design (gain, GBW, offset and the output impedance: 173 kohm DC)."""
+    needs_pdk("gf180_miller")
+    cfg, _ = read_yaml(ROOT / "configs" / "characterise_sky130_miller.yaml")
+    cfg["circuit"]["opamp"]["model"] = "gf180_miller"
+    cfg["characterise"].update(f_stop_hz=1e8, points_per_decade=5)
+    m = run_characterise(cfg, tmp_path_factory.mktemp("char_gf180"))
+    section = {k: v for k, v in m["opamp_section"].items() if k not in NOT_IN_TRANSIENT}
+    runs = {"cell": _run_tran({"model": "gf180_miller"}, "ngspice-subprocess", GF180_T_STOP_TAU),
+            "linear": _run_tran(section, "linear", GF180_T_STOP_TAU),
+            "ngspice": _run_tran(section, "ngspice-subprocess", GF180_T_STOP_TAU)}
+    macro = copy.deepcopy(TRAN_D2)
+    macro["circuit"]["opamp"] = section
+    share = error_budget(prepare(macro), {"op_rel_err": 0.0})["budget_op_opamp"]
+    gap = {(tag, lo, hi): _path_rel_rms(runs["cell"], runs[tag], lo, hi) for tag in ("linear", "ngspice")
+           for lo, hi in ((STARTUP_TAU, GF180_STARTUP_TAU), (GF180_STARTUP_TAU, GF180_T_STOP_TAU), (1.0, 2.0),
+                          (3.0, 4.0))}
+    print(f"\ngf180_miller d = 2 on the same noise, path RMS / ||x*||: cell vs characterised macro (linear, ngspice) "
+          f"{gap['linear', STARTUP_TAU, GF180_STARTUP_TAU]:.3e}, {gap['ngspice', STARTUP_TAU, GF180_STARTUP_TAU]:.3e} "
+          f"over {STARTUP_TAU:g}-{GF180_STARTUP_TAU:g} tau, {gap['linear', GF180_STARTUP_TAU, GF180_T_STOP_TAU]:.3e}, "
+          f"{gap['ngspice', GF180_STARTUP_TAU, GF180_T_STOP_TAU]:.3e} over {GF180_STARTUP_TAU:g}-{GF180_T_STOP_TAU:g} "
+          f"tau; budget op-amp share {share:.3e}")
+    return gap, share
+
+
+@pytest.mark.ngspice
+def test_gf180_transistor_level_vs_macro_is_within_the_opamp_share_after_its_start_up(gf180_same_noise_paths):
+    """Issue 21's check for gf180_miller, after its start-up (GF180_STARTUP_TAU, derived above): the paths of the
+    cell and of its characterised macromodel on the same noise differ by at most the op-amp share (which holds its
+    173 kohm output resistance, the cell's main DC error; measured 1.0e-4 against 5.55e-4). Before 4 tau the bound
+    fails (7.2e-4 over 1-4 tau): that part is start-up, so it must decay at least as the SPU forgets an initial
+    difference: from 1-2 tau to 3-4 tau by more than e (lambda_min 2 tau = 2.4 e-folds, less the steady gap)."""
+    gap, share = gf180_same_noise_paths
+    for tag in ("linear", "ngspice"):
+        assert gap[tag, GF180_STARTUP_TAU, GF180_T_STOP_TAU] <= share
+        assert gap[tag, 1.0, 2.0] > np.e * gap[tag, 3.0, 4.0]
 
 
 @pytest.mark.ngspice

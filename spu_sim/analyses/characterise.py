@@ -493,9 +493,8 @@ def format_macro_yaml(metrics: dict[str, Any]) -> str:
             f"# Paste it into an SPU config (it replaces circuit.opamp) to run the same design at scale on the linear\n"
             f"# engine. Open-loop loaded gain into {metrics['r_load_ohm']:g} ohm: {metrics['gain_loaded']:.4g} "
             f"(A0 R_L / (R_L + r_out) predicts {metrics['gain_loaded_predicted']:.4g}).\n"
-            "# v_out_max_v is the output's swing; the macromodel clips its internal source before r_out_ohm, so with a\n"
-            "# large r_out_ohm the load current alone can clip it: remove v_out_max_v unless the design needs the clip\n"
-            "# (docs/opamp_cells.md).\n")
+            "# v_out_max_v is the output's swing, limiting the output node as the cell's does (on ngspice; the linear\n"
+            "# engine refuses the nonlinear limit: remove v_out_max_v there; docs/opamp_models.md).\n")
     return head + yaml.safe_dump({"circuit": {"opamp": metrics["opamp_section"]}}, sort_keys=False)
 
 

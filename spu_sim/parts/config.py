@@ -134,8 +134,8 @@ class OpampConfig(Strict):
 
     ``macro``: a real op-amp subcircuit per integrator, summer and inverter (spu_sim.parts.opamp and
     docs/nonideal.md): VCCS into a noiseless R-C pole (DC gain ``gain``, unity-gain frequency
-    ``gbw_hz``; null = no pole), an E-TABLE output stage clipped at +/- ``v_out_max_v`` (null = no
-    limit), input offset ``offset_v`` (plus a seeded per-op-amp Gaussian of rms ``offset_sigma_v``,
+    ``gbw_hz``; null = no pole), an output limited to +/- ``v_out_max_v`` (null = no limit; on the output
+    node, after ``r_out_ohm``), input offset ``offset_v`` (plus a seeded per-op-amp Gaussian of rms ``offset_sigma_v``,
     drawn from circuit.tolerance.seed), unity-gain inverters of two ``r_inverter_ohm`` resistors, and
     supplies +/- ``supply_v`` that provide the output-stage load current plus ``i_quiescent_a`` per op-amp
     (energy metric). ``r_out_ohm``: output resistance in series with the output (0 = none), at every frequency

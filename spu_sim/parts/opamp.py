@@ -31,7 +31,8 @@ saved currents i(VO<t>) and the intrinsic-noise re-referencing of VOS<t> see the
       GP     pp 0 pp 0 1                   a 1 S conductance made of a VCCS: noiseless (a resistor would
                                            add thermal noise to .noise that no real op-amp has)
       CP     pp 0 A0 / (2 pi GBW) IC={ic_v}  the dominant pole at GBW / A0 (absent when gbw_hz is null)
-      EO     oo 0 pp 0 1                   output stage, or E ... TABLE {V(pp)} = (-vmax,-vmax) (vmax,vmax)
+      EO     oo 0 pp 0 1                   output stage; without r_out_ohm and with v_out_max_v the swing limit
+                                           E ... TABLE {V(pp)} = (-vmax,-vmax) (vmax,vmax) (then oo is the output)
     VO<t>    oo<t> out DC 0                senses the output (load) current; saved as i(VO<t>)
     ROUT<t>  ro<t> out r_out               output resistance (only when r_out_ohm > 0; VO<t> then ends at ro<t>);
                                            noiseless here (the op-amp's noise is its own keys)
@@ -43,13 +44,28 @@ saved currents i(VO<t>) and the intrinsic-noise re-referencing of VOS<t> see the
                                            noiseless; the capacitor starts at 0 V (uic)
     CIN<t>   inn 0 c_in                    input capacitance (only when c_in_farad > 0)
 
+The swing limit (v_out_max_v) with an output impedance limits the output node, as a real op-amp's saturating output
+stage does, not the source behind the impedance (a limit there clips on the load current alone: a characterised
+r_out of 53 kohm sourcing a few uA already puts the source volts away from the output). EO stays linear, the
+impedance ends at node oc<t>, and
+
+    BCL<t>   oc<t> 0 I = CLAMP_SIEMENS (max(V - vmax, 0) + min(V + vmax, 0))   the clamp: no current inside the
+                                           swing, 1 kS beyond it (the output exceeds the rail by
+                                           (V(oo) - vmax) / (1 + CLAMP_SIEMENS Z_out): 4e-5 V at .op of the d = 2
+                                           test design with the characterised sky130_miller and vmax 0.2 V)
+    VO<t>    oc<t> out DC 0                the delivered current (after the clamp, whose current is the Thevenin
+                                           source's excess, not a current any rail supplies)
+
+The clamp is a B source: nonlinear, so the linear engine refuses it (as the E TABLE); for ngspice it is a
+piecewise-linear current (no exponential, unlike a diode clamp).
+
 Engines that take flat elements (the linear engine, the checks) expand the instances (spu_sim.circuit.flatten):
 element GA of XA<t> becomes GA_XA<t>, node pp becomes XA<t>_pp.
 
 A subcircuit op-amp (``model: subckt`` or a shipped cell, spu_sim.parts.subckt_opamp) replaces the whole op-amp by
 one instance X<t> of the designer's subcircuit (``opamp_cell``), with the include and supplies written once.
 
-so V(out) = A0 (V+ - V-) / (1 + s A0 / (2 pi GBW)), clipped to +/- vmax.
+so V(out) = A0 (V+ - V-) / (1 + s A0 / (2 pi GBW)) - Z_out I_out, limited to +/- vmax.
 
 Supplies: each output stage sources its load current i(VO) from the +supply_v rail when positive and sinks it
 into the -supply_v rail when negative (class-B), plus a quiescent i_quiescent_a from each rail:
@@ -65,12 +81,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..circuit import CCCS, VCCS, VCVS, Capacitor, ClippedVCVS, Instance, Param, Resistor, Subckt, VoltageSource
+from ..circuit import (CCCS, VCCS, VCVS, BehavioralCurrent, Capacitor, ClippedVCVS, Expr, Instance, Param, Resistor,
+                       Subckt, VoltageSource, num)
 from .config import OpampConfig
 from .element_values import group_rng
 from .subckt_opamp import SubcktOpamp, subckt_from_config
 
 OFFSET_GROUP = "OFFSET"   # the random stream of the per-op-amp offsets (spu_sim.parts.element_values.group_rng)
+#: the output clamp's conductance beyond the swing (output_clamp): the output then exceeds the rail by
+#: (V(oo) - v_out_max_v) / (1 + CLAMP_SIEMENS Z_out)
+CLAMP_SIEMENS = 1e3
 
 
 @dataclass(frozen=True)
@@ -171,7 +191,7 @@ def macro_subckt(m: OpampModel) -> Subckt:
     E: list = [VCCS("GA", "0", "pp", "inp", "inn", float(m.gain)), VCCS("GP", "pp", "0", "pp", "0", 1.0)]
     if m.gbw_hz is not None:
         E.append(Capacitor("CP", "pp", "0", float(m.gain / (2 * np.pi * m.gbw_hz)), ic_v=Param("ic_v")))
-    if m.v_out_max_v is None:
+    if m.v_out_max_v is None or has_output_clamp(m):
         E.append(VCVS("EO", "oo", "0", "pp", "0", 1.0))
     else:
         E.append(ClippedVCVS("EO", "oo", "0", "pp", float(m.v_out_max_v)))
@@ -211,22 +231,48 @@ def opamp_elements(m: OpampModel, tag: str, inn: str, out: str, offset_v: float,
     return E
 
 
+def has_output_clamp(m: OpampModel) -> bool:
+    """Whether the swing limit is the output clamp (module doc): a swing limit with an output impedance. Without
+    r_out_ohm the output node is the output stage's, and the clipped stage EO is the same limit."""
+    return m.v_out_max_v is not None and m.r_out_ohm > 0
+
+
+def output_clamp(name: str, node: str, v_max_v: float) -> BehavioralCurrent:
+    """The swing limit on an output node (module doc): a current CLAMP_SIEMENS (|V(node)| - v_max_v) from the node
+    to ground beyond +/- v_max_v, none inside (a saturated output stage holds its node at the rail)."""
+    v, g = float(v_max_v), num(CLAMP_SIEMENS)
+    beyond = Expr("+", (Expr("max", (Expr("+", (Expr("v", (node,)), num(-v))), num(0.0))),
+                        Expr("min", (Expr("+", (Expr("v", (node,)), num(v))), num(0.0)))))
+    return BehavioralCurrent(name, node, "0", Expr("*", (g, beyond)))
+
+
 def output_impedance(m: OpampModel, tag: str, out: str) -> list:
     """The output-current sense source VO<tag> from the output stage oo<tag> and the output impedance to ``out``
     (module doc): none, r_out_ohm at every frequency, or with r_out_pole_hz the zero/pole pair
-    Z_out(f) = r_out_hf + (r_out - r_out_hf) / (1 + j f / f_p) as ROUT<tag> in series with RZO<tag> || CZO<tag>."""
+    Z_out(f) = r_out_hf + (r_out - r_out_hf) / (1 + j f / f_p) as ROUT<tag> in series with RZO<tag> || CZO<tag>.
+    With a swing limit (has_output_clamp) the impedance ends at oc<tag>, the clamp CLAMP<tag> holds that node within
+    +/- v_out_max_v, and VO<tag> runs from oc<tag> to ``out`` (it senses the current the output delivers)."""
     if m.r_out_ohm <= 0:
         return [VoltageSource(f"VO{tag}", f"oo{tag}", out, 0.0)]
+    clamp = has_output_clamp(m)
+    end = f"oc{tag}" if clamp else out
+    head = f"oo{tag}" if clamp else f"ro{tag}"     # where the impedance starts (VO<tag> before it without a clamp)
+    E: list = [] if clamp else [VoltageSource(f"VO{tag}", f"oo{tag}", f"ro{tag}", 0.0)]
     if m.r_out_pole_hz is None:
-        return [VoltageSource(f"VO{tag}", f"oo{tag}", f"ro{tag}", 0.0),
-                Resistor(f"ROUT{tag}", f"ro{tag}", out, float(m.r_out_ohm), noisy=False)]
-    r_hf = float(m.r_out_hf_ohm or 0.0)
-    r_fall = float(m.r_out_ohm) - r_hf
-    E: list = ([VoltageSource(f"VO{tag}", f"oo{tag}", f"ro{tag}", 0.0),
-                Resistor(f"ROUT{tag}", f"ro{tag}", f"rz{tag}", r_hf, noisy=False)] if r_hf > 0 else
-               [VoltageSource(f"VO{tag}", f"oo{tag}", f"rz{tag}", 0.0)])
-    return E + [Resistor(f"RZO{tag}", f"rz{tag}", out, r_fall, noisy=False),
-                Capacitor(f"CZO{tag}", f"rz{tag}", out, float(1.0 / (2 * np.pi * m.r_out_pole_hz * r_fall)))]
+        E.append(Resistor(f"ROUT{tag}", head, end, float(m.r_out_ohm), noisy=False))
+    else:
+        r_hf = float(m.r_out_hf_ohm or 0.0)
+        r_fall = float(m.r_out_ohm) - r_hf
+        if r_hf > 0:
+            E.append(Resistor(f"ROUT{tag}", head, f"rz{tag}", r_hf, noisy=False))
+        elif not clamp:
+            E[-1] = VoltageSource(f"VO{tag}", f"oo{tag}", f"rz{tag}", 0.0)
+        rz = f"rz{tag}" if r_hf > 0 or not clamp else head
+        E += [Resistor(f"RZO{tag}", rz, end, r_fall, noisy=False),
+              Capacitor(f"CZO{tag}", rz, end, float(1.0 / (2 * np.pi * m.r_out_pole_hz * r_fall)))]
+    if clamp:
+        E += [output_clamp(f"BCL{tag}", end, float(m.v_out_max_v)), VoltageSource(f"VO{tag}", end, out, 0.0)]
+    return E
 
 
 def opamp_cell(m: OpampModel | None, tag: str, inn: str, out: str, offset_v: float,

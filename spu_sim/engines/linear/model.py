@@ -36,8 +36,8 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from ...circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Comment, Inductor, NoiseSource, Resistor, flatten,
-                        ResistorArray, Switch, SwitchModel, VoltageSource)
+from ...circuit import (CCCS, VCCS, VCVS, BehavioralCurrent, Capacitor, Circuit, ClippedVCVS, Comment, Inductor,
+                        NoiseSource, Resistor, flatten, ResistorArray, Switch, SwitchModel, VoltageSource)
 from ...errors import BadInputError
 from .peel import check_structure, factor, solve_algebraic
 from .result import NGSPICE_HINT
@@ -57,6 +57,10 @@ def _refuse(e) -> None:
     if isinstance(e, ClippedVCVS):
         raise BadInputError(f"element {e.name} (clipped output stage, +/-{e.v_max_v:g} V) is nonlinear: the linear"
                             f" engine cannot run it exactly; {NGSPICE_HINT}")
+    if isinstance(e, BehavioralCurrent):
+        raise BadInputError(f"element {e.name} (behavioural current source, such as the op-amp output clamp of "
+                            "circuit.opamp.v_out_max_v) is nonlinear: the linear engine cannot run it exactly; remove "
+                            f"circuit.opamp.v_out_max_v or {NGSPICE_HINT}")
     name = getattr(e, "name", type(e).__name__)
     raise BadInputError(f"element {name} ({type(e).__name__}) is not a linear element the linear engine"
                         f" knows; {NGSPICE_HINT}")
