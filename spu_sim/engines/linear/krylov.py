@@ -104,7 +104,10 @@ class OperatorModel:
         self.R1, self.R2 = _sub(R, np.arange(R.shape[0]), dyn), _sub(R, np.arange(R.shape[0]), alg)
         labels, eq = algebraic_labels(mna, alg, ref_of)
         needed = np.union1d(np.unique(self.G12.indices), np.unique(self.R2.indices))
-        self.peel = PeelSolve(G22, labels, eq, needed=needed, blocks=blocks) if len(alg) else None
+        # the rows of the algebraic right-hand side B2 u - G21 x that can be non-zero: the others let PeelSolve fold
+        # each signed crossbar into one block (inverter and buffer outputs are exact aliases; peel.fold_aliases)
+        rhs_rows = np.union1d(np.flatnonzero(np.diff(self.B2.indptr)), np.flatnonzero(np.diff(self.G21.indptr)))
+        self.peel = PeelSolve(G22, labels, eq, needed=needed, blocks=blocks, rhs_rows=rhs_rows) if len(alg) else None
         # C11 with +L for inductors (flip those rows), diagonal or one sparse LU
         self.flip = np.r_[np.ones(len(dyn_nodes)), -np.ones(len(ind))]
         Cp = sp.diags(self.flip) @ mna.C.tocsr()[dyn][:, dyn]

@@ -37,7 +37,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ...circuit import (CCCS, VCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Comment, Inductor, NoiseSource, Resistor, flatten,
-                        ResistorArray, Switch, SwitchModel, VoltageSource)
+                        ResistorArray, Switch, SwitchModel, VoltageSource, element_types)
 from ...errors import BadInputError
 from .peel import check_structure, factor, solve_algebraic
 from .result import NGSPICE_HINT
@@ -72,7 +72,9 @@ def by_type(circuit: Circuit) -> dict[type, list]:
         elements = flatten(circuit.elements)    # subcircuits defined in the circuit, expanded
     except ValueError as err:                   # one defined in an external file: only ngspice reads it
         raise BadInputError(f"{err}; {NGSPICE_HINT}") from None
-    for e in _expand_wire_capacitance(elements):
+    if any(e.c_wire_farad > 0 for e in elements if type(e) is ResistorArray):
+        elements = _expand_wire_capacitance(elements)
+    for e in elements:
         t = type(e)
         bucket = out.get(t)
         if bucket is None:
@@ -81,6 +83,18 @@ def by_type(circuit: Circuit) -> dict[type, list]:
         if t not in skip:
             others.append(e)
     return out
+
+
+def check_linear(circuit: Circuit) -> None:
+    """BadInputError naming the first element that is not a linear element the engine knows (by_type's refusal,
+    from the set of element types: no Python pass per element when every type is known)."""
+    try:
+        elements = flatten(circuit.elements)
+    except ValueError as err:
+        raise BadInputError(f"{err}; {NGSPICE_HINT}") from None
+    bad = element_types(elements) - set(_LINEAR)
+    if bad:
+        _refuse(next(e for e in elements if type(e) in bad))
 
 
 def _expand_wire_capacitance(elements: list):
