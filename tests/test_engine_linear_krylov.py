@@ -20,7 +20,8 @@ import scipy.sparse.linalg as spla
 from spu_sim.circuit import Op, Tran
 from spu_sim.engines import get_engine
 from spu_sim.engines.linear import LinearEngine, krylov
-from spu_sim.engines.linear.krylov import path_at_krylov
+from spu_sim.engines.linear.krylov import OperatorModel, path_at_krylov
+from spu_sim.engines.linear.model import build_model
 from spu_sim.engines.linear.peel import PeelSolve
 from spu_sim.engines.linear.stamp import Block
 from spu_sim.errors import BadInputError
@@ -169,6 +170,23 @@ def test_peel_solve_with_coupled_core_equals_spsolve():
     assert np.allclose(ps.solve(R), spla.spsolve(Gs.tocsc(), R), rtol=1e-12, atol=1e-12)
     part = PeelSolve(Gs, labels, labels, needed=np.array([0, 1]))
     assert np.allclose(part.solve(R)[:2], spla.spsolve(Gs.tocsc(), R)[:2], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [40, 140])     # 140: the split layout (8 summing-node parts, 8 z buffers)
+def test_signed_crossbars_fold_into_one_block(n):
+    """Each signed crossbar (G_pos fed by x, G_neg by the inverter's xn = -x, the J^T array by the z buffers) is
+    applied as one block G_pos - G_neg (peel.fold_aliases / fold_blocks): fewer dense parts than blocks, every J and
+    J^T entry read once per solve, and the operator equals the dense model's M (formed independently, without the
+    peeling's blocks) to rounding."""
+    c = factored_circuit(n, 4)
+    om = OperatorModel(c)
+    ps = om.peel
+    assert ps.folded_blocks < ps.dense_blocks, (ps.folded_blocks, ps.dense_blocks)
+    per_round = [D.size for *_, parts in ps._rounds for _, D, _ in parts]
+    assert sum(per_round) <= 2 * n * 4 + 4 * 4, per_round      # J and J^T (m N each) and H once, not per sign
+    M = build_model(c).M
+    X = np.random.default_rng(1).standard_normal((om.n, 3))
+    assert np.allclose(om.apply_M(X), M @ X, rtol=1e-12, atol=1e-12 * np.abs(M).max() * np.abs(X).max())
 
 
 def _carve(G: np.ndarray, rows, cols, share: float = 1.0) -> Block:
