@@ -218,11 +218,13 @@ class PeelSolve:
     unknowns, G_pos - G_neg for the two signs of a crossbar (exactly: the signs' entries are disjoint, so every
     entry of the sum is one conductance, negated or not). One solve then reads each crossbar once, and the rounds
     that only computed the aliases are pruned unless the caller reads them; the result differs from the unfolded
-    solve by the order of the additions only (two GEMVs summed against one)."""
+    solve by the order of the additions only (two GEMVs summed against one). own_blocks: the caller hands the blocks'
+    g arrays over, and a fold may write its sum into one of them (``_writable``: never into an array that another
+    block the solve reads, or the core, shares)."""
 
     def __init__(self, G22: sp.spmatrix, labels: list[str], eq_labels: list[str], needed: np.ndarray | None = None,
                  what: str = "the algebraic part of the circuit", blocks: tuple[Block, ...] | list[Block] = (),
-                 rhs_rows: np.ndarray | None = None) -> None:
+                 rhs_rows: np.ndarray | None = None, own_blocks: bool = False) -> None:
         pl = peel(G22, labels, eq_labels, what, blocks)
         G, blocks, loc, rounds = pl.G, pl.blocks, pl.loc, pl.rounds
         core_rows, core_cols = pl.core_rows, pl.core_cols
@@ -231,11 +233,11 @@ class PeelSolve:
         self.dense_blocks = len(blocks)
         # what the rounds apply: (rows, cols, g, row positions) per dense block, the signed crossbars folded
         dense = [(b.rows, b.cols, b.g, pr) for b, (pr, _) in zip(blocks, loc)]
-        root, folded = None, set()
+        root, plan, folded = None, None, set()
         if rhs_rows is not None and blocks:
             root, fac = fold_aliases(pl, rhs_rows)
-            dense, folded = fold_blocks(blocks, loc, root, fac)
-        self.folded_blocks = len(dense)
+            plan = fold_plan(blocks, root)
+            folded = {k for ks, u, _ in plan if u is not None for k in ks}
 
         def columns_of(rows: np.ndarray, rounds_view: bool = True) -> np.ndarray:   # every column read by these rows
             out = [_gather(G.indptr, G.indices, rows)]
@@ -260,6 +262,10 @@ class PeelSolve:
                 need[columns_of(core_rows, rounds_view=False)] = True
             for rows, cols in reversed(rounds):
                 need[columns_of(rows[need[cols]])] = True
+        if plan is not None:
+            writable = _writable(blocks, loc, plan, folded, rounds, need, core_rows) if own_blocks else frozenset()
+            dense = fold_blocks(blocks, loc, fac, plan, writable)
+        self.folded_blocks = len(dense)
         self._rounds = []
         nnz = 0
         for (rows, cols), pivots in zip(rounds, pl.pivots):
@@ -314,6 +320,26 @@ class PeelSolve:
         return z
 
 
+def _writable(blocks: list[Block], loc: list, plan: list, folded: set, rounds: list, need: np.ndarray,
+              core_rows: np.ndarray) -> set:
+    """The first block of each folded group whose g array no other block the solve reads shares (a crossbar's
+    transposed block shares it: its rows are read only when the caller needs them) and whose rows are not in the
+    core (the core's matrix is read from the blocks' own arrays)."""
+    read = [rows[need[cols]] for rows, cols in rounds] + [core_rows]
+    live = set(folded)
+    for k, (pr, _) in enumerate(loc):
+        if k not in folded and any(len(r) and (pr[r] >= 0).any() for r in read):
+            live.add(k)
+    out = set()
+    for ks, ucols, _ in plan:
+        k = ks[0]
+        if ucols is None or (len(core_rows) and (loc[k][0][core_rows] >= 0).any()):
+            continue
+        if not any(j != k and j in live and np.may_share_memory(blocks[j].g, blocks[k].g) for j in range(len(blocks))):
+            out.add(k)
+    return out
+
+
 def fold_aliases(pl: Peeling, rhs_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(root (n,), factor (n,)): z[c] = factor[c] z[root[c]] exactly, factor +-1 (root[c] = c, factor 1 for every
     other unknown). An alias is an unknown fixed in a round by a row with two entries in the sparse part, none in a
@@ -344,33 +370,51 @@ def fold_aliases(pl: Peeling, rhs_rows: np.ndarray) -> tuple[np.ndarray, np.ndar
     return root, fac
 
 
-def fold_blocks(blocks: list[Block], loc: list, root: np.ndarray, fac: np.ndarray):
-    """(dense, folded): the dense parts the rounds apply, (rows, cols, g, row positions) each, with the blocks of
-    equal rows whose columns share roots summed into one (PeelSolve doc), and the indices of the blocks folded.
-    A group whose roots are all distinct, or whose block reads two aliases of one unknown, stays as it was."""
+def fold_plan(blocks: list[Block], root: np.ndarray) -> list[tuple[list[int], np.ndarray | None, np.ndarray | None]]:
+    """The blocks grouped by equal rows: (ks, ucols, inv) for a group whose columns share roots (summed into one block
+    on the sorted roots ucols; inv: each block's columns' places in ucols, concatenated), ([k], None, None) for every
+    block kept as it is (alone in its rows, all roots distinct, or a block reading two aliases of one unknown)."""
     groups: dict[bytes, list[int]] = {}
     for k, b in enumerate(blocks):
         groups.setdefault(b.rows.tobytes(), []).append(k)
-    dense, folded = [], set()
+    plan: list = []
     for ks in groups.values():
-        mapped = [root[blocks[k].cols] for k in ks]
-        allc = np.concatenate(mapped)
-        ucols, inv = np.unique(allc, return_inverse=True)
-        if len(ucols) == len(allc) or any(len(np.unique(mc)) < len(mc) for mc in mapped):
-            dense += [(blocks[k].rows, blocks[k].cols, blocks[k].g, loc[k][0]) for k in ks]
+        if len(ks) > 1:
+            mapped = [root[blocks[k].cols] for k in ks]
+            allc = np.concatenate(mapped)
+            ucols, inv = np.unique(allc, return_inverse=True)
+            if len(ucols) < len(allc) and all(len(np.unique(mc)) == len(mc) for mc in mapped):
+                plan.append((ks, ucols, inv))
+                continue
+        plan += [([k], None, None) for k in ks]
+    return plan
+
+
+def fold_blocks(blocks: list[Block], loc: list, fac: np.ndarray, plan: list, writable=frozenset()) -> list:
+    """The dense parts the rounds apply, (rows, cols, g, row positions) each, by fold_plan: a group's blocks summed
+    with their alias factors into one block (PeelSolve doc). writable: blocks whose g may be overwritten (a group's
+    first block that covers every root then holds the sum, no new array: the wide config's J and J^T, 1 GB)."""
+    dense = []
+    for ks, ucols, inv in plan:
+        if ucols is None:
+            b = blocks[ks[0]]
+            dense.append((b.rows, b.cols, b.g, loc[ks[0]][0]))
             continue
         rows = blocks[ks[0]].rows
         D = None
         off = 0
-        for k, mc in zip(ks, mapped):
-            idx = inv[off:off + len(mc)]
-            off += len(mc)
+        for k in ks:
             g, f = blocks[k].g, fac[blocks[k].cols]
+            idx = inv[off:off + len(f)]
+            off += len(f)
             contiguous = len(idx) and idx[-1] - idx[0] == len(idx) - 1 and (np.diff(idx) == 1).all()
             at = slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else idx
             sign = 1.0 if (f == 1.0).all() else -1.0 if (f == -1.0).all() else None
             if D is None and contiguous and len(idx) == len(ucols) and sign is not None:
-                D = g.copy() if sign > 0 else np.negative(g)      # the first block covers every root: one pass
+                if k in writable:      # the sum in this block's own array
+                    D = g if sign > 0 else np.negative(g, out=g)
+                else:                  # the first block covers every root: one pass
+                    D = g.copy() if sign > 0 else np.negative(g)
                 continue
             if D is None:
                 D = np.zeros((len(rows), len(ucols)))
@@ -383,8 +427,7 @@ def fold_blocks(blocks: list[Block], loc: list, root: np.ndarray, fac: np.ndarra
             else:
                 D[:, at] -= g
         dense.append((rows, ucols, D, loc[ks[0]][0]))
-        folded.update(ks)
-    return dense, folded
+    return dense
 
 
 def positions(index: np.ndarray, n: int, dtype=np.int64) -> np.ndarray:
