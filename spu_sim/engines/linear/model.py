@@ -141,7 +141,7 @@ def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
     names.extend(neg)
     arrays = typed[ResistorArray]
     for e in arrays:   # the nodes of the entries present (a crossbar's unused lines are not in the circuit)
-        present = ~np.isposinf(e.r_ohm)
+        present = e.r_ohm < np.inf    # not +inf (no resistor), in one pass; a NaN entry is refused by the stamp
         names.extend(e.col_nodes[j] for j in np.flatnonzero(present.any(axis=0)))
         names.extend(e.row_nodes[i] for i in np.flatnonzero(present.any(axis=1)))
     nodes = {k: i for i, k in enumerate(k for k in dict.fromkeys(names) if k != GROUND)}
