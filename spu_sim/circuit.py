@@ -300,8 +300,8 @@ class ResistorArray:
 
     def first_non_physical(self) -> tuple[str, float] | None:
         """(name, value) of the first entry, row-major, that is not finite and > 0 (inf = absent is fine), or None;
-        one pass over the array when every entry is physical."""
-        if (self.r_ohm > 0).all():
+        one pass over the array (a reduction, no temporary) when every entry is physical (NaN makes the minimum NaN)."""
+        if self.r_ohm.size == 0 or self.r_ohm.min() > 0:
             return None
         i, j, r = self.entries()
         k = int(np.flatnonzero(~(np.isfinite(r) & (r > 0)))[0])
@@ -640,15 +640,27 @@ Element = Union[Resistor, ResistorArray, Capacitor, Inductor, VoltageSource, Pul
                 SwitchModel, Switch, NoiseSource, BehavioralVoltage, BehavioralCurrent, Comment, SubcktFile, Subckt, Instance]
 
 
+def element_types(elements) -> set:
+    """The set of element types in a list, by one C-level pass (no Python call per element): the whole-list scans
+    (flatten, Circuit.of_type, the engines' kind checks) ask it first, a circuit of 1e6 elements holds a dozen types."""
+    return set(map(type, elements))
+
+
+def has_type(types: set, kind: type | tuple) -> bool:
+    """Whether some type of ``element_types`` is ``kind`` or a subclass of it."""
+    return any(issubclass(t, kind) for t in types)
+
+
 def flatten(elements: list, keep_external: bool = False) -> list:
     """The elements with every Instance of a Subckt among them expanded in place (for engines that take flat
     elements): element ``E`` of instance ``X`` becomes ``E_X``, its local node ``n`` becomes ``X_n``, its pins the
     instance's nodes; the definitions themselves go. An Instance of a subcircuit defined only in an external file
     (SubcktFile) cannot be flattened: ValueError naming it (only ngspice reads such a file), or with keep_external
     it is kept as it is."""
+    types = element_types(elements)
+    if not has_type(types, Instance):
+        return [e for e in elements if not isinstance(e, Subckt)] if has_type(types, Subckt) else list(elements)
     defs = {e.name.upper(): e for e in elements if isinstance(e, Subckt)}
-    if not any(isinstance(e, Instance) for e in elements):
-        return [e for e in elements if not isinstance(e, Subckt)]
     out: list = []
     for e in elements:
         if isinstance(e, Subckt):
@@ -748,7 +760,9 @@ class Circuit:
     optional_saves: list[str] = field(default_factory=list)
 
     def of_type(self, kind: type) -> list:
-        """The elements of one type, in order."""
+        """The elements of one type, in order (none: one C-level pass, circuit.element_types)."""
+        if not has_type(element_types(self.elements), kind):
+            return []
         return [e for e in self.elements if isinstance(e, kind)]
 
     @property

@@ -20,7 +20,8 @@ import scipy.sparse.linalg as spla
 from spu_sim.circuit import Op, Tran
 from spu_sim.engines import get_engine
 from spu_sim.engines.linear import LinearEngine, krylov
-from spu_sim.engines.linear.krylov import path_at_krylov
+from spu_sim.engines.linear.krylov import OperatorModel, path_at_krylov
+from spu_sim.engines.linear.model import build_model
 from spu_sim.engines.linear.peel import PeelSolve
 from spu_sim.engines.linear.stamp import Block
 from spu_sim.errors import BadInputError
@@ -169,6 +170,56 @@ def test_peel_solve_with_coupled_core_equals_spsolve():
     assert np.allclose(ps.solve(R), spla.spsolve(Gs.tocsc(), R), rtol=1e-12, atol=1e-12)
     part = PeelSolve(Gs, labels, labels, needed=np.array([0, 1]))
     assert np.allclose(part.solve(R)[:2], spla.spsolve(Gs.tocsc(), R)[:2], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [40, 140])     # 140: the split layout (8 summing-node parts, 8 z buffers)
+def test_signed_crossbars_fold_into_one_block(n):
+    """Each signed crossbar (G_pos fed by x, G_neg by the inverter's xn = -x, the J^T array by the z buffers) is
+    applied as one block G_pos - G_neg (peel.fold_aliases / fold_blocks): fewer dense parts than blocks, every J and
+    J^T entry read once per solve, and the operator equals the dense model's M (formed independently, without the
+    peeling's blocks) to rounding."""
+    c = factored_circuit(n, 4)
+    om = OperatorModel(c)
+    ps = om.peel
+    assert ps.folded_blocks < ps.dense_blocks, (ps.folded_blocks, ps.dense_blocks)
+    per_round = [D.size for *_, parts in ps._rounds for _, D, _ in parts]
+    assert sum(per_round) <= 2 * n * 4 + 4 * 4, per_round      # J and J^T (m N each) and H once, not per sign
+    M = build_model(c).M
+    X = np.random.default_rng(1).standard_normal((om.n, 3))
+    assert np.allclose(om.apply_M(X), M @ X, rtol=1e-12, atol=1e-12 * np.abs(M).max() * np.abs(X).max())
+    # a saved current whose KCL row reads a crossbar's transposed block (which shares the array the fold writes
+    # into): the fold then sums into a new array, and the outputs still equal the dense model's
+    saves = ["v(x1)", "i(eout1)", "i(eout2)"]
+    om2, ref = OperatorModel(c, saves), build_model(c, saves)
+    U = np.zeros((om2.n_u, 3))
+    U[0] = 1.0
+    dx, y = om2.apply(X, U)
+    assert np.allclose(dx, ref.M @ X + ref.N @ U, rtol=1e-12, atol=1e-12 * np.abs(dx).max())
+    assert np.allclose(y, ref.Cx @ X + ref.Du @ U, rtol=1e-12, atol=1e-12 * np.abs(y).max())
+
+
+def test_fold_never_writes_an_array_another_block_reads():
+    """PeelSolve(own_blocks=True) folds G_pos (rows w, col a) and G_neg (rows w, col an = -a, an alias: a row of two
+    entries with a zero right-hand side) into one block; G_pos's array is also the transposed block of row v, which
+    the solve reads, so the sum goes into a new array. Every solve equals spsolve of the whole matrix."""
+    n = 5                          # unknowns a, an, w1, w2, v
+    G = np.zeros((n, n))
+    G[0, 0] = 1.0                  # a = r0
+    G[1, 1], G[1, 0] = 1.0, 1.0    # an + a = 0: an = -a (right-hand side structurally zero)
+    G[2, 2], G[3, 3], G[4, 4] = 2.0, 3.0, 1.5
+    gp, gn = np.array([[0.7], [0.0]]), np.array([[0.0], [0.4]])
+    pos = Block(np.array([2, 3]), np.array([0]), gp, gp > 0)
+    neg = Block(np.array([2, 3]), np.array([1]), gn, gn > 0)
+    blocks = [pos, neg, pos.transposed().relabel(np.array([4, 1, 2, 3, 0]))]   # rows [4], cols [2, 3]: gp's array
+    full = G.copy()
+    for b in blocks:
+        full[np.ix_(b.rows, b.cols)] -= b.g
+    labels = [f"u{i}" for i in range(n)]
+    ps = PeelSolve(sp.csr_matrix(G), labels, labels, blocks=blocks, rhs_rows=np.array([0, 2, 3, 4]), own_blocks=True)
+    assert ps.folded_blocks == 2 and np.array_equal(gp, [[0.7], [0.0]])      # folded, gp untouched
+    R = np.random.default_rng(2).standard_normal((n, 2))
+    R[1] = 0.0
+    assert np.allclose(ps.solve(R), spla.spsolve(sp.csc_matrix(full), R), rtol=1e-13, atol=1e-13)
 
 
 def _carve(G: np.ndarray, rows, cols, share: float = 1.0) -> Block:

@@ -49,7 +49,7 @@ from ..base import ENGINES, Cost, Workload, memory_engine_cost, run_in_child
 from ..raw import Waveforms
 from .dense import MAX_DENOMINATOR, op_dense, step_ratio, tran_dense
 from .krylov import op_krylov, prefers_krylov, tran_krylov
-from .model import assemble, by_type
+from .model import assemble, check_linear
 from .noise import noise_analysis
 from .result import NGSPICE_HINT, NOISE_MODES, LinearWaveforms, OpMethod, RunOptions, TranMethod
 from .switched import is_clocked, needs_switched, tran_switched
@@ -113,7 +113,7 @@ class LinearEngine:
                                     "signal .op / .noise; run .tran only (the linear engine steps its switch phases "
                                     "exactly)")
         else:
-            by_type(circuit)   # refuses a nonlinear or unknown element
+            check_linear(circuit)   # refuses a nonlinear or unknown element
 
     def run(self, circuit: Circuit, run_dir: Path | None = None, *, timeout_s: float | None = None, progress=None,
             noise_mode: str | None = None, seed: int | None = None,

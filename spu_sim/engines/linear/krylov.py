@@ -72,7 +72,9 @@ def _sub(A: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
 
 class OperatorModel:
     """The reduced model of a linear circuit as operators (module doc). Attributes: n (states), n_u (inputs),
-    outputs (names), x0 (uic state), mna, peel (the G22 solve), noise (the NoiseSources)."""
+    outputs (names), x0 (uic state), mna (its dense crossbar blocks handed to the G22 solve, which folds each signed
+    crossbar into one of its arrays: ``mna.blocks`` is empty afterwards), peel (the G22 solve), noise (the
+    NoiseSources)."""
 
     def __init__(self, circuit: Circuit, saves: list[str] | None = None, extra: list[str] = ()) -> None:
         mna = assemble(circuit, blocks=True)
@@ -104,7 +106,14 @@ class OperatorModel:
         self.R1, self.R2 = _sub(R, np.arange(R.shape[0]), dyn), _sub(R, np.arange(R.shape[0]), alg)
         labels, eq = algebraic_labels(mna, alg, ref_of)
         needed = np.union1d(np.unique(self.G12.indices), np.unique(self.R2.indices))
-        self.peel = PeelSolve(G22, labels, eq, needed=needed, blocks=blocks) if len(alg) else None
+        # the rows of the algebraic right-hand side B2 u - G21 x that can be non-zero: the others let PeelSolve fold
+        # each signed crossbar into one block (inverter and buffer outputs are exact aliases; peel.fold_aliases)
+        rhs_rows = np.union1d(np.flatnonzero(np.diff(self.B2.indptr)), np.flatnonzero(np.diff(self.G21.indptr)))
+        # the blocks' arrays are handed over (the fold may sum a crossbar's two signs into one of them): mna.blocks is
+        # emptied, so that nothing reads a block that no longer holds its own conductances
+        self.peel = (PeelSolve(G22, labels, eq, needed=needed, blocks=blocks, rhs_rows=rhs_rows, own_blocks=True)
+                     if len(alg) else None)
+        mna.blocks = []
         # C11 with +L for inductors (flip those rows), diagonal or one sparse LU
         self.flip = np.r_[np.ones(len(dyn_nodes)), -np.ones(len(ind))]
         Cp = sp.diags(self.flip) @ mna.C.tocsr()[dyn][:, dyn]

@@ -37,7 +37,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ...circuit import (CCCS, VCCS, VCVS, BehavioralCurrent, Capacitor, Circuit, ClippedVCVS, Comment, Inductor,
-                        NoiseSource, Resistor, flatten, ResistorArray, Switch, SwitchModel, VoltageSource)
+                        NoiseSource, Resistor, flatten, ResistorArray, Switch, SwitchModel, VoltageSource, element_types)
 from ...errors import BadInputError
 from .peel import check_structure, factor, solve_algebraic
 from .result import NGSPICE_HINT
@@ -76,7 +76,9 @@ def by_type(circuit: Circuit) -> dict[type, list]:
         elements = flatten(circuit.elements)    # subcircuits defined in the circuit, expanded
     except ValueError as err:                   # one defined in an external file: only ngspice reads it
         raise BadInputError(f"{err}; {NGSPICE_HINT}") from None
-    for e in _expand_wire_capacitance(elements):
+    if any(e.c_wire_farad > 0 for e in elements if type(e) is ResistorArray):
+        elements = _expand_wire_capacitance(elements)
+    for e in elements:
         t = type(e)
         bucket = out.get(t)
         if bucket is None:
@@ -85,6 +87,18 @@ def by_type(circuit: Circuit) -> dict[type, list]:
         if t not in skip:
             others.append(e)
     return out
+
+
+def check_linear(circuit: Circuit) -> None:
+    """BadInputError naming the first element that is not a linear element the engine knows (by_type's refusal,
+    from the set of element types: no Python pass per element when every type is known)."""
+    try:
+        elements = flatten(circuit.elements)
+    except ValueError as err:
+        raise BadInputError(f"{err}; {NGSPICE_HINT}") from None
+    bad = element_types(elements) - set(_LINEAR)
+    if bad:
+        _refuse(next(e for e in elements if type(e) in bad))
 
 
 def _expand_wire_capacitance(elements: list):
@@ -131,7 +145,7 @@ def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
     names.extend(neg)
     arrays = typed[ResistorArray]
     for e in arrays:   # the nodes of the entries present (a crossbar's unused lines are not in the circuit)
-        present = ~np.isposinf(e.r_ohm)
+        present = e.r_ohm < np.inf    # not +inf (no resistor), in one pass; a NaN entry is refused by the stamp
         names.extend(e.col_nodes[j] for j in np.flatnonzero(present.any(axis=0)))
         names.extend(e.row_nodes[i] for i in np.flatnonzero(present.any(axis=1)))
     nodes = {k: i for i, k in enumerate(k for k in dict.fromkeys(names) if k != GROUND)}

@@ -116,7 +116,7 @@ def peel(G22: sp.spmatrix, labels: list[str], eq_labels: list[str], what: str = 
     G.sum_duplicates()
     n = G.shape[0]
     G, blocks = _separate(G, list(blocks))
-    loc = [(positions(b.rows, n), positions(b.cols, n)) for b in blocks]
+    loc = block_positions(blocks, n)
     Gc = G.tocsc()
     counts = np.diff(G.indptr).astype(np.int64)
     col_counts = np.diff(Gc.indptr).astype(np.int64)
@@ -209,37 +209,63 @@ def solve_algebraic(G22: sp.spmatrix, R: sp.spmatrix, labels: list[str], eq_labe
 
 class PeelSolve:
     """Replayable G22^-1 (module doc). Attributes: n_rounds, core_size, nnz_per_solve, dense_blocks (Blocks kept
-    dense; the others were stamped into the sparse part)."""
+    dense; the others were stamped into the sparse part), folded_blocks (dense blocks applied after folding).
+
+    rhs_rows (optional): the rows of r that can be non-zero (every other row is structurally zero in every solve).
+    Given, the solve folds the signed crossbars (``fold_aliases``): an unknown fixed by a row of two entries with a
+    zero right-hand side, z_c = +-z_c' (an ideal inverter xn = -x, a unity buffer), is an alias of c'; dense blocks
+    with the same rows whose columns are aliases of the same unknowns are summed into one block on those
+    unknowns, G_pos - G_neg for the two signs of a crossbar (exactly: the signs' entries are disjoint, so every
+    entry of the sum is one conductance, negated or not). One solve then reads each crossbar once, and the rounds
+    that only computed the aliases are pruned unless the caller reads them; the result differs from the unfolded
+    solve by the order of the additions only (two GEMVs summed against one). own_blocks: the caller hands the blocks'
+    g arrays over, and a fold may write its sum into one of them (``_writable``: never into an array that another
+    block the solve reads, or the core, shares)."""
 
     def __init__(self, G22: sp.spmatrix, labels: list[str], eq_labels: list[str], needed: np.ndarray | None = None,
-                 what: str = "the algebraic part of the circuit", blocks: tuple[Block, ...] | list[Block] = ()) -> None:
+                 what: str = "the algebraic part of the circuit", blocks: tuple[Block, ...] | list[Block] = (),
+                 rhs_rows: np.ndarray | None = None, own_blocks: bool = False) -> None:
         pl = peel(G22, labels, eq_labels, what, blocks)
         G, blocks, loc, rounds = pl.G, pl.blocks, pl.loc, pl.rounds
         core_rows, core_cols = pl.core_rows, pl.core_cols
         n = G.shape[0]
         self.n = n
         self.dense_blocks = len(blocks)
+        # what the rounds apply: (rows, cols, g, row positions) per dense block, the signed crossbars folded
+        dense = [(b.rows, b.cols, b.g, pr) for b, (pr, _) in zip(blocks, loc)]
+        root, plan, folded = None, None, set()
+        if rhs_rows is not None and blocks:
+            root, fac = fold_aliases(pl, rhs_rows)
+            plan = fold_plan(blocks, root)
+            folded = {k for ks, u, _ in plan if u is not None for k in ks}
 
-        def columns_of(rows: np.ndarray) -> np.ndarray:   # every column with an entry in these rows
+        def columns_of(rows: np.ndarray, rounds_view: bool = True) -> np.ndarray:   # every column read by these rows
             out = [_gather(G.indptr, G.indices, rows)]
-            for b, (pr, _) in zip(blocks, loc):
+            for k, (b, (pr, _)) in enumerate(zip(blocks, loc)):
                 lr = pr[rows]
                 lr = lr[lr >= 0]
                 if len(lr) == len(b.rows):
-                    out.append(b.cols[b.col_count > 0])
+                    c = b.cols[b.col_count > 0]
                 elif len(lr):
-                    out.append(b.cols[b.present[lr].any(axis=0)])
+                    c = b.cols[b.present[lr].any(axis=0)]
+                else:
+                    continue
+                out.append(root[c] if rounds_view and k in folded else c)   # a folded block reads the roots
             return np.concatenate(out)
 
-        # reverse pass: which unknowns are needed (the core, when present, is solved whole)
+        # reverse pass: which unknowns are needed (the core, when present, is solved whole, unfolded)
         need = np.ones(n, bool) if needed is None else np.zeros(n, bool)
         if needed is not None:
             need[np.asarray(needed, dtype=np.int64)] = True
             if len(core_cols):
                 need[core_cols] = True
-                need[columns_of(core_rows)] = True
+                need[columns_of(core_rows, rounds_view=False)] = True
             for rows, cols in reversed(rounds):
                 need[columns_of(rows[need[cols]])] = True
+        if plan is not None:
+            writable = _writable(blocks, loc, plan, folded, rounds, need, core_rows) if own_blocks else frozenset()
+            dense = fold_blocks(blocks, loc, fac, plan, writable)
+        self.folded_blocks = len(dense)
         self._rounds = []
         nnz = 0
         for (rows, cols), pivots in zip(rounds, pl.pivots):
@@ -249,15 +275,15 @@ class PeelSolve:
             r, c, piv = rows[m], cols[m], pivots[m]
             A = G[r]
             parts = []
-            for b, (pr, _) in zip(blocks, loc):
+            for brows, bcols, g, pr in dense:
                 lr = pr[r]
                 idx = np.flatnonzero(lr >= 0)
                 if len(idx) == 0:
                     continue
                 li = lr[idx]
-                whole = len(li) == b.g.shape[0] and (np.diff(li) == 1).all() and li[0] == 0
-                D = b.g if whole else np.ascontiguousarray(b.g[li])
-                parts.append((None if len(idx) == len(r) else idx, D, b.cols))
+                whole = len(li) == g.shape[0] and (np.diff(li) == 1).all() and li[0] == 0
+                D = g if whole else np.ascontiguousarray(g[li])
+                parts.append((None if len(idx) == len(r) else idx, D, bcols))
                 nnz += D.size
             self._rounds.append((r, c, A, 1.0 / piv, parts))
             nnz += A.nnz
@@ -294,22 +320,153 @@ class PeelSolve:
         return z
 
 
-def positions(index: np.ndarray, n: int) -> np.ndarray:
+def _writable(blocks: list[Block], loc: list, plan: list, folded: set, rounds: list, need: np.ndarray,
+              core_rows: np.ndarray) -> set:
+    """The first block of each folded group whose g array no other block the solve reads shares (a crossbar's
+    transposed block shares it: its rows are read only when the caller needs them) and whose rows are not in the
+    core (the core's matrix is read from the blocks' own arrays)."""
+    read = [rows[need[cols]] for rows, cols in rounds] + [core_rows]
+    live = set(folded)
+    for k, (pr, _) in enumerate(loc):
+        if k not in folded and any(len(r) and (pr[r] >= 0).any() for r in read):
+            live.add(k)
+    out = set()
+    for ks, ucols, _ in plan:
+        k = ks[0]
+        if ucols is None or (len(core_rows) and (loc[k][0][core_rows] >= 0).any()):
+            continue
+        if not any(j != k and j in live and np.may_share_memory(blocks[j].g, blocks[k].g) for j in range(len(blocks))):
+            out.add(k)
+    return out
+
+
+def fold_aliases(pl: Peeling, rhs_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(root (n,), factor (n,)): z[c] = factor[c] z[root[c]] exactly, factor +-1 (root[c] = c, factor 1 for every
+    other unknown). An alias is an unknown fixed in a round by a row with two entries in the sparse part, none in a
+    dense block, a right-hand side that is structurally zero (not in rhs_rows) and its other entry +-pivot: the
+    solve computes z_c = -(a z_c') / piv = +-z_c' without rounding (an ideal inverter, a unity buffer). Chains
+    resolve in round order (z<l>b<g> -> z<l> -> rz<l>; zn<l>b<g> -> zn<l> -> -z<l>)."""
+    G = pl.G
+    n = G.shape[0]
+    root, fac = np.arange(n), np.ones(n)
+    zero = np.ones(n, bool)
+    zero[np.asarray(rhs_rows, dtype=np.int64)] = False
+    for b in pl.blocks:
+        zero[b.rows] = False
+    two = np.diff(G.indptr) == 2
+    for (rows, cols), piv in zip(pl.rounds, pl.pivots):
+        m = two[rows] & zero[rows]
+        if not m.any():
+            continue
+        r, c, p = rows[m], cols[m], piv[m]
+        s = G.indptr[r]
+        j0, j1, v0, v1 = G.indices[s], G.indices[s + 1], G.data[s], G.data[s + 1]
+        first = j0 == c
+        other, a = np.where(first, j1, j0), np.where(first, v1, v0)
+        f = -a / p
+        ok = np.abs(f) == 1.0
+        c, other, f = c[ok], other[ok], f[ok]
+        root[c], fac[c] = root[other], f * fac[other]   # other is known before this round: already resolved
+    return root, fac
+
+
+def fold_plan(blocks: list[Block], root: np.ndarray) -> list[tuple[list[int], np.ndarray | None, np.ndarray | None]]:
+    """The blocks grouped by equal rows: (ks, ucols, inv) for a group whose columns share roots (summed into one block
+    on the sorted roots ucols; inv: each block's columns' places in ucols, concatenated), ([k], None, None) for every
+    block kept as it is (alone in its rows, all roots distinct, or a block reading two aliases of one unknown)."""
+    groups: dict[bytes, list[int]] = {}
+    for k, b in enumerate(blocks):
+        groups.setdefault(b.rows.tobytes(), []).append(k)
+    plan: list = []
+    for ks in groups.values():
+        if len(ks) > 1:
+            mapped = [root[blocks[k].cols] for k in ks]
+            allc = np.concatenate(mapped)
+            ucols, inv = np.unique(allc, return_inverse=True)
+            if len(ucols) < len(allc) and all(len(np.unique(mc)) == len(mc) for mc in mapped):
+                plan.append((ks, ucols, inv))
+                continue
+        plan += [([k], None, None) for k in ks]
+    return plan
+
+
+def fold_blocks(blocks: list[Block], loc: list, fac: np.ndarray, plan: list, writable=frozenset()) -> list:
+    """The dense parts the rounds apply, (rows, cols, g, row positions) each, by fold_plan: a group's blocks summed
+    with their alias factors into one block (PeelSolve doc). writable: blocks whose g may be overwritten (a group's
+    first block that covers every root then holds the sum, no new array: the wide config's J and J^T, 1 GB)."""
+    dense = []
+    for ks, ucols, inv in plan:
+        if ucols is None:
+            b = blocks[ks[0]]
+            dense.append((b.rows, b.cols, b.g, loc[ks[0]][0]))
+            continue
+        rows = blocks[ks[0]].rows
+        D = None
+        off = 0
+        for k in ks:
+            g, f = blocks[k].g, fac[blocks[k].cols]
+            idx = inv[off:off + len(f)]
+            off += len(f)
+            contiguous = len(idx) and idx[-1] - idx[0] == len(idx) - 1 and (np.diff(idx) == 1).all()
+            at = slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else idx
+            sign = 1.0 if (f == 1.0).all() else -1.0 if (f == -1.0).all() else None
+            if D is None and contiguous and len(idx) == len(ucols) and sign is not None:
+                if k in writable:      # the sum in this block's own array
+                    D = g if sign > 0 else np.negative(g, out=g)
+                else:                  # the first block covers every root: one pass
+                    D = g.copy() if sign > 0 else np.negative(g)
+                continue
+            if D is None:
+                D = np.zeros((len(rows), len(ucols)))
+            if sign is None:
+                D[:, at] += g * f
+            elif contiguous:      # in place on a view: one pass
+                np.add(D[:, at], g, out=D[:, at]) if sign > 0 else np.subtract(D[:, at], g, out=D[:, at])
+            elif sign > 0:
+                D[:, at] += g
+            else:
+                D[:, at] -= g
+        dense.append((rows, ucols, D, loc[ks[0]][0]))
+    return dense
+
+
+def positions(index: np.ndarray, n: int, dtype=np.int64) -> np.ndarray:
     """(n,) position of each unknown in index, -1 where absent."""
-    pos = np.full(n, -1, dtype=np.int64)
+    pos = np.full(n, -1, dtype=dtype)
     pos[index] = np.arange(len(index))
     return pos
 
 
+def block_positions(blocks: list[Block], n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """positions() of every block's rows and cols, one (n,) array per distinct index list (the two signs of a
+    crossbar share their rows, a block and its transpose their lists), int32 where n allows: the factorised circuit
+    at N = 1e5 has 68 blocks on 51 distinct lists of ~1e6 unknowns."""
+    cache: dict[bytes, np.ndarray] = {}
+    dtype = np.int32 if n < 2 ** 31 else np.int64
+
+    def pos(index: np.ndarray) -> np.ndarray:
+        key = np.asarray(index, dtype=np.int64).tobytes()
+        if key not in cache:
+            cache[key] = positions(index, n, dtype)
+        return cache[key]
+    return [(pos(b.rows), pos(b.cols)) for b in blocks]
+
+
 def _separate(G: sp.csr_matrix, blocks: list[Block]) -> tuple[sp.csr_matrix, list[Block]]:
     """Stamp into G every block whose entries could coincide with G's pattern or with an earlier block's
-    (the peeling counts entries: a shared position would be counted twice)."""
+    (the peeling counts entries: a shared position would be counted twice). Two blocks can share a position only
+    when their rows and their cols both intersect (marks of the block's own rows and cols, read at the earlier
+    blocks' lists: O(sum of the lists) per block, no set operations)."""
     n = G.shape[0]
     kept: list[Block] = []
     extra = []
+    row_mark, col_mark = np.zeros(n, bool), np.zeros(n, bool)
     for b in blocks:
-        clash = G[b.rows][:, b.cols].nnz > 0 or any(
-            np.intersect1d(b.rows, k.rows).size and np.intersect1d(b.cols, k.cols).size for k in kept)
+        row_mark[b.rows] = True
+        col_mark[b.cols] = True
+        clash = G[b.rows][:, b.cols].nnz > 0 or any(row_mark[k.rows].any() and col_mark[k.cols].any() for k in kept)
+        row_mark[b.rows] = False
+        col_mark[b.cols] = False
         if clash:
             extra.append(b.csr(n))
         else:

@@ -114,14 +114,14 @@ def stamp_resistors(res: list[Resistor], pos: list[str], neg: list[str], r_ohm: 
                 raise BadInputError(f"element {bad[0]}: resistance {bad[1]!r} ohm must be positive and finite")
             parts.append(_wired_csr(e, get, n))
             continue
-        with np.errstate(divide="ignore", invalid="ignore"):
-            gb = 1.0 / e.r_ohm                  # inf (no resistor) -> 0
-        bad = e.first_non_physical()
+        bad = e.first_non_physical()           # before the division: every entry > 0 (inf: no resistor)
         if bad is not None:
             raise BadInputError(f"element {bad[0]}: resistance {bad[1]!r} ohm must be positive and finite")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gb = 1.0 / e.r_ohm                  # inf (no resistor) -> 0
         present = gb > 0
-        rows = np.array([get(x, -1) for x in e.row_nodes], dtype=np.int64)
-        cols = np.array([get(x, -1) for x in e.col_nodes], dtype=np.int64)
+        rows = np.fromiter((get(x, -1) for x in e.row_nodes), dtype=np.int64, count=len(e.row_nodes))
+        cols = np.fromiter((get(x, -1) for x in e.col_nodes), dtype=np.int64, count=len(e.col_nodes))
         np.add.at(diag, rows[rows >= 0], gb.sum(axis=1)[rows >= 0])
         np.add.at(diag, cols[cols >= 0], gb.sum(axis=0)[cols >= 0])
         block = _dense_block(rows, cols, gb, present) if blocks is not None else None

@@ -51,7 +51,7 @@ import numpy as np
 import scipy.linalg as sla
 from threadpoolctl import threadpool_limits
 
-from ...circuit import Circuit, NoiseSource, PulseVoltageSource, Switch, SwitchModel, Tran
+from ...circuit import Circuit, NoiseSource, PulseVoltageSource, Switch, SwitchModel, Tran, element_types, has_type
 from ...errors import BadInputError
 from .model import GROUND, NODE_ATTRS, LinearModel, build_model
 from .result import NGSPICE_HINT, LinearWaveforms, RunOptions, output_count
@@ -65,12 +65,13 @@ STAND_IN = "clock_stand_in"
 
 def needs_switched(circuit: Circuit) -> bool:
     """Clocks (PULSE sources) or held (ZOH) noise sources: the transient goes through this module."""
-    return any(isinstance(e, PulseVoltageSource) or (isinstance(e, NoiseSource) and e.held)
-               for e in circuit.elements)
+    types = element_types(circuit.elements)    # one C-level pass; the noise sources only looked at when present
+    return has_type(types, PulseVoltageSource) or (has_type(types, NoiseSource)
+                                                   and any(e.held for e in circuit.of_type(NoiseSource)))
 
 
 def is_clocked(circuit: Circuit) -> bool:
-    return any(isinstance(e, PulseVoltageSource) for e in circuit.elements)
+    return has_type(element_types(circuit.elements), PulseVoltageSource)
 
 
 def _edges(p: PulseVoltageSource, step_s: float) -> tuple[float, float]:

@@ -69,8 +69,8 @@ DENSE_EIG_MAX_N = 1500
 class FactoredDesign(OuDesign):
     """Every element value of the factorised circuit (realised values; nominal unless non-idealities apply).
 
-    Arrays (inf = no resistor): r_j_ohm (m, N), s_j (m, N) +1 fed by x_j / -1 by xn_j; r_h_ohm (m, m), s_h;
-    r_t_ohm (N, m), s_t; r_fu_ohm (m,), r_fz_ohm (m,) summer feedback; r_leak_ohm (N,); r_in_ohm (N,);
+    Arrays (inf = no resistor): r_j_ohm (m, N), s_j (m, N, int8) +1 fed by x_j / -1 by xn_j; r_h_ohm (m, m), s_h;
+    r_t_ohm (N, m), s_t (= s_j.T); r_fu_ohm (m,), r_fz_ohm (m,) summer feedback; r_leak_ohm (N,); r_in_ohm (N,);
     r_noise_ohm (N,); c_f_farad (N,); v_dac_v (N,); x0_v (N,). Scalars: c_farad (nominal C_f), alphas, scales.
     macro: spu_sim.topologies.opamp_factored.nonideal.FactoredMacro or None (ideal nullors).
     """
@@ -133,16 +133,17 @@ class FactoredDesign(OuDesign):
     def readout_nodes(self) -> list[str]:
         return [f"x{i + 1}" for i in range(self.d)]
 
-    @property
+    @cached_property
     def inv_x(self) -> np.ndarray:
-        """(N,) x_j feeds some J resistor through its inverted copy."""
+        """(N,) x_j feeds some J resistor through its inverted copy (computed once per design: the build, the element
+        counts and the header read it)."""
         return np.any((self.s_j < 0) & np.isfinite(self.r_j_ohm), axis=0)
 
-    @property
+    @cached_property
     def inv_u(self) -> np.ndarray:
         return np.any((self.s_h < 0) & np.isfinite(self.r_h_ohm), axis=0)
 
-    @property
+    @cached_property
     def inv_z(self) -> np.ndarray:
         return np.any((self.s_t < 0) & np.isfinite(self.r_t_ohm), axis=0)
 
@@ -306,12 +307,12 @@ R_MAX_RTOL = 1e-12
 
 
 def _array(M: np.ndarray, alpha: float, r_max: float, prune: float, name: str, pruned: list,
-           alpha_limit: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Resistors alpha / |M| (inf for zeros and pruned entries) and the sign rule; DesignError beyond r_max.
-    alpha_limit (>= alpha): the entries are also realised by another array with this alpha (J's by the J^T
+           alpha_limit: float | None = None, a: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Resistors alpha / |M| (inf for zeros and pruned entries) and the sign rule (int8 +-1); DesignError beyond
+    r_max. alpha_limit (>= alpha): the entries are also realised by another array with this alpha (J's by the J^T
     array): an entry is pruned, or refused, by the larger of the two resistors, so that both arrays keep the
-    same entries."""
-    a = np.abs(M)
+    same entries. a: |M| when the caller has it (not copied, not changed)."""
+    a = np.abs(M) if a is None else a
     amax = float(a.max()) if a.size else 0.0
     with np.errstate(divide="ignore"):
         r = alpha / a            # exact zeros: inf (no resistor)
@@ -335,7 +336,7 @@ def _array(M: np.ndarray, alpha: float, r_max: float, prune: float, name: str, p
         ii, jj = np.unravel_index(cand, a.shape)
         pruned.extend(zip([name] * len(cand), ii.tolist(), jj.tolist()))
         r.ravel()[cand] = np.inf
-    return r, np.where(M < 0, -1.0, 1.0)
+    return r, np.where(M < 0, np.int8(-1), np.int8(1))
 
 
 def check_coupling_range(problem: FactoredProblem, alpha_t: float, jmax: float, rmin: float, rmax: float) -> None:
@@ -379,7 +380,8 @@ def design_factored(problem: FactoredProblem, circuit: FactoredCircuitConfig, si
     z_cov_diag = np.sum((H @ u_cov) * H, axis=1)       # diag(H u_cov H^T) by one GEMM
     s_z = _range(H @ (J @ x_star), z_cov_diag, H @ (J @ problem.x0)) / vs or 1.0
     # J = 0 or H = 0 (a saturated model's GGN): A = damping I, the arrays are empty and only the leak remains
-    jmax, hmax = float(np.abs(J).max()) or 1.0, float(np.abs(H).max()) or 1.0
+    aj = np.abs(J)      # |J| once: the J and J^T arrays, jmax and jmin read it (the wide config: 518 MB)
+    jmax, hmax = float(aj.max()) or 1.0, float(np.abs(H).max()) or 1.0
     # J array and its summers (the fixed feedback resistor may go down to FEEDBACK_MIN_FRACTION r_min)
     rf_min = FEEDBACK_MIN_FRACTION * rmin
     alpha_j = max(jmax * rmin, rf_min * s_u / s_x)
@@ -396,11 +398,10 @@ def design_factored(problem: FactoredProblem, circuit: FactoredCircuitConfig, si
     # time unit as the dense topology's (the largest |A_ij| = max_i A_ii at r_min), unless the J^T array needs slower
     # (faster where the smallest kept J^T entry would need more than r_max; never a leak or J^T resistor below r_min)
     hd = np.diag(H)
-    if np.count_nonzero(H - np.diag(hd)) == 0:   # diagonal H (TNGD's H = I): H @ J is hd_k J_kj exactly, no GEMM
-        a_max = lam + float(np.max(np.sum(J * (hd[:, None] * J), axis=0)))
-    else:
-        a_max = lam + float(np.max(np.sum(J * (H @ J), axis=0)))   # max_i (J^T H J)_ii by one GEMM
-    aj = np.abs(J)
+    hj = hd[:, None] * J if np.count_nonzero(H - np.diag(hd)) == 0 else H @ J   # diagonal H (TNGD's H = I): no GEMM
+    hj *= J                                          # J * (H J) in place (the same products, one m x N temporary)
+    a_max = lam + float(np.max(np.sum(hj, axis=0)))   # max_i (J^T H J)_ii
+    del hj
     jmin = float(np.min(aj, where=aj >= max(circuit.prune_below_relative * jmax, np.finfo(float).tiny),
                         initial=np.inf))
     jmin = jmin if np.isfinite(jmin) else jmax
@@ -411,12 +412,13 @@ def design_factored(problem: FactoredProblem, circuit: FactoredCircuitConfig, si
     check_coupling_range(problem, alpha_t, jmax, rmin, rmax)
     pruned: list = []
     prune = circuit.prune_below_relative   # set, or derived from the resistor resolution (config.py)
-    r_j, s_j = _array(J, alpha_j, rmax, prune, "J", pruned, alpha_limit=alpha_t)   # J and J^T keep the same entries
+    r_j, s_j = _array(J, alpha_j, rmax, prune, "J", pruned, alpha_limit=alpha_t, a=aj)   # J, J^T: the same entries
     r_h, s_h = _array(H, alpha_h, rmax, prune, "H", pruned)
+    r_t = np.empty((n, m))       # N x m written once through the transposed view (no m x N intermediate)
     with np.errstate(divide="ignore"):
-        r_t = alpha_t / aj          # row-major like J, then one transposed copy (elementwise on J.T is strided)
-    r_t[~np.isfinite(r_j)] = np.inf
-    r_t = np.ascontiguousarray(r_t.T)
+        np.divide(alpha_t, aj, out=r_t.T)
+    del aj
+    np.copyto(r_t.T, np.inf, where=np.isinf(r_j))   # pruned J entries leave the J^T array too (r_j: positive or inf)
     s_t = s_j.T
     if lam > 0:
         r_leak = alpha / lam

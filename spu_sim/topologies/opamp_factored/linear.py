@@ -65,12 +65,18 @@ def array_elements(name: str, r: np.ndarray, s: np.ndarray, src: str, dst: str, 
     row_blocks = _ranges(rows, src_groups)
     col_blocks = _ranges(cols, dst_groups)
     extra = {} if wires is None else {"r_wire_ohm": wires[0], "c_wire_farad": wires[1]}
-    for tag, mask in (("", s > 0), ("n", ~(s > 0))):
-        rr = np.where(mask & np.isfinite(r), r, np.inf)
+    # one pass over r and s each; the signs' masks are bytes, laid out like r (s_t is s_j.T: copied C-ordered once,
+    # so that the masks and r are not read in two orders)
+    pos, fin = np.ascontiguousarray(s) > 0, np.isfinite(r)
+    for tag in ("", "n"):
+        keep = pos & fin if tag == "" else fin & ~pos
+        if not keep.any():
+            continue
+        rr = np.where(keep, r, np.inf)
         for gs, ia in enumerate(row_blocks):
             for gd, jb in enumerate(col_blocks):
                 block = rr[ia, jb]
-                if not np.isfinite(block).any():
+                if not keep[ia, jb].any():
                     continue
                 tail = f"b{gs}" if src_groups > 1 else ""
                 part = f"p{gd}" if dst_groups > 1 else ""
