@@ -51,6 +51,11 @@ Subcircuits
 Behavioural expressions are trees (``Expr``) built with ``num``, ``volt``, ``add``, ``mul``, ``div`` and
 ``call`` (functions in EXPR_FUNCS): only numbers and checked node names reach the netlist, never text.
 
+Structure a builder may state (an engine checks it against its own model before using it):
+    Circuit.drift_factors                                  a callable -> DriftFactors: the state equation
+                                                           x' = -(d x + U W V^T x) + inputs in the voltages of
+                                                           N nodes, U, V of width m << N (engines.linear.lowrank)
+
 Analyses: Op(), Tran(step_s, stop_s, tmax_s, uic=True), Noise(output, reference, source, points_per_decade,
 f_start_hz, f_stop_hz) -- one ``.noise`` line per output pair.
 
@@ -64,7 +69,7 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Callable, Union
 
 import numpy as np
 import scipy.linalg as sla
@@ -725,6 +730,20 @@ Analysis = Union[Op, Tran, Noise]
 
 
 @dataclass
+class DriftFactors:
+    """A builder's statement of a circuit's state equation in factors (never N x N): with x the voltages of ``nodes``
+    (volts, time in seconds), x' = -(d_per_s * x + U (W (VT x))) + (terms of the sources), U (N, m) per second,
+    W (m, m) or None (identity), VT (m, N), d_per_s (N,). An engine checks it against its own model (random probes
+    of its operator) before using it, so a stale or wrong statement costs time, never accuracy."""
+
+    nodes: tuple[str, ...]
+    U: np.ndarray
+    W: np.ndarray | None
+    VT: np.ndarray
+    d_per_s: np.ndarray
+
+
+@dataclass
 class Circuit:
     """A whole circuit: header comments, elements in netlist order, initial node voltages, options, the
     vectors to save and the analyses.
@@ -746,6 +765,8 @@ class Circuit:
     saves: list[str] = field(default_factory=list)
     analysis_notes: list[str] = field(default_factory=list)
     optional_saves: list[str] = field(default_factory=list)
+    #: the state equation in factors, computed when an engine asks (None: not stated): a callable -> DriftFactors
+    drift_factors: Callable[[], DriftFactors] | None = None
 
     def of_type(self, kind: type) -> list:
         """The elements of one type, in order."""

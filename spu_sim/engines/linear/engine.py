@@ -49,12 +49,13 @@ from ..base import ENGINES, Cost, Workload, memory_engine_cost, run_in_child
 from ..raw import Waveforms
 from .dense import MAX_DENOMINATOR, op_dense, step_ratio, tran_dense
 from .krylov import op_krylov, prefers_krylov, tran_krylov
+from .lowrank import applicable as lowrank_applicable, tran_lowrank
 from .model import assemble, by_type
 from .noise import noise_analysis
 from .result import NGSPICE_HINT, NOISE_MODES, LinearWaveforms, OpMethod, RunOptions, TranMethod
 from .switched import is_clocked, needs_switched, tran_switched
 
-METHODS = ("auto", "modal", "loop", "krylov")
+METHODS = ("auto", "modal", "loop", "krylov", "lowrank")
 
 
 @ENGINES.add
@@ -97,8 +98,8 @@ class LinearEngine:
         transient with another noise_mode than samples (linear-aggregated) or method krylov -- in one pass over it,
         before any engine runs (a cross-check calls it before its reference run)."""
         mode, method = noise_mode or self.noise_mode, method or self.method
-        if circuit.analysis(Tran) is not None and needs_switched(circuit) and (mode != "samples" or method == "krylov"):
-            how = f"noise_mode {mode}" if mode != "samples" else "method krylov"
+        if circuit.analysis(Tran) is not None and needs_switched(circuit) and (mode != "samples" or method in ("krylov", "lowrank")):
+            how = f"noise_mode {mode}" if mode != "samples" else f"method {method}"
             raise BadInputError(f"engine {self.name} ({how}): clocked switches and held sources are stepped exactly "
                                 "with their noise samples only; run this circuit on the engine linear "
                                 "(simulation.backend: linear, or crosscheck --candidate linear) or on ngspice")
@@ -154,10 +155,13 @@ class LinearEngine:
 
 def tran_method(circuit: Circuit, method: str, noise_mode: str = "samples") -> TranMethod:
     """The rule of the module doc: clocked switches or held sources -> switched (exact per segment; it refuses
-    method krylov itself); krylov when asked or, under auto, for many states without noise; else dense (modal or
+    method krylov itself); lowrank when asked or, under auto, when the circuit states its state matrix in factors
+    (Circuit.drift_factors) and noise_mode is samples (it runs krylov itself when its check fails); krylov when asked or, under auto, for many states without noise; else dense (modal or
     loop, decided inside by the eigenbasis' condition)."""
     if needs_switched(circuit):
         return tran_switched
+    if method == "lowrank" or (method == "auto" and lowrank_applicable(circuit, noise_mode)):
+        return tran_lowrank
     if method == "krylov" or (method == "auto" and prefers_krylov(circuit, noise_ok=noise_mode == "samples")):
         return tran_krylov
     return tran_dense

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...circuit import ResistorArray
+from ...circuit import DriftFactors, ResistorArray
 from ...parts.opamp import finite_gain_model
 
 ARRAYS = (("J", "RJ", "r_j_ohm", "s_j", "x", "su"), ("H", "RH", "r_h_ohm", "s_h", "u", "sz"),
@@ -264,3 +264,17 @@ def macro_loop_stability(design) -> dict:
     lam = np.linalg.eigvals(macro_state_matrix(design))
     return {"macro_loop_stable": bool(np.all(lam.real > 0)), "macro_loop_min_real_rate_tau": float(lam.real.min()),
             "macro_loop_max_real_rate_tau": float(lam.real.max())}
+
+
+def circuit_drift_factors(design) -> DriftFactors:
+    """The ideal-op-amp circuit's state equation in factors, in its own units (the voltages of the integrators'
+    capacitor nodes st<i>, equal to their outputs x<i> (parts.amplifiers.integrator), seconds):
+    x = s_x V_x with one scalar s_x, so dV/dt = -(L P + diag(dg)) V / tau_s + inputs with L = row M_T P_z
+    (module doc), stated as U = row M_T / tau_s, W = P_z, VT = P_u (Circuit.drift_factors; the linear engine's
+    method lowrank checks it against the circuit's operator). O(m N) beyond stage_maps: M_T P_z is never formed."""
+    pu, _, pz, _, MT, _, gsT = stage_maps(design, False)
+    g_leak, g_in, g_n = _g(design.r_leak_ohm), _g(design.r_in_ohm), _g(design.r_noise_ohm)
+    row = design.alpha * design.c_farad / design.c_f_farad
+    U = MT
+    U *= (row / design.tau_s)[:, None]     # in place: MT is this call's own array
+    return DriftFactors(tuple(f"st{i}" for i in range(1, design.d + 1)), U, pz, pu, row * g_leak / design.tau_s)
