@@ -53,6 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
+from threadpoolctl import threadpool_limits
 
 from ...circuit import Circuit, DriftFactors, NoiseSource, Switch, Tran
 from ...errors import BadInputError
@@ -157,13 +158,48 @@ def _augmented(lr: LowRank, w: np.ndarray) -> np.ndarray:
     return Z
 
 
-def noise_free_path(lr: LowRank, x0: np.ndarray, w: np.ndarray, times_s: np.ndarray) -> tuple[np.ndarray, int]:
-    """(X (n, len(times)), exponentials): x(t) for x' = M x + w from x0 at the ascending times >= 0 (module doc)."""
+@dataclass
+class CoreModes:
+    """C = Q diag(lam) Q^-1 (np.linalg.eig; real when the spectrum is), Qi = Q^-1, cond = cond(Q)."""
+
+    lam: np.ndarray
+    Q: np.ndarray
+    Qi: np.ndarray
+    cond: float
+
+
+def core_modes(lr: LowRank) -> CoreModes | None:
+    """The core's eigenbasis, or None when it is ill-conditioned (cond(Q) > COND_MAX: defective or strongly
+    non-normal core)."""
+    with threadpool_limits(limits=1):      # m x m LAPACK: OpenBLAS' two threads made eig 20x slower (m = 320)
+        lam, Q = np.linalg.eig(lr.C)
+        if np.iscomplexobj(lam) and not np.any(lam.imag):
+            lam, Q = lam.real, Q.real
+        cond = float(np.linalg.cond(Q)) if lr.m else 1.0
+        if not cond <= COND_MAX:
+            return None
+        return CoreModes(lam, Q, np.linalg.inv(Q), cond)
+
+
+def noise_free_path(lr: LowRank, x0: np.ndarray, w: np.ndarray, times_s: np.ndarray,
+                    modes: CoreModes | None = None) -> tuple[np.ndarray, int]:
+    """(X (n, len(times)), exponentials): x(t) for x' = M x + w from x0 at the ascending times >= 0 (module doc).
+    With the core's modes each mode j is the 3-state system [alpha_j; gamma_j; 1]' = [[mu_j, 0, beta_j], [1, -d, 0],
+    [0, 0, 0]] (a batch of 3 x 3 exponentials per distinct step); without, one exponential of size 2 m + 1."""
     m = lr.m
-    Z = _augmented(lr, w)
-    z = np.r_[lr.project(x0), np.zeros(m), 1.0]
+    if modes is not None:
+        a, beta = modes.Qi @ lr.project(x0), modes.Qi @ lr.project(w)
+        Z = np.zeros((m, 3, 3), dtype=modes.lam.dtype)
+        Z[:, 0, 0] = -(lr.d + modes.lam)
+        Z[:, 0, 2] = beta
+        Z[:, 1, 0] = 1.0
+        Z[:, 1, 1] = -lr.d
+        z = np.stack([a, np.zeros_like(a), np.ones_like(a)], axis=1)[:, :, None]    # (m, 3, 1)
+    else:
+        Z = _augmented(lr, w)
+        z = np.r_[lr.project(x0), np.zeros(m), 1.0]
     cache: dict[float, np.ndarray] = {}
-    Cs = np.empty((m, len(times_s)))
+    Cs = np.empty((m, len(times_s)), dtype=Z.dtype)
     t_prev = 0.0
     for k, t in enumerate(times_s):
         s = float(t) - t_prev
@@ -171,10 +207,14 @@ def noise_free_path(lr: LowRank, x0: np.ndarray, w: np.ndarray, times_s: np.ndar
             key = round(s, 11 - int(np.floor(np.log10(s))))   # 12 digits: grid steps that differ by rounding
             E = cache.get(key)
             if E is None:
-                E = cache[key] = sla.expm(Z * s)
+                with threadpool_limits(limits=1):
+                    E = cache[key] = sla.expm(Z * s)
             z = E @ z
             t_prev = float(t)
-        Cs[:, k] = z[m:2 * m]
+        Cs[:, k] = z[:, 1, 0] if modes is not None else z[m:2 * m]
+    if modes is not None:
+        Cs = modes.Q @ Cs
+        Cs = Cs.real if np.iscomplexobj(Cs) else Cs
     t = np.asarray(times_s, dtype=float)
     X = np.outer(x0, np.exp(-lr.d * t)) + np.outer(w, t * phi1(-lr.d * t)) - lr.U @ Cs
     return X, len(cache)
@@ -259,9 +299,10 @@ def _mode_steps(lr: LowRank, lam: np.ndarray, h: float):
     A[:, 1, 1] = -lr.d * h
     A[:, 0, 2] = h
     A[:, 2, 3] = 1.0
-    R = sla.expm(A)
+    with threadpool_limits(limits=1):
+        R = sla.expm(A)
+        S = sla.expm(np.array([[-lr.d * h, h, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]))
     F1, F2 = R[:, :2, 2].T, R[:, :2, 3].T
-    S = sla.expm(np.array([[-lr.d * h, h, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]))
     return R[:, 1, 0], F1 - F2, F2, S[0, 1] - S[0, 2], S[0, 2]
 
 
@@ -278,17 +319,13 @@ def _powers(lr: LowRank, lam: np.ndarray, h: float, n: np.ndarray):
     return rho_n, sig_n, s_n
 
 
-def noise_response(lr: LowRank, src: np.ndarray, g: np.ndarray, rows: SampleRows, n_out: int, p: int, h: float,
-                   chunk: int) -> tuple[np.ndarray, float]:
-    """(X (n, n_out + 1), cond(Q)): the states at the output times t_k = k p h driven from rest by the sample rows
-    (knot j at j h, linear in between): module doc."""
+def noise_response(lr: LowRank, modes: CoreModes, src: np.ndarray, g: np.ndarray, rows: SampleRows, n_out: int,
+                   p: int, h: float, chunk: int) -> np.ndarray:
+    """X (n, n_out + 1): the states at the output times t_k = k p h driven from rest by the sample rows (knot j at
+    j h, linear in between): module doc."""
     n = lr.U.shape[0]
-    lam, Q = np.linalg.eig(lr.C)
-    cond = float(np.linalg.cond(Q))
-    if not cond <= COND_MAX:
-        raise _NotModal(cond)
-    Qi = np.linalg.inv(Q)
-    T = Qi if lr.W is None else Qi @ lr.W                # modal coordinates of W VT
+    lam, Q = modes.lam, modes.Q
+    T = modes.Qi if lr.W is None else modes.Qi @ lr.W    # modal coordinates of W VT
     fed = src >= 0
     n_src = len(rows.srcs)
     ZT = np.zeros((n_src, lr.m))                       # (W VT N_n)^T before T: row s = sum over states fed by s
@@ -325,13 +362,7 @@ def noise_response(lr: LowRank, src: np.ndarray, g: np.ndarray, rows: SampleRows
         xi[fed] += g[fed] * acc_s[src[fed]]
         c = Q @ gamma
         X[:, k + 1] = xi - lr.U @ (c.real if np.iscomplexobj(c) else c)
-    return X, cond
-
-
-class _NotModal(Exception):
-    def __init__(self, cond: float) -> None:
-        super().__init__(cond)
-        self.cond = cond
+    return X
 
 
 def _outputs(om: OperatorModel, X: np.ndarray, U_in: np.ndarray, n_saves: int) -> tuple[np.ndarray, int]:
@@ -390,14 +421,13 @@ def tran_lowrank(circuit: Circuit, tran: Tran, opts: RunOptions) -> LinearWavefo
         x0 = equilibrium(lr, w0)
         if x0 is None:
             return fallback("the circuit has no unique equilibrium through the core (d = 0 or d I + C singular)")
-    X, n_exp = noise_free_path(lr, x0, w_dc, t)
-    cond = None
+    modes = core_modes(lr)
+    if srcs and modes is None:
+        return fallback(f"the core's eigenbasis is ill-conditioned (cond > {COND_MAX:g}): the noise needs its modes")
+    X, n_exp = noise_free_path(lr, x0, w_dc, t, modes)
+    cond = None if modes is None else modes.cond
     if srcs:
-        try:
-            Xn, cond = noise_response(lr, *gains, rows, n_out, p, h, chunk)
-        except _NotModal as e:
-            return fallback(f"the core's eigenbasis is ill-conditioned (cond {e.cond:.3g} > {COND_MAX:g})")
-        X += Xn
+        X += noise_response(lr, modes, *gains, rows, n_out, p, h, chunk)
         knot_rows = np.minimum(np.arange(n_out + 1) * p, rows.knots - 1)
         U_in = np.vstack([np.ones((1, n_out + 1)), np.array([rows.rows(int(j), int(j) + 1)[0] for j in knot_rows]).T])
     else:
