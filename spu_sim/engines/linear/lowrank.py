@@ -44,7 +44,9 @@ applications per output step.
 
 Needs the output step to be a multiple of the noise step (the knots on the output grid; q = 1 in dense.fine_grid),
 no switches, noise_mode samples; any of these missing, or the check failing, ``method="auto"`` runs krylov (with the
-same OperatorModel) and a forced ``method="lowrank"`` is refused naming the reason.
+same OperatorModel) and a forced ``method="lowrank"`` is refused naming the reason. Rule of ``method="auto"``
+(engine.tran_method): lowrank when the circuit states its factors and has more than krylov.KRYLOV_MIN_STATES states
+(``prefers_lowrank``); smaller circuits keep the dense modal method.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from threadpoolctl import threadpool_limits
 from ...circuit import Circuit, DriftFactors, NoiseSource, Switch, Tran
 from ...errors import BadInputError
 from .dense import fine_grid
-from .krylov import OperatorModel, operator_model, tran_krylov
+from .krylov import OperatorModel, operator_model, prefers_krylov, tran_krylov
 from .result import NGSPICE_HINT, LinearWaveforms, LowRankRun, RunOptions, output_count, tran_waveforms
 
 PROBE_RTOL = 1e-9        # stated factors against the operator on random probes (rounding: about 1e-15)
@@ -92,6 +94,12 @@ class LowRank:
 def applicable(circuit: Circuit, noise_mode: str) -> bool:
     """The cheap part of the rule (engine.tran_method): factors stated, noise_mode samples, no switch."""
     return circuit.drift_factors is not None and noise_mode == "samples" and not circuit.of_type(Switch)
+
+
+def prefers_lowrank(circuit: Circuit, noise_mode: str) -> bool:
+    """The auto rule: applicable, and as many states as make auto leave the dense model (krylov.prefers_krylov;
+    below that the dense modal method costs little and is the cross-checked reference)."""
+    return applicable(circuit, noise_mode) and prefers_krylov(circuit)
 
 
 def low_rank_model(circuit: Circuit, om: OperatorModel) -> LowRank | str:
