@@ -15,7 +15,10 @@ import numpy as np
 import pytest
 import scipy.linalg as sla
 
-from spu_sim.circuit import DriftFactors, Op, Tran
+import spu_sim.circuit as circuit_mod
+import spu_sim.pipeline as pipeline
+from spu_sim.circuit import DriftFactors, Op, SampleColumn, Tran
+from spu_sim.engines.base import Workload
 from spu_sim.engines.linear import LinearEngine
 from spu_sim.engines.linear import engine as eng, krylov
 from spu_sim.engines.linear.lowrank import LowRank, core_modes, noise_free_path, tran_lowrank
@@ -130,3 +133,39 @@ def test_defective_singular_core_by_the_augmented_exponential():
         E = sla.expm(np.block([[M, w[:, None]], [np.zeros((1, n)), np.zeros((1, 1))]]) * tk)
         ref = E[:n, :n] @ x0 + E[:n, n]
         assert np.abs(X[:, k] - ref).max() <= 1e-12 * np.abs(ref).max(), (k, np.abs(X[:, k] - ref).max())
+
+
+def test_streamed_noise_block_gives_the_same_numbers(monkeypatch):
+    """Above pipeline.STREAM_NOISE_BYTES (here 0) the noise DACs' samples are a streamed SampleBlock: generated in
+    row order as lowrank reads them (3 knots at a time: the generator's blocks and the reads do not align), with the
+    same numbers, bit for bit, as the one array; the dense method materialises the block and agrees too; the
+    engine's estimate counts one chunk instead of the samples."""
+    c_arr = factored_circuit(40, 8, kappa=0.05, noise_dt_tau=0.025)
+    monkeypatch.setattr(pipeline, "STREAM_NOISE_BYTES", 0.0)
+    c_str = factored_circuit(40, 8, kappa=0.05, noise_dt_tau=0.025)
+    col = c_str.noise_sources[0].samples_v
+    assert isinstance(col, SampleColumn)
+    assert np.array_equal(np.asarray(col), c_arr.noise_sources[0].samples_v)
+    tran = c_arr.analysis(Tran)
+    ref = _vectors(tran_lowrank(c_arr, tran, RunOptions(method="lowrank", chunk_knots=3)))
+    col.block._array = None
+    got = tran_lowrank(c_str, tran, RunOptions(method="lowrank", chunk_knots=3))
+    assert col.block._array is None                  # never materialised
+    assert np.array_equal(_vectors(got), ref)
+    dense = _vectors(_run(c_str, "modal"))
+    assert np.abs(dense - ref).max() <= TOL * np.abs(ref).max()
+
+
+def test_streamed_estimate_and_refusal(monkeypatch):
+    """The linear engine's estimate counts a streamed run's noise as one chunk; a method that must hold the samples
+    whole refuses by name when they do not fit (here: a machine with 1 kB free)."""
+    w = Workload(n_sources=10 ** 5, n_noise_steps=20898, noise_dt_tau=1e-3, step_tau=50.0, n_out_points=2,
+                 n_outputs=10 ** 5, n_elements=10, keep_files=False, result_matrices=False)
+    full = LinearEngine().estimate(w).memory_mb
+    streamed = LinearEngine().estimate(w._replace(noise_streamed=True)).memory_mb
+    assert full > 16e3 and streamed < 1e3, (full, streamed)
+    monkeypatch.setattr(pipeline, "STREAM_NOISE_BYTES", 0.0)
+    c = factored_circuit(12, 4, kappa=0.05, noise_dt_tau=0.025)
+    monkeypatch.setattr(circuit_mod, "_available_bytes", lambda: 1e3)
+    with pytest.raises(BadInputError, match="only the linear engine's method lowrank reads them in chunks"):
+        _run(c, "modal")

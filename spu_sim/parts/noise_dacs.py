@@ -1,6 +1,7 @@
 """The noise DACs every topology injects: one XSPICE filesource per variable, playing seeded samples.
 
     u = noise_samples(d, n_steps, seed)                       # unit intensity, reproducible
+    u = noise_sample_block(d, n_steps, seed)                  # the same numbers, generated when read (streamed)
     elements = noise_dacs(noise_v_rms * u, dt_s)              # ANOISE<i> drives node nz<i>
 
 The topology connects node nz<i> to its circuit (through R_noise into a summing node: ``noise_dacs_into_sums``;
@@ -9,9 +10,11 @@ in series with a cell resistor, ...).
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
-from ..circuit import NoiseSource, Resistor
+from ..circuit import NoiseSource, Resistor, SampleBlock
 
 NOISE_FILE = "noise_{}.txt"  # one file per noise output, 1-based index
 
@@ -39,10 +42,34 @@ def noise_samples(d: int, n_steps: int, seed: int) -> np.ndarray:
     return u
 
 
-def noise_dacs(values_v: np.ndarray, dt_s: float, held: bool = False) -> list[NoiseSource]:
-    """(n, d) sample values in volts -> d NoiseSource elements ANOISE<i> on node nz<i> (file noise_<i>.txt);
-    held=True: each sample is held for dt_s (a clocked DAC) instead of linearly interpolated."""
-    return [NoiseSource(f"ANOISE{i}", f"nz{i}", f"noisesrc{i}", NOISE_FILE.format(i), np.asarray(values_v[:, i - 1]),
+def noise_rows(d: int, n_steps: int, seed: int, chunk_rows: int):
+    """The rows of noise_samples(d, n_steps, seed) in order, at most chunk_rows at a time: the same numbers (the
+    generator is drawn in row order; the pre-emphasis carries the last w row from one block to the next)."""
+    rng = np.random.default_rng(seed)
+    total, k, prev = n_steps + 3, 0, None
+    while k < total:
+        c = min(chunk_rows + (prev is None), total - k)
+        w = rng.standard_normal((c, d))
+        ww = w if prev is None else np.vstack([prev[None, :], w])
+        u = ww[1:] + PRE_EMPHASIS * (ww[1:] - ww[:-1])
+        if prev is None and len(u):
+            u[0] = 0.0
+        prev, k = w[-1], k + c
+        if len(u):
+            yield u
+
+
+def noise_sample_block(d: int, n_steps: int, seed: int) -> SampleBlock:
+    """noise_samples(d, n_steps, seed) as a SampleBlock (circuit.py): generated chunk by chunk when read, never held
+    whole unless an engine materialises it (the same numbers, bit for bit)."""
+    return SampleBlock((n_steps + 2, d), partial(noise_rows, d, n_steps, seed), what=f"noise samples (seed {seed})")
+
+
+def noise_dacs(values_v, dt_s: float, held: bool = False) -> list[NoiseSource]:
+    """(n, d) sample values in volts (an array or a SampleBlock) -> d NoiseSource elements ANOISE<i> on node nz<i>
+    (file noise_<i>.txt); held=True: each sample is held for dt_s (a clocked DAC) instead of linearly interpolated."""
+    col = (lambda i: values_v[:, i]) if isinstance(values_v, SampleBlock) else (lambda i: np.asarray(values_v[:, i]))
+    return [NoiseSource(f"ANOISE{i}", f"nz{i}", f"noisesrc{i}", NOISE_FILE.format(i), col(i - 1),
                         float(dt_s), held=held) for i in range(1, values_v.shape[1] + 1)]
 
 

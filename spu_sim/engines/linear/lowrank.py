@@ -57,7 +57,7 @@ import numpy as np
 import scipy.linalg as sla
 from threadpoolctl import threadpool_limits
 
-from ...circuit import Circuit, DriftFactors, NoiseSource, Switch, Tran
+from ...circuit import Circuit, DriftFactors, NoiseSource, SampleColumn, Switch, Tran
 from ...errors import BadInputError
 from .dense import fine_grid
 from .krylov import OperatorModel, operator_model, prefers_krylov, tran_krylov
@@ -270,31 +270,63 @@ def noise_gains(om: OperatorModel) -> tuple[np.ndarray, np.ndarray] | str:
 
 
 class SampleRows:
-    """Rows k0:k1 of the (knots, sources) sample matrix, read as needed: a slice of the one array every source's
-    samples are columns of (what noise_dacs builds), else stacked per request."""
+    """Rows k0:k1 of the (knots, sources) sample matrix, read in row order: from the generator of a streamed
+    SampleBlock whose columns the sources' samples are (a cursor: each request starts at or after the previous one's
+    last row, else the stream restarts), from the one array every source's samples are columns of (what noise_dacs
+    builds), else stacked per request."""
 
-    def __init__(self, srcs: list[NoiseSource]) -> None:
+    def __init__(self, srcs: list[NoiseSource], chunk: int) -> None:
         self.srcs = srcs
         self.knots = len(srcs[0].samples_v)
-        self.base = self._common_base(srcs)
+        self.block = self._common_block(srcs)
+        self.base = None if self.block is not None else self._common_base(srcs)
+        self.chunk = chunk
+        self._it, self._buf, self._b0 = None, np.zeros((0, len(srcs))), 0
+
+    @property
+    def streamed(self) -> bool:
+        return self.block is not None
+
+    @staticmethod
+    def _common_block(srcs):
+        b = srcs[0].samples_v
+        if not isinstance(b, SampleColumn) or b.block.shape[1] != len(srcs):
+            return None
+        block = b.block
+        ok = all(isinstance(s.samples_v, SampleColumn) and s.samples_v.block is block and s.samples_v.index == i
+                 for i, s in enumerate(srcs))
+        return block if ok else None
 
     @staticmethod
     def _common_base(srcs):
-        base = srcs[0].samples_v.base
+        base = srcs[0].samples_v.base if isinstance(srcs[0].samples_v, np.ndarray) else None
         if not isinstance(base, np.ndarray) or base.ndim != 2 or base.shape[1] != len(srcs) or not base.flags.c_contiguous:
             return None
         ptr, step = base.__array_interface__["data"][0], base.strides[1]
         for i, s in enumerate(srcs):
             v = s.samples_v
-            if (v.base is not base or v.shape != (base.shape[0],) or v.strides != (base.strides[0],)
-                    or v.__array_interface__["data"][0] != ptr + i * step):
+            if (not isinstance(v, np.ndarray) or v.base is not base or v.shape != (base.shape[0],)
+                    or v.strides != (base.strides[0],) or v.__array_interface__["data"][0] != ptr + i * step):
                 return None
         return base
 
     def rows(self, k0: int, k1: int) -> np.ndarray:
+        if self.block is not None:
+            return self._stream_rows(k0, k1)
         if self.base is not None:
             return self.base[k0:k1]
         return np.column_stack([np.asarray(s.samples_v[k0:k1], dtype=float) for s in self.srcs])
+
+    def _stream_rows(self, k0: int, k1: int) -> np.ndarray:
+        if self._it is None or k0 < self._b0:
+            self._it = self.block.chunks(self.chunk)
+            self._buf, self._b0 = np.zeros((0, len(self.srcs))), 0
+        while self._b0 + len(self._buf) < min(k1, self.knots):
+            k, b = next(self._it)
+            keep = self._buf[max(k0 - self._b0, 0):]
+            self._b0 = k - len(keep)
+            self._buf = np.vstack([keep, b]) if len(keep) else b
+        return self._buf[k0 - self._b0:k1 - self._b0]
 
 
 def _mode_steps(lr: LowRank, lam: np.ndarray, h: float):
@@ -328,9 +360,10 @@ def _powers(lr: LowRank, lam: np.ndarray, h: float, n: np.ndarray):
 
 
 def noise_response(lr: LowRank, modes: CoreModes, src: np.ndarray, g: np.ndarray, rows: SampleRows, n_out: int,
-                   p: int, h: float, chunk: int) -> np.ndarray:
+                   p: int, h: float, chunk: int, knot_rows: np.ndarray | None = None) -> np.ndarray:
     """X (n, n_out + 1): the states at the output times t_k = k p h driven from rest by the sample rows (knot j at
-    j h, linear in between): module doc."""
+    j h, linear in between): module doc. knot_rows (n_out + 1, sources), when given, receives the samples at the
+    output times (read on the way: the rows are read once, in order)."""
     n = lr.U.shape[0]
     lam, Q = modes.lam, modes.Q
     T = modes.Qi if lr.W is None else modes.Qi @ lr.W    # modal coordinates of W VT
@@ -352,6 +385,11 @@ def noise_response(lr: LowRank, modes: CoreModes, src: np.ndarray, g: np.ndarray
             l1 = min(l0 + chunk, p + 1)
             ell = np.arange(l0, l1)
             S = rows.rows(k * p + l0, k * p + l1)
+            if knot_rows is not None:
+                if l0 == 0:
+                    knot_rows[k] = S[0]
+                if l1 == p + 1:
+                    knot_rows[k + 1] = S[-1]
             Pi = (S @ ZT) @ T.T                          # (chunk, m): the knots' projections, modal
             a_on, b_on = ell <= p - 1, ell >= 1          # knot l starts piece l (g0), ends piece l - 1 (g1)
             nA, nB = np.maximum(p - 1 - ell, 0), p - ell
@@ -409,9 +447,9 @@ def tran_lowrank(circuit: Circuit, tran: Tran, opts: RunOptions) -> LinearWavefo
         apps += 1
         if isinstance(gains, str):
             return fallback(gains)
-        rows = SampleRows(srcs)
         chunk = opts.chunk_knots or max(1, int(CHUNK_BYTES / (8 * len(srcs))))
         chunk = min(chunk, p + 1)
+        rows = SampleRows(srcs, chunk)
         U_dc = np.zeros(om.n_u)
         U_dc[0] = 1.0
         u0 = np.r_[1.0, rows.rows(0, 1)[0]]
@@ -434,12 +472,13 @@ def tran_lowrank(circuit: Circuit, tran: Tran, opts: RunOptions) -> LinearWavefo
         return fallback(f"the core's eigenbasis is ill-conditioned (cond > {COND_MAX:g}): the noise needs its modes")
     X, n_exp = noise_free_path(lr, x0, w_dc, t, modes)
     cond = None if modes is None else modes.cond
+    U_in = np.repeat(u0[:, None], n_out + 1, axis=1)
     if srcs:
-        X += noise_response(lr, modes, *gains, rows, n_out, p, h, chunk)
-        knot_rows = np.minimum(np.arange(n_out + 1) * p, rows.knots - 1)
-        U_in = np.vstack([np.ones((1, n_out + 1)), np.array([rows.rows(int(j), int(j) + 1)[0] for j in knot_rows]).T])
-    else:
-        U_in = np.repeat(u0[:, None], n_out + 1, axis=1)
+        reads_inputs = om.peel is not None and om.R2.nnz > 0       # a saved vector reads the inputs directly
+        knot_rows = np.zeros((n_out + 1, len(srcs))) if reads_inputs else None
+        X += noise_response(lr, modes, *gains, rows, n_out, p, h, chunk, knot_rows)
+        if reads_inputs:
+            U_in[1:] = knot_rows.T
     Y, a = _outputs(om, X, U_in, n_saves)
     apps += a
     # the expm's rounding grows with the norm of its argument (scaling and squaring); the factors' mismatch scales with
