@@ -369,8 +369,7 @@ def noise_response(lr: LowRank, modes: CoreModes, src: np.ndarray, g: np.ndarray
     T = modes.Qi if lr.W is None else modes.Qi @ lr.W    # modal coordinates of W VT
     fed = src >= 0
     n_src = len(rows.srcs)
-    ZT = np.zeros((n_src, lr.m))                       # (W VT N_n)^T before T: row s = sum over states fed by s
-    np.add.at(ZT, src[fed], (lr.VT[:, fed] * g[fed]).T)
+    direct = bool(fed.all()) and np.array_equal(src, np.arange(n_src))   # source i feeds state i (noise_dacs' order)
     eps, g0, g1, g0s, g1s = _mode_steps(lr, lam, h)
     rho_p, sig_p, s_p = _powers(lr, lam, h, np.array([p]))
     alpha = np.zeros(lr.m, dtype=lam.dtype)
@@ -390,7 +389,8 @@ def noise_response(lr: LowRank, modes: CoreModes, src: np.ndarray, g: np.ndarray
                     knot_rows[k] = S[0]
                 if l1 == p + 1:
                     knot_rows[k + 1] = S[-1]
-            Pi = (S @ ZT) @ T.T                          # (chunk, m): the knots' projections, modal
+            Sx = S * g if direct else S[:, src] * g        # (chunk, n): the knots' inputs N_n s, state-wise
+            Pi = (Sx @ lr.VT.T) @ T.T                      # (chunk, m): their projections W VT N_n s, modal
             a_on, b_on = ell <= p - 1, ell >= 1          # knot l starts piece l (g0), ends piece l - 1 (g1)
             nA, nB = np.maximum(p - 1 - ell, 0), p - ell
             rA, sA, cA = _powers(lr, lam, h, nA)
