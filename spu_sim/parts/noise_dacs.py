@@ -37,8 +37,16 @@ def noise_samples(d: int, n_steps: int, seed: int) -> np.ndarray:
     at t = 0 is zero, so that ``.op`` (which sees the filesource's value at t = 0) is noise-free.
     """
     w = np.random.default_rng(seed).standard_normal((n_steps + 3, d))
-    u = w[1:] + PRE_EMPHASIS * (w[1:] - w[:-1])
+    u = _pre_emphasis(w)
     u[0] = 0.0
+    return u
+
+
+def _pre_emphasis(w: np.ndarray) -> np.ndarray:
+    """w[1:] + c (w[1:] - w[:-1]) with one temporary (the same rounding: d = w1 - w0, d *= c, d += w1)."""
+    u = np.subtract(w[1:], w[:-1])
+    u *= PRE_EMPHASIS
+    u += w[1:]
     return u
 
 
@@ -51,7 +59,7 @@ def noise_rows(d: int, n_steps: int, seed: int, chunk_rows: int):
         c = min(chunk_rows + (prev is None), total - k)
         w = rng.standard_normal((c, d))
         ww = w if prev is None else np.vstack([prev[None, :], w])
-        u = ww[1:] + PRE_EMPHASIS * (ww[1:] - ww[:-1])
+        u = _pre_emphasis(ww)
         if prev is None and len(u):
             u[0] = 0.0
         prev, k = w[-1], k + c
