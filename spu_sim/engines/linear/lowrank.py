@@ -68,6 +68,8 @@ UNIFORM_RTOL = 1e-12     # d_per_s counts as one number
 COND_MAX = 1e6           # the core's eigenbasis, for noisy runs
 CHUNK_BYTES = 64e6       # samples held at once by default (the GEMM per chunk stays efficient at 80 rows of 1e5)
 EPS = np.finfo(float).eps
+WEIGHT_RTOL = 1e-12      # the knot weights' compression: largest column residual, relative
+COMPRESS_WEIGHTS = True  # fold the knots through the compressed weights (False: every knot's projection, 2 m N each)
 
 
 @dataclass
@@ -359,30 +361,89 @@ def _powers(lr: LowRank, lam: np.ndarray, h: float, n: np.ndarray):
     return rho_n, sig_n, s_n
 
 
+def knot_weights(lr: LowRank, lam: np.ndarray, h: float, p: int, rows_per_block: int = 4096) -> tuple[np.ndarray, ...]:
+    """(Wt (p + 1, 2 m + 1), eps): the weight of knot l of an output step of p pieces on the step's end value of each
+    mode's alpha (columns :m), gamma (m:2m) and of the state-wise scalar rate -d (last column); the same for every
+    output step (module doc). Computed in blocks of rows (the temporaries stay small)."""
+    eps, g0, g1, g0s, g1s = _mode_steps(lr, lam, h)
+    m = lr.m
+    Wt = np.empty((p + 1, 2 * m + 1), dtype=np.result_type(lam, float))
+    for l0 in range(0, p + 1, rows_per_block):
+        ell = np.arange(l0, min(l0 + rows_per_block, p + 1))
+        a_on, b_on = ell <= p - 1, ell >= 1          # knot l starts piece l (g0), ends piece l - 1 (g1)
+        nA, nB = np.maximum(p - 1 - ell, 0), p - ell
+        rA, sA, cA = _powers(lr, lam, h, nA)
+        rB, sB, cB = _powers(lr, lam, h, nB)
+        blk = Wt[ell[0]:ell[-1] + 1]
+        blk[:, :m] = a_on[:, None] * rA * g0[0] + b_on[:, None] * rB * g1[0]
+        blk[:, m:2 * m] = (a_on[:, None] * (eps * cA * g0[0] + sA[:, None] * g0[1])
+                           + b_on[:, None] * (eps * cB * g1[0] + sB[:, None] * g1[1]))
+        blk[:, 2 * m] = a_on * sA * g0s + b_on * sB * g1s
+    return Wt, eps
+
+
+def compress_weights(Wt: np.ndarray, tol: float = WEIGHT_RTOL) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """(Qw (p + 1, r), Cw (r, 2 m + 1), residual) with Wt = Qw Cw + E, Qw orthonormal, every column of E below tol of
+    its column of Wt (residual: the largest such ratio, computed exactly); the rank r doubles from 16 (a randomised
+    range finder on the column-normalised Wt) until it holds. None when it needs half the columns or more (the
+    projections are then taken knot by knot). The weights are exponentials in l at the modes' rates, so their
+    numerical rank grows like the logarithm of the rates' spread, not with m."""
+    n_col = Wt.shape[1]
+    norms = np.linalg.norm(Wt, axis=0)
+    norms[norms == 0] = 1.0
+    rng = np.random.default_rng(2)
+    r = min(16, n_col)
+    while 2 * r <= n_col:
+        with threadpool_limits(limits=1):
+            Y = Wt @ (rng.standard_normal((n_col, r)) / norms[:, None])
+            Qw = np.linalg.qr(Y)[0]
+            Cw = Qw.conj().T @ Wt
+            res = float((np.linalg.norm(Wt - Qw @ Cw, axis=0) / norms).max())
+        if res <= tol:
+            return Qw, Cw, res
+        r *= 2
+    return None
+
+
+def _real_matmul(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """A @ B for a complex A and a large real B without a complex copy of B."""
+    if np.iscomplexobj(A):
+        return A.real @ B + 1j * (A.imag @ B)
+    return A @ B
+
+
 def noise_response(lr: LowRank, modes: CoreModes, src: np.ndarray, g: np.ndarray, rows: SampleRows, n_out: int,
-                   p: int, h: float, chunk: int, knot_rows: np.ndarray | None = None) -> np.ndarray:
-    """X (n, n_out + 1): the states at the output times t_k = k p h driven from rest by the sample rows (knot j at
-    j h, linear in between): module doc. knot_rows (n_out + 1, sources), when given, receives the samples at the
-    output times (read on the way: the rows are read once, in order)."""
-    n = lr.U.shape[0]
+                   p: int, h: float, chunk: int, knot_rows: np.ndarray | None = None,
+                   compress: bool | None = None) -> tuple[np.ndarray, int, float]:
+    """(X (n, n_out + 1), rank r of the weights or 0 when taken knot by knot, their truncation residual): the states
+    at the output times t_k = k p h driven from rest by the sample rows (knot j at j h, linear in between): module
+    doc. knot_rows (n_out + 1, sources), when given, receives the samples at the output times (read on the way: the
+    rows are read once, in order).
+
+    With the weights compressed (compress_weights: W_t = Q_w C_w) each chunk of knots is folded into r vectors,
+    F += Q_w[chunk]^T (S g) (one GEMM, 2 r N per knot), and each output step ends with F V^T (r m N once): the
+    projections of every knot are never formed. Otherwise each chunk's projections (S g) V^T (2 m N per knot) meet
+    the weights directly."""
+    n, m = lr.U.shape[0], lr.m
     lam, Q = modes.lam, modes.Q
     T = modes.Qi if lr.W is None else modes.Qi @ lr.W    # modal coordinates of W VT
     fed = src >= 0
     n_src = len(rows.srcs)
     direct = bool(fed.all()) and np.array_equal(src, np.arange(n_src))   # source i feeds state i (noise_dacs' order)
-    eps, g0, g1, g0s, g1s = _mode_steps(lr, lam, h)
+    Wt, eps = knot_weights(lr, lam, h, p)
+    packed = compress_weights(Wt) if (COMPRESS_WEIGHTS if compress is None else compress) else None
+    rank, residual = (0, 0.0) if packed is None else (packed[0].shape[1], packed[2])
     rho_p, sig_p, s_p = _powers(lr, lam, h, np.array([p]))
-    alpha = np.zeros(lr.m, dtype=lam.dtype)
-    gamma = np.zeros(lr.m, dtype=lam.dtype)
+    alpha = np.zeros(m, dtype=lam.dtype)
+    gamma = np.zeros(m, dtype=lam.dtype)
     xi = np.zeros(n)
     X = np.zeros((n, n_out + 1))
     for k in range(n_out):
-        acc_a = np.zeros(lr.m, dtype=lam.dtype)
-        acc_c = np.zeros(lr.m, dtype=lam.dtype)
-        acc_s = np.zeros(n_src)
+        acc = np.zeros(2 * m + 1, dtype=Wt.dtype)
+        xi_add = np.zeros(n)
+        F = None if packed is None else np.zeros((rank, n), dtype=packed[0].dtype)
         for l0 in range(0, p + 1, chunk):
             l1 = min(l0 + chunk, p + 1)
-            ell = np.arange(l0, l1)
             S = rows.rows(k * p + l0, k * p + l1)
             if knot_rows is not None:
                 if l0 == 0:
@@ -390,25 +451,26 @@ def noise_response(lr: LowRank, modes: CoreModes, src: np.ndarray, g: np.ndarray
                 if l1 == p + 1:
                     knot_rows[k + 1] = S[-1]
             Sx = S * g if direct else S[:, src] * g        # (chunk, n): the knots' inputs N_n s, state-wise
+            if packed is not None:
+                F += _real_matmul(packed[0][l0:l1].T, Sx)
+                continue
             Pi = (Sx @ lr.VT.T) @ T.T                      # (chunk, m): their projections W VT N_n s, modal
-            a_on, b_on = ell <= p - 1, ell >= 1          # knot l starts piece l (g0), ends piece l - 1 (g1)
-            nA, nB = np.maximum(p - 1 - ell, 0), p - ell
-            rA, sA, cA = _powers(lr, lam, h, nA)
-            rB, sB, cB = _powers(lr, lam, h, nB)
-            wa = a_on[:, None] * rA * g0[0] + b_on[:, None] * rB * g1[0]
-            wc = (a_on[:, None] * (eps * cA * g0[0] + sA[:, None] * g0[1])
-                  + b_on[:, None] * (eps * cB * g1[0] + sB[:, None] * g1[1]))
-            ws = a_on * sA * g0s + b_on * sB * g1s
-            acc_a += np.einsum("lm,lm->m", wa, Pi)
-            acc_c += np.einsum("lm,lm->m", wc, Pi)
-            acc_s += ws @ S
-        gamma = eps * s_p[0] * alpha + sig_p[0] * gamma + acc_c
-        alpha = rho_p[0] * alpha + acc_a
-        xi = sig_p[0] * xi
-        xi[fed] += g[fed] * acc_s[src[fed]]
+            w = Wt[l0:l1]
+            acc[:m] += np.einsum("lm,lm->m", w[:, :m], Pi)
+            acc[m:2 * m] += np.einsum("lm,lm->m", w[:, m:2 * m], Pi)
+            xi_add += (w[:, 2 * m] @ Sx).real
+        if packed is not None:
+            Cw = packed[1]
+            P = _real_matmul(F, lr.VT.T) @ T.T               # (r, m): the folded inputs' modal projections
+            acc[:m] = np.einsum("qj,qj->j", Cw[:, :m], P)
+            acc[m:2 * m] = np.einsum("qj,qj->j", Cw[:, m:2 * m], P)
+            xi_add = Cw[:, 2 * m] @ F
+        gamma = eps * s_p[0] * alpha + sig_p[0] * gamma + acc[m:2 * m]
+        alpha = rho_p[0] * alpha + acc[:m]
+        xi = sig_p[0] * xi + (xi_add.real if np.iscomplexobj(xi_add) else xi_add)
         c = Q @ gamma
         X[:, k + 1] = xi - lr.U @ (c.real if np.iscomplexobj(c) else c)
-    return X
+    return X, rank, residual
 
 
 def _outputs(om: OperatorModel, X: np.ndarray, U_in: np.ndarray, n_saves: int) -> tuple[np.ndarray, int]:
@@ -472,11 +534,13 @@ def tran_lowrank(circuit: Circuit, tran: Tran, opts: RunOptions) -> LinearWavefo
         return fallback(f"the core's eigenbasis is ill-conditioned (cond > {COND_MAX:g}): the noise needs its modes")
     X, n_exp = noise_free_path(lr, x0, w_dc, t, modes)
     cond = None if modes is None else modes.cond
+    w_rank, w_res = 0, 0.0
     U_in = np.repeat(u0[:, None], n_out + 1, axis=1)
     if srcs:
         reads_inputs = om.peel is not None and om.R2.nnz > 0       # a saved vector reads the inputs directly
         knot_rows = np.zeros((n_out + 1, len(srcs))) if reads_inputs else None
-        X += noise_response(lr, modes, *gains, rows, n_out, p, h, chunk, knot_rows)
+        Xn, w_rank, w_res = noise_response(lr, modes, *gains, rows, n_out, p, h, chunk, knot_rows)
+        X += Xn
         if reads_inputs:
             U_in[1:] = knot_rows.T
     Y, a = _outputs(om, X, U_in, n_saves)
@@ -485,6 +549,8 @@ def tran_lowrank(circuit: Circuit, tran: Tran, opts: RunOptions) -> LinearWavefo
     # the largest rate times the run
     rate = abs(lr.d) + float(np.abs(lr.C).sum(axis=1).max()) if lr.m else abs(lr.d)
     est = lr.mismatch * max(1.0, rate * tran.stop_s) + 1e3 * EPS * max(1.0, rate * tran.step_s) * (cond or 1.0)
+    if srcs:   # the weights' truncation: each mode's noise term off by at most that share of its weights' norm
+        est += w_res * (cond or 1.0) * np.sqrt(p + 1)
     run = LowRankRun(om.n, lr.m, lr.d, lr.mismatch, est, apps, n_exp, rows.knots if srcs else 0,
-                     chunk if srcs else 0, cond)
+                     chunk if srcs else 0, cond, w_rank if srcs else 0, w_res if srcs else 0.0)
     return tran_waveforms(t, om.outputs[:n_saves], Y, opts, "lowrank", lowrank=run)

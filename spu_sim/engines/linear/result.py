@@ -76,7 +76,7 @@ class LowRankRun:
     check that admitted the method; rounding level); error_estimate: a bound on the relative error of the outputs
     from that mismatch and the rounding of the core's exponentials (the method is otherwise exact); knots, chunk_knots:
     noise samples per source integrated, and at most how many were held at once; modal_condition: cond of the core's
-    eigenvectors (noisy runs only, else None)."""
+    eigenvectors; weight_rank, weight_residual: the compressed knot weights (lowrank.compress_weights)."""
 
     n_states: int
     rank: int
@@ -88,6 +88,8 @@ class LowRankRun:
     knots: int = 0
     chunk_knots: int = 0
     modal_condition: float | None = None
+    weight_rank: int = 0           # rank of the compressed knot weights (0: every knot projected, or no noise)
+    weight_residual: float = 0.0   # their largest relative column residual (WEIGHT_RTOL at most)
 
 
 @dataclass
