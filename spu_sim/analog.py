@@ -29,10 +29,11 @@ Noise (kappa > 0): the readout is one sample at t_tau, so the noise DACs' step i
 noise_dt_tau = t_tau / K with K = ceil(t_tau * noise_oversample * lambda_max) (lambda_max of A: the factorised
 problem's m x m core, ``core_eigenvalues``, or the dense A's largest eigenvalue), never coarser than the
 design's own rule 1 / (noise_oversample lambda_max). The linear engine then integrates the samples exactly on
-that grid at any size (method krylov above its state threshold). The noise samples of one solve are held in
-memory (d K of them, 8 bytes each); a solve whose samples exceed the machine's free memory (the pipeline's
-share, pipeline.MEMORY_SHARE) is refused before any work naming t_tau and kappa (an optimiser has no
-``simulation`` section); the design's and the engine's other refusals keep their
+that grid at any size (above its state threshold method lowrank on the factorised circuit with ideal op-amps, else
+krylov). The noise samples of one solve (d K of them, 8 bytes each) are one array up to pipeline.STREAM_NOISE_BYTES
+and above it a streamed SampleBlock that method lowrank reads chunk by chunk (spu_sim.circuit); a solve whose
+samples (or, streamed, the chunks) exceed the machine's free memory (the pipeline's share, pipeline.MEMORY_SHARE)
+is refused before any work naming t_tau and kappa (an optimiser has no ``simulation`` section); the design's and the engine's other refusals keep their
 class (BadInputError, DesignError) with the AnalogSolver's own arguments (backend, kappa, t_tau) in front.
 """
 
