@@ -143,7 +143,8 @@ class AnalogSolver:
         k = self.noise_steps(problem, t_tau)
         if k:
             need_mb, free_mb = 8.0 * k * problem.d / 1e6, pipeline.free_memory_mb()
-            if need_mb > pipeline.MEMORY_SHARE * free_mb:   # before the pipeline's own check, in the solver's terms
+            streamed = 8.0 * problem.d * (k + 2) > pipeline.STREAM_NOISE_BYTES   # read in chunks: the pipeline's estimate
+            if not streamed and need_mb > pipeline.MEMORY_SHARE * free_mb:   # before the pipeline's own check
                 raise BadInputError(f"AnalogSolver: a noisy solve of t_tau = {t_tau:g} at N = {problem.d} needs {k} noise"
                                     f" steps x {problem.d} sources = {need_mb:.4g} MB of samples in memory, {free_mb:.4g}"
                                     f" MB are free; shorten t_tau, set kappa = 0 or free memory")
