@@ -58,8 +58,14 @@ def noise_rows(d: int, n_steps: int, seed: int, chunk_rows: int):
     while k < total:
         c = min(chunk_rows + (prev is None), total - k)
         w = rng.standard_normal((c, d))
-        ww = w if prev is None else np.vstack([prev[None, :], w])
-        u = _pre_emphasis(ww)
+        if prev is None:
+            u = _pre_emphasis(w)
+        else:   # the same operations as _pre_emphasis on [prev; w], without stacking them
+            u = np.empty_like(w)
+            np.subtract(w[1:], w[:-1], out=u[1:])
+            np.subtract(w[0], prev, out=u[0])
+            u *= PRE_EMPHASIS
+            u += w
         if prev is None and len(u):
             u[0] = 0.0
         prev, k = w[-1], k + c
