@@ -493,7 +493,8 @@ class SampleBlock:
     whole unless an engine asks for it (streamed noise: the linear engine's method lowrank reads it chunk by chunk).
 
     stream(chunk_rows) yields consecutive row blocks (the rows in order, each block at most chunk_rows rows; the
-    same numbers whatever chunk_rows: a generator consumed in row order); scale multiplies every value (``v_rms *
+    same numbers whatever chunk_rows: a generator consumed in row order; a block may live in a buffer the stream
+    reuses for the block after next, and is scaled in place); scale multiplies every value (``v_rms *
     block`` is a scaled block). ``block[:, i]`` is a SampleColumn, what NoiseSource.samples_v holds; np.asarray of a
     block or a column materialises the whole matrix once (cached), refused with BadInputError when it does not fit
     in the machine's free memory."""
@@ -523,7 +524,9 @@ class SampleBlock:
         """(first row, block (rows, columns), scaled) in row order."""
         k = 0
         for b in self._stream(max(1, int(chunk_rows))):
-            yield k, b * self.scale if self.scale != 1.0 else b
+            if self.scale != 1.0:
+                b *= self.scale      # the stream's own buffer (valid until the block after next: stream doc)
+            yield k, b
             k += b.shape[0]
 
     def __array__(self, dtype=None, copy=None):

@@ -52,23 +52,32 @@ def _pre_emphasis(w: np.ndarray) -> np.ndarray:
 
 def noise_rows(d: int, n_steps: int, seed: int, chunk_rows: int):
     """The rows of noise_samples(d, n_steps, seed) in order, at most chunk_rows at a time: the same numbers (the
-    generator is drawn in row order; the pre-emphasis carries the last w row from one block to the next)."""
+    generator is drawn in row order, into a reused buffer; the pre-emphasis carries the last w row from one block to
+    the next). The blocks yielded live in two buffers used in turn: a block stays valid while the next one is read
+    (what a reader that keeps the previous block's last rows needs), and the reader may scale it in place."""
     rng = np.random.default_rng(seed)
     total, k, prev = n_steps + 3, 0, None
+    w_buf = np.empty((chunk_rows + 1, d))
+    u_bufs = [np.empty((chunk_rows + 1, d)), np.empty((chunk_rows + 1, d))]
+    turn = 0
     while k < total:
         c = min(chunk_rows + (prev is None), total - k)
-        w = rng.standard_normal((c, d))
-        if prev is None:
-            u = _pre_emphasis(w)
-        else:   # the same operations as _pre_emphasis on [prev; w], without stacking them
-            u = np.empty_like(w)
+        w = w_buf[:c]
+        rng.standard_normal(out=w)
+        u = u_bufs[turn][:c - (prev is None)]
+        turn = 1 - turn
+        if prev is None:   # the same operations as _pre_emphasis
+            np.subtract(w[1:], w[:-1], out=u)
+            u *= PRE_EMPHASIS
+            u += w[1:]
+            if len(u):
+                u[0] = 0.0
+        else:              # ... on [prev; w], without stacking them
             np.subtract(w[1:], w[:-1], out=u[1:])
             np.subtract(w[0], prev, out=u[0])
             u *= PRE_EMPHASIS
             u += w
-        if prev is None and len(u):
-            u[0] = 0.0
-        prev, k = w[-1], k + c
+        prev, k = w[-1].copy(), k + c
         if len(u):
             yield u
 
