@@ -421,8 +421,8 @@ def noise_response(lr: LowRank, modes: CoreModes, src: np.ndarray, g: np.ndarray
     rows are read once, in order).
 
     With the weights compressed (compress_weights: W_t = Q_w C_w) each chunk of knots is folded into r vectors,
-    F += Q_w[chunk]^T (S g) (one GEMM, 2 r N per knot), and each output step ends with F V^T (r m N once): the
-    projections of every knot are never formed. Otherwise each chunk's projections (S g) V^T (2 m N per knot) meet
+    F += Q_w[chunk]^T S (one GEMM, 2 r N per knot; the gains g scale F's columns once per output step), and each
+    output step ends with (F g) V^T (r m N once): the projections of every knot are never formed. Otherwise each chunk's projections (S g) V^T (2 m N per knot) meet
     the weights directly."""
     n, m = lr.U.shape[0], lr.m
     lam, Q = modes.lam, modes.Q
@@ -450,10 +450,10 @@ def noise_response(lr: LowRank, modes: CoreModes, src: np.ndarray, g: np.ndarray
                     knot_rows[k] = S[0]
                 if l1 == p + 1:
                     knot_rows[k + 1] = S[-1]
-            Sx = S * g if direct else S[:, src] * g        # (chunk, n): the knots' inputs N_n s, state-wise
-            if packed is not None:
-                F += _real_matmul(packed[0][l0:l1].T, Sx)
+            if packed is not None:                         # the gains g after the fold (one pass over F, not S)
+                F += _real_matmul(packed[0][l0:l1].T, S if direct else S[:, src])
                 continue
+            Sx = S * g if direct else S[:, src] * g        # (chunk, n): the knots' inputs N_n s, state-wise
             Pi = (Sx @ lr.VT.T) @ T.T                      # (chunk, m): their projections W VT N_n s, modal
             w = Wt[l0:l1]
             acc[:m] += np.einsum("lm,lm->m", w[:, :m], Pi)
@@ -461,6 +461,7 @@ def noise_response(lr: LowRank, modes: CoreModes, src: np.ndarray, g: np.ndarray
             xi_add += (w[:, 2 * m] @ Sx).real
         if packed is not None:
             Cw = packed[1]
+            F *= g                                           # (r, n): the folded inputs N_n s, state-wise
             P = _real_matmul(F, lr.VT.T) @ T.T               # (r, m): the folded inputs' modal projections
             acc[:m] = np.einsum("qj,qj->j", Cw[:, :m], P)
             acc[m:2 * m] = np.einsum("qj,qj->j", Cw[:, m:2 * m], P)
