@@ -171,9 +171,9 @@ def tran_method(circuit: Circuit, method: str, noise_mode: str = "samples") -> T
 
 
 def op_method(circuit: Circuit, method: str) -> OpMethod:
-    """krylov (GMRES on the reduced operator) when asked or when auto prefers it for a large unclocked circuit,
-    else one sparse LU of the MNA (dense.op_dense)."""
-    if method == "krylov" or (method == "auto" and prefers_krylov(circuit) and not needs_switched(circuit)):
+    """krylov (GMRES on the reduced operator) when asked or when auto (or lowrank, which has no .op of its own)
+    prefers it for a large unclocked circuit, else one sparse LU of the MNA (dense.op_dense)."""
+    if method == "krylov" or (method in ("auto", "lowrank") and prefers_krylov(circuit) and not needs_switched(circuit)):
         return op_krylov
     return op_dense
 
