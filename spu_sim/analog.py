@@ -29,10 +29,11 @@ Noise (kappa > 0): the readout is one sample at t_stop_tau, so the noise DACs' s
 noise_dt_tau = t_stop_tau / K with K = ceil(t_stop_tau * noise_oversample * lambda_max) (lambda_max of A: the factorised
 problem's m x m core, ``core_eigenvalues``, or the dense A's largest eigenvalue), never coarser than the
 design's own rule 1 / (noise_oversample lambda_max). The linear engine then integrates the samples exactly on
-that grid at any size (method krylov above its state threshold). The noise samples of one solve are held in
-memory (d K of them, 8 bytes each); a solve whose samples exceed the machine's free memory (the pipeline's
-share, pipeline.MEMORY_SHARE) is refused before any work naming t_stop_tau and kappa (an optimiser has no
-``simulation`` section); the design's and the engine's other refusals keep their
+that grid at any size (above its state threshold method lowrank on the factorised circuit with ideal op-amps, else
+krylov). The noise samples of one solve (d K of them, 8 bytes each) are one array up to pipeline.STREAM_NOISE_BYTES
+and above it a streamed SampleBlock that method lowrank reads chunk by chunk (spu_sim.circuit); a solve whose
+samples (or, streamed, the chunks) exceed the machine's free memory (the pipeline's share, pipeline.MEMORY_SHARE)
+is refused before any work naming t_stop_tau and kappa (an optimiser has no ``simulation`` section); the design's and the engine's other refusals keep their
 class (BadInputError, DesignError) with the AnalogSolver's own arguments (backend, kappa, t_stop_tau) in front.
 """
 
@@ -163,7 +164,8 @@ class AnalogSolver:
         k = self.noise_steps(problem, t_stop_tau)
         if k:
             need_mb, free_mb = 8.0 * k * problem.d / 1e6, pipeline.free_memory_mb()
-            if need_mb > pipeline.MEMORY_SHARE * free_mb:   # before the pipeline's own check, in the solver's terms
+            streamed = 8.0 * problem.d * (k + 2) > pipeline.STREAM_NOISE_BYTES   # read in chunks: the pipeline's estimate
+            if not streamed and need_mb > pipeline.MEMORY_SHARE * free_mb:   # before the pipeline's own check
                 raise BadInputError(f"AnalogSolver: a noisy solve of t_stop_tau = {t_stop_tau:g} at N = {problem.d} needs {k} noise"
                                     f" steps x {problem.d} sources = {need_mb:.4g} MB of samples in memory, {free_mb:.4g}"
                                     f" MB are free; shorten t_stop_tau, set kappa = 0 or free memory")

@@ -34,6 +34,7 @@ Elements
     Switch(name, n_pos, n_neg, c_pos, c_neg, model, on)    S: r_on when V(c_pos, c_neg) > vt, else r_off
     NoiseSource(name, node, model, file_name, samples_v, dt_s, held=False, n_neg="0")
                                                            XSPICE filesource: V(node, n_neg) follows samples_v[k]
+                                                           (an array, or a SampleColumn of a streamed SampleBlock)
                                                            at t = k dt_s, linearly interpolated (first-order
                                                            hold), or held for [k dt_s, (k+1) dt_s) (held=True)
     BehavioralVoltage(name, n_pos, n_neg, expr)            B source: V(n_pos, n_neg) = expr (nonlinear)
@@ -51,6 +52,11 @@ Subcircuits
 Behavioural expressions are trees (``Expr``) built with ``num``, ``volt``, ``add``, ``mul``, ``div`` and
 ``call`` (functions in EXPR_FUNCS): only numbers and checked node names reach the netlist, never text.
 
+Structure a builder may state (an engine checks it against its own model before using it):
+    Circuit.drift_factors                                  a callable -> DriftFactors: the state equation
+                                                           x' = -(d x + U W V^T x) + inputs in the voltages of
+                                                           N nodes, U, V of width m << N (engines.linear.lowrank)
+
 Analyses: Op(), Tran(step_s, stop_s, tmax_s, uic=True), Noise(output, reference, source, points_per_decade,
 f_start_hz, f_stop_hz) -- one ``.noise`` line per output pair.
 
@@ -64,7 +70,7 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Callable, Union
 
 import numpy as np
 import scipy.linalg as sla
@@ -470,12 +476,139 @@ class NoiseLaw:
                              f"one variance per pole: {self}")
 
 
+def _available_bytes() -> float:
+    """MemAvailable of /proc/meminfo in bytes (inf when unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return math.inf
+
+
+class SampleBlock:
+    """A (rows, columns) matrix of noise samples defined by a seeded generator and read in row order, never held
+    whole unless an engine asks for it (streamed noise: the linear engine's method lowrank reads it chunk by chunk).
+
+    stream(chunk_rows) yields consecutive row blocks (the rows in order, each block at most chunk_rows rows; the
+    same numbers whatever chunk_rows: a generator consumed in row order; a block may live in a buffer the stream
+    reuses for the block after next, and is scaled in place); scale multiplies every value (``v_rms *
+    block`` is a scaled block). ``block[:, i]`` is a SampleColumn, what NoiseSource.samples_v holds; np.asarray of a
+    block or a column materialises the whole matrix once (cached), refused with BadInputError when it does not fit
+    in the machine's free memory."""
+
+    __array_ufunc__ = None     # numpy defers to the operators below (a scalar times a block stays a block)
+
+    def __init__(self, shape: tuple[int, int], stream: Callable, scale: float = 1.0, what: str = "noise samples") -> None:
+        self.shape = (int(shape[0]), int(shape[1]))
+        self._stream = stream
+        self.scale = float(scale)
+        self.what = what
+        self._array: np.ndarray | None = None
+
+    def __mul__(self, k) -> "SampleBlock":
+        if not np.isscalar(k) and np.ndim(k) != 0:
+            return NotImplemented
+        return SampleBlock(self.shape, self._stream, self.scale * float(k), self.what)
+
+    __rmul__ = __mul__
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple) and len(key) == 2 and key[0] == slice(None) and isinstance(key[1], (int, np.integer)):
+            return SampleColumn(self, int(key[1]) % self.shape[1])
+        return np.asarray(self)[key]
+
+    def chunks(self, chunk_rows: int):
+        """(first row, block (rows, columns), scaled) in row order."""
+        k = 0
+        for b in self._stream(max(1, int(chunk_rows))):
+            if self.scale != 1.0:
+                b *= self.scale      # the stream's own buffer (valid until the block after next: stream doc)
+            yield k, b
+            k += b.shape[0]
+
+    def __array__(self, dtype=None, copy=None):
+        if self._array is None:
+            need = 8.0 * self.shape[0] * self.shape[1]
+            free = _available_bytes()
+            if need > 0.9 * free:
+                raise BadInputError(f"{self.what}: {self.shape[0]} x {self.shape[1]} samples ({need / 1e6:.4g} MB) do not "
+                                    f"fit in the {free / 1e6:.4g} MB free; only the linear engine's method lowrank reads "
+                                    "them in chunks (ideal op-amps, uniform leak and capacitors, the readout step a "
+                                    "multiple of the noise step): shorten the run or raise the noise step")
+            out = np.empty(self.shape)
+            for k, b in self.chunks(max(1, int(2 ** 24 // max(self.shape[1], 1)))):
+                out[k:k + b.shape[0]] = b
+            self._array = out
+        return self._array if dtype is None else self._array.astype(dtype, copy=False)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_array"] = None          # regenerated where it is needed
+        return state
+
+
+class SampleColumn:
+    """Column ``index`` of a SampleBlock: one noise DAC's samples (len, shape, indexing and arithmetic as an array,
+    which materialise the block; SampleBlock doc)."""
+
+    __array_ufunc__ = None
+
+    def __init__(self, block: SampleBlock, index: int) -> None:
+        self.block, self.index = block, index
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.block.shape[0],)
+
+    def __len__(self) -> int:
+        return self.block.shape[0]
+
+    def __array__(self, dtype=None, copy=None):
+        col = np.asarray(self.block)[:, self.index]
+        return col if dtype is None else col.astype(dtype, copy=False)
+
+    def __getitem__(self, key):
+        return np.asarray(self)[key]
+
+    def __add__(self, o):
+        return np.asarray(self) + o
+
+    def __radd__(self, o):
+        return o + np.asarray(self)
+
+    def __sub__(self, o):
+        return np.asarray(self) - o
+
+    def __rsub__(self, o):
+        return o - np.asarray(self)
+
+    def __mul__(self, o):
+        return np.asarray(self) * o
+
+    def __rmul__(self, o):
+        return o * np.asarray(self)
+
+    def __neg__(self):
+        return -np.asarray(self)
+
+
+def _samples_finite(samples) -> bool:
+    """Every sample finite (a streamed column: its generator's Gaussian draws times a finite scale are)."""
+    if isinstance(samples, SampleColumn):
+        return bool(np.isfinite(samples.block.scale))
+    return bool(np.all(np.isfinite(samples)))
+
+
 @dataclass(frozen=True, eq=False)
 class NoiseSource:
     """A noise DAC: V(node) = samples_v[k] at t = k dt_s, linearly interpolated in between (ground referenced).
 
     samples_v is part of the description: the ngspice engines write it to ``file_name`` (an XSPICE
-    filesource) and the linear engine integrates the same piecewise-linear input exactly.
+    filesource) and the linear engine integrates the same piecewise-linear input exactly. It is an array, or a
+    SampleColumn of a SampleBlock (streamed noise: generated in row order, materialised only when an engine asks).
     held=True: a zero-order hold instead (filesource amplstep=true): samples_v[k] for k dt_s <= t < (k+1) dt_s
     (a sampled-and-held value, e.g. a kT/C charge error that lasts one clock phase). n_neg: the source's
     negative terminal (default ground; another node makes it a floating source in series with a branch).
@@ -737,6 +870,20 @@ Analysis = Union[Op, Tran, Noise]
 
 
 @dataclass
+class DriftFactors:
+    """A builder's statement of a circuit's state equation in factors (never N x N): with x the voltages of ``nodes``
+    (volts, time in seconds), x' = -(d_per_s * x + U (W (VT x))) + (terms of the sources), U (N, m) per second,
+    W (m, m) or None (identity), VT (m, N), d_per_s (N,). An engine checks it against its own model (random probes
+    of its operator) before using it, so a stale or wrong statement costs time, never accuracy."""
+
+    nodes: tuple[str, ...]
+    U: np.ndarray
+    W: np.ndarray | None
+    VT: np.ndarray
+    d_per_s: np.ndarray
+
+
+@dataclass
 class Circuit:
     """A whole circuit: header comments, elements in netlist order, initial node voltages, options, the
     vectors to save and the analyses.
@@ -758,6 +905,8 @@ class Circuit:
     saves: list[str] = field(default_factory=list)
     analysis_notes: list[str] = field(default_factory=list)
     optional_saves: list[str] = field(default_factory=list)
+    #: the state equation in factors, computed when an engine asks (None: not stated): a callable -> DriftFactors
+    drift_factors: Callable[[], DriftFactors] | None = None
 
     def of_type(self, kind: type) -> list:
         """The elements of one type, in order (none: one C-level pass, circuit.element_types)."""
@@ -857,7 +1006,7 @@ def check_physical(circuit: Circuit) -> None:
             v = getattr(e, attr)
             if v is not None and not isfinite(v):
                 raise DesignError(f"element {e.name}: {attr} = {v} is not finite{why}")
-        if isinstance(e, NoiseSource) and not np.all(np.isfinite(e.samples_v)):
+        if isinstance(e, NoiseSource) and not _samples_finite(e.samples_v):
             raise DesignError(f"element {e.name}: noise samples are not finite{why}")
     for node, v in circuit.ic_v.items():
         if not np.isfinite(v):

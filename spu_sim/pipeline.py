@@ -34,7 +34,7 @@ from .readout import make_adc, read_op, read_transient, sample_dt_tau
 from .spice import NETLIST_NAME, format_spice, write_circuit
 from .parts.intrinsic_noise import add_intrinsic_noise, intrinsic_from_config
 from .parts.element_table import ELEMENTS_NAME, applied_text, write_element_table
-from .parts.noise_dacs import noise_samples
+from .parts.noise_dacs import noise_sample_block, noise_samples
 from .parts.opamp import is_subckt
 from .parts.characterised import read_characterised
 from .topologies import TOPOLOGIES, CircuitRequest, Design, Topology
@@ -143,6 +143,10 @@ def prepare_problem(cfg: Config, problem: Problem, result: bool = True) -> Prepa
 
 #: the share of the machine's free memory a run may plan to use
 MEMORY_SHARE = 0.8
+#: the injected noise's samples are a streamed SampleBlock (generated when read, spu_sim.circuit) above this many bytes
+#: (d sources x noise steps x 8): the linear engine's method lowrank reads them chunk by chunk, any other method or
+#: engine materialises them (refused by name when they do not fit); below it they are one array, as always
+STREAM_NOISE_BYTES = 1e9
 
 
 def workload(prep: Prepared, keep_files: bool = False, result: bool = True) -> Workload:
@@ -156,7 +160,8 @@ def workload(prep: Prepared, keep_files: bool = False, result: bool = True) -> W
         n_sources += design.d * ((spec.thermal or spec.in_a_per_rthz > 0) + 2 * (spec.en_v_per_rthz > 0))
     points = int(np.floor(sim.t_stop_tau / prep.sample_dt_tau)) + 1 if tran else 0
     n_vectors = 1 + design.d + len(sim.save_nodes) + (2 * design.d if getattr(design, "macro", None) is not None else 0)
-    return Workload(n_sources=n_sources, n_noise_steps=prep.n_noise_steps,
+    streamed = tran and design.has_noise and 8.0 * design.d * (prep.n_noise_steps + 2) > STREAM_NOISE_BYTES
+    return Workload(n_sources=n_sources, n_noise_steps=prep.n_noise_steps, noise_streamed=bool(streamed),
                     noise_dt_tau=design.noise_dt_tau, step_tau=prep.sample_dt_tau, n_out_points=points,
                     n_outputs=design.d, n_elements=prep.topology.n_elements(design), keep_files=keep_files,
                     n_vectors=n_vectors, waveform_bytes_per_value=BYTES_PER_VALUE[prep.cfg.readout.waveforms],
@@ -236,7 +241,10 @@ def build_circuit(prep: Prepared) -> Circuit:
     """The circuit of the prepared design for the configured analyses, with its seeded noise samples."""
     sim, design = prep.cfg.simulation, prep.design
     tran = "tran" in sim.analyses
-    noise_u = noise_samples(design.d, prep.n_noise_steps, sim.seed) if tran and design.has_noise else None
+    noise_u = None
+    if tran and design.has_noise:
+        streamed = 8.0 * design.d * (prep.n_noise_steps + 2) > STREAM_NOISE_BYTES
+        noise_u = (noise_sample_block if streamed else noise_samples)(design.d, prep.n_noise_steps, sim.seed)
     request = CircuitRequest(analyses=tuple(sim.analyses), t_stop_s=prep.t_stop_s,
                              step_s=prep.sample_dt_tau * design.tau_s, reltol=sim.reltol, noise_u=noise_u)
     circuit = prep.topology.build_circuit(design, request)

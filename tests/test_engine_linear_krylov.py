@@ -150,8 +150,10 @@ def test_auto_rule_picks_krylov_for_many_states(monkeypatch):
     c = factored_circuit(20, 4)
     assert LinearEngine().run(c)["tran"].method == "modal"
     monkeypatch.setattr(krylov, "KRYLOV_MIN_STATES", 10)
+    assert LinearEngine().run(c)["tran"].method == "lowrank"            # the circuit states its factors: lowrank
+    c = replace(c, drift_factors=None)
     assert LinearEngine().run(c)["tran"].method == "krylov"
-    noisy = factored_circuit(20, 4, kappa=0.01, noise_dt_tau=0.025)
+    noisy = replace(factored_circuit(20, 4, kappa=0.01, noise_dt_tau=0.025), drift_factors=None)
     assert LinearEngine().run(noisy)["tran"].method == "krylov"                      # noise samples: krylov too
     assert LinearEngine().run(noisy, noise_mode="aggregated")["tran"].method == "modal"   # drawn by the dense model
 

@@ -1,5 +1,6 @@
-"""Noisy TNGD / tkfac steps on the circuit (spu_sim.analog.AnalogSolver): the linear engine's structured method
-(the noise samples integrated exactly, engines/linear/chebyshev.py) against the exact OU transient's statistics,
+"""Noisy TNGD / tkfac steps on the circuit (spu_sim.analog.AnalogSolver): the linear engine's structured methods
+(the noise samples integrated exactly: krylov by engines/linear/chebyshev.py, lowrank knot by knot through the core,
+engines/linear/lowrank.py) against the exact OU transient's statistics,
 and path-wise against ngspice on the same noise samples; the noise step AnalogSolver chooses and its refusals."""
 
 import copy
@@ -11,7 +12,7 @@ from scipy.stats import chi2
 
 import spu_sim.analog as analog
 import spu_sim.pipeline as pipeline
-from spu_sim.engines.linear import krylov
+from spu_sim.engines.linear import engine as linear_engine, krylov, lowrank
 from spu_sim.config import read_yaml
 from spu_sim.errors import BadInputError
 from spu_sim.optim import tkfac, tngd
@@ -40,9 +41,10 @@ def _exact(a, b, x0, t):
     return mean, cov
 
 
-def test_noisy_step_on_the_structured_method_has_the_exact_transient_statistics(monkeypatch):
-    """R = 200 noisy TNGD steps (backend linear, one seed per call, method krylov forced by the auto rule's
-    threshold) from the same x0: with whitened deviations z = S^-1/2 (x - mu) (mu, S the exact transient's mean
+@pytest.mark.parametrize("method", ["krylov", "lowrank"])
+def test_noisy_step_on_the_structured_method_has_the_exact_transient_statistics(monkeypatch, method):
+    """R = 200 noisy TNGD steps (backend linear, one seed per call, method krylov or lowrank chosen by the auto
+    rule's threshold; krylov with the circuit's factor statement ignored) from the same x0: with whitened deviations z = S^-1/2 (x - mu) (mu, S the exact transient's mean
     and covariance), iid N(0, I) if the step is right, so
       mean:       R |mean(z)|^2           ~ chi2(N)
       variance:   sum over draws |z|^2    ~ chi2(R N)           (resolves the variance to about +-15 % here)
@@ -51,9 +53,14 @@ def test_noisy_step_on_the_structured_method_has_the_exact_transient_statistics(
     piecewise-linear DAC signal, whose covariance is below white noise's by about 0.06 r h = 0.1 % here
     (parts/noise_dacs.py): far inside these bounds. Discrimination: the variance test fails for kappa 20 % off."""
     calls = []
-    real = krylov.tran_noisy
     monkeypatch.setattr(krylov, "KRYLOV_MIN_STATES", 0)
-    monkeypatch.setattr(krylov, "tran_noisy", lambda *a, **k: calls.append(1) or real(*a, **k))
+    if method == "krylov":
+        real = krylov.tran_noisy
+        monkeypatch.setattr(krylov, "tran_noisy", lambda *a, **k: calls.append(1) or real(*a, **k))
+        monkeypatch.setattr(linear_engine, "prefers_lowrank", lambda *a: False)
+    else:
+        real = lowrank.noise_response
+        monkeypatch.setattr(lowrank, "noise_response", lambda *a, **k: calls.append(1) or real(*a, **k))
     a, b, x0 = _case()
     evolve, tau_s = tngd.make_evolve("linear", kappa=KAPPA, seed=11)
     R = 200
@@ -75,16 +82,24 @@ def test_noisy_step_on_the_structured_method_has_the_exact_transient_statistics(
 
 
 @pytest.mark.ngspice
-def test_noisy_step_on_ngspice_agrees_pathwise_with_the_linear_engine():
+@pytest.mark.parametrize("structured", [False, True], ids=["modal", "lowrank"])
+def test_noisy_step_on_ngspice_agrees_pathwise_with_the_linear_engine(monkeypatch, structured):
     """The same noisy step (same seed, so the same noise samples and noise step) on ngspice and on the linear
-    engine: the readouts differ by ngspice's transient truncation error only, bounded as in the noise-free
-    test_optim_tngd_circuit by 1e-2 relative (10 x ngspice's RELTOL 1e-3); the noise itself moves the readout
-    far more (a different seed's draw: checked > 10 x the tolerance)."""
+    engine (the dense modal method at this size, or lowrank by the auto rule's threshold): the readouts differ by
+    ngspice's transient truncation error only, bounded as in the noise-free test_optim_tngd_circuit by 1e-2 relative
+    (10 x ngspice's RELTOL 1e-3); the noise itself moves the readout far more (a different seed's draw: checked
+    > 10 x the tolerance)."""
+    calls = []
+    if structured:
+        monkeypatch.setattr(krylov, "KRYLOV_MIN_STATES", 0)
+        real = lowrank.noise_response
+        monkeypatch.setattr(lowrank, "noise_response", lambda *a, **k: calls.append(1) or real(*a, **k))
     a, b, x0 = _case()
     lin, _ = tngd.make_evolve("linear", kappa=KAPPA, seed=3)
     ng, _ = tngd.make_evolve("ngspice-shared", kappa=KAPPA, seed=3)
     other, _ = tngd.make_evolve("linear", kappa=KAPPA, seed=4)
     x_l, x_n, x_o = (e(a, b, x0, T_TAU, 0, 1) for e in (lin, ng, other))
+    assert len(calls) == (2 if structured else 0)
     tol = 1e-2 * np.linalg.norm(x_l)
     assert np.linalg.norm(x_n - x_l) < tol, (np.linalg.norm(x_n - x_l), tol)
     assert np.linalg.norm(x_o - x_l) > 10 * tol

@@ -51,6 +51,7 @@ class Workload(NamedTuple):
     n_vectors: int = 0      # vectors of the kept waveform file (time, readout nodes, save_nodes, op-amp currents)
     waveform_bytes_per_value: int = 0   # readout.waveforms: raw 8, csv 25, none 0 (waveform_files.BYTES_PER_VALUE)
     result_matrices: bool = True   # the run assembles result.npz's d x d matrices (False: a readout only, AnalogSolver)
+    noise_streamed: bool = False   # the noise DACs' samples are a streamed SampleBlock (pipeline.STREAM_NOISE_BYTES)
 
 
 class Cost(NamedTuple):
@@ -117,9 +118,19 @@ def file_engine_cost(w: Workload) -> Cost:
     return Cost(memory / 1e6, (disk + waveform_file_bytes(w, NGSPICE_POINTS_PER_STEP)) / 1e6)
 
 
+#: memory of streamed noise in an engine that reads it chunk by chunk (engines.linear.lowrank.CHUNK_BYTES and the
+#: generator's block): what memory_engine_cost counts instead of the whole samples
+STREAMED_NOISE_BYTES = 6e8
+
+
 def memory_engine_cost(w: Workload) -> Cost:
-    """An engine that works on the Circuit object (linear): files only when the run keeps them."""
+    """An engine that works on the Circuit object (linear): files only when the run keeps them. Streamed noise
+    (Workload.noise_streamed) counts STREAMED_NOISE_BYTES instead of the samples: the linear engine's method lowrank
+    reads it chunk by chunk, and any other method refuses by name to materialise samples that do not fit
+    (circuit.SampleBlock)."""
     memory, disk = _common(w)
+    if w.noise_streamed:
+        memory += STREAMED_NOISE_BYTES - 8.0 * w.n_sources * (w.n_noise_steps + 1)
     return Cost(memory / 1e6, (disk + waveform_file_bytes(w, 1)) / 1e6)
 
 

@@ -1,6 +1,7 @@
 """The noise DACs every topology injects: one XSPICE filesource per variable, playing seeded samples.
 
     u = noise_samples(d, n_steps, seed)                       # unit intensity, reproducible
+    u = noise_sample_block(d, n_steps, seed)                  # the same numbers, generated when read (streamed)
     elements = noise_dacs(noise_v_rms * u, dt_s)              # ANOISE<i> drives node nz<i>
 
 The topology connects node nz<i> to its circuit (through R_noise into a summing node: ``noise_dacs_into_sums``;
@@ -9,9 +10,11 @@ in series with a cell resistor, ...).
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
-from ..circuit import NoiseSource, Resistor
+from ..circuit import NoiseSource, Resistor, SampleBlock
 
 NOISE_FILE = "noise_{}.txt"  # one file per noise output, 1-based index
 
@@ -34,15 +37,62 @@ def noise_samples(d: int, n_steps: int, seed: int) -> np.ndarray:
     at t = 0 is zero, so that ``.op`` (which sees the filesource's value at t = 0) is noise-free.
     """
     w = np.random.default_rng(seed).standard_normal((n_steps + 3, d))
-    u = w[1:] + PRE_EMPHASIS * (w[1:] - w[:-1])
+    u = _pre_emphasis(w)
     u[0] = 0.0
     return u
 
 
-def noise_dacs(values_v: np.ndarray, dt_s: float, held: bool = False) -> list[NoiseSource]:
-    """(n, d) sample values in volts -> d NoiseSource elements ANOISE<i> on node nz<i> (file noise_<i>.txt);
-    held=True: each sample is held for dt_s (a clocked DAC) instead of linearly interpolated."""
-    return [NoiseSource(f"ANOISE{i}", f"nz{i}", f"noisesrc{i}", NOISE_FILE.format(i), np.asarray(values_v[:, i - 1]),
+def _pre_emphasis(w: np.ndarray) -> np.ndarray:
+    """w[1:] + c (w[1:] - w[:-1]) with one temporary (the same rounding: d = w1 - w0, d *= c, d += w1)."""
+    u = np.subtract(w[1:], w[:-1])
+    u *= PRE_EMPHASIS
+    u += w[1:]
+    return u
+
+
+def noise_rows(d: int, n_steps: int, seed: int, chunk_rows: int):
+    """The rows of noise_samples(d, n_steps, seed) in order, at most chunk_rows at a time: the same numbers (the
+    generator is drawn in row order, into a reused buffer; the pre-emphasis carries the last w row from one block to
+    the next). The blocks yielded live in two buffers used in turn: a block stays valid while the next one is read
+    (what a reader that keeps the previous block's last rows needs), and the reader may scale it in place."""
+    rng = np.random.default_rng(seed)
+    total, k, prev = n_steps + 3, 0, None
+    w_buf = np.empty((chunk_rows + 1, d))
+    u_bufs = [np.empty((chunk_rows + 1, d)), np.empty((chunk_rows + 1, d))]
+    turn = 0
+    while k < total:
+        c = min(chunk_rows + (prev is None), total - k)
+        w = w_buf[:c]
+        rng.standard_normal(out=w)
+        u = u_bufs[turn][:c - (prev is None)]
+        turn = 1 - turn
+        if prev is None:   # the same operations as _pre_emphasis
+            np.subtract(w[1:], w[:-1], out=u)
+            u *= PRE_EMPHASIS
+            u += w[1:]
+            if len(u):
+                u[0] = 0.0
+        else:              # ... on [prev; w], without stacking them
+            np.subtract(w[1:], w[:-1], out=u[1:])
+            np.subtract(w[0], prev, out=u[0])
+            u *= PRE_EMPHASIS
+            u += w
+        prev, k = w[-1].copy(), k + c
+        if len(u):
+            yield u
+
+
+def noise_sample_block(d: int, n_steps: int, seed: int) -> SampleBlock:
+    """noise_samples(d, n_steps, seed) as a SampleBlock (circuit.py): generated chunk by chunk when read, never held
+    whole unless an engine materialises it (the same numbers, bit for bit)."""
+    return SampleBlock((n_steps + 2, d), partial(noise_rows, d, n_steps, seed), what=f"noise samples (seed {seed})")
+
+
+def noise_dacs(values_v, dt_s: float, held: bool = False) -> list[NoiseSource]:
+    """(n, d) sample values in volts (an array or a SampleBlock) -> d NoiseSource elements ANOISE<i> on node nz<i>
+    (file noise_<i>.txt); held=True: each sample is held for dt_s (a clocked DAC) instead of linearly interpolated."""
+    col = (lambda i: values_v[:, i]) if isinstance(values_v, SampleBlock) else (lambda i: np.asarray(values_v[:, i]))
+    return [NoiseSource(f"ANOISE{i}", f"nz{i}", f"noisesrc{i}", NOISE_FILE.format(i), col(i - 1),
                         float(dt_s), held=held) for i in range(1, values_v.shape[1] + 1)]
 
 

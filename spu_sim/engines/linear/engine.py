@@ -7,9 +7,11 @@ The circuit is reduced to x' = M x + N u, y = Cx x + Du u (model.py) and stepped
 below, each ``(circuit, tran, RunOptions) -> LinearWaveforms`` (result.py); the maths, cost and measured numbers
 are in docs/linear_engine.md. The choice (``method="auto"``): clocked switches or held sources -> switched
 (switched.py); more than krylov.KRYLOV_MIN_STATES states (and noise_mode samples if there are noise sources) ->
-krylov (krylov.py; noise samples by a Chebyshev expansion, chebyshev.py); else the dense model, modal when its
-eigenbasis is well conditioned, else loop (dense.py). method ``modal``, ``loop`` or ``krylov`` forces one (krylov
-refuses noise_mode aggregated and clocked circuits).
+lowrank when the circuit states its state matrix as d I + U W V^T (Circuit.drift_factors; lowrank.py: exact through
+the m x m core, krylov when its check fails), else krylov (krylov.py; noise samples by a Chebyshev expansion,
+chebyshev.py); else the dense model, modal when its eigenbasis is well conditioned, else loop (dense.py). method
+``modal``, ``loop``, ``krylov`` or ``lowrank`` forces one (krylov and lowrank refuse noise_mode aggregated and clocked
+circuits).
 
 - ``.op``: G_m z = B u(0) (capacitors open, inductors short, noise sources at their t = 0 sample).
 - ``.tran`` (uic): the initial state is each capacitor's IC, else the difference of the ``.ic`` node voltages
@@ -49,12 +51,13 @@ from ..base import ENGINES, Cost, Workload, memory_engine_cost, run_in_child
 from ..raw import Waveforms
 from .dense import MAX_DENOMINATOR, op_dense, step_ratio, tran_dense
 from .krylov import op_krylov, prefers_krylov, tran_krylov
-from .model import assemble, check_linear
+from .lowrank import prefers_lowrank, tran_lowrank
+from .model import assemble, by_type, check_linear
 from .noise import noise_analysis
 from .result import NGSPICE_HINT, NOISE_MODES, LinearWaveforms, OpMethod, RunOptions, TranMethod
 from .switched import is_clocked, needs_switched, tran_switched
 
-METHODS = ("auto", "modal", "loop", "krylov")
+METHODS = ("auto", "modal", "loop", "krylov", "lowrank")
 
 
 @ENGINES.add
@@ -97,8 +100,8 @@ class LinearEngine:
         transient with another noise_mode than samples (linear-aggregated) or method krylov -- in one pass over it,
         before any engine runs (a cross-check calls it before its reference run)."""
         mode, method = noise_mode or self.noise_mode, method or self.method
-        if circuit.analysis(Tran) is not None and needs_switched(circuit) and (mode != "samples" or method == "krylov"):
-            how = f"noise_mode {mode}" if mode != "samples" else "method krylov"
+        if circuit.analysis(Tran) is not None and needs_switched(circuit) and (mode != "samples" or method in ("krylov", "lowrank")):
+            how = f"noise_mode {mode}" if mode != "samples" else f"method {method}"
             raise BadInputError(f"engine {self.name} ({how}): clocked switches and held sources are stepped exactly "
                                 "with their noise samples only; run this circuit on the engine linear "
                                 "(simulation.backend: linear, or crosscheck --candidate linear) or on ngspice")
@@ -154,19 +157,23 @@ class LinearEngine:
 
 def tran_method(circuit: Circuit, method: str, noise_mode: str = "samples") -> TranMethod:
     """The rule of the module doc: clocked switches or held sources -> switched (exact per segment; it refuses
-    method krylov itself); krylov when asked or, under auto, for many states without noise; else dense (modal or
+    method krylov itself); lowrank when asked or, under auto, when the circuit states its state matrix in factors
+    (Circuit.drift_factors), noise_mode is samples and it has many states (lowrank.prefers_lowrank; it runs krylov
+    itself when its check fails); krylov when asked or, under auto, for many states without noise; else dense (modal or
     loop, decided inside by the eigenbasis' condition)."""
     if needs_switched(circuit):
         return tran_switched
+    if method == "lowrank" or (method == "auto" and prefers_lowrank(circuit, noise_mode)):
+        return tran_lowrank
     if method == "krylov" or (method == "auto" and prefers_krylov(circuit, noise_ok=noise_mode == "samples")):
         return tran_krylov
     return tran_dense
 
 
 def op_method(circuit: Circuit, method: str) -> OpMethod:
-    """krylov (GMRES on the reduced operator) when asked or when auto prefers it for a large unclocked circuit,
-    else one sparse LU of the MNA (dense.op_dense)."""
-    if method == "krylov" or (method == "auto" and prefers_krylov(circuit) and not needs_switched(circuit)):
+    """krylov (GMRES on the reduced operator) when asked or when auto (or lowrank, which has no .op of its own)
+    prefers it for a large unclocked circuit, else one sparse LU of the MNA (dense.op_dense)."""
+    if method == "krylov" or (method in ("auto", "lowrank") and prefers_krylov(circuit) and not needs_switched(circuit)):
         return op_krylov
     return op_dense
 

@@ -187,13 +187,14 @@ def _check_switches(om: OperatorModel, ctl_rows: slice, switches: list[Switch], 
 
 
 def tran_outputs(circuit: Circuit, tran: Tran, times_s: np.ndarray, saves: list[str] | None = None,
-                 rtol: float = RTOL):
+                 rtol: float = RTOL, om: OperatorModel | None = None):
     """(saves, Y (len(times), n_saves), KrylovRun): the noise-free transient at the given times (ascending, >= 0;
-    e.g. the output grid, or ngspice's own time points for a cross-check)."""
+    e.g. the output grid, or ngspice's own time points for a cross-check). om: the circuit's OperatorModel when the
+    caller has built it (with the switches' control voltages as extra outputs, as here)."""
     _refuse_noise(circuit)
     switches = circuit.of_type(Switch)
     ctl = [f"v({sw.c_pos},{sw.c_neg})" for sw in switches]
-    om = OperatorModel(circuit, saves, extra=ctl)
+    om = om if om is not None else OperatorModel(circuit, saves, extra=ctl)
     n_saves = len(om.outputs) - len(ctl)
     u = np.ones(om.n_u)   # u = [1]: every DC value (no noise sources)
     _check_switches(om, slice(n_saves, None), switches, u)
@@ -215,9 +216,10 @@ def tran_outputs(circuit: Circuit, tran: Tran, times_s: np.ndarray, saves: list[
     return om.outputs[:n_saves], Y, run
 
 
-def tran_krylov(circuit: Circuit, tran: Tran, opts: RunOptions) -> LinearWaveforms:
+def tran_krylov(circuit: Circuit, tran: Tran, opts: RunOptions, om: OperatorModel | None = None) -> LinearWaveforms:
     """The ``.tran`` by method krylov: a LinearWaveforms with method "krylov" and ``.krylov`` (a KrylovRun:
-    applications, substeps, error estimate)."""
+    applications, substeps, error estimate). om: the circuit's OperatorModel with the switches' controls as extra
+    outputs (``operator_model``), when the caller has built it."""
     n_out = output_count(tran)
     t = np.arange(n_out + 1) * tran.step_s
     if circuit.of_type(NoiseSource):
@@ -225,9 +227,9 @@ def tran_krylov(circuit: Circuit, tran: Tran, opts: RunOptions) -> LinearWavefor
             raise BadInputError(f"method krylov integrates the noise samples exactly (noise_mode samples); noise_mode"
                                 f" {opts.noise_mode!r} needs the dense model (method modal, moderate size) or"
                                 f" {NGSPICE_HINT}")
-        saves, Y, run = tran_noisy(circuit, tran)
+        saves, Y, run = tran_noisy(circuit, tran, om=om)
     else:
-        saves, Y, run = tran_outputs(circuit, tran, t)
+        saves, Y, run = tran_outputs(circuit, tran, t, om=om)
     return tran_waveforms(t, saves, Y, opts, "krylov", krylov=run)
 
 
@@ -246,13 +248,18 @@ def _knots(omega: np.ndarray, j0: int, p: int, q: int, n_knots: int) -> tuple[in
     return i0, np.asarray((P.T @ omega.T).T)
 
 
-def tran_noisy(circuit: Circuit, tran: Tran, rtol: float = RTOL):
+def operator_model(circuit: Circuit) -> OperatorModel:
+    """The OperatorModel of a transient: every save, then the switches' control voltages as extra outputs."""
+    return OperatorModel(circuit, None, extra=[f"v({sw.c_pos},{sw.c_neg})" for sw in circuit.of_type(Switch)])
+
+
+def tran_noisy(circuit: Circuit, tran: Tran, rtol: float = RTOL, om: OperatorModel | None = None):
     """(saves, Y (n_out + 1, n_saves), KrylovRun): the transient with the noise sources' piecewise-linear samples
     integrated exactly (chebyshev.py: one Chebyshev polynomial in M per output step, the step's samples folded
-    into its L + 1 coefficient vectors by one GEMM, Clenshaw through the operator)."""
+    into its L + 1 coefficient vectors by one GEMM, Clenshaw through the operator). om: as operator_model."""
     switches = circuit.of_type(Switch)
-    ctl = [f"v({sw.c_pos},{sw.c_neg})" for sw in switches]
-    om = OperatorModel(circuit, None, extra=ctl)
+    om = om if om is not None else operator_model(circuit)
+    ctl = switches
     n_saves = len(om.outputs) - len(ctl)
     srcs = om.noise
     n_out, p, q, h = fine_grid(tran, srcs)

@@ -1,12 +1,12 @@
 """What every method of the linear engine is asked (``RunOptions``) and returns (``LinearWaveforms``).
 
     w = tran_dense(circuit, tran, RunOptions("linear", "samples"))   # a TranMethod; also tran_krylov, tran_switched
-    w.method, w.noise_mode, w.krylov, w.dc, w.detail                 # how it was made
+    w.method, w.noise_mode, w.krylov, w.lowrank, w.dc, w.detail      # how it was made
 
 Every method (dense modal / loop, krylov, switched, the adjoint .noise, the DC .op) returns one
 ``LinearWaveforms``: a ``spu_sim.engines.raw.Waveforms`` (kind, axis, vectors keyed like ngspice's) marked with
 the engine, the noise mode and the method, plus what that method alone can state (``krylov``: the structured
-transient's run, ``dc``: the structured .op's GMRES, ``detail``: a clocked circuit's finely sampled last
+transient's run, ``lowrank``: the low-rank transient's run, ``dc``: the structured .op's GMRES, ``detail``: a clocked circuit's finely sampled last
 periods); the fields a method does not fill stay None.
 
 The output grid is shared by every transient: t_k = k step_s for k = 0 .. n_out (``output_count``).
@@ -35,13 +35,15 @@ class RunOptions:
     engine: the engine's name (stamped on the result); noise_mode: ``samples`` (path-identical) or
     ``aggregated`` (white noise of the samples' low-frequency intensity); seed: of the aggregated noise (None:
     derived from the samples); noise_intensity_v2_s: {source name: two-sided intensity} overriding the
-    estimate; method: ``auto``, ``modal``, ``loop`` or ``krylov`` (the engine's choice, see engine.py)."""
+    estimate; method: ``auto``, ``modal``, ``loop``, ``krylov`` or ``lowrank`` (the engine's choice, see engine.py);
+    chunk_knots: noise knots held at once by method lowrank (None: about CHUNK_BYTES of samples)."""
 
     engine: str = "linear"
     noise_mode: str = "samples"
     seed: int | None = None
     noise_intensity_v2_s: dict[str, float] | None = None
     method: str = "auto"
+    chunk_knots: int | None = None
 
 
 class KrylovInfo(NamedTuple):
@@ -67,6 +69,30 @@ class KrylovRun:
 
 
 @dataclass
+class LowRankRun:
+    """What one transient by method lowrank did (lowrank.py; stated in the result).
+
+    mismatch: relative difference between the stated factors and the circuit's own operator on random probes (the
+    check that admitted the method; rounding level); error_estimate: a bound on the relative error of the outputs
+    from that mismatch and the rounding of the core's exponentials (the method is otherwise exact); knots, chunk_knots:
+    noise samples per source integrated, and at most how many were held at once; modal_condition: cond of the core's
+    eigenvectors; weight_rank, weight_residual: the compressed knot weights (lowrank.compress_weights)."""
+
+    n_states: int
+    rank: int
+    d_per_s: float
+    mismatch: float
+    error_estimate: float
+    applications: int              # operator applications (probes, inputs, outputs)
+    exponentials: int              # (2 m + 1)-sized exponentials of the noise-free part
+    knots: int = 0
+    chunk_knots: int = 0
+    modal_condition: float | None = None
+    weight_rank: int = 0           # rank of the compressed knot weights (0: every knot projected, or no noise)
+    weight_residual: float = 0.0   # their largest relative column residual (WEIGHT_RTOL at most)
+
+
+@dataclass
 class DcRun:
     """How the structured .op was solved."""
 
@@ -85,6 +111,7 @@ class LinearWaveforms(Waveforms):
     method: str = ""
     detail: Waveforms | None = None   # clocked circuits: the last DETAIL_PERIODS clock periods, finely sampled
     krylov: KrylovRun | None = None   # method krylov's .tran: applications, substeps, error estimate
+    lowrank: LowRankRun | None = None  # method lowrank's .tran: the factor check, exponentials, noise chunks
     dc: DcRun | None = None           # method krylov's .op: the GMRES residual reached
 
 

@@ -34,6 +34,8 @@ is the op-amp with RFU<k> from u<k> to su<k>; an inverter the op-amp with RI<tag
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ...circuit import CCCS, VCVS, Circuit, Comment, Resistor, VoltageSource
@@ -44,7 +46,7 @@ from ...parts.element_table import ArrayInfo, MissingElement
 from ...parts.noise_dacs import noise_dacs_into_sums
 from ..base import CircuitRequest
 from ..elements import header_tail, notes_lines
-from .linear import array_elements, group_of, stage_maps
+from .linear import array_elements, circuit_drift_factors, group_of, stage_maps
 
 FANOUT_GROUPS = 8
 FANOUT_MIN_N = 128
@@ -198,4 +200,7 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
     analyses = request.integrator_analyses(design.noise_dt_tau * design.tau_s if design.has_noise else None)
     return Circuit(title=f"spu-sim factorised TNGD SPU, N = {n}, m = {m_rows}", header=header(design), elements=E,
                    readout_nodes=list(design.readout_nodes), analyses=analyses, options={"reltol": request.reltol},
-                   saves=[f"v(x{i})" for i in range(1, n + 1)])
+                   saves=[f"v(x{i})" for i in range(1, n + 1)],
+                   # ideal op-amps on ideal lines: the state equation in factors (the linear engine's method lowrank)
+                   drift_factors=(partial(circuit_drift_factors, design)
+                                  if macro is None and getattr(design, "wires", None) is None else None))
