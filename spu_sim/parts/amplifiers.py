@@ -13,7 +13,8 @@ Inverter: out = -V(node): ideal, a VCVS of gain -1 (``nullor_inverter``: no resi
 of its own; intrinsic_noise plays its e_n at twice the level, the two-equal-resistor inverter's noise gain);
 macromodel, the op-amp with R1 (node -> mid) and R2 (mid -> out): out = -(R2/R1) V(node) (+ offset terms).
 
-``nullor_summer``: the inverting summer's output half with an ideal op-amp written inline (a CCCS pushes a sensed
+``nullor_integrator`` and ``nullor_summer``: the integrator, and the inverting summer's output half, with an ideal
+op-amp written inline (opamp_factored's ideal stages: docs/opamp_factored.md); the summer's half (a CCCS pushes a sensed
 current through R_f, a unity buffer copies it onto out), for a topology that splits the virtual ground and senses
 it itself (opamp_factored's wide summing nodes; ngspice's matrix ordering). Element names are the topology's (each
 names its own netlist).
@@ -21,7 +22,7 @@ names its own netlist).
 
 from __future__ import annotations
 
-from ..circuit import VCVS, Capacitor, Comment, Resistor
+from ..circuit import CCCS, VCVS, Capacitor, Comment, Resistor, VoltageSource
 from .opamp import OpampModel, opamp_cell
 
 
@@ -35,6 +36,17 @@ def integrator(i: int, c_farad: float, ic_v: float, m: OpampModel | None = None,
     E += opamp_cell(m, f"I{i}", f"sum{i}", f"x{i}", float(offset_v), float(ic_v))
     E.append(Capacitor(f"CF{i}", f"x{i}", f"sum{i}", float(c_farad), ic_v=float(ic_v)))
     return E
+
+
+def nullor_integrator(i: int, c_farad: float, ic_v: float, comment: bool = True) -> list:
+    """Integrator i with an ideal op-amp written inline, for opamp_factored (its docstring says why): VSUM<i> holds
+    the summing node sum<i> at exactly 0 V and senses the input current, FINT<i> passes it to CF<i> (node st<i> to
+    ground), EOUT<i> buffers the capacitor onto x<i>: C_f dV(x<i>)/dt = -(current into sum<i>), the same equation as
+    ``integrator`` with the SPU_OPAMP_IDEAL instance, with the state on a grounded capacitor."""
+    E: list = [Comment(f"integrator {i} (ideal op-amp written inline)")] if comment else []
+    return E + [VoltageSource(f"VSUM{i}", f"sum{i}", "0", 0.0), CCCS(f"FINT{i}", f"st{i}", "0", f"VSUM{i}", 1.0),
+                Capacitor(f"CF{i}", f"st{i}", "0", float(c_farad), ic_v=float(ic_v)),
+                VCVS(f"EOUT{i}", f"x{i}", "0", f"st{i}", "0", 1.0)]
 
 
 def nullor_inverter(name: str, node: str, out: str) -> list:

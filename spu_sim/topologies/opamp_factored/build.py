@@ -2,11 +2,12 @@
 
 Element and node names (i: 1..N variables, k, l: 1..m rows of J and H; 1-based):
 
-    integrator i   XI<i> (ideal op-amp, an instance of SPU_OPAMP_IDEAL) + CF<i> (x<i> -> sum<i>), exactly as opamp;
-                   nodes sum<i>, x<i>
-    summer u_k     XU<k> (ideal op-amp, inverting input su<k>, output u<k>) + RFU<k> (u<k> -> su<k>): the inverting
-                   summer with an infinite-gain op-amp, V(u<k>) = -R_fu I, its output unaffected by the H array's load
-    summer z_l     XZ<l> + RFZ<l> likewise, nodes sz<l>, z<l>
+    integrator i   VSUM<i> + FINT<i> + CF<i> + EOUT<i> (ideal op-amp written inline, parts.amplifiers.nullor_integrator),
+                   nodes sum<i>, st<i>, x<i>
+    summer u_k     VSU<k> (virtual ground su<k>, senses the input current) + FU<k> (CCCS pushing it through the
+                   feedback resistor RFU<k>, node ru<k>: V = -R_fu I) + EU<k> (unity buffer, node u<k>): the
+                   inverting summer with an infinite-gain op-amp, its output unaffected by the H array's load
+    summer z_l     VSZ<l>, FZ<l>, RFZ<l>, EZ<l> likewise, nodes sz<l>, rz<l>, z<l>
     inverters      EINVX<j> xn<j> = -V(x<j>),  EINVU<k> un<k> = -V(u<k>),  EINVZ<l> zn<l> = -V(z<l>)  (only where
                    a negative entry needs them)
     J array        RJ<k>_<j>: x<j> (J_kj > 0) or xn<j> (J_kj < 0) -> su<k>
@@ -16,8 +17,15 @@ Element and node names (i: 1..N variables, k, l: 1..m rows of J and H; 1-based):
     input b        VDAC<i> (node dac<i>) and RIN<i> into sum<i>
     noise          ANOISE<i> (XSPICE filesource noise_<i>.txt) drives nz<i>; RN<i> into sum<i>
 
-Netlist layout for ngspice's Sparse 1.3 (ideal op-amps, N >= FANOUT_MIN_N): the u summers are written inline (not
-an SPU_OPAMP_IDEAL instance, whose one inverting input would be the wide node) with their virtual ground split into
+Why the ideal stages are written inline here, not as instances of SPU_OPAMP_IDEAL (the other topologies' ideal
+op-amp subcircuit; with model: macro or subckt they are op-amp instances as everywhere): the TNGD circuit runs at
+N up to 1e5 inside the training loop, and with the subcircuit's feedback capacitor C_f from x<i> to the virtual
+ground the integrator outputs become the states, which moved the J crossbar out of the linear engine's dense
+algebraic blocks: a factorised TNGD step at N = 4810, m = 320 took 2.4 s instead of 0.68 s CPU (measured on the
+merged branches, 2026-12-06); the inline form holds the state on a grounded capacitor st<i> and is the same
+equation.
+
+Netlist layout for ngspice's Sparse 1.3 (ideal op-amps, N >= FANOUT_MIN_N): the u summers' virtual ground is
 G = FANOUT_GROUPS parts su<k>p<g> (each VSU<k>_<g> senses its block of J resistors, every FU<k>_<g> pushes its
 current into RFU<k> from node ru<k> to ground, and EU<k> buffers ru<k> onto u<k>: V(u<k>) = -R_fu I), and z<l> / zn<l> reach the J^T array through G ideal unity
 buffers EBZ<l>_<g> / EBZN<l>_<g> (nodes z<l>b<g>, zn<l>b<g>): exactly the same equations (the currents add
@@ -39,7 +47,7 @@ from functools import partial
 import numpy as np
 
 from ...circuit import CCCS, VCVS, Circuit, Comment, Resistor, VoltageSource
-from ...parts.amplifiers import integrator, macro_inverter, nullor_inverter, nullor_summer, opamp_summer
+from ...parts.amplifiers import integrator, macro_inverter, nullor_integrator, nullor_inverter, nullor_summer, opamp_summer
 from ...parts.dacs import b_dacs
 from ...parts.opamp import cell_elements
 from ...parts.element_table import ArrayInfo, MissingElement
@@ -85,8 +93,10 @@ def _summer(design, tag: str, k: int, r_f: float, group: str, ic: float, sense: 
     """Summer k of the u (tag "u") or z (tag "z") stage (module doc); sense=False: its virtual ground is split
     (_split_summer_and_buffers)."""
     m, T = design.macro, tag.upper()
-    if not sense:
-        return nullor_summer((f"RF{T}{k}", f"E{T}{k}"), f"r{tag}{k}", f"{tag}{k}", r_f)
+    if m is None:          # ideal: written inline (module doc), its virtual ground sensed here unless split
+        sensing = ([VoltageSource(f"VS{T}{k}", f"s{tag}{k}", "0", 0.0), CCCS(f"F{T}{k}", f"r{tag}{k}", "0", f"VS{T}{k}", 1.0)]
+                   if sense else [])
+        return sensing + nullor_summer((f"RF{T}{k}", f"E{T}{k}"), f"r{tag}{k}", f"{tag}{k}", r_f)
     return opamp_summer(m, f"{T}{k}", f"s{tag}{k}", f"{tag}{k}", f"RF{T}{k}", r_f,
                         0.0 if m is None else m.offset_v[group][k - 1], ic, feedback_first=True)
 
@@ -163,10 +173,11 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
         vz0 = pz @ vu0 + cz
     else:
         vu0 = vz0 = np.zeros(m_rows)
-    E: list = cell_elements(macro) + [Comment(f"{n} integrators")]
+    E: list = (cell_elements(macro) if macro is not None else []) + [Comment(f"{n} integrators")]
     for i in range(1, n + 1):
-        E += integrator(i, design.c_f_farad[i - 1], design.x0_v[i - 1], macro,
-                        0.0 if macro is None else macro.offset_v["int"][i - 1], comment=False)
+        E += (nullor_integrator(i, design.c_f_farad[i - 1], design.x0_v[i - 1], comment=False) if macro is None else
+              integrator(i, design.c_f_farad[i - 1], design.x0_v[i - 1], macro, macro.offset_v["int"][i - 1],
+                         comment=False))
     E.append(Comment(f"{m_rows} summers u = J x (node u<k> = -u_k / s_u) and {m_rows} summers z = H u (z<l> = z_l / s_z)"))
     groups = fanout_groups(design)
     for tag, rf, grp, ic in (("u", design.r_fu_ohm, "sum_u", vu0), ("z", design.r_fz_ohm, "sum_z", vz0)):
