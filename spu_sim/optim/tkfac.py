@@ -33,7 +33,7 @@ from __future__ import annotations
 import sys
 import time
 from functools import partial
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 

@@ -48,7 +48,7 @@ from ...circuit import Circuit, NoiseSource, Switch, Tran
 from ...errors import BadInputError
 from .model import MAX_DENSE_STATES, LinearModel, assemble, build_model, check_programmed_switches, dc_solution, output_rows
 from .noise import noise_intensity_v2_s, seed_of
-from .result import NGSPICE_HINT, LinearWaveforms, RunOptions, op_waveforms, output_count, tran_waveforms
+from .result import NGSPICE_HINT, LinearWaveforms, check_start, RunOptions, op_waveforms, output_count, tran_waveforms
 from .switched import needs_switched
 
 COND_MAX = 1e6
@@ -313,9 +313,7 @@ def start_state(circuit: Circuit, tran: Tran, model: LinearModel) -> np.ndarray:
     """uic: the model's initial state; otherwise the state of the DC operating point."""
     if tran.uic:
         return model.x0
-    if circuit.ic_v:
-        raise BadInputError(".tran without uic and with .ic: the linear engine takes either uic or the DC"
-                            f" operating point as the start; {NGSPICE_HINT}")
+    check_start(circuit, tran)
     mna = model.mna
     return model.state_of(dc_solution(mna, np.array([1.0] + [float(s.samples_v[0]) for s in mna.noise])))
 

@@ -52,7 +52,7 @@ from ..raw import Waveforms
 from .dense import MAX_DENOMINATOR, op_dense, step_ratio, tran_dense
 from .krylov import op_krylov, prefers_krylov, tran_krylov
 from .lowrank import prefers_lowrank, tran_lowrank
-from .model import assemble, by_type, check_linear
+from .model import assemble, check_linear
 from .noise import noise_analysis
 from .result import NGSPICE_HINT, NOISE_MODES, LinearWaveforms, OpMethod, RunOptions, TranMethod
 from .switched import is_clocked, needs_switched, tran_switched

@@ -50,7 +50,7 @@ from .expmv import affine_expmv
 from .model import (algebraic_labels, assemble, check_programmed_switches, initial_state, island_transform, islands,
                     output_rows)
 from .peel import PeelSolve, positions
-from .result import (NGSPICE_HINT, DcRun, KrylovInfo, KrylovRun, LinearWaveforms, RunOptions, op_waveforms, output_count,
+from .result import (NGSPICE_HINT, DcRun, check_start, KrylovInfo, KrylovRun, LinearWaveforms, RunOptions, op_waveforms, output_count,
                      tran_waveforms)
 
 KRYLOV_MIN_STATES = 500
@@ -201,9 +201,7 @@ def tran_outputs(circuit: Circuit, tran: Tran, times_s: np.ndarray, saves: list[
     if tran.uic:
         x0 = om.x0
     else:
-        if circuit.ic_v:
-            raise BadInputError(".tran without uic and with .ic: the linear engine takes either uic or the DC"
-                                f" operating point as the start; {NGSPICE_HINT}")
+        check_start(circuit, tran)
         x0 = dc_state(om, u)[0]
     b = om.apply(np.zeros(om.n), u)[0]     # N u
     # outputs through the operator: y = R1 x + R2 G22^-1 (B2 u a - G21 x) is linear in (x, a)
@@ -277,9 +275,7 @@ def tran_noisy(circuit: Circuit, tran: Tran, rtol: float = RTOL, om: OperatorMod
     if tran.uic:
         x = om.x0
     else:
-        if circuit.ic_v:
-            raise BadInputError(".tran without uic and with .ic: the linear engine takes either uic or the DC"
-                                f" operating point as the start; {NGSPICE_HINT}")
+        check_start(circuit, tran)
         x = dc_state(om, u0)[0]
     iv = spectral_interval(om.apply_M, om.n)
     cs = chebyshev_step(iv, p, h, rtol)

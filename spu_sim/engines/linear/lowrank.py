@@ -61,7 +61,7 @@ from ...circuit import Circuit, DriftFactors, NoiseSource, SampleColumn, Switch,
 from ...errors import BadInputError
 from .dense import fine_grid
 from .krylov import OperatorModel, operator_model, prefers_krylov, tran_krylov
-from .result import NGSPICE_HINT, LinearWaveforms, LowRankRun, RunOptions, output_count, tran_waveforms
+from .result import NGSPICE_HINT, LinearWaveforms, check_start, LowRankRun, RunOptions, output_count, tran_waveforms
 
 PROBE_RTOL = 1e-9        # stated factors against the operator on random probes (rounding: about 1e-15)
 UNIFORM_RTOL = 1e-12     # d_per_s counts as one number
@@ -523,9 +523,7 @@ def tran_lowrank(circuit: Circuit, tran: Tran, opts: RunOptions) -> LinearWavefo
     if tran.uic:
         x0 = om.x0
     else:
-        if circuit.ic_v:
-            raise BadInputError(".tran without uic and with .ic: the linear engine takes either uic or the DC"
-                                f" operating point as the start; {NGSPICE_HINT}")
+        check_start(circuit, tran)
         w0 = om.apply(np.zeros(om.n), u0)[0] if srcs else w_dc
         x0 = equilibrium(lr, w0)
         if x0 is None:

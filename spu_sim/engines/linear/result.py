@@ -25,6 +25,14 @@ from ...errors import BadInputError
 from ..raw import Waveforms
 
 NGSPICE_HINT = "use simulation.backend: ngspice-shared"
+
+
+def check_start(circuit: Circuit, tran: Tran) -> None:
+    """Every method's rule for the start of a transient: uic (the initial conditions) or, without uic, the DC
+    operating point, never both: BadInputError for .tran without uic but with .ic."""
+    if not tran.uic and circuit.ic_v:
+        raise BadInputError(".tran without uic and with .ic: the linear engine takes either uic or the DC"
+                            f" operating point as the start; {NGSPICE_HINT}")
 NOISE_MODES = ("samples", "aggregated")
 
 
