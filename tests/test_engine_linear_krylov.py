@@ -263,13 +263,16 @@ def test_peel_solve_with_dense_blocks_equals_spsolve():
     assert np.allclose(part.solve(R)[col[3]], ref[col[3]], rtol=1e-11, atol=1e-11)
 
 
-@pytest.mark.parametrize("kind", ["mixed", "m-matrix"])
-def test_all_to_all_network_matches_modal(kind):
+@pytest.mark.parametrize("kind,dense,state_arrays", [("mixed", 2, 1), ("m-matrix", 1, 0)])
+def test_all_to_all_network_matches_modal(kind, dense, state_arrays):
     """The ideal all-to-all network under krylov, including a variable with no negative coupling (an unused
     inverted line) and a network whose off-diagonal entries are all negative, equals the dense modal method, which
-    stamps every resistor. (With the ideal op-amp subcircuit SPU_OPAMP_IDEAL, C_f runs from x<i> to the virtual
-    ground, so the crossbars are driven by the states: they are part of G21, one sparse product per application,
-    not dense blocks of the G22 solve; opamp_factored keeps its inline integrators and its dense blocks.)"""
+    stamps every resistor. With the ideal op-amp subcircuit SPU_OPAMP_IDEAL, C_f runs from x<i> to the virtual
+    ground sum<i> (held at 0 by the nullator): the crossbars are fed by the states, and run as dense Blocks
+    (state_blocks.py): the x crossbar in G21, the xn crossbar through the inverters' exact aliases xn = -x folded
+    with it into one array G_pos - G_neg (one GEMV of d x d per application); their transposes read only the held
+    virtual grounds and are dropped. With every off-diagonal entry negative the x crossbar holds only the diagonal
+    (stamped sparse) and the xn crossbar stays a dense block of the G22 solve."""
     rng = np.random.default_rng(4)
     d = 30
     if kind == "mixed":
@@ -289,6 +292,10 @@ def test_all_to_all_network_matches_modal(kind):
            "readout": {"sample_dt_tau": 0.25}}
     c = build_circuit(prepare(cfg))
     D, K, run = _both(c)
+    assert run.dense_blocks == dense, run
+    om = OperatorModel(c)
+    assert len(om.state_blocks) == state_arrays, om.state_blocks
+    assert sum(g.size for _, _, g in om.state_blocks) == state_arrays * d * d   # each crossbar entry read once
     assert np.abs(K - D).max() <= 1e-8 * np.abs(D).max(), (np.abs(K - D).max(), run)
 
 

@@ -50,6 +50,8 @@ from .expmv import affine_expmv
 from .model import (algebraic_labels, assemble, check_programmed_switches, initial_state, island_transform, islands,
                     output_rows)
 from .peel import PeelSolve, positions
+from .stamp import Block
+from .state_blocks import fold_state_blocks, island_blocks, state_aliased
 from .result import (NGSPICE_HINT, DcRun, check_start, KrylovInfo, KrylovRun, LinearWaveforms, RunOptions, op_waveforms, output_count,
                      tran_waveforms)
 
@@ -88,18 +90,21 @@ class OperatorModel:
             raise BadInputError("the circuit has no capacitor or inductor: nothing to integrate in time")
         alg = np.setdiff1d(np.arange(n), dyn)
         G, B = mna.G.tocsr(), sp.csr_matrix(mna.B)
-        # crossbar blocks between algebraic nodes stay dense inside the G22 solve; any other is stamped here
         alg_pos = positions(alg, n)
-        blocks = []
-        for blk in mna.blocks:
-            if not ref_of and (alg_pos[blk.rows] >= 0).all() and (alg_pos[blk.cols] >= 0).all():
-                blocks.append(blk.relabel(alg_pos))
-            else:
-                G = G + blk.csr(n)
         names, R = output_rows(mna, circuit.saves if saves is None else saves, extra)
-        if ref_of:   # z = T w: v_n = w_n + w_ref(n) for island nodes (model.build_model)
+        blocks: list[Block] = []        # dense crossbar blocks of the G22 solve (algebraic rows and columns)
+        state_blocks: list[Block] = []  # dense crossbar blocks of G21 (algebraic rows, state columns)
+        if not ref_of:
+            # crossbar blocks between algebraic nodes stay dense inside the G22 solve; any other is stamped here
+            for blk in mna.blocks:
+                if (alg_pos[blk.rows] >= 0).all() and (alg_pos[blk.cols] >= 0).all():
+                    blocks.append(blk.relabel(alg_pos))
+                else:
+                    G = G + blk.csr(n)
+        else:   # z = T w: v_n = w_n + w_ref(n) for island nodes (model.build_model); the blocks by island_blocks
             T = island_transform(n, ref_of)
             G, B, R = (T.T @ G @ T).tocsr(), (T.T @ B).tocsr(), (R @ T).tocsr()
+            G, blocks, state_blocks = island_blocks(G, B, T, mna.blocks, alg, dyn, ref_of)
         self.G11, self.G12 = _sub(G, dyn, dyn), _sub(G, dyn, alg)
         self.G21, G22 = _sub(G, alg, dyn), _sub(G, alg, alg)
         self.B1, self.B2 = B[dyn].tocsr(), B[alg].tocsr()   # sparse: with N noise sources B has N + 1 columns
@@ -109,11 +114,18 @@ class OperatorModel:
         # the rows of the algebraic right-hand side B2 u - G21 x that can be non-zero: the others let PeelSolve fold
         # each signed crossbar into one block (inverter and buffer outputs are exact aliases; peel.fold_aliases)
         rhs_rows = np.union1d(np.flatnonzero(np.diff(self.B2.indptr)), np.flatnonzero(np.diff(self.G21.indptr)))
+        # G22 blocks read only through state aliases (an inverter of a state) join the G21 blocks on the states
+        blocks, state_blocks = state_aliased(G22, self.G21, self.B2, blocks, state_blocks)
+        self.state_blocks = fold_state_blocks(state_blocks)
+        if self.state_blocks:
+            rhs_rows = np.union1d(rhs_rows, np.concatenate([r for r, _, _ in self.state_blocks]))
         # the blocks' arrays are handed over (the fold may sum a crossbar's two signs into one of them): mna.blocks is
         # emptied, so that nothing reads a block that no longer holds its own conductances
         self.peel = (PeelSolve(G22, labels, eq, needed=needed, blocks=blocks, rhs_rows=rhs_rows, own_blocks=True)
                      if len(alg) else None)
         mna.blocks = []
+        # dense crossbar blocks kept dense: those of the G22 solve and those of G21 (before folding)
+        self.dense_blocks = (self.peel.dense_blocks if self.peel is not None else 0) + len(state_blocks)
         # C11 with +L for inductors (flip those rows), diagonal or one sparse LU
         self.flip = np.r_[np.ones(len(dyn_nodes)), -np.ones(len(ind))]
         Cp = sp.diags(self.flip) @ mna.C.tocsr()[dyn][:, dyn]
@@ -136,6 +148,8 @@ class OperatorModel:
 
     def _alg(self, X: np.ndarray, U: np.ndarray) -> np.ndarray:
         rhs = self.B2 @ U - self.G21 @ X
+        for rows, cols, g in self.state_blocks:     # the block entries are -g: - G21 x gains + g x
+            rhs[rows] += g @ X[cols]
         return self.peel.solve(rhs) if self.peel is not None else rhs[:0]
 
     def apply(self, X: np.ndarray, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -210,7 +224,7 @@ def tran_outputs(circuit: Circuit, tran: Tran, times_s: np.ndarray, saves: list[
     Y = Y.T
     peel = om.peel
     run = KrylovRun(info, rtol, om.n, peel.n_rounds if peel else 0, peel.core_size if peel else 0,
-                    peel.nnz_per_solve if peel else 0, peel.dense_blocks if peel else 0)
+                    peel.nnz_per_solve if peel else 0, om.dense_blocks)
     return om.outputs[:n_saves], Y, run
 
 
@@ -294,7 +308,7 @@ def tran_noisy(circuit: Circuit, tran: Tran, rtol: float = RTOL, om: OperatorMod
     info = KrylovInfo(apps, n_out, cs.degree, n_out * cs.tail)
     peel = om.peel
     run = KrylovRun(info, rtol, om.n, peel.n_rounds if peel else 0, peel.core_size if peel else 0,
-                    peel.nnz_per_solve if peel else 0, peel.dense_blocks if peel else 0)
+                    peel.nnz_per_solve if peel else 0, om.dense_blocks)
     return om.outputs[:n_saves], Y, run
 
 
