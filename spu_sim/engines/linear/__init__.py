@@ -12,6 +12,8 @@ Each file imports only files above it (no cycle, no import inside a function):
     chebyshev.py matrix-free Chebyshev propagation with piecewise-linear inputs (method krylov's noisy transient)
     peel.py      the one row-singleton peeling of the algebraic block G22 (solve_algebraic: sparse X = G22^-1 R;
                  PeelSolve: replayable solve)
+    state_blocks.py  the dense crossbar blocks of a circuit with capacitor islands (the ideal op-amp subcircuit's
+                 integrators): virtual grounds held at 0, state-fed crossbars as G21 blocks (method krylov)
     model.py     the circuit model: MNA assembly, choice of state, floating islands, index-1 reduction,
                  the programmed-switch check
     noise.py     the small-signal .noise; the aggregated noise mode's intensities and seed
