@@ -22,7 +22,8 @@ op-amp subcircuit; with model: macro or subckt they are op-amp instances as ever
 N up to 1e5 inside the training loop, and with the subcircuit's feedback capacitor C_f from x<i> to the virtual
 ground the integrator outputs become the states, which moved the J crossbar out of the linear engine's dense
 algebraic blocks: a factorised TNGD step at N = 4810, m = 320 took 2.4 s instead of 0.68 s CPU (measured on the
-merged branches, 2026-12-06); the inline form holds the state on a grounded capacitor st<i> and is the same
+merged branches, 2026-12-06), and still 1.3-1.6x the inline form's with the engine's state-fed crossbar blocks
+(engines/linear/state_blocks.py); the inline form holds the state on a grounded capacitor st<i> and is the same
 equation.
 
 Netlist layout for ngspice's Sparse 1.3 (ideal op-amps, N >= FANOUT_MIN_N): the u summers' virtual ground is
