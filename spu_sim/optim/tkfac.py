@@ -91,21 +91,14 @@ class IdealSPU:
         return Adc(bits=self.adc_bits, range_v=1.25 * x_range).convert(x)[0]
 
 
-def _ideal(*, kappa, seed, readout, circuit, tau_s):
-    return IdealSPU(kappa=kappa, seed=seed, readout=readout, tau_s=tau_s)
-
-
-def _analog(engine: str):
-    def make(*, kappa, seed, readout, circuit, tau_s):
-        return AnalogSolver(circuit, kappa=kappa, seed=seed, readout=readout, backend=engine)
-    return make
-
-
-def make_solver(backend: str, **kw):
+def make_solver(backend: str, *, kappa: float, seed: int, readout: dict[str, Any] | None,
+                circuit: dict[str, Any] | None, tau_s: float):
     """The SPU of a backend (spu_sim.optim.backend): IdealSPU, or AnalogSolver on the engine of that name; ConfigError
     naming ``backend`` for any other value."""
     engine = spu_backend.engine(backend)
-    return _ideal(**kw) if engine is None else _analog(engine)(**kw)
+    if engine is None:
+        return IdealSPU(kappa=kappa, seed=seed, readout=readout, tau_s=tau_s)
+    return AnalogSolver(circuit, kappa=kappa, seed=seed, readout=readout, backend=engine)
 
 
 def _unrealisable(n: int, factor_bits: int | None, err: Exception) -> DesignError:

@@ -142,10 +142,13 @@ def make_evolve(backend: str, *, kappa: float = 0.0, seed: int = 0, circuit: dic
 
     The circuit backends build one ``AnalogSolver``. An unknown backend: ConfigError listing ideal and the engines.
     """
-    return _spu(backend)(kappa=kappa, seed=seed, circuit=circuit, readout=readout, factored=factored)
+    engine = spu_backend.engine(backend)      # ConfigError naming backend for any other value
+    if engine is None:
+        return _ideal_spu(kappa=kappa, seed=seed)
+    return _circuit_spu(engine, kappa=kappa, seed=seed, circuit=circuit, readout=readout, factored=factored)
 
 
-def _ideal_spu(*, kappa, seed, circuit, readout, factored) -> tuple[Evolve, Callable[[], float | None]]:
+def _ideal_spu(*, kappa, seed) -> tuple[Evolve, Callable[[], float | None]]:
     """The exact OU transient (eigendecomposition), seeded by (seed, step, phase)."""
     def evolve_ideal(a, b, x0, t_stop_tau, step, phase):
         rng = np.random.default_rng([seed, step, phase]) if kappa > 0 else None
@@ -153,29 +156,20 @@ def _ideal_spu(*, kappa, seed, circuit, readout, factored) -> tuple[Evolve, Call
     return evolve_ideal, lambda: None
 
 
-def _circuit_spu(engine: str):
+def _circuit_spu(engine: str, *, kappa, seed, circuit, readout, factored) -> tuple[Evolve, Callable[[], float | None]]:
     """The op-amp integrator circuit through AnalogSolver on an engine (ngspice, or the exact linear engine)."""
-    def make(*, kappa, seed, circuit, readout, factored) -> tuple[Evolve, Callable[[], float | None]]:
-        solver = AnalogSolver(circuit, kappa=kappa, seed=seed, readout=readout, backend=engine)
+    solver = AnalogSolver(circuit, kappa=kappa, seed=seed, readout=readout, backend=engine)
 
-        def evolve_circuit(a, b, x0, t_stop_tau, step, phase):
-            if t_stop_tau == 0.0:
-                return np.array(x0, dtype=float, copy=True)
-            if factored and isinstance(a, Curvature) and a.factored:
-                u = a.factor
-                return np.asarray(solver.solve_factored(u, np.eye(u.shape[0]), a.damping, b, x0, t_stop_tau), dtype=float)
-            return np.asarray(solver.solve(_dense(a), b, x0, t_stop_tau), dtype=float)
+    def evolve_circuit(a, b, x0, t_stop_tau, step, phase):
+        if t_stop_tau == 0.0:
+            return np.array(x0, dtype=float, copy=True)
+        if factored and isinstance(a, Curvature) and a.factored:
+            u = a.factor
+            return np.asarray(solver.solve_factored(u, np.eye(u.shape[0]), a.damping, b, x0, t_stop_tau), dtype=float)
+        return np.asarray(solver.solve(_dense(a), b, x0, t_stop_tau), dtype=float)
 
-        evolve_circuit.solver, evolve_circuit.factored = solver, factored   # for check_first_step and the pruned count
-        return evolve_circuit, lambda: float(solver.tau_s)
-    return make
-
-
-def _spu(backend: str) -> Callable[..., tuple[Evolve, Callable[[], float | None]]]:
-    """The maker of ``(evolve, tau_s)`` of a backend (spu_sim.optim.backend): ideal, or the circuit on an engine;
-    ConfigError naming ``backend`` for any other value."""
-    engine = spu_backend.engine(backend)
-    return _ideal_spu if engine is None else _circuit_spu(engine)
+    evolve_circuit.solver, evolve_circuit.factored = solver, factored   # for check_first_step and the pruned count
+    return evolve_circuit, lambda: float(solver.tau_s)
 
 
 def spu_step(problem: LocalProblem, spu: SPUState, step: int, evolve: Evolve, *, damping: float,
