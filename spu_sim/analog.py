@@ -44,10 +44,9 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse.linalg as spla
-
-from . import io, pipeline
 from pydantic import ValidationError
 
+from . import io, pipeline
 from .config import AdcConfig, format_validation_error
 from .errors import BadInputError, ConfigError
 from .pipeline import circuit_for_run, prepare_problem, run_engine
@@ -164,7 +163,7 @@ class AnalogSolver:
         k = self.noise_steps(problem, t_stop_tau)
         if k:
             need_mb, free_mb = 8.0 * k * problem.d / 1e6, pipeline.free_memory_mb()
-            streamed = 8.0 * problem.d * (k + 2) > pipeline.STREAM_NOISE_BYTES   # read in chunks: the pipeline's estimate
+            streamed = pipeline.noise_streamed(problem.d, k)   # read in chunks: the pipeline's estimate
             if not streamed and need_mb > pipeline.MEMORY_SHARE * free_mb:   # before the pipeline's own check
                 raise BadInputError(f"AnalogSolver: a noisy solve of t_stop_tau = {t_stop_tau:g} at N = {problem.d} needs {k} noise"
                                     f" steps x {problem.d} sources = {need_mb:.4g} MB of samples in memory, {free_mb:.4g}"

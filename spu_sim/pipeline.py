@@ -149,6 +149,12 @@ MEMORY_SHARE = 0.8
 STREAM_NOISE_BYTES = 1e9
 
 
+def noise_streamed(n_sources: int, n_noise_steps: int) -> bool:
+    """Whether n_sources noise DACs of n_noise_steps steps (n_noise_steps + 2 samples each) are a streamed
+    SampleBlock (STREAM_NOISE_BYTES)."""
+    return 8.0 * n_sources * (n_noise_steps + 2) > STREAM_NOISE_BYTES
+
+
 def workload(prep: Prepared, keep_files: bool = False, result: bool = True) -> Workload:
     """What the run asks of its engine, from the config and design alone (spu_sim.engines.Workload; result: the
     run assembles the result arrays, False for a final-state readout)."""
@@ -160,7 +166,7 @@ def workload(prep: Prepared, keep_files: bool = False, result: bool = True) -> W
         n_sources += design.d * ((spec.thermal or spec.in_a_per_rthz > 0) + 2 * (spec.en_v_per_rthz > 0))
     points = int(np.floor(sim.t_stop_tau / prep.sample_dt_tau)) + 1 if tran else 0
     n_vectors = 1 + design.d + len(sim.save_nodes) + (2 * design.d if getattr(design, "macro", None) is not None else 0)
-    streamed = tran and design.has_noise and 8.0 * design.d * (prep.n_noise_steps + 2) > STREAM_NOISE_BYTES
+    streamed = tran and design.has_noise and noise_streamed(design.d, prep.n_noise_steps)
     return Workload(n_sources=n_sources, n_noise_steps=prep.n_noise_steps, noise_streamed=bool(streamed),
                     noise_dt_tau=design.noise_dt_tau, step_tau=prep.sample_dt_tau, n_out_points=points,
                     n_outputs=design.d, n_elements=prep.topology.n_elements(design), keep_files=keep_files,
@@ -243,7 +249,7 @@ def build_circuit(prep: Prepared) -> Circuit:
     tran = "tran" in sim.analyses
     noise_u = None
     if tran and design.has_noise:
-        streamed = 8.0 * design.d * (prep.n_noise_steps + 2) > STREAM_NOISE_BYTES
+        streamed = noise_streamed(design.d, prep.n_noise_steps)
         noise_u = (noise_sample_block if streamed else noise_samples)(design.d, prep.n_noise_steps, sim.seed)
     request = CircuitRequest(analyses=tuple(sim.analyses), t_stop_s=prep.t_stop_s,
                              step_s=prep.sample_dt_tau * design.tau_s, reltol=sim.reltol, noise_u=noise_u)
