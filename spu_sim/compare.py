@@ -63,7 +63,7 @@ from .plotting import pyplot
 from .registry import Registry
 from .run_config import Config
 from .parts.characterised import CharacterisedMacro, read_characterised
-from .parts.opamp import PARASITIC_KEYS, is_subckt
+from .parts.opamp import IMPEDANCE_KEYS, is_subckt
 from .pipeline import TIMING_NAMES, Prepared, prepare, prepare_problem, simulate_in, staged
 
 METRICS_NAME = "metrics.json"
@@ -295,8 +295,8 @@ class Cause:
 
 
 BUDGET_CAUSES: Registry[Cause] = Registry("an error-budget cause", "budget cause")
-#: the op-amp's output impedance and input capacitance keys (spu_sim.parts.opamp.PARASITIC_KEYS): in the op-amp cause
-OPAMP_IMPEDANCE_KEYS = tuple(f"opamp.{k}" for k in PARASITIC_KEYS)
+#: the op-amp's output impedance and input capacitance keys (spu_sim.parts.opamp.IMPEDANCE_KEYS): in the op-amp cause
+OPAMP_IMPEDANCE_KEYS = tuple(f"opamp.{k}" for k in IMPEDANCE_KEYS)
 BUDGET_CAUSES.add(Cause("quantisation_tolerance", "quantisation and tolerance", ("quantization", "tolerance", "temperature")))
 # the op-amp share is the whole op-amp as its data sheet (or characterise) gives it: gain, GBW, offset, and its
 # output impedance and input capacitance (keys OPAMP_IMPEDANCE_KEYS; properties of the op-amp, not of the wiring)

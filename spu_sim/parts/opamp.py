@@ -129,7 +129,7 @@ def model_fields(oc: OpampConfig) -> dict[str, object]:
     engine runs)."""
     cell = subckt_from_config(oc) if oc.is_subckt else None
     return {"gain": oc.gain, "gbw_hz": oc.gbw_hz, "v_out_max_v": oc.v_out_max_v, "supply_v": oc.supply_v,
-            "i_quiescent_a": oc.i_quiescent_a, "cell": cell, **{k: getattr(oc, k) for k in PARASITIC_KEYS}}
+            "i_quiescent_a": oc.i_quiescent_a, "cell": cell, **{k: getattr(oc, k) for k in IMPEDANCE_KEYS}}
 
 
 def has_opamp_model(oc: OpampConfig) -> bool:
@@ -167,21 +167,21 @@ def macro_notes(oc: OpampConfig) -> dict[str, object]:
                 "supply_v": oc.supply_v, **({"corner": oc.corner} if oc.corner else {})}
     return {"opamp": "macro", "gain": oc.gain, "gbw_hz": oc.gbw_hz, "v_out_max_v": oc.v_out_max_v,
             "offset_v": oc.offset_v, "offset_sigma_v": oc.offset_sigma_v,
-            **{k: getattr(oc, k) for k in PARASITIC_KEYS if getattr(oc, k)}}
+            **{k: getattr(oc, k) for k in IMPEDANCE_KEYS if getattr(oc, k)}}
 
 
 def header_line(m: OpampModel) -> str:
     """The netlist-header line naming the macromodel's parameters (or the subcircuit op-amp)."""
     if m.cell is not None:
         return m.cell.header_line()
-    extra = "".join(f", {k} = {getattr(m, k):.6g}" for k in PARASITIC_KEYS if getattr(m, k))
+    extra = "".join(f", {k} = {getattr(m, k):.6g}" for k in IMPEDANCE_KEYS if getattr(m, k))
     return (f"Op-amp macromodel: A0 = {m.gain:.6g}, GBW = {m.gbw_hz} Hz, swing = +/-{m.v_out_max_v} V,"
             f" supplies +/-{m.supply_v:.6g} V, Iq = {m.i_quiescent_a:.6g} A per op-amp{extra}")
 
 
 MACRO_SUBCKT = "SPU_OPAMP_MACRO"
 #: the macromodel's output impedance and input capacitance keys (notes and the netlist header name those set)
-PARASITIC_KEYS: tuple[str, ...] = ("r_out_ohm", "r_out_hf_ohm", "r_out_pole_hz", "c_in_farad")
+IMPEDANCE_KEYS: tuple[str, ...] = ("r_out_ohm", "r_out_hf_ohm", "r_out_pole_hz", "c_in_farad")
 
 
 def macro_subckt(m: OpampModel) -> Subckt:
