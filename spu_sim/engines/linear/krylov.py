@@ -88,7 +88,9 @@ class OperatorModel:
         dyn = np.concatenate([dyn_nodes, ind]).astype(int)
         if len(dyn) == 0:
             raise BadInputError("the circuit has no capacitor or inductor: nothing to integrate in time")
-        alg = np.setdiff1d(np.arange(n), dyn)
+        algebraic = np.ones(n, dtype=bool)   # np.setdiff1d(arange(n), dyn) without its sort of n (1e6 at N = 1e5)
+        algebraic[dyn] = False
+        alg = np.flatnonzero(algebraic)
         G, B = mna.G.tocsr(), sp.csr_matrix(mna.B)
         alg_pos = positions(alg, n)
         names, R = output_rows(mna, circuit.saves if saves is None else saves, extra)
