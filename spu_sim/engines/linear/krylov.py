@@ -112,7 +112,10 @@ class OperatorModel:
         self.B1, self.B2 = B[dyn].tocsr(), B[alg].tocsr()   # sparse: with N noise sources B has N + 1 columns
         self.R1, self.R2 = _sub(R, np.arange(R.shape[0]), dyn), _sub(R, np.arange(R.shape[0]), alg)
         labels, eq = algebraic_labels(mna, alg, ref_of)
-        needed = np.union1d(np.unique(self.G12.indices), np.unique(self.R2.indices))
+        needed = np.zeros(len(alg), dtype=bool)   # np.union1d of the two column sets, without sorting either
+        needed[self.G12.indices] = True
+        needed[self.R2.indices] = True
+        needed = np.flatnonzero(needed)
         # the rows of the algebraic right-hand side B2 u - G21 x that can be non-zero: the others let PeelSolve fold
         # each signed crossbar into one block (inverter and buffer outputs are exact aliases; peel.fold_aliases)
         rhs_rows = np.union1d(np.flatnonzero(np.diff(self.B2.indptr)), np.flatnonzero(np.diff(self.G21.indptr)))
