@@ -31,27 +31,36 @@ from ...errors import BadInputError
 @dataclass
 class Block:
     """Dense off-diagonal conductance entries: the matrix holds -g[i, j] at (rows[i], cols[j]); rows and cols
-    are distinct unknown indices each (no repeats); present = g > 0 (the structure)."""
+    are distinct unknown indices each (no repeats); the structure is ``present`` when given, else g != 0 (the
+    stamp's blocks: g = 1 / r > 0 where a resistor is, 0 where none is; no boolean copy of the block is kept, which
+    at N = 1e5, m = 640 is 130 MB per block: ``mask`` reads the structure of the entries asked for)."""
 
     rows: np.ndarray
     cols: np.ndarray
     g: np.ndarray
-    present: np.ndarray
+    present: np.ndarray | None = None
     row_count: np.ndarray | None = None   # entries present per row / per column (computed when not given)
     col_count: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if self.row_count is None:
-            self.row_count = self.present.sum(axis=1)
-        if self.col_count is None:
-            self.col_count = self.present.sum(axis=0)
+        if self.row_count is None or self.col_count is None:
+            mask = self.mask()
+            if self.row_count is None:
+                self.row_count = np.count_nonzero(mask, axis=1)
+            if self.col_count is None:
+                self.col_count = np.count_nonzero(mask, axis=0)
+
+    def mask(self, index=...) -> np.ndarray:
+        """The structure (True where an entry is) at ``index`` (any numpy index of the (rows, cols) array)."""
+        return self.present[index] if self.present is not None else self.g[index] != 0
 
     def csr(self, n: int) -> sp.csr_matrix:
         """The block stamped into an (n, n) CSR matrix."""
-        return _block_csr(self.rows, self.cols, self.g, self.present, n)
+        return _block_csr(self.rows, self.cols, self.g, self.mask(), n)
 
     def transposed(self) -> "Block":
-        return Block(self.cols, self.rows, self.g.T, self.present.T, self.col_count, self.row_count)
+        return Block(self.cols, self.rows, self.g.T, None if self.present is None else self.present.T, self.col_count,
+                     self.row_count)
 
     def relabel(self, index: np.ndarray) -> "Block":
         """The block on other unknown numbers (index maps old -> new)."""
@@ -160,11 +169,11 @@ def _dense_block(rows: np.ndarray, cols: np.ndarray, gb: np.ndarray, present: np
         return None
     if len(keep_r) < len(rows) or len(keep_c) < len(cols):
         gb, present = gb[np.ix_(keep_r, keep_c)], present[np.ix_(keep_r, keep_c)]
-    block = Block(r, c, gb, present)
-    n_present = int(block.row_count.sum())
+    row_count = np.count_nonzero(present, axis=1)
+    n_present = int(row_count.sum())
     if n_present == 0 or n_present < DENSE_MIN_FILL * present.size:   # mostly empty: CSR is less work
         return None
-    return block
+    return Block(r, c, gb, None, row_count, np.count_nonzero(present, axis=0))   # structure: gb > 0 (Block doc)
 
 
 def _block_csr(rows: np.ndarray, cols: np.ndarray, gb: np.ndarray, present: np.ndarray, n: int) -> sp.csr_matrix:
