@@ -124,6 +124,26 @@ def test_problem_factors_without_kind_and_npy_sources(tmp_path):
     assert np.allclose(p1.problem.diag_inv(), np.diag(np.linalg.inv(p1.problem.A)), rtol=1e-10)
 
 
+
+@pytest.mark.parametrize("h_kind", ["diagonal", "general"])
+def test_diag_inv_symmetric_form_matches_the_dense_inverse_across_chunks(monkeypatch, h_kind):
+    """FactoredProblem.diag_inv (Cholesky of R K R^T + lambda I, chunks of columns) against diag(inv(A)) formed
+    densely: a diagonal H with a zero entry (TNGD's H = I is its common case) and a general rank-deficient PSD H,
+    with chunks of 7 columns so that N = 40 ends on a partial chunk, and m > N (K singular) too."""
+    from spu_sim.problems import factored
+    monkeypatch.setattr(factored, "DIAG_INV_CHUNK", 7)
+    rng = np.random.default_rng(11)
+    for m, n in ((6, 40), (9, 5)):
+        J = rng.standard_normal((m, n))
+        if h_kind == "diagonal":
+            H = np.diag(np.r_[0.0, rng.uniform(0.2, 3.0, m - 1)])
+        else:
+            Q = rng.standard_normal((m, m - 2))
+            H = Q @ Q.T
+        p = factored.FactoredProblem(J, H, 0.07, rng.standard_normal(n), 0.1, np.zeros(n))
+        ref = np.diag(np.linalg.inv(J.T @ H @ J + 0.07 * np.eye(n)))
+        np.testing.assert_allclose(p.diag_inv(), ref, rtol=1e-11)
+
 def test_transient_statistics_match_lyapunov_of_realised_drift():
     """N = 12, m = 4, kappa = 0.05, 200 tau; mean chi-square and covariance z-scores at 1e-4 (sampling theory).
 
