@@ -360,10 +360,12 @@ def _jhj_diag(J: np.ndarray, H: np.ndarray) -> np.ndarray:
         hj *= J
         return np.sum(hj, axis=0)
     out = np.empty(J.shape[1])
+    unit = bool(np.all(hd == 1.0))                   # H = I: h_k J_ki is J_ki exactly, no multiplication
     for c0 in range(0, J.shape[1], CHUNK_COLS):
         blk = J[:, c0:c0 + CHUNK_COLS]
-        t = hd[:, None] * blk
-        t *= blk
+        t = blk * blk if unit else hd[:, None] * blk
+        if not unit:
+            t *= blk
         np.sum(t, axis=0, out=out[c0:c0 + CHUNK_COLS])
     return out
 
