@@ -198,9 +198,10 @@ def _dense_block(rows: np.ndarray, cols: np.ndarray, gb: np.ndarray, present: np
 
 
 def _node_lines(r_ohm: np.ndarray, kr: np.ndarray, kc: np.ndarray):
-    """(r_ohm on the lines that are nodes, their row and column node numbers) when every line that is not a node
-    (kr, kc False) carries no resistor (inf: no current, no diagonal entry), else None. r_ohm itself when every line
-    is a node (and None, None); else one copy of the lines kept (and their positions)."""
+    """(r_ohm on the lines that are nodes, the positions of those rows, of those columns) when every line that is
+    not a node (kr, kc False) carries no resistor (inf: no current, no diagonal entry), else None: r_ohm itself and
+    None, None when every line is a node, else one copy of the lines kept. Their sums then leave out the absent
+    entries' zeros (the diagonal differs from the whole-row sum by the order of its additions only)."""
     if kr.all() and kc.all():
         return r_ohm, None, None
     if np.isfinite(r_ohm[~kr]).any() or np.isfinite(r_ohm[:, ~kc]).any():
