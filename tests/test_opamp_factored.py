@@ -348,3 +348,23 @@ def test_the_smallest_kept_entry_set_on_r_max_is_not_refused_by_rounding():
         assert np.max(r[np.isfinite(r)]) > 1e6 * (1 - 1e-9)   # the boundary case itself
     with pytest.raises(DesignError, match=r"J\[1\]\[5\].*needs R = 2\.47e\+06"):
         case(43, 1.5e6)
+
+
+def test_array_stats_one_pass_equals_the_whole_array_expressions():
+    """design.array_stats (chunks of rows in memory order; the J^T array Fortran-ordered) against the expressions it
+    replaces: count of present resistors, min, largest present, and per column a present entry of negative sign."""
+    from spu_sim.topologies.opamp_factored import design as fd
+    rng = np.random.default_rng(9)
+    for shape, fortran in (((70, 45), False), ((45, 70), True), ((3, 1), False)):
+        r = rng.uniform(1e3, 1e6, shape)
+        r[rng.random(shape) < 0.3] = np.inf
+        s = np.where(rng.random(shape) < 0.5, -1, 1).astype(np.int8)
+        if fortran:
+            r, s = np.asfortranarray(r), np.asfortranarray(s)
+        st = fd.array_stats(r, s)
+        fin = np.isfinite(r)
+        assert st.n_finite == fin.sum() and st.r_min == r.min()
+        assert st.r_max_finite == r[fin].max() if fin.any() else st.r_max_finite == -np.inf
+        np.testing.assert_array_equal(st.inverted, ((s < 0) & fin).any(axis=0))
+    empty = fd.array_stats(np.full((4, 3), np.inf), np.ones((4, 3), np.int8))
+    assert (empty.n_finite, empty.r_min, empty.r_max_finite, empty.inverted.any()) == (0, np.inf, -np.inf, False)

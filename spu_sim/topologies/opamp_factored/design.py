@@ -134,18 +134,24 @@ class FactoredDesign(OuDesign):
         return [f"x{i + 1}" for i in range(self.d)]
 
     @cached_property
+    def array_stats(self) -> dict[str, "ArrayStats"]:
+        """ArrayStats of the J and J^T arrays ("J", "T"), in one pass over each (array_stats): the inverters, the
+        element counts and the header's resistor range read them."""
+        return {"J": array_stats(self.r_j_ohm, self.s_j), "T": array_stats(self.r_t_ohm, self.s_t)}
+
+    @property
     def inv_x(self) -> np.ndarray:
         """(N,) x_j feeds some J resistor through its inverted copy (computed once per design: the build, the element
         counts and the header read it)."""
-        return np.any((self.s_j < 0) & np.isfinite(self.r_j_ohm), axis=0)
+        return self.array_stats["J"].inverted
 
     @cached_property
     def inv_u(self) -> np.ndarray:
         return np.any((self.s_h < 0) & np.isfinite(self.r_h_ohm), axis=0)
 
-    @cached_property
+    @property
     def inv_z(self) -> np.ndarray:
-        return np.any((self.s_t < 0) & np.isfinite(self.r_t_ohm), axis=0)
+        return self.array_stats["T"].inverted
 
     @property
     def has_noise(self) -> bool:
@@ -249,8 +255,9 @@ class FactoredDesign(OuDesign):
         def fin(r: np.ndarray) -> int:
             return int(np.count_nonzero(np.isfinite(r)))
         n, m = self.d, self.m
-        c = {"n_resistors_J": fin(self.r_j_ohm), "n_resistors_H": fin(self.r_h_ohm),
-             "n_resistors_JT": fin(self.r_t_ohm), "n_resistors_leak": fin(self.r_leak_ohm),
+        st = self.array_stats
+        c = {"n_resistors_J": st["J"].n_finite, "n_resistors_H": fin(self.r_h_ohm),
+             "n_resistors_JT": st["T"].n_finite, "n_resistors_leak": fin(self.r_leak_ohm),
              "n_resistors_in": fin(self.r_in_ohm), "n_resistors_noise": fin(self.r_noise_ohm),
              "n_resistors_feedback": 2 * m, "n_summers": 2 * m, "n_integrators": n,
              "n_inverters": int(np.count_nonzero(self.inv_x) + np.count_nonzero(self.inv_u)
@@ -264,9 +271,12 @@ class FactoredDesign(OuDesign):
         return c
 
     def describe(self) -> dict[str, object]:
-        arrays = (self.r_j_ohm, self.r_h_ohm, self.r_t_ohm, self.r_leak_ohm)   # inf: no resistor
-        r_lo = min(float(np.min(r, initial=np.inf)) for r in arrays)
-        r_hi = max(float(np.max(r, where=np.isfinite(r), initial=-np.inf)) for r in arrays)
+        st = self.array_stats      # the J and J^T arrays' range from their one pass; H and the leak are small
+        small = [(float(np.min(r, initial=np.inf)), float(np.max(r, where=np.isfinite(r), initial=-np.inf)))
+                 for r in (self.r_h_ohm, self.r_leak_ohm)]
+        ranges = [(st["J"].r_min, st["J"].r_max_finite), small[0], (st["T"].r_min, st["T"].r_max_finite), small[1]]
+        r_lo = min(lo for lo, _ in ranges)       # inf: no resistor
+        r_hi = max(hi for _, hi in ranges)
         out = {"topology": "opamp_factored", "d": self.d, "m": self.m, "damping": self.problem.damping,
                "c_farad": self.c_farad, "alpha_ohm_units": self.alpha, "alpha_j_ohm_units": self.alpha_j,
                "alpha_h_ohm_units": self.alpha_h, "alpha_t_ohm_units": self.alpha_t,
@@ -283,6 +293,47 @@ class FactoredDesign(OuDesign):
         if finite_gain_model(self.macro) is not None and self.macro.gbw_hz is not None and self.d <= DENSE_EIG_MAX_N:
             out.update(macro_loop_stability(self))   # the summers' and integrators' poles in the loop
         return out
+
+
+@dataclass(frozen=True)
+class ArrayStats:
+    """One crossbar's values at a glance: n_finite (resistors present), r_min (np.min of the array: inf when empty,
+    NaN when it holds one), r_max_finite (largest present resistor, -inf when none), inverted (per column: some
+    present entry has sign < 0, i.e. the column's source feeds it through its inverted copy)."""
+
+    n_finite: int
+    r_min: float
+    r_max_finite: float
+    inverted: np.ndarray
+
+
+#: rows (in memory order) per chunk of array_stats (32 rows of 1e5 entries: 26 MB of doubles)
+STATS_CHUNK_ROWS = 32
+
+
+def array_stats(r: np.ndarray, s: np.ndarray) -> ArrayStats:
+    """ArrayStats of the resistors r (inf: none) with signs s, in one pass over both by chunks of rows in memory order
+    (a Fortran-ordered pair, the J^T array, as its transpose) instead of a pass and a temporary per statistic (the
+    counts, the inverters and the header's range were six passes over each m x N array and four boolean copies);
+    the same values (counts, min, max and any do not depend on the order)."""
+    f_order = r.flags.f_contiguous and not r.flags.c_contiguous
+    rc, sc = (r.T, s.T) if f_order else (r, s)
+    rows, cols = rc.shape
+    n_fin, r_min, r_max = 0, np.inf, -np.inf
+    inv = np.zeros(rows if f_order else cols, dtype=bool)
+    for i0 in range(0, rows, STATS_CHUNK_ROWS):
+        sl = slice(i0, i0 + STATS_CHUNK_ROWS)
+        blk = rc[sl]
+        fin = np.isfinite(blk)
+        n_fin += int(np.count_nonzero(fin))
+        r_min = np.minimum(r_min, np.min(blk, initial=np.inf))
+        r_max = max(r_max, float(np.max(blk, where=fin, initial=-np.inf)))
+        neg = (sc[sl] < 0) & fin
+        if f_order:
+            inv[sl] = neg.any(axis=1)
+        else:
+            inv |= neg.any(axis=0)
+    return ArrayStats(n_fin, float(r_min), r_max, inv)
 
 
 def _low_rank_plus_diag(L: np.ndarray, P: np.ndarray, dg: np.ndarray) -> np.ndarray:
