@@ -368,3 +368,17 @@ def test_array_stats_one_pass_equals_the_whole_array_expressions():
         np.testing.assert_array_equal(st.inverted, ((s < 0) & fin).any(axis=0))
     empty = fd.array_stats(np.full((4, 3), np.inf), np.ones((4, 3), np.int8))
     assert (empty.n_finite, empty.r_min, empty.r_max_finite, empty.inverted.any()) == (0, np.inf, -np.inf, False)
+
+
+def test_factor_finiteness_check_names_the_entry_and_accepts_an_overflowing_sum():
+    """validate_factors reads the sum first: a NaN or inf entry is named; finite entries whose sum overflows are not
+    refused (the entry-by-entry check decides)."""
+    from spu_sim.problems.factored import validate_factors
+    J = np.ones((2, 4))
+    J[1, 2] = np.nan
+    with pytest.raises(BadInputError, match=r"problem\.factors\.J\[1\]\[2\]: is nan"):
+        validate_factors(J, np.eye(2), 0.1)
+    J[1, 2] = -np.inf
+    with pytest.raises(BadInputError, match=r"problem\.factors\.J\[1\]\[2\]: is -inf"):
+        validate_factors(J, np.eye(2), 0.1)
+    validate_factors(np.full((2, 4), 1e308), np.eye(2), 0.1)     # the sum is inf, every entry finite

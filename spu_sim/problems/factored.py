@@ -205,7 +205,11 @@ def validate_factors(J: np.ndarray, H: np.ndarray, damping: float, field: str = 
         raise BadInputError(f"{f}.H: is {H.shape[0]} x {H.shape[1]} but J is {m} x {n}; H must be {m} x {m} "
                             "(J's rows are H's rows and columns)")
     for name, M in (("J", J), ("H", H)):
-        if not np.all(np.isfinite(M)):
+        # a finite sum has no NaN or inf among its terms (one reduction, no boolean copy of the m x N factor); a sum
+        # that overflowed is checked entry by entry
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = np.sum(M)
+        if not np.isfinite(total) and not np.all(np.isfinite(M)):
             i, j = np.argwhere(~np.isfinite(M))[0]
             raise BadInputError(f"{f}.{name}[{i}][{j}]: is {M[i, j]}; every entry must be finite")
     if not np.isfinite(damping) or damping < 0:
