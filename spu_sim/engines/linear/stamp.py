@@ -218,9 +218,9 @@ CHUNK_ROWS = 32
 def crossbar_conductances(r_ohm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(g = 1 / r_ohm (0 where inf: no resistor), its row sums, column sums, entries present (g > 0) per row and
     per column) in one pass over r_ohm by chunks of rows (of the transpose for a column-major array or view, so that
-    the chunks are read in memory order), instead of one pass each; g is laid out like r_ohm. The sums are numpy's own: a row's
-    pairwise sum, and the columns' row-by-row sums in row order (the order of ``g.sum(axis=0)``), so the values are
-    those of the whole-array expressions."""
+    the chunks are read in memory order), instead of one pass each; g is laid out like r_ohm. The sums are numpy's
+    own: a row's pairwise sum, and the columns' row-by-row sums in row order (the order of ``g.sum(axis=0)``), so
+    the values are those of the whole-array expressions on the array as laid out."""
     if r_ohm.ndim == 2 and r_ohm.shape[0] > 1 and r_ohm.shape[1] > 1 and abs(r_ohm.strides[0]) < abs(r_ohm.strides[1]):
         # column-major (the J^T array, and its blocks of rows: slices of a Fortran-ordered array, contiguous by column)
         g, cs, rs, cc, rc = crossbar_conductances(r_ohm.T)
