@@ -71,7 +71,8 @@ class FactoredDesign(OuDesign):
 
     Arrays (inf = no resistor): r_j_ohm (m, N), s_j (m, N, int8) +1 fed by x_j / -1 by xn_j; r_h_ohm (m, m), s_h;
     r_t_ohm (N, m; nominal: the transposed view of an m x N array), s_t (= s_j.T); r_fu_ohm (m,), r_fz_ohm (m,)
-    summer feedback; r_leak_ohm (N,); r_in_ohm (N,); r_noise_ohm (N,); c_f_farad (N,); v_dac_v (N,); x0_v (N,). Scalars: c_farad (nominal C_f), alphas, scales.
+    summer feedback; r_leak_ohm (N,); r_in_ohm (N,); r_noise_ohm (N,); c_f_farad (N,); v_dac_v (N,); x0_v (N,).
+    Scalars: c_farad (nominal C_f), alphas, scales.
     macro: spu_sim.topologies.opamp_factored.nonideal.FactoredMacro or None (ideal nullors).
     """
 
