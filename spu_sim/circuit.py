@@ -306,8 +306,13 @@ class ResistorArray:
 
     def first_non_physical(self) -> tuple[str, float] | None:
         """(name, value) of the first entry, row-major, that is not finite and > 0 (inf = absent is fine), or None;
-        one pass over the array (a reduction, no temporary) when every entry is physical (NaN makes the minimum NaN)."""
+        one pass over the array (a reduction, no temporary) when every entry is physical (NaN makes the minimum NaN),
+        done once per element: an all-physical answer is kept (check_physical and the linear engine's stamp both ask;
+        the element is frozen and its r_ohm not written after construction, as for port_admittance)."""
+        if self.__dict__.get("_physical"):
+            return None
         if self.r_ohm.size == 0 or self.r_ohm.min() > 0:
+            object.__setattr__(self, "_physical", True)
             return None
         i, j, r = self.entries()
         k = int(np.flatnonzero(~(np.isfinite(r) & (r > 0)))[0])

@@ -316,3 +316,35 @@ def test_arnoldi_substeps_on_a_stiff_operator_match_the_closed_form():
         E = expm(M * t)
         ref = E @ x0 + np.linalg.solve(M, (E - np.eye(n)) @ b)
         assert np.linalg.norm(X[:, k] - ref) <= 1e-8 * np.linalg.norm(ref), (t, info)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_crossbar_stamp_blocks_equal_the_resistors_it_expands_to(order):
+    """stamp_resistors with blocks: a crossbar whose every line is a node (one pass: g, sums, counts), one with a
+    column on a line that is no node and carries no resistor (kept out of the block without a copy of the whole),
+    and one with a column on ground carrying resistors (the general path: the ground line leaves the block, its
+    conductances stay on the diagonal) give the conductance matrix of their
+    Resistor elements, blocks included, and each Block's counts are its structure's."""
+    from spu_sim.circuit import ResistorArray
+    from spu_sim.engines.linear.stamp import stamp_resistors
+    rng = np.random.default_rng(7)
+    nodes = {f"r{i}": i for i in range(4)} | {f"c{j}": 4 + j for j in range(5)}
+    r = np.asarray(rng.uniform(1e3, 1e5, (4, 6)), order=order)
+    r[rng.random((4, 6)) < 0.3] = np.inf
+    r[:, 5] = np.inf                                    # column on "nowhere": no resistor in it
+    rows = [f"r{i}" for i in range(4)]
+    arrays = [ResistorArray("RA", rows, [f"c{j}" for j in range(5)], r[:, :5]),
+              ResistorArray("RB", rows, [f"c{j}" for j in range(4)] + ["nowhere", "c4"], r[:, [0, 1, 2, 3, 5, 4]]),
+              ResistorArray("RC", rows[:2], ["c0", "0"], np.array([[2e3, 4e3], [np.inf, 5e3]]))]
+    n = len(nodes)
+    for arr in arrays:
+        res = arr.resistors()
+        ref = stamp_resistors(res, [e.n_pos for e in res], [e.n_neg for e in res], [e.r_ohm for e in res], [], nodes, n)
+        blocks = []
+        G = stamp_resistors([], [], [], [], [arr], nodes, n, blocks=blocks)
+        for b in blocks:
+            G = G + b.csr(n)
+            assert np.array_equal(b.row_count, np.count_nonzero(b.mask(), axis=1))
+            assert np.array_equal(b.col_count, np.count_nonzero(b.mask(), axis=0))
+        assert len(blocks) == 2
+        np.testing.assert_allclose(G.toarray(), ref.toarray(), rtol=1e-14, atol=0)

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from conftest import spd_problem
 from spu_sim import io
 from spu_sim.cli import main
-from spu_sim.errors import BadInputError, SpuSimError
+from spu_sim.errors import BadInputError, ResultError, SpuSimError
 
 
 def _cli(tmp_path, cmd: list[str], cfg: dict, capsys) -> tuple[int, str]:
@@ -306,3 +306,17 @@ def test_an_npz_archive_named_npy_is_bad_input_naming_the_key(tmp_path):
 def test_a_message_never_carries_a_200_digit_integer(tmp_path, capsys):
     code, err = _cli(tmp_path, ["train"], _set(TRAIN, "train.batch_size", 10 ** 200), capsys)
     assert code == 2 and "1e+200" in err and "0" * 30 not in err, err
+
+
+def test_finite_check_through_a_shared_base_names_the_bad_vector_and_ignores_unsaved_columns():
+    """Vectors that are columns of one result array are checked through it once; a NaN in a column no vector
+    shows is no error, one in a saved column names that vector (the per-vector fallback)."""
+    from spu_sim.engines import Waveforms, check_finite_waveforms
+    t = np.linspace(0.0, 1.0, 5)
+    Y = np.ones((5, 4))
+    Y[2, 3] = np.nan                       # column 3 is not saved
+    plots = {"tran": Waveforms("tran", t, {"time": t, "v(a)": Y[:, 0], "v(b)": Y[:, 1]})}
+    assert check_finite_waveforms("eng", plots) is plots
+    Y[1, 1] = np.inf
+    with pytest.raises(ResultError, match=r"engine eng: tran vector v\(b\) holds 1 of 5 values"):
+        check_finite_waveforms("eng", plots)

@@ -124,6 +124,26 @@ def test_problem_factors_without_kind_and_npy_sources(tmp_path):
     assert np.allclose(p1.problem.diag_inv(), np.diag(np.linalg.inv(p1.problem.A)), rtol=1e-10)
 
 
+
+@pytest.mark.parametrize("h_kind", ["diagonal", "general"])
+def test_diag_inv_symmetric_form_matches_the_dense_inverse_across_chunks(monkeypatch, h_kind):
+    """FactoredProblem.diag_inv (Cholesky of R K R^T + lambda I, chunks of columns) against diag(inv(A)) formed
+    densely: a diagonal H with a zero entry (TNGD's H = I is its common case) and a general rank-deficient PSD H,
+    with chunks of 7 columns so that N = 40 ends on a partial chunk, and m > N (K singular) too."""
+    from spu_sim.problems import factored
+    monkeypatch.setattr(factored, "DIAG_INV_CHUNK", 7)
+    rng = np.random.default_rng(11)
+    for m, n in ((6, 40), (9, 5)):
+        J = rng.standard_normal((m, n))
+        if h_kind == "diagonal":
+            H = np.diag(np.r_[0.0, rng.uniform(0.2, 3.0, m - 1)])
+        else:
+            Q = rng.standard_normal((m, m - 2))
+            H = Q @ Q.T
+        p = factored.FactoredProblem(J, H, 0.07, rng.standard_normal(n), 0.1, np.zeros(n))
+        ref = np.diag(np.linalg.inv(J.T @ H @ J + 0.07 * np.eye(n)))
+        np.testing.assert_allclose(p.diag_inv(), ref, rtol=1e-11)
+
 def test_transient_statistics_match_lyapunov_of_realised_drift():
     """N = 12, m = 4, kappa = 0.05, 200 tau; mean chi-square and covariance z-scores at 1e-4 (sampling theory).
 
@@ -328,3 +348,37 @@ def test_the_smallest_kept_entry_set_on_r_max_is_not_refused_by_rounding():
         assert np.max(r[np.isfinite(r)]) > 1e6 * (1 - 1e-9)   # the boundary case itself
     with pytest.raises(DesignError, match=r"J\[1\]\[5\].*needs R = 2\.47e\+06"):
         case(43, 1.5e6)
+
+
+def test_array_stats_one_pass_equals_the_whole_array_expressions():
+    """design.array_stats (chunks of rows in memory order; the J^T array Fortran-ordered) against the expressions it
+    replaces: count of present resistors, min, largest present, and per column a present entry of negative sign."""
+    from spu_sim.topologies.opamp_factored import design as fd
+    rng = np.random.default_rng(9)
+    for shape, fortran in (((70, 45), False), ((45, 70), True), ((3, 1), False)):
+        r = rng.uniform(1e3, 1e6, shape)
+        r[rng.random(shape) < 0.3] = np.inf
+        s = np.where(rng.random(shape) < 0.5, -1, 1).astype(np.int8)
+        if fortran:
+            r, s = np.asfortranarray(r), np.asfortranarray(s)
+        st = fd.array_stats(r, s)
+        fin = np.isfinite(r)
+        assert st.n_finite == fin.sum() and st.r_min == r.min()
+        assert st.r_max_finite == r[fin].max() if fin.any() else st.r_max_finite == -np.inf
+        np.testing.assert_array_equal(st.inverted, ((s < 0) & fin).any(axis=0))
+    empty = fd.array_stats(np.full((4, 3), np.inf), np.ones((4, 3), np.int8))
+    assert (empty.n_finite, empty.r_min, empty.r_max_finite, empty.inverted.any()) == (0, np.inf, -np.inf, False)
+
+
+def test_factor_finiteness_check_names_the_entry_and_accepts_an_overflowing_sum():
+    """validate_factors reads the sum first: a NaN or inf entry is named; finite entries whose sum overflows are not
+    refused (the entry-by-entry check decides)."""
+    from spu_sim.problems.factored import validate_factors
+    J = np.ones((2, 4))
+    J[1, 2] = np.nan
+    with pytest.raises(BadInputError, match=r"problem\.factors\.J\[1\]\[2\]: is nan"):
+        validate_factors(J, np.eye(2), 0.1)
+    J[1, 2] = -np.inf
+    with pytest.raises(BadInputError, match=r"problem\.factors\.J\[1\]\[2\]: is -inf"):
+        validate_factors(J, np.eye(2), 0.1)
+    validate_factors(np.full((2, 4), 1e308), np.eye(2), 0.1)     # the sum is inf, every entry finite

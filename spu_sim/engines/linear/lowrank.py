@@ -118,15 +118,16 @@ def low_rank_model(circuit: Circuit, om: OperatorModel) -> LowRank | str:
                 " non-uniform leak or capacitors)")
     if om.n != len(f.nodes) or (om.ref_index >= 0).any():
         return f"the circuit has {om.n} states, not the {len(f.nodes)} stated node voltages"
-    index = {name: k for name, k in om.mna.nodes.items()}
-    try:
-        stated = np.array([index[nd] for nd in f.nodes])
-    except KeyError as e:
-        return f"stated node {e.args[0]!r} is not in the circuit"
-    pos = {int(z): k for k, z in enumerate(om.dyn_index)}
-    if any(int(z) not in pos for z in stated):
+    index = om.mna.nodes.get
+    stated = np.fromiter((index(nd, -1) for nd in f.nodes), dtype=np.int64, count=len(f.nodes))
+    if (stated < 0).any():
+        return f"stated node {f.nodes[int(np.argmax(stated < 0))]!r} is not in the circuit"
+    dyn = np.asarray(om.dyn_index, dtype=np.int64)
+    pos = np.full(max(int(dyn.max(initial=-1)), int(stated.max(initial=-1))) + 1, -1, dtype=np.int64)
+    pos[dyn] = np.arange(len(dyn))
+    order = pos[stated]                                       # state k of the operator = stated node inv[k]
+    if (order < 0).any():
         return "a stated node is not a state of the circuit"
-    order = np.array([pos[int(z)] for z in stated])          # state k of the operator = stated node inv[k]
     if np.array_equal(order, np.arange(om.n)):
         U, VT = f.U, f.VT
     else:

@@ -143,7 +143,7 @@ def peel(G22: sp.spmatrix, labels: list[str], eq_labels: list[str], what: str = 
             lr = pr[rows]
             m = lr >= 0
             if len(unk) and m.any():
-                i, j = np.nonzero(b.present[np.ix_(lr[m], unk)])
+                i, j = np.nonzero(b.mask(np.ix_(lr[m], unk)))
                 cands.append(b.cols[unk[j]])
                 owners.append(rows[m][i])
         cols, owner = np.concatenate(cands), np.concatenate(owners)
@@ -168,7 +168,7 @@ def peel(G22: sp.spmatrix, labels: list[str], eq_labels: list[str], what: str = 
             if len(lc) == len(b.cols):   # every column of the block (a round's columns are distinct)
                 counts[b.rows] -= b.row_count
             elif len(lc):
-                counts[b.rows] -= b.present[:, lc].sum(axis=1)
+                counts[b.rows] -= np.count_nonzero(b.mask((slice(None), lc)), axis=1)
         empty = np.flatnonzero((counts == 0) & ~done)
         if len(empty):
             raise BadInputError(f"{what} is singular: {', '.join(eq_labels[i] for i in empty[:5])} involves no"
@@ -247,7 +247,7 @@ class PeelSolve:
                 if len(lr) == len(b.rows):
                     c = b.cols[b.col_count > 0]
                 elif len(lr):
-                    c = b.cols[b.present[lr].any(axis=0)]
+                    c = b.cols[b.mask(lr).any(axis=0)]
                 else:
                     continue
                 out.append(root[c] if rounds_view and k in folded else c)   # a folded block reads the roots
@@ -486,6 +486,6 @@ def _rows_csr(G: sp.csr_matrix, blocks: list[Block], loc: list, rows: np.ndarray
         lr = pr[rows]
         idx = np.flatnonzero(lr >= 0)
         if len(idx):
-            i, j = np.nonzero(b.present[lr[idx]])
+            i, j = np.nonzero(b.mask(lr[idx]))
             I.append(idx[i]), J.append(b.cols[j]), V.append(-b.g[lr[idx][i], j])
     return sp.csr_matrix((np.concatenate(V), (np.concatenate(I), np.concatenate(J))), shape=(len(rows), G.shape[1]))

@@ -70,8 +70,9 @@ class FactoredDesign(OuDesign):
     """Every element value of the factorised circuit (realised values; nominal unless non-idealities apply).
 
     Arrays (inf = no resistor): r_j_ohm (m, N), s_j (m, N, int8) +1 fed by x_j / -1 by xn_j; r_h_ohm (m, m), s_h;
-    r_t_ohm (N, m), s_t (= s_j.T); r_fu_ohm (m,), r_fz_ohm (m,) summer feedback; r_leak_ohm (N,); r_in_ohm (N,);
-    r_noise_ohm (N,); c_f_farad (N,); v_dac_v (N,); x0_v (N,). Scalars: c_farad (nominal C_f), alphas, scales.
+    r_t_ohm (N, m; nominal: the transposed view of an m x N array), s_t (= s_j.T); r_fu_ohm (m,), r_fz_ohm (m,)
+    summer feedback; r_leak_ohm (N,); r_in_ohm (N,); r_noise_ohm (N,); c_f_farad (N,); v_dac_v (N,); x0_v (N,).
+    Scalars: c_farad (nominal C_f), alphas, scales.
     macro: spu_sim.topologies.opamp_factored.nonideal.FactoredMacro or None (ideal nullors).
     """
 
@@ -134,18 +135,24 @@ class FactoredDesign(OuDesign):
         return [f"x{i + 1}" for i in range(self.d)]
 
     @cached_property
+    def array_stats(self) -> dict[str, "ArrayStats"]:
+        """ArrayStats of the J and J^T arrays ("J", "T"), in one pass over each (array_stats): the inverters, the
+        element counts and the header's resistor range read them."""
+        return {"J": array_stats(self.r_j_ohm, self.s_j), "T": array_stats(self.r_t_ohm, self.s_t)}
+
+    @property
     def inv_x(self) -> np.ndarray:
         """(N,) x_j feeds some J resistor through its inverted copy (computed once per design: the build, the element
         counts and the header read it)."""
-        return np.any((self.s_j < 0) & np.isfinite(self.r_j_ohm), axis=0)
+        return self.array_stats["J"].inverted
 
     @cached_property
     def inv_u(self) -> np.ndarray:
         return np.any((self.s_h < 0) & np.isfinite(self.r_h_ohm), axis=0)
 
-    @cached_property
+    @property
     def inv_z(self) -> np.ndarray:
-        return np.any((self.s_t < 0) & np.isfinite(self.r_t_ohm), axis=0)
+        return self.array_stats["T"].inverted
 
     @property
     def has_noise(self) -> bool:
@@ -240,14 +247,22 @@ class FactoredDesign(OuDesign):
         return nominal_lambda_min(self.problem)
 
     def element_counts(self) -> dict[str, int]:
-        """Resistors per array, summers, inverters, and the total element count of the netlist."""
-        fin = np.isfinite
+        """Resistors per array, summers, inverters, and the total element count of the netlist (counted once per
+        design: the engine's workload and the netlist header both ask, and each count passes over the m x N arrays)."""
+        return dict(self._element_counts)
+
+    @cached_property
+    def _element_counts(self) -> dict[str, int]:
+        def fin(r: np.ndarray) -> int:
+            return int(np.count_nonzero(np.isfinite(r)))
         n, m = self.d, self.m
-        c = {"n_resistors_J": int(fin(self.r_j_ohm).sum()), "n_resistors_H": int(fin(self.r_h_ohm).sum()),
-             "n_resistors_JT": int(fin(self.r_t_ohm).sum()), "n_resistors_leak": int(fin(self.r_leak_ohm).sum()),
-             "n_resistors_in": int(fin(self.r_in_ohm).sum()), "n_resistors_noise": int(fin(self.r_noise_ohm).sum()),
+        st = self.array_stats
+        c = {"n_resistors_J": st["J"].n_finite, "n_resistors_H": fin(self.r_h_ohm),
+             "n_resistors_JT": st["T"].n_finite, "n_resistors_leak": fin(self.r_leak_ohm),
+             "n_resistors_in": fin(self.r_in_ohm), "n_resistors_noise": fin(self.r_noise_ohm),
              "n_resistors_feedback": 2 * m, "n_summers": 2 * m, "n_integrators": n,
-             "n_inverters": int(self.inv_x.sum() + self.inv_u.sum() + self.inv_z.sum())}
+             "n_inverters": int(np.count_nonzero(self.inv_x) + np.count_nonzero(self.inv_u)
+                                + np.count_nonzero(self.inv_z))}
         c["n_array_resistors"] = c["n_resistors_J"] + c["n_resistors_H"] + c["n_resistors_JT"]
         c["n_array_resistors_dense_formula"] = m * (m + 2 * n)   # m (m + 2N): every factor entry non-zero
         inv_r = 2 * c["n_inverters"] if self.macro is not None else 0
@@ -257,9 +272,12 @@ class FactoredDesign(OuDesign):
         return c
 
     def describe(self) -> dict[str, object]:
-        arrays = (self.r_j_ohm, self.r_h_ohm, self.r_t_ohm, self.r_leak_ohm)   # inf: no resistor
-        r_lo = min(float(np.min(r, initial=np.inf)) for r in arrays)
-        r_hi = max(float(np.max(r, where=np.isfinite(r), initial=-np.inf)) for r in arrays)
+        st = self.array_stats      # the J and J^T arrays' range from their one pass; H and the leak are small
+        small = [(float(np.min(r, initial=np.inf)), float(np.max(r, where=np.isfinite(r), initial=-np.inf)))
+                 for r in (self.r_h_ohm, self.r_leak_ohm)]
+        ranges = [(st["J"].r_min, st["J"].r_max_finite), small[0], (st["T"].r_min, st["T"].r_max_finite), small[1]]
+        r_lo = min(lo for lo, _ in ranges)       # inf: no resistor
+        r_hi = max(hi for _, hi in ranges)
         out = {"topology": "opamp_factored", "d": self.d, "m": self.m, "damping": self.problem.damping,
                "c_farad": self.c_farad, "alpha_ohm_units": self.alpha, "alpha_j_ohm_units": self.alpha_j,
                "alpha_h_ohm_units": self.alpha_h, "alpha_t_ohm_units": self.alpha_t,
@@ -276,6 +294,47 @@ class FactoredDesign(OuDesign):
         if finite_gain_model(self.macro) is not None and self.macro.gbw_hz is not None and self.d <= DENSE_EIG_MAX_N:
             out.update(macro_loop_stability(self))   # the summers' and integrators' poles in the loop
         return out
+
+
+@dataclass(frozen=True)
+class ArrayStats:
+    """One crossbar's values at a glance: n_finite (resistors present), r_min (np.min of the array: inf when empty,
+    NaN when it holds one), r_max_finite (largest present resistor, -inf when none), inverted (per column: some
+    present entry has sign < 0, i.e. the column's source feeds it through its inverted copy)."""
+
+    n_finite: int
+    r_min: float
+    r_max_finite: float
+    inverted: np.ndarray
+
+
+#: rows (in memory order) per chunk of array_stats (32 rows of 1e5 entries: 26 MB of doubles)
+STATS_CHUNK_ROWS = 32
+
+
+def array_stats(r: np.ndarray, s: np.ndarray) -> ArrayStats:
+    """ArrayStats of the resistors r (inf: none) with signs s, in one pass over both by chunks of rows in memory order
+    (a Fortran-ordered pair, the J^T array, as its transpose) instead of a pass and a temporary per statistic (the
+    counts, the inverters and the header's range were six passes over each m x N array and four boolean copies);
+    the same values (counts, min, max and any do not depend on the order)."""
+    f_order = r.flags.f_contiguous and not r.flags.c_contiguous
+    rc, sc = (r.T, s.T) if f_order else (r, s)
+    rows, cols = rc.shape
+    n_fin, r_min, r_max = 0, np.inf, -np.inf
+    inv = np.zeros(rows if f_order else cols, dtype=bool)
+    for i0 in range(0, rows, STATS_CHUNK_ROWS):
+        sl = slice(i0, i0 + STATS_CHUNK_ROWS)
+        blk = rc[sl]
+        fin = np.isfinite(blk)
+        n_fin += int(np.count_nonzero(fin))
+        r_min = np.minimum(r_min, np.min(blk, initial=np.inf))
+        r_max = max(r_max, float(np.max(blk, where=fin, initial=-np.inf)))
+        neg = (sc[sl] < 0) & fin
+        if f_order:
+            inv[sl] = neg.any(axis=1)
+        else:
+            inv |= neg.any(axis=0)
+    return ArrayStats(n_fin, float(r_min), r_max, inv)
 
 
 def _low_rank_plus_diag(L: np.ndarray, P: np.ndarray, dg: np.ndarray) -> np.ndarray:
@@ -339,6 +398,30 @@ def _array(M: np.ndarray, alpha: float, r_max: float, prune: float, name: str, p
     return r, np.where(M < 0, np.int8(-1), np.int8(1))
 
 
+#: columns of J per chunk of _jhj_diag (m x 2048 doubles: 10 MB at m = 640, cache-sized temporaries)
+CHUNK_COLS = 2048
+
+
+def _jhj_diag(J: np.ndarray, H: np.ndarray) -> np.ndarray:
+    """diag(J^T H J) (N,) as column sums of J * (H J): for a diagonal H (TNGD's H = I) chunk by chunk of columns,
+    (h_k J_ki) J_ki summed over k (no m x N temporary; the same products and additions, in the same order, as the
+    whole-array expression), else through the GEMM H J."""
+    hd = np.diag(H)
+    if np.count_nonzero(H - np.diag(hd)):
+        hj = H @ J
+        hj *= J
+        return np.sum(hj, axis=0)
+    out = np.empty(J.shape[1])
+    unit = bool(np.all(hd == 1.0))                   # H = I: h_k J_ki is J_ki exactly, no multiplication
+    for c0 in range(0, J.shape[1], CHUNK_COLS):
+        blk = J[:, c0:c0 + CHUNK_COLS]
+        t = blk * blk if unit else hd[:, None] * blk
+        if not unit:
+            t *= blk
+        np.sum(t, axis=0, out=out[c0:c0 + CHUNK_COLS])
+    return out
+
+
 def check_coupling_range(problem: FactoredProblem, alpha_t: float, jmax: float, rmin: float, rmax: float) -> None:
     """DesignError, before any array is built, when even the largest J^T entry would need a resistor above r_max.
 
@@ -376,9 +459,10 @@ def design_factored(problem: FactoredProblem, circuit: FactoredCircuitConfig, si
     # (noise-free: kappa = 0 needs no covariance, which saves the O(m^2 N) solves of a TNGD step)
     s_x = _range(x_star, kap * problem.diag_inv() if kap > 0 else np.zeros(n), problem.x0) / vs or 1.0
     u_cov = kap * problem.j_ainv_jt() if kap > 0 else np.zeros((m, m))
-    s_u = _range(J @ x_star, np.diag(u_cov), J @ problem.x0) / vs or 1.0
+    u_star, u0 = J @ x_star, J @ problem.x0             # one pass over J each (the z stage reuses them)
+    s_u = _range(u_star, np.diag(u_cov), u0) / vs or 1.0
     z_cov_diag = np.sum((H @ u_cov) * H, axis=1)       # diag(H u_cov H^T) by one GEMM
-    s_z = _range(H @ (J @ x_star), z_cov_diag, H @ (J @ problem.x0)) / vs or 1.0
+    s_z = _range(H @ u_star, z_cov_diag, H @ u0) / vs or 1.0
     # J = 0 or H = 0 (a saturated model's GGN): A = damping I, the arrays are empty and only the leak remains
     aj = np.abs(J)      # |J| once: the J and J^T arrays, jmax and jmin read it (the wide config: 518 MB)
     jmax, hmax = float(aj.max()) or 1.0, float(np.abs(H).max()) or 1.0
@@ -397,11 +481,7 @@ def design_factored(problem: FactoredProblem, circuit: FactoredCircuitConfig, si
         s_z = alpha_h * s_u / r_fz
     # time unit as the dense topology's (the largest |A_ij| = max_i A_ii at r_min), unless the J^T array needs slower
     # (faster where the smallest kept J^T entry would need more than r_max; never a leak or J^T resistor below r_min)
-    hd = np.diag(H)
-    hj = hd[:, None] * J if np.count_nonzero(H - np.diag(hd)) == 0 else H @ J   # diagonal H (TNGD's H = I): no GEMM
-    hj *= J                                          # J * (H J) in place (the same products, one m x N temporary)
-    a_max = lam + float(np.max(np.sum(hj, axis=0)))   # max_i (J^T H J)_ii
-    del hj
+    a_max = lam + float(np.max(_jhj_diag(J, H)))     # max_i (J^T H J)_ii
     jmin = float(np.min(aj, where=aj >= max(circuit.prune_below_relative * jmax, np.finfo(float).tiny),
                         initial=np.inf))
     jmin = jmin if np.isfinite(jmin) else jmax
@@ -414,12 +494,15 @@ def design_factored(problem: FactoredProblem, circuit: FactoredCircuitConfig, si
     prune = circuit.prune_below_relative   # set, or derived from the resistor resolution (config.py)
     r_j, s_j = _array(J, alpha_j, rmax, prune, "J", pruned, alpha_limit=alpha_t, a=aj)   # J, J^T: the same entries
     r_h, s_h = _array(H, alpha_h, rmax, prune, "H", pruned)
-    r_t = np.empty((n, m))       # N x m written once through the transposed view (no m x N intermediate)
+    # the J^T array (N x m) is the transpose of an m x N array laid out like J's (Fortran order, a view): written
+    # in memory order, and its signs s_t = s_j.T share that layout (a C-ordered N x m array written through the
+    # transposed view cost 0.6 s at N = 1e5, m = 640, five times the in-order pass)
+    r_tt = np.empty((m, n))
     with np.errstate(divide="ignore"):
-        np.divide(alpha_t, aj, out=r_t.T)
+        np.divide(alpha_t, aj, out=r_tt)
     del aj
-    np.copyto(r_t.T, np.inf, where=np.isinf(r_j))   # pruned J entries leave the J^T array too (r_j: positive or inf)
-    s_t = s_j.T
+    np.copyto(r_tt, np.inf, where=r_j == np.inf)   # pruned J entries leave the J^T array too (r_j: positive or inf)
+    r_t, s_t = r_tt.T, s_j.T
     if lam > 0:
         r_leak = alpha / lam
         if r_leak > rmax:

@@ -65,9 +65,10 @@ def array_elements(name: str, r: np.ndarray, s: np.ndarray, src: str, dst: str, 
     row_blocks = _ranges(rows, src_groups)
     col_blocks = _ranges(cols, dst_groups)
     extra = {} if wires is None else {"r_wire_ohm": wires[0], "c_wire_farad": wires[1]}
-    # one pass over r and s each; the signs' masks are bytes, laid out like r (s_t is s_j.T: copied C-ordered once,
-    # so that the masks and r are not read in two orders)
-    pos, fin = np.ascontiguousarray(s) > 0, np.isfinite(r)
+    # one pass over r and s each; the signs' masks are bytes, laid out like r (the design's r_t and s_t are both the
+    # transposes of m x N arrays; any other pair of layouts: s copied into r's, so that no pass reads two orders)
+    same = (r.flags.c_contiguous and s.flags.c_contiguous) or (r.flags.f_contiguous and s.flags.f_contiguous)
+    pos, fin = (s if same else np.asarray(s, order="F" if r.flags.f_contiguous else "C")) > 0, np.isfinite(r)
     for tag in ("", "n"):
         keep = pos & fin if tag == "" else fin & ~pos
         if not keep.any():
