@@ -10,6 +10,8 @@ in series with a cell resistor, ...).
 
 from __future__ import annotations
 
+import queue
+import threading
 from functools import partial
 
 import numpy as np
@@ -50,36 +52,109 @@ def _pre_emphasis(w: np.ndarray) -> np.ndarray:
     return u
 
 
-def noise_rows(d: int, n_steps: int, seed: int, chunk_rows: int):
-    """The rows of noise_samples(d, n_steps, seed) in order, at most chunk_rows at a time: the same numbers (the
-    generator is drawn in row order, into a reused buffer; the pre-emphasis carries the last w row from one block to
-    the next). The blocks yielded live in two buffers used in turn: a block stays valid while the next one is read
-    (what a reader that keeps the previous block's last rows needs), and the reader may scale it in place."""
-    rng = np.random.default_rng(seed)
-    total, k, prev = n_steps + 3, 0, None
-    w_buf = np.empty((chunk_rows + 1, d))
+def noise_rows(d: int, n_steps: int, seed: int, chunk_rows: int, scale: float = 1.0):
+    """The rows of scale * noise_samples(d, n_steps, seed) in order, at most chunk_rows at a time: the same numbers
+    (the generator is drawn in row order; the pre-emphasis carries the last w row from one block to the next, and the
+    scale multiplies the finished value, as ``scale * noise_samples(...)`` does).
+
+    The draws run ahead in a producer thread (``_drawn_blocks``: numpy's fills release the GIL, so the Gaussians of
+    the next block are drawn on another core while the reader works on this one), into DRAW_BUFFERS reused buffers;
+    the pre-emphasis and the scale are done here, in the reader's thread, in slices of about SLICE_BYTES (one pass
+    through the cache instead of four through memory). The blocks yielded live in two buffers used in turn: a block
+    stays valid while the next one is read (what a reader that keeps the previous block's last rows needs), and the
+    reader may scale it in place. A failure of the generator is raised here; closing this generator stops the
+    producer."""
+    total = n_steps + 3
+    first = min(chunk_rows + 1, total)
+    sizes = [first] + [min(chunk_rows, total - k) for k in range(first, total, chunk_rows)]
     u_bufs = [np.empty((chunk_rows + 1, d)), np.empty((chunk_rows + 1, d))]
-    turn = 0
-    while k < total:
-        c = min(chunk_rows + (prev is None), total - k)
-        w = w_buf[:c]
-        rng.standard_normal(out=w)
-        u = u_bufs[turn][:c - (prev is None)]
+    step = max(1, int(SLICE_BYTES // 8))
+    blocks = _drawn_blocks(seed, d, sizes)
+    try:
+        yield from _pre_emphasised(blocks, u_bufs, step, scale)
+    finally:
+        blocks.close()
+
+
+def _pre_emphasised(blocks, u_bufs: list[np.ndarray], step: int, scale: float):
+    """noise_rows' blocks of u from the drawn blocks of w (noise_rows doc): the same operations as _pre_emphasis, on
+    [prev; w] after block 0, on the flattened rows in slices of `step` values (u_i = w_{i + d} - w_i in block 0,
+    u_i = w_i - w_{i - d} after it, with w_{i - d} = prev for the first row)."""
+    turn, prev = 0, np.empty(u_bufs[0].shape[1])
+    d = len(prev)
+    for j, (w, release) in enumerate(blocks):
+        first = j == 0
+        u = u_bufs[turn][:len(w) - first]
         turn = 1 - turn
-        if prev is None:   # the same operations as _pre_emphasis
-            np.subtract(w[1:], w[:-1], out=u)
-            u *= PRE_EMPHASIS
-            u += w[1:]
-            if len(u):
-                u[0] = 0.0
-        else:              # ... on [prev; w], without stacking them
-            np.subtract(w[1:], w[:-1], out=u[1:])
-            np.subtract(w[0], prev, out=u[0])
-            u *= PRE_EMPHASIS
-            u += w
-        prev, k = w[-1].copy(), k + c
+        wf, uf = w.reshape(-1), u.reshape(-1)
+        off = d if first else 0                      # u's value i is w's value i + off minus the one a row before
+        for a in range(0, uf.size, step):
+            b = min(a + step, uf.size)
+            cur, out = wf[a + off:b + off], uf[a:b]
+            pa, pb = a + off - d, b + off - d
+            if pa >= 0:
+                np.subtract(cur, wf[pa:pb], out=out)
+            elif pb <= 0:
+                np.subtract(cur, prev[pa + d:pb + d], out=out)
+            else:
+                np.subtract(cur[:-pa], prev[pa + d:], out=out[:-pa])
+                np.subtract(cur[-pa:], wf[:pb], out=out[-pa:])
+            out *= PRE_EMPHASIS
+            out += cur
+            if scale != 1.0:
+                out *= scale
+        if first and len(u):
+            u[0] = 0.0 * scale                       # what scale * (u with u[0] = 0) holds
+        prev[:] = w[-1]
+        release()
         if len(u):
             yield u
+
+
+#: buffers of Gaussians the producer thread of noise_rows draws ahead into (one being read, the others filled)
+DRAW_BUFFERS = 3
+#: a block is pre-emphasised and scaled in slices of this many bytes of values (in cache between the passes)
+SLICE_BYTES = 2 ** 18
+
+
+def _drawn_blocks(seed: int, d: int, sizes: list[int]):
+    """(w, release) for blocks of sizes[j] rows x d columns of numpy's PCG64 seeded with `seed`, drawn in order
+    (the same numbers as one draw of sum(sizes) rows) by a producer thread into DRAW_BUFFERS buffers; w stays valid
+    until release() is called, which hands its buffer back. An exception of the producer is raised in the reader;
+    closing the generator stops the producer (it finishes the draw under way) and joins it."""
+    rows = max(sizes, default=0)
+    bufs = [np.empty((rows, d)) for _ in range(min(DRAW_BUFFERS, len(sizes)))]
+    free: queue.SimpleQueue = queue.SimpleQueue()
+    ready: queue.SimpleQueue = queue.SimpleQueue()
+    stop = threading.Event()
+    for i in range(len(bufs)):
+        free.put(i)
+
+    def produce() -> None:
+        try:
+            rng = np.random.default_rng(seed)
+            for n in sizes:
+                i = free.get()
+                if i is None or stop.is_set():
+                    return
+                rng.standard_normal(out=bufs[i][:n])
+                ready.put((i, n))
+        except BaseException as e:       # handed to the reader, which raises it
+            ready.put(e)
+
+    thread = threading.Thread(target=produce, name="spu-sim-noise-draws", daemon=True)
+    thread.start()
+    try:
+        for _ in sizes:
+            item = ready.get()
+            if isinstance(item, BaseException):
+                raise item
+            i, n = item
+            yield bufs[i][:n], partial(free.put, i)
+    finally:
+        stop.set()
+        free.put(None)
+        thread.join()
 
 
 def noise_sample_block(d: int, n_steps: int, seed: int) -> SampleBlock:
