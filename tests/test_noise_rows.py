@@ -22,8 +22,11 @@ def _read(d, n_steps, seed, chunk, scale=1.0):
     return np.vstack([b.copy() for b in noise_rows(d, n_steps, seed, chunk, scale)])
 
 
-def test_noise_samples_is_the_stated_formula():
-    """The reference itself: u_k = w_k + c (w_k - w_{k-1}), u_0 = 0, w one draw of numpy's PCG64."""
+@pytest.mark.parametrize("block_bytes", [nd.SAMPLE_BLOCK_BYTES, 8, 8 * 6 * 5])
+def test_noise_samples_is_the_stated_formula(monkeypatch, block_bytes):
+    """The reference itself: u_k = w_k + c (w_k - w_{k-1}), u_0 = 0, w one draw of numpy's PCG64 (whatever blocks
+    noise_samples draws it in)."""
+    monkeypatch.setattr(nd, "SAMPLE_BLOCK_BYTES", block_bytes)
     w = np.random.default_rng(4).standard_normal((53, 6))
     ref = w[1:] + PRE_EMPHASIS * (w[1:] - w[:-1])
     ref[0] = 0.0

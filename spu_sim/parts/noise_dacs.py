@@ -37,19 +37,40 @@ def noise_samples(d: int, n_steps: int, seed: int) -> np.ndarray:
     -0.0012 at r h = 0.02; tests/test_noise_math.py checks it).
     One extra sample past the stop time keeps the interpolation defined at the last point. The sample
     at t = 0 is zero, so that ``.op`` (which sees the filesource's value at t = 0) is noise-free.
+
+    Computed as noise_rows does (w drawn in row order in blocks of about SAMPLE_BLOCK_BYTES by a producer thread, the
+    pre-emphasis written straight into u meanwhile): the numbers of one draw of (n_steps + 3, d), bit for bit.
     """
-    w = np.random.default_rng(seed).standard_normal((n_steps + 3, d))
-    u = _pre_emphasis(w)
-    u[0] = 0.0
+    u = np.empty((n_steps + 2, d))
+    rows = max(1, int(SAMPLE_BLOCK_BYTES // (8 * max(d, 1))))
+    blocks = _drawn_blocks(seed, d, _block_sizes(n_steps + 3, rows))
+    try:
+        for _ in _pre_emphasised(blocks, _consecutive(u), 1.0):
+            pass
+    finally:
+        blocks.close()
     return u
 
 
-def _pre_emphasis(w: np.ndarray) -> np.ndarray:
-    """w[1:] + c (w[1:] - w[:-1]) with one temporary (the same rounding: d = w1 - w0, d *= c, d += w1)."""
-    u = np.subtract(w[1:], w[:-1])
-    u *= PRE_EMPHASIS
-    u += w[1:]
-    return u
+#: noise_samples draws in blocks of about this many bytes (the producer thread draws the next one meanwhile)
+SAMPLE_BLOCK_BYTES = 2 ** 23
+
+
+def _block_sizes(total: int, chunk_rows: int) -> list[int]:
+    """Rows of w per drawn block: chunk_rows + 1 in the first (its first u row needs the w row before it), then
+    chunk_rows, so that every block but the last gives chunk_rows rows of u."""
+    first = min(chunk_rows + 1, total)
+    return [first] + [min(chunk_rows, total - k) for k in range(first, total, chunk_rows)]
+
+
+def _consecutive(u: np.ndarray):
+    """Where the pre-emphasised blocks go: consecutive rows of u (send the row count, receive the rows)."""
+    k = 0
+    n = yield u[:0]
+    while True:
+        rows = u[k:k + n]
+        k += n
+        n = yield rows
 
 
 def noise_rows(d: int, n_steps: int, seed: int, chunk_rows: int, scale: float = 1.0):
@@ -64,28 +85,37 @@ def noise_rows(d: int, n_steps: int, seed: int, chunk_rows: int, scale: float = 
     stays valid while the next one is read (what a reader that keeps the previous block's last rows needs), and the
     reader may scale it in place. A failure of the generator is raised here; closing this generator stops the
     producer."""
-    total = n_steps + 3
-    first = min(chunk_rows + 1, total)
-    sizes = [first] + [min(chunk_rows, total - k) for k in range(first, total, chunk_rows)]
-    u_bufs = [np.empty((chunk_rows + 1, d)), np.empty((chunk_rows + 1, d))]
-    step = max(1, int(SLICE_BYTES // 8))
-    blocks = _drawn_blocks(seed, d, sizes)
+    blocks = _drawn_blocks(seed, d, _block_sizes(n_steps + 3, chunk_rows))
     try:
-        yield from _pre_emphasised(blocks, u_bufs, step, scale)
+        yield from _pre_emphasised(blocks, _in_turn(np.empty((2, chunk_rows, d))), scale)
     finally:
         blocks.close()
 
 
-def _pre_emphasised(blocks, u_bufs: list[np.ndarray], step: int, scale: float):
-    """noise_rows' blocks of u from the drawn blocks of w (noise_rows doc): the same operations as _pre_emphasis, on
-    [prev; w] after block 0, on the flattened rows in slices of `step` values (u_i = w_{i + d} - w_i in block 0,
-    u_i = w_i - w_{i - d} after it, with w_{i - d} = prev for the first row)."""
-    turn, prev = 0, np.empty(u_bufs[0].shape[1])
-    d = len(prev)
+def _in_turn(bufs: np.ndarray):
+    """Where the pre-emphasised blocks go: bufs[0] and bufs[1] in turn (send the row count, receive the rows)."""
+    turn = 0
+    n = yield bufs[0][:0]
+    while True:
+        rows = bufs[turn][:n]
+        turn = 1 - turn
+        n = yield rows
+
+
+def _pre_emphasised(blocks, outs, scale: float):
+    """The blocks of u = scale (w_k + c (w_k - w_{k-1})) (u_0 = 0: noise_samples doc) from the drawn blocks of w
+    (_drawn_blocks), each written to outs.send(rows) and yielded. Per value the operations are d = w_k - w_{k-1},
+    d *= c, d += w_k, d *= scale, on the flattened rows in slices of SLICE_BYTES (u_i = w_{i + d} - w_i in block 0,
+    u_i = w_i - w_{i - d} after it, with w_{i - d} = prev, the last row of the block before, for the first row)."""
+    next(outs)
+    step = max(1, int(SLICE_BYTES // 8))
+    prev = None
     for j, (w, release) in enumerate(blocks):
         first = j == 0
-        u = u_bufs[turn][:len(w) - first]
-        turn = 1 - turn
+        d = w.shape[1]
+        if first:
+            prev = np.empty(d)
+        u = outs.send(len(w) - first)
         wf, uf = w.reshape(-1), u.reshape(-1)
         off = d if first else 0                      # u's value i is w's value i + off minus the one a row before
         for a in range(0, uf.size, step):
