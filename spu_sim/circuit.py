@@ -526,10 +526,13 @@ class SampleBlock:
     def chunks(self, chunk_rows: int):
         """(first row, block (rows, columns), scaled) in row order (the stream's own buffer: valid until the block
         after next, stream doc)."""
-        k = 0
-        for b in self._stream(max(1, int(chunk_rows)), self.scale):
-            yield k, b
-            k += b.shape[0]
+        k, stream = 0, self._stream(max(1, int(chunk_rows)), self.scale)
+        try:
+            for b in stream:
+                yield k, b
+                k += b.shape[0]
+        finally:
+            stream.close()        # a stream that draws ahead (parts/noise_dacs.noise_rows) stops now
 
     def __array__(self, dtype=None, copy=None):
         if self._array is None:

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 import spu_sim.parts.noise_dacs as nd
+import spu_sim.pipeline as pipeline
+from spu_sim.circuit import Tran
+from spu_sim.engines.linear.lowrank import tran_lowrank
+from spu_sim.engines.linear.result import RunOptions
 from spu_sim.parts.noise_dacs import PRE_EMPHASIS, noise_rows, noise_sample_block, noise_samples
+
+from test_engine_linear_krylov import factored_circuit
+from test_engine_linear_lowrank import _vectors
 
 THREAD = "spu-sim-noise-draws"
 
@@ -129,3 +136,15 @@ def test_closing_the_reader_stops_the_producer_and_it_stays_bounded(monkeypatch)
     assert len(_producers()) == 1
     it.close()
     assert not _producers()
+
+
+def test_lowrank_closes_the_stream_it_read(monkeypatch):
+    """The linear engine's method lowrank reads a streamed block (pipeline.STREAM_NOISE_BYTES 0) and leaves no
+    producer thread behind, with the same result as the one array."""
+    ref = factored_circuit(30, 6, kappa=0.05, noise_dt_tau=0.025)
+    monkeypatch.setattr(pipeline, "STREAM_NOISE_BYTES", 0.0)
+    c = factored_circuit(30, 6, kappa=0.05, noise_dt_tau=0.025)
+    tran = c.analysis(Tran)
+    got = _vectors(tran_lowrank(c, tran, RunOptions(method="lowrank", chunk_knots=4)))
+    assert not _producers()
+    assert np.array_equal(got, _vectors(tran_lowrank(ref, tran, RunOptions(method="lowrank", chunk_knots=4))))

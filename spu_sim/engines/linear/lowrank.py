@@ -313,6 +313,12 @@ class SampleRows:
                 return None
         return base
 
+    def close(self) -> None:
+        """Ends the stream (its producer thread and buffers: parts/noise_dacs.noise_rows) before it is collected."""
+        if self._it is not None:
+            self._it.close()
+            self._it, self._buf = None, np.zeros((0, len(self.srcs)))
+
     def rows(self, k0: int, k1: int) -> np.ndarray:
         if self.block is not None:
             return self._stream_rows(k0, k1)
@@ -322,6 +328,7 @@ class SampleRows:
 
     def _stream_rows(self, k0: int, k1: int) -> np.ndarray:
         if self._it is None or k0 < self._b0:
+            self.close()
             self._it = self.block.chunks(self.chunk)
             self._buf, self._b0 = np.zeros((0, len(self.srcs))), 0
         while self._b0 + len(self._buf) < min(k1, self.knots):
@@ -433,7 +440,7 @@ def noise_response(lr: LowRank, modes: CoreModes, src: np.ndarray, g: np.ndarray
     rows are read once, in order).
 
     With the weights compressed (compress_weights: W_t = Q_w C_w) each chunk of knots is folded into r vectors,
-    F += Q_w[chunk]^T S (one GEMM, 2 r N per knot; the gains g scale F's columns once per output step), and each
+    F += Q_w[chunk]^T S (one dgemm with beta = 1 per real part of Q_w, _accumulate; 2 r N per knot; the gains g scale F's columns once per output step), and each
     output step ends with (F g) V^T (r m N once): the projections of every knot are never formed. Otherwise each chunk's projections (S g) V^T (2 m N per knot) meet
     the weights directly."""
     n, m = lr.U.shape[0], lr.m
@@ -556,7 +563,10 @@ def tran_lowrank(circuit: Circuit, tran: Tran, opts: RunOptions) -> LinearWavefo
     if srcs:
         reads_inputs = om.peel is not None and om.R2.nnz > 0       # a saved vector reads the inputs directly
         knot_rows = np.zeros((n_out + 1, len(srcs))) if reads_inputs else None
-        Xn, w_rank, w_res = noise_response(lr, modes, *gains, rows, n_out, p, h, chunk, knot_rows)
+        try:
+            Xn, w_rank, w_res = noise_response(lr, modes, *gains, rows, n_out, p, h, chunk, knot_rows)
+        finally:
+            rows.close()
         X += Xn
         if reads_inputs:
             U_in[1:] = knot_rows.T
