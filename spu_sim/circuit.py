@@ -488,6 +488,9 @@ def _available_bytes() -> float:
     return math.inf
 
 
+_ALL_ROWS = slice(None)
+
+
 class SampleBlock:
     """A (rows, columns) matrix of noise samples defined by a seeded generator and read in row order, never held
     whole unless an engine asks for it (streamed noise: the linear engine's method lowrank reads it chunk by chunk).
@@ -516,11 +519,13 @@ class SampleBlock:
     __rmul__ = __mul__
 
     def __getitem__(self, key):
-        if type(key) is tuple and len(key) == 2:
+        if type(key) is tuple and len(key) == 2:             # block[:, i], once per noise DAC: kept cheap
             s, i = key
-            if type(s) is slice and s.start is None and s.stop is None and s.step is None \
-                    and isinstance(i, (int, np.integer)):
-                return SampleColumn(self, int(i) % self.shape[1])
+            if s == _ALL_ROWS:
+                if type(i) is int and 0 <= i < self.shape[1]:
+                    return SampleColumn(self, i)
+                if isinstance(i, (int, np.integer)):
+                    return SampleColumn(self, int(i) % self.shape[1])
         return np.asarray(self)[key]
 
     def chunks(self, chunk_rows: int):
@@ -560,6 +565,7 @@ class SampleColumn:
     which materialise the block; SampleBlock doc)."""
 
     __array_ufunc__ = None
+    __slots__ = ("block", "index")
 
     def __init__(self, block: SampleBlock, index: int) -> None:
         self.block, self.index = block, index
