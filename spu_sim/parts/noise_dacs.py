@@ -11,7 +11,9 @@ in series with a cell resistor, ...).
 Both noise_samples and noise_rows draw the Gaussians in a producer thread (``_drawn_blocks``: numpy's fills release
 the GIL) while the caller's thread pre-emphasises the block before (``_pre_emphasised``), so the drawing, the cost
 (about 12 ns a Gaussian on the development machine), overlaps the rest on a second core; the numbers are those of one
-draw in row order, bit for bit.
+draw in row order, bit for bit. The draws themselves stay one sequential stream (one PCG64, its normals drawn in
+order), so they cost the same CPU as before and take at least that much wall time; with no free core (a shared
+machine) the two threads take turns and nothing is gained, nor lost.
 """
 
 from __future__ import annotations
