@@ -493,14 +493,17 @@ def _available_bytes() -> float:
     return math.inf
 
 
+_ALL_ROWS = slice(None)
+
+
 class SampleBlock:
     """A (rows, columns) matrix of noise samples defined by a seeded generator and read in row order, never held
     whole unless an engine asks for it (streamed noise: the linear engine's method lowrank reads it chunk by chunk).
 
-    stream(chunk_rows) yields consecutive row blocks (the rows in order, each block at most chunk_rows rows; the
-    same numbers whatever chunk_rows: a generator consumed in row order; a block may live in a buffer the stream
-    reuses for the block after next, and is scaled in place); scale multiplies every value (``v_rms *
-    block`` is a scaled block). ``block[:, i]`` is a SampleColumn, what NoiseSource.samples_v holds; np.asarray of a
+    stream(chunk_rows, scale) yields consecutive row blocks times scale (the rows in order, each block at most
+    chunk_rows rows; the same numbers whatever chunk_rows: a generator consumed in row order; each value is the
+    unscaled value times scale, rounded once, as ``scale * array`` gives; a block may live in a buffer the stream
+    reuses for the block after next); scale multiplies every value (``v_rms * block`` is a scaled block). ``block[:, i]`` is a SampleColumn, what NoiseSource.samples_v holds; np.asarray of a
     block or a column materialises the whole matrix once (cached), refused with BadInputError when it does not fit
     in the machine's free memory."""
 
@@ -521,18 +524,25 @@ class SampleBlock:
     __rmul__ = __mul__
 
     def __getitem__(self, key):
-        if isinstance(key, tuple) and len(key) == 2 and key[0] == slice(None) and isinstance(key[1], (int, np.integer)):
-            return SampleColumn(self, int(key[1]) % self.shape[1])
+        if type(key) is tuple and len(key) == 2:             # block[:, i], once per noise DAC: kept cheap
+            s, i = key
+            if s == _ALL_ROWS:
+                if type(i) is int and 0 <= i < self.shape[1]:
+                    return SampleColumn(self, i)
+                if isinstance(i, (int, np.integer)):
+                    return SampleColumn(self, int(i) % self.shape[1])
         return np.asarray(self)[key]
 
     def chunks(self, chunk_rows: int):
-        """(first row, block (rows, columns), scaled) in row order."""
-        k = 0
-        for b in self._stream(max(1, int(chunk_rows))):
-            if self.scale != 1.0:
-                b *= self.scale      # the stream's own buffer (valid until the block after next: stream doc)
-            yield k, b
-            k += b.shape[0]
+        """(first row, block (rows, columns), scaled) in row order (the stream's own buffer: valid until the block
+        after next, stream doc)."""
+        k, stream = 0, self._stream(max(1, int(chunk_rows)), self.scale)
+        try:
+            for b in stream:
+                yield k, b
+                k += b.shape[0]
+        finally:
+            stream.close()        # a stream that draws ahead (parts/noise_dacs.noise_rows) stops now
 
     def __array__(self, dtype=None, copy=None):
         if self._array is None:
@@ -560,6 +570,7 @@ class SampleColumn:
     which materialise the block; SampleBlock doc)."""
 
     __array_ufunc__ = None
+    __slots__ = ("block", "index")
 
     def __init__(self, block: SampleBlock, index: int) -> None:
         self.block, self.index = block, index

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
+from scipy.linalg.blas import dgemm
 from threadpoolctl import threadpool_limits
 
 from ...circuit import Circuit, DriftFactors, NoiseSource, SampleColumn, Switch, Tran
@@ -313,6 +314,12 @@ class SampleRows:
                 return None
         return base
 
+    def close(self) -> None:
+        """Ends the stream (its producer thread and buffers: parts/noise_dacs.noise_rows) before it is collected."""
+        if self._it is not None:
+            self._it.close()
+            self._it, self._buf = None, np.zeros((0, len(self.srcs)))
+
     def rows(self, k0: int, k1: int) -> np.ndarray:
         if self.block is not None:
             return self._stream_rows(k0, k1)
@@ -322,6 +329,7 @@ class SampleRows:
 
     def _stream_rows(self, k0: int, k1: int) -> np.ndarray:
         if self._it is None or k0 < self._b0:
+            self.close()
             self._it = self.block.chunks(self.chunk)
             self._buf, self._b0 = np.zeros((0, len(self.srcs))), 0
         while self._b0 + len(self._buf) < min(k1, self.knots):
@@ -406,6 +414,17 @@ def compress_weights(Wt: np.ndarray, tol: float = WEIGHT_RTOL) -> tuple[np.ndarr
     return None
 
 
+def _accumulate(F: np.ndarray, A: np.ndarray, S: np.ndarray) -> None:
+    """F += A^T S in place for real C-ordered F (r, n), A (c, r) and S (c, n): one dgemm with beta = 1 (as F^T +=
+    S^T A in Fortran order, no copy of S and no temporary of F's size; the sum and the product in one pass)."""
+    if not (F.flags.c_contiguous and S.flags.c_contiguous):
+        F += A.T @ S
+        return
+    out = dgemm(1.0, S.T, A.T, 1.0, F.T, trans_b=1, overwrite_c=1)
+    if not np.shares_memory(out, F):        # f2py copied F (it does not for a C-ordered float64 F): keep the sum
+        F[...] = out.T
+
+
 def _real_matmul(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """A @ B for a complex A and a large real B without a complex copy of B."""
     if np.iscomplexobj(A):
@@ -422,7 +441,7 @@ def noise_response(lr: LowRank, modes: CoreModes, src: np.ndarray, g: np.ndarray
     rows are read once, in order).
 
     With the weights compressed (compress_weights: W_t = Q_w C_w) each chunk of knots is folded into r vectors,
-    F += Q_w[chunk]^T S (one GEMM, 2 r N per knot; the gains g scale F's columns once per output step), and each
+    F += Q_w[chunk]^T S (one dgemm with beta = 1 per real part of Q_w, _accumulate; 2 r N per knot; the gains g scale F's columns once per output step), and each
     output step ends with (F g) V^T (r m N once): the projections of every knot are never formed. Otherwise each chunk's projections (S g) V^T (2 m N per knot) meet
     the weights directly."""
     n, m = lr.U.shape[0], lr.m
@@ -435,6 +454,9 @@ def noise_response(lr: LowRank, modes: CoreModes, src: np.ndarray, g: np.ndarray
     packed = compress_weights(Wt) if (COMPRESS_WEIGHTS if compress is None else compress) else None
     rank, residual = (0, 0.0) if packed is None else (packed[0].shape[1], packed[2])
     rho_p, sig_p, s_p = _powers(lr, lam, h, np.array([p]))
+    if packed is not None:                                # the weights' real and imaginary parts, C-ordered
+        Qw_parts = [np.ascontiguousarray(packed[0].real)] + \
+            ([np.ascontiguousarray(packed[0].imag)] if np.iscomplexobj(packed[0]) else [])
     alpha = np.zeros(m, dtype=lam.dtype)
     gamma = np.zeros(m, dtype=lam.dtype)
     xi = np.zeros(n)
@@ -442,7 +464,7 @@ def noise_response(lr: LowRank, modes: CoreModes, src: np.ndarray, g: np.ndarray
     for k in range(n_out):
         acc = np.zeros(2 * m + 1, dtype=Wt.dtype)
         xi_add = np.zeros(n)
-        F = None if packed is None else np.zeros((rank, n), dtype=packed[0].dtype)
+        F_parts = [] if packed is None else [np.zeros((rank, n)) for _ in Qw_parts]
         for l0 in range(0, p + 1, chunk):
             l1 = min(l0 + chunk, p + 1)
             S = rows.rows(k * p + l0, k * p + l1)
@@ -452,7 +474,9 @@ def noise_response(lr: LowRank, modes: CoreModes, src: np.ndarray, g: np.ndarray
                 if l1 == p + 1:
                     knot_rows[k + 1] = S[-1]
             if packed is not None:                         # the gains g after the fold (one pass over F, not S)
-                F += _real_matmul(packed[0][l0:l1].T, S if direct else S[:, src])
+                Ss = S if direct else S[:, src]
+                for Fp, Qp in zip(F_parts, Qw_parts):
+                    _accumulate(Fp, Qp[l0:l1], Ss)
                 continue
             Sx = S * g if direct else S[:, src] * g        # (chunk, n): the knots' inputs N_n s, state-wise
             Pi = (Sx @ lr.VT.T) @ T.T                      # (chunk, m): their projections W VT N_n s, modal
@@ -462,6 +486,7 @@ def noise_response(lr: LowRank, modes: CoreModes, src: np.ndarray, g: np.ndarray
             xi_add += (w[:, 2 * m] @ Sx).real
         if packed is not None:
             Cw = packed[1]
+            F = F_parts[0] if len(F_parts) == 1 else F_parts[0] + 1j * F_parts[1]
             F *= g                                           # (r, n): the folded inputs N_n s, state-wise
             P = _real_matmul(F, lr.VT.T) @ T.T               # (r, m): the folded inputs' modal projections
             acc[:m] = np.einsum("qj,qj->j", Cw[:, :m], P)
@@ -539,7 +564,10 @@ def tran_lowrank(circuit: Circuit, tran: Tran, opts: RunOptions) -> LinearWavefo
     if srcs:
         reads_inputs = om.peel is not None and om.R2.nnz > 0       # a saved vector reads the inputs directly
         knot_rows = np.zeros((n_out + 1, len(srcs))) if reads_inputs else None
-        Xn, w_rank, w_res = noise_response(lr, modes, *gains, rows, n_out, p, h, chunk, knot_rows)
+        try:
+            Xn, w_rank, w_res = noise_response(lr, modes, *gains, rows, n_out, p, h, chunk, knot_rows)
+        finally:
+            rows.close()
         X += Xn
         if reads_inputs:
             U_in[1:] = knot_rows.T
