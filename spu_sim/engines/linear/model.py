@@ -36,8 +36,10 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from ...circuit import (CCCS, VCCS, VCVS, BehavioralCurrent, Capacitor, Circuit, ClippedVCVS, Comment, Inductor,
-                        NoiseSource, Resistor, flatten, ResistorArray, Switch, SwitchModel, VoltageSource, element_types)
+from ...circuit import (CCCS, VCCS, VCVS, BehavioralCurrent, Capacitor, Circuit, ClippedVCVS, Comment, ElementBank,
+                        Inductor, NoiseSource, Resistor, flatten, ResistorArray, Switch, SwitchModel, VoltageSource,
+                        element_types)
+from scipy.sparse.csgraph import connected_components
 from ...errors import BadInputError
 from .peel import check_structure, factor, solve_algebraic
 from .result import NGSPICE_HINT
@@ -66,26 +68,123 @@ def _refuse(e) -> None:
                         f" knows; {NGSPICE_HINT}")
 
 
-def by_type(circuit: Circuit) -> dict[type, list]:
-    """The elements bucketed by type in one pass (refusing unknown and nonlinear ones); key None: every
-    element other than resistors, comments and switch models, in netlist order."""
-    out: dict = {t: [] for t in _LINEAR}
-    out[None] = others = []
+class ElementRows:
+    """Elements in netlist order read as columns: plain elements and the templates of element banks (a bank's
+    cells stay arrays: ``strings`` / ``values`` of a field over every element, ``element(i)`` builds one for a
+    message). Iterating gives the elements (a bank's expanded, cached in the bank)."""
+
+    def __init__(self) -> None:
+        self.segments: list = []     # [list of plain elements] or (bank, template indices)
+        self._n = 0
+
+    def add(self, e) -> None:
+        if self.segments and type(self.segments[-1]) is list:
+            self.segments[-1].append(e)
+        else:
+            self.segments.append([e])
+        self._n += 1
+
+    def add_bank(self, bank: ElementBank, ts: list[int]) -> None:
+        self.segments.append((bank, ts))
+        self._n += bank.n * len(ts)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __bool__(self) -> bool:
+        return self._n > 0
+
+    def strings(self, attr: str) -> list:
+        out: list = []
+        for seg in self.segments:
+            if type(seg) is list:
+                out.extend([getattr(e, attr) for e in seg])
+            else:
+                bank, ts = seg
+                out.extend(bank.interleaved([bank.strings(t, attr) for t in ts]))
+        return out
+
+    def values(self, attr: str) -> np.ndarray:
+        parts = []
+        for seg in self.segments:
+            if type(seg) is list:
+                parts.append(np.fromiter((getattr(e, attr) for e in seg), dtype=float, count=len(seg)))
+            else:
+                bank, ts = seg
+                cols = [bank.values(t, attr) for t in ts]
+                parts.append(cols[0] if len(cols) == 1 else np.stack(cols, axis=1).ravel())
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def column(self, attr: str) -> list:
+        """Field attr of every element as the elements hold it (None kept)."""
+        out: list = []
+        for seg in self.segments:
+            if type(seg) is list:
+                out.extend([getattr(e, attr) for e in seg])
+            else:
+                bank, ts = seg
+                out.extend(bank.interleaved([bank.column(t, attr) for t in ts]))
+        return out
+
+    def element(self, i: int):
+        for seg in self.segments:
+            k = len(seg) if type(seg) is list else seg[0].n * len(seg[1])
+            if i < k:
+                if type(seg) is list:
+                    return seg[i]
+                bank, ts = seg
+                return bank.element(i // len(ts), ts[i % len(ts)])
+            i -= k
+        raise IndexError(i)
+
+    def __getitem__(self, i: int):
+        return self.element(int(i))
+
+    def __iter__(self):
+        for seg in self.segments:
+            if type(seg) is list:
+                yield from seg
+            else:
+                bank, ts = seg
+                yield from (bank.elements() if len(ts) == len(bank.templates)
+                            else [e for e in bank.elements() if type(e) in {bank.templates[t].kind for t in ts}])
+
+
+def by_type(circuit: Circuit) -> dict:
+    """The elements bucketed by type in one pass (refusing unknown and nonlinear ones), each bucket an ElementRows
+    (a list for crossbars and switch models); key None: every element other than resistors, comments and switch
+    models, in netlist order. Element banks are read as arrays (never expanded)."""
+    out: dict = {t: ElementRows() for t in _LINEAR}
+    out[ResistorArray], out[SwitchModel], out[Comment] = [], [], []
+    out[None] = others = ElementRows()
     skip = (Resistor, ResistorArray, Comment, SwitchModel)
     try:
-        elements = flatten(circuit.elements)    # subcircuits defined in the circuit, expanded
+        elements = flatten(circuit.banked, banks=True)   # subcircuits defined in the circuit, expanded
     except ValueError as err:                   # one defined in an external file: only ngspice reads it
         raise BadInputError(f"{err}; {NGSPICE_HINT}") from None
     if any(e.c_wire_farad > 0 for e in elements if type(e) is ResistorArray):
         elements = _expand_wire_capacitance(elements)
     for e in elements:
         t = type(e)
+        if t is ElementBank:
+            kinds = [tpl.kind for tpl in e.templates]
+            for k in set(kinds):
+                if k not in out or k in (ResistorArray, SwitchModel, Comment):
+                    _refuse(e.element(0, kinds.index(k)))
+                out[k].add_bank(e, [i for i, x in enumerate(kinds) if x is k])
+            rest = [i for i, x in enumerate(kinds) if x not in skip]
+            if rest:
+                others.add_bank(e, rest)
+            continue
         bucket = out.get(t)
         if bucket is None:
             _refuse(e)
-        bucket.append(e)
+        if type(bucket) is list:
+            bucket.append(e)
+        else:
+            bucket.add(e)
         if t not in skip:
-            others.append(e)
+            others.add(e)
     return out
 
 
@@ -93,12 +192,12 @@ def check_linear(circuit: Circuit) -> None:
     """BadInputError naming the first element that is not a linear element the engine knows (by_type's refusal,
     from the set of element types: no Python pass per element when every type is known)."""
     try:
-        elements = flatten(circuit.elements)
+        elements = flatten(circuit.banked, banks=True)
     except ValueError as err:
         raise BadInputError(f"{err}; {NGSPICE_HINT}") from None
     bad = element_types(elements) - set(_LINEAR)
     if bad:
-        _refuse(next(e for e in elements if type(e) in bad))
+        _refuse(next(x for x in flatten(elements) if type(x) in bad))
 
 
 def _expand_wire_capacitance(elements: list):
@@ -123,7 +222,7 @@ class MNA:
     labels: list[str]
     eq_labels: list[str]
     noise: list[NoiseSource]
-    capacitors: list[Capacitor]
+    capacitors: ElementRows     # read as columns (n_pos, n_neg, c_farad, ic_v); iterating gives the elements
     inductors: list[Inductor]
     switches: list[tuple[Switch, SwitchModel]]
     blocks: list[Block] = field(default_factory=list)   # dense parts of G_m held apart (assemble(blocks=True))
@@ -137,10 +236,8 @@ def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
     els = typed[None]  # resistors are stamped apart, vectorised
     models = {m.name: m for m in typed[SwitchModel]}
     res = typed[Resistor]
-    pos, neg, r_ohm = [e.n_pos for e in res], [e.n_neg for e in res], [e.r_ohm for e in res]
-    names: list[str] = []
-    for e in els:
-        names.extend([getattr(e, attr) for attr in NODE_ATTRS[type(e)]])
+    pos, neg, r_ohm = res.strings("n_pos"), res.strings("n_neg"), res.values("r_ohm")
+    names: list[str] = _node_names_in_order(els)
     names.extend(pos)
     names.extend(neg)
     arrays = typed[ResistorArray]
@@ -150,20 +247,21 @@ def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
         names.extend(e.row_nodes[i] for i in np.flatnonzero(present.any(axis=1)))
     nodes = {k: i for i, k in enumerate(k for k in dict.fromkeys(names) if k != GROUND)}
 
-    branch_els = [e for e in els if type(e) in (VoltageSource, VCVS, Inductor, NoiseSource)]
     nn = len(nodes)
-    branches = {e.name: nn + k for k, e in enumerate(branch_els)}
+    branches = {name: nn + k for k, name in enumerate(_branch_names_in_order(els))}
     n = nn + len(branches)
     noise = typed[NoiseSource]
 
     def idx(items, attr: str) -> np.ndarray:   # node numbers (ground: -1)
-        return np.fromiter((nodes.get(getattr(e, attr), -1) for e in items), dtype=np.int64, count=len(items))
+        get = nodes.get
+        names = items.strings(attr) if isinstance(items, ElementRows) else [getattr(e, attr) for e in items]
+        return np.fromiter((get(x, -1) for x in names), dtype=np.int64, count=len(items))
 
     def values(items, attr: str) -> np.ndarray:
-        return np.fromiter((getattr(e, attr) for e in items), dtype=float, count=len(items))
+        return items.values(attr)
 
     def branch_of(items) -> np.ndarray:
-        return np.fromiter((branches[e.name] for e in items), dtype=np.int64, count=len(items))
+        return np.fromiter((branches[x] for x in items.strings("name")), dtype=np.int64, count=len(items))
 
     Cm, Gm, Bm = Triplets(), Triplets(), Triplets()
     # resistors and resistor arrays (the bulk of a dense network) stamped in one vectorised step
@@ -195,11 +293,13 @@ def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
                             values(vccs, "gm_siemens"))
         Gm.add(a, cp, gm), Gm.add(a, cn, -gm), Gm.add(b, cp, -gm), Gm.add(b, cn, gm)
     cccs = typed[CCCS]
-    for e in cccs:
-        if e.sense not in branches:
+    sense = cccs.strings("sense")
+    for i, x in enumerate(sense):
+        if x not in branches:
+            e = cccs.element(i)
             raise BadInputError(f"CCCS {e.name}: sense {e.sense} is not a voltage source of the circuit")
     if cccs:
-        k = np.fromiter((branches[e.sense] for e in cccs), dtype=np.int64, count=len(cccs))
+        k = np.fromiter((branches[x] for x in sense), dtype=np.int64, count=len(cccs))
         gain = values(cccs, "gain")
         Gm.add(idx(cccs, "n_pos"), k, gain), Gm.add(idx(cccs, "n_neg"), k, -gain)
     for kind in (VoltageSource, VCVS, Inductor):   # branch k leaves n_pos, enters n_neg; its row reads v+ - v-
@@ -229,8 +329,39 @@ def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
     G = big + Gm.csr((n, n))
     labels = [f"node {k}" for k in nodes] + [f"the current of {k}" for k in branches]
     eq_labels = [f"KCL at node {k}" for k in nodes] + [f"the branch equation of {k}" for k in branches]
-    return MNA(nodes, branches, C, G, B, labels, eq_labels, noise, typed[Capacitor], typed[Inductor], switches,
-               dense or [])
+    return MNA(nodes, branches, C, G, B, labels, eq_labels, list(noise), typed[Capacitor], list(typed[Inductor]),
+               switches, dense or [])
+
+
+def _node_names_in_order(els: ElementRows) -> list[str]:
+    """The node names of the elements (each element's NODE_ATTRS in turn), in netlist order."""
+    names: list[str] = []
+    for seg in els.segments:
+        if type(seg) is list:
+            for e in seg:
+                names.extend([getattr(e, attr) for attr in NODE_ATTRS[type(e)]])
+        else:
+            bank, ts = seg
+            names.extend(bank.interleaved([bank.strings(t, a) for t in ts for a in NODE_ATTRS[bank.templates[t].kind]]))
+    return names
+
+
+_BRANCH_KINDS = (VoltageSource, VCVS, Inductor, NoiseSource)
+
+
+def _branch_names_in_order(els: ElementRows) -> list[str]:
+    """The names of the elements with a branch current (voltage sources, VCVS, inductors, noise sources), in netlist
+    order: the branch unknowns."""
+    names: list[str] = []
+    for seg in els.segments:
+        if type(seg) is list:
+            names.extend([e.name for e in seg if type(e) in _BRANCH_KINDS])
+        else:
+            bank, ts = seg
+            cols = [bank.strings(t, "name") for t in ts if bank.templates[t].kind in _BRANCH_KINDS]
+            if cols:
+                names.extend(bank.interleaved(cols))
+    return names
 
 
 def dc_solution(mna: MNA, u0: np.ndarray) -> np.ndarray:
@@ -269,34 +400,31 @@ class LinearModel:
 
 
 def islands(mna: MNA) -> tuple[np.ndarray, dict[int, int]]:
-    """Dynamic node indices and, for floating capacitor islands, node -> reference node."""
-    parent = {n: n for n in list(mna.nodes) + [GROUND]}
-
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for c in mna.capacitors:
-        ra, rb = find(c.n_pos), find(c.n_neg)
-        if ra != rb:
-            parent[ra] = rb
-    has_cap = {n for c in mna.capacitors for n in (c.n_pos, c.n_neg)}
-    comps: dict[str, list[str]] = {}
-    for n in mna.nodes:
-        if n in has_cap:
-            comps.setdefault(find(n), []).append(n)
-    ground_root = find(GROUND)
-    dyn, ref_of = [], {}
-    for root, members in comps.items():
-        idx = sorted(mna.nodes[m] for m in members)
-        if root == ground_root:
-            dyn += idx
-        else:
-            dyn += idx[1:]
-            ref_of.update({i: idx[0] for i in idx[1:]})
-    return np.array(sorted(dyn), dtype=int), ref_of
+    """Dynamic node indices and, for floating capacitor islands, node -> reference node (its lowest index): the
+    components of the capacitor graph on the nodes (ground the last vertex); a component with ground is dynamic
+    throughout, one without keeps its lowest node as the island's (algebraic) reference."""
+    caps = mna.capacitors
+    nn = len(mna.nodes)
+    get = mna.nodes.get
+    a = np.fromiter((get(x, nn) for x in caps.strings("n_pos")), dtype=np.int64, count=len(caps))
+    b = np.fromiter((get(x, nn) for x in caps.strings("n_neg")), dtype=np.int64, count=len(caps))
+    graph = sp.coo_matrix((np.ones(len(a)), (a, b)), shape=(nn + 1, nn + 1))
+    _, label = connected_components(graph, directed=False)
+    has_cap = np.zeros(nn + 1, dtype=bool)
+    has_cap[a], has_cap[b] = True, True
+    members = np.flatnonzero(has_cap[:nn])          # nodes with a capacitor, ascending
+    lab = label[members]
+    floating = lab != label[nn]
+    order = np.lexsort((members, lab))              # by component, then node index
+    m_sorted, l_sorted = members[order], lab[order]
+    first = np.r_[True, l_sorted[1:] != l_sorted[:-1]]
+    ref = m_sorted[np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))] if len(first) else m_sorted
+    fl = floating[order]
+    keep = ~(fl & first)                            # a floating component's lowest node is its reference
+    dyn = np.sort(m_sorted[keep])
+    sel = fl & ~first
+    ref_of = dict(zip(m_sorted[sel].tolist(), ref[sel].tolist()))
+    return dyn.astype(int), ref_of
 
 
 def island_transform(n: int, ref_of: dict[int, int]) -> sp.csr_matrix:
@@ -418,17 +546,24 @@ def initial_state(circuit: Circuit, mna: MNA, dyn_nodes: np.ndarray, csolve) -> 
     .ic node voltages (0 where unset); the node state is the charge-conserving combination
     C_11^-1 D^T diag(C) v_C (exact when the ICs are consistent: a capacitor loop with inconsistent ICs shares
     its charge as ngspice's first uic step does). Inductors start at ic_a (0 when unset)."""
-    pos = {int(i): k for k, i in enumerate(dyn_nodes)}
+    caps = mna.capacitors
+    n_pos, n_neg = caps.strings("n_pos"), caps.strings("n_neg")
+    c_f, ic = caps.values("c_farad"), caps.column("ic_v")
+    if any(v is None for v in ic):
+        get = circuit.ic_v.get
+        ic = [get(p, 0.0) - get(m, 0.0) if v is None else v for v, p, m in zip(ic, n_pos, n_neg)]
+    v = np.array(ic, dtype=float)
+    pos = np.full(len(mna.nodes) + 1, -1)            # node index -> position among the dynamic nodes (-1: none)
+    pos[dyn_nodes] = np.arange(len(dyn_nodes))
+    get, nn = mna.nodes.get, len(mna.nodes)
+    ia = pos[np.fromiter((get(x, nn) for x in n_pos), dtype=np.int64, count=len(caps))]
+    ib = pos[np.fromiter((get(x, nn) for x in n_neg), dtype=np.int64, count=len(caps))]
+    # the charges in the order of the per-capacitor loop (each capacitor's n_pos, then its n_neg): np.add.at adds in
+    # the order given, so the sums round as before
+    k = np.stack([ia, ib], axis=1).ravel()
+    dq = np.stack([c_f * v, (-1.0 * c_f) * v], axis=1).ravel()
     q = np.zeros(len(dyn_nodes))
-    for c in mna.capacitors:
-        if c.ic_v is not None:
-            v = c.ic_v
-        else:
-            v = circuit.ic_v.get(c.n_pos, 0.0) - circuit.ic_v.get(c.n_neg, 0.0)
-        for node_name, sign in ((c.n_pos, 1.0), (c.n_neg, -1.0)):
-            i = mna.nodes.get(node_name, -1)
-            if i in pos:
-                q[pos[i]] += sign * c.c_farad * v
+    np.add.at(q, k[k >= 0], dq[k >= 0])
     x_ind = np.array([0.0 if e.ic_a is None else e.ic_a for e in mna.inductors])
     # csolve inverts the whole (node, inductor) block; the inductor rows of the charge vector are zero
     return np.concatenate([csolve(np.concatenate([q, np.zeros(len(x_ind))]))[:len(q)], x_ind])
