@@ -880,13 +880,23 @@ class ElementBank:
         constant repeated."""
         v = self.templates[t].get(attr)
         if _is_pattern(v):
-            if len(self.keys) == 1 and v.count("{}") == 1:
-                pre, post = v.split("{}")
-                return [f"{pre}{k}{post}" for k in self.keys[0].tolist()]
-            return [v.format(*ks) for ks in zip(*(k.tolist() for k in self.keys))]
+            return self._formatted(v)
         if _is_per_element(v):
             return list(v)
         return [v] * self.n
+
+    def _formatted(self, pattern: str) -> list[str]:
+        """The pattern formatted with every cell's keys (cached per pattern: callers must not change the list)."""
+        cache = self.__dict__.setdefault("_formatted_cache", {})
+        out = cache.get(pattern)
+        if out is None:
+            if len(self.keys) == 1 and pattern.count("{}") == 1:
+                pre, post = pattern.split("{}")
+                out = [f"{pre}{k}{post}" for k in self.keys[0].tolist()]
+            else:
+                out = [pattern.format(*ks) for ks in zip(*(k.tolist() for k in self.keys))]
+            cache[pattern] = out
+        return out
 
     def values(self, t: int, attr: str) -> np.ndarray:
         """Field attr of template t for every cell as a float array (n,)."""
@@ -917,28 +927,31 @@ class ElementBank:
         return tpl.kind(**{a: self.column(t, a)[p] if (_is_pattern(v) or _is_per_element(v)) else v
                            for a, v in tpl.fields.items()})
 
-    def elements(self) -> list:
-        """The elements it stands for, cell after cell (cached: built once)."""
-        out = self.__dict__.get("_elements")
+    def template_elements(self, t: int) -> list:
+        """The elements of template t, one per cell (cached: built once)."""
+        cache = self.__dict__.setdefault("_per_template", {})
+        out = cache.get(t)
         if out is None:
-            per = []
-            for t, tpl in enumerate(self.templates):
-                cols = {a: self.column(t, a) for a in tpl.fields}
-                per.append([_make(tpl.kind, dict(zip(cols, vals))) for vals in zip(*cols.values())])
-            out = per[0] if len(per) == 1 else [e for cell in zip(*per) for e in cell]
-            object.__setattr__(self, "_elements", out)
+            tpl = self.templates[t]
+            cols = {a: self.column(t, a) for a in tpl.fields}
+            out = cache[t] = [_make(tpl.kind, dict(zip(cols, vals))) for vals in zip(*cols.values())]
         return out
 
+    def elements(self) -> list:
+        """The elements it stands for, cell after cell (each template's built once, cached)."""
+        return self.interleaved([self.template_elements(t) for t in range(len(self.templates))])
+
     def of_kind(self, kind: type | tuple) -> list:
-        """The expanded elements of that kind (isinstance), in order."""
-        if all(issubclass(t.kind, kind) for t in self.templates):
-            return list(self.elements())
-        return [e for e in self.elements() if isinstance(e, kind)]
+        """The expanded elements of that kind (isinstance), in order (only those templates' elements are built)."""
+        ts = [t for t, tpl in enumerate(self.templates) if issubclass(tpl.kind, kind)]
+        return self.interleaved([self.template_elements(t) for t in ts]) if ts else []
 
     def interleaved(self, columns: list[list]) -> list:
         """Per-template columns (one list of n values each) in netlist order: cell by cell."""
         if len(columns) == 1:
             return list(columns[0])
+        if not columns:
+            return []
         return [x for cell in zip(*columns) for x in cell]
 
 

@@ -146,8 +146,7 @@ class ElementRows:
                 yield from seg
             else:
                 bank, ts = seg
-                yield from (bank.elements() if len(ts) == len(bank.templates)
-                            else [e for e in bank.elements() if type(e) in {bank.templates[t].kind for t in ts}])
+                yield from bank.interleaved([bank.template_elements(t) for t in ts])
 
 
 def by_type(circuit: Circuit) -> dict:
@@ -457,8 +456,18 @@ def output_rows(mna: MNA, saves: list[str], extra: list[str] = ()) -> tuple[list
         saves = [f"v({k})" for k in mna.nodes] + [f"i({k})" for k in mna.branches]
     saves = list(saves) + list(extra)
     n = mna.G.shape[0]
-    lower_nodes = {k.lower(): v for k, v in mna.nodes.items()}
-    lower_br = {k.lower(): v for k, v in mna.branches.items()}
+    lower: dict = {}
+
+    def lookup(table: dict, name: str, which: str):
+        """table[name] for a lower-cased name: the exact name first (the usual case: lower-case node names),
+        else through a lower-cased copy of the table (built once, when first needed)."""
+        got = table.get(name)
+        if got is None:
+            if which not in lower:
+                lower[which] = {k.lower(): v for k, v in table.items()}
+            got = lower[which].get(name)
+        return got
+
     I, J, V, names = [], [], [], []
     for r, s in enumerate(saves):
         key = s.strip().lower().replace(" ", "")
@@ -467,11 +476,12 @@ def output_rows(mna: MNA, saves: list[str], extra: list[str] = ()) -> tuple[list
             for sign, p in zip((1.0, -1.0), parts):
                 if p == GROUND:
                     continue
-                if p not in lower_nodes:
+                j = lookup(mna.nodes, p, "nodes")
+                if j is None:
                     raise BadInputError(f"saved vector {s}: node {p} is not in the circuit")
-                I.append(r), J.append(lower_nodes[p]), V.append(sign)
-        elif key.startswith("i(") and key.endswith(")") and key[2:-1] in lower_br:
-            I.append(r), J.append(lower_br[key[2:-1]]), V.append(1.0)
+                I.append(r), J.append(j), V.append(sign)
+        elif key.startswith("i(") and key.endswith(")") and lookup(mna.branches, key[2:-1], "branches") is not None:
+            I.append(r), J.append(lookup(mna.branches, key[2:-1], "branches")), V.append(1.0)
         else:
             raise BadInputError(f"saved vector {s}: the linear engine gives v(node), v(a,b) and i(source) only")
         names.append(key)

@@ -65,13 +65,13 @@ STAND_IN = "clock_stand_in"
 
 def needs_switched(circuit: Circuit) -> bool:
     """Clocks (PULSE sources) or held (ZOH) noise sources: the transient goes through this module."""
-    types = element_types(circuit.elements)    # one C-level pass; the noise sources only looked at when present
+    types = element_types(circuit.banked)    # one C-level pass (banks: their kinds); the noise sources only when present
     return has_type(types, PulseVoltageSource) or (has_type(types, NoiseSource)
                                                    and any(e.held for e in circuit.of_type(NoiseSource)))
 
 
 def is_clocked(circuit: Circuit) -> bool:
-    return has_type(element_types(circuit.elements), PulseVoltageSource)
+    return has_type(element_types(circuit.banked), PulseVoltageSource)
 
 
 def _edges(p: PulseVoltageSource, step_s: float) -> tuple[float, float]:
