@@ -115,6 +115,32 @@ class ElementRows:
                 parts.append(cols[0] if len(cols) == 1 else np.stack(cols, axis=1).ravel())
         return np.concatenate(parts) if parts else np.zeros(0)
 
+    def indices(self, attr: str, table: dict, memo: dict) -> np.ndarray:
+        """table[field attr] of every element (-1 where absent: ground), as int64 (n,). A bank's field is looked up
+        once per cell for a pattern (memo: per bank and pattern, shared by the calls of one assembly), once for a
+        constant (a fixed node such as ground)."""
+        get = table.get
+        parts = []
+        for seg in self.segments:
+            if type(seg) is list:
+                parts.append(np.fromiter((get(getattr(e, attr), -1) for e in seg), dtype=np.int64, count=len(seg)))
+                continue
+            bank, ts = seg
+            cols = []
+            for t in ts:
+                v = bank.templates[t].get(attr)
+                if isinstance(v, str) and "{" not in v:
+                    cols.append(np.full(bank.n, get(v, -1), dtype=np.int64))
+                    continue
+                key = (id(table), id(bank), v if isinstance(v, str) else (t, attr))
+                got = memo.get(key)
+                if got is None:
+                    got = memo[key] = np.fromiter((get(x, -1) for x in bank.strings(t, attr)), dtype=np.int64,
+                                                  count=bank.n)
+                cols.append(got)
+            parts.append(cols[0] if len(cols) == 1 else np.stack(cols, axis=1).ravel())
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
     def column(self, attr: str) -> list:
         """Field attr of every element as the elements hold it (None kept)."""
         out: list = []
@@ -218,8 +244,8 @@ class MNA:
     C: sp.csr_matrix
     G: sp.csr_matrix
     B: sp.csr_matrix
-    labels: list[str]
-    eq_labels: list[str]
+    labels: "Labels"      # a sequence of str, formed when read
+    eq_labels: "Labels"
     noise: list[NoiseSource]
     capacitors: ElementRows     # read as columns (n_pos, n_neg, c_farad, ic_v); iterating gives the elements
     inductors: list[Inductor]
@@ -235,10 +261,10 @@ def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
     els = typed[None]  # resistors are stamped apart, vectorised
     models = {m.name: m for m in typed[SwitchModel]}
     res = typed[Resistor]
-    pos, neg, r_ohm = res.strings("n_pos"), res.strings("n_neg"), res.values("r_ohm")
+    r_ohm = res.values("r_ohm")
     names: list[str] = _node_names_in_order(els)
-    names.extend(pos)
-    names.extend(neg)
+    names.extend(_ungrounded(res, "n_pos"))
+    names.extend(_ungrounded(res, "n_neg"))
     arrays = typed[ResistorArray]
     for e in arrays:   # the nodes of the entries present (a crossbar's unused lines are not in the circuit)
         present = e.r_ohm < np.inf    # not +inf (no resistor), in one pass; a NaN entry is refused by the stamp
@@ -251,21 +277,23 @@ def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
     n = nn + len(branches)
     noise = typed[NoiseSource]
 
+    memo: dict = {}
+
     def idx(items, attr: str) -> np.ndarray:   # node numbers (ground: -1)
-        get = nodes.get
-        names = items.strings(attr) if isinstance(items, ElementRows) else [getattr(e, attr) for e in items]
-        return np.fromiter((get(x, -1) for x in names), dtype=np.int64, count=len(items))
+        if isinstance(items, ElementRows):
+            return items.indices(attr, nodes, memo)
+        return np.fromiter((nodes.get(getattr(e, attr), -1) for e in items), dtype=np.int64, count=len(items))
 
     def values(items, attr: str) -> np.ndarray:
         return items.values(attr)
 
-    def branch_of(items) -> np.ndarray:
-        return np.fromiter((branches[x] for x in items.strings("name")), dtype=np.int64, count=len(items))
+    def branch_of(items) -> np.ndarray:   # every such element has a branch (by construction)
+        return items.indices("name", branches, memo)
 
     Cm, Gm, Bm = Triplets(), Triplets(), Triplets()
     # resistors and resistor arrays (the bulk of a dense network) stamped in one vectorised step
     dense: list[Block] | None = [] if blocks else None
-    big = stamp_resistors(res, pos, neg, r_ohm, arrays, nodes, n, blocks=dense)
+    big = stamp_resistors(res, idx(res, "n_pos"), idx(res, "n_neg"), r_ohm, arrays, nodes, n, blocks=dense)
     switches = []
     for e in typed[Switch]:
         if e.model not in models:
@@ -292,13 +320,11 @@ def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
                             values(vccs, "gm_siemens"))
         Gm.add(a, cp, gm), Gm.add(a, cn, -gm), Gm.add(b, cp, -gm), Gm.add(b, cn, gm)
     cccs = typed[CCCS]
-    sense = cccs.strings("sense")
-    for i, x in enumerate(sense):
-        if x not in branches:
-            e = cccs.element(i)
-            raise BadInputError(f"CCCS {e.name}: sense {e.sense} is not a voltage source of the circuit")
+    k = cccs.indices("sense", branches, memo)
+    if (k < 0).any():
+        e = cccs.element(int(np.flatnonzero(k < 0)[0]))
+        raise BadInputError(f"CCCS {e.name}: sense {e.sense} is not a voltage source of the circuit")
     if cccs:
-        k = np.fromiter((branches[x] for x in sense), dtype=np.int64, count=len(cccs))
         gain = values(cccs, "gain")
         Gm.add(idx(cccs, "n_pos"), k, gain), Gm.add(idx(cccs, "n_neg"), k, -gain)
     for kind in (VoltageSource, VCVS, Inductor):   # branch k leaves n_pos, enters n_neg; its row reads v+ - v-
@@ -326,14 +352,16 @@ def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
     C = Cm.csr((n, n))
     B = Bm.csr((n, 1 + len(noise)))
     G = big + Gm.csr((n, n))
-    labels = [f"node {k}" for k in nodes] + [f"the current of {k}" for k in branches]
-    eq_labels = [f"KCL at node {k}" for k in nodes] + [f"the branch equation of {k}" for k in branches]
+    node_list, branch_list = list(nodes), list(branches)
+    labels = Labels(node_list, branch_list, "node {}", "the current of {}")
+    eq_labels = Labels(node_list, branch_list, "KCL at node {}", "the branch equation of {}")
     return MNA(nodes, branches, C, G, B, labels, eq_labels, list(noise), typed[Capacitor], list(typed[Inductor]),
                switches, dense or [])
 
 
 def _node_names_in_order(els: ElementRows) -> list[str]:
-    """The node names of the elements (each element's NODE_ATTRS in turn), in netlist order."""
+    """The node names of the elements (each element's NODE_ATTRS in turn), in netlist order; a bank's fields that
+    are ground left out (ground is no unknown: the order of the others is the same)."""
     names: list[str] = []
     for seg in els.segments:
         if type(seg) is list:
@@ -341,8 +369,27 @@ def _node_names_in_order(els: ElementRows) -> list[str]:
                 names.extend([getattr(e, attr) for attr in NODE_ATTRS[type(e)]])
         else:
             bank, ts = seg
-            names.extend(bank.interleaved([bank.strings(t, a) for t in ts for a in NODE_ATTRS[bank.templates[t].kind]]))
+            names.extend(bank.interleaved([bank.strings(t, a) for t in ts for a in NODE_ATTRS[bank.templates[t].kind]
+                                           if not _is_ground(bank.templates[t].get(a))]))
     return names
+
+
+def _is_ground(v) -> bool:
+    return isinstance(v, str) and v == GROUND
+
+
+def _ungrounded(rows: ElementRows, attr: str) -> list[str]:
+    """Field attr of every element, a bank's constant ground fields left out (as _node_names_in_order)."""
+    out: list[str] = []
+    for seg in rows.segments:
+        if type(seg) is list:
+            out.extend([getattr(e, attr) for e in seg])
+        else:
+            bank, ts = seg
+            cols = [bank.strings(t, attr) for t in ts if not _is_ground(bank.templates[t].get(attr))]
+            if cols:
+                out.extend(bank.interleaved(cols))
+    return out
 
 
 _BRANCH_KINDS = (VoltageSource, VCVS, Inductor, NoiseSource)
@@ -433,20 +480,61 @@ def island_transform(n: int, ref_of: dict[int, int]) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
 
 
-def algebraic_labels(mna: MNA, alg: np.ndarray, ref_of: dict[int, int]) -> tuple[list[str], list[str]]:
+def algebraic_labels(mna: MNA, alg: np.ndarray, ref_of: dict[int, int]) -> tuple["Labels", "Labels"]:
     """Names of the algebraic unknowns and equations for error messages (an island's reference node is its
-    common-mode voltage)."""
-    labels = [mna.labels[i] for i in alg]
-    eq = [mna.eq_labels[i] for i in alg]
-    inv_nodes = {v: k for k, v in mna.nodes.items()}
-    islands: dict[int, list[str]] = {}
-    for m, r in ref_of.items():
-        islands.setdefault(r, []).append(inv_nodes[m])
-    for j, i in enumerate(alg):
-        if i in islands:
-            labels[j] = (f"the common-mode voltage of the capacitor island {{{inv_nodes[i]},"
-                         f" {', '.join(islands[i])}}}")
+    common-mode voltage), formed when read."""
+    labels = Labels.subset(mna.labels, alg)
+    eq = Labels.subset(mna.eq_labels, alg)
+    if ref_of:
+        inv_nodes = {v: k for k, v in mna.nodes.items()}
+        islands: dict[int, list[str]] = {}
+        for m, r in ref_of.items():
+            islands.setdefault(r, []).append(inv_nodes[m])
+        at = np.searchsorted(alg, list(islands))
+        for j, i in zip(at.tolist(), islands):
+            if j < len(alg) and alg[j] == i:
+                labels.overrides[j] = (f"the common-mode voltage of the capacitor island {{{inv_nodes[i]},"
+                                       f" {', '.join(islands[i])}}}")
     return labels, eq
+
+
+class Labels:
+    """Names of the MNA unknowns or equations for error messages, formed when one is read (a circuit has 1e6):
+    labels[i] is node_text with the i-th node's name for the node unknowns, then branch_text with the branch's name;
+    ``subset`` (rows ``index`` of another Labels) and ``overrides`` ({position: text}) for the algebraic block."""
+
+    def __init__(self, nodes: list, branches: list, node_text: str, branch_text: str) -> None:
+        self.nodes, self.branches, self.node_text, self.branch_text = nodes, branches, node_text, branch_text
+        self.base: Labels | None = None
+        self.index: np.ndarray | None = None
+        self.overrides: dict[int, str] = {}
+
+    @classmethod
+    def subset(cls, base: "Labels", index: np.ndarray) -> "Labels":
+        out = cls([], [], "", "")
+        out.base, out.index = base, np.asarray(index)
+        return out
+
+    def __len__(self) -> int:
+        return len(self.index) if self.base is not None else len(self.nodes) + len(self.branches)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        if i in self.overrides:
+            return self.overrides[i]
+        if self.base is not None:
+            return self.base[int(self.index[i])]
+        nn = len(self.nodes)
+        return self.node_text.format(self.nodes[i]) if i < nn else self.branch_text.format(self.branches[i - nn])
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
 
 
 def output_rows(mna: MNA, saves: list[str], extra: list[str] = ()) -> tuple[list[str], sp.csr_matrix]:
