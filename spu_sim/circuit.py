@@ -864,6 +864,15 @@ class ElementBank:
         return len(self.keys[0])
 
     @property
+    def keys_digest(self) -> tuple:
+        """A hashable digest of the keys (equal for banks of the same cells: a reader may share work between them)."""
+        d = self.__dict__.get("_keys_digest")
+        if d is None:
+            d = (self.n,) + tuple(hash(k.tobytes()) for k in self.keys)
+            object.__setattr__(self, "_keys_digest", d)
+        return d
+
+    @property
     def kinds(self) -> set:
         return {t.kind for t in self.templates}
 

@@ -117,8 +117,8 @@ class ElementRows:
 
     def indices(self, attr: str, table: dict, memo: dict) -> np.ndarray:
         """table[field attr] of every element (-1 where absent: ground), as int64 (n,). A bank's field is looked up
-        once per cell for a pattern (memo: per bank and pattern, shared by the calls of one assembly), once for a
-        constant (a fixed node such as ground)."""
+        once per cell for a pattern (memo: per pattern and cell keys, shared by the banks and calls of one assembly:
+        ``sum{}`` of the integrators, the leak and the DACs once), once for a constant (a fixed node such as ground)."""
         get = table.get
         parts = []
         for seg in self.segments:
@@ -132,12 +132,13 @@ class ElementRows:
                 if isinstance(v, str) and "{" not in v:
                     cols.append(np.full(bank.n, get(v, -1), dtype=np.int64))
                     continue
-                key = (id(table), id(bank), v if isinstance(v, str) else (t, attr))
-                got = memo.get(key)
-                if got is None:
-                    got = memo[key] = np.fromiter((get(x, -1) for x in bank.strings(t, attr)), dtype=np.int64,
-                                                  count=bank.n)
-                cols.append(got)
+                key = (id(table), bank.keys_digest, v) if isinstance(v, str) else (id(table), id(bank), t, attr)
+                hit = memo.get(key)     # (the keys, the indices): the keys compared, not trusted to the digest
+                if hit is None or len(hit[0]) != len(bank.keys) or not all(
+                        a is b or np.array_equal(a, b) for a, b in zip(hit[0], bank.keys)):
+                    hit = memo[key] = (bank.keys, np.fromiter((get(x, -1) for x in bank.strings(t, attr)),
+                                                              dtype=np.int64, count=bank.n))
+                cols.append(hit[1])
             parts.append(cols[0] if len(cols) == 1 else np.stack(cols, axis=1).ravel())
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
@@ -270,10 +271,13 @@ def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
         present = e.r_ohm < np.inf    # not +inf (no resistor), in one pass; a NaN entry is refused by the stamp
         names.extend(e.col_nodes[j] for j in np.flatnonzero(present.any(axis=0)))
         names.extend(e.row_nodes[i] for i in np.flatnonzero(present.any(axis=1)))
-    nodes = {k: i for i, k in enumerate(k for k in dict.fromkeys(names) if k != GROUND)}
+    first = dict.fromkeys(names)          # first-use order
+    first.pop(GROUND, None)
+    nodes = dict(zip(first, range(len(first))))
 
     nn = len(nodes)
-    branches = {name: nn + k for k, name in enumerate(_branch_names_in_order(els))}
+    branch_names = _branch_names_in_order(els)
+    branches = dict(zip(branch_names, range(nn, nn + len(branch_names))))
     n = nn + len(branches)
     noise = typed[NoiseSource]
 
