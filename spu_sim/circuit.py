@@ -41,6 +41,21 @@ Elements
     BehavioralCurrent(name, n_pos, n_neg, expr)            B source: current expr from n_pos to n_neg
     Comment(text)                                          a comment line in the netlist (readability)
 
+Element banks (a vectorised circuit description: n cells of the same elements stated as arrays)
+    ElementBank(keys, templates)                           cell p: one element per Template(kind, fields), each field
+                                                           a pattern ("sum{}", formatted with keys[.][p]), a per-
+                                                           element list / array (Columns(matrix): its columns, e.g. the
+                                                           noise samples), or a constant ("0", a gain); exact shorthand:
+                                                           bank.elements() are the per-element objects, cell after
+                                                           cell, in netlist order
+    ElementBank.of(kind, keys, **fields)                   a bank of one element per cell
+    Circuit.elements                                       banks expanded (every reader that does not know banks sees
+                                                           the per-element circuit); Circuit.banked: as given, banks
+                                                           kept, for the readers that take the arrays (the linear
+                                                           engine's assembly, the SPICE writer, check_physical,
+                                                           of_type, node_names, saved_vectors); flatten expands banks
+                                                           unless called with banks=True
+
 Subcircuits
     Subckt(name, pins, elements)                           .subckt name pins / local elements / .ends
     SubcktFile(path, section=None)                         .include "path", or .lib "path" section (an external

@@ -10,7 +10,8 @@ analyses a second time). The engines run the same text: ngspice-subprocess as it
 then it reads ``raw_file_of(text)``), ngspice-shared without the block (``without_control``: it runs the
 analyses itself and fetches the vectors from memory). Only numbers (written with ``fmt``: the shortest
 round-trip repr, so the netlist holds exactly the designed values) and names checked by
-``spu_sim.circuit.check_name`` reach it.
+``spu_sim.circuit.check_name`` reach it. An element bank (spu_sim.circuit.ElementBank) is written from its arrays
+(``format_bank``): the same lines as its elements, in the same order.
 """
 
 from __future__ import annotations

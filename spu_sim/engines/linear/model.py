@@ -24,6 +24,10 @@ C_11 (positive definite), every other row of T^T C_m T is zero. The algebraic ro
 are solved by a sparse LU of G_22 (a Schur complement); a singular G_22 is a floating node, a loop of ideal
 voltage sources or capacitors, or a cutset of inductors and current sources (index > 1): an error naming it.
 
+Element banks (circuit.ElementBank) are read as arrays (``ElementRows``: node numbers once per pattern, values straight
+from the bank's arrays), never expanded into element objects; the unknowns, their numbering and every stamp are those
+of the expanded elements, in the same order, so the matrices are identical.
+
 This choice of state handles capacitor loops (the RLC cells' CC_i-CK_ij-CC_j loops): the state is the node
 voltages of each island, not the individual capacitor voltages, so a loop costs nothing.
 """

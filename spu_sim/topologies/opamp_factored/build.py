@@ -36,6 +36,12 @@ takes 0.03 s) fell from 5.5 s to 1.2 s CPU; at N = 2048 from 93 s to 4.3 s. G = 
 counts tried (4, 6, 8, 12, 16, 32, 64; Sparse's Markowitz ordering is sensitive to it: 12 groups took 19 s at
 N = 2048). With the macromodel the summing node is one op-amp input and stays whole.
 
+With ideal op-amps the per-node parts (integrators, summers, inverters, the split summing nodes and buffers, leak, b
+DACs, noise DACs) are element banks (spu_sim.circuit.ElementBank: the same elements, in the same netlist order, stated
+as arrays), so the circuit holds no Python object per node for the linear engine and the writer to walk (measured at
+N = 101,260, m = 640: docs/opamp_factored.md; the netlist text is byte-identical, the linear engine's matrices and
+results bitwise identical).
+
 With circuit.opamp.model = macro every integrator, summer and inverter is the op-amp macromodel of
 spu_sim.parts.opamp (tags I<i>, U<k>, Z<l>, NX<j>, NU<k>, NZ<l>; the stages of spu_sim.parts.amplifiers): a summer
 is the op-amp with RFU<k> from u<k> to su<k>; an inverter the op-amp with RI<tag>A (in) and RI<tag>B (feedback).
