@@ -1201,6 +1201,12 @@ class Circuit:
         return next((a for a in self.analyses if isinstance(a, kind)), None)
 
 
+def stated_elements(circuit) -> list:
+    """The elements as given, banks kept (Circuit.banked; an object with elements only: its elements)."""
+    items = getattr(circuit, "banked", None)
+    return circuit.elements if items is None else items
+
+
 class _Expanded(list):
     """Circuit.elements of a circuit with banks: the expanded elements, remembering the list as given (so that
     dataclasses.replace, which reads circuit.elements, keeps the banks while this list is unchanged in length)."""
@@ -1237,7 +1243,7 @@ _NODE_ATTRS = ("n_pos", "n_neg", "c_pos", "c_neg", "node")
 def node_names(circuit: Circuit) -> list[str]:
     """Every node the elements connect (ground ``0`` included), in first-use order."""
     seen: dict[str, None] = {}
-    for e in circuit.banked:
+    for e in stated_elements(circuit):
         if type(e) is ElementBank:
             seen.update(dict.fromkeys(e.interleaved(
                 [e.strings(t, a) for t, tpl in enumerate(e.templates) for a in _NODE_ATTRS
@@ -1262,8 +1268,8 @@ def saved_vectors(circuit: Circuit, wanted: list[str]) -> list[str]:
     nodes of the circuit; ``i(name)`` with a voltage source of the circuit (its branch current; case-insensitive
     as in SPICE). An unknown name is a BadInputError naming it and listing some valid ones."""
     nodes = {n.lower(): n for n in node_names(circuit)}
-    sources = {e.name.lower(): e.name for e in circuit.banked if isinstance(e, (VoltageSource, PulseVoltageSource))}
-    for b in circuit.banked:
+    sources = {e.name.lower(): e.name for e in stated_elements(circuit) if isinstance(e, (VoltageSource, PulseVoltageSource))}
+    for b in stated_elements(circuit):
         if type(b) is ElementBank:
             sources.update({k.lower(): k for t, tpl in enumerate(b.templates)
                             if issubclass(tpl.kind, (VoltageSource, PulseVoltageSource)) for k in b.strings(t, "name")})
@@ -1306,7 +1312,7 @@ def check_physical(circuit: Circuit) -> None:
     every noise sample finite: else a DesignError naming the element (the knobs that usually cause it: tolerance,
     temperature, quantisation, or a problem whose scale the element ranges cannot reach). A bank is checked on its
     arrays; its first bad element (in netlist order) is named as the per-element form would name it."""
-    for e in flatten(circuit.banked, keep_external=True, banks=True):
+    for e in flatten(stated_elements(circuit), keep_external=True, banks=True):
         if type(e) is ElementBank:
             bad = _first_bad_in_bank(e)
             if bad is not None:

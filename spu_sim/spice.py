@@ -22,8 +22,9 @@ import numpy as np
 
 from . import io
 from .circuit import (CCCS, EXPR_FUNCS, VCCS, VCVS, BehavioralCurrent, BehavioralVoltage, Capacitor, Circuit,
-                      ClippedVCVS, Comment, ElementBank, Expr, Inductor, Instance, Noise, NoiseSource, Op, PulseVoltageSource,
-                      Resistor, Param, ResistorArray, Subckt, SubcktFile, Switch, SwitchModel, Tran, VoltageSource, check_name, check_path)
+                      ClippedVCVS, Comment, ElementBank, Expr, Inductor, Instance, Noise, NoiseSource, Op,
+                      PulseVoltageSource, Resistor, Param, ResistorArray, Subckt, SubcktFile, Switch, SwitchModel, Tran,
+                      VoltageSource, check_name, check_path, stated_elements)
 
 NETLIST_NAME = "netlist.cir"
 
@@ -264,7 +265,7 @@ def format_spice(circuit: Circuit, name: str = NETLIST_NAME) -> str:
     run = (f"Run: ngspice -b {name} (in this folder) runs every analysis and writes {raw} (ngspice's binary raw"
            f" format; ngspice's load reads it)" if plot_names(circuit) else "Run: ngspice -b " + name)
     L = [f"* {circuit.title}"] + [f"* {h}" for h in circuit.header] + [f"* {run}", ""]
-    for e in circuit.banked:
+    for e in stated_elements(circuit):
         L.extend(format_element(e))
     L.append("")
     L.extend(format_analyses(circuit))

@@ -42,7 +42,7 @@ import scipy.sparse as sp
 
 from ...circuit import (CCCS, VCCS, VCVS, BehavioralCurrent, Capacitor, Circuit, ClippedVCVS, Comment, ElementBank,
                         Inductor, NoiseSource, Resistor, flatten, ResistorArray, Switch, SwitchModel, VoltageSource,
-                        element_types)
+                        element_types, stated_elements)
 from scipy.sparse.csgraph import connected_components
 from ...errors import BadInputError
 from .peel import check_structure, factor, solve_algebraic
@@ -189,7 +189,7 @@ def by_type(circuit: Circuit) -> dict:
     out[None] = others = ElementRows()
     skip = (Resistor, ResistorArray, Comment, SwitchModel)
     try:
-        elements = flatten(circuit.banked, banks=True)   # subcircuits defined in the circuit, expanded
+        elements = flatten(stated_elements(circuit), banks=True)   # subcircuits defined in the circuit, expanded
     except ValueError as err:                   # one defined in an external file: only ngspice reads it
         raise BadInputError(f"{err}; {NGSPICE_HINT}") from None
     if any(e.c_wire_farad > 0 for e in elements if type(e) is ResistorArray):
@@ -222,7 +222,7 @@ def check_linear(circuit: Circuit) -> None:
     """BadInputError naming the first element that is not a linear element the engine knows (by_type's refusal,
     from the set of element types: no Python pass per element when every type is known)."""
     try:
-        elements = flatten(circuit.banked, banks=True)
+        elements = flatten(stated_elements(circuit), banks=True)
     except ValueError as err:
         raise BadInputError(f"{err}; {NGSPICE_HINT}") from None
     bad = element_types(elements) - set(_LINEAR)
