@@ -842,7 +842,8 @@ class ElementBank:
         ElementBank((keys,), (Template(VoltageSource, {...}), Template(CCCS, {...})))    # a cell of two elements
 
     keys: a tuple of integer arrays (n,) each: cell p formats every pattern with (keys[0][p], keys[1][p], ...) (a
-    1-based variable index; two keys for names such as VSU<k>_<g>). Consumers that know banks read the arrays (the
+    1-based variable index; two keys for names such as VSU<k>_<g>). The arrays are held, not copied (as a
+    ResistorArray's): do not change them after building the bank. Consumers that know banks read the arrays (the
     linear engine's assembly, the SPICE writer, check_physical: ``Circuit.banked``); every other reader sees the
     expanded elements (``Circuit.elements``, ``flatten``, ``Circuit.of_type``), built once and cached.
     """

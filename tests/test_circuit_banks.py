@@ -145,8 +145,9 @@ def test_check_physical_names_the_first_bad_element_of_a_bank():
         msgs.append(str(err.value))
     assert msgs[0] == msgs[1] and "element RL4:" in msgs[0]
     # across the templates of a cell: cell 2's capacitor comes before cell 3's voltage source
-    bank = nullor_integrators(np.arange(1, 5), np.array([1e-9, 1e-9, 0.0, 1e-9]), np.zeros(4))
-    bank.templates[0].fields["dc_v"] = np.array([0.0, 0.0, 0.0, np.inf])
+    cell = nullor_integrators(np.arange(1, 5), np.array([1e-9, 1e-9, 0.0, 1e-9]), np.zeros(4)).templates
+    source = Template(VoltageSource, {**cell[0].fields, "dc_v": np.array([0.0, 0.0, 0.0, np.inf])})
+    bank = ElementBank((np.arange(1, 5),), (source,) + cell[1:])
     for form in ([bank], bank.elements()):
         with pytest.raises(DesignError, match="element CF3: C = 0 F is not physical"):
             check_physical(Circuit("t", list(form), []))
