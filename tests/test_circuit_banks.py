@@ -13,12 +13,12 @@ import pickle
 import numpy as np
 import pytest
 
-from spu_sim.circuit import (CCCS, VCVS, Capacitor, Circuit, Comment, ElementBank, NoiseSource, Op, Resistor,
+from spu_sim.circuit import (CCCS, VCVS, Capacitor, Circuit, ClippedVCVS, Comment, ElementBank, NoiseSource, Op, Resistor,
                              SampleColumn, Template, Tran, VoltageSource, check_physical, flatten, node_names,
                              saved_vectors)
 from spu_sim.engines.linear.engine import LinearEngine
 from spu_sim.engines.linear.model import assemble, build_model
-from spu_sim.errors import DesignError
+from spu_sim.errors import BadInputError, DesignError
 from spu_sim.parts.amplifiers import nullor_integrator, nullor_integrators, nullor_inverter, nullor_summer
 from spu_sim.parts.dacs import b_dac_bank, b_dacs
 from spu_sim.parts.noise_dacs import (noise_dac_banks_into_sums, noise_dacs, noise_dacs_into_sums, noise_sample_block,
@@ -187,3 +187,13 @@ def test_opamp_factored_banks_equal_their_expanded_twin(n):
         assert ra.keys() == rb.keys() and any(w.kind == "tran" for w in ra.values())
         for k in ra:
             assert all(np.array_equal(ra[k].vectors[v], rb[k].vectors[v]) for v in ra[k].vectors)
+
+
+def test_linear_engine_refuses_a_nonlinear_bank_naming_its_first_element():
+    bank = ElementBank.of(ClippedVCVS, np.arange(1, 4), name="ECLIP{}", n_pos="o{}", n_neg="0", control="x{}",
+                          v_max_v=1.0)
+    c = Circuit("t", [Capacitor("C1", "x1", "0", 1e-9), bank], [], analyses=[Op()])
+    with pytest.raises(BadInputError, match="element ECLIP1 .*nonlinear"):
+        LinearEngine().check(c)
+    with pytest.raises(BadInputError, match="element ECLIP1 .*nonlinear"):
+        assemble(c)
