@@ -82,6 +82,7 @@ Names a user asks for (simulation.save_nodes) are checked against the circuit's 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 import re
 from dataclasses import dataclass, field
@@ -959,7 +960,13 @@ class ElementBank:
         if out is None:
             tpl = self.templates[t]
             cols = {a: self.column(t, a) for a in tpl.fields}
-            out = cache[t] = [_make(tpl.kind, dict(zip(cols, vals))) for vals in zip(*cols.values())]
+            collecting = gc.isenabled()
+            gc.disable()     # 1e5 new objects without cycles: no collection of the (large) heap while they are made
+            try:
+                out = cache[t] = [_make(tpl.kind, dict(zip(cols, vals))) for vals in zip(*cols.values())]
+            finally:
+                if collecting:
+                    gc.enable()
         return out
 
     def elements(self) -> list:
@@ -1182,6 +1189,14 @@ class Circuit:
             elif isinstance(e, kind):
                 out.append(e)
         return out
+
+    def count_of_type(self, kind: type | tuple) -> int:
+        """len(of_type(kind)) without building a bank's elements."""
+        items = self.banked
+        if not has_type(element_types(items), kind):
+            return 0
+        return sum(sum(issubclass(t.kind, kind) for t in e.templates) * e.n if type(e) is ElementBank
+                   else isinstance(e, kind) for e in items)
 
     @property
     def banked(self) -> list:

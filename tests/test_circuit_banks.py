@@ -197,3 +197,10 @@ def test_linear_engine_refuses_a_nonlinear_bank_naming_its_first_element():
         LinearEngine().check(c)
     with pytest.raises(BadInputError, match="element ECLIP1 .*nonlinear"):
         assemble(c)
+
+
+def test_count_of_type_counts_bank_elements_without_building_them():
+    c, twin = _small_circuit(True), _small_circuit(False)
+    for kind in (Capacitor, Resistor, NoiseSource, (VoltageSource, VCVS), ClippedVCVS):
+        assert c.count_of_type(kind) == twin.count_of_type(kind) == len(twin.of_type(kind))
+    assert all("_per_template" not in e.__dict__ for e in c.banked if isinstance(e, ElementBank))
