@@ -41,6 +41,21 @@ Elements
     BehavioralCurrent(name, n_pos, n_neg, expr)            B source: current expr from n_pos to n_neg
     Comment(text)                                          a comment line in the netlist (readability)
 
+Element banks (a vectorised circuit description: n cells of the same elements stated as arrays)
+    ElementBank(keys, templates)                           cell p: one element per Template(kind, fields), each field
+                                                           a pattern ("sum{}", formatted with keys[.][p]), a per-
+                                                           element list / array (Columns(matrix): its columns, e.g. the
+                                                           noise samples), or a constant ("0", a gain); exact shorthand:
+                                                           bank.elements() are the per-element objects, cell after
+                                                           cell, in netlist order
+    ElementBank.of(kind, keys, **fields)                   a bank of one element per cell
+    Circuit.elements                                       banks expanded (every reader that does not know banks sees
+                                                           the per-element circuit); Circuit.banked: as given, banks
+                                                           kept, for the readers that take the arrays (the linear
+                                                           engine's assembly, the SPICE writer, check_physical,
+                                                           of_type, node_names, saved_vectors); flatten expands banks
+                                                           unless called with banks=True
+
 Subcircuits
     Subckt(name, pins, elements)                           .subckt name pins / local elements / .ends
     SubcktFile(path, section=None)                         .include "path", or .lib "path" section (an external
@@ -67,6 +82,7 @@ Names a user asks for (simulation.save_nodes) are checked against the circuit's 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 import re
 from dataclasses import dataclass, field
@@ -785,14 +801,255 @@ class Instance:
     params: dict = field(default_factory=dict, hash=False, compare=True)
 
 
+# ---------------------------------------------------------------- element banks
+
+
+class Columns:
+    """A per-element field of an ElementBank given as the columns of a (rows, n) matrix: element at position p of the
+    bank gets ``matrix[:, p]`` (a SampleBlock's SampleColumn; an array's column, a view of it)."""
+
+    def __init__(self, matrix) -> None:
+        self.matrix = matrix
+
+    def __len__(self) -> int:
+        return self.matrix.shape[1]
+
+    def column(self, p: int):
+        m = self.matrix
+        return m[:, p] if isinstance(m, SampleBlock) else np.asarray(m[:, p])
+
+    def tolist(self) -> list:
+        return [self.column(p) for p in range(len(self))]
+
+
+@dataclass(frozen=True, eq=False)
+class Template:
+    """One element of each cell of an ElementBank: its kind (Resistor, Capacitor, VoltageSource, VCVS, CCCS,
+    NoiseSource, ...) and its fields, each one of: a pattern (a str holding ``{}``: formatted with the cell's keys, e.g.
+    ``"sum{}"``), a per-element value (a list or a 1-D array of n values; ``Columns`` for the columns of a matrix), or
+    a constant (anything else: a fixed node such as ``"0"``, a gain, None)."""
+
+    kind: type
+    fields: dict
+
+    def get(self, attr: str):
+        """The field as given, or the kind's default (KeyError: neither)."""
+        if attr in self.fields:
+            return self.fields[attr]
+        f = next((f for f in dataclasses.fields(self.kind) if f.name == attr), None)
+        if f is None or f.default is dataclasses.MISSING:
+            raise KeyError(f"{self.kind.__name__} has no field {attr!r} with a default")
+        return f.default
+
+
+def _is_pattern(v) -> bool:
+    return isinstance(v, str) and "{" in v
+
+
+def _is_per_element(v) -> bool:
+    return isinstance(v, (list, np.ndarray, Columns))
+
+
+@dataclass(frozen=True, eq=False)
+class ElementBank:
+    """n cells of the same elements, stated as arrays: exact shorthand for the elements ``elements()`` expands to,
+    cell after cell, each cell the templates' elements in order (the netlist order of the per-element form).
+
+        ElementBank.of(Resistor, np.arange(1, n + 1), name="RL{}", n_pos="x{}", n_neg="sum{}", r_ohm=r)
+        ElementBank((keys,), (Template(VoltageSource, {...}), Template(CCCS, {...})))    # a cell of two elements
+
+    keys: a tuple of integer arrays (n,) each: cell p formats every pattern with (keys[0][p], keys[1][p], ...) (a
+    1-based variable index; two keys for names such as VSU<k>_<g>). The arrays are held, not copied (as a
+    ResistorArray's): do not change them after building the bank. Consumers that know banks read the arrays (the
+    linear engine's assembly, the SPICE writer, check_physical: ``Circuit.banked``); every other reader sees the
+    expanded elements (``Circuit.elements``, ``flatten``, ``Circuit.of_type``), built once and cached.
+    """
+
+    keys: tuple
+    templates: tuple
+
+    def __post_init__(self) -> None:
+        keys = tuple(np.asarray(k, dtype=np.int64).ravel() for k in self.keys)
+        if not keys or len({len(k) for k in keys}) != 1:
+            raise ValueError("ElementBank: keys must be one or more integer arrays of the same length")
+        object.__setattr__(self, "keys", keys)
+        object.__setattr__(self, "templates", tuple(self.templates))
+        n = len(keys[0])
+        for t in self.templates:
+            names = {f.name for f in dataclasses.fields(t.kind)}
+            required = {f.name for f in dataclasses.fields(t.kind)
+                        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+            if set(t.fields) - names or required - set(t.fields):
+                raise ValueError(f"ElementBank of {t.kind.__name__}: fields {sorted(t.fields)}, the kind has "
+                                 f"{sorted(names)} (required {sorted(required)})")
+            for attr, v in t.fields.items():
+                if _is_per_element(v) and len(v) != n:
+                    raise ValueError(f"ElementBank of {t.kind.__name__}: {attr} holds {len(v)} values for {n} cells")
+
+    @classmethod
+    def of(cls, kind: type, keys, **fields) -> "ElementBank":
+        """A bank of one element per cell (keys: one integer array, or a tuple of them)."""
+        return cls(keys if isinstance(keys, tuple) else (keys,), (Template(kind, fields),))
+
+    @property
+    def n(self) -> int:
+        """The number of cells."""
+        return len(self.keys[0])
+
+    @property
+    def keys_digest(self) -> tuple:
+        """A hashable digest of the keys (equal for banks of the same cells: a reader may share work between them)."""
+        d = self.__dict__.get("_keys_digest")
+        if d is None:
+            d = (self.n,) + tuple(hash(k.tobytes()) for k in self.keys)
+            object.__setattr__(self, "_keys_digest", d)
+        return d
+
+    @property
+    def kinds(self) -> set:
+        return {t.kind for t in self.templates}
+
+    @property
+    def name(self) -> str:
+        return "/".join(str(t.fields["name"]) for t in self.templates)
+
+    def __len__(self) -> int:
+        """The number of elements it expands to."""
+        return self.n * len(self.templates)
+
+    def strings(self, t: int, attr: str) -> list[str]:
+        """Field attr of template t for every cell: a pattern formatted with the keys, a per-element list, or the
+        constant repeated."""
+        v = self.templates[t].get(attr)
+        if _is_pattern(v):
+            return self._formatted(v)
+        if _is_per_element(v):
+            return list(v)
+        return [v] * self.n
+
+    def _formatted(self, pattern: str) -> list[str]:
+        """The pattern formatted with every cell's keys (cached per pattern: callers must not change the list)."""
+        cache = self.__dict__.setdefault("_formatted_cache", {})
+        out = cache.get(pattern)
+        if out is None:
+            if len(self.keys) == 1 and pattern.count("{}") == 1:
+                pre, post = pattern.split("{}")
+                out = [f"{pre}{k}{post}" for k in self.keys[0].tolist()]
+            else:
+                out = [pattern.format(*ks) for ks in zip(*(k.tolist() for k in self.keys))]
+            cache[pattern] = out
+        return out
+
+    def values(self, t: int, attr: str) -> np.ndarray:
+        """Field attr of template t for every cell as a float array (n,)."""
+        v = self.templates[t].get(attr)
+        if _is_per_element(v):
+            return np.asarray(v, dtype=float)
+        return np.full(self.n, float(v))
+
+    def column(self, t: int, attr: str) -> list:
+        """Field attr of template t for every cell, as the expanded elements hold it (Python scalars)."""
+        v = self.templates[t].get(attr)
+        if _is_pattern(v):
+            return self.strings(t, attr)
+        if isinstance(v, Columns):
+            return v.tolist()
+        if isinstance(v, np.ndarray):
+            return v.tolist()
+        if isinstance(v, list):
+            return v
+        return [v] * self.n
+
+    def has(self, kind: type | tuple) -> bool:
+        return any(issubclass(t.kind, kind) for t in self.templates)
+
+    def element(self, p: int, t: int):
+        """The element of template t in cell p."""
+        tpl = self.templates[t]
+        return tpl.kind(**{a: self.column(t, a)[p] if (_is_pattern(v) or _is_per_element(v)) else v
+                           for a, v in tpl.fields.items()})
+
+    def template_elements(self, t: int) -> list:
+        """The elements of template t, one per cell (cached: built once)."""
+        cache = self.__dict__.setdefault("_per_template", {})
+        out = cache.get(t)
+        if out is None:
+            tpl = self.templates[t]
+            cols = {a: self.column(t, a) for a in tpl.fields}
+            collecting = gc.isenabled()
+            gc.disable()     # 1e5 new objects without cycles: no collection of the (large) heap while they are made
+            try:
+                out = cache[t] = [_make(tpl.kind, dict(zip(cols, vals))) for vals in zip(*cols.values())]
+            finally:
+                if collecting:
+                    gc.enable()
+        return out
+
+    def elements(self) -> list:
+        """The elements it stands for, cell after cell (each template's built once, cached)."""
+        return self.interleaved([self.template_elements(t) for t in range(len(self.templates))])
+
+    def of_kind(self, kind: type | tuple) -> list:
+        """The expanded elements of that kind (isinstance), in order (only those templates' elements are built)."""
+        ts = [t for t, tpl in enumerate(self.templates) if issubclass(tpl.kind, kind)]
+        return self.interleaved([self.template_elements(t) for t in ts]) if ts else []
+
+    def interleaved(self, columns: list[list]) -> list:
+        """Per-template columns (one list of n values each) in netlist order: cell by cell."""
+        if len(columns) == 1:
+            return list(columns[0])
+        if not columns:
+            return []
+        return [x for cell in zip(*columns) for x in cell]
+
+
+def _make(kind: type, values: dict):
+    """kind(**values) without the frozen dataclass's per-field object.__setattr__ (the same object: no kind that a
+    bank holds has a __post_init__); a tenth of the cost at 1e5 elements."""
+    if hasattr(kind, "__post_init__"):
+        return kind(**values)
+    e = object.__new__(kind)
+    defaults = _DEFAULTS.get(kind)
+    if defaults is None:
+        defaults = _DEFAULTS[kind] = {f.name: f.default for f in dataclasses.fields(kind)
+                                      if f.default is not dataclasses.MISSING}
+    e.__dict__.update(defaults)
+    e.__dict__.update(values)
+    return e
+
+
+_DEFAULTS: dict = {}
+
+
+def expand_banks(elements: list) -> list:
+    """The elements with every ElementBank replaced by the elements it stands for (in place, in order)."""
+    if ElementBank not in set(map(type, elements)):
+        return elements if isinstance(elements, list) else list(elements)
+    out: list = []
+    for e in elements:
+        if type(e) is ElementBank:
+            out.extend(e.elements())
+        else:
+            out.append(e)
+    return out
+
+
 Element = Union[Resistor, ResistorArray, Capacitor, Inductor, VoltageSource, PulseVoltageSource, VCVS, ClippedVCVS, VCCS, CCCS,
-                SwitchModel, Switch, NoiseSource, BehavioralVoltage, BehavioralCurrent, Comment, SubcktFile, Subckt, Instance]
+                SwitchModel, Switch, NoiseSource, BehavioralVoltage, BehavioralCurrent, Comment, SubcktFile, Subckt, Instance,
+                ElementBank]
 
 
 def element_types(elements) -> set:
     """The set of element types in a list, by one C-level pass (no Python call per element): the whole-list scans
-    (flatten, Circuit.of_type, the engines' kind checks) ask it first, a circuit of 1e6 elements holds a dozen types."""
-    return set(map(type, elements))
+    (flatten, Circuit.of_type, the engines' kind checks) ask it first, a circuit of 1e6 elements holds a dozen types.
+    An ElementBank counts as the kinds of its elements (the bank itself is not a type of element)."""
+    types = set(map(type, elements))
+    if ElementBank in types:
+        types.discard(ElementBank)
+        for e in elements:
+            if type(e) is ElementBank:
+                types |= e.kinds
+    return types
 
 
 def has_type(types: set, kind: type | tuple) -> bool:
@@ -800,13 +1057,16 @@ def has_type(types: set, kind: type | tuple) -> bool:
     return any(issubclass(t, kind) for t in types)
 
 
-def flatten(elements: list, keep_external: bool = False) -> list:
+def flatten(elements: list, keep_external: bool = False, banks: bool = False) -> list:
     """The elements with every Instance of a Subckt among them expanded in place (for engines that take flat
     elements): element ``E`` of instance ``X`` becomes ``E_X``, its local node ``n`` becomes ``X_n``, its pins the
     instance's nodes; the definitions themselves go. An Instance of a subcircuit defined only in an external file
     (SubcktFile) cannot be flattened: ValueError naming it (only ngspice reads such a file), or with keep_external
-    it is kept as it is."""
-    types = element_types(elements)
+    it is kept as it is. Every ElementBank is expanded into its elements too, unless the caller reads banks itself
+    (banks=True: they are kept as they are)."""
+    if not banks:
+        elements = expand_banks(elements)
+    types = set(map(type, elements))
     if not has_type(types, Instance):
         return [e for e in elements if not isinstance(e, Subckt)] if has_type(types, Subckt) else list(elements)
     defs = {e.name.upper(): e for e in elements if isinstance(e, Subckt)}
@@ -908,6 +1168,13 @@ class Circuit:
     analysis_notes: comment lines written with the analyses (e.g. why an analysis is absent).
     optional_saves: saved vectors only a metric reads (the op-amp output currents of the supply energy), which an
     engine that cannot give them leaves out (linear-aggregated: they follow white noise directly) instead of refusing.
+
+    Element banks: ``elements`` may be given ElementBanks (n cells of the same elements as arrays). Reading
+    ``circuit.elements`` gives the expanded elements (built once, cached; without banks, the list as given), so every
+    reader that does not know banks sees exactly the per-element circuit; ``circuit.banked`` is the list as given,
+    banks kept, for the readers that take them natively (the linear engine's assembly, the SPICE writer,
+    check_physical, of_type, node_names). dataclasses.replace keeps the banks unless ``elements`` is given anew; the
+    expanded list is a view: edit a copy and pass it as ``elements``.
     """
 
     title: str
@@ -925,10 +1192,37 @@ class Circuit:
     drift_factors: Callable[[], DriftFactors] | None = None
 
     def of_type(self, kind: type) -> list:
-        """The elements of one type, in order (none: one C-level pass, circuit.element_types)."""
-        if not has_type(element_types(self.elements), kind):
+        """The elements of one type, in order (none: one C-level pass, circuit.element_types); a bank's elements of
+        that type expanded (cached in the bank)."""
+        items = self.banked
+        if not has_type(element_types(items), kind):
             return []
-        return [e for e in self.elements if isinstance(e, kind)]
+        out: list = []
+        for e in items:
+            if type(e) is ElementBank:
+                if e.has(kind):
+                    out.extend(e.of_kind(kind))
+            elif isinstance(e, kind):
+                out.append(e)
+        return out
+
+    def count_of_type(self, kind: type | tuple) -> int:
+        """len(of_type(kind)) without building a bank's elements."""
+        items = self.banked
+        if not has_type(element_types(items), kind):
+            return 0
+        return sum(sum(issubclass(t.kind, kind) for t in e.templates) * e.n if type(e) is ElementBank
+                   else isinstance(e, kind) for e in items)
+
+    @property
+    def banked(self) -> list:
+        """The elements as given: ElementBanks kept (class doc)."""
+        return self.__dict__["_banked"]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_expanded", None)     # rebuilt where it is read
+        return state
 
     @property
     def noise_sources(self) -> list[NoiseSource]:
@@ -939,13 +1233,54 @@ class Circuit:
         return next((a for a in self.analyses if isinstance(a, kind)), None)
 
 
+def stated_elements(circuit) -> list:
+    """The elements as given, banks kept (Circuit.banked; an object with elements only: its elements)."""
+    items = getattr(circuit, "banked", None)
+    return circuit.elements if items is None else items
+
+
+class _Expanded(list):
+    """Circuit.elements of a circuit with banks: the expanded elements, remembering the list as given (so that
+    dataclasses.replace, which reads circuit.elements, keeps the banks while this list is unchanged in length)."""
+
+    stated: list = []
+    length: int = 0
+
+
+def _get_elements(self: Circuit) -> list:
+    items = self.__dict__["_banked"]
+    cache = self.__dict__.get("_expanded")
+    if cache is None:
+        if ElementBank not in set(map(type, items)):
+            return items
+        cache = _Expanded(expand_banks(items))
+        cache.stated, cache.length = items, len(cache)
+        self.__dict__["_expanded"] = cache
+    return cache
+
+
+def _set_elements(self: Circuit, value) -> None:
+    if isinstance(value, _Expanded) and len(value) == value.length:
+        value = value.stated
+    self.__dict__["_banked"] = value
+    self.__dict__.pop("_expanded", None)
+
+
+# a property over the dataclass field: the constructor and dataclasses.replace go through _set_elements
+Circuit.elements = property(_get_elements, _set_elements, doc="The elements, banks expanded (Circuit doc).")
+
 _NODE_ATTRS = ("n_pos", "n_neg", "c_pos", "c_neg", "node")
 
 
 def node_names(circuit: Circuit) -> list[str]:
     """Every node the elements connect (ground ``0`` included), in first-use order."""
     seen: dict[str, None] = {}
-    for e in circuit.elements:
+    for e in stated_elements(circuit):
+        if type(e) is ElementBank:
+            seen.update(dict.fromkeys(e.interleaved(
+                [e.strings(t, a) for t, tpl in enumerate(e.templates) for a in _NODE_ATTRS
+                 if isinstance(tpl.fields.get(a), str)])))
+            continue
         if isinstance(e, ResistorArray):
             seen.update(dict.fromkeys(e.row_nodes))
             seen.update(dict.fromkeys(e.col_nodes))
@@ -965,7 +1300,11 @@ def saved_vectors(circuit: Circuit, wanted: list[str]) -> list[str]:
     nodes of the circuit; ``i(name)`` with a voltage source of the circuit (its branch current; case-insensitive
     as in SPICE). An unknown name is a BadInputError naming it and listing some valid ones."""
     nodes = {n.lower(): n for n in node_names(circuit)}
-    sources = {e.name.lower(): e.name for e in circuit.elements if isinstance(e, (VoltageSource, PulseVoltageSource))}
+    sources = {e.name.lower(): e.name for e in stated_elements(circuit) if isinstance(e, (VoltageSource, PulseVoltageSource))}
+    for b in stated_elements(circuit):
+        if type(b) is ElementBank:
+            sources.update({k.lower(): k for t, tpl in enumerate(b.templates)
+                            if issubclass(tpl.kind, (VoltageSource, PulseVoltageSource)) for k in b.strings(t, "name")})
     out = []
     for w in wanted:
         key = w.strip().lower().replace(" ", "")
@@ -996,34 +1335,86 @@ _FINITE = {VoltageSource: ("dc_v", "ac_v"), VCVS: ("gain",), ClippedVCVS: ("v_ma
            CCCS: ("gain",), SwitchModel: ("vt_v", "vh_v", "r_on_ohm", "r_off_ohm")}
 
 
+_WHY = ("; check circuit.tolerance / circuit.temperature (they can drive a value below 0) and the problem's "
+        "scale against the element ranges")
+
+
 def check_physical(circuit: Circuit) -> None:
     """Every resistor, capacitor and inductor finite and > 0, every other value and initial condition finite,
     every noise sample finite: else a DesignError naming the element (the knobs that usually cause it: tolerance,
-    temperature, quantisation, or a problem whose scale the element ranges cannot reach)."""
-    isfinite = math.isfinite   # scalars: a tenth of np.isfinite's call cost, and a circuit has 1e4 elements
-    why = ("; check circuit.tolerance / circuit.temperature (they can drive a value below 0) and the problem's "
-           "scale against the element ranges")
-    for e in flatten(circuit.elements, keep_external=True):
+    temperature, quantisation, or a problem whose scale the element ranges cannot reach). A bank is checked on its
+    arrays; its first bad element (in netlist order) is named as the per-element form would name it."""
+    for e in flatten(stated_elements(circuit), keep_external=True, banks=True):
+        if type(e) is ElementBank:
+            bad = _first_bad_in_bank(e)
+            if bad is not None:
+                _check_element(e.element(*bad))
+            continue
         if isinstance(e, ResistorArray):
             bad = e.first_non_physical()
             if bad is not None:
-                raise DesignError(f"element {bad[0]}: R = {bad[1]:.4g} ohm is not physical (must be finite and > 0){why}")
+                raise DesignError(f"element {bad[0]}: R = {bad[1]:.4g} ohm is not physical (must be finite and > 0){_WHY}")
             continue
-        rule = _POSITIVE.get(type(e))
-        if rule is not None:
-            attr, sym, unit = rule
-            v = getattr(e, attr)
-            if not (isfinite(v) and v > 0):
-                raise DesignError(f"element {e.name}: {sym} = {v:.4g} {unit} is not physical (must be finite and > 0){why}")
-            ic = getattr(e, "ic_v", None) if sym != "L" else e.ic_a
-            if ic is not None and not isfinite(ic):
-                raise DesignError(f"element {e.name}: initial condition {ic} is not finite{why}")
-        for attr in _FINITE.get(type(e), ()):
-            v = getattr(e, attr)
-            if v is not None and not isfinite(v):
-                raise DesignError(f"element {e.name}: {attr} = {v} is not finite{why}")
-        if isinstance(e, NoiseSource) and not _samples_finite(e.samples_v):
-            raise DesignError(f"element {e.name}: noise samples are not finite{why}")
+        _check_element(e)
     for node, v in circuit.ic_v.items():
         if not np.isfinite(v):
-            raise DesignError(f"initial condition of node {node}: {v} is not finite{why}")
+            raise DesignError(f"initial condition of node {node}: {v} is not finite{_WHY}")
+
+
+def _check_element(e) -> None:
+    """check_physical of one element."""
+    isfinite = math.isfinite   # scalars: a tenth of np.isfinite's call cost, and a circuit has 1e4 elements
+    rule = _POSITIVE.get(type(e))
+    if rule is not None:
+        attr, sym, unit = rule
+        v = getattr(e, attr)
+        if not (isfinite(v) and v > 0):
+            raise DesignError(f"element {e.name}: {sym} = {v:.4g} {unit} is not physical (must be finite and > 0){_WHY}")
+        ic = getattr(e, "ic_v", None) if sym != "L" else e.ic_a
+        if ic is not None and not isfinite(ic):
+            raise DesignError(f"element {e.name}: initial condition {ic} is not finite{_WHY}")
+    for attr in _FINITE.get(type(e), ()):
+        v = getattr(e, attr)
+        if v is not None and not isfinite(v):
+            raise DesignError(f"element {e.name}: {attr} = {v} is not finite{_WHY}")
+    if isinstance(e, NoiseSource) and not _samples_finite(e.samples_v):
+        raise DesignError(f"element {e.name}: noise samples are not finite{_WHY}")
+
+
+def _not_finite(bank: ElementBank, t: int, attr: str) -> np.ndarray:
+    """(n,) True where field attr of template t is set (not None) and not finite."""
+    v = bank.templates[t].fields.get(attr)
+    if isinstance(v, np.ndarray) and v.dtype.kind in "fiu":
+        return ~np.isfinite(v)
+    if _is_per_element(v):
+        return np.array([x is not None and not math.isfinite(x) for x in v], dtype=bool)
+    return np.full(bank.n, v is not None and not math.isfinite(v))
+
+
+def _first_bad_in_bank(bank: ElementBank) -> tuple[int, int] | None:
+    """(cell, template) of the first element (netlist order) check_physical refuses, or None: the checks on arrays."""
+    T = len(bank.templates)
+    first = None
+    for t, tpl in enumerate(bank.templates):
+        bad = np.zeros(bank.n, dtype=bool)
+        rule = _POSITIVE.get(tpl.kind)
+        if rule is not None:
+            v = bank.values(t, rule[0])
+            bad |= ~(np.isfinite(v) & (v > 0))
+            bad |= _not_finite(bank, t, "ic_a" if rule[1] == "L" else "ic_v")
+        for attr in _FINITE.get(tpl.kind, ()):
+            bad |= _not_finite(bank, t, attr)
+        if tpl.kind is NoiseSource:
+            s = tpl.fields["samples_v"]
+            if isinstance(s, Columns):
+                m = s.matrix
+                bad |= (np.full(bank.n, not math.isfinite(m.scale)) if isinstance(m, SampleBlock)
+                        else ~np.isfinite(np.asarray(m)).all(axis=0))
+            elif isinstance(s, list):
+                bad |= np.array([not _samples_finite(x) for x in s], dtype=bool)
+            else:
+                bad |= not _samples_finite(s)
+        hit = np.flatnonzero(bad)
+        if len(hit) and (first is None or hit[0] * T + t < first[0] * T + first[1]):
+            first = (int(hit[0]), t)
+    return first

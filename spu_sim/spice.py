@@ -10,7 +10,8 @@ analyses a second time). The engines run the same text: ngspice-subprocess as it
 then it reads ``raw_file_of(text)``), ngspice-shared without the block (``without_control``: it runs the
 analyses itself and fetches the vectors from memory). Only numbers (written with ``fmt``: the shortest
 round-trip repr, so the netlist holds exactly the designed values) and names checked by
-``spu_sim.circuit.check_name`` reach it.
+``spu_sim.circuit.check_name`` reach it. An element bank (spu_sim.circuit.ElementBank) is written from its arrays
+(``format_bank``): the same lines as its elements, in the same order.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import numpy as np
 
 from . import io
 from .circuit import (CCCS, EXPR_FUNCS, VCCS, VCVS, BehavioralCurrent, BehavioralVoltage, Capacitor, Circuit,
-                      ClippedVCVS, Comment, Expr, Inductor, Instance, Noise, NoiseSource, Op, PulseVoltageSource, Resistor,
-                      Param, ResistorArray, Subckt, SubcktFile, Switch, SwitchModel, Tran, VoltageSource, check_name, check_path)
+                      ClippedVCVS, Comment, ElementBank, Expr, Inductor, Instance, Noise, NoiseSource, Op,
+                      PulseVoltageSource, Resistor, Param, ResistorArray, Subckt, SubcktFile, Switch, SwitchModel, Tran,
+                      VoltageSource, check_name, check_path, stated_elements)
 
 NETLIST_NAME = "netlist.cir"
 
@@ -83,8 +85,63 @@ def _array_lines(e: ResistorArray) -> list[str]:
     return [f"{p}{rk[a]}_{ck[b]} {cols[b]} {rows[a]} {fmt(v)}{tail}" for a, b, v in zip(i.tolist(), j.tolist(), r.tolist())]
 
 
+def _checked(names: list[str], kind: type | None = None) -> list[str]:
+    """The names, each checked (check_name; and, given the element kind, starting with its letter: _names)."""
+    for x in names:
+        check_name(x)
+    if kind is not None:
+        prefix = _PREFIX[kind]
+        bad = next((x for x in names if not x.upper().startswith(prefix)), None)
+        if bad is not None:
+            raise ValueError(f"element {bad!r}: a {kind.__name__} name must start with {prefix}")
+    return names
+
+
+def _fmts(values: list) -> list[str]:
+    return [fmt(v) for v in values]
+
+
+def _bank_lines(bank: ElementBank, t: int) -> list[str] | None:
+    """The lines of template t of a bank, one per cell, as format_element writes its elements (None: a kind without
+    a line form here, written element by element)."""
+    kind = bank.templates[t].kind
+    s = lambda attr: bank.strings(t, attr)         # noqa: E731
+    c = lambda attr: bank.column(t, attr)          # noqa: E731
+    if kind not in (Resistor, Capacitor, VoltageSource, VCVS, CCCS):
+        return None
+    name = _checked(s("name"), kind)
+    pos, neg = _checked(s("n_pos")), _checked(s("n_neg"))
+    if kind is Resistor:
+        tails = ["" if x else " noisy=0" for x in c("noisy")]
+        return [f"{a} {b} {d} {v}{w}" for a, b, d, v, w in zip(name, pos, neg, _fmts(c("r_ohm")), tails)]
+    if kind is Capacitor:
+        tails = ["" if x is None else f" IC={fmt(x)}" for x in c("ic_v")]
+        return [f"{a} {b} {d} {v}{w}" for a, b, d, v, w in zip(name, pos, neg, _fmts(c("c_farad")), tails)]
+    if kind is VoltageSource:
+        tails = ["" if x is None else f" AC {fmt(x)}" for x in c("ac_v")]
+        return [f"{a} {b} {d} DC {v}{w}" for a, b, d, v, w in zip(name, pos, neg, _fmts(c("dc_v")), tails)]
+    if kind is VCVS:
+        cp, cn = _checked(s("c_pos")), _checked(s("c_neg"))
+        return [f"{a} {b} {d} {x} {y} {v}" for a, b, d, x, y, v in zip(name, pos, neg, cp, cn, _fmts(c("gain")))]
+    sense = _checked(s("sense"))
+    return [f"{a} {b} {d} {x} {v}" for a, b, d, x, v in zip(name, pos, neg, sense, _fmts(c("gain")))]
+
+
+def format_bank(bank: ElementBank) -> list[str]:
+    """The lines of a bank's elements, in order (the same text as its expanded elements')."""
+    cols = []
+    for t in range(len(bank.templates)):
+        lines = _bank_lines(bank, t)
+        if lines is None:   # element by element (a NoiseSource writes two lines: kept together)
+            lines = ["\n".join(format_element(x)) for x in bank.elements()[t::len(bank.templates)]]
+        cols.append(lines)
+    return "\n".join(bank.interleaved(cols)).split("\n") if cols else []
+
+
 def format_element(e) -> list[str]:
-    """The netlist line(s) of one element."""
+    """The netlist line(s) of one element (a bank: the lines of its elements)."""
+    if isinstance(e, ElementBank):
+        return format_bank(e)
     if isinstance(e, Comment):
         return [f"* {e.text}"]
     if isinstance(e, SubcktFile):
@@ -208,7 +265,7 @@ def format_spice(circuit: Circuit, name: str = NETLIST_NAME) -> str:
     run = (f"Run: ngspice -b {name} (in this folder) runs every analysis and writes {raw} (ngspice's binary raw"
            f" format; ngspice's load reads it)" if plot_names(circuit) else "Run: ngspice -b " + name)
     L = [f"* {circuit.title}"] + [f"* {h}" for h in circuit.header] + [f"* {run}", ""]
-    for e in circuit.elements:
+    for e in stated_elements(circuit):
         L.extend(format_element(e))
     L.append("")
     L.extend(format_analyses(circuit))

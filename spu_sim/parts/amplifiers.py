@@ -18,12 +18,21 @@ op-amp written inline (opamp_factored's ideal stages: docs/opamp_factored.md); t
 current through R_f, a unity buffer copies it onto out), for a topology that splits the virtual ground and senses
 it itself (opamp_factored's wide summing nodes; ngspice's matrix ordering). Element names are the topology's (each
 names its own netlist).
+
+Banks (spu_sim.circuit.ElementBank: many cells stated as arrays, for the linear engine's and the writer's speed at
+N = 1e5): ``nullor_integrators``, ``nullor_inverters``, ``nullor_summers`` state the same stages for index arrays,
+names and nodes as patterns (``"sum{}"``); the per-element functions are the bank of one cell expanded (one
+definition of each stage).
 """
 
 from __future__ import annotations
 
-from ..circuit import CCCS, VCVS, Capacitor, Comment, Resistor, VoltageSource
+import numpy as np
+
+from ..circuit import CCCS, VCVS, Capacitor, Comment, ElementBank, Resistor, Template, VoltageSource
 from .opamp import OpampModel, opamp_cell
+
+_ONE = (np.zeros(1, dtype=np.int64),)   # the keys of a bank of one cell whose names are plain strings
 
 
 def integrator(i: int, c_farad: float, ic_v: float, m: OpampModel | None = None, offset_v: float = 0.0,
@@ -44,14 +53,29 @@ def nullor_integrator(i: int, c_farad: float, ic_v: float, comment: bool = True)
     ground), EOUT<i> buffers the capacitor onto x<i>: C_f dV(x<i>)/dt = -(current into sum<i>), the same equation as
     ``integrator`` with the SPU_OPAMP_IDEAL instance, with the state on a grounded capacitor."""
     E: list = [Comment(f"integrator {i} (ideal op-amp written inline)")] if comment else []
-    return E + [VoltageSource(f"VSUM{i}", f"sum{i}", "0", 0.0), CCCS(f"FINT{i}", f"st{i}", "0", f"VSUM{i}", 1.0),
-                Capacitor(f"CF{i}", f"st{i}", "0", float(c_farad), ic_v=float(ic_v)),
-                VCVS(f"EOUT{i}", f"x{i}", "0", f"st{i}", "0", 1.0)]
+    return E + nullor_integrators(np.array([i]), np.array([c_farad], dtype=float), np.array([ic_v], dtype=float)).elements()
+
+
+def nullor_integrators(index: np.ndarray, c_farad: np.ndarray, ic_v: np.ndarray) -> ElementBank:
+    """The integrators nullor_integrator(i, c_farad[p], ic_v[p]) for i = index[p] as one bank (cell p: VSUM<i>,
+    FINT<i>, CF<i>, EOUT<i>)."""
+    return ElementBank((index,), (
+        Template(VoltageSource, dict(name="VSUM{}", n_pos="sum{}", n_neg="0", dc_v=0.0)),
+        Template(CCCS, dict(name="FINT{}", n_pos="st{}", n_neg="0", sense="VSUM{}", gain=1.0)),
+        Template(Capacitor, dict(name="CF{}", n_pos="st{}", n_neg="0", c_farad=np.asarray(c_farad, dtype=float),
+                                 ic_v=np.asarray(ic_v, dtype=float))),
+        Template(VCVS, dict(name="EOUT{}", n_pos="x{}", n_neg="0", c_pos="st{}", c_neg="0", gain=1.0))))
 
 
 def nullor_inverter(name: str, node: str, out: str) -> list:
     """Ideal unity-gain inverter: V(out) = -V(node) (a VCVS of gain -1 named ``name``)."""
-    return [VCVS(name, out, "0", node, "0", -1.0)]
+    return nullor_inverters(_ONE, name, node, out).elements()
+
+
+def nullor_inverters(keys: tuple, name: str, node: str, out: str) -> ElementBank:
+    """The inverters nullor_inverter for every cell of keys (a tuple of index arrays) as one bank: name, node and out
+    are patterns (``"EINVX{}"``, ``"x{}"``, ``"xn{}"``)."""
+    return ElementBank(keys, (Template(VCVS, dict(name=name, n_pos=out, n_neg="0", c_pos=node, c_neg="0", gain=-1.0)),))
 
 
 def macro_inverter(m: OpampModel, tag: str, node: str, mid: str, out: str, r_names: tuple[str, str],
@@ -66,8 +90,16 @@ def nullor_summer(names: tuple[str, str], mid: str, out: str, r_f_ohm: float) ->
     """The output half of an inverting summer with an ideal op-amp written inline (module doc): names = (R_f from
     mid to ground, the unity buffer onto out); the topology's CCCSs push the sensed input current into mid, so
     V(out) = -R_f (current into the virtual ground)."""
+    return ElementBank(_ONE, summer_templates(names, mid, out, float(r_f_ohm))).elements()
+
+
+def summer_templates(names: tuple[str, str], mid: str, out: str, r_f_ohm) -> tuple[Template, Template]:
+    """The cell of nullor_summer (names, mid, out: patterns or plain strings; r_f_ohm: one value or an array per cell),
+    for a bank of summers (the topology adds its own sensing elements to the cell)."""
     r_name, e_name = names
-    return [Resistor(r_name, mid, "0", float(r_f_ohm)), VCVS(e_name, out, "0", mid, "0", 1.0)]
+    r = np.asarray(r_f_ohm, dtype=float) if np.ndim(r_f_ohm) else float(r_f_ohm)
+    return (Template(Resistor, dict(name=r_name, n_pos=mid, n_neg="0", r_ohm=r)),
+            Template(VCVS, dict(name=e_name, n_pos=out, n_neg="0", c_pos=mid, c_neg="0", gain=1.0)))
 
 
 def opamp_summer(m: OpampModel | None, tag: str, inn: str, out: str, r_name: str, r_f_ohm: float, offset_v: float,

@@ -24,7 +24,7 @@ from functools import partial
 
 import numpy as np
 
-from ..circuit import NoiseSource, Resistor, SampleBlock
+from ..circuit import Columns, ElementBank, NoiseSource, Resistor, SampleBlock
 
 NOISE_FILE = "noise_{}.txt"  # one file per noise output, 1-based index
 
@@ -203,14 +203,27 @@ def noise_sample_block(d: int, n_steps: int, seed: int) -> SampleBlock:
 
 def noise_dacs(values_v, dt_s: float, held: bool = False) -> list[NoiseSource]:
     """(n, d) sample values in volts (an array or a SampleBlock) -> d NoiseSource elements ANOISE<i> on node nz<i>
-    (file noise_<i>.txt); held=True: each sample is held for dt_s (a clocked DAC) instead of linearly interpolated."""
-    col = (lambda i: values_v[:, i]) if isinstance(values_v, SampleBlock) else (lambda i: np.asarray(values_v[:, i]))
-    return [NoiseSource(f"ANOISE{i}", f"nz{i}", f"noisesrc{i}", NOISE_FILE.format(i), col(i - 1),
-                        float(dt_s), held=held) for i in range(1, values_v.shape[1] + 1)]
+    (file noise_<i>.txt); held=True: each sample is held for dt_s (a clocked DAC) instead of linearly interpolated.
+    Element i plays column i - 1: a SampleColumn of a SampleBlock, a view of an array's column."""
+    return noise_dac_bank(values_v, dt_s, held).elements()
+
+
+def noise_dac_bank(values_v, dt_s: float, held: bool = False) -> ElementBank:
+    """noise_dacs as one ElementBank (spu_sim.circuit; the samples its columns: circuit.Columns)."""
+    d = values_v.shape[1]
+    return ElementBank.of(NoiseSource, np.arange(1, d + 1), name="ANOISE{}", node="nz{}", model="noisesrc{}",
+                          file_name=NOISE_FILE, samples_v=Columns(values_v), dt_s=float(dt_s), held=held)
 
 
 def noise_dacs_into_sums(values_v: np.ndarray, dt_s: float, r_noise_ohm: np.ndarray) -> list:
     """The noise DACs (noise_dacs) and RN<i> from nz<i> into the summing node sum<i> (r_noise_ohm (d,)): the
     current noise of an integrator network."""
-    return noise_dacs(values_v, dt_s) + [Resistor(f"RN{i}", f"nz{i}", f"sum{i}", float(r_noise_ohm[i - 1]))
-                                         for i in range(1, values_v.shape[1] + 1)]
+    return [x for bank in noise_dac_banks_into_sums(values_v, dt_s, r_noise_ohm) for x in bank.elements()]
+
+
+def noise_dac_banks_into_sums(values_v, dt_s: float, r_noise_ohm: np.ndarray) -> list[ElementBank]:
+    """noise_dacs_into_sums as two ElementBanks: the DACs, then the RN<i>."""
+    d = values_v.shape[1]
+    return [noise_dac_bank(values_v, dt_s),
+            ElementBank.of(Resistor, np.arange(1, d + 1), name="RN{}", n_pos="nz{}", n_neg="sum{}",
+                           r_ohm=np.asarray(r_noise_ohm, dtype=float)[:d])]

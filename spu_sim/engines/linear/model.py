@@ -24,6 +24,10 @@ C_11 (positive definite), every other row of T^T C_m T is zero. The algebraic ro
 are solved by a sparse LU of G_22 (a Schur complement); a singular G_22 is a floating node, a loop of ideal
 voltage sources or capacitors, or a cutset of inductors and current sources (index > 1): an error naming it.
 
+Element banks (circuit.ElementBank) are read as arrays (``ElementRows``: node numbers once per pattern, values straight
+from the bank's arrays), never expanded into element objects; the unknowns, their numbering and every stamp are those
+of the expanded elements, in the same order, so the matrices are identical.
+
 This choice of state handles capacitor loops (the RLC cells' CC_i-CK_ij-CC_j loops): the state is the node
 voltages of each island, not the individual capacitor voltages, so a loop costs nothing.
 """
@@ -36,8 +40,10 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from ...circuit import (CCCS, VCCS, VCVS, BehavioralCurrent, Capacitor, Circuit, ClippedVCVS, Comment, Inductor,
-                        NoiseSource, Resistor, flatten, ResistorArray, Switch, SwitchModel, VoltageSource, element_types)
+from ...circuit import (CCCS, VCCS, VCVS, BehavioralCurrent, Capacitor, Circuit, ClippedVCVS, Comment, ElementBank,
+                        Inductor, NoiseSource, Resistor, flatten, ResistorArray, Switch, SwitchModel, VoltageSource,
+                        element_types, stated_elements)
+from scipy.sparse.csgraph import connected_components
 from ...errors import BadInputError
 from .peel import check_structure, factor, solve_algebraic
 from .result import NGSPICE_HINT
@@ -66,26 +72,149 @@ def _refuse(e) -> None:
                         f" knows; {NGSPICE_HINT}")
 
 
-def by_type(circuit: Circuit) -> dict[type, list]:
-    """The elements bucketed by type in one pass (refusing unknown and nonlinear ones); key None: every
-    element other than resistors, comments and switch models, in netlist order."""
-    out: dict = {t: [] for t in _LINEAR}
-    out[None] = others = []
+class ElementRows:
+    """Elements in netlist order read as columns: plain elements and the templates of element banks (a bank's
+    cells stay arrays: ``strings`` / ``values`` of a field over every element, ``element(i)`` builds one for a
+    message). Iterating gives the elements (a bank's expanded, cached in the bank)."""
+
+    def __init__(self) -> None:
+        self.segments: list = []     # [list of plain elements] or (bank, template indices)
+        self._n = 0
+
+    def add(self, e) -> None:
+        if self.segments and type(self.segments[-1]) is list:
+            self.segments[-1].append(e)
+        else:
+            self.segments.append([e])
+        self._n += 1
+
+    def add_bank(self, bank: ElementBank, ts: list[int]) -> None:
+        self.segments.append((bank, ts))
+        self._n += bank.n * len(ts)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __bool__(self) -> bool:
+        return self._n > 0
+
+    def strings(self, attr: str) -> list:
+        out: list = []
+        for seg in self.segments:
+            if type(seg) is list:
+                out.extend([getattr(e, attr) for e in seg])
+            else:
+                bank, ts = seg
+                out.extend(bank.interleaved([bank.strings(t, attr) for t in ts]))
+        return out
+
+    def values(self, attr: str) -> np.ndarray:
+        parts = []
+        for seg in self.segments:
+            if type(seg) is list:
+                parts.append(np.fromiter((getattr(e, attr) for e in seg), dtype=float, count=len(seg)))
+            else:
+                bank, ts = seg
+                cols = [bank.values(t, attr) for t in ts]
+                parts.append(cols[0] if len(cols) == 1 else np.stack(cols, axis=1).ravel())
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def indices(self, attr: str, table: dict, memo: dict) -> np.ndarray:
+        """table[field attr] of every element (-1 where absent: ground), as int64 (n,). A bank's field is looked up
+        once per cell for a pattern (memo: per pattern and cell keys, shared by the banks and calls of one assembly:
+        ``sum{}`` of the integrators, the leak and the DACs once), once for a constant (a fixed node such as ground)."""
+        get = table.get
+        parts = []
+        for seg in self.segments:
+            if type(seg) is list:
+                parts.append(np.fromiter((get(getattr(e, attr), -1) for e in seg), dtype=np.int64, count=len(seg)))
+                continue
+            bank, ts = seg
+            cols = []
+            for t in ts:
+                v = bank.templates[t].get(attr)
+                if isinstance(v, str) and "{" not in v:
+                    cols.append(np.full(bank.n, get(v, -1), dtype=np.int64))
+                    continue
+                key = (id(table), bank.keys_digest, v) if isinstance(v, str) else (id(table), id(bank), t, attr)
+                hit = memo.get(key)     # (the keys, the indices): the keys compared, not trusted to the digest
+                if hit is None or len(hit[0]) != len(bank.keys) or not all(
+                        a is b or np.array_equal(a, b) for a, b in zip(hit[0], bank.keys)):
+                    hit = memo[key] = (bank.keys, np.fromiter((get(x, -1) for x in bank.strings(t, attr)),
+                                                              dtype=np.int64, count=bank.n))
+                cols.append(hit[1])
+            parts.append(cols[0] if len(cols) == 1 else np.stack(cols, axis=1).ravel())
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def column(self, attr: str) -> list:
+        """Field attr of every element as the elements hold it (None kept)."""
+        out: list = []
+        for seg in self.segments:
+            if type(seg) is list:
+                out.extend([getattr(e, attr) for e in seg])
+            else:
+                bank, ts = seg
+                out.extend(bank.interleaved([bank.column(t, attr) for t in ts]))
+        return out
+
+    def element(self, i: int):
+        for seg in self.segments:
+            k = len(seg) if type(seg) is list else seg[0].n * len(seg[1])
+            if i < k:
+                if type(seg) is list:
+                    return seg[i]
+                bank, ts = seg
+                return bank.element(i // len(ts), ts[i % len(ts)])
+            i -= k
+        raise IndexError(i)
+
+    def __getitem__(self, i: int):
+        return self.element(int(i))
+
+    def __iter__(self):
+        for seg in self.segments:
+            if type(seg) is list:
+                yield from seg
+            else:
+                bank, ts = seg
+                yield from bank.interleaved([bank.template_elements(t) for t in ts])
+
+
+def by_type(circuit: Circuit) -> dict:
+    """The elements bucketed by type in one pass (refusing unknown and nonlinear ones), each bucket an ElementRows
+    (a list for crossbars and switch models); key None: every element other than resistors, comments and switch
+    models, in netlist order. Element banks are read as arrays (never expanded)."""
+    out: dict = {t: ElementRows() for t in _LINEAR}
+    out[ResistorArray], out[SwitchModel], out[Comment] = [], [], []
+    out[None] = others = ElementRows()
     skip = (Resistor, ResistorArray, Comment, SwitchModel)
     try:
-        elements = flatten(circuit.elements)    # subcircuits defined in the circuit, expanded
+        elements = flatten(stated_elements(circuit), banks=True)   # subcircuits defined in the circuit, expanded
     except ValueError as err:                   # one defined in an external file: only ngspice reads it
         raise BadInputError(f"{err}; {NGSPICE_HINT}") from None
     if any(e.c_wire_farad > 0 for e in elements if type(e) is ResistorArray):
         elements = _expand_wire_capacitance(elements)
     for e in elements:
         t = type(e)
+        if t is ElementBank:
+            kinds = [tpl.kind for tpl in e.templates]
+            for k in set(kinds):
+                if k not in out or k in (ResistorArray, SwitchModel, Comment):
+                    _refuse(e.element(0, kinds.index(k)))
+                out[k].add_bank(e, [i for i, x in enumerate(kinds) if x is k])
+            rest = [i for i, x in enumerate(kinds) if x not in skip]
+            if rest:
+                others.add_bank(e, rest)
+            continue
         bucket = out.get(t)
         if bucket is None:
             _refuse(e)
-        bucket.append(e)
+        if type(bucket) is list:
+            bucket.append(e)
+        else:
+            bucket.add(e)
         if t not in skip:
-            others.append(e)
+            others.add(e)
     return out
 
 
@@ -93,12 +222,12 @@ def check_linear(circuit: Circuit) -> None:
     """BadInputError naming the first element that is not a linear element the engine knows (by_type's refusal,
     from the set of element types: no Python pass per element when every type is known)."""
     try:
-        elements = flatten(circuit.elements)
+        elements = flatten(stated_elements(circuit), banks=True)
     except ValueError as err:
         raise BadInputError(f"{err}; {NGSPICE_HINT}") from None
     bad = element_types(elements) - set(_LINEAR)
     if bad:
-        _refuse(next(e for e in elements if type(e) in bad))
+        _refuse(next(x for x in flatten(elements) if type(x) in bad))
 
 
 def _expand_wire_capacitance(elements: list):
@@ -120,10 +249,10 @@ class MNA:
     C: sp.csr_matrix
     G: sp.csr_matrix
     B: sp.csr_matrix
-    labels: list[str]
-    eq_labels: list[str]
+    labels: "Labels"      # a sequence of str, formed when read
+    eq_labels: "Labels"
     noise: list[NoiseSource]
-    capacitors: list[Capacitor]
+    capacitors: ElementRows     # read as columns (n_pos, n_neg, c_farad, ic_v); iterating gives the elements
     inductors: list[Inductor]
     switches: list[tuple[Switch, SwitchModel]]
     blocks: list[Block] = field(default_factory=list)   # dense parts of G_m held apart (assemble(blocks=True))
@@ -137,38 +266,42 @@ def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
     els = typed[None]  # resistors are stamped apart, vectorised
     models = {m.name: m for m in typed[SwitchModel]}
     res = typed[Resistor]
-    pos, neg, r_ohm = [e.n_pos for e in res], [e.n_neg for e in res], [e.r_ohm for e in res]
-    names: list[str] = []
-    for e in els:
-        names.extend([getattr(e, attr) for attr in NODE_ATTRS[type(e)]])
-    names.extend(pos)
-    names.extend(neg)
+    r_ohm = res.values("r_ohm")
+    names: list[str] = _node_names_in_order(els)
+    names.extend(_ungrounded(res, "n_pos"))
+    names.extend(_ungrounded(res, "n_neg"))
     arrays = typed[ResistorArray]
     for e in arrays:   # the nodes of the entries present (a crossbar's unused lines are not in the circuit)
         present = e.r_ohm < np.inf    # not +inf (no resistor), in one pass; a NaN entry is refused by the stamp
         names.extend(e.col_nodes[j] for j in np.flatnonzero(present.any(axis=0)))
         names.extend(e.row_nodes[i] for i in np.flatnonzero(present.any(axis=1)))
-    nodes = {k: i for i, k in enumerate(k for k in dict.fromkeys(names) if k != GROUND)}
+    first = dict.fromkeys(names)          # first-use order
+    first.pop(GROUND, None)
+    nodes = dict(zip(first, range(len(first))))
 
-    branch_els = [e for e in els if type(e) in (VoltageSource, VCVS, Inductor, NoiseSource)]
     nn = len(nodes)
-    branches = {e.name: nn + k for k, e in enumerate(branch_els)}
+    branch_names = _branch_names_in_order(els)
+    branches = dict(zip(branch_names, range(nn, nn + len(branch_names))))
     n = nn + len(branches)
     noise = typed[NoiseSource]
 
+    memo: dict = {}
+
     def idx(items, attr: str) -> np.ndarray:   # node numbers (ground: -1)
+        if isinstance(items, ElementRows):
+            return items.indices(attr, nodes, memo)
         return np.fromiter((nodes.get(getattr(e, attr), -1) for e in items), dtype=np.int64, count=len(items))
 
     def values(items, attr: str) -> np.ndarray:
-        return np.fromiter((getattr(e, attr) for e in items), dtype=float, count=len(items))
+        return items.values(attr)
 
-    def branch_of(items) -> np.ndarray:
-        return np.fromiter((branches[e.name] for e in items), dtype=np.int64, count=len(items))
+    def branch_of(items) -> np.ndarray:   # every such element has a branch (by construction)
+        return items.indices("name", branches, memo)
 
     Cm, Gm, Bm = Triplets(), Triplets(), Triplets()
     # resistors and resistor arrays (the bulk of a dense network) stamped in one vectorised step
     dense: list[Block] | None = [] if blocks else None
-    big = stamp_resistors(res, pos, neg, r_ohm, arrays, nodes, n, blocks=dense)
+    big = stamp_resistors(res, idx(res, "n_pos"), idx(res, "n_neg"), r_ohm, arrays, nodes, n, blocks=dense)
     switches = []
     for e in typed[Switch]:
         if e.model not in models:
@@ -195,11 +328,11 @@ def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
                             values(vccs, "gm_siemens"))
         Gm.add(a, cp, gm), Gm.add(a, cn, -gm), Gm.add(b, cp, -gm), Gm.add(b, cn, gm)
     cccs = typed[CCCS]
-    for e in cccs:
-        if e.sense not in branches:
-            raise BadInputError(f"CCCS {e.name}: sense {e.sense} is not a voltage source of the circuit")
+    k = cccs.indices("sense", branches, memo)
+    if (k < 0).any():
+        e = cccs.element(int(np.flatnonzero(k < 0)[0]))
+        raise BadInputError(f"CCCS {e.name}: sense {e.sense} is not a voltage source of the circuit")
     if cccs:
-        k = np.fromiter((branches[e.sense] for e in cccs), dtype=np.int64, count=len(cccs))
         gain = values(cccs, "gain")
         Gm.add(idx(cccs, "n_pos"), k, gain), Gm.add(idx(cccs, "n_neg"), k, -gain)
     for kind in (VoltageSource, VCVS, Inductor):   # branch k leaves n_pos, enters n_neg; its row reads v+ - v-
@@ -227,10 +360,62 @@ def assemble(circuit: Circuit, blocks: bool = False) -> MNA:
     C = Cm.csr((n, n))
     B = Bm.csr((n, 1 + len(noise)))
     G = big + Gm.csr((n, n))
-    labels = [f"node {k}" for k in nodes] + [f"the current of {k}" for k in branches]
-    eq_labels = [f"KCL at node {k}" for k in nodes] + [f"the branch equation of {k}" for k in branches]
-    return MNA(nodes, branches, C, G, B, labels, eq_labels, noise, typed[Capacitor], typed[Inductor], switches,
-               dense or [])
+    node_list, branch_list = list(nodes), list(branches)
+    labels = Labels(node_list, branch_list, "node {}", "the current of {}")
+    eq_labels = Labels(node_list, branch_list, "KCL at node {}", "the branch equation of {}")
+    return MNA(nodes, branches, C, G, B, labels, eq_labels, list(noise), typed[Capacitor], list(typed[Inductor]),
+               switches, dense or [])
+
+
+def _node_names_in_order(els: ElementRows) -> list[str]:
+    """The node names of the elements (each element's NODE_ATTRS in turn), in netlist order; a bank's fields that
+    are ground left out (ground is no unknown: the order of the others is the same)."""
+    names: list[str] = []
+    for seg in els.segments:
+        if type(seg) is list:
+            for e in seg:
+                names.extend([getattr(e, attr) for attr in NODE_ATTRS[type(e)]])
+        else:
+            bank, ts = seg
+            names.extend(bank.interleaved([bank.strings(t, a) for t in ts for a in NODE_ATTRS[bank.templates[t].kind]
+                                           if not _is_ground(bank.templates[t].get(a))]))
+    return names
+
+
+def _is_ground(v) -> bool:
+    return isinstance(v, str) and v == GROUND
+
+
+def _ungrounded(rows: ElementRows, attr: str) -> list[str]:
+    """Field attr of every element, a bank's constant ground fields left out (as _node_names_in_order)."""
+    out: list[str] = []
+    for seg in rows.segments:
+        if type(seg) is list:
+            out.extend([getattr(e, attr) for e in seg])
+        else:
+            bank, ts = seg
+            cols = [bank.strings(t, attr) for t in ts if not _is_ground(bank.templates[t].get(attr))]
+            if cols:
+                out.extend(bank.interleaved(cols))
+    return out
+
+
+_BRANCH_KINDS = (VoltageSource, VCVS, Inductor, NoiseSource)
+
+
+def _branch_names_in_order(els: ElementRows) -> list[str]:
+    """The names of the elements with a branch current (voltage sources, VCVS, inductors, noise sources), in netlist
+    order: the branch unknowns."""
+    names: list[str] = []
+    for seg in els.segments:
+        if type(seg) is list:
+            names.extend([e.name for e in seg if type(e) in _BRANCH_KINDS])
+        else:
+            bank, ts = seg
+            cols = [bank.strings(t, "name") for t in ts if bank.templates[t].kind in _BRANCH_KINDS]
+            if cols:
+                names.extend(bank.interleaved(cols))
+    return names
 
 
 def dc_solution(mna: MNA, u0: np.ndarray) -> np.ndarray:
@@ -269,34 +454,31 @@ class LinearModel:
 
 
 def islands(mna: MNA) -> tuple[np.ndarray, dict[int, int]]:
-    """Dynamic node indices and, for floating capacitor islands, node -> reference node."""
-    parent = {n: n for n in list(mna.nodes) + [GROUND]}
-
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for c in mna.capacitors:
-        ra, rb = find(c.n_pos), find(c.n_neg)
-        if ra != rb:
-            parent[ra] = rb
-    has_cap = {n for c in mna.capacitors for n in (c.n_pos, c.n_neg)}
-    comps: dict[str, list[str]] = {}
-    for n in mna.nodes:
-        if n in has_cap:
-            comps.setdefault(find(n), []).append(n)
-    ground_root = find(GROUND)
-    dyn, ref_of = [], {}
-    for root, members in comps.items():
-        idx = sorted(mna.nodes[m] for m in members)
-        if root == ground_root:
-            dyn += idx
-        else:
-            dyn += idx[1:]
-            ref_of.update({i: idx[0] for i in idx[1:]})
-    return np.array(sorted(dyn), dtype=int), ref_of
+    """Dynamic node indices and, for floating capacitor islands, node -> reference node (its lowest index): the
+    components of the capacitor graph on the nodes (ground the last vertex); a component with ground is dynamic
+    throughout, one without keeps its lowest node as the island's (algebraic) reference."""
+    caps = mna.capacitors
+    nn = len(mna.nodes)
+    get = mna.nodes.get
+    a = np.fromiter((get(x, nn) for x in caps.strings("n_pos")), dtype=np.int64, count=len(caps))
+    b = np.fromiter((get(x, nn) for x in caps.strings("n_neg")), dtype=np.int64, count=len(caps))
+    graph = sp.coo_matrix((np.ones(len(a)), (a, b)), shape=(nn + 1, nn + 1))
+    _, label = connected_components(graph, directed=False)
+    has_cap = np.zeros(nn + 1, dtype=bool)
+    has_cap[a], has_cap[b] = True, True
+    members = np.flatnonzero(has_cap[:nn])          # nodes with a capacitor, ascending
+    lab = label[members]
+    floating = lab != label[nn]
+    order = np.lexsort((members, lab))              # by component, then node index
+    m_sorted, l_sorted = members[order], lab[order]
+    first = np.r_[True, l_sorted[1:] != l_sorted[:-1]]
+    ref = m_sorted[np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))] if len(first) else m_sorted
+    fl = floating[order]
+    keep = ~(fl & first)                            # a floating component's lowest node is its reference
+    dyn = np.sort(m_sorted[keep])
+    sel = fl & ~first
+    ref_of = dict(zip(m_sorted[sel].tolist(), ref[sel].tolist()))
+    return dyn.astype(int), ref_of
 
 
 def island_transform(n: int, ref_of: dict[int, int]) -> sp.csr_matrix:
@@ -306,20 +488,61 @@ def island_transform(n: int, ref_of: dict[int, int]) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
 
 
-def algebraic_labels(mna: MNA, alg: np.ndarray, ref_of: dict[int, int]) -> tuple[list[str], list[str]]:
+def algebraic_labels(mna: MNA, alg: np.ndarray, ref_of: dict[int, int]) -> tuple["Labels", "Labels"]:
     """Names of the algebraic unknowns and equations for error messages (an island's reference node is its
-    common-mode voltage)."""
-    labels = [mna.labels[i] for i in alg]
-    eq = [mna.eq_labels[i] for i in alg]
-    inv_nodes = {v: k for k, v in mna.nodes.items()}
-    islands: dict[int, list[str]] = {}
-    for m, r in ref_of.items():
-        islands.setdefault(r, []).append(inv_nodes[m])
-    for j, i in enumerate(alg):
-        if i in islands:
-            labels[j] = (f"the common-mode voltage of the capacitor island {{{inv_nodes[i]},"
-                         f" {', '.join(islands[i])}}}")
+    common-mode voltage), formed when read."""
+    labels = Labels.subset(mna.labels, alg)
+    eq = Labels.subset(mna.eq_labels, alg)
+    if ref_of:
+        inv_nodes = {v: k for k, v in mna.nodes.items()}
+        islands: dict[int, list[str]] = {}
+        for m, r in ref_of.items():
+            islands.setdefault(r, []).append(inv_nodes[m])
+        at = np.searchsorted(alg, list(islands))
+        for j, i in zip(at.tolist(), islands):
+            if j < len(alg) and alg[j] == i:
+                labels.overrides[j] = (f"the common-mode voltage of the capacitor island {{{inv_nodes[i]},"
+                                       f" {', '.join(islands[i])}}}")
     return labels, eq
+
+
+class Labels:
+    """Names of the MNA unknowns or equations for error messages, formed when one is read (a circuit has 1e6):
+    labels[i] is node_text with the i-th node's name for the node unknowns, then branch_text with the branch's name;
+    ``subset`` (rows ``index`` of another Labels) and ``overrides`` ({position: text}) for the algebraic block."""
+
+    def __init__(self, nodes: list, branches: list, node_text: str, branch_text: str) -> None:
+        self.nodes, self.branches, self.node_text, self.branch_text = nodes, branches, node_text, branch_text
+        self.base: Labels | None = None
+        self.index: np.ndarray | None = None
+        self.overrides: dict[int, str] = {}
+
+    @classmethod
+    def subset(cls, base: "Labels", index: np.ndarray) -> "Labels":
+        out = cls([], [], "", "")
+        out.base, out.index = base, np.asarray(index)
+        return out
+
+    def __len__(self) -> int:
+        return len(self.index) if self.base is not None else len(self.nodes) + len(self.branches)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        if i in self.overrides:
+            return self.overrides[i]
+        if self.base is not None:
+            return self.base[int(self.index[i])]
+        nn = len(self.nodes)
+        return self.node_text.format(self.nodes[i]) if i < nn else self.branch_text.format(self.branches[i - nn])
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
 
 
 def output_rows(mna: MNA, saves: list[str], extra: list[str] = ()) -> tuple[list[str], sp.csr_matrix]:
@@ -329,8 +552,18 @@ def output_rows(mna: MNA, saves: list[str], extra: list[str] = ()) -> tuple[list
         saves = [f"v({k})" for k in mna.nodes] + [f"i({k})" for k in mna.branches]
     saves = list(saves) + list(extra)
     n = mna.G.shape[0]
-    lower_nodes = {k.lower(): v for k, v in mna.nodes.items()}
-    lower_br = {k.lower(): v for k, v in mna.branches.items()}
+    lower: dict = {}
+
+    def lookup(table: dict, name: str, which: str):
+        """table[name] for a lower-cased name: the exact name first (the usual case: lower-case node names),
+        else through a lower-cased copy of the table (built once, when first needed)."""
+        got = table.get(name)
+        if got is None:
+            if which not in lower:
+                lower[which] = {k.lower(): v for k, v in table.items()}
+            got = lower[which].get(name)
+        return got
+
     I, J, V, names = [], [], [], []
     for r, s in enumerate(saves):
         key = s.strip().lower().replace(" ", "")
@@ -339,11 +572,12 @@ def output_rows(mna: MNA, saves: list[str], extra: list[str] = ()) -> tuple[list
             for sign, p in zip((1.0, -1.0), parts):
                 if p == GROUND:
                     continue
-                if p not in lower_nodes:
+                j = lookup(mna.nodes, p, "nodes")
+                if j is None:
                     raise BadInputError(f"saved vector {s}: node {p} is not in the circuit")
-                I.append(r), J.append(lower_nodes[p]), V.append(sign)
-        elif key.startswith("i(") and key.endswith(")") and key[2:-1] in lower_br:
-            I.append(r), J.append(lower_br[key[2:-1]]), V.append(1.0)
+                I.append(r), J.append(j), V.append(sign)
+        elif key.startswith("i(") and key.endswith(")") and lookup(mna.branches, key[2:-1], "branches") is not None:
+            I.append(r), J.append(lookup(mna.branches, key[2:-1], "branches")), V.append(1.0)
         else:
             raise BadInputError(f"saved vector {s}: the linear engine gives v(node), v(a,b) and i(source) only")
         names.append(key)
@@ -418,17 +652,24 @@ def initial_state(circuit: Circuit, mna: MNA, dyn_nodes: np.ndarray, csolve) -> 
     .ic node voltages (0 where unset); the node state is the charge-conserving combination
     C_11^-1 D^T diag(C) v_C (exact when the ICs are consistent: a capacitor loop with inconsistent ICs shares
     its charge as ngspice's first uic step does). Inductors start at ic_a (0 when unset)."""
-    pos = {int(i): k for k, i in enumerate(dyn_nodes)}
+    caps = mna.capacitors
+    n_pos, n_neg = caps.strings("n_pos"), caps.strings("n_neg")
+    c_f, ic = caps.values("c_farad"), caps.column("ic_v")
+    if any(v is None for v in ic):
+        get = circuit.ic_v.get
+        ic = [get(p, 0.0) - get(m, 0.0) if v is None else v for v, p, m in zip(ic, n_pos, n_neg)]
+    v = np.array(ic, dtype=float)
+    pos = np.full(len(mna.nodes) + 1, -1)            # node index -> position among the dynamic nodes (-1: none)
+    pos[dyn_nodes] = np.arange(len(dyn_nodes))
+    get, nn = mna.nodes.get, len(mna.nodes)
+    ia = pos[np.fromiter((get(x, nn) for x in n_pos), dtype=np.int64, count=len(caps))]
+    ib = pos[np.fromiter((get(x, nn) for x in n_neg), dtype=np.int64, count=len(caps))]
+    # the charges in the order of the per-capacitor loop (each capacitor's n_pos, then its n_neg): np.add.at adds in
+    # the order given, so the sums round as before
+    k = np.stack([ia, ib], axis=1).ravel()
+    dq = np.stack([c_f * v, (-1.0 * c_f) * v], axis=1).ravel()
     q = np.zeros(len(dyn_nodes))
-    for c in mna.capacitors:
-        if c.ic_v is not None:
-            v = c.ic_v
-        else:
-            v = circuit.ic_v.get(c.n_pos, 0.0) - circuit.ic_v.get(c.n_neg, 0.0)
-        for node_name, sign in ((c.n_pos, 1.0), (c.n_neg, -1.0)):
-            i = mna.nodes.get(node_name, -1)
-            if i in pos:
-                q[pos[i]] += sign * c.c_farad * v
+    np.add.at(q, k[k >= 0], dq[k >= 0])
     x_ind = np.array([0.0 if e.ic_a is None else e.ic_a for e in mna.inductors])
     # csolve inverts the whole (node, inductor) block; the inductor rows of the charge vector are zero
     return np.concatenate([csolve(np.concatenate([q, np.zeros(len(x_ind))]))[:len(q)], x_ind])

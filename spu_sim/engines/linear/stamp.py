@@ -95,12 +95,13 @@ class Triplets:
         return sp.csr_matrix((np.concatenate(self.V), (np.concatenate(self.I), np.concatenate(self.J))), shape=shape)
 
 
-def stamp_resistors(res: list[Resistor], pos: list[str], neg: list[str], r_ohm: list[float],
+def stamp_resistors(res: list[Resistor], pos: list[str] | np.ndarray, neg: list[str] | np.ndarray, r_ohm: list[float],
                      arrays: list[ResistorArray], nodes: dict[str, int], n: int,
                      blocks: list[Block] | None = None) -> sp.csr_matrix:
     """The conductance matrix of every resistor and crossbar: diagonals by bincount, the resistors'
     off-diagonals as COO, each crossbar's two off-diagonal blocks straight into CSR (no sort of its d^2 entries),
-    or, given a ``blocks`` list, appended to it as dense Blocks where the crossbar's lines are distinct nodes."""
+    or, given a ``blocks`` list, appended to it as dense Blocks where the crossbar's lines are distinct nodes.
+    pos, neg: the resistors' node names, or their node numbers already looked up (int64 arrays, ground -1)."""
     get = nodes.get
     diag = np.zeros(n)
     parts = []
@@ -110,8 +111,8 @@ def stamp_resistors(res: list[Resistor], pos: list[str], neg: list[str], r_ohm: 
         if bad.any():
             e = res[int(np.flatnonzero(bad)[0])]
             raise BadInputError(f"element {e.name}: resistance {e.r_ohm!r} ohm must be positive and finite")
-        a = np.fromiter((get(x, -1) for x in pos), dtype=np.int64, count=len(res))
-        b = np.fromiter((get(x, -1) for x in neg), dtype=np.int64, count=len(res))
+        a = pos if isinstance(pos, np.ndarray) else np.fromiter((get(x, -1) for x in pos), dtype=np.int64, count=len(res))
+        b = neg if isinstance(neg, np.ndarray) else np.fromiter((get(x, -1) for x in neg), dtype=np.int64, count=len(res))
         g = 1.0 / r
         diag += np.bincount(a[a >= 0], g[a >= 0], minlength=n) + np.bincount(b[b >= 0], g[b >= 0], minlength=n)
         off = (a >= 0) & (b >= 0)

@@ -36,6 +36,12 @@ takes 0.03 s) fell from 5.5 s to 1.2 s CPU; at N = 2048 from 93 s to 4.3 s. G = 
 counts tried (4, 6, 8, 12, 16, 32, 64; Sparse's Markowitz ordering is sensitive to it: 12 groups took 19 s at
 N = 2048). With the macromodel the summing node is one op-amp input and stays whole.
 
+With ideal op-amps the per-node parts (integrators, summers, inverters, the split summing nodes and buffers, leak, b
+DACs, noise DACs) are element banks (spu_sim.circuit.ElementBank: the same elements, in the same netlist order, stated
+as arrays), so the circuit holds no Python object per node for the linear engine and the writer to walk (measured at
+N = 101,260, m = 640: docs/opamp_factored.md; the netlist text is byte-identical, the linear engine's matrices and
+results bitwise identical).
+
 With circuit.opamp.model = macro every integrator, summer and inverter is the op-amp macromodel of
 spu_sim.parts.opamp (tags I<i>, U<k>, Z<l>, NX<j>, NU<k>, NZ<l>; the stages of spu_sim.parts.amplifiers): a summer
 is the op-amp with RFU<k> from u<k> to su<k>; an inverter the op-amp with RI<tag>A (in) and RI<tag>B (feedback).
@@ -47,12 +53,13 @@ from functools import partial
 
 import numpy as np
 
-from ...circuit import CCCS, VCVS, Circuit, Comment, Resistor, VoltageSource
-from ...parts.amplifiers import integrator, macro_inverter, nullor_integrator, nullor_inverter, nullor_summer, opamp_summer
-from ...parts.dacs import b_dacs
+from ...circuit import CCCS, VCVS, Circuit, Comment, ElementBank, Resistor, Template, VoltageSource
+from ...parts.amplifiers import (integrator, macro_inverter, nullor_integrators, nullor_inverters, opamp_summer,
+                                 summer_templates)
+from ...parts.dacs import b_dac_bank
 from ...parts.opamp import cell_elements
 from ...parts.element_table import ArrayInfo, MissingElement
-from ...parts.noise_dacs import noise_dacs_into_sums
+from ...parts.noise_dacs import noise_dac_banks_into_sums
 from ..base import CircuitRequest
 from ..elements import header_tail, notes_lines
 from .linear import array_elements, circuit_drift_factors, group_of, stage_maps
@@ -90,25 +97,33 @@ def header(design) -> list[str]:
     return H + header_tail(design, notes_lines(design.notes))
 
 
-def _summer(design, tag: str, k: int, r_f: float, group: str, ic: float, sense: bool = True) -> list:
-    """Summer k of the u (tag "u") or z (tag "z") stage (module doc); sense=False: its virtual ground is split
-    (_split_summer_and_buffers)."""
+def _sensing(v_name: str, f_name: str, node: str, into: str) -> tuple[Template, Template]:
+    """A sensed virtual ground (patterns): v_name holds node at 0 V and senses its current, f_name (a CCCS) pushes that
+    current into ``into`` (module doc)."""
+    return (Template(VoltageSource, dict(name=v_name, n_pos=node, n_neg="0", dc_v=0.0)),
+            Template(CCCS, dict(name=f_name, n_pos=into, n_neg="0", sense=v_name, gain=1.0)))
+
+
+def _summers(design, tag: str, r_f: np.ndarray, group: str, ic: np.ndarray, sense: bool = True) -> list:
+    """The m summers of the u (tag "u") or z (tag "z") stage (module doc); sense=False: their virtual grounds are
+    split (_split_summer_and_buffers). Ideal: one bank (cell k: VS<T><k>, F<T><k> when sensed, RF<T><k>, E<T><k>)."""
     m, T = design.macro, tag.upper()
     if m is None:          # ideal: written inline (module doc), its virtual ground sensed here unless split
-        sensing = ([VoltageSource(f"VS{T}{k}", f"s{tag}{k}", "0", 0.0), CCCS(f"F{T}{k}", f"r{tag}{k}", "0", f"VS{T}{k}", 1.0)]
-                   if sense else [])
-        return sensing + nullor_summer((f"RF{T}{k}", f"E{T}{k}"), f"r{tag}{k}", f"{tag}{k}", r_f)
-    return opamp_summer(m, f"{T}{k}", f"s{tag}{k}", f"{tag}{k}", f"RF{T}{k}", r_f,
-                        0.0 if m is None else m.offset_v[group][k - 1], ic, feedback_first=True)
+        sensing = _sensing(f"VS{T}{{}}", f"F{T}{{}}", f"s{tag}{{}}", f"r{tag}{{}}") if sense else ()
+        cell = sensing + summer_templates((f"RF{T}{{}}", f"E{T}{{}}"), f"r{tag}{{}}", f"{tag}{{}}", r_f)
+        return [ElementBank((np.arange(1, len(r_f) + 1),), cell)]
+    return [x for k in range(1, len(r_f) + 1)
+            for x in opamp_summer(m, f"{T}{k}", f"s{tag}{k}", f"{tag}{k}", f"RF{T}{k}", float(r_f[k - 1]),
+                                  m.offset_v[group][k - 1], float(ic[k - 1]), feedback_first=True)]
 
 
 def _inverters(design, src: str, needs: np.ndarray, group: str, ic_v: np.ndarray) -> list:
     m = design.macro
+    if m is None:   # ideal: one bank
+        keys = np.flatnonzero(needs) + 1
+        return [nullor_inverters((keys,), f"EINV{src.upper()}{{}}", f"{src}{{}}", f"{src}n{{}}")] if len(keys) else []
     E: list = []
     for j in np.flatnonzero(needs) + 1:
-        if m is None:
-            E += nullor_inverter(f"EINV{src.upper()}{j}", f"{src}{j}", f"{src}n{j}")
-            continue
         tag = f"N{src.upper()}{j}"
         E += macro_inverter(m, tag, f"{src}{j}", f"ni{src}{j}", f"{src}n{j}", (f"RI{tag}A", f"RI{tag}B"),
                             m.r_inv_in_ohm[group][j - 1], m.r_inv_fb_ohm[group][j - 1], m.offset_v[group][j - 1],
@@ -145,9 +160,8 @@ def _split_summer_and_buffers(design, groups: int) -> list:
     """The split virtual grounds of the u summers and the buffers of the z outputs (module doc)."""
     n, m = design.d, design.m
     E: list = [Comment(f"layout: u summing nodes in {groups} parts, z outputs through {groups} unity buffers")]
-    for k in range(1, m + 1):
-        for g in range(groups):
-            E += [VoltageSource(f"VSU{k}_{g}", f"su{k}p{g}", "0", 0.0), CCCS(f"FU{k}_{g}", f"ru{k}", "0", f"VSU{k}_{g}", 1.0)]
+    keys = (np.repeat(np.arange(1, m + 1), groups), np.tile(np.arange(groups), m))    # (k, g), k-major
+    E.append(ElementBank(keys, _sensing("VSU{}_{}", "FU{}_{}", "su{}p{}", "ru{0}")))
     # a buffer per (z line l, row group g, sign) that feeds at least one J^T entry: any() per row group, in the order
     # (l, g, sign) (no index arrays of the m N entries)
     fin, neg = np.isfinite(design.r_t_ohm), np.ascontiguousarray(design.s_t) < 0   # both C-ordered like r_t
@@ -158,9 +172,11 @@ def _split_summer_and_buffers(design, groups: int) -> list:
         f, ng = fin[sl], neg[sl]
         used[:, g, 0] = (f & ~ng).any(axis=0)
         used[:, g, 1] = (f & ng).any(axis=0)
-    for l, g, neg_k in zip(*(a.tolist() for a in np.nonzero(used))):
-        src = f"zn{l + 1}" if neg_k else f"z{l + 1}"
-        E.append(VCVS(f"EB{src.upper()}_{g}", f"{src}b{g}", "0", src, "0", 1.0))
+    srcs = [(f"zn{l + 1}" if neg_k else f"z{l + 1}", g) for l, g, neg_k in zip(*(a.tolist() for a in np.nonzero(used)))]
+    if srcs:
+        E.append(ElementBank((np.arange(len(srcs)),), (Template(VCVS, dict(
+            name=[f"EB{src.upper()}_{g}" for src, g in srcs], n_pos=[f"{src}b{g}" for src, g in srcs], n_neg="0",
+            c_pos=[src for src, _ in srcs], c_neg="0", gain=1.0)),)))
     return E
 
 
@@ -175,15 +191,16 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
     else:
         vu0 = vz0 = np.zeros(m_rows)
     E: list = (cell_elements(macro) if macro is not None else []) + [Comment(f"{n} integrators")]
-    for i in range(1, n + 1):
-        E += (nullor_integrator(i, design.c_f_farad[i - 1], design.x0_v[i - 1], comment=False) if macro is None else
-              integrator(i, design.c_f_farad[i - 1], design.x0_v[i - 1], macro, macro.offset_v["int"][i - 1],
-                         comment=False))
+    if macro is None:   # one bank of n integrators (parts.amplifiers.nullor_integrators)
+        E.append(nullor_integrators(np.arange(1, n + 1), design.c_f_farad[:n], design.x0_v[:n]))
+    else:
+        for i in range(1, n + 1):
+            E += integrator(i, design.c_f_farad[i - 1], design.x0_v[i - 1], macro, macro.offset_v["int"][i - 1],
+                            comment=False)
     E.append(Comment(f"{m_rows} summers u = J x (node u<k> = -u_k / s_u) and {m_rows} summers z = H u (z<l> = z_l / s_z)"))
     groups = fanout_groups(design)
     for tag, rf, grp, ic in (("u", design.r_fu_ohm, "sum_u", vu0), ("z", design.r_fz_ohm, "sum_z", vz0)):
-        for k in range(1, m_rows + 1):
-            E += _summer(design, tag, k, float(rf[k - 1]), grp, float(ic[k - 1]), sense=not (tag == "u" and groups > 1))
+        E += _summers(design, tag, np.asarray(rf[:m_rows], dtype=float), grp, ic, sense=not (tag == "u" and groups > 1))
     E.append(Comment("inverters: xn<j> = -V(x<j>), un<k> = -V(u<k>), zn<l> = -V(z<l>) (only where needed)"))
     E += _inverters(design, "x", design.inv_x, "inv_x", design.x0_v)
     E += _inverters(design, "u", design.inv_u, "inv_u", vu0)
@@ -201,14 +218,15 @@ def build_circuit(design, request: CircuitRequest) -> Circuit:
         E += array_elements("RT", design.r_t_ohm, design.s_t, "z", "sum", src_groups=groups)
     if np.all(np.isfinite(design.r_leak_ohm)):
         E.append(Comment("damping leak RL<i>: x<i> -> sum<i>"))
-        E += [Resistor(f"RL{i}", f"x{i}", f"sum{i}", float(design.r_leak_ohm[i - 1])) for i in range(1, n + 1)]
+        E.append(ElementBank.of(Resistor, np.arange(1, n + 1), name="RL{}", n_pos="x{}", n_neg="sum{}",
+                                r_ohm=np.asarray(design.r_leak_ohm[:n], dtype=float)))
     if np.all(np.isfinite(design.r_in_ohm)):
         E.append(Comment("right-hand side b: DAC voltages through R_in"))
-        E += b_dacs(design.v_dac_v, design.r_in_ohm)
+        E.append(b_dac_bank(design.v_dac_v, design.r_in_ohm))
     if design.has_noise and request.noise_u is not None:
         E.append(Comment("injected noise: one noise DAC per integrator via RN<i>"))
-        E += noise_dacs_into_sums(design.noise_v_rms * request.noise_u, design.noise_dt_tau * design.tau_s,
-                                  design.r_noise_ohm)
+        E += noise_dac_banks_into_sums(design.noise_v_rms * request.noise_u, design.noise_dt_tau * design.tau_s,
+                                       design.r_noise_ohm)
     analyses = request.integrator_analyses(design.noise_dt_tau * design.tau_s if design.has_noise else None)
     return Circuit(title=f"spu-sim factorised TNGD SPU, N = {n}, m = {m_rows}", header=header(design), elements=E,
                    readout_nodes=list(design.readout_nodes), analyses=analyses, options={"reltol": request.reltol},
