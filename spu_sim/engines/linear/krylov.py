@@ -64,8 +64,8 @@ DC_RESTART = 200
 def prefers_krylov(circuit: Circuit, noise_ok: bool = True) -> bool:
     """The auto rule (module doc): many states (noise_ok=False: and no noise source, e.g. for noise_mode
     aggregated, which only the dense model draws)."""
-    n_dyn = len(circuit.of_type(Capacitor)) + len(circuit.of_type(Inductor))
-    return n_dyn > KRYLOV_MIN_STATES and (noise_ok or not circuit.of_type(NoiseSource))
+    n_dyn = circuit.count_of_type(Capacitor) + circuit.count_of_type(Inductor)   # counted, no bank expanded
+    return n_dyn > KRYLOV_MIN_STATES and (noise_ok or not circuit.count_of_type(NoiseSource))
 
 
 def _sub(A: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:

@@ -164,7 +164,7 @@ def _split_summer_and_buffers(design, groups: int) -> list:
     E.append(ElementBank(keys, _sensing("VSU{}_{}", "FU{}_{}", "su{}p{}", "ru{0}")))
     # a buffer per (z line l, row group g, sign) that feeds at least one J^T entry: any() per row group, in the order
     # (l, g, sign) (no index arrays of the m N entries)
-    fin, neg = np.isfinite(design.r_t_ohm), np.ascontiguousarray(design.s_t) < 0   # both C-ordered like r_t
+    fin, neg = np.isfinite(design.r_t_ohm), design.s_t < 0   # both in r_t's layout (the transposed view of an m x N array)
     g_of = group_of(np.arange(n), n, groups)
     used = np.zeros((m, groups, 2), dtype=bool)
     for g in range(groups):
