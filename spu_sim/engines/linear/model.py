@@ -99,13 +99,18 @@ class ElementRows:
         return self._n > 0
 
     def strings(self, attr: str) -> list:
+        """Field attr of every element, a bank's patterns formatted (ElementBank.strings)."""
+        return self._listed(attr, ElementBank.strings)
+
+    def _listed(self, attr: str, of_bank) -> list:
+        """Field attr of every element in order: the elements' own, a bank's by of_bank(bank, template, attr)."""
         out: list = []
         for seg in self.segments:
             if type(seg) is list:
                 out.extend([getattr(e, attr) for e in seg])
             else:
                 bank, ts = seg
-                out.extend(bank.interleaved([bank.strings(t, attr) for t in ts]))
+                out.extend(bank.interleaved([of_bank(bank, t, attr) for t in ts]))
         return out
 
     def values(self, attr: str) -> np.ndarray:
@@ -147,15 +152,8 @@ class ElementRows:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def column(self, attr: str) -> list:
-        """Field attr of every element as the elements hold it (None kept)."""
-        out: list = []
-        for seg in self.segments:
-            if type(seg) is list:
-                out.extend([getattr(e, attr) for e in seg])
-            else:
-                bank, ts = seg
-                out.extend(bank.interleaved([bank.column(t, attr) for t in ts]))
-        return out
+        """Field attr of every element as the elements hold it (None kept; ElementBank.column)."""
+        return self._listed(attr, ElementBank.column)
 
     def element(self, i: int):
         for seg in self.segments:
