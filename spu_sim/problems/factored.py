@@ -134,6 +134,18 @@ class FactoredProblem:
         """K = J J^T (m, m), formed once (O(m^2 N): the design reads it several times)."""
         return self.J @ self.J.T
 
+    @cached_property
+    def core_eigenvalues(self) -> np.ndarray:
+        """The m eigenvalues of K^1/2 H K^1/2 (K = J J^T), ascending: the non-zero spectrum of J^T H J, in
+        O(m^2 N + m^3); computed once (read-only): the noise step of a solve (spu_sim.analog.lambda_max) and the
+        design (its lambda_max, nominal_lambda_min) read it."""
+        K = self.K
+        w, q = np.linalg.eigh(0.5 * (K + K.T))
+        ks = (q * np.sqrt(np.clip(w, 0, None))) @ q.T
+        core = np.linalg.eigvalsh(ks @ self.H @ ks)
+        core.setflags(write=False)
+        return core
+
     def _core(self) -> np.ndarray:
         """M = H K + damping I (m, m), K = J J^T."""
         return self.H @ self.K + self.damping * np.eye(self.m)

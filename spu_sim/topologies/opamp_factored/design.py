@@ -345,11 +345,9 @@ def _low_rank_plus_diag(L: np.ndarray, P: np.ndarray, dg: np.ndarray) -> np.ndar
 
 
 def core_eigenvalues(problem: FactoredProblem) -> np.ndarray:
-    """The m eigenvalues of K^1/2 H K^1/2 (K = J J^T): the non-zero spectrum of J^T H J, in O(m^2 N + m^3)."""
-    K = problem.K
-    w, q = np.linalg.eigh(0.5 * (K + K.T))
-    ks = (q * np.sqrt(np.clip(w, 0, None))) @ q.T
-    return np.linalg.eigvalsh(ks @ problem.H @ ks)
+    """The m eigenvalues of K^1/2 H K^1/2 (K = J J^T): the non-zero spectrum of J^T H J, in O(m^2 N + m^3), computed
+    once per problem (FactoredProblem.core_eigenvalues, read-only)."""
+    return problem.core_eigenvalues
 
 
 def nominal_lambda_min(problem: FactoredProblem) -> float:
