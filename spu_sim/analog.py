@@ -27,7 +27,7 @@ many decades below its largest one; pruned entries are counted in ``last_pruned`
 
 Noise (kappa > 0): the readout is one sample at t_stop_tau, so the noise DACs' step is chosen commensurate with it,
 noise_dt_tau = t_stop_tau / K with K = ceil(t_stop_tau * noise_oversample * lambda_max) (lambda_max of A: the factorised
-problem's m x m core, ``core_eigenvalues``, or the dense A's largest eigenvalue), never coarser than the
+problem's m x m core, ``FactoredProblem.core_eigenvalues``, or the dense A's largest eigenvalue), never coarser than the
 design's own rule 1 / (noise_oversample lambda_max). The linear engine then integrates the samples exactly on
 that grid at any size (above its state threshold method lowrank on the factorised circuit with ideal op-amps, else
 krylov). The noise samples of one solve (d K of them, 8 bytes each) are one array up to pipeline.STREAM_NOISE_BYTES
@@ -53,7 +53,6 @@ from .pipeline import circuit_for_run, prepare_problem, run_engine
 from .problems import FactoredProblem, Problem, validate_spd
 from .readout import make_adc, read_final_state
 from .run_config import load_run_config
-from .topologies.opamp_factored.design import core_eigenvalues
 
 DEFAULT_INTEGRATOR = {"r_max_ohm": 1e9, "prune_below_relative": 1e-6}
 DENSE_EIGH_MAX = 400              # the dense A's lambda_max by eigvalsh up to this size, else eigsh
@@ -66,7 +65,7 @@ NGSPICE_MAX_SPAN = 1e10
 def lambda_max(problem: Problem | FactoredProblem) -> float:
     """Largest eigenvalue of the problem's A (A = J^T H J + damping I never formed for a factorised problem)."""
     if isinstance(problem, FactoredProblem):
-        return float(problem.damping + max(float(core_eigenvalues(problem)[-1]), 0.0))
+        return float(problem.damping + max(float(problem.core_eigenvalues[-1]), 0.0))
     A = problem.A
     if A.shape[0] <= DENSE_EIGH_MAX:
         return float(np.linalg.eigvalsh(A)[-1])

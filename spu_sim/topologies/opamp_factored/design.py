@@ -344,15 +344,9 @@ def _low_rank_plus_diag(L: np.ndarray, P: np.ndarray, dg: np.ndarray) -> np.ndar
     return A
 
 
-def core_eigenvalues(problem: FactoredProblem) -> np.ndarray:
-    """The m eigenvalues of K^1/2 H K^1/2 (K = J J^T): the non-zero spectrum of J^T H J, in O(m^2 N + m^3), computed
-    once per problem (FactoredProblem.core_eigenvalues, read-only)."""
-    return problem.core_eigenvalues
-
-
 def nominal_lambda_min(problem: FactoredProblem) -> float:
     """Smallest eigenvalue of J^T H J + lambda I without forming it (J^T H J has N - m zero eigenvalues if m < N)."""
-    core = core_eigenvalues(problem)
+    core = problem.core_eigenvalues
     low = core[0] if problem.m >= problem.d else min(0.0, core[0])
     return float(problem.damping + low)
 
@@ -520,7 +514,7 @@ def design_factored(problem: FactoredProblem, circuit: FactoredCircuitConfig, si
     else:
         r_in, v_dac = np.inf, np.zeros(n)
     # noise step and noise resistor (as opamp): the fastest mode bounds the step
-    lam_max = lam + max(float(core_eigenvalues(problem)[-1]), 0.0)
+    lam_max = lam + max(float(problem.core_eigenvalues[-1]), 0.0)
     noise_dt_tau = sim.noise_dt_tau or 1.0 / (sim.noise_oversample * lam_max)
     r_noise, v_n = np.inf, 0.0
     if kap > 0 and "tran" in sim.analyses:
