@@ -49,6 +49,7 @@ from pydantic import ValidationError
 from . import io, pipeline
 from .config import AdcConfig, format_validation_error
 from .errors import BadInputError, ConfigError
+from .parts.noise_dacs import EarlyNoiseSamples
 from .pipeline import circuit_for_run, prepare_problem, run_engine
 from .problems import FactoredProblem, Problem, validate_spd
 from .readout import make_adc, read_final_state
@@ -146,7 +147,7 @@ class AnalogSolver:
         if t_stop_tau <= 0:
             return np.asarray(x0, float).copy()
         problem = self.problem(A, b, x0)
-        return self._final_state(self._prepare(self._cfg, t_stop_tau, problem), t_stop_tau)
+        return self._final_state(self._prepare(self._cfg, t_stop_tau, problem, early=True), t_stop_tau)
 
     def noise_steps(self, problem: Problem | FactoredProblem, t_stop_tau: float) -> int:
         """K noise steps per solve of t_stop_tau (module doc); 0 without noise."""
@@ -154,12 +155,15 @@ class AnalogSolver:
             return 0
         return max(int(np.ceil(t_stop_tau * self._cfg.simulation.noise_oversample * lambda_max(problem) - 1e-9)), 1)
 
-    def _prepare(self, base, t_stop_tau: float, problem, key: str = "t_stop_tau"):
+    def _prepare(self, base, t_stop_tau: float, problem, key: str = "t_stop_tau", early: bool = False):
         """The prepared run of one solve: the validated sections with this call's run length, seed (one per call),
         readout period (t_stop_tau) and, with noise, the commensurate noise step (module doc). key: the caller's name of
-        the run length in its errors (t_stop_tau, or delay_tau for TNGD's delay phase)."""
+        the run length in its errors (t_stop_tau, or delay_tau for TNGD's delay phase). early (a solve that runs):
+        the noise samples (one array, not streamed) are drawn in a background thread from here on, while the design
+        is made and the circuit built (prep.early_noise, taken by pipeline.build_circuit; the same numbers)."""
         sim = {"t_stop_tau": float(t_stop_tau), "seed": self.seed + self.calls}
         k = self.noise_steps(problem, t_stop_tau)
+        draw = None
         if k:
             need_mb, free_mb = 8.0 * k * problem.d / 1e6, pipeline.free_memory_mb()
             streamed = pipeline.noise_streamed(problem.d, k)   # read in chunks: the pipeline's estimate
@@ -168,6 +172,23 @@ class AnalogSolver:
                                     f" steps x {problem.d} sources = {need_mb:.4g} MB of samples in memory, {free_mb:.4g}"
                                     f" MB are free; shorten t_stop_tau, set kappa = 0 or free memory")
             sim["noise_dt_tau"] = float(t_stop_tau) / k
+            if early and not streamed:
+                draw = EarlyNoiseSamples(problem.d, k, sim["seed"])
+        try:
+            prep = self._prepared(base, sim, t_stop_tau, problem, key)
+        except BaseException:
+            if draw is not None:
+                draw.close()
+            raise
+        if draw is not None:
+            if prep.design.has_noise and draw.matches(prep.design.d, prep.n_noise_steps, prep.cfg.simulation.seed):
+                prep.early_noise = draw
+            else:
+                draw.close()
+        return prep
+
+    def _prepared(self, base, sim: dict, t_stop_tau: float, problem, key: str):
+        """_prepare's design and checks."""
         cfg = base.model_copy(update={"simulation": base.simulation.model_copy(update=sim),
                                       "readout": base.readout.model_copy(update={"sample_dt_tau": float(t_stop_tau)})})
         try:
@@ -197,13 +218,18 @@ class AnalogSolver:
         """Build the circuit, run the engine in a temporary folder and read the final state through the ADC (no
         result files, no statistics of the two samples); records the call's bookkeeping. The engine's refusals
         carry the AnalogSolver's arguments in front (module doc)."""
-        with io.temp_folder() as tmp:
-            try:
-                circuit = circuit_for_run(prep, Path(tmp), keep=False)
-                plots, self.last_engine_s = run_engine(prep, circuit, Path(tmp))
-            except BadInputError as err:
-                raise type(err)(f"AnalogSolver(backend={self.backend}, kappa={self.kappa:g}) at t_stop_tau = {t_stop_tau:g}:"
-                                f" {err}") from None
+        try:
+            with io.temp_folder() as tmp:
+                try:
+                    circuit = circuit_for_run(prep, Path(tmp), keep=False)
+                    plots, self.last_engine_s = run_engine(prep, circuit, Path(tmp))
+                except BadInputError as err:
+                    raise type(err)(f"AnalogSolver(backend={self.backend}, kappa={self.kappa:g}) at t_stop_tau = "
+                                    f"{t_stop_tau:g}: {err}") from None
+        finally:        # an early draw the build did not take (it failed before): stopped, its thread joined
+            if prep.early_noise is not None:
+                prep.early_noise.close()
+                prep.early_noise = None
         d = prep.design
         x = read_final_state(plots["tran"], d, make_adc(prep.cfg, d), prep.sample_dt_tau * d.tau_s, prep.t_stop_s)
         self.calls += 1
@@ -233,7 +259,7 @@ class AnalogSolver:
         problem = FactoredProblem.create(J, H, damping, b, self.kappa, x0, field="AnalogSolver")
         if t_stop_tau <= 0:
             return problem.x0.copy()
-        return self._final_state(self._prepare(self._factored_cfg(), t_stop_tau, problem), t_stop_tau)
+        return self._final_state(self._prepare(self._factored_cfg(), t_stop_tau, problem, early=True), t_stop_tau)
 
     def design(self, A: np.ndarray, b: np.ndarray, x0: np.ndarray, t_stop_tau: float, key: str = "t_stop_tau"):
         """The design of ``solve(A, b, x0, t_stop_tau)`` without running it (validation, element values, the run's

@@ -34,7 +34,7 @@ from .readout import make_adc, read_op, read_transient, sample_dt_tau
 from .spice import NETLIST_NAME, format_spice, write_circuit
 from .parts.intrinsic_noise import add_intrinsic_noise, intrinsic_from_config
 from .parts.element_table import ELEMENTS_NAME, applied_text, write_element_table
-from .parts.noise_dacs import noise_sample_block, noise_samples
+from .parts.noise_dacs import EarlyNoiseSamples, noise_sample_block, noise_samples
 from .parts.opamp import is_subckt
 from .parts.characterised import read_characterised
 from .topologies import TOPOLOGIES, CircuitRequest, Design, Topology
@@ -53,6 +53,9 @@ class Prepared:
     problem: Problem
     topology: Topology
     design: Design
+    #: the noise samples of this run drawn ahead in a background thread (parts/noise_dacs.EarlyNoiseSamples; set by
+    #: AnalogSolver, which knows them before the design), taken by build_circuit; None: drawn there
+    early_noise: EarlyNoiseSamples | None = None
 
     @property
     def t_stop_s(self) -> float:
@@ -244,13 +247,20 @@ def check_limits(prep: Prepared, out_dir: Path | None = None, engine: Engine | N
 
 
 def build_circuit(prep: Prepared) -> Circuit:
-    """The circuit of the prepared design for the configured analyses, with its seeded noise samples."""
+    """The circuit of the prepared design for the configured analyses, with its seeded noise samples (those of
+    prep.early_noise when it holds them: taken, or closed when it does not match)."""
     sim, design = prep.cfg.simulation, prep.design
     tran = "tran" in sim.analyses
     noise_u = None
     if tran and design.has_noise:
         streamed = noise_streamed(design.d, prep.n_noise_steps)
-        noise_u = (noise_sample_block if streamed else noise_samples)(design.d, prep.n_noise_steps, sim.seed)
+        early, prep.early_noise = prep.early_noise, None
+        if early is not None and not streamed and early.matches(design.d, prep.n_noise_steps, sim.seed):
+            noise_u = early.take()       # the same numbers as noise_samples (drawn while the design ran)
+        else:
+            if early is not None:
+                early.close()
+            noise_u = (noise_sample_block if streamed else noise_samples)(design.d, prep.n_noise_steps, sim.seed)
     request = CircuitRequest(analyses=tuple(sim.analyses), t_stop_s=prep.t_stop_s,
                              step_s=prep.sample_dt_tau * design.tau_s, reltol=sim.reltol, noise_u=noise_u)
     circuit = prep.topology.build_circuit(design, request)

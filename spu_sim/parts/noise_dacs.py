@@ -50,14 +50,79 @@ def noise_samples(d: int, n_steps: int, seed: int) -> np.ndarray:
     pre-emphasis written straight into u meanwhile): the numbers of one draw of (n_steps + 3, d), bit for bit.
     """
     u = np.empty((n_steps + 2, d))
+    _fill_samples(u, seed)
+    return u
+
+
+def _fill_samples(u: np.ndarray, seed: int, stop: threading.Event | None = None) -> None:
+    """noise_samples' work: u (n_steps + 2, d) filled with the samples of `seed`; stops between blocks (u then only
+    partly written) once `stop` is set."""
+    d = u.shape[1]
     rows = max(1, int(SAMPLE_BLOCK_BYTES // (8 * max(d, 1))))
-    blocks = _drawn_blocks(seed, d, _block_sizes(n_steps + 3, rows))
+    blocks = _drawn_blocks(seed, d, _block_sizes(u.shape[0] + 1, rows))
     try:
         for _ in _pre_emphasised(blocks, _consecutive(u), 1.0):
-            pass
+            if stop is not None and stop.is_set():
+                return
     finally:
         blocks.close()
-    return u
+
+
+class EarlyNoiseSamples:
+    """noise_samples(d, n_steps, seed) computed in a background thread started here, so that the draws (a floor of
+    about 12 ns a Gaussian, one sequential stream) run on a second core while the caller designs and builds the
+    circuit; ``result()`` waits for them. The same function fills the same array: the numbers are those of
+    noise_samples, bit for bit, and the memory is that of its array (allocated here rather than at the build).
+
+    result() raises the draw's exception in the caller (then and at every later call); close() stops the draw (it
+    finishes the block under way) and joins the thread: call it (or use ``with``) on every path that may not reach
+    result(), so that no thread outlives the step. A handle is read once: ``take`` hands its array over and forgets it.
+    """
+
+    def __init__(self, d: int, n_steps: int, seed: int) -> None:
+        self.key = (int(d), int(n_steps), int(seed))
+        self._u: np.ndarray | None = np.empty((int(n_steps) + 2, int(d)))
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._draw, name="spu-sim-early-noise", daemon=True)
+        self._thread.start()
+
+    def _draw(self) -> None:
+        try:
+            _fill_samples(self._u, self.key[2], self._stop)
+        except BaseException as e:       # raised in the caller by result()
+            self._error = e
+
+    def matches(self, d: int, n_steps: int, seed: int) -> bool:
+        """Whether this is the draw of noise_samples(d, n_steps, seed) and its array has not been taken."""
+        return self._u is not None and self.key == (int(d), int(n_steps), int(seed))
+
+    def result(self) -> np.ndarray:
+        """The samples (waits for the thread); the draw's exception if it failed."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self._stop.is_set() or self._u is None:
+            raise RuntimeError("EarlyNoiseSamples: the draw was closed or taken before its result was read")
+        return self._u
+
+    def take(self) -> np.ndarray:
+        """result(), after which the handle holds no array (the caller's is the only reference)."""
+        u = self.result()
+        self._u = None
+        return u
+
+    def close(self) -> None:
+        """Stop the draw and join its thread (nothing to do once it is done); the array is dropped."""
+        self._stop.set()
+        self._thread.join()
+        self._u = None
+
+    def __enter__(self) -> "EarlyNoiseSamples":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 #: noise_samples draws in blocks of about this many bytes (the producer thread draws the next one meanwhile)
