@@ -31,7 +31,10 @@ problem's m x m core, ``FactoredProblem.core_eigenvalues``, or the dense A's lar
 design's own rule 1 / (noise_oversample lambda_max). The linear engine then integrates the samples exactly on
 that grid at any size (above its state threshold method lowrank on the factorised circuit with ideal op-amps, else
 krylov). The noise samples of one solve (d K of them, 8 bytes each) are one array up to pipeline.STREAM_NOISE_BYTES
-and above it a streamed SampleBlock that method lowrank reads chunk by chunk (spu_sim.circuit); a solve whose
+and above it a streamed SampleBlock that method lowrank reads chunk by chunk (spu_sim.circuit). The one array is
+drawn in a background thread from the moment K is known (parts/noise_dacs.EarlyNoiseSamples), so that the draws (a
+sequential stream, about 12 ns a Gaussian) run on a second core while the design is made; the build takes the same
+numbers (pipeline.build_circuit), and every failing path stops and joins the thread. A solve whose
 samples (or, streamed, the chunks) exceed the machine's free memory (the pipeline's share, pipeline.MEMORY_SHARE)
 is refused before any work naming t_stop_tau and kappa (an optimiser has no ``simulation`` section); the design's and the engine's other refusals keep their
 class (BadInputError, DesignError) with the AnalogSolver's own arguments (backend, kappa, t_stop_tau) in front.
