@@ -850,6 +850,11 @@ def _is_per_element(v) -> bool:
     return isinstance(v, (list, np.ndarray, Columns))
 
 
+#: the keys of a bank of one cell whose names and nodes are plain strings (no pattern): the per-element form of a bank's
+#: cell, ElementBank(ONE_CELL, templates).elements()
+ONE_CELL = (np.zeros(1, dtype=np.int64),)
+
+
 @dataclass(frozen=True, eq=False)
 class ElementBank:
     """n cells of the same elements, stated as arrays: exact shorthand for the elements ``elements()`` expands to,

@@ -70,6 +70,27 @@ def _names(e) -> None:
             check_name(getattr(e, attr))
 
 
+#: the line of each two-to-four-node element kind from its fields, in this order (format_element takes them from an
+#: element, format_bank from a bank's columns: one form per kind)
+_LINE_FORMS = {
+    Resistor: (("name", "n_pos", "n_neg", "r_ohm", "noisy"),
+               lambda a, p, n, r, noisy: f"{a} {p} {n} {fmt(r)}" + ("" if noisy else " noisy=0")),
+    Capacitor: (("name", "n_pos", "n_neg", "c_farad", "ic_v"),
+                lambda a, p, n, c, ic: f"{a} {p} {n} {fmt(c)}" + ("" if ic is None else f" IC={fmt(ic)}")),
+    Inductor: (("name", "n_pos", "n_neg", "l_henry", "ic_a"),
+               lambda a, p, n, ind, ic: f"{a} {p} {n} {fmt(ind)}" + ("" if ic is None else f" IC={fmt(ic)}")),
+    VoltageSource: (("name", "n_pos", "n_neg", "dc_v", "ac_v"),
+                    lambda a, p, n, dc, ac: f"{a} {p} {n} DC {fmt(dc)}" + ("" if ac is None else f" AC {fmt(ac)}")),
+    VCVS: (("name", "n_pos", "n_neg", "c_pos", "c_neg", "gain"),
+           lambda a, p, n, cp, cn, k: f"{a} {p} {n} {cp} {cn} {fmt(k)}"),
+    VCCS: (("name", "n_pos", "n_neg", "c_pos", "c_neg", "gm_siemens"),
+           lambda a, p, n, cp, cn, gm: f"{a} {p} {n} {cp} {cn} {fmt(gm)}"),
+    CCCS: (("name", "n_pos", "n_neg", "sense", "gain"), lambda a, p, n, v, k: f"{a} {p} {n} {v} {fmt(k)}"),
+}
+#: the fields that are names (checked by check_name before they reach a netlist)
+_NAME_FIELDS = ("name", "n_pos", "n_neg", "c_pos", "c_neg", "sense")
+
+
 def _array_lines(e: ResistorArray) -> list[str]:
     """One resistor line per entry of a crossbar, row-major (names and nodes checked once per row/column)."""
     if not e.prefix.upper().startswith("R"):
@@ -97,34 +118,17 @@ def _checked(names: list[str], kind: type | None = None) -> list[str]:
     return names
 
 
-def _fmts(values: list) -> list[str]:
-    return [fmt(v) for v in values]
-
-
 def _bank_lines(bank: ElementBank, t: int) -> list[str] | None:
-    """The lines of template t of a bank, one per cell, as format_element writes its elements (None: a kind without
-    a line form here, written element by element)."""
+    """The lines of template t of a bank, one per cell, by the kind's _LINE_FORMS from the bank's columns (the names
+    checked as _names checks an element's); None: a kind without a line form, written element by element."""
     kind = bank.templates[t].kind
-    s = lambda attr: bank.strings(t, attr)         # noqa: E731
-    c = lambda attr: bank.column(t, attr)          # noqa: E731
-    if kind not in (Resistor, Capacitor, VoltageSource, VCVS, CCCS):
+    form = _LINE_FORMS.get(kind)
+    if form is None:
         return None
-    name = _checked(s("name"), kind)
-    pos, neg = _checked(s("n_pos")), _checked(s("n_neg"))
-    if kind is Resistor:
-        tails = ["" if x else " noisy=0" for x in c("noisy")]
-        return [f"{a} {b} {d} {v}{w}" for a, b, d, v, w in zip(name, pos, neg, _fmts(c("r_ohm")), tails)]
-    if kind is Capacitor:
-        tails = ["" if x is None else f" IC={fmt(x)}" for x in c("ic_v")]
-        return [f"{a} {b} {d} {v}{w}" for a, b, d, v, w in zip(name, pos, neg, _fmts(c("c_farad")), tails)]
-    if kind is VoltageSource:
-        tails = ["" if x is None else f" AC {fmt(x)}" for x in c("ac_v")]
-        return [f"{a} {b} {d} DC {v}{w}" for a, b, d, v, w in zip(name, pos, neg, _fmts(c("dc_v")), tails)]
-    if kind is VCVS:
-        cp, cn = _checked(s("c_pos")), _checked(s("c_neg"))
-        return [f"{a} {b} {d} {x} {y} {v}" for a, b, d, x, y, v in zip(name, pos, neg, cp, cn, _fmts(c("gain")))]
-    sense = _checked(s("sense"))
-    return [f"{a} {b} {d} {x} {v}" for a, b, d, x, v in zip(name, pos, neg, sense, _fmts(c("gain")))]
+    fields, line = form
+    cols = [_checked(bank.strings(t, f), kind if f == "name" else None) if f in _NAME_FIELDS else bank.column(t, f)
+            for f in fields]
+    return [line(*values) for values in zip(*cols)]
 
 
 def format_bank(bank: ElementBank) -> list[str]:
@@ -162,26 +166,16 @@ def format_element(e) -> list[str]:
             return [line for x in e.line_elements() for line in format_element(x)]
         return _array_lines(e)
     _names(e)
-    if isinstance(e, Resistor):
-        return [f"{e.name} {e.n_pos} {e.n_neg} {fmt(e.r_ohm)}" + ("" if e.noisy else " noisy=0")]
-    if isinstance(e, Capacitor):
-        return [f"{e.name} {e.n_pos} {e.n_neg} {fmt(e.c_farad)}" + ("" if e.ic_v is None else f" IC={fmt(e.ic_v)}")]
-    if isinstance(e, Inductor):
-        return [f"{e.name} {e.n_pos} {e.n_neg} {fmt(e.l_henry)}" + ("" if e.ic_a is None else f" IC={fmt(e.ic_a)}")]
-    if isinstance(e, VoltageSource):
-        return [f"{e.name} {e.n_pos} {e.n_neg} DC {fmt(e.dc_v)}" + ("" if e.ac_v is None else f" AC {fmt(e.ac_v)}")]
+    form = _LINE_FORMS.get(type(e))
+    if form is not None:
+        fields, line = form
+        return [line(*(getattr(e, f) for f in fields))]
     if isinstance(e, PulseVoltageSource):
         return [f"{e.name} {e.n_pos} {e.n_neg} PULSE({fmt(e.v1_v)} {fmt(e.v2_v)} {fmt(e.delay_s)} {fmt(e.rise_s)}"
                 f" {fmt(e.fall_s)} {fmt(e.width_s)} {fmt(e.period_s)})"]
-    if isinstance(e, VCVS):
-        return [f"{e.name} {e.n_pos} {e.n_neg} {e.c_pos} {e.c_neg} {fmt(e.gain)}"]
     if isinstance(e, ClippedVCVS):
         v = fmt(e.v_max_v)
         return [f"{e.name} {e.n_pos} {e.n_neg} TABLE {{V({e.control})}} = (-{v}, -{v}) ({v}, {v})"]
-    if isinstance(e, VCCS):
-        return [f"{e.name} {e.n_pos} {e.n_neg} {e.c_pos} {e.c_neg} {fmt(e.gm_siemens)}"]
-    if isinstance(e, CCCS):
-        return [f"{e.name} {e.n_pos} {e.n_neg} {e.sense} {fmt(e.gain)}"]
     if isinstance(e, SwitchModel):
         return [f".model {e.name} SW(VT={fmt(e.vt_v)} VH={fmt(e.vh_v)} RON={fmt(e.r_on_ohm)} ROFF={fmt(e.r_off_ohm)})"]
     if isinstance(e, Switch):

@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..circuit import CCCS, VCVS, Capacitor, Comment, ElementBank, Resistor, Template, VoltageSource
+from ..circuit import CCCS, VCVS, Capacitor, Comment, ElementBank, ONE_CELL, Resistor, Template, VoltageSource
 from .opamp import OpampModel, opamp_cell
-
-_ONE = (np.zeros(1, dtype=np.int64),)   # the keys of a bank of one cell whose names are plain strings
 
 
 def integrator(i: int, c_farad: float, ic_v: float, m: OpampModel | None = None, offset_v: float = 0.0,
@@ -59,17 +57,23 @@ def nullor_integrator(i: int, c_farad: float, ic_v: float, comment: bool = True)
 def nullor_integrators(index: np.ndarray, c_farad: np.ndarray, ic_v: np.ndarray) -> ElementBank:
     """The integrators nullor_integrator(i, c_farad[p], ic_v[p]) for i = index[p] as one bank (cell p: VSUM<i>,
     FINT<i>, CF<i>, EOUT<i>)."""
-    return ElementBank((index,), (
-        Template(VoltageSource, dict(name="VSUM{}", n_pos="sum{}", n_neg="0", dc_v=0.0)),
-        Template(CCCS, dict(name="FINT{}", n_pos="st{}", n_neg="0", sense="VSUM{}", gain=1.0)),
+    return ElementBank((index,), sensed_ground("VSUM{}", "FINT{}", "sum{}", "st{}") + (
         Template(Capacitor, dict(name="CF{}", n_pos="st{}", n_neg="0", c_farad=np.asarray(c_farad, dtype=float),
                                  ic_v=np.asarray(ic_v, dtype=float))),
         Template(VCVS, dict(name="EOUT{}", n_pos="x{}", n_neg="0", c_pos="st{}", c_neg="0", gain=1.0))))
 
 
+def sensed_ground(v_name: str, f_name: str, node: str, into: str) -> tuple[Template, Template]:
+    """The templates of a sensed virtual ground (names and nodes patterns or plain strings): v_name holds node at 0 V
+    and senses its current, the CCCS f_name pushes that current into ``into`` (an ideal op-amp's input stage written
+    inline: nullor_integrators, and opamp_factored's summers and split summing nodes)."""
+    return (Template(VoltageSource, dict(name=v_name, n_pos=node, n_neg="0", dc_v=0.0)),
+            Template(CCCS, dict(name=f_name, n_pos=into, n_neg="0", sense=v_name, gain=1.0)))
+
+
 def nullor_inverter(name: str, node: str, out: str) -> list:
     """Ideal unity-gain inverter: V(out) = -V(node) (a VCVS of gain -1 named ``name``)."""
-    return nullor_inverters(_ONE, name, node, out).elements()
+    return nullor_inverters(ONE_CELL, name, node, out).elements()
 
 
 def nullor_inverters(keys: tuple, name: str, node: str, out: str) -> ElementBank:
@@ -90,7 +94,7 @@ def nullor_summer(names: tuple[str, str], mid: str, out: str, r_f_ohm: float) ->
     """The output half of an inverting summer with an ideal op-amp written inline (module doc): names = (R_f from
     mid to ground, the unity buffer onto out); the topology's CCCSs push the sensed input current into mid, so
     V(out) = -R_f (current into the virtual ground)."""
-    return ElementBank(_ONE, summer_templates(names, mid, out, float(r_f_ohm))).elements()
+    return ElementBank(ONE_CELL, summer_templates(names, mid, out, float(r_f_ohm))).elements()
 
 
 def summer_templates(names: tuple[str, str], mid: str, out: str, r_f_ohm) -> tuple[Template, Template]:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..circuit import ElementBank, Resistor, Template, VoltageSource
-
-_ONE = (np.zeros(1, dtype=np.int64),)   # the keys of a bank of one cell whose names are plain strings
+from ..circuit import ElementBank, ONE_CELL, Resistor, Template, VoltageSource
 
 
 def dac(name: str, node: str, v_v: float) -> VoltageSource:
@@ -21,7 +19,7 @@ def dac(name: str, node: str, v_v: float) -> VoltageSource:
 
 def resistor_dac(v_name: str, r_name: str, node: str, into: str, v_v: float, r_ohm: float) -> list:
     """A DAC on node driving the current v_v / r_ohm into the (virtual-ground) node ``into``."""
-    return ElementBank(_ONE, _resistor_dac_cell(v_name, r_name, node, into, float(v_v), float(r_ohm))).elements()
+    return ElementBank(ONE_CELL, _resistor_dac_cell(v_name, r_name, node, into, float(v_v), float(r_ohm))).elements()
 
 
 def _resistor_dac_cell(v_name, r_name, node, into, v_v, r_ohm) -> tuple[Template, Template]:

@@ -53,9 +53,9 @@ from functools import partial
 
 import numpy as np
 
-from ...circuit import CCCS, VCVS, Circuit, Comment, ElementBank, Resistor, Template, VoltageSource
+from ...circuit import VCVS, Circuit, Comment, ElementBank, Resistor, Template
 from ...parts.amplifiers import (integrator, macro_inverter, nullor_integrators, nullor_inverters, opamp_summer,
-                                 summer_templates)
+                                 sensed_ground, summer_templates)
 from ...parts.dacs import b_dac_bank
 from ...parts.opamp import cell_elements
 from ...parts.element_table import ArrayInfo, MissingElement
@@ -97,19 +97,12 @@ def header(design) -> list[str]:
     return H + header_tail(design, notes_lines(design.notes))
 
 
-def _sensing(v_name: str, f_name: str, node: str, into: str) -> tuple[Template, Template]:
-    """A sensed virtual ground (patterns): v_name holds node at 0 V and senses its current, f_name (a CCCS) pushes that
-    current into ``into`` (module doc)."""
-    return (Template(VoltageSource, dict(name=v_name, n_pos=node, n_neg="0", dc_v=0.0)),
-            Template(CCCS, dict(name=f_name, n_pos=into, n_neg="0", sense=v_name, gain=1.0)))
-
-
 def _summers(design, tag: str, r_f: np.ndarray, group: str, ic: np.ndarray, sense: bool = True) -> list:
     """The m summers of the u (tag "u") or z (tag "z") stage (module doc); sense=False: their virtual grounds are
     split (_split_summer_and_buffers). Ideal: one bank (cell k: VS<T><k>, F<T><k> when sensed, RF<T><k>, E<T><k>)."""
     m, T = design.macro, tag.upper()
     if m is None:          # ideal: written inline (module doc), its virtual ground sensed here unless split
-        sensing = _sensing(f"VS{T}{{}}", f"F{T}{{}}", f"s{tag}{{}}", f"r{tag}{{}}") if sense else ()
+        sensing = sensed_ground(f"VS{T}{{}}", f"F{T}{{}}", f"s{tag}{{}}", f"r{tag}{{}}") if sense else ()
         cell = sensing + summer_templates((f"RF{T}{{}}", f"E{T}{{}}"), f"r{tag}{{}}", f"{tag}{{}}", r_f)
         return [ElementBank((np.arange(1, len(r_f) + 1),), cell)]
     return [x for k in range(1, len(r_f) + 1)
@@ -161,7 +154,7 @@ def _split_summer_and_buffers(design, groups: int) -> list:
     n, m = design.d, design.m
     E: list = [Comment(f"layout: u summing nodes in {groups} parts, z outputs through {groups} unity buffers")]
     keys = (np.repeat(np.arange(1, m + 1), groups), np.tile(np.arange(groups), m))    # (k, g), k-major
-    E.append(ElementBank(keys, _sensing("VSU{}_{}", "FU{}_{}", "su{}p{}", "ru{0}")))
+    E.append(ElementBank(keys, sensed_ground("VSU{}_{}", "FU{}_{}", "su{}p{}", "ru{0}")))
     # a buffer per (z line l, row group g, sign) that feeds at least one J^T entry: any() per row group, in the order
     # (l, g, sign) (no index arrays of the m N entries)
     fin, neg = np.isfinite(design.r_t_ohm), design.s_t < 0   # both in r_t's layout (the transposed view of an m x N array)
